@@ -1,1 +1,4 @@
-//! forcesync runtime. For now it holds `adapter`: the types generated sync adapters are built on.
+//! forcesync runtime. For now it holds [`adapter`]: the types generated sync adapters are built on
+//! (field and mapping descriptors, typed conversion between Salesforce JSON and rows, picklists).
+
+pub mod adapter;

@@ -3,3 +3,6 @@
 //! front-ends over this crate.
 
 pub mod catalog;
+pub mod rust;
+#[doc(hidden)]
+pub mod testing;

@@ -1,0 +1,51 @@
+//! The contract between generated code and the sync engine.
+//!
+//! Generated code (see `sync_schema::rust`) refers to everything here by absolute path
+//! (`::sync_runtime::adapter::...`). Each mapped object gets a static [`MappingDescriptor`] and an
+//! implementation of [`SyncAdapter`] on its row type, which converts Salesforce records (REST and
+//! CDC shapes, read through [`SfRecord`]) into typed rows and rows back into request bodies.
+
+mod body;
+mod descriptor;
+mod error;
+mod picklist;
+mod record;
+mod value;
+
+pub use body::{pg_values_to_sf_body, SfBody, WriteKind};
+pub use descriptor::{
+    Access, ConflictPolicy, DeleteMode, FieldDescriptor, MappingDescriptor, SfType, SyncOptions,
+};
+pub use error::{ConversionError, ConversionErrorKind};
+pub use picklist::{MultiPicklist, Picklist};
+pub use record::{RecordShape, SfRecord};
+pub use value::SfValue;
+
+/// Typed conversions for one mapped object, implemented by the generated row type.
+///
+/// `Self` is the row as read from Postgres (`Account`); [`SyncAdapter::New`] is the insertable row
+/// (`NewAccount`) and [`SyncAdapter::Changes`] the changeset (`AccountChanges`).
+pub trait SyncAdapter: Sized {
+    /// The insertable row built from a complete Salesforce record.
+    type New;
+    /// The changeset built from a (possibly partial) Salesforce record: absent fields untouched.
+    type Changes;
+
+    /// The mapping's static description: object, table, fields, access and sync options.
+    fn descriptor() -> &'static MappingDescriptor;
+
+    /// A full record (REST query result or CDC `CREATE`) as an insertable row. Fails when a field
+    /// Salesforce requires on create is missing or null, or a value has the wrong type.
+    fn new_from_sf(record: &SfRecord<'_>) -> Result<Self::New, ConversionError>;
+
+    /// A record as a changeset: only the fields present in the record are set (a CDC `UPDATE`
+    /// carries changed fields only; a field present as `null` is cleared).
+    fn changes_from_sf(record: &SfRecord<'_>) -> Result<Self::Changes, ConversionError>;
+
+    /// The JSON body creating this row in Salesforce: writable, createable fields with a value.
+    fn create_body(&self) -> SfBody;
+
+    /// The JSON body updating this row in Salesforce: every writable, updateable field (`null`
+    /// clears the field in Salesforce).
+    fn update_body(&self) -> SfBody;
+}
