@@ -3,6 +3,8 @@
 //! front-ends over this crate.
 
 pub mod catalog;
+pub mod migrations;
 pub mod rust;
+pub mod sql;
 #[doc(hidden)]
 pub mod testing;

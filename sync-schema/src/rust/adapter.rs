@@ -2,7 +2,7 @@
 //! implementation converting Salesforce records to rows and rows to request bodies.
 
 use heck::ToShoutySnakeCase;
-use proc_macro2::{Ident, TokenStream};
+use proc_macro2::{Ident, Literal, TokenStream};
 use quote::quote;
 
 use super::model::{changes_ident, new_ident, row_ident};
@@ -28,7 +28,6 @@ fn opt_str(value: Option<&str>) -> TokenStream {
 }
 
 fn sf_type(ty: SfType) -> TokenStream {
-    let rt = rt();
     let variant = ident(match ty {
         SfType::Id => "Id",
         SfType::Reference => "Reference",
@@ -51,11 +50,10 @@ fn sf_type(ty: SfType) -> TokenStream {
         SfType::DateTime => "DateTime",
         SfType::Time => "Time",
     });
-    quote!(#rt::SfType::#variant)
+    quote!(SfType::#variant)
 }
 
 fn field_descriptor(field: &Field) -> TokenStream {
-    let rt = rt();
     let name = descriptor_ident(field);
     let doc = format!("`{}` → column `{}`.", field.sf_name, field.column);
     let sf_name = &field.sf_name;
@@ -66,7 +64,10 @@ fn field_descriptor(field: &Field) -> TokenStream {
     let key = compound_key(field);
     let compound_key = opt_str(key.as_deref());
     let length = match field.length {
-        Some(n) => quote!(Some(#n)),
+        Some(n) => {
+            let n = Literal::u32_unsuffixed(n);
+            quote!(Some(#n))
+        }
         None => quote!(None),
     };
     let Field {
@@ -84,7 +85,7 @@ fn field_descriptor(field: &Field) -> TokenStream {
     let reference_to = &field.reference_to;
     quote! {
         #[doc = #doc]
-        pub const #name: #rt::FieldDescriptor = #rt::FieldDescriptor {
+        pub const #name: FieldDescriptor = FieldDescriptor {
             sf_name: #sf_name,
             column: #column,
             label: #label,
@@ -130,8 +131,8 @@ pub(super) fn render_adapter(catalog: &Catalog, mapping: &Mapping) -> TokenStrea
     let filter = opt_str(mapping.filter.as_deref());
     let sync = &mapping.sync;
     let streaming = sync.streaming;
-    let poll_seconds = sync.poll_seconds;
-    let max_daily_api_calls = sync.max_daily_api_calls;
+    let poll_seconds = Literal::u32_unsuffixed(sync.poll_seconds);
+    let max_daily_api_calls = Literal::u32_unsuffixed(sync.max_daily_api_calls);
     let deletes = match sync.deletes {
         DeleteMode::Hard => quote!(#rt::DeleteMode::Hard),
         DeleteMode::Soft => quote!(#rt::DeleteMode::Soft),
@@ -181,6 +182,8 @@ pub(super) fn render_adapter(catalog: &Catalog, mapping: &Mapping) -> TokenStrea
     quote! {
         #[doc = #fields_doc]
         pub mod fields {
+            use ::sync_runtime::adapter::{FieldDescriptor, SfType};
+
             #(#descriptors)*
         }
 

@@ -1,0 +1,118 @@
+//! Per-table statements: create/drop a mapped table with its indexes and triggers, add, widen and
+//! drop columns, create and drop indexes, switch write capture on and off.
+
+use super::snapshot::{ColumnSnapshot, IndexSnapshot, TableSnapshot};
+use super::system::application_write_condition;
+use super::{qualified, quote_ident, quote_literal};
+
+/// `CREATE TABLE` with the Heroku Connect system columns, its indexes, its triggers, and its
+/// row in `_forcesync_mapping_state`.
+pub fn create_table(schema: &str, table: &TableSnapshot) -> String {
+    let name = qualified(schema, &table.name);
+    let mut sql = format!(
+        "-- {object}\nCREATE TABLE {name} (\n    id serial PRIMARY KEY,\n",
+        object = table.object
+    );
+    for column in &table.columns {
+        sql.push_str(&format!(
+            "    {} {},\n",
+            quote_ident(&column.name),
+            column.sql_type
+        ));
+    }
+    sql.push_str("    _hc_lastop varchar(32),\n    _hc_err text\n);\n");
+    for index in &table.indexes {
+        sql.push_str(&create_index(schema, &table.name, index));
+    }
+    sql.push_str(&status_trigger(schema, &table.name));
+    if table.capture {
+        sql.push_str(&enable_capture(schema, &table.name));
+    }
+    sql.push_str(&format!(
+        "INSERT INTO {} (mapping, table_name) VALUES ({}, {}) ON CONFLICT (mapping) DO NOTHING;\n",
+        qualified(schema, "_forcesync_mapping_state"),
+        quote_literal(&table.object),
+        quote_literal(&table.name),
+    ));
+    sql
+}
+
+/// Reverses [`create_table`].
+pub fn drop_table(schema: &str, table: &TableSnapshot) -> String {
+    format!(
+        "DELETE FROM {} WHERE mapping = {};\nDROP TABLE {};\n",
+        qualified(schema, "_forcesync_mapping_state"),
+        quote_literal(&table.object),
+        qualified(schema, &table.name),
+    )
+}
+
+fn status_trigger(schema: &str, table: &str) -> String {
+    format!(
+        "CREATE TRIGGER {trigger} BEFORE INSERT OR UPDATE ON {name}\n    FOR EACH ROW EXECUTE FUNCTION {function}();\n",
+        trigger = quote_ident(&format!("hc_{table}_status_trigger")),
+        name = qualified(schema, table),
+        function = qualified(schema, "forcesync_status"),
+    )
+}
+
+/// Records application writes on `table` in `_trigger_log` (read-write mappings).
+pub fn enable_capture(schema: &str, table: &str) -> String {
+    format!(
+        "CREATE TRIGGER {trigger} AFTER INSERT OR UPDATE OR DELETE ON {name}\n    FOR EACH ROW WHEN ({condition})\n    EXECUTE FUNCTION {function}();\n",
+        trigger = quote_ident(&format!("hc_{table}_logtrigger")),
+        name = qualified(schema, table),
+        condition = application_write_condition(),
+        function = qualified(schema, "forcesync_logger"),
+    )
+}
+
+/// Stops recording application writes on `table`.
+pub fn disable_capture(schema: &str, table: &str) -> String {
+    format!(
+        "DROP TRIGGER {} ON {};\n",
+        quote_ident(&format!("hc_{table}_logtrigger")),
+        qualified(schema, table),
+    )
+}
+
+pub fn create_index(schema: &str, table: &str, index: &IndexSnapshot) -> String {
+    let columns: Vec<String> = index.columns.iter().map(|c| quote_ident(c)).collect();
+    format!(
+        "CREATE {unique}INDEX {name} ON {table} ({columns});\n",
+        unique = if index.unique { "UNIQUE " } else { "" },
+        name = quote_ident(&index.name),
+        table = qualified(schema, table),
+        columns = columns.join(", "),
+    )
+}
+
+pub fn drop_index(schema: &str, index: &IndexSnapshot) -> String {
+    format!("DROP INDEX {};\n", qualified(schema, &index.name))
+}
+
+pub fn add_column(schema: &str, table: &str, column: &ColumnSnapshot) -> String {
+    format!(
+        "ALTER TABLE {} ADD COLUMN {} {};\n",
+        qualified(schema, table),
+        quote_ident(&column.name),
+        column.sql_type
+    )
+}
+
+pub fn drop_column(schema: &str, table: &str, column: &str) -> String {
+    format!(
+        "ALTER TABLE {} DROP COLUMN {};\n",
+        qualified(schema, table),
+        quote_ident(column)
+    )
+}
+
+pub fn alter_column_type(schema: &str, table: &str, column: &str, sql_type: &str) -> String {
+    format!(
+        "ALTER TABLE {} ALTER COLUMN {} TYPE {};\n",
+        qualified(schema, table),
+        quote_ident(column),
+        sql_type
+    )
+}

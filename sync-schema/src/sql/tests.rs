@@ -1,0 +1,104 @@
+use insta::assert_snapshot;
+
+use super::*;
+use crate::catalog::{PgType, SfType};
+use crate::testing::{field, sample_catalog, with_index};
+
+#[test]
+fn the_first_migration_creates_system_tables_and_every_mapped_table() {
+    let plan = plan(None, &sample_catalog()).unwrap();
+    assert_eq!(plan.slug(), "initial");
+    assert_snapshot!("sample_initial_up", plan.up_sql());
+    assert_snapshot!("sample_initial_down", plan.down_sql());
+}
+
+#[test]
+fn an_unchanged_catalog_plans_nothing() {
+    let catalog = sample_catalog();
+    let first = plan(None, &catalog).unwrap();
+    let second = plan(Some(&first.snapshot), &catalog).unwrap();
+    assert!(second.is_empty());
+    assert!(second.warnings.is_empty());
+    assert_eq!(second.snapshot, first.snapshot);
+}
+
+#[test]
+fn adding_a_field_widening_a_varchar_and_adding_an_index_is_one_additive_migration() {
+    let before = sample_catalog();
+    let first = plan(None, &before).unwrap();
+    let mut after = before.clone();
+    let widget = &mut after.mappings[1];
+    assert_eq!(widget.object, "Widget__c");
+    widget.fields.push(field("Color__c", SfType::String));
+    let name = widget.fields.iter_mut().find(|f| f.sf_name == "Name").unwrap();
+    name.pg_type = PgType::Varchar(255);
+    after.mappings[1] = with_index(after.mappings[1].clone(), "quantity__c", false);
+    let next = plan(Some(&first.snapshot), &after).unwrap();
+    assert_eq!(next.slug(), "alter_widget__c");
+    assert_snapshot!("widen_add_index_up", next.up_sql());
+    assert_snapshot!("widen_add_index_down", next.down_sql());
+}
+
+#[test]
+fn a_removed_field_keeps_its_column_with_a_warning_until_listed_in_drop_columns() {
+    let before = sample_catalog();
+    let first = plan(None, &before).unwrap();
+    let mut after = before.clone();
+    after.mappings[1].fields.retain(|f| f.sf_name != "Pickup__c");
+    let kept = plan(Some(&first.snapshot), &after).unwrap();
+    assert!(kept.is_empty());
+    assert_eq!(kept.warnings.len(), 1);
+    assert!(kept.warnings[0].contains("\"pickup__c\" to `drop_columns`"));
+    assert!(kept.snapshot.table("widget__c").unwrap().column("pickup__c").is_some());
+
+    after.mappings[1].drop_columns.push("pickup__c".to_owned());
+    let dropped = plan(Some(&first.snapshot), &after).unwrap();
+    assert_eq!(
+        dropped.up_sql().lines().last(),
+        Some("ALTER TABLE salesforce.widget__c DROP COLUMN pickup__c;")
+    );
+    assert_eq!(
+        dropped.down_sql().lines().last(),
+        Some("ALTER TABLE salesforce.widget__c ADD COLUMN pickup__c time;")
+    );
+    assert!(dropped.snapshot.table("widget__c").unwrap().column("pickup__c").is_none());
+}
+
+#[test]
+fn narrowing_a_column_is_an_error_that_says_how_to_proceed() {
+    let before = sample_catalog();
+    let first = plan(None, &before).unwrap();
+    let mut after = before.clone();
+    let name = after.mappings[1].fields.iter_mut().find(|f| f.sf_name == "Name").unwrap();
+    name.pg_type = PgType::Varchar(40);
+    let quantity = after.mappings[1].fields.iter_mut().find(|f| f.sf_name == "Quantity__c").unwrap();
+    quantity.pg_type = PgType::Boolean;
+    let errors = plan(Some(&first.snapshot), &after).unwrap_err();
+    let messages: Vec<String> = errors.iter().map(ToString::to_string).collect();
+    assert_snapshot!("narrowing_errors", messages.join("\n\n"));
+}
+
+#[test]
+fn switching_a_mapping_to_read_write_starts_capturing_its_writes() {
+    let before = sample_catalog();
+    let first = plan(None, &before).unwrap();
+    let mut after = before.clone();
+    after.mappings[0].access = crate::catalog::Access::ReadWrite;
+    let next = plan(Some(&first.snapshot), &after).unwrap();
+    assert_eq!(
+        next.steps,
+        vec![Step::EnableCapture {
+            table: "gadget__c".to_owned()
+        }]
+    );
+    assert!(next.down_sql().contains("DROP TRIGGER hc_gadget__c_logtrigger ON salesforce.gadget__c;"));
+}
+
+#[test]
+fn identifiers_that_are_sql_keywords_are_quoted() {
+    assert_eq!(quote_ident("case"), "\"case\"");
+    assert_eq!(quote_ident("order"), "\"order\"");
+    assert_eq!(quote_ident("billingcity"), "billingcity");
+    assert_eq!(quote_ident("Weird"), "\"Weird\"");
+    assert_eq!(quote_literal("O'Brien"), "'O''Brien'");
+}
