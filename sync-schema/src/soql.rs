@@ -483,16 +483,17 @@ impl<'a> Parser<'a, '_> {
             if upper != "AND" && upper != "OR" {
                 break;
             }
-            match &joiner {
-                Some(j) if *j != upper => return Err(err(
+            if let Some(j) = joiner.as_ref().filter(|j| **j != upper) {
+                let help = format!(
+                    "group the conditions, e.g. `(a {j} b) {upper} c` or `a {j} (b {upper} c)`"
+                );
+                return Err(err(
                     span,
                     "SOQL does not allow mixing AND and OR without parentheses",
-                    format!(
-                        "group the conditions, e.g. `(a {j} b) {upper} c` or `a {j} (b {upper} c)`"
-                    ),
-                )),
-                _ => joiner = Some(upper),
+                    help,
+                ));
             }
+            joiner = Some(upper);
             self.pos += 1;
             self.unary()?;
         }
