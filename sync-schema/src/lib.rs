@@ -3,8 +3,17 @@
 //! front-ends over this crate.
 
 pub mod catalog;
+pub mod describe;
+pub mod diagnostics;
+pub mod load;
+pub mod mapping;
 pub mod migrations;
 pub mod rust;
+pub mod soql;
 pub mod sql;
 #[doc(hidden)]
 pub mod testing;
+pub mod types;
+
+pub use diagnostics::{Diagnostic, Diagnostics};
+pub use load::load_dir;
