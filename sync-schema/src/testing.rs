@@ -8,6 +8,7 @@ use crate::catalog::*;
 /// A field with the type's Heroku Connect column type and default flags (nillable, createable,
 /// updateable, writable).
 pub fn field(sf_name: &str, sf_type: SfType) -> Field {
+    let type_base = sf_name.trim_end_matches("__c").to_upper_camel_case();
     let (pg_type, rust_type, length) = match sf_type {
         SfType::Id | SfType::Reference => (PgType::Varchar(18), RustType::String, Some(18)),
         SfType::String
@@ -19,12 +20,12 @@ pub fn field(sf_name: &str, sf_type: SfType) -> Field {
         | SfType::TextArea => (PgType::Varchar(255), RustType::String, Some(255)),
         SfType::Picklist => (
             PgType::Varchar(255),
-            RustType::Picklist(sf_name.to_upper_camel_case()),
+            RustType::Picklist(type_base.clone()),
             Some(255),
         ),
         SfType::MultiPicklist => (
             PgType::Varchar(4099),
-            RustType::MultiPicklist(format!("{}Set", sf_name.to_upper_camel_case())),
+            RustType::MultiPicklist(format!("{type_base}Set")),
             Some(4099),
         ),
         SfType::Double | SfType::Currency | SfType::Percent => {
@@ -86,7 +87,7 @@ pub fn picklist(sf_name: &str, multi: bool, values: &[&str]) -> Field {
     };
     let mut f = field(sf_name, ty);
     f.picklist = Some(Picklist {
-        type_name: sf_name.to_upper_camel_case(),
+        type_name: sf_name.trim_end_matches("__c").to_upper_camel_case(),
         restricted: false,
         values: values
             .iter()

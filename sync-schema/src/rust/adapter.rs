@@ -53,7 +53,7 @@ fn sf_type(ty: SfType) -> TokenStream {
     quote!(SfType::#variant)
 }
 
-fn field_descriptor(field: &Field) -> TokenStream {
+fn field_descriptor(mapping: &Mapping, field: &Field) -> TokenStream {
     let name = descriptor_ident(field);
     let doc = format!("`{}` → column `{}`.", field.sf_name, field.column);
     let sf_name = &field.sf_name;
@@ -79,9 +79,10 @@ fn field_descriptor(field: &Field) -> TokenStream {
         external_id,
         unique,
         required_on_create,
-        writable,
         ..
     } = field;
+    // Nothing is written back on a read-only mapping, whatever the field allows.
+    let writable = field.writable && mapping.is_read_write();
     let reference_to = &field.reference_to;
     quote! {
         #[doc = #doc]
@@ -114,7 +115,7 @@ pub(super) fn render_adapter(catalog: &Catalog, mapping: &Mapping) -> TokenStrea
         new_ident(mapping),
         changes_ident(mapping),
     );
-    let descriptors = mapping.fields.iter().map(field_descriptor);
+    let descriptors = mapping.fields.iter().map(|f| field_descriptor(mapping, f));
     let names: Vec<Ident> = mapping.fields.iter().map(descriptor_ident).collect();
     let idents: Vec<Ident> = mapping.fields.iter().map(field_ident).collect();
 
@@ -157,7 +158,7 @@ pub(super) fn render_adapter(catalog: &Catalog, mapping: &Mapping) -> TokenStrea
             .fields
             .iter()
             .zip(&names)
-            .filter(move |(field, _)| sent(field))
+            .filter(move |(field, _)| mapping.is_read_write() && sent(field))
             .map(|(field, name)| {
                 let ident = field_ident(field);
                 quote!(body.put(&fields::#name, &self.#ident);)

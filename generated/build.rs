@@ -1,0 +1,49 @@
+//! Keeps `generated/migrations/` in step with `../mappings`.
+//!
+//! Loads the mappings (failing the build with every diagnostic when they are invalid), diffs the
+//! Postgres schema they need against the snapshot stored with the latest migration, and writes a
+//! new migration directory when anything changed. Kept columns and tables become warnings.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use sync_schema::migrations;
+
+fn main() -> ExitCode {
+    let manifest = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("set by cargo"));
+    let mappings = manifest.join("../mappings");
+    println!("cargo:rerun-if-changed=build.rs");
+    println!("cargo:rerun-if-changed={}", mappings.display());
+
+    let catalog = match sync_schema::load::load_dir_as(&mappings, Path::new("mappings")) {
+        Ok(catalog) => catalog,
+        Err(diagnostics) => {
+            eprintln!("{diagnostics}");
+            eprintln!("forcesync: fix the mappings above; no migration was written");
+            return ExitCode::FAILURE;
+        }
+    };
+    for source in &catalog.sources {
+        println!("cargo:rerun-if-changed={}", source.display());
+    }
+
+    let dir = manifest.join("migrations");
+    match migrations::write_next(&dir, &catalog, &migrations::today_utc()) {
+        Ok(outcome) => {
+            for warning in &outcome.warnings {
+                println!("cargo:warning=forcesync: {warning}");
+            }
+            if let Some(written) = &outcome.written {
+                println!(
+                    "cargo:warning=forcesync: mappings changed; wrote migration {} (commit it)",
+                    written.strip_prefix(&manifest).unwrap_or(written).display()
+                );
+            }
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("forcesync: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}

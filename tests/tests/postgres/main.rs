@@ -1,0 +1,8 @@
+//! Tests against a real Postgres (see `forcesync_tests::pg`): migrations, triggers, typed models,
+//! and migrations planned from changed mappings.
+
+mod support;
+
+mod migrations;
+mod models;
+mod triggers;
