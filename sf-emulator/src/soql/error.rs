@@ -8,6 +8,7 @@ pub enum SoqlErrorCode {
     MalformedQuery,
     InvalidField,
     InvalidType,
+    InvalidQueryFilterOperator,
 }
 
 impl SoqlErrorCode {
@@ -17,6 +18,7 @@ impl SoqlErrorCode {
             SoqlErrorCode::MalformedQuery => "MALFORMED_QUERY",
             SoqlErrorCode::InvalidField => "INVALID_FIELD",
             SoqlErrorCode::InvalidType => "INVALID_TYPE",
+            SoqlErrorCode::InvalidQueryFilterOperator => "INVALID_QUERY_FILTER_OPERATOR",
         }
     }
 }
