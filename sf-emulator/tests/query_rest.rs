@@ -172,9 +172,9 @@ async fn parent_fields_nest_under_the_relationship_or_are_null() {
     assert_eq!(body["totalSize"], 1);
     e.create(
         "Invoice__c",
-        vec![json!({"Name": "INV-1", "Account__c": accounts[1], "Amount__c": 10, "Paid__c": false})],
+        vec![json!({"Account__c": accounts[1], "Amount__c": 10, "Paid__c": false})],
     );
-    let body = e.query("SELECT Name, Account__r.Name FROM Invoice__c").await;
+    let body = e.query("SELECT Id, Account__r.Name FROM Invoice__c").await;
     assert_eq!(body["records"][0]["Account__r"]["Name"], "Globex");
 }
 
@@ -237,22 +237,36 @@ async fn id_lookups_accept_15_and_18_character_ids() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn multipicklists_and_external_ids() {
-    let e = env().await;
+    let (e, accounts) = seeded().await;
+    let a = accounts[0].as_str();
     e.create(
         "Invoice__c",
         vec![
-            json!({"Name": "A", "Amount__c": 1, "Paid__c": true, "External_Id__c": "ext-a", "Payment_Methods__c": "Card;Wire"}),
-            json!({"Name": "B", "Amount__c": 2, "Paid__c": false, "External_Id__c": "ext-b", "Payment_Methods__c": "Cash"}),
-            json!({"Name": "C", "Amount__c": 3, "Paid__c": false}),
+            json!({"Account__c": a, "Amount__c": 1, "Paid__c": true, "External_Id__c": "ext-a", "Payment_Methods__c": "Card;Wire"}),
+            json!({"Account__c": a, "Amount__c": 2, "Paid__c": false, "External_Id__c": "ext-b", "Payment_Methods__c": "Cash"}),
+            json!({"Account__c": a, "Amount__c": 3, "Paid__c": false, "External_Id__c": "ext-c"}),
         ],
     );
-    let q = |w: &str| format!("SELECT Name FROM Invoice__c WHERE {w} ORDER BY Name");
-    assert_eq!(names(&e.query(&q("Payment_Methods__c INCLUDES ('Wire')")).await), vec!["A"]);
-    assert_eq!(names(&e.query(&q("Payment_Methods__c INCLUDES ('Card;Wire', 'Cash')")).await), vec!["A", "B"]);
-    assert_eq!(names(&e.query(&q("Payment_Methods__c EXCLUDES ('Card')")).await), vec!["B", "C"]);
-    assert_eq!(names(&e.query(&q("External_Id__c = 'EXT-B'")).await), vec!["B"]);
-    assert_eq!(names(&e.query(&q("External_Id__c IN ('ext-a', 'ext-b') AND Paid__c = true")).await), vec!["A"]);
-    assert_eq!(names(&e.query(&q("Paid__c = false AND Amount__c > 2")).await), vec!["C"]);
+    let ext = |w: &'static str| {
+        let e = &e;
+        async move {
+            let body = e
+                .query(&format!("SELECT External_Id__c FROM Invoice__c WHERE {w} ORDER BY External_Id__c"))
+                .await;
+            body["records"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r["External_Id__c"].as_str().unwrap().to_string())
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(ext("Payment_Methods__c INCLUDES ('Wire')").await, vec!["ext-a"]);
+    assert_eq!(ext("Payment_Methods__c INCLUDES ('Card;Wire', 'Cash')").await, vec!["ext-a", "ext-b"]);
+    assert_eq!(ext("Payment_Methods__c EXCLUDES ('Card')").await, vec!["ext-b", "ext-c"]);
+    assert_eq!(ext("External_Id__c = 'EXT-B'").await, vec!["ext-b"]);
+    assert_eq!(ext("External_Id__c IN ('ext-a', 'ext-b') AND Paid__c = true").await, vec!["ext-a"]);
+    assert_eq!(ext("Paid__c = false AND Amount__c > 2").await, vec!["ext-c"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -351,8 +351,12 @@ pub async fn results(
     Ok(resp)
 }
 
+/// Rows per rendering thread below which a page is rendered on one thread.
+const PARALLEL_MIN_ROWS: usize = 16_384;
+
 /// Renders rows `[offset, offset + max)` of the snapshot as CSV with a header row; returns the
-/// body, the number of records in it and the next offset, if any.
+/// body, the number of records in it and the next offset, if any. Large pages are rendered by
+/// several threads (one per core) into separate buffers that are then joined in order.
 pub fn render_page(
     org: &Org,
     prepared: &Prepared,
@@ -366,17 +370,54 @@ pub fn render_page(
     };
     let end = offset.saturating_add(max).min(ids.len());
     let le = dialect.line_ending();
-    let mut out = Vec::with_capacity((end - offset) * (cols.len() * 24 + 2) + 256);
-    render::write_csv_header(&mut out, cols, dialect.delimiter, le);
+    let page = &ids[offset..end];
+    let row_bytes = cols.len() * 24 + 2;
     let store = org.read();
     let table = store.table(prepared.bound.object_index);
-    let mut n = 0;
-    for id in &ids[offset..end] {
-        if let Some(rec) = table.get(id) {
-            render::write_csv_row(&mut out, &store, rec, cols, dialect.delimiter, le);
-            n += 1;
+    let render = |part: &[SfId], out: &mut Vec<u8>| {
+        let mut n = 0;
+        for id in part {
+            if let Some(rec) = table.get(id) {
+                render::write_csv_row(out, &store, rec, cols, dialect.delimiter, le);
+                n += 1;
+            }
         }
-    }
+        n
+    };
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, 8)
+        .min(page.len() / PARALLEL_MIN_ROWS)
+        .max(1);
+    let mut out = Vec::with_capacity(page.len() * row_bytes + 256);
+    render::write_csv_header(&mut out, cols, dialect.delimiter, le);
+    let n = if threads == 1 {
+        render(page, &mut out)
+    } else {
+        let chunk = page.len().div_ceil(threads);
+        let parts: Vec<(Vec<u8>, usize)> = std::thread::scope(|s| {
+            let handles: Vec<_> = page
+                .chunks(chunk)
+                .map(|part| {
+                    s.spawn(move || {
+                        let mut buf = Vec::with_capacity(part.len() * row_bytes);
+                        let n = render(part, &mut buf);
+                        (buf, n)
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_default())
+                .collect()
+        });
+        let mut n = 0;
+        for (buf, k) in parts {
+            out.extend_from_slice(&buf);
+            n += k;
+        }
+        n
+    };
     (out, n, (end < ids.len()).then_some(end))
 }
 

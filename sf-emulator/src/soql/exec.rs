@@ -321,3 +321,85 @@ fn scan<'t>(table: &'t Table, access: &Access, visit: &mut dyn FnMut(SfId, &'t R
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::OrgSchema;
+    use crate::soql::{bind, parse};
+
+    fn plan_of(soql: &str, all_rows: bool) -> Plan {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../mappings/describe");
+        let org = OrgSchema::load_dir(&dir).expect("mappings describe");
+        let q = parse(soql).expect("parses");
+        let today = chrono::NaiveDate::from_ymd_opt(2024, 5, 15).unwrap();
+        plan(&bind::bind(&org, soql, &q, today).expect("binds"), all_rows)
+    }
+
+    #[test]
+    fn id_equality_and_in_use_the_id_map() {
+        let p = plan_of("SELECT Name FROM Account WHERE Name = 'x' AND Id = '001000000000001AAA'", false);
+        assert!(matches!(p.access, Access::Ids(ref ids) if ids.len() == 1));
+        let p = plan_of(
+            "SELECT Name FROM Account WHERE Id IN ('001000000000001AAA', '001000000000002AAA')",
+            true,
+        );
+        assert!(matches!(p.access, Access::Ids(ref ids) if ids.len() == 2));
+    }
+
+    #[test]
+    fn external_ids_use_their_index_except_for_query_all() {
+        let p = plan_of("SELECT Id FROM Invoice__c WHERE External_Id__c = 'a'", false);
+        assert!(matches!(p.access, Access::Indexed { .. }), "{p:?}");
+        let p = plan_of("SELECT Id FROM Invoice__c WHERE External_Id__c = 'a'", true);
+        assert_eq!(p.access, Access::Scan);
+    }
+
+    #[test]
+    fn system_modstamp_ranges_scan_the_ordered_index_presorted() {
+        let p = plan_of(
+            "SELECT Id,Name,SystemModstamp FROM Account WHERE SystemModstamp >= 2017-01-01T00:00:00Z  ORDER BY SystemModstamp ASC",
+            true,
+        );
+        assert_eq!(
+            p,
+            Plan {
+                access: Access::Modstamp {
+                    from: Edge::Included(1_483_228_800_000),
+                    to: Edge::Unbounded
+                },
+                presorted: true
+            }
+        );
+        let p = plan_of(
+            "SELECT Id FROM Account WHERE SystemModstamp > 2024-01-01T00:00:00.000+00:00 AND SystemModstamp < 2024-01-31T00:00:00.000+00:00 AND Name != null",
+            false,
+        );
+        assert_eq!(
+            p.access,
+            Access::Modstamp {
+                from: Edge::Excluded(1_704_067_200_000),
+                to: Edge::Excluded(1_706_659_200_000)
+            }
+        );
+        let p = plan_of("SELECT Id FROM Account WHERE SystemModstamp = TODAY", false);
+        assert_eq!(
+            p.access,
+            Access::Modstamp {
+                from: Edge::Included(1_715_731_200_000),
+                to: Edge::Excluded(1_715_817_600_000)
+            }
+        );
+        // ORDER BY SystemModstamp alone walks the index instead of sorting.
+        let p = plan_of("SELECT Id FROM Account ORDER BY SystemModstamp", false);
+        assert!(p.presorted && matches!(p.access, Access::Modstamp { .. }));
+    }
+
+    #[test]
+    fn other_queries_scan_in_id_order() {
+        let p = plan_of("SELECT Id FROM Account ORDER BY Id ASC", false);
+        assert_eq!((p.access, p.presorted), (Access::Scan, true));
+        let p = plan_of("SELECT Id FROM Account WHERE Name LIKE 'a%' ORDER BY Name", false);
+        assert_eq!((p.access, p.presorted), (Access::Scan, false));
+    }
+}
