@@ -1,1 +1,5 @@
-//! placeholder
+//! sf-emulator: a local Salesforce org speaking the real wire protocols.
+
+pub mod auth;
+pub mod streaming;
+pub mod tls;

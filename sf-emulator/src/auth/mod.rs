@@ -1,0 +1,4 @@
+//! Authentication.
+
+pub mod jwt;
+pub mod soap;

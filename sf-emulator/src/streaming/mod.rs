@@ -1,0 +1,4 @@
+//! Streaming.
+
+pub mod bayeux;
+pub mod clients;
