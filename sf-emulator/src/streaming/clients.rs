@@ -10,19 +10,21 @@ use parking_lot::Mutex;
 use rand::RngExt;
 use tokio::sync::Notify;
 
-/// Where a subscription continues from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Cursor {
-    /// From the oldest retained event (replay `-2`).
-    Earliest,
-    /// After this replay id (replay `-1` resolves to the newest id at subscribe time).
-    After(u64),
+use crate::cdc::ChannelFilter;
+
+/// One subscription: which events it receives and where it continues from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Subscription {
+    pub filter: ChannelFilter,
+    /// The replay id after which delivery continues; `-2` = from the oldest retained event
+    /// (replay `-1` resolves to the newest replay id at subscribe time).
+    pub cursor: i64,
 }
 
 /// One handshaken client.
 #[derive(Debug)]
 pub struct Client {
-    pub subscriptions: BTreeMap<String, Cursor>,
+    pub subscriptions: BTreeMap<String, Subscription>,
     /// When the server last answered this client (or received from it).
     pub last_seen: Instant,
     /// Connects currently held for this client.
