@@ -3,12 +3,17 @@
 //! configuration that serves it. The CA is what a client trusts (`--ca-out` writes it as PEM).
 
 use std::net::IpAddr;
+use std::time::Duration;
 
+use axum::Router;
 use axum_server::tls_rustls::RustlsConfig;
 use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DistinguishedName, DnType,
     ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose, SanType,
 };
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
 
 /// A freshly generated CA and the server certificate it issued.
 pub struct TlsMaterial {
@@ -20,6 +25,19 @@ pub struct TlsMaterial {
     pub key_pem: String,
 }
 
+/// Names every generated certificate covers besides the listen address: loopback, and the
+/// Salesforce login and My Domain hosts, so clients whose login host is redirected to the
+/// emulator (hosts file, DNS override) accept it once they trust the CA.
+pub const DEFAULT_HOSTS: &[&str] = &[
+    "localhost",
+    "127.0.0.1",
+    "::1",
+    "login.salesforce.com",
+    "test.salesforce.com",
+    "*.salesforce.com",
+    "*.my.salesforce.com",
+];
+
 /// Why TLS could not be set up.
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
@@ -30,9 +48,8 @@ pub enum TlsError {
 }
 
 impl TlsMaterial {
-    /// Generates a CA and a leaf certificate valid for `localhost`, `127.0.0.1`, `::1` and every
-    /// name in `extra_hosts` (e.g. the host the emulator listens on, or `login.salesforce.com`
-    /// for clients whose login host is redirected to the emulator).
+    /// Generates a CA and a leaf certificate valid for [`DEFAULT_HOSTS`] and every name in
+    /// `extra_hosts` (e.g. the address the emulator listens on).
     pub fn generate(extra_hosts: &[String]) -> Result<Self, TlsError> {
         let mut ca_params = CertificateParams::default();
         let mut ca_name = DistinguishedName::new();
@@ -47,11 +64,7 @@ impl TlsMaterial {
         ];
         let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate()?)?;
 
-        let mut names = vec![
-            "localhost".to_string(),
-            "127.0.0.1".to_string(),
-            "::1".to_string(),
-        ];
+        let mut names: Vec<String> = DEFAULT_HOSTS.iter().map(|h| h.to_string()).collect();
         for host in extra_hosts {
             let host = host.trim_start_matches('[').trim_end_matches(']');
             if !host.is_empty() && !names.iter().any(|n| n == host) {
@@ -93,6 +106,29 @@ impl TlsMaterial {
         )
         .await?)
     }
+}
+
+/// Serves `app` over HTTPS on `listener` until `shutdown` fires (in-flight requests then get
+/// a second to finish).
+pub async fn spawn_https(
+    listener: TcpListener,
+    app: Router,
+    material: &TlsMaterial,
+    shutdown: oneshot::Receiver<()>,
+) -> Result<JoinHandle<()>, TlsError> {
+    let config = material.rustls_config().await?;
+    let handle = axum_server::Handle::new();
+    let stopper = handle.clone();
+    tokio::spawn(async move {
+        let _ = shutdown.await;
+        stopper.graceful_shutdown(Some(Duration::from_secs(1)));
+    });
+    let server = axum_server::from_tcp_rustls(listener.into_std()?, config)?.handle(handle);
+    Ok(tokio::spawn(async move {
+        if let Err(error) = server.serve(app.into_make_service()).await {
+            tracing::error!("HTTPS server stopped: {error}");
+        }
+    }))
 }
 
 #[cfg(test)]

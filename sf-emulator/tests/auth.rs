@@ -390,7 +390,10 @@ async fn identity_and_userinfo_describe_the_session_user() {
         .unwrap();
     assert_eq!(identity["id"], body["id"]);
     assert_eq!(identity["username"], "admin@example.com");
-    assert_eq!(identity["organization_id"], json!(emu.org.org_id().to_string()));
+    assert_eq!(
+        identity["organization_id"],
+        json!(emu.org.org_id().to_string())
+    );
     assert_eq!(identity["user_id"], json!(emu.org.user_id().to_string()));
     assert_eq!(
         identity["urls"]["rest"],

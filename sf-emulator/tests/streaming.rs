@@ -41,7 +41,11 @@ async fn emulator(config: Config) -> Emulator {
 
 impl Emulator {
     /// Posts one Bayeux batch with `Authorization: OAuth <token>` (jsforce's header).
-    async fn bayeux(&self, token: &str, batch: Value) -> (StatusCode, reqwest::header::HeaderMap, Vec<Value>) {
+    async fn bayeux(
+        &self,
+        token: &str,
+        batch: Value,
+    ) -> (StatusCode, reqwest::header::HeaderMap, Vec<Value>) {
         let response = self
             .http
             .post(format!("{}/cometd/59.0", self.emu.base_url))
@@ -53,7 +57,11 @@ impl Emulator {
         let status = response.status();
         let headers = response.headers().clone();
         let body: Value = response.json().await.unwrap();
-        (status, headers, body.as_array().expect("a JSON array").clone())
+        (
+            status,
+            headers,
+            body.as_array().expect("a JSON array").clone(),
+        )
     }
 
     async fn send(&self, batch: Value) -> Vec<Value> {
@@ -64,8 +72,10 @@ impl Emulator {
 
     async fn handshake(&self) -> String {
         let replies = self
-            .send(json!([{"channel":"/meta/handshake","version":"1.0","minimumVersion":"1.0",
-                "supportedConnectionTypes":["websocket","long-polling"],"id":"1"}]))
+            .send(
+                json!([{"channel":"/meta/handshake","version":"1.0","minimumVersion":"1.0",
+                "supportedConnectionTypes":["websocket","long-polling"],"id":"1"}]),
+            )
             .await;
         assert_eq!(replies[0]["successful"], true, "{replies:?}");
         replies[0]["clientId"].as_str().unwrap().to_string()
@@ -99,13 +109,20 @@ impl Emulator {
     async fn rest(&self, method: reqwest::Method, path: &str, body: Value) -> Value {
         let response = self
             .http
-            .request(method, format!("{}/services/data/v59.0{path}", self.emu.base_url))
+            .request(
+                method,
+                format!("{}/services/data/v59.0{path}", self.emu.base_url),
+            )
             .bearer_auth(&self.token)
             .json(&body)
             .send()
             .await
             .unwrap();
-        assert!(response.status().is_success(), "{path}: {}", response.status());
+        assert!(
+            response.status().is_success(),
+            "{path}: {}",
+            response.status()
+        );
         if response.status() == StatusCode::NO_CONTENT {
             Value::Null
         } else {
@@ -154,7 +171,10 @@ async fn handshake_answers_like_salesforce() {
     assert_eq!(reply["successful"], true);
     assert_eq!(reply["version"], "1.0");
     assert_eq!(reply["supportedConnectionTypes"], json!(["long-polling"]));
-    assert_eq!(reply["ext"], json!({"replay": true, "payload.format": true}));
+    assert_eq!(
+        reply["ext"],
+        json!({"replay": true, "payload.format": true})
+    );
     assert!(reply["clientId"].as_str().unwrap().len() >= 20);
     let cookie = headers["set-cookie"].to_str().unwrap();
     assert!(cookie.starts_with("BAYEUX_BROWSER="), "{cookie}");
@@ -218,10 +238,16 @@ async fn rest_writes_reach_a_held_connect_as_create_and_update_events() {
         .iter()
         .map(|f| f.as_str().unwrap())
         .collect();
-    assert!(changed.contains(&"Name") && changed.contains(&"LastModifiedDate"), "{changed:?}");
+    assert!(
+        changed.contains(&"Name") && changed.contains(&"LastModifiedDate"),
+        "{changed:?}"
+    );
     let payload = &updated[0]["data"]["payload"];
     assert_eq!(payload["Name"], "Acme Corp");
-    assert!(payload.get("Industry").is_none(), "only changed fields: {payload}");
+    assert!(
+        payload.get("Industry").is_none(),
+        "only changed fields: {payload}"
+    );
     assert!(
         updated[0]["data"]["event"]["replayId"].as_i64()
             > created[0]["data"]["event"]["replayId"].as_i64()
@@ -255,7 +281,9 @@ async fn a_composite_write_shares_one_transaction_key() {
         .map(|e| header(e)["transactionKey"].as_str().unwrap())
         .collect();
     assert_eq!(keys.len(), 1, "{delivered:?}");
-    assert!(delivered.iter().all(|e| e["channel"] == "/data/ChangeEvents"));
+    assert!(delivered
+        .iter()
+        .all(|e| e["channel"] == "/data/ChangeEvents"));
     let entities: std::collections::BTreeSet<&str> = delivered
         .iter()
         .map(|e| header(e)["entityName"].as_str().unwrap())
@@ -286,8 +314,12 @@ async fn replay_from_all_retained_a_stored_id_and_a_too_old_id() {
     // A stored replay id: the events after it.
     let first_id = all[0]["data"]["event"]["replayId"].clone();
     let client_id = emu.handshake().await;
-    emu.subscribe(&client_id, "/data/AccountChangeEvent", Some(first_id.clone()))
-        .await;
+    emu.subscribe(
+        &client_id,
+        "/data/AccountChangeEvent",
+        Some(first_id.clone()),
+    )
+    .await;
     let after = events(&emu.connect(&client_id).await);
     let names: Vec<&str> = after
         .iter()
@@ -303,7 +335,11 @@ async fn replay_from_all_retained_a_stored_id_and_a_too_old_id() {
     emu.create_account("Fourth").await;
     let client_id = emu.handshake().await;
     let reply = emu
-        .subscribe(&client_id, "/data/AccountChangeEvent", Some(first_id.clone()))
+        .subscribe(
+            &client_id,
+            "/data/AccountChangeEvent",
+            Some(first_id.clone()),
+        )
         .await;
     assert_eq!(reply["successful"], false);
     assert_eq!(
@@ -437,7 +473,10 @@ async fn dropped_connections_and_injected_gap_events() {
         tokio::time::sleep(Duration::from_millis(100)).await;
         let response = emu
             .http
-            .post(format!("{}/__emulator/faults/streaming/drop", emu.emu.base_url))
+            .post(format!(
+                "{}/__emulator/faults/streaming/drop",
+                emu.emu.base_url
+            ))
             .send()
             .await
             .unwrap();

@@ -185,10 +185,22 @@ mod tests {
             })
         );
         let cases = [
-            (json!({"iss":"other","sub":"admin@example.com","aud":"https://login.salesforce.com","exp":1180}), JwtRejection::UnknownClient),
-            (json!({"iss":"forcesync","sub":"admin@example.com","aud":"https://evil.example","exp":1180}), JwtRejection::BadAudience),
-            (json!({"iss":"forcesync","sub":"admin@example.com","aud":"https://login.salesforce.com","exp":999}), JwtRejection::Expired),
-            (json!({"iss":"forcesync","sub":"nobody@example.com","aud":"https://login.salesforce.com","exp":1180}), JwtRejection::UnknownUser),
+            (
+                json!({"iss":"other","sub":"admin@example.com","aud":"https://login.salesforce.com","exp":1180}),
+                JwtRejection::UnknownClient,
+            ),
+            (
+                json!({"iss":"forcesync","sub":"admin@example.com","aud":"https://evil.example","exp":1180}),
+                JwtRejection::BadAudience,
+            ),
+            (
+                json!({"iss":"forcesync","sub":"admin@example.com","aud":"https://login.salesforce.com","exp":999}),
+                JwtRejection::Expired,
+            ),
+            (
+                json!({"iss":"forcesync","sub":"nobody@example.com","aud":"https://login.salesforce.com","exp":1180}),
+                JwtRejection::UnknownUser,
+            ),
         ];
         for (claims, rejection) in cases {
             assert_eq!(

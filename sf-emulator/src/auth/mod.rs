@@ -78,8 +78,14 @@ pub fn routes() -> Router<Org> {
         )
         .route("/id/{org_id}/{user_id}", get(identity::identity))
         .route("/services/Soap/u/{version}", post(soap_endpoint::partner))
-        .route("/services/Soap/u/{version}/{org_id}", post(soap_endpoint::partner_with_org))
-        .route("/services/Soap/c/{version}", post(soap_endpoint::enterprise))
+        .route(
+            "/services/Soap/u/{version}/{org_id}",
+            post(soap_endpoint::partner_with_org),
+        )
+        .route(
+            "/services/Soap/c/{version}",
+            post(soap_endpoint::enterprise),
+        )
         .route(
             "/services/Soap/c/{version}/{org_id}",
             post(soap_endpoint::enterprise_with_org),

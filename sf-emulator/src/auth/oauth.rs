@@ -170,7 +170,11 @@ pub async fn token(
     }
 }
 
-fn grant(org: &Org, headers: &HeaderMap, params: &Map<String, Value>) -> Result<Response, OAuthError> {
+fn grant(
+    org: &Org,
+    headers: &HeaderMap,
+    params: &Map<String, Value>,
+) -> Result<Response, OAuthError> {
     let auth = org.auth();
     match param(params, "grant_type") {
         Some("password") => {
@@ -181,10 +185,7 @@ fn grant(org: &Org, headers: &HeaderMap, params: &Map<String, Value>) -> Result<
                 true,
             )?;
             let username = param(params, "username").unwrap_or("");
-            let password = params
-                .get("password")
-                .and_then(Value::as_str)
-                .unwrap_or("");
+            let password = params.get("password").and_then(Value::as_str).unwrap_or("");
             if !credentials_match(org, username, password) {
                 return Err(OAuthError::authentication_failure());
             }
@@ -231,9 +232,8 @@ fn grant(org: &Org, headers: &HeaderMap, params: &Map<String, Value>) -> Result<
                     "invalid assertion: no JWT certificate is configured (start the emulator with --jwt-cert)",
                 )
             })?;
-            let assertion = param(params, "assertion").ok_or_else(|| {
-                OAuthError::bad_request("invalid_grant", "invalid assertion")
-            })?;
+            let assertion = param(params, "assertion")
+                .ok_or_else(|| OAuthError::bad_request("invalid_grant", "invalid assertion"))?;
             let base = request_base_url(org, headers);
             let audiences = vec![
                 "https://login.salesforce.com".to_string(),

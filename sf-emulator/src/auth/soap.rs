@@ -41,9 +41,14 @@ impl Wsdl {
 /// A SOAP call the emulator understands.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SoapCall {
-    Login { username: String, password: String },
+    Login {
+        username: String,
+        password: String,
+    },
     /// `logout`, with the session id from the `SessionHeader` if one was sent.
-    Logout { session_id: Option<String> },
+    Logout {
+        session_id: Option<String>,
+    },
 }
 
 /// Why an envelope could not be understood; rendered as a `soapenv:Client` fault.

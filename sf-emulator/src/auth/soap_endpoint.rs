@@ -115,7 +115,10 @@ fn handle(org: &Org, wsdl: Wsdl, version: &str, headers: &HeaderMap, body: &[u8]
             }
             _ => xml(StatusCode::INTERNAL_SERVER_ERROR, soap::session_fault(wsdl)),
         },
-        Err(error) => xml(StatusCode::INTERNAL_SERVER_ERROR, soap::client_fault(&error)),
+        Err(error) => xml(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            soap::client_fault(&error),
+        ),
     }
 }
 

@@ -145,11 +145,11 @@ mod tests {
         let clients = Clients::default();
         let id = clients.handshake(Duration::from_secs(40));
         assert_eq!(id.len(), 26);
-        assert!(clients
-            .with(&id, Duration::from_secs(40), |_| ())
-            .is_some());
+        assert!(clients.with(&id, Duration::from_secs(40), |_| ()).is_some());
         std::thread::sleep(Duration::from_millis(20));
-        assert!(clients.with(&id, Duration::from_millis(5), |_| ()).is_none());
+        assert!(clients
+            .with(&id, Duration::from_millis(5), |_| ())
+            .is_none());
         assert!(clients.is_empty());
     }
 
@@ -159,6 +159,8 @@ mod tests {
         let id = clients.handshake(Duration::from_secs(40));
         clients.with_held(&id, |c| c.connects_held = 1).unwrap();
         std::thread::sleep(Duration::from_millis(20));
-        assert!(clients.with(&id, Duration::from_millis(5), |_| ()).is_some());
+        assert!(clients
+            .with(&id, Duration::from_millis(5), |_| ())
+            .is_some());
     }
 }

@@ -32,11 +32,14 @@ struct Held {
 
 impl Drop for Held {
     fn drop(&mut self) {
-        self.org.streaming().clients.with_held(&self.client_id, |client| {
-            client.connects_held = client.connects_held.saturating_sub(1);
-            client.connected_once = true;
-            client.last_seen = std::time::Instant::now();
-        });
+        self.org
+            .streaming()
+            .clients
+            .with_held(&self.client_id, |client| {
+                client.connects_held = client.connects_held.saturating_sub(1);
+                client.connected_once = true;
+                client.last_seen = std::time::Instant::now();
+            });
     }
 }
 
@@ -49,19 +52,17 @@ pub(super) async fn connect(org: &Org, authenticated: bool, message: &Message) -
     let Some(client_id) = message.client_id() else {
         return vec![Value::Object(unknown_client(message))];
     };
-    let registered = hub
-        .clients
-        .with(client_id, hub.client_expiry(), |client| {
-            client.connect_generation += 1;
-            client.connects_held += 1;
-            // Release an older connect still held for this client.
-            client.wake.notify_waiters();
-            (
-                client.connect_generation,
-                client.connected_once,
-                client.wake.clone(),
-            )
-        });
+    let registered = hub.clients.with(client_id, hub.client_expiry(), |client| {
+        client.connect_generation += 1;
+        client.connects_held += 1;
+        // Release an older connect still held for this client.
+        client.wake.notify_waiters();
+        (
+            client.connect_generation,
+            client.connected_once,
+            client.wake.clone(),
+        )
+    });
     let Some((generation, connected_once, wake)) = registered else {
         return vec![Value::Object(unknown_client(message))];
     };

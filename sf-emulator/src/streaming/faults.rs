@@ -81,11 +81,8 @@ async fn overflow(
     Json(request): Json<OverflowRequest>,
 ) -> Result<Json<Value>, ApiError> {
     let (entity, key_prefix) = object(&org, &request.object)?;
-    let replay_id = org.cdc().inject_overflow(
-        &entity,
-        &key_prefix,
-        org.user_id().as_str(),
-        org.now_ms(),
-    );
+    let replay_id =
+        org.cdc()
+            .inject_overflow(&entity, &key_prefix, org.user_id().as_str(), org.now_ms());
     Ok(Json(json!({"replayId": replay_id})))
 }

@@ -123,7 +123,11 @@ async fn cometd(
             )
         }
         Err(error) => {
-            return rest_error(StatusCode::BAD_REQUEST, "INVALID_REQUEST", &error.to_string())
+            return rest_error(
+                StatusCode::BAD_REQUEST,
+                "INVALID_REQUEST",
+                &error.to_string(),
+            )
         }
     };
     let authenticated = bearer_token(&headers)
