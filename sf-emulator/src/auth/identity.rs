@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
 
-use super::{bearer_token, request_base_url};
+use super::{bearer_token, ClientBase};
 use crate::org::{Org, Session};
 
 fn bad_token() -> Response {
@@ -46,6 +46,7 @@ fn urls(base: &str, org_id: &str, user_id: &str) -> Value {
 pub async fn identity(
     State(org): State<Org>,
     Path((org_id, user_id)): Path<(String, String)>,
+    ClientBase(base): ClientBase,
     headers: HeaderMap,
 ) -> Response {
     let Some(session) = session(&org, &headers) else {
@@ -58,7 +59,6 @@ pub async fn identity(
     if !same(&org_id, &own_org) || !same(&user_id, &own_user) {
         return (StatusCode::FORBIDDEN, "Bad_Id").into_response();
     }
-    let base = request_base_url(&org, &headers);
     let config = org.config();
     Json(json!({
         "id": format!("{base}/id/{own_org}/{own_user}"),
@@ -99,11 +99,14 @@ pub async fn identity(
 }
 
 /// `GET|POST /services/oauth2/userinfo`.
-pub async fn userinfo(State(org): State<Org>, headers: HeaderMap) -> Response {
+pub async fn userinfo(
+    State(org): State<Org>,
+    ClientBase(base): ClientBase,
+    headers: HeaderMap,
+) -> Response {
     let Some(session) = session(&org, &headers) else {
         return bad_token();
     };
-    let base = request_base_url(&org, &headers);
     let org_id = session.org_id.to_string();
     let user_id = session.user_id.to_string();
     let config = org.config();

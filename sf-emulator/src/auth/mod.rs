@@ -11,6 +11,8 @@ pub mod soap_endpoint;
 
 use std::collections::HashMap;
 
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
 use axum::http::{header, HeaderMap};
 use axum::routing::{get, post};
 use axum::Router;
@@ -92,23 +94,33 @@ pub fn routes() -> Router<Org> {
         )
 }
 
-/// The base URL as the client reached the emulator: the configured scheme with the request's
-/// `Host` header (so a client that reaches it as `localhost` or through a redirected login host
-/// gets URLs it can follow), else the emulator's own base URL.
-pub fn request_base_url(org: &Org, headers: &HeaderMap) -> String {
-    let own = org.base_url();
-    let scheme = if own.starts_with("https://") {
-        "https"
-    } else {
-        "http"
-    };
-    match headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .filter(|h| is_plausible_host(h))
-    {
-        Some(host) => format!("{scheme}://{host}"),
-        None => own,
+/// The base URL as the client reached the emulator: the emulator's scheme with the host the
+/// request named (`Host`, or the URI authority under HTTP/2), so a client that reaches it as
+/// `localhost` or through a redirected login host gets URLs it can follow. Falls back to the
+/// emulator's own base URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientBase(pub String);
+
+impl FromRequestParts<Org> for ClientBase {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, org: &Org) -> Result<Self, Self::Rejection> {
+        let own = org.base_url();
+        let scheme = if own.starts_with("https://") {
+            "https"
+        } else {
+            "http"
+        };
+        let host = parts
+            .headers
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .or_else(|| parts.uri.authority().map(|a| a.as_str()))
+            .filter(|h| is_plausible_host(h));
+        Ok(ClientBase(match host {
+            Some(host) => format!("{scheme}://{host}"),
+            None => own,
+        }))
     }
 }
 

@@ -14,7 +14,7 @@ use serde_json::{json, Map, Value};
 use sha2::Sha256;
 
 use super::jwt::{Expected, JwtRejection};
-use super::{constant_time_eq, credentials_match, request_base_url};
+use super::{constant_time_eq, credentials_match, ClientBase};
 use crate::org::Org;
 
 /// An OAuth error response.
@@ -133,12 +133,11 @@ pub fn token_signature(client_secret: &str, id: &str, issued_at: &str) -> String
 /// Mints a session and renders the token response.
 fn token_response(
     org: &Org,
-    headers: &HeaderMap,
+    base: &str,
     scope: &str,
     refresh_token: Option<String>,
 ) -> Response {
     let session = org.create_session();
-    let base = request_base_url(org, headers);
     let id = format!("{base}/id/{}/{}", session.org_id, session.user_id);
     let issued_at = session.issued_ms.to_string();
     let signature = token_signature(&org.config().client_secret, &id, &issued_at);
@@ -159,12 +158,13 @@ fn token_response(
 /// `POST /services/oauth2/token`.
 pub async fn token(
     State(org): State<Org>,
+    ClientBase(base): ClientBase,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
     body: Bytes,
 ) -> Response {
     let params = form_params(query.as_deref(), &body);
-    match grant(&org, &headers, &params) {
+    match grant(&org, &base, &headers, &params) {
         Ok(response) => response,
         Err(error) => error.into_response(),
     }
@@ -172,6 +172,7 @@ pub async fn token(
 
 fn grant(
     org: &Org,
+    base: &str,
     headers: &HeaderMap,
     params: &Map<String, Value>,
 ) -> Result<Response, OAuthError> {
@@ -192,7 +193,7 @@ fn grant(
             let refresh = auth.issue_refresh_token();
             Ok(token_response(
                 org,
-                headers,
+                base,
                 "api web refresh_token",
                 Some(refresh),
             ))
@@ -206,7 +207,7 @@ fn grant(
                 ),
             };
             check_client(org, id.as_deref(), secret.as_deref(), true)?;
-            Ok(token_response(org, headers, "api web", None))
+            Ok(token_response(org, base, "api web", None))
         }
         Some("refresh_token") => {
             check_client(
@@ -217,7 +218,7 @@ fn grant(
             )?;
             match param(params, "refresh_token") {
                 Some(token) if auth.refresh_token_valid(token) => {
-                    Ok(token_response(org, headers, "api web refresh_token", None))
+                    Ok(token_response(org, base, "api web refresh_token", None))
                 }
                 _ => Err(OAuthError::bad_request(
                     "invalid_grant",
@@ -234,11 +235,10 @@ fn grant(
             })?;
             let assertion = param(params, "assertion")
                 .ok_or_else(|| OAuthError::bad_request("invalid_grant", "invalid assertion"))?;
-            let base = request_base_url(org, headers);
             let audiences = vec![
                 "https://login.salesforce.com".to_string(),
                 "https://test.salesforce.com".to_string(),
-                base,
+                base.to_string(),
                 org.base_url(),
             ];
             let config = org.config();
@@ -254,7 +254,7 @@ fn grant(
                     JwtRejection::UnknownClient => OAuthError::invalid_client_id(),
                     other => OAuthError::bad_request("invalid_grant", other.to_string()),
                 })?;
-            Ok(token_response(org, headers, "api web", None))
+            Ok(token_response(org, base, "api web", None))
         }
         Some(_) | None => Err(OAuthError::bad_request(
             "unsupported_grant_type",

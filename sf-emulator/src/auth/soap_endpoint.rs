@@ -5,51 +5,51 @@
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 use super::soap::{self, LoginResult, SoapCall, SoapParseError, Wsdl};
-use super::{credentials_match, request_base_url};
+use super::{credentials_match, ClientBase};
 use crate::org::Org;
 
 /// `POST /services/Soap/u/<ver>`.
 pub async fn partner(
     State(org): State<Org>,
     Path(version): Path<String>,
-    headers: HeaderMap,
+    ClientBase(base): ClientBase,
     body: Bytes,
 ) -> Response {
-    handle(&org, Wsdl::Partner, &version, &headers, &body)
+    handle(&org, Wsdl::Partner, &version, &base, &body)
 }
 
 /// `POST /services/Soap/u/<ver>/<orgId>`.
 pub async fn partner_with_org(
     State(org): State<Org>,
     Path((version, _org_id)): Path<(String, String)>,
-    headers: HeaderMap,
+    ClientBase(base): ClientBase,
     body: Bytes,
 ) -> Response {
-    handle(&org, Wsdl::Partner, &version, &headers, &body)
+    handle(&org, Wsdl::Partner, &version, &base, &body)
 }
 
 /// `POST /services/Soap/c/<ver>`.
 pub async fn enterprise(
     State(org): State<Org>,
     Path(version): Path<String>,
-    headers: HeaderMap,
+    ClientBase(base): ClientBase,
     body: Bytes,
 ) -> Response {
-    handle(&org, Wsdl::Enterprise, &version, &headers, &body)
+    handle(&org, Wsdl::Enterprise, &version, &base, &body)
 }
 
 /// `POST /services/Soap/c/<ver>/<orgId>`.
 pub async fn enterprise_with_org(
     State(org): State<Org>,
     Path((version, _org_id)): Path<(String, String)>,
-    headers: HeaderMap,
+    ClientBase(base): ClientBase,
     body: Bytes,
 ) -> Response {
-    handle(&org, Wsdl::Enterprise, &version, &headers, &body)
+    handle(&org, Wsdl::Enterprise, &version, &base, &body)
 }
 
 fn xml(status: StatusCode, body: String) -> Response {
@@ -61,7 +61,7 @@ fn xml(status: StatusCode, body: String) -> Response {
         .into_response()
 }
 
-fn handle(org: &Org, wsdl: Wsdl, version: &str, headers: &HeaderMap, body: &[u8]) -> Response {
+fn handle(org: &Org, wsdl: Wsdl, version: &str, base: &str, body: &[u8]) -> Response {
     if !is_api_version(version) {
         return xml(
             StatusCode::NOT_FOUND,
@@ -90,12 +90,11 @@ fn handle(org: &Org, wsdl: Wsdl, version: &str, headers: &HeaderMap, body: &[u8]
                 );
             }
             let session = org.create_session();
-            let base = request_base_url(org, headers);
             let org_id = session.org_id.to_string();
             let user_id = session.user_id.to_string();
             let config = org.config();
             let result = LoginResult {
-                base_url: &base,
+                base_url: base,
                 api_version: version,
                 org_id: &org_id,
                 org_name: "forcesync sf-emulator",
