@@ -1034,4 +1034,37 @@ mod tests {
             check("Account", ""),
         ]);
     }
+
+    #[test]
+    fn every_prefix_and_mutation_of_a_filter_is_handled_without_panicking() {
+        let filter = "Account__r.Industry IN ('Energy', 'It\\'s') AND (Amount__c >= -1.5 OR \
+                      CreatedDate = LAST_N_DAYS:30) AND Due_Time__c < 10:00:00.000Z \
+                      AND NOT Payment_Methods__c INCLUDES ('Card') AND Issued_On__c != 2024-02-29";
+        assert_eq!(check("Invoice__c", filter), Vec::<String>::new());
+        let account = describe("Account");
+        let invoice = describe("Invoice__c");
+        let parent = |name: &str| (name == "Account").then_some(&account);
+        let check_spans = |filter: &str| -> Vec<Range<usize>> {
+            validate(filter, &invoice, &parent)
+                .into_iter()
+                .map(|e| e.span)
+                .collect()
+        };
+        for (i, _) in filter.char_indices() {
+            for e in check_spans(&filter[..i]) {
+                assert!(e.end <= i, "{e:?} outside {:?}", &filter[..i]);
+            }
+            for c in ['(', ')', '\'', '\\', ':', '.', '-', 'é', ' '] {
+                let mut v = filter.to_owned();
+                v.replace_range(i..i + 1, &c.to_string());
+                for e in check_spans(&v) {
+                    assert!(e.start <= e.end && e.end <= v.len(), "{e:?} in {v:?}");
+                    assert!(
+                        v.is_char_boundary(e.start) && v.is_char_boundary(e.end),
+                        "{e:?} in {v:?}"
+                    );
+                }
+            }
+        }
+    }
 }
