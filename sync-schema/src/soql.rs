@@ -903,6 +903,32 @@ impl<'a> Parser<'a, '_> {
                     }
                     true
                 }
+                (T::Picklist | T::MultiPicklist, Value::Str(s))
+                    if field.restricted_picklist && op != "LIKE" =>
+                {
+                    let known = field
+                        .picklist_values
+                        .iter()
+                        .any(|v| v.value.eq_ignore_ascii_case(s));
+                    if !known {
+                        let values = field.picklist_values.iter().map(|v| v.value.as_str());
+                        let help = match did_you_mean(s, values.clone()) {
+                            Some(m) => format!("did you mean '{m}'?"),
+                            None => {
+                                format!("its values are: {}", values.collect::<Vec<_>>().join(", "))
+                            }
+                        };
+                        self.errors.push(err(
+                            span.clone(),
+                            format!(
+                                "'{s}' is not a value of the restricted picklist `{path}`, so \
+                                 no record can match it"
+                            ),
+                            help,
+                        ));
+                    }
+                    true
+                }
                 (_, Value::Str(_)) => is_text,
                 (T::Int | T::Long, Value::Int) => true,
                 (T::Double | T::Currency | T::Percent, Value::Int | Value::Decimal) => true,
@@ -1031,6 +1057,10 @@ mod tests {
             check("Account", "Name > null AND IsDeleted < true"),
             check("Invoice__c", "Notes__c LIKE '%late%'"),
             check("Invoice__c", "Due_Time__c = 10:00"),
+            check(
+                "Invoice__c",
+                "Status__c IN ('Paid', 'Payed', 'Cancelled') AND Status__c LIKE 'P%'"
+            ),
             check("Account", ""),
         ]);
     }
