@@ -255,21 +255,35 @@ async fn rest_writes_reach_a_held_connect_as_create_and_update_events() {
 }
 
 #[tokio::test]
-async fn a_composite_write_shares_one_transaction_key() {
+async fn one_multi_record_write_shares_one_transaction_key() {
     let emu = emulator(Config::ephemeral()).await;
     let client_id = emu.ready_client("/data/ChangeEvents", None).await;
-    let body = emu
-        .rest(
-            reqwest::Method::POST,
-            "/composite/sobjects",
-            json!({"allOrNone": false, "records": [
-                {"attributes": {"type": "Account"}, "Name": "One"},
-                {"attributes": {"type": "Account"}, "Name": "Two"},
-                {"attributes": {"type": "Contact"}, "LastName": "Three"}
-            ]}),
+    let org = &emu.emu.org;
+    let text = |name: &str, value: &str| {
+        (
+            name.to_string(),
+            sf_emulator::FieldInput::Json(json!(value)),
         )
-        .await;
-    assert_eq!(body.as_array().unwrap().len(), 3);
+    };
+    let results = org.write(
+        &sf_emulator::WriteContext::rest(org, "59.0"),
+        vec![
+            sf_emulator::WriteOp::Create {
+                object: "Account".into(),
+                fields: vec![text("Name", "One")],
+            },
+            sf_emulator::WriteOp::Create {
+                object: "Account".into(),
+                fields: vec![text("Name", "Two")],
+            },
+            sf_emulator::WriteOp::Create {
+                object: "Contact".into(),
+                fields: vec![text("LastName", "Three")],
+            },
+        ],
+        true,
+    );
+    assert!(results.iter().all(|r| r.is_ok()), "{results:?}");
     let delivered = events(&emu.connect(&client_id).await);
     let record_ids: usize = delivered
         .iter()
@@ -368,7 +382,15 @@ async fn subscription_errors_name_the_channel() {
         .as_str()
         .unwrap()
         .starts_with("400::The replayId for channel {/data/ContactChangeEvent} wasn't found"));
-    // Custom objects have their own channel.
+    // Custom objects have their own channel (the repo's mappings define Invoice__c).
+    let mappings = Config {
+        describe: Some(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../mappings/describe"),
+        ),
+        ..Config::ephemeral()
+    };
+    let emu = emulator(mappings).await;
+    let client_id = emu.handshake().await;
     let reply = emu
         .subscribe(&client_id, "/data/Invoice__ChangeEvent", Some(json!(-1)))
         .await;

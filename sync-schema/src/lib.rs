@@ -3,3 +3,12 @@
 //! front-ends over this crate.
 
 pub mod catalog;
+pub mod describe;
+pub mod diagnostics;
+pub mod load;
+pub mod mapping;
+pub mod soql;
+pub mod types;
+
+pub use diagnostics::{Diagnostic, Diagnostics};
+pub use load::load_dir;

@@ -8,15 +8,16 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
 
-use super::{bearer_token, ClientBase};
+use super::ClientBase;
 use crate::org::{Org, Session};
+use crate::session::bearer_token;
 
 fn bad_token() -> Response {
     (StatusCode::FORBIDDEN, "Bad_OAuth_Token").into_response()
 }
 
 fn session(org: &Org, headers: &HeaderMap) -> Option<Session> {
-    org.session(bearer_token(headers)?)
+    org.session(&bearer_token(headers)?)
 }
 
 /// The `urls` map both endpoints carry.

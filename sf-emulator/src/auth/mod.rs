@@ -12,8 +12,8 @@ pub mod soap_endpoint;
 use std::collections::HashMap;
 
 use axum::extract::FromRequestParts;
+use axum::http::header;
 use axum::http::request::Parts;
-use axum::http::{header, HeaderMap};
 use axum::routing::{get, post};
 use axum::Router;
 use parking_lot::{Mutex, RwLock};
@@ -131,18 +131,6 @@ fn is_plausible_host(host: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']' | '_'))
 }
 
-/// The access token from `Authorization: Bearer <t>` or `Authorization: OAuth <t>`.
-pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?.trim();
-    let (scheme, token) = value.split_once(' ')?;
-    if scheme.eq_ignore_ascii_case("bearer") || scheme.eq_ignore_ascii_case("oauth") {
-        let token = token.trim();
-        (!token.is_empty()).then_some(token)
-    } else {
-        None
-    }
-}
-
 /// Whether `username`/`password` are the org's credentials. The password may carry the
 /// security token appended (Salesforce's rule); with an empty token the bare password works.
 pub(crate) fn credentials_match(org: &Org, username: &str, password: &str) -> bool {
@@ -167,17 +155,6 @@ pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn bearer_and_oauth_schemes() {
-        let mut headers = HeaderMap::new();
-        headers.insert(header::AUTHORIZATION, "OAuth abc".parse().unwrap());
-        assert_eq!(bearer_token(&headers), Some("abc"));
-        headers.insert(header::AUTHORIZATION, "bearer  xyz ".parse().unwrap());
-        assert_eq!(bearer_token(&headers), Some("xyz"));
-        headers.insert(header::AUTHORIZATION, "Basic abc".parse().unwrap());
-        assert_eq!(bearer_token(&headers), None);
-    }
 
     #[test]
     fn constant_time_comparison() {

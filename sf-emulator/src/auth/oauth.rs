@@ -131,12 +131,7 @@ pub fn token_signature(client_secret: &str, id: &str, issued_at: &str) -> String
 }
 
 /// Mints a session and renders the token response.
-fn token_response(
-    org: &Org,
-    base: &str,
-    scope: &str,
-    refresh_token: Option<String>,
-) -> Response {
+fn token_response(org: &Org, base: &str, scope: &str, refresh_token: Option<String>) -> Response {
     let session = org.create_session();
     let id = format!("{base}/id/{}/{}", session.org_id, session.user_id);
     let issued_at = session.issued_ms.to_string();

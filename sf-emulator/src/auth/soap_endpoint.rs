@@ -93,6 +93,7 @@ fn handle(org: &Org, wsdl: Wsdl, version: &str, base: &str, body: &[u8]) -> Resp
             let org_id = session.org_id.to_string();
             let user_id = session.user_id.to_string();
             let config = org.config();
+            let profile_id = crate::ids::SfId::generate("00e", 1).to_string();
             let result = LoginResult {
                 base_url: base,
                 api_version: version,
@@ -102,7 +103,7 @@ fn handle(org: &Org, wsdl: Wsdl, version: &str, base: &str, body: &[u8]) -> Resp
                 username: &config.username,
                 user_full_name: "Admin User",
                 user_email: &config.username,
-                profile_id: "00eEM000000001AAA",
+                profile_id: &profile_id,
                 session_id: &session.token,
                 session_seconds_valid: org.session_seconds(),
             };

@@ -19,9 +19,9 @@ use axum::routing::post;
 use axum::{Json, Router};
 use serde_json::{json, Map, Value};
 
-use crate::auth::bearer_token;
 use crate::cdc::ChannelFilter;
 use crate::org::Org;
+use crate::session::bearer_token;
 use bayeux::Message;
 use clients::{Clients, Subscription};
 
@@ -131,7 +131,7 @@ async fn cometd(
         }
     };
     let authenticated = bearer_token(&headers)
-        .map(|token| org.session(token).is_some())
+        .map(|token| org.session(&token).is_some())
         .unwrap_or(false);
 
     let mut replies: Vec<Value> = Vec::new();
