@@ -4,6 +4,7 @@
 pub mod cdc;
 pub mod control;
 pub mod error;
+pub mod formula;
 pub mod ids;
 pub mod org;
 pub mod render;
@@ -22,4 +23,4 @@ pub use ids::SfId;
 pub use org::{Org, Session};
 pub use server::{router, start, Config, RunningEmulator};
 pub use value::Value;
-pub use write::{FieldInput, Fields, WriteContext, WriteOp, WriteResult};
+pub use write::{FieldInput, Fields, Transaction, WriteContext, WriteOp, WriteResult};
