@@ -35,7 +35,11 @@ async fn run(rows: usize) {
     let t = Instant::now();
     sf_emulator::seed::seed_object(&org, "Account", rows, 42).expect("seed");
     let seeded = t.elapsed();
-    println!("seeded {rows} Accounts in {:.2} s ({} records/s)", seeded.as_secs_f64(), rate(rows, seeded).trim());
+    println!(
+        "seeded {rows} Accounts in {:.2} s ({} records/s)",
+        seeded.as_secs_f64(),
+        rate(rows, seeded).trim()
+    );
     let emu = serve(org).await.expect("serve");
     let token = emu.org.create_session().token;
     let http = reqwest::Client::new();
@@ -75,17 +79,26 @@ async fn run(rows: usize) {
     let mut bytes = 0usize;
     let mut locator: Option<String> = None;
     loop {
-        let mut url = format!("{base}/services/data/v59.0/jobs/query/{id}/results?maxRecords=100000");
+        let mut url =
+            format!("{base}/services/data/v59.0/jobs/query/{id}/results?maxRecords=100000");
         if let Some(l) = &locator {
             url.push_str(&format!("&locator={l}"));
         }
-        let resp = http.get(url).bearer_auth(&token).send().await.expect("results");
+        let resp = http
+            .get(url)
+            .bearer_auth(&token)
+            .send()
+            .await
+            .expect("results");
         let n: usize = resp.headers()["sforce-numberofrecords"]
             .to_str()
             .expect("header")
             .parse()
             .expect("count");
-        let next = resp.headers()["sforce-locator"].to_str().expect("header").to_string();
+        let next = resp.headers()["sforce-locator"]
+            .to_str()
+            .expect("header")
+            .to_string();
         let body = resp.bytes().await.expect("body");
         bytes += body.len();
         got += n;
@@ -165,7 +178,11 @@ async fn run(rows: usize) {
     }
     if ok > 0 {
         let d = t.elapsed();
-        println!("sObject Collections {} records/s  ({ok} inserts, {:.2} s)", rate(ok, d), d.as_secs_f64());
+        println!(
+            "sObject Collections {} records/s  ({ok} inserts, {:.2} s)",
+            rate(ok, d),
+            d.as_secs_f64()
+        );
     }
     emu.stop().await;
 }

@@ -16,10 +16,10 @@ use axum::routing::get;
 use axum::{Extension, Router};
 use parking_lot::Mutex;
 
-use crate::session::Authed;
 use crate::error::{ApiError, JSON_UTF8};
 use crate::ids::SfId;
 use crate::org::Org;
+use crate::session::Authed;
 use crate::soql::bind::{self, Bound, Output};
 use crate::soql::exec::{self, Outcome};
 use crate::soql::render::{self, Node};
@@ -77,7 +77,11 @@ impl Cursors {
         let now = Instant::now();
         open.retain(|_, c| now.duration_since(c.last_used) < CURSOR_IDLE);
         if open.len() >= MAX_CURSORS {
-            if let Some(oldest) = open.iter().min_by_key(|(_, c)| c.last_used).map(|(k, _)| *k) {
+            if let Some(oldest) = open
+                .iter()
+                .min_by_key(|(_, c)| c.last_used)
+                .map(|(k, _)| *k)
+            {
                 open.remove(&oldest);
             }
         }
@@ -116,7 +120,10 @@ pub fn routes() -> Router<Org> {
         .route("/services/data/{version}/query", get(query))
         .route("/services/data/{version}/queryAll", get(query_all))
         .route("/services/data/{version}/query/{locator}", get(next_page))
-        .route("/services/data/{version}/queryAll/{locator}", get(next_page))
+        .route(
+            "/services/data/{version}/queryAll/{locator}",
+            get(next_page),
+        )
         .layer(Extension(cursors))
 }
 
@@ -128,7 +135,10 @@ struct QueryParams {
 /// `v59.0` → `59.0`.
 fn version_number(v: &str) -> Result<&str, ApiError> {
     v.strip_prefix('v')
-        .filter(|n| n.split_once('.').is_some_and(|(a, b)| !a.is_empty() && !b.is_empty()))
+        .filter(|n| {
+            n.split_once('.')
+                .is_some_and(|(a, b)| !a.is_empty() && !b.is_empty())
+        })
         .ok_or_else(ApiError::not_found)
 }
 
@@ -177,9 +187,9 @@ async fn run(
     all_rows: bool,
 ) -> Result<Response, ApiError> {
     let version = version_number(version)?.to_string();
-    let q = q
-        .filter(|q| !q.trim().is_empty())
-        .ok_or_else(|| ApiError::bad_request("MALFORMED_QUERY", "A query string has to be specified"))?;
+    let q = q.filter(|q| !q.trim().is_empty()).ok_or_else(|| {
+        ApiError::bad_request("MALFORMED_QUERY", "A query string has to be specified")
+    })?;
     let body = tokio::task::spawn_blocking(move || -> Result<Vec<u8>, ApiError> {
         let prepared = Arc::new(prepare(&org, &q).map_err(soql_error)?);
         let outcome = {
@@ -191,13 +201,20 @@ async fn run(
             Outcome::Aggregates(aggs) => aggregate_body(&aggs),
             Outcome::Rows(ids) => {
                 let ids = Arc::new(ids);
-                let cursor = (ids.len() > batch).then(|| cursors.open(prepared.clone(), ids.clone(), batch));
+                let cursor =
+                    (ids.len() > batch).then(|| cursors.open(prepared.clone(), ids.clone(), batch));
                 page_body(&org, &prepared, &ids, 0, batch, cursor, &version)
             }
         })
     })
     .await
-    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "UNKNOWN_EXCEPTION", e.to_string()))??;
+    .map_err(|e| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "UNKNOWN_EXCEPTION",
+            e.to_string(),
+        )
+    })??;
     Ok(json_response_bytes(StatusCode::OK, body))
 }
 
@@ -228,7 +245,13 @@ async fn next_page(
         page_body(&org, &prepared, &ids, offset, batch, next, &version)
     })
     .await
-    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "UNKNOWN_EXCEPTION", e.to_string()))?;
+    .map_err(|e| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "UNKNOWN_EXCEPTION",
+            e.to_string(),
+        )
+    })?;
     Ok(json_response_bytes(StatusCode::OK, body))
 }
 
@@ -285,7 +308,14 @@ fn page_body(
             out.push(b',');
         }
         first = false;
-        render::write_json_record(&mut out, &store, &prepared.bound.object, rec, &prepared.nodes, version);
+        render::write_json_record(
+            &mut out,
+            &store,
+            &prepared.bound.object,
+            rec,
+            &prepared.nodes,
+            version,
+        );
     }
     out.extend_from_slice(b"]}");
     out
@@ -317,11 +347,20 @@ mod tests {
     fn batch_size_header_is_clamped() {
         let mut h = HeaderMap::new();
         assert_eq!(batch_size(&h), 2000);
-        h.insert("Sforce-Query-Options", HeaderValue::from_static("batchSize=500"));
+        h.insert(
+            "Sforce-Query-Options",
+            HeaderValue::from_static("batchSize=500"),
+        );
         assert_eq!(batch_size(&h), 500);
-        h.insert("Sforce-Query-Options", HeaderValue::from_static("batchSize=10"));
+        h.insert(
+            "Sforce-Query-Options",
+            HeaderValue::from_static("batchSize=10"),
+        );
         assert_eq!(batch_size(&h), 200);
-        h.insert("Sforce-Query-Options", HeaderValue::from_static("batchSize=99999"));
+        h.insert(
+            "Sforce-Query-Options",
+            HeaderValue::from_static("batchSize=99999"),
+        );
         assert_eq!(batch_size(&h), 2000);
     }
 }

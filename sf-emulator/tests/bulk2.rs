@@ -38,12 +38,19 @@ impl Resp {
         serde_json::from_str(&self.text).unwrap_or_else(|e| panic!("{e}: {}", self.text))
     }
     fn header(&self, name: &str) -> Option<String> {
-        self.headers.get(name).map(|v| v.to_str().unwrap().to_string())
+        self.headers
+            .get(name)
+            .map(|v| v.to_str().unwrap().to_string())
     }
 }
 
 impl Env {
-    async fn send(&self, method: reqwest::Method, path: &str, body: Option<(&str, String)>) -> Resp {
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<(&str, String)>,
+    ) -> Resp {
         let mut req = self
             .http
             .request(method, format!("{}{}", self.emu.base_url, path))
@@ -64,18 +71,30 @@ impl Env {
     }
 
     async fn post_json(&self, path: &str, body: Json) -> Resp {
-        self.send(reqwest::Method::POST, path, Some(("application/json", body.to_string())))
-            .await
+        self.send(
+            reqwest::Method::POST,
+            path,
+            Some(("application/json", body.to_string())),
+        )
+        .await
     }
 
     async fn patch_json(&self, path: &str, body: Json) -> Resp {
-        self.send(reqwest::Method::PATCH, path, Some(("application/json", body.to_string())))
-            .await
+        self.send(
+            reqwest::Method::PATCH,
+            path,
+            Some(("application/json", body.to_string())),
+        )
+        .await
     }
 
     async fn put_csv(&self, path: &str, csv: &str) -> Resp {
-        self.send(reqwest::Method::PUT, path, Some(("text/csv", csv.to_string())))
-            .await
+        self.send(
+            reqwest::Method::PUT,
+            path,
+            Some(("text/csv", csv.to_string())),
+        )
+        .await
     }
 
     fn create(&self, object: &str, rows: Vec<Json>) -> Vec<String> {
@@ -102,7 +121,9 @@ impl Env {
 
     /// Runs an ingest job to a terminal state; returns its final JobInfo.
     async fn ingest(&self, job: Json, csv: &str) -> Json {
-        let created = self.post_json("/services/data/v59.0/jobs/ingest", job).await;
+        let created = self
+            .post_json("/services/data/v59.0/jobs/ingest", job)
+            .await;
         assert_eq!(created.status, 200, "{}", created.text);
         let info = created.json();
         assert_eq!(info["state"], "Open");
@@ -125,7 +146,10 @@ impl Env {
 
     async fn wait_ingest(&self, id: &str) -> Json {
         for _ in 0..500 {
-            let info = self.get(&format!("/services/data/v59.0/jobs/ingest/{id}")).await.json();
+            let info = self
+                .get(&format!("/services/data/v59.0/jobs/ingest/{id}"))
+                .await
+                .json();
             if ["JobComplete", "Failed", "Aborted"].contains(&info["state"].as_str().unwrap()) {
                 return info;
             }
@@ -157,7 +181,10 @@ impl Env {
         let id = info["id"].as_str().unwrap().to_string();
         assert!(id.starts_with("750"));
         for _ in 0..500 {
-            let info = self.get(&format!("/services/data/v59.0/jobs/query/{id}")).await.json();
+            let info = self
+                .get(&format!("/services/data/v59.0/jobs/query/{id}"))
+                .await
+                .json();
             match info["state"].as_str().unwrap() {
                 "JobComplete" => {
                     assert_eq!(info["jobType"], "V2Query");
@@ -195,48 +222,99 @@ async fn ingest_insert_reports_successes_and_failures() {
     assert_eq!(info["jobType"], "V2Ingest");
     let id = info["id"].as_str().unwrap();
     let ok = e
-        .csv_of(&format!("/services/data/v59.0/jobs/ingest/{id}/successfulResults"))
+        .csv_of(&format!(
+            "/services/data/v59.0/jobs/ingest/{id}/successfulResults"
+        ))
         .await;
-    assert_eq!(ok[0], vec!["sf__Id", "sf__Created", "Name", "Industry", "NumberOfEmployees"]);
+    assert_eq!(
+        ok[0],
+        vec![
+            "sf__Id",
+            "sf__Created",
+            "Name",
+            "Industry",
+            "NumberOfEmployees"
+        ]
+    );
     assert_eq!(ok.len(), 3);
     assert!(ok[1][0].starts_with("001") && ok[1][0].len() == 18);
     assert_eq!(ok[1][1..], ["true", "Acme", "Energy", "10"]);
     assert_eq!(ok[2][2], "Quote \"Co\", Ltd");
     let failed = e
-        .csv_of(&format!("/services/data/v59.0/jobs/ingest/{id}/failedResults"))
+        .csv_of(&format!(
+            "/services/data/v59.0/jobs/ingest/{id}/failedResults"
+        ))
         .await;
-    assert_eq!(failed[0], vec!["sf__Id", "sf__Error", "Name", "Industry", "NumberOfEmployees"]);
+    assert_eq!(
+        failed[0],
+        vec![
+            "sf__Id",
+            "sf__Error",
+            "Name",
+            "Industry",
+            "NumberOfEmployees"
+        ]
+    );
     assert_eq!(failed.len(), 3);
     assert_eq!(failed[1][0], "");
-    assert!(failed[1][1].starts_with("REQUIRED_FIELD_MISSING:"), "{:?}", failed[1]);
+    assert!(
+        failed[1][1].starts_with("REQUIRED_FIELD_MISSING:"),
+        "{:?}",
+        failed[1]
+    );
     assert_eq!(failed[1][3], "Technology");
     assert_eq!(failed[2][2], "Bad");
     let unprocessed = e
-        .csv_of(&format!("/services/data/v59.0/jobs/ingest/{id}/unprocessedrecords"))
+        .csv_of(&format!(
+            "/services/data/v59.0/jobs/ingest/{id}/unprocessedrecords"
+        ))
         .await;
-    assert_eq!(unprocessed, vec![vec!["Name", "Industry", "NumberOfEmployees"]]);
+    assert_eq!(
+        unprocessed,
+        vec![vec!["Name", "Industry", "NumberOfEmployees"]]
+    );
     // The records are queryable, `#N/A` left Industry null.
-    let q = e.query_job("query", "SELECT Name, Industry FROM Account ORDER BY Name").await;
-    let rows = e.csv_of(&format!("/services/data/v59.0/jobs/query/{q}/results")).await;
+    let q = e
+        .query_job("query", "SELECT Name, Industry FROM Account ORDER BY Name")
+        .await;
+    let rows = e
+        .csv_of(&format!("/services/data/v59.0/jobs/query/{q}/results"))
+        .await;
     assert_eq!(
         rows,
-        vec![vec!["Name", "Industry"], vec!["Acme", "Energy"], vec!["Quote \"Co\", Ltd", ""]]
+        vec![
+            vec!["Name", "Industry"],
+            vec!["Acme", "Energy"],
+            vec!["Quote \"Co\", Ltd", ""]
+        ]
     );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ingest_update_upsert_delete_and_hard_delete() {
     let e = env().await;
-    let ids = e.create("Account", vec![json!({"Name": "One"}), json!({"Name": "Two"})]);
+    let ids = e.create(
+        "Account",
+        vec![json!({"Name": "One"}), json!({"Name": "Two"})],
+    );
     let info = e
         .ingest(
             json!({"object": "Account", "operation": "update"}),
             &format!("Id,Name\n{},Uno\n001000000000000AAA,Ghost\n", ids[0]),
         )
         .await;
-    assert_eq!((info["numberRecordsProcessed"].as_u64(), info["numberRecordsFailed"].as_u64()), (Some(2), Some(1)));
+    assert_eq!(
+        (
+            info["numberRecordsProcessed"].as_u64(),
+            info["numberRecordsFailed"].as_u64()
+        ),
+        (Some(2), Some(1))
+    );
     let failed = e
-        .csv_of(&format!("/services/data/v59.0/jobs/ingest/{}/failedResults", info["id"].as_str().unwrap()))
+        .csv_of(&format!(
+            "/services/data/v59.0/jobs/ingest/{}/failedResults",
+            info["id"].as_str().unwrap()
+        ))
         .await;
     assert_eq!(failed[1][0], "001000000000000AAA");
 
@@ -250,7 +328,11 @@ async fn ingest_update_upsert_delete_and_hard_delete() {
     assert_eq!(info["externalIdFieldName"], "External_Id__c");
     assert_eq!(info["numberRecordsFailed"], 0, "{info}");
     let jid = info["id"].as_str().unwrap().to_string();
-    let ok = e.csv_of(&format!("/services/data/v59.0/jobs/ingest/{jid}/successfulResults")).await;
+    let ok = e
+        .csv_of(&format!(
+            "/services/data/v59.0/jobs/ingest/{jid}/successfulResults"
+        ))
+        .await;
     assert_eq!(ok[1][1], "true");
     let info = e
         .ingest(
@@ -259,23 +341,42 @@ async fn ingest_update_upsert_delete_and_hard_delete() {
         )
         .await;
     let jid = info["id"].as_str().unwrap().to_string();
-    let ok = e.csv_of(&format!("/services/data/v59.0/jobs/ingest/{jid}/successfulResults")).await;
+    let ok = e
+        .csv_of(&format!(
+            "/services/data/v59.0/jobs/ingest/{jid}/successfulResults"
+        ))
+        .await;
     assert_eq!(ok[1][1], "false");
 
     // Delete sends to the recycle bin (queryAll still sees it); hardDelete purges.
     let info = e
-        .ingest(json!({"object": "Account", "operation": "delete"}), &format!("Id\n{}\n", ids[0]))
+        .ingest(
+            json!({"object": "Account", "operation": "delete"}),
+            &format!("Id\n{}\n", ids[0]),
+        )
         .await;
     assert_eq!(info["numberRecordsFailed"], 0, "{info}");
-    let q = e.query_job("queryAll", "SELECT Name, IsDeleted FROM Account ORDER BY Name").await;
-    let rows = e.csv_of(&format!("/services/data/v59.0/jobs/query/{q}/results")).await;
+    let q = e
+        .query_job(
+            "queryAll",
+            "SELECT Name, IsDeleted FROM Account ORDER BY Name",
+        )
+        .await;
+    let rows = e
+        .csv_of(&format!("/services/data/v59.0/jobs/query/{q}/results"))
+        .await;
     assert_eq!(rows[1..], [vec!["Two", "false"], vec!["Uno", "true"]]);
     let info = e
-        .ingest(json!({"object": "Account", "operation": "hardDelete"}), &format!("Id\n{}\n", ids[0]))
+        .ingest(
+            json!({"object": "Account", "operation": "hardDelete"}),
+            &format!("Id\n{}\n", ids[0]),
+        )
         .await;
     assert_eq!(info["numberRecordsFailed"], 0, "{info}");
     let q = e.query_job("queryAll", "SELECT Name FROM Account").await;
-    let rows = e.csv_of(&format!("/services/data/v59.0/jobs/query/{q}/results")).await;
+    let rows = e
+        .csv_of(&format!("/services/data/v59.0/jobs/query/{q}/results"))
+        .await;
     assert_eq!(rows, vec![vec!["Name"], vec!["Two"]]);
 }
 
@@ -283,47 +384,85 @@ async fn ingest_update_upsert_delete_and_hard_delete() {
 async fn aborted_jobs_leave_unprocessed_records_and_bad_columns_fail_the_job() {
     let e = env().await;
     let created = e
-        .post_json("/services/data/v59.0/jobs/ingest", json!({"object": "Account", "operation": "insert"}))
+        .post_json(
+            "/services/data/v59.0/jobs/ingest",
+            json!({"object": "Account", "operation": "insert"}),
+        )
         .await;
     let id = created.json()["id"].as_str().unwrap().to_string();
-    e.put_csv(&format!("/services/data/v59.0/jobs/ingest/{id}/batches"), "Name\nA\nB\n").await;
+    e.put_csv(
+        &format!("/services/data/v59.0/jobs/ingest/{id}/batches"),
+        "Name\nA\nB\n",
+    )
+    .await;
     let aborted = e
-        .patch_json(&format!("/services/data/v59.0/jobs/ingest/{id}"), json!({"state": "Aborted"}))
+        .patch_json(
+            &format!("/services/data/v59.0/jobs/ingest/{id}"),
+            json!({"state": "Aborted"}),
+        )
         .await;
     assert_eq!(aborted.json()["state"], "Aborted");
     let rows = e
-        .csv_of(&format!("/services/data/v59.0/jobs/ingest/{id}/unprocessedrecords"))
+        .csv_of(&format!(
+            "/services/data/v59.0/jobs/ingest/{id}/unprocessedrecords"
+        ))
         .await;
     assert_eq!(rows, vec![vec!["Name"], vec!["A"], vec!["B"]]);
     // No more uploads or state changes.
-    let put = e.put_csv(&format!("/services/data/v59.0/jobs/ingest/{id}/batches"), "Name\nC\n").await;
+    let put = e
+        .put_csv(
+            &format!("/services/data/v59.0/jobs/ingest/{id}/batches"),
+            "Name\nC\n",
+        )
+        .await;
     assert_eq!(put.status, 400);
     assert_eq!(put.json()[0]["errorCode"], "INVALIDJOBSTATE");
 
     let info = e
-        .ingest(json!({"object": "Account", "operation": "insert"}), "Name,Bogus__c\nA,1\n")
+        .ingest(
+            json!({"object": "Account", "operation": "insert"}),
+            "Name,Bogus__c\nA,1\n",
+        )
         .await;
     assert_eq!(info["state"], "Failed");
-    assert_eq!(info["errorMessage"], "InvalidBatch : Field name not found : Bogus__c");
+    assert_eq!(
+        info["errorMessage"],
+        "InvalidBatch : Field name not found : Bogus__c"
+    );
 
     // Job listing and deletion.
     let list = e.get("/services/data/v59.0/jobs/ingest").await.json();
     assert_eq!(list["done"], true);
     assert_eq!(list["records"].as_array().unwrap().len(), 2);
     let del = e
-        .send(reqwest::Method::DELETE, &format!("/services/data/v59.0/jobs/ingest/{id}"), None)
+        .send(
+            reqwest::Method::DELETE,
+            &format!("/services/data/v59.0/jobs/ingest/{id}"),
+            None,
+        )
         .await;
     assert_eq!(del.status, 204);
-    assert_eq!(e.get(&format!("/services/data/v59.0/jobs/ingest/{id}")).await.status, 404);
+    assert_eq!(
+        e.get(&format!("/services/data/v59.0/jobs/ingest/{id}"))
+            .await
+            .status,
+        404
+    );
 
     // Creation errors.
     let bad = e
-        .post_json("/services/data/v59.0/jobs/ingest", json!({"object": "Nope", "operation": "insert"}))
+        .post_json(
+            "/services/data/v59.0/jobs/ingest",
+            json!({"object": "Nope", "operation": "insert"}),
+        )
         .await;
     assert_eq!(bad.status, 400);
     assert_eq!(bad.json()[0]["errorCode"], "INVALIDJOB");
     let bad = e
-        .post_json("/services/data/v59.0/jobs/ingest", json!({"object": "Account", "operation": "upsert"}))
+        .post_json(
+            "/services/data/v59.0/jobs/ingest",
+            json!({"object": "Account", "operation": "upsert"}),
+        )
         .await;
     assert_eq!(bad.status, 400);
 }
@@ -337,11 +476,15 @@ async fn query_job_pages_with_max_records_and_a_null_locator() {
     for chunk in rows.chunks(200) {
         e.create("Account", chunk.to_vec());
     }
-    let before = e.emu.org.limits_json()["DailyBulkV2QueryJobs"]["Remaining"].as_u64().unwrap();
+    let before = e.emu.org.limits_json()["DailyBulkV2QueryJobs"]["Remaining"]
+        .as_u64()
+        .unwrap();
     let id = e
         .query_job("query", "SELECT NumberOfEmployees, Name, Id FROM Account WHERE NumberOfEmployees >= 100 ORDER BY Name")
         .await;
-    let after = e.emu.org.limits_json()["DailyBulkV2QueryJobs"]["Remaining"].as_u64().unwrap();
+    let after = e.emu.org.limits_json()["DailyBulkV2QueryJobs"]["Remaining"]
+        .as_u64()
+        .unwrap();
     assert_eq!(before - after, 1);
     let mut all = Vec::new();
     let mut locator: Option<String> = None;
@@ -349,18 +492,28 @@ async fn query_job_pages_with_max_records_and_a_null_locator() {
     loop {
         let path = match &locator {
             None => format!("/services/data/v59.0/jobs/query/{id}/results?maxRecords=1000"),
-            Some(l) => format!("/services/data/v59.0/jobs/query/{id}/results?locator={l}&maxRecords=1000"),
+            Some(l) => {
+                format!("/services/data/v59.0/jobs/query/{id}/results?locator={l}&maxRecords=1000")
+            }
         };
         let r = e.get(&path).await;
         assert_eq!(r.status, 200, "{}", r.text);
         pages += 1;
         let rows = parse_csv(&r.text);
-        assert_eq!(rows[0], vec!["NumberOfEmployees", "Name", "Id"], "header on every page");
+        assert_eq!(
+            rows[0],
+            vec!["NumberOfEmployees", "Name", "Id"],
+            "header on every page"
+        );
         let n: usize = r.header("sforce-numberofrecords").unwrap().parse().unwrap();
         assert_eq!(n, rows.len() - 1);
-        assert!(r.text.starts_with("\"NumberOfEmployees\",\"Name\",\"Id\"\n\""));
+        assert!(r
+            .text
+            .starts_with("\"NumberOfEmployees\",\"Name\",\"Id\"\n\""));
         all.extend(rows.into_iter().skip(1));
-        let l = r.header("sforce-locator").expect("Sforce-Locator always present");
+        let l = r
+            .header("sforce-locator")
+            .expect("Sforce-Locator always present");
         if l == "null" {
             break;
         }
@@ -372,26 +525,46 @@ async fn query_job_pages_with_max_records_and_a_null_locator() {
     assert_eq!(all[2399][1], "N2499");
 
     // Without maxRecords everything comes in one page.
-    let r = e.get(&format!("/services/data/v59.0/jobs/query/{id}/results")).await;
+    let r = e
+        .get(&format!("/services/data/v59.0/jobs/query/{id}/results"))
+        .await;
     assert_eq!(r.header("sforce-numberofrecords").as_deref(), Some("2400"));
     assert_eq!(r.header("sforce-locator").as_deref(), Some("null"));
 
     // Other API version → 409; bad locator → 400; delete → 204 then 404.
-    let r = e.get(&format!("/services/data/v58.0/jobs/query/{id}")).await;
+    let r = e
+        .get(&format!("/services/data/v58.0/jobs/query/{id}"))
+        .await;
     assert_eq!(r.status, 409);
-    let r = e.get(&format!("/services/data/v59.0/jobs/query/{id}/results?locator=zzz")).await;
+    let r = e
+        .get(&format!(
+            "/services/data/v59.0/jobs/query/{id}/results?locator=zzz"
+        ))
+        .await;
     assert_eq!(r.status, 400);
     let list = e.get("/services/data/v59.0/jobs/query").await.json();
     assert_eq!(list["records"][0]["id"], id.as_str());
     let r = e
-        .send(reqwest::Method::DELETE, &format!("/services/data/v59.0/jobs/query/{id}"), None)
+        .send(
+            reqwest::Method::DELETE,
+            &format!("/services/data/v59.0/jobs/query/{id}"),
+            None,
+        )
         .await;
     assert_eq!(r.status, 204);
-    assert_eq!(e.get(&format!("/services/data/v59.0/jobs/query/{id}")).await.status, 404);
+    assert_eq!(
+        e.get(&format!("/services/data/v59.0/jobs/query/{id}"))
+            .await
+            .status,
+        404
+    );
 
     // Bad SOQL is refused at creation with the SOQL error.
     let r = e
-        .post_json("/services/data/v59.0/jobs/query", json!({"operation": "query", "query": "SELECT Nope FROM Account"}))
+        .post_json(
+            "/services/data/v59.0/jobs/query",
+            json!({"operation": "query", "query": "SELECT Nope FROM Account"}),
+        )
         .await;
     assert_eq!(r.status, 400);
     assert_eq!(r.json()[0]["errorCode"], "INVALID_FIELD");
@@ -400,7 +573,10 @@ async fn query_job_pages_with_max_records_and_a_null_locator() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn query_job_csv_renders_parents_types_and_dialects() {
     let e = env().await;
-    let acct = e.create("Account", vec![json!({"Name": "Parent Co", "AnnualRevenue": 1250000})]);
+    let acct = e.create(
+        "Account",
+        vec![json!({"Name": "Parent Co", "AnnualRevenue": 1250000})],
+    );
     e.create(
         "Contact",
         vec![
@@ -419,13 +595,18 @@ async fn query_job_csv_renders_parents_types_and_dialects() {
     assert_eq!(info["lineEnding"], "CRLF");
     let id = info["id"].as_str().unwrap();
     for _ in 0..200 {
-        let s = e.get(&format!("/services/data/v59.0/jobs/query/{id}")).await.json();
+        let s = e
+            .get(&format!("/services/data/v59.0/jobs/query/{id}"))
+            .await
+            .json();
         if s["state"] == "JobComplete" {
             break;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    let r = e.get(&format!("/services/data/v59.0/jobs/query/{id}/results")).await;
+    let r = e
+        .get(&format!("/services/data/v59.0/jobs/query/{id}/results"))
+        .await;
     assert_eq!(
         r.text,
         "\"LastName\"|\"Account.Name\"|\"Account.AnnualRevenue\"|\"Birthdate\"\r\n\"Kid\"|\"Parent Co\"|\"1250000\"|\"2001-02-03\"\r\n\"Solo\"|\"\"|\"\"|\"\"\r\n"

@@ -152,7 +152,9 @@ async fn parent_fields_nest_under_the_relationship_or_are_null() {
         ],
     );
     let body = e
-        .query("SELECT LastName, Account.Name, Account.Industry FROM Contact ORDER BY LastName DESC")
+        .query(
+            "SELECT LastName, Account.Name, Account.Industry FROM Contact ORDER BY LastName DESC",
+        )
         .await;
     let recs = body["records"].as_array().unwrap();
     assert_eq!(recs[0]["LastName"], "Smith");
@@ -192,35 +194,110 @@ async fn where_operators_follow_soql_semantics() {
             assert_eq!(got, want, "{soql}");
         }
     };
-    check("SELECT Name FROM Account WHERE Industry = 'ENERGY'", &["Acme", "O'Brien & Sons"]).await;
+    check(
+        "SELECT Name FROM Account WHERE Industry = 'ENERGY'",
+        &["Acme", "O'Brien & Sons"],
+    )
+    .await;
     // != and NOT IN match nulls; ordering comparisons never do.
-    check("SELECT Name FROM Account WHERE Industry != 'Energy'", &["Globex", "Initech"]).await;
-    check("SELECT Name FROM Account WHERE Industry <> 'Energy'", &["Globex", "Initech"]).await;
-    check("SELECT Name FROM Account WHERE Industry NOT IN ('Energy')", &["Globex", "Initech"]).await;
-    check("SELECT Name FROM Account WHERE Industry IN ('Energy', 'Technology')", &["Acme", "Globex", "O'Brien & Sons"]).await;
-    check("SELECT Name FROM Account WHERE NumberOfEmployees > 10", &["Globex", "Initech"]).await;
-    check("SELECT Name FROM Account WHERE NumberOfEmployees >= 10 AND NumberOfEmployees <= 50", &["Acme", "Initech"]).await;
-    check("SELECT Name FROM Account WHERE AnnualRevenue < 5000.5", &["Acme"]).await;
-    check("SELECT Name FROM Account WHERE Industry = null", &["Initech"]).await;
-    check("SELECT Name FROM Account WHERE Industry != null AND NumberOfEmployees = null", &["O'Brien & Sons"]).await;
+    check(
+        "SELECT Name FROM Account WHERE Industry != 'Energy'",
+        &["Globex", "Initech"],
+    )
+    .await;
+    check(
+        "SELECT Name FROM Account WHERE Industry <> 'Energy'",
+        &["Globex", "Initech"],
+    )
+    .await;
+    check(
+        "SELECT Name FROM Account WHERE Industry NOT IN ('Energy')",
+        &["Globex", "Initech"],
+    )
+    .await;
+    check(
+        "SELECT Name FROM Account WHERE Industry IN ('Energy', 'Technology')",
+        &["Acme", "Globex", "O'Brien & Sons"],
+    )
+    .await;
+    check(
+        "SELECT Name FROM Account WHERE NumberOfEmployees > 10",
+        &["Globex", "Initech"],
+    )
+    .await;
+    check(
+        "SELECT Name FROM Account WHERE NumberOfEmployees >= 10 AND NumberOfEmployees <= 50",
+        &["Acme", "Initech"],
+    )
+    .await;
+    check(
+        "SELECT Name FROM Account WHERE AnnualRevenue < 5000.5",
+        &["Acme"],
+    )
+    .await;
+    check(
+        "SELECT Name FROM Account WHERE Industry = null",
+        &["Initech"],
+    )
+    .await;
+    check(
+        "SELECT Name FROM Account WHERE Industry != null AND NumberOfEmployees = null",
+        &["O'Brien & Sons"],
+    )
+    .await;
     check("SELECT Name FROM Account WHERE Name LIKE 'a%'", &["Acme"]).await;
-    check("SELECT Name FROM Account WHERE Name LIKE '%e_'", &["Globex"]).await;
-    check("SELECT Name FROM Account WHERE Name = 'O\\'Brien & Sons'", &["O'Brien & Sons"]).await;
+    check(
+        "SELECT Name FROM Account WHERE Name LIKE '%e_'",
+        &["Globex"],
+    )
+    .await;
+    check(
+        "SELECT Name FROM Account WHERE Name = 'O\\'Brien & Sons'",
+        &["O'Brien & Sons"],
+    )
+    .await;
     check("SELECT Name FROM Account WHERE (Industry = 'Technology' OR NumberOfEmployees = 50) AND NOT Name = 'Globex'", &["Initech"]).await;
-    check("SELECT Name FROM Account WHERE NOT (Industry = 'Energy' OR Industry = null)", &["Globex"]).await;
-    check("SELECT Name FROM Account WHERE IsDeleted = false AND CreatedDate = TODAY", &["Acme", "Globex", "Initech", "O'Brien & Sons"]).await;
-    check("SELECT Name FROM Account WHERE CreatedDate = LAST_N_DAYS:3 AND CreatedDate < TOMORROW", &["Acme", "Globex", "Initech", "O'Brien & Sons"]).await;
-    check("SELECT Name FROM Account WHERE CreatedDate = YESTERDAY", &[]).await;
-    check("SELECT Name FROM Account WHERE CreatedDate > 2017-01-01T00:00:00Z", &["Acme", "Globex", "Initech", "O'Brien & Sons"]).await;
+    check(
+        "SELECT Name FROM Account WHERE NOT (Industry = 'Energy' OR Industry = null)",
+        &["Globex"],
+    )
+    .await;
+    check(
+        "SELECT Name FROM Account WHERE IsDeleted = false AND CreatedDate = TODAY",
+        &["Acme", "Globex", "Initech", "O'Brien & Sons"],
+    )
+    .await;
+    check(
+        "SELECT Name FROM Account WHERE CreatedDate = LAST_N_DAYS:3 AND CreatedDate < TOMORROW",
+        &["Acme", "Globex", "Initech", "O'Brien & Sons"],
+    )
+    .await;
+    check(
+        "SELECT Name FROM Account WHERE CreatedDate = YESTERDAY",
+        &[],
+    )
+    .await;
+    check(
+        "SELECT Name FROM Account WHERE CreatedDate > 2017-01-01T00:00:00Z",
+        &["Acme", "Globex", "Initech", "O'Brien & Sons"],
+    )
+    .await;
     check("SELECT Name FROM Account WHERE SystemModstamp >= 2024-01-02T03:04:05.000000Z  AND SystemModstamp < 2999-01-01T00:00:00.000+00:00", &["Acme", "Globex", "Initech", "O'Brien & Sons"]).await;
-    check("SELECT Name FROM Account WHERE SystemModstamp < 2017-01-01T00:00:00-05:00", &[]).await;
+    check(
+        "SELECT Name FROM Account WHERE SystemModstamp < 2017-01-01T00:00:00-05:00",
+        &[],
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn id_lookups_accept_15_and_18_character_ids() {
     let (e, accounts) = seeded().await;
     let body = e
-        .query(&format!("SELECT Name FROM Account WHERE Id = '{}'", &accounts[1][..15]))
+        .query(&format!(
+            "SELECT Name FROM Account WHERE Id = '{}'",
+            &accounts[1][..15]
+        ))
         .await;
     assert_eq!(names(&body), vec!["Globex"]);
     let body = e
@@ -251,7 +328,9 @@ async fn multipicklists_and_external_ids() {
         let e = &e;
         async move {
             let body = e
-                .query(&format!("SELECT External_Id__c FROM Invoice__c WHERE {w} ORDER BY External_Id__c"))
+                .query(&format!(
+                    "SELECT External_Id__c FROM Invoice__c WHERE {w} ORDER BY External_Id__c"
+                ))
                 .await;
             body["records"]
                 .as_array()
@@ -261,27 +340,58 @@ async fn multipicklists_and_external_ids() {
                 .collect::<Vec<_>>()
         }
     };
-    assert_eq!(ext("Payment_Methods__c INCLUDES ('Wire')").await, vec!["ext-a"]);
-    assert_eq!(ext("Payment_Methods__c INCLUDES ('Card;Wire', 'Cash')").await, vec!["ext-a", "ext-b"]);
-    assert_eq!(ext("Payment_Methods__c EXCLUDES ('Card')").await, vec!["ext-b", "ext-c"]);
+    assert_eq!(
+        ext("Payment_Methods__c INCLUDES ('Wire')").await,
+        vec!["ext-a"]
+    );
+    assert_eq!(
+        ext("Payment_Methods__c INCLUDES ('Card;Wire', 'Cash')").await,
+        vec!["ext-a", "ext-b"]
+    );
+    assert_eq!(
+        ext("Payment_Methods__c EXCLUDES ('Card')").await,
+        vec!["ext-b", "ext-c"]
+    );
     assert_eq!(ext("External_Id__c = 'EXT-B'").await, vec!["ext-b"]);
-    assert_eq!(ext("External_Id__c IN ('ext-a', 'ext-b') AND Paid__c = true").await, vec!["ext-a"]);
-    assert_eq!(ext("Paid__c = false AND Amount__c > 2").await, vec!["ext-c"]);
+    assert_eq!(
+        ext("External_Id__c IN ('ext-a', 'ext-b') AND Paid__c = true").await,
+        vec!["ext-a"]
+    );
+    assert_eq!(
+        ext("Paid__c = false AND Amount__c > 2").await,
+        vec!["ext-c"]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn order_by_nulls_limit_offset_and_counts() {
     let (e, _) = seeded().await;
-    let body = e.query("SELECT Name FROM Account ORDER BY Industry ASC NULLS LAST, Name").await;
-    assert_eq!(names(&body), vec!["Acme", "O'Brien & Sons", "Globex", "Initech"]);
-    let body = e.query("SELECT Name FROM Account ORDER BY Industry DESC, Name DESC").await;
-    assert_eq!(names(&body), vec!["Globex", "O'Brien & Sons", "Acme", "Initech"]);
-    let body = e.query("SELECT Name FROM Account ORDER BY Industry NULLS FIRST, Name LIMIT 2 OFFSET 1").await;
+    let body = e
+        .query("SELECT Name FROM Account ORDER BY Industry ASC NULLS LAST, Name")
+        .await;
+    assert_eq!(
+        names(&body),
+        vec!["Acme", "O'Brien & Sons", "Globex", "Initech"]
+    );
+    let body = e
+        .query("SELECT Name FROM Account ORDER BY Industry DESC, Name DESC")
+        .await;
+    assert_eq!(
+        names(&body),
+        vec!["Globex", "O'Brien & Sons", "Acme", "Initech"]
+    );
+    let body = e
+        .query("SELECT Name FROM Account ORDER BY Industry NULLS FIRST, Name LIMIT 2 OFFSET 1")
+        .await;
     assert_eq!(names(&body), vec!["Acme", "O'Brien & Sons"]);
     assert_eq!(body["totalSize"], 2);
-    let body = e.query("SELECT COUNT() FROM Account WHERE Industry = 'Energy'").await;
+    let body = e
+        .query("SELECT COUNT() FROM Account WHERE Industry = 'Energy'")
+        .await;
     assert_eq!(body, json!({"totalSize": 2, "done": true, "records": []}));
-    let body = e.query("SELECT COUNT(Id), COUNT(Industry) n FROM Account").await;
+    let body = e
+        .query("SELECT COUNT(Id), COUNT(Industry) n FROM Account")
+        .await;
     assert_eq!(
         body,
         json!({"totalSize": 1, "done": true, "records": [
@@ -308,24 +418,41 @@ async fn errors_are_shaped_like_salesforce() {
     let (code, msg) = e.error("SELECT Id FROM Foo").await;
     assert_eq!(code, "INVALID_TYPE");
     assert!(msg.ends_with("sObject type 'Foo' is not supported. If you are attempting to use a custom object, be sure to append the '__c' after the entity name. Please reference your WSDL or the describe call for the appropriate names."), "{msg}");
-    let (code, msg) = e.error("SELECT Id FROM Contact WHERE Bogus.Name = 'x'").await;
+    let (code, msg) = e
+        .error("SELECT Id FROM Contact WHERE Bogus.Name = 'x'")
+        .await;
     assert_eq!(code, "INVALID_FIELD");
-    assert!(msg.contains("Didn't understand relationship 'Bogus'"), "{msg}");
-    let (code, msg) = e.error("SELECT Id FROM Account WHERE CreatedDate > 2020-01-01").await;
+    assert!(
+        msg.contains("Didn't understand relationship 'Bogus'"),
+        "{msg}"
+    );
+    let (code, msg) = e
+        .error("SELECT Id FROM Account WHERE CreatedDate > 2020-01-01")
+        .await;
     assert_eq!(code, "INVALID_FIELD");
     assert!(msg.ends_with("value of filter criterion for field 'CreatedDate' must be of type dateTime and should not be enclosed in quotes"), "{msg}");
-    let (code, msg) = e.error("SELECT Id FROM Account WHERE NumberOfEmployees = '5'").await;
+    let (code, msg) = e
+        .error("SELECT Id FROM Account WHERE NumberOfEmployees = '5'")
+        .await;
     assert_eq!(code, "INVALID_FIELD");
-    assert!(msg.ends_with("must be of type integer and should not be enclosed in quotes"), "{msg}");
+    assert!(
+        msg.ends_with("must be of type integer and should not be enclosed in quotes"),
+        "{msg}"
+    );
     let (code, msg) = e.error("SELECT Id FROM Account WHERE Name = 5").await;
     assert_eq!(code, "INVALID_FIELD");
-    assert!(msg.ends_with("must be of type string and should be enclosed in quotes"), "{msg}");
+    assert!(
+        msg.ends_with("must be of type string and should be enclosed in quotes"),
+        "{msg}"
+    );
     let (code, _) = e.error("SELECT Name, COUNT(Id) FROM Account").await;
     assert_eq!(code, "MALFORMED_QUERY");
     let (status, body) = e.get_raw("/services/data/v59.0/query", &[]).await;
     assert_eq!(status, 400);
     assert_eq!(body[0]["errorCode"], "MALFORMED_QUERY");
-    let (status, body) = e.get_raw("/services/data/v59.0/query/01gEM0000000000AAA-2000", &[]).await;
+    let (status, body) = e
+        .get_raw("/services/data/v59.0/query/01gEM0000000000AAA-2000", &[])
+        .await;
     assert_eq!(status, 400);
     assert_eq!(body[0]["errorCode"], "INVALID_QUERY_LOCATOR");
 }
@@ -333,12 +460,16 @@ async fn errors_are_shaped_like_salesforce() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn paging_follows_next_records_url_under_query_and_query_all() {
     let e = env().await;
-    let rows: Vec<Json> = (0..4500).map(|i| json!({"Name": format!("Acct {i:05}")})).collect();
+    let rows: Vec<Json> = (0..4500)
+        .map(|i| json!({"Name": format!("Acct {i:05}")}))
+        .collect();
     for chunk in rows.chunks(200) {
         e.create("Account", chunk.to_vec());
     }
     for endpoint in ["query", "queryAll"] {
-        let (status, first) = e.query_as(endpoint, "SELECT Id, Name FROM Account ORDER BY Name", &[]).await;
+        let (status, first) = e
+            .query_as(endpoint, "SELECT Id, Name FROM Account ORDER BY Name", &[])
+            .await;
         assert_eq!(status, 200);
         assert_eq!(first["totalSize"], 4500);
         assert_eq!(first["done"], false);
@@ -354,7 +485,13 @@ async fn paging_follows_next_records_url_under_query_and_query_all() {
         assert_eq!(second["done"], false);
         seen.extend(names(&second));
         // jsforce style: the last path segment under /queryAll/.
-        let locator = second["nextRecordsUrl"].as_str().unwrap().rsplit('/').next().unwrap().to_string();
+        let locator = second["nextRecordsUrl"]
+            .as_str()
+            .unwrap()
+            .rsplit('/')
+            .next()
+            .unwrap()
+            .to_string();
         let (status, third) = e
             .get_raw(&format!("/services/data/v59.0/queryAll/{locator}"), &[])
             .await;
@@ -371,12 +508,18 @@ async fn paging_follows_next_records_url_under_query_and_query_all() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn batch_size_header_sets_the_page_size() {
     let e = env().await;
-    let rows: Vec<Json> = (0..450).map(|i| json!({"Name": format!("B{i:03}")})).collect();
+    let rows: Vec<Json> = (0..450)
+        .map(|i| json!({"Name": format!("B{i:03}")}))
+        .collect();
     for chunk in rows.chunks(200) {
         e.create("Account", chunk.to_vec());
     }
     let (_, body) = e
-        .query_as("query", "SELECT Name FROM Account", &[("Sforce-Query-Options", "batchSize=200")])
+        .query_as(
+            "query",
+            "SELECT Name FROM Account",
+            &[("Sforce-Query-Options", "batchSize=200")],
+        )
         .await;
     assert_eq!(body["records"].as_array().unwrap().len(), 200);
     let next = body["nextRecordsUrl"].as_str().unwrap();
@@ -386,7 +529,11 @@ async fn batch_size_header_sets_the_page_size() {
     assert!(body["nextRecordsUrl"].as_str().unwrap().ends_with("-400"));
     // Below the minimum is raised to 200.
     let (_, body) = e
-        .query_as("query", "SELECT Name FROM Account", &[("Sforce-Query-Options", "batchSize=5")])
+        .query_as(
+            "query",
+            "SELECT Name FROM Account",
+            &[("Sforce-Query-Options", "batchSize=5")],
+        )
         .await;
     assert_eq!(body["records"].as_array().unwrap().len(), 200);
 }
@@ -394,15 +541,23 @@ async fn batch_size_header_sets_the_page_size() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn query_all_sees_deleted_rows() {
     let (e, accounts) = seeded().await;
-    e.write(vec![WriteOp::Delete { id: accounts[1].clone() }]);
+    e.write(vec![WriteOp::Delete {
+        id: accounts[1].clone(),
+    }]);
     let body = e.query("SELECT Name FROM Account ORDER BY Name").await;
     assert_eq!(names(&body), vec!["Acme", "Initech", "O'Brien & Sons"]);
     let (_, body) = e
-        .query_as("queryAll", "SELECT Name, IsDeleted FROM Account WHERE IsDeleted = true", &[])
+        .query_as(
+            "queryAll",
+            "SELECT Name, IsDeleted FROM Account WHERE IsDeleted = true",
+            &[],
+        )
         .await;
     assert_eq!(names(&body), vec!["Globex"]);
     assert_eq!(body["records"][0]["IsDeleted"], true);
-    let (_, body) = e.query_as("queryAll", "SELECT COUNT() FROM Account", &[]).await;
+    let (_, body) = e
+        .query_as("queryAll", "SELECT COUNT() FROM Account", &[])
+        .await;
     assert_eq!(body["totalSize"], 4);
     // An Id lookup of a deleted row: only queryAll finds it.
     let soql = format!("SELECT Name FROM Account WHERE Id = '{}'", accounts[1]);
@@ -416,7 +571,10 @@ async fn queries_need_a_valid_session() {
     let e = env().await;
     let resp = e
         .http
-        .get(format!("{}/services/data/v59.0/query?q=SELECT+Id+FROM+Account", e.emu.base_url))
+        .get(format!(
+            "{}/services/data/v59.0/query?q=SELECT+Id+FROM+Account",
+            e.emu.base_url
+        ))
         .bearer_auth("bogus")
         .send()
         .await

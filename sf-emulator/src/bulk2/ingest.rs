@@ -15,7 +15,10 @@ use axum::Extension;
 use parking_lot::Mutex;
 use serde_json::json;
 
-use super::{csv_response, format_rest_datetime, job_id, json, version_mismatch, version_number, Bulk2, Dialect, JobState};
+use super::{
+    csv_response, format_rest_datetime, job_id, json, version_mismatch, version_number, Bulk2,
+    Dialect, JobState,
+};
 use crate::error::ApiError;
 use crate::ids::SfId;
 use crate::org::Org;
@@ -156,14 +159,15 @@ pub async fn create(
         ))
     })?;
     let object_name = req.object.as_deref().unwrap_or("");
-    let object = org
-        .schema()
-        .object(object_name)
-        .cloned()
-        .ok_or_else(|| invalid_job(format!("InvalidJob : Unable to find object: {object_name}")))?;
+    let object =
+        org.schema().object(object_name).cloned().ok_or_else(|| {
+            invalid_job(format!("InvalidJob : Unable to find object: {object_name}"))
+        })?;
     if let Some(ct) = req.content_type.as_deref() {
         if ct != "CSV" {
-            return Err(invalid_job(format!("InvalidJob : Invalid content type: {ct}")));
+            return Err(invalid_job(format!(
+                "InvalidJob : Invalid content type: {ct}"
+            )));
         }
     }
     let dialect = Dialect::parse(req.column_delimiter.as_deref(), req.line_ending.as_deref())?;
@@ -230,7 +234,10 @@ fn with_job<T>(
 fn bad_state(j: &IngestJob, what: &str) -> ApiError {
     ApiError::bad_request(
         "INVALIDJOBSTATE",
-        format!("InvalidJobState : {what} is not allowed for a job in state {}", j.state.as_str()),
+        format!(
+            "InvalidJobState : {what} is not allowed for a job in state {}",
+            j.state.as_str()
+        ),
     )
 }
 
@@ -284,7 +291,8 @@ pub async fn patch(
                 if matches!(j.state, JobState::Open | JobState::UploadComplete) {
                     // Nothing ran: every uploaded row is unprocessed.
                     let (header, rows) = all_rows(j);
-                    j.unprocessed_csv = render_rows(&header, rows.iter().map(|r| r.as_slice()), j.dialect);
+                    j.unprocessed_csv =
+                        render_rows(&header, rows.iter().map(|r| r.as_slice()), j.dialect);
                 }
                 j.state = JobState::Aborted;
                 j.modstamp_ms = now;
@@ -376,7 +384,9 @@ pub async fn unprocessed_records(
     _auth: Authed,
     Path((version, id)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    result_csv(&bulk, &id, &version, |j| or_header(&j.unprocessed_csv, j, &[]))
+    result_csv(&bulk, &id, &version, |j| {
+        or_header(&j.unprocessed_csv, j, &[])
+    })
 }
 
 /// The buffer, or (before anything was written to it) just the header row.
@@ -425,7 +435,11 @@ fn parse_csv(data: &[u8], dialect: Dialect) -> Result<(Vec<String>, Vec<Vec<Stri
     Ok((header, rows))
 }
 
-fn render_rows<'a>(header: &[String], rows: impl Iterator<Item = &'a [String]>, dialect: Dialect) -> Vec<u8> {
+fn render_rows<'a>(
+    header: &[String],
+    rows: impl Iterator<Item = &'a [String]>,
+    dialect: Dialect,
+) -> Vec<u8> {
     let mut out = Vec::new();
     write_row(&mut out, header.iter().map(String::as_str), dialect);
     for r in rows {
@@ -488,7 +502,12 @@ pub fn process(org: &Org, bulk: &Bulk2, id: SfId) {
         )
     };
     let Some(schema) = org.schema().object(&object).cloned() else {
-        return fail_job(org, bulk, id, format!("InvalidBatch : Unable to find object: {object}"));
+        return fail_job(
+            org,
+            bulk,
+            id,
+            format!("InvalidBatch : Unable to find object: {object}"),
+        );
     };
     let mut header: Vec<String> = Vec::new();
     let mut rows: Vec<Vec<String>> = Vec::new();
@@ -498,11 +517,23 @@ pub fn process(org: &Org, bulk: &Bulk2, id: SfId) {
                 if header.is_empty() {
                     header = h;
                 } else if h != header {
-                    return fail_job(org, bulk, id, "InvalidBatch : All uploads of a job must have the same columns".into());
+                    return fail_job(
+                        org,
+                        bulk,
+                        id,
+                        "InvalidBatch : All uploads of a job must have the same columns".into(),
+                    );
                 }
                 rows.extend(r);
             }
-            Err(e) => return fail_job(org, bulk, id, format!("InvalidBatch : Failed to parse CSV: {e}")),
+            Err(e) => {
+                return fail_job(
+                    org,
+                    bulk,
+                    id,
+                    format!("InvalidBatch : Failed to parse CSV: {e}"),
+                )
+            }
         }
     }
     // Check the columns.
@@ -512,18 +543,37 @@ pub fn process(org: &Org, bulk: &Bulk2, id: SfId) {
             None => schema.field_index(col).is_some(),
         };
         if !known {
-            return fail_job(org, bulk, id, format!("InvalidBatch : Field name not found : {col}"));
+            return fail_job(
+                org,
+                bulk,
+                id,
+                format!("InvalidBatch : Field name not found : {col}"),
+            );
         }
     }
     let col_of = |name: &str| header.iter().position(|h| h.eq_ignore_ascii_case(name));
     let id_col = col_of("Id");
-    if matches!(operation, IngestOp::Update | IngestOp::Delete | IngestOp::HardDelete) && id_col.is_none() {
-        return fail_job(org, bulk, id, "InvalidBatch : Field name not found : Id".into());
+    if matches!(
+        operation,
+        IngestOp::Update | IngestOp::Delete | IngestOp::HardDelete
+    ) && id_col.is_none()
+    {
+        return fail_job(
+            org,
+            bulk,
+            id,
+            "InvalidBatch : Field name not found : Id".into(),
+        );
     }
     let ext_col = external_id.as_deref().and_then(col_of);
     if operation == IngestOp::Upsert && ext_col.is_none() {
         let name = external_id.clone().unwrap_or_default();
-        return fail_job(org, bulk, id, format!("InvalidBatch : Field name not found : {name}"));
+        return fail_job(
+            org,
+            bulk,
+            id,
+            format!("InvalidBatch : Field name not found : {name}"),
+        );
     }
     let ctx = WriteContext::bulk(org, &version);
     let mut success = Vec::new();
@@ -538,7 +588,13 @@ pub fn process(org: &Org, bulk: &Bulk2, id: SfId) {
     let mut n_failed = 0;
     let mut aborted_at = None;
     for (chunk_no, chunk) in rows.chunks(CHUNK).enumerate() {
-        if bulk.ingest.jobs.lock().get(&id).is_none_or(|j| j.state == JobState::Aborted) {
+        if bulk
+            .ingest
+            .jobs
+            .lock()
+            .get(&id)
+            .is_none_or(|j| j.state == JobState::Aborted)
+        {
             aborted_at = Some(chunk_no * CHUNK);
             break;
         }
@@ -550,11 +606,14 @@ pub fn process(org: &Org, bulk: &Bulk2, id: SfId) {
                         .iter()
                         .zip(row)
                         .enumerate()
-                        .filter(|(i, (_, v))| Some(*i) != skip && Some(*i) != id_col && !v.is_empty())
+                        .filter(|(i, (_, v))| {
+                            Some(*i) != skip && Some(*i) != id_col && !v.is_empty()
+                        })
                         .map(|(_, (h, v))| (h.clone(), FieldInput::Text(v.clone())))
                         .collect::<Vec<_>>()
                 };
-                let cell = |c: Option<usize>| c.and_then(|c| row.get(c)).cloned().unwrap_or_default();
+                let cell =
+                    |c: Option<usize>| c.and_then(|c| row.get(c)).cloned().unwrap_or_default();
                 match operation {
                     IngestOp::Insert => WriteOp::Create {
                         object: object.clone(),
@@ -595,7 +654,8 @@ pub fn process(org: &Org, bulk: &Bulk2, id: SfId) {
             }
         }
     }
-    let unprocessed = aborted_at.map(|at| render_rows(&header, rows[at..].iter().map(|r| r.as_slice()), dialect));
+    let unprocessed =
+        aborted_at.map(|at| render_rows(&header, rows[at..].iter().map(|r| r.as_slice()), dialect));
     let mut jobs = bulk.ingest.jobs.lock();
     let Some(j) = jobs.get_mut(&id) else { return };
     j.processed = processed;

@@ -43,7 +43,10 @@ impl JobState {
 
     /// A state no further processing changes.
     pub fn is_terminal(self) -> bool {
-        matches!(self, JobState::JobComplete | JobState::Failed | JobState::Aborted)
+        matches!(
+            self,
+            JobState::JobComplete | JobState::Failed | JobState::Aborted
+        )
     }
 }
 
@@ -136,7 +139,9 @@ pub fn routes() -> Router<Org> {
         )
         .route(
             "/services/data/{version}/jobs/ingest/{id}",
-            get(ingest::info).patch(ingest::patch).delete(ingest::delete),
+            get(ingest::info)
+                .patch(ingest::patch)
+                .delete(ingest::delete),
         )
         .route(
             "/services/data/{version}/jobs/ingest/{id}/batches",
@@ -173,8 +178,9 @@ pub fn routes() -> Router<Org> {
 pub fn version_number(v: &str) -> Result<String, ApiError> {
     v.strip_prefix('v')
         .filter(|n| {
-            n.split_once('.')
-                .is_some_and(|(a, b)| !a.is_empty() && a.bytes().all(|c| c.is_ascii_digit()) && b == "0")
+            n.split_once('.').is_some_and(|(a, b)| {
+                !a.is_empty() && a.bytes().all(|c| c.is_ascii_digit()) && b == "0"
+            })
         })
         .map(str::to_string)
         .ok_or_else(ApiError::not_found)

@@ -14,12 +14,15 @@ use base64::Engine;
 use parking_lot::Mutex;
 use serde_json::json;
 
-use super::{csv_response, format_rest_datetime, job_id, json, version_mismatch, version_number, Bulk2, Dialect, JobState};
-use crate::session::Authed;
+use super::{
+    csv_response, format_rest_datetime, job_id, json, version_mismatch, version_number, Bulk2,
+    Dialect, JobState,
+};
 use crate::error::ApiError;
 use crate::ids::SfId;
 use crate::org::Org;
 use crate::query_api::{prepare, soql_error, Prepared};
+use crate::session::Authed;
 use crate::soql::bind::Output;
 use crate::soql::exec::{self, Outcome};
 use crate::soql::render;
@@ -113,7 +116,12 @@ pub async fn create(
                 format!("Invalid operation: {other}. Valid operations are query and queryAll."),
             ))
         }
-        None => return Err(ApiError::bad_request("INVALIDJOB", "The operation is required.")),
+        None => {
+            return Err(ApiError::bad_request(
+                "INVALIDJOB",
+                "The operation is required.",
+            ))
+        }
     };
     if let Some(ct) = req.content_type.as_deref() {
         if ct != "CSV" {
@@ -261,7 +269,9 @@ pub async fn delete(
 ) -> Result<Response, ApiError> {
     let key = with_job(&bulk, &id, &version, |j| Ok(j.id))?;
     bulk.query.jobs.lock().remove(&key);
-    Ok(axum::response::IntoResponse::into_response(StatusCode::NO_CONTENT))
+    Ok(axum::response::IntoResponse::into_response(
+        StatusCode::NO_CONTENT,
+    ))
 }
 
 pub async fn list(
@@ -320,7 +330,10 @@ pub async fn results(
         (JobState::JobComplete, Some(ids)) => Ok((j.prepared.clone(), ids.clone(), j.dialect)),
         _ => Err(ApiError::bad_request(
             "INVALIDJOBSTATE",
-            format!("Job state is {}: results are available once the job is JobComplete.", j.state.as_str()),
+            format!(
+                "Job state is {}: results are available once the job is JobComplete.",
+                j.state.as_str()
+            ),
         )),
     })?;
     let offset = match p.locator.as_deref().filter(|l| !l.is_empty()) {
@@ -331,15 +344,21 @@ pub async fn results(
     };
     let max = match p.max_records.as_deref() {
         None => DEFAULT_MAX_RECORDS,
-        Some(m) => m
-            .parse::<usize>()
-            .ok()
-            .filter(|m| *m > 0)
-            .ok_or_else(|| ApiError::bad_request("INVALIDMAXRECORDS", format!("Invalid maxRecords: {m}")))?,
+        Some(m) => m.parse::<usize>().ok().filter(|m| *m > 0).ok_or_else(|| {
+            ApiError::bad_request("INVALIDMAXRECORDS", format!("Invalid maxRecords: {m}"))
+        })?,
     };
-    let (body, n, next) = tokio::task::spawn_blocking(move || render_page(&org, &prepared, &ids, offset, max, dialect))
-        .await
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "UNKNOWN_EXCEPTION", e.to_string()))?;
+    let (body, n, next) = tokio::task::spawn_blocking(move || {
+        render_page(&org, &prepared, &ids, offset, max, dialect)
+    })
+    .await
+    .map_err(|e| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "UNKNOWN_EXCEPTION",
+            e.to_string(),
+        )
+    })?;
     let mut resp = csv_response(body);
     let h = resp.headers_mut();
     h.insert("Sforce-NumberOfRecords", HeaderValue::from(n as u64));

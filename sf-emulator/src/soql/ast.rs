@@ -42,9 +42,14 @@ impl FieldPath {
 pub enum SelectItem {
     Field(FieldPath),
     /// `COUNT()`: only the row count, no records.
-    CountAll { pos: Pos },
+    CountAll {
+        pos: Pos,
+    },
     /// `COUNT(field) [alias]`.
-    CountField { field: FieldPath, alias: Option<String> },
+    CountField {
+        field: FieldPath,
+        alias: Option<String>,
+    },
 }
 
 /// A `WHERE` condition.
@@ -53,11 +58,27 @@ pub enum Cond {
     And(Vec<Cond>),
     Or(Vec<Cond>),
     Not(Box<Cond>),
-    Compare { field: FieldPath, op: CmpOp, value: Literal },
-    Like { field: FieldPath, pattern: LikePattern, pos: Pos },
-    In { field: FieldPath, negated: bool, values: Vec<Literal> },
+    Compare {
+        field: FieldPath,
+        op: CmpOp,
+        value: Literal,
+    },
+    Like {
+        field: FieldPath,
+        pattern: LikePattern,
+        pos: Pos,
+    },
+    In {
+        field: FieldPath,
+        negated: bool,
+        values: Vec<Literal>,
+    },
     /// `INCLUDES` (negated = false) / `EXCLUDES` (negated = true) on a multi-select picklist.
-    Includes { field: FieldPath, negated: bool, values: Vec<Literal> },
+    Includes {
+        field: FieldPath,
+        negated: bool,
+        values: Vec<Literal>,
+    },
 }
 
 /// A comparison operator (`!=` and `<>` are both `Ne`).
@@ -84,7 +105,10 @@ pub enum LiteralKind {
     Null,
     Bool(bool),
     /// A number, kept with its text so integers stay exact.
-    Number { text: String, value: f64 },
+    Number {
+        text: String,
+        value: f64,
+    },
     String(String),
     Date(NaiveDate),
     DateTime(DateTime<Utc>),

@@ -6,7 +6,9 @@ use std::sync::Arc;
 
 use chrono::{NaiveDate, TimeZone, Utc};
 
-use super::ast::{self, CmpOp, Cond, DateLiteral, FieldPath, LikePart, Literal, LiteralKind, SelectItem};
+use super::ast::{
+    self, CmpOp, Cond, DateLiteral, FieldPath, LikePart, Literal, LiteralKind, SelectItem,
+};
 use super::dates;
 use super::error::{SoqlError, SoqlErrorCode};
 use crate::ids::SfId;
@@ -57,16 +59,39 @@ pub enum Pred {
     Or(Vec<Pred>),
     Not(Box<Pred>),
     /// `f op v` with a non-null value.
-    Cmp { f: FieldRef, op: CmpOp, v: Value },
+    Cmp {
+        f: FieldRef,
+        op: CmpOp,
+        v: Value,
+    },
     /// `f = null` (`is_null`) or `f != null`.
-    Null { f: FieldRef, is_null: bool },
+    Null {
+        f: FieldRef,
+        is_null: bool,
+    },
     /// `f op LITERAL` for a relative date literal covering `[lo, hi)`.
-    Range { f: FieldRef, op: CmpOp, lo: Value, hi: Value },
+    Range {
+        f: FieldRef,
+        op: CmpOp,
+        lo: Value,
+        hi: Value,
+    },
     /// `f LIKE pattern` (the pattern's text is lower-cased for case-insensitive matching).
-    Like { f: FieldRef, parts: Vec<LikePart> },
-    In { f: FieldRef, vals: Vec<Value>, negated: bool },
+    Like {
+        f: FieldRef,
+        parts: Vec<LikePart>,
+    },
+    In {
+        f: FieldRef,
+        vals: Vec<Value>,
+        negated: bool,
+    },
     /// `INCLUDES` / `EXCLUDES`: each entry is a set of values that must all be selected.
-    Includes { f: FieldRef, sets: Vec<Vec<String>>, negated: bool },
+    Includes {
+        f: FieldRef,
+        sets: Vec<Vec<String>>,
+        negated: bool,
+    },
 }
 
 /// What the query returns.
@@ -103,7 +128,12 @@ pub struct Bound {
 
 /// Binds `q` (the text of which is `text`, for error positions) against `org`.
 /// `today` resolves relative date literals.
-pub fn bind(org: &OrgSchema, text: &str, q: &ast::Query, today: NaiveDate) -> Result<Bound, SoqlError> {
+pub fn bind(
+    org: &OrgSchema,
+    text: &str,
+    q: &ast::Query,
+    today: NaiveDate,
+) -> Result<Bound, SoqlError> {
     let object_index = org.object_index(&q.from.text).ok_or_else(|| {
         SoqlError::at(
             SoqlErrorCode::InvalidType,
@@ -157,7 +187,9 @@ pub fn bind(org: &OrgSchema, text: &str, q: &ast::Query, today: NaiveDate) -> Re
         filter,
         order,
         limit: q.limit.map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
-        offset: q.offset.map_or(0, |n| usize::try_from(n).unwrap_or(usize::MAX)),
+        offset: q
+            .offset
+            .map_or(0, |n| usize::try_from(n).unwrap_or(usize::MAX)),
     })
 }
 
@@ -174,9 +206,7 @@ impl Binder<'_> {
     }
 
     fn output(&self, items: &[SelectItem]) -> Result<Output, SoqlError> {
-        let has_count = items
-            .iter()
-            .any(|i| !matches!(i, SelectItem::Field(_)));
+        let has_count = items.iter().any(|i| !matches!(i, SelectItem::Field(_)));
         if !has_count {
             let mut cols = Vec::new();
             for i in items {
@@ -186,7 +216,8 @@ impl Binder<'_> {
             }
             return Ok(Output::Fields(cols));
         }
-        if let Some(SelectItem::Field(p)) = items.iter().find(|i| matches!(i, SelectItem::Field(_))) {
+        if let Some(SelectItem::Field(p)) = items.iter().find(|i| matches!(i, SelectItem::Field(_)))
+        {
             let f = self.field(p)?;
             return Err(self.err(
                 SoqlErrorCode::MalformedQuery,
@@ -306,7 +337,10 @@ impl Binder<'_> {
                         Pred::Range { f, op: *op, lo, hi }
                     }
                     _ => {
-                        if *op != CmpOp::Eq && *op != CmpOp::Ne && matches!(f.ftype, FieldType::MultiPicklist) {
+                        if *op != CmpOp::Eq
+                            && *op != CmpOp::Ne
+                            && matches!(f.ftype, FieldType::MultiPicklist)
+                        {
                             return Err(self.err(
                                 SoqlErrorCode::InvalidField,
                                 field.pos,
@@ -320,7 +354,9 @@ impl Binder<'_> {
             }
             Cond::Like { field, pattern, .. } => {
                 let f = self.filterable(field)?;
-                if !(f.ftype.is_text() || f.ftype.is_id()) || matches!(f.ftype, FieldType::MultiPicklist) {
+                if !(f.ftype.is_text() || f.ftype.is_id())
+                    || matches!(f.ftype, FieldType::MultiPicklist)
+                {
                     return Err(self.err(
                         SoqlErrorCode::InvalidField,
                         field.pos,
@@ -337,7 +373,11 @@ impl Binder<'_> {
                     .collect();
                 Pred::Like { f, parts }
             }
-            Cond::In { field, negated, values } => {
+            Cond::In {
+                field,
+                negated,
+                values,
+            } => {
                 let f = self.filterable(field)?;
                 let mut vals = Vec::with_capacity(values.len());
                 for v in values {
@@ -359,7 +399,11 @@ impl Binder<'_> {
                     negated: *negated,
                 }
             }
-            Cond::Includes { field, negated, values } => {
+            Cond::Includes {
+                field,
+                negated,
+                values,
+            } => {
                 let f = self.filterable(field)?;
                 if !matches!(f.ftype, FieldType::MultiPicklist) {
                     return Err(self.err(
@@ -432,16 +476,18 @@ impl Binder<'_> {
     fn value(&self, f: &FieldRef, p: &FieldPath, lit: &Literal) -> Result<Value, SoqlError> {
         let ty = &f.ftype;
         let v = match (&lit.kind, ty) {
-            (LiteralKind::String(s), FieldType::Id | FieldType::Reference) => match SfId::parse(s) {
-                Ok(id) => Value::str(id.as_str()),
-                Err(_) => {
-                    return Err(self.err(
-                        SoqlErrorCode::InvalidQueryFilterOperator,
-                        lit.pos,
-                        format!("invalid ID field: {s}"),
-                    ))
+            (LiteralKind::String(s), FieldType::Id | FieldType::Reference) => {
+                match SfId::parse(s) {
+                    Ok(id) => Value::str(id.as_str()),
+                    Err(_) => {
+                        return Err(self.err(
+                            SoqlErrorCode::InvalidQueryFilterOperator,
+                            lit.pos,
+                            format!("invalid ID field: {s}"),
+                        ))
+                    }
                 }
-            },
+            }
             (LiteralKind::String(s), t) if t.is_text() => Value::str(s),
             (LiteralKind::Bool(b), FieldType::Boolean) => Value::Bool(*b),
             (LiteralKind::Number { text, value }, FieldType::Int | FieldType::Long) => {
@@ -450,17 +496,25 @@ impl Binder<'_> {
                     Err(_) => Value::Double(*value),
                 }
             }
-            (LiteralKind::Number { value, .. }, FieldType::Double | FieldType::Currency | FieldType::Percent) => {
-                Value::Double(*value)
-            }
+            (
+                LiteralKind::Number { value, .. },
+                FieldType::Double | FieldType::Currency | FieldType::Percent,
+            ) => Value::Double(*value),
             (LiteralKind::Date(d), FieldType::Date) => Value::Date(*d),
-            (LiteralKind::DateTime(d), FieldType::DateTime) => Value::DateTime(d.timestamp_millis()),
+            (LiteralKind::DateTime(d), FieldType::DateTime) => {
+                Value::DateTime(d.timestamp_millis())
+            }
             _ => return Err(self.type_error(f, p)),
         };
         Ok(v)
     }
 
-    fn date_range(&self, f: &FieldRef, p: &FieldPath, d: DateLiteral) -> Result<(Value, Value), SoqlError> {
+    fn date_range(
+        &self,
+        f: &FieldRef,
+        p: &FieldPath,
+        d: DateLiteral,
+    ) -> Result<(Value, Value), SoqlError> {
         let (lo, hi) = dates::resolve(d, self.today);
         match f.ftype {
             FieldType::Date => Ok((Value::Date(lo), Value::Date(hi))),

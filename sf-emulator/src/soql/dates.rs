@@ -36,7 +36,11 @@ fn add_days(d: NaiveDate, n: i64) -> NaiveDate {
     } else {
         d.checked_sub_days(chrono::Days::new(n.unsigned_abs()))
     };
-    r.unwrap_or(if n >= 0 { NaiveDate::MAX } else { NaiveDate::MIN })
+    r.unwrap_or(if n >= 0 {
+        NaiveDate::MAX
+    } else {
+        NaiveDate::MIN
+    })
 }
 
 fn add_months(d: NaiveDate, n: i64) -> NaiveDate {
@@ -46,7 +50,11 @@ fn add_months(d: NaiveDate, n: i64) -> NaiveDate {
     } else {
         d.checked_sub_months(chrono::Months::new(m))
     };
-    r.unwrap_or(if n >= 0 { NaiveDate::MAX } else { NaiveDate::MIN })
+    r.unwrap_or(if n >= 0 {
+        NaiveDate::MAX
+    } else {
+        NaiveDate::MIN
+    })
 }
 
 #[cfg(test)]
@@ -61,12 +69,33 @@ mod tests {
     #[test]
     fn ranges_relative_to_a_wednesday() {
         let today = d(2024, 5, 15); // Wednesday
-        assert_eq!(resolve(Days { start: 0, end: 1 }, today), (d(2024, 5, 15), d(2024, 5, 16)));
-        assert_eq!(resolve(Days { start: -30, end: 1 }, today), (d(2024, 4, 15), d(2024, 5, 16)));
-        assert_eq!(resolve(Weeks { start: 0, end: 1 }, today), (d(2024, 5, 12), d(2024, 5, 19)));
-        assert_eq!(resolve(Weeks { start: -1, end: 0 }, today), (d(2024, 5, 5), d(2024, 5, 12)));
-        assert_eq!(resolve(Months { start: -1, end: 0 }, today), (d(2024, 4, 1), d(2024, 5, 1)));
-        assert_eq!(resolve(Quarters { start: 0, end: 1 }, today), (d(2024, 4, 1), d(2024, 7, 1)));
-        assert_eq!(resolve(Years { start: -1, end: 0 }, today), (d(2023, 1, 1), d(2024, 1, 1)));
+        assert_eq!(
+            resolve(Days { start: 0, end: 1 }, today),
+            (d(2024, 5, 15), d(2024, 5, 16))
+        );
+        assert_eq!(
+            resolve(Days { start: -30, end: 1 }, today),
+            (d(2024, 4, 15), d(2024, 5, 16))
+        );
+        assert_eq!(
+            resolve(Weeks { start: 0, end: 1 }, today),
+            (d(2024, 5, 12), d(2024, 5, 19))
+        );
+        assert_eq!(
+            resolve(Weeks { start: -1, end: 0 }, today),
+            (d(2024, 5, 5), d(2024, 5, 12))
+        );
+        assert_eq!(
+            resolve(Months { start: -1, end: 0 }, today),
+            (d(2024, 4, 1), d(2024, 5, 1))
+        );
+        assert_eq!(
+            resolve(Quarters { start: 0, end: 1 }, today),
+            (d(2024, 4, 1), d(2024, 7, 1))
+        );
+        assert_eq!(
+            resolve(Years { start: -1, end: 0 }, today),
+            (d(2023, 1, 1), d(2024, 1, 1))
+        );
     }
 }

@@ -72,9 +72,10 @@ pub fn matches(p: &Pred, r: &impl Fields) -> bool {
                 Some(s) => s.split(';').map(|x| x.trim().to_lowercase()).collect(),
                 None => Vec::new(),
             };
-            let any = sets
-                .iter()
-                .any(|set| set.iter().all(|want| selected.iter().any(|have| have == want)));
+            let any = sets.iter().any(|set| {
+                set.iter()
+                    .all(|want| selected.iter().any(|have| have == want))
+            });
             any != *negated
         }
     }

@@ -31,7 +31,12 @@ impl Fields for Row<'_> {
 }
 
 /// The parent record referenced by field `ref_field` of `rec`, in table `target`.
-pub fn parent<'a>(store: &'a Store, rec: &Record, ref_field: usize, target: usize) -> Option<&'a Record> {
+pub fn parent<'a>(
+    store: &'a Store,
+    rec: &Record,
+    ref_field: usize,
+    target: usize,
+) -> Option<&'a Record> {
     let id = rec.get(ref_field).as_str()?;
     let id = SfId::parse(id).ok()?;
     store.tables.get(target)?.get(&id)
@@ -92,8 +97,16 @@ pub fn plan(b: &Bound, all_rows: bool) -> Plan {
     // 1. Id equality / IN.
     for p in &conjuncts {
         let vals = match p {
-            Pred::Cmp { f, op: CmpOp::Eq, v } if local(f) && f.field == sys.id => vec![v.clone()],
-            Pred::In { f, vals, negated: false } if local(f) && f.field == sys.id => vals.clone(),
+            Pred::Cmp {
+                f,
+                op: CmpOp::Eq,
+                v,
+            } if local(f) && f.field == sys.id => vec![v.clone()],
+            Pred::In {
+                f,
+                vals,
+                negated: false,
+            } if local(f) && f.field == sys.id => vals.clone(),
             _ => continue,
         };
         let mut ids: Vec<SfId> = vals
@@ -111,8 +124,16 @@ pub fn plan(b: &Bound, all_rows: bool) -> Plan {
     if !all_rows {
         for p in &conjuncts {
             let (f, vals) = match p {
-                Pred::Cmp { f, op: CmpOp::Eq, v } => (f, vec![v.clone()]),
-                Pred::In { f, vals, negated: false } => (f, vals.clone()),
+                Pred::Cmp {
+                    f,
+                    op: CmpOp::Eq,
+                    v,
+                } => (f, vec![v.clone()]),
+                Pred::In {
+                    f,
+                    vals,
+                    negated: false,
+                } => (f, vals.clone()),
                 _ => continue,
             };
             let fs = &b.object.fields[f.field];
@@ -134,10 +155,17 @@ pub fn plan(b: &Bound, all_rows: bool) -> Plan {
         let mut used = false;
         for p in &conjuncts {
             let (op, lo, hi) = match p {
-                Pred::Cmp { f, op, v: Value::DateTime(t) } if local(f) && f.field == ms => (*op, *t, *t),
-                Pred::Range { f, op, lo: Value::DateTime(lo), hi: Value::DateTime(hi) }
-                    if local(f) && f.field == ms =>
-                {
+                Pred::Cmp {
+                    f,
+                    op,
+                    v: Value::DateTime(t),
+                } if local(f) && f.field == ms => (*op, *t, *t),
+                Pred::Range {
+                    f,
+                    op,
+                    lo: Value::DateTime(lo),
+                    hi: Value::DateTime(hi),
+                } if local(f) && f.field == ms => {
                     // As a range literal: `=` is [lo, hi), `<` is < lo, `<=` is < hi, ...
                     match op {
                         CmpOp::Eq => {
@@ -217,7 +245,9 @@ fn modstamp_order(b: &Bound) -> bool {
     let Some(ms) = b.object.sys.system_modstamp else {
         return false;
     };
-    let is = |k: &super::bind::OrderKey, field: usize| k.f.hops.is_empty() && k.f.field == field && !k.descending;
+    let is = |k: &super::bind::OrderKey, field: usize| {
+        k.f.hops.is_empty() && k.f.field == field && !k.descending
+    };
     match b.order.as_slice() {
         [k] => is(k, ms),
         [k, i] => is(k, ms) && is(i, b.object.sys.id),
@@ -271,7 +301,9 @@ pub fn execute(store: &Store, b: &Bound, all_rows: bool) -> Outcome {
                 });
             }
             let start = b.offset.min(hits.len());
-            let end = b.limit.map_or(hits.len(), |l| start.saturating_add(l).min(hits.len()));
+            let end = b
+                .limit
+                .map_or(hits.len(), |l| start.saturating_add(l).min(hits.len()));
             Outcome::Rows(hits[start..end].iter().map(|(id, _)| *id).collect())
         }
     }
@@ -294,7 +326,10 @@ fn scan<'t>(table: &'t Table, access: &Access, visit: &mut dyn FnMut(SfId, &'t R
             }
         }
         Access::Indexed { field, values } => {
-            let mut ids: Vec<SfId> = values.iter().flat_map(|v| table.lookup(*field, v).iter().copied()).collect();
+            let mut ids: Vec<SfId> = values
+                .iter()
+                .flat_map(|v| table.lookup(*field, v).iter().copied())
+                .collect();
             ids.sort();
             ids.dedup();
             for id in ids {
@@ -338,7 +373,10 @@ mod tests {
 
     #[test]
     fn id_equality_and_in_use_the_id_map() {
-        let p = plan_of("SELECT Name FROM Account WHERE Name = 'x' AND Id = '001000000000001AAA'", false);
+        let p = plan_of(
+            "SELECT Name FROM Account WHERE Name = 'x' AND Id = '001000000000001AAA'",
+            false,
+        );
         assert!(matches!(p.access, Access::Ids(ref ids) if ids.len() == 1));
         let p = plan_of(
             "SELECT Name FROM Account WHERE Id IN ('001000000000001AAA', '001000000000002AAA')",
@@ -349,7 +387,10 @@ mod tests {
 
     #[test]
     fn external_ids_use_their_index_except_for_query_all() {
-        let p = plan_of("SELECT Id FROM Invoice__c WHERE External_Id__c = 'a'", false);
+        let p = plan_of(
+            "SELECT Id FROM Invoice__c WHERE External_Id__c = 'a'",
+            false,
+        );
         assert!(matches!(p.access, Access::Indexed { .. }), "{p:?}");
         let p = plan_of("SELECT Id FROM Invoice__c WHERE External_Id__c = 'a'", true);
         assert_eq!(p.access, Access::Scan);
@@ -399,7 +440,10 @@ mod tests {
     fn other_queries_scan_in_id_order() {
         let p = plan_of("SELECT Id FROM Account ORDER BY Id ASC", false);
         assert_eq!((p.access, p.presorted), (Access::Scan, true));
-        let p = plan_of("SELECT Id FROM Account WHERE Name LIKE 'a%' ORDER BY Name", false);
+        let p = plan_of(
+            "SELECT Id FROM Account WHERE Name LIKE 'a%' ORDER BY Name",
+            false,
+        );
         assert_eq!((p.access, p.presorted), (Access::Scan, false));
     }
 }

@@ -84,7 +84,9 @@ pub fn lex(query: &str) -> Result<Vec<Token>, SoqlError> {
                                 SoqlErrorCode::MalformedQuery,
                                 query,
                                 start,
-                                format!("line 1:{start} mismatched character '<EOF>' expecting '''"),
+                                format!(
+                                    "line 1:{start} mismatched character '<EOF>' expecting '''"
+                                ),
                             ))
                         }
                         Some(b'\\') => i += 2,
@@ -166,8 +168,11 @@ fn digits(b: &[u8], at: usize, n: usize) -> Option<u32> {
 /// Lexes `YYYY-MM-DD` or `YYYY-MM-DDThh:mm:ss[.f...](Z|±hh:mm|±hhmm)` at `start`, if present.
 fn lex_date(query: &str, start: usize) -> Result<Option<(Tok, usize)>, SoqlError> {
     let b = query.as_bytes();
-    let (Some(y), Some(m), Some(d)) = (digits(b, start, 4), digits(b, start + 5, 2), digits(b, start + 8, 2))
-    else {
+    let (Some(y), Some(m), Some(d)) = (
+        digits(b, start, 4),
+        digits(b, start + 5, 2),
+        digits(b, start + 8, 2),
+    ) else {
         return Ok(None);
     };
     if b.get(start + 4) != Some(&b'-') || b.get(start + 7) != Some(&b'-') {
@@ -182,7 +187,8 @@ fn lex_date(query: &str, start: usize) -> Result<Option<(Tok, usize)>, SoqlError
         )
     };
     let end_date = start + 10;
-    let date = NaiveDate::from_ymd_opt(y as i32, m, d).ok_or_else(|| bad(&query[start..end_date]))?;
+    let date =
+        NaiveDate::from_ymd_opt(y as i32, m, d).ok_or_else(|| bad(&query[start..end_date]))?;
     if b.get(end_date) != Some(&b'T') {
         if b.get(end_date).is_some_and(|c| c.is_ascii_alphanumeric()) {
             return Err(bad(&query[end_date..end_date + 1]));
@@ -190,7 +196,9 @@ fn lex_date(query: &str, start: usize) -> Result<Option<(Tok, usize)>, SoqlError
         return Ok(Some((Tok::Date(date), end_date)));
     }
     let t = end_date + 1;
-    let (Some(hh), Some(mi), Some(ss)) = (digits(b, t, 2), digits(b, t + 3, 2), digits(b, t + 6, 2)) else {
+    let (Some(hh), Some(mi), Some(ss)) =
+        (digits(b, t, 2), digits(b, t + 3, 2), digits(b, t + 6, 2))
+    else {
         return Err(bad("T"));
     };
     if b.get(t + 2) != Some(&b':') || b.get(t + 5) != Some(&b':') {
@@ -227,7 +235,10 @@ fn lex_date(query: &str, start: usize) -> Result<Option<(Tok, usize)>, SoqlError
             sign * (oh as i32 * 3600 + om as i32 * 60)
         }
         _ => {
-            let what = query[i..].chars().next().map_or("<EOF>".to_string(), |c| c.to_string());
+            let what = query[i..]
+                .chars()
+                .next()
+                .map_or("<EOF>".to_string(), |c| c.to_string());
             return Err(bad(&what));
         }
     };
@@ -268,14 +279,18 @@ mod tests {
         assert_eq!(dt("2016-12-31T19:00:00-05:00"), want);
         assert_eq!(
             dt("2024-01-02T03:04:05.5Z"),
-            Utc.with_ymd_and_hms(2024, 1, 2, 3, 4, 5).unwrap() + chrono::Duration::milliseconds(500)
+            Utc.with_ymd_and_hms(2024, 1, 2, 3, 4, 5).unwrap()
+                + chrono::Duration::milliseconds(500)
         );
     }
 
     #[test]
     fn dates_and_numbers() {
         let toks = lex("2024-02-29 42 1.5").unwrap();
-        assert_eq!(toks[0].tok, Tok::Date(NaiveDate::from_ymd_opt(2024, 2, 29).unwrap()));
+        assert_eq!(
+            toks[0].tok,
+            Tok::Date(NaiveDate::from_ymd_opt(2024, 2, 29).unwrap())
+        );
         assert_eq!(toks[1].tok, Tok::Number("42".into()));
         assert_eq!(toks[2].tok, Tok::Number("1.5".into()));
         assert!(lex("2023-02-29").is_err());
@@ -284,10 +299,23 @@ mod tests {
 
     #[test]
     fn operators() {
-        let toks: Vec<Tok> = lex("= != <> < <= > >=").unwrap().into_iter().map(|t| t.tok).collect();
+        let toks: Vec<Tok> = lex("= != <> < <= > >=")
+            .unwrap()
+            .into_iter()
+            .map(|t| t.tok)
+            .collect();
         assert_eq!(
             toks,
-            vec![Tok::Eq, Tok::Ne, Tok::Ne, Tok::Lt, Tok::Le, Tok::Gt, Tok::Ge, Tok::Eof]
+            vec![
+                Tok::Eq,
+                Tok::Ne,
+                Tok::Ne,
+                Tok::Lt,
+                Tok::Le,
+                Tok::Gt,
+                Tok::Ge,
+                Tok::Eof
+            ]
         );
     }
 }

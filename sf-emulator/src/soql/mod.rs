@@ -5,10 +5,10 @@ pub mod bind;
 pub mod dates;
 pub mod error;
 pub mod eval;
+pub mod exec;
 pub mod lex;
 pub mod parse;
 pub mod render;
-pub mod exec;
 
 pub use error::{SoqlError, SoqlErrorCode};
 pub use parse::parse;

@@ -292,7 +292,8 @@ impl Parser<'_> {
                 pos: t.pos,
             });
         }
-        if self.is_kw("NOT") && matches!(&self.peek_at(1).tok, Tok::Ident(s) if s.eq_ignore_ascii_case("IN"))
+        if self.is_kw("NOT")
+            && matches!(&self.peek_at(1).tok, Tok::Ident(s) if s.eq_ignore_ascii_case("IN"))
         {
             self.bump();
             self.bump();
@@ -432,9 +433,21 @@ fn fixed_date_literal(word: &str) -> Option<DateLiteral> {
 }
 
 const N_LITERALS: &[&str] = &[
-    "LAST_N_DAYS", "NEXT_N_DAYS", "N_DAYS_AGO", "LAST_N_WEEKS", "NEXT_N_WEEKS", "N_WEEKS_AGO",
-    "LAST_N_MONTHS", "NEXT_N_MONTHS", "N_MONTHS_AGO", "LAST_N_QUARTERS", "NEXT_N_QUARTERS",
-    "N_QUARTERS_AGO", "LAST_N_YEARS", "NEXT_N_YEARS", "N_YEARS_AGO",
+    "LAST_N_DAYS",
+    "NEXT_N_DAYS",
+    "N_DAYS_AGO",
+    "LAST_N_WEEKS",
+    "NEXT_N_WEEKS",
+    "N_WEEKS_AGO",
+    "LAST_N_MONTHS",
+    "NEXT_N_MONTHS",
+    "N_MONTHS_AGO",
+    "LAST_N_QUARTERS",
+    "NEXT_N_QUARTERS",
+    "N_QUARTERS_AGO",
+    "LAST_N_YEARS",
+    "NEXT_N_YEARS",
+    "N_YEARS_AGO",
 ];
 
 fn is_n_date_literal(word: &str) -> bool {
@@ -474,7 +487,9 @@ fn bad_escape(query: &str, raw: &str, pos: Pos, seq: &str) -> SoqlError {
         SoqlErrorCode::MalformedQuery,
         query,
         pos,
-        format!("Invalid string literal '{raw}'. Illegal character sequence '{seq}' in string literal."),
+        format!(
+            "Invalid string literal '{raw}'. Illegal character sequence '{seq}' in string literal."
+        ),
     )
 }
 
@@ -555,7 +570,12 @@ mod tests {
         .unwrap();
         assert_eq!(q.select.len(), 3);
         assert_eq!(q.from.text, "Account");
-        let Some(Cond::Compare { field: f, op, value }) = &q.filter else {
+        let Some(Cond::Compare {
+            field: f,
+            op,
+            value,
+        }) = &q.filter
+        else {
             panic!("{:?}", q.filter)
         };
         assert_eq!(f.parts, vec!["SystemModstamp"]);
@@ -575,7 +595,9 @@ mod tests {
             "SELECT Id,Name FROM Account WHERE SystemModstamp >= 2024-01-02T03:04:05.000000Z  AND SystemModstamp < 2024-02-01T00:00:00Z ORDER BY SystemModstamp ASC",
         )
         .unwrap();
-        let Some(Cond::And(terms)) = &q.filter else { panic!() };
+        let Some(Cond::And(terms)) = &q.filter else {
+            panic!()
+        };
         assert_eq!(terms.len(), 2);
     }
 
@@ -585,16 +607,27 @@ mod tests {
             "SELECT a,b FROM Account WHERE SystemModstamp >= 2024-01-01T00:00:00.000+00:00 AND SystemModstamp < 2024-01-31T00:00:00.000+00:00",
         )
         .unwrap();
-        let Some(Cond::And(terms)) = &q.filter else { panic!() };
-        let Cond::Compare { value, .. } = &terms[1] else { panic!() };
+        let Some(Cond::And(terms)) = &q.filter else {
+            panic!()
+        };
+        let Cond::Compare { value, .. } = &terms[1] else {
+            panic!()
+        };
         assert_eq!(
             value.kind,
             LiteralKind::DateTime(Utc.with_ymd_and_hms(2024, 1, 31, 0, 0, 0).unwrap())
         );
         let q = parse("SELECT a, b FROM Account ORDER BY Id ASC").unwrap();
         assert_eq!(q.order_by[0].field.parts, vec!["Id"]);
-        let q = parse("SELECT Id FROM ContentDocumentLink WHERE ContentDocumentId IN ('069A','069B')").unwrap();
-        let Some(Cond::In { negated, values, .. }) = &q.filter else { panic!() };
+        let q =
+            parse("SELECT Id FROM ContentDocumentLink WHERE ContentDocumentId IN ('069A','069B')")
+                .unwrap();
+        let Some(Cond::In {
+            negated, values, ..
+        }) = &q.filter
+        else {
+            panic!()
+        };
         assert!(!negated);
         assert_eq!(values.len(), 2);
     }
@@ -617,7 +650,10 @@ mod tests {
                 alias: Some("cnt".into())
             }
         );
-        assert_eq!(q.select[1], SelectItem::Field(field(&["Account", "Name"], 22)));
+        assert_eq!(
+            q.select[1],
+            SelectItem::Field(field(&["Account", "Name"], 22))
+        );
     }
 
     #[test]
@@ -629,31 +665,45 @@ mod tests {
              AND CloseDate >= 2024-01-01 AND NumberOfEmployees <> 5",
         )
         .unwrap();
-        let Some(Cond::And(terms)) = &q.filter else { panic!() };
+        let Some(Cond::And(terms)) = &q.filter else {
+            panic!()
+        };
         assert_eq!(terms.len(), 10);
         let Cond::Or(alts) = &terms[0] else { panic!() };
-        let Cond::Like { pattern, .. } = &alts[0] else { panic!() };
+        let Cond::Like { pattern, .. } = &alts[0] else {
+            panic!()
+        };
         assert_eq!(
             pattern.parts,
             vec![LikePart::Text("Acme_".into()), LikePart::AnyRun]
         );
-        let Cond::Compare { value, .. } = &alts[1] else { panic!() };
+        let Cond::Compare { value, .. } = &alts[1] else {
+            panic!()
+        };
         assert_eq!(value.kind, LiteralKind::String("O'Brien".into()));
         assert!(matches!(&terms[1], Cond::Not(_)));
-        let Cond::Compare { value, .. } = &terms[2] else { panic!() };
+        let Cond::Compare { value, .. } = &terms[2] else {
+            panic!()
+        };
         assert!(matches!(&value.kind, LiteralKind::Number { text, .. } if text == "-1.5"));
-        let Cond::Compare { value, .. } = &terms[7] else { panic!() };
+        let Cond::Compare { value, .. } = &terms[7] else {
+            panic!()
+        };
         assert_eq!(
             value.kind,
             LiteralKind::DateLiteral(DateLiteral::Days { start: -30, end: 1 })
         );
-        let Cond::Compare { op, .. } = &terms[9] else { panic!() };
+        let Cond::Compare { op, .. } = &terms[9] else {
+            panic!()
+        };
         assert_eq!(*op, CmpOp::Ne);
     }
 
     #[test]
     fn order_by_nulls_limit_offset() {
-        let q = parse("SELECT Id FROM Account ORDER BY Name DESC NULLS FIRST, Id LIMIT 10 OFFSET 20").unwrap();
+        let q =
+            parse("SELECT Id FROM Account ORDER BY Name DESC NULLS FIRST, Id LIMIT 10 OFFSET 20")
+                .unwrap();
         assert!(q.order_by[0].descending && q.order_by[0].nulls_first);
         assert!(!q.order_by[1].descending && q.order_by[1].nulls_first);
         assert_eq!((q.limit, q.offset), (Some(10), Some(20)));
@@ -666,16 +716,39 @@ mod tests {
         use DateLiteral::*;
         let lit = |s: &str| {
             let q = parse(&format!("SELECT Id FROM Account WHERE CreatedDate = {s}")).unwrap();
-            let Some(Cond::Compare { value, .. }) = q.filter else { panic!() };
+            let Some(Cond::Compare { value, .. }) = q.filter else {
+                panic!()
+            };
             value.kind
         };
-        assert_eq!(lit("TODAY"), LiteralKind::DateLiteral(Days { start: 0, end: 1 }));
-        assert_eq!(lit("yesterday"), LiteralKind::DateLiteral(Days { start: -1, end: 0 }));
-        assert_eq!(lit("LAST_WEEK"), LiteralKind::DateLiteral(Weeks { start: -1, end: 0 }));
-        assert_eq!(lit("THIS_MONTH"), LiteralKind::DateLiteral(Months { start: 0, end: 1 }));
-        assert_eq!(lit("NEXT_N_DAYS:7"), LiteralKind::DateLiteral(Days { start: 1, end: 8 }));
-        assert_eq!(lit("N_MONTHS_AGO:2"), LiteralKind::DateLiteral(Months { start: -2, end: -1 }));
-        assert_eq!(lit("LAST_N_QUARTERS:2"), LiteralKind::DateLiteral(Quarters { start: -2, end: 0 }));
+        assert_eq!(
+            lit("TODAY"),
+            LiteralKind::DateLiteral(Days { start: 0, end: 1 })
+        );
+        assert_eq!(
+            lit("yesterday"),
+            LiteralKind::DateLiteral(Days { start: -1, end: 0 })
+        );
+        assert_eq!(
+            lit("LAST_WEEK"),
+            LiteralKind::DateLiteral(Weeks { start: -1, end: 0 })
+        );
+        assert_eq!(
+            lit("THIS_MONTH"),
+            LiteralKind::DateLiteral(Months { start: 0, end: 1 })
+        );
+        assert_eq!(
+            lit("NEXT_N_DAYS:7"),
+            LiteralKind::DateLiteral(Days { start: 1, end: 8 })
+        );
+        assert_eq!(
+            lit("N_MONTHS_AGO:2"),
+            LiteralKind::DateLiteral(Months { start: -2, end: -1 })
+        );
+        assert_eq!(
+            lit("LAST_N_QUARTERS:2"),
+            LiteralKind::DateLiteral(Quarters { start: -2, end: 0 })
+        );
     }
 
     fn err(q: &str) -> SoqlError {
@@ -691,17 +764,38 @@ mod tests {
             "\nSELECT Id FROM Account WHERE\n                            ^\nERROR at Row:1:Column:29\nunexpected token: <EOF>"
         );
         let e = err("SELECT Id, FROM Account");
-        assert!(e.message.ends_with("ERROR at Row:1:Column:12\nunexpected token: 'FROM'"), "{}", e.message);
+        assert!(
+            e.message
+                .ends_with("ERROR at Row:1:Column:12\nunexpected token: 'FROM'"),
+            "{}",
+            e.message
+        );
         let e = err("SELECT Id FROM Account WHERE Name = 'a' AND Type = 'b' OR Id = 'c'");
-        assert!(e.message.ends_with("unexpected token: 'OR'"), "{}", e.message);
+        assert!(
+            e.message.ends_with("unexpected token: 'OR'"),
+            "{}",
+            e.message
+        );
         let e = err("SELECT Id FROM Account LIMIT x");
-        assert!(e.message.ends_with("unexpected token: 'x'"), "{}", e.message);
+        assert!(
+            e.message.ends_with("unexpected token: 'x'"),
+            "{}",
+            e.message
+        );
         let e = err("SELECT Id FROM Account WHERE Name = 'abc");
         assert_eq!(e.code, SoqlErrorCode::MalformedQuery);
         let e = err("SELECT Id FROM Account WHERE Name = 'a\\qb'");
-        assert!(e.message.contains("Illegal character sequence '\\q'"), "{}", e.message);
+        assert!(
+            e.message.contains("Illegal character sequence '\\q'"),
+            "{}",
+            e.message
+        );
         let e = err("SELECT Id FROM Account WHERE CreatedDate > BOGUS_DAY");
-        assert!(e.message.ends_with("unexpected token: 'BOGUS_DAY'"), "{}", e.message);
+        assert!(
+            e.message.ends_with("unexpected token: 'BOGUS_DAY'"),
+            "{}",
+            e.message
+        );
         let e = err("SELECT Id FROM Account ORDER BY");
         assert!(e.message.ends_with("unexpected token: <EOF>"));
         let e = err("SELECT Id FROM Account extra");

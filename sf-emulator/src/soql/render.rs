@@ -17,7 +17,11 @@ use crate::value::Value;
 /// The shape of a JSON record: fields and nested parents in SELECT order.
 #[derive(Debug, Clone)]
 pub enum Node {
-    Field { field: usize, name: String, ftype: FieldType },
+    Field {
+        field: usize,
+        name: String,
+        ftype: FieldType,
+    },
     Parent {
         rel_name: String,
         ref_field: usize,
@@ -123,7 +127,9 @@ pub fn write_json_record(
 /// An address/location field as the nested object REST returns (keys sorted, null if empty).
 fn compound_json(out: &mut Vec<u8>, object: &ObjectSchema, rec: &Record, field: usize) {
     let name = &object.fields[field].name;
-    let prefix = name.strip_suffix("Address").unwrap_or(name.strip_suffix("__c").unwrap_or(name));
+    let prefix = name
+        .strip_suffix("Address")
+        .unwrap_or(name.strip_suffix("__c").unwrap_or(name));
     let mut parts: Vec<(String, &Value)> = object
         .fields
         .iter()
@@ -351,7 +357,13 @@ mod tests {
 
     #[test]
     fn datetime_formatting_matches_chrono() {
-        for ms in [0i64, 1_704_164_645_123, 951_782_400_000, -86_400_001, 4_102_444_799_999] {
+        for ms in [
+            0i64,
+            1_704_164_645_123,
+            951_782_400_000,
+            -86_400_001,
+            4_102_444_799_999,
+        ] {
             let mut out = Vec::new();
             datetime(&mut out, ms, b"Z");
             let want = Utc
