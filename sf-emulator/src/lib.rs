@@ -4,8 +4,10 @@
 pub mod cdc;
 pub mod control;
 pub mod error;
+pub mod faults;
 pub mod ids;
 pub mod org;
+pub mod persist;
 pub mod render;
 pub mod rest;
 pub mod rules;
