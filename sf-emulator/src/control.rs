@@ -1,7 +1,8 @@
 //! The control plane under `/__emulator/...` for tests, demos and benchmarks (JSON in and out,
 //! no authentication: it is the emulator's admin plane). Reset and seeding; validation rules
 //! and after-save updates (`rules`); request faults (`faults`), `UNABLE_TO_LOCK_ROW` for the
-//! next N writes and session expiry; API counters and limits; the emulated clock; saving the
+//! next N writes, session expiry and dropped CometD clients (CDC gap/overflow injection is
+//! `streaming::faults`); API counters and limits; the emulated clock; saving the
 //! data file on demand (`persist`). Every endpoint is documented in the crate's README.
 
 use std::sync::atomic::Ordering;
@@ -285,6 +286,8 @@ struct FaultsReq {
     unable_to_lock_row: Option<u32>,
     #[serde(default)]
     expire_sessions: bool,
+    #[serde(default)]
+    drop_streaming: bool,
 }
 
 fn faults_json(org: &Org) -> Json {
@@ -311,7 +314,7 @@ async fn get_faults(State(org): State<Org>) -> Response {
 async fn set_faults(State(org): State<Org>, bytes: Bytes) -> Result<Response, ApiError> {
     let req: FaultsReq = body(
         &bytes,
-        r#"{"latency_ms":50,"share_503":0.1,"share_500":0,"seed":7,"unable_to_lock_row":3,"expire_sessions":true}"#,
+        r#"{"latency_ms":50,"share_503":0.1,"share_500":0,"seed":7,"unable_to_lock_row":3,"expire_sessions":true,"drop_streaming":true}"#,
     )?;
     let mut f = org.faults().get();
     let touched = req.latency_ms.is_some()
@@ -339,7 +342,11 @@ async fn set_faults(State(org): State<Org>, bytes: Bytes) -> Result<Response, Ap
     if req.expire_sessions {
         org.expire_all();
     }
-    Ok(ok(faults_json(&org)))
+    let mut out = faults_json(&org);
+    if req.drop_streaming {
+        out["dropped_streaming_clients"] = json!(org.streaming().clients.drop_all());
+    }
+    Ok(ok(out))
 }
 
 /// `DELETE /__emulator/faults`: no latency, no failing requests, no pending lock failures.

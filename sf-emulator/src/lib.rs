@@ -1,10 +1,12 @@
 //! sf-emulator: a local Salesforce org speaking the real wire protocols (REST, composite,
 //! SOQL, Bulk, OAuth/SOAP, CometD CDC). See `CONTEXT.md` for the module map.
 
+pub mod auth;
 pub mod cdc;
 pub mod control;
 pub mod error;
 pub mod faults;
+pub mod formula;
 pub mod ids;
 pub mod org;
 pub mod persist;
@@ -16,6 +18,8 @@ pub mod seed;
 pub mod server;
 pub mod session;
 pub mod store;
+pub mod streaming;
+pub mod tls;
 pub mod value;
 pub mod write;
 
@@ -24,4 +28,4 @@ pub use ids::SfId;
 pub use org::{Org, Session};
 pub use server::{router, start, Config, RunningEmulator};
 pub use value::Value;
-pub use write::{FieldInput, Fields, WriteContext, WriteOp, WriteResult};
+pub use write::{FieldInput, Fields, Transaction, WriteContext, WriteOp, WriteResult};

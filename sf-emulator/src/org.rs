@@ -72,6 +72,8 @@ pub(crate) struct OrgInner {
     pub(crate) config: Config,
     faults: crate::faults::Faults,
     pub(crate) cdc: CdcLog,
+    auth: crate::auth::AuthState,
+    streaming: crate::streaming::Hub,
     sessions: Mutex<HashMap<String, Session>>,
     session_seconds: AtomicU64,
     api_used: AtomicU64,
@@ -117,6 +119,11 @@ impl Org {
                 store: crate::persist::Tracked::new(store),
                 cdc: CdcLog::default(),
                 faults: crate::faults::Faults::default(),
+                auth: crate::auth::AuthState::default(),
+                streaming: crate::streaming::Hub::new(
+                    std::time::Duration::from_millis(config.streaming_connect_timeout_ms),
+                    std::time::Duration::from_millis(config.streaming_client_expiry_ms),
+                ),
                 sessions: Mutex::new(HashMap::new()),
                 session_seconds: AtomicU64::new(config.session_seconds),
                 api_used: AtomicU64::new(0),
@@ -170,6 +177,16 @@ impl Org {
     /// Counts every write-lock acquisition of the store: persistence saves when it moved.
     pub fn data_generation(&self) -> u64 {
         self.inner.store.generation()
+    }
+
+    /// Authentication state: refresh tokens and the JWT verification key.
+    pub fn auth(&self) -> &crate::auth::AuthState {
+        &self.inner.auth
+    }
+
+    /// Streaming state: CometD clients and their timing.
+    pub fn streaming(&self) -> &crate::streaming::Hub {
+        &self.inner.streaming
     }
 
     /// The org's Id (`00D…`).

@@ -245,12 +245,7 @@ pub(crate) fn run_after_save(
                 }
             }
         }
-        for i in 0..o.fields.len() {
-            if render::is_person_name(o, i) {
-                let v = render::person_name(o, &r, i);
-                r.set(i, v);
-            }
-        }
+        crate::write::derive(o, &mut r);
         let mut changed: Vec<usize> = (0..o.fields.len())
             .filter(|i| render::in_cdc(o, *i) && cur.get(*i) != r.get(*i))
             .collect();

@@ -342,6 +342,8 @@ pub struct ObjectSchema {
     pub components: Vec<Vec<usize>>,
     /// Per field: the compound field it is a component of, if that field exists.
     pub compound_parent: Vec<Option<usize>>,
+    /// Formula fields the evaluator supports, with their parsed formulas.
+    pub formulas: Vec<(usize, crate::formula::Expr)>,
     index: HashMap<String, usize>,
     /// Relationship name (lowercase) → reference field index.
     relationships: HashMap<String, usize>,
@@ -498,7 +500,8 @@ impl ObjectSchema {
                 compound_parent[i] = Some(p);
             }
         }
-        Ok(ObjectSchema {
+        let mut o = ObjectSchema {
+            formulas: Vec::new(),
             components,
             compound_parent,
             name,
@@ -512,7 +515,18 @@ impl ObjectSchema {
             index,
             relationships,
             raw,
-        })
+        };
+        o.formulas = o
+            .fields
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| f.calculated)
+            .filter_map(|(i, f)| {
+                let text = f.calculated_formula.as_deref()?;
+                crate::formula::parse(text, &o).map(|e| (i, e))
+            })
+            .collect();
+        Ok(o)
     }
 
     /// Case-insensitive field lookup → position.
@@ -634,6 +648,10 @@ pub const DEMO_DESCRIBES: &[(&str, &str)] = &[
     (
         "case.describe.json",
         include_str!("../demo-org/case.describe.json"),
+    ),
+    (
+        "invoice__c.describe.json",
+        include_str!("../demo-org/invoice__c.describe.json"),
     ),
 ];
 

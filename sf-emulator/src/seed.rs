@@ -249,28 +249,39 @@ pub fn seed_object(org: &Org, object: &str, count: usize, seed: u64) -> Result<V
     let now = org.stamp_ms();
     let user = Value::String(org.user_id().as_str().into());
     // Reference targets: live ids of already-seeded parent objects (sampled, capped).
-    let parents: Vec<(usize, Vec<SfId>)> = {
+    let mut parents: Vec<(usize, bool, Vec<SfId>)> = Vec::new();
+    {
         let st = org.read();
-        o.fields
-            .iter()
-            .enumerate()
-            .filter(|(_, f)| f.ftype == FieldType::Reference && f.createable)
-            .filter_map(|(i, f)| {
-                let target = f.reference_to.iter().find_map(|t| schema.object_index(t))?;
-                if target == oi {
-                    return None;
+        for (i, f) in o.fields.iter().enumerate() {
+            if f.ftype != FieldType::Reference || !f.createable {
+                continue;
+            }
+            let required = !f.nillable && !f.defaulted_on_create;
+            let Some(target) = f.reference_to.iter().find_map(|t| schema.object_index(t)) else {
+                continue;
+            };
+            if target == oi {
+                continue;
+            }
+            let t = st.table(target);
+            let ids: Vec<SfId> = t
+                .iter()
+                .filter(|(_, r)| !t.is_deleted(r))
+                .map(|(id, _)| id)
+                .take(100_000)
+                .collect();
+            if ids.is_empty() {
+                if required {
+                    return Err(format!(
+                        "{}.{} requires {} records: seed {} first",
+                        o.name, f.name, schema.objects[target].name, schema.objects[target].name
+                    ));
                 }
-                let t = st.table(target);
-                let ids: Vec<SfId> = t
-                    .iter()
-                    .filter(|(_, r)| !t.is_deleted(r))
-                    .map(|(id, _)| id)
-                    .take(100_000)
-                    .collect();
-                (!ids.is_empty()).then_some((i, ids))
-            })
-            .collect()
-    };
+                continue;
+            }
+            parents.push((i, required, ids));
+        }
+    }
     let start_n = org.read().table(oi).total_count() as u64;
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ seed_number(&o.name));
     let plan = FieldPlan::new(&o);
@@ -279,8 +290,8 @@ pub fn seed_object(org: &Org, object: &str, count: usize, seed: u64) -> Result<V
         let n = start_n + k;
         let mut r = Record::new(o.fields.len());
         plan.fill(&o, &mut rng, &mut r, n, seed, now);
-        for (i, ids) in &parents {
-            if rng.random_bool(0.9) {
+        for (i, required, ids) in &parents {
+            if *required || rng.random_bool(0.9) {
                 let id = ids[rng.random_range(0..ids.len())];
                 r.set(*i, Value::String(id.as_str().into()));
             }
@@ -303,15 +314,21 @@ pub fn seed_object(org: &Org, object: &str, count: usize, seed: u64) -> Result<V
                 r.set(i, v);
             }
         }
-        for i in 0..o.fields.len() {
-            if crate::render::is_person_name(&o, i) {
-                let v = crate::render::person_name(&o, &r, i);
-                r.set(i, v);
-            }
-        }
+        crate::write::derive(&o, &mut r);
         records.push(r);
     }
-    Ok(org.store_mut().insert_many(oi, records))
+    let has_auto = o.fields.iter().any(|f| f.auto_number);
+    let mut st = org.store_mut();
+    if has_auto {
+        // Auto numbers follow the Ids the table assigns.
+        let t = st.table_mut(oi);
+        for r in records.iter_mut() {
+            let id = t.next_id();
+            r.set(o.sys.id, Value::String(id.as_str().into()));
+            crate::write::set_auto_numbers(&o, r, id);
+        }
+    }
+    Ok(st.insert_many(oi, records))
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]

@@ -38,6 +38,12 @@ pub struct Config {
     pub security_token: String,
     pub client_id: String,
     pub client_secret: String,
+    /// PEM certificate (or RSA public key) verifying JWT bearer assertions.
+    pub jwt_cert: Option<PathBuf>,
+    /// How long a CometD `/meta/connect` is held when no event is pending, ms.
+    pub streaming_connect_timeout_ms: u64,
+    /// How long a CometD client may go without reconnecting before it is forgotten, ms.
+    pub streaming_client_expiry_ms: u64,
 }
 
 impl Default for Config {
@@ -57,6 +63,9 @@ impl Default for Config {
             security_token: String::new(),
             client_id: "forcesync".into(),
             client_secret: "forcesync".into(),
+            jwt_cert: None,
+            streaming_connect_timeout_ms: 110_000,
+            streaming_client_expiry_ms: 40_000,
         }
     }
 }
@@ -120,6 +129,8 @@ pub fn router(org: Org) -> Router {
     Router::new()
         .merge(crate::rest::routes())
         .merge(crate::control::routes())
+        .merge(crate::auth::routes())
+        .merge(crate::streaming::routes())
         .layer(axum::middleware::from_fn_with_state(
             org.clone(),
             crate::session::limit_info,
@@ -185,10 +196,10 @@ pub async fn start(config: Config) -> Result<RunningEmulator, StartError> {
 /// Serves an existing org on its config's listen address.
 pub async fn serve(org: Org) -> Result<RunningEmulator, StartError> {
     let config = org.config().clone();
-    if config.tls {
-        return Err(StartError::Other(
-            "--tls is not supported by this build yet; run without --tls".into(),
-        ));
+    if let Some(path) = &config.jwt_cert {
+        let verifier = crate::auth::jwt::JwtVerifier::from_pem_file(path)
+            .map_err(|e| StartError::Other(e.to_string()))?;
+        org.auth().set_jwt_verifier(verifier);
     }
     let listener = TcpListener::bind(config.listen)
         .await
@@ -200,17 +211,33 @@ pub async fn serve(org: Org) -> Result<RunningEmulator, StartError> {
         addr: config.listen,
         source: e,
     })?;
-    let base_url = format!("http://{addr}");
+    let base_url = format!("{}://{addr}", if config.tls { "https" } else { "http" });
     org.set_base_url(&base_url);
     let app = router(org.clone());
     let (tx, rx) = oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        let _ = axum::serve(listener, app)
-            .with_graceful_shutdown(async {
-                let _ = rx.await;
-            })
-            .await;
-    });
+    let task = if config.tls {
+        let material = crate::tls::TlsMaterial::generate(&[addr.ip().to_string()])
+            .map_err(|e| StartError::Other(e.to_string()))?;
+        if let Some(path) = &config.ca_out {
+            std::fs::write(path, &material.ca_pem).map_err(|e| {
+                StartError::Other(format!(
+                    "writing the CA certificate to {}: {e}",
+                    path.display()
+                ))
+            })?;
+        }
+        crate::tls::spawn_https(listener, app, &material, rx)
+            .await
+            .map_err(|e| StartError::Other(e.to_string()))?
+    } else {
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app)
+                .with_graceful_shutdown(async {
+                    let _ = rx.await;
+                })
+                .await;
+        })
+    };
     let persister = config.data_file.clone().map(|path| {
         crate::persist::Persister::spawn(
             org.clone(),

@@ -192,6 +192,39 @@ fn read_only(name: &str) -> Vec<FieldError> {
     )
 }
 
+/// An open transaction (see `Org::transaction`): ops apply immediately and are visible to
+/// later ops; everything commits (CDC published with one transactionKey) when the closure
+/// returns, unless `rollback` was called.
+pub struct Transaction<'a, 'b> {
+    txn: &'b mut Txn<'a>,
+}
+
+impl Transaction<'_, '_> {
+    /// Applies one op atomically (a failed op leaves no trace).
+    pub fn apply(&mut self, op: WriteOp) -> WriteResult {
+        let mark = (self.txn.undo.len(), self.txn.events.len());
+        match self.txn.apply(op) {
+            Ok((id, created)) => WriteResult::Ok { id, created },
+            Err(e) => {
+                self.txn.rollback_to(mark.0);
+                self.txn.events.truncate(mark.1);
+                WriteResult::Err(e)
+            }
+        }
+    }
+
+    /// Undoes every op applied so far; nothing is published.
+    pub fn rollback(&mut self) {
+        self.txn.rollback_to(0);
+        self.txn.events.clear();
+    }
+
+    /// The store as this transaction sees it.
+    pub fn store(&self) -> &Store {
+        self.txn.st
+    }
+}
+
 impl Org {
     /// Runs `ops` as one transaction. With `all_or_none`, any failure rolls every op back and
     /// the good ones report ALL_OR_NONE_OPERATION_ROLLED_BACK; otherwise each op stands alone.
@@ -202,6 +235,32 @@ impl Org {
         ops: Vec<WriteOp>,
         all_or_none: bool,
     ) -> Vec<WriteResult> {
+        self.transaction(ctx, |tx| {
+            let results: Vec<WriteResult> = ops.into_iter().map(|op| tx.apply(op)).collect();
+            if all_or_none && results.iter().any(|r| !r.is_ok()) {
+                tx.rollback();
+                return results
+                    .into_iter()
+                    .map(|r| match r {
+                        WriteResult::Ok { .. } => WriteResult::Err(vec![FieldError::new(
+                            "ALL_OR_NONE_OPERATION_ROLLED_BACK",
+                            ROLLED_BACK,
+                        )]),
+                        e => e,
+                    })
+                    .collect();
+            }
+            results
+        })
+    }
+
+    /// Runs `f` as one transaction holding the store's write lock (for dependent ops, e.g.
+    /// composite tree children that need their parent's new Id). Commits when `f` returns.
+    pub fn transaction<R>(
+        &self,
+        ctx: &WriteContext,
+        f: impl FnOnce(&mut Transaction<'_, '_>) -> R,
+    ) -> R {
         let rules = self.inner.rules.read().clone();
         let after = self.inner.after_save.read().clone();
         let schema = self.inner.schema.clone();
@@ -217,32 +276,7 @@ impl Org {
             rules: &rules,
             after: &after,
         };
-        let mut results = Vec::with_capacity(ops.len());
-        for op in ops {
-            let mark = (txn.undo.len(), txn.events.len());
-            let r = txn.apply(op);
-            if r.is_err() {
-                txn.rollback_to(mark.0);
-                txn.events.truncate(mark.1);
-            }
-            results.push(match r {
-                Ok((id, created)) => WriteResult::Ok { id, created },
-                Err(e) => WriteResult::Err(e),
-            });
-        }
-        if all_or_none && results.iter().any(|r| !r.is_ok()) {
-            txn.rollback_to(0);
-            return results
-                .into_iter()
-                .map(|r| match r {
-                    WriteResult::Ok { .. } => WriteResult::Err(vec![FieldError::new(
-                        "ALL_OR_NONE_OPERATION_ROLLED_BACK",
-                        ROLLED_BACK,
-                    )]),
-                    e => e,
-                })
-                .collect();
-        }
+        let out = f(&mut Transaction { txn: &mut txn });
         let mut events = std::mem::take(&mut txn.events);
         if !events.is_empty() {
             let key = uuid::Uuid::new_v4().to_string();
@@ -261,7 +295,7 @@ impl Org {
         let (touched, stamp) = (txn.touched(), txn.stamp);
         crate::rules::run_after_save(self, &mut st, &after, touched, stamp, ctx.user_id);
         drop(st);
-        results
+        out
     }
 }
 
@@ -737,13 +771,9 @@ impl Txn<'_> {
         r
     }
 
+    /// Derived values: person-name compounds and formula fields.
     fn set_person_names(o: &ObjectSchema, r: &mut Record) {
-        for i in 0..o.fields.len() {
-            if render::is_person_name(o, i) {
-                let v = render::person_name(o, r, i);
-                r.set(i, v);
-            }
-        }
+        derive(o, r);
     }
 
     fn required_missing(o: &ObjectSchema, r: &Record) -> Result<(), Vec<FieldError>> {
@@ -884,6 +914,7 @@ impl Txn<'_> {
         Self::required_missing(&o, &r)?;
         let id = self.st.table_mut(oi).next_id();
         r.set(o.sys.id, Value::String(id.as_str().into()));
+        set_auto_numbers(&o, &mut r, id);
         self.validate(&o, &r, None)?;
         self.check_unique(oi, id, &r)?;
         let fields = render::cdc_fields(&o, &r, None);
@@ -1017,6 +1048,34 @@ impl Txn<'_> {
             });
         }
         Ok(id)
+    }
+}
+
+/// Recomputes derived fields: person-name compounds (`Name` = "First Last") and formulas.
+pub fn derive(o: &ObjectSchema, r: &mut Record) {
+    for i in 0..o.fields.len() {
+        if render::is_person_name(o, i) {
+            let v = render::person_name(o, r, i);
+            r.set(i, v);
+        }
+    }
+    crate::formula::apply(o, r);
+}
+
+/// Fills auto-number fields (`INV-000042`: label initials + the record's Id counter).
+pub fn set_auto_numbers(o: &ObjectSchema, r: &mut Record, id: SfId) {
+    let n = id.counter().unwrap_or(0);
+    let prefix: String = o
+        .label
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .take(3)
+        .collect::<String>()
+        .to_ascii_uppercase();
+    for (i, f) in o.fields.iter().enumerate() {
+        if f.auto_number && r.get(i).is_null() {
+            r.set(i, Value::String(format!("{prefix}-{n:06}").into()));
+        }
     }
 }
 

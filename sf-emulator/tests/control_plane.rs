@@ -573,3 +573,45 @@ async fn reset_and_seed() {
     assert_eq!(s, 400);
     assert_eq!(v[0]["errorCode"], "JSON_PARSER_ERROR");
 }
+
+#[tokio::test]
+async fn dropping_streaming_connections_forgets_cometd_clients() {
+    let e = common::start().await;
+    let cometd = |batch: Value| {
+        e.client
+            .post(e.url("/cometd/59.0"))
+            .header("Authorization", format!("OAuth {}", e.token))
+            .json(&batch)
+            .send()
+    };
+    let (s, v) = status_json(
+        cometd(json!([{"channel": "/meta/handshake", "version": "1.0",
+            "supportedConnectionTypes": ["long-polling"], "id": "1"}]))
+        .await
+        .unwrap(),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    let client_id = v[0]["clientId"].as_str().unwrap().to_string();
+
+    let (s, v) = ctl(
+        &e,
+        Method::POST,
+        "/faults",
+        Some(json!({"drop_streaming": true})),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["dropped_streaming_clients"], 1);
+
+    let (_, v) = status_json(
+        cometd(json!([{"channel": "/meta/connect", "clientId": client_id,
+            "connectionType": "long-polling", "id": "2"}]))
+        .await
+        .unwrap(),
+    )
+    .await;
+    assert_eq!(v[0]["successful"], false, "{v}");
+    assert_eq!(v[0]["error"], "403::Unknown client");
+    assert_eq!(v[0]["advice"]["reconnect"], "handshake");
+}
