@@ -17,6 +17,52 @@ pub fn routes() -> Router<Org> {
     Router::new()
         .route("/__emulator/reset", post(reset))
         .route("/__emulator/seed", post(seed))
+        .route("/__emulator/validation-rules", post(add_validation_rule))
+}
+
+/// `POST /__emulator/validation-rules {"object":"Account","when":[{"field":"Name","op":"=",
+/// "value":"Blocked"}],"message":"…","errorField":"Name"}`: writes matching every condition
+/// fail with FIELD_CUSTOM_VALIDATION_EXCEPTION and the message. Answers `{"rules": n}`, the
+/// object's rule count.
+async fn add_validation_rule(
+    State(org): State<Org>,
+    body: Option<Json<crate::rules::ValidationRule>>,
+) -> Result<Response, ApiError> {
+    let Some(Json(mut rule)) = body else {
+        return Err(ApiError::json_parser(
+            "expected {\"object\":…,\"when\":[{\"field\":…,\"op\":…,\"value\":…}],\"message\":…}",
+        ));
+    };
+    let schema = org.schema();
+    let object = schema.object(&rule.object).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "INVALID_TYPE",
+            format!("sObject type '{}' is not supported.", rule.object),
+        )
+    })?;
+    let named = rule
+        .when
+        .iter()
+        .map(|c| c.field.as_str())
+        .chain(rule.error_field.as_deref());
+    for field in named {
+        if object.field_index(field).is_none() {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "INVALID_FIELD",
+                format!("No such column '{field}' on entity '{}'.", object.name),
+            ));
+        }
+    }
+    rule.object = object.name.clone();
+    org.add_validation_rule(rule);
+    let count = org
+        .validation_rules()
+        .iter()
+        .filter(|r| r.object == object.name)
+        .count();
+    Ok(json_response(StatusCode::OK, &json!({"rules": count})))
 }
 
 /// `POST /__emulator/reset`: empty every table and the CDC log, drop automation and faults,
