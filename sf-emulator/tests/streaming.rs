@@ -308,7 +308,9 @@ async fn one_multi_record_write_shares_one_transaction_key() {
 #[tokio::test]
 async fn a_composite_rest_write_shares_one_transaction_key() {
     let emu = emulator(Config::ephemeral()).await;
-    let client_id = emu.ready_client("/data/ChangeEvents", Some(json!(-1))).await;
+    let client_id = emu
+        .ready_client("/data/ChangeEvents", Some(json!(-1)))
+        .await;
     let body = emu
         .rest(
             reqwest::Method::POST,
@@ -332,7 +334,9 @@ async fn a_composite_rest_write_shares_one_transaction_key() {
         .map(|e| header(e)["transactionKey"].as_str().unwrap())
         .collect();
     assert_eq!(keys.len(), 1, "{delivered:?}");
-    assert!(delivered.iter().all(|e| e["channel"] == "/data/ChangeEvents"));
+    assert!(delivered
+        .iter()
+        .all(|e| e["channel"] == "/data/ChangeEvents"));
 }
 
 #[tokio::test]
