@@ -26,9 +26,13 @@ struct Args {
     /// Write the CA certificate (PEM) here when --tls.
     #[arg(long)]
     ca_out: Option<PathBuf>,
-    /// Persist data in this file across restarts.
+    /// Persist data in this file across restarts (loaded at start, saved periodically and
+    /// on ctrl-c / SIGTERM).
     #[arg(long)]
     data_file: Option<PathBuf>,
+    /// How often the data file is saved when data changed, in seconds.
+    #[arg(long, default_value_t = 5)]
+    save_interval_seconds: u64,
     /// Session lifetime in seconds.
     #[arg(long, default_value_t = 7200)]
     session_seconds: u64,
@@ -61,6 +65,7 @@ async fn main() {
         session_seconds: a.session_seconds,
         api_limit: a.api_limit,
         data_file: a.data_file,
+        save_interval_ms: a.save_interval_seconds.max(1) * 1000,
         tls: a.tls,
         ca_out: a.ca_out,
         jwt_cert: a.jwt_cert,
@@ -76,9 +81,30 @@ async fn main() {
         }
     };
     println!("{}", running.base_url);
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = std::future::pending::<()>() => {}
-    }
+    shutdown_signal().await;
+    // Graceful: finish in-flight requests, then save the data file.
     running.stop().await;
+}
+
+/// Resolves on ctrl-c (SIGINT) or, on Unix, SIGTERM.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }

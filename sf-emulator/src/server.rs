@@ -27,6 +27,8 @@ pub struct Config {
     pub api_limit: u64,
     /// Persist data across restarts in this file.
     pub data_file: Option<PathBuf>,
+    /// How often the data file is saved when data changed, ms.
+    pub save_interval_ms: u64,
     /// Serve HTTPS with a self-signed certificate.
     pub tls: bool,
     /// Where to write the CA certificate (PEM) when `tls`.
@@ -53,6 +55,7 @@ impl Default for Config {
             session_seconds: 7200,
             api_limit: 100_000,
             data_file: None,
+            save_interval_ms: 5_000,
             tls: false,
             ca_out: None,
             username: "admin@example.com".into(),
@@ -100,7 +103,22 @@ pub fn build_org(config: &Config) -> Result<Org, StartError> {
         None => OrgSchema::demo(),
     };
     let org = Org::new(schema, config.clone());
-    if let Some(seed) = &config.seed {
+    // Data from the data file wins over seeding (seeding again would duplicate it).
+    let mut loaded = false;
+    if let Some(path) = config.data_file.as_ref().filter(|p| p.exists()) {
+        let stats =
+            crate::persist::load(&org, path).map_err(|e| StartError::Other(e.to_string()))?;
+        if !stats.skipped_objects.is_empty() || !stats.skipped_fields.is_empty() {
+            tracing::warn!(
+                "{}: skipped objects {:?} and fields {:?} unknown to this org",
+                path.display(),
+                stats.skipped_objects,
+                stats.skipped_fields
+            );
+        }
+        loaded = true;
+    }
+    if let (Some(seed), false) = (&config.seed, loaded) {
         crate::seed::seed_named(&org, seed).map_err(StartError::Seed)?;
     }
     Ok(org)
@@ -119,6 +137,10 @@ pub fn router(org: Org) -> Router {
             org.clone(),
             crate::session::limit_info,
         ))
+        .layer(axum::middleware::from_fn_with_state(
+            org.clone(),
+            crate::faults::layer,
+        ))
         .with_state(org)
 }
 
@@ -131,16 +153,23 @@ pub struct RunningEmulator {
     pub org: Org,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
+    persister: Option<crate::persist::Persister>,
 }
 
 impl RunningEmulator {
-    /// Stops serving and waits for the server task.
+    /// Stops serving, waits for the server task and, with a data file, saves it.
     pub async fn stop(mut self) {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
         if let Some(t) = self.task.take() {
             let _ = t.await;
+        }
+        if let Some(p) = self.persister.take() {
+            if let Err(e) = p.shutdown().await {
+                tracing::error!("saving the data file: {e}");
+                eprintln!("sf-emulator: saving the data file: {e}");
+            }
         }
     }
 
@@ -211,11 +240,19 @@ pub async fn serve(org: Org) -> Result<RunningEmulator, StartError> {
                 .await;
         })
     };
+    let persister = config.data_file.clone().map(|path| {
+        crate::persist::Persister::spawn(
+            org.clone(),
+            path,
+            std::time::Duration::from_millis(config.save_interval_ms),
+        )
+    });
     Ok(RunningEmulator {
         base_url,
         addr,
         org,
         shutdown: Some(tx),
         task: Some(task),
+        persister,
     })
 }

@@ -306,6 +306,40 @@ async fn one_multi_record_write_shares_one_transaction_key() {
 }
 
 #[tokio::test]
+async fn a_composite_rest_write_shares_one_transaction_key() {
+    let emu = emulator(Config::ephemeral()).await;
+    let client_id = emu
+        .ready_client("/data/ChangeEvents", Some(json!(-1)))
+        .await;
+    let body = emu
+        .rest(
+            reqwest::Method::POST,
+            "/composite/sobjects",
+            json!({"allOrNone": false, "records": [
+                {"attributes": {"type": "Account"}, "Name": "One"},
+                {"attributes": {"type": "Account"}, "Name": "Two"},
+                {"attributes": {"type": "Contact"}, "LastName": "Three"}
+            ]}),
+        )
+        .await;
+    assert_eq!(body.as_array().unwrap().len(), 3, "{body}");
+    let delivered = events(&emu.connect(&client_id).await);
+    let record_ids: usize = delivered
+        .iter()
+        .map(|e| header(e)["recordIds"].as_array().unwrap().len())
+        .sum();
+    assert_eq!(record_ids, 3, "{delivered:?}");
+    let keys: std::collections::BTreeSet<&str> = delivered
+        .iter()
+        .map(|e| header(e)["transactionKey"].as_str().unwrap())
+        .collect();
+    assert_eq!(keys.len(), 1, "{delivered:?}");
+    assert!(delivered
+        .iter()
+        .all(|e| e["channel"] == "/data/ChangeEvents"));
+}
+
+#[tokio::test]
 async fn replay_from_all_retained_a_stored_id_and_a_too_old_id() {
     let emu = emulator(Config::ephemeral()).await;
     for name in ["First", "Second", "Third"] {
