@@ -348,7 +348,14 @@ fn find_describe<'s>(
     shown_dir: &Path,
 ) -> Option<&'s SObjectDescribe> {
     let name = &object.value;
-    match snapshots.get(name) {
+    // Salesforce names are case-insensitive: `invoice__c` finds describe/Invoice__c.json.
+    let found = snapshots.get(name).or_else(|| {
+        snapshots
+            .iter()
+            .find(|(stem, _)| stem.eq_ignore_ascii_case(name))
+            .map(|(_, s)| s)
+    });
+    match found {
         Some(Snapshot {
             parsed: Ok(describe),
             ..

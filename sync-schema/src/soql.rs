@@ -903,6 +903,32 @@ impl<'a> Parser<'a, '_> {
                     }
                     true
                 }
+                (T::Picklist | T::MultiPicklist, Value::Str(s))
+                    if field.restricted_picklist && op != "LIKE" =>
+                {
+                    let known = field
+                        .picklist_values
+                        .iter()
+                        .any(|v| v.value.eq_ignore_ascii_case(s));
+                    if !known {
+                        let values = field.picklist_values.iter().map(|v| v.value.as_str());
+                        let help = match did_you_mean(s, values.clone()) {
+                            Some(m) => format!("did you mean '{m}'?"),
+                            None => {
+                                format!("its values are: {}", values.collect::<Vec<_>>().join(", "))
+                            }
+                        };
+                        self.errors.push(err(
+                            span.clone(),
+                            format!(
+                                "'{s}' is not a value of the restricted picklist `{path}`, so \
+                                 no record can match it"
+                            ),
+                            help,
+                        ));
+                    }
+                    true
+                }
                 (_, Value::Str(_)) => is_text,
                 (T::Int | T::Long, Value::Int) => true,
                 (T::Double | T::Currency | T::Percent, Value::Int | Value::Decimal) => true,
@@ -1031,7 +1057,44 @@ mod tests {
             check("Account", "Name > null AND IsDeleted < true"),
             check("Invoice__c", "Notes__c LIKE '%late%'"),
             check("Invoice__c", "Due_Time__c = 10:00"),
+            check(
+                "Invoice__c",
+                "Status__c IN ('Paid', 'Payed', 'Cancelled') AND Status__c LIKE 'P%'"
+            ),
             check("Account", ""),
         ]);
+    }
+
+    #[test]
+    fn every_prefix_and_mutation_of_a_filter_is_handled_without_panicking() {
+        let filter = "Account__r.Industry IN ('Energy', 'It\\'s') AND (Amount__c >= -1.5 OR \
+                      CreatedDate = LAST_N_DAYS:30) AND Due_Time__c < 10:00:00.000Z \
+                      AND NOT Payment_Methods__c INCLUDES ('Card') AND Issued_On__c != 2024-02-29";
+        assert_eq!(check("Invoice__c", filter), Vec::<String>::new());
+        let account = describe("Account");
+        let invoice = describe("Invoice__c");
+        let parent = |name: &str| (name == "Account").then_some(&account);
+        let check_spans = |filter: &str| -> Vec<Range<usize>> {
+            validate(filter, &invoice, &parent)
+                .into_iter()
+                .map(|e| e.span)
+                .collect()
+        };
+        for (i, _) in filter.char_indices() {
+            for e in check_spans(&filter[..i]) {
+                assert!(e.end <= i, "{e:?} outside {:?}", &filter[..i]);
+            }
+            for c in ['(', ')', '\'', '\\', ':', '.', '-', 'é', ' '] {
+                let mut v = filter.to_owned();
+                v.replace_range(i..i + 1, &c.to_string());
+                for e in check_spans(&v) {
+                    assert!(e.start <= e.end && e.end <= v.len(), "{e:?} in {v:?}");
+                    assert!(
+                        v.is_char_boundary(e.start) && v.is_char_boundary(e.end),
+                        "{e:?} in {v:?}"
+                    );
+                }
+            }
+        }
     }
 }

@@ -283,3 +283,38 @@ fn all_errors_of_all_files_are_reported_at_once() {
     assert_eq!(out.matches("error: ").count(), 5, "{out}");
     assert!(out.ends_with("error: 4 problems in the mappings"), "{out}");
 }
+
+/// Truncated and corrupted mappings never panic the loader: every prefix of a real mapping file,
+/// and the file with each byte replaced by a troublesome character, loads or reports errors.
+#[test]
+fn damaged_mapping_files_never_panic() {
+    let original = std::fs::read_to_string(format!(
+        "{}/tests/fixtures/write_fields/Invoice__c.toml",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    let dir = write_dir(&[]);
+    for unused in ["Contact", "Opportunity"] {
+        std::fs::remove_file(dir.join("describe").join(format!("{unused}.json"))).unwrap();
+    }
+    let mut variants: Vec<String> = Vec::new();
+    for (i, _) in original.char_indices().step_by(9) {
+        variants.push(original[..i].to_owned());
+        for c in ['"', '\\', '[', '\n', 'é'] {
+            let mut v = original.clone();
+            let end = i + original[i..].chars().next().map_or(0, char::len_utf8);
+            v.replace_range(i..end, &c.to_string());
+            variants.push(v);
+        }
+    }
+    for v in &variants {
+        std::fs::write(dir.join("Invoice__c.toml"), v).unwrap();
+        if let Err(diags) = load_dir_as(&dir, Path::new("mappings")) {
+            for d in &diags {
+                assert!(d.line >= 1 && d.column >= 1, "{d:?}");
+                let _ = d.render();
+            }
+        }
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -186,3 +186,52 @@ fn every_field_of_each_real_describe_loads() {
     }
     insta::assert_snapshot!("real_fixtures", summary(&catalog));
 }
+
+#[test]
+fn write_fields_narrow_what_is_written_back() {
+    let catalog = load(
+        &manifest_dir().join("tests/fixtures/write_fields"),
+        "write_fields",
+    );
+    let invoice = &catalog.mappings[0];
+    assert_eq!(invoice.object, "Invoice__c", "the describe's spelling wins");
+    let writable: Vec<_> = invoice
+        .fields
+        .iter()
+        .filter(|f| f.writable)
+        .map(|f| f.sf_name.as_str())
+        .collect();
+    assert_eq!(
+        writable,
+        [
+            "Amount__c",
+            "Location__Latitude__s",
+            "Location__Longitude__s"
+        ]
+    );
+    // Listing system fields changes nothing; they stay first and unique.
+    let names: Vec<_> = invoice.fields.iter().map(|f| f.sf_name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "Id",
+            "IsDeleted",
+            "SystemModstamp",
+            "CreatedDate",
+            "Amount__c",
+            "Status__c",
+            "Total__c",
+            "Location__Latitude__s",
+            "Location__Longitude__s"
+        ]
+    );
+    assert_eq!(invoice.drop_columns, ["legacy_code__c"]);
+    assert_eq!(invoice.sync.deletes, DeleteMode::Soft);
+    assert_eq!(invoice.sync.conflict, ConflictPolicy::PostgresWins);
+    assert!(!invoice.sync.streaming);
+    assert!(invoice
+        .filter
+        .as_deref()
+        .unwrap()
+        .starts_with("Status__c IN"));
+}

@@ -1,0 +1,455 @@
+//! The Change Data Capture event log: committed changes appended with increasing opaque replay
+//! ids, retention by count and by emulated age (72 h default), reads after a replay id with a
+//! channel filter (`/data/ChangeEvents` or `/data/<Entity>ChangeEvent`), a `watch` channel to wake
+//! waiters, and injected GAP/overflow events. Event payloads are built by the write path
+//! (`org::write`); this module owns their storage and the CometD message shape.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use serde_json::{json, Map, Value as Json};
+use tokio::sync::watch;
+
+/// The `ChangeEventHeader` of one event.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Header {
+    pub entity_name: String,
+    pub record_ids: Vec<String>,
+    /// `CREATE UPDATE DELETE UNDELETE GAP_CREATE GAP_UPDATE GAP_DELETE GAP_UNDELETE GAP_OVERFLOW`.
+    pub change_type: String,
+    pub changed_fields: Vec<String>,
+    pub change_origin: String,
+    pub transaction_key: String,
+    pub sequence_number: u32,
+    pub commit_timestamp: i64,
+    pub commit_number: i64,
+    pub commit_user: String,
+}
+
+impl Header {
+    pub fn to_json(&self) -> Json {
+        json!({
+            "commitNumber": self.commit_number,
+            "commitUser": self.commit_user,
+            "sequenceNumber": self.sequence_number,
+            "entityName": self.entity_name,
+            "changeType": self.change_type,
+            "changedFields": self.changed_fields,
+            "changeOrigin": self.change_origin,
+            "transactionKey": self.transaction_key,
+            "commitTimestamp": self.commit_timestamp,
+            "recordIds": self.record_ids,
+        })
+    }
+}
+
+/// An event waiting to be committed (no replay id yet).
+#[derive(Clone, Debug)]
+pub struct PendingEvent {
+    pub header: Header,
+    /// Record fields of the payload (CDC JSON values, compound fields nested).
+    pub fields: Map<String, Json>,
+}
+
+/// A committed change event.
+#[derive(Debug)]
+pub struct ChangeEvent {
+    pub replay_id: i64,
+    /// Object API name (`Account`).
+    pub entity: String,
+    /// `/data/AccountChangeEvent`.
+    pub channel: String,
+    pub commit_timestamp: i64,
+    pub header: Header,
+    /// The full `payload` object (fields + `ChangeEventHeader`).
+    pub payload: Json,
+}
+
+impl ChangeEvent {
+    /// The CometD message (`{"data":{"schema","payload","event":{"replayId"}},"channel"}`),
+    /// delivered on `channel` (the subscription's channel, e.g. `/data/ChangeEvents`).
+    pub fn message(&self, channel: &str) -> Json {
+        json!({
+            "data": {
+                "schema": schema_id(&self.entity),
+                "payload": self.payload,
+                "event": {"replayId": self.replay_id},
+            },
+            "channel": channel,
+        })
+    }
+}
+
+/// A stable 22-character schema id per entity.
+pub fn schema_id(entity: &str) -> String {
+    const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut h: u64 = 0xcbf29ce484222325;
+    let mut out = String::with_capacity(22);
+    for i in 0..22u64 {
+        for b in entity.bytes().chain(i.to_le_bytes()) {
+            h ^= b as u64;
+            h = h.wrapping_mul(0x100000001b3);
+        }
+        out.push(A[(h % 64) as usize] as char);
+    }
+    out
+}
+
+/// The CDC channel name of an entity's change events: `Account` → `/data/AccountChangeEvent`,
+/// `Invoice__c` → `/data/Invoice__ChangeEvent`.
+pub fn channel_of(entity: &str) -> String {
+    match entity.strip_suffix("__c") {
+        Some(base) => format!("/data/{base}__ChangeEvent"),
+        None => format!("/data/{entity}ChangeEvent"),
+    }
+}
+
+/// Which events a subscription receives.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ChannelFilter {
+    /// `/data/ChangeEvents`.
+    All,
+    /// `/data/<Entity>ChangeEvent`: events of this object API name.
+    Entity(String),
+}
+
+impl ChannelFilter {
+    /// Parses a CDC channel against the known object names (case-sensitive channel, as
+    /// Salesforce's). None when the channel is not a CDC channel of a known object.
+    pub fn parse<'a>(channel: &str, objects: impl IntoIterator<Item = &'a str>) -> Option<Self> {
+        if channel == "/data/ChangeEvents" {
+            return Some(ChannelFilter::All);
+        }
+        objects
+            .into_iter()
+            .find(|o| channel_of(o) == channel)
+            .map(|o| ChannelFilter::Entity(o.to_string()))
+    }
+
+    pub fn matches(&self, ev: &ChangeEvent) -> bool {
+        match self {
+            ChannelFilter::All => true,
+            ChannelFilter::Entity(e) => *e == ev.entity,
+        }
+    }
+}
+
+/// Why a replay read failed.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ReplayError {
+    /// Events after this replay id are no longer retained.
+    #[error("The replayId {requested} you provided was invalid. Please provide a valid ID, -2 to replay all events, or -1 to replay only new events.")]
+    TooOld { requested: i64, oldest: i64 },
+    /// A replay id the log never issued.
+    #[error("The replayId {0} you provided was invalid. Please provide a valid ID, -2 to replay all events, or -1 to replay only new events.")]
+    Invalid(i64),
+}
+
+struct Inner {
+    events: VecDeque<Arc<ChangeEvent>>,
+    last_replay: i64,
+    /// Highest replay id dropped by retention (or gap injection); reads after an id below it fail.
+    dropped_up_to: i64,
+    max_events: usize,
+    retention_ms: i64,
+    commit_number: i64,
+}
+
+/// The org's change-event log.
+pub struct CdcLog {
+    inner: Mutex<Inner>,
+    tx: watch::Sender<i64>,
+}
+
+impl std::fmt::Debug for CdcLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CdcLog")
+            .field("latest", &self.latest_replay_id())
+            .finish()
+    }
+}
+
+/// 72 hours, Salesforce's CDC retention.
+pub const DEFAULT_RETENTION_MS: i64 = 72 * 3600 * 1000;
+/// Default retained event count.
+pub const DEFAULT_MAX_EVENTS: usize = 200_000;
+const FIRST_REPLAY_ID: i64 = 10_000;
+
+impl Default for CdcLog {
+    fn default() -> Self {
+        Self::new(DEFAULT_MAX_EVENTS, DEFAULT_RETENTION_MS)
+    }
+}
+
+impl CdcLog {
+    pub fn new(max_events: usize, retention_ms: i64) -> CdcLog {
+        let (tx, _) = watch::channel(FIRST_REPLAY_ID);
+        CdcLog {
+            inner: Mutex::new(Inner {
+                events: VecDeque::new(),
+                last_replay: FIRST_REPLAY_ID,
+                dropped_up_to: FIRST_REPLAY_ID,
+                max_events,
+                retention_ms,
+                commit_number: 1_000_000,
+            }),
+            tx,
+        }
+    }
+
+    /// Changes retention; applied at the next publish or read.
+    pub fn set_retention(&self, max_events: usize, retention_ms: i64) {
+        let mut g = self.inner.lock();
+        g.max_events = max_events;
+        g.retention_ms = retention_ms;
+    }
+
+    /// A new commit number (one per transaction).
+    pub fn next_commit_number(&self) -> i64 {
+        let mut g = self.inner.lock();
+        g.commit_number += 1;
+        g.commit_number
+    }
+
+    /// The replay id of the newest event (the cursor for "-1: new events only").
+    pub fn latest_replay_id(&self) -> i64 {
+        self.inner.lock().last_replay
+    }
+
+    /// `(newest replay id, last commit number)`, for persistence.
+    pub fn position(&self) -> (i64, i64) {
+        let g = self.inner.lock();
+        (g.last_replay, g.commit_number)
+    }
+
+    /// Continues numbering after a restart: new replay ids and commit numbers follow the saved
+    /// ones; the saved events themselves are gone, so a read after an older replay id fails
+    /// as too old (a client that had read everything resumes cleanly).
+    pub fn restore_position(&self, last_replay: i64, commit_number: i64) {
+        let latest = {
+            let mut g = self.inner.lock();
+            g.last_replay = g.last_replay.max(last_replay);
+            g.dropped_up_to = g.dropped_up_to.max(g.last_replay);
+            g.commit_number = g.commit_number.max(commit_number);
+            g.last_replay
+        };
+        self.tx.send_replace(latest);
+    }
+
+    /// Wakes when events are published; the value is the newest replay id.
+    pub fn subscribe(&self) -> watch::Receiver<i64> {
+        self.tx.subscribe()
+    }
+
+    fn trim(g: &mut Inner, now_ms: i64) {
+        while let Some(front) = g.events.front() {
+            if g.events.len() > g.max_events || front.commit_timestamp < now_ms - g.retention_ms {
+                g.dropped_up_to = g.dropped_up_to.max(front.replay_id);
+                g.events.pop_front();
+            } else {
+                break;
+            }
+        }
+    }
+
+    /// Commits events in order; returns their replay ids.
+    pub fn publish(&self, events: Vec<PendingEvent>, now_ms: i64) -> Vec<i64> {
+        if events.is_empty() {
+            return Vec::new();
+        }
+        let mut ids = Vec::with_capacity(events.len());
+        let latest = {
+            let mut g = self.inner.lock();
+            for ev in events {
+                g.last_replay += 1;
+                let replay_id = g.last_replay;
+                let mut payload = ev.fields;
+                payload.insert("ChangeEventHeader".into(), ev.header.to_json());
+                g.events.push_back(Arc::new(ChangeEvent {
+                    replay_id,
+                    channel: channel_of(&ev.header.entity_name),
+                    entity: ev.header.entity_name.clone(),
+                    commit_timestamp: ev.header.commit_timestamp,
+                    header: ev.header,
+                    payload: Json::Object(payload),
+                }));
+                ids.push(replay_id);
+            }
+            Self::trim(&mut g, now_ms);
+            g.last_replay
+        };
+        self.tx.send_replace(latest);
+        ids
+    }
+
+    /// Events after `replay_id` matching `filter`, oldest first. `-1` = none (new events only),
+    /// `-2` = everything retained. Fails when events after `replay_id` were dropped.
+    pub fn read_after(
+        &self,
+        replay_id: i64,
+        filter: &ChannelFilter,
+        now_ms: i64,
+    ) -> Result<Vec<Arc<ChangeEvent>>, ReplayError> {
+        let mut g = self.inner.lock();
+        Self::trim(&mut g, now_ms);
+        let after = match replay_id {
+            -1 => return Ok(Vec::new()),
+            -2 => i64::MIN,
+            r if r < g.dropped_up_to => {
+                return Err(ReplayError::TooOld {
+                    requested: r,
+                    oldest: g
+                        .events
+                        .front()
+                        .map(|e| e.replay_id)
+                        .unwrap_or(g.last_replay),
+                })
+            }
+            r if r > g.last_replay || r < 0 => return Err(ReplayError::Invalid(r)),
+            r => r,
+        };
+        let start = g.events.partition_point(|e| e.replay_id <= after);
+        Ok(g.events
+            .range(start..)
+            .filter(|e| filter.matches(e))
+            .cloned()
+            .collect())
+    }
+
+    /// Number of retained events.
+    pub fn len(&self) -> usize {
+        self.inner.lock().events.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Appends a header-only gap event (`GAP_CREATE`, `GAP_UPDATE`, …) for `record_ids`.
+    pub fn inject_gap(
+        &self,
+        entity: &str,
+        change_type: &str,
+        record_ids: Vec<String>,
+        commit_user: &str,
+        now_ms: i64,
+    ) -> i64 {
+        let change_type = if change_type.starts_with("GAP_") {
+            change_type.to_string()
+        } else {
+            format!("GAP_{change_type}")
+        };
+        self.inject_header_only(entity, &change_type, record_ids, commit_user, now_ms)
+    }
+
+    /// Appends a `GAP_OVERFLOW` event for `entity` (header only, wildcard record id).
+    pub fn inject_overflow(
+        &self,
+        entity: &str,
+        key_prefix: &str,
+        commit_user: &str,
+        now_ms: i64,
+    ) -> i64 {
+        self.inject_header_only(
+            entity,
+            "GAP_OVERFLOW",
+            vec![format!("{key_prefix}*")],
+            commit_user,
+            now_ms,
+        )
+    }
+
+    fn inject_header_only(
+        &self,
+        entity: &str,
+        change_type: &str,
+        record_ids: Vec<String>,
+        commit_user: &str,
+        now_ms: i64,
+    ) -> i64 {
+        let header = Header {
+            entity_name: entity.to_string(),
+            record_ids,
+            change_type: change_type.to_string(),
+            changed_fields: Vec::new(),
+            change_origin: String::new(),
+            transaction_key: uuid::Uuid::new_v4().to_string(),
+            sequence_number: 1,
+            commit_timestamp: now_ms,
+            commit_number: self.next_commit_number(),
+            commit_user: commit_user.to_string(),
+        };
+        self.publish(
+            vec![PendingEvent {
+                header,
+                fields: Map::new(),
+            }],
+            now_ms,
+        )[0]
+    }
+
+    /// Drops every retained event (reset). Replay ids keep increasing; older ids become too old.
+    pub fn clear(&self) {
+        let mut g = self.inner.lock();
+        g.events.clear();
+        g.dropped_up_to = g.last_replay;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ev(entity: &str, t: i64) -> PendingEvent {
+        PendingEvent {
+            header: Header {
+                entity_name: entity.into(),
+                record_ids: vec!["001EM0000000001AAA".into()],
+                change_type: "CREATE".into(),
+                changed_fields: vec![],
+                change_origin: String::new(),
+                transaction_key: "k".into(),
+                sequence_number: 1,
+                commit_timestamp: t,
+                commit_number: 1,
+                commit_user: "005".into(),
+            },
+            fields: Map::new(),
+        }
+    }
+
+    #[test]
+    fn replay_filter_and_retention() {
+        let log = CdcLog::new(3, 1000);
+        let ids = log.publish(vec![ev("Account", 0), ev("Contact", 0)], 0);
+        assert!(ids[0] < ids[1]);
+        let all = log.read_after(-2, &ChannelFilter::All, 0).unwrap();
+        assert_eq!(all.len(), 2);
+        let acc = ChannelFilter::parse("/data/AccountChangeEvent", ["Account", "Contact"]).unwrap();
+        assert_eq!(log.read_after(-2, &acc, 0).unwrap().len(), 1);
+        assert_eq!(
+            log.read_after(ids[0], &ChannelFilter::All, 0)
+                .unwrap()
+                .len(),
+            1
+        );
+        assert!(log
+            .read_after(-1, &ChannelFilter::All, 0)
+            .unwrap()
+            .is_empty());
+        // count retention
+        log.publish(vec![ev("Account", 0), ev("Account", 0)], 0);
+        assert_eq!(log.len(), 3);
+        assert!(matches!(
+            log.read_after(ids[0] - 1, &ChannelFilter::All, 0),
+            Err(ReplayError::TooOld { .. })
+        ));
+        // age retention
+        assert!(log
+            .read_after(-2, &ChannelFilter::All, 5000)
+            .unwrap()
+            .is_empty());
+        assert_eq!(channel_of("Invoice__c"), "/data/Invoice__ChangeEvent");
+    }
+}

@@ -1,0 +1,4 @@
+// Invalid TOML: the parser's message with its position.
+sync_macros::mappings!("invalid_toml");
+
+fn main() {}
