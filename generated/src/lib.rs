@@ -16,4 +16,4 @@ use diesel_migrations::{embed_migrations, EmbeddedMigrations};
 
 /// Every migration in `migrations/`, embedded at compile time.
 pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
-
+sync_macros::mappings!("../mappings");

@@ -93,8 +93,8 @@ fn expand(dir: &Path, written: &Path, span: Span) -> TokenStream {
 }
 
 /// The models and adapters `sync-schema` renders for the catalog.
-fn generated_code(_catalog: &sync_schema::catalog::Catalog) -> TokenStream {
-    TokenStream::new()
+fn generated_code(catalog: &sync_schema::catalog::Catalog) -> TokenStream {
+    sync_schema::rust::render(catalog)
 }
 
 #[cfg(test)]

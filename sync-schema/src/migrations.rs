@@ -16,8 +16,14 @@ pub const SNAPSHOT_FILE: &str = "schema.json";
 
 #[derive(Debug)]
 pub enum MigrationError {
-    Io { path: PathBuf, error: std::io::Error },
-    BadSnapshot { path: PathBuf, error: serde_json::Error },
+    Io {
+        path: PathBuf,
+        error: std::io::Error,
+    },
+    BadSnapshot {
+        path: PathBuf,
+        error: serde_json::Error,
+    },
     Plan(Vec<PlanError>),
 }
 

@@ -197,7 +197,9 @@ pub fn sample_catalog() -> Catalog {
     name.length = Some(80);
     name.pg_type = PgType::Varchar(80);
     let mut status = picklist("Status__c", false, &["Draft", "Sent", "Paid", "Other"]);
-    status.picklist.as_mut().map(|p| p.restricted = true);
+    if let Some(p) = status.picklist.as_mut() {
+        p.restricted = true;
+    }
     let tags = picklist("Tags__c", true, &["Red", "Green", "Blue"]);
     let mut total = field("Total__c", SfType::Currency);
     total.calculated = true;

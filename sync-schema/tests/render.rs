@@ -15,7 +15,10 @@ fn load(dir: &str) -> Catalog {
 
 #[test]
 fn the_repo_mappings_render_to_rust() {
-    insta::assert_snapshot!("repo_rust", sync_schema::rust::render_file(&load("../mappings")));
+    insta::assert_snapshot!(
+        "repo_rust",
+        sync_schema::rust::render_file(&load("../mappings"))
+    );
 }
 
 #[test]

@@ -9,7 +9,7 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{ChildStdin, Command, Stdio};
+use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::OnceLock;
 
@@ -60,8 +60,11 @@ impl Default for TestDb {
 impl Drop for TestDb {
     fn drop(&mut self) {
         if let Ok(mut admin) = PgConnection::establish(&self.admin_url) {
-            let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name))
-                .execute(&mut admin);
+            let _ = diesel::sql_query(format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ))
+            .execute(&mut admin);
         }
     }
 }
@@ -71,8 +74,8 @@ struct Server {
     admin_url: String,
     /// `admin_url` with the database name replaced by `{db}`.
     template: String,
-    /// Keeps the watchdog's stdin open for the life of the process.
-    _watchdog: Option<ChildStdin>,
+    /// The watchdog and its stdin, held open for the life of the process.
+    _watchdog: Option<(Child, ChildStdin)>,
 }
 
 impl Server {
@@ -222,6 +225,6 @@ rm -rf {root}",
     Server {
         admin_url,
         template: format!("postgres://postgres@127.0.0.1:{port}/{{db}}"),
-        _watchdog: Some(stdin),
+        _watchdog: Some((child, stdin)),
     }
 }

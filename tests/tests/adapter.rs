@@ -72,7 +72,10 @@ fn a_cdc_update_becomes_a_changeset_of_the_changed_fields_only() {
     });
     let changes = Widget::changes_from_sf(&SfRecord::cdc(&event).unwrap()).unwrap();
     assert_eq!(changes.sfid, Some(Some("a01000000000001AAA".to_owned())));
-    assert_eq!(changes.status, Some(Some(Status::Other("Archived".to_owned()))));
+    assert_eq!(
+        changes.status,
+        Some(Some(Status::Other("Archived".to_owned())))
+    );
     assert_eq!(changes.notes, Some(None));
     assert_eq!(changes.billing_city, Some(Some("Paris".to_owned())));
     assert_eq!(changes.location_latitude, Some(Some(48.85)));
@@ -141,8 +144,14 @@ fn a_row_becomes_a_create_body_of_writable_fields_with_values() {
     let body = row().create_body().into_json();
     let obj = body.as_object().unwrap();
     assert!(obj.get("Id").is_none() && obj.get("SystemModstamp").is_none());
-    assert!(obj.get("Total__c").is_none(), "formula fields are never sent");
-    assert!(obj.get("Notes__c").is_none(), "unset fields are left out of a create");
+    assert!(
+        obj.get("Total__c").is_none(),
+        "formula fields are never sent"
+    );
+    assert!(
+        obj.get("Notes__c").is_none(),
+        "unset fields are left out of a create"
+    );
     assert_eq!(body["Name"], "Widget 1");
     assert_eq!(body["Tags__c"], "Red;Blue");
     assert_eq!(body["Shipped__c"], "2024-01-03T10:00:00.000Z");
@@ -183,7 +192,10 @@ fn the_registry_lists_every_mapping_with_its_fields() {
     let w = &widget::MAPPING;
     assert_eq!(w.upsert_key, Some("External_Id__c"));
     assert_eq!(w.field("billingcity").unwrap().compound_key, Some("City"));
-    assert_eq!(w.field("Location__Latitude__s").unwrap().compound_key, Some("Latitude"));
+    assert_eq!(
+        w.field("Location__Latitude__s").unwrap().compound_key,
+        Some("Latitude")
+    );
     assert_eq!(w.field_by_column("sfid").unwrap().sf_name, "Id");
     assert!(w.field("Total__c").unwrap().calculated);
 }

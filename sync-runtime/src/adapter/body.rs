@@ -102,9 +102,10 @@ pub fn pg_values_to_sf_body(
         }
         let converted = match (field.sf_type, value) {
             (SfType::DateTime, Value::String(s)) => {
-                let dt = NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f").map_err(|_| {
-                    ConversionError::wrong_type(field.sf_name, "a Postgres timestamp", value)
-                })?;
+                let dt =
+                    NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f").map_err(|_| {
+                        ConversionError::wrong_type(field.sf_name, "a Postgres timestamp", value)
+                    })?;
                 Value::String(format_datetime(&dt))
             }
             (SfType::Time, Value::String(s)) => {

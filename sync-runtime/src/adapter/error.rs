@@ -19,10 +19,7 @@ pub enum ConversionErrorKind {
     Missing,
     /// The JSON value has the wrong shape for the field's type.
     #[error("expected {expected}, got {got}")]
-    WrongType {
-        expected: &'static str,
-        got: String,
-    },
+    WrongType { expected: &'static str, got: String },
     /// A CDC event carried a long text field as a diff instead of its value; re-read the record
     /// through REST to get the full value.
     #[error("the change event carries a diff, not the value; fetch the record through REST")]
@@ -37,14 +34,13 @@ impl ConversionError {
         }
     }
 
-    pub(crate) fn wrong_type(
-        field: &str,
-        expected: &'static str,
-        got: &serde_json::Value,
-    ) -> Self {
+    pub(crate) fn wrong_type(field: &str, expected: &'static str, got: &serde_json::Value) -> Self {
         let mut got = got.to_string();
         if got.len() > 80 {
-            let cut = (0..=80).rev().find(|i| got.is_char_boundary(*i)).unwrap_or(0);
+            let cut = (0..=80)
+                .rev()
+                .find(|i| got.is_char_boundary(*i))
+                .unwrap_or(0);
             got.truncate(cut);
             got.push('…');
         }

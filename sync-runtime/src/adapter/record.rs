@@ -28,7 +28,7 @@ pub struct SfRecord<'a> {
     record_id: Option<Value>,
 }
 
-fn object<'a>(value: &'a Value) -> Result<&'a Map<String, Value>, ConversionError> {
+fn object(value: &Value) -> Result<&Map<String, Value>, ConversionError> {
     value.as_object().ok_or_else(|| {
         let kind = match value {
             Value::Null => "null",
@@ -38,7 +38,10 @@ fn object<'a>(value: &'a Value) -> Result<&'a Map<String, Value>, ConversionErro
             Value::Array(_) => "an array",
             Value::Object(_) => "an object",
         };
-        ConversionError::new("(record)", ConversionErrorKind::NotAnObject(kind.to_owned()))
+        ConversionError::new(
+            "(record)",
+            ConversionErrorKind::NotAnObject(kind.to_owned()),
+        )
     })
 }
 
@@ -105,9 +108,10 @@ impl<'a> SfRecord<'a> {
     /// A value Salesforce always has (required on create): absent or null is an error.
     pub fn required<T: SfValue>(&self, field: &FieldDescriptor) -> Result<T, ConversionError> {
         match self.get(field) {
-            None | Some(Value::Null) => {
-                Err(ConversionError::new(field.sf_name, ConversionErrorKind::Missing))
-            }
+            None | Some(Value::Null) => Err(ConversionError::new(
+                field.sf_name,
+                ConversionErrorKind::Missing,
+            )),
             Some(value) => T::from_sf(value, field),
         }
     }

@@ -27,9 +27,10 @@ fn expect_str<'v>(
 ) -> Result<&'v str, ConversionError> {
     match value {
         Value::String(s) => Ok(s),
-        Value::Object(o) if o.contains_key("diff") => {
-            Err(ConversionError::new(field.sf_name, ConversionErrorKind::Diff))
-        }
+        Value::Object(o) if o.contains_key("diff") => Err(ConversionError::new(
+            field.sf_name,
+            ConversionErrorKind::Diff,
+        )),
         other => Err(ConversionError::wrong_type(field.sf_name, expected, other)),
     }
 }

@@ -167,15 +167,20 @@ pub(super) fn render_adapter(catalog: &Catalog, mapping: &Mapping) -> TokenStrea
     };
     let create_puts = body_puts(|f| f.writable && f.createable);
     let update_puts = body_puts(|f| f.writable && f.updateable);
-    let body_mut = |puts: &[TokenStream]| {
+    // A body with nothing to put is returned as is.
+    let body = |kind: TokenStream, puts: &[TokenStream]| {
         if puts.is_empty() {
-            quote!(let body)
+            quote!(#rt::SfBody::new(#rt::WriteKind::#kind))
         } else {
-            quote!(let mut body)
+            quote! {
+                let mut body = #rt::SfBody::new(#rt::WriteKind::#kind);
+                #(#puts)*
+                body
+            }
         }
     };
-    let create_let = body_mut(&create_puts);
-    let update_let = body_mut(&update_puts);
+    let create_body = body(quote!(Create), &create_puts);
+    let update_body = body(quote!(Update), &update_puts);
 
     let fields_doc = format!("Descriptors of the synced fields of `{object}`.");
     let mapping_doc = format!("How `{object}` syncs with `{schema}.{table}`.");
@@ -229,15 +234,11 @@ pub(super) fn render_adapter(catalog: &Catalog, mapping: &Mapping) -> TokenStrea
             }
 
             fn create_body(&self) -> #rt::SfBody {
-                #create_let = #rt::SfBody::new(#rt::WriteKind::Create);
-                #(#create_puts)*
-                body
+                #create_body
             }
 
             fn update_body(&self) -> #rt::SfBody {
-                #update_let = #rt::SfBody::new(#rt::WriteKind::Update);
-                #(#update_puts)*
-                body
+                #update_body
             }
         }
     }

@@ -54,6 +54,27 @@ pub(super) fn render_models(catalog: &Catalog, mapping: &Mapping) -> TokenStream
         }
     });
 
+    let required: Vec<_> = columns(mapping)
+        .filter(|(f, _)| f.required_on_create)
+        .map(|(f, ident)| {
+            let ty = value_type(f);
+            quote!(#ident: #ty)
+        })
+        .collect();
+    let inits = columns(mapping).map(|(f, ident)| {
+        if f.required_on_create {
+            quote!(#ident)
+        } else {
+            quote!(#ident: None)
+        }
+    });
+    let ctor_doc = if required.is_empty() {
+        " A new row with every column unset.".to_owned()
+    } else {
+        " A new row with the fields Salesforce requires on create; every other column unset."
+            .to_owned()
+    };
+
     let changes_doc = format!(
         "Changes to a row of `{qualified}`: `None` leaves a column alone, `Some(None)` sets it \
          to NULL."
@@ -90,6 +111,15 @@ pub(super) fn render_models(catalog: &Catalog, mapping: &Mapping) -> TokenStream
         #[diesel(table_name = #table)]
         pub struct #new {
             #(#new_fields)*
+        }
+
+        impl #new {
+            #[doc = #ctor_doc]
+            pub fn new(#(#required),*) -> Self {
+                #new {
+                    #(#inits,)*
+                }
+            }
         }
 
         #[doc = #changes_doc]

@@ -4,10 +4,10 @@ use proc_macro2::TokenStream;
 use quote::quote;
 
 use super::adapter::render_adapter;
+use super::ident;
 use super::model::render_models;
 use super::picklist::render_picklists;
 use super::table::render_table;
-use super::ident;
 use crate::catalog::{Access, Catalog, Mapping};
 
 fn render_mapping(catalog: &Catalog, mapping: &Mapping, placeholder: bool) -> TokenStream {
@@ -16,15 +16,15 @@ fn render_mapping(catalog: &Catalog, mapping: &Mapping, placeholder: bool) -> To
         Access::ReadOnly => "read-only: Salesforce changes are copied into Postgres",
         Access::ReadWrite => "read-write: changes flow both ways",
     };
-    let mut doc = vec![
-        format!(
-            "{} (`{}`) ⇄ `{}.{}`, {access}.",
-            mapping.label, mapping.object, catalog.settings.schema, mapping.table
-        ),
-    ];
+    let mut doc = vec![format!(
+        "{} (`{}`) ⇄ `{}.{}`, {access}.",
+        mapping.label, mapping.object, catalog.settings.schema, mapping.table
+    )];
     if let Some(key) = &mapping.upsert_key {
         doc.push(String::new());
-        doc.push(format!("Inserts are made idempotent by the external ID `{key}`."));
+        doc.push(format!(
+            "Inserts are made idempotent by the external ID `{key}`."
+        ));
     }
     if let Some(filter) = &mapping.filter {
         doc.push(String::new());

@@ -10,7 +10,9 @@
 use std::fmt;
 use std::path::PathBuf;
 
-use super::snapshot::{parse_pg_type, ColumnSnapshot, IndexSnapshot, SchemaSnapshot, TableSnapshot};
+use super::snapshot::{
+    parse_pg_type, ColumnSnapshot, IndexSnapshot, SchemaSnapshot, TableSnapshot,
+};
 use super::{ddl, system};
 use crate::catalog::{Catalog, Mapping, PgType};
 

@@ -30,7 +30,11 @@ fn adding_a_field_widening_a_varchar_and_adding_an_index_is_one_additive_migrati
     let widget = &mut after.mappings[1];
     assert_eq!(widget.object, "Widget__c");
     widget.fields.push(field("Color__c", SfType::String));
-    let name = widget.fields.iter_mut().find(|f| f.sf_name == "Name").unwrap();
+    let name = widget
+        .fields
+        .iter_mut()
+        .find(|f| f.sf_name == "Name")
+        .unwrap();
     name.pg_type = PgType::Varchar(255);
     after.mappings[1] = with_index(after.mappings[1].clone(), "quantity__c", false);
     let next = plan(Some(&first.snapshot), &after).unwrap();
@@ -44,12 +48,19 @@ fn a_removed_field_keeps_its_column_with_a_warning_until_listed_in_drop_columns(
     let before = sample_catalog();
     let first = plan(None, &before).unwrap();
     let mut after = before.clone();
-    after.mappings[1].fields.retain(|f| f.sf_name != "Pickup__c");
+    after.mappings[1]
+        .fields
+        .retain(|f| f.sf_name != "Pickup__c");
     let kept = plan(Some(&first.snapshot), &after).unwrap();
     assert!(kept.is_empty());
     assert_eq!(kept.warnings.len(), 1);
     assert!(kept.warnings[0].contains("\"pickup__c\" to `drop_columns`"));
-    assert!(kept.snapshot.table("widget__c").unwrap().column("pickup__c").is_some());
+    assert!(kept
+        .snapshot
+        .table("widget__c")
+        .unwrap()
+        .column("pickup__c")
+        .is_some());
 
     after.mappings[1].drop_columns.push("pickup__c".to_owned());
     let dropped = plan(Some(&first.snapshot), &after).unwrap();
@@ -61,7 +72,12 @@ fn a_removed_field_keeps_its_column_with_a_warning_until_listed_in_drop_columns(
         dropped.down_sql().lines().last(),
         Some("ALTER TABLE salesforce.widget__c ADD COLUMN pickup__c time;")
     );
-    assert!(dropped.snapshot.table("widget__c").unwrap().column("pickup__c").is_none());
+    assert!(dropped
+        .snapshot
+        .table("widget__c")
+        .unwrap()
+        .column("pickup__c")
+        .is_none());
 }
 
 #[test]
@@ -69,9 +85,17 @@ fn narrowing_a_column_is_an_error_that_says_how_to_proceed() {
     let before = sample_catalog();
     let first = plan(None, &before).unwrap();
     let mut after = before.clone();
-    let name = after.mappings[1].fields.iter_mut().find(|f| f.sf_name == "Name").unwrap();
+    let name = after.mappings[1]
+        .fields
+        .iter_mut()
+        .find(|f| f.sf_name == "Name")
+        .unwrap();
     name.pg_type = PgType::Varchar(40);
-    let quantity = after.mappings[1].fields.iter_mut().find(|f| f.sf_name == "Quantity__c").unwrap();
+    let quantity = after.mappings[1]
+        .fields
+        .iter_mut()
+        .find(|f| f.sf_name == "Quantity__c")
+        .unwrap();
     quantity.pg_type = PgType::Boolean;
     let errors = plan(Some(&first.snapshot), &after).unwrap_err();
     let messages: Vec<String> = errors.iter().map(ToString::to_string).collect();
@@ -91,7 +115,9 @@ fn switching_a_mapping_to_read_write_starts_capturing_its_writes() {
             table: "gadget__c".to_owned()
         }]
     );
-    assert!(next.down_sql().contains("DROP TRIGGER hc_gadget__c_logtrigger ON salesforce.gadget__c;"));
+    assert!(next
+        .down_sql()
+        .contains("DROP TRIGGER hc_gadget__c_logtrigger ON salesforce.gadget__c;"));
 }
 
 #[test]

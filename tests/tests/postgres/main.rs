@@ -3,6 +3,7 @@
 
 mod support;
 
+mod generated_models;
 mod migrations;
 mod models;
 mod triggers;

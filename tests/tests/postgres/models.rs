@@ -15,7 +15,8 @@ fn sample_db() -> (TestDb, PgConnection) {
     let db = TestDb::new();
     let mut conn = db.conn();
     let plan = sync_schema::sql::plan(None, &sync_schema::testing::sample_catalog()).unwrap();
-    conn.batch_execute(&plan.up_sql()).expect("sample migration applies");
+    conn.batch_execute(&plan.up_sql())
+        .expect("sample migration applies");
     (db, conn)
 }
 
@@ -105,7 +106,10 @@ fn a_value_added_in_salesforce_later_still_loads_as_other() {
         "INSERT INTO salesforce.widget__c (name, status__c, tags__c) VALUES ('w', 'Archived', 'Blue;Purple')",
     )
     .unwrap();
-    let row: Widget = widget::table.select(Widget::as_select()).first(&mut conn).unwrap();
+    let row: Widget = widget::table
+        .select(Widget::as_select())
+        .first(&mut conn)
+        .unwrap();
     assert_eq!(row.status, Some(Status::Other("Archived".to_owned())));
     let tags = row.tags.unwrap();
     assert!(tags.contains(&Tags::Blue));

@@ -24,7 +24,10 @@ fn an_application_insert_is_captured_in_trigger_log_with_pending_status() {
         &mut conn,
         "INSERT INTO salesforce.account (name, industry) VALUES ('Acme', 'Banking')",
     );
-    assert_eq!(lastop(&mut conn, "account", "Acme").as_deref(), Some("PENDING"));
+    assert_eq!(
+        lastop(&mut conn, "account", "Acme").as_deref(),
+        Some("PENDING")
+    );
     let log = trigger_log(&mut conn);
     assert_eq!(log.len(), 1);
     let row = &log[0];
@@ -53,17 +56,26 @@ fn an_application_update_records_only_the_changed_columns() {
     let log = trigger_log(&mut conn);
     assert_eq!(log.len(), 2);
     let update = &log[1];
-    assert_eq!((update.action.as_str(), update.state.as_str()), ("UPDATE", "NEW"));
+    assert_eq!(
+        (update.action.as_str(), update.state.as_str()),
+        ("UPDATE", "NEW")
+    );
     assert_eq!(keys(&update.values), ["industry"]);
     assert_eq!(update.values.as_ref().unwrap()["industry"], "Energy");
     assert_eq!(update.old.as_ref().unwrap()["industry"], "Banking");
     assert_eq!(update.sfid.as_deref(), Some("001000000000001AAA"));
     // The BEFORE trigger cleared the error the application tried to write, and set PENDING.
     assert_eq!(
-        text(&mut conn, "SELECT coalesce(_hc_err, 'null') AS value FROM salesforce.account"),
+        text(
+            &mut conn,
+            "SELECT coalesce(_hc_err, 'null') AS value FROM salesforce.account"
+        ),
         Some("null".to_owned())
     );
-    assert_eq!(lastop(&mut conn, "account", "Acme").as_deref(), Some("PENDING"));
+    assert_eq!(
+        lastop(&mut conn, "account", "Acme").as_deref(),
+        Some("PENDING")
+    );
 }
 
 #[test]
@@ -71,13 +83,19 @@ fn a_no_op_update_is_not_logged_and_keeps_the_row_status() {
     let (_db, mut conn) = migrated();
     conn.transaction::<_, diesel::result::Error, _>(|conn| {
         exec(conn, "SET LOCAL forcesync.engine = 'on'");
-        exec(conn, "INSERT INTO salesforce.account (sfid, name) VALUES ('001000000000002AAA', 'Initech')");
+        exec(
+            conn,
+            "INSERT INTO salesforce.account (sfid, name) VALUES ('001000000000002AAA', 'Initech')",
+        );
         Ok(())
     })
     .unwrap();
     exec(&mut conn, "UPDATE salesforce.account SET name = 'Initech'");
     assert!(trigger_log(&mut conn).is_empty());
-    assert_eq!(lastop(&mut conn, "account", "Initech").as_deref(), Some("SYNCED"));
+    assert_eq!(
+        lastop(&mut conn, "account", "Initech").as_deref(),
+        Some("SYNCED")
+    );
 }
 
 #[test]
@@ -103,13 +121,22 @@ fn engine_writes_are_not_logged_and_are_marked_synced() {
     let (_db, mut conn) = migrated();
     conn.transaction::<_, diesel::result::Error, _>(|conn| {
         exec(conn, "SET LOCAL forcesync.engine = 'on'");
-        exec(conn, "INSERT INTO salesforce.account (sfid, name) VALUES ('001000000000004AAA', 'Globex')");
-        exec(conn, "UPDATE salesforce.account SET industry = 'Energy' WHERE name = 'Globex'");
+        exec(
+            conn,
+            "INSERT INTO salesforce.account (sfid, name) VALUES ('001000000000004AAA', 'Globex')",
+        );
+        exec(
+            conn,
+            "UPDATE salesforce.account SET industry = 'Energy' WHERE name = 'Globex'",
+        );
         Ok(())
     })
     .unwrap();
     assert!(trigger_log(&mut conn).is_empty());
-    assert_eq!(lastop(&mut conn, "account", "Globex").as_deref(), Some("SYNCED"));
+    assert_eq!(
+        lastop(&mut conn, "account", "Globex").as_deref(),
+        Some("SYNCED")
+    );
 
     // The engine may set _hc_lastop explicitly; the trigger keeps it.
     conn.transaction::<_, diesel::result::Error, _>(|conn| {
@@ -118,12 +145,21 @@ fn engine_writes_are_not_logged_and_are_marked_synced() {
         Ok(())
     })
     .unwrap();
-    assert_eq!(lastop(&mut conn, "account", "Globex").as_deref(), Some("FAILED"));
+    assert_eq!(
+        lastop(&mut conn, "account", "Globex").as_deref(),
+        Some("FAILED")
+    );
 
     // The setting is transaction-local: the next application write is captured again.
-    exec(&mut conn, "UPDATE salesforce.account SET industry = 'Banking' WHERE name = 'Globex'");
+    exec(
+        &mut conn,
+        "UPDATE salesforce.account SET industry = 'Banking' WHERE name = 'Globex'",
+    );
     assert_eq!(trigger_log(&mut conn).len(), 1);
-    assert_eq!(lastop(&mut conn, "account", "Globex").as_deref(), Some("PENDING"));
+    assert_eq!(
+        lastop(&mut conn, "account", "Globex").as_deref(),
+        Some("PENDING")
+    );
 }
 
 #[test]
@@ -133,7 +169,10 @@ fn a_read_only_mapping_records_nothing_for_the_writer() {
         &mut conn,
         "INSERT INTO salesforce.opportunity (name, stagename) VALUES ('Deal', 'Prospecting')",
     );
-    exec(&mut conn, "UPDATE salesforce.opportunity SET stagename = 'Closed Won'");
+    exec(
+        &mut conn,
+        "UPDATE salesforce.opportunity SET stagename = 'Closed Won'",
+    );
     exec(&mut conn, "DELETE FROM salesforce.opportunity");
     assert!(trigger_log(&mut conn).is_empty());
 }
@@ -144,7 +183,10 @@ fn captured_writes_wake_the_writer_with_notify() {
     let (db, mut conn) = migrated();
     let mut listener: PgConnection = db.conn();
     exec(&mut listener, "LISTEN \"salesforce.hc_trigger_log\"");
-    exec(&mut conn, "INSERT INTO salesforce.account (name) VALUES ('Wake')");
+    exec(
+        &mut conn,
+        "INSERT INTO salesforce.account (name) VALUES ('Wake')",
+    );
     // libpq reads pending notifications when the connection next talks to the server.
     exec(&mut listener, "SELECT 1");
     let notification = listener
