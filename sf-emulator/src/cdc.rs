@@ -217,6 +217,26 @@ impl CdcLog {
         self.inner.lock().last_replay
     }
 
+    /// `(newest replay id, last commit number)`, for persistence.
+    pub fn position(&self) -> (i64, i64) {
+        let g = self.inner.lock();
+        (g.last_replay, g.commit_number)
+    }
+
+    /// Continues numbering after a restart: new replay ids and commit numbers follow the saved
+    /// ones; the saved events themselves are gone, so a read after an older replay id fails
+    /// as too old (a client that had read everything resumes cleanly).
+    pub fn restore_position(&self, last_replay: i64, commit_number: i64) {
+        let latest = {
+            let mut g = self.inner.lock();
+            g.last_replay = g.last_replay.max(last_replay);
+            g.dropped_up_to = g.dropped_up_to.max(g.last_replay);
+            g.commit_number = g.commit_number.max(commit_number);
+            g.last_replay
+        };
+        self.tx.send_replace(latest);
+    }
+
     /// Wakes when events are published; the value is the newest replay id.
     pub fn subscribe(&self) -> watch::Receiver<i64> {
         self.tx.subscribe()

@@ -1,12 +1,17 @@
 //! sf-emulator: a local Salesforce org speaking the real wire protocols (REST, composite,
 //! SOQL, Bulk, OAuth/SOAP, CometD CDC). See `CONTEXT.md` for the module map.
 
+pub mod auth;
+pub mod bulk2;
 pub mod cdc;
 pub mod control;
 pub mod error;
+pub mod faults;
 pub mod formula;
 pub mod ids;
 pub mod org;
+pub mod persist;
+pub mod query_api;
 pub mod render;
 pub mod rest;
 pub mod rules;
@@ -14,7 +19,10 @@ pub mod schema;
 pub mod seed;
 pub mod server;
 pub mod session;
+pub mod soql;
 pub mod store;
+pub mod streaming;
+pub mod tls;
 pub mod value;
 pub mod write;
 

@@ -26,15 +26,29 @@ struct Args {
     /// Write the CA certificate (PEM) here when --tls.
     #[arg(long)]
     ca_out: Option<PathBuf>,
-    /// Persist data in this file across restarts.
+    /// Persist data in this file across restarts (loaded at start, saved periodically and
+    /// on ctrl-c / SIGTERM).
     #[arg(long)]
     data_file: Option<PathBuf>,
+    /// How often the data file is saved when data changed, in seconds.
+    #[arg(long, default_value_t = 5)]
+    save_interval_seconds: u64,
     /// Session lifetime in seconds.
     #[arg(long, default_value_t = 7200)]
     session_seconds: u64,
     /// DailyApiRequests limit.
     #[arg(long, default_value_t = 100_000)]
     api_limit: u64,
+    /// PEM certificate (or RSA public key) of the connected app, verifying JWT bearer
+    /// assertions.
+    #[arg(long)]
+    jwt_cert: Option<PathBuf>,
+    /// How long a CometD /meta/connect is held when no event is pending, in seconds.
+    #[arg(long, default_value_t = 110)]
+    streaming_timeout_seconds: u64,
+    /// How long a CometD client may go without reconnecting before it is forgotten, seconds.
+    #[arg(long, default_value_t = 40)]
+    streaming_client_expiry_seconds: u64,
 }
 
 #[tokio::main]
@@ -51,8 +65,12 @@ async fn main() {
         session_seconds: a.session_seconds,
         api_limit: a.api_limit,
         data_file: a.data_file,
+        save_interval_ms: a.save_interval_seconds.max(1) * 1000,
         tls: a.tls,
         ca_out: a.ca_out,
+        jwt_cert: a.jwt_cert,
+        streaming_connect_timeout_ms: a.streaming_timeout_seconds * 1000,
+        streaming_client_expiry_ms: a.streaming_client_expiry_seconds * 1000,
         ..Config::default()
     };
     let running = match start(config).await {
@@ -63,9 +81,30 @@ async fn main() {
         }
     };
     println!("{}", running.base_url);
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = std::future::pending::<()>() => {}
-    }
+    shutdown_signal().await;
+    // Graceful: finish in-flight requests, then save the data file.
     running.stop().await;
+}
+
+/// Resolves on ctrl-c (SIGINT) or, on Unix, SIGTERM.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }

@@ -68,9 +68,12 @@ const LIMIT_DEFAULTS: &[(&str, u64)] = &[
 
 pub(crate) struct OrgInner {
     pub(crate) schema: Arc<OrgSchema>,
-    pub(crate) store: RwLock<Store>,
+    pub(crate) store: crate::persist::Tracked<Store>,
     pub(crate) config: Config,
+    faults: crate::faults::Faults,
     pub(crate) cdc: CdcLog,
+    auth: crate::auth::AuthState,
+    streaming: crate::streaming::Hub,
     sessions: Mutex<HashMap<String, Session>>,
     session_seconds: AtomicU64,
     api_used: AtomicU64,
@@ -113,8 +116,14 @@ impl Org {
             .collect();
         Org {
             inner: Arc::new(OrgInner {
-                store: RwLock::new(store),
+                store: crate::persist::Tracked::new(store),
                 cdc: CdcLog::default(),
+                faults: crate::faults::Faults::default(),
+                auth: crate::auth::AuthState::default(),
+                streaming: crate::streaming::Hub::new(
+                    std::time::Duration::from_millis(config.streaming_connect_timeout_ms),
+                    std::time::Duration::from_millis(config.streaming_client_expiry_ms),
+                ),
                 sessions: Mutex::new(HashMap::new()),
                 session_seconds: AtomicU64::new(config.session_seconds),
                 api_used: AtomicU64::new(0),
@@ -158,6 +167,26 @@ impl Org {
     /// The CDC log.
     pub fn cdc(&self) -> &CdcLog {
         &self.inner.cdc
+    }
+
+    /// Request faults (latency, 503/500 shares) applied by `faults::layer`.
+    pub fn faults(&self) -> &crate::faults::Faults {
+        &self.inner.faults
+    }
+
+    /// Counts every write-lock acquisition of the store: persistence saves when it moved.
+    pub fn data_generation(&self) -> u64 {
+        self.inner.store.generation()
+    }
+
+    /// Authentication state: refresh tokens and the JWT verification key.
+    pub fn auth(&self) -> &crate::auth::AuthState {
+        &self.inner.auth
+    }
+
+    /// Streaming state: CometD clients and their timing.
+    pub fn streaming(&self) -> &crate::streaming::Hub {
+        &self.inner.streaming
     }
 
     /// The org's Id (`00D…`).
@@ -212,6 +241,32 @@ impl Org {
         let s = now - now.rem_euclid(1000);
         let prev = self.inner.last_stamp_ms.fetch_max(s, Ordering::Relaxed);
         s.max(prev)
+    }
+
+    /// A timestamp strictly after `ms` (one second later, second precision) that stamps after
+    /// it never go below: emulated automation changing a record after a write.
+    pub fn stamp_after(&self, ms: i64) -> i64 {
+        let s = self.stamp_ms().max(ms + 1000);
+        let prev = self.inner.last_stamp_ms.fetch_max(s, Ordering::Relaxed);
+        s.max(prev)
+    }
+
+    /// `(clock offset, last system stamp)` in ms, for persistence.
+    pub(crate) fn clock_state(&self) -> (i64, i64) {
+        (
+            self.inner.clock_offset_ms.load(Ordering::Relaxed),
+            self.inner.last_stamp_ms.load(Ordering::Relaxed),
+        )
+    }
+
+    /// Restores the clock saved by `clock_state` (never moves either value backwards).
+    pub(crate) fn restore_clock(&self, offset_ms: i64, last_stamp_ms: i64) {
+        self.inner
+            .clock_offset_ms
+            .fetch_max(offset_ms, Ordering::Relaxed);
+        self.inner
+            .last_stamp_ms
+            .fetch_max(last_stamp_ms, Ordering::Relaxed);
     }
 
     // ---- sessions ----
@@ -432,6 +487,7 @@ impl Org {
         self.inner.cdc.clear();
         self.clear_automation();
         self.fail_next_writes(0);
+        self.inner.faults.clear();
         self.reset_counters();
     }
 }

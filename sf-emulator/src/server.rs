@@ -27,6 +27,8 @@ pub struct Config {
     pub api_limit: u64,
     /// Persist data across restarts in this file.
     pub data_file: Option<PathBuf>,
+    /// How often the data file is saved when data changed, ms.
+    pub save_interval_ms: u64,
     /// Serve HTTPS with a self-signed certificate.
     pub tls: bool,
     /// Where to write the CA certificate (PEM) when `tls`.
@@ -36,6 +38,12 @@ pub struct Config {
     pub security_token: String,
     pub client_id: String,
     pub client_secret: String,
+    /// PEM certificate (or RSA public key) verifying JWT bearer assertions.
+    pub jwt_cert: Option<PathBuf>,
+    /// How long a CometD `/meta/connect` is held when no event is pending, ms.
+    pub streaming_connect_timeout_ms: u64,
+    /// How long a CometD client may go without reconnecting before it is forgotten, ms.
+    pub streaming_client_expiry_ms: u64,
 }
 
 impl Default for Config {
@@ -47,6 +55,7 @@ impl Default for Config {
             session_seconds: 7200,
             api_limit: 100_000,
             data_file: None,
+            save_interval_ms: 5_000,
             tls: false,
             ca_out: None,
             username: "admin@example.com".into(),
@@ -54,6 +63,9 @@ impl Default for Config {
             security_token: String::new(),
             client_id: "forcesync".into(),
             client_secret: "forcesync".into(),
+            jwt_cert: None,
+            streaming_connect_timeout_ms: 110_000,
+            streaming_client_expiry_ms: 40_000,
         }
     }
 }
@@ -91,7 +103,22 @@ pub fn build_org(config: &Config) -> Result<Org, StartError> {
         None => OrgSchema::demo(),
     };
     let org = Org::new(schema, config.clone());
-    if let Some(seed) = &config.seed {
+    // Data from the data file wins over seeding (seeding again would duplicate it).
+    let mut loaded = false;
+    if let Some(path) = config.data_file.as_ref().filter(|p| p.exists()) {
+        let stats =
+            crate::persist::load(&org, path).map_err(|e| StartError::Other(e.to_string()))?;
+        if !stats.skipped_objects.is_empty() || !stats.skipped_fields.is_empty() {
+            tracing::warn!(
+                "{}: skipped objects {:?} and fields {:?} unknown to this org",
+                path.display(),
+                stats.skipped_objects,
+                stats.skipped_fields
+            );
+        }
+        loaded = true;
+    }
+    if let (Some(seed), false) = (&config.seed, loaded) {
         crate::seed::seed_named(&org, seed).map_err(StartError::Seed)?;
     }
     Ok(org)
@@ -101,12 +128,20 @@ pub fn build_org(config: &Config) -> Result<Org, StartError> {
 pub fn router(org: Org) -> Router {
     Router::new()
         .merge(crate::rest::routes())
+        .merge(crate::query_api::routes())
+        .merge(crate::bulk2::routes())
         .merge(crate::control::routes())
+        .merge(crate::auth::routes())
+        .merge(crate::streaming::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(
             org.clone(),
             crate::session::limit_info,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            org.clone(),
+            crate::faults::layer,
         ))
         .with_state(org)
 }
@@ -134,16 +169,23 @@ pub struct RunningEmulator {
     pub org: Org,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
+    persister: Option<crate::persist::Persister>,
 }
 
 impl RunningEmulator {
-    /// Stops serving and waits for the server task.
+    /// Stops serving, waits for the server task and, with a data file, saves it.
     pub async fn stop(mut self) {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
         if let Some(t) = self.task.take() {
             let _ = t.await;
+        }
+        if let Some(p) = self.persister.take() {
+            if let Err(e) = p.shutdown().await {
+                tracing::error!("saving the data file: {e}");
+                eprintln!("sf-emulator: saving the data file: {e}");
+            }
         }
     }
 
@@ -172,10 +214,10 @@ pub async fn start(config: Config) -> Result<RunningEmulator, StartError> {
 /// Serves an existing org on its config's listen address.
 pub async fn serve(org: Org) -> Result<RunningEmulator, StartError> {
     let config = org.config().clone();
-    if config.tls {
-        return Err(StartError::Other(
-            "--tls is not supported by this build yet; run without --tls".into(),
-        ));
+    if let Some(path) = &config.jwt_cert {
+        let verifier = crate::auth::jwt::JwtVerifier::from_pem_file(path)
+            .map_err(|e| StartError::Other(e.to_string()))?;
+        org.auth().set_jwt_verifier(verifier);
     }
     let listener = TcpListener::bind(config.listen)
         .await
@@ -187,16 +229,39 @@ pub async fn serve(org: Org) -> Result<RunningEmulator, StartError> {
         addr: config.listen,
         source: e,
     })?;
-    let base_url = format!("http://{addr}");
+    let base_url = format!("{}://{addr}", if config.tls { "https" } else { "http" });
     org.set_base_url(&base_url);
     let app = router(org.clone());
     let (tx, rx) = oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        let _ = axum::serve(listener, app)
-            .with_graceful_shutdown(async {
-                let _ = rx.await;
-            })
-            .await;
+    let task = if config.tls {
+        let material = crate::tls::TlsMaterial::generate(&[addr.ip().to_string()])
+            .map_err(|e| StartError::Other(e.to_string()))?;
+        if let Some(path) = &config.ca_out {
+            std::fs::write(path, &material.ca_pem).map_err(|e| {
+                StartError::Other(format!(
+                    "writing the CA certificate to {}: {e}",
+                    path.display()
+                ))
+            })?;
+        }
+        crate::tls::spawn_https(listener, app, &material, rx)
+            .await
+            .map_err(|e| StartError::Other(e.to_string()))?
+    } else {
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app)
+                .with_graceful_shutdown(async {
+                    let _ = rx.await;
+                })
+                .await;
+        })
+    };
+    let persister = config.data_file.clone().map(|path| {
+        crate::persist::Persister::spawn(
+            org.clone(),
+            path,
+            std::time::Duration::from_millis(config.save_interval_ms),
+        )
     });
     Ok(RunningEmulator {
         base_url,
@@ -204,5 +269,6 @@ pub async fn serve(org: Org) -> Result<RunningEmulator, StartError> {
         org,
         shutdown: Some(tx),
         task: Some(task),
+        persister,
     })
 }

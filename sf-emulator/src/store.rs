@@ -193,6 +193,16 @@ impl Table {
         id
     }
 
+    /// The counter the next generated Id will use (persistence).
+    pub fn next_counter(&self) -> u64 {
+        self.next_counter
+    }
+
+    /// Never hands out Ids with a counter below `n` (persistence: purged Ids stay unused).
+    pub fn reserve_counter(&mut self, n: u64) {
+        self.next_counter = self.next_counter.max(n);
+    }
+
     /// Number of live (not deleted) records.
     pub fn live_count(&self) -> usize {
         self.live

@@ -14,7 +14,7 @@ use crate::error::FieldError;
 use crate::ids::SfId;
 use crate::org::Org;
 use crate::render;
-use crate::rules::{all_match, AfterSave, Trigger, ValidationRule};
+use crate::rules::{all_match, AfterSave, ValidationRule};
 use crate::schema::{well_known_prefix, DeleteRule, FieldType, ObjectSchema, OrgSchema};
 use crate::store::{Record, Store};
 use crate::value::Value;
@@ -291,12 +291,30 @@ impl Org {
             // Publish while holding the store lock so replay order = commit order.
             self.cdc().publish(events, ts);
         }
+        // Emulated automation runs once the write committed (see `rules::run_after_save`).
+        let (touched, stamp) = (txn.touched(), txn.stamp);
+        crate::rules::run_after_save(self, &mut st, &after, touched, stamp, ctx.user_id);
         drop(st);
         out
     }
 }
 
 impl Txn<'_> {
+    /// Records the committed ops created or updated, with their state before the write
+    /// (only gathered when after-save updates exist).
+    fn touched(&self) -> Vec<crate::rules::Touched> {
+        if self.after.is_empty() {
+            return Vec::new();
+        }
+        self.undo
+            .iter()
+            .filter_map(|u| match u {
+                Undo::Put(oi, id, prev) => Some((*oi, *id, prev.clone())),
+                Undo::Purged(..) => None,
+            })
+            .collect()
+    }
+
     fn rollback_to(&mut self, mark: usize) {
         while self.undo.len() > mark {
             match self.undo.pop() {
@@ -841,27 +859,6 @@ impl Txn<'_> {
         Ok(())
     }
 
-    fn run_after_save(&self, o: &ObjectSchema, r: &mut Record, old: Option<&Record>) {
-        for a in self.after {
-            let trig = match a.on {
-                Trigger::CreateOrUpdate => true,
-                Trigger::Create => old.is_none(),
-                Trigger::Update => old.is_some(),
-            };
-            if !trig || !a.object.eq_ignore_ascii_case(&o.name) || !all_match(&a.when, o, r, old) {
-                continue;
-            }
-            for (k, v) in &a.set {
-                if let Some(i) = o.field_index(k) {
-                    if let Ok(val) = Value::from_json(&o.fields[i], v) {
-                        r.set(i, val);
-                    }
-                }
-            }
-        }
-        Self::set_person_names(o, r);
-    }
-
     fn header(&self, o: &ObjectSchema, id: SfId, change: &str, changed: Vec<String>) -> Header {
         Header {
             entity_name: o.name.clone(),
@@ -929,7 +926,6 @@ impl Txn<'_> {
         r.set(o.sys.id, Value::String(id.as_str().into()));
         set_auto_numbers(&o, &mut r, id);
         self.validate(&o, &r, None)?;
-        self.run_after_save(&o, &mut r, None);
         self.check_unique(oi, id, &r)?;
         let fields = render::cdc_fields(&o, &r, None);
         let prev = self.st.table_mut(oi).put(id, r);
@@ -966,7 +962,6 @@ impl Txn<'_> {
         self.stamp_system(&o, &mut r, false);
         Self::required_missing(&o, &r)?;
         self.validate(&o, &r, Some(&old))?;
-        self.run_after_save(&o, &mut r, Some(&old));
         self.check_unique(oi, id, &r)?;
         let lmd = o.sys.last_modified_date;
         let mut changed: Vec<usize> = (0..o.fields.len())
