@@ -207,3 +207,24 @@ async fn write_errors_have_salesforce_shapes() {
     assert_eq!(s, 400);
     assert_eq!(v[0]["errorCode"], "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST");
 }
+
+#[tokio::test]
+async fn unknown_paths_and_methods_answer_error_arrays() {
+    let e = common::start().await;
+    let (s, v) = e.get(&e.url("/services/nothing")).await;
+    assert_eq!(s, 404);
+    assert_eq!(v[0]["errorCode"], "NOT_FOUND");
+    let r = e
+        .req(
+            reqwest::Method::PUT,
+            &e.data("/sobjects/Account"),
+            Some(json!({})),
+        )
+        .await;
+    let (s, v) = common::status_json(r).await;
+    assert_eq!(s, 405);
+    assert_eq!(v[0]["errorCode"], "METHOD_NOT_ALLOWED");
+    // Versions below 20.0 do not exist.
+    let (s, _) = e.get(&e.url("/services/data/v19.0/sobjects")).await;
+    assert_eq!(s, 404);
+}
