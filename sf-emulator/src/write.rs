@@ -1119,19 +1119,25 @@ pub fn derive(o: &ObjectSchema, r: &mut Record) {
     crate::formula::apply(o, r);
 }
 
-/// Fills auto-number fields (`INV-000042`: label initials + the record's Id counter).
+/// Fills auto-number fields from the record's Id counter: standard objects use Salesforce's
+/// 8-digit numbers (`CaseNumber` `00001001`), custom objects `INV-000042` (label initials).
 pub fn set_auto_numbers(o: &ObjectSchema, r: &mut Record, id: SfId) {
     let n = id.counter().unwrap_or(0);
-    let prefix: String = o
-        .label
-        .chars()
-        .filter(|c| c.is_ascii_alphanumeric())
-        .take(3)
-        .collect::<String>()
-        .to_ascii_uppercase();
+    let text = if o.custom {
+        let prefix: String = o
+            .label
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric())
+            .take(3)
+            .collect::<String>()
+            .to_ascii_uppercase();
+        format!("{prefix}-{n:06}")
+    } else {
+        format!("{:08}", 1000 + n)
+    };
     for (i, f) in o.fields.iter().enumerate() {
         if f.auto_number && r.get(i).is_null() {
-            r.set(i, Value::String(format!("{prefix}-{n:06}").into()));
+            r.set(i, Value::str(&text));
         }
     }
 }
