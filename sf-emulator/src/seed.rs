@@ -282,18 +282,22 @@ pub fn seed_object(org: &Org, object: &str, count: usize, seed: u64) -> Result<V
             parents.push((i, required, ids));
         }
     }
-    let start_n = org.read().table(oi).total_count() as u64;
-    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ seed_number(&o.name));
+    let (start_n, first_counter) = {
+        let st = org.read();
+        let t = st.table(oi);
+        (t.total_count() as u64, t.next_counter())
+    };
     let plan = FieldPlan::new(&o);
-    let mut records = Vec::with_capacity(count);
-    for k in 0..count as u64 {
+    let has_auto = o.fields.iter().any(|f| f.auto_number);
+    // Records are built in dense slots (no reallocation per field), with the Ids the table
+    // will hand out next (checked under the write lock below).
+    let one = |rng: &mut ChaCha8Rng, slots: &mut [Value], k: u64| -> Record {
         let n = start_n + k;
-        let mut r = Record::new(o.fields.len());
-        plan.fill(&o, &mut rng, &mut r, n, seed, now);
+        plan.fill(&o, rng, slots, n, seed, now);
         for (i, required, ids) in &parents {
             if *required || rng.random_bool(0.9) {
                 let id = ids[rng.random_range(0..ids.len())];
-                r.set(*i, Value::String(id.as_str().into()));
+                slots[*i] = Value::String(id.as_str().into());
             }
         }
         let s = &o.sys;
@@ -311,24 +315,88 @@ pub fn seed_object(org: &Org, object: &str, count: usize, seed: u64) -> Result<V
             (s.is_deleted, Value::Bool(false)),
         ] {
             if let Some(i) = pos {
-                r.set(i, v);
+                slots[i] = v;
             }
         }
+        let id = SfId::generate(&o.key_prefix, first_counter + k);
+        slots[s.id] = Value::String(id.as_str().into());
+        let mut r = Record::from_slots(slots);
         crate::write::derive(&o, &mut r);
-        records.push(r);
-    }
-    let has_auto = o.fields.iter().any(|f| f.auto_number);
+        if has_auto {
+            crate::write::set_auto_numbers(&o, &mut r, id);
+        }
+        r
+    };
+    let mut records = generate(count, o.fields.len(), seed ^ seed_number(&o.name), one)?;
     let mut st = org.store_mut();
-    if has_auto {
-        // Auto numbers follow the Ids the table assigns.
-        let t = st.table_mut(oi);
+    let t = st.table_mut(oi);
+    if t.next_counter() != first_counter {
+        // Records were written meanwhile: take the Ids the table hands out now.
         for r in records.iter_mut() {
             let id = t.next_id();
             r.set(o.sys.id, Value::String(id.as_str().into()));
-            crate::write::set_auto_numbers(&o, r, id);
+            if has_auto {
+                crate::write::set_auto_numbers(&o, r, id);
+            }
         }
     }
     Ok(st.insert_many(oi, records))
+}
+
+/// Records per independently seeded chunk: the data depends on the seed and the record's
+/// position only, not on how many threads generate it.
+const CHUNK: u64 = 1 << 14;
+
+/// Generates `count` records with `make(rng, slots, k)` (k = 0..count; `slots` is an all-null
+/// dense buffer of `n_fields` values) on all cores: chunk `c` uses ChaCha8 stream `c` of
+/// `seed`, so the result is deterministic.
+fn generate(
+    count: usize,
+    n_fields: usize,
+    seed: u64,
+    make: impl Fn(&mut ChaCha8Rng, &mut [Value], u64) -> Record + Sync,
+) -> Result<Vec<Record>, String> {
+    let count = count as u64;
+    let chunks = count.div_ceil(CHUNK);
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get() as u64)
+        .unwrap_or(1)
+        .clamp(1, 8)
+        .min(chunks.max(1));
+    let chunk = |c: u64| -> Vec<Record> {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        rng.set_stream(c);
+        let mut slots = vec![Value::Null; n_fields];
+        (c * CHUNK..((c + 1) * CHUNK).min(count))
+            .map(|k| make(&mut rng, &mut slots, k))
+            .collect()
+    };
+    let mut parts: Vec<(u64, Vec<Record>)> = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..threads)
+            .map(|t| {
+                let chunk = &chunk;
+                s.spawn(move || {
+                    (t..chunks)
+                        .step_by(threads as usize)
+                        .map(|c| (c, chunk(c)))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| w.join().map_err(|_| "a seeding thread failed".to_string()))
+            .collect::<Result<Vec<_>, _>>()
+    })?
+    .into_iter()
+    .flatten()
+    .collect();
+    parts.sort_by_key(|(c, _)| *c);
+    let mut out = Vec::with_capacity(count as usize);
+    for (_, p) in parts {
+        out.extend(p);
+    }
+    Ok(out)
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -463,7 +531,7 @@ impl FieldPlan {
         &self,
         o: &ObjectSchema,
         rng: &mut ChaCha8Rng,
-        r: &mut Record,
+        r: &mut [Value],
         n: u64,
         seed: u64,
         now: i64,
@@ -568,7 +636,7 @@ impl FieldPlan {
                     .into(),
                 ),
             };
-            r.set(i, v);
+            r[i] = v;
         }
     }
 }
