@@ -597,7 +597,10 @@ mod tests {
             r.set(ext, Value::String(format!("INV-{k}").into()));
             r.set(modstamp, Value::DateTime(1_700_000_000_000 - k * 1000));
             if let Some(i) = field_of("date") {
-                r.set(i, Value::Date(NaiveDate::from_ymd_opt(2024, 2, 29).unwrap()));
+                r.set(
+                    i,
+                    Value::Date(NaiveDate::from_ymd_opt(2024, 2, 29).unwrap()),
+                );
             }
             if let Some(i) = field_of("time") {
                 r.set(i, Value::Time(45_296_789));
