@@ -282,22 +282,20 @@ pub fn seed_object(org: &Org, object: &str, count: usize, seed: u64) -> Result<V
             parents.push((i, required, ids));
         }
     }
-    let (start_n, first_counter) = {
-        let st = org.read();
-        let t = st.table(oi);
-        (t.total_count() as u64, t.next_counter())
-    };
+    let start_n = org.read().table(oi).total_count() as u64;
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ seed_number(&o.name));
     let plan = FieldPlan::new(&o);
-    let has_auto = o.fields.iter().any(|f| f.auto_number);
-    // Records are built in dense slots (no reallocation per field), with the Ids the table
-    // will hand out next (checked under the write lock below).
-    let one = |rng: &mut ChaCha8Rng, slots: &mut [Value], k: u64| -> Record {
+    let defaults = crate::write::defaults(&o);
+    let mut records = Vec::with_capacity(count);
+    for k in 0..count as u64 {
         let n = start_n + k;
-        plan.fill(&o, rng, slots, n, seed, now);
+        let mut r = defaults.clone();
+        r.reserve_exact(plan.gens.len() + parents.len() + 8);
+        plan.fill(&o, &mut rng, &mut r, n, seed, now);
         for (i, required, ids) in &parents {
             if *required || rng.random_bool(0.9) {
                 let id = ids[rng.random_range(0..ids.len())];
-                slots[*i] = Value::String(id.as_str().into());
+                r.set(*i, Value::String(id.as_str().into()));
             }
         }
         let s = &o.sys;
@@ -315,88 +313,24 @@ pub fn seed_object(org: &Org, object: &str, count: usize, seed: u64) -> Result<V
             (s.is_deleted, Value::Bool(false)),
         ] {
             if let Some(i) = pos {
-                slots[i] = v;
+                r.set(i, v);
             }
         }
-        let id = SfId::generate(&o.key_prefix, first_counter + k);
-        slots[s.id] = Value::String(id.as_str().into());
-        let mut r = Record::from_slots(slots);
         crate::write::derive(&o, &mut r);
-        if has_auto {
-            crate::write::set_auto_numbers(&o, &mut r, id);
-        }
-        r
-    };
-    let mut records = generate(count, o.fields.len(), seed ^ seed_number(&o.name), one)?;
+        records.push(r);
+    }
+    let has_auto = o.fields.iter().any(|f| f.auto_number);
     let mut st = org.store_mut();
-    let t = st.table_mut(oi);
-    if t.next_counter() != first_counter {
-        // Records were written meanwhile: take the Ids the table hands out now.
+    if has_auto {
+        // Auto numbers follow the Ids the table assigns.
+        let t = st.table_mut(oi);
         for r in records.iter_mut() {
             let id = t.next_id();
             r.set(o.sys.id, Value::String(id.as_str().into()));
-            if has_auto {
-                crate::write::set_auto_numbers(&o, r, id);
-            }
+            crate::write::set_auto_numbers(&o, r, id);
         }
     }
     Ok(st.insert_many(oi, records))
-}
-
-/// Records per independently seeded chunk: the data depends on the seed and the record's
-/// position only, not on how many threads generate it.
-const CHUNK: u64 = 1 << 14;
-
-/// Generates `count` records with `make(rng, slots, k)` (k = 0..count; `slots` is an all-null
-/// dense buffer of `n_fields` values) on all cores: chunk `c` uses ChaCha8 stream `c` of
-/// `seed`, so the result is deterministic.
-fn generate(
-    count: usize,
-    n_fields: usize,
-    seed: u64,
-    make: impl Fn(&mut ChaCha8Rng, &mut [Value], u64) -> Record + Sync,
-) -> Result<Vec<Record>, String> {
-    let count = count as u64;
-    let chunks = count.div_ceil(CHUNK);
-    let threads = std::thread::available_parallelism()
-        .map(|n| n.get() as u64)
-        .unwrap_or(1)
-        .clamp(1, 8)
-        .min(chunks.max(1));
-    let chunk = |c: u64| -> Vec<Record> {
-        let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        rng.set_stream(c);
-        let mut slots = vec![Value::Null; n_fields];
-        (c * CHUNK..((c + 1) * CHUNK).min(count))
-            .map(|k| make(&mut rng, &mut slots, k))
-            .collect()
-    };
-    let mut parts: Vec<(u64, Vec<Record>)> = std::thread::scope(|s| {
-        let workers: Vec<_> = (0..threads)
-            .map(|t| {
-                let chunk = &chunk;
-                s.spawn(move || {
-                    (t..chunks)
-                        .step_by(threads as usize)
-                        .map(|c| (c, chunk(c)))
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        workers
-            .into_iter()
-            .map(|w| w.join().map_err(|_| "a seeding thread failed".to_string()))
-            .collect::<Result<Vec<_>, _>>()
-    })?
-    .into_iter()
-    .flatten()
-    .collect();
-    parts.sort_by_key(|(c, _)| *c);
-    let mut out = Vec::with_capacity(count as usize);
-    for (_, p) in parts {
-        out.extend(p);
-    }
-    Ok(out)
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -426,6 +360,16 @@ enum Gen {
 
 struct FieldPlan {
     gens: Vec<(usize, Gen)>,
+    /// Shared strings (one allocation per distinct value across all seeded records).
+    cities: Vec<[Value; 4]>,
+    first: Vec<Value>,
+    last: Vec<Value>,
+    titles: Vec<Value>,
+    picklists: Vec<Vec<Value>>,
+}
+
+fn shared(list: &[&str]) -> Vec<Value> {
+    list.iter().map(|s| Value::str(s)).collect()
 }
 
 fn classify(o: &ObjectSchema, i: usize, f: &FieldSchema) -> Option<Gen> {
@@ -524,6 +468,31 @@ impl FieldPlan {
                 .enumerate()
                 .filter_map(|(i, f)| classify(o, i, f).map(|g| (i, g)))
                 .collect(),
+            cities: CITIES
+                .iter()
+                .map(|c| {
+                    let state = if c.1.is_empty() {
+                        Value::Null
+                    } else {
+                        Value::str(c.1)
+                    };
+                    [Value::str(c.0), state, Value::str(c.2), Value::str(c.3)]
+                })
+                .collect(),
+            first: shared(FIRST),
+            last: shared(LAST),
+            titles: shared(TITLES),
+            picklists: o
+                .fields
+                .iter()
+                .map(|f| {
+                    f.picklist_values
+                        .iter()
+                        .filter(|p| p.active)
+                        .map(|p| Value::str(&p.value))
+                        .collect()
+                })
+                .collect(),
         }
     }
 
@@ -531,14 +500,16 @@ impl FieldPlan {
         &self,
         o: &ObjectSchema,
         rng: &mut ChaCha8Rng,
-        r: &mut [Value],
+        r: &mut Record,
         n: u64,
         seed: u64,
         now: i64,
     ) {
-        let city = CITIES[rng.random_range(0..CITIES.len())];
-        let first = pick(rng, FIRST);
-        let last = pick(rng, LAST);
+        let ci = rng.random_range(0..CITIES.len());
+        let city = &self.cities[ci];
+        let fi = rng.random_range(0..FIRST.len());
+        let li = rng.random_range(0..LAST.len());
+        let (first, last) = (FIRST[fi], LAST[li]);
         let company = format!(
             "{} {} {}",
             pick(rng, CO_A),
@@ -557,8 +528,8 @@ impl FieldPlan {
             let f = &o.fields[i];
             let v = match g {
                 Gen::Company => Value::String(cut(company.clone(), f).into()),
-                Gen::First => Value::str(first),
-                Gen::Last => Value::str(last),
+                Gen::First => self.first[fi].clone(),
+                Gen::Last => self.last[li].clone(),
                 Gen::FullName => Value::String(
                     cut(
                         format!("{} {} {}", pick(rng, CO_A), pick(rng, WORDS), n + 1),
@@ -592,26 +563,20 @@ impl FieldPlan {
                 Gen::Street => Value::String(
                     format!("{} {}", rng.random_range(1..9999), pick(rng, STREETS)).into(),
                 ),
-                Gen::City => Value::str(city.0),
-                Gen::State if city.1.is_empty() => Value::Null,
-                Gen::State => Value::str(city.1),
-                Gen::Country => Value::str(city.2),
-                Gen::Postal => Value::str(city.3),
-                Gen::Title => Value::str(pick(rng, TITLES)),
+                Gen::City => city[0].clone(),
+                Gen::State => city[1].clone(),
+                Gen::Country => city[2].clone(),
+                Gen::Postal => city[3].clone(),
+                Gen::Title => self.titles[rng.random_range(0..self.titles.len())].clone(),
                 Gen::Subject => Value::String(
                     format!("{} {} request", pick(rng, CO_A), pick(rng, WORDS)).into(),
                 ),
                 Gen::Picklist => {
-                    let active: Vec<&str> = f
-                        .picklist_values
-                        .iter()
-                        .filter(|p| p.active)
-                        .map(|p| p.value.as_str())
-                        .collect();
+                    let active = &self.picklists[i];
                     if active.is_empty() {
                         Value::Null
                     } else {
-                        Value::str(active[rng.random_range(0..active.len())])
+                        active[rng.random_range(0..active.len())].clone()
                     }
                 }
                 Gen::Bool => Value::Bool(rng.random_bool(0.5)),
@@ -636,7 +601,7 @@ impl FieldPlan {
                     .into(),
                 ),
             };
-            r[i] = v;
+            r.set(i, v);
         }
     }
 }
