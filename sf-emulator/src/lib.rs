@@ -2,6 +2,7 @@
 //! SOQL, Bulk, OAuth/SOAP, CometD CDC). See `CONTEXT.md` for the module map.
 
 pub mod auth;
+pub mod bulk2;
 pub mod cdc;
 pub mod control;
 pub mod error;
@@ -10,6 +11,7 @@ pub mod formula;
 pub mod ids;
 pub mod org;
 pub mod persist;
+pub mod query_api;
 pub mod render;
 pub mod rest;
 pub mod rules;
@@ -17,6 +19,7 @@ pub mod schema;
 pub mod seed;
 pub mod server;
 pub mod session;
+pub mod soql;
 pub mod store;
 pub mod streaming;
 pub mod tls;

@@ -5,7 +5,9 @@
 //! `IsDeleted = true`; purge removes them). `Table::put` / `Table::remove` keep every index in step,
 //! which is also how the write path rolls a transaction back.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+use rustc_hash::FxHashMap as HashMap;
 use std::ops::Bound;
 use std::sync::Arc;
 
@@ -90,6 +92,27 @@ impl Record {
         }
     }
 
+    /// Releases spare capacity (records built field by field over-allocate).
+    pub fn shrink_to_fit(&mut self) {
+        if self.vals.capacity() > self.vals.len() + 2 {
+            self.vals.shrink_to_fit();
+        }
+    }
+
+    /// Reserves room for `n` more non-null fields.
+    pub fn reserve_exact(&mut self, n: usize) {
+        self.vals.reserve_exact(n);
+    }
+
+    /// Number of non-null fields.
+    pub fn len(&self) -> usize {
+        self.vals.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.vals.is_empty()
+    }
+
     /// (position, value) of every non-null field.
     pub fn iter(&self) -> impl Iterator<Item = (usize, &Value)> + '_ {
         let mut k = 0;
@@ -136,18 +159,23 @@ pub struct Table {
 }
 
 impl Table {
-    pub fn new(object: Arc<ObjectSchema>) -> Table {
+    /// A table indexing external-ID/unique fields and the reference fields in `ref_fields`
+    /// (children lookups for cascade/restricted deletes).
+    pub fn new(object: Arc<ObjectSchema>, ref_fields: &[usize]) -> Table {
         let indexed: Vec<(usize, bool)> = object
             .fields
             .iter()
             .enumerate()
-            .filter(|(_, f)| f.is_indexed() && f.ftype != FieldType::Id)
+            .filter(|(i, f)| (f.is_indexed() && f.ftype != FieldType::Id) || ref_fields.contains(i))
             .map(|(i, f)| (i, f.case_sensitive))
             .collect();
-        let ext = indexed.iter().map(|(i, _)| (*i, HashMap::new())).collect();
+        let ext = indexed
+            .iter()
+            .map(|(i, _)| (*i, HashMap::default()))
+            .collect();
         Table {
             object,
-            rows: HashMap::new(),
+            rows: HashMap::default(),
             by_id: BTreeMap::new(),
             by_modstamp: BTreeMap::new(),
             ext,
@@ -241,7 +269,8 @@ impl Table {
 
     /// Inserts or replaces the record with this Id (its Id field must hold `id`); returns the
     /// previous version.
-    pub fn put(&mut self, id: SfId, r: Record) -> Option<Record> {
+    pub fn put(&mut self, id: SfId, mut r: Record) -> Option<Record> {
+        r.shrink_to_fit();
         let old = self.rows.remove(&id);
         if let Some(o) = &old {
             self.unindex(id, o);
@@ -344,9 +373,23 @@ impl Table {
             .map(|((ms, id), _)| (*id, *ms))
     }
 
-    /// Removes every record.
+    /// Removes every record (indexes stay defined).
     pub fn clear(&mut self) {
-        *self = Table::new(self.object.clone());
+        self.rows.clear();
+        self.by_id.clear();
+        self.by_modstamp.clear();
+        for m in self.ext.values_mut() {
+            m.clear();
+        }
+        self.purged.clear();
+        self.live = 0;
+        self.next_counter = 1;
+    }
+
+    /// Live records whose reference field `field` points at `parent` (field must be indexed:
+    /// external-ID/unique or carrying a delete rule).
+    pub fn children(&self, field: usize, parent: &SfId) -> &[SfId] {
+        self.lookup(field, &Value::String(parent.as_str().into()))
     }
 }
 
@@ -362,7 +405,8 @@ impl Store {
             tables: schema
                 .objects
                 .iter()
-                .map(|o| Table::new(o.clone()))
+                .enumerate()
+                .map(|(i, o)| Table::new(o.clone(), &schema.rule_fields(i)))
                 .collect(),
         }
     }

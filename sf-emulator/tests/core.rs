@@ -427,3 +427,94 @@ fn checksum_matches_ids_in_real_fixtures() {
     }
     assert!(checked >= 10, "found only {checked} ids");
 }
+
+#[tokio::test]
+async fn deleting_a_parent_cascades_and_respects_restrictions() {
+    let e = common::start().await;
+    let org = &e.running.org;
+    let ctx = WriteContext::rest(org, "59.0");
+    let acc = org.write(
+        &ctx,
+        vec![WriteOp::Create {
+            object: "Account".into(),
+            fields: j(json!({"Name": "P"})),
+        }],
+        false,
+    )[0]
+    .id()
+    .unwrap();
+    let kids = org.write(
+        &ctx,
+        vec![
+            WriteOp::Create {
+                object: "Contact".into(),
+                fields: j(json!({"LastName": "K", "AccountId": acc.to_string()})),
+            },
+            WriteOp::Create {
+                object: "Invoice__c".into(),
+                fields: j(json!({"Account__c": acc.to_string(), "Amount__c": 1})),
+            },
+            WriteOp::Create {
+                object: "Case".into(),
+                fields: j(json!({"AccountId": acc.to_string()})),
+            },
+        ],
+        true,
+    );
+    assert!(kids.iter().all(|r| r.is_ok()), "{kids:?}");
+    // Cases restrict deleting their account.
+    let r = org.write(
+        &ctx,
+        vec![WriteOp::Delete {
+            id: acc.to_string(),
+        }],
+        false,
+    );
+    assert_eq!(r[0].errors()[0].status_code, "DELETE_FAILED");
+    let case = kids[2].id().unwrap();
+    assert!(org.write(
+        &ctx,
+        vec![WriteOp::Delete {
+            id: case.to_string()
+        }],
+        false
+    )[0]
+    .is_ok());
+    let before = org.cdc().latest_replay_id();
+    assert!(org.write(
+        &ctx,
+        vec![WriteOp::Delete {
+            id: acc.to_string()
+        }],
+        false
+    )[0]
+    .is_ok());
+    let st = org.read();
+    for k in &kids[..2] {
+        let (oi, rec) = st.find(&k.id().unwrap()).unwrap();
+        assert!(
+            st.table(oi).is_deleted(rec),
+            "child deleted with its parent"
+        );
+    }
+    drop(st);
+    let ev = org
+        .cdc()
+        .read_after(before, &ChannelFilter::All, org.now_ms())
+        .unwrap();
+    let kinds: Vec<_> = ev
+        .iter()
+        .map(|e| {
+            (
+                e.entity.clone(),
+                e.payload["ChangeEventHeader"]["changeType"]
+                    .as_str()
+                    .unwrap()
+                    .to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(kinds.len(), 3, "{kinds:?}");
+    assert!(kinds.iter().all(|(_, k)| k == "DELETE"));
+    assert_eq!(kinds[2].0, "Account");
+}

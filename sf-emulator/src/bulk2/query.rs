@@ -1,0 +1,453 @@
+//! Bulk API 2.0 query jobs: `POST /jobs/query` runs the SOQL in the background into an Id
+//! snapshot; `GET /jobs/query/{id}/results` renders pages of it as CSV straight from the store
+//! (header on every page, `Sforce-Locator` literally `null` on the last one).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::Response;
+use axum::Extension;
+use base64::Engine;
+use parking_lot::Mutex;
+use serde_json::json;
+
+use super::{
+    csv_response, format_rest_datetime, job_id, json, version_mismatch, version_number, Bulk2,
+    Dialect, JobState,
+};
+use crate::error::ApiError;
+use crate::ids::SfId;
+use crate::org::Org;
+use crate::query_api::{prepare, soql_error, Prepared};
+use crate::session::Authed;
+use crate::soql::bind::Output;
+use crate::soql::exec::{self, Outcome};
+use crate::soql::render;
+
+/// Page size when the client sends no `maxRecords`.
+pub const DEFAULT_MAX_RECORDS: usize = 100_000;
+
+/// One query job.
+pub struct QueryJob {
+    pub id: SfId,
+    pub all_rows: bool,
+    pub object: String,
+    pub created_by: SfId,
+    pub created_ms: i64,
+    pub modstamp_ms: i64,
+    pub state: JobState,
+    pub api_version: String,
+    pub dialect: Dialect,
+    pub prepared: Arc<Prepared>,
+    pub ids: Option<Arc<Vec<SfId>>>,
+    pub error_message: Option<String>,
+    pub processing_ms: i64,
+}
+
+impl QueryJob {
+    fn info(&self, full: bool) -> serde_json::Value {
+        let mut v = json!({
+            "id": self.id.as_str(),
+            "operation": if self.all_rows { "queryAll" } else { "query" },
+            "object": self.object,
+            "createdById": self.created_by.as_str(),
+            "createdDate": format_rest_datetime(self.created_ms),
+            "systemModstamp": format_rest_datetime(self.modstamp_ms),
+            "state": self.state.as_str(),
+            "concurrencyMode": "Parallel",
+            "contentType": "CSV",
+            "apiVersion": self.api_version.parse::<f64>().unwrap_or(0.0),
+            "lineEnding": self.dialect.line_ending_name(),
+            "columnDelimiter": self.dialect.delimiter_name(),
+        });
+        if full {
+            let m = v.as_object_mut().expect("json! object");
+            m.insert("jobType".into(), json!("V2Query"));
+            m.insert(
+                "numberRecordsProcessed".into(),
+                json!(self.ids.as_ref().map_or(0, |i| i.len())),
+            );
+            m.insert("retries".into(), json!(0));
+            m.insert("totalProcessingTime".into(), json!(self.processing_ms));
+            m.insert("isPkChunkingSupported".into(), json!(true));
+            if let Some(e) = &self.error_message {
+                m.insert("errorMessage".into(), json!(e));
+            }
+        }
+        v
+    }
+}
+
+/// All query jobs of an org.
+#[derive(Default)]
+pub struct QueryJobs {
+    jobs: Mutex<BTreeMap<SfId, QueryJob>>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CreateQuery {
+    operation: Option<String>,
+    query: Option<String>,
+    content_type: Option<String>,
+    column_delimiter: Option<String>,
+    line_ending: Option<String>,
+}
+
+pub async fn create(
+    State(org): State<Org>,
+    Extension(bulk): Extension<Arc<Bulk2>>,
+    _auth: Authed,
+    Path(version): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let version = version_number(&version)?;
+    let req: CreateQuery =
+        serde_json::from_slice(&body).map_err(|e| ApiError::json_parser(e.to_string()))?;
+    let all_rows = match req.operation.as_deref() {
+        Some("query") => false,
+        Some("queryAll") => true,
+        Some(other) => {
+            return Err(ApiError::bad_request(
+                "INVALIDJOB",
+                format!("Invalid operation: {other}. Valid operations are query and queryAll."),
+            ))
+        }
+        None => {
+            return Err(ApiError::bad_request(
+                "INVALIDJOB",
+                "The operation is required.",
+            ))
+        }
+    };
+    if let Some(ct) = req.content_type.as_deref() {
+        if ct != "CSV" {
+            return Err(ApiError::bad_request(
+                "INVALIDJOB",
+                format!("Invalid content type: {ct}. Only CSV is supported."),
+            ));
+        }
+    }
+    let dialect = Dialect::parse(req.column_delimiter.as_deref(), req.line_ending.as_deref())?;
+    let soql = req
+        .query
+        .filter(|q| !q.trim().is_empty())
+        .ok_or_else(|| ApiError::bad_request("INVALIDJOB", "The query is required."))?;
+    let prepared = Arc::new(prepare(&org, &soql).map_err(soql_error)?);
+    if !matches!(prepared.bound.output, Output::Fields(_)) {
+        return Err(ApiError::bad_request(
+            "INVALIDJOB",
+            "Aggregate queries are not supported by Bulk API 2.0 query jobs.",
+        ));
+    }
+    org.consume_limit("DailyBulkV2QueryJobs", 1)?;
+    let now = org.now_ms();
+    let id = bulk.next_job_id();
+    let job = QueryJob {
+        id,
+        all_rows,
+        object: prepared.bound.object.name.clone(),
+        created_by: org.user_id(),
+        created_ms: now,
+        modstamp_ms: now,
+        state: JobState::UploadComplete,
+        api_version: version,
+        dialect,
+        prepared: prepared.clone(),
+        ids: None,
+        error_message: None,
+        processing_ms: 0,
+    };
+    let info = job.info(false);
+    bulk.query.jobs.lock().insert(id, job);
+    let bulk2 = bulk.clone();
+    tokio::task::spawn_blocking(move || run_job(&org, &bulk2, id, &prepared, all_rows));
+    Ok(json(StatusCode::OK, &info))
+}
+
+fn run_job(org: &Org, bulk: &Bulk2, id: SfId, prepared: &Prepared, all_rows: bool) {
+    {
+        let mut jobs = bulk.query.jobs.lock();
+        match jobs.get_mut(&id) {
+            Some(j) if j.state == JobState::UploadComplete => {
+                j.state = JobState::InProgress;
+                j.modstamp_ms = org.now_ms();
+            }
+            _ => return,
+        }
+    }
+    let started = std::time::Instant::now();
+    let outcome = {
+        let store = org.read();
+        exec::execute(&store, &prepared.bound, all_rows)
+    };
+    let mut jobs = bulk.query.jobs.lock();
+    let Some(j) = jobs.get_mut(&id) else { return };
+    if j.state != JobState::InProgress {
+        return;
+    }
+    j.processing_ms = started.elapsed().as_millis() as i64;
+    j.modstamp_ms = org.now_ms();
+    match outcome {
+        Outcome::Rows(ids) => {
+            j.ids = Some(Arc::new(ids));
+            j.state = JobState::JobComplete;
+        }
+        _ => {
+            j.state = JobState::Failed;
+            j.error_message = Some("Aggregate queries are not supported.".into());
+        }
+    }
+}
+
+fn with_job<T>(
+    bulk: &Bulk2,
+    id: &str,
+    version: &str,
+    f: impl FnOnce(&mut QueryJob) -> Result<T, ApiError>,
+) -> Result<T, ApiError> {
+    let version = version_number(version)?;
+    let id = job_id(id)?;
+    let mut jobs = bulk.query.jobs.lock();
+    let job = jobs.get_mut(&id).ok_or_else(ApiError::not_found)?;
+    if job.api_version != version {
+        return Err(version_mismatch(&job.api_version, &version));
+    }
+    f(job)
+}
+
+pub async fn info(
+    Extension(bulk): Extension<Arc<Bulk2>>,
+    _auth: Authed,
+    Path((version, id)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let v = with_job(&bulk, &id, &version, |j| Ok(j.info(true)))?;
+    Ok(json(StatusCode::OK, &v))
+}
+
+#[derive(serde::Deserialize)]
+pub struct PatchState {
+    state: Option<String>,
+}
+
+pub async fn patch(
+    State(org): State<Org>,
+    Extension(bulk): Extension<Arc<Bulk2>>,
+    _auth: Authed,
+    Path((version, id)): Path<(String, String)>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let req: PatchState =
+        serde_json::from_slice(&body).map_err(|e| ApiError::json_parser(e.to_string()))?;
+    let v = with_job(&bulk, &id, &version, |j| {
+        if req.state.as_deref() != Some("Aborted") {
+            return Err(ApiError::bad_request(
+                "INVALIDJOBSTATE",
+                "A query job can only be changed to the Aborted state.",
+            ));
+        }
+        if j.state.is_terminal() {
+            return Err(ApiError::bad_request(
+                "INVALIDJOBSTATE",
+                format!("Job in state {} can't be aborted.", j.state.as_str()),
+            ));
+        }
+        j.state = JobState::Aborted;
+        j.modstamp_ms = org.now_ms();
+        Ok(j.info(false))
+    })?;
+    Ok(json(StatusCode::OK, &v))
+}
+
+pub async fn delete(
+    Extension(bulk): Extension<Arc<Bulk2>>,
+    _auth: Authed,
+    Path((version, id)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let key = with_job(&bulk, &id, &version, |j| Ok(j.id))?;
+    bulk.query.jobs.lock().remove(&key);
+    Ok(axum::response::IntoResponse::into_response(
+        StatusCode::NO_CONTENT,
+    ))
+}
+
+pub async fn list(
+    Extension(bulk): Extension<Arc<Bulk2>>,
+    _auth: Authed,
+    Path(version): Path<String>,
+) -> Result<Response, ApiError> {
+    version_number(&version)?;
+    let jobs = bulk.query.jobs.lock();
+    let records: Vec<serde_json::Value> = jobs
+        .values()
+        .map(|j| {
+            let mut v = j.info(false);
+            v["jobType"] = json!("V2Query");
+            v
+        })
+        .collect();
+    Ok(json(
+        StatusCode::OK,
+        &json!({"done": true, "records": records, "nextRecordsUrl": null}),
+    ))
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ResultParams {
+    locator: Option<String>,
+    max_records: Option<String>,
+}
+
+fn invalid_locator(l: &str) -> ApiError {
+    ApiError::bad_request("INVALIDLOCATOR", format!("Invalid locator: {l}"))
+}
+
+/// Encodes a result offset as an opaque locator (base64 of the decimal offset, like
+/// Salesforce's `MTAwMDA`).
+pub fn encode_locator(offset: usize) -> String {
+    base64::engine::general_purpose::STANDARD_NO_PAD.encode(offset.to_string())
+}
+
+fn decode_locator(l: &str) -> Option<usize> {
+    let bytes = base64::engine::general_purpose::STANDARD_NO_PAD
+        .decode(l.trim_end_matches('='))
+        .ok()?;
+    std::str::from_utf8(&bytes).ok()?.parse().ok()
+}
+
+pub async fn results(
+    State(org): State<Org>,
+    Extension(bulk): Extension<Arc<Bulk2>>,
+    _auth: Authed,
+    Path((version, id)): Path<(String, String)>,
+    Query(p): Query<ResultParams>,
+) -> Result<Response, ApiError> {
+    let (prepared, ids, dialect) = with_job(&bulk, &id, &version, |j| match (&j.state, &j.ids) {
+        (JobState::JobComplete, Some(ids)) => Ok((j.prepared.clone(), ids.clone(), j.dialect)),
+        _ => Err(ApiError::bad_request(
+            "INVALIDJOBSTATE",
+            format!(
+                "Job state is {}: results are available once the job is JobComplete.",
+                j.state.as_str()
+            ),
+        )),
+    })?;
+    let offset = match p.locator.as_deref().filter(|l| !l.is_empty()) {
+        None => 0,
+        Some(l) => decode_locator(l)
+            .filter(|o| *o > 0 && *o < ids.len())
+            .ok_or_else(|| invalid_locator(l))?,
+    };
+    let max = match p.max_records.as_deref() {
+        None => DEFAULT_MAX_RECORDS,
+        Some(m) => m.parse::<usize>().ok().filter(|m| *m > 0).ok_or_else(|| {
+            ApiError::bad_request("INVALIDMAXRECORDS", format!("Invalid maxRecords: {m}"))
+        })?,
+    };
+    let (body, n, next) = tokio::task::spawn_blocking(move || {
+        render_page(&org, &prepared, &ids, offset, max, dialect)
+    })
+    .await
+    .map_err(|e| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "UNKNOWN_EXCEPTION",
+            e.to_string(),
+        )
+    })?;
+    let mut resp = csv_response(body);
+    let h = resp.headers_mut();
+    h.insert("Sforce-NumberOfRecords", HeaderValue::from(n as u64));
+    let locator = next.map_or_else(|| "null".to_string(), encode_locator);
+    h.insert(
+        "Sforce-Locator",
+        HeaderValue::from_str(&locator).unwrap_or(HeaderValue::from_static("null")),
+    );
+    Ok(resp)
+}
+
+/// Rows per rendering thread below which a page is rendered on one thread.
+const PARALLEL_MIN_ROWS: usize = 16_384;
+
+/// Renders rows `[offset, offset + max)` of the snapshot as CSV with a header row; returns the
+/// body, the number of records in it and the next offset, if any. Large pages are rendered by
+/// several threads (one per core) into separate buffers that are then joined in order.
+pub fn render_page(
+    org: &Org,
+    prepared: &Prepared,
+    ids: &[SfId],
+    offset: usize,
+    max: usize,
+    dialect: Dialect,
+) -> (Vec<u8>, usize, Option<usize>) {
+    let Output::Fields(cols) = &prepared.bound.output else {
+        return (Vec::new(), 0, None);
+    };
+    let end = offset.saturating_add(max).min(ids.len());
+    let le = dialect.line_ending();
+    let page = &ids[offset..end];
+    let row_bytes = cols.len() * 24 + 2;
+    let store = org.read();
+    let table = store.table(prepared.bound.object_index);
+    let render = |part: &[SfId], out: &mut Vec<u8>| {
+        let mut n = 0;
+        for id in part {
+            if let Some(rec) = table.get(id) {
+                render::write_csv_row(out, &store, rec, cols, dialect.delimiter, le);
+                n += 1;
+            }
+        }
+        n
+    };
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, 8)
+        .min(page.len() / PARALLEL_MIN_ROWS)
+        .max(1);
+    let mut out = Vec::with_capacity(page.len() * row_bytes + 256);
+    render::write_csv_header(&mut out, cols, dialect.delimiter, le);
+    let n = if threads == 1 {
+        render(page, &mut out)
+    } else {
+        let chunk = page.len().div_ceil(threads);
+        let parts: Vec<(Vec<u8>, usize)> = std::thread::scope(|s| {
+            let handles: Vec<_> = page
+                .chunks(chunk)
+                .map(|part| {
+                    s.spawn(move || {
+                        let mut buf = Vec::with_capacity(part.len() * row_bytes);
+                        let n = render(part, &mut buf);
+                        (buf, n)
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_default())
+                .collect()
+        });
+        let mut n = 0;
+        for (buf, k) in parts {
+            out.extend_from_slice(&buf);
+            n += k;
+        }
+        n
+    };
+    (out, n, (end < ids.len()).then_some(end))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locators_round_trip() {
+        assert_eq!(encode_locator(10000), "MTAwMDA");
+        assert_eq!(decode_locator("MTAwMDA"), Some(10000));
+        assert_eq!(decode_locator("garbage!"), None);
+    }
+}

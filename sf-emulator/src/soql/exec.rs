@@ -1,0 +1,449 @@
+//! The planner and executor: picks an index (Id equality / IN, external-ID equality,
+//! `SystemModstamp` range) over a full scan, filters, orders, applies OFFSET/LIMIT, and
+//! returns the matching record Ids (a snapshot a cursor can page through) or counts.
+
+use std::ops::Bound as Edge;
+
+use super::ast::CmpOp;
+use super::bind::{Bound, FieldRef, Output, Pred};
+use super::eval::{self, Fields};
+use crate::ids::SfId;
+use crate::store::{Record, Store, Table};
+use crate::value::{Value, NULL};
+
+/// A record plus the store, so fields behind parent hops can be followed.
+pub struct Row<'a> {
+    pub store: &'a Store,
+    pub rec: &'a Record,
+}
+
+impl Fields for Row<'_> {
+    fn get(&self, f: &FieldRef) -> &Value {
+        let mut rec = self.rec;
+        for hop in &f.hops {
+            match parent(self.store, rec, hop.ref_field, hop.target_index) {
+                Some(p) => rec = p,
+                None => return &NULL,
+            }
+        }
+        rec.get(f.field)
+    }
+}
+
+/// The parent record referenced by field `ref_field` of `rec`, in table `target`.
+pub fn parent<'a>(
+    store: &'a Store,
+    rec: &Record,
+    ref_field: usize,
+    target: usize,
+) -> Option<&'a Record> {
+    let id = rec.get(ref_field).as_str()?;
+    let id = SfId::parse(id).ok()?;
+    store.tables.get(target)?.get(&id)
+}
+
+/// What a query produced.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// Matching records in result order.
+    Rows(Vec<SfId>),
+    /// `COUNT()`.
+    Count(usize),
+    /// `COUNT(field)` items: (alias, count).
+    Aggregates(Vec<(String, i64)>),
+}
+
+impl Outcome {
+    /// `totalSize` of a REST answer.
+    pub fn total_size(&self) -> usize {
+        match self {
+            Outcome::Rows(r) => r.len(),
+            Outcome::Count(n) => *n,
+            Outcome::Aggregates(_) => 1,
+        }
+    }
+}
+
+/// How rows are found.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Access {
+    /// Look up these Ids.
+    Ids(Vec<SfId>),
+    /// Look up these values in the external-ID/unique index of a field.
+    Indexed { field: usize, values: Vec<Value> },
+    /// Range scan of the `(SystemModstamp, Id)` index.
+    Modstamp { from: Edge<i64>, to: Edge<i64> },
+    /// Every record in Id order.
+    Scan,
+}
+
+/// The chosen access path and whether its order already satisfies `ORDER BY`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    pub access: Access,
+    pub presorted: bool,
+}
+
+/// Chooses the access path for `b`. `all_rows` (queryAll) disables the external-ID index,
+/// which only holds live records.
+pub fn plan(b: &Bound, all_rows: bool) -> Plan {
+    let conjuncts: Vec<&Pred> = match &b.filter {
+        Some(Pred::And(v)) => v.iter().collect(),
+        Some(p) => vec![p],
+        None => Vec::new(),
+    };
+    let sys = &b.object.sys;
+    let local = |f: &FieldRef| f.hops.is_empty();
+    // 1. Id equality / IN.
+    for p in &conjuncts {
+        let vals = match p {
+            Pred::Cmp {
+                f,
+                op: CmpOp::Eq,
+                v,
+            } if local(f) && f.field == sys.id => vec![v.clone()],
+            Pred::In {
+                f,
+                vals,
+                negated: false,
+            } if local(f) && f.field == sys.id => vals.clone(),
+            _ => continue,
+        };
+        let mut ids: Vec<SfId> = vals
+            .iter()
+            .filter_map(|v| v.as_str().and_then(|s| SfId::parse(s).ok()))
+            .collect();
+        ids.sort();
+        ids.dedup();
+        return Plan {
+            access: Access::Ids(ids),
+            presorted: id_order(b),
+        };
+    }
+    // 2. External-ID / unique equality.
+    if !all_rows {
+        for p in &conjuncts {
+            let (f, vals) = match p {
+                Pred::Cmp {
+                    f,
+                    op: CmpOp::Eq,
+                    v,
+                } => (f, vec![v.clone()]),
+                Pred::In {
+                    f,
+                    vals,
+                    negated: false,
+                } => (f, vals.clone()),
+                _ => continue,
+            };
+            let fs = &b.object.fields[f.field];
+            if local(f) && fs.is_indexed() && f.field != sys.id {
+                return Plan {
+                    access: Access::Indexed {
+                        field: f.field,
+                        values: vals.into_iter().filter(|v| !v.is_null()).collect(),
+                    },
+                    presorted: id_order(b),
+                };
+            }
+        }
+    }
+    // 3. SystemModstamp range.
+    if let Some(ms) = sys.system_modstamp {
+        let mut from = Edge::Unbounded;
+        let mut to = Edge::Unbounded;
+        let mut used = false;
+        for p in &conjuncts {
+            let (op, lo, hi) = match p {
+                Pred::Cmp {
+                    f,
+                    op,
+                    v: Value::DateTime(t),
+                } if local(f) && f.field == ms => (*op, *t, *t),
+                Pred::Range {
+                    f,
+                    op,
+                    lo: Value::DateTime(lo),
+                    hi: Value::DateTime(hi),
+                } if local(f) && f.field == ms => {
+                    // As a range literal: `=` is [lo, hi), `<` is < lo, `<=` is < hi, ...
+                    match op {
+                        CmpOp::Eq => {
+                            tighten_from(&mut from, Edge::Included(*lo));
+                            tighten_to(&mut to, Edge::Excluded(*hi));
+                            used = true;
+                            continue;
+                        }
+                        CmpOp::Lt => (CmpOp::Lt, *lo, *lo),
+                        CmpOp::Le => (CmpOp::Lt, *hi, *hi),
+                        CmpOp::Gt => (CmpOp::Ge, *hi, *hi),
+                        CmpOp::Ge => (CmpOp::Ge, *lo, *lo),
+                        CmpOp::Ne => continue,
+                    }
+                }
+                _ => continue,
+            };
+            used = true;
+            match op {
+                CmpOp::Eq => {
+                    tighten_from(&mut from, Edge::Included(lo));
+                    tighten_to(&mut to, Edge::Included(hi));
+                }
+                CmpOp::Gt => tighten_from(&mut from, Edge::Excluded(lo)),
+                CmpOp::Ge => tighten_from(&mut from, Edge::Included(lo)),
+                CmpOp::Lt => tighten_to(&mut to, Edge::Excluded(hi)),
+                CmpOp::Le => tighten_to(&mut to, Edge::Included(hi)),
+                CmpOp::Ne => {}
+            }
+        }
+        if used || modstamp_order(b) {
+            return Plan {
+                access: Access::Modstamp { from, to },
+                presorted: b.order.is_empty() || modstamp_order(b),
+            };
+        }
+    }
+    Plan {
+        access: Access::Scan,
+        presorted: b.order.is_empty() || id_order(b),
+    }
+}
+
+fn tighten_from(cur: &mut Edge<i64>, new: Edge<i64>) {
+    let key = |e: &Edge<i64>| match e {
+        Edge::Unbounded => (i64::MIN, 0),
+        Edge::Included(v) => (*v, 0),
+        Edge::Excluded(v) => (*v, 1),
+    };
+    if key(&new) > key(cur) {
+        *cur = new;
+    }
+}
+
+fn tighten_to(cur: &mut Edge<i64>, new: Edge<i64>) {
+    let key = |e: &Edge<i64>| match e {
+        Edge::Unbounded => (i64::MAX, 1),
+        Edge::Included(v) => (*v, 1),
+        Edge::Excluded(v) => (*v, 0),
+    };
+    if key(&new) < key(cur) {
+        *cur = new;
+    }
+}
+
+/// `ORDER BY Id [ASC]` (or nothing).
+fn id_order(b: &Bound) -> bool {
+    match b.order.as_slice() {
+        [] => true,
+        [k] => k.f.hops.is_empty() && k.f.field == b.object.sys.id && !k.descending,
+        _ => false,
+    }
+}
+
+/// `ORDER BY SystemModstamp [ASC][, Id [ASC]]`.
+fn modstamp_order(b: &Bound) -> bool {
+    let Some(ms) = b.object.sys.system_modstamp else {
+        return false;
+    };
+    let is = |k: &super::bind::OrderKey, field: usize| {
+        k.f.hops.is_empty() && k.f.field == field && !k.descending
+    };
+    match b.order.as_slice() {
+        [k] => is(k, ms),
+        [k, i] => is(k, ms) && is(i, b.object.sys.id),
+        _ => false,
+    }
+}
+
+/// Runs `b` against `store`. `all_rows` includes the recycle bin (queryAll).
+pub fn execute(store: &Store, b: &Bound, all_rows: bool) -> Outcome {
+    let table = store.table(b.object_index);
+    let p = plan(b, all_rows);
+    // When the access order is the result order and only ids are needed, stop early.
+    let wanted = match (&b.output, p.presorted) {
+        (Output::Fields(_), true) => b.limit.map(|l| l.saturating_add(b.offset)),
+        _ => None,
+    };
+    let mut hits: Vec<(SfId, &Record)> = Vec::new();
+    scan(table, &p.access, &mut |id, rec| {
+        if !all_rows && table.is_deleted(rec) {
+            return true;
+        }
+        if let Some(f) = &b.filter {
+            if !eval::matches(f, &Row { store, rec }) {
+                return true;
+            }
+        }
+        hits.push((id, rec));
+        wanted.is_none_or(|w| hits.len() < w)
+    });
+    match &b.output {
+        Output::CountAll => Outcome::Count(limit_count(hits.len(), b)),
+        Output::Aggregates(aggs) => Outcome::Aggregates(
+            aggs.iter()
+                .map(|(f, name)| {
+                    let n = match f {
+                        Some(f) => hits
+                            .iter()
+                            .filter(|(_, rec)| !Row { store, rec }.get(f).is_null())
+                            .count(),
+                        None => hits.len(),
+                    };
+                    (name.clone(), n as i64)
+                })
+                .collect(),
+        ),
+        Output::Fields(_) => {
+            if !p.presorted {
+                hits.sort_by(|(ia, a), (ib, b2)| {
+                    eval::order_cmp(&b.order, &Row { store, rec: a }, &Row { store, rec: b2 })
+                        .then_with(|| ia.cmp(ib))
+                });
+            }
+            let start = b.offset.min(hits.len());
+            let end = b
+                .limit
+                .map_or(hits.len(), |l| start.saturating_add(l).min(hits.len()));
+            Outcome::Rows(hits[start..end].iter().map(|(id, _)| *id).collect())
+        }
+    }
+}
+
+fn limit_count(n: usize, b: &Bound) -> usize {
+    let n = n.saturating_sub(b.offset);
+    b.limit.map_or(n, |l| n.min(l))
+}
+
+fn scan<'t>(table: &'t Table, access: &Access, visit: &mut dyn FnMut(SfId, &'t Record) -> bool) {
+    match access {
+        Access::Ids(ids) => {
+            for id in ids {
+                if let Some(r) = table.get(id) {
+                    if !visit(*id, r) {
+                        return;
+                    }
+                }
+            }
+        }
+        Access::Indexed { field, values } => {
+            let mut ids: Vec<SfId> = values
+                .iter()
+                .flat_map(|v| table.lookup(*field, v).iter().copied())
+                .collect();
+            ids.sort();
+            ids.dedup();
+            for id in ids {
+                if let Some(r) = table.get(&id) {
+                    if !visit(id, r) {
+                        return;
+                    }
+                }
+            }
+        }
+        Access::Modstamp { from, to } => {
+            for (id, r) in table.iter_by_modstamp(*from, *to) {
+                if !visit(id, r) {
+                    return;
+                }
+            }
+        }
+        Access::Scan => {
+            for (id, r) in table.iter() {
+                if !visit(id, r) {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::OrgSchema;
+    use crate::soql::{bind, parse};
+
+    fn plan_of(soql: &str, all_rows: bool) -> Plan {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../mappings/describe");
+        let org = OrgSchema::load_dir(&dir).expect("mappings describe");
+        let q = parse(soql).expect("parses");
+        let today = chrono::NaiveDate::from_ymd_opt(2024, 5, 15).unwrap();
+        plan(&bind::bind(&org, soql, &q, today).expect("binds"), all_rows)
+    }
+
+    #[test]
+    fn id_equality_and_in_use_the_id_map() {
+        let p = plan_of(
+            "SELECT Name FROM Account WHERE Name = 'x' AND Id = '001000000000001AAA'",
+            false,
+        );
+        assert!(matches!(p.access, Access::Ids(ref ids) if ids.len() == 1));
+        let p = plan_of(
+            "SELECT Name FROM Account WHERE Id IN ('001000000000001AAA', '001000000000002AAA')",
+            true,
+        );
+        assert!(matches!(p.access, Access::Ids(ref ids) if ids.len() == 2));
+    }
+
+    #[test]
+    fn external_ids_use_their_index_except_for_query_all() {
+        let p = plan_of(
+            "SELECT Id FROM Invoice__c WHERE External_Id__c = 'a'",
+            false,
+        );
+        assert!(matches!(p.access, Access::Indexed { .. }), "{p:?}");
+        let p = plan_of("SELECT Id FROM Invoice__c WHERE External_Id__c = 'a'", true);
+        assert_eq!(p.access, Access::Scan);
+    }
+
+    #[test]
+    fn system_modstamp_ranges_scan_the_ordered_index_presorted() {
+        let p = plan_of(
+            "SELECT Id,Name,SystemModstamp FROM Account WHERE SystemModstamp >= 2017-01-01T00:00:00Z  ORDER BY SystemModstamp ASC",
+            true,
+        );
+        assert_eq!(
+            p,
+            Plan {
+                access: Access::Modstamp {
+                    from: Edge::Included(1_483_228_800_000),
+                    to: Edge::Unbounded
+                },
+                presorted: true
+            }
+        );
+        let p = plan_of(
+            "SELECT Id FROM Account WHERE SystemModstamp > 2024-01-01T00:00:00.000+00:00 AND SystemModstamp < 2024-01-31T00:00:00.000+00:00 AND Name != null",
+            false,
+        );
+        assert_eq!(
+            p.access,
+            Access::Modstamp {
+                from: Edge::Excluded(1_704_067_200_000),
+                to: Edge::Excluded(1_706_659_200_000)
+            }
+        );
+        let p = plan_of("SELECT Id FROM Account WHERE SystemModstamp = TODAY", false);
+        assert_eq!(
+            p.access,
+            Access::Modstamp {
+                from: Edge::Included(1_715_731_200_000),
+                to: Edge::Excluded(1_715_817_600_000)
+            }
+        );
+        // ORDER BY SystemModstamp alone walks the index instead of sorting.
+        let p = plan_of("SELECT Id FROM Account ORDER BY SystemModstamp", false);
+        assert!(p.presorted && matches!(p.access, Access::Modstamp { .. }));
+    }
+
+    #[test]
+    fn other_queries_scan_in_id_order() {
+        let p = plan_of("SELECT Id FROM Account ORDER BY Id ASC", false);
+        assert_eq!((p.access, p.presorted), (Access::Scan, true));
+        let p = plan_of(
+            "SELECT Id FROM Account WHERE Name LIKE 'a%' ORDER BY Name",
+            false,
+        );
+        assert_eq!((p.access, p.presorted), (Access::Scan, false));
+    }
+}
