@@ -1069,6 +1069,7 @@ impl Txn<'_> {
                 ))
             }
         };
+        let deleted_at = o.sys.system_modstamp.map(|i| r.get(i).clone());
         if let Some(i) = o.sys.is_deleted {
             r.set(i, Value::Bool(false));
         }
@@ -1081,7 +1082,32 @@ impl Txn<'_> {
         self.undo.push(Undo::Put(oi, id, prev));
         let header = self.header(&o, id, "UNDELETE", vec![]);
         self.events.push(PendingEvent { header, fields });
+        // Children deleted by the cascade (same deletion stamp) come back with their parent.
+        if let Some(when) = deleted_at {
+            for (ci, kid) in self.cascaded_with(oi, id, &when) {
+                self.undelete(ci, kid)?;
+            }
+        }
         Ok(id)
+    }
+
+    /// Recycle-bin children of `id` (through cascade fields) deleted at `when`.
+    fn cascaded_with(&self, oi: usize, id: SfId, when: &Value) -> Vec<(usize, SfId)> {
+        let parent = Value::String(id.as_str().into());
+        let mut out = Vec::new();
+        for &(ci, fi, rule) in &self.schema.delete_rules[oi] {
+            if rule != DeleteRule::Cascade {
+                continue;
+            }
+            let t = self.st.table(ci);
+            let ms = t.object.sys.system_modstamp;
+            for (kid, r) in t.iter() {
+                if t.is_deleted(r) && *r.get(fi) == parent && ms.map(|i| r.get(i)) == Some(when) {
+                    out.push((ci, kid));
+                }
+            }
+        }
+        out
     }
 
     fn hard_delete(&mut self, oi: usize, id: SfId) -> Result<SfId, Vec<FieldError>> {
