@@ -129,6 +129,7 @@ pub fn router(org: Org) -> Router {
     Router::new()
         .merge(crate::rest::routes())
         .merge(crate::query_api::routes())
+        .merge(crate::bulk1::routes())
         .merge(crate::bulk2::routes())
         .merge(crate::control::routes())
         .merge(crate::auth::routes())

@@ -366,6 +366,31 @@ impl Table {
             .filter_map(move |((_, id), _)| self.rows.get(id).map(|r| (*id, r)))
     }
 
+    /// Ids (live and deleted) in Id order, without touching the records (query snapshots).
+    pub fn ids(&self) -> impl DoubleEndedIterator<Item = SfId> + '_ {
+        self.by_id.keys().copied()
+    }
+
+    /// Ids with `from <= SystemModstamp < to` (bounds as given) in (SystemModstamp, Id) order,
+    /// without touching the records.
+    pub fn ids_by_modstamp(
+        &self,
+        from: Bound<i64>,
+        to: Bound<i64>,
+    ) -> impl DoubleEndedIterator<Item = SfId> + '_ {
+        let lo = match from {
+            Bound::Included(ms) => Bound::Included((ms, SfId::MIN)),
+            Bound::Excluded(ms) => Bound::Excluded((ms, SfId::MAX)),
+            Bound::Unbounded => Bound::Unbounded,
+        };
+        let hi = match to {
+            Bound::Included(ms) => Bound::Included((ms, SfId::MAX)),
+            Bound::Excluded(ms) => Bound::Excluded((ms, SfId::MIN)),
+            Bound::Unbounded => Bound::Unbounded,
+        };
+        self.by_modstamp.range((lo, hi)).map(|((_, id), _)| *id)
+    }
+
     /// Purged records with purge time in `[from, to)`.
     pub fn iter_purged(&self, from: i64, to: i64) -> impl Iterator<Item = (SfId, i64)> + '_ {
         self.purged
