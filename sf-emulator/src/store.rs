@@ -45,6 +45,21 @@ impl Record {
         r
     }
 
+    /// Moves the non-null values out of a dense buffer (index = field position), leaving it
+    /// all null for reuse. One exact-size allocation: the bulk-load path.
+    pub fn from_slots(slots: &mut [Value]) -> Record {
+        let mut r = Record::new(slots.len());
+        let n = slots.iter().filter(|v| !v.is_null()).count();
+        r.vals.reserve_exact(n);
+        for (i, v) in slots.iter_mut().enumerate() {
+            if !v.is_null() {
+                r.bits[i / 64] |= 1 << (i % 64);
+                r.vals.push(std::mem::take(v));
+            }
+        }
+        r
+    }
+
     fn rank(&self, i: usize) -> usize {
         let w = i / 64;
         let mut n = 0;
@@ -287,6 +302,48 @@ impl Table {
         old
     }
 
+    /// Bulk insert (seeding, loading a data file): the ordered indexes are built from sorted
+    /// runs instead of one tree insert per record. When an Id is already in the table or
+    /// repeats in the batch, falls back to `put` for every record.
+    pub fn put_many(&mut self, records: Vec<(SfId, Record)>) {
+        let mut ids: Vec<SfId> = records.iter().map(|(id, _)| *id).collect();
+        ids.sort_unstable();
+        let clash =
+            ids.windows(2).any(|w| w[0] == w[1]) || ids.iter().any(|id| self.rows.contains_key(id));
+        if clash {
+            for (id, r) in records {
+                self.put(id, r);
+            }
+            return;
+        }
+        self.rows.reserve(records.len());
+        let mut stamps = Vec::with_capacity(records.len());
+        for (id, r) in records {
+            if let Some(n) = id.counter() {
+                if id.key_prefix() == self.object.key_prefix && n >= self.next_counter {
+                    self.next_counter = n + 1;
+                }
+            }
+            stamps.push((self.modstamp(&r), id));
+            if !self.is_deleted(&r) {
+                self.live += 1;
+                for (f, cs) in &self.indexed {
+                    if let Some(k) = index_key(r.get(*f), *cs) {
+                        if let Some(m) = self.ext.get_mut(f) {
+                            m.entry(k).or_default().push(id);
+                        }
+                    }
+                }
+            }
+            self.rows.insert(id, r);
+        }
+        stamps.sort_unstable();
+        let mut by_id: BTreeMap<SfId, ()> = ids.into_iter().map(|id| (id, ())).collect();
+        self.by_id.append(&mut by_id);
+        let mut by_stamp: BTreeMap<(i64, SfId), ()> = stamps.into_iter().map(|k| (k, ())).collect();
+        self.by_modstamp.append(&mut by_stamp);
+    }
+
     /// Removes the record entirely (purge); returns it.
     pub fn remove(&mut self, id: &SfId) -> Option<Record> {
         let r = self.rows.remove(id)?;
@@ -463,8 +520,8 @@ impl Store {
     pub fn insert_many(&mut self, obj: usize, records: Vec<Record>) -> Vec<SfId> {
         let t = &mut self.tables[obj];
         let id_pos = t.object.sys.id;
-        t.rows.reserve(records.len());
         let mut ids = Vec::with_capacity(records.len());
+        let mut rows = Vec::with_capacity(records.len());
         for mut r in records {
             let id = match r.get(id_pos).as_str().and_then(|s| SfId::parse(s).ok()) {
                 Some(id) => id,
@@ -474,9 +531,10 @@ impl Store {
                     id
                 }
             };
-            t.put(id, r);
+            rows.push((id, r));
             ids.push(id);
         }
+        t.put_many(rows);
         ids
     }
 
