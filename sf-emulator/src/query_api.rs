@@ -119,6 +119,9 @@ pub fn routes() -> Router<Org> {
     Router::new()
         .route("/services/data/{version}/query", get(query))
         .route("/services/data/{version}/queryAll", get(query_all))
+        // simple-salesforce calls `query/?q=…` and `queryAll/?q=…`.
+        .route("/services/data/{version}/query/", get(query))
+        .route("/services/data/{version}/queryAll/", get(query_all))
         .route("/services/data/{version}/query/{locator}", get(next_page))
         .route(
             "/services/data/{version}/queryAll/{locator}",
