@@ -583,3 +583,23 @@ async fn queries_need_a_valid_session() {
     let body: Json = resp.json().await.unwrap();
     assert_eq!(body[0]["errorCode"], "INVALID_SESSION_ID");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn owner_and_created_by_resolve_to_the_org_user() {
+    let (e, _) = seeded().await;
+    let body = e
+        .query("SELECT Name, Owner.Name, CreatedBy.Username FROM Account WHERE Owner.Name = 'Admin User' AND Name = 'Acme'")
+        .await;
+    assert_eq!(body["totalSize"], 1);
+    let r = &body["records"][0];
+    let user = e.emu.org.user_id().to_string();
+    assert_eq!(r["Owner"]["attributes"]["type"], "User");
+    assert_eq!(
+        r["Owner"]["attributes"]["url"],
+        format!("/services/data/v59.0/sobjects/User/{user}")
+    );
+    assert_eq!(r["Owner"]["Name"], "Admin User");
+    assert_eq!(r["CreatedBy"]["Username"], "admin@example.com");
+    let (code, _) = e.error("SELECT Owner.Nope FROM Account").await;
+    assert_eq!(code, "INVALID_FIELD");
+}

@@ -10,6 +10,7 @@ use chrono::Datelike;
 use super::bind::FieldRef;
 use super::eval::Fields;
 use super::exec::{parent, Row};
+use super::user::VirtualUser;
 use crate::schema::{FieldType, ObjectSchema};
 use crate::store::{Record, Store};
 use crate::value::Value;
@@ -27,6 +28,7 @@ pub enum Node {
         ref_field: usize,
         target_index: usize,
         target: Arc<ObjectSchema>,
+        user: Option<Arc<VirtualUser>>,
         children: Vec<Node>,
     },
 }
@@ -49,6 +51,7 @@ pub fn tree(cols: &[FieldRef]) -> Vec<Node> {
                         ref_field: h.ref_field,
                         target_index: h.target_index,
                         target: h.target.clone(),
+                        user: h.user.clone(),
                         children: Vec::new(),
                     });
                     level.len() - 1
@@ -110,11 +113,12 @@ pub fn write_json_record(
                 ref_field,
                 target_index,
                 target,
+                user,
                 children,
             } => {
                 json_str(out, rel_name);
                 out.push(b':');
-                match parent(store, rec, *ref_field, *target_index) {
+                match parent(store, rec, *ref_field, *target_index, user.as_deref()) {
                     Some(p) => write_json_record(out, store, target, p, children, version),
                     None => out.extend_from_slice(b"null"),
                 }
