@@ -568,6 +568,18 @@ async fn query_job_pages_with_max_records_and_a_null_locator() {
         .await;
     assert_eq!(r.status, 400);
     assert_eq!(r.json()[0]["errorCode"], "INVALID_FIELD");
+    // Compound fields cannot be serialized to CSV.
+    let r = e
+        .post_json(
+            "/services/data/v59.0/jobs/query",
+            json!({"operation": "query", "query": "SELECT BillingAddress FROM Account"}),
+        )
+        .await;
+    assert_eq!(r.status, 400);
+    assert!(r.json()[0]["message"]
+        .as_str()
+        .unwrap()
+        .contains("BillingAddress"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -603,3 +603,23 @@ async fn owner_and_created_by_resolve_to_the_org_user() {
     let (code, _) = e.error("SELECT Owner.Nope FROM Account").await;
     assert_eq!(code, "INVALID_FIELD");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compound_address_fields_render_as_objects() {
+    let e = env().await;
+    e.create(
+        "Account",
+        vec![
+            json!({"Name": "Addr", "BillingCity": "Paris", "BillingCountry": "France"}),
+            json!({"Name": "NoAddr"}),
+        ],
+    );
+    let body = e
+        .query("SELECT Name, BillingAddress FROM Account ORDER BY Name")
+        .await;
+    let addr = &body["records"][0]["BillingAddress"];
+    assert_eq!(addr["city"], "Paris");
+    assert_eq!(addr["country"], "France");
+    assert_eq!(addr["street"], Json::Null);
+    assert_eq!(body["records"][1]["BillingAddress"], Json::Null);
+}
