@@ -2,6 +2,7 @@
 //! SOQL, Bulk, OAuth/SOAP, CometD CDC). See `CONTEXT.md` for the module map.
 
 pub mod auth;
+pub mod bulk1;
 pub mod bulk2;
 pub mod cdc;
 pub mod control;

@@ -292,6 +292,20 @@ impl Org {
         s
     }
 
+    /// Whether `username` / `password` (with the security token appended, as Salesforce's
+    /// password logins expect) match the configured credentials.
+    pub fn check_password(&self, username: &str, password_and_token: &str) -> bool {
+        let c = &self.inner.config;
+        username.eq_ignore_ascii_case(&c.username)
+            && password_and_token == format!("{}{}", c.password, c.security_token)
+    }
+
+    /// Whether an OAuth client id / secret pair matches the configured connected app.
+    pub fn check_client(&self, client_id: &str, client_secret: Option<&str>) -> bool {
+        let c = &self.inner.config;
+        client_id == c.client_id && client_secret.is_none_or(|s| s == c.client_secret)
+    }
+
     /// The live session for a token (None when unknown or expired). Use refreshes expiry like
     /// Salesforce's inactivity timeout.
     pub fn session(&self, token: &str) -> Option<Session> {

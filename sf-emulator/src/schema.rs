@@ -200,6 +200,10 @@ struct RawField {
     compound_field_name: Option<String>,
     #[serde(default)]
     default_value: Option<Json>,
+    #[serde(default)]
+    cascade_delete: bool,
+    #[serde(default)]
+    restricted_delete: bool,
     #[serde(default = "yes")]
     filterable: bool,
     #[serde(default = "yes")]
@@ -242,6 +246,8 @@ pub struct FieldSchema {
     pub default_value: Option<Json>,
     pub filterable: bool,
     pub sortable: bool,
+    pub cascade_delete: bool,
+    pub restricted_delete: bool,
 }
 
 impl FieldSchema {
@@ -275,6 +281,8 @@ impl FieldSchema {
             default_value: r.default_value.filter(|v| !v.is_null()),
             filterable: r.filterable,
             sortable: r.sortable,
+            cascade_delete: r.cascade_delete,
+            restricted_delete: r.restricted_delete,
             name: r.name,
         }
     }
@@ -310,6 +318,17 @@ pub struct ChildRelationship {
     pub relationship_name: Option<String>,
     #[serde(default)]
     pub cascade_delete: bool,
+    #[serde(default)]
+    pub restricted_delete: bool,
+}
+
+/// What deleting a parent does to records referencing it through a field.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeleteRule {
+    /// Children are deleted with the parent (master-detail, Account → Contact/Opportunity).
+    Cascade,
+    /// The parent cannot be deleted while children exist (Account → Case).
+    Restrict,
 }
 
 /// Positions of the system fields the write path maintains (None when the object lacks one).
@@ -623,6 +642,9 @@ fn rewrite_urls(v: &mut Json, version: &str, base_url: &str) {
 #[derive(Debug, Default)]
 pub struct OrgSchema {
     pub objects: Vec<Arc<ObjectSchema>>,
+    /// Per parent object: (child object, child reference field, rule) for cascade and
+    /// restricted deletes.
+    pub delete_rules: Vec<Vec<(usize, usize, DeleteRule)>>,
     by_name: HashMap<String, usize>,
     by_prefix: HashMap<String, usize>,
 }
@@ -676,7 +698,48 @@ impl OrgSchema {
             s.by_prefix.entry(o.key_prefix.clone()).or_insert(i);
             s.objects.push(Arc::new(o));
         }
+        // Delete rules: declared on the child field or on the parent's child relationship.
+        let mut rules = vec![Vec::new(); s.objects.len()];
+        for (ci, child) in s.objects.iter().enumerate() {
+            for (fi, f) in child.fields.iter().enumerate() {
+                if f.ftype != FieldType::Reference {
+                    continue;
+                }
+                for target in &f.reference_to {
+                    let Some(pi) = s.object_index(target) else {
+                        continue;
+                    };
+                    let declared = s.objects[pi].child_relationships.iter().find(|c| {
+                        c.child_s_object.eq_ignore_ascii_case(&child.name)
+                            && c.field.eq_ignore_ascii_case(&f.name)
+                    });
+                    let cascade = f.cascade_delete || declared.is_some_and(|c| c.cascade_delete);
+                    let restrict =
+                        f.restricted_delete || declared.is_some_and(|c| c.restricted_delete);
+                    if cascade {
+                        rules[pi].push((ci, fi, DeleteRule::Cascade));
+                    } else if restrict {
+                        rules[pi].push((ci, fi, DeleteRule::Restrict));
+                    }
+                }
+            }
+        }
+        s.delete_rules = rules;
         s
+    }
+
+    /// Reference fields of `obj` that carry a delete rule (indexed by the store).
+    pub fn rule_fields(&self, obj: usize) -> Vec<usize> {
+        let mut v: Vec<usize> = self
+            .delete_rules
+            .iter()
+            .flatten()
+            .filter(|(c, _, _)| *c == obj)
+            .map(|(_, f, _)| *f)
+            .collect();
+        v.sort_unstable();
+        v.dedup();
+        v
     }
 
     /// The built-in demo org (Account, Contact, Opportunity, Lead, Case, and custom objects

@@ -285,10 +285,12 @@ pub fn seed_object(org: &Org, object: &str, count: usize, seed: u64) -> Result<V
     let start_n = org.read().table(oi).total_count() as u64;
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ seed_number(&o.name));
     let plan = FieldPlan::new(&o);
+    let defaults = crate::write::defaults(&o);
     let mut records = Vec::with_capacity(count);
     for k in 0..count as u64 {
         let n = start_n + k;
-        let mut r = Record::new(o.fields.len());
+        let mut r = defaults.clone();
+        r.reserve_exact(plan.gens.len() + parents.len() + 8);
         plan.fill(&o, &mut rng, &mut r, n, seed, now);
         for (i, required, ids) in &parents {
             if *required || rng.random_bool(0.9) {
@@ -358,6 +360,16 @@ enum Gen {
 
 struct FieldPlan {
     gens: Vec<(usize, Gen)>,
+    /// Shared strings (one allocation per distinct value across all seeded records).
+    cities: Vec<[Value; 4]>,
+    first: Vec<Value>,
+    last: Vec<Value>,
+    titles: Vec<Value>,
+    picklists: Vec<Vec<Value>>,
+}
+
+fn shared(list: &[&str]) -> Vec<Value> {
+    list.iter().map(|s| Value::str(s)).collect()
 }
 
 fn classify(o: &ObjectSchema, i: usize, f: &FieldSchema) -> Option<Gen> {
@@ -456,6 +468,31 @@ impl FieldPlan {
                 .enumerate()
                 .filter_map(|(i, f)| classify(o, i, f).map(|g| (i, g)))
                 .collect(),
+            cities: CITIES
+                .iter()
+                .map(|c| {
+                    let state = if c.1.is_empty() {
+                        Value::Null
+                    } else {
+                        Value::str(c.1)
+                    };
+                    [Value::str(c.0), state, Value::str(c.2), Value::str(c.3)]
+                })
+                .collect(),
+            first: shared(FIRST),
+            last: shared(LAST),
+            titles: shared(TITLES),
+            picklists: o
+                .fields
+                .iter()
+                .map(|f| {
+                    f.picklist_values
+                        .iter()
+                        .filter(|p| p.active)
+                        .map(|p| Value::str(&p.value))
+                        .collect()
+                })
+                .collect(),
         }
     }
 
@@ -468,9 +505,11 @@ impl FieldPlan {
         seed: u64,
         now: i64,
     ) {
-        let city = CITIES[rng.random_range(0..CITIES.len())];
-        let first = pick(rng, FIRST);
-        let last = pick(rng, LAST);
+        let ci = rng.random_range(0..CITIES.len());
+        let city = &self.cities[ci];
+        let fi = rng.random_range(0..FIRST.len());
+        let li = rng.random_range(0..LAST.len());
+        let (first, last) = (FIRST[fi], LAST[li]);
         let company = format!(
             "{} {} {}",
             pick(rng, CO_A),
@@ -489,8 +528,8 @@ impl FieldPlan {
             let f = &o.fields[i];
             let v = match g {
                 Gen::Company => Value::String(cut(company.clone(), f).into()),
-                Gen::First => Value::str(first),
-                Gen::Last => Value::str(last),
+                Gen::First => self.first[fi].clone(),
+                Gen::Last => self.last[li].clone(),
                 Gen::FullName => Value::String(
                     cut(
                         format!("{} {} {}", pick(rng, CO_A), pick(rng, WORDS), n + 1),
@@ -524,26 +563,20 @@ impl FieldPlan {
                 Gen::Street => Value::String(
                     format!("{} {}", rng.random_range(1..9999), pick(rng, STREETS)).into(),
                 ),
-                Gen::City => Value::str(city.0),
-                Gen::State if city.1.is_empty() => Value::Null,
-                Gen::State => Value::str(city.1),
-                Gen::Country => Value::str(city.2),
-                Gen::Postal => Value::str(city.3),
-                Gen::Title => Value::str(pick(rng, TITLES)),
+                Gen::City => city[0].clone(),
+                Gen::State => city[1].clone(),
+                Gen::Country => city[2].clone(),
+                Gen::Postal => city[3].clone(),
+                Gen::Title => self.titles[rng.random_range(0..self.titles.len())].clone(),
                 Gen::Subject => Value::String(
                     format!("{} {} request", pick(rng, CO_A), pick(rng, WORDS)).into(),
                 ),
                 Gen::Picklist => {
-                    let active: Vec<&str> = f
-                        .picklist_values
-                        .iter()
-                        .filter(|p| p.active)
-                        .map(|p| p.value.as_str())
-                        .collect();
+                    let active = &self.picklists[i];
                     if active.is_empty() {
                         Value::Null
                     } else {
-                        Value::str(active[rng.random_range(0..active.len())])
+                        active[rng.random_range(0..active.len())].clone()
                     }
                 }
                 Gen::Bool => Value::Bool(rng.random_bool(0.5)),

@@ -129,10 +129,13 @@ pub fn router(org: Org) -> Router {
     Router::new()
         .merge(crate::rest::routes())
         .merge(crate::query_api::routes())
+        .merge(crate::bulk1::routes())
         .merge(crate::bulk2::routes())
         .merge(crate::control::routes())
         .merge(crate::auth::routes())
         .merge(crate::streaming::routes())
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(
             org.clone(),
             crate::session::limit_info,
@@ -142,6 +145,20 @@ pub fn router(org: Org) -> Router {
             crate::faults::layer,
         ))
         .with_state(org)
+}
+
+/// Unknown paths: 404 NOT_FOUND as a Salesforce error array.
+async fn not_found() -> crate::error::ApiError {
+    crate::error::ApiError::not_found()
+}
+
+/// Known path, wrong method: 405 METHOD_NOT_ALLOWED as a Salesforce error array.
+async fn method_not_allowed(method: axum::http::Method) -> crate::error::ApiError {
+    crate::error::ApiError::new(
+        axum::http::StatusCode::METHOD_NOT_ALLOWED,
+        "METHOD_NOT_ALLOWED",
+        format!("HTTP Method '{method}' not allowed."),
+    )
 }
 
 /// A server running in this process.

@@ -5,7 +5,9 @@
 //! `IsDeleted = true`; purge removes them). `Table::put` / `Table::remove` keep every index in step,
 //! which is also how the write path rolls a transaction back.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+use rustc_hash::FxHashMap as HashMap;
 use std::ops::Bound;
 use std::sync::Arc;
 
@@ -40,6 +42,21 @@ impl Record {
             }
         }
         r.vals.shrink_to_fit();
+        r
+    }
+
+    /// Moves the non-null values out of a dense buffer (index = field position), leaving it
+    /// all null for reuse. One exact-size allocation: the bulk-load path.
+    pub fn from_slots(slots: &mut [Value]) -> Record {
+        let mut r = Record::new(slots.len());
+        let n = slots.iter().filter(|v| !v.is_null()).count();
+        r.vals.reserve_exact(n);
+        for (i, v) in slots.iter_mut().enumerate() {
+            if !v.is_null() {
+                r.bits[i / 64] |= 1 << (i % 64);
+                r.vals.push(std::mem::take(v));
+            }
+        }
         r
     }
 
@@ -90,6 +107,27 @@ impl Record {
         }
     }
 
+    /// Releases spare capacity (records built field by field over-allocate).
+    pub fn shrink_to_fit(&mut self) {
+        if self.vals.capacity() > self.vals.len() + 2 {
+            self.vals.shrink_to_fit();
+        }
+    }
+
+    /// Reserves room for `n` more non-null fields.
+    pub fn reserve_exact(&mut self, n: usize) {
+        self.vals.reserve_exact(n);
+    }
+
+    /// Number of non-null fields.
+    pub fn len(&self) -> usize {
+        self.vals.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.vals.is_empty()
+    }
+
     /// (position, value) of every non-null field.
     pub fn iter(&self) -> impl Iterator<Item = (usize, &Value)> + '_ {
         let mut k = 0;
@@ -136,18 +174,23 @@ pub struct Table {
 }
 
 impl Table {
-    pub fn new(object: Arc<ObjectSchema>) -> Table {
+    /// A table indexing external-ID/unique fields and the reference fields in `ref_fields`
+    /// (children lookups for cascade/restricted deletes).
+    pub fn new(object: Arc<ObjectSchema>, ref_fields: &[usize]) -> Table {
         let indexed: Vec<(usize, bool)> = object
             .fields
             .iter()
             .enumerate()
-            .filter(|(_, f)| f.is_indexed() && f.ftype != FieldType::Id)
+            .filter(|(i, f)| (f.is_indexed() && f.ftype != FieldType::Id) || ref_fields.contains(i))
             .map(|(i, f)| (i, f.case_sensitive))
             .collect();
-        let ext = indexed.iter().map(|(i, _)| (*i, HashMap::new())).collect();
+        let ext = indexed
+            .iter()
+            .map(|(i, _)| (*i, HashMap::default()))
+            .collect();
         Table {
             object,
-            rows: HashMap::new(),
+            rows: HashMap::default(),
             by_id: BTreeMap::new(),
             by_modstamp: BTreeMap::new(),
             ext,
@@ -241,7 +284,8 @@ impl Table {
 
     /// Inserts or replaces the record with this Id (its Id field must hold `id`); returns the
     /// previous version.
-    pub fn put(&mut self, id: SfId, r: Record) -> Option<Record> {
+    pub fn put(&mut self, id: SfId, mut r: Record) -> Option<Record> {
+        r.shrink_to_fit();
         let old = self.rows.remove(&id);
         if let Some(o) = &old {
             self.unindex(id, o);
@@ -256,6 +300,48 @@ impl Table {
         self.index(id, &r);
         self.rows.insert(id, r);
         old
+    }
+
+    /// Bulk insert (seeding, loading a data file): the ordered indexes are built from sorted
+    /// runs instead of one tree insert per record. When an Id is already in the table or
+    /// repeats in the batch, falls back to `put` for every record.
+    pub fn put_many(&mut self, records: Vec<(SfId, Record)>) {
+        let mut ids: Vec<SfId> = records.iter().map(|(id, _)| *id).collect();
+        ids.sort_unstable();
+        let clash =
+            ids.windows(2).any(|w| w[0] == w[1]) || ids.iter().any(|id| self.rows.contains_key(id));
+        if clash {
+            for (id, r) in records {
+                self.put(id, r);
+            }
+            return;
+        }
+        self.rows.reserve(records.len());
+        let mut stamps = Vec::with_capacity(records.len());
+        for (id, r) in records {
+            if let Some(n) = id.counter() {
+                if id.key_prefix() == self.object.key_prefix && n >= self.next_counter {
+                    self.next_counter = n + 1;
+                }
+            }
+            stamps.push((self.modstamp(&r), id));
+            if !self.is_deleted(&r) {
+                self.live += 1;
+                for (f, cs) in &self.indexed {
+                    if let Some(k) = index_key(r.get(*f), *cs) {
+                        if let Some(m) = self.ext.get_mut(f) {
+                            m.entry(k).or_default().push(id);
+                        }
+                    }
+                }
+            }
+            self.rows.insert(id, r);
+        }
+        stamps.sort_unstable();
+        let mut by_id: BTreeMap<SfId, ()> = ids.into_iter().map(|id| (id, ())).collect();
+        self.by_id.append(&mut by_id);
+        let mut by_stamp: BTreeMap<(i64, SfId), ()> = stamps.into_iter().map(|k| (k, ())).collect();
+        self.by_modstamp.append(&mut by_stamp);
     }
 
     /// Removes the record entirely (purge); returns it.
@@ -337,6 +423,31 @@ impl Table {
             .filter_map(move |((_, id), _)| self.rows.get(id).map(|r| (*id, r)))
     }
 
+    /// Ids (live and deleted) in Id order, without touching the records (query snapshots).
+    pub fn ids(&self) -> impl DoubleEndedIterator<Item = SfId> + '_ {
+        self.by_id.keys().copied()
+    }
+
+    /// Ids with `from <= SystemModstamp < to` (bounds as given) in (SystemModstamp, Id) order,
+    /// without touching the records.
+    pub fn ids_by_modstamp(
+        &self,
+        from: Bound<i64>,
+        to: Bound<i64>,
+    ) -> impl DoubleEndedIterator<Item = SfId> + '_ {
+        let lo = match from {
+            Bound::Included(ms) => Bound::Included((ms, SfId::MIN)),
+            Bound::Excluded(ms) => Bound::Excluded((ms, SfId::MAX)),
+            Bound::Unbounded => Bound::Unbounded,
+        };
+        let hi = match to {
+            Bound::Included(ms) => Bound::Included((ms, SfId::MAX)),
+            Bound::Excluded(ms) => Bound::Excluded((ms, SfId::MIN)),
+            Bound::Unbounded => Bound::Unbounded,
+        };
+        self.by_modstamp.range((lo, hi)).map(|((_, id), _)| *id)
+    }
+
     /// Purged records with purge time in `[from, to)`.
     pub fn iter_purged(&self, from: i64, to: i64) -> impl Iterator<Item = (SfId, i64)> + '_ {
         self.purged
@@ -344,9 +455,23 @@ impl Table {
             .map(|((ms, id), _)| (*id, *ms))
     }
 
-    /// Removes every record.
+    /// Removes every record (indexes stay defined).
     pub fn clear(&mut self) {
-        *self = Table::new(self.object.clone());
+        self.rows.clear();
+        self.by_id.clear();
+        self.by_modstamp.clear();
+        for m in self.ext.values_mut() {
+            m.clear();
+        }
+        self.purged.clear();
+        self.live = 0;
+        self.next_counter = 1;
+    }
+
+    /// Live records whose reference field `field` points at `parent` (field must be indexed:
+    /// external-ID/unique or carrying a delete rule).
+    pub fn children(&self, field: usize, parent: &SfId) -> &[SfId] {
+        self.lookup(field, &Value::String(parent.as_str().into()))
     }
 }
 
@@ -362,7 +487,8 @@ impl Store {
             tables: schema
                 .objects
                 .iter()
-                .map(|o| Table::new(o.clone()))
+                .enumerate()
+                .map(|(i, o)| Table::new(o.clone(), &schema.rule_fields(i)))
                 .collect(),
         }
     }
@@ -394,8 +520,8 @@ impl Store {
     pub fn insert_many(&mut self, obj: usize, records: Vec<Record>) -> Vec<SfId> {
         let t = &mut self.tables[obj];
         let id_pos = t.object.sys.id;
-        t.rows.reserve(records.len());
         let mut ids = Vec::with_capacity(records.len());
+        let mut rows = Vec::with_capacity(records.len());
         for mut r in records {
             let id = match r.get(id_pos).as_str().and_then(|s| SfId::parse(s).ok()) {
                 Some(id) => id,
@@ -405,9 +531,10 @@ impl Store {
                     id
                 }
             };
-            t.put(id, r);
+            rows.push((id, r));
             ids.push(id);
         }
+        t.put_many(rows);
         ids
     }
 

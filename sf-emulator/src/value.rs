@@ -3,6 +3,7 @@
 //! rendered to REST JSON (`+0000` datetimes), CDC JSON (`Z` datetimes) and CSV text.
 
 use std::cmp::Ordering;
+use std::sync::Arc;
 
 use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Timelike, Utc};
 use serde_json::Value as Json;
@@ -19,7 +20,7 @@ pub enum Value {
     Bool(bool),
     Int(i64),
     Double(f64),
-    String(Box<str>),
+    String(Arc<str>),
     Date(NaiveDate),
     /// Milliseconds since the Unix epoch, UTC.
     DateTime(i64),

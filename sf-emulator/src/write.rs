@@ -15,7 +15,7 @@ use crate::ids::SfId;
 use crate::org::Org;
 use crate::render;
 use crate::rules::{all_match, AfterSave, ValidationRule};
-use crate::schema::{well_known_prefix, FieldType, ObjectSchema, OrgSchema};
+use crate::schema::{well_known_prefix, DeleteRule, FieldType, ObjectSchema, OrgSchema};
 use crate::store::{Record, Store};
 use crate::value::Value;
 
@@ -743,6 +743,14 @@ impl Txn<'_> {
     }
 
     fn defaults(&self, o: &ObjectSchema) -> Record {
+        defaults(o)
+    }
+}
+
+/// A new record holding the describe's defaults: `defaultValue`s, default picklist values of
+/// fields defaulted on create, and `false` for checkboxes.
+pub fn defaults(o: &ObjectSchema) -> Record {
+    {
         let mut r = Record::new(o.fields.len());
         for (i, f) in o.fields.iter().enumerate() {
             if f.calculated || i == o.sys.id {
@@ -770,7 +778,9 @@ impl Txn<'_> {
         }
         r
     }
+}
 
+impl Txn<'_> {
     /// Derived values: person-name compounds and formula fields.
     fn set_person_names(o: &ObjectSchema, r: &mut Record) {
         derive(o, r);
@@ -972,6 +982,44 @@ impl Txn<'_> {
         Ok(id)
     }
 
+    /// Children that block deleting `id` (restricted delete), as an error.
+    fn check_restricted(&self, oi: usize, id: SfId) -> Result<(), Vec<FieldError>> {
+        for &(ci, fi, rule) in &self.schema.delete_rules[oi] {
+            if rule != DeleteRule::Restrict {
+                continue;
+            }
+            let kids = self.st.table(ci).children(fi, &id);
+            if !kids.is_empty() {
+                let c = &self.schema.objects[ci];
+                return Err(err1(
+                    "DELETE_FAILED",
+                    format!(
+                        "Your attempt to delete {id} could not be completed because it is associated with the following {}.: {}",
+                        c.label_plural.to_lowercase(),
+                        kids.iter().take(10).map(|k| k.to_string()).collect::<Vec<_>>().join(", ")
+                    ),
+                    vec![],
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn cascade_children(&self, oi: usize, id: SfId) -> Vec<(usize, SfId)> {
+        self.schema.delete_rules[oi]
+            .iter()
+            .filter(|(_, _, rule)| *rule == DeleteRule::Cascade)
+            .flat_map(|&(ci, fi, _)| {
+                self.st
+                    .table(ci)
+                    .children(fi, &id)
+                    .iter()
+                    .map(move |k| (ci, *k))
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+
     fn delete(&mut self, oi: usize, id: SfId) -> Result<SfId, Vec<FieldError>> {
         let o = self.schema.objects[oi].clone();
         let t = self.st.table(oi);
@@ -979,12 +1027,17 @@ impl Txn<'_> {
             Some(r) if !t.is_deleted(r) => r.clone(),
             _ => return Err(err1("ENTITY_IS_DELETED", "entity is deleted", vec![])),
         };
+        self.check_restricted(oi, id)?;
         match o.sys.is_deleted {
             Some(i) => r.set(i, Value::Bool(true)),
             None => return self.hard_delete(oi, id),
         }
         if let Some(i) = o.sys.system_modstamp {
             r.set(i, Value::DateTime(self.stamp));
+        }
+        // Children first, as Salesforce's cascade does.
+        for (ci, kid) in self.cascade_children(oi, id) {
+            self.delete(ci, kid)?;
         }
         let prev = self.st.table_mut(oi).put(id, r);
         self.undo.push(Undo::Put(oi, id, prev));
@@ -1016,6 +1069,7 @@ impl Txn<'_> {
                 ))
             }
         };
+        let deleted_at = o.sys.system_modstamp.map(|i| r.get(i).clone());
         if let Some(i) = o.sys.is_deleted {
             r.set(i, Value::Bool(false));
         }
@@ -1028,11 +1082,40 @@ impl Txn<'_> {
         self.undo.push(Undo::Put(oi, id, prev));
         let header = self.header(&o, id, "UNDELETE", vec![]);
         self.events.push(PendingEvent { header, fields });
+        // Children deleted by the cascade (same deletion stamp) come back with their parent.
+        if let Some(when) = deleted_at {
+            for (ci, kid) in self.cascaded_with(oi, id, &when) {
+                self.undelete(ci, kid)?;
+            }
+        }
         Ok(id)
+    }
+
+    /// Recycle-bin children of `id` (through cascade fields) deleted at `when`.
+    fn cascaded_with(&self, oi: usize, id: SfId, when: &Value) -> Vec<(usize, SfId)> {
+        let parent = Value::String(id.as_str().into());
+        let mut out = Vec::new();
+        for &(ci, fi, rule) in &self.schema.delete_rules[oi] {
+            if rule != DeleteRule::Cascade {
+                continue;
+            }
+            let t = self.st.table(ci);
+            let ms = t.object.sys.system_modstamp;
+            for (kid, r) in t.iter() {
+                if t.is_deleted(r) && *r.get(fi) == parent && ms.map(|i| r.get(i)) == Some(when) {
+                    out.push((ci, kid));
+                }
+            }
+        }
+        out
     }
 
     fn hard_delete(&mut self, oi: usize, id: SfId) -> Result<SfId, Vec<FieldError>> {
         let o = self.schema.objects[oi].clone();
+        self.check_restricted(oi, id)?;
+        for (ci, kid) in self.cascade_children(oi, id) {
+            self.hard_delete(ci, kid)?;
+        }
         let t = self.st.table_mut(oi);
         let Some(r) = t.remove(&id) else {
             return Err(err1("ENTITY_IS_DELETED", "entity is deleted", vec![]));
@@ -1062,19 +1145,25 @@ pub fn derive(o: &ObjectSchema, r: &mut Record) {
     crate::formula::apply(o, r);
 }
 
-/// Fills auto-number fields (`INV-000042`: label initials + the record's Id counter).
+/// Fills auto-number fields from the record's Id counter: standard objects use Salesforce's
+/// 8-digit numbers (`CaseNumber` `00001001`), custom objects `INV-000042` (label initials).
 pub fn set_auto_numbers(o: &ObjectSchema, r: &mut Record, id: SfId) {
     let n = id.counter().unwrap_or(0);
-    let prefix: String = o
-        .label
-        .chars()
-        .filter(|c| c.is_ascii_alphanumeric())
-        .take(3)
-        .collect::<String>()
-        .to_ascii_uppercase();
+    let text = if o.custom {
+        let prefix: String = o
+            .label
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric())
+            .take(3)
+            .collect::<String>()
+            .to_ascii_uppercase();
+        format!("{prefix}-{n:06}")
+    } else {
+        format!("{:08}", 1000 + n)
+    };
     for (i, f) in o.fields.iter().enumerate() {
         if f.auto_number && r.get(i).is_null() {
-            r.set(i, Value::String(format!("{prefix}-{n:06}").into()));
+            r.set(i, Value::str(&text));
         }
     }
 }

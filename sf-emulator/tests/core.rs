@@ -427,3 +427,180 @@ fn checksum_matches_ids_in_real_fixtures() {
     }
     assert!(checked >= 10, "found only {checked} ids");
 }
+
+#[tokio::test]
+async fn deleting_a_parent_cascades_and_respects_restrictions() {
+    let e = common::start().await;
+    let org = &e.running.org;
+    let ctx = WriteContext::rest(org, "59.0");
+    let acc = org.write(
+        &ctx,
+        vec![WriteOp::Create {
+            object: "Account".into(),
+            fields: j(json!({"Name": "P"})),
+        }],
+        false,
+    )[0]
+    .id()
+    .unwrap();
+    let kids = org.write(
+        &ctx,
+        vec![
+            WriteOp::Create {
+                object: "Contact".into(),
+                fields: j(json!({"LastName": "K", "AccountId": acc.to_string()})),
+            },
+            WriteOp::Create {
+                object: "Invoice__c".into(),
+                fields: j(json!({"Account__c": acc.to_string(), "Amount__c": 1})),
+            },
+            WriteOp::Create {
+                object: "Case".into(),
+                fields: j(json!({"AccountId": acc.to_string()})),
+            },
+        ],
+        true,
+    );
+    assert!(kids.iter().all(|r| r.is_ok()), "{kids:?}");
+    // Cases restrict deleting their account.
+    let r = org.write(
+        &ctx,
+        vec![WriteOp::Delete {
+            id: acc.to_string(),
+        }],
+        false,
+    );
+    assert_eq!(r[0].errors()[0].status_code, "DELETE_FAILED");
+    let case = kids[2].id().unwrap();
+    assert!(org.write(
+        &ctx,
+        vec![WriteOp::Delete {
+            id: case.to_string()
+        }],
+        false
+    )[0]
+    .is_ok());
+    let before = org.cdc().latest_replay_id();
+    assert!(org.write(
+        &ctx,
+        vec![WriteOp::Delete {
+            id: acc.to_string()
+        }],
+        false
+    )[0]
+    .is_ok());
+    let st = org.read();
+    for k in &kids[..2] {
+        let (oi, rec) = st.find(&k.id().unwrap()).unwrap();
+        assert!(
+            st.table(oi).is_deleted(rec),
+            "child deleted with its parent"
+        );
+    }
+    drop(st);
+    let ev = org
+        .cdc()
+        .read_after(before, &ChannelFilter::All, org.now_ms())
+        .unwrap();
+    let kinds: Vec<_> = ev
+        .iter()
+        .map(|e| {
+            (
+                e.entity.clone(),
+                e.payload["ChangeEventHeader"]["changeType"]
+                    .as_str()
+                    .unwrap()
+                    .to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(kinds.len(), 3, "{kinds:?}");
+    assert!(kinds.iter().all(|(_, k)| k == "DELETE"));
+    assert_eq!(kinds[2].0, "Account");
+    // Undeleting the parent restores the children its delete took along.
+    assert!(org.write(
+        &ctx,
+        vec![WriteOp::Undelete {
+            id: acc.to_string()
+        }],
+        false
+    )[0]
+    .is_ok());
+    let st = org.read();
+    for k in &kids[..2] {
+        let (oi, rec) = st.find(&k.id().unwrap()).unwrap();
+        assert!(
+            !st.table(oi).is_deleted(rec),
+            "child restored with its parent"
+        );
+    }
+    let (ci, case_rec) = st.find(&case).unwrap();
+    assert!(
+        st.table(ci).is_deleted(case_rec),
+        "separately deleted case stays deleted"
+    );
+}
+
+/// A describe directory (`--describe`) with a non-unique external ID: several matches answer
+/// 300 Multiple Choices on REST and DUPLICATE_EXTERNAL_ID in collections.
+#[tokio::test]
+async fn describe_dir_and_ambiguous_external_ids() {
+    let dir = std::env::temp_dir().join(format!("emu-describe-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("demo-org");
+    std::fs::copy(src.join("account.describe.json"), dir.join("Account.json")).unwrap();
+    let mut inv: Json = serde_json::from_str(
+        &std::fs::read_to_string(src.join("invoice__c.describe.json")).unwrap(),
+    )
+    .unwrap();
+    for f in inv["fields"].as_array_mut().unwrap() {
+        if f["name"] == "External_Id__c" {
+            f["unique"] = json!(false);
+        }
+    }
+    std::fs::write(dir.join("Invoice__c.json"), inv.to_string()).unwrap();
+    let config = sf_emulator::Config {
+        describe: Some(dir.clone()),
+        ..sf_emulator::Config::ephemeral()
+    };
+    let e = common::start_with(config).await;
+    let (_, g) = e.get(&e.data("/sobjects")).await;
+    assert_eq!(g["sobjects"].as_array().unwrap().len(), 2);
+    let (_, a) = e
+        .post(&e.data("/sobjects/Account"), json!({"Name": "A"}))
+        .await;
+    let acc = a["id"].as_str().unwrap();
+    for _ in 0..2 {
+        let (s, v) = e
+            .post(
+                &e.data("/sobjects/Invoice__c"),
+                json!({"Account__c": acc, "Amount__c": 1, "External_Id__c": "X"}),
+            )
+            .await;
+        assert_eq!(s, 201, "{v}");
+    }
+    let (s, v) = e
+        .get(&e.data("/sobjects/Invoice__c/External_Id__c/X"))
+        .await;
+    assert_eq!(s, 300);
+    assert_eq!(v.as_array().unwrap().len(), 2);
+    assert!(v[0]
+        .as_str()
+        .unwrap()
+        .starts_with("/services/data/v59.0/sobjects/Invoice__c/a01"));
+    let (s, _) = e
+        .patch(
+            &e.data("/sobjects/Invoice__c/External_Id__c/X"),
+            json!({"Amount__c": 2}),
+        )
+        .await;
+    assert_eq!(s, 300);
+    let (_, v) = e
+        .patch(
+            &e.data("/composite/sobjects/Invoice__c/External_Id__c"),
+            json!({"records": [{"attributes": {"type": "Invoice__c"}, "External_Id__c": "X", "Amount__c": 3}]}),
+        )
+        .await;
+    assert_eq!(v[0]["errors"][0]["statusCode"], "DUPLICATE_EXTERNAL_ID");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

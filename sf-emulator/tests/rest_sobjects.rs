@@ -207,3 +207,60 @@ async fn write_errors_have_salesforce_shapes() {
     assert_eq!(s, 400);
     assert_eq!(v[0]["errorCode"], "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST");
 }
+
+#[tokio::test]
+async fn unknown_paths_and_methods_answer_error_arrays() {
+    let e = common::start().await;
+    let (s, v) = e.get(&e.url("/services/nothing")).await;
+    assert_eq!(s, 404);
+    assert_eq!(v[0]["errorCode"], "NOT_FOUND");
+    let r = e
+        .req(
+            reqwest::Method::PUT,
+            &e.data("/sobjects/Account"),
+            Some(json!({})),
+        )
+        .await;
+    let (s, v) = common::status_json(r).await;
+    assert_eq!(s, 405);
+    assert_eq!(v[0]["errorCode"], "METHOD_NOT_ALLOWED");
+    // Versions below 20.0 do not exist.
+    let (s, _) = e.get(&e.url("/services/data/v19.0/sobjects")).await;
+    assert_eq!(s, 404);
+}
+
+#[tokio::test]
+async fn standard_auto_numbers_and_required_fields() {
+    let e = common::start().await;
+    let (s, v) = e
+        .post(&e.data("/sobjects/Case"), json!({"Subject": "Broken"}))
+        .await;
+    assert_eq!(s, 201, "{v}");
+    let (_, rec) = e
+        .get(&e.data(&format!("/sobjects/Case/{}", v["id"].as_str().unwrap())))
+        .await;
+    assert_eq!(rec["CaseNumber"], "00001001");
+    assert_eq!(rec["Status"], "New");
+    assert_eq!(rec["Priority"], "Medium");
+    let (s, v) = e
+        .post(&e.data("/sobjects/Opportunity"), json!({"Name": "Deal"}))
+        .await;
+    assert_eq!(s, 400);
+    assert_eq!(v[0]["errorCode"], "REQUIRED_FIELD_MISSING");
+    assert_eq!(v[0]["fields"], json!(["StageName", "CloseDate"]));
+    let (s, v) = e
+        .post(
+            &e.data("/sobjects/Opportunity"),
+            json!({"Name": "Deal", "StageName": "Prospecting", "CloseDate": "2024-03-01", "Amount": 1500.5}),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+    let (_, rec) = e
+        .get(&e.data(&format!(
+            "/sobjects/Opportunity/{}",
+            v["id"].as_str().unwrap()
+        )))
+        .await;
+    assert_eq!(rec["CloseDate"], "2024-03-01");
+    assert_eq!(rec["Amount"], 1500.5);
+}

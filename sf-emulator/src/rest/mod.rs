@@ -31,7 +31,12 @@ pub fn routes() -> Router<Org> {
         .route("/services/data/{version}/limits/", get(limits))
         .merge(sobjects::routes())
         .merge(composite::routes())
+        // Collections of 200 wide records exceed axum's 2 MB default.
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
 }
+
+/// Largest JSON request body accepted by the REST resources.
+pub const MAX_BODY: usize = 64 * 1024 * 1024;
 
 fn release_label(major: u32) -> String {
     // v20.0 = Winter '11; three releases a year.

@@ -7,6 +7,7 @@ use std::ops::Bound as Edge;
 use super::ast::CmpOp;
 use super::bind::{Bound, FieldRef, Output, Pred};
 use super::eval::{self, Fields};
+use super::user::VirtualUser;
 use crate::ids::SfId;
 use crate::store::{Record, Store, Table};
 use crate::value::{Value, NULL};
@@ -18,10 +19,16 @@ pub struct Row<'a> {
 }
 
 impl Fields for Row<'_> {
-    fn get(&self, f: &FieldRef) -> &Value {
+    fn get<'s>(&'s self, f: &'s FieldRef) -> &'s Value {
         let mut rec = self.rec;
         for hop in &f.hops {
-            match parent(self.store, rec, hop.ref_field, hop.target_index) {
+            match parent(
+                self.store,
+                rec,
+                hop.ref_field,
+                hop.target_index,
+                hop.user.as_deref(),
+            ) {
                 Some(p) => rec = p,
                 None => return &NULL,
             }
@@ -30,13 +37,18 @@ impl Fields for Row<'_> {
     }
 }
 
-/// The parent record referenced by field `ref_field` of `rec`, in table `target`.
+/// The parent record referenced by field `ref_field` of `rec`: in table `target`, or the
+/// virtual `user` when the relationship leads to the org's user.
 pub fn parent<'a>(
     store: &'a Store,
     rec: &Record,
     ref_field: usize,
     target: usize,
+    user: Option<&'a VirtualUser>,
 ) -> Option<&'a Record> {
+    if let Some(u) = user {
+        return u.resolve(rec.get(ref_field));
+    }
     let id = rec.get(ref_field).as_str()?;
     let id = SfId::parse(id).ok()?;
     store.tables.get(target)?.get(&id)
@@ -77,11 +89,13 @@ pub enum Access {
     Scan,
 }
 
-/// The chosen access path and whether its order already satisfies `ORDER BY`.
+/// The chosen access path, whether its order already satisfies `ORDER BY`, and whether it
+/// already enforces the whole `WHERE` (no residual filter to evaluate per record).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Plan {
     pub access: Access,
     pub presorted: bool,
+    pub exact: bool,
 }
 
 /// Chooses the access path for `b`. `all_rows` (queryAll) disables the external-ID index,
@@ -118,6 +132,7 @@ pub fn plan(b: &Bound, all_rows: bool) -> Plan {
         return Plan {
             access: Access::Ids(ids),
             presorted: id_order(b),
+            exact: false,
         };
     }
     // 2. External-ID / unique equality.
@@ -144,6 +159,7 @@ pub fn plan(b: &Bound, all_rows: bool) -> Plan {
                         values: vals.into_iter().filter(|v| !v.is_null()).collect(),
                     },
                     presorted: id_order(b),
+                    exact: false,
                 };
             }
         }
@@ -153,6 +169,7 @@ pub fn plan(b: &Bound, all_rows: bool) -> Plan {
         let mut from = Edge::Unbounded;
         let mut to = Edge::Unbounded;
         let mut used = false;
+        let mut consumed = 0;
         for p in &conjuncts {
             let (op, lo, hi) = match p {
                 Pred::Cmp {
@@ -172,6 +189,7 @@ pub fn plan(b: &Bound, all_rows: bool) -> Plan {
                             tighten_from(&mut from, Edge::Included(*lo));
                             tighten_to(&mut to, Edge::Excluded(*hi));
                             used = true;
+                            consumed += 1;
                             continue;
                         }
                         CmpOp::Lt => (CmpOp::Lt, *lo, *lo),
@@ -184,6 +202,9 @@ pub fn plan(b: &Bound, all_rows: bool) -> Plan {
                 _ => continue,
             };
             used = true;
+            if op != CmpOp::Ne {
+                consumed += 1;
+            }
             match op {
                 CmpOp::Eq => {
                     tighten_from(&mut from, Edge::Included(lo));
@@ -200,12 +221,14 @@ pub fn plan(b: &Bound, all_rows: bool) -> Plan {
             return Plan {
                 access: Access::Modstamp { from, to },
                 presorted: b.order.is_empty() || modstamp_order(b),
+                exact: consumed == conjuncts.len(),
             };
         }
     }
     Plan {
         access: Access::Scan,
         presorted: b.order.is_empty() || id_order(b),
+        exact: b.filter.is_none(),
     }
 }
 
@@ -259,6 +282,26 @@ fn modstamp_order(b: &Bound) -> bool {
 pub fn execute(store: &Store, b: &Bound, all_rows: bool) -> Outcome {
     let table = store.table(b.object_index);
     let p = plan(b, all_rows);
+    // Fast path: the index alone answers the query, so records need not be touched.
+    let no_deleted = all_rows || table.live_count() == table.total_count();
+    if p.exact && no_deleted {
+        let ids: Option<Box<dyn Iterator<Item = SfId> + '_>> = match &p.access {
+            Access::Scan => Some(Box::new(table.ids())),
+            Access::Modstamp { from, to } => Some(Box::new(table.ids_by_modstamp(*from, *to))),
+            _ => None,
+        };
+        match (ids, &b.output) {
+            (Some(ids), Output::Fields(_)) if p.presorted => {
+                let ids = ids.skip(b.offset);
+                return Outcome::Rows(match b.limit {
+                    Some(l) => ids.take(l).collect(),
+                    None => ids.collect(),
+                });
+            }
+            (Some(ids), Output::CountAll) => return Outcome::Count(limit_count(ids.count(), b)),
+            _ => {}
+        }
+    }
     // When the access order is the result order and only ids are needed, stop early.
     let wanted = match (&b.output, p.presorted) {
         (Output::Fields(_), true) => b.limit.map(|l| l.saturating_add(b.offset)),
@@ -368,7 +411,10 @@ mod tests {
         let org = OrgSchema::load_dir(&dir).expect("mappings describe");
         let q = parse(soql).expect("parses");
         let today = chrono::NaiveDate::from_ymd_opt(2024, 5, 15).unwrap();
-        plan(&bind::bind(&org, soql, &q, today).expect("binds"), all_rows)
+        plan(
+            &bind::bind(&org, soql, &q, today, None).expect("binds"),
+            all_rows,
+        )
     }
 
     #[test]
@@ -409,7 +455,8 @@ mod tests {
                     from: Edge::Included(1_483_228_800_000),
                     to: Edge::Unbounded
                 },
-                presorted: true
+                presorted: true,
+                exact: true
             }
         );
         let p = plan_of(
@@ -423,6 +470,8 @@ mod tests {
                 to: Edge::Excluded(1_706_659_200_000)
             }
         );
+        // `Name != null` is left to filter record by record.
+        assert!(!p.exact);
         let p = plan_of("SELECT Id FROM Account WHERE SystemModstamp = TODAY", false);
         assert_eq!(
             p.access,
