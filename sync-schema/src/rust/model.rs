@@ -75,6 +75,9 @@ pub(super) fn render_models(catalog: &Catalog, mapping: &Mapping) -> TokenStream
             .to_owned()
     };
 
+    // Without required fields every column is optional, so an empty row is a sensible default.
+    let new_default = required.is_empty().then(|| quote!(Default,));
+
     let changes_doc = format!(
         "Changes to a row of `{qualified}`: `None` leaves a column alone, `Some(None)` sets it \
          to NULL."
@@ -107,7 +110,7 @@ pub(super) fn render_models(catalog: &Catalog, mapping: &Mapping) -> TokenStream
         }
 
         #[doc = #new_doc]
-        #[derive(Debug, Clone, PartialEq, ::serde::Serialize, ::serde::Deserialize, ::diesel::Insertable)]
+        #[derive(Debug, Clone, PartialEq, #new_default ::serde::Serialize, ::serde::Deserialize, ::diesel::Insertable)]
         #[diesel(table_name = #table)]
         pub struct #new {
             #(#new_fields)*
