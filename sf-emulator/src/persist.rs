@@ -503,8 +503,9 @@ async fn save_if_changed(org: &Org, path: &Path, saved: &AtomicU64) -> Result<()
 }
 
 impl Persister {
-    /// Starts saving `org` to `path` every `interval` when its data changed since the last
-    /// save (or since the load, for a freshly loaded org).
+    /// Starts saving `org` to `path` every `interval` (or four times the last save's duration,
+    /// if longer) when its data changed since the last save (or since the load, for a freshly
+    /// loaded org).
     pub fn spawn(org: Org, path: PathBuf, interval: Duration) -> Persister {
         // A file that does not exist yet is written at the first tick (seeded data included).
         let baseline = if path.exists() {
@@ -516,16 +517,19 @@ impl Persister {
         let (tx, mut rx) = oneshot::channel::<()>();
         let (o, p, s) = (org.clone(), path.clone(), saved.clone());
         let task = tokio::spawn(async move {
-            let mut tick = tokio::time::interval(interval.max(Duration::from_millis(10)));
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            tick.tick().await;
+            let interval = interval.max(Duration::from_millis(10));
+            let mut wait = interval;
             loop {
                 tokio::select! {
                     _ = &mut rx => break,
-                    _ = tick.tick() => {
+                    _ = tokio::time::sleep(wait) => {
+                        let started = std::time::Instant::now();
                         if let Err(e) = save_if_changed(&o, &p, &s).await {
                             tracing::error!("saving the data file: {e}");
                         }
+                        // A big org takes a while to save (writers wait meanwhile): leave
+                        // at least four times that long between saves.
+                        wait = interval.max(started.elapsed() * 4);
                     }
                 }
             }
