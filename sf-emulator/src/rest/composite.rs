@@ -500,6 +500,9 @@ async fn subrequest(app: &Router, headers: &HeaderMap, version: &str, r: &Json) 
     let Ok(method) = Method::from_bytes(method.to_ascii_uppercase().as_bytes()) else {
         return bad("invalid method");
     };
+    if url.contains("/composite/batch") {
+        return bad("A batch cannot contain another batch");
+    }
     let path = if url.starts_with("/services/") {
         url.to_string()
     } else if let Some(rest) = url.strip_prefix('v') {
