@@ -23,6 +23,7 @@ use crate::session::Authed;
 use crate::soql::bind::{self, Bound, Output};
 use crate::soql::exec::{self, Outcome};
 use crate::soql::render::{self, Node};
+use crate::soql::user::VirtualUser;
 use crate::soql::SoqlError;
 
 /// Default and maximum page size; `Sforce-Query-Options: batchSize` may lower it to 200.
@@ -43,7 +44,8 @@ pub struct Prepared {
 pub fn prepare(org: &Org, soql: &str) -> Result<Prepared, SoqlError> {
     let q = crate::soql::parse(soql)?;
     let today = bind::today_of_ms(org.now_ms());
-    let bound = bind::bind(org.schema(), soql, &q, today)?;
+    let user = VirtualUser::new(org.user_id(), &org.config().username).map(Arc::new);
+    let bound = bind::bind(org.schema(), soql, &q, today, user.as_ref())?;
     let nodes = match &bound.output {
         Output::Fields(cols) => render::tree(cols),
         _ => Vec::new(),

@@ -611,3 +611,62 @@ async fn tls_serves_https_trusted_through_the_written_ca() {
         .await
         .is_err());
 }
+
+/// The binary with `--tls --ca-out --jwt-cert`: prints an https base URL first, writes the CA,
+/// and a client trusting that CA logs in over the JWT bearer flow.
+#[tokio::test]
+async fn the_binary_serves_https_and_jwt_from_its_flags() {
+    use tokio::io::AsyncBufReadExt;
+
+    let dir = tempfile::tempdir().unwrap();
+    let (private_pem, cert_path) = jwt_keys(dir.path());
+    let ca_path = dir.path().join("ca.pem");
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_sf-emulator"))
+        .args(["--listen", "127.0.0.1:0", "--tls", "--ca-out"])
+        .arg(&ca_path)
+        .arg("--jwt-cert")
+        .arg(&cert_path)
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("the sf-emulator binary starts");
+    let stdout = child.stdout.take().unwrap();
+    let mut first_line = String::new();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        tokio::io::BufReader::new(stdout).read_line(&mut first_line),
+    )
+    .await
+    .expect("a base URL within 30 s")
+    .unwrap();
+    let base = first_line.trim().to_string();
+    assert!(base.starts_with("https://127.0.0.1:"), "{base}");
+
+    let ca = std::fs::read(&ca_path).expect("the CA is written before the URL is printed");
+    let trusting = reqwest::Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(&ca).unwrap()])
+        .build()
+        .unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let jwt = assertion(
+        &private_pem,
+        json!({"iss":"forcesync","sub":"admin@example.com",
+            "aud":"https://login.salesforce.com","exp":now + 180}),
+    );
+    let response = trusting
+        .post(format!("{base}/services/oauth2/token"))
+        .form(&[
+            ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"),
+            ("assertion", jwt.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["instance_url"], json!(base));
+    child.kill().await.unwrap();
+}

@@ -568,6 +568,18 @@ async fn query_job_pages_with_max_records_and_a_null_locator() {
         .await;
     assert_eq!(r.status, 400);
     assert_eq!(r.json()[0]["errorCode"], "INVALID_FIELD");
+    // Compound fields cannot be serialized to CSV.
+    let r = e
+        .post_json(
+            "/services/data/v59.0/jobs/query",
+            json!({"operation": "query", "query": "SELECT BillingAddress FROM Account"}),
+        )
+        .await;
+    assert_eq!(r.status, 400);
+    assert!(r.json()[0]["message"]
+        .as_str()
+        .unwrap()
+        .contains("BillingAddress"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -611,4 +623,61 @@ async fn query_job_csv_renders_parents_types_and_dialects() {
         r.text,
         "\"LastName\"|\"Account.Name\"|\"Account.AnnualRevenue\"|\"Birthdate\"\r\n\"Kid\"|\"Parent Co\"|\"1250000\"|\"2001-02-03\"\r\n\"Solo\"|\"\"|\"\"|\"\"\r\n"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ingest_relationship_columns_set_parents_by_external_id() {
+    // An org whose Account has an external ID field.
+    let dir = tempfile::tempdir().unwrap();
+    let src = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../mappings/describe");
+    for name in ["Account.json", "Contact.json"] {
+        let mut d: Json =
+            serde_json::from_str(&std::fs::read_to_string(src.join(name)).unwrap()).unwrap();
+        if name == "Account.json" {
+            let mut f = d["fields"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|f| f["name"] == "AccountNumber")
+                .unwrap()
+                .clone();
+            f["name"] = json!("Ext__c");
+            f["externalId"] = json!(true);
+            f["custom"] = json!(true);
+            d["fields"].as_array_mut().unwrap().push(f);
+        }
+        std::fs::write(dir.path().join(name), d.to_string()).unwrap();
+    }
+    let mut config = Config::ephemeral();
+    config.describe = Some(dir.path().to_path_buf());
+    let emu = start(config).await.expect("emulator starts");
+    let token = emu.org.create_session().token;
+    let e = Env {
+        emu,
+        http: reqwest::Client::new(),
+        token,
+    };
+    let acct = e.create("Account", vec![json!({"Name": "Parent", "Ext__c": "P-1"})]);
+    let info = e
+        .ingest(
+            json!({"object": "Contact", "operation": "insert"}),
+            "LastName,Account.Ext__c\nKid,P-1\nLost,P-404\n",
+        )
+        .await;
+    assert_eq!(info["numberRecordsProcessed"], 2, "{info}");
+    assert_eq!(info["numberRecordsFailed"], 1, "{info}");
+    let id = info["id"].as_str().unwrap();
+    let failed = e
+        .csv_of(&format!(
+            "/services/data/v59.0/jobs/ingest/{id}/failedResults"
+        ))
+        .await;
+    assert_eq!(failed[1][2..], ["Lost", "P-404"]);
+    let q = e
+        .query_job("query", "SELECT LastName, AccountId FROM Contact")
+        .await;
+    let rows = e
+        .csv_of(&format!("/services/data/v59.0/jobs/query/{q}/results"))
+        .await;
+    assert_eq!(rows[1], vec!["Kid".to_string(), acct[0].clone()]);
 }

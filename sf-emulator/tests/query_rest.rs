@@ -583,3 +583,43 @@ async fn queries_need_a_valid_session() {
     let body: Json = resp.json().await.unwrap();
     assert_eq!(body[0]["errorCode"], "INVALID_SESSION_ID");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn owner_and_created_by_resolve_to_the_org_user() {
+    let (e, _) = seeded().await;
+    let body = e
+        .query("SELECT Name, Owner.Name, CreatedBy.Username FROM Account WHERE Owner.Name = 'Admin User' AND Name = 'Acme'")
+        .await;
+    assert_eq!(body["totalSize"], 1);
+    let r = &body["records"][0];
+    let user = e.emu.org.user_id().to_string();
+    assert_eq!(r["Owner"]["attributes"]["type"], "User");
+    assert_eq!(
+        r["Owner"]["attributes"]["url"],
+        format!("/services/data/v59.0/sobjects/User/{user}")
+    );
+    assert_eq!(r["Owner"]["Name"], "Admin User");
+    assert_eq!(r["CreatedBy"]["Username"], "admin@example.com");
+    let (code, _) = e.error("SELECT Owner.Nope FROM Account").await;
+    assert_eq!(code, "INVALID_FIELD");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compound_address_fields_render_as_objects() {
+    let e = env().await;
+    e.create(
+        "Account",
+        vec![
+            json!({"Name": "Addr", "BillingCity": "Paris", "BillingCountry": "France"}),
+            json!({"Name": "NoAddr"}),
+        ],
+    );
+    let body = e
+        .query("SELECT Name, BillingAddress FROM Account ORDER BY Name")
+        .await;
+    let addr = &body["records"][0]["BillingAddress"];
+    assert_eq!(addr["city"], "Paris");
+    assert_eq!(addr["country"], "France");
+    assert_eq!(addr["street"], Json::Null);
+    assert_eq!(body["records"][1]["BillingAddress"], Json::Null);
+}

@@ -956,11 +956,12 @@ fn json_record(
                 ref_field,
                 target_index,
                 target,
+                user,
                 children,
             } => {
                 render::json_str(out, rel_name);
                 out.push(b':');
-                match parent(store, rec, *ref_field, *target_index) {
+                match parent(store, rec, *ref_field, *target_index, user.as_deref()) {
                     Some(p) => json_record(out, store, target, p, children, version),
                     None => out.extend_from_slice(b"null"),
                 }
@@ -997,8 +998,9 @@ fn xml_record(
                 ref_field,
                 target_index,
                 target,
+                user,
                 children,
-            } => match parent(store, rec, *ref_field, *target_index) {
+            } => match parent(store, rec, *ref_field, *target_index, user.as_deref()) {
                 Some(p) => {
                     s.push_str(&format!("<{rel_name} xsi:type=\"sObject\">"));
                     xml_record(s, store, target, p, children);

@@ -143,6 +143,17 @@ pub async fn create(
             "Aggregate queries are not supported by Bulk API 2.0 query jobs.",
         ));
     }
+    if let Output::Fields(cols) = &prepared.bound.output {
+        if let Some(c) = cols.iter().find(|c| c.ftype.is_compound()) {
+            return Err(ApiError::bad_request(
+                "INVALIDJOB",
+                format!(
+                    "FeatureNotEnabled : Cannot serialize value for '{}' in CSV format",
+                    c.dotted()
+                ),
+            ));
+        }
+    }
     org.consume_limit("DailyBulkV2QueryJobs", 1)?;
     let now = org.now_ms();
     let id = bulk.next_job_id();

@@ -11,6 +11,7 @@ use super::ast::{
 };
 use super::dates;
 use super::error::{SoqlError, SoqlErrorCode};
+use super::user::VirtualUser;
 use crate::ids::SfId;
 use crate::schema::{FieldType, ObjectSchema, OrgSchema};
 use crate::value::{date_ms, Value};
@@ -25,6 +26,8 @@ pub struct Hop {
     /// The parent object and its position in the org.
     pub target: Arc<ObjectSchema>,
     pub target_index: usize,
+    /// Set when the parent is the org's (virtual, table-less) user.
+    pub user: Option<Arc<VirtualUser>>,
 }
 
 /// A bound field: zero or more parent hops, then a field of the last object.
@@ -127,12 +130,13 @@ pub struct Bound {
 }
 
 /// Binds `q` (the text of which is `text`, for error positions) against `org`.
-/// `today` resolves relative date literals.
+/// `today` resolves relative date literals; `user` answers `Owner.…`/`CreatedBy.…` paths.
 pub fn bind(
     org: &OrgSchema,
     text: &str,
     q: &ast::Query,
     today: NaiveDate,
+    user: Option<&Arc<VirtualUser>>,
 ) -> Result<Bound, SoqlError> {
     let object_index = org.object_index(&q.from.text).ok_or_else(|| {
         SoqlError::at(
@@ -148,6 +152,7 @@ pub fn bind(
     let object = org.objects[object_index].clone();
     let b = Binder {
         org,
+        user,
         text,
         object: object.clone(),
         today,
@@ -195,6 +200,7 @@ pub fn bind(
 
 struct Binder<'a> {
     org: &'a OrgSchema,
+    user: Option<&'a Arc<VirtualUser>>,
     text: &'a str,
     object: Arc<ObjectSchema>,
     today: NaiveDate,
@@ -277,17 +283,24 @@ impl Binder<'_> {
             };
             let ref_field = obj.relationship_field(rel).ok_or_else(bad_rel)?;
             let fs = &obj.fields[ref_field];
-            let target_index = fs
+            let rel_name = fs.relationship_name.clone().unwrap_or_else(|| rel.clone());
+            let modeled = fs
                 .reference_to
                 .iter()
-                .find_map(|t| self.org.object_index(t))
-                .ok_or_else(bad_rel)?;
-            let target = self.org.objects[target_index].clone();
+                .find_map(|t| self.org.object_index(t));
+            let (target, target_index, user) = match (modeled, self.user) {
+                (Some(i), _) => (self.org.objects[i].clone(), i, None),
+                (None, Some(u)) if fs.reference_to.iter().any(|t| t == "User") => {
+                    (u.schema.clone(), usize::MAX, Some(u.clone()))
+                }
+                _ => return Err(bad_rel()),
+            };
             hops.push(Hop {
                 ref_field,
-                rel_name: fs.relationship_name.clone().unwrap_or_else(|| rel.clone()),
+                rel_name,
                 target: target.clone(),
                 target_index,
+                user,
             });
             obj = target;
         }

@@ -9,7 +9,7 @@ use crate::value::Value;
 
 /// Read access to one record's fields, including fields reached through parent hops.
 pub trait Fields {
-    fn get(&self, f: &FieldRef) -> &Value;
+    fn get<'s>(&'s self, f: &'s FieldRef) -> &'s Value;
 }
 
 /// Whether the record satisfies `p`.

@@ -7,6 +7,7 @@ use std::ops::Bound as Edge;
 use super::ast::CmpOp;
 use super::bind::{Bound, FieldRef, Output, Pred};
 use super::eval::{self, Fields};
+use super::user::VirtualUser;
 use crate::ids::SfId;
 use crate::store::{Record, Store, Table};
 use crate::value::{Value, NULL};
@@ -18,10 +19,16 @@ pub struct Row<'a> {
 }
 
 impl Fields for Row<'_> {
-    fn get(&self, f: &FieldRef) -> &Value {
+    fn get<'s>(&'s self, f: &'s FieldRef) -> &'s Value {
         let mut rec = self.rec;
         for hop in &f.hops {
-            match parent(self.store, rec, hop.ref_field, hop.target_index) {
+            match parent(
+                self.store,
+                rec,
+                hop.ref_field,
+                hop.target_index,
+                hop.user.as_deref(),
+            ) {
                 Some(p) => rec = p,
                 None => return &NULL,
             }
@@ -30,13 +37,18 @@ impl Fields for Row<'_> {
     }
 }
 
-/// The parent record referenced by field `ref_field` of `rec`, in table `target`.
+/// The parent record referenced by field `ref_field` of `rec`: in table `target`, or the
+/// virtual `user` when the relationship leads to the org's user.
 pub fn parent<'a>(
     store: &'a Store,
     rec: &Record,
     ref_field: usize,
     target: usize,
+    user: Option<&'a VirtualUser>,
 ) -> Option<&'a Record> {
+    if let Some(u) = user {
+        return u.resolve(rec.get(ref_field));
+    }
     let id = rec.get(ref_field).as_str()?;
     let id = SfId::parse(id).ok()?;
     store.tables.get(target)?.get(&id)
@@ -399,7 +411,10 @@ mod tests {
         let org = OrgSchema::load_dir(&dir).expect("mappings describe");
         let q = parse(soql).expect("parses");
         let today = chrono::NaiveDate::from_ymd_opt(2024, 5, 15).unwrap();
-        plan(&bind::bind(&org, soql, &q, today).expect("binds"), all_rows)
+        plan(
+            &bind::bind(&org, soql, &q, today, None).expect("binds"),
+            all_rows,
+        )
     }
 
     #[test]

@@ -9,6 +9,7 @@ pub mod exec;
 pub mod lex;
 pub mod parse;
 pub mod render;
+pub mod user;
 
 pub use error::{SoqlError, SoqlErrorCode};
 pub use parse::parse;

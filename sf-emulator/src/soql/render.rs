@@ -10,6 +10,7 @@ use chrono::Datelike;
 use super::bind::FieldRef;
 use super::eval::Fields;
 use super::exec::{parent, Row};
+use super::user::VirtualUser;
 use crate::schema::{FieldType, ObjectSchema};
 use crate::store::{Record, Store};
 use crate::value::Value;
@@ -27,6 +28,7 @@ pub enum Node {
         ref_field: usize,
         target_index: usize,
         target: Arc<ObjectSchema>,
+        user: Option<Arc<VirtualUser>>,
         children: Vec<Node>,
     },
 }
@@ -49,6 +51,7 @@ pub fn tree(cols: &[FieldRef]) -> Vec<Node> {
                         ref_field: h.ref_field,
                         target_index: h.target_index,
                         target: h.target.clone(),
+                        user: h.user.clone(),
                         children: Vec::new(),
                     });
                     level.len() - 1
@@ -110,11 +113,12 @@ pub fn write_json_record(
                 ref_field,
                 target_index,
                 target,
+                user,
                 children,
             } => {
                 json_str(out, rel_name);
                 out.push(b':');
-                match parent(store, rec, *ref_field, *target_index) {
+                match parent(store, rec, *ref_field, *target_index, user.as_deref()) {
                     Some(p) => write_json_record(out, store, target, p, children, version),
                     None => out.extend_from_slice(b"null"),
                 }
@@ -124,43 +128,11 @@ pub fn write_json_record(
     out.push(b'}');
 }
 
-/// An address/location field as the nested object REST returns (keys sorted, null if empty).
+/// An address/location field as the nested object REST returns (built from its components,
+/// null when they are all null), as the record renderer of the REST API does it.
 fn compound_json(out: &mut Vec<u8>, object: &ObjectSchema, rec: &Record, field: usize) {
-    let name = &object.fields[field].name;
-    let prefix = name
-        .strip_suffix("Address")
-        .unwrap_or(name.strip_suffix("__c").unwrap_or(name));
-    let mut parts: Vec<(String, &Value)> = object
-        .fields
-        .iter()
-        .enumerate()
-        .filter(|(i, f)| *i != field && f.compound_field_name.as_deref() == Some(name.as_str()))
-        .map(|(i, f)| {
-            let key = f.name.strip_prefix(prefix).unwrap_or(&f.name);
-            let key = key.strip_suffix("__s").unwrap_or(key);
-            let mut c = key.chars();
-            let key = match c.next() {
-                Some(first) => first.to_lowercase().chain(c).collect(),
-                None => String::new(),
-            };
-            (key, rec.get(i))
-        })
-        .collect();
-    if parts.iter().all(|(_, v)| v.is_null()) {
-        out.extend_from_slice(b"null");
-        return;
-    }
-    parts.sort_by(|a, b| a.0.cmp(&b.0));
-    out.push(b'{');
-    for (i, (k, v)) in parts.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        json_str(out, k);
-        out.push(b':');
-        json_value(out, v);
-    }
-    out.push(b'}');
+    let v = crate::render::field_json(object, rec, field);
+    let _ = serde_json::to_writer(&mut *out, &v);
 }
 
 /// A JSON string literal.
