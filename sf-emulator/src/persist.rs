@@ -21,6 +21,7 @@
 //! replay ids continue from the saved position, and a client resuming from an older replay id
 //! gets the invalid-replay-id error, as after retention expiry.
 
+use std::collections::HashSet;
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
@@ -284,7 +285,15 @@ struct Reader<'p> {
     r: BufReader<File>,
     path: &'p Path,
     bytes: u64,
+    /// Short strings seen so far, shared like seeded values (picklists, cities, names).
+    interned: HashSet<Arc<str>>,
+    scratch: Vec<u8>,
 }
+
+/// Strings up to this length are shared when they repeat.
+const INTERN_MAX_LEN: usize = 48;
+/// At most this many distinct strings are kept for sharing.
+const INTERN_MAX: usize = 200_000;
 
 impl Reader<'_> {
     fn damaged(&self, what: impl Into<String>) -> PersistError {
@@ -347,10 +356,37 @@ impl Reader<'_> {
             3 => Value::Double(f64::from_le_bytes(self.exact()?)),
             4 => {
                 let n = self.u32()? as u64;
-                let b = self.bytes_vec(n)?;
-                let s = String::from_utf8(b)
+                if n as usize > INTERN_MAX_LEN {
+                    let b = self.bytes_vec(n)?;
+                    let s = String::from_utf8(b).map_err(|_| {
+                        self.damaged(format!("invalid UTF-8 before {}", self.bytes))
+                    })?;
+                    return Ok(Value::String(s.into()));
+                }
+                let mut buf = std::mem::take(&mut self.scratch);
+                buf.resize(n as usize, 0);
+                self.r.read_exact(&mut buf).map_err(|e| {
+                    if e.kind() == std::io::ErrorKind::UnexpectedEof {
+                        self.damaged(format!("truncated after {} bytes", self.bytes))
+                    } else {
+                        io_err(self.path)(e)
+                    }
+                })?;
+                self.bytes += n;
+                let s = std::str::from_utf8(&buf)
                     .map_err(|_| self.damaged(format!("invalid UTF-8 before {}", self.bytes)))?;
-                Value::String(s.into())
+                let shared = match self.interned.get(s) {
+                    Some(a) => a.clone(),
+                    None => {
+                        let a: Arc<str> = s.into();
+                        if self.interned.len() < INTERN_MAX {
+                            self.interned.insert(a.clone());
+                        }
+                        a
+                    }
+                };
+                self.scratch = buf;
+                Value::String(shared)
             }
             5 => {
                 let days = i32::from_le_bytes(self.exact()?);
@@ -379,6 +415,8 @@ pub fn load(org: &Org, path: &Path) -> Result<Stats, PersistError> {
         r: BufReader::with_capacity(1 << 20, file),
         path,
         bytes: 0,
+        interned: HashSet::new(),
+        scratch: Vec::new(),
     };
     let magic: [u8; 8] = rd.exact().map_err(|_| PersistError::NotDataFile {
         path: path.to_path_buf(),
@@ -503,8 +541,9 @@ async fn save_if_changed(org: &Org, path: &Path, saved: &AtomicU64) -> Result<()
 }
 
 impl Persister {
-    /// Starts saving `org` to `path` every `interval` when its data changed since the last
-    /// save (or since the load, for a freshly loaded org).
+    /// Starts saving `org` to `path` every `interval` (or four times the last save's duration,
+    /// if longer) when its data changed since the last save (or since the load, for a freshly
+    /// loaded org).
     pub fn spawn(org: Org, path: PathBuf, interval: Duration) -> Persister {
         // A file that does not exist yet is written at the first tick (seeded data included).
         let baseline = if path.exists() {
@@ -516,16 +555,19 @@ impl Persister {
         let (tx, mut rx) = oneshot::channel::<()>();
         let (o, p, s) = (org.clone(), path.clone(), saved.clone());
         let task = tokio::spawn(async move {
-            let mut tick = tokio::time::interval(interval.max(Duration::from_millis(10)));
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            tick.tick().await;
+            let interval = interval.max(Duration::from_millis(10));
+            let mut wait = interval;
             loop {
                 tokio::select! {
                     _ = &mut rx => break,
-                    _ = tick.tick() => {
+                    _ = tokio::time::sleep(wait) => {
+                        let started = std::time::Instant::now();
                         if let Err(e) = save_if_changed(&o, &p, &s).await {
                             tracing::error!("saving the data file: {e}");
                         }
+                        // A big org takes a while to save (writers wait meanwhile): leave
+                        // at least four times that long between saves.
+                        wait = interval.max(started.elapsed() * 4);
                     }
                 }
             }

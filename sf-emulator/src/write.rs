@@ -1134,7 +1134,9 @@ impl Txn<'_> {
     }
 }
 
-/// Recomputes derived fields: person-name compounds (`Name` = "First Last") and formulas.
+/// Recomputes derived fields: person-name compounds (`Name` = "First Last"), the standard
+/// status flags Salesforce derives (Opportunity `IsClosed`/`IsWon`/`ForecastCategory` from the
+/// stage, Case `IsClosed` from the status) and formulas.
 pub fn derive(o: &ObjectSchema, r: &mut Record) {
     for i in 0..o.fields.len() {
         if render::is_person_name(o, i) {
@@ -1142,7 +1144,50 @@ pub fn derive(o: &ObjectSchema, r: &mut Record) {
             r.set(i, v);
         }
     }
+    standard_flags(o, r);
     crate::formula::apply(o, r);
+}
+
+fn standard_flags(o: &ObjectSchema, r: &mut Record) {
+    let pos = |n: &str| o.field_index(n);
+    match o.name.as_str() {
+        "Opportunity" => {
+            let Some(stage) = pos("StageName").and_then(|i| r.get(i).as_str().map(str::to_string))
+            else {
+                return;
+            };
+            let won = stage == "Closed Won";
+            let closed = won || stage.starts_with("Closed");
+            let category = if won {
+                "Closed"
+            } else if closed {
+                "Omitted"
+            } else {
+                "Pipeline"
+            };
+            for (f, v) in [
+                ("IsClosed", Value::Bool(closed)),
+                ("IsWon", Value::Bool(won)),
+                ("ForecastCategory", Value::str(category)),
+            ] {
+                if let Some(i) = pos(f) {
+                    r.set(i, v);
+                }
+            }
+            if let Some(i) = pos("ForecastCategoryName") {
+                if r.get(i).is_null() || closed {
+                    r.set(i, Value::str(category));
+                }
+            }
+        }
+        "Case" => {
+            if let (Some(s), Some(c)) = (pos("Status"), pos("IsClosed")) {
+                let closed = r.get(s).as_str() == Some("Closed");
+                r.set(c, Value::Bool(closed));
+            }
+        }
+        _ => {}
+    }
 }
 
 /// Fills auto-number fields from the record's Id counter: standard objects use Salesforce's

@@ -263,4 +263,16 @@ async fn standard_auto_numbers_and_required_fields() {
         .await;
     assert_eq!(rec["CloseDate"], "2024-03-01");
     assert_eq!(rec["Amount"], 1500.5);
+    assert_eq!(rec["IsClosed"], false);
+    assert_eq!(rec["ForecastCategory"], "Pipeline");
+    let url = e.data(&format!(
+        "/sobjects/Opportunity/{}",
+        v["id"].as_str().unwrap()
+    ));
+    let (s, _) = e.patch(&url, json!({"StageName": "Closed Won"})).await;
+    assert_eq!(s, 204);
+    let (_, rec) = e.get(&url).await;
+    assert_eq!(rec["IsClosed"], true);
+    assert_eq!(rec["IsWon"], true);
+    assert_eq!(rec["ForecastCategory"], "Closed");
 }

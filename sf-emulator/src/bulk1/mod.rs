@@ -126,12 +126,15 @@ enum BatchState {
 }
 
 impl BatchState {
-    fn as_str(self) -> &'static str {
+    /// The state name: `Not Processed` in XML, `NotProcessed` in JSON (what simple-salesforce
+    /// polls for).
+    fn as_str(self, format: Format) -> &'static str {
         match self {
             BatchState::Queued => "Queued",
             BatchState::InProgress => "InProgress",
             BatchState::Completed => "Completed",
             BatchState::Failed => "Failed",
+            BatchState::NotProcessed if format == Format::Json => "NotProcessed",
             BatchState::NotProcessed => "Not Processed",
         }
     }
@@ -312,11 +315,11 @@ impl Bulk1 {
     }
 }
 
-fn batch_doc(b: &Batch) -> Doc {
+fn batch_doc(b: &Batch, format: Format) -> Doc {
     let mut f: Vec<(&'static str, Field)> = vec![
         ("id", text(b.id.as_str())),
         ("jobId", text(b.job_id.as_str())),
-        ("state", text(b.state.as_str())),
+        ("state", text(b.state.as_str(format))),
     ];
     if let Some(m) = &b.state_message {
         f.push(("stateMessage", text(m.clone())));
@@ -607,13 +610,15 @@ async fn add_batch(
         };
         j.batches.push(b.id);
         j.modstamp_ms = now;
-        let doc = batch_doc(&b);
+        let doc = batch_doc(&b, format);
         let bid = b.id;
         bulk.batches.lock().insert(bid, b);
         (bid, format, doc)
     };
+    // The batch is answered as queued (its state when accepted) once it has been processed,
+    // so a client's first status poll already sees it complete.
     let bulk2 = bulk.clone();
-    tokio::task::spawn_blocking(move || process(&org, &bulk2, batch_id));
+    let _ = tokio::task::spawn_blocking(move || process(&org, &bulk2, batch_id)).await;
     Ok(doc.respond(StatusCode::CREATED, format))
 }
 
@@ -658,7 +663,7 @@ async fn list_batches(
         .batches
         .iter()
         .filter_map(|b| batches.get(b))
-        .map(batch_doc)
+        .map(|b| batch_doc(b, format))
         .collect();
     Ok(match format {
         Format::Json => wire::json_response(
@@ -691,7 +696,7 @@ async fn batch_info(
     auth(&org, &headers, &method, &uri, format)?;
     version_of(&version, format)?;
     with_batch(&bulk, &job, &batch, format, |j, b| {
-        Ok(batch_doc(b).respond(StatusCode::OK, j.content_type.family()))
+        Ok(batch_doc(b, j.content_type.family()).respond(StatusCode::OK, j.content_type.family()))
     })
 }
 
@@ -727,7 +732,7 @@ async fn batch_result(
         match &b.result {
             BatchResult::None => Err(BulkError::new(
                 "InvalidBatch",
-                format!("Batch not completed: state is {}", b.state.as_str()),
+                format!("Batch not completed: state is {}", b.state.as_str(format)),
                 format,
             )),
             BatchResult::Query { result_id, .. } => Ok(match format {
