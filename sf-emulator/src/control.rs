@@ -53,6 +53,11 @@ pub fn routes() -> Router<Org> {
         .route("/__emulator/save", post(save_now))
 }
 
+/// How far the emulated clock may run ahead of the wall clock (100 years).
+const MAX_CLOCK_OFFSET_MS: i64 = 100 * 365 * 86_400_000;
+/// Longest session lifetime accepted (10 years).
+const MAX_SESSION_SECONDS: u64 = 10 * 365 * 86_400;
+
 fn invalid(message: impl Into<String>) -> ApiError {
     ApiError::bad_request("INVALID_REQUEST", message)
 }
@@ -433,6 +438,11 @@ async fn advance_clock(State(org): State<Org>, bytes: Bytes) -> Result<Response,
             "advance_ms must be ≥ 0: the emulated clock never goes back",
         ));
     }
+    if org.clock_state().0.saturating_add(req.advance_ms) > MAX_CLOCK_OFFSET_MS {
+        return Err(invalid(format!(
+            "the emulated clock can run at most {MAX_CLOCK_OFFSET_MS} ms (100 years) ahead"
+        )));
+    }
     org.advance_clock(req.advance_ms);
     Ok(ok(clock_json(&org)))
 }
@@ -452,8 +462,10 @@ struct SessionsReq {
 /// sessions, applied from their next use.
 async fn set_sessions(State(org): State<Org>, bytes: Bytes) -> Result<Response, ApiError> {
     let req: SessionsReq = body(&bytes, r#"{"lifetime_seconds":900}"#)?;
-    if req.lifetime_seconds == 0 {
-        return Err(invalid("lifetime_seconds must be at least 1"));
+    if !(1..=MAX_SESSION_SECONDS).contains(&req.lifetime_seconds) {
+        return Err(invalid(format!(
+            "lifetime_seconds must be between 1 and {MAX_SESSION_SECONDS} (10 years)"
+        )));
     }
     org.set_session_seconds(req.lifetime_seconds);
     Ok(ok(json!({"lifetime_seconds": org.session_seconds()})))

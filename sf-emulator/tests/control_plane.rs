@@ -524,6 +524,23 @@ async fn clock_advances_and_never_goes_back() {
         .as_str()
         .unwrap()
         .contains("never goes back"));
+    let (s, v) = ctl(
+        &e,
+        Method::POST,
+        "/clock",
+        Some(json!({"advance_ms": i64::MAX})),
+    )
+    .await;
+    assert_eq!(s, 400, "{v}");
+    assert!(v[0]["message"].as_str().unwrap().contains("100 years"));
+    let (s, _) = ctl(
+        &e,
+        Method::PUT,
+        "/sessions",
+        Some(json!({"lifetime_seconds": u64::MAX})),
+    )
+    .await;
+    assert_eq!(s, 400);
 }
 
 #[tokio::test]
