@@ -9,6 +9,8 @@ use generated::salesforce::invoice::{
     self, Invoice, InvoiceChanges, NewInvoice, PaymentMethods, PaymentMethodsSet, Status,
 };
 
+use sync_runtime::adapter::{pg_values_to_sf_body, WriteKind};
+
 use crate::support::{keys, migrated, trigger_log};
 
 fn new_invoice() -> NewInvoice {
@@ -80,6 +82,35 @@ fn a_generated_invoice_round_trips_through_insert_select_and_update() {
     assert_eq!(
         log[1].values.as_ref().unwrap()["payment_methods__c"],
         "Cash"
+    );
+
+    // The writer turns the captured columns into a Salesforce update body.
+    let values = log[1].values.as_ref().unwrap().as_object().unwrap();
+    let body = pg_values_to_sf_body(&invoice::MAPPING, values, WriteKind::Update).unwrap();
+    assert_eq!(
+        body.into_json(),
+        serde_json::json!({"Paid__c": true, "Payment_Methods__c": "Cash", "Status__c": "Paid"})
+    );
+    // An insert becomes a create body of the createable columns that have values; the time
+    // and date columns are converted to Salesforce's spelling.
+    let values = log[0].values.as_ref().unwrap().as_object().unwrap();
+    let body = pg_values_to_sf_body(&invoice::MAPPING, values, WriteKind::Create).unwrap();
+    assert_eq!(
+        body.get("Due_Time__c"),
+        Some(&serde_json::json!("17:30:00.000Z"))
+    );
+    assert_eq!(
+        body.get("Issued_On__c"),
+        Some(&serde_json::json!("2026-11-01"))
+    );
+    assert_eq!(
+        body.get("External_Id__c"),
+        Some(&serde_json::json!("INV-0001"))
+    );
+    assert!(body.get("Id").is_none() && body.get("Total__c").is_none());
+    assert!(
+        body.get("Reseller__c").is_none(),
+        "nulls are left out of a create"
     );
 }
 

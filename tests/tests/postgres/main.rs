@@ -4,6 +4,7 @@
 mod support;
 
 mod generated_models;
+mod mapping_change;
 mod migrations;
 mod models;
 mod triggers;
