@@ -1,0 +1,555 @@
+//! The write plan: coalesced record operations become an ordered list of Salesforce calls (pure).
+//!
+//! - Bodies come from the captured column values (`adapter::pg_values_to_sf_body`): an update
+//!   carries only the changed, updateable fields, so a concurrent Salesforce edit to another
+//!   field survives; an update that changes no field Salesforce knows sends nothing.
+//! - A create of a mapping with an `upsert_key` whose row has a value for it is an upsert by
+//!   that external ID (idempotent); otherwise a plain create (made exactly-once by the journal,
+//!   see `journal`).
+//! - Steps run one after the other; the chunks of one step (≤ `chunk_size` records, one sObject
+//!   Collections call each) may run concurrently. Creates, upserts and updates run parents first
+//!   (mapping order by reference fields, [`mapping_order`]), deletes children first.
+//! - One step never names the same record (`sfid`) or external ID (case-insensitive, as
+//!   Salesforce compares them) twice: Salesforce fails every duplicate of a chunk. A second
+//!   write to the same key waits for a later round.
+//! - A step larger than `bulk_threshold` records goes through one Bulk API 2.0 ingest job.
+
+use std::collections::HashSet;
+
+use serde_json::{Map, Value};
+
+use crate::adapter::{pg_values_to_sf_body, MappingDescriptor, WriteKind};
+
+use super::coalesce::{Coalesced, NetOp};
+
+/// Sizes that shape the plan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PlanConfig {
+    /// Records per sObject Collections call (Salesforce's maximum is 200).
+    pub chunk_size: usize,
+    /// A step with more records than this goes through a Bulk API 2.0 ingest job.
+    pub bulk_threshold: usize,
+}
+
+impl Default for PlanConfig {
+    fn default() -> Self {
+        PlanConfig {
+            chunk_size: 200,
+            bulk_threshold: 2_000,
+        }
+    }
+}
+
+/// The Salesforce operation of a step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CallKind {
+    Create,
+    Upsert,
+    Update,
+    Delete,
+}
+
+impl CallKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CallKind::Create => "create",
+            CallKind::Upsert => "upsert",
+            CallKind::Update => "update",
+            CallKind::Delete => "delete",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<CallKind> {
+        match s {
+            "create" => Some(CallKind::Create),
+            "upsert" => Some(CallKind::Upsert),
+            "update" => Some(CallKind::Update),
+            "delete" => Some(CallKind::Delete),
+            _ => None,
+        }
+    }
+}
+
+/// One record's write.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Write {
+    pub table: String,
+    pub record_id: i32,
+    /// The trigger-log entries this write settles.
+    pub entry_ids: Vec<i32>,
+    pub kind: CallKind,
+    /// Update and delete: the record.
+    pub sfid: Option<String>,
+    /// Upsert: the external ID value.
+    pub external_id: Option<String>,
+    /// Fields by Salesforce name (empty for a delete).
+    pub body: Map<String, Value>,
+}
+
+/// How a step reaches Salesforce.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Transport {
+    /// sObject Collections calls, one per chunk; the chunks may run concurrently.
+    Collections(Vec<Vec<Write>>),
+    /// One Bulk API 2.0 ingest job.
+    Bulk(Vec<Write>),
+}
+
+/// Writes of one mapping and one kind.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Step {
+    /// Index into the mappings the plan was made for.
+    pub mapping: usize,
+    pub kind: CallKind,
+    pub transport: Transport,
+}
+
+impl Step {
+    pub fn writes(&self) -> impl Iterator<Item = &Write> {
+        let (chunks, bulk): (&[Vec<Write>], &[Write]) = match &self.transport {
+            Transport::Collections(chunks) => (chunks, &[]),
+            Transport::Bulk(writes) => (&[], writes),
+        };
+        chunks.iter().flatten().chain(bulk.iter())
+    }
+}
+
+/// Entries settled without a call.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settled {
+    pub table: String,
+    pub record_id: i32,
+    pub entry_ids: Vec<i32>,
+    /// Whether the row still exists with an `sfid` (so `_hc_lastop` goes back to `SYNCED`).
+    pub sfid: Option<String>,
+}
+
+/// A record whose values cannot be turned into a request body: a definite failure found
+/// before sending.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rejected {
+    pub table: String,
+    pub record_id: i32,
+    pub entry_ids: Vec<i32>,
+    pub field: String,
+    pub message: String,
+}
+
+/// The ordered calls for one round of pending entries.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Plan {
+    pub steps: Vec<Step>,
+    /// Entries that need no call (insert deleted before sending, update of unsent columns only).
+    pub settled: Vec<Settled>,
+    pub rejected: Vec<Rejected>,
+    /// Entries left pending for a later round.
+    pub deferred: Vec<i32>,
+}
+
+impl Plan {
+    pub fn write_count(&self) -> usize {
+        self.steps.iter().map(|s| s.writes().count()).sum()
+    }
+}
+
+/// Mapping indexes, parents before children: a mapping comes after every mapping its reference
+/// fields point to. Self references are ignored; a cycle keeps the given order.
+pub fn mapping_order(mappings: &[&MappingDescriptor]) -> Vec<usize> {
+    let parents: Vec<Vec<usize>> = mappings
+        .iter()
+        .enumerate()
+        .map(|(i, m)| {
+            let mut ps: Vec<usize> = m
+                .fields
+                .iter()
+                .flat_map(|f| f.reference_to.iter())
+                .filter_map(|target| {
+                    mappings
+                        .iter()
+                        .position(|p| p.object.eq_ignore_ascii_case(target))
+                })
+                .filter(|&p| p != i)
+                .collect();
+            ps.sort_unstable();
+            ps.dedup();
+            ps
+        })
+        .collect();
+    let mut order = Vec::with_capacity(mappings.len());
+    let mut placed = vec![false; mappings.len()];
+    while order.len() < mappings.len() {
+        let ready = (0..mappings.len())
+            .find(|&i| !placed[i] && parents[i].iter().all(|&p| placed[p]))
+            // A cycle: take the first unplaced mapping.
+            .or_else(|| (0..mappings.len()).find(|&i| !placed[i]))
+            .expect("an unplaced mapping exists while the order is incomplete");
+        placed[ready] = true;
+        order.push(ready);
+    }
+    order
+}
+
+/// Builds the plan for coalesced record operations of `mappings` (matched by table name).
+pub fn plan(mappings: &[&MappingDescriptor], ops: Vec<Coalesced>, config: PlanConfig) -> Plan {
+    let mut out = Plan::default();
+    let mut per_mapping: Vec<[Vec<Write>; 4]> =
+        (0..mappings.len()).map(|_| Default::default()).collect();
+
+    for op in ops {
+        out.deferred.extend(op.deferred.iter().copied());
+        let Some(m) = mappings.iter().position(|m| m.table == op.table) else {
+            out.deferred.extend(op.entry_ids);
+            continue;
+        };
+        let mapping = mappings[m];
+        match build_write(mapping, op) {
+            Built::Write(w) => {
+                let slot = match w.kind {
+                    CallKind::Upsert => 0,
+                    CallKind::Create => 1,
+                    CallKind::Update => 2,
+                    CallKind::Delete => 3,
+                };
+                per_mapping[m][slot].push(w);
+            }
+            Built::Settled(s) => out.settled.push(s),
+            Built::Rejected(r) => out.rejected.push(r),
+        }
+    }
+
+    let order = mapping_order(mappings);
+    let mut push = |m: usize, writes: Vec<Write>, out: &mut Plan| {
+        if writes.is_empty() {
+            return;
+        }
+        let kind = writes[0].kind;
+        let (writes, later) = without_duplicate_keys(writes);
+        out.deferred
+            .extend(later.into_iter().flat_map(|w| w.entry_ids));
+        let transport = if writes.len() > config.bulk_threshold {
+            Transport::Bulk(writes)
+        } else {
+            Transport::Collections(chunk(writes, config.chunk_size.max(1)))
+        };
+        out.steps.push(Step {
+            mapping: m,
+            kind,
+            transport,
+        });
+    };
+    for &m in &order {
+        let [upserts, creates, updates, _] = &mut per_mapping[m];
+        let (u, c, p) = (
+            std::mem::take(upserts),
+            std::mem::take(creates),
+            std::mem::take(updates),
+        );
+        push(m, u, &mut out);
+        push(m, c, &mut out);
+        push(m, p, &mut out);
+    }
+    for &m in order.iter().rev() {
+        let deletes = std::mem::take(&mut per_mapping[m][3]);
+        push(m, deletes, &mut out);
+    }
+    out.deferred.sort_unstable();
+    out
+}
+
+enum Built {
+    Write(Write),
+    Settled(Settled),
+    Rejected(Rejected),
+}
+
+fn build_write(mapping: &MappingDescriptor, op: Coalesced) -> Built {
+    let settled = |sfid: Option<String>, op: Coalesced| {
+        Built::Settled(Settled {
+            table: op.table,
+            record_id: op.record_id,
+            entry_ids: op.entry_ids,
+            sfid,
+        })
+    };
+    let (kind, sfid, values) = match &op.op {
+        NetOp::Nothing => return settled(None, op),
+        NetOp::Delete { sfid } => {
+            let sfid = sfid.clone();
+            return Built::Write(Write {
+                table: op.table,
+                record_id: op.record_id,
+                entry_ids: op.entry_ids,
+                kind: CallKind::Delete,
+                sfid: Some(sfid),
+                external_id: None,
+                body: Map::new(),
+            });
+        }
+        NetOp::Create { values } => (WriteKind::Create, None, values),
+        NetOp::Update { sfid, values } => (WriteKind::Update, Some(sfid.clone()), values),
+    };
+    let body = match pg_values_to_sf_body(mapping, values, kind) {
+        Ok(body) => body.fields().clone(),
+        Err(e) => {
+            return Built::Rejected(Rejected {
+                table: op.table,
+                record_id: op.record_id,
+                entry_ids: op.entry_ids,
+                field: e.field.to_owned(),
+                message: e.to_string(),
+            })
+        }
+    };
+    if kind == WriteKind::Update && body.is_empty() {
+        return settled(sfid, op);
+    }
+    let external_id = match (kind, mapping.upsert_key) {
+        (WriteKind::Create, Some(key)) => body.get(key).and_then(external_id_text),
+        _ => None,
+    };
+    let call = match (kind, &external_id) {
+        (WriteKind::Update, _) => CallKind::Update,
+        (WriteKind::Create, Some(_)) => CallKind::Upsert,
+        (WriteKind::Create, None) => CallKind::Create,
+    };
+    Built::Write(Write {
+        table: op.table,
+        record_id: op.record_id,
+        entry_ids: op.entry_ids,
+        kind: call,
+        sfid,
+        external_id,
+        body,
+    })
+}
+
+fn external_id_text(value: &Value) -> Option<String> {
+    match value {
+        Value::String(s) if !s.is_empty() => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// The key Salesforce matches a write on, if any.
+fn key(write: &Write) -> Option<String> {
+    write
+        .sfid
+        .as_ref()
+        .or(write.external_id.as_ref())
+        .map(|k| k.to_ascii_lowercase())
+}
+
+/// Splits off writes whose key already appeared earlier in the step.
+fn without_duplicate_keys(writes: Vec<Write>) -> (Vec<Write>, Vec<Write>) {
+    let mut seen = HashSet::new();
+    writes
+        .into_iter()
+        .partition(|w| key(w).is_none_or(|k| seen.insert(k)))
+}
+
+fn chunk(writes: Vec<Write>, size: usize) -> Vec<Vec<Write>> {
+    let mut chunks = Vec::with_capacity(writes.len().div_ceil(size));
+    let mut it = writes.into_iter().peekable();
+    while it.peek().is_some() {
+        chunks.push(it.by_ref().take(size).collect());
+    }
+    chunks
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::engine::writer::testing::{account, contact, invoice};
+
+    fn values(v: Value) -> Map<String, Value> {
+        v.as_object().cloned().unwrap()
+    }
+
+    fn op(table: &str, record_id: i32, op: NetOp) -> Coalesced {
+        Coalesced {
+            table: table.into(),
+            record_id,
+            op,
+            entry_ids: vec![record_id * 10],
+            deferred: vec![],
+        }
+    }
+
+    fn create(table: &str, record_id: i32, v: Value) -> Coalesced {
+        op(table, record_id, NetOp::Create { values: values(v) })
+    }
+
+    fn kinds(plan: &Plan) -> Vec<(usize, CallKind)> {
+        plan.steps.iter().map(|s| (s.mapping, s.kind)).collect()
+    }
+
+    #[test]
+    fn parents_are_written_before_children_and_deleted_after_them() {
+        let mappings = [contact(), account()];
+        assert_eq!(mapping_order(&mappings), [1, 0]);
+        let p = plan(
+            &mappings,
+            vec![
+                create("contact", 1, json!({"lastname": "L"})),
+                op(
+                    "contact",
+                    2,
+                    NetOp::Delete {
+                        sfid: "003A".into(),
+                    },
+                ),
+                create("account", 3, json!({"name": "A"})),
+                op(
+                    "account",
+                    4,
+                    NetOp::Delete {
+                        sfid: "001A".into(),
+                    },
+                ),
+            ],
+            PlanConfig::default(),
+        );
+        assert_eq!(
+            kinds(&p),
+            [
+                (1, CallKind::Create),
+                (0, CallKind::Create),
+                (0, CallKind::Delete),
+                (1, CallKind::Delete)
+            ]
+        );
+    }
+
+    #[test]
+    fn an_update_sends_only_the_changed_writable_fields() {
+        let p = plan(
+            &[account()],
+            vec![op(
+                "account",
+                1,
+                NetOp::Update {
+                    sfid: "001A".into(),
+                    values: values(
+                        json!({"phone": "555", "systemmodstamp": "2024-01-01T00:00:00"}),
+                    ),
+                },
+            )],
+            PlanConfig::default(),
+        );
+        let w: Vec<_> = p.steps[0].writes().collect();
+        assert_eq!(w[0].kind, CallKind::Update);
+        assert_eq!(w[0].sfid.as_deref(), Some("001A"));
+        assert_eq!(w[0].body, values(json!({"Phone": "555"})));
+    }
+
+    #[test]
+    fn an_update_of_columns_salesforce_does_not_take_sends_nothing() {
+        let p = plan(
+            &[account()],
+            vec![op(
+                "account",
+                1,
+                NetOp::Update {
+                    sfid: "001A".into(),
+                    values: values(json!({"systemmodstamp": "2024-01-01T00:00:00"})),
+                },
+            )],
+            PlanConfig::default(),
+        );
+        assert!(p.steps.is_empty());
+        assert_eq!(p.settled.len(), 1);
+        assert_eq!(p.settled[0].sfid.as_deref(), Some("001A"));
+    }
+
+    #[test]
+    fn a_create_with_an_upsert_key_value_is_an_upsert_by_external_id() {
+        let p = plan(
+            &[invoice()],
+            vec![
+                create(
+                    "invoice__c",
+                    1,
+                    json!({"name": "I-1", "external_id__c": "X1"}),
+                ),
+                create("invoice__c", 2, json!({"name": "I-2"})),
+            ],
+            PlanConfig::default(),
+        );
+        assert_eq!(kinds(&p), [(0, CallKind::Upsert), (0, CallKind::Create)]);
+        let w: Vec<_> = p.steps[0].writes().collect();
+        assert_eq!(w[0].external_id.as_deref(), Some("X1"));
+        assert_eq!(w[0].body.get("External_Id__c"), Some(&json!("X1")));
+    }
+
+    #[test]
+    fn one_step_never_names_the_same_external_id_twice() {
+        let p = plan(
+            &[invoice()],
+            vec![
+                create("invoice__c", 1, json!({"external_id__c": "X1"})),
+                create("invoice__c", 2, json!({"external_id__c": "x1"})),
+                create("invoice__c", 3, json!({"external_id__c": "X2"})),
+            ],
+            PlanConfig::default(),
+        );
+        let ids: Vec<i32> = p.steps[0].writes().map(|w| w.record_id).collect();
+        assert_eq!(ids, [1, 3]);
+        assert_eq!(p.deferred, [20]);
+    }
+
+    #[test]
+    fn writes_are_chunked_by_200_and_large_steps_use_bulk() {
+        let ops = |n: i32| {
+            (1..=n)
+                .map(|i| create("account", i, json!({"name": format!("A{i}")})))
+                .collect::<Vec<_>>()
+        };
+        let p = plan(&[account()], ops(401), PlanConfig::default());
+        let Transport::Collections(chunks) = &p.steps[0].transport else {
+            panic!("expected collections");
+        };
+        assert_eq!(
+            chunks.iter().map(Vec::len).collect::<Vec<_>>(),
+            [200, 200, 1]
+        );
+        let p = plan(
+            &[account()],
+            ops(401),
+            PlanConfig {
+                chunk_size: 200,
+                bulk_threshold: 400,
+            },
+        );
+        assert!(matches!(&p.steps[0].transport, Transport::Bulk(w) if w.len() == 401));
+    }
+
+    #[test]
+    fn a_value_that_cannot_be_converted_is_rejected_before_sending() {
+        let p = plan(
+            &[invoice()],
+            vec![create(
+                "invoice__c",
+                1,
+                json!({"due_time__c": "not a time"}),
+            )],
+            PlanConfig::default(),
+        );
+        assert!(p.steps.is_empty());
+        assert_eq!(p.rejected.len(), 1);
+        assert_eq!(p.rejected[0].field, "Due_Time__c");
+    }
+
+    #[test]
+    fn entries_of_tables_outside_the_plan_are_deferred() {
+        let p = plan(
+            &[account()],
+            vec![create("lead", 1, json!({"name": "x"}))],
+            PlanConfig::default(),
+        );
+        assert!(p.steps.is_empty());
+        assert_eq!(p.deferred, [10]);
+    }
+}
