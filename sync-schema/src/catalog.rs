@@ -6,6 +6,10 @@
 
 use std::path::PathBuf;
 
+pub use crate::model::{
+    Access, ConflictPolicy, DeleteMode, PgType, SfType, SyncOptions, WriteKind,
+};
+
 /// Every mapping of a project, validated and with all types resolved.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Catalog {
@@ -81,42 +85,6 @@ impl Mapping {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Access {
-    ReadOnly,
-    ReadWrite,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct SyncOptions {
-    /// Use Change Data Capture when the org offers it; poll otherwise.
-    pub streaming: bool,
-    pub poll_seconds: u32,
-    pub deletes: DeleteMode,
-    pub conflict: ConflictPolicy,
-    pub max_daily_api_calls: u32,
-}
-
-/// What a delete in Salesforce does to the Postgres row.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DeleteMode {
-    /// Delete the row (Heroku Connect's behaviour).
-    Hard,
-    /// Keep the row with `isdeleted = true`.
-    Soft,
-}
-
-/// How a change made on both sides since the last sync is resolved.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ConflictPolicy {
-    /// Field-level merge: disjoint field changes both win; the same field changed on both sides
-    /// is a recorded conflict.
-    Merge,
-    SalesforceWins,
-    PostgresWins,
-    LastWriterWins,
-}
-
 /// One synced Salesforce field, and the one Postgres column it lands in.
 ///
 /// Compound fields (address, geolocation) never appear here: their component fields do
@@ -147,7 +115,8 @@ pub struct Field {
     pub unique: bool,
     /// Salesforce requires a value on create: not nillable, createable, not defaulted.
     pub required_on_create: bool,
-    /// Written back to Salesforce on a read-write mapping (createable or updateable, not calculated).
+    /// Written back to Salesforce: [`crate::model::is_writable`] for the mapping's access, and
+    /// listed in `write_fields` when the mapping restricts them.
     pub writable: bool,
     /// Salesforce length for text types.
     pub length: Option<u32>,
@@ -157,88 +126,10 @@ pub struct Field {
     pub relationship_name: Option<String>,
 }
 
-/// Salesforce field types (describe `type`) that forcesync can sync.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SfType {
-    Id,
-    Reference,
-    String,
-    TextArea,
-    Email,
-    Phone,
-    Url,
-    Picklist,
-    MultiPicklist,
-    Combobox,
-    EncryptedString,
-    Double,
-    Currency,
-    Percent,
-    Int,
-    Long,
-    Boolean,
-    Date,
-    DateTime,
-    Time,
-}
-
-impl SfType {
-    /// The describe `type` string.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SfType::Id => "id",
-            SfType::Reference => "reference",
-            SfType::String => "string",
-            SfType::TextArea => "textarea",
-            SfType::Email => "email",
-            SfType::Phone => "phone",
-            SfType::Url => "url",
-            SfType::Picklist => "picklist",
-            SfType::MultiPicklist => "multipicklist",
-            SfType::Combobox => "combobox",
-            SfType::EncryptedString => "encryptedstring",
-            SfType::Double => "double",
-            SfType::Currency => "currency",
-            SfType::Percent => "percent",
-            SfType::Int => "int",
-            SfType::Long => "long",
-            SfType::Boolean => "boolean",
-            SfType::Date => "date",
-            SfType::DateTime => "datetime",
-            SfType::Time => "time",
-        }
-    }
-}
-
-/// Postgres column types (Heroku Connect compatible).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PgType {
-    Varchar(u32),
-    Text,
-    DoublePrecision,
-    Integer,
-    BigInt,
-    Boolean,
-    Date,
-    /// `timestamp` without time zone, holding UTC.
-    Timestamp,
-    Time,
-}
-
-impl PgType {
-    /// SQL spelling, e.g. `varchar(255)`, `double precision`.
-    pub fn sql(&self) -> String {
-        match self {
-            PgType::Varchar(n) => format!("varchar({n})"),
-            PgType::Text => "text".to_owned(),
-            PgType::DoublePrecision => "double precision".to_owned(),
-            PgType::Integer => "integer".to_owned(),
-            PgType::BigInt => "bigint".to_owned(),
-            PgType::Boolean => "boolean".to_owned(),
-            PgType::Date => "date".to_owned(),
-            PgType::Timestamp => "timestamp".to_owned(),
-            PgType::Time => "time".to_owned(),
-        }
+impl Field {
+    /// Whether the field goes into a Salesforce body of this kind ([`crate::model::is_sent`]).
+    pub fn sent_on(&self, kind: WriteKind) -> bool {
+        crate::model::is_sent(kind, self.writable, self.createable, self.updateable)
     }
 }
 

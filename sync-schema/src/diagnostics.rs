@@ -157,6 +157,7 @@ impl Diagnostics {
     }
 
     /// Orders by file, then position, and drops exact duplicates.
+    #[cfg(feature = "codegen")]
     pub(crate) fn sort(&mut self) {
         self.0.sort_by(|a, b| {
             (&a.file, a.span.start, a.span.end, &a.message).cmp(&(

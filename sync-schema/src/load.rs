@@ -697,9 +697,8 @@ fn build<'d>(
                 f.compound = None;
             }
         }
-        if f.system {
-            f.writable = false;
-        }
+        f.writable =
+            crate::model::is_writable(access, f.system, f.createable, f.updateable, f.calculated);
         if let Some(allowed) = &write_only {
             f.writable = f.writable && allowed.contains(&f.sf_name.to_ascii_lowercase());
         }

@@ -17,29 +17,7 @@ pub const MULTIPICKLIST_WIDTH: u32 = 4099;
 /// anyType, complexvalue, ...) and for compound types (address, location), which sync through
 /// their components.
 pub fn sf_type(describe_type: &str) -> Option<SfType> {
-    Some(match describe_type {
-        "id" => SfType::Id,
-        "reference" => SfType::Reference,
-        "string" => SfType::String,
-        "textarea" => SfType::TextArea,
-        "email" => SfType::Email,
-        "phone" => SfType::Phone,
-        "url" => SfType::Url,
-        "picklist" => SfType::Picklist,
-        "multipicklist" => SfType::MultiPicklist,
-        "combobox" => SfType::Combobox,
-        "encryptedstring" => SfType::EncryptedString,
-        "double" => SfType::Double,
-        "currency" => SfType::Currency,
-        "percent" => SfType::Percent,
-        "int" => SfType::Int,
-        "long" => SfType::Long,
-        "boolean" => SfType::Boolean,
-        "date" => SfType::Date,
-        "datetime" => SfType::DateTime,
-        "time" => SfType::Time,
-        _ => return None,
-    })
+    SfType::from_describe(describe_type)
 }
 
 /// The Postgres column type of a field (Heroku Connect's table).
@@ -122,7 +100,14 @@ pub fn field(describe: &FieldDescribe, system: bool) -> Result<Field, String> {
             })
             .collect(),
     });
-    let writable = (describe.createable || describe.updateable) && !describe.calculated;
+    // As if the mapping were read-write; the loader narrows it by access and `write_fields`.
+    let writable = crate::model::is_writable(
+        crate::model::Access::ReadWrite,
+        system,
+        describe.createable,
+        describe.updateable,
+        describe.calculated,
+    );
     Ok(Field {
         sf_name: describe.name.clone(),
         label: describe.label.clone(),
@@ -236,15 +221,17 @@ const KEYWORDS: &[&str] = &[
     "abstract", "as", "async", "await", "become", "box", "break", "const", "continue", "crate",
     "do", "dyn", "else", "enum", "extern", "false", "final", "fn", "for", "gen", "if", "impl",
     "in", "let", "loop", "macro", "match", "mod", "move", "mut", "override", "priv", "pub", "ref",
-    "return", "self", "static", "struct", "super", "trait", "true", "try", "type", "typeof",
-    "unsafe", "unsized", "use", "virtual", "where", "while", "yield",
+    "return", "self", "Self", "static", "struct", "super", "trait", "true", "try", "type",
+    "typeof", "unsafe", "unsized", "use", "virtual", "where", "while", "yield",
 ];
 
 pub fn is_keyword(ident: &str) -> bool {
     KEYWORDS.contains(&ident)
 }
 
-fn escape_keyword(ident: String) -> String {
+/// A keyword with `_` appended (`type` → `type_`); any other name unchanged. The one escaping
+/// used for every generated Rust name.
+pub fn escape_keyword(ident: String) -> String {
     if is_keyword(&ident) {
         format!("{ident}_")
     } else {

@@ -18,12 +18,11 @@ use diesel::sql_types::{Nullable, Text};
 use diesel_migrations::MigrationHarness;
 use forcesync_tests::pg::TestDb;
 use generated::salesforce::account::{self, Account, NewAccount};
+use generated::salesforce::REGISTRY;
 use serde_json::Value;
 use sync_runtime::adapter::{SfRecord, SyncAdapter};
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
-
-const API: &str = "v59.0";
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -98,8 +97,8 @@ async fn main() -> Result<(), Error> {
     let body = row.create_body().into_json();
     let created: Value = http
         .post(format!(
-            "{}/services/data/{API}/sobjects/Account",
-            emulator.base_url
+            "{}/services/data/v{}/sobjects/Account",
+            emulator.base_url, REGISTRY.api_version
         ))
         .bearer_auth(&token)
         .json(&body)
@@ -195,7 +194,10 @@ async fn query_all(
     soql: &str,
 ) -> Result<Vec<Value>, Error> {
     let mut page: Value = http
-        .get(format!("{base}/services/data/{API}/query"))
+        .get(format!(
+            "{base}/services/data/v{}/query",
+            REGISTRY.api_version
+        ))
         .query(&[("q", soql)])
         .bearer_auth(token)
         .send()

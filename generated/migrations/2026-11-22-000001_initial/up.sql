@@ -58,28 +58,6 @@ $$;
 CREATE TRIGGER tlog_insert_trigger AFTER INSERT ON salesforce._trigger_log
     FOR EACH STATEMENT EXECUTE FUNCTION salesforce.tlog_notify_trigger();
 
--- forcesync's sync state, one row per mapping.
-CREATE TABLE salesforce._forcesync_mapping_state (
-    mapping varchar(128) PRIMARY KEY,
-    table_name varchar(128) NOT NULL,
-    state varchar(32) NOT NULL DEFAULT 'INITIAL',
-    -- Read watermark: the last SystemModstamp copied, and the largest Id at that instant.
-    watermark_systemmodstamp timestamp,
-    watermark_sfid varchar(18),
-    -- Change Data Capture: the replay id of the last event applied.
-    cdc_replay_id bigint,
-    last_poll_at timestamptz,
-    last_write_at timestamptz,
-    last_error_at timestamptz,
-    last_error text,
-    records_read bigint NOT NULL DEFAULT 0,
-    records_written bigint NOT NULL DEFAULT 0,
-    write_errors bigint NOT NULL DEFAULT 0,
-    api_calls_day date,
-    api_calls integer NOT NULL DEFAULT 0,
-    updated_at timestamptz NOT NULL DEFAULT now()
-);
-
 -- BEFORE INSERT OR UPDATE on every mapped table: maintains _hc_lastop and _hc_err.
 CREATE FUNCTION salesforce.forcesync_status() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
@@ -172,7 +150,6 @@ CREATE TRIGGER hc_account_status_trigger BEFORE INSERT OR UPDATE ON salesforce.a
 CREATE TRIGGER hc_account_logtrigger AFTER INSERT OR UPDATE OR DELETE ON salesforce.account
     FOR EACH ROW WHEN (coalesce(current_setting('forcesync.engine', true), '') <> 'on')
     EXECUTE FUNCTION salesforce.forcesync_logger();
-INSERT INTO salesforce._forcesync_mapping_state (mapping, table_name) VALUES ('Account', 'account') ON CONFLICT (mapping) DO NOTHING;
 
 -- Contact
 CREATE TABLE salesforce.contact (
@@ -214,7 +191,6 @@ CREATE TRIGGER hc_contact_status_trigger BEFORE INSERT OR UPDATE ON salesforce.c
 CREATE TRIGGER hc_contact_logtrigger AFTER INSERT OR UPDATE OR DELETE ON salesforce.contact
     FOR EACH ROW WHEN (coalesce(current_setting('forcesync.engine', true), '') <> 'on')
     EXECUTE FUNCTION salesforce.forcesync_logger();
-INSERT INTO salesforce._forcesync_mapping_state (mapping, table_name) VALUES ('Contact', 'contact') ON CONFLICT (mapping) DO NOTHING;
 
 -- Invoice__c
 CREATE TABLE salesforce.invoice__c (
@@ -253,7 +229,6 @@ CREATE TRIGGER hc_invoice__c_status_trigger BEFORE INSERT OR UPDATE ON salesforc
 CREATE TRIGGER hc_invoice__c_logtrigger AFTER INSERT OR UPDATE OR DELETE ON salesforce.invoice__c
     FOR EACH ROW WHEN (coalesce(current_setting('forcesync.engine', true), '') <> 'on')
     EXECUTE FUNCTION salesforce.forcesync_logger();
-INSERT INTO salesforce._forcesync_mapping_state (mapping, table_name) VALUES ('Invoice__c', 'invoice__c') ON CONFLICT (mapping) DO NOTHING;
 
 -- Opportunity
 CREATE TABLE salesforce.opportunity (
@@ -283,4 +258,3 @@ CREATE INDEX hc_idx_opportunity_accountid ON salesforce.opportunity (accountid);
 CREATE INDEX hc_idx_opportunity_closedate ON salesforce.opportunity (closedate);
 CREATE TRIGGER hc_opportunity_status_trigger BEFORE INSERT OR UPDATE ON salesforce.opportunity
     FOR EACH ROW EXECUTE FUNCTION salesforce.forcesync_status();
-INSERT INTO salesforce._forcesync_mapping_state (mapping, table_name) VALUES ('Opportunity', 'opportunity') ON CONFLICT (mapping) DO NOTHING;

@@ -4,18 +4,9 @@
 use chrono::NaiveDateTime;
 use serde_json::{Map, Value};
 
-use super::descriptor::{FieldDescriptor, MappingDescriptor, SfType};
+use super::descriptor::{FieldDescriptor, MappingDescriptor, SfType, WriteKind};
 use super::error::ConversionError;
 use super::value::{format_datetime, parse_time, SfValue};
-
-/// Which request a body is for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WriteKind {
-    /// `POST /sobjects/X` (or an upsert by external ID): unset fields are left out.
-    Create,
-    /// `PATCH /sobjects/X/id`: a `null` clears the field in Salesforce.
-    Update,
-}
 
 /// The JSON object sent to Salesforce, keyed by field API name.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -41,10 +32,7 @@ impl SfBody {
     /// Adds a field's value if the field is sent for this kind of write. On a create, `None`
     /// is left out; on an update it is sent as `null`.
     pub fn put<T: SfValue>(&mut self, field: &FieldDescriptor, value: &Option<T>) {
-        let sent = match self.kind {
-            WriteKind::Create => field.sent_on_create(),
-            WriteKind::Update => field.sent_on_update(),
-        };
+        let sent = field.sent_on(self.kind);
         match (value, self.kind) {
             _ if !sent => {}
             (Some(v), _) => {
@@ -93,11 +81,7 @@ pub fn pg_values_to_sf_body(
         let Some(field) = mapping.field_by_column(column) else {
             continue;
         };
-        let sent = match kind {
-            WriteKind::Create => field.sent_on_create(),
-            WriteKind::Update => field.sent_on_update(),
-        };
-        if !sent || (value.is_null() && kind == WriteKind::Create) {
+        if !field.sent_on(kind) || (value.is_null() && kind == WriteKind::Create) {
             continue;
         }
         let converted = match (field.sf_type, value) {

@@ -1,92 +1,29 @@
 //! Static descriptions of mappings and fields, emitted by the code generator as `static` data.
+//! The vocabulary they use (`SfType`, `PgType`, `Access`, ...) is `sync_schema::model`'s.
 
-/// Salesforce field types (describe `type`) that forcesync syncs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum SfType {
-    Id,
-    Reference,
-    String,
-    TextArea,
-    Email,
-    Phone,
-    Url,
-    Picklist,
-    MultiPicklist,
-    Combobox,
-    EncryptedString,
-    Double,
-    Currency,
-    Percent,
-    Int,
-    Long,
-    Boolean,
-    Date,
-    DateTime,
-    Time,
+pub use sync_schema::model::{
+    Access, ConflictPolicy, DeleteMode, PgType, SfType, SyncOptions, WriteKind,
+};
+
+/// Connection-wide settings and every mapping, emitted by the code generator as `REGISTRY`.
+#[derive(Debug, Clone, Copy)]
+pub struct Registry {
+    /// Salesforce REST API version without the `v`, e.g. `"59.0"`.
+    pub api_version: &'static str,
+    /// Postgres schema holding the mapped tables and the system tables, e.g. `"salesforce"`.
+    pub schema: &'static str,
+    /// Every mapping, in object-name order.
+    pub mappings: &'static [&'static MappingDescriptor],
 }
 
-impl SfType {
-    /// The describe `type` string, e.g. `"datetime"`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SfType::Id => "id",
-            SfType::Reference => "reference",
-            SfType::String => "string",
-            SfType::TextArea => "textarea",
-            SfType::Email => "email",
-            SfType::Phone => "phone",
-            SfType::Url => "url",
-            SfType::Picklist => "picklist",
-            SfType::MultiPicklist => "multipicklist",
-            SfType::Combobox => "combobox",
-            SfType::EncryptedString => "encryptedstring",
-            SfType::Double => "double",
-            SfType::Currency => "currency",
-            SfType::Percent => "percent",
-            SfType::Int => "int",
-            SfType::Long => "long",
-            SfType::Boolean => "boolean",
-            SfType::Date => "date",
-            SfType::DateTime => "datetime",
-            SfType::Time => "time",
-        }
+impl Registry {
+    /// The mapping of this Salesforce object (case-insensitive).
+    pub fn mapping(&self, object: &str) -> Option<&'static MappingDescriptor> {
+        self.mappings
+            .iter()
+            .copied()
+            .find(|m| m.object.eq_ignore_ascii_case(object))
     }
-}
-
-/// Whether changes made in Postgres are written back to Salesforce.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Access {
-    ReadOnly,
-    ReadWrite,
-}
-
-/// What a delete in Salesforce does to the Postgres row.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum DeleteMode {
-    /// Delete the row (Heroku Connect's behaviour).
-    Hard,
-    /// Keep the row with `isdeleted = true`.
-    Soft,
-}
-
-/// How a change made on both sides since the last sync is resolved.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ConflictPolicy {
-    Merge,
-    SalesforceWins,
-    PostgresWins,
-    LastWriterWins,
-}
-
-/// Per-mapping sync settings (`[sync]` in the mapping file).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct SyncOptions {
-    /// Use Change Data Capture when the org offers it; poll otherwise.
-    pub streaming: bool,
-    pub poll_seconds: u32,
-    pub deletes: DeleteMode,
-    pub conflict: ConflictPolicy,
-    pub max_daily_api_calls: u32,
 }
 
 /// One synced Salesforce field and the Postgres column it lands in.
@@ -98,6 +35,8 @@ pub struct FieldDescriptor {
     pub column: &'static str,
     pub label: &'static str,
     pub sf_type: SfType,
+    /// The Postgres column type, as the migrations create it.
+    pub pg_type: PgType,
     /// For a compound component: the compound field (`"BillingAddress"`, `"Location__c"`).
     pub compound: Option<&'static str>,
     /// For a compound component: its key inside the compound value (`"City"`, `"Latitude"`),
@@ -123,14 +62,40 @@ pub struct FieldDescriptor {
 }
 
 impl FieldDescriptor {
-    /// Sent when creating the record in Salesforce.
-    pub fn sent_on_create(&self) -> bool {
-        self.writable && self.createable
+    /// A field with these names and types, no flags set, not part of a compound and without a
+    /// length: the base the generated descriptors adjust.
+    pub const fn new(
+        sf_name: &'static str,
+        column: &'static str,
+        label: &'static str,
+        sf_type: SfType,
+        pg_type: PgType,
+    ) -> Self {
+        FieldDescriptor {
+            sf_name,
+            column,
+            label,
+            sf_type,
+            pg_type,
+            compound: None,
+            compound_key: None,
+            length: None,
+            system: false,
+            nillable: false,
+            createable: false,
+            updateable: false,
+            calculated: false,
+            external_id: false,
+            unique: false,
+            required_on_create: false,
+            writable: false,
+            reference_to: &[],
+        }
     }
 
-    /// Sent when updating the record in Salesforce.
-    pub fn sent_on_update(&self) -> bool {
-        self.writable && self.updateable
+    /// Whether the field goes into a Salesforce body of this kind ([`sync_schema::model::is_sent`]).
+    pub fn sent_on(&self, kind: WriteKind) -> bool {
+        sync_schema::model::is_sent(kind, self.writable, self.createable, self.updateable)
     }
 }
 

@@ -6,20 +6,23 @@
 //! CDC shapes, read through [`SfRecord`]) into typed rows and rows back into request bodies.
 
 mod body;
+mod change;
 mod descriptor;
 mod error;
 mod picklist;
 mod record;
 mod value;
 
-pub use body::{pg_values_to_sf_body, SfBody, WriteKind};
+pub use body::{pg_values_to_sf_body, SfBody};
+pub use change::{ChangeEventHeader, ChangeType};
 pub use descriptor::{
-    Access, ConflictPolicy, DeleteMode, FieldDescriptor, MappingDescriptor, SfType, SyncOptions,
+    Access, ConflictPolicy, DeleteMode, FieldDescriptor, MappingDescriptor, PgType, Registry,
+    SfType, SyncOptions, WriteKind,
 };
 pub use error::{ConversionError, ConversionErrorKind};
 pub use picklist::{MultiPicklist, Picklist};
 pub use record::{RecordShape, SfRecord};
-pub use value::SfValue;
+pub use value::{format_datetime, parse_datetime, parse_time, SfValue};
 
 /// Typed conversions for one mapped object, implemented by the generated row type.
 ///

@@ -8,9 +8,12 @@
 
 use serde_json::{Map, Value};
 
+use super::change::ChangeEventHeader;
 use super::descriptor::FieldDescriptor;
 use super::error::{ConversionError, ConversionErrorKind};
 use super::value::SfValue;
+
+static NULL: Value = Value::Null;
 
 /// The wire shape a record came in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,6 +84,37 @@ impl<'a> SfRecord<'a> {
         self.shape
     }
 
+    /// The `ChangeEventHeader` of a CDC record.
+    pub fn change_header(&self) -> Result<ChangeEventHeader, ConversionError> {
+        ChangeEventHeader::from_header(self.fields.get("ChangeEventHeader"))
+    }
+
+    /// Every record this record stands for: a CDC event's `ChangeEventHeader.recordIds` (several
+    /// when Salesforce merged one change made to many records), a REST record's `Id`.
+    pub fn record_ids(&self) -> Vec<&'a str> {
+        match self.shape {
+            RecordShape::Cdc => self
+                .fields
+                .get("ChangeEventHeader")
+                .and_then(|h| h.get("recordIds"))
+                .and_then(Value::as_array)
+                .map(|ids| ids.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default(),
+            RecordShape::Rest => self
+                .fields
+                .get("Id")
+                .and_then(Value::as_str)
+                .into_iter()
+                .collect(),
+        }
+    }
+
+    /// Whether the record carries `field` as a long-text diff (`{"diff": …}`) instead of its
+    /// value: fetch the field through REST rather than storing it.
+    pub fn is_diff(&self, field: &FieldDescriptor) -> bool {
+        matches!(self.get(field), Some(Value::Object(o)) if o.contains_key("diff"))
+    }
+
     /// The raw JSON value of `field`: `None` when the record does not carry the field at all,
     /// `Some(Value::Null)` when it carries an explicit null.
     pub fn get(&self, field: &FieldDescriptor) -> Option<&Value> {
@@ -97,9 +131,14 @@ impl<'a> SfRecord<'a> {
                 return Some(id);
             }
         }
-        let compound = self.fields.get(field.compound?)?.as_object()?;
+        let compound = self.fields.get(field.compound?)?;
+        if compound.is_null() {
+            // A compound cleared as a whole clears each of its components.
+            return Some(&NULL);
+        }
         let key = field.compound_key?;
         compound
+            .as_object()?
             .iter()
             .find(|(k, _)| k.eq_ignore_ascii_case(key))
             .map(|(_, v)| v)

@@ -7,7 +7,9 @@ use quote::quote;
 
 use super::model::{changes_ident, new_ident, row_ident};
 use super::{compound_key, field_ident, ident};
-use crate::catalog::{Access, Catalog, ConflictPolicy, DeleteMode, Field, Mapping, SfType};
+use crate::catalog::{
+    Access, Catalog, ConflictPolicy, DeleteMode, Field, Mapping, PgType, SfType, WriteKind,
+};
 
 const RT: &str = "::sync_runtime::adapter";
 
@@ -28,38 +30,35 @@ fn opt_str(value: Option<&str>) -> TokenStream {
 }
 
 fn sf_type(ty: SfType) -> TokenStream {
-    let variant = ident(match ty {
-        SfType::Id => "Id",
-        SfType::Reference => "Reference",
-        SfType::String => "String",
-        SfType::TextArea => "TextArea",
-        SfType::Email => "Email",
-        SfType::Phone => "Phone",
-        SfType::Url => "Url",
-        SfType::Picklist => "Picklist",
-        SfType::MultiPicklist => "MultiPicklist",
-        SfType::Combobox => "Combobox",
-        SfType::EncryptedString => "EncryptedString",
-        SfType::Double => "Double",
-        SfType::Currency => "Currency",
-        SfType::Percent => "Percent",
-        SfType::Int => "Int",
-        SfType::Long => "Long",
-        SfType::Boolean => "Boolean",
-        SfType::Date => "Date",
-        SfType::DateTime => "DateTime",
-        SfType::Time => "Time",
-    });
+    let variant = ident(ty.variant_name());
     quote!(SfType::#variant)
 }
 
-fn field_descriptor(mapping: &Mapping, field: &Field) -> TokenStream {
+fn pg_type(ty: PgType) -> TokenStream {
+    match ty {
+        PgType::Varchar(n) => {
+            let n = Literal::u32_unsuffixed(n);
+            quote!(PgType::Varchar(#n))
+        }
+        PgType::Text => quote!(PgType::Text),
+        PgType::DoublePrecision => quote!(PgType::DoublePrecision),
+        PgType::Integer => quote!(PgType::Integer),
+        PgType::BigInt => quote!(PgType::BigInt),
+        PgType::Boolean => quote!(PgType::Boolean),
+        PgType::Date => quote!(PgType::Date),
+        PgType::Timestamp => quote!(PgType::Timestamp),
+        PgType::Time => quote!(PgType::Time),
+    }
+}
+
+fn field_descriptor(field: &Field) -> TokenStream {
     let name = descriptor_ident(field);
     let doc = format!("`{}` → column `{}`.", field.sf_name, field.column);
     let sf_name = &field.sf_name;
     let column = &field.column;
     let label = &field.label;
     let ty = sf_type(field.sf_type);
+    let pg = pg_type(field.pg_type);
     let compound = opt_str(field.compound.as_deref());
     let key = compound_key(field);
     let compound_key = opt_str(key.as_deref());
@@ -81,8 +80,7 @@ fn field_descriptor(mapping: &Mapping, field: &Field) -> TokenStream {
         required_on_create,
         ..
     } = field;
-    // Nothing is written back on a read-only mapping, whatever the field allows.
-    let writable = field.writable && mapping.is_read_write();
+    let writable = field.writable;
     let reference_to = &field.reference_to;
     quote! {
         #[doc = #doc]
@@ -91,6 +89,7 @@ fn field_descriptor(mapping: &Mapping, field: &Field) -> TokenStream {
             column: #column,
             label: #label,
             sf_type: #ty,
+            pg_type: #pg,
             compound: #compound,
             compound_key: #compound_key,
             length: #length,
@@ -115,7 +114,7 @@ pub(super) fn render_adapter(catalog: &Catalog, mapping: &Mapping) -> TokenStrea
         new_ident(mapping),
         changes_ident(mapping),
     );
-    let descriptors = mapping.fields.iter().map(|f| field_descriptor(mapping, f));
+    let descriptors = mapping.fields.iter().map(field_descriptor);
     let names: Vec<Ident> = mapping.fields.iter().map(descriptor_ident).collect();
     let idents: Vec<Ident> = mapping.fields.iter().map(field_ident).collect();
 
@@ -153,20 +152,20 @@ pub(super) fn render_adapter(catalog: &Catalog, mapping: &Mapping) -> TokenStrea
             quote!(#ident: record.optional(&fields::#name)?,)
         }
     });
-    let body_puts = |sent: fn(&Field) -> bool| {
+    let body_puts = |kind: WriteKind| {
         mapping
             .fields
             .iter()
             .zip(&names)
-            .filter(move |(field, _)| mapping.is_read_write() && sent(field))
+            .filter(move |(field, _)| field.sent_on(kind))
             .map(|(field, name)| {
                 let ident = field_ident(field);
                 quote!(body.put(&fields::#name, &self.#ident);)
             })
             .collect::<Vec<_>>()
     };
-    let create_puts = body_puts(|f| f.writable && f.createable);
-    let update_puts = body_puts(|f| f.writable && f.updateable);
+    let create_puts = body_puts(WriteKind::Create);
+    let update_puts = body_puts(WriteKind::Update);
     // A body with nothing to put is returned as is.
     let body = |kind: TokenStream, puts: &[TokenStream]| {
         if puts.is_empty() {
@@ -188,7 +187,7 @@ pub(super) fn render_adapter(catalog: &Catalog, mapping: &Mapping) -> TokenStrea
     quote! {
         #[doc = #fields_doc]
         pub mod fields {
-            use ::sync_runtime::adapter::{FieldDescriptor, SfType};
+            use ::sync_runtime::adapter::{FieldDescriptor, PgType, SfType};
 
             #(#descriptors)*
         }

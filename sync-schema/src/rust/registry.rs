@@ -60,6 +60,8 @@ pub(super) fn render_root(catalog: &Catalog, placeholder: bool) -> TokenStream {
         let module = ident(&m.module);
         quote!(&#module::MAPPING)
     });
+    let api_version = &catalog.settings.api_version;
+    let schema = &catalog.settings.schema;
     quote! {
         /// Typed Diesel models and sync adapters for every mapped Salesforce object.
         pub mod salesforce {
@@ -67,6 +69,13 @@ pub(super) fn render_root(catalog: &Catalog, placeholder: bool) -> TokenStream {
 
             /// Every mapping of the project, in object-name order.
             pub static MAPPINGS: &[&::sync_runtime::adapter::MappingDescriptor] = &[#(#entries),*];
+
+            /// The connection-wide settings (`forcesync.toml`) and every mapping.
+            pub static REGISTRY: ::sync_runtime::adapter::Registry = ::sync_runtime::adapter::Registry {
+                api_version: #api_version,
+                schema: #schema,
+                mappings: MAPPINGS,
+            };
         }
     }
 }

@@ -3,10 +3,10 @@
 
 use super::snapshot::{ColumnSnapshot, IndexSnapshot, TableSnapshot};
 use super::system::application_write_condition;
-use super::{qualified, quote_ident, quote_literal};
+use super::{qualified, quote_ident};
 
-/// `CREATE TABLE` with the Heroku Connect system columns, its indexes, its triggers, and its
-/// row in `_forcesync_mapping_state`.
+/// `CREATE TABLE` with the Heroku Connect system columns, its indexes and its triggers. (The
+/// engine keeps its per-mapping state in its own `_forcesync_*` tables, created at run time.)
 pub fn create_table(schema: &str, table: &TableSnapshot) -> String {
     let name = qualified(schema, &table.name);
     let mut sql = format!(
@@ -28,23 +28,12 @@ pub fn create_table(schema: &str, table: &TableSnapshot) -> String {
     if table.capture {
         sql.push_str(&enable_capture(schema, &table.name));
     }
-    sql.push_str(&format!(
-        "INSERT INTO {} (mapping, table_name) VALUES ({}, {}) ON CONFLICT (mapping) DO NOTHING;\n",
-        qualified(schema, "_forcesync_mapping_state"),
-        quote_literal(&table.object),
-        quote_literal(&table.name),
-    ));
     sql
 }
 
 /// Reverses [`create_table`].
 pub fn drop_table(schema: &str, table: &TableSnapshot) -> String {
-    format!(
-        "DELETE FROM {} WHERE mapping = {};\nDROP TABLE {};\n",
-        qualified(schema, "_forcesync_mapping_state"),
-        quote_literal(&table.object),
-        qualified(schema, &table.name),
-    )
+    format!("DROP TABLE {};\n", qualified(schema, &table.name))
 }
 
 fn status_trigger(schema: &str, table: &str) -> String {

@@ -2,8 +2,8 @@
 //!
 //! * [`snapshot`]: a serializable model of the Postgres schema a catalog needs, stored next to
 //!   each migration so the next build can diff against it.
-//! * [`system`]: the schema-wide objects: `_trigger_log`, `_trigger_log_archive`, forcesync's
-//!   `_forcesync_mapping_state`, and the trigger functions.
+//! * [`system`]: the schema-wide objects: `_trigger_log`, `_trigger_log_archive` and the trigger
+//!   functions (the engine creates its own `_forcesync_*` tables at run time).
 //! * [`ddl`]: per-table statements (tables, columns, indexes, triggers).
 //! * [`diff`]: the steps from one snapshot to the next, with their `up` and `down` SQL.
 

@@ -4,7 +4,6 @@
 //!   (`old`/`values` are `jsonb` instead of hstore text).
 //! * `tlog_notify_trigger()` + `tlog_insert_trigger`: `pg_notify('<schema>.hc_trigger_log', 'ping')`
 //!   on every insert into `_trigger_log`, the writer's wake-up.
-//! * `_forcesync_mapping_state`: forcesync's per-mapping sync state.
 //! * `forcesync_status()`: the BEFORE trigger function. Application writes get
 //!   `_hc_lastop = 'PENDING'` and `_hc_err = NULL`. Writes by the sync engine (a transaction that
 //!   ran `SET LOCAL forcesync.engine = 'on'`) get `_hc_lastop = 'SYNCED'` unless the engine set
@@ -14,6 +13,9 @@
 //!   old row and only the changed columns, and a no-op update records nothing at all (rather than
 //!   an `IGNORE` row as Heroku Connect does); DELETE records the old row and `sfid`, as `IGNORE`
 //!   when the row never reached Salesforce (`sfid` is null).
+//!
+//! The engine's own tables (`_forcesync_*`: sync state, conflicts, ...) are not here: the engine
+//! creates and versions them at run time, so they can evolve independently of the mappings.
 
 use super::{qualified, quote_literal};
 
@@ -50,7 +52,6 @@ const LOG_COLUMNS: &str = "    id {id} PRIMARY KEY,
 pub fn up(schema: &str) -> String {
     let log = qualified(schema, "_trigger_log");
     let archive = qualified(schema, "_trigger_log_archive");
-    let state = qualified(schema, "_forcesync_mapping_state");
     let notify = qualified(schema, "tlog_notify_trigger");
     let status = qualified(schema, "forcesync_status");
     let logger = qualified(schema, "forcesync_logger");
@@ -93,28 +94,6 @@ END;
 $$;
 CREATE TRIGGER tlog_insert_trigger AFTER INSERT ON {log}
     FOR EACH STATEMENT EXECUTE FUNCTION {notify}();
-
--- forcesync's sync state, one row per mapping.
-CREATE TABLE {state} (
-    mapping varchar(128) PRIMARY KEY,
-    table_name varchar(128) NOT NULL,
-    state varchar(32) NOT NULL DEFAULT 'INITIAL',
-    -- Read watermark: the last SystemModstamp copied, and the largest Id at that instant.
-    watermark_systemmodstamp timestamp,
-    watermark_sfid varchar(18),
-    -- Change Data Capture: the replay id of the last event applied.
-    cdc_replay_id bigint,
-    last_poll_at timestamptz,
-    last_write_at timestamptz,
-    last_error_at timestamptz,
-    last_error text,
-    records_read bigint NOT NULL DEFAULT 0,
-    records_written bigint NOT NULL DEFAULT 0,
-    write_errors bigint NOT NULL DEFAULT 0,
-    api_calls_day date,
-    api_calls integer NOT NULL DEFAULT 0,
-    updated_at timestamptz NOT NULL DEFAULT now()
-);
 
 -- BEFORE INSERT OR UPDATE on every mapped table: maintains _hc_lastop and _hc_err.
 CREATE FUNCTION {status}() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -178,7 +157,6 @@ pub fn down(schema: &str) -> String {
     format!(
         "DROP FUNCTION {logger}();
 DROP FUNCTION {status}();
-DROP TABLE {state};
 DROP TRIGGER tlog_insert_trigger ON {log};
 DROP FUNCTION {notify}();
 DROP TABLE {archive};
@@ -186,7 +164,6 @@ DROP TABLE {log};
 ",
         logger = q("forcesync_logger"),
         status = q("forcesync_status"),
-        state = q("_forcesync_mapping_state"),
         log = q("_trigger_log"),
         notify = q("tlog_notify_trigger"),
         archive = q("_trigger_log_archive"),
