@@ -2,3 +2,5 @@
 //! (field and mapping descriptors, typed conversion between Salesforce JSON and rows, picklists).
 
 pub mod adapter;
+#[cfg(feature = "engine")]
+pub mod salesforce;
