@@ -192,68 +192,77 @@ pub fn mapping_order(mappings: &[&MappingDescriptor]) -> Vec<usize> {
 /// Builds the plan for coalesced record operations of `mappings` (matched by table name).
 pub fn plan(mappings: &[&MappingDescriptor], ops: Vec<Coalesced>, config: PlanConfig) -> Plan {
     let mut out = Plan::default();
-    let mut per_mapping: Vec<[Vec<Write>; 4]> =
-        (0..mappings.len()).map(|_| Default::default()).collect();
-
+    let mut writes: Vec<(usize, Write)> = Vec::new();
     for op in ops {
         out.deferred.extend(op.deferred.iter().copied());
         let Some(m) = mappings.iter().position(|m| m.table == op.table) else {
             out.deferred.extend(op.entry_ids);
             continue;
         };
-        let mapping = mappings[m];
-        match build_write(mapping, op) {
-            Built::Write(w) => {
-                let slot = match w.kind {
-                    CallKind::Upsert => 0,
-                    CallKind::Create => 1,
-                    CallKind::Update => 2,
-                    CallKind::Delete => 3,
-                };
-                per_mapping[m][slot].push(w);
-            }
+        match build_write(mappings[m], op) {
+            Built::Write(w) => writes.push((m, w)),
             Built::Settled(s) => out.settled.push(s),
             Built::Rejected(r) => out.rejected.push(r),
         }
     }
+    let (steps, later) = arrange(mappings, writes, config);
+    out.steps = steps;
+    out.deferred
+        .extend(later.into_iter().flat_map(|w| w.entry_ids));
+    out.deferred.sort_unstable();
+    out
+}
 
-    let order = mapping_order(mappings);
-    let mut push = |m: usize, writes: Vec<Write>, out: &mut Plan| {
-        if writes.is_empty() {
+/// Orders writes (with their mapping index) into steps: per mapping in parent-first order its
+/// upserts, creates and updates, then every mapping's deletes child-first; chunks of
+/// `chunk_size`, one Bulk job above `bulk_threshold`. Returns the steps and the writes that must
+/// wait because their key already appears in their step.
+pub fn arrange(
+    mappings: &[&MappingDescriptor],
+    writes: Vec<(usize, Write)>,
+    config: PlanConfig,
+) -> (Vec<Step>, Vec<Write>) {
+    let mut slots: Vec<[Vec<Write>; 4]> = (0..mappings.len()).map(|_| Default::default()).collect();
+    for (m, w) in writes {
+        let slot = match w.kind {
+            CallKind::Upsert => 0,
+            CallKind::Create => 1,
+            CallKind::Update => 2,
+            CallKind::Delete => 3,
+        };
+        slots[m][slot].push(w);
+    }
+    let mut steps = Vec::new();
+    let mut later = Vec::new();
+    let mut push = |m: usize, writes: Vec<Write>| {
+        let Some(kind) = writes.first().map(|w| w.kind) else {
             return;
-        }
-        let kind = writes[0].kind;
-        let (writes, later) = without_duplicate_keys(writes);
-        out.deferred
-            .extend(later.into_iter().flat_map(|w| w.entry_ids));
+        };
+        let (writes, dup) = without_duplicate_keys(writes);
+        later.extend(dup);
         let transport = if writes.len() > config.bulk_threshold {
             Transport::Bulk(writes)
         } else {
             Transport::Collections(chunk(writes, config.chunk_size.max(1)))
         };
-        out.steps.push(Step {
+        steps.push(Step {
             mapping: m,
             kind,
             transport,
         });
     };
+    let order = mapping_order(mappings);
     for &m in &order {
-        let [upserts, creates, updates, _] = &mut per_mapping[m];
-        let (u, c, p) = (
-            std::mem::take(upserts),
-            std::mem::take(creates),
-            std::mem::take(updates),
-        );
-        push(m, u, &mut out);
-        push(m, c, &mut out);
-        push(m, p, &mut out);
+        let [upserts, creates, updates, _] = &mut slots[m];
+        for writes in [upserts, creates, updates] {
+            push(m, std::mem::take(writes));
+        }
     }
     for &m in order.iter().rev() {
-        let deletes = std::mem::take(&mut per_mapping[m][3]);
-        push(m, deletes, &mut out);
+        let deletes = std::mem::take(&mut slots[m][3]);
+        push(m, deletes);
     }
-    out.deferred.sort_unstable();
-    out
+    (steps, later)
 }
 
 enum Built {

@@ -117,7 +117,7 @@ pub fn same_value(sent: &Value, stored: &Value) -> bool {
 }
 
 fn instant(s: &str) -> Option<DateTime<Utc>> {
-    if s.len() < 19 || !s.as_bytes().get(10).is_some_and(|b| *b == b'T') {
+    if s.len() < 19 || s.as_bytes().get(10).is_none_or(|b| *b != b'T') {
         return None;
     }
     DateTime::parse_from_rfc3339(s)

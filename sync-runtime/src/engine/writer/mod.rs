@@ -1,0 +1,886 @@
+//! The trigger-log writer: application writes in Postgres → Salesforce, exactly once, in order,
+//! failures visible.
+//!
+//! The capture triggers record every application write in `_trigger_log` and `NOTIFY` the
+//! channel `<schema>.hc_trigger_log`. The writer listens on a dedicated connection (with a slow
+//! fallback poll, so a lost notification delays nothing for long) and works in rounds:
+//!
+//! 1. **Reconcile** journaled creates whose outcome is unknown (`RECONCILE`: a crash between the
+//!    call and the commit, or an ambiguous failure): query the records Salesforce created since
+//!    they were sent, adopt a record that matches the sent values, resend the others
+//!    ([`reconcile`]). Nothing new is sent for a record before its reconciliation.
+//! 2. **Retry** journaled writes whose backoff is over (`RETRY`: an indefinite failure such as
+//!    `UNABLE_TO_LOCK_ROW` or a 503 storm that outlasted the client's own retries).
+//! 3. **Claim** `NEW` entries (oldest first, `FOR UPDATE SKIP LOCKED`, skipping records with a
+//!    journaled write), read their rows, coalesce each record's entries into one operation
+//!    ([`coalesce`]) and plan the calls ([`plan`]); in the same transaction, **journal** every
+//!    write about to be sent (`SENDING`, with its body) and mark the entries `PENDING`.
+//! 4. **Send**: steps in order (parents first), the chunks of a step concurrently (at most
+//!    `max_in_flight` sObject Collections calls), a Bulk API 2.0 job for a large step.
+//! 5. **Settle** each chunk's answers in one transaction ([`outcome`]): on success the `sfid`
+//!    is written back, `_hc_lastop` becomes `INSERTED` / `UPDATED`, the entries are archived as
+//!    `SUCCESS` and the journal row goes; a definite failure archives the entries as `FAILED`,
+//!    writes `_hc_err` and keeps the row as the app wrote it; an indefinite failure schedules a
+//!    retry with backoff (the record waits, others go on); an ambiguous one schedules a
+//!    reconciliation.
+//!
+//! Exactly once: a write is journaled before it is sent and settled after, each in its own
+//! transaction. A crash in between leaves the journal row `SENDING`; on start ([`Writer::recover`])
+//! creates become `RECONCILE`, and updates, upserts and deletes (idempotent: the same values, the
+//! same external ID) are sent again. Mappings with an `upsert_key` upsert by external ID, so
+//! their creates never depend on reconciliation.
+//!
+//! Read-only mappings have no capture trigger; rows the app changed anyway keep
+//! `_hc_lastop = 'PENDING'`, and the writer says so in the mapping state instead of dropping
+//! them silently. Archived entries are pruned after `archive_days` (31 by default).
+
+pub mod admin;
+pub mod coalesce;
+pub mod entry;
+pub mod outcome;
+pub mod plan;
+pub mod reconcile;
+pub mod send;
+pub mod store;
+#[cfg(test)]
+mod testing;
+pub mod through;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use tokio::sync::{watch, Notify, Semaphore};
+
+use crate::adapter::MappingDescriptor;
+use crate::salesforce::bulk::PollPolicy;
+use crate::salesforce::{Client, SfError};
+
+use entry::group_by_record;
+use outcome::{Backoff, Decision, LastOp};
+use plan::{arrange, CallKind, PlanConfig, Step, Transport, Write};
+use reconcile::{fields_to_query, match_creates, Candidate, InFlightCreate, Resolution};
+use store::{JournalRow, Settle, Store, RECONCILE, RETRY, SENDING};
+
+/// How the writer runs; `WriterConfig::default()` gives the defaults.
+#[derive(Debug, Clone)]
+pub struct WriterConfig {
+    pub plan: PlanConfig,
+    /// Most trigger-log entries claimed in one round.
+    pub max_batch: i64,
+    /// sObject Collections calls in flight at once.
+    pub max_in_flight: usize,
+    /// Fallback poll when no notification arrives.
+    pub poll_interval: Duration,
+    /// Under load (the last round had work), wait this long before the next round so more
+    /// changes share its calls; when idle, a notification starts a round at once.
+    pub batch_window: Duration,
+    pub backoff: Backoff,
+    /// Archived entries are deleted this many days after they were processed.
+    pub archive_days: u32,
+    pub bulk_poll: PollPolicy,
+    /// How far before the earliest in-flight send reconciliation looks for created records
+    /// (clock skew between this host and Salesforce).
+    pub reconcile_margin: Duration,
+}
+
+impl Default for WriterConfig {
+    fn default() -> Self {
+        WriterConfig {
+            plan: PlanConfig::default(),
+            max_batch: 10_000,
+            max_in_flight: 4,
+            poll_interval: Duration::from_secs(30),
+            batch_window: Duration::from_millis(5),
+            backoff: Backoff::default(),
+            archive_days: 31,
+            bulk_poll: PollPolicy {
+                min_delay: Duration::from_millis(50),
+                max_delay: Duration::from_secs(2),
+                timeout: Duration::from_secs(3_600),
+            },
+            reconcile_margin: Duration::from_secs(300),
+        }
+    }
+}
+
+/// A writer failure (Postgres unreachable, or a Salesforce call outside per-record outcomes,
+/// such as a reconciliation query).
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    #[error("Postgres: {0}")]
+    Postgres(#[from] tokio_postgres::Error),
+    #[error("Salesforce ({mapping}): {error}")]
+    Salesforce { mapping: String, error: SfError },
+}
+
+/// One mapping the writer sends, with the client to send it with (scoped to its budget).
+#[derive(Clone)]
+pub struct Target {
+    pub mapping: &'static MappingDescriptor,
+    pub client: Client,
+}
+
+/// What one round did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RoundReport {
+    /// Trigger-log entries claimed.
+    pub claimed: usize,
+    /// Records sent (first sends and retries).
+    pub sent: usize,
+    pub succeeded: usize,
+    pub failed: usize,
+    pub retried: usize,
+    /// Creates found in Salesforce by reconciliation and adopted.
+    pub adopted: usize,
+    /// Creates reconciliation did not find, sent again.
+    pub resent: usize,
+    /// Entries settled without a call.
+    pub settled_without_call: usize,
+}
+
+impl RoundReport {
+    fn absorb(&mut self, other: RoundReport) {
+        self.claimed += other.claimed;
+        self.sent += other.sent;
+        self.succeeded += other.succeeded;
+        self.failed += other.failed;
+        self.retried += other.retried;
+        self.adopted += other.adopted;
+        self.resent += other.resent;
+        self.settled_without_call += other.settled_without_call;
+    }
+
+    /// Whether the round did anything.
+    pub fn busy(&self) -> bool {
+        self.claimed + self.sent + self.adopted + self.resent > 0
+    }
+}
+
+/// The writer of a set of read-write mappings.
+pub struct Writer {
+    config: WriterConfig,
+    store: Store,
+    schema: String,
+    targets: Vec<Target>,
+    read_only: Vec<&'static MappingDescriptor>,
+    db: tokio_postgres::Client,
+}
+
+/// A write in flight with the journal row that covers it.
+struct Journaled {
+    journal_id: i64,
+    attempts: i32,
+    write: Write,
+}
+
+impl Writer {
+    /// A writer over `targets` (read-only mappings among them are only watched) in `schema`.
+    pub fn new(
+        db: tokio_postgres::Client,
+        schema: &str,
+        targets: Vec<Target>,
+        config: WriterConfig,
+    ) -> Writer {
+        let (targets, read_only): (Vec<Target>, Vec<Target>) =
+            targets.into_iter().partition(|t| t.mapping.is_read_write());
+        Writer {
+            config,
+            store: Store::new(schema),
+            schema: schema.to_owned(),
+            targets,
+            read_only: read_only.into_iter().map(|t| t.mapping).collect(),
+            db,
+        }
+    }
+
+    fn mappings(&self) -> Vec<&'static MappingDescriptor> {
+        self.targets.iter().map(|t| t.mapping).collect()
+    }
+
+    fn tables(&self) -> Vec<&'static str> {
+        self.targets.iter().map(|t| t.mapping.table).collect()
+    }
+
+    fn target_of(&self, table: &str) -> Option<usize> {
+        self.targets.iter().position(|t| t.mapping.table == table)
+    }
+
+    /// After a start: writes a previous process left `SENDING` are reconciled (creates) or sent
+    /// again (the rest). Call before the first round; returns how many.
+    pub async fn recover(&mut self) -> Result<u64, WriteError> {
+        let tables = self.tables();
+        Ok(self.store.recover(&self.db, &tables).await?)
+    }
+
+    /// One round: reconcile, retry, claim, send, settle (see the module documentation).
+    pub async fn round(&mut self) -> Result<RoundReport, WriteError> {
+        let mut report = self.reconcile().await?;
+        let retries = self.due_retries().await?;
+        let (steps, claimed) = self.claim(&mut report, retries).await?;
+        report.claimed += claimed;
+        for step in steps {
+            report.absorb(self.send_step(step).await?);
+        }
+        Ok(report)
+    }
+
+    /// Rounds until nothing is pending: no `NEW` entry, no journaled write (retries are waited
+    /// for). Gives up after `timeout`; returns the summed report.
+    pub async fn drain(&mut self, timeout: Duration) -> Result<RoundReport, WriteError> {
+        let started = Instant::now();
+        let mut total = RoundReport::default();
+        loop {
+            let report = self.round().await?;
+            total.absorb(report);
+            let (new, journaled) = self.pending().await?;
+            if new == 0 && journaled == 0 {
+                return Ok(total);
+            }
+            if started.elapsed() >= timeout {
+                return Ok(total);
+            }
+            if !report.busy() {
+                let wait = self
+                    .next_retry_in()
+                    .await?
+                    .unwrap_or(Duration::from_millis(20))
+                    .clamp(Duration::from_millis(5), Duration::from_millis(500));
+                tokio::time::sleep(wait).await;
+            }
+        }
+    }
+
+    /// `NEW` entries and journaled writes of this writer's mappings.
+    pub async fn pending(&self) -> Result<(i64, i64), WriteError> {
+        let tables = self.tables();
+        let row = self
+            .db
+            .query_one(
+                &format!(
+                    "SELECT (SELECT count(*) FROM {s}._trigger_log WHERE state = 'NEW' AND table_name = ANY($1)),
+                            (SELECT count(*) FROM {s}._forcesync_write_journal WHERE table_name = ANY($1))",
+                    s = crate::engine::system::quote_ident(&self.schema)
+                ),
+                &[&tables],
+            )
+            .await?;
+        Ok((row.get(0), row.get(1)))
+    }
+
+    /// Time until the earliest scheduled retry, if any.
+    pub async fn next_retry_in(&self) -> Result<Option<Duration>, WriteError> {
+        let tables = self.tables();
+        let row = self
+            .db
+            .query_one(
+                &format!(
+                    "SELECT extract(epoch FROM (min(not_before) - now()))::float8
+                     FROM {}._forcesync_write_journal WHERE state = '{RETRY}' AND table_name = ANY($1)",
+                    crate::engine::system::quote_ident(&self.schema)
+                ),
+                &[&tables],
+            )
+            .await?;
+        let seconds: Option<f64> = row.get(0);
+        Ok(seconds.map(|s| Duration::from_secs_f64(s.max(0.0))))
+    }
+
+    /// Runs until `shutdown` turns true: rounds on every notification of the trigger log (a
+    /// dedicated `LISTEN` connection to `database_url`), on the fallback poll, and when a retry
+    /// falls due; prunes the archive and reports unsent writes of read-only mappings.
+    pub async fn run(
+        mut self,
+        database_url: &str,
+        mut shutdown: watch::Receiver<bool>,
+    ) -> Result<(), WriteError> {
+        let notify = Arc::new(Notify::new());
+        let _listener = listen(database_url, &self.schema, notify.clone()).await?;
+        self.recover().await?;
+        let mut last_housekeeping: Option<Instant> = None;
+        let mut busy = false;
+        loop {
+            if *shutdown.borrow() {
+                return Ok(());
+            }
+            if last_housekeeping.is_none_or(|t| t.elapsed() >= self.config.poll_interval) {
+                self.housekeeping().await?;
+                last_housekeeping = Some(Instant::now());
+            }
+            if busy {
+                tokio::time::sleep(self.config.batch_window).await;
+            }
+            let report = match self.round().await {
+                Ok(report) => report,
+                Err(e) => {
+                    tracing::warn!("writer round failed: {e}");
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                        _ = shutdown.changed() => {}
+                    }
+                    continue;
+                }
+            };
+            busy = report.busy();
+            if busy {
+                continue;
+            }
+            let wait = self
+                .next_retry_in()
+                .await?
+                .map_or(self.config.poll_interval, |d| {
+                    d.min(self.config.poll_interval)
+                });
+            tokio::select! {
+                _ = notify.notified() => {}
+                _ = tokio::time::sleep(wait) => {}
+                _ = shutdown.changed() => {}
+            }
+        }
+    }
+
+    /// Prunes the archive and records, for each read-only mapping, how many application writes
+    /// were not sent.
+    pub async fn housekeeping(&mut self) -> Result<(), WriteError> {
+        self.store.prune(&self.db, self.config.archive_days).await?;
+        for mapping in self.read_only.clone() {
+            let unsent = self.store.unsent_read_only(&self.db, mapping).await?;
+            if unsent > 0 {
+                let message = format!(
+                    "{unsent} rows changed in Postgres are not sent: {} is a read-only mapping",
+                    mapping.object
+                );
+                self.db
+                    .execute(
+                        &format!(
+                            "UPDATE {}._forcesync_mapping_state SET message = $2, updated_at = now()
+                             WHERE mapping = $1 AND message IS DISTINCT FROM $2",
+                            crate::engine::system::quote_ident(&self.schema)
+                        ),
+                        &[&mapping.object, &message],
+                    )
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Step 1: journaled creates with unknown outcome, per mapping.
+    async fn reconcile(&mut self) -> Result<RoundReport, WriteError> {
+        let mut report = RoundReport::default();
+        for t in 0..self.targets.len() {
+            let mapping = self.targets[t].mapping;
+            let rows = self
+                .store
+                .journaled(&self.db, &[mapping.table], &[RECONCILE], false)
+                .await?;
+            if rows.is_empty() {
+                continue;
+            }
+            let (creates, others): (Vec<JournalRow>, Vec<JournalRow>) = rows
+                .into_iter()
+                .partition(|r| r.write.kind == CallKind::Create);
+            let other_ids: Vec<i64> = others.iter().map(|r| r.id).collect();
+            self.store
+                .set_journal_state(&self.db, &other_ids, RETRY)
+                .await?;
+            if creates.is_empty() {
+                continue;
+            }
+            let candidates = self.candidates(t, &creates).await?;
+            let candidate_ids: Vec<String> = candidates.iter().map(|c| c.id.clone()).collect();
+            let taken: HashSet<String> = self
+                .store
+                .held_sfids(&self.db, mapping, &candidate_ids)
+                .await?
+                .into_iter()
+                .collect();
+            let in_flight: Vec<InFlightCreate> = creates
+                .iter()
+                .map(|r| InFlightCreate {
+                    journal_id: r.id,
+                    body: r.write.body.clone(),
+                })
+                .collect();
+            let resolutions = match_creates(&in_flight, &candidates, &taken);
+            let by_id: HashMap<i64, &JournalRow> = creates.iter().map(|r| (r.id, r)).collect();
+            let mut settles = Vec::new();
+            let mut adopted_ids = Vec::new();
+            let mut resend_ids = Vec::new();
+            for (journal_id, resolution) in resolutions {
+                let row = by_id[&journal_id];
+                match resolution {
+                    Resolution::Adopt(sfid) => {
+                        settles.push(success(&row.write, Some(sfid), LastOp::Inserted, true));
+                        adopted_ids.push(journal_id);
+                    }
+                    Resolution::Resend => resend_ids.push(journal_id),
+                }
+            }
+            report.adopted += adopted_ids.len();
+            report.resent += resend_ids.len();
+            let tx = self.db.transaction().await?;
+            self.store
+                .settle(&tx, mapping, &settles, &adopted_ids)
+                .await?;
+            self.store
+                .set_journal_state(&tx, &resend_ids, RETRY)
+                .await?;
+            tx.commit().await?;
+        }
+        Ok(report)
+    }
+
+    /// Records of the mapping created since the earliest of these sends, with the sent fields.
+    async fn candidates(
+        &self,
+        t: usize,
+        creates: &[JournalRow],
+    ) -> Result<Vec<Candidate>, WriteError> {
+        let target = &self.targets[t];
+        let in_flight: Vec<InFlightCreate> = creates
+            .iter()
+            .map(|r| InFlightCreate {
+                journal_id: r.id,
+                body: r.write.body.clone(),
+            })
+            .collect();
+        let earliest: DateTime<Utc> = creates
+            .iter()
+            .map(|r| r.sent_at)
+            .min()
+            .unwrap_or_else(Utc::now);
+        let since = earliest
+            - chrono::Duration::from_std(self.config.reconcile_margin)
+                .unwrap_or(chrono::Duration::minutes(5));
+        let mut fields = vec!["Id".to_owned()];
+        fields.extend(fields_to_query(&in_flight));
+        let soql = format!(
+            "SELECT {} FROM {} WHERE CreatedDate >= {} ORDER BY CreatedDate, Id",
+            fields.join(", "),
+            target.mapping.object,
+            since.format("%Y-%m-%dT%H:%M:%SZ")
+        );
+        let sf_error = |error: SfError| WriteError::Salesforce {
+            mapping: target.mapping.object.to_owned(),
+            error,
+        };
+        let mut page = target.client.query(&soql).await.map_err(sf_error)?;
+        let mut candidates = Vec::new();
+        loop {
+            for record in &page.records {
+                let Some(fields) = record.as_object() else {
+                    continue;
+                };
+                let Some(id) = fields.get("Id").and_then(Value::as_str) else {
+                    continue;
+                };
+                candidates.push(Candidate {
+                    id: id.to_owned(),
+                    fields: fields.clone(),
+                });
+            }
+            match (&page.next_records_url, page.done) {
+                (Some(next), false) => {
+                    page = target.client.query_more(next).await.map_err(sf_error)?;
+                }
+                _ => break,
+            }
+        }
+        Ok(candidates)
+    }
+
+    /// Step 2: journaled writes whose retry is due, moved back to `SENDING`.
+    async fn due_retries(&mut self) -> Result<Vec<Journaled>, WriteError> {
+        let tables = self.tables();
+        let rows = self
+            .store
+            .journaled(&self.db, &tables, &[RETRY], true)
+            .await?;
+        let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+        self.store
+            .set_journal_state(&self.db, &ids, SENDING)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| Journaled {
+                journal_id: r.id,
+                attempts: r.attempts,
+                write: r.write,
+            })
+            .collect())
+    }
+
+    /// Step 3: claims, plans and journals new entries; returns every step to send (retries
+    /// first, through sObject Collections) and how many entries were claimed.
+    async fn claim(
+        &mut self,
+        report: &mut RoundReport,
+        retries: Vec<Journaled>,
+    ) -> Result<(Vec<SendStep>, usize), WriteError> {
+        let mappings = self.mappings();
+        let tables = self.tables();
+        let mut steps = Vec::new();
+
+        if !retries.is_empty() {
+            let mut attempts = HashMap::new();
+            let mut ids = HashMap::new();
+            let mut writes = Vec::new();
+            for r in retries {
+                let Some(m) = self.target_of(&r.write.table) else {
+                    continue;
+                };
+                let key = (r.write.table.clone(), r.write.record_id);
+                attempts.insert(key.clone(), r.attempts);
+                ids.insert(key, r.journal_id);
+                writes.push((m, r.write));
+            }
+            let config = PlanConfig {
+                bulk_threshold: usize::MAX,
+                ..self.config.plan
+            };
+            let (retry_steps, later) = arrange(&mappings, writes, config);
+            let later_ids: Vec<(i64, u64, String)> = later
+                .iter()
+                .map(|w| {
+                    (
+                        ids[&(w.table.clone(), w.record_id)],
+                        0,
+                        "waits for another write of the same key".to_owned(),
+                    )
+                })
+                .collect();
+            self.store.schedule_retry(&self.db, &later_ids).await?;
+            for step in retry_steps {
+                steps.push(SendStep::new(step, &ids, &attempts));
+            }
+        }
+
+        let tx = self.db.transaction().await?;
+        let entries = self
+            .store
+            .claim(&tx, &tables, self.config.max_batch)
+            .await?;
+        let claimed = entries.len();
+        if claimed == 0 {
+            tx.commit().await?;
+            return Ok((steps, 0));
+        }
+        let mut rows = HashMap::new();
+        for mapping in &mappings {
+            let ids: Vec<i32> = entries
+                .iter()
+                .filter(|e| e.table == mapping.table)
+                .map(|e| e.record_id)
+                .collect();
+            if ids.is_empty() {
+                continue;
+            }
+            for (id, row) in self.store.rows(&tx, mapping, &ids).await? {
+                rows.insert((mapping.table, id), row);
+            }
+        }
+        let groups = group_by_record(entries, |table, id| {
+            mappings
+                .iter()
+                .find(|m| m.table == table)
+                .and_then(|m| rows.remove(&(m.table, id)))
+        });
+        let ops = groups.iter().map(coalesce::coalesce).collect();
+        let planned = plan::plan(&mappings, ops, self.config.plan);
+
+        // Entries settled without a call, and values Salesforce would refuse anyway.
+        for (m, mapping) in mappings.iter().enumerate() {
+            let mut settles: Vec<Settle> = planned
+                .settled
+                .iter()
+                .filter(|s| s.table == mapping.table)
+                .map(|s| Settle {
+                    table: s.table.clone(),
+                    record_id: s.record_id,
+                    entry_ids: s.entry_ids.clone(),
+                    state: "IGNORED",
+                    sfid: s.sfid.clone(),
+                    lastop: s.sfid.as_ref().map(|_| "SYNCED"),
+                    hc_err: None,
+                    message: Some("nothing to send".to_owned()),
+                    created: false,
+                })
+                .collect();
+            report.settled_without_call += settles.len();
+            for r in planned.rejected.iter().filter(|r| r.table == mapping.table) {
+                let error = outcome::HcError {
+                    code: "INVALID_VALUE".to_owned(),
+                    message: r.message.clone(),
+                    fields: vec![r.field.clone()],
+                };
+                settles.push(failure(&r.table, r.record_id, &r.entry_ids, &error));
+                report.failed += 1;
+            }
+            if !settles.is_empty() {
+                self.store.settle(&tx, mappings[m], &settles, &[]).await?;
+            }
+        }
+
+        let mut journal_ids = HashMap::new();
+        let no_attempts = HashMap::new();
+        for (m, mapping) in mappings.iter().enumerate() {
+            let writes: Vec<&Write> = planned
+                .steps
+                .iter()
+                .filter(|s| s.mapping == m)
+                .flat_map(Step::writes)
+                .collect();
+            let ids = self.store.journal(&tx, mapping.object, &writes).await?;
+            for (w, id) in writes.iter().zip(ids) {
+                journal_ids.insert((w.table.clone(), w.record_id), id);
+            }
+        }
+        tx.commit().await?;
+        for step in planned.steps {
+            steps.push(SendStep::new(step, &journal_ids, &no_attempts));
+        }
+        Ok((steps, claimed))
+    }
+
+    /// Steps 4 and 5 for one step: send its chunks (concurrently) and settle each answer.
+    async fn send_step(&mut self, step: SendStep) -> Result<RoundReport, WriteError> {
+        let target = self.targets[step.mapping].clone();
+        let kind = step.kind;
+        let mut report = RoundReport::default();
+        match step.transport {
+            SendTransport::Bulk(writes) => {
+                let plain: Vec<Write> = writes.iter().map(|j| j.write.clone()).collect();
+                report.sent += plain.len();
+                let decisions = send::bulk(
+                    &target.client,
+                    target.mapping,
+                    kind,
+                    &plain,
+                    &self.config.bulk_poll,
+                )
+                .await;
+                report.absorb(self.settle(target.mapping, &writes, decisions).await?);
+            }
+            SendTransport::Collections(chunks) => {
+                let limit = Arc::new(Semaphore::new(self.config.max_in_flight.max(1)));
+                let mut tasks = tokio::task::JoinSet::new();
+                for chunk in chunks {
+                    let client = target.client.clone();
+                    let mapping = target.mapping;
+                    let limit = limit.clone();
+                    tasks.spawn(async move {
+                        let _permit = limit.acquire_owned().await;
+                        let plain: Vec<Write> = chunk.iter().map(|j| j.write.clone()).collect();
+                        let decisions = send::collections(&client, mapping, kind, &plain).await;
+                        (chunk, decisions)
+                    });
+                }
+                while let Some(done) = tasks.join_next().await {
+                    let Ok((chunk, decisions)) = done else {
+                        continue;
+                    };
+                    report.sent += chunk.len();
+                    report.absorb(self.settle(target.mapping, &chunk, decisions).await?);
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    /// Step 5: one transaction per answer.
+    async fn settle(
+        &mut self,
+        mapping: &'static MappingDescriptor,
+        writes: &[Journaled],
+        decisions: Vec<Decision>,
+    ) -> Result<RoundReport, WriteError> {
+        let mut report = RoundReport::default();
+        let mut settles = Vec::new();
+        let mut done = Vec::new();
+        let mut retries = Vec::new();
+        let mut reconciles = Vec::new();
+        let mut reconcile_reason = String::new();
+        for (j, decision) in writes.iter().zip(decisions) {
+            match decision {
+                Decision::Success { sfid, lastop } => {
+                    let created = j.write.kind == CallKind::Create
+                        || (j.write.kind == CallKind::Upsert && lastop == LastOp::Inserted);
+                    let sfid = sfid.or_else(|| j.write.sfid.clone());
+                    settles.push(success(&j.write, sfid, lastop, created));
+                    done.push(j.journal_id);
+                    report.succeeded += 1;
+                }
+                Decision::Failed(error) => {
+                    settles.push(failure(
+                        &j.write.table,
+                        j.write.record_id,
+                        &j.write.entry_ids,
+                        &error,
+                    ));
+                    done.push(j.journal_id);
+                    report.failed += 1;
+                }
+                Decision::Retry { reason } => {
+                    let attempt = u32::try_from(j.attempts + 1).unwrap_or(u32::MAX);
+                    let delay = self.config.backoff.delay(attempt, jitter());
+                    retries.push((
+                        j.journal_id,
+                        u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
+                        reason,
+                    ));
+                    report.retried += 1;
+                }
+                Decision::Reconcile { reason } => {
+                    reconciles.push(j.journal_id);
+                    reconcile_reason = reason;
+                }
+            }
+        }
+        let tx = self.db.transaction().await?;
+        self.store.settle(&tx, mapping, &settles, &done).await?;
+        self.store.schedule_retry(&tx, &retries).await?;
+        if !reconciles.is_empty() {
+            self.store
+                .schedule_reconcile(&tx, &reconciles, &reconcile_reason)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(report)
+    }
+}
+
+/// A planned step whose writes carry their journal rows.
+struct SendStep {
+    mapping: usize,
+    kind: CallKind,
+    transport: SendTransport,
+}
+
+enum SendTransport {
+    Collections(Vec<Vec<Journaled>>),
+    Bulk(Vec<Journaled>),
+}
+
+impl SendStep {
+    fn new(
+        step: Step,
+        journal_ids: &HashMap<(String, i32), i64>,
+        attempts: &HashMap<(String, i32), i32>,
+    ) -> SendStep {
+        let wrap = |w: Write| {
+            let key = (w.table.clone(), w.record_id);
+            Journaled {
+                journal_id: journal_ids[&key],
+                attempts: attempts.get(&key).copied().unwrap_or(0),
+                write: w,
+            }
+        };
+        let transport = match step.transport {
+            Transport::Collections(chunks) => SendTransport::Collections(
+                chunks
+                    .into_iter()
+                    .map(|c| c.into_iter().map(wrap).collect())
+                    .collect(),
+            ),
+            Transport::Bulk(writes) => SendTransport::Bulk(writes.into_iter().map(wrap).collect()),
+        };
+        SendStep {
+            mapping: step.mapping,
+            kind: step.kind,
+            transport,
+        }
+    }
+}
+
+fn success(write: &Write, sfid: Option<String>, lastop: LastOp, created: bool) -> Settle {
+    Settle {
+        table: write.table.clone(),
+        record_id: write.record_id,
+        entry_ids: write.entry_ids.clone(),
+        state: "SUCCESS",
+        sfid,
+        lastop: match lastop {
+            LastOp::Deleted => None,
+            other => Some(other.as_str()),
+        },
+        hc_err: None,
+        message: None,
+        created,
+    }
+}
+
+fn failure(table: &str, record_id: i32, entry_ids: &[i32], error: &outcome::HcError) -> Settle {
+    Settle {
+        table: table.to_owned(),
+        record_id,
+        entry_ids: entry_ids.to_vec(),
+        state: "FAILED",
+        sfid: None,
+        lastop: Some("FAILED"),
+        hc_err: Some(error.to_json()),
+        message: Some(error.summary()),
+        created: false,
+    }
+}
+
+/// A number in `[0, 1)` that differs between calls (backoff jitter; not cryptographic).
+fn jitter() -> f64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    (h.finish() >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// The listener: a dedicated connection `LISTEN`ing on `<schema>.hc_trigger_log`, waking
+/// `notify` on every notification. Dropping the returned handle stops it.
+pub async fn listen(
+    database_url: &str,
+    schema: &str,
+    notify: Arc<Notify>,
+) -> Result<Listener, WriteError> {
+    let (client, mut connection) =
+        tokio_postgres::connect(database_url, tokio_postgres::NoTls).await?;
+    let task = tokio::spawn(async move {
+        loop {
+            let message = std::future::poll_fn(|cx| connection.poll_message(cx)).await;
+            match message {
+                Some(Ok(tokio_postgres::AsyncMessage::Notification(_))) => notify.notify_one(),
+                Some(Ok(_)) => {}
+                Some(Err(e)) => {
+                    tracing::warn!("trigger-log listener: {e}");
+                    // Wake the writer so a lost listener costs at most one poll interval.
+                    notify.notify_one();
+                    return;
+                }
+                None => return,
+            }
+        }
+    });
+    let channel = format!("{schema}.hc_trigger_log").replace('"', "\"\"");
+    client
+        .batch_execute(&format!("LISTEN \"{channel}\""))
+        .await?;
+    Ok(Listener {
+        _client: client,
+        task,
+    })
+}
+
+/// A running trigger-log listener.
+pub struct Listener {
+    _client: tokio_postgres::Client,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}

@@ -1,0 +1,593 @@
+//! The writer's Postgres statements: claiming trigger-log entries, the write journal, writing
+//! outcomes back (sfid, `_hc_lastop`, `_hc_err`), archiving and pruning. Every statement is set
+//! based (`unnest` of arrays), so a round of thousands of records costs a handful of round trips.
+//!
+//! Engine writes to mapped tables run with `SET LOCAL forcesync.engine = 'on'`: the capture
+//! triggers do not log them and the explicit `_hc_lastop` is kept.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value};
+use tokio_postgres::GenericClient;
+
+use crate::adapter::MappingDescriptor;
+use crate::engine::system::quote_ident;
+
+use super::entry::{Action, LogEntry, RowNow};
+use super::plan::{CallKind, Write};
+
+/// Journal states.
+pub const SENDING: &str = "SENDING";
+pub const RETRY: &str = "RETRY";
+pub const RECONCILE: &str = "RECONCILE";
+
+/// A journaled write: what was (or is about to be) sent for one record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JournalRow {
+    pub id: i64,
+    pub write: Write,
+    pub state: String,
+    pub attempts: i32,
+    pub sent_at: DateTime<Utc>,
+}
+
+/// How a record's entries end.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settle {
+    pub table: String,
+    pub record_id: i32,
+    pub entry_ids: Vec<i32>,
+    /// `_trigger_log` state: `SUCCESS`, `FAILED`, `IGNORED`.
+    pub state: &'static str,
+    /// The row's new `sfid` (created or adopted).
+    pub sfid: Option<String>,
+    /// `_hc_lastop` for the row (`None`: the row is left alone).
+    pub lastop: Option<&'static str>,
+    /// `_hc_err` JSON for a failed row.
+    pub hc_err: Option<Value>,
+    /// `_trigger_log.sf_message`.
+    pub message: Option<String>,
+    /// Whether a create or upsert made the record (so a row deleted meanwhile needs its delete
+    /// sent).
+    pub created: bool,
+}
+
+/// Statements over one schema's trigger log, archive and journal.
+#[derive(Debug, Clone)]
+pub struct Store {
+    schema: String,
+    log: String,
+    archive: String,
+    journal: String,
+    states: String,
+}
+
+impl Store {
+    pub fn new(schema: &str) -> Store {
+        let s = quote_ident(schema);
+        Store {
+            log: format!("{s}._trigger_log"),
+            archive: format!("{s}._trigger_log_archive"),
+            journal: format!("{s}._forcesync_write_journal"),
+            states: format!("{s}._forcesync_mapping_state"),
+            schema: s,
+        }
+    }
+
+    fn table(&self, mapping: &MappingDescriptor) -> String {
+        format!("{}.{}", self.schema, quote_ident(mapping.table))
+    }
+
+    /// Locks and returns up to `limit` `NEW` entries of `tables`, oldest first, leaving out
+    /// records that have a write in the journal (their next change waits for its outcome).
+    pub async fn claim<C: GenericClient>(
+        &self,
+        db: &C,
+        tables: &[&str],
+        limit: i64,
+    ) -> Result<Vec<LogEntry>, tokio_postgres::Error> {
+        let rows = db
+            .query(
+                &format!(
+                    "SELECT l.id, l.table_name, l.record_id, l.action, l.sfid, l.\"values\"
+                     FROM {log} l
+                     WHERE l.state = 'NEW' AND l.table_name = ANY($1)
+                       AND NOT EXISTS (SELECT 1 FROM {journal} j
+                                       WHERE j.table_name = l.table_name AND j.record_id = l.record_id)
+                     ORDER BY l.id LIMIT $2
+                     FOR UPDATE OF l SKIP LOCKED",
+                    log = self.log,
+                    journal = self.journal
+                ),
+                &[&tables, &limit],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .filter_map(|r| {
+                let action: String = r.get(3);
+                let values: Option<Value> = r.get(5);
+                Some(LogEntry {
+                    id: r.get(0),
+                    table: r.get(1),
+                    record_id: r.get::<_, Option<i32>>(2)?,
+                    action: Action::parse(&action)?,
+                    sfid: r.get(4),
+                    values: match values {
+                        Some(Value::Object(m)) => m,
+                        _ => Map::new(),
+                    },
+                })
+            })
+            .collect())
+    }
+
+    /// The current rows (sfid and every column but `_hc_lastop` / `_hc_err`) of these ids.
+    pub async fn rows<C: GenericClient>(
+        &self,
+        db: &C,
+        mapping: &MappingDescriptor,
+        ids: &[i32],
+    ) -> Result<HashMap<i32, RowNow>, tokio_postgres::Error> {
+        let rows = db
+            .query(
+                &format!(
+                    "SELECT t.id, t.sfid, to_jsonb(t) - '_hc_lastop' - '_hc_err' FROM {} t WHERE t.id = ANY($1)",
+                    self.table(mapping)
+                ),
+                &[&ids],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                let values: Value = r.get(2);
+                (
+                    r.get(0),
+                    RowNow {
+                        sfid: r.get(1),
+                        values: match values {
+                            Value::Object(m) => m,
+                            _ => Map::new(),
+                        },
+                    },
+                )
+            })
+            .collect())
+    }
+
+    /// Journals writes about to be sent (state `SENDING`) and marks their entries `PENDING`.
+    /// Returns the journal id of each write, in order.
+    pub async fn journal<C: GenericClient>(
+        &self,
+        db: &C,
+        mapping: &str,
+        writes: &[&Write],
+    ) -> Result<Vec<i64>, tokio_postgres::Error> {
+        if writes.is_empty() {
+            return Ok(Vec::new());
+        }
+        let tables: Vec<&str> = writes.iter().map(|w| w.table.as_str()).collect();
+        let records: Vec<i32> = writes.iter().map(|w| w.record_id).collect();
+        let kinds: Vec<&str> = writes.iter().map(|w| w.kind.as_str()).collect();
+        let entries: Vec<Value> = writes
+            .iter()
+            .map(|w| Value::from(w.entry_ids.clone()))
+            .collect();
+        let sfids: Vec<Option<&str>> = writes.iter().map(|w| w.sfid.as_deref()).collect();
+        let external: Vec<Option<&str>> = writes.iter().map(|w| w.external_id.as_deref()).collect();
+        let bodies: Vec<Value> = writes
+            .iter()
+            .map(|w| Value::Object(w.body.clone()))
+            .collect();
+        let rows = db
+            .query(
+                &format!(
+                    "INSERT INTO {journal} (mapping, table_name, record_id, kind, entry_ids, sfid, external_id, body, state)
+                     SELECT $1, u.t, u.r, u.k,
+                            ARRAY(SELECT jsonb_array_elements_text(u.e)::int), u.s, u.x, u.b, '{SENDING}'
+                     FROM unnest($2::text[], $3::int[], $4::text[], $5::jsonb[], $6::text[], $7::text[], $8::jsonb[])
+                          AS u(t, r, k, e, s, x, b)
+                     RETURNING table_name, record_id, id",
+                    journal = self.journal
+                ),
+                &[&mapping, &tables, &records, &kinds, &entries, &sfids, &external, &bodies],
+            )
+            .await?;
+        let all_entries: Vec<i32> = writes
+            .iter()
+            .flat_map(|w| w.entry_ids.iter().copied())
+            .collect();
+        db.execute(
+            &format!(
+                "UPDATE {} SET state = 'PENDING', updated_at = now() WHERE id = ANY($1)",
+                self.log
+            ),
+            &[&all_entries],
+        )
+        .await?;
+        // One journal row per record (unique index), so (table, record) finds each write's id.
+        let ids: HashMap<(String, i32), i64> = rows
+            .iter()
+            .map(|r| ((r.get(0), r.get(1)), r.get(2)))
+            .collect();
+        Ok(writes
+            .iter()
+            .map(|w| ids[&(w.table.clone(), w.record_id)])
+            .collect())
+    }
+
+    /// Journal rows of these tables in `states`, oldest first.
+    pub async fn journaled<C: GenericClient>(
+        &self,
+        db: &C,
+        tables: &[&str],
+        states: &[&str],
+        due_only: bool,
+    ) -> Result<Vec<JournalRow>, tokio_postgres::Error> {
+        let rows = db
+            .query(
+                &format!(
+                    "SELECT id, table_name, record_id, kind, entry_ids, sfid, external_id, body, state, attempts, sent_at
+                     FROM {} WHERE table_name = ANY($1) AND state = ANY($2)
+                       AND (NOT $3 OR not_before IS NULL OR not_before <= now())
+                     ORDER BY id",
+                    self.journal
+                ),
+                &[&tables, &states, &due_only],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .filter_map(|r| {
+                let kind: String = r.get(3);
+                let body: Value = r.get(7);
+                Some(JournalRow {
+                    id: r.get(0),
+                    write: Write {
+                        table: r.get(1),
+                        record_id: r.get(2),
+                        entry_ids: r.get(4),
+                        kind: CallKind::parse(&kind)?,
+                        sfid: r.get(5),
+                        external_id: r.get(6),
+                        body: match body {
+                            Value::Object(m) => m,
+                            _ => Map::new(),
+                        },
+                    },
+                    state: r.get(8),
+                    attempts: r.get(9),
+                    sent_at: r.get(10),
+                })
+            })
+            .collect())
+    }
+
+    /// Moves journal rows to `state` (`SENDING` stamps the send time).
+    pub async fn set_journal_state<C: GenericClient>(
+        &self,
+        db: &C,
+        ids: &[i64],
+        state: &str,
+    ) -> Result<(), tokio_postgres::Error> {
+        db.execute(
+            &format!(
+                "UPDATE {} SET state = $2,
+                     sent_at = CASE WHEN $2 = '{SENDING}' THEN now() ELSE sent_at END,
+                     not_before = NULL
+                 WHERE id = ANY($1)",
+                self.journal
+            ),
+            &[&ids, &state],
+        )
+        .await
+        .map(drop)
+    }
+
+    /// Schedules journal rows for another attempt after their delays (milliseconds).
+    pub async fn schedule_retry<C: GenericClient>(
+        &self,
+        db: &C,
+        retries: &[(i64, u64, String)],
+    ) -> Result<(), tokio_postgres::Error> {
+        if retries.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<i64> = retries.iter().map(|r| r.0).collect();
+        let delays: Vec<i64> = retries
+            .iter()
+            .map(|r| i64::try_from(r.1).unwrap_or(i64::MAX))
+            .collect();
+        let reasons: Vec<&str> = retries.iter().map(|r| r.2.as_str()).collect();
+        db.execute(
+            &format!(
+                "UPDATE {j} j SET state = '{RETRY}', attempts = j.attempts + 1,
+                     not_before = now() + u.d * interval '1 millisecond', last_error = u.e
+                 FROM unnest($1::bigint[], $2::bigint[], $3::text[]) AS u(i, d, e)
+                 WHERE j.id = u.i",
+                j = self.journal
+            ),
+            &[&ids, &delays, &reasons],
+        )
+        .await
+        .map(drop)
+    }
+
+    /// Marks journal rows for reconciliation (their creates may have been applied).
+    pub async fn schedule_reconcile<C: GenericClient>(
+        &self,
+        db: &C,
+        ids: &[i64],
+        reason: &str,
+    ) -> Result<(), tokio_postgres::Error> {
+        db.execute(
+            &format!(
+                "UPDATE {} SET state = '{RECONCILE}', last_error = $2 WHERE id = ANY($1)",
+                self.journal
+            ),
+            &[&ids, &reason],
+        )
+        .await
+        .map(drop)
+    }
+
+    /// After a restart: every write left `SENDING` by a previous process may or may not have
+    /// reached Salesforce. Creates are reconciled; updates, upserts and deletes (idempotent)
+    /// are sent again.
+    pub async fn recover<C: GenericClient>(
+        &self,
+        db: &C,
+        tables: &[&str],
+    ) -> Result<u64, tokio_postgres::Error> {
+        db.execute(
+            &format!(
+                "UPDATE {} SET state = CASE kind WHEN 'create' THEN '{RECONCILE}' ELSE '{RETRY}' END,
+                     not_before = NULL
+                 WHERE state = '{SENDING}' AND table_name = ANY($1)",
+                self.journal
+            ),
+            &[&tables],
+        )
+        .await
+    }
+
+    /// The `sfid`s among `ids` that a row of the mapping already holds.
+    pub async fn held_sfids<C: GenericClient>(
+        &self,
+        db: &C,
+        mapping: &MappingDescriptor,
+        ids: &[String],
+    ) -> Result<Vec<String>, tokio_postgres::Error> {
+        let rows = db
+            .query(
+                &format!(
+                    "SELECT sfid FROM {} WHERE sfid = ANY($1)",
+                    self.table(mapping)
+                ),
+                &[&ids],
+            )
+            .await?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
+    /// Writes outcomes back: the rows (sfid, `_hc_lastop`, `_hc_err`, as an engine write), the
+    /// entries (archived with their final state), the journal rows (removed) and the mapping's
+    /// counters. Run it in a transaction.
+    pub async fn settle<C: GenericClient>(
+        &self,
+        db: &C,
+        mapping: &MappingDescriptor,
+        settles: &[Settle],
+        journal_ids: &[i64],
+    ) -> Result<(), tokio_postgres::Error> {
+        db.batch_execute("SET LOCAL forcesync.engine = 'on'")
+            .await?;
+        let marked: Vec<&Settle> = settles.iter().filter(|s| s.lastop.is_some()).collect();
+        if !marked.is_empty() {
+            let ids: Vec<i32> = marked.iter().map(|s| s.record_id).collect();
+            let sfids: Vec<Option<&str>> = marked.iter().map(|s| s.sfid.as_deref()).collect();
+            let lastops: Vec<Option<&str>> = marked.iter().map(|s| s.lastop).collect();
+            let errs: Vec<Option<String>> = marked
+                .iter()
+                .map(|s| s.hc_err.as_ref().map(Value::to_string))
+                .collect();
+            let updated = db
+                .query(
+                    &format!(
+                        "UPDATE {t} t SET sfid = coalesce(u.s, t.sfid), _hc_lastop = u.l, _hc_err = u.e
+                         FROM unnest($1::int[], $2::text[], $3::text[], $4::text[]) AS u(i, s, l, e)
+                         WHERE t.id = u.i
+                         RETURNING t.id",
+                        t = self.table(mapping)
+                    ),
+                    &[&ids, &sfids, &lastops, &errs],
+                )
+                .await?;
+            let present: std::collections::HashSet<i32> =
+                updated.iter().map(|r| r.get(0)).collect();
+            // A record created for a row the app deleted meanwhile: the delete was captured
+            // without an sfid (state IGNORE); give it the sfid and send it.
+            let orphans: Vec<(i32, &str)> = marked
+                .iter()
+                .filter(|s| s.created && !present.contains(&s.record_id))
+                .filter_map(|s| Some((s.record_id, s.sfid.as_deref()?)))
+                .collect();
+            for (record_id, sfid) in orphans {
+                let requeued = db
+                    .execute(
+                        &format!(
+                            "UPDATE {} SET state = 'NEW', sfid = $3, updated_at = now()
+                             WHERE table_name = $1 AND record_id = $2 AND action = 'DELETE' AND state = 'IGNORE'",
+                            self.log
+                        ),
+                        &[&mapping.table, &record_id, &sfid],
+                    )
+                    .await?;
+                if requeued == 0 {
+                    db.execute(
+                        &format!(
+                            "INSERT INTO {} (txid, state, action, table_name, record_id, sfid)
+                             VALUES (txid_current(), 'NEW', 'DELETE', $1, $2, $3)",
+                            self.log
+                        ),
+                        &[&mapping.table, &record_id, &sfid],
+                    )
+                    .await?;
+                }
+            }
+        }
+
+        let mut ids = Vec::new();
+        let mut states = Vec::new();
+        let mut sfids = Vec::new();
+        let mut messages = Vec::new();
+        for s in settles {
+            for id in &s.entry_ids {
+                ids.push(*id);
+                states.push(s.state);
+                sfids.push(s.sfid.as_deref());
+                messages.push(s.message.as_deref());
+            }
+        }
+        if !ids.is_empty() {
+            db.execute(
+                &format!(
+                    "WITH moved AS (
+                         DELETE FROM {log} l USING unnest($1::int[], $2::text[], $3::text[], $4::text[]) AS u(i, st, s, m)
+                         WHERE l.id = u.i
+                         RETURNING l.*, u.st AS new_state, u.s AS new_sfid, u.m AS new_message)
+                     INSERT INTO {archive} (id, txid, created_at, updated_at, processed_at, processed_tx, state,
+                                            action, table_name, record_id, sfid, old, \"values\", sf_result, sf_message)
+                     SELECT id, txid, created_at, now(), now(), txid_current(), new_state,
+                            action, table_name, record_id, coalesce(new_sfid, sfid), old, \"values\", NULL, new_message
+                     FROM moved
+                     ON CONFLICT (id) DO UPDATE SET state = EXCLUDED.state, processed_at = EXCLUDED.processed_at,
+                            sfid = EXCLUDED.sfid, sf_message = EXCLUDED.sf_message",
+                    log = self.log,
+                    archive = self.archive
+                ),
+                &[&ids, &states, &sfids, &messages],
+            )
+            .await?;
+        }
+        if !journal_ids.is_empty() {
+            db.execute(
+                &format!("DELETE FROM {} WHERE id = ANY($1)", self.journal),
+                &[&journal_ids],
+            )
+            .await?;
+        }
+        let written = settles.iter().filter(|s| s.state == "SUCCESS").count() as i64;
+        let failed = settles.iter().filter(|s| s.state == "FAILED").count() as i64;
+        if written + failed > 0 {
+            db.execute(
+                &format!(
+                    "UPDATE {} SET records_written = records_written + $2, write_errors = write_errors + $3,
+                         last_write_at = now(), updated_at = now()
+                     WHERE mapping = $1",
+                    self.states
+                ),
+                &[&mapping.object, &written, &failed],
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Deletes archived entries processed more than `days` days ago; returns how many.
+    pub async fn prune<C: GenericClient>(
+        &self,
+        db: &C,
+        days: u32,
+    ) -> Result<u64, tokio_postgres::Error> {
+        db.execute(
+            &format!(
+                "DELETE FROM {} WHERE processed_at < now() - make_interval(days => $1)",
+                self.archive
+            ),
+            &[&(days as i32)],
+        )
+        .await
+    }
+
+    /// Rows of a read-only mapping the app changed (`_hc_lastop = 'PENDING'`): never sent.
+    pub async fn unsent_read_only<C: GenericClient>(
+        &self,
+        db: &C,
+        mapping: &MappingDescriptor,
+    ) -> Result<i64, tokio_postgres::Error> {
+        Ok(db
+            .query_one(
+                &format!(
+                    "SELECT count(*) FROM {} WHERE _hc_lastop = 'PENDING'",
+                    self.table(mapping)
+                ),
+                &[],
+            )
+            .await?
+            .get(0))
+    }
+
+    /// Requeues failed entries (from the archive, as they were) of these tables, optionally
+    /// only these ids; returns how many.
+    pub async fn requeue_failed<C: GenericClient>(
+        &self,
+        db: &C,
+        tables: &[&str],
+        ids: Option<&[i32]>,
+    ) -> Result<u64, tokio_postgres::Error> {
+        db.execute(
+            &format!(
+                "WITH moved AS (
+                     DELETE FROM {archive} WHERE state = 'FAILED' AND table_name = ANY($1)
+                       AND ($2::int[] IS NULL OR id = ANY($2))
+                     RETURNING *)
+                 INSERT INTO {log} (id, txid, created_at, updated_at, state, action, table_name, record_id, sfid, old, \"values\")
+                 SELECT id, txid, created_at, now(), 'NEW', action, table_name, record_id, sfid, old, \"values\" FROM moved",
+                archive = self.archive,
+                log = self.log
+            ),
+            &[&tables, &ids],
+        )
+        .await
+    }
+
+    /// Marks failed entries handled (`IGNORED`) and clears `_hc_err` on their rows; returns
+    /// how many entries.
+    pub async fn ignore_failed<C: GenericClient>(
+        &self,
+        db: &C,
+        mapping: &MappingDescriptor,
+        ids: Option<&[i32]>,
+    ) -> Result<u64, tokio_postgres::Error> {
+        let records = db
+            .query(
+                &format!(
+                    "UPDATE {} SET state = 'IGNORED', updated_at = now()
+                     WHERE state = 'FAILED' AND table_name = $1 AND ($2::int[] IS NULL OR id = ANY($2))
+                     RETURNING record_id",
+                    self.archive
+                ),
+                &[&mapping.table, &ids],
+            )
+            .await?;
+        let record_ids: Vec<i32> = records
+            .iter()
+            .filter_map(|r| r.get::<_, Option<i32>>(0))
+            .collect();
+        db.batch_execute("SET LOCAL forcesync.engine = 'on'")
+            .await?;
+        db.execute(
+            &format!(
+                "UPDATE {} SET _hc_err = NULL, _hc_lastop = CASE WHEN sfid IS NULL THEN 'IGNORED' ELSE 'SYNCED' END
+                 WHERE id = ANY($1) AND _hc_lastop = 'FAILED'",
+                self.table(mapping)
+            ),
+            &[&record_ids],
+        )
+        .await?;
+        Ok(records.len() as u64)
+    }
+}
