@@ -4,3 +4,5 @@
 pub mod adapter;
 #[cfg(feature = "engine")]
 pub mod salesforce;
+#[cfg(feature = "engine")]
+pub mod engine;

@@ -1,0 +1,235 @@
+//! Conflicts: a Salesforce change arriving for a row whose application changes have not reached
+//! Salesforce yet (entries still `NEW` or `PENDING` in `_trigger_log`).
+//!
+//! Resolution is per field and pure ([`resolve`]); every overlapping field is recorded in
+//! `_forcesync_conflicts` with both values and the decision, so nothing is overwritten silently
+//! (Heroku Connect's documented weakness). Policies (`conflict` in the mapping):
+//! - `merge` (default): Salesforce's values for fields the app did not change, the app's pending
+//!   values for fields it did (they will be sent);
+//! - `salesforce_wins`: Salesforce's value is stored and the overlapping pending change is dropped;
+//! - `postgres_wins`: the app's pending value is kept and sent;
+//! - `last_writer_wins`: the later of the two changes wins (Postgres commit time of the pending
+//!   change against Salesforce's change time).
+//!
+//! The change event caused by forcesync's own write (`changeOrigin` `…client=forcesync`) is not a
+//! conflict: fields the app changed again since are kept, nothing is recorded.
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+use crate::adapter::ConflictPolicy;
+
+/// Which side's value a field ends with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Winner {
+    Salesforce,
+    Postgres,
+}
+
+/// A column the app changed and has not yet sent.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PendingChange {
+    pub column: String,
+    pub value: Value,
+    /// When the app committed the change (the trigger-log entry's `created_at`).
+    pub changed_at: DateTime<Utc>,
+    pub trigger_log_id: i32,
+}
+
+/// A column a Salesforce change sets.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IncomingChange {
+    pub column: String,
+    pub value: Value,
+}
+
+/// What happens to one overlapping column.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decision {
+    pub column: String,
+    pub winner: Winner,
+    /// Record it in `_forcesync_conflicts` (false for the echo of forcesync's own write).
+    pub record: bool,
+    pub postgres_value: Value,
+    pub salesforce_value: Value,
+    pub trigger_log_id: i32,
+}
+
+impl Decision {
+    /// The decision as stored: `salesforce` or `postgres`.
+    pub fn as_str(&self) -> &'static str {
+        match self.winner {
+            Winner::Salesforce => "salesforce",
+            Winner::Postgres => "postgres",
+        }
+    }
+}
+
+/// The policy's name as written in mappings.
+pub fn policy_name(policy: ConflictPolicy) -> &'static str {
+    match policy {
+        ConflictPolicy::Merge => "merge",
+        ConflictPolicy::SalesforceWins => "salesforce_wins",
+        ConflictPolicy::PostgresWins => "postgres_wins",
+        ConflictPolicy::LastWriterWins => "last_writer_wins",
+    }
+}
+
+/// Decides every column both sides changed. Columns only one side changed need no decision:
+/// Salesforce's are applied, the app's stay pending. When the app changed a column several
+/// times, the latest pending value counts.
+pub fn resolve(
+    policy: ConflictPolicy,
+    own_write: bool,
+    salesforce_changed_at: DateTime<Utc>,
+    pending: &[PendingChange],
+    incoming: &[IncomingChange],
+) -> Vec<Decision> {
+    let mut decisions = Vec::new();
+    for change in incoming {
+        let Some(local) = pending
+            .iter()
+            .filter(|p| p.column == change.column)
+            .max_by_key(|p| (p.changed_at, p.trigger_log_id))
+        else {
+            continue;
+        };
+        if own_write {
+            decisions.push(Decision {
+                column: change.column.clone(),
+                winner: Winner::Postgres,
+                record: false,
+                postgres_value: local.value.clone(),
+                salesforce_value: change.value.clone(),
+                trigger_log_id: local.trigger_log_id,
+            });
+            continue;
+        }
+        let winner = match policy {
+            ConflictPolicy::Merge | ConflictPolicy::PostgresWins => Winner::Postgres,
+            ConflictPolicy::SalesforceWins => Winner::Salesforce,
+            ConflictPolicy::LastWriterWins => {
+                if salesforce_changed_at > local.changed_at {
+                    Winner::Salesforce
+                } else {
+                    Winner::Postgres
+                }
+            }
+        };
+        // Both sides wrote the same value: no conflict to speak of.
+        let same = local.value == change.value;
+        decisions.push(Decision {
+            column: change.column.clone(),
+            winner,
+            record: !same,
+            postgres_value: local.value.clone(),
+            salesforce_value: change.value.clone(),
+            trigger_log_id: local.trigger_log_id,
+        });
+    }
+    decisions
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn at(secs: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(1_700_000_000 + secs, 0).unwrap()
+    }
+
+    fn pending(column: &str, value: Value, secs: i64) -> PendingChange {
+        PendingChange {
+            column: column.into(),
+            value,
+            changed_at: at(secs),
+            trigger_log_id: secs as i32,
+        }
+    }
+
+    fn incoming(column: &str, value: Value) -> IncomingChange {
+        IncomingChange {
+            column: column.into(),
+            value,
+        }
+    }
+
+    #[test]
+    fn merge_keeps_the_apps_fields_and_takes_salesforces_others() {
+        let decisions = resolve(
+            ConflictPolicy::Merge,
+            false,
+            at(10),
+            &[pending("phone", json!("111"), 5)],
+            &[
+                incoming("phone", json!("222")),
+                incoming("name", json!("Acme")),
+            ],
+        );
+        assert_eq!(decisions.len(), 1, "only the overlapping column is decided");
+        assert_eq!(decisions[0].column, "phone");
+        assert_eq!(decisions[0].winner, Winner::Postgres);
+        assert!(decisions[0].record);
+    }
+
+    #[test]
+    fn salesforce_wins_and_postgres_wins_pick_their_side() {
+        let p = [pending("phone", json!("111"), 5)];
+        let i = [incoming("phone", json!("222"))];
+        let sf = resolve(ConflictPolicy::SalesforceWins, false, at(1), &p, &i);
+        assert_eq!(sf[0].winner, Winner::Salesforce);
+        let pg = resolve(ConflictPolicy::PostgresWins, false, at(99), &p, &i);
+        assert_eq!(pg[0].winner, Winner::Postgres);
+    }
+
+    #[test]
+    fn last_writer_wins_compares_the_two_change_times() {
+        let p = [pending("phone", json!("111"), 5)];
+        let i = [incoming("phone", json!("222"))];
+        let later_sf = resolve(ConflictPolicy::LastWriterWins, false, at(6), &p, &i);
+        assert_eq!(later_sf[0].winner, Winner::Salesforce);
+        let later_pg = resolve(ConflictPolicy::LastWriterWins, false, at(4), &p, &i);
+        assert_eq!(later_pg[0].winner, Winner::Postgres);
+    }
+
+    #[test]
+    fn the_latest_pending_value_counts() {
+        let decisions = resolve(
+            ConflictPolicy::Merge,
+            false,
+            at(10),
+            &[
+                pending("phone", json!("1"), 1),
+                pending("phone", json!("2"), 2),
+            ],
+            &[incoming("phone", json!("3"))],
+        );
+        assert_eq!(decisions[0].postgres_value, json!("2"));
+    }
+
+    #[test]
+    fn the_echo_of_our_own_write_is_not_a_conflict() {
+        let decisions = resolve(
+            ConflictPolicy::SalesforceWins,
+            true,
+            at(10),
+            &[pending("phone", json!("newer"), 9)],
+            &[incoming("phone", json!("sent"))],
+        );
+        assert_eq!(decisions[0].winner, Winner::Postgres);
+        assert!(!decisions[0].record);
+    }
+
+    #[test]
+    fn equal_values_are_decided_but_not_recorded() {
+        let decisions = resolve(
+            ConflictPolicy::Merge,
+            false,
+            at(10),
+            &[pending("phone", json!("same"), 1)],
+            &[incoming("phone", json!("same"))],
+        );
+        assert!(!decisions[0].record);
+    }
+}

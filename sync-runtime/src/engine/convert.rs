@@ -1,0 +1,360 @@
+//! Salesforce values → Postgres text, one field at a time (pure).
+//!
+//! Every path that writes Salesforce data into a mapped table (COPY during a load, upserts of
+//! query results and change events) goes through [`pg_text`]: it checks the value against the
+//! column the field lands in (type, varchar width, integer range) and returns the canonical text
+//! Postgres accepts for that column, or a [`FieldError`] naming the field and the reason. A bad
+//! value never reaches Postgres, so one record cannot fail a whole batch.
+//!
+//! Input forms accepted: REST/CDC JSON (`"2024-01-02T03:04:05.000+0000"`, `…Z`, epoch
+//! milliseconds from Pub/Sub) and Bulk API CSV text (empty = null). Output: `timestamp` as UTC
+//! `2024-01-02 03:04:05.000`, `time` as `03:04:05.000`, numbers as Salesforce sent them.
+
+use std::fmt::Write as _;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde_json::Value;
+
+use crate::adapter::{parse_datetime, parse_time, FieldDescriptor, PgType};
+
+/// Why one field of one record cannot be stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldError {
+    /// Salesforce API name of the field.
+    pub field: &'static str,
+    pub reason: String,
+    /// The value is a long-text diff (`{"diff": …}`): fetch the field instead.
+    pub is_diff: bool,
+}
+
+impl FieldError {
+    fn new(field: &FieldDescriptor, reason: impl Into<String>) -> FieldError {
+        FieldError {
+            field: field.sf_name,
+            reason: reason.into(),
+            is_diff: false,
+        }
+    }
+}
+
+impl std::fmt::Display for FieldError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.field, self.reason)
+    }
+}
+
+/// The Postgres text of a JSON value for `field`'s column; `None` for SQL NULL.
+pub fn pg_text(field: &FieldDescriptor, value: &Value) -> Result<Option<String>, FieldError> {
+    match value {
+        Value::Null => Ok(None),
+        Value::String(s) => text_value(field, s).map(Some),
+        Value::Bool(b) => match field.pg_type {
+            PgType::Boolean => Ok(Some(b.to_string())),
+            PgType::Varchar(_) | PgType::Text => text_value(field, &b.to_string()).map(Some),
+            _ => Err(wrong(field, value)),
+        },
+        Value::Number(n) => match field.pg_type {
+            PgType::DoublePrecision => n
+                .as_f64()
+                .map(|_| Some(n.to_string()))
+                .ok_or_else(|| wrong(field, value)),
+            PgType::Integer => integral(value)
+                .filter(|i| i32::try_from(*i).is_ok())
+                .map(|i| Some(i.to_string()))
+                .ok_or_else(|| {
+                    FieldError::new(field, format!("{n} does not fit a 32-bit integer column"))
+                }),
+            PgType::BigInt => integral(value)
+                .map(|i| Some(i.to_string()))
+                .ok_or_else(|| FieldError::new(field, format!("{n} is not an integer"))),
+            PgType::Timestamp => n
+                .as_i64()
+                .and_then(DateTime::<Utc>::from_timestamp_millis)
+                .map(|dt| Some(format_timestamp(&dt.naive_utc())))
+                .ok_or_else(|| wrong(field, value)),
+            PgType::Time => n
+                .as_i64()
+                .filter(|ms| (0..86_400_000).contains(ms))
+                .map(|ms| {
+                    let (secs, millis) = (ms / 1000, ms % 1000);
+                    Some(format!(
+                        "{:02}:{:02}:{:02}.{millis:03}",
+                        secs / 3600,
+                        secs / 60 % 60,
+                        secs % 60
+                    ))
+                })
+                .ok_or_else(|| wrong(field, value)),
+            PgType::Varchar(_) | PgType::Text => text_value(field, &n.to_string()).map(Some),
+            PgType::Boolean | PgType::Date => Err(wrong(field, value)),
+        },
+        Value::Object(o) if o.contains_key("diff") => Err(FieldError {
+            field: field.sf_name,
+            reason: "Salesforce sent a diff of this long text field, not its value".into(),
+            is_diff: true,
+        }),
+        Value::Array(_) | Value::Object(_) => Err(wrong(field, value)),
+    }
+}
+
+/// The Postgres text of a Bulk API CSV cell for `field`'s column (empty = NULL).
+pub fn pg_text_from_csv(field: &FieldDescriptor, cell: &str) -> Result<Option<String>, FieldError> {
+    if cell.is_empty() {
+        return Ok(None);
+    }
+    text_value(field, cell).map(Some)
+}
+
+/// A value that arrived as text (JSON string or CSV cell), checked against the column.
+fn text_value(field: &FieldDescriptor, s: &str) -> Result<String, FieldError> {
+    match field.pg_type {
+        PgType::Varchar(width) => {
+            let chars = s.chars().count();
+            if chars > width as usize {
+                Err(FieldError::new(
+                    field,
+                    format!(
+                        "value of {chars} characters is longer than the column (varchar({width})); \
+                         the field probably grew in Salesforce: run `forcesync describe pull`, \
+                         rebuild and migrate"
+                    ),
+                ))
+            } else if s.contains('\0') {
+                Err(FieldError::new(field, "value contains a NUL character"))
+            } else {
+                Ok(s.to_owned())
+            }
+        }
+        PgType::Text => {
+            if s.contains('\0') {
+                Err(FieldError::new(field, "value contains a NUL character"))
+            } else {
+                Ok(s.to_owned())
+            }
+        }
+        PgType::DoublePrecision => s
+            .parse::<f64>()
+            .ok()
+            .filter(|f| f.is_finite())
+            .map(|_| s.to_owned())
+            .ok_or_else(|| FieldError::new(field, format!("`{s}` is not a number"))),
+        PgType::Integer => s
+            .parse::<f64>()
+            .ok()
+            .filter(|f| f.fract() == 0.0 && *f >= i32::MIN as f64 && *f <= i32::MAX as f64)
+            .map(|f| (f as i64).to_string())
+            .ok_or_else(|| FieldError::new(field, format!("`{s}` is not a 32-bit integer"))),
+        PgType::BigInt => s
+            .parse::<i64>()
+            .map(|i| i.to_string())
+            .or_else(|_| {
+                s.parse::<f64>()
+                    .ok()
+                    .filter(|f| f.fract() == 0.0 && f.abs() < 9.2e18)
+                    .map(|f| (f as i64).to_string())
+                    .ok_or(())
+            })
+            .map_err(|()| FieldError::new(field, format!("`{s}` is not an integer"))),
+        PgType::Boolean => match s {
+            "true" | "TRUE" | "True" => Ok("true".into()),
+            "false" | "FALSE" | "False" => Ok("false".into()),
+            _ => Err(FieldError::new(
+                field,
+                format!("`{s}` is not true or false"),
+            )),
+        },
+        PgType::Date => NaiveDate::parse_from_str(s, "%Y-%m-%d")
+            .map(|d| d.format("%Y-%m-%d").to_string())
+            .map_err(|_| FieldError::new(field, format!("`{s}` is not a date (YYYY-MM-DD)"))),
+        PgType::Timestamp => parse_datetime(s)
+            .map(|dt| format_timestamp(&dt))
+            .ok_or_else(|| FieldError::new(field, format!("`{s}` is not a datetime"))),
+        PgType::Time => parse_time(s)
+            .map(|t| t.format("%H:%M:%S%.3f").to_string())
+            .ok_or_else(|| FieldError::new(field, format!("`{s}` is not a time of day"))),
+    }
+}
+
+fn format_timestamp(dt: &chrono::NaiveDateTime) -> String {
+    dt.format("%Y-%m-%d %H:%M:%S%.3f").to_string()
+}
+
+fn integral(value: &Value) -> Option<i64> {
+    value.as_i64().or_else(|| {
+        let f = value.as_f64()?;
+        (f.fract() == 0.0 && f.abs() < 9.2e18).then_some(f as i64)
+    })
+}
+
+fn wrong(field: &FieldDescriptor, value: &Value) -> FieldError {
+    let shown = match value {
+        Value::String(s) if s.chars().count() > 40 => {
+            format!("\"{}…\"", s.chars().take(40).collect::<String>())
+        }
+        other => {
+            let text = other.to_string();
+            if text.chars().count() > 40 {
+                format!("{}…", text.chars().take(40).collect::<String>())
+            } else {
+                text
+            }
+        }
+    };
+    FieldError::new(
+        field,
+        format!("{shown} does not fit a {} column", field.pg_type.sql()),
+    )
+}
+
+/// Appends one COPY text-format cell (`\N` for NULL, backslash escapes) to `line`.
+pub fn push_copy_cell(line: &mut String, value: Option<&str>) {
+    match value {
+        None => line.push_str("\\N"),
+        Some(s) => {
+            for c in s.chars() {
+                match c {
+                    '\\' => line.push_str("\\\\"),
+                    '\t' => line.push_str("\\t"),
+                    '\n' => line.push_str("\\n"),
+                    '\r' => line.push_str("\\r"),
+                    c => line.push(c),
+                }
+            }
+        }
+    }
+}
+
+/// One COPY text-format line from cells (tab-separated, newline-terminated).
+pub fn copy_line<'a>(cells: impl IntoIterator<Item = Option<&'a str>>, line: &mut String) {
+    let mut first = true;
+    for cell in cells {
+        if !first {
+            line.push('\t');
+        }
+        first = false;
+        push_copy_cell(line, cell);
+    }
+    line.push('\n');
+}
+
+/// A Postgres value read back as JSON (`to_jsonb(row)`) in the form Salesforce sends it, so that
+/// the mapping filter can be evaluated on stored rows.
+pub fn sf_json_from_pg(field: &FieldDescriptor, value: &Value) -> Value {
+    match (field.pg_type, value) {
+        (PgType::Timestamp, Value::String(s)) => {
+            let mut out = s.clone();
+            if !out.ends_with('Z') && !out.contains('+') {
+                if !out.contains('.') {
+                    out.push_str(".000");
+                }
+                let _ = write!(out, "Z");
+            }
+            Value::String(out)
+        }
+        (_, other) => other.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::adapter::SfType;
+    use serde_json::json;
+
+    fn field(sf_type: SfType, pg_type: PgType) -> FieldDescriptor {
+        FieldDescriptor {
+            sf_type,
+            pg_type,
+            ..super::super::testing::field("F")
+        }
+    }
+
+    #[test]
+    fn rest_and_cdc_datetimes_become_the_same_utc_timestamp() {
+        let f = field(SfType::DateTime, PgType::Timestamp);
+        let rest = pg_text(&f, &json!("2024-01-02T03:04:05.000+0000")).unwrap();
+        let cdc = pg_text(&f, &json!("2024-01-02T03:04:05.000Z")).unwrap();
+        let offset = pg_text(&f, &json!("2024-01-02T05:04:05+02:00")).unwrap();
+        let millis = pg_text(&f, &json!(1_704_164_645_000_i64)).unwrap();
+        assert_eq!(rest.as_deref(), Some("2024-01-02 03:04:05.000"));
+        assert_eq!(rest, cdc);
+        assert_eq!(rest, offset);
+        assert_eq!(rest, millis);
+    }
+
+    #[test]
+    fn a_value_longer_than_its_column_is_an_error_naming_the_fix() {
+        let f = FieldDescriptor {
+            sf_name: "Phone",
+            ..field(SfType::Phone, PgType::Varchar(5))
+        };
+        assert_eq!(
+            pg_text(&f, &json!("12345")).unwrap().as_deref(),
+            Some("12345")
+        );
+        let err = pg_text(&f, &json!("123456")).unwrap_err();
+        assert_eq!(err.field, "Phone");
+        assert!(err.reason.contains("varchar(5)"), "{}", err.reason);
+        assert!(err.reason.contains("forcesync describe pull"));
+        // Width counts characters, not bytes.
+        assert!(pg_text(&f, &json!("ééééé")).is_ok());
+    }
+
+    #[test]
+    fn wrong_types_and_ranges_are_errors() {
+        let int = field(SfType::Int, PgType::Integer);
+        assert_eq!(pg_text(&int, &json!(42)).unwrap().as_deref(), Some("42"));
+        assert_eq!(pg_text(&int, &json!(42.0)).unwrap().as_deref(), Some("42"));
+        assert!(pg_text(&int, &json!(4_000_000_000_i64)).is_err());
+        assert!(pg_text(&int, &json!("abc")).is_err());
+        assert!(pg_text(&int, &json!(true)).is_err());
+        let boolean = field(SfType::Boolean, PgType::Boolean);
+        assert_eq!(
+            pg_text(&boolean, &json!(false)).unwrap().as_deref(),
+            Some("false")
+        );
+        assert!(pg_text(&boolean, &json!(1)).is_err());
+        let date = field(SfType::Date, PgType::Date);
+        assert!(pg_text(&date, &json!("2024-02-30")).is_err());
+        assert!(pg_text(&date, &json!({"a": 1})).is_err());
+    }
+
+    #[test]
+    fn diffs_are_recognised_so_the_field_is_fetched() {
+        let f = field(SfType::TextArea, PgType::Text);
+        let err = pg_text(&f, &json!({"diff": "--- \n+++ abc\n"})).unwrap_err();
+        assert!(err.is_diff);
+    }
+
+    #[test]
+    fn csv_cells_follow_bulk_conventions() {
+        let f = field(SfType::Double, PgType::DoublePrecision);
+        assert_eq!(pg_text_from_csv(&f, "").unwrap(), None);
+        assert_eq!(
+            pg_text_from_csv(&f, "12.5").unwrap().as_deref(),
+            Some("12.5")
+        );
+        assert!(pg_text_from_csv(&f, "NaN").is_err());
+        let t = field(SfType::Time, PgType::Time);
+        assert_eq!(
+            pg_text_from_csv(&t, "13:45:00.000Z").unwrap().as_deref(),
+            Some("13:45:00.000")
+        );
+    }
+
+    #[test]
+    fn copy_lines_escape_what_copy_text_format_requires() {
+        let mut line = String::new();
+        copy_line([Some("a\tb"), None, Some("c\\d\ne")], &mut line);
+        assert_eq!(line, "a\\tb\t\\N\tc\\\\d\\ne\n");
+    }
+
+    #[test]
+    fn stored_timestamps_read_back_in_salesforce_form() {
+        let f = field(SfType::DateTime, PgType::Timestamp);
+        assert_eq!(
+            sf_json_from_pg(&f, &json!("2024-01-02T03:04:05")),
+            json!("2024-01-02T03:04:05.000Z")
+        );
+    }
+}

@@ -1,0 +1,450 @@
+//! The read side's one path from Salesforce data to a mapped table, shared by the initial load's
+//! catch-up, polling, streaming and repair: full records and change events go through the
+//! mapping's filter, the conflict policy and [`super::apply`], in the caller's transaction.
+//!
+//! A record or event that cannot be applied is recorded in `_forcesync_read_errors` and skipped;
+//! the rest of the batch is applied.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+use serde_json::Value;
+use tokio_postgres::Transaction;
+
+use super::apply::{self, EventChange, Row};
+use super::conflict::{self, IncomingChange, PendingChange, Winner};
+use super::filter::Verdict;
+use super::system::quote_ident;
+use super::MappingCtx;
+use crate::adapter::{ChangeEventHeader, ChangeType, FieldDescriptor, PgType};
+use crate::salesforce::SfError;
+
+/// What a batch did, for counters and the live feed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Applied {
+    pub upserted: u64,
+    pub updated: u64,
+    pub deleted: u64,
+    pub errors: u64,
+    pub conflicts: u64,
+    /// Records fetched whole from Salesforce (missing rows, diffs, gaps, filter changes).
+    pub fetched: u64,
+    /// `GAP_OVERFLOW` seen: the caller re-polls the window.
+    pub overflow_since: Option<NaiveDateTime>,
+}
+
+impl Applied {
+    pub fn total(&self) -> u64 {
+        self.upserted + self.updated + self.deleted
+    }
+
+    fn add(&mut self, other: Applied) {
+        self.upserted += other.upserted;
+        self.updated += other.updated;
+        self.deleted += other.deleted;
+        self.errors += other.errors;
+        self.conflicts += other.conflicts;
+        self.fetched += other.fetched;
+        self.overflow_since = match (self.overflow_since, other.overflow_since) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+    }
+}
+
+/// An error of the read path: Postgres (retry the batch) or Salesforce (classified).
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error("Postgres: {0}")]
+    Postgres(#[from] tokio_postgres::Error),
+    #[error("Salesforce: {0}")]
+    Salesforce(#[from] SfError),
+}
+
+/// Who changed the record in Salesforce, for conflict handling.
+#[derive(Debug, Clone, Copy)]
+pub struct Origin {
+    /// The change is the echo of forcesync's own write.
+    pub own_write: bool,
+    /// When Salesforce made the change.
+    pub changed_at: DateTime<Utc>,
+}
+
+/// Applies full REST records (query results, retrieves). `IsDeleted = true` records are deleted;
+/// records outside the filter leave the table.
+pub async fn apply_records(
+    ctx: &MappingCtx,
+    tx: &Transaction<'_>,
+    records: &[Value],
+) -> Result<Applied, IngestError> {
+    let mapping = ctx.mapping;
+    let mut applied = Applied::default();
+    let mut rows = Vec::new();
+    let mut deletes: Vec<(String, Option<NaiveDateTime>)> = Vec::new();
+    let mut leaving = Vec::new();
+    for record in records {
+        let deleted = record.get("IsDeleted").and_then(Value::as_bool) == Some(true);
+        let verdict = ctx.filter.verdict_on_record(record);
+        match apply::row_from_record(mapping, record) {
+            Ok(row) if deleted => deletes.push((row.sfid, row.stamp)),
+            Ok(row) if verdict == Verdict::Matches => rows.push(row),
+            Ok(row) => leaving.push(row.sfid),
+            Err(error) => {
+                applied.errors += 1;
+                apply::record_read_error(tx, mapping, &error, Some(record)).await?;
+            }
+        }
+    }
+    if !rows.is_empty() {
+        let (rows, conflicts) = settle_conflicts(ctx, tx, rows, None).await?;
+        applied.conflicts += conflicts;
+        applied.upserted += apply::upsert_rows(tx, mapping, rows).await?;
+    }
+    for (sfid, stamp) in deletes {
+        applied.deleted += apply::delete_rows(tx, mapping, &[sfid], stamp).await?;
+    }
+    if !leaving.is_empty() {
+        applied.deleted += apply::remove_unmatched(tx, mapping, &leaving).await?;
+    }
+    Ok(applied)
+}
+
+/// Reads records from Salesforce by Id and applies them; Ids Salesforce no longer has are
+/// deleted when `missing_are_deleted` (gap events, repair).
+pub async fn refetch(
+    ctx: &MappingCtx,
+    tx: &Transaction<'_>,
+    sfids: &[String],
+    missing_are_deleted: bool,
+) -> Result<Applied, IngestError> {
+    if sfids.is_empty() {
+        return Ok(Applied::default());
+    }
+    let fields = ctx.select_list();
+    let fields: Vec<&str> = fields.iter().map(String::as_str).collect();
+    let records = ctx
+        .client
+        .retrieve(ctx.mapping.object, sfids, &fields)
+        .await?;
+    let mut applied = apply_records(ctx, tx, &records).await?;
+    applied.fetched += records.len() as u64;
+    if missing_are_deleted {
+        let found: Vec<&str> = records
+            .iter()
+            .filter_map(|r| r.get("Id").and_then(Value::as_str))
+            .collect();
+        let gone: Vec<String> = sfids
+            .iter()
+            .filter(|id| !found.contains(&id.as_str()))
+            .cloned()
+            .collect();
+        if !gone.is_empty() {
+            applied.deleted += apply::delete_rows(tx, ctx.mapping, &gone, None).await?;
+        }
+    }
+    Ok(applied)
+}
+
+/// Applies one change event (every record it names).
+pub async fn apply_event(
+    ctx: &MappingCtx,
+    tx: &Transaction<'_>,
+    payload: &Value,
+) -> Result<Applied, IngestError> {
+    let mapping = ctx.mapping;
+    let mut applied = Applied::default();
+    let header = match ChangeEventHeader::from_payload(payload) {
+        Ok(header) => header,
+        Err(e) => {
+            applied.errors += 1;
+            let error = apply::RecordError {
+                sfid: None,
+                errors: vec![super::convert::FieldError {
+                    field: "ChangeEventHeader",
+                    reason: format!("malformed change event: {e}"),
+                    is_diff: false,
+                }],
+            };
+            apply::record_read_error(tx, mapping, &error, Some(payload)).await?;
+            return Ok(applied);
+        }
+    };
+    if !header.entity_name.eq_ignore_ascii_case(mapping.object) {
+        return Ok(applied);
+    }
+    if header.change_type == ChangeType::GapOverflow {
+        applied.overflow_since = Some(apply::commit_time(&header));
+        return Ok(applied);
+    }
+    let origin = Origin {
+        own_write: ctx.is_own_origin(&header.change_origin),
+        changed_at: DateTime::<Utc>::from_timestamp_millis(header.commit_timestamp)
+            .unwrap_or_else(Utc::now),
+    };
+    let changed_names: Vec<&str> = header.changed_fields.iter().map(String::as_str).collect();
+    let filter_touched = !ctx.filter.is_empty() && ctx.filter.touched_by(changed_names);
+
+    let mut full = Vec::new();
+    let mut partial = Vec::new();
+    let mut to_fetch = Vec::new();
+    let mut gap_fetch = Vec::new();
+    let mut deletes = Vec::new();
+    for sfid in &header.record_ids {
+        match apply::row_from_event(mapping, &header, payload, sfid) {
+            Ok(EventChange::Full(row)) => match ctx.filter.verdict(&|f| row.lookup(f)) {
+                Verdict::Matches => full.push(row),
+                Verdict::DoesNotMatch => deletes.push((row.sfid, None)),
+                Verdict::Unknown => to_fetch.push(row.sfid),
+            },
+            Ok(EventChange::Partial { row, refetch }) => {
+                if filter_touched || !refetch.is_empty() {
+                    to_fetch.push(row.sfid);
+                } else {
+                    partial.push(row);
+                }
+            }
+            Ok(EventChange::Delete { sfid, stamp }) => deletes.push((sfid, Some(stamp))),
+            Ok(EventChange::Refetch { sfid }) => gap_fetch.push(sfid),
+            Err(error) => {
+                applied.errors += 1;
+                apply::record_read_error(tx, mapping, &error, Some(payload)).await?;
+            }
+        }
+    }
+    if !full.is_empty() {
+        let (rows, conflicts) = settle_conflicts(ctx, tx, full, Some(origin)).await?;
+        applied.conflicts += conflicts;
+        applied.upserted += apply::upsert_rows(tx, mapping, rows).await?;
+    }
+    if !partial.is_empty() {
+        let (rows, conflicts) = settle_conflicts(ctx, tx, partial, Some(origin)).await?;
+        applied.conflicts += conflicts;
+        applied.updated += rows.len() as u64;
+        let missing = apply::update_rows(tx, mapping, rows).await?;
+        applied.updated -= missing.len() as u64;
+        // A record we do not have: fetch it whole, unless the filter keeps it out anyway.
+        if ctx.filter.is_empty() {
+            to_fetch.extend(missing);
+        }
+    }
+    for (sfid, stamp) in deletes {
+        applied.deleted += apply::delete_rows(tx, mapping, &[sfid], stamp).await?;
+    }
+    if !to_fetch.is_empty() {
+        applied.add(refetch(ctx, tx, &to_fetch, false).await?);
+    }
+    if !gap_fetch.is_empty() {
+        applied.add(refetch(ctx, tx, &gap_fetch, true).await?);
+    }
+    Ok(applied)
+}
+
+/// A pending application change read from `_trigger_log`.
+struct Pending {
+    sfid: String,
+    log_id: i32,
+    values: serde_json::Map<String, Value>,
+    old: serde_json::Map<String, Value>,
+    created_at: DateTime<Utc>,
+}
+
+/// Resolves overlaps between incoming rows and unsent application changes: drops the columns the
+/// app keeps from the rows, drops the overlapping pending changes Salesforce wins, records every
+/// conflict. `origin` is `None` for full records read by query (whose changed fields are those
+/// differing from the value the app changed from).
+async fn settle_conflicts(
+    ctx: &MappingCtx,
+    tx: &Transaction<'_>,
+    mut rows: Vec<Row>,
+    origin: Option<Origin>,
+) -> Result<(Vec<Row>, u64), IngestError> {
+    let mapping = ctx.mapping;
+    if !mapping.is_read_write() {
+        return Ok((rows, 0));
+    }
+    let schema = quote_ident(mapping.schema);
+    let sfids: Vec<&str> = rows.iter().map(|r| r.sfid.as_str()).collect();
+    let pending_rows = tx
+        .query(
+            &format!(
+                "SELECT t.sfid, l.id, l.\"values\", l.old, l.created_at \
+                 FROM {schema}._trigger_log l JOIN {table} t ON t.id = l.record_id \
+                 WHERE l.table_name = $1 AND l.state IN ('NEW', 'PENDING') \
+                   AND l.action IN ('INSERT', 'UPDATE') AND t.sfid = ANY($2) \
+                 ORDER BY l.id",
+                table = apply::qualified(mapping)
+            ),
+            &[&mapping.table, &sfids],
+        )
+        .await?;
+    if pending_rows.is_empty() {
+        return Ok((rows, 0));
+    }
+    let mut pending: HashMap<String, Vec<Pending>> = HashMap::new();
+    for r in &pending_rows {
+        let values: Option<Value> = r.get(2);
+        let old: Option<Value> = r.get(3);
+        let sfid: String = r.get(0);
+        pending.entry(sfid.clone()).or_default().push(Pending {
+            sfid,
+            log_id: r.get(1),
+            values: object(values),
+            old: object(old),
+            created_at: r.get(4),
+        });
+    }
+    let mut recorded = 0;
+    for row in &mut rows {
+        let Some(entries) = pending.get(&row.sfid) else {
+            continue;
+        };
+        let changes: Vec<PendingChange> = entries
+            .iter()
+            .flat_map(|p| {
+                p.values.iter().map(move |(column, value)| PendingChange {
+                    column: column.clone(),
+                    value: value.clone(),
+                    changed_at: p.created_at,
+                    trigger_log_id: p.log_id,
+                })
+            })
+            .collect();
+        // What Salesforce changed: every column of an event; for a full record, the columns
+        // whose Salesforce value differs from the value the app changed them from.
+        let first_old = entries.first().map(|p| &p.old);
+        let incoming: Vec<IncomingChange> = row
+            .cells
+            .iter()
+            .filter(|(field, text)| {
+                origin.is_some()
+                    || first_old
+                        .and_then(|old| old.get(field.column))
+                        .is_none_or(|old| !same_value(field, old, text.as_deref()))
+            })
+            .map(|(field, text)| IncomingChange {
+                column: field.column.to_owned(),
+                value: text.clone().map_or(Value::Null, Value::String),
+            })
+            .collect();
+        let changed_at = origin.map_or_else(
+            || row.stamp.map(|s| s.and_utc()).unwrap_or_else(Utc::now),
+            |o| o.changed_at,
+        );
+        let decisions = conflict::resolve(
+            mapping.sync.conflict,
+            origin.is_some_and(|o| o.own_write),
+            changed_at,
+            &changes,
+            &incoming,
+        );
+        for decision in decisions {
+            match decision.winner {
+                Winner::Postgres => row.cells.retain(|(f, _)| f.column != decision.column),
+                Winner::Salesforce => {
+                    let ids: Vec<i32> = entries.iter().map(|p| p.log_id).collect();
+                    tx.execute(
+                        &format!(
+                            "UPDATE {schema}._trigger_log SET \"values\" = \"values\" - $1, updated_at = now(), \
+                             state = CASE WHEN action = 'UPDATE' AND (\"values\" - $1) = '{{}}'::jsonb THEN 'IGNORED' ELSE state END \
+                             WHERE id = ANY($2) AND state = 'NEW'"
+                        ),
+                        &[&decision.column, &ids],
+                    )
+                    .await?;
+                }
+            }
+            if decision.record {
+                recorded += 1;
+                tx.execute(
+                    &format!(
+                        "INSERT INTO {schema}._forcesync_conflicts \
+                         (mapping, sfid, trigger_log_id, field, postgres_value, salesforce_value, policy, decision, \
+                          postgres_changed_at, salesforce_changed_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+                    ),
+                    &[
+                        &mapping.object,
+                        &row.sfid,
+                        &decision.trigger_log_id,
+                        &decision.column,
+                        &decision.postgres_value,
+                        &decision.salesforce_value,
+                        &conflict::policy_name(mapping.sync.conflict),
+                        &decision.as_str(),
+                        &entries
+                            .iter()
+                            .find(|p| p.log_id == decision.trigger_log_id)
+                            .map(|p| p.created_at),
+                        &changed_at,
+                    ],
+                )
+                .await?;
+            }
+        }
+        let _ = &entries.first().map(|p| &p.sfid);
+    }
+    Ok((rows, recorded))
+}
+
+fn object(value: Option<Value>) -> serde_json::Map<String, Value> {
+    match value {
+        Some(Value::Object(map)) => map,
+        _ => serde_json::Map::new(),
+    }
+}
+
+/// Whether a stored JSON value (`to_jsonb` of the row) and a Postgres text are the same value.
+fn same_value(field: &FieldDescriptor, stored: &Value, text: Option<&str>) -> bool {
+    match (stored, text) {
+        (Value::Null, None) => true,
+        (Value::Null, Some(_)) | (_, None) => false,
+        (Value::String(s), Some(t)) => match field.pg_type {
+            PgType::Timestamp | PgType::Time => {
+                let norm = |v: &str| {
+                    v.replace('T', " ")
+                        .trim_end_matches('Z')
+                        .trim_end_matches('0')
+                        .trim_end_matches('.')
+                        .to_owned()
+                };
+                norm(s) == norm(t)
+            }
+            _ => s == t,
+        },
+        (Value::Number(n), Some(t)) => n
+            .as_f64()
+            .zip(t.parse::<f64>().ok())
+            .is_some_and(|(a, b)| a == b),
+        (Value::Bool(b), Some(t)) => b.to_string() == t,
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::adapter::SfType;
+    use serde_json::json;
+
+    #[test]
+    fn stored_and_incoming_values_compare_across_forms() {
+        let ts = FieldDescriptor {
+            sf_type: SfType::DateTime,
+            pg_type: PgType::Timestamp,
+            ..super::super::testing::field("SystemModstamp")
+        };
+        assert!(same_value(
+            &ts,
+            &json!("2024-01-02T03:04:05"),
+            Some("2024-01-02 03:04:05.000")
+        ));
+        let num = FieldDescriptor {
+            sf_type: SfType::Double,
+            pg_type: PgType::DoublePrecision,
+            ..super::super::testing::field("AnnualRevenue")
+        };
+        assert!(same_value(&num, &json!(10.0), Some("10")));
+        assert!(!same_value(&num, &json!(10.5), Some("10")));
+        assert!(!same_value(&num, &Value::Null, Some("10")));
+    }
+}

@@ -1,0 +1,284 @@
+//! Initial load and reload: every record the mapping selects, read page by page and streamed into
+//! Postgres with `COPY`, in bounded memory whatever the object's size.
+//!
+//! `SELECT COUNT()` first; small objects are read through the REST query API, larger ones (above
+//! [`EngineConfig::bulk_threshold`](super::EngineConfig)) through a Bulk API 2.0 query job whose
+//! CSV pages are converted cell by cell. The mapping's filter applies in the query.
+//!
+//! * **Initial load into a table without synced rows**: `COPY` straight into the table, in one
+//!   transaction with the state change, so a crash leaves either nothing or the whole load.
+//! * **Reload, or a table that already holds synced rows**: `COPY` into a temporary table, then in
+//!   the same transaction upsert every row (the newer state wins) and remove the synced rows
+//!   Salesforce no longer has. The app keeps reading the complete old data until the commit and
+//!   the complete new data after it; it never sees an empty or partial table. Rows the app
+//!   inserted that have no `sfid` yet are left alone.
+//!
+//! A record that cannot be stored is recorded in `_forcesync_read_errors` and skipped.
+
+use std::time::Instant;
+
+use bytes::Bytes;
+use chrono::{NaiveDateTime, Utc};
+use futures_util::SinkExt;
+use serde_json::Value;
+
+use super::apply::{self, qualified, RecordError};
+use super::convert::{copy_line, pg_text_from_csv};
+use super::soql;
+use super::state::SyncState;
+use super::system::quote_ident;
+use super::{EngineError, MappingCtx};
+use crate::adapter::FieldDescriptor;
+use crate::salesforce::bulk::{PollPolicy, QueryOperation};
+
+/// What a load did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoadReport {
+    pub rows: u64,
+    pub errors: u64,
+    pub bulk: bool,
+    pub seconds: f64,
+    /// When the load started reading (polling resumes from here, minus the look-back).
+    pub started_at: NaiveDateTime,
+}
+
+/// Bytes of COPY data sent per chunk.
+const COPY_CHUNK: usize = 256 * 1024;
+
+/// Loads the mapping: the initial load when `reload` is false, a reload otherwise.
+pub async fn load(ctx: &MappingCtx, reload: bool) -> Result<LoadReport, EngineError> {
+    let mapping = ctx.mapping;
+    let started = Instant::now();
+    let started_at = Utc::now().naive_utc();
+    let progress_db = ctx.connect().await?;
+    let mut db = ctx.connect().await?;
+    let table = qualified(mapping);
+    ctx.states
+        .set_state(
+            &progress_db,
+            mapping.object,
+            if reload {
+                SyncState::Reloading
+            } else {
+                SyncState::Loading
+            },
+            None,
+        )
+        .await?;
+    let total = ctx.client.count(&soql::count_query(mapping)).await?;
+    ctx.states
+        .set_load_progress(&progress_db, mapping.object, 0, Some(total as i64))
+        .await?;
+
+    let tx = apply::begin_engine_tx(&mut db).await?;
+    let has_synced: bool = tx
+        .query_one(
+            &format!("SELECT EXISTS (SELECT 1 FROM {table} WHERE sfid IS NOT NULL)"),
+            &[],
+        )
+        .await?
+        .get(0);
+    let staged = reload || has_synced;
+    let target = if staged {
+        tx.batch_execute(&format!(
+            "CREATE TEMP TABLE _forcesync_load (LIKE {table} INCLUDING DEFAULTS) ON COMMIT DROP"
+        ))
+        .await?;
+        "_forcesync_load".to_owned()
+    } else {
+        table.clone()
+    };
+    let columns: Vec<String> = mapping
+        .fields
+        .iter()
+        .map(|f| quote_ident(f.column))
+        .collect();
+    let sink = tx
+        .copy_in::<_, Bytes>(&format!(
+            "COPY {target} ({}) FROM STDIN",
+            columns.join(", ")
+        ))
+        .await?;
+    futures_util::pin_mut!(sink);
+
+    let soql = soql::load_query(mapping, &ctx.filter);
+    let bulk = total >= ctx.config.bulk_threshold;
+    let mut errors: Vec<(RecordError, Option<Value>)> = Vec::new();
+    let mut rows: u64 = 0;
+    let mut buffer = String::with_capacity(COPY_CHUNK + 4096);
+    let mut cells: Vec<Option<String>> = Vec::with_capacity(mapping.fields.len());
+    let mut last_progress = Instant::now();
+    if bulk {
+        let mut job = ctx
+            .client
+            .bulk_query(&soql, QueryOperation::Query, None, &PollPolicy::default())
+            .await?;
+        while let Some(page) = job.next_page().await? {
+            let mut reader = csv::ReaderBuilder::new()
+                .has_headers(true)
+                .from_reader(page.csv.as_ref());
+            let header = reader
+                .headers()
+                .map_err(|e| EngineError::Config(format!("Bulk API result header: {e}")))?
+                .clone();
+            let positions = csv_positions(mapping.fields, &header);
+            let mut record = csv::StringRecord::new();
+            loop {
+                match reader.read_record(&mut record) {
+                    Ok(true) => {}
+                    Ok(false) => break,
+                    Err(e) => return Err(EngineError::Config(format!("Bulk API result row: {e}"))),
+                }
+                cells.clear();
+                let mut bad = Vec::new();
+                for (field, position) in mapping.fields.iter().zip(&positions) {
+                    let cell = position.and_then(|p| record.get(p)).unwrap_or("");
+                    match pg_text_from_csv(field, cell) {
+                        Ok(text) => cells.push(text),
+                        Err(e) => bad.push(e),
+                    }
+                }
+                if bad.is_empty() {
+                    copy_line(cells.iter().map(Option::as_deref), &mut buffer);
+                    rows += 1;
+                } else {
+                    let sfid = positions
+                        .first()
+                        .copied()
+                        .flatten()
+                        .and_then(|p| record.get(p))
+                        .map(str::to_owned);
+                    errors.push((RecordError { sfid, errors: bad }, None));
+                }
+                if buffer.len() >= COPY_CHUNK {
+                    sink.send(Bytes::from(std::mem::take(&mut buffer))).await?;
+                }
+            }
+            if last_progress.elapsed().as_millis() > 250 {
+                last_progress = Instant::now();
+                ctx.states
+                    .set_load_progress(&progress_db, mapping.object, rows as i64, None)
+                    .await?;
+            }
+        }
+        let _ = job.delete().await;
+    } else {
+        let mut page = ctx.client.query(&soql).await?;
+        loop {
+            for record in &page.records {
+                match apply::row_from_record(mapping, record) {
+                    Ok(row) => {
+                        copy_line(row.cells.iter().map(|(_, v)| v.as_deref()), &mut buffer);
+                        rows += 1;
+                    }
+                    Err(e) => errors.push((e, Some(record.clone()))),
+                }
+                if buffer.len() >= COPY_CHUNK {
+                    sink.send(Bytes::from(std::mem::take(&mut buffer))).await?;
+                }
+            }
+            if last_progress.elapsed().as_millis() > 250 {
+                last_progress = Instant::now();
+                ctx.states
+                    .set_load_progress(&progress_db, mapping.object, rows as i64, None)
+                    .await?;
+            }
+            match page.next_records_url.take() {
+                Some(next) if !page.done => page = ctx.client.query_more(&next).await?,
+                _ => break,
+            }
+        }
+    }
+    if !buffer.is_empty() {
+        sink.send(Bytes::from(std::mem::take(&mut buffer))).await?;
+    }
+    sink.as_mut().finish().await?;
+
+    if staged {
+        merge_staged(&tx, ctx).await?;
+    }
+    for (error, payload) in &errors {
+        apply::record_read_error(&tx, mapping, error, payload.as_ref()).await?;
+    }
+    ctx.states
+        .set_watermark(&tx, mapping.object, Some(&(started_at, String::new())))
+        .await?;
+    ctx.states
+        .set_load_progress(&tx, mapping.object, rows as i64, Some(total as i64))
+        .await?;
+    ctx.states
+        .record_applied(&tx, mapping.object, rows as i64, None)
+        .await?;
+    let next = if mapping.sync.streaming {
+        SyncState::Streaming
+    } else {
+        SyncState::Polling
+    };
+    ctx.states
+        .set_state(&tx, mapping.object, next, None)
+        .await?;
+    tx.commit().await?;
+    Ok(LoadReport {
+        rows,
+        errors: errors.len() as u64,
+        bulk,
+        seconds: started.elapsed().as_secs_f64(),
+        started_at,
+    })
+}
+
+/// For each mapped field, its column in a Bulk CSV header (names match case-insensitively).
+pub fn csv_positions(fields: &[FieldDescriptor], header: &csv::StringRecord) -> Vec<Option<usize>> {
+    fields
+        .iter()
+        .map(|f| {
+            header
+                .iter()
+                .position(|h| h.eq_ignore_ascii_case(f.sf_name))
+        })
+        .collect()
+}
+
+/// Moves the staged rows into the table: newer states win, synced rows Salesforce no longer
+/// selects leave (deleted, or `isdeleted` under soft deletes).
+async fn merge_staged(
+    tx: &tokio_postgres::Transaction<'_>,
+    ctx: &MappingCtx,
+) -> Result<(), EngineError> {
+    let mapping = ctx.mapping;
+    let table = qualified(mapping);
+    let columns: Vec<String> = mapping
+        .fields
+        .iter()
+        .map(|f| quote_ident(f.column))
+        .collect();
+    let sets: Vec<String> = columns
+        .iter()
+        .filter(|c| c.as_str() != "sfid")
+        .map(|c| format!("{c} = EXCLUDED.{c}"))
+        .collect();
+    tx.batch_execute(&format!(
+        "INSERT INTO {table} AS t ({cols}) SELECT {cols} FROM _forcesync_load \
+         ON CONFLICT (sfid) DO UPDATE SET {sets} \
+         WHERE t.systemmodstamp IS NULL OR EXCLUDED.systemmodstamp IS NULL OR t.systemmodstamp <= EXCLUDED.systemmodstamp",
+        cols = columns.join(", "),
+        sets = sets.join(", ")
+    ))
+    .await?;
+    let gone: Vec<String> = tx
+        .query(
+            &format!(
+                "SELECT t.sfid FROM {table} t WHERE t.sfid IS NOT NULL \
+                 AND NOT EXISTS (SELECT 1 FROM _forcesync_load l WHERE l.sfid = t.sfid)"
+            ),
+            &[],
+        )
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    if !gone.is_empty() {
+        apply::remove_unmatched(tx, mapping, &gone).await?;
+    }
+    Ok(())
+}

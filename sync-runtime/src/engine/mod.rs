@@ -1,0 +1,379 @@
+//! The sync engine: keeps every mapped table in step with Salesforce (this module's read half:
+//! initial load, Change Data Capture, polling, repair) and Salesforce in step with the app's
+//! writes ([`writer`]).
+//!
+//! [`Engine::run`] takes each mapping it can lease ([`lease`]), and runs its loop: load when the
+//! table was never loaded, then stream change events (or poll), repair drift on the mapping's
+//! `poll_seconds`, and move the mapping's state ([`state`]) as things happen: budget exhausted,
+//! a field gone from Salesforce, the org refusing events. Every decision is made by a pure
+//! function in the module named after it; the loops here only move data. See `ENGINE.md`.
+
+pub mod apply;
+pub mod conflict;
+pub mod convert;
+pub mod filter;
+pub mod ingest;
+pub mod lease;
+pub mod load;
+pub mod poll;
+pub mod soql;
+pub mod state;
+pub mod stream;
+pub mod system;
+#[cfg(test)]
+mod testing;
+pub mod writer;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use crate::adapter::{MappingDescriptor, Registry};
+use crate::salesforce::{self, Client, SfError};
+use filter::Filter;
+use state::{StateStore, SyncState};
+
+/// How the engine runs; [`EngineConfig::new`] gives the defaults.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// `postgres://…` of the app's database.
+    pub database_url: String,
+    /// Objects to run (all mappings when empty).
+    pub only: Vec<String>,
+    /// Initial loads of more records than this use a Bulk API 2.0 query job.
+    pub bulk_threshold: u64,
+    /// How far before its cursor each poll starts again: Salesforce stamps SystemModstamp when a
+    /// transaction starts, so a long transaction becomes visible after the poller passed it.
+    pub lookback: Duration,
+    /// Records per polling page.
+    pub poll_page: u32,
+    /// How often formula fields (which do not bump SystemModstamp) are refreshed; `None`: never.
+    pub formula_refresh: Option<Duration>,
+    /// How often an engine tries to take mappings held by others (and retries after errors).
+    pub lease_retry: Duration,
+    /// Change events buffered during an initial load before falling back to a catch-up poll.
+    pub load_buffer: usize,
+}
+
+impl EngineConfig {
+    pub fn new(database_url: impl Into<String>) -> EngineConfig {
+        EngineConfig {
+            database_url: database_url.into(),
+            only: Vec::new(),
+            bulk_threshold: 50_000,
+            lookback: Duration::from_secs(120),
+            poll_page: 2_000,
+            formula_refresh: Some(Duration::from_secs(3_600)),
+            lease_retry: Duration::from_secs(3),
+            load_buffer: 100_000,
+        }
+    }
+}
+
+/// Everything one mapping's loop works with.
+pub struct MappingCtx {
+    pub mapping: &'static MappingDescriptor,
+    /// The client, scoped to the mapping's daily budget.
+    pub client: Client,
+    pub filter: Filter,
+    pub states: StateStore,
+    pub config: Arc<EngineConfig>,
+}
+
+impl MappingCtx {
+    pub fn new(
+        mapping: &'static MappingDescriptor,
+        client: &Client,
+        config: Arc<EngineConfig>,
+    ) -> Result<MappingCtx, EngineError> {
+        let filter = Filter::of(mapping).map_err(EngineError::Config)?;
+        let budget = u64::from(mapping.sync.max_daily_api_calls);
+        let client = if budget > 0 {
+            client.scoped(mapping.object, budget)
+        } else {
+            client.scoped(mapping.object, u64::MAX)
+        };
+        Ok(MappingCtx {
+            mapping,
+            client,
+            filter,
+            states: StateStore::new(mapping.schema),
+            config,
+        })
+    }
+
+    /// The Salesforce fields read for this mapping.
+    pub fn select_list(&self) -> Vec<String> {
+        soql::select_list(self.mapping, &self.filter)
+    }
+
+    /// Whether a `changeOrigin` names this engine's own client.
+    pub fn is_own_origin(&self, change_origin: &str) -> bool {
+        let ours = format!("client={}", self.client.config().call_client);
+        change_origin
+            .split(';')
+            .any(|part| part.trim().trim_end_matches('/') == ours)
+    }
+
+    /// A new Postgres connection for this mapping.
+    pub async fn connect(&self) -> Result<tokio_postgres::Client, EngineError> {
+        connect(&self.config.database_url).await
+    }
+}
+
+/// An engine failure, classified for the mapping loop.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("Postgres: {0}")]
+    Postgres(#[from] tokio_postgres::Error),
+    #[error("Salesforce: {0}")]
+    Salesforce(#[from] SfError),
+    #[error("configuration: {0}")]
+    Config(String),
+}
+
+impl From<ingest::IngestError> for EngineError {
+    fn from(e: ingest::IngestError) -> Self {
+        match e {
+            ingest::IngestError::Postgres(e) => EngineError::Postgres(e),
+            ingest::IngestError::Salesforce(e) => EngineError::Salesforce(e),
+        }
+    }
+}
+
+impl EngineError {
+    /// The state a mapping moves to because of this error, with the message to show.
+    pub fn state(&self, mapping: &MappingDescriptor) -> (SyncState, String) {
+        match self {
+            EngineError::Salesforce(e) if e.is_budget() => (
+                SyncState::BudgetExhausted,
+                format!("{e}; resumes when the daily budget returns"),
+            ),
+            EngineError::Salesforce(e) if e.is_schema_change() => (
+                SyncState::SchemaChanged,
+                format!(
+                    "Salesforce rejected a mapped field of {}: {e}. Fix: run `forcesync describe pull {}`, \
+                     rebuild, and `forcesync migrate` (or restore the field in Salesforce); the mapping \
+                     resumes by itself when the field is back",
+                    mapping.object, mapping.object
+                ),
+            ),
+            other => (SyncState::Error, other.to_string()),
+        }
+    }
+}
+
+/// Opens a Postgres connection (its driver task runs in the background).
+pub async fn connect(database_url: &str) -> Result<tokio_postgres::Client, EngineError> {
+    let (client, connection) = tokio_postgres::connect(database_url, tokio_postgres::NoTls).await?;
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::debug!("postgres connection ended: {e}");
+        }
+    });
+    Ok(client)
+}
+
+/// The sync engine over a generated registry.
+pub struct Engine {
+    pub registry: &'static Registry,
+    pub config: Arc<EngineConfig>,
+    pub client: Client,
+}
+
+impl Engine {
+    pub fn new(
+        registry: &'static Registry,
+        config: EngineConfig,
+        salesforce: salesforce::Config,
+    ) -> Result<Engine, EngineError> {
+        Ok(Engine {
+            registry,
+            config: Arc::new(config),
+            client: Client::new(salesforce)?,
+        })
+    }
+
+    /// The mappings this engine runs.
+    pub fn mappings(&self) -> Vec<&'static MappingDescriptor> {
+        self.registry
+            .mappings
+            .iter()
+            .copied()
+            .filter(|m| {
+                self.config.only.is_empty()
+                    || self
+                        .config
+                        .only
+                        .iter()
+                        .any(|o| o.eq_ignore_ascii_case(m.object))
+            })
+            .collect()
+    }
+
+    /// Applies the engine's system migrations and creates a state row for every mapping.
+    pub async fn migrate(&self) -> Result<Vec<&'static str>, EngineError> {
+        let mut db = connect(&self.config.database_url).await?;
+        let applied = system::migrate(&mut db, self.registry.schema).await?;
+        let states = StateStore::new(self.registry.schema);
+        for mapping in self.registry.mappings {
+            states.ensure(&db, mapping.object, mapping.table).await?;
+        }
+        Ok(applied)
+    }
+
+    /// The context of one mapping.
+    pub fn context(&self, mapping: &'static MappingDescriptor) -> Result<MappingCtx, EngineError> {
+        MappingCtx::new(mapping, &self.client, self.config.clone())
+    }
+
+    /// Runs every mapping this engine can lease until `shutdown` turns true; mappings held by
+    /// another engine are taken over when it dies.
+    pub async fn run(&self, shutdown: watch::Receiver<bool>) -> Result<(), EngineError> {
+        self.migrate().await?;
+        let mut tasks = Vec::new();
+        for mapping in self.mappings() {
+            let ctx = self.context(mapping)?;
+            let shutdown = shutdown.clone();
+            tasks.push(tokio::spawn(
+                async move { run_mapping(ctx, shutdown).await },
+            ));
+        }
+        for task in tasks {
+            let _ = task.await;
+        }
+        Ok(())
+    }
+}
+
+/// One mapping, for as long as the engine runs: wait for its lease, then sync it.
+pub async fn run_mapping(ctx: MappingCtx, mut shutdown: watch::Receiver<bool>) {
+    let mapping = ctx.mapping;
+    loop {
+        if *shutdown.borrow() {
+            return;
+        }
+        match lease::Lease::try_acquire(&ctx.config.database_url, mapping.schema, mapping.object)
+            .await
+        {
+            Ok(Some(lease)) => {
+                tracing::info!(mapping = mapping.object, "leased");
+                sync_while_leased(&ctx, &lease, &mut shutdown).await;
+                drop(lease);
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!(mapping = mapping.object, "lease: {e}"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(ctx.config.lease_retry) => {}
+            _ = shutdown.changed() => {}
+        }
+    }
+}
+
+/// Syncs a leased mapping until shutdown or until the lease is lost.
+async fn sync_while_leased(
+    ctx: &MappingCtx,
+    lease: &lease::Lease,
+    shutdown: &mut watch::Receiver<bool>,
+) {
+    let mapping = ctx.mapping;
+    let mut backoff = Duration::from_secs(1);
+    loop {
+        if *shutdown.borrow() || !lease.is_alive().await {
+            return;
+        }
+        let result = run_once(ctx, shutdown).await;
+        let wait = match result {
+            Ok(()) => return,
+            Err(error) => {
+                let (state, message) = error.state(mapping);
+                tracing::warn!(mapping = mapping.object, state = %state, "{message}");
+                if let Ok(db) = ctx.connect().await {
+                    let _ = ctx.states.record_error(&db, mapping.object, &message).await;
+                    let _ = ctx
+                        .states
+                        .set_state(&db, mapping.object, state, Some(&message))
+                        .await;
+                }
+                let wait = match state {
+                    SyncState::BudgetExhausted => Duration::from_secs(60),
+                    SyncState::SchemaChanged => Duration::from_secs(30),
+                    _ => backoff,
+                };
+                backoff = (backoff * 2).min(Duration::from_secs(60));
+                wait
+            }
+        };
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = shutdown.changed() => {}
+        }
+    }
+}
+
+/// Loads the mapping when needed, then streams or polls until shutdown.
+async fn run_once(
+    ctx: &MappingCtx,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Result<(), EngineError> {
+    let mapping = ctx.mapping;
+    let db = ctx.connect().await?;
+    ctx.states
+        .ensure(&db, mapping.object, mapping.table)
+        .await?;
+    let status = ctx
+        .states
+        .get(&db, mapping.object)
+        .await?
+        .ok_or_else(|| EngineError::Config(format!("no state row for {}", mapping.object)))?;
+    if status.paused {
+        ctx.states
+            .set_state(
+                &db,
+                mapping.object,
+                SyncState::Paused,
+                Some("paused by an operator"),
+            )
+            .await?;
+        wait_unpaused(ctx, &db, shutdown).await?;
+        return Ok(());
+    }
+    drop(db);
+    if mapping.sync.streaming {
+        stream::run(ctx, shutdown).await
+    } else {
+        poll::run(ctx, shutdown).await
+    }
+}
+
+async fn wait_unpaused(
+    ctx: &MappingCtx,
+    db: &tokio_postgres::Client,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Result<(), EngineError> {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            _ = shutdown.changed() => return Ok(()),
+        }
+        let paused = ctx
+            .states
+            .get(db, ctx.mapping.object)
+            .await?
+            .is_some_and(|s| s.paused);
+        if !paused {
+            return Ok(());
+        }
+    }
+}
+
+/// Whether an operator paused the mapping since it started.
+pub async fn is_paused(ctx: &MappingCtx, db: &tokio_postgres::Client) -> Result<bool, EngineError> {
+    Ok(ctx
+        .states
+        .get(db, ctx.mapping.object)
+        .await?
+        .is_some_and(|s| s.paused))
+}

@@ -1,0 +1,335 @@
+//! The Change Data Capture loop of a streaming mapping.
+//!
+//! A reader task owns the CometD [`Subscription`] and hands events over a bounded channel; the
+//! loop here applies them. The split keeps the subscription's long-poll from ever being
+//! cancelled half-way (which could drop delivered events), and when the loop is busy (an initial
+//! load, a slow database) the reader simply stops connecting: Salesforce forgets the client, and
+//! the subscription resumes after the last replay id it received, so nothing is lost.
+//!
+//! Order of a first start: subscribe (`-1`) **before** the initial load, load, catch up by
+//! polling from the load's start minus the look-back, then apply the events that arrived during
+//! the load (idempotently). After that, each batch of events is applied in one Postgres
+//! transaction together with its replay id, so a restart resumes exactly after the last change
+//! applied. Events of one Salesforce transaction (one `transactionKey`) are applied together.
+//!
+//! When the stored replay id is past retention, the loop subscribes from `-1` and catches up by
+//! polling from its cursor. When the org stops delivering events (allocation exhausted, channel
+//! not enabled), the mapping polls instead, says so in its state, and tries streaming again later.
+//! Drift repair (a poll) runs every `poll_seconds` while streaming.
+
+use std::time::Duration;
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+use tokio::sync::{mpsc, watch};
+
+use super::apply;
+use super::ingest::{self, Applied};
+use super::load;
+use super::poll;
+use super::soql::change_channel;
+use super::state::SyncState;
+use super::{EngineError, MappingCtx};
+use crate::adapter::ChangeEventHeader;
+use crate::salesforce::streaming::{ReplayFrom, StreamError, StreamEvent};
+
+/// Most events applied in one Postgres transaction.
+const MAX_BATCH: usize = 500;
+/// How long a mapping polls after the org refused streaming, before trying again.
+const REFUSED_RETRY: Duration = Duration::from_secs(300);
+
+type Delivery = Result<StreamEvent, StreamError>;
+
+/// Subscribes and starts the reader task.
+async fn start_reader(
+    ctx: &MappingCtx,
+    from: ReplayFrom,
+    capacity: usize,
+) -> Result<mpsc::Receiver<Delivery>, StreamError> {
+    let channel = change_channel(ctx.mapping.object);
+    let mut subscription = ctx.client.subscribe(&channel, from).await?;
+    let (tx, rx) = mpsc::channel(capacity.max(1));
+    tokio::spawn(async move {
+        loop {
+            let delivery = subscription.next().await;
+            let stop = delivery.is_err();
+            if tx.send(delivery).await.is_err() || stop {
+                break;
+            }
+        }
+        subscription.disconnect().await;
+    });
+    Ok(rx)
+}
+
+/// Runs the mapping by streaming until shutdown (or until it must fall back to polling for a
+/// while, after which the caller starts it again).
+pub async fn run(
+    ctx: &MappingCtx,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Result<(), EngineError> {
+    let mapping = ctx.mapping;
+    let db = ctx.connect().await?;
+    let status = ctx
+        .states
+        .get(&db, mapping.object)
+        .await?
+        .ok_or_else(|| EngineError::Config(format!("no state row for {}", mapping.object)))?;
+
+    let capacity = ctx.config.load_buffer;
+    let mut events = if !status.state.is_loaded() {
+        let events = match start_reader(ctx, ReplayFrom::NewOnly, capacity).await {
+            Ok(events) => events,
+            Err(error) => return fall_back(ctx, &db, error, shutdown).await,
+        };
+        let report = load::load(ctx, false).await?;
+        tracing::info!(
+            mapping = mapping.object,
+            rows = report.rows,
+            bulk = report.bulk,
+            seconds = report.seconds,
+            "initial load done"
+        );
+        poll::poll_once(ctx, Some(back(report.started_at, ctx.config.lookback))).await?;
+        events
+    } else {
+        let from = status
+            .cdc_replay_id
+            .map_or(ReplayFrom::NewOnly, ReplayFrom::After);
+        match start_reader(ctx, from, capacity).await {
+            Ok(events) => {
+                if status.cdc_replay_id.is_none() {
+                    // No position: catch up from the polling cursor.
+                    poll::poll_once(ctx, None).await?;
+                }
+                events
+            }
+            Err(StreamError::ReplayIdUnavailable { message, .. }) => {
+                tracing::warn!(
+                    mapping = mapping.object,
+                    "{message}; catching up by polling"
+                );
+                let events = start_reader(ctx, ReplayFrom::NewOnly, capacity).await;
+                ctx.states.set_replay_id(&db, mapping.object, None).await?;
+                poll::poll_once(ctx, None).await?;
+                match events {
+                    Ok(events) => events,
+                    Err(error) => return fall_back(ctx, &db, error, shutdown).await,
+                }
+            }
+            Err(error) => return fall_back(ctx, &db, error, shutdown).await,
+        }
+    };
+    ctx.states
+        .set_state(&db, mapping.object, SyncState::Streaming, None)
+        .await?;
+
+    let repair_every = Duration::from_secs(u64::from(mapping.sync.poll_seconds.max(1)));
+    let mut repair =
+        tokio::time::interval_at(tokio::time::Instant::now() + repair_every, repair_every);
+    let mut formulas = ctx
+        .config
+        .formula_refresh
+        .map(|every| tokio::time::interval_at(tokio::time::Instant::now() + every, every));
+    let mut apply_db = ctx.connect().await?;
+    loop {
+        let receiver = &mut events;
+        tokio::select! {
+            delivery = receiver.recv() => {
+                let Some(delivery) = delivery else {
+                    return Err(EngineError::Config("the streaming reader stopped".into()));
+                };
+                let mut batch = Vec::new();
+                match delivery {
+                    Ok(event) => batch.push(event),
+                    Err(error) => {
+                        match error {
+                            StreamError::ReplayIdUnavailable { .. } => {
+                                ctx.states.set_replay_id(&db, mapping.object, None).await?;
+                                return Ok(());
+                            }
+                            StreamError::Api(e) => return Err(EngineError::Salesforce(e)),
+                            other => return fall_back(ctx, &db, other, shutdown).await,
+                        }
+                    }
+                }
+                // Take what is already waiting: the rest of this Salesforce transaction, and more
+                // while the loop is behind.
+                let mut failed = None;
+                while batch.len() < MAX_BATCH {
+                    match receiver.try_recv() {
+                        Ok(Ok(event)) => batch.push(event),
+                        Ok(Err(error)) => { failed = Some(error); break; }
+                        Err(_) => break,
+                    }
+                }
+                let applied = apply_batch(ctx, &mut apply_db, &batch).await?;
+                if let Some(since) = applied.overflow_since {
+                    poll::poll_once(ctx, Some(back(since, ctx.config.lookback))).await?;
+                }
+                if let Some(error) = failed {
+                    match error {
+                        StreamError::ReplayIdUnavailable { .. } => return Ok(()),
+                        StreamError::Api(e) => return Err(EngineError::Salesforce(e)),
+                        other => return fall_back(ctx, &db, other, shutdown).await,
+                    }
+                }
+            }
+            _ = repair.tick() => {
+                poll::poll_once(ctx, None).await?;
+                poll::retry_read_errors(ctx).await?;
+                poll::reconcile_deleted(ctx).await?;
+                if super::is_paused(ctx, &db).await? {
+                    return Ok(());
+                }
+            }
+            _ = async {
+                match formulas.as_mut() {
+                    Some(timer) => { timer.tick().await; }
+                    None => std::future::pending::<()>().await,
+                }
+            } => {
+                refresh_formulas(ctx).await?;
+            }
+            _ = shutdown.changed() => {
+                if *shutdown.borrow() {
+                    return Ok(());
+                }
+            }
+        }
+    }
+}
+
+/// Applies a batch of events in one transaction with the replay id of its last event.
+pub async fn apply_batch(
+    ctx: &MappingCtx,
+    db: &mut tokio_postgres::Client,
+    batch: &[StreamEvent],
+) -> Result<Applied, EngineError> {
+    let mapping = ctx.mapping;
+    let Some(last) = batch.last() else {
+        return Ok(Applied::default());
+    };
+    let tx = apply::begin_engine_tx(db).await?;
+    let mut total = Applied::default();
+    let mut committed: Option<DateTime<Utc>> = None;
+    for event in batch {
+        if let Ok(header) = ChangeEventHeader::from_payload(&event.payload) {
+            committed =
+                DateTime::<Utc>::from_timestamp_millis(header.commit_timestamp).or(committed);
+        }
+        let applied = ingest::apply_event(ctx, &tx, &event.payload).await?;
+        total.upserted += applied.upserted;
+        total.updated += applied.updated;
+        total.deleted += applied.deleted;
+        total.errors += applied.errors;
+        total.conflicts += applied.conflicts;
+        total.fetched += applied.fetched;
+        total.overflow_since = match (total.overflow_since, applied.overflow_since) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+    }
+    ctx.states
+        .set_replay_id(&tx, mapping.object, Some(last.replay_id))
+        .await?;
+    ctx.states
+        .record_applied(&tx, mapping.object, total.total() as i64, committed)
+        .await?;
+    tx.commit().await?;
+    Ok(total)
+}
+
+/// The org will not stream to us: poll for a while, saying so in the state, then return so the
+/// caller tries streaming again.
+async fn fall_back(
+    ctx: &MappingCtx,
+    db: &tokio_postgres::Client,
+    error: StreamError,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Result<(), EngineError> {
+    let mapping = ctx.mapping;
+    if let StreamError::Api(e) = error {
+        return Err(EngineError::Salesforce(e));
+    }
+    let message = format!("polling: Salesforce is not delivering change events ({error}); streaming is retried every {} s", REFUSED_RETRY.as_secs());
+    tracing::warn!(mapping = mapping.object, "{message}");
+    let status = ctx.states.get(db, mapping.object).await?;
+    if !status.is_some_and(|s| s.state.is_loaded()) {
+        load::load(ctx, false).await?;
+    }
+    ctx.states
+        .set_state(db, mapping.object, SyncState::Polling, Some(&message))
+        .await?;
+    let interval =
+        Duration::from_secs(u64::from(mapping.sync.poll_seconds.max(1))).min(REFUSED_RETRY);
+    let until = tokio::time::Instant::now() + REFUSED_RETRY;
+    while tokio::time::Instant::now() < until {
+        poll::poll_once(ctx, None).await?;
+        ctx.states
+            .set_state(db, mapping.object, SyncState::Polling, Some(&message))
+            .await?;
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {}
+            _ = shutdown.changed() => return Ok(()),
+        }
+    }
+    Ok(())
+}
+
+/// Formula fields do not bump SystemModstamp: re-read only them (with Id) and store them.
+pub async fn refresh_formulas(ctx: &MappingCtx) -> Result<u64, EngineError> {
+    let mapping = ctx.mapping;
+    let Some(soql) = super::soql::formula_query(mapping) else {
+        return Ok(0);
+    };
+    let formulas: Vec<&'static crate::adapter::FieldDescriptor> =
+        mapping.fields.iter().filter(|f| f.calculated).collect();
+    let mut db = ctx.connect().await?;
+    let mut page = ctx.client.query(&soql).await?;
+    let mut updated = 0;
+    loop {
+        let mut rows = Vec::with_capacity(page.records.len());
+        for record in &page.records {
+            let Some(sfid) = record.get("Id").and_then(|v| v.as_str()) else {
+                continue;
+            };
+            let mut cells = Vec::with_capacity(formulas.len());
+            let mut ok = true;
+            for field in &formulas {
+                let value = record
+                    .get(field.sf_name)
+                    .unwrap_or(&serde_json::Value::Null);
+                match super::convert::pg_text(field, value) {
+                    Ok(text) => cells.push((*field, text)),
+                    Err(_) => ok = false,
+                }
+            }
+            if ok {
+                rows.push(apply::Row {
+                    sfid: sfid.to_owned(),
+                    cells,
+                    stamp: None,
+                });
+            }
+        }
+        let tx = apply::begin_engine_tx(&mut db).await?;
+        let missing = apply::update_rows(&tx, mapping, rows).await?;
+        updated += page.records.len() as u64 - missing.len() as u64;
+        tx.commit().await?;
+        match page.next_records_url.take() {
+            Some(next) if !page.done => page = ctx.client.query_more(&next).await?,
+            _ => break,
+        }
+    }
+    let schema = super::system::quote_ident(mapping.schema);
+    db.execute(
+        &format!("UPDATE {schema}._forcesync_mapping_state SET formulas_refreshed_at = now() WHERE mapping = $1"),
+        &[&mapping.object],
+    )
+    .await?;
+    Ok(updated)
+}
+
+fn back(at: NaiveDateTime, by: Duration) -> NaiveDateTime {
+    at - chrono::Duration::from_std(by).unwrap_or_else(|_| chrono::Duration::zero())
+}
