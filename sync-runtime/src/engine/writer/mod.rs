@@ -62,7 +62,7 @@ use entry::group_by_record;
 use outcome::{Backoff, Decision, LastOp};
 use plan::{arrange, CallKind, PlanConfig, Step, Transport, Write};
 use reconcile::{fields_to_query, match_creates, Candidate, InFlightCreate, Resolution};
-use store::{JournalRow, Settle, Store, RECONCILE, RETRY, SENDING};
+use store::{JournalRow, Settle, Store, RECONCILE, RETRY};
 
 /// How the writer runs; `WriterConfig::default()` gives the defaults.
 #[derive(Debug, Clone)]
@@ -84,6 +84,9 @@ pub struct WriterConfig {
     /// How far before the earliest in-flight send reconciliation looks for created records
     /// (clock skew between this host and Salesforce).
     pub reconcile_margin: Duration,
+    /// A create is reconciled only this long after it was sent, so that a request still on its
+    /// way when the sender died has landed (or failed) before Salesforce is asked.
+    pub reconcile_after: Duration,
 }
 
 impl Default for WriterConfig {
@@ -102,6 +105,7 @@ impl Default for WriterConfig {
                 timeout: Duration::from_secs(3_600),
             },
             reconcile_margin: Duration::from_secs(300),
+            reconcile_after: Duration::from_secs(5),
         }
     }
 }
@@ -374,13 +378,17 @@ impl Writer {
             let mapping = self.targets[t].mapping;
             let rows = self
                 .store
-                .journaled(&self.db, &[mapping.table], &[RECONCILE], false)
+                .journaled(&self.db, &[mapping.table], &[RECONCILE])
                 .await?;
             if rows.is_empty() {
                 continue;
             }
+            let settled_before = Utc::now()
+                - chrono::Duration::from_std(self.config.reconcile_after)
+                    .unwrap_or(chrono::Duration::seconds(5));
             let (creates, others): (Vec<JournalRow>, Vec<JournalRow>) = rows
                 .into_iter()
+                .filter(|r| r.write.kind != CallKind::Create || r.sent_at <= settled_before)
                 .partition(|r| r.write.kind == CallKind::Create);
             let other_ids: Vec<i64> = others.iter().map(|r| r.id).collect();
             self.store
@@ -495,14 +503,7 @@ impl Writer {
     /// Step 2: journaled writes whose retry is due, moved back to `SENDING`.
     async fn due_retries(&mut self) -> Result<Vec<Journaled>, WriteError> {
         let tables = self.tables();
-        let rows = self
-            .store
-            .journaled(&self.db, &tables, &[RETRY], true)
-            .await?;
-        let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
-        self.store
-            .set_journal_state(&self.db, &ids, SENDING)
-            .await?;
+        let rows = self.store.take_due_retries(&self.db, &tables).await?;
         Ok(rows
             .into_iter()
             .map(|r| Journaled {

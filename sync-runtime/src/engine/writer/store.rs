@@ -32,6 +32,32 @@ pub struct JournalRow {
     pub sent_at: DateTime<Utc>,
 }
 
+const JOURNAL_COLUMNS: &str =
+    "id, table_name, record_id, kind, entry_ids, sfid, external_id, body, state, attempts, sent_at";
+
+fn journal_row(r: &tokio_postgres::Row) -> Option<JournalRow> {
+    let kind: String = r.get(3);
+    let body: Value = r.get(7);
+    Some(JournalRow {
+        id: r.get(0),
+        write: Write {
+            table: r.get(1),
+            record_id: r.get(2),
+            entry_ids: r.get(4),
+            kind: CallKind::parse(&kind)?,
+            sfid: r.get(5),
+            external_id: r.get(6),
+            body: match body {
+                Value::Object(m) => m,
+                _ => Map::new(),
+            },
+        },
+        state: r.get(8),
+        attempts: r.get(9),
+        sent_at: r.get(10),
+    })
+}
+
 /// How a record's entries end.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Settle {
@@ -224,45 +250,41 @@ impl Store {
         db: &C,
         tables: &[&str],
         states: &[&str],
-        due_only: bool,
     ) -> Result<Vec<JournalRow>, tokio_postgres::Error> {
         let rows = db
             .query(
                 &format!(
-                    "SELECT id, table_name, record_id, kind, entry_ids, sfid, external_id, body, state, attempts, sent_at
-                     FROM {} WHERE table_name = ANY($1) AND state = ANY($2)
-                       AND (NOT $3 OR not_before IS NULL OR not_before <= now())
-                     ORDER BY id",
+                    "SELECT {JOURNAL_COLUMNS} FROM {} WHERE table_name = ANY($1) AND state = ANY($2) ORDER BY id",
                     self.journal
                 ),
-                &[&tables, &states, &due_only],
+                &[&tables, &states],
             )
             .await?;
-        Ok(rows
-            .iter()
-            .filter_map(|r| {
-                let kind: String = r.get(3);
-                let body: Value = r.get(7);
-                Some(JournalRow {
-                    id: r.get(0),
-                    write: Write {
-                        table: r.get(1),
-                        record_id: r.get(2),
-                        entry_ids: r.get(4),
-                        kind: CallKind::parse(&kind)?,
-                        sfid: r.get(5),
-                        external_id: r.get(6),
-                        body: match body {
-                            Value::Object(m) => m,
-                            _ => Map::new(),
-                        },
-                    },
-                    state: r.get(8),
-                    attempts: r.get(9),
-                    sent_at: r.get(10),
-                })
-            })
-            .collect())
+        Ok(rows.iter().filter_map(journal_row).collect())
+    }
+
+    /// Takes the journaled writes whose retry is due: moves them to `SENDING` and returns them,
+    /// oldest first.
+    pub async fn take_due_retries<C: GenericClient>(
+        &self,
+        db: &C,
+        tables: &[&str],
+    ) -> Result<Vec<JournalRow>, tokio_postgres::Error> {
+        let rows = db
+            .query(
+                &format!(
+                    "UPDATE {} SET state = '{SENDING}', sent_at = now(), not_before = NULL
+                     WHERE table_name = ANY($1) AND state = '{RETRY}'
+                       AND (not_before IS NULL OR not_before <= now())
+                     RETURNING {JOURNAL_COLUMNS}",
+                    self.journal
+                ),
+                &[&tables],
+            )
+            .await?;
+        let mut rows: Vec<JournalRow> = rows.iter().filter_map(journal_row).collect();
+        rows.sort_by_key(|r| r.id);
+        Ok(rows)
     }
 
     /// Moves journal rows to `state` (`SENDING` stamps the send time).
@@ -469,6 +491,24 @@ impl Store {
                     archive = self.archive
                 ),
                 &[&ids, &states, &sfids, &messages],
+            )
+            .await?;
+        }
+        // A record written successfully supersedes its earlier failures: a later `retry` must
+        // not send their stale values again.
+        let superseded: Vec<i32> = settles
+            .iter()
+            .filter(|s| s.state == "SUCCESS")
+            .map(|s| s.record_id)
+            .collect();
+        if !superseded.is_empty() {
+            db.execute(
+                &format!(
+                    "UPDATE {} SET state = 'MERGED', updated_at = now()
+                     WHERE table_name = $1 AND record_id = ANY($2) AND state = 'FAILED'",
+                    self.archive
+                ),
+                &[&mapping.table, &superseded],
             )
             .await?;
         }
