@@ -1,6 +1,7 @@
 //! forcesync integration tests: the Postgres harness ([`pg`]), and code generated from test
 //! catalogs (compiled here to prove the generated code builds; see `build.rs`).
 
+pub mod engine;
 pub mod pg;
 
 /// Code generated from `sync_schema::testing::sample_catalog()` (every column type).

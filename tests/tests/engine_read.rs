@@ -1,0 +1,454 @@
+//! The read half end to end: Salesforce (the emulator) → the engine → real Postgres.
+
+use std::time::Duration;
+
+use forcesync_tests::engine::{eventually, Harness};
+use serde_json::json;
+use sync_runtime::engine::{self, state::SyncState};
+use tokio::sync::watch;
+
+const WAIT: Duration = Duration::from_secs(20);
+
+async fn count(pg: &tokio_postgres::Client, sql: &str) -> i64 {
+    pg.query_one(sql, &[]).await.unwrap().get(0)
+}
+
+async fn text(pg: &tokio_postgres::Client, sql: &str, sfid: &str) -> Option<String> {
+    pg.query_opt(sql, &[&sfid])
+        .await
+        .unwrap()
+        .and_then(|row| row.get(0))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn initial_loads_through_rest_and_bulk_give_the_same_rows() {
+    let h = Harness::start().await;
+    let rest = {
+        let mut config = h.engine_config();
+        config.bulk_threshold = u64::MAX;
+        h.engine(config.clone()).migrate().await.unwrap();
+        let ctx = h.ctx("Account", config);
+        let report = engine::load::load(&ctx, false).await.unwrap();
+        assert!(!report.bulk);
+        report.rows
+    };
+    let pg = h.pg().await;
+    let sql = "SELECT string_agg(concat_ws('|', sfid, name, type, phone, annualrevenue::text, billingcity, systemmodstamp::text), ',' ORDER BY sfid) FROM salesforce.account";
+    let by_rest: String = pg.query_one(sql, &[]).await.unwrap().get(0);
+
+    let mut config = h.engine_config();
+    config.bulk_threshold = 0;
+    let ctx = h.ctx("Account", config);
+    let report = engine::load::load(&ctx, true).await.unwrap();
+    assert!(report.bulk, "a threshold of 0 loads through Bulk API 2.0");
+    assert_eq!(report.rows, rest);
+    let by_bulk: String = pg.query_one(sql, &[]).await.unwrap().get(0);
+    assert_eq!(by_rest, by_bulk);
+
+    // The filter (`Type != 'Competitor'`) applied: no competitor was loaded.
+    let expected = h
+        .query("SELECT COUNT() FROM Account WHERE IsDeleted = false AND Type != 'Competitor'")
+        .await;
+    let _ = expected;
+    assert_eq!(
+        count(
+            &pg,
+            "SELECT count(*) FROM salesforce.account WHERE type = 'Competitor'"
+        )
+        .await,
+        0
+    );
+    assert_eq!(
+        count(&pg, "SELECT count(*) FROM salesforce.account").await as u64,
+        rest
+    );
+    let status = ctx.states.get(&pg, "Account").await.unwrap().unwrap();
+    assert_eq!(status.state, SyncState::Streaming);
+    assert_eq!(status.load_done as u64, rest);
+}
+
+/// Runs the engine on `objects` until the returned sender says stop.
+fn run_engine(h: &Harness, objects: &[&str]) -> (watch::Sender<bool>, tokio::task::JoinHandle<()>) {
+    let mut config = h.engine_config();
+    config.only = objects.iter().map(|o| o.to_string()).collect();
+    let engine = h.engine(config);
+    let (stop, shutdown) = watch::channel(false);
+    let task = tokio::spawn(async move {
+        engine.run(shutdown).await.unwrap();
+    });
+    (stop, task)
+}
+
+async fn wait_state(pg: &tokio_postgres::Client, object: &str, state: SyncState) {
+    let store = engine::state::StateStore::new("salesforce");
+    eventually(WAIT, &format!("{object} reaches {state}"), || async {
+        store
+            .get(pg, object)
+            .await
+            .ok()
+            .flatten()
+            .is_some_and(|s| s.state == state)
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn accounts_created_updated_and_deleted_in_salesforce_reach_postgres_by_streaming() {
+    let h = Harness::start().await;
+    let (stop, task) = run_engine(&h, &["Account"]);
+    let pg = h.pg().await;
+    wait_state(&pg, "Account", SyncState::Streaming).await;
+
+    let id = h
+        .create(
+            "Account",
+            json!({"Name": "Streamed Co", "Phone": "111", "Type": "Customer"}),
+        )
+        .await;
+    eventually(WAIT, "the new Account appears", || async {
+        text(
+            &pg,
+            "SELECT name FROM salesforce.account WHERE sfid = $1",
+            &id,
+        )
+        .await
+        .as_deref()
+            == Some("Streamed Co")
+    })
+    .await;
+
+    h.update("Account", &id, json!({"Phone": "222", "Website": null}))
+        .await;
+    eventually(WAIT, "the phone change arrives", || async {
+        text(
+            &pg,
+            "SELECT phone FROM salesforce.account WHERE sfid = $1",
+            &id,
+        )
+        .await
+        .as_deref()
+            == Some("222")
+    })
+    .await;
+    assert_eq!(
+        text(
+            &pg,
+            "SELECT name FROM salesforce.account WHERE sfid = $1",
+            &id
+        )
+        .await
+        .as_deref(),
+        Some("Streamed Co"),
+        "fields the change did not name are untouched"
+    );
+    let lastop = text(
+        &pg,
+        "SELECT _hc_lastop FROM salesforce.account WHERE sfid = $1",
+        &id,
+    )
+    .await;
+    assert_eq!(lastop.as_deref(), Some("SYNCED"));
+    assert_eq!(
+        count(&pg, "SELECT count(*) FROM salesforce._trigger_log").await,
+        0,
+        "engine writes are not captured"
+    );
+
+    // Leaving the filter removes the row; coming back brings it whole.
+    h.update("Account", &id, json!({"Type": "Competitor"}))
+        .await;
+    eventually(WAIT, "the competitor leaves the table", || async {
+        text(
+            &pg,
+            "SELECT sfid FROM salesforce.account WHERE sfid = $1",
+            &id,
+        )
+        .await
+        .is_none()
+    })
+    .await;
+    h.update("Account", &id, json!({"Type": "Customer"})).await;
+    eventually(WAIT, "the customer comes back whole", || async {
+        text(
+            &pg,
+            "SELECT phone FROM salesforce.account WHERE sfid = $1",
+            &id,
+        )
+        .await
+        .as_deref()
+            == Some("222")
+    })
+    .await;
+
+    h.delete("Account", &id).await;
+    eventually(WAIT, "the delete arrives", || async {
+        text(
+            &pg,
+            "SELECT sfid FROM salesforce.account WHERE sfid = $1",
+            &id,
+        )
+        .await
+        .is_none()
+    })
+    .await;
+
+    stop.send(true).unwrap();
+    task.await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_update_of_many_records_in_one_call_updates_every_row() {
+    let h = Harness::start().await;
+    let (stop, task) = run_engine(&h, &["Account"]);
+    let pg = h.pg().await;
+    wait_state(&pg, "Account", SyncState::Streaming).await;
+    let ids: Vec<String> = h
+        .query("SELECT Id FROM Account WHERE Type != 'Competitor' ORDER BY Id LIMIT 25")
+        .await
+        .iter()
+        .map(|r| r["Id"].as_str().unwrap().to_owned())
+        .collect();
+    h.update_many(
+        "Account",
+        &ids,
+        json!({"Rating": "Hot", "Phone": "+1 555 0199"}),
+    )
+    .await;
+    eventually(WAIT, "every record of the call is updated", || async {
+        let n: i64 = pg
+            .query_one(
+                "SELECT count(*) FROM salesforce.account WHERE sfid = ANY($1) AND phone = '+1 555 0199'",
+                &[&ids],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        n == ids.len() as i64
+    })
+    .await;
+    stop.send(true).unwrap();
+    task.await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn opportunities_reach_postgres_by_polling_with_soft_deletes() {
+    let h = Harness::start().await;
+    let mut config = h.engine_config();
+    config.bulk_threshold = u64::MAX;
+    h.engine(config.clone()).migrate().await.unwrap();
+    let ctx = h.ctx("Opportunity", config);
+    engine::load::load(&ctx, false).await.unwrap();
+    let pg = h.pg().await;
+    let account = h.query("SELECT Id FROM Account LIMIT 1").await[0]["Id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let id = h
+        .create(
+            "Opportunity",
+            json!({"Name": "Polled deal", "StageName": "Prospecting", "CloseDate": "2027-01-31", "AccountId": account}),
+        )
+        .await;
+    engine::poll::poll_once(&ctx, None).await.unwrap();
+    assert_eq!(
+        text(
+            &pg,
+            "SELECT name FROM salesforce.opportunity WHERE sfid = $1",
+            &id
+        )
+        .await
+        .as_deref(),
+        Some("Polled deal")
+    );
+    h.update("Opportunity", &id, json!({"StageName": "Closed Won"}))
+        .await;
+    engine::poll::poll_once(&ctx, None).await.unwrap();
+    assert_eq!(
+        text(
+            &pg,
+            "SELECT stagename FROM salesforce.opportunity WHERE sfid = $1",
+            &id
+        )
+        .await
+        .as_deref(),
+        Some("Closed Won")
+    );
+    h.delete("Opportunity", &id).await;
+    engine::poll::poll_once(&ctx, None).await.unwrap();
+    assert_eq!(
+        text(
+            &pg,
+            "SELECT isdeleted::text FROM salesforce.opportunity WHERE sfid = $1",
+            &id
+        )
+        .await
+        .as_deref(),
+        Some("true"),
+        "deletes = \"soft\" keeps the row with isdeleted = true"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changes_made_while_the_engine_is_stopped_are_applied_once_after_restart() {
+    let h = Harness::start().await;
+    let pg = h.pg().await;
+    let (stop, task) = run_engine(&h, &["Account"]);
+    wait_state(&pg, "Account", SyncState::Streaming).await;
+    let id = h.create("Account", json!({"Name": "Before stop"})).await;
+    eventually(WAIT, "the first change arrives", || async {
+        text(
+            &pg,
+            "SELECT name FROM salesforce.account WHERE sfid = $1",
+            &id,
+        )
+        .await
+        .is_some()
+    })
+    .await;
+    stop.send(true).unwrap();
+    task.await.unwrap();
+    let rows_before = count(&pg, "SELECT count(*) FROM salesforce.account").await;
+
+    h.update("Account", &id, json!({"Name": "While stopped"}))
+        .await;
+    let created = h
+        .create("Account", json!({"Name": "Created while stopped"}))
+        .await;
+
+    let (stop, task) = run_engine(&h, &["Account"]);
+    eventually(WAIT, "the changes made while stopped arrive", || async {
+        text(
+            &pg,
+            "SELECT name FROM salesforce.account WHERE sfid = $1",
+            &id,
+        )
+        .await
+        .as_deref()
+            == Some("While stopped")
+            && text(
+                &pg,
+                "SELECT name FROM salesforce.account WHERE sfid = $1",
+                &created,
+            )
+            .await
+            .is_some()
+    })
+    .await;
+    assert_eq!(
+        count(&pg, "SELECT count(*) FROM salesforce.account").await,
+        rows_before + 1,
+        "exactly once"
+    );
+    stop.send(true).unwrap();
+    task.await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_salesforce_change_to_a_field_the_app_also_changed_is_recorded_as_a_conflict() {
+    let h = Harness::start().await;
+    let pg = h.pg().await;
+    let mut config = h.engine_config();
+    config.bulk_threshold = u64::MAX;
+    h.engine(config.clone()).migrate().await.unwrap();
+    let ctx = h.ctx("Account", config);
+    engine::load::load(&ctx, false).await.unwrap();
+    let id: String = pg
+        .query_one(
+            "SELECT sfid FROM salesforce.account ORDER BY sfid LIMIT 1",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    // The app changes the phone (captured, not yet sent) ...
+    pg.execute(
+        "UPDATE salesforce.account SET phone = 'app' WHERE sfid = $1",
+        &[&id],
+    )
+    .await
+    .unwrap();
+    // ... while a Salesforce user changes phone and website.
+    h.update(
+        "Account",
+        &id,
+        json!({"Phone": "salesforce", "Website": "https://sf.example"}),
+    )
+    .await;
+    engine::poll::poll_once(&ctx, None).await.unwrap();
+
+    // Merge: Salesforce's website, the app's pending phone.
+    assert_eq!(
+        text(
+            &pg,
+            "SELECT phone FROM salesforce.account WHERE sfid = $1",
+            &id
+        )
+        .await
+        .as_deref(),
+        Some("app")
+    );
+    assert_eq!(
+        text(
+            &pg,
+            "SELECT website FROM salesforce.account WHERE sfid = $1",
+            &id
+        )
+        .await
+        .as_deref(),
+        Some("https://sf.example")
+    );
+    let row = pg
+        .query_one(
+            "SELECT field, postgres_value #>> '{}', salesforce_value #>> '{}', policy, decision FROM salesforce._forcesync_conflicts WHERE sfid = $1",
+            &[&id],
+        )
+        .await
+        .unwrap();
+    let (field, pgv, sfv, policy, decision): (String, String, String, String, String) =
+        (row.get(0), row.get(1), row.get(2), row.get(3), row.get(4));
+    assert_eq!(field, "phone");
+    assert_eq!((pgv.as_str(), sfv.as_str()), ("app", "salesforce"));
+    assert_eq!((policy.as_str(), decision.as_str()), ("merge", "postgres"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_engines_on_one_database_run_each_mapping_once() {
+    let h = Harness::start().await;
+    let pg = h.pg().await;
+    let (stop_a, task_a) = run_engine(&h, &["Account"]);
+    wait_state(&pg, "Account", SyncState::Streaming).await;
+    let (stop_b, task_b) = run_engine(&h, &["Account"]);
+    let id = h.create("Account", json!({"Name": "Once"})).await;
+    eventually(WAIT, "the Account arrives", || async {
+        text(
+            &pg,
+            "SELECT name FROM salesforce.account WHERE sfid = $1",
+            &id,
+        )
+        .await
+        .is_some()
+    })
+    .await;
+    let held: i64 = count(
+        &pg,
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted",
+    )
+    .await;
+    assert_eq!(held, 1, "one engine holds the mapping");
+    // The holder stops; the other takes over and keeps syncing.
+    stop_a.send(true).unwrap();
+    task_a.await.unwrap();
+    let later = h.create("Account", json!({"Name": "After takeover"})).await;
+    eventually(WAIT, "the second engine took over", || async {
+        text(
+            &pg,
+            "SELECT name FROM salesforce.account WHERE sfid = $1",
+            &later,
+        )
+        .await
+        .is_some()
+    })
+    .await;
+    stop_b.send(true).unwrap();
+    task_b.await.unwrap();
+}
