@@ -298,7 +298,7 @@ struct FaultsReq {
 fn faults_json(org: &Org) -> Json {
     let f = org.faults().get();
     let (n503, n500) = org.faults().injected();
-    json!({
+    let mut out = json!({
         "latency_ms": f.latency_ms,
         "share_503": f.share_503,
         "share_500": f.share_500,
@@ -306,7 +306,11 @@ fn faults_json(org: &Org) -> Json {
         "paths": f.paths,
         "unable_to_lock_row": org.inner.lock_failures.load(Ordering::Relaxed),
         "injected": {"503": n503, "500": n500},
-    })
+    });
+    if let Json::Object(m) = &mut out {
+        m.extend(crate::cdc::faults::report(org.cdc()));
+    }
+    out
 }
 
 /// `GET /__emulator/faults` → the current faults and how many requests they failed.
@@ -317,10 +321,18 @@ async fn get_faults(State(org): State<Org>) -> Response {
 /// `POST /__emulator/faults`: sets the given faults (others keep their value); setting any
 /// request fault restarts the deterministic sequence of failing requests.
 async fn set_faults(State(org): State<Org>, bytes: Bytes) -> Result<Response, ApiError> {
+    // Change-event keys (`cdc_*`, `streaming_503_next`) belong to `cdc::faults`.
+    let (rest, cdc) = crate::cdc::faults::split_settings(&bytes).map_err(invalid)?;
+    let bytes = if cdc.is_empty() {
+        bytes
+    } else {
+        Bytes::from(rest)
+    };
     let req: FaultsReq = body(
         &bytes,
         r#"{"latency_ms":50,"share_503":0.1,"share_500":0,"seed":7,"unable_to_lock_row":3,"expire_sessions":true,"drop_streaming":true}"#,
     )?;
+    let shrunk = cdc.apply(org.cdc()).map_err(invalid)?;
     let mut f = org.faults().get();
     let touched = req.latency_ms.is_some()
         || req.share_503.is_some()
@@ -348,6 +360,9 @@ async fn set_faults(State(org): State<Org>, bytes: Bytes) -> Result<Response, Ap
         org.expire_all();
     }
     let mut out = faults_json(&org);
+    if let Some(n) = shrunk {
+        out["cdc_events_dropped"] = json!(n);
+    }
     if req.drop_streaming {
         out["dropped_streaming_clients"] = json!(org.streaming().clients.drop_all());
     }
@@ -358,6 +373,7 @@ async fn set_faults(State(org): State<Org>, bytes: Bytes) -> Result<Response, Ap
 async fn clear_faults(State(org): State<Org>) -> Response {
     org.faults().clear();
     org.fail_next_writes(0);
+    org.cdc().clear_faults(org.now_ms());
     ok(faults_json(&org))
 }
 

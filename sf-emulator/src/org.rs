@@ -412,6 +412,11 @@ impl Org {
         Ok(())
     }
 
+    /// `(max, used)` of a named limit (`DailyDeliveredPlatformEvents`, …).
+    pub fn limit(&self, name: &str) -> Option<(u64, u64)> {
+        self.inner.limits.lock().get(name).map(|e| (e.max, e.used))
+    }
+
     /// Sets the max of a named limit (`DailyApiRequests` included).
     pub fn set_limit(&self, name: &str, max: u64) {
         if name == "DailyApiRequests" {

@@ -139,17 +139,38 @@ impl WriteContext {
         }
     }
 
-    /// REST API writes of version `version` (`59.0`).
+    /// REST API writes of version `version` (`59.0`); the request's `Sforce-Call-Options`
+    /// client id, when sent, ends the CDC `changeOrigin` (`…/rest/59.0;client=<id>`).
     pub fn rest(org: &Org, version: &str) -> Self {
-        Self::new(org.user_id(), format!("com/salesforce/api/rest/{version}"))
-    }
-
-    /// Bulk API writes.
-    pub fn bulk(org: &Org, version: &str) -> Self {
+        let client = crate::cdc::origin::current_client();
         Self::new(
             org.user_id(),
-            format!("com/salesforce/api/bulkapi/{version}"),
+            crate::cdc::origin::change_origin("rest", version, client.as_deref()),
         )
+    }
+
+    /// Bulk API writes (`…/bulkapi/<ver>`, `;client=<id>` when called within the request).
+    pub fn bulk(org: &Org, version: &str) -> Self {
+        let client = crate::cdc::origin::current_client();
+        Self::new(
+            org.user_id(),
+            crate::cdc::origin::change_origin("bulkapi", version, client.as_deref()),
+        )
+    }
+
+    /// Sets the client id of `changeOrigin` (`Sforce-Call-Options: client=<id>`) explicitly,
+    /// for writes processed outside the request that asked for them (Bulk jobs).
+    pub fn with_client(mut self, client: Option<&str>) -> Self {
+        if let Some(id) = client {
+            let base = self
+                .change_origin
+                .split(";client=")
+                .next()
+                .unwrap_or_default()
+                .to_string();
+            self.change_origin = format!("{base};client={id}");
+        }
+        self
     }
 }
 
@@ -278,22 +299,19 @@ impl Org {
         };
         let out = f(&mut Transaction { txn: &mut txn });
         let mut events = std::mem::take(&mut txn.events);
-        if !events.is_empty() {
-            let key = uuid::Uuid::new_v4().to_string();
-            let commit_number = self.cdc().next_commit_number();
-            let ts = self.now_ms();
-            for (n, e) in events.iter_mut().enumerate() {
-                e.header.transaction_key = key.clone();
-                e.header.sequence_number = n as u32 + 1;
-                e.header.commit_number = commit_number;
-                e.header.commit_timestamp = ts;
-            }
-            // Publish while holding the store lock so replay order = commit order.
-            self.cdc().publish(events, ts);
-        }
-        // Emulated automation runs once the write committed (see `rules::run_after_save`).
+        // Emulated automation runs once the write's own changes are in, within the same
+        // transaction: its events follow the write's (see `rules::run_after_save`).
         let (touched, stamp) = (txn.touched(), txn.stamp);
-        crate::rules::run_after_save(self, &mut st, &after, touched, stamp, ctx.user_id);
+        events.extend(crate::rules::run_after_save(
+            self,
+            &mut st,
+            &after,
+            touched,
+            stamp,
+            ctx.user_id,
+        ));
+        // Publish while holding the store lock so replay order = commit order.
+        self.cdc().commit_transaction(events, self.now_ms());
         drop(st);
         out
     }
@@ -974,7 +992,8 @@ impl Txn<'_> {
             .iter()
             .map(|i| render::changed_field_name(&o, *i))
             .collect();
-        let fields = render::cdc_fields(&o, &r, Some(&changed));
+        let mut fields = render::cdc_fields(&o, &r, Some(&changed));
+        crate::cdc::diff::apply(&o, &old, &r, &changed, &mut fields);
         let prev = self.st.table_mut(oi).put(id, r);
         self.undo.push(Undo::Put(oi, id, prev));
         let header = self.header(&o, id, "UPDATE", names);

@@ -1,16 +1,21 @@
-//! The Change Data Capture event log: committed changes appended with increasing opaque replay
-//! ids, retention by count and by emulated age (72 h default), reads after a replay id with a
-//! channel filter (`/data/ChangeEvents` or `/data/<Entity>ChangeEvent`), a `watch` channel to wake
-//! waiters, and injected GAP/overflow events. Event payloads are built by the write path
-//! (`org::write`); this module owns their storage and the CometD message shape.
+//! The Change Data Capture event log: committed changes appended with increasing, gapped,
+//! opaque replay ids; retention by emulated age (72 h, no count cap — Salesforce keeps every
+//! event of the window); reads after a replay id with a channel filter (`/data/ChangeEvents` or
+//! `/data/<Entity>ChangeEvent`); a `watch` channel to wake waiters; the entity selection;
+//! and the delivery faults. How one transaction's changes become events (merging, gap and
+//! overflow events) is `commit`; long text diffs are `diff`; `changeOrigin` is `origin`.
 
-use std::collections::VecDeque;
+pub mod commit;
+pub mod diff;
+pub mod faults;
+pub mod origin;
+
+use std::collections::{BTreeSet, VecDeque};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
 use serde_json::{json, Map, Value as Json};
 use tokio::sync::watch;
-
 /// The `ChangeEventHeader` of one event.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Header {
@@ -146,20 +151,37 @@ pub enum ReplayError {
     Invalid(i64),
 }
 
+/// What one read found: matching events (oldest first, at most the asked number) and the
+/// replay id the read covered — a cursor may move there even when no event matched.
+#[derive(Debug, Default)]
+pub struct Batch {
+    pub events: Vec<Arc<ChangeEvent>>,
+    pub scanned_to: i64,
+}
+
 struct Inner {
     events: VecDeque<Arc<ChangeEvent>>,
     last_replay: i64,
-    /// Highest replay id dropped by retention (or gap injection); reads after an id below it fail.
+    /// Highest replay id dropped by retention; reads after an id below it fail.
     dropped_up_to: i64,
     max_events: usize,
     retention_ms: i64,
     commit_number: i64,
+    /// State of the replay-id gap generator.
+    gap_state: u64,
+    /// Objects selected for Change Data Capture; `None` = every object.
+    selection: Option<BTreeSet<String>>,
+    faults: faults::DeliveryFaults,
+}
+
+struct Shared {
+    inner: Mutex<Inner>,
+    tx: watch::Sender<i64>,
 }
 
 /// The org's change-event log.
 pub struct CdcLog {
-    inner: Mutex<Inner>,
-    tx: watch::Sender<i64>,
+    shared: Arc<Shared>,
 }
 
 impl std::fmt::Debug for CdcLog {
@@ -170,11 +192,14 @@ impl std::fmt::Debug for CdcLog {
     }
 }
 
-/// 72 hours, Salesforce's CDC retention.
+/// 72 hours, Salesforce's CDC retention (Change Data Capture Developer Guide, "Change Event
+/// Storage and Delivery": events are stored for three days).
 pub const DEFAULT_RETENTION_MS: i64 = 72 * 3600 * 1000;
-/// Default retained event count.
-pub const DEFAULT_MAX_EVENTS: usize = 200_000;
+/// No count cap: every event of the retention window is kept.
+pub const DEFAULT_MAX_EVENTS: usize = usize::MAX;
 const FIRST_REPLAY_ID: i64 = 10_000;
+/// Largest step between two consecutive replay ids.
+const MAX_REPLAY_STEP: u64 = 7;
 
 impl Default for CdcLog {
     fn default() -> Self {
@@ -182,44 +207,156 @@ impl Default for CdcLog {
     }
 }
 
+/// xorshift64: the next state of the replay-id gap generator.
+fn next_gap(state: &mut u64) -> i64 {
+    let mut x = *state;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    *state = x;
+    1 + (x % MAX_REPLAY_STEP) as i64
+}
+
+impl Inner {
+    fn trim(&mut self, now_ms: i64) {
+        while let Some(front) = self.events.front() {
+            if self.events.len() > self.max_events
+                || front.commit_timestamp < now_ms - self.retention_ms
+            {
+                self.dropped_up_to = self.dropped_up_to.max(front.replay_id);
+                self.events.pop_front();
+            } else {
+                break;
+            }
+        }
+    }
+
+    /// Stores events with new replay ids: increasing, with gaps of 1 to 7, so a missing
+    /// number never means a lost event (Pub/Sub API Developer Guide, "Event Message
+    /// Durability": replay ids are opaque and not contiguous).
+    fn append(&mut self, events: Vec<PendingEvent>) -> Vec<i64> {
+        let mut ids = Vec::with_capacity(events.len());
+        for ev in events {
+            self.last_replay += next_gap(&mut self.gap_state);
+            let replay_id = self.last_replay;
+            let mut payload = ev.fields;
+            payload.insert("ChangeEventHeader".into(), ev.header.to_json());
+            self.events.push_back(Arc::new(ChangeEvent {
+                replay_id,
+                channel: channel_of(&ev.header.entity_name),
+                entity: ev.header.entity_name.clone(),
+                commit_timestamp: ev.header.commit_timestamp,
+                header: ev.header,
+                payload: Json::Object(payload),
+            }));
+            ids.push(replay_id);
+        }
+        ids
+    }
+
+    fn is_selected(&self, entity: &str) -> bool {
+        self.selection.as_ref().is_none_or(|s| s.contains(entity))
+    }
+}
+
+impl Shared {
+    /// Applies the delivery faults and stores what is due now; delayed events are stored
+    /// later by a timer task. Returns the replay ids stored now.
+    fn publish(self: &Arc<Self>, events: Vec<PendingEvent>, now_ms: i64) -> Vec<i64> {
+        if events.is_empty() {
+            return Vec::new();
+        }
+        let (ids, latest, delayed) = {
+            let mut g = self.inner.lock();
+            let routed = g.faults.route(events);
+            let ids = g.append(routed.now);
+            g.trim(now_ms);
+            (ids, g.last_replay, routed.delayed)
+        };
+        self.tx.send_replace(latest);
+        if let Some((delay, events)) = delayed {
+            match tokio::runtime::Handle::try_current() {
+                Ok(rt) => {
+                    let shared = self.clone();
+                    rt.spawn(async move {
+                        tokio::time::sleep(delay).await;
+                        shared.append_now(events);
+                    });
+                }
+                Err(_) => self.append_now(events),
+            }
+        }
+        ids
+    }
+
+    fn append_now(&self, events: Vec<PendingEvent>) {
+        let latest = {
+            let mut g = self.inner.lock();
+            g.append(events);
+            g.last_replay
+        };
+        self.tx.send_replace(latest);
+    }
+}
+
 impl CdcLog {
     pub fn new(max_events: usize, retention_ms: i64) -> CdcLog {
         let (tx, _) = watch::channel(FIRST_REPLAY_ID);
         CdcLog {
-            inner: Mutex::new(Inner {
-                events: VecDeque::new(),
-                last_replay: FIRST_REPLAY_ID,
-                dropped_up_to: FIRST_REPLAY_ID,
-                max_events,
-                retention_ms,
-                commit_number: 1_000_000,
+            shared: Arc::new(Shared {
+                inner: Mutex::new(Inner {
+                    events: VecDeque::new(),
+                    last_replay: FIRST_REPLAY_ID,
+                    dropped_up_to: FIRST_REPLAY_ID,
+                    max_events,
+                    retention_ms,
+                    commit_number: 1_000_000,
+                    gap_state: 0x9e37_79b9_7f4a_7c15,
+                    selection: None,
+                    faults: faults::DeliveryFaults::default(),
+                }),
+                tx,
             }),
-            tx,
         }
     }
 
     /// Changes retention; applied at the next publish or read.
     pub fn set_retention(&self, max_events: usize, retention_ms: i64) {
-        let mut g = self.inner.lock();
+        let mut g = self.shared.inner.lock();
         g.max_events = max_events;
         g.retention_ms = retention_ms;
     }
 
+    /// Drops every retained event but the newest `keep`, now (as if retention had passed
+    /// over them); returns how many were dropped. Readers behind them get the
+    /// invalid-replay-id error.
+    pub fn shrink_retention(&self, keep: usize) -> usize {
+        let mut g = self.shared.inner.lock();
+        let mut dropped = 0;
+        while g.events.len() > keep {
+            if let Some(front) = g.events.pop_front() {
+                g.dropped_up_to = g.dropped_up_to.max(front.replay_id);
+                dropped += 1;
+            }
+        }
+        dropped
+    }
+
     /// A new commit number (one per transaction).
     pub fn next_commit_number(&self) -> i64 {
-        let mut g = self.inner.lock();
+        let mut g = self.shared.inner.lock();
         g.commit_number += 1;
         g.commit_number
     }
 
     /// The replay id of the newest event (the cursor for "-1: new events only").
     pub fn latest_replay_id(&self) -> i64 {
-        self.inner.lock().last_replay
+        self.shared.inner.lock().last_replay
     }
 
     /// `(newest replay id, last commit number)`, for persistence.
     pub fn position(&self) -> (i64, i64) {
-        let g = self.inner.lock();
+        let g = self.shared.inner.lock();
         (g.last_replay, g.commit_number)
     }
 
@@ -228,59 +365,57 @@ impl CdcLog {
     /// as too old (a client that had read everything resumes cleanly).
     pub fn restore_position(&self, last_replay: i64, commit_number: i64) {
         let latest = {
-            let mut g = self.inner.lock();
+            let mut g = self.shared.inner.lock();
             g.last_replay = g.last_replay.max(last_replay);
             g.dropped_up_to = g.dropped_up_to.max(g.last_replay);
             g.commit_number = g.commit_number.max(commit_number);
             g.last_replay
         };
-        self.tx.send_replace(latest);
+        self.shared.tx.send_replace(latest);
     }
 
     /// Wakes when events are published; the value is the newest replay id.
     pub fn subscribe(&self) -> watch::Receiver<i64> {
-        self.tx.subscribe()
+        self.shared.tx.subscribe()
     }
 
-    fn trim(g: &mut Inner, now_ms: i64) {
-        while let Some(front) = g.events.front() {
-            if g.events.len() > g.max_events || front.commit_timestamp < now_ms - g.retention_ms {
-                g.dropped_up_to = g.dropped_up_to.max(front.replay_id);
-                g.events.pop_front();
-            } else {
-                break;
-            }
-        }
-    }
-
-    /// Commits events in order; returns their replay ids.
+    /// Commits events in order (delivery faults apply); returns the replay ids stored now.
     pub fn publish(&self, events: Vec<PendingEvent>, now_ms: i64) -> Vec<i64> {
+        self.shared.publish(events, now_ms)
+    }
+
+    /// Publishes the changes of one committed transaction, as Salesforce does: only objects
+    /// selected for CDC, gap events in place of the normal events while the `gap_next` fault
+    /// lasts, `GAP_OVERFLOW` after the overflow threshold, merged events for identical
+    /// changes (see `commit::shape`); then one `transactionKey`, increasing
+    /// `sequenceNumber`s and one `commitNumber`/`commitTimestamp` for them all.
+    pub fn commit_transaction(&self, events: Vec<PendingEvent>, now_ms: i64) {
         if events.is_empty() {
-            return Vec::new();
+            return;
         }
-        let mut ids = Vec::with_capacity(events.len());
-        let latest = {
-            let mut g = self.inner.lock();
-            for ev in events {
-                g.last_replay += 1;
-                let replay_id = g.last_replay;
-                let mut payload = ev.fields;
-                payload.insert("ChangeEventHeader".into(), ev.header.to_json());
-                g.events.push_back(Arc::new(ChangeEvent {
-                    replay_id,
-                    channel: channel_of(&ev.header.entity_name),
-                    entity: ev.header.entity_name.clone(),
-                    commit_timestamp: ev.header.commit_timestamp,
-                    header: ev.header,
-                    payload: Json::Object(payload),
-                }));
-                ids.push(replay_id);
-            }
-            Self::trim(&mut g, now_ms);
-            g.last_replay
+        let mut events = {
+            let mut g = self.shared.inner.lock();
+            let selection = g.selection.clone();
+            let overflow_after = g.faults.overflow_after;
+            commit::shape(
+                events,
+                |entity| selection.as_ref().is_none_or(|s| s.contains(entity)),
+                &mut g.faults.gap_next,
+                overflow_after,
+            )
         };
-        self.tx.send_replace(latest);
-        ids
+        if events.is_empty() {
+            return;
+        }
+        let key = uuid::Uuid::new_v4().to_string();
+        let commit_number = self.next_commit_number();
+        for (n, e) in events.iter_mut().enumerate() {
+            e.header.transaction_key = key.clone();
+            e.header.sequence_number = n as u32 + 1;
+            e.header.commit_number = commit_number;
+            e.header.commit_timestamp = now_ms;
+        }
+        self.publish(events, now_ms);
     }
 
     /// Events after `replay_id` matching `filter`, oldest first. `-1` = none (new events only),
@@ -291,10 +426,27 @@ impl CdcLog {
         filter: &ChannelFilter,
         now_ms: i64,
     ) -> Result<Vec<Arc<ChangeEvent>>, ReplayError> {
-        let mut g = self.inner.lock();
-        Self::trim(&mut g, now_ms);
+        self.read(replay_id, filter, now_ms, usize::MAX)
+            .map(|b| b.events)
+    }
+
+    /// Like `read_after`, returning at most `limit` events and how far the read got.
+    pub fn read(
+        &self,
+        replay_id: i64,
+        filter: &ChannelFilter,
+        now_ms: i64,
+        limit: usize,
+    ) -> Result<Batch, ReplayError> {
+        let mut g = self.shared.inner.lock();
+        g.trim(now_ms);
         let after = match replay_id {
-            -1 => return Ok(Vec::new()),
+            -1 => {
+                return Ok(Batch {
+                    events: Vec::new(),
+                    scanned_to: g.last_replay,
+                })
+            }
             -2 => i64::MIN,
             r if r < g.dropped_up_to => {
                 return Err(ReplayError::TooOld {
@@ -310,23 +462,56 @@ impl CdcLog {
             r => r,
         };
         let start = g.events.partition_point(|e| e.replay_id <= after);
-        Ok(g.events
-            .range(start..)
-            .filter(|e| filter.matches(e))
-            .cloned()
-            .collect())
+        let mut batch = Batch {
+            events: Vec::new(),
+            scanned_to: g.last_replay,
+        };
+        for e in g.events.range(start..) {
+            if !filter.matches(e) {
+                continue;
+            }
+            if batch.events.len() == limit {
+                // Everything before this event was scanned.
+                batch.scanned_to = batch.events.last().map_or(after, |l| l.replay_id);
+                break;
+            }
+            batch.events.push(e.clone());
+        }
+        Ok(batch)
     }
 
     /// Number of retained events.
     pub fn len(&self) -> usize {
-        self.inner.lock().events.len()
+        self.shared.inner.lock().events.len()
     }
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
-    /// Appends a header-only gap event (`GAP_CREATE`, `GAP_UPDATE`, …) for `record_ids`.
+    /// Whether `entity` is selected for Change Data Capture.
+    pub fn is_selected(&self, entity: &str) -> bool {
+        self.shared.inner.lock().is_selected(entity)
+    }
+
+    /// The selected objects (`None` = every object).
+    pub fn selection(&self) -> Option<BTreeSet<String>> {
+        self.shared.inner.lock().selection.clone()
+    }
+
+    /// Selects the objects whose changes are published (`None` = every object).
+    pub fn set_selection(&self, selection: Option<BTreeSet<String>>) {
+        self.shared.inner.lock().selection = selection;
+    }
+
+    /// Reads or changes the delivery faults.
+    pub fn with_faults<R>(&self, f: impl FnOnce(&mut faults::DeliveryFaults) -> R) -> R {
+        f(&mut self.shared.inner.lock().faults)
+    }
+
+    /// Appends a header-only gap event (`GAP_CREATE`, `GAP_UPDATE`, …) for `record_ids`: a
+    /// change made outside a transaction of the application servers (Change Data Capture
+    /// Developer Guide, "Gap Events"). `None` when a delivery fault suppressed or delayed it.
     pub fn inject_gap(
         &self,
         entity: &str,
@@ -334,44 +519,16 @@ impl CdcLog {
         record_ids: Vec<String>,
         commit_user: &str,
         now_ms: i64,
-    ) -> i64 {
+    ) -> Option<i64> {
         let change_type = if change_type.starts_with("GAP_") {
             change_type.to_string()
         } else {
             format!("GAP_{change_type}")
         };
-        self.inject_header_only(entity, &change_type, record_ids, commit_user, now_ms)
-    }
-
-    /// Appends a `GAP_OVERFLOW` event for `entity` (header only, wildcard record id).
-    pub fn inject_overflow(
-        &self,
-        entity: &str,
-        key_prefix: &str,
-        commit_user: &str,
-        now_ms: i64,
-    ) -> i64 {
-        self.inject_header_only(
-            entity,
-            "GAP_OVERFLOW",
-            vec![format!("{key_prefix}*")],
-            commit_user,
-            now_ms,
-        )
-    }
-
-    fn inject_header_only(
-        &self,
-        entity: &str,
-        change_type: &str,
-        record_ids: Vec<String>,
-        commit_user: &str,
-        now_ms: i64,
-    ) -> i64 {
         let header = Header {
             entity_name: entity.to_string(),
             record_ids,
-            change_type: change_type.to_string(),
+            change_type,
             changed_fields: Vec::new(),
             change_origin: String::new(),
             transaction_key: uuid::Uuid::new_v4().to_string(),
@@ -386,14 +543,29 @@ impl CdcLog {
                 fields: Map::new(),
             }],
             now_ms,
-        )[0]
+        )
+        .first()
+        .copied()
     }
 
-    /// Drops every retained event (reset). Replay ids keep increasing; older ids become too old.
+    /// Clears the delivery faults; events held by an unfinished reorder are published.
+    pub fn clear_faults(&self, now_ms: i64) {
+        let held = self.with_faults(|f| {
+            let held = f.release_held();
+            *f = faults::DeliveryFaults::default();
+            held
+        });
+        self.publish(held, now_ms);
+    }
+
+    /// Drops every retained event and every fault, and selects every object again (reset).
+    /// Replay ids keep increasing; older ids become too old.
     pub fn clear(&self) {
-        let mut g = self.inner.lock();
+        let mut g = self.shared.inner.lock();
         g.events.clear();
         g.dropped_up_to = g.last_replay;
+        g.faults = faults::DeliveryFaults::default();
+        g.selection = None;
     }
 }
 
