@@ -51,6 +51,7 @@ pub fn routes() -> Router<Org> {
         .route("/__emulator/sessions", get(get_sessions).put(set_sessions))
         .route("/__emulator/sessions/expire", post(expire_sessions))
         .route("/__emulator/save", post(save_now))
+        .merge(crate::chaos::data_fix::routes())
 }
 
 /// How far the emulated clock may run ahead of the wall clock (100 years).
@@ -309,6 +310,7 @@ fn faults_json(org: &Org) -> Json {
     });
     if let Json::Object(m) = &mut out {
         m.extend(crate::cdc::faults::report(org.cdc()));
+        m.extend(crate::chaos::settings::report(org));
     }
     out
 }
@@ -328,6 +330,11 @@ async fn set_faults(State(org): State<Org>, bytes: Bytes) -> Result<Response, Ap
     } else {
         Bytes::from(rest)
     };
+    // Chaos-test keys (ambiguous writes, transport, query, Bulk, lock and slow-transaction
+    // faults) belong to `chaos::settings`.
+    let (rest, chaos) = crate::chaos::settings::split(&bytes).map_err(invalid)?;
+    let bytes = rest.map_or(bytes, Bytes::from);
+    chaos.apply(&org).map_err(invalid)?;
     let req: FaultsReq = body(
         &bytes,
         r#"{"latency_ms":50,"share_503":0.1,"share_500":0,"seed":7,"unable_to_lock_row":3,"expire_sessions":true,"drop_streaming":true}"#,
@@ -345,6 +352,7 @@ async fn set_faults(State(org): State<Org>, bytes: Bytes) -> Result<Response, Ap
         share_500: req.share_500.unwrap_or(f.share_500),
         seed: req.seed.unwrap_or(f.seed),
         paths: req.paths.unwrap_or(f.paths),
+        ..f
     };
     f.validate().map_err(invalid)?;
     if f.latency_ms > 600_000 {
@@ -372,6 +380,7 @@ async fn set_faults(State(org): State<Org>, bytes: Bytes) -> Result<Response, Ap
 /// `DELETE /__emulator/faults`: no latency, no failing requests, no pending lock failures.
 async fn clear_faults(State(org): State<Org>) -> Response {
     org.faults().clear();
+    org.chaos().clear();
     org.fail_next_writes(0);
     org.cdc().clear_faults(org.now_ms());
     ok(faults_json(&org))
@@ -460,6 +469,7 @@ async fn advance_clock(State(org): State<Org>, bytes: Bytes) -> Result<Response,
         )));
     }
     org.advance_clock(req.advance_ms);
+    crate::recycle_bin::purge_expired(&org);
     Ok(ok(clock_json(&org)))
 }
 

@@ -256,8 +256,16 @@ impl Org {
         ops: Vec<WriteOp>,
         all_or_none: bool,
     ) -> Vec<WriteResult> {
+        let dups = duplicate_upserts(&self.inner.schema, &ops);
         self.transaction(ctx, |tx| {
-            let results: Vec<WriteResult> = ops.into_iter().map(|op| tx.apply(op)).collect();
+            let results: Vec<WriteResult> = ops
+                .into_iter()
+                .enumerate()
+                .map(|(i, op)| match dups.get(i).cloned().flatten() {
+                    Some(e) => WriteResult::Err(e),
+                    None => tx.apply(op),
+                })
+                .collect();
             if all_or_none && results.iter().any(|r| !r.is_ok()) {
                 tx.rollback();
                 return results
@@ -285,13 +293,15 @@ impl Org {
         let rules = self.inner.rules.read().clone();
         let after = self.inner.after_save.read().clone();
         let schema = self.inner.schema.clone();
+        // A slow transaction (`chaos::slow`) carries the stamp of its start.
+        let stamp = crate::chaos::slow::forced_stamp().unwrap_or_else(|| self.stamp_ms());
         let mut st = self.inner.store.write();
         let mut txn = Txn {
             org: self,
             schema: &schema,
             st: &mut st,
             ctx,
-            stamp: self.stamp_ms(),
+            stamp,
             undo: Vec::new(),
             events: Vec::new(),
             rules: &rules,
@@ -315,6 +325,63 @@ impl Org {
         drop(st);
         out
     }
+}
+
+/// Upserts in one call that name the same external-ID value: every one of them fails with
+/// `DUPLICATE_VALUE` (`Duplicate external id specified: <value>`) and none is written. SOAP API
+/// Developer Guide, "upsert()": "If the key is matched multiple times, then an error is
+/// generated and the object record is neither inserted or updated"; the same holds for sObject
+/// Collections upserts and each Bulk API chunk (both run one such call). Index `i` of the
+/// answer is `Some(errors)` for op `i` when it is such a duplicate.
+pub fn duplicate_upserts(schema: &OrgSchema, ops: &[WriteOp]) -> Vec<Option<Vec<FieldError>>> {
+    let mut seen: std::collections::HashMap<(usize, usize, Box<str>), Vec<usize>> =
+        std::collections::HashMap::new();
+    for (i, op) in ops.iter().enumerate() {
+        let WriteOp::Upsert {
+            object,
+            ext_field,
+            value,
+            ..
+        } = op
+        else {
+            continue;
+        };
+        let Some(oi) = schema.object_index(object) else {
+            continue;
+        };
+        let o = &schema.objects[oi];
+        let Some(fi) = o.field_index(ext_field) else {
+            continue;
+        };
+        if fi == o.sys.id {
+            continue;
+        }
+        let f = &o.fields[fi];
+        let key = match Value::from_text(f, value) {
+            Ok(v) => crate::store::index_key(&v, f.case_sensitive),
+            Err(_) => None,
+        };
+        if let Some(k) = key {
+            seen.entry((oi, fi, k)).or_default().push(i);
+        }
+    }
+    let mut out = vec![None; ops.len()];
+    for ((oi, fi, _), idx) in seen {
+        if idx.len() < 2 {
+            continue;
+        }
+        let name = schema.objects[oi].fields[fi].name.clone();
+        for i in idx {
+            if let WriteOp::Upsert { value, .. } = &ops[i] {
+                out[i] = Some(err1(
+                    "DUPLICATE_VALUE",
+                    format!("Duplicate external id specified: {value}"),
+                    vec![name.clone()],
+                ));
+            }
+        }
+    }
+    out
 }
 
 impl Txn<'_> {
@@ -352,11 +419,18 @@ impl Txn<'_> {
         }
     }
 
-    fn fault(&self, id: Option<&SfId>) -> Result<(), Vec<FieldError>> {
+    /// `UNABLE_TO_LOCK_ROW` when the next-N-writes fault or a lock aimed at this object or
+    /// record (`chaos::locks`) is due.
+    fn fault(&self, oi: usize, id: Option<&SfId>) -> Result<(), Vec<FieldError>> {
         let f = &self.org.inner.lock_failures;
         let took = f
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
-            .is_ok();
+            .is_ok()
+            || self
+                .org
+                .chaos()
+                .locks
+                .take(&self.schema.objects[oi].name, id.map(|i| i.as_str()));
         if took {
             let which = id.map(|i| i.to_string()).unwrap_or_default();
             return Err(err1(
@@ -391,7 +465,7 @@ impl Txn<'_> {
         match op {
             WriteOp::Create { object, fields } => {
                 let oi = self.object(&object)?;
-                self.fault(None)?;
+                self.fault(oi, None)?;
                 self.create(oi, fields, None).map(|id| (id, true))
             }
             WriteOp::Update { object, id, fields } => {
@@ -407,7 +481,7 @@ impl Txn<'_> {
                         ));
                     }
                 }
-                self.fault(Some(&sid))?;
+                self.fault(oi, Some(&sid))?;
                 self.update(oi, sid, fields).map(|id| (id, false))
             }
             WriteOp::Upsert {
@@ -418,17 +492,17 @@ impl Txn<'_> {
             } => self.upsert(&object, &ext_field, &value, fields),
             WriteOp::Delete { id } => {
                 let (oi, sid) = self.locate(&id)?;
-                self.fault(Some(&sid))?;
+                self.fault(oi, Some(&sid))?;
                 self.delete(oi, sid).map(|id| (id, false))
             }
             WriteOp::Undelete { id } => {
                 let (oi, sid) = self.locate(&id)?;
-                self.fault(Some(&sid))?;
+                self.fault(oi, Some(&sid))?;
                 self.undelete(oi, sid).map(|id| (id, false))
             }
             WriteOp::HardDelete { id } => {
                 let (oi, sid) = self.locate(&id)?;
-                self.fault(Some(&sid))?;
+                self.fault(oi, Some(&sid))?;
                 self.hard_delete(oi, sid).map(|id| (id, false))
             }
         }
@@ -456,7 +530,7 @@ impl Txn<'_> {
         let f = &o.fields[fi];
         if fi == o.sys.id {
             let sid = SfId::parse(value).map_err(|e| vec![e])?;
-            self.fault(Some(&sid))?;
+            self.fault(oi, Some(&sid))?;
             return self.update(oi, sid, fields).map(|id| (id, false));
         }
         if !(f.external_id || f.id_lookup) || !self.st.table(oi).is_indexed(fi) {
@@ -466,12 +540,12 @@ impl Txn<'_> {
         let matches = self.st.table(oi).lookup(fi, &key).to_vec();
         match matches.len() {
             0 => {
-                self.fault(None)?;
+                self.fault(oi, None)?;
                 self.create(oi, fields, Some((fi, key)))
                     .map(|id| (id, true))
             }
             1 => {
-                self.fault(Some(&matches[0]))?;
+                self.fault(oi, Some(&matches[0]))?;
                 self.update(oi, matches[0], fields).map(|id| (id, false))
             }
             _ => Err(err1(

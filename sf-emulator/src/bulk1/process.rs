@@ -52,7 +52,11 @@ pub(super) fn process(org: &Org, bulk: &Bulk1, batch: SfId) {
     let Some((op, object, external_id, ct, version)) = job else {
         return;
     };
-    let outcome = if op.is_query() {
+    // Faults (`chaos::bulk`): the batch stays InProgress for a while, or fails.
+    std::thread::sleep(org.chaos().bulk.delay());
+    let outcome = if org.chaos().bulk.take_failure() {
+        Err(crate::chaos::bulk::FAILED_MESSAGE.to_string())
+    } else if op.is_query() {
         run_query(org, bulk, &body, op == Op::QueryAll, &object)
     } else {
         run_ingest(
@@ -94,6 +98,9 @@ pub(super) fn run_query(
     all_rows: bool,
     object: &str,
 ) -> Processed {
+    if all_rows {
+        crate::recycle_bin::purge_expired(org);
+    }
     let soql = std::str::from_utf8(body)
         .map_err(|_| "InvalidBatch : The query is not UTF-8".to_string())?;
     let prepared = prepare(org, soql.trim()).map_err(|e| {
