@@ -323,13 +323,22 @@ async fn truncate(resp: Response) -> Response {
         axum::http::header::CONTENT_LENGTH,
         axum::http::HeaderValue::from(bytes.len().max(1) as u64),
     );
-    let stream = futures_util::stream::iter([
-        Ok(half),
-        Err(std::io::Error::new(
-            std::io::ErrorKind::ConnectionReset,
-            "injected truncated body",
-        )),
-    ]);
+    // The first half goes out (and is flushed) before the connection fails.
+    let stream = futures_util::stream::unfold(Some(half), |half| async move {
+        match half {
+            Some(bytes) => Some((Ok(bytes), None)),
+            None => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                Some((
+                    Err(std::io::Error::new(
+                        std::io::ErrorKind::ConnectionReset,
+                        "injected truncated body",
+                    )),
+                    None,
+                ))
+            }
+        }
+    });
     Response::from_parts(parts, Body::from_stream(stream))
 }
 
