@@ -730,3 +730,39 @@ async fn query_results_are_fixed_when_the_job_runs() {
         "downloads read the result of the run, not live data"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upsert_rows_naming_one_external_id_twice_fail_together() {
+    let e = env().await;
+    let acct = e.create("Account", vec![json!({"Name": "Buyer"})]);
+    let info = e
+        .ingest(
+            json!({"object": "Invoice__c", "operation": "upsert", "externalIdFieldName": "External_Id__c"}),
+            &format!(
+                "External_Id__c,Account__c,Amount__c\ndup,{a},1\nsolo,{a},2\ndup,{a},3\n",
+                a = acct[0]
+            ),
+        )
+        .await;
+    assert_eq!(info["numberRecordsFailed"], 2, "{info}");
+    let jid = info["id"].as_str().unwrap().to_string();
+    let failed = e
+        .csv_of(&format!(
+            "/services/data/v59.0/jobs/ingest/{jid}/failedResults"
+        ))
+        .await;
+    assert_eq!(failed.len(), 3, "{failed:?}");
+    for row in &failed[1..] {
+        assert!(
+            row[1].starts_with("DUPLICATE_VALUE:Duplicate external id specified: dup"),
+            "{row:?}"
+        );
+    }
+    let q = e
+        .query_job("query", "SELECT External_Id__c FROM Invoice__c")
+        .await;
+    let rows = e
+        .csv_of(&format!("/services/data/v59.0/jobs/query/{q}/results"))
+        .await;
+    assert_eq!(rows[1..], [vec!["solo"]]);
+}

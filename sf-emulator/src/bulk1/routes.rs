@@ -261,7 +261,10 @@ async fn job_info(
     version_of(&version, format)?;
     let id = job_id(&job, format)?;
     let jobs = bulk.jobs.lock();
-    let j = jobs.get(&id).ok_or_else(|| invalid_job(&job, format))?;
+    let j = jobs
+        .get(&id)
+        .filter(|j| !org.chaos().bulk.expired(j.created_ms))
+        .ok_or_else(|| invalid_job(&job, format))?;
     Ok(bulk.job_doc(j).respond(StatusCode::OK, format))
 }
 
@@ -281,7 +284,10 @@ async fn update_job(
     let req = job_request(&body, format)?;
     let state = req.get("state").map_or("", String::as_str);
     let mut jobs = bulk.jobs.lock();
-    let j = jobs.get_mut(&id).ok_or_else(|| invalid_job(&job, format))?;
+    let j = jobs
+        .get_mut(&id)
+        .filter(|j| !org.chaos().bulk.expired(j.created_ms))
+        .ok_or_else(|| invalid_job(&job, format))?;
     match (state, j.state) {
         ("Closed", "Open") => j.state = "Closed",
         ("Aborted", "Open" | "Closed") => {
@@ -323,7 +329,10 @@ async fn add_batch(
     let now = org.now_ms();
     let (batch_id, format, doc) = {
         let mut jobs = bulk.jobs.lock();
-        let j = jobs.get_mut(&id).ok_or_else(|| invalid_job(&job, format))?;
+        let j = jobs
+            .get_mut(&id)
+            .filter(|j| !org.chaos().bulk.expired(j.created_ms))
+            .ok_or_else(|| invalid_job(&job, format))?;
         let format = j.content_type.family();
         if j.state != "Open" {
             return Err(BulkError::new(
@@ -362,6 +371,7 @@ async fn add_batch(
 }
 
 pub(super) fn with_batch<T>(
+    org: &Org,
     bulk: &Bulk1,
     job: &str,
     batch: &str,
@@ -370,7 +380,10 @@ pub(super) fn with_batch<T>(
 ) -> Result<T, BulkError> {
     let jid = job_id(job, format)?;
     let jobs = bulk.jobs.lock();
-    let j = jobs.get(&jid).ok_or_else(|| invalid_job(job, format))?;
+    let j = jobs
+        .get(&jid)
+        .filter(|j| !org.chaos().bulk.expired(j.created_ms))
+        .ok_or_else(|| invalid_job(job, format))?;
     let invalid_batch =
         || BulkError::new("InvalidBatch", format!("Invalid batch id: {batch}"), format);
     let bid = SfId::parse(batch).map_err(|_| invalid_batch())?;
@@ -395,7 +408,10 @@ async fn list_batches(
     version_of(&version, format)?;
     let id = job_id(&job, format)?;
     let jobs = bulk.jobs.lock();
-    let j = jobs.get(&id).ok_or_else(|| invalid_job(&job, format))?;
+    let j = jobs
+        .get(&id)
+        .filter(|j| !org.chaos().bulk.expired(j.created_ms))
+        .ok_or_else(|| invalid_job(&job, format))?;
     let format = j.content_type.family();
     let batches = bulk.batches.lock();
     let docs: Vec<Doc> = j
@@ -434,7 +450,7 @@ async fn batch_info(
     let format = get_format(&bulk, &headers, &job);
     auth(&org, &headers, &method, &uri, format)?;
     version_of(&version, format)?;
-    with_batch(&bulk, &job, &batch, format, |j, b| {
+    with_batch(&org, &bulk, &job, &batch, format, |j, b| {
         Ok(batch_doc(b, j.content_type.family()).respond(StatusCode::OK, j.content_type.family()))
     })
 }
@@ -450,7 +466,7 @@ async fn batch_request(
     let format = get_format(&bulk, &headers, &job);
     auth(&org, &headers, &method, &uri, format)?;
     version_of(&version, format)?;
-    with_batch(&bulk, &job, &batch, format, |_, b| {
+    with_batch(&org, &bulk, &job, &batch, format, |_, b| {
         Ok(b.body.clone().into_response())
     })
 }
@@ -466,7 +482,7 @@ async fn batch_result(
     let format = get_format(&bulk, &headers, &job);
     auth(&org, &headers, &method, &uri, format)?;
     version_of(&version, format)?;
-    with_batch(&bulk, &job, &batch, format, |j, b| {
+    with_batch(&org, &bulk, &job, &batch, format, |j, b| {
         let format = j.content_type.family();
         match &b.result {
             BatchResult::None => Err(BulkError::new(
@@ -498,7 +514,7 @@ async fn query_result(
     auth(&org, &headers, &method, &uri, format)?;
     version_of(&version, format)?;
     let (ct, prepared, ids, api_version) =
-        with_batch(&bulk, &job, &batch, format, |j, b| match &b.result {
+        with_batch(&org, &bulk, &job, &batch, format, |j, b| match &b.result {
             BatchResult::Query {
                 result_id,
                 prepared,
