@@ -711,3 +711,55 @@ async fn subscribe_refusals_and_streaming_only_503s() {
         .await;
     assert_eq!(accepted["successful"], true);
 }
+
+#[tokio::test]
+async fn a_bulk_update_batch_publishes_merged_events_from_the_bulk_api() {
+    let emu = emulator().await;
+    let ids = emu.create_accounts(&["a", "b", "c"]).await;
+    let client = emu.ready("/data/AccountChangeEvent").await;
+    let job = emu
+        .rest(
+            reqwest::Method::POST,
+            "/jobs/ingest",
+            json!({"object":"Account","operation":"update","contentType":"CSV","lineEnding":"LF"}),
+        )
+        .await;
+    let job_id = job["id"].as_str().unwrap().to_string();
+    let csv = format!(
+        "Id,Industry\n{},Apparel\n{},Apparel\n{},Apparel\n",
+        ids[0], ids[1], ids[2]
+    );
+    let response = emu
+        .http
+        .put(emu.url(&format!(
+            "/services/data/v59.0/jobs/ingest/{job_id}/batches"
+        )))
+        .bearer_auth(&emu.token)
+        .header("Content-Type", "text/csv")
+        .body(csv)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    emu.rest(
+        reqwest::Method::PATCH,
+        &format!("/jobs/ingest/{job_id}"),
+        json!({"state": "UploadComplete"}),
+    )
+    .await;
+    let mut events = Vec::new();
+    for _ in 0..20 {
+        events.extend(emu.drain(&client).await);
+        if !events.is_empty() {
+            break;
+        }
+    }
+    assert_eq!(
+        types_and_ids(&events),
+        vec![("UPDATE".into(), json!([ids[0], ids[1], ids[2]]))]
+    );
+    assert_eq!(
+        header(&events[0])["changeOrigin"],
+        "com/salesforce/api/bulkapi/59.0"
+    );
+}

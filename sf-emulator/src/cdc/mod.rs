@@ -624,4 +624,24 @@ mod tests {
             .is_empty());
         assert_eq!(channel_of("Invoice__c"), "/data/Invoice__ChangeEvent");
     }
+
+    #[test]
+    fn replay_ids_have_gaps_and_limited_reads_report_how_far_they_got() {
+        let log = CdcLog::default();
+        let ids = log.publish((0..50).map(|_| ev("Account", 0)).collect(), 0);
+        assert!(ids.windows(2).all(|w| w[1] > w[0]));
+        assert!(ids.windows(2).any(|w| w[1] - w[0] > 1));
+        let batch = log.read(-2, &ChannelFilter::All, 0, 10).unwrap();
+        assert_eq!(batch.events.len(), 10);
+        assert_eq!(batch.scanned_to, ids[9]);
+        let contacts = ChannelFilter::Entity("Contact".into());
+        let none = log.read(ids[0], &contacts, 0, 10).unwrap();
+        assert!(none.events.is_empty());
+        assert_eq!(none.scanned_to, ids[49]);
+        assert_eq!(log.shrink_retention(5), 45);
+        assert!(matches!(
+            log.read(ids[10], &ChannelFilter::All, 0, 10),
+            Err(ReplayError::TooOld { .. })
+        ));
+    }
 }

@@ -139,7 +139,9 @@ pub const UNKNOWN_CLIENT: &str = "403::Unknown client";
 /// Streaming API Allocations" / Change Data Capture "Allocations": returned on
 /// `/meta/connect`).
 pub const DAILY_LIMIT_EXCEEDED: &str = "403::Organization total events daily limit exceeded";
-/// The concurrent-client allocation is used up (`DurableStreamingApiConcurrentClients`).
+/// The concurrent-client allocation is used up (`DurableStreamingApiConcurrentClients`; the
+/// Streaming API Developer Guide, "Streaming API Allocations", gives the allocation, the text
+/// is the one users report on handshake).
 pub const CONCURRENT_CLIENTS_EXCEEDED: &str = "403::Organization concurrent user limit exceeded";
 /// The browser cookie CometD sets at handshake and expects on every later request.
 pub const BROWSER_COOKIE: &str = "BAYEUX_BROWSER";
