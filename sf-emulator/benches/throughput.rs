@@ -241,13 +241,32 @@ async fn run(rows: usize) {
 /// since it includes the create's own processing.
 async fn cdc_latency(http: &reqwest::Client, base: &str, token: &str, samples: usize) {
     let cometd = format!("{base}/cometd/59.0");
+    // The handshake sets the BAYEUX_BROWSER cookie every later request carries.
+    let response = http
+        .post(&cometd)
+        .header("Authorization", format!("OAuth {token}"))
+        .json(&json!([{"channel": "/meta/handshake", "version": "1.0",
+            "supportedConnectionTypes": ["long-polling"], "id": "1"}]))
+        .send()
+        .await
+        .expect("handshake");
+    let cookie = response
+        .headers()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .unwrap_or_default()
+        .to_string();
+    let handshake: Json = response.json().await.expect("handshake reply");
     let bayeux = |batch: Json| {
         let http = http.clone();
         let cometd = cometd.clone();
         let auth = format!("OAuth {token}");
+        let cookie = cookie.clone();
         async move {
             http.post(cometd)
                 .header("Authorization", auth)
+                .header("Cookie", cookie)
                 .json(&batch)
                 .send()
                 .await
@@ -257,9 +276,6 @@ async fn cdc_latency(http: &reqwest::Client, base: &str, token: &str, samples: u
                 .expect("cometd reply")
         }
     };
-    let handshake = bayeux(json!([{"channel": "/meta/handshake", "version": "1.0",
-        "supportedConnectionTypes": ["long-polling"], "id": "1"}]))
-    .await;
     let client_id = handshake[0]["clientId"]
         .as_str()
         .expect("clientId")

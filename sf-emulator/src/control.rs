@@ -51,6 +51,7 @@ pub fn routes() -> Router<Org> {
         .route("/__emulator/sessions", get(get_sessions).put(set_sessions))
         .route("/__emulator/sessions/expire", post(expire_sessions))
         .route("/__emulator/save", post(save_now))
+        .merge(crate::chaos::data_fix::routes())
 }
 
 /// How far the emulated clock may run ahead of the wall clock (100 years).
@@ -298,7 +299,7 @@ struct FaultsReq {
 fn faults_json(org: &Org) -> Json {
     let f = org.faults().get();
     let (n503, n500) = org.faults().injected();
-    json!({
+    let mut out = json!({
         "latency_ms": f.latency_ms,
         "share_503": f.share_503,
         "share_500": f.share_500,
@@ -306,7 +307,12 @@ fn faults_json(org: &Org) -> Json {
         "paths": f.paths,
         "unable_to_lock_row": org.inner.lock_failures.load(Ordering::Relaxed),
         "injected": {"503": n503, "500": n500},
-    })
+    });
+    if let Json::Object(m) = &mut out {
+        m.extend(crate::cdc::faults::report(org.cdc()));
+        m.extend(crate::chaos::settings::report(org));
+    }
+    out
 }
 
 /// `GET /__emulator/faults` → the current faults and how many requests they failed.
@@ -317,10 +323,23 @@ async fn get_faults(State(org): State<Org>) -> Response {
 /// `POST /__emulator/faults`: sets the given faults (others keep their value); setting any
 /// request fault restarts the deterministic sequence of failing requests.
 async fn set_faults(State(org): State<Org>, bytes: Bytes) -> Result<Response, ApiError> {
+    // Change-event keys (`cdc_*`, `streaming_503_next`) belong to `cdc::faults`.
+    let (rest, cdc) = crate::cdc::faults::split_settings(&bytes).map_err(invalid)?;
+    let bytes = if cdc.is_empty() {
+        bytes
+    } else {
+        Bytes::from(rest)
+    };
+    // Chaos-test keys (ambiguous writes, transport, query, Bulk, lock and slow-transaction
+    // faults) belong to `chaos::settings`.
+    let (rest, chaos) = crate::chaos::settings::split(&bytes).map_err(invalid)?;
+    let bytes = rest.map_or(bytes, Bytes::from);
+    chaos.apply(&org).map_err(invalid)?;
     let req: FaultsReq = body(
         &bytes,
         r#"{"latency_ms":50,"share_503":0.1,"share_500":0,"seed":7,"unable_to_lock_row":3,"expire_sessions":true,"drop_streaming":true}"#,
     )?;
+    let shrunk = cdc.apply(org.cdc()).map_err(invalid)?;
     let mut f = org.faults().get();
     let touched = req.latency_ms.is_some()
         || req.share_503.is_some()
@@ -333,6 +352,7 @@ async fn set_faults(State(org): State<Org>, bytes: Bytes) -> Result<Response, Ap
         share_500: req.share_500.unwrap_or(f.share_500),
         seed: req.seed.unwrap_or(f.seed),
         paths: req.paths.unwrap_or(f.paths),
+        ..f
     };
     f.validate().map_err(invalid)?;
     if f.latency_ms > 600_000 {
@@ -348,6 +368,9 @@ async fn set_faults(State(org): State<Org>, bytes: Bytes) -> Result<Response, Ap
         org.expire_all();
     }
     let mut out = faults_json(&org);
+    if let Some(n) = shrunk {
+        out["cdc_events_dropped"] = json!(n);
+    }
     if req.drop_streaming {
         out["dropped_streaming_clients"] = json!(org.streaming().clients.drop_all());
     }
@@ -357,7 +380,9 @@ async fn set_faults(State(org): State<Org>, bytes: Bytes) -> Result<Response, Ap
 /// `DELETE /__emulator/faults`: no latency, no failing requests, no pending lock failures.
 async fn clear_faults(State(org): State<Org>) -> Response {
     org.faults().clear();
+    org.chaos().clear();
     org.fail_next_writes(0);
+    org.cdc().clear_faults(org.now_ms());
     ok(faults_json(&org))
 }
 
@@ -444,6 +469,7 @@ async fn advance_clock(State(org): State<Org>, bytes: Bytes) -> Result<Response,
         )));
     }
     org.advance_clock(req.advance_ms);
+    crate::recycle_bin::purge_expired(&org);
     Ok(ok(clock_json(&org)))
 }
 

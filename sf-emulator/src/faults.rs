@@ -5,6 +5,12 @@
 //! share, so a test replaying the same sequential requests sees the same failures. The
 //! middleware (`layer`) never touches the control plane (`/__emulator/…`). Write faults
 //! (`UNABLE_TO_LOCK_ROW`) live in the write path; this module only reports them.
+//!
+//! Transport faults, drawn from the same deterministic sequence: a share of requests has its
+//! connection reset without an answer, hangs for `hang_ms` and is then reset (a client must
+//! time out), or gets its answer's headers and only part of its body (`Content-Length` says
+//! more) before the connection closes. The middleware also answers ambiguous writes
+//! (`chaos::writes`): applied, then answered 500, dropped, or left hanging.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -17,8 +23,10 @@ use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use crate::chaos::writes::AmbiguousMode;
 use crate::error::json_response;
 use crate::org::Org;
+use axum::body::{Body, Bytes};
 
 /// Paths never affected by request faults: the control plane itself.
 pub const CONTROL_PREFIX: &str = "/__emulator";
@@ -37,26 +45,52 @@ pub struct RequestFaults {
     /// Only requests whose path starts with one of these prefixes are affected (empty = all
     /// API paths).
     pub paths: Vec<String>,
+    /// Share of API requests whose connection is reset without an answer.
+    #[serde(default)]
+    pub share_reset: f64,
+    /// Share of API requests that hang for `hang_ms`, then have their connection reset.
+    #[serde(default)]
+    pub share_hang: f64,
+    /// Share of API requests answered with a truncated body (the handler runs).
+    #[serde(default)]
+    pub share_truncate: f64,
+    /// How long a hanging request hangs (0: 120 s).
+    #[serde(default)]
+    pub hang_ms: u64,
 }
+
+/// How long a hanging request hangs when `hang_ms` is 0.
+pub const DEFAULT_HANG_MS: u64 = 120_000;
 
 impl RequestFaults {
     /// Checks shares are within 0..=1 and add up to at most 1.
     pub fn validate(&self) -> Result<(), String> {
-        for (name, v) in [("share_503", self.share_503), ("share_500", self.share_500)] {
+        for (name, v) in self.shares() {
             if !(0.0..=1.0).contains(&v) {
                 return Err(format!("{name} must be between 0 and 1, got {v}"));
             }
         }
-        if self.share_503 + self.share_500 > 1.0 {
+        let total: f64 = self.shares().iter().map(|(_, v)| v).sum();
+        if total > 1.0 {
             return Err(format!(
-                "share_503 + share_500 must be at most 1, got {}",
-                self.share_503 + self.share_500
+                "share_503 + share_500 + share_reset + share_hang + share_truncate must be at most 1, got {total}"
             ));
         }
         if let Some(p) = self.paths.iter().find(|p| !p.starts_with('/')) {
             return Err(format!("paths must start with '/', got {p:?}"));
         }
         Ok(())
+    }
+
+    /// The outcome shares, in the order they are drawn.
+    fn shares(&self) -> [(&'static str, f64); 5] {
+        [
+            ("share_503", self.share_503),
+            ("share_500", self.share_500),
+            ("share_reset", self.share_reset),
+            ("share_hang", self.share_hang),
+            ("share_truncate", self.share_truncate),
+        ]
     }
 
     fn applies_to(&self, path: &str) -> bool {
@@ -70,6 +104,9 @@ pub enum Outcome {
     Pass,
     Unavailable,
     ServerError,
+    Reset,
+    Hang(Duration),
+    Truncate,
 }
 
 /// The org's request-fault state.
@@ -80,6 +117,7 @@ pub struct Faults {
     seq: AtomicU64,
     injected_503: AtomicU64,
     injected_500: AtomicU64,
+    injected_transport: [AtomicU64; 3],
 }
 
 /// SplitMix64 finaliser: a well-mixed 64-bit hash of `x`.
@@ -107,6 +145,19 @@ impl Faults {
         self.set(RequestFaults::default());
         self.injected_503.store(0, Ordering::Relaxed);
         self.injected_500.store(0, Ordering::Relaxed);
+        for n in &self.injected_transport {
+            n.store(0, Ordering::Relaxed);
+        }
+    }
+
+    /// `(resets, hangs, truncations)` so far.
+    pub fn injected_transport(&self) -> (u64, u64, u64) {
+        let [a, b, c] = &self.injected_transport;
+        (
+            a.load(Ordering::Relaxed),
+            b.load(Ordering::Relaxed),
+            c.load(Ordering::Relaxed),
+        )
     }
 
     /// `(503s, 500s)` answered so far.
@@ -124,20 +175,43 @@ impl Faults {
             return (Duration::ZERO, Outcome::Pass);
         }
         let latency = Duration::from_millis(c.latency_ms);
-        if c.share_503 <= 0.0 && c.share_500 <= 0.0 {
+        if c.shares().iter().all(|(_, v)| *v <= 0.0) {
             return (latency, Outcome::Pass);
         }
         let n = self.seq.fetch_add(1, Ordering::Relaxed);
         // 53 random bits → uniform in [0, 1).
         let u = (mix(c.seed ^ mix(n)) >> 11) as f64 / (1u64 << 53) as f64;
-        let outcome = if u < c.share_503 {
-            self.injected_503.fetch_add(1, Ordering::Relaxed);
-            Outcome::Unavailable
-        } else if u < c.share_503 + c.share_500 {
-            self.injected_500.fetch_add(1, Ordering::Relaxed);
-            Outcome::ServerError
-        } else {
-            Outcome::Pass
+        let hang = Duration::from_millis(match c.hang_ms {
+            0 => DEFAULT_HANG_MS,
+            ms => ms,
+        });
+        let mut edge = 0.0;
+        let mut pick = None;
+        for (i, (_, share)) in c.shares().iter().enumerate() {
+            edge += share;
+            if u < edge {
+                pick = Some(i);
+                break;
+            }
+        }
+        let outcome = match pick {
+            Some(0) => {
+                self.injected_503.fetch_add(1, Ordering::Relaxed);
+                Outcome::Unavailable
+            }
+            Some(1) => {
+                self.injected_500.fetch_add(1, Ordering::Relaxed);
+                Outcome::ServerError
+            }
+            Some(k @ 2..=4) => {
+                self.injected_transport[k - 2].fetch_add(1, Ordering::Relaxed);
+                match k {
+                    2 => Outcome::Reset,
+                    3 => Outcome::Hang(hang),
+                    _ => Outcome::Truncate,
+                }
+            }
+            _ => Outcome::Pass,
         };
         (latency, outcome)
     }
@@ -178,14 +252,94 @@ pub async fn layer(State(org): State<Org>, req: Request, next: Next) -> Response
     }
     let faults = org.faults();
     let (latency, outcome) = faults.decide(path);
+    let ambiguous = org.chaos().writes.take(req.method().as_str(), path);
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
     }
+    let hang = Duration::from_millis(match faults.get().hang_ms {
+        0 => DEFAULT_HANG_MS,
+        ms => ms,
+    });
     match outcome {
-        Outcome::Pass => next.run(req).await,
-        Outcome::Unavailable => unavailable_response(),
-        Outcome::ServerError => server_error_response(faults.injected().1),
+        Outcome::Pass => {}
+        Outcome::Unavailable => return unavailable_response(),
+        Outcome::ServerError => return server_error_response(faults.injected().1),
+        Outcome::Reset => return reset_response(),
+        Outcome::Hang(d) => {
+            tokio::time::sleep(d).await;
+            return reset_response();
+        }
+        Outcome::Truncate => return truncate(next.run(req).await).await,
     }
+    let slow = org.chaos().slow.due()
+        && crate::chaos::writes::is_write(req.method().as_str())
+        && path.starts_with("/services/data/");
+    let resp = match slow
+        .then(|| org.chaos().slow.begin(org.stamp_ms()))
+        .flatten()
+    {
+        Some(running) => {
+            tokio::time::sleep(running.delay).await;
+            let resp = crate::chaos::slow::STAMP
+                .scope(running.stamp, next.run(req))
+                .await;
+            drop(running);
+            resp
+        }
+        None => next.run(req).await,
+    };
+    match ambiguous {
+        None => resp,
+        Some(AmbiguousMode::ServerError) => server_error_response(faults.injected().1),
+        Some(AmbiguousMode::Drop) => reset_response(),
+        Some(AmbiguousMode::Hang) => {
+            tokio::time::sleep(hang).await;
+            reset_response()
+        }
+    }
+}
+
+/// An answer whose body fails at once: the server closes the connection without a complete
+/// response (the client sees a reset / incomplete message).
+pub fn reset_response() -> Response {
+    let stream = futures_util::stream::once(async {
+        Err::<Bytes, std::io::Error>(std::io::Error::new(
+            std::io::ErrorKind::ConnectionReset,
+            "injected connection reset",
+        ))
+    });
+    Response::new(Body::from_stream(stream))
+}
+
+/// `resp` with its headers (and its full `Content-Length`) but only the first half of its
+/// body, then a closed connection.
+async fn truncate(resp: Response) -> Response {
+    let (mut parts, body) = resp.into_parts();
+    let bytes = axum::body::to_bytes(body, usize::MAX)
+        .await
+        .unwrap_or_default();
+    let half = bytes.slice(..bytes.len() / 2);
+    parts.headers.insert(
+        axum::http::header::CONTENT_LENGTH,
+        axum::http::HeaderValue::from(bytes.len().max(1) as u64),
+    );
+    // The first half goes out (and is flushed) before the connection fails.
+    let stream = futures_util::stream::unfold(Some(half), |half| async move {
+        match half {
+            Some(bytes) => Some((Ok(bytes), None)),
+            None => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                Some((
+                    Err(std::io::Error::new(
+                        std::io::ErrorKind::ConnectionReset,
+                        "injected truncated body",
+                    )),
+                    None,
+                ))
+            }
+        }
+    });
+    Response::from_parts(parts, Body::from_stream(stream))
 }
 
 #[cfg(test)]

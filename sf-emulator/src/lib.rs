@@ -1,10 +1,12 @@
 //! sf-emulator: a local Salesforce org speaking the real wire protocols (REST, composite,
 //! SOQL, Bulk, OAuth/SOAP, CometD CDC). See `CONTEXT.md` for the module map.
 
+pub mod api_window;
 pub mod auth;
 pub mod bulk1;
 pub mod bulk2;
 pub mod cdc;
+pub mod chaos;
 pub mod control;
 pub mod error;
 pub mod faults;
@@ -13,6 +15,7 @@ pub mod ids;
 pub mod org;
 pub mod persist;
 pub mod query_api;
+pub mod recycle_bin;
 pub mod render;
 pub mod rest;
 pub mod rules;

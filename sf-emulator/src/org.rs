@@ -71,12 +71,13 @@ pub(crate) struct OrgInner {
     pub(crate) store: crate::persist::Tracked<Store>,
     pub(crate) config: Config,
     faults: crate::faults::Faults,
+    chaos: crate::chaos::Chaos,
     pub(crate) cdc: CdcLog,
     auth: crate::auth::AuthState,
     streaming: crate::streaming::Hub,
     sessions: Mutex<HashMap<String, Session>>,
     session_seconds: AtomicU64,
-    api_used: AtomicU64,
+    api_window: Mutex<crate::api_window::ApiWindow>,
     api_max: AtomicU64,
     endpoint_counts: Mutex<BTreeMap<String, u64>>,
     limits: Mutex<BTreeMap<String, LimitEntry>>,
@@ -119,6 +120,7 @@ impl Org {
                 store: crate::persist::Tracked::new(store),
                 cdc: CdcLog::default(),
                 faults: crate::faults::Faults::default(),
+                chaos: crate::chaos::Chaos::default(),
                 auth: crate::auth::AuthState::default(),
                 streaming: crate::streaming::Hub::new(
                     std::time::Duration::from_millis(config.streaming_connect_timeout_ms),
@@ -126,7 +128,7 @@ impl Org {
                 ),
                 sessions: Mutex::new(HashMap::new()),
                 session_seconds: AtomicU64::new(config.session_seconds),
-                api_used: AtomicU64::new(0),
+                api_window: Mutex::new(crate::api_window::ApiWindow::default()),
                 api_max: AtomicU64::new(config.api_limit),
                 endpoint_counts: Mutex::new(BTreeMap::new()),
                 limits: Mutex::new(limits),
@@ -172,6 +174,12 @@ impl Org {
     /// Request faults (latency, 503/500 shares) applied by `faults::layer`.
     pub fn faults(&self) -> &crate::faults::Faults {
         &self.inner.faults
+    }
+
+    /// Chaos-test faults: ambiguous writes, query and Bulk faults, targeted lock failures,
+    /// slow transactions (`crate::chaos`).
+    pub fn chaos(&self) -> &crate::chaos::Chaos {
+        &self.inner.chaos
     }
 
     /// Counts every write-lock acquisition of the store: persistence saves when it moved.
@@ -345,13 +353,16 @@ impl Org {
     /// Fails with 403 REQUEST_LIMIT_EXCEEDED once the daily limit is used up.
     pub fn count_api_request(&self, endpoint: &str) -> Result<(u64, u64), ApiError> {
         let max = self.inner.api_max.load(Ordering::Relaxed);
-        let used = self.inner.api_used.load(Ordering::Relaxed);
+        let now = self.now_ms();
+        let mut window = self.inner.api_window.lock();
+        let used = window.used(now);
         if used >= max {
             return Err(ApiError::limit_exceeded(&format!(
                 "DailyApiRequests: {used}/{max}"
             )));
         }
-        let used = self.inner.api_used.fetch_add(1, Ordering::Relaxed) + 1;
+        let used = window.add(now);
+        drop(window);
         *self
             .inner
             .endpoint_counts
@@ -361,10 +372,11 @@ impl Org {
         Ok((used, max))
     }
 
-    /// `(used, max)` of `DailyApiRequests`.
+    /// `(used, max)` of `DailyApiRequests`: requests of the last 24 hours of emulated time
+    /// (see `api_window`).
     pub fn api_usage(&self) -> (u64, u64) {
         (
-            self.inner.api_used.load(Ordering::Relaxed),
+            self.inner.api_window.lock().used(self.now_ms()),
             self.inner.api_max.load(Ordering::Relaxed),
         )
     }
@@ -386,7 +398,7 @@ impl Org {
 
     /// Resets API usage and every counter.
     pub fn reset_counters(&self) {
-        self.inner.api_used.store(0, Ordering::Relaxed);
+        self.inner.api_window.lock().clear();
         self.inner.endpoint_counts.lock().clear();
         for e in self.inner.limits.lock().values_mut() {
             e.used = 0;
@@ -410,6 +422,11 @@ impl Org {
         }
         e.used += n;
         Ok(())
+    }
+
+    /// `(max, used)` of a named limit (`DailyDeliveredPlatformEvents`, …).
+    pub fn limit(&self, name: &str) -> Option<(u64, u64)> {
+        self.inner.limits.lock().get(name).map(|e| (e.max, e.used))
     }
 
     /// Sets the max of a named limit (`DailyApiRequests` included).
@@ -488,6 +505,7 @@ impl Org {
         self.clear_automation();
         self.fail_next_writes(0);
         self.inner.faults.clear();
+        self.inner.chaos.clear();
         self.reset_counters();
     }
 }

@@ -195,6 +195,11 @@ async fn run(
     let q = q.filter(|q| !q.trim().is_empty()).ok_or_else(|| {
         ApiError::bad_request("MALFORMED_QUERY", "A query string has to be specified")
     })?;
+    org.chaos().queries.timeout()?;
+    let batch = org.chaos().queries.page(batch);
+    if all_rows {
+        crate::recycle_bin::purge_expired(&org);
+    }
     let body = tokio::task::spawn_blocking(move || -> Result<Vec<u8>, ApiError> {
         let prepared = Arc::new(prepare(&org, &q).map_err(soql_error)?);
         let outcome = {
@@ -238,6 +243,10 @@ async fn next_page(
     let id = SfId::parse(id).map_err(|_| invalid_locator())?;
     let offset: usize = offset.parse().map_err(|_| invalid_locator())?;
     let (prepared, ids, batch) = cursors.resume(&id).ok_or_else(invalid_locator)?;
+    if org.chaos().queries.lose_locator() {
+        cursors.close(&id);
+        return Err(invalid_locator());
+    }
     if offset == 0 || offset >= ids.len() {
         return Err(invalid_locator());
     }

@@ -1,8 +1,8 @@
 //! Emulated automation: validation rules (reject a record whose fields match conditions with
 //! `FIELD_CUSTOM_VALIDATION_EXCEPTION`) and "after save" field updates (once a write commits,
-//! set fields on the records it created or updated that match, as a separate change: the
-//! record's LastModifiedDate/SystemModstamp move one second past the write and a CDC UPDATE
-//! event of its own is published). Conditions are `field op value`, all of which must hold;
+//! set fields on the records it created or updated that match, as a further change in the same
+//! transaction: the record's LastModifiedDate/SystemModstamp move one second past the write
+//! and a CDC UPDATE event follows the write's events). Conditions are `field op value`, all of which must hold;
 //! `check` validates rules against the org's schema before they are installed.
 
 use std::cmp::Ordering;
@@ -195,10 +195,13 @@ impl AfterSave {
 /// the write — None when created).
 pub type Touched = (usize, SfId, Option<Record>);
 
-/// Runs after-save updates over the records a committed write touched and publishes their
-/// CDC UPDATE events as a transaction of their own. Each update stamps the record at
-/// `Org::stamp_after(write_stamp)`. Validation rules are not re-run (as for Salesforce field
-/// updates); an update that would duplicate a unique value is skipped.
+/// Runs after-save updates over the records a write touched and returns their CDC UPDATE
+/// events, which the write publishes in its own transaction (same `transactionKey`, later
+/// `sequenceNumber`s, same commit) as Salesforce does for automation (Change Data Capture
+/// Developer Guide, "Change Event Header Fields": `sequenceNumber` orders the changes of
+/// one transaction). Each update stamps the record at `Org::stamp_after(write_stamp)`.
+/// Validation rules are not re-run (as for Salesforce field updates); an update that would
+/// duplicate a unique value is skipped.
 pub(crate) fn run_after_save(
     org: &Org,
     st: &mut Store,
@@ -206,9 +209,9 @@ pub(crate) fn run_after_save(
     touched: Vec<Touched>,
     write_stamp: i64,
     user: SfId,
-) {
+) -> Vec<PendingEvent> {
     if after.is_empty() || touched.is_empty() {
-        return;
+        return Vec::new();
     }
     let schema = org.schema().clone();
     let mut stamp = None;
@@ -281,23 +284,12 @@ pub(crate) fn run_after_save(
             commit_number: 0,
             commit_user: user.to_string(),
         };
-        let fields = render::cdc_fields(o, &r, Some(&changed));
+        let mut fields = render::cdc_fields(o, &r, Some(&changed));
+        crate::cdc::diff::apply(o, cur, &r, &changed, &mut fields);
         st.table_mut(oi).put(id, r);
         events.push(PendingEvent { header, fields });
     }
-    if events.is_empty() {
-        return;
-    }
-    let key = uuid::Uuid::new_v4().to_string();
-    let commit_number = org.cdc().next_commit_number();
-    let ts = org.now_ms();
-    for (n, e) in events.iter_mut().enumerate() {
-        e.header.transaction_key = key.clone();
-        e.header.sequence_number = n as u32 + 1;
-        e.header.commit_number = commit_number;
-        e.header.commit_timestamp = ts;
-    }
-    org.cdc().publish(events, ts);
+    events
 }
 
 fn duplicates_unique(st: &Store, oi: usize, id: SfId, r: &Record) -> bool {

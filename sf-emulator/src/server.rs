@@ -144,6 +144,7 @@ pub fn router(org: Org) -> Router {
             org.clone(),
             crate::faults::layer,
         ))
+        .layer(axum::middleware::from_fn(crate::cdc::origin::layer))
         .with_state(org)
 }
 

@@ -479,7 +479,12 @@ impl Table {
 #[derive(Debug)]
 pub struct Store {
     pub tables: Vec<Table>,
+    /// Seed of the order of rows SOQL leaves unordered (see `soql::exec::order_key`).
+    pub order_seed: u64,
 }
+
+/// The `order_seed` of a new store.
+pub const DEFAULT_ORDER_SEED: u64 = 0x5eed;
 
 impl Store {
     pub fn new(schema: &OrgSchema) -> Store {
@@ -490,6 +495,7 @@ impl Store {
                 .enumerate()
                 .map(|(i, o)| Table::new(o.clone(), &schema.rule_fields(i)))
                 .collect(),
+            order_seed: DEFAULT_ORDER_SEED,
         }
     }
 

@@ -139,17 +139,38 @@ impl WriteContext {
         }
     }
 
-    /// REST API writes of version `version` (`59.0`).
+    /// REST API writes of version `version` (`59.0`); the request's `Sforce-Call-Options`
+    /// client id, when sent, ends the CDC `changeOrigin` (`…/rest/59.0;client=<id>`).
     pub fn rest(org: &Org, version: &str) -> Self {
-        Self::new(org.user_id(), format!("com/salesforce/api/rest/{version}"))
-    }
-
-    /// Bulk API writes.
-    pub fn bulk(org: &Org, version: &str) -> Self {
+        let client = crate::cdc::origin::current_client();
         Self::new(
             org.user_id(),
-            format!("com/salesforce/api/bulkapi/{version}"),
+            crate::cdc::origin::change_origin("rest", version, client.as_deref()),
         )
+    }
+
+    /// Bulk API writes (`…/bulkapi/<ver>`, `;client=<id>` when called within the request).
+    pub fn bulk(org: &Org, version: &str) -> Self {
+        let client = crate::cdc::origin::current_client();
+        Self::new(
+            org.user_id(),
+            crate::cdc::origin::change_origin("bulkapi", version, client.as_deref()),
+        )
+    }
+
+    /// Sets the client id of `changeOrigin` (`Sforce-Call-Options: client=<id>`) explicitly,
+    /// for writes processed outside the request that asked for them (Bulk jobs).
+    pub fn with_client(mut self, client: Option<&str>) -> Self {
+        if let Some(id) = client {
+            let base = self
+                .change_origin
+                .split(";client=")
+                .next()
+                .unwrap_or_default()
+                .to_string();
+            self.change_origin = format!("{base};client={id}");
+        }
+        self
     }
 }
 
@@ -235,8 +256,16 @@ impl Org {
         ops: Vec<WriteOp>,
         all_or_none: bool,
     ) -> Vec<WriteResult> {
+        let dups = duplicate_upserts(&self.inner.schema, &ops);
         self.transaction(ctx, |tx| {
-            let results: Vec<WriteResult> = ops.into_iter().map(|op| tx.apply(op)).collect();
+            let results: Vec<WriteResult> = ops
+                .into_iter()
+                .enumerate()
+                .map(|(i, op)| match dups.get(i).cloned().flatten() {
+                    Some(e) => WriteResult::Err(e),
+                    None => tx.apply(op),
+                })
+                .collect();
             if all_or_none && results.iter().any(|r| !r.is_ok()) {
                 tx.rollback();
                 return results
@@ -264,13 +293,15 @@ impl Org {
         let rules = self.inner.rules.read().clone();
         let after = self.inner.after_save.read().clone();
         let schema = self.inner.schema.clone();
+        // A slow transaction (`chaos::slow`) carries the stamp of its start.
+        let stamp = crate::chaos::slow::forced_stamp().unwrap_or_else(|| self.stamp_ms());
         let mut st = self.inner.store.write();
         let mut txn = Txn {
             org: self,
             schema: &schema,
             st: &mut st,
             ctx,
-            stamp: self.stamp_ms(),
+            stamp,
             undo: Vec::new(),
             events: Vec::new(),
             rules: &rules,
@@ -278,25 +309,79 @@ impl Org {
         };
         let out = f(&mut Transaction { txn: &mut txn });
         let mut events = std::mem::take(&mut txn.events);
-        if !events.is_empty() {
-            let key = uuid::Uuid::new_v4().to_string();
-            let commit_number = self.cdc().next_commit_number();
-            let ts = self.now_ms();
-            for (n, e) in events.iter_mut().enumerate() {
-                e.header.transaction_key = key.clone();
-                e.header.sequence_number = n as u32 + 1;
-                e.header.commit_number = commit_number;
-                e.header.commit_timestamp = ts;
-            }
-            // Publish while holding the store lock so replay order = commit order.
-            self.cdc().publish(events, ts);
-        }
-        // Emulated automation runs once the write committed (see `rules::run_after_save`).
+        // Emulated automation runs once the write's own changes are in, within the same
+        // transaction: its events follow the write's (see `rules::run_after_save`).
         let (touched, stamp) = (txn.touched(), txn.stamp);
-        crate::rules::run_after_save(self, &mut st, &after, touched, stamp, ctx.user_id);
+        events.extend(crate::rules::run_after_save(
+            self,
+            &mut st,
+            &after,
+            touched,
+            stamp,
+            ctx.user_id,
+        ));
+        // Publish while holding the store lock so replay order = commit order.
+        self.cdc().commit_transaction(events, self.now_ms());
         drop(st);
         out
     }
+}
+
+/// Upserts in one call that name the same external-ID value: every one of them fails with
+/// `DUPLICATE_VALUE` (`Duplicate external id specified: <value>`) and none is written. SOAP API
+/// Developer Guide, "upsert()": "If the key is matched multiple times, then an error is
+/// generated and the object record is neither inserted or updated"; the same holds for sObject
+/// Collections upserts and each Bulk API chunk (both run one such call). Index `i` of the
+/// answer is `Some(errors)` for op `i` when it is such a duplicate.
+pub fn duplicate_upserts(schema: &OrgSchema, ops: &[WriteOp]) -> Vec<Option<Vec<FieldError>>> {
+    let mut seen: std::collections::HashMap<(usize, usize, Box<str>), Vec<usize>> =
+        std::collections::HashMap::new();
+    for (i, op) in ops.iter().enumerate() {
+        let WriteOp::Upsert {
+            object,
+            ext_field,
+            value,
+            ..
+        } = op
+        else {
+            continue;
+        };
+        let Some(oi) = schema.object_index(object) else {
+            continue;
+        };
+        let o = &schema.objects[oi];
+        let Some(fi) = o.field_index(ext_field) else {
+            continue;
+        };
+        if fi == o.sys.id {
+            continue;
+        }
+        let f = &o.fields[fi];
+        let key = match Value::from_text(f, value) {
+            Ok(v) => crate::store::index_key(&v, f.case_sensitive),
+            Err(_) => None,
+        };
+        if let Some(k) = key {
+            seen.entry((oi, fi, k)).or_default().push(i);
+        }
+    }
+    let mut out = vec![None; ops.len()];
+    for ((oi, fi, _), idx) in seen {
+        if idx.len() < 2 {
+            continue;
+        }
+        let name = schema.objects[oi].fields[fi].name.clone();
+        for i in idx {
+            if let WriteOp::Upsert { value, .. } = &ops[i] {
+                out[i] = Some(err1(
+                    "DUPLICATE_VALUE",
+                    format!("Duplicate external id specified: {value}"),
+                    vec![name.clone()],
+                ));
+            }
+        }
+    }
+    out
 }
 
 impl Txn<'_> {
@@ -334,11 +419,18 @@ impl Txn<'_> {
         }
     }
 
-    fn fault(&self, id: Option<&SfId>) -> Result<(), Vec<FieldError>> {
+    /// `UNABLE_TO_LOCK_ROW` when the next-N-writes fault or a lock aimed at this object or
+    /// record (`chaos::locks`) is due.
+    fn fault(&self, oi: usize, id: Option<&SfId>) -> Result<(), Vec<FieldError>> {
         let f = &self.org.inner.lock_failures;
         let took = f
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
-            .is_ok();
+            .is_ok()
+            || self
+                .org
+                .chaos()
+                .locks
+                .take(&self.schema.objects[oi].name, id.map(|i| i.as_str()));
         if took {
             let which = id.map(|i| i.to_string()).unwrap_or_default();
             return Err(err1(
@@ -373,7 +465,7 @@ impl Txn<'_> {
         match op {
             WriteOp::Create { object, fields } => {
                 let oi = self.object(&object)?;
-                self.fault(None)?;
+                self.fault(oi, None)?;
                 self.create(oi, fields, None).map(|id| (id, true))
             }
             WriteOp::Update { object, id, fields } => {
@@ -389,7 +481,7 @@ impl Txn<'_> {
                         ));
                     }
                 }
-                self.fault(Some(&sid))?;
+                self.fault(oi, Some(&sid))?;
                 self.update(oi, sid, fields).map(|id| (id, false))
             }
             WriteOp::Upsert {
@@ -400,17 +492,17 @@ impl Txn<'_> {
             } => self.upsert(&object, &ext_field, &value, fields),
             WriteOp::Delete { id } => {
                 let (oi, sid) = self.locate(&id)?;
-                self.fault(Some(&sid))?;
+                self.fault(oi, Some(&sid))?;
                 self.delete(oi, sid).map(|id| (id, false))
             }
             WriteOp::Undelete { id } => {
                 let (oi, sid) = self.locate(&id)?;
-                self.fault(Some(&sid))?;
+                self.fault(oi, Some(&sid))?;
                 self.undelete(oi, sid).map(|id| (id, false))
             }
             WriteOp::HardDelete { id } => {
                 let (oi, sid) = self.locate(&id)?;
-                self.fault(Some(&sid))?;
+                self.fault(oi, Some(&sid))?;
                 self.hard_delete(oi, sid).map(|id| (id, false))
             }
         }
@@ -438,7 +530,7 @@ impl Txn<'_> {
         let f = &o.fields[fi];
         if fi == o.sys.id {
             let sid = SfId::parse(value).map_err(|e| vec![e])?;
-            self.fault(Some(&sid))?;
+            self.fault(oi, Some(&sid))?;
             return self.update(oi, sid, fields).map(|id| (id, false));
         }
         if !(f.external_id || f.id_lookup) || !self.st.table(oi).is_indexed(fi) {
@@ -448,12 +540,12 @@ impl Txn<'_> {
         let matches = self.st.table(oi).lookup(fi, &key).to_vec();
         match matches.len() {
             0 => {
-                self.fault(None)?;
+                self.fault(oi, None)?;
                 self.create(oi, fields, Some((fi, key)))
                     .map(|id| (id, true))
             }
             1 => {
-                self.fault(Some(&matches[0]))?;
+                self.fault(oi, Some(&matches[0]))?;
                 self.update(oi, matches[0], fields).map(|id| (id, false))
             }
             _ => Err(err1(
@@ -974,7 +1066,8 @@ impl Txn<'_> {
             .iter()
             .map(|i| render::changed_field_name(&o, *i))
             .collect();
-        let fields = render::cdc_fields(&o, &r, Some(&changed));
+        let mut fields = render::cdc_fields(&o, &r, Some(&changed));
+        crate::cdc::diff::apply(&o, &old, &r, &changed, &mut fields);
         let prev = self.st.table_mut(oi).put(id, r);
         self.undo.push(Undo::Put(oi, id, prev));
         let header = self.header(&o, id, "UPDATE", names);

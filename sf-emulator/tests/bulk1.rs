@@ -396,3 +396,55 @@ async fn bad_sessions_get_the_xml_invalid_session_error() {
     );
     assert!(text.contains("<error xmlns=\"http://www.force.com/2009/06/asyncapi/dataload\">"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn faulted_batches_fail_and_expired_jobs_are_gone() {
+    let e = env().await;
+    e.create("Account", vec![json!({"Name": "One"})]);
+    let fault = |body: Json| {
+        let http = e.http.clone();
+        let url = format!("{}/__emulator/faults", e.emu.base_url);
+        async move {
+            let r = http.post(url).json(&body).send().await.unwrap();
+            assert_eq!(r.status().as_u16(), 200);
+        }
+    };
+    let job = e
+        .post(
+            "/job",
+            "application/json",
+            &json!({"operation": "query", "object": "Account", "contentType": "JSON"}).to_string(),
+        )
+        .await
+        .json();
+    let job = job["id"].as_str().unwrap().to_string();
+    fault(json!({"bulk_fail_next": 1})).await;
+    let batch = e
+        .post(
+            &format!("/job/{job}/batch"),
+            "application/json",
+            "SELECT Id FROM Account",
+        )
+        .await
+        .json();
+    let batch = batch["id"].as_str().unwrap().to_string();
+    let info = e
+        .get(
+            &format!("/job/{job}/batch/{batch}"),
+            Some("application/json"),
+        )
+        .await
+        .json();
+    assert_eq!(info["state"], "Failed", "{info}");
+    assert!(info["stateMessage"]
+        .as_str()
+        .unwrap()
+        .contains("InternalServerError"));
+
+    fault(json!({"bulk_expire_jobs": true})).await;
+    let r = e
+        .get(&format!("/job/{job}"), Some("application/json"))
+        .await;
+    assert_eq!(r.status, 400, "{}", r.text);
+    assert_eq!(r.json()["exceptionCode"], "InvalidJob");
+}

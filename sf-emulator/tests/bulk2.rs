@@ -681,3 +681,88 @@ async fn ingest_relationship_columns_set_parents_by_external_id() {
         .await;
     assert_eq!(rows[1], vec!["Kid".to_string(), acct[0].clone()]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn query_results_are_fixed_when_the_job_runs() {
+    let e = env().await;
+    let ids = e.create(
+        "Account",
+        (0..5)
+            .map(|i| json!({"Name": format!("Before {i}")}))
+            .collect(),
+    );
+    let q = e
+        .query_job("query", "SELECT Id, Name FROM Account ORDER BY Name")
+        .await;
+    // After the job ran: one record renamed, one deleted.
+    let ctx = WriteContext::rest(&e.emu.org, "59.0");
+    let results = e.emu.org.write(
+        &ctx,
+        vec![
+            WriteOp::Update {
+                object: None,
+                id: ids[0].clone(),
+                fields: vec![("Name".into(), FieldInput::Json(json!("After")))],
+            },
+            WriteOp::Delete { id: ids[1].clone() },
+        ],
+        true,
+    );
+    assert!(results.iter().all(|r| r.is_ok()), "{results:?}");
+    let first = e
+        .get(&format!(
+            "/services/data/v59.0/jobs/query/{q}/results?maxRecords=2"
+        ))
+        .await;
+    assert_eq!(first.header("Sforce-NumberOfRecords").as_deref(), Some("2"));
+    let locator = first.header("Sforce-Locator").unwrap();
+    let rest = e
+        .csv_of(&format!(
+            "/services/data/v59.0/jobs/query/{q}/results?locator={locator}&maxRecords=10"
+        ))
+        .await;
+    let mut rows = parse_csv(&first.text);
+    rows.extend(rest.into_iter().skip(1));
+    let names: Vec<&str> = rows.iter().skip(1).map(|r| r[1].as_str()).collect();
+    assert_eq!(
+        names,
+        vec!["Before 0", "Before 1", "Before 2", "Before 3", "Before 4"],
+        "downloads read the result of the run, not live data"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upsert_rows_naming_one_external_id_twice_fail_together() {
+    let e = env().await;
+    let acct = e.create("Account", vec![json!({"Name": "Buyer"})]);
+    let info = e
+        .ingest(
+            json!({"object": "Invoice__c", "operation": "upsert", "externalIdFieldName": "External_Id__c"}),
+            &format!(
+                "External_Id__c,Account__c,Amount__c\ndup,{a},1\nsolo,{a},2\ndup,{a},3\n",
+                a = acct[0]
+            ),
+        )
+        .await;
+    assert_eq!(info["numberRecordsFailed"], 2, "{info}");
+    let jid = info["id"].as_str().unwrap().to_string();
+    let failed = e
+        .csv_of(&format!(
+            "/services/data/v59.0/jobs/ingest/{jid}/failedResults"
+        ))
+        .await;
+    assert_eq!(failed.len(), 3, "{failed:?}");
+    for row in &failed[1..] {
+        assert!(
+            row[1].starts_with("DUPLICATE_VALUE:Duplicate external id specified: dup"),
+            "{row:?}"
+        );
+    }
+    let q = e
+        .query_job("query", "SELECT External_Id__c FROM Invoice__c")
+        .await;
+    let rows = e
+        .csv_of(&format!("/services/data/v59.0/jobs/query/{q}/results"))
+        .await;
+    assert_eq!(rows[1..], [vec!["solo"]]);
+}

@@ -135,7 +135,7 @@ async fn validation_rule_input_errors_are_specific() {
 }
 
 #[tokio::test]
-async fn after_save_update_is_its_own_change_with_a_cdc_event() {
+async fn after_save_update_is_a_further_change_of_the_same_transaction() {
     let e = common::start().await;
     let (s, v) = ctl(
         &e,
@@ -177,9 +177,16 @@ async fn after_save_update_is_its_own_change_with_a_cdc_event() {
     assert_eq!(mine.len(), 2, "{mine:?}");
     assert_eq!(mine[0].header.change_type, "CREATE");
     assert_eq!(mine[1].header.change_type, "UPDATE");
-    assert_ne!(
+    // Automation runs in the write's transaction (CDC guide, ChangeEventHeader fields).
+    assert_eq!(
         mine[0].header.transaction_key,
         mine[1].header.transaction_key
+    );
+    assert!(mine[1].header.sequence_number > mine[0].header.sequence_number);
+    assert_eq!(mine[0].header.commit_number, mine[1].header.commit_number);
+    assert_eq!(
+        mine[0].header.commit_timestamp,
+        mine[1].header.commit_timestamp
     );
     assert!(mine[1].replay_id > mine[0].replay_id);
     assert!(mine[1]
@@ -217,7 +224,11 @@ async fn after_save_update_is_its_own_change_with_a_cdc_event() {
         )
         .await;
     assert_eq!(s, 204);
-    assert_eq!(org.cdc().latest_replay_id(), before + 1);
+    let published = org
+        .cdc()
+        .read_after(before, &ChannelFilter::All, org.now_ms())
+        .unwrap();
+    assert_eq!(published.len(), 1, "{published:?}");
 
     let (_, list) = ctl(&e, Method::GET, "/after-save", None).await;
     assert_eq!(list[0]["set"], json!({"Rating": "Hot"}));

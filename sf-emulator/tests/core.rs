@@ -187,32 +187,32 @@ async fn cdc_retention_by_age_and_injected_gaps() {
             .len(),
         1
     );
-    let gap = org.cdc().inject_gap(
-        "Account",
-        "UPDATE",
-        vec!["001EM0000000001AAA".into()],
-        &org.user_id().to_string(),
-        org.now_ms(),
-    );
-    let over =
-        org.cdc()
-            .inject_overflow("Account", "001", &org.user_id().to_string(), org.now_ms());
+    let before_gap = org.cdc().latest_replay_id();
+    let gap = org
+        .cdc()
+        .inject_gap(
+            "Account",
+            "UPDATE",
+            vec!["001EM0000000001AAA".into()],
+            &org.user_id().to_string(),
+            org.now_ms(),
+        )
+        .expect("published");
     let ev = org
         .cdc()
-        .read_after(gap - 1, &ChannelFilter::All, org.now_ms())
+        .read_after(before_gap, &ChannelFilter::All, org.now_ms())
         .unwrap();
+    assert_eq!(ev.len(), 1);
+    assert_eq!(ev[0].replay_id, gap);
     assert_eq!(
         ev[0].payload["ChangeEventHeader"]["changeType"],
         "GAP_UPDATE"
     );
-    assert_eq!(ev[1].replay_id, over);
     assert_eq!(
-        ev[1].payload["ChangeEventHeader"]["changeType"],
-        "GAP_OVERFLOW"
-    );
-    assert_eq!(
-        ev[1].payload["ChangeEventHeader"]["recordIds"],
-        json!(["001*"])
+        ev[0].payload.as_object().unwrap().len(),
+        1,
+        "header only: {}",
+        ev[0].payload
     );
     // 73 emulated hours later everything has expired; the old replay id is too old.
     org.advance_clock(73 * 3600 * 1000);

@@ -12,6 +12,8 @@ struct Emulator {
     emu: RunningEmulator,
     token: String,
     http: reqwest::Client,
+    /// The `BAYEUX_BROWSER` cookie of the last handshake, sent back as HTTP clients do.
+    cookie: std::sync::Mutex<Option<String>>,
 }
 
 async fn emulator(config: Config) -> Emulator {
@@ -36,6 +38,7 @@ async fn emulator(config: Config) -> Emulator {
         token: body["access_token"].as_str().unwrap().to_string(),
         emu,
         http,
+        cookie: std::sync::Mutex::new(None),
     }
 }
 
@@ -46,16 +49,22 @@ impl Emulator {
         token: &str,
         batch: Value,
     ) -> (StatusCode, reqwest::header::HeaderMap, Vec<Value>) {
-        let response = self
+        let mut request = self
             .http
             .post(format!("{}/cometd/59.0", self.emu.base_url))
             .header("Authorization", format!("OAuth {token}"))
-            .json(&batch)
-            .send()
-            .await
-            .unwrap();
+            .json(&batch);
+        let cookie = self.cookie.lock().unwrap().clone();
+        if let Some(cookie) = cookie {
+            request = request.header("Cookie", cookie);
+        }
+        let response = request.send().await.unwrap();
         let status = response.status();
         let headers = response.headers().clone();
+        if let Some(set) = headers.get("set-cookie").and_then(|v| v.to_str().ok()) {
+            let pair = set.split(';').next().unwrap_or_default().to_string();
+            *self.cookie.lock().unwrap() = Some(pair);
+        }
         let body: Value = response.json().await.unwrap();
         (
             status,

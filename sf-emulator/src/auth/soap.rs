@@ -49,6 +49,11 @@ pub enum SoapCall {
     Logout {
         session_id: Option<String>,
     },
+    /// `undelete` of the `<ids>` given, with the `SessionHeader`'s session id.
+    Undelete {
+        session_id: Option<String>,
+        ids: Vec<String>,
+    },
 }
 
 /// Why an envelope could not be understood; rendered as a `soapenv:Client` fault.
@@ -76,6 +81,7 @@ pub fn parse(body: &str) -> Result<SoapCall, SoapParseError> {
     let mut username: Option<String> = None;
     let mut password: Option<String> = None;
     let mut session_id: Option<String> = None;
+    let mut ids: Vec<String> = Vec::new();
     let mut saw_body = false;
     // Text accumulated for the element currently open (text and entity references arrive as
     // separate events).
@@ -131,6 +137,8 @@ pub fn parse(body: &str) -> Result<SoapCall, SoapParseError> {
                         username = Some(text.trim().to_string());
                     } else if in_body_op && name == "password" {
                         password = Some(text.clone());
+                    } else if in_body_op && name == "ids" {
+                        ids.push(text.trim().to_string());
                     } else if in_header && path[2] == "SessionHeader" && name == "sessionId" {
                         session_id = Some(text.trim().to_string());
                     }
@@ -154,6 +162,7 @@ pub fn parse(body: &str) -> Result<SoapCall, SoapParseError> {
             )),
         },
         Some("logout") => Ok(SoapCall::Logout { session_id }),
+        Some("undelete") => Ok(SoapCall::Undelete { session_id, ids }),
         Some(other) => Err(SoapParseError::UnknownOperation {
             namespace: Wsdl::Partner.namespace().to_string(),
             operation: other.to_string(),
@@ -248,6 +257,44 @@ pub fn logout_response(wsdl: Wsdl) -> String {
         "{ENVELOPE_OPEN} xmlns=\"{}\"><soapenv:Body><logoutResponse/></soapenv:Body></soapenv:Envelope>",
         wsdl.namespace()
     )
+}
+
+/// One record's outcome in an `undeleteResponse`.
+pub struct UndeleteResult {
+    pub id: String,
+    /// `(statusCode, message, fields)` of each error; none on success.
+    pub errors: Vec<(String, String, Vec<String>)>,
+}
+
+/// Renders `undeleteResponse`: one `<result>` per id in request order, each with `errors`
+/// (when it failed), `id` and `success` (SOAP API Developer Guide, "undelete()" and
+/// "UndeleteResult").
+pub fn undelete_response(wsdl: Wsdl, results: &[UndeleteResult]) -> String {
+    let mut out = format!(
+        "{ENVELOPE_OPEN} xmlns=\"{}\"><soapenv:Body><undeleteResponse>",
+        wsdl.namespace()
+    );
+    for r in results {
+        out.push_str("<result>");
+        for (code, message, fields) in &r.errors {
+            out.push_str("<errors>");
+            for f in fields {
+                out.push_str(&format!("<fields>{}</fields>", escape(f.as_str())));
+            }
+            out.push_str(&format!(
+                "<message>{}</message><statusCode>{}</statusCode></errors>",
+                escape(message.as_str()),
+                escape(code.as_str())
+            ));
+        }
+        out.push_str(&format!(
+            "<id>{}</id><success>{}</success></result>",
+            escape(r.id.as_str()),
+            r.errors.is_empty()
+        ));
+    }
+    out.push_str("</undeleteResponse></soapenv:Body></soapenv:Envelope>");
+    out
 }
 
 /// The message Salesforce gives for a failed login.
@@ -360,6 +407,18 @@ mod tests {
             parse(body).unwrap(),
             SoapCall::Logout {
                 session_id: Some("00D!abc".into())
+            }
+        );
+    }
+
+    #[test]
+    fn parses_undelete_with_its_ids() {
+        let body = r#"<se:Envelope xmlns:se="http://schemas.xmlsoap.org/soap/envelope/" xmlns:urn="urn:partner.soap.sforce.com"><se:Header><urn:SessionHeader><urn:sessionId>00D!abc</urn:sessionId></urn:SessionHeader></se:Header><se:Body><urn:undelete><urn:ids>001A</urn:ids><urn:ids>001B</urn:ids></urn:undelete></se:Body></se:Envelope>"#;
+        assert_eq!(
+            parse(body).unwrap(),
+            SoapCall::Undelete {
+                session_id: Some("00D!abc".into()),
+                ids: vec!["001A".into(), "001B".into()],
             }
         );
     }

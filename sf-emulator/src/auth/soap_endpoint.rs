@@ -1,16 +1,19 @@
 //! HTTP handlers of the SOAP endpoints `/services/Soap/u/<ver>` (partner) and
 //! `/services/Soap/c/<ver>` (enterprise), with or without the trailing org id of a `serverUrl`.
-//! `login` mints a session; `logout` ends the session named in the `SessionHeader`; other
-//! operations are answered with Salesforce's `No operation available` client fault.
+//! `login` mints a session; `logout` ends the session named in the `SessionHeader`; `undelete`
+//! restores records from the recycle bin (SOAP API Developer Guide, "undelete()": at most 200
+//! ids per call, one result per id; the REST API has no undelete); other operations are
+//! answered with Salesforce's `No operation available` client fault.
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 
-use super::soap::{self, LoginResult, SoapCall, SoapParseError, Wsdl};
+use super::soap::{self, LoginResult, SoapCall, SoapParseError, UndeleteResult, Wsdl};
 use super::{credentials_match, ClientBase};
 use crate::org::Org;
+use crate::write::{WriteContext, WriteOp};
 
 /// `POST /services/Soap/u/<ver>`.
 pub async fn partner(
@@ -115,11 +118,62 @@ fn handle(org: &Org, wsdl: Wsdl, version: &str, base: &str, body: &[u8]) -> Resp
             }
             _ => xml(StatusCode::INTERNAL_SERVER_ERROR, soap::session_fault(wsdl)),
         },
+        Ok(SoapCall::Undelete { session_id, ids }) => undelete(org, wsdl, version, session_id, ids),
         Err(error) => xml(
             StatusCode::INTERNAL_SERVER_ERROR,
             soap::client_fault(&error),
         ),
     }
+}
+
+/// Most ids one `undelete()` call takes.
+const MAX_UNDELETE_IDS: usize = 200;
+
+fn undelete(
+    org: &Org,
+    wsdl: Wsdl,
+    version: &str,
+    session_id: Option<String>,
+    ids: Vec<String>,
+) -> Response {
+    let endpoint = format!("POST /services/Soap/{}/{{version}} undelete", wsdl.letter());
+    if crate::session::authenticate(org, session_id, &endpoint).is_err() {
+        return xml(StatusCode::INTERNAL_SERVER_ERROR, soap::session_fault(wsdl));
+    }
+    if ids.len() > MAX_UNDELETE_IDS {
+        return xml(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            soap::login_fault(
+                wsdl,
+                "EXCEEDED_ID_LIMIT",
+                "record limit reached. cannot submit more than 200 records into this call",
+            ),
+        );
+    }
+    // What has been in the recycle bin for 15 days can no longer come back.
+    crate::recycle_bin::purge_expired(org);
+    let ctx = WriteContext::new(
+        org.user_id(),
+        format!("com/salesforce/api/soap/{version};client=SfdcInternalAPI/"),
+    );
+    let ops = ids
+        .iter()
+        .map(|id| WriteOp::Undelete { id: id.clone() })
+        .collect();
+    let results: Vec<UndeleteResult> = org
+        .write(&ctx, ops, false)
+        .into_iter()
+        .zip(&ids)
+        .map(|(r, id)| UndeleteResult {
+            id: r.id().map_or_else(|| id.clone(), |i| i.to_string()),
+            errors: r
+                .errors()
+                .iter()
+                .map(|e| (e.status_code.clone(), e.message.clone(), e.fields.clone()))
+                .collect(),
+        })
+        .collect();
+    xml(StatusCode::OK, soap::undelete_response(wsdl, &results))
 }
 
 fn is_api_version(version: &str) -> bool {

@@ -216,6 +216,7 @@ pub async fn create(
 }
 
 fn with_job<T>(
+    org: &Org,
     bulk: &Bulk2,
     id: &str,
     version: &str,
@@ -224,7 +225,10 @@ fn with_job<T>(
     let version = version_number(version)?;
     let id = job_id(id)?;
     let mut jobs = bulk.ingest.jobs.lock();
-    let job = jobs.get_mut(&id).ok_or_else(ApiError::not_found)?;
+    let job = jobs
+        .get_mut(&id)
+        .filter(|j| !org.chaos().bulk.expired(j.created_ms))
+        .ok_or_else(ApiError::not_found)?;
     if job.api_version != version {
         return Err(version_mismatch(&job.api_version, &version));
     }
@@ -248,7 +252,7 @@ pub async fn upload(
     Path((version, id)): Path<(String, String)>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    with_job(&bulk, &id, &version, |j| {
+    with_job(&org, &bulk, &id, &version, |j| {
         if j.state != JobState::Open {
             return Err(bad_state(j, "Uploading data"));
         }
@@ -273,7 +277,7 @@ pub async fn patch(
 ) -> Result<Response, ApiError> {
     let req: PatchState =
         serde_json::from_slice(&body).map_err(|e| ApiError::json_parser(e.to_string()))?;
-    let (info, start) = with_job(&bulk, &id, &version, |j| {
+    let (info, start) = with_job(&org, &bulk, &id, &version, |j| {
         let now = org.now_ms();
         match req.state.as_deref() {
             Some("UploadComplete") => {
@@ -312,20 +316,22 @@ pub async fn patch(
 }
 
 pub async fn info(
+    State(org): State<Org>,
     Extension(bulk): Extension<Arc<Bulk2>>,
     _auth: Authed,
     Path((version, id)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    let v = with_job(&bulk, &id, &version, |j| Ok(j.info(true)))?;
+    let v = with_job(&org, &bulk, &id, &version, |j| Ok(j.info(true)))?;
     Ok(json(StatusCode::OK, &v))
 }
 
 pub async fn delete(
+    State(org): State<Org>,
     Extension(bulk): Extension<Arc<Bulk2>>,
     _auth: Authed,
     Path((version, id)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    let key = with_job(&bulk, &id, &version, |j| {
+    let key = with_job(&org, &bulk, &id, &version, |j| {
         if matches!(j.state, JobState::UploadComplete | JobState::InProgress) {
             return Err(bad_state(j, "Deleting"));
         }
@@ -336,13 +342,18 @@ pub async fn delete(
 }
 
 pub async fn list(
+    State(org): State<Org>,
     Extension(bulk): Extension<Arc<Bulk2>>,
     _auth: Authed,
     Path(version): Path<String>,
 ) -> Result<Response, ApiError> {
     version_number(&version)?;
     let jobs = bulk.ingest.jobs.lock();
-    let records: Vec<serde_json::Value> = jobs.values().map(|j| j.info(false)).collect();
+    let records: Vec<serde_json::Value> = jobs
+        .values()
+        .filter(|j| !org.chaos().bulk.expired(j.created_ms))
+        .map(|j| j.info(false))
+        .collect();
     Ok(json(
         StatusCode::OK,
         &json!({"done": true, "records": records, "nextRecordsUrl": null}),
@@ -350,41 +361,45 @@ pub async fn list(
 }
 
 fn result_csv(
+    org: &Org,
     bulk: &Bulk2,
     id: &str,
     version: &str,
     pick: fn(&IngestJob) -> Vec<u8>,
 ) -> Result<Response, ApiError> {
-    let body = with_job(bulk, id, version, |j| Ok(pick(j)))?;
+    let body = with_job(org, bulk, id, version, |j| Ok(pick(j)))?;
     Ok(csv_response(body))
 }
 
 pub async fn successful_results(
+    State(org): State<Org>,
     Extension(bulk): Extension<Arc<Bulk2>>,
     _auth: Authed,
     Path((version, id)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    result_csv(&bulk, &id, &version, |j| {
+    result_csv(&org, &bulk, &id, &version, |j| {
         or_header(&j.success_csv, j, &["sf__Id", "sf__Created"])
     })
 }
 
 pub async fn failed_results(
+    State(org): State<Org>,
     Extension(bulk): Extension<Arc<Bulk2>>,
     _auth: Authed,
     Path((version, id)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    result_csv(&bulk, &id, &version, |j| {
+    result_csv(&org, &bulk, &id, &version, |j| {
         or_header(&j.failed_csv, j, &["sf__Id", "sf__Error"])
     })
 }
 
 pub async fn unprocessed_records(
+    State(org): State<Org>,
     Extension(bulk): Extension<Arc<Bulk2>>,
     _auth: Authed,
     Path((version, id)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    result_csv(&bulk, &id, &version, |j| {
+    result_csv(&org, &bulk, &id, &version, |j| {
         or_header(&j.unprocessed_csv, j, &[])
     })
 }
@@ -501,6 +516,16 @@ pub fn process(org: &Org, bulk: &Bulk2, id: SfId) {
             j.uploads.clone(),
         )
     };
+    // Faults (`chaos::bulk`): the job stays InProgress for a while, or fails.
+    std::thread::sleep(org.chaos().bulk.delay());
+    if org.chaos().bulk.take_failure() {
+        return fail_job(
+            org,
+            bulk,
+            id,
+            crate::chaos::bulk::FAILED_MESSAGE.to_string(),
+        );
+    }
     let Some(schema) = org.schema().object(&object).cloned() else {
         return fail_job(
             org,

@@ -1,6 +1,10 @@
-//! Bulk API 2.0 query jobs: `POST /jobs/query` runs the SOQL in the background into an Id
-//! snapshot; `GET /jobs/query/{id}/results` renders pages of it as CSV straight from the store
-//! (header on every page, `Sforce-Locator` literally `null` on the last one).
+//! Bulk API 2.0 query jobs: `POST /jobs/query` runs the SOQL in the background and renders the
+//! result rows as CSV once, under one read of the store; `GET /jobs/query/{id}/results` serves
+//! pages of that fixed result (header on every page, `Sforce-Locator` literally `null` on the
+//! last one). Records changed or deleted after the job ran do not change its results, as in
+//! Salesforce, where the job writes its results when it runs and downloads read those files
+//! (Bulk API 2.0 and Bulk API Developer Guide, "Get Results for a Query Job": results are
+//! available once the job is `JobComplete`).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -26,6 +30,7 @@ use crate::session::Authed;
 use crate::soql::bind::Output;
 use crate::soql::exec::{self, Outcome};
 use crate::soql::render;
+use crate::store::Store;
 
 /// Page size when the client sends no `maxRecords`.
 pub const DEFAULT_MAX_RECORDS: usize = 100_000;
@@ -42,7 +47,7 @@ pub struct QueryJob {
     pub api_version: String,
     pub dialect: Dialect,
     pub prepared: Arc<Prepared>,
-    pub ids: Option<Arc<Vec<SfId>>>,
+    pub result: Option<Arc<ResultRows>>,
     pub error_message: Option<String>,
     pub processing_ms: i64,
 }
@@ -68,7 +73,7 @@ impl QueryJob {
             m.insert("jobType".into(), json!("V2Query"));
             m.insert(
                 "numberRecordsProcessed".into(),
-                json!(self.ids.as_ref().map_or(0, |i| i.len())),
+                json!(self.result.as_ref().map_or(0, |r| r.len())),
             );
             m.insert("retries".into(), json!(0));
             m.insert("totalProcessingTime".into(), json!(self.processing_ms));
@@ -168,7 +173,7 @@ pub async fn create(
         api_version: version,
         dialect,
         prepared: prepared.clone(),
-        ids: None,
+        result: None,
         error_message: None,
         processing_ms: 0,
     };
@@ -190,10 +195,24 @@ fn run_job(org: &Org, bulk: &Bulk2, id: SfId, prepared: &Prepared, all_rows: boo
             _ => return,
         }
     }
+    // Faults (`chaos::bulk`): the job stays InProgress for a while, or fails.
+    std::thread::sleep(org.chaos().bulk.delay());
+    let failed = org.chaos().bulk.take_failure();
     let started = std::time::Instant::now();
-    let outcome = {
+    if all_rows {
+        crate::recycle_bin::purge_expired(org);
+    }
+    let outcome = if failed {
+        None
+    } else {
         let store = org.read();
-        exec::execute(&store, &prepared.bound, all_rows)
+        match exec::execute(&store, &prepared.bound, all_rows) {
+            Outcome::Rows(ids) => {
+                let dialect = bulk.query.jobs.lock().get(&id).map(|j| j.dialect);
+                dialect.map(|d| ResultRows::render(&store, prepared, &ids, d))
+            }
+            _ => None,
+        }
     };
     let mut jobs = bulk.query.jobs.lock();
     let Some(j) = jobs.get_mut(&id) else { return };
@@ -203,11 +222,15 @@ fn run_job(org: &Org, bulk: &Bulk2, id: SfId, prepared: &Prepared, all_rows: boo
     j.processing_ms = started.elapsed().as_millis() as i64;
     j.modstamp_ms = org.now_ms();
     match outcome {
-        Outcome::Rows(ids) => {
-            j.ids = Some(Arc::new(ids));
+        Some(rows) => {
+            j.result = Some(Arc::new(rows));
             j.state = JobState::JobComplete;
         }
-        _ => {
+        None if failed => {
+            j.state = JobState::Failed;
+            j.error_message = Some(crate::chaos::bulk::FAILED_MESSAGE.into());
+        }
+        None => {
             j.state = JobState::Failed;
             j.error_message = Some("Aggregate queries are not supported.".into());
         }
@@ -215,6 +238,7 @@ fn run_job(org: &Org, bulk: &Bulk2, id: SfId, prepared: &Prepared, all_rows: boo
 }
 
 fn with_job<T>(
+    org: &Org,
     bulk: &Bulk2,
     id: &str,
     version: &str,
@@ -223,7 +247,10 @@ fn with_job<T>(
     let version = version_number(version)?;
     let id = job_id(id)?;
     let mut jobs = bulk.query.jobs.lock();
-    let job = jobs.get_mut(&id).ok_or_else(ApiError::not_found)?;
+    let job = jobs
+        .get_mut(&id)
+        .filter(|j| !org.chaos().bulk.expired(j.created_ms))
+        .ok_or_else(ApiError::not_found)?;
     if job.api_version != version {
         return Err(version_mismatch(&job.api_version, &version));
     }
@@ -231,11 +258,12 @@ fn with_job<T>(
 }
 
 pub async fn info(
+    State(org): State<Org>,
     Extension(bulk): Extension<Arc<Bulk2>>,
     _auth: Authed,
     Path((version, id)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    let v = with_job(&bulk, &id, &version, |j| Ok(j.info(true)))?;
+    let v = with_job(&org, &bulk, &id, &version, |j| Ok(j.info(true)))?;
     Ok(json(StatusCode::OK, &v))
 }
 
@@ -253,7 +281,7 @@ pub async fn patch(
 ) -> Result<Response, ApiError> {
     let req: PatchState =
         serde_json::from_slice(&body).map_err(|e| ApiError::json_parser(e.to_string()))?;
-    let v = with_job(&bulk, &id, &version, |j| {
+    let v = with_job(&org, &bulk, &id, &version, |j| {
         if req.state.as_deref() != Some("Aborted") {
             return Err(ApiError::bad_request(
                 "INVALIDJOBSTATE",
@@ -274,11 +302,12 @@ pub async fn patch(
 }
 
 pub async fn delete(
+    State(org): State<Org>,
     Extension(bulk): Extension<Arc<Bulk2>>,
     _auth: Authed,
     Path((version, id)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    let key = with_job(&bulk, &id, &version, |j| Ok(j.id))?;
+    let key = with_job(&org, &bulk, &id, &version, |j| Ok(j.id))?;
     bulk.query.jobs.lock().remove(&key);
     Ok(axum::response::IntoResponse::into_response(
         StatusCode::NO_CONTENT,
@@ -286,6 +315,7 @@ pub async fn delete(
 }
 
 pub async fn list(
+    State(org): State<Org>,
     Extension(bulk): Extension<Arc<Bulk2>>,
     _auth: Authed,
     Path(version): Path<String>,
@@ -294,6 +324,7 @@ pub async fn list(
     let jobs = bulk.query.jobs.lock();
     let records: Vec<serde_json::Value> = jobs
         .values()
+        .filter(|j| !org.chaos().bulk.expired(j.created_ms))
         .map(|j| {
             let mut v = j.info(false);
             v["jobType"] = json!("V2Query");
@@ -337,20 +368,22 @@ pub async fn results(
     Path((version, id)): Path<(String, String)>,
     Query(p): Query<ResultParams>,
 ) -> Result<Response, ApiError> {
-    let (prepared, ids, dialect) = with_job(&bulk, &id, &version, |j| match (&j.state, &j.ids) {
-        (JobState::JobComplete, Some(ids)) => Ok((j.prepared.clone(), ids.clone(), j.dialect)),
-        _ => Err(ApiError::bad_request(
-            "INVALIDJOBSTATE",
-            format!(
-                "Job state is {}: results are available once the job is JobComplete.",
-                j.state.as_str()
-            ),
-        )),
+    let rows = with_job(&org, &bulk, &id, &version, |j| {
+        match (&j.state, &j.result) {
+            (JobState::JobComplete, Some(rows)) => Ok(rows.clone()),
+            _ => Err(ApiError::bad_request(
+                "INVALIDJOBSTATE",
+                format!(
+                    "Job state is {}: results are available once the job is JobComplete.",
+                    j.state.as_str()
+                ),
+            )),
+        }
     })?;
     let offset = match p.locator.as_deref().filter(|l| !l.is_empty()) {
         None => 0,
         Some(l) => decode_locator(l)
-            .filter(|o| *o > 0 && *o < ids.len())
+            .filter(|o| *o > 0 && *o < rows.len())
             .ok_or_else(|| invalid_locator(l))?,
     };
     let max = match p.max_records.as_deref() {
@@ -359,17 +392,15 @@ pub async fn results(
             ApiError::bad_request("INVALIDMAXRECORDS", format!("Invalid maxRecords: {m}"))
         })?,
     };
-    let (body, n, next) = tokio::task::spawn_blocking(move || {
-        render_page(&org, &prepared, &ids, offset, max, dialect)
-    })
-    .await
-    .map_err(|e| {
-        ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "UNKNOWN_EXCEPTION",
-            e.to_string(),
-        )
-    })?;
+    let (body, n, next) = tokio::task::spawn_blocking(move || rows.page(offset, max))
+        .await
+        .map_err(|e| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "UNKNOWN_EXCEPTION",
+                e.to_string(),
+            )
+        })?;
     let mut resp = csv_response(body);
     let h = resp.headers_mut();
     h.insert("Sforce-NumberOfRecords", HeaderValue::from(n as u64));
@@ -381,74 +412,104 @@ pub async fn results(
     Ok(resp)
 }
 
-/// Rows per rendering thread below which a page is rendered on one thread.
+/// Rows per rendering thread below which rows are rendered on one thread.
 const PARALLEL_MIN_ROWS: usize = 16_384;
 
-/// Renders rows `[offset, offset + max)` of the snapshot as CSV with a header row; returns the
-/// body, the number of records in it and the next offset, if any. Large pages are rendered by
-/// several threads (one per core) into separate buffers that are then joined in order.
-pub fn render_page(
-    org: &Org,
-    prepared: &Prepared,
-    ids: &[SfId],
-    offset: usize,
-    max: usize,
-    dialect: Dialect,
-) -> (Vec<u8>, usize, Option<usize>) {
-    let Output::Fields(cols) = &prepared.bound.output else {
-        return (Vec::new(), 0, None);
-    };
-    let end = offset.saturating_add(max).min(ids.len());
-    let le = dialect.line_ending();
-    let page = &ids[offset..end];
-    let row_bytes = cols.len() * 24 + 2;
-    let store = org.read();
-    let table = store.table(prepared.bound.object_index);
-    let render = |part: &[SfId], out: &mut Vec<u8>| {
-        let mut n = 0;
-        for id in part {
-            if let Some(rec) = table.get(id) {
-                render::write_csv_row(out, &store, rec, cols, dialect.delimiter, le);
-                n += 1;
+/// A query job's result, fixed when the job ran: the CSV header and every row rendered once,
+/// with the byte offset where each row starts.
+pub struct ResultRows {
+    header: Vec<u8>,
+    rows: Vec<u8>,
+    /// `starts[i]` = start of row `i`; one more entry marks the end of the last row.
+    starts: Vec<usize>,
+}
+
+impl ResultRows {
+    /// Renders the records `ids` (in this order) as CSV rows. Large results are rendered by
+    /// several threads (one per core) into separate buffers that are then joined in order.
+    pub fn render(store: &Store, prepared: &Prepared, ids: &[SfId], dialect: Dialect) -> Self {
+        let Output::Fields(cols) = &prepared.bound.output else {
+            return ResultRows {
+                header: Vec::new(),
+                rows: Vec::new(),
+                starts: vec![0],
+            };
+        };
+        let le = dialect.line_ending();
+        let row_bytes = cols.len() * 24 + 2;
+        let table = store.table(prepared.bound.object_index);
+        let render = |part: &[SfId], out: &mut Vec<u8>, starts: &mut Vec<usize>| {
+            for id in part {
+                if let Some(rec) = table.get(id) {
+                    starts.push(out.len());
+                    render::write_csv_row(out, store, rec, cols, dialect.delimiter, le);
+                }
+            }
+        };
+        let mut header = Vec::new();
+        render::write_csv_header(&mut header, cols, dialect.delimiter, le);
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .clamp(1, 8)
+            .min(ids.len() / PARALLEL_MIN_ROWS)
+            .max(1);
+        let mut rows = Vec::with_capacity(ids.len() * row_bytes);
+        let mut starts = Vec::with_capacity(ids.len() + 1);
+        if threads == 1 {
+            render(ids, &mut rows, &mut starts);
+        } else {
+            let chunk = ids.len().div_ceil(threads);
+            let parts: Vec<(Vec<u8>, Vec<usize>)> = std::thread::scope(|s| {
+                let handles: Vec<_> = ids
+                    .chunks(chunk)
+                    .map(|part| {
+                        s.spawn(move || {
+                            let mut buf = Vec::with_capacity(part.len() * row_bytes);
+                            let mut st = Vec::with_capacity(part.len());
+                            render(part, &mut buf, &mut st);
+                            (buf, st)
+                        })
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| h.join().unwrap_or_default())
+                    .collect()
+            });
+            for (buf, st) in parts {
+                let base = rows.len();
+                starts.extend(st.into_iter().map(|o| o + base));
+                rows.extend_from_slice(&buf);
             }
         }
-        n
-    };
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .clamp(1, 8)
-        .min(page.len() / PARALLEL_MIN_ROWS)
-        .max(1);
-    let mut out = Vec::with_capacity(page.len() * row_bytes + 256);
-    render::write_csv_header(&mut out, cols, dialect.delimiter, le);
-    let n = if threads == 1 {
-        render(page, &mut out)
-    } else {
-        let chunk = page.len().div_ceil(threads);
-        let parts: Vec<(Vec<u8>, usize)> = std::thread::scope(|s| {
-            let handles: Vec<_> = page
-                .chunks(chunk)
-                .map(|part| {
-                    s.spawn(move || {
-                        let mut buf = Vec::with_capacity(part.len() * row_bytes);
-                        let n = render(part, &mut buf);
-                        (buf, n)
-                    })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| h.join().unwrap_or_default())
-                .collect()
-        });
-        let mut n = 0;
-        for (buf, k) in parts {
-            out.extend_from_slice(&buf);
-            n += k;
+        starts.push(rows.len());
+        ResultRows {
+            header,
+            rows,
+            starts,
         }
-        n
-    };
-    (out, n, (end < ids.len()).then_some(end))
+    }
+
+    /// Number of rows.
+    pub fn len(&self) -> usize {
+        self.starts.len() - 1
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Rows `[offset, offset + max)` as CSV with the header row; the body, the number of
+    /// records in it and the next offset, if any.
+    pub fn page(&self, offset: usize, max: usize) -> (Vec<u8>, usize, Option<usize>) {
+        let offset = offset.min(self.len());
+        let end = offset.saturating_add(max).min(self.len());
+        let body = &self.rows[self.starts[offset]..self.starts[end]];
+        let mut out = Vec::with_capacity(self.header.len() + body.len());
+        out.extend_from_slice(&self.header);
+        out.extend_from_slice(body);
+        (out, end - offset, (end < self.len()).then_some(end))
+    }
 }
 
 #[cfg(test)]

@@ -419,8 +419,9 @@ fn replication_window(
     let now = org.now_ms();
     let minute = 60_000;
     let start_m = start - start.rem_euclid(minute);
-    let covered = end.min(now);
-    let covered = covered - covered.rem_euclid(minute);
+    // Held back to the start of a transaction still running (`chaos::slow`).
+    let covered =
+        crate::chaos::slow::latest_covered(end.min(now), org.chaos().slow.earliest_running());
     if start > end {
         return Err(ApiError::bad_request(
             "INVALID_REPLICATION_DATE",
@@ -477,6 +478,7 @@ async fn deleted(
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
     let o = object_or_404(&org, &object)?;
+    crate::recycle_bin::purge_expired(&org);
     let (start, covered, now) = replication_window(&org, &q, 15)?;
     let oi = org.schema().object_index(&o.name).unwrap_or(0);
     let mut recs: Vec<(i64, SfId)> = {

@@ -1,6 +1,14 @@
 //! The planner and executor: picks an index (Id equality / IN, external-ID equality,
 //! `SystemModstamp` range) over a full scan, filters, orders, applies OFFSET/LIMIT, and
 //! returns the matching record Ids (a snapshot a cursor can page through) or counts.
+//!
+//! Order: SOQL guarantees none without `ORDER BY`, and rows that tie on every `ORDER BY` key
+//! come in no guaranteed order either (SOQL and SOSL Reference, "ORDER BY": "There is no
+//! guarantee of the order of results unless you use an ORDER BY clause in a query", and the
+//! sort is not stable for equal keys). So that clients cannot come to rely on an order real
+//! Salesforce does not give, unordered rows and ties come in a deterministic order that is
+//! not the Id order: by a hash of the Id and the store's `order_seed` (set through the control
+//! plane, `POST /__emulator/order`).
 
 use std::ops::Bound as Edge;
 
@@ -220,14 +228,14 @@ pub fn plan(b: &Bound, all_rows: bool) -> Plan {
         if used || modstamp_order(b) {
             return Plan {
                 access: Access::Modstamp { from, to },
-                presorted: b.order.is_empty() || modstamp_order(b),
+                presorted: modstamp_order(b),
                 exact: consumed == conjuncts.len(),
             };
         }
     }
     Plan {
         access: Access::Scan,
-        presorted: b.order.is_empty() || id_order(b),
+        presorted: id_order(b),
         exact: b.filter.is_none(),
     }
 }
@@ -257,13 +265,13 @@ fn tighten_to(cur: &mut Edge<i64>, new: Edge<i64>) {
 /// `ORDER BY Id [ASC]` (or nothing).
 fn id_order(b: &Bound) -> bool {
     match b.order.as_slice() {
-        [] => true,
         [k] => k.f.hops.is_empty() && k.f.field == b.object.sys.id && !k.descending,
         _ => false,
     }
 }
 
-/// `ORDER BY SystemModstamp [ASC][, Id [ASC]]`.
+/// `ORDER BY SystemModstamp [ASC], Id [ASC]` (`SystemModstamp` alone has ties, which must not
+/// come in Id order).
 fn modstamp_order(b: &Bound) -> bool {
     let Some(ms) = b.object.sys.system_modstamp else {
         return false;
@@ -272,7 +280,6 @@ fn modstamp_order(b: &Bound) -> bool {
         k.f.hops.is_empty() && k.f.field == field && !k.descending
     };
     match b.order.as_slice() {
-        [k] => is(k, ms),
         [k, i] => is(k, ms) && is(i, b.object.sys.id),
         _ => false,
     }
@@ -297,6 +304,17 @@ pub fn execute(store: &Store, b: &Bound, all_rows: bool) -> Outcome {
                     Some(l) => ids.take(l).collect(),
                     None => ids.collect(),
                 });
+            }
+            (Some(ids), Output::Fields(_)) if b.order.is_empty() => {
+                let mut ids: Vec<SfId> = ids.collect();
+                shuffle(&mut ids, store.order_seed);
+                let start = b.offset.min(ids.len());
+                let end = b
+                    .limit
+                    .map_or(ids.len(), |l| start.saturating_add(l).min(ids.len()));
+                ids.truncate(end);
+                ids.drain(..start);
+                return Outcome::Rows(ids);
             }
             (Some(ids), Output::CountAll) => return Outcome::Count(limit_count(ids.count(), b)),
             _ => {}
@@ -337,10 +355,13 @@ pub fn execute(store: &Store, b: &Bound, all_rows: bool) -> Outcome {
                 .collect(),
         ),
         Output::Fields(_) => {
-            if !p.presorted {
+            let seed = store.order_seed;
+            if b.order.is_empty() {
+                hits.sort_by_cached_key(|(id, _)| order_key(seed, id));
+            } else if !p.presorted {
                 hits.sort_by(|(ia, a), (ib, b2)| {
                     eval::order_cmp(&b.order, &Row { store, rec: a }, &Row { store, rec: b2 })
-                        .then_with(|| ia.cmp(ib))
+                        .then_with(|| order_key(seed, ia).cmp(&order_key(seed, ib)))
                 });
             }
             let start = b.offset.min(hits.len());
@@ -350,6 +371,22 @@ pub fn execute(store: &Store, b: &Bound, all_rows: bool) -> Outcome {
             Outcome::Rows(hits[start..end].iter().map(|(id, _)| *id).collect())
         }
     }
+}
+
+/// Where a row goes among rows SOQL leaves unordered: a hash of its Id and `seed`.
+pub fn order_key(seed: u64, id: &SfId) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = rustc_hash::FxHasher::default();
+    id.hash(&mut h);
+    let mut x = h.finish() ^ seed.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
+}
+
+/// Puts `ids` in the seeded order of unordered rows.
+pub fn shuffle(ids: &mut [SfId], seed: u64) {
+    ids.sort_by_cached_key(|id| order_key(seed, id));
 }
 
 fn limit_count(n: usize, b: &Bound) -> usize {
@@ -445,7 +482,7 @@ mod tests {
     #[test]
     fn system_modstamp_ranges_scan_the_ordered_index_presorted() {
         let p = plan_of(
-            "SELECT Id,Name,SystemModstamp FROM Account WHERE SystemModstamp >= 2017-01-01T00:00:00Z  ORDER BY SystemModstamp ASC",
+            "SELECT Id,Name,SystemModstamp FROM Account WHERE SystemModstamp >= 2017-01-01T00:00:00Z  ORDER BY SystemModstamp ASC, Id",
             true,
         );
         assert_eq!(
@@ -480,13 +517,18 @@ mod tests {
                 to: Edge::Excluded(1_715_817_600_000)
             }
         );
-        // ORDER BY SystemModstamp alone walks the index instead of sorting.
-        let p = plan_of("SELECT Id FROM Account ORDER BY SystemModstamp", false);
+        // ORDER BY SystemModstamp, Id walks the index instead of sorting; SystemModstamp alone
+        // has ties, which are not left in Id order.
+        let p = plan_of("SELECT Id FROM Account ORDER BY SystemModstamp, Id", false);
         assert!(p.presorted && matches!(p.access, Access::Modstamp { .. }));
+        let p = plan_of("SELECT Id FROM Account ORDER BY SystemModstamp", false);
+        assert!(!p.presorted);
     }
 
     #[test]
-    fn other_queries_scan_in_id_order() {
+    fn other_queries_scan_and_only_id_order_is_presorted() {
+        let p = plan_of("SELECT Id FROM Account", false);
+        assert_eq!((p.access, p.presorted), (Access::Scan, false));
         let p = plan_of("SELECT Id FROM Account ORDER BY Id ASC", false);
         assert_eq!((p.access, p.presorted), (Access::Scan, true));
         let p = plan_of(

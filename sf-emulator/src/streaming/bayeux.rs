@@ -135,6 +135,24 @@ pub fn handshake_denied(request: &Message) -> Map<String, Value> {
 
 pub const AUTHENTICATION_INVALID: &str = "401::Authentication invalid";
 pub const UNKNOWN_CLIENT: &str = "403::Unknown client";
+/// The daily event delivery allocation is used up (Streaming API Developer Guide, "Durable
+/// Streaming API Allocations" / Change Data Capture "Allocations": returned on
+/// `/meta/connect`).
+pub const DAILY_LIMIT_EXCEEDED: &str = "403::Organization total events daily limit exceeded";
+/// The concurrent-client allocation is used up (`DurableStreamingApiConcurrentClients`; the
+/// Streaming API Developer Guide, "Streaming API Allocations", gives the allocation, the text
+/// is the one users report on handshake).
+pub const CONCURRENT_CLIENTS_EXCEEDED: &str = "403::Organization concurrent user limit exceeded";
+/// The browser cookie CometD sets at handshake and expects on every later request.
+pub const BROWSER_COOKIE: &str = "BAYEUX_BROWSER";
+
+/// `400::Client <id> has established a session, but no BAYEUX_BROWSER cookie present`
+/// (Streaming API Developer Guide, "Streaming API Error Codes").
+pub fn cookie_missing(client_id: &str) -> String {
+    format!(
+        "400::Client {client_id} has established a session, but no {BROWSER_COOKIE} cookie present"
+    )
+}
 
 /// Advice sent with `403::Unknown client`: the client must handshake again.
 pub fn handshake_advice() -> Value {
@@ -199,6 +217,10 @@ mod tests {
 
     #[test]
     fn error_strings_match_salesforce() {
+        assert_eq!(
+            cookie_missing("abc"),
+            "400::Client abc has established a session, but no BAYEUX_BROWSER cookie present"
+        );
         assert_eq!(
             unknown_channel("/topic/X"),
             "400::The channel you requested to subscribe to does not exist {/topic/X}"

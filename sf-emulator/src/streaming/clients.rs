@@ -1,6 +1,8 @@
-//! The CometD client registry: one entry per handshake, with its subscriptions (channel → replay
+//! The CometD client registry: one entry per handshake, with its browser id (the
+//! `BAYEUX_BROWSER` cookie its requests must carry), its subscriptions (channel → replay
 //! cursor), when it was last answered (clients that do not reconnect in time expire), and the
-//! state of its held `/meta/connect` (a newer connect or a dropped connection wakes it).
+//! state of its held `/meta/connect` (a newer connect or a dropped connection wakes it). The
+//! number of live clients is capped (the org's concurrent-client allocation).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -24,6 +26,8 @@ pub struct Subscription {
 /// One handshaken client.
 #[derive(Debug)]
 pub struct Client {
+    /// The `BAYEUX_BROWSER` cookie value set at handshake.
+    pub browser: String,
     pub subscriptions: BTreeMap<String, Subscription>,
     /// When the server last answered this client (or received from it).
     pub last_seen: Instant,
@@ -44,15 +48,25 @@ pub struct Clients {
 }
 
 impl Clients {
-    /// Registers a new client and returns its id. Expired clients are forgotten on the way.
-    pub fn handshake(&self, expiry: Duration) -> String {
+    /// Registers a new client of `browser` and returns its id, unless `max_clients` live
+    /// clients exist already. Expired clients are forgotten on the way.
+    pub fn handshake(
+        &self,
+        expiry: Duration,
+        browser: &str,
+        max_clients: usize,
+    ) -> Result<String, TooManyClients> {
         let id = new_client_id();
         let mut clients = self.inner.lock();
         let now = Instant::now();
         clients.retain(|_, c| !c.is_expired(now, expiry));
+        if clients.len() >= max_clients {
+            return Err(TooManyClients);
+        }
         clients.insert(
             id.clone(),
             Client {
+                browser: browser.to_string(),
                 subscriptions: BTreeMap::new(),
                 last_seen: now,
                 connects_held: 0,
@@ -61,7 +75,12 @@ impl Clients {
                 wake: Arc::new(Notify::new()),
             },
         );
-        id
+        Ok(id)
+    }
+
+    /// Whether `client_id` is registered (expired or not).
+    pub fn contains(&self, client_id: &str) -> bool {
+        self.inner.lock().contains_key(client_id)
     }
 
     /// Runs `f` on a live client, refreshing its `last_seen`; `None` if unknown or expired
@@ -127,6 +146,10 @@ impl Client {
     }
 }
 
+/// The org's concurrent-client allocation is used up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TooManyClients;
+
 /// A client id shaped like Salesforce's (26 lowercase base-36 characters).
 fn new_client_id() -> String {
     const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
@@ -141,9 +164,20 @@ mod tests {
     use super::*;
 
     #[test]
+    fn handshakes_past_the_concurrent_allocation_are_refused() {
+        let clients = Clients::default();
+        let expiry = Duration::from_secs(40);
+        clients.handshake(expiry, "b", 2).unwrap();
+        let second = clients.handshake(expiry, "b", 2).unwrap();
+        assert_eq!(clients.handshake(expiry, "b", 2), Err(TooManyClients));
+        clients.remove(&second);
+        assert!(clients.handshake(expiry, "b", 2).is_ok());
+    }
+
+    #[test]
     fn clients_expire_when_idle_and_not_held() {
         let clients = Clients::default();
-        let id = clients.handshake(Duration::from_secs(40));
+        let id = clients.handshake(Duration::from_secs(40), "b", 10).unwrap();
         assert_eq!(id.len(), 26);
         assert!(clients.with(&id, Duration::from_secs(40), |_| ()).is_some());
         std::thread::sleep(Duration::from_millis(20));
@@ -156,7 +190,7 @@ mod tests {
     #[test]
     fn a_held_connect_keeps_the_client_alive() {
         let clients = Clients::default();
-        let id = clients.handshake(Duration::from_secs(40));
+        let id = clients.handshake(Duration::from_secs(40), "b", 10).unwrap();
         clients.with_held(&id, |c| c.connects_held = 1).unwrap();
         std::thread::sleep(Duration::from_millis(20));
         assert!(clients

@@ -1,6 +1,11 @@
 //! `/meta/connect`: answers at once when events are pending (and on a client's first connect),
 //! otherwise holds the request until an event is committed — woken by the CDC log's watch
-//! channel, no polling — a newer connect supersedes it, or the hold time passes.
+//! channel, no polling — a newer connect supersedes it, or the hold time passes. Deliveries
+//! count against the daily delivery allocation (`DailyDeliveredPlatformEvents`); once it is
+//! used up every connect fails with `403::Organization total events daily limit exceeded`. A
+//! subscriber whose next events left retention is never moved forward silently: its connect
+//! fails with the invalid-replay-id error and the client must handshake again (its
+//! resubscribe from the stored replay id then fails the same way, as on Salesforce).
 
 use std::time::Duration;
 
@@ -13,6 +18,8 @@ use crate::org::Org;
 
 /// Most events delivered in one connect reply; the rest follow on the next connect.
 const MAX_EVENTS_PER_REPLY: usize = 1_000;
+/// The `/limits` entry counting delivered change events.
+const DELIVERY_ALLOCATION: &str = "DailyDeliveredPlatformEvents";
 
 /// What a held connect found when it looked.
 enum Found {
@@ -21,6 +28,16 @@ enum Found {
     /// A newer connect took over.
     Superseded,
     Events(Vec<Value>),
+    /// Events after this subscription cursor are no longer retained.
+    Lost(i64),
+}
+
+/// Events the daily delivery allocation still allows.
+fn deliveries_left(org: &Org) -> usize {
+    org.limit(DELIVERY_ALLOCATION)
+        .map_or(usize::MAX, |(max, used)| {
+            usize::try_from(max.saturating_sub(used)).unwrap_or(usize::MAX)
+        })
 }
 
 /// Keeps the client alive while its connect is held; on drop (reply sent or request
@@ -66,6 +83,14 @@ pub(super) async fn connect(org: &Org, authenticated: bool, message: &Message) -
     let Some((generation, connected_once, wake)) = registered else {
         return vec![Value::Object(unknown_client(message))];
     };
+    if deliveries_left(org) == 0 {
+        return vec![Value::Object(bayeux::failure(
+            message,
+            Some(client_id),
+            bayeux::DAILY_LIMIT_EXCEEDED,
+            None,
+        ))];
+    }
     let _held = Held {
         org: org.clone(),
         client_id: client_id.to_string(),
@@ -98,10 +123,21 @@ pub(super) async fn connect(org: &Org, authenticated: bool, message: &Message) -
         tokio::pin!(woken);
         woken.as_mut().enable();
 
-        match collect(org, client_id, generation) {
+        match collect(org, client_id, generation, deliveries_left(org)) {
             Found::Gone => return vec![Value::Object(unknown_client(message))],
             Found::Superseded => return vec![reply()],
+            Found::Lost(cursor) => {
+                hub.clients.remove(client_id);
+                return vec![Value::Object(bayeux::failure(
+                    message,
+                    Some(client_id),
+                    &bayeux::invalid_replay_id(&Value::from(cursor)),
+                    Some(bayeux::handshake_advice()),
+                ))];
+            }
             Found::Events(mut events) if !events.is_empty() => {
+                // Counted whatever the outcome: a delivered event is spent.
+                let _ = org.consume_limit(DELIVERY_ALLOCATION, events.len() as u64);
                 events.push(reply());
                 return events;
             }
@@ -118,8 +154,9 @@ pub(super) async fn connect(org: &Org, authenticated: bool, message: &Message) -
     }
 }
 
-/// Reads what the client's subscriptions have pending and advances their cursors.
-fn collect(org: &Org, client_id: &str, generation: u64) -> Found {
+/// Reads what the client's subscriptions have pending (at most `allowed` events) and advances
+/// their cursors.
+fn collect(org: &Org, client_id: &str, generation: u64, allowed: usize) -> Found {
     let cdc = org.cdc();
     let now = org.now_ms();
     let found = org.streaming().clients.with_held(client_id, |client| {
@@ -127,29 +164,22 @@ fn collect(org: &Org, client_id: &str, generation: u64) -> Found {
             return Found::Superseded;
         }
         let mut messages = Vec::new();
+        let cap = MAX_EVENTS_PER_REPLY.min(allowed);
         for (channel, subscription) in client.subscriptions.iter_mut() {
-            let budget = MAX_EVENTS_PER_REPLY.saturating_sub(messages.len());
+            let budget = cap.saturating_sub(messages.len());
             if budget == 0 {
                 break;
             }
-            // Everything up to `latest` is scanned by the read below, so a subscription whose
-            // filter matched nothing can skip past it next time.
-            let latest = cdc.latest_replay_id();
-            let events = match cdc.read_after(subscription.cursor, &subscription.filter, now) {
-                Ok(events) => events,
-                // The client fell behind retention: continue from what is still retained.
-                Err(_) => cdc
-                    .read_after(-2, &subscription.filter, now)
-                    .unwrap_or_default(),
+            let batch = match cdc.read(subscription.cursor, &subscription.filter, now, budget) {
+                Ok(batch) => batch,
+                Err(_) => return Found::Lost(subscription.cursor),
             };
-            let truncated = events.len() > budget;
-            for event in events.iter().take(budget) {
+            for event in &batch.events {
                 messages.push(event.message(channel));
-                subscription.cursor = event.replay_id;
             }
-            if !truncated {
-                subscription.cursor = subscription.cursor.max(latest);
-            }
+            // Everything up to `scanned_to` was read, so a subscription whose filter matched
+            // nothing there skips past it next time.
+            subscription.cursor = batch.scanned_to;
         }
         Found::Events(messages)
     });

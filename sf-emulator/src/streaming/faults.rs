@@ -1,8 +1,10 @@
 //! Streaming fault injection on the control plane:
 //! `POST /__emulator/faults/streaming/drop` forgets every CometD client (held connects answer
 //! `403::Unknown client` with `reconnect: handshake`, as after a server-side session loss);
-//! `POST /__emulator/faults/cdc/gap` and `/__emulator/faults/cdc/overflow` publish header-only
-//! `GAP_*` / `GAP_OVERFLOW` change events.
+//! `POST /__emulator/faults/cdc/gap` publishes a header-only `GAP_*` event for records changed
+//! outside a transaction (as Salesforce does for database-level changes such as archiving).
+//! Gap events replacing a write's own events, overflow, and the other change-event faults are
+//! keys of `/__emulator/faults` (`cdc::faults`).
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -18,7 +20,6 @@ pub fn routes() -> Router<Org> {
     Router::new()
         .route("/__emulator/faults/streaming/drop", post(drop_clients))
         .route("/__emulator/faults/cdc/gap", post(gap))
-        .route("/__emulator/faults/cdc/overflow", post(overflow))
 }
 
 async fn drop_clients(State(org): State<Org>) -> Json<Value> {
@@ -35,22 +36,17 @@ struct GapRequest {
     record_ids: Vec<String>,
 }
 
-#[derive(Deserialize)]
-struct OverflowRequest {
-    object: String,
-}
-
 fn bad_request(message: String) -> ApiError {
     ApiError::new(StatusCode::BAD_REQUEST, "INVALID_REQUEST", message)
 }
 
-/// The object's API name and key prefix, or a 400 naming the unknown object.
-fn object(org: &Org, name: &str) -> Result<(String, String), ApiError> {
+/// The object's API name, or a 400 naming the unknown object.
+pub(crate) fn object(org: &Org, name: &str) -> Result<String, ApiError> {
     org.schema()
         .objects
         .iter()
         .find(|o| o.name.eq_ignore_ascii_case(name))
-        .map(|o| (o.name.clone(), o.key_prefix.clone()))
+        .map(|o| o.name.clone())
         .ok_or_else(|| bad_request(format!("No object named {name:?} in this org")))
 }
 
@@ -58,7 +54,7 @@ async fn gap(
     State(org): State<Org>,
     Json(request): Json<GapRequest>,
 ) -> Result<Json<Value>, ApiError> {
-    let (entity, _) = object(&org, &request.object)?;
+    let entity = object(&org, &request.object)?;
     let change_type = request.change_type.trim_start_matches("GAP_");
     if !matches!(change_type, "CREATE" | "UPDATE" | "DELETE" | "UNDELETE") {
         return Err(bad_request(format!(
@@ -73,16 +69,5 @@ async fn gap(
         org.user_id().as_str(),
         org.now_ms(),
     );
-    Ok(Json(json!({"replayId": replay_id})))
-}
-
-async fn overflow(
-    State(org): State<Org>,
-    Json(request): Json<OverflowRequest>,
-) -> Result<Json<Value>, ApiError> {
-    let (entity, key_prefix) = object(&org, &request.object)?;
-    let replay_id =
-        org.cdc()
-            .inject_overflow(&entity, &key_prefix, org.user_id().as_str(), org.now_ms());
     Ok(Json(json!({"replayId": replay_id})))
 }

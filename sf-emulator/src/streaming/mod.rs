@@ -1,12 +1,14 @@
 //! The Streaming API: CometD/Bayeux 1.0 long-polling on `POST /cometd/<version>` delivering
 //! Change Data Capture events (`/data/ChangeEvents`, `/data/<Object>ChangeEvent`) from the org's
-//! CDC log, with the replay extension, Salesforce's advice and error strings, client expiry,
-//! and fault hooks (dropped connections, injected gap/overflow events).
+//! CDC log, with the replay extension, the `BAYEUX_BROWSER` session cookie, Salesforce's advice
+//! and error strings, client expiry, the concurrent-client and daily delivery allocations, and
+//! fault hooks (dropped connections, injected gap events, 503s, refused subscribes).
 
 pub mod bayeux;
 pub mod clients;
 mod connect;
 pub mod faults;
+pub mod selection;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -74,6 +76,20 @@ pub fn routes() -> Router<Org> {
         .route("/cometd/{version}", post(cometd))
         .route("/cometd/{version}/", post(cometd))
         .merge(faults::routes())
+        .merge(selection::routes())
+}
+
+/// The `BAYEUX_BROWSER` cookie of a request, if any.
+fn browser_cookie(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|pair| {
+            let (k, v) = pair.split_once('=')?;
+            (k.trim() == bayeux::BROWSER_COOKIE).then(|| v.trim().to_string())
+        })
 }
 
 /// Streaming is available from API 37.0 (the replay extension's first version).
@@ -130,17 +146,47 @@ async fn cometd(
             )
         }
     };
+    if org
+        .cdc()
+        .with_faults(|f| crate::cdc::faults::take(&mut f.streaming_503_next))
+    {
+        return crate::faults::unavailable_response();
+    }
     let authenticated = bearer_token(&headers)
         .map(|token| org.session(&token).is_some())
         .unwrap_or(false);
+    let cookie = browser_cookie(&headers);
+    // The browser id of this request: its cookie, or a new one set with the handshake reply.
+    let browser = cookie
+        .clone()
+        .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
 
     let mut replies: Vec<Value> = Vec::new();
     let mut handshaken = false;
     let mut connect: Option<Message> = None;
     for message in batch {
+        // A known client's follow-ups must carry the cookie its handshake set.
+        if cookie.is_none() && message.channel() != "/meta/handshake" {
+            if let Some(client_id) = message
+                .client_id()
+                .filter(|id| org.streaming().clients.contains(id))
+            {
+                let mut reply = bayeux::failure(
+                    &message,
+                    Some(client_id),
+                    &bayeux::cookie_missing(client_id),
+                    None,
+                );
+                if let Some(subscription) = message.0.get("subscription") {
+                    reply.insert("subscription".into(), subscription.clone());
+                }
+                replies.push(Value::Object(reply));
+                continue;
+            }
+        }
         let reply = match message.channel() {
             "/meta/handshake" => {
-                let reply = handshake(&org, authenticated, &message);
+                let reply = handshake(&org, authenticated, &message, &browser);
                 handshaken |= reply.get("successful") == Some(&Value::Bool(true));
                 reply
             }
@@ -177,10 +223,10 @@ async fn cometd(
     }
 
     let mut response = Json(Value::Array(replies)).into_response();
-    if handshaken {
+    if handshaken && cookie.is_none() {
         if let Ok(cookie) = HeaderValue::from_str(&format!(
-            "BAYEUX_BROWSER={}; Path=/; HttpOnly",
-            uuid::Uuid::new_v4().simple()
+            "{}={browser}; Path=/; HttpOnly",
+            bayeux::BROWSER_COOKIE
         )) {
             response.headers_mut().insert(header::SET_COOKIE, cookie);
         }
@@ -188,13 +234,33 @@ async fn cometd(
     response
 }
 
-fn handshake(org: &Org, authenticated: bool, message: &Message) -> Map<String, Value> {
+/// Concurrent CometD clients allowed (`DurableStreamingApiConcurrentClients` of `/limits`).
+fn max_clients(org: &Org) -> usize {
+    org.limit("DurableStreamingApiConcurrentClients")
+        .map_or(usize::MAX, |(max, _)| {
+            usize::try_from(max).unwrap_or(usize::MAX)
+        })
+}
+
+fn handshake(
+    org: &Org,
+    authenticated: bool,
+    message: &Message,
+    browser: &str,
+) -> Map<String, Value> {
     if !authenticated {
         return bayeux::handshake_denied(message);
     }
     let hub = org.streaming();
-    let client_id = hub.clients.handshake(hub.client_expiry());
-    bayeux::handshake_success(message, &client_id)
+    match hub
+        .clients
+        .handshake(hub.client_expiry(), browser, max_clients(org))
+    {
+        Ok(client_id) => bayeux::handshake_success(message, &client_id),
+        Err(clients::TooManyClients) => {
+            bayeux::failure(message, None, bayeux::CONCURRENT_CLIENTS_EXCEEDED, None)
+        }
+    }
 }
 
 /// The reply for a message naming a client the server does not know (or no longer knows).
@@ -259,6 +325,9 @@ fn subscribe(org: &Org, authenticated: bool, message: &Message) -> Map<String, V
         _ => None,
     };
     let cdc = org.cdc();
+    if cdc.with_faults(|f| crate::cdc::faults::take(&mut f.cdc_fail_next_subscribe)) {
+        return fail(bayeux::invalid_replay_id(&replay));
+    }
     let cursor = match requested {
         Some(-1) => cdc.latest_replay_id(),
         Some(-2) => -2,
