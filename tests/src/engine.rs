@@ -16,7 +16,7 @@ pub struct Harness {
     pub emulator: sf_emulator::server::RunningEmulator,
     pub db: TestDb,
     http: reqwest::Client,
-    token: String,
+    token: std::sync::Mutex<String>,
 }
 
 impl Harness {
@@ -39,27 +39,40 @@ impl Harness {
         .await
         .unwrap();
         let http = reqwest::Client::new();
-        let token: Value = http
-            .post(format!("{}/services/oauth2/token", emulator.base_url))
-            .form(&[
-                ("grant_type", "password"),
-                ("client_id", "forcesync"),
-                ("client_secret", "forcesync"),
-                ("username", "admin@example.com"),
-                ("password", "forcesync"),
-            ])
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let token = login(&http, &emulator.base_url).await;
         Harness {
             emulator,
             db,
             http,
-            token: token["access_token"].as_str().unwrap().to_owned(),
+            token: std::sync::Mutex::new(token),
         }
+    }
+
+    fn token(&self) -> String {
+        self.token.lock().unwrap().clone()
+    }
+
+    /// Sends a request as the Salesforce user, logging in again when the session expired.
+    async fn send(
+        &self,
+        build: impl Fn(&reqwest::Client, &str) -> reqwest::RequestBuilder,
+    ) -> reqwest::Response {
+        // A user's script retries what Salesforce says is temporary (503 storms in fault tests).
+        for _ in 0..50 {
+            let response = build(&self.http, &self.token()).send().await.unwrap();
+            match response.status() {
+                reqwest::StatusCode::UNAUTHORIZED => {
+                    let fresh = login(&self.http, &self.emulator.base_url).await;
+                    *self.token.lock().unwrap() = fresh;
+                }
+                reqwest::StatusCode::SERVICE_UNAVAILABLE
+                | reqwest::StatusCode::INTERNAL_SERVER_ERROR => {
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                }
+                _ => return response,
+            }
+        }
+        panic!("Salesforce kept failing the request")
     }
 
     /// The engine's Salesforce settings for this org.
@@ -122,14 +135,10 @@ impl Harness {
 
     /// A SOQL query as a Salesforce user (first page).
     pub async fn query(&self, soql: &str) -> Vec<Value> {
+        let url = self.data("query");
         let body: Value = self
-            .http
-            .get(self.data("query"))
-            .query(&[("q", soql)])
-            .bearer_auth(&self.token)
-            .send()
+            .send(|http, token| http.get(&url).query(&[("q", soql)]).bearer_auth(token))
             .await
-            .unwrap()
             .json()
             .await
             .unwrap();
@@ -138,14 +147,10 @@ impl Harness {
 
     /// Creates a record as a Salesforce user; answers its Id.
     pub async fn create(&self, object: &str, fields: Value) -> String {
+        let url = self.data(&format!("sobjects/{object}"));
         let body: Value = self
-            .http
-            .post(self.data(&format!("sobjects/{object}")))
-            .bearer_auth(&self.token)
-            .json(&fields)
-            .send()
+            .send(|http, token| http.post(&url).bearer_auth(token).json(&fields))
             .await
-            .unwrap()
             .json()
             .await
             .unwrap();
@@ -157,14 +162,10 @@ impl Harness {
 
     /// Updates a record as a Salesforce user.
     pub async fn update(&self, object: &str, id: &str, fields: Value) {
+        let url = self.data(&format!("sobjects/{object}/{id}"));
         let response = self
-            .http
-            .patch(self.data(&format!("sobjects/{object}/{id}")))
-            .bearer_auth(&self.token)
-            .json(&fields)
-            .send()
-            .await
-            .unwrap();
+            .send(|http, token| http.patch(&url).bearer_auth(token).json(&fields))
+            .await;
         assert!(
             response.status().is_success(),
             "update failed: {}",
@@ -183,26 +184,20 @@ impl Harness {
                 record
             })
             .collect();
+        let url = self.data("composite/sobjects");
+        let body = json!({"allOrNone": true, "records": records});
         let response = self
-            .http
-            .patch(self.data("composite/sobjects"))
-            .bearer_auth(&self.token)
-            .json(&json!({"allOrNone": true, "records": records}))
-            .send()
-            .await
-            .unwrap();
+            .send(|http, token| http.patch(&url).bearer_auth(token).json(&body))
+            .await;
         assert!(response.status().is_success());
     }
 
     /// Deletes a record as a Salesforce user.
     pub async fn delete(&self, object: &str, id: &str) {
+        let url = self.data(&format!("sobjects/{object}/{id}"));
         let response = self
-            .http
-            .delete(self.data(&format!("sobjects/{object}/{id}")))
-            .bearer_auth(&self.token)
-            .send()
-            .await
-            .unwrap();
+            .send(|http, token| http.delete(&url).bearer_auth(token))
+            .await;
         assert!(response.status().is_success());
     }
 
@@ -211,7 +206,7 @@ impl Harness {
     pub async fn undelete(&self, id: &str) {
         let envelope = format!(
             r#"<?xml version="1.0" encoding="utf-8"?><soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" xmlns:urn="urn:partner.soap.sforce.com"><soapenv:Header><urn:SessionHeader><urn:sessionId>{}</urn:sessionId></urn:SessionHeader></soapenv:Header><soapenv:Body><urn:undelete><urn:ids>{id}</urn:ids></urn:undelete></soapenv:Body></soapenv:Envelope>"#,
-            self.token
+            self.token()
         );
         let response = self
             .http
@@ -235,6 +230,25 @@ impl Harness {
     }
 }
 
+async fn login(http: &reqwest::Client, base_url: &str) -> String {
+    let token: Value = http
+        .post(format!("{base_url}/services/oauth2/token"))
+        .form(&[
+            ("grant_type", "password"),
+            ("client_id", "forcesync"),
+            ("client_secret", "forcesync"),
+            ("username", "admin@example.com"),
+            ("password", "forcesync"),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    token["access_token"].as_str().expect("a token").to_owned()
+}
+
 /// Waits until `check` holds (polling every 20 ms), up to `limit`; panics with `what` otherwise.
 pub async fn eventually<F, Fut>(limit: Duration, what: &str, mut check: F)
 where
@@ -249,4 +263,47 @@ where
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     panic!("timed out after {limit:?} waiting for: {what}");
+}
+
+impl Harness {
+    /// Sets emulator faults (`POST /__emulator/faults`).
+    pub async fn faults(&self, body: Value) {
+        let response = self
+            .http
+            .post(format!("{}/__emulator/faults", self.emulator.base_url))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            response.status().is_success(),
+            "faults: {}",
+            response.text().await.unwrap()
+        );
+    }
+
+    /// Clears every emulator fault.
+    pub async fn clear_faults(&self) {
+        self.http
+            .delete(format!("{}/__emulator/faults", self.emulator.base_url))
+            .send()
+            .await
+            .unwrap();
+    }
+
+    /// Calls the emulator's control plane.
+    pub async fn control(&self, method: reqwest::Method, path: &str, body: Value) -> Value {
+        self.http
+            .request(
+                method,
+                format!("{}/__emulator/{path}", self.emulator.base_url),
+            )
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap_or(Value::Null)
+    }
 }

@@ -19,8 +19,7 @@ use tokio_postgres::Transaction;
 use super::convert::{pg_text, FieldError};
 use super::system::quote_ident;
 use crate::adapter::{
-    parse_datetime, ChangeEventHeader, DeleteMode, FieldDescriptor, MappingDescriptor, PgType,
-    SfRecord, SfType,
+    ChangeEventHeader, DeleteMode, FieldDescriptor, MappingDescriptor, PgType, SfRecord, SfType,
 };
 
 /// A record's values as the table stores them.
@@ -29,7 +28,9 @@ pub struct Row {
     pub sfid: String,
     /// The columns this row sets, with their Postgres text (`None` = NULL).
     pub cells: Vec<(&'static FieldDescriptor, Option<String>)>,
-    /// The Salesforce time of this state: SystemModstamp, or the change event's commit time.
+    /// For a change event: its commit time. A stored row that is newer (it holds a later event's
+    /// commit time) is not overwritten. `None` for records read from Salesforce just now (query,
+    /// retrieve): they are the current state and always apply.
     pub stamp: Option<NaiveDateTime>,
 }
 
@@ -107,11 +108,11 @@ pub fn row_from_record(mapping: &MappingDescriptor, record: &Value) -> Result<Ro
             errors,
         });
     }
-    let stamp = record
-        .get("SystemModstamp")
-        .and_then(Value::as_str)
-        .and_then(parse_datetime);
-    Ok(Row { sfid, cells, stamp })
+    Ok(Row {
+        sfid,
+        cells,
+        stamp: None,
+    })
 }
 
 /// What a change event asks of one record.
@@ -166,10 +167,6 @@ pub fn row_from_event(
             }])
         })?
         .with_id(sfid);
-    let modified = payload
-        .get("LastModifiedDate")
-        .and_then(Value::as_str)
-        .and_then(parse_datetime);
     let mut cells: Vec<(&'static FieldDescriptor, Option<String>)> = Vec::new();
     let mut errors = Vec::new();
     let mut refetch = Vec::new();
@@ -219,13 +216,11 @@ pub fn row_from_event(
     if !errors.is_empty() {
         return Err(fail(errors));
     }
-    // The stored SystemModstamp follows the event: the record's LastModifiedDate when the event
-    // carries it, else the commit time.
+    // The stored SystemModstamp becomes the event's commit time: millisecond precision (Salesforce
+    // stamps are whole seconds), so that an older event replayed or reordered after this one is
+    // recognised and skipped. The next read of the record stores Salesforce's own value again.
     if let Some(f) = mapping.field("SystemModstamp") {
-        let at = modified
-            .unwrap_or(stamp)
-            .max(stamp.min(modified.unwrap_or(stamp)));
-        cells.push((f, Some(at.format("%Y-%m-%d %H:%M:%S%.3f").to_string())));
+        cells.push((f, Some(stamp.format("%Y-%m-%d %H:%M:%S%.3f").to_string())));
     }
     let row = Row {
         sfid: sfid.to_owned(),
@@ -281,9 +276,14 @@ fn recordset_type(field: &FieldDescriptor) -> String {
     }
 }
 
-/// `INSERT … SELECT … FROM jsonb_to_recordset($1) ON CONFLICT (sfid) DO UPDATE … WHERE newer`
-/// for rows setting `fields` (which include `Id` → `sfid`).
-pub fn upsert_sql(mapping: &MappingDescriptor, fields: &[&FieldDescriptor]) -> String {
+/// `INSERT … SELECT … FROM jsonb_to_recordset($1) ON CONFLICT (sfid) DO UPDATE …` for rows setting
+/// `fields` (which include `Id` → `sfid`). `guarded`: rows from change events, which do not
+/// overwrite a stored row holding a later commit time.
+pub fn upsert_sql(
+    mapping: &MappingDescriptor,
+    fields: &[&FieldDescriptor],
+    guarded: bool,
+) -> String {
     let table = qualified(mapping);
     let cols: Vec<String> = fields.iter().map(|f| quote_ident(f.column)).collect();
     let defs: Vec<String> = fields
@@ -295,10 +295,14 @@ pub fn upsert_sql(mapping: &MappingDescriptor, fields: &[&FieldDescriptor]) -> S
         .filter(|f| f.column != "sfid")
         .map(|f| format!("{0} = EXCLUDED.{0}", quote_ident(f.column)))
         .collect();
+    let guard = if guarded {
+        " WHERE t.systemmodstamp IS NULL OR EXCLUDED.systemmodstamp IS NULL OR t.systemmodstamp <= EXCLUDED.systemmodstamp"
+    } else {
+        ""
+    };
     format!(
         "INSERT INTO {table} AS t ({cols}) SELECT {cols} FROM jsonb_to_recordset($1::jsonb) AS x({defs}, _fs_stamp timestamp) \
-         ON CONFLICT (sfid) DO UPDATE SET {sets} \
-         WHERE t.systemmodstamp IS NULL OR EXCLUDED.systemmodstamp IS NULL OR t.systemmodstamp <= EXCLUDED.systemmodstamp",
+         ON CONFLICT (sfid) DO UPDATE SET {sets}{guard}",
         cols = cols.join(", "),
         defs = defs.join(", "),
         sets = sets.join(", "),
@@ -397,7 +401,8 @@ pub async fn upsert_rows(
                 with_id.insert(0, id);
             }
         }
-        let sql = upsert_sql(mapping, &with_id);
+        let guarded = group.iter().any(|row| row.stamp.is_some());
+        let sql = upsert_sql(mapping, &with_id, guarded);
         written += tx.execute(&sql, &[&batch_json(&group)]).await?;
     }
     Ok(written)
@@ -531,7 +536,7 @@ mod tests {
         });
         let row = row_from_record(account(), &record).unwrap();
         assert_eq!(row.sfid, "001000000000001AAA");
-        assert_eq!(row.stamp, parse_datetime("2024-01-02T03:04:05.000Z"));
+        assert_eq!(row.stamp, None, "a record read now always applies");
         let name = row.cells.iter().find(|(f, _)| f.column == "name").unwrap();
         assert_eq!(name.1.as_deref(), Some("Acme"));
         let phone = row.cells.iter().find(|(f, _)| f.column == "phone").unwrap();
@@ -611,9 +616,10 @@ mod tests {
     #[test]
     fn upserts_never_let_an_older_state_win() {
         let fields: Vec<&FieldDescriptor> = account().fields.iter().take(3).collect();
-        let sql = upsert_sql(account(), &fields);
+        let sql = upsert_sql(account(), &fields, true);
         assert!(sql.contains("ON CONFLICT (sfid) DO UPDATE"));
         assert!(sql.contains("t.systemmodstamp <= EXCLUDED.systemmodstamp"));
+        assert!(!upsert_sql(account(), &fields, false).contains("WHERE"));
         let sql = update_sql(account(), &fields[1..]);
         assert!(sql.contains("t.systemmodstamp <= x._fs_stamp"));
         assert!(sql.contains("RETURNING t.sfid"));

@@ -86,7 +86,7 @@ pub async fn apply_records(
         let deleted = record.get("IsDeleted").and_then(Value::as_bool) == Some(true);
         let verdict = ctx.filter.verdict_on_record(record);
         match apply::row_from_record(mapping, record) {
-            Ok(row) if deleted => deletes.push((row.sfid, row.stamp)),
+            Ok(row) if deleted => deletes.push((row.sfid, None)),
             Ok(row) if verdict == Verdict::Matches => rows.push(row),
             Ok(row) => leaving.push(row.sfid),
             Err(error) => {
@@ -326,8 +326,16 @@ async fn settle_conflicts(
                 value: text.clone().map_or(Value::Null, Value::String),
             })
             .collect();
+        // For a record read by query, Salesforce's change time is its SystemModstamp.
         let changed_at = origin.map_or_else(
-            || row.stamp.map(|s| s.and_utc()).unwrap_or_else(Utc::now),
+            || {
+                row.cells
+                    .iter()
+                    .find(|(f, _)| f.column == "systemmodstamp")
+                    .and_then(|(_, v)| v.as_deref())
+                    .and_then(|v| NaiveDateTime::parse_from_str(v, "%Y-%m-%d %H:%M:%S%.f").ok())
+                    .map_or_else(Utc::now, |s| s.and_utc())
+            },
             |o| o.changed_at,
         );
         let decisions = conflict::resolve(

@@ -237,7 +237,7 @@ pub async fn run(
     let mapping = ctx.mapping;
     let db = ctx.connect().await?;
     let status = ctx.states.get(&db, mapping.object).await?;
-    if !status.is_some_and(|s| s.state.is_loaded()) {
+    if !status.is_some_and(|s| s.is_loaded()) {
         super::load::load(ctx, false).await?;
     }
     ctx.states

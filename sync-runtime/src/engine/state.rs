@@ -63,11 +63,6 @@ impl SyncState {
             SyncState::Error => "ERROR",
         }
     }
-
-    /// Whether the mapping has a complete initial load behind it.
-    pub fn is_loaded(self) -> bool {
-        !matches!(self, SyncState::Initial | SyncState::Loading)
-    }
 }
 
 impl fmt::Display for SyncState {
@@ -96,6 +91,8 @@ pub struct MappingStatus {
     pub message: Option<String>,
     pub watermark: Option<(NaiveDateTime, String)>,
     pub cdc_replay_id: Option<i64>,
+    /// When the initial load (or the last reload) committed; `None`: never loaded.
+    pub loaded_at: Option<DateTime<Utc>>,
     pub load_total: Option<i64>,
     pub load_done: i64,
     pub last_poll_at: Option<DateTime<Utc>>,
@@ -111,6 +108,11 @@ pub struct MappingStatus {
 }
 
 impl MappingStatus {
+    /// Whether the mapping has a complete initial load behind it.
+    pub fn is_loaded(&self) -> bool {
+        self.loaded_at.is_some()
+    }
+
     /// Seconds between the Salesforce commit of the last change applied and its arrival.
     pub fn lag_seconds(&self) -> Option<f64> {
         let applied = self.last_change_at?;
@@ -179,7 +181,7 @@ impl StateStore {
     fn select(&self) -> String {
         format!(
             "SELECT mapping, table_name, state, message, watermark_systemmodstamp, watermark_sfid,
-                    cdc_replay_id, load_total, load_done, last_poll_at, last_change_at,
+                    cdc_replay_id, loaded_at, load_total, load_done, last_poll_at, last_change_at,
                     last_change_committed_at, last_write_at, last_error, records_read,
                     records_written, write_errors, api_calls, paused
              FROM {}",
@@ -288,6 +290,23 @@ impl StateStore {
         .map(drop)
     }
 
+    /// Marks the load complete; call it in the transaction that committed the load.
+    pub async fn set_loaded<C: GenericClient>(
+        &self,
+        db: &C,
+        mapping: &str,
+    ) -> Result<(), tokio_postgres::Error> {
+        db.execute(
+            &format!(
+                "UPDATE {} SET loaded_at = now(), updated_at = now() WHERE mapping = $1",
+                self.table
+            ),
+            &[&mapping],
+        )
+        .await
+        .map(drop)
+    }
+
     /// Progress of a load or reload.
     pub async fn set_load_progress<C: GenericClient>(
         &self,
@@ -370,7 +389,8 @@ impl StateStore {
         db.execute(
             &format!(
                 "UPDATE {} SET state = 'INITIAL', message = NULL, watermark_systemmodstamp = NULL,
-                        watermark_sfid = NULL, cdc_replay_id = NULL, load_done = 0, load_total = NULL,
+                        watermark_sfid = NULL, cdc_replay_id = NULL, loaded_at = NULL, load_done = 0,
+                        load_total = NULL,
                         updated_at = now()
                  WHERE mapping = $1",
                 self.table
@@ -393,6 +413,7 @@ fn status_from_row(row: &tokio_postgres::Row) -> MappingStatus {
         message: row.get("message"),
         watermark: stamp.zip(sfid),
         cdc_replay_id: row.get("cdc_replay_id"),
+        loaded_at: row.get("loaded_at"),
         load_total: row.get("load_total"),
         load_done: row.get("load_done"),
         last_poll_at: row.get("last_poll_at"),
@@ -432,6 +453,7 @@ mod tests {
             message: None,
             watermark: None,
             cdc_replay_id: None,
+            loaded_at: None,
             load_total: None,
             load_done: 0,
             last_poll_at: None,

@@ -76,7 +76,7 @@ pub async fn run(
         .ok_or_else(|| EngineError::Config(format!("no state row for {}", mapping.object)))?;
 
     let capacity = ctx.config.load_buffer;
-    let mut events = if !status.state.is_loaded() {
+    let mut events = if !status.is_loaded() {
         let events = match start_reader(ctx, ReplayFrom::NewOnly, capacity).await {
             Ok(events) => events,
             Err(error) => return fall_back(ctx, &db, error, shutdown).await,
@@ -254,7 +254,7 @@ async fn fall_back(
     let message = format!("polling: Salesforce is not delivering change events ({error}); streaming is retried every {} s", REFUSED_RETRY.as_secs());
     tracing::warn!(mapping = mapping.object, "{message}");
     let status = ctx.states.get(db, mapping.object).await?;
-    if !status.is_some_and(|s| s.state.is_loaded()) {
+    if !status.is_some_and(|s| s.is_loaded()) {
         load::load(ctx, false).await?;
     }
     ctx.states

@@ -40,6 +40,8 @@ CREATE TABLE IF NOT EXISTS {schema}._forcesync_mapping_state (
     deleted_checked_until timestamp,
     full_reconcile_at timestamptz,
     formulas_refreshed_at timestamptz,
+    -- When the initial load (or the last reload) committed; NULL: never loaded.
+    loaded_at timestamptz,
     load_total bigint,
     load_done bigint NOT NULL DEFAULT 0,
     last_poll_at timestamptz,

@@ -1,0 +1,396 @@
+//! The read half under Salesforce's harsher behaviours and injected faults (the emulator's control
+//! plane): gap and overflow events, lost replay positions, expired sessions, 503 storms, duplicated
+//! and reordered events, budgets, ties on SystemModstamp, changes during the initial load.
+
+use std::time::Duration;
+
+use forcesync_tests::engine::{eventually, Harness};
+use serde_json::json;
+use sync_runtime::engine::{self, state::SyncState, EngineConfig};
+use tokio::sync::watch;
+
+const WAIT: Duration = Duration::from_secs(30);
+
+async fn text(pg: &tokio_postgres::Client, sql: &str, sfid: &str) -> Option<String> {
+    pg.query_opt(sql, &[&sfid])
+        .await
+        .unwrap()
+        .and_then(|row| row.get(0))
+}
+
+async fn phone(pg: &tokio_postgres::Client, sfid: &str) -> Option<String> {
+    text(
+        pg,
+        "SELECT phone FROM salesforce.account WHERE sfid = $1",
+        sfid,
+    )
+    .await
+}
+
+fn run(
+    config: EngineConfig,
+    salesforce: sync_runtime::salesforce::Config,
+) -> (watch::Sender<bool>, tokio::task::JoinHandle<()>) {
+    let engine =
+        engine::Engine::new(&generated::salesforce::REGISTRY, config, salesforce).expect("engine");
+    let (stop, shutdown) = watch::channel(false);
+    let task = tokio::spawn(async move {
+        let _ = engine.run(shutdown).await;
+    });
+    (stop, task)
+}
+
+fn accounts_only(h: &Harness) -> EngineConfig {
+    let mut config = h.engine_config();
+    config.only = vec!["Account".into()];
+    config
+}
+
+async fn state_of(
+    pg: &tokio_postgres::Client,
+    object: &str,
+) -> Option<(SyncState, Option<String>)> {
+    engine::state::StateStore::new("salesforce")
+        .get(pg, object)
+        .await
+        .ok()
+        .flatten()
+        .map(|s| (s.state, s.message))
+}
+
+async fn wait_streaming(pg: &tokio_postgres::Client) {
+    eventually(WAIT, "Account streams", || async {
+        state_of(pg, "Account")
+            .await
+            .is_some_and(|(s, _)| s == SyncState::Streaming)
+    })
+    .await;
+}
+
+async fn some_account(h: &Harness) -> String {
+    h.query("SELECT Id FROM Account WHERE Type != 'Competitor' ORDER BY Name LIMIT 1")
+        .await[0]["Id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gap_events_and_overflow_are_repaired_by_reading_salesforce() {
+    let h = Harness::start().await;
+    let pg = h.pg().await;
+    let (stop, task) = run(accounts_only(&h), h.salesforce());
+    wait_streaming(&pg).await;
+
+    // A gap event stands for a change whose fields we never see: the engine re-reads the record.
+    let id = some_account(&h).await;
+    h.faults(json!({"cdc_gap_next": 1})).await;
+    h.update("Account", &id, json!({"Phone": "gap-repaired"}))
+        .await;
+    eventually(WAIT, "the gap is repaired", || async {
+        phone(&pg, &id).await.as_deref() == Some("gap-repaired")
+    })
+    .await;
+
+    // Overflow: after 2 changes of one transaction only GAP_OVERFLOW comes; the window is re-polled.
+    h.clear_faults().await;
+    h.faults(json!({"cdc_overflow_after": 2})).await;
+    let ids: Vec<String> = h
+        .query("SELECT Id FROM Account WHERE Type != 'Competitor' ORDER BY Id LIMIT 6")
+        .await
+        .iter()
+        .map(|r| r["Id"].as_str().unwrap().to_owned())
+        .collect();
+    let records: Vec<serde_json::Value> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| json!({"Id": id, "Phone": format!("overflow-{i}")}))
+        .collect();
+    for (record, id) in records.iter().zip(&ids) {
+        let _ = (record, id);
+    }
+    h.update_many("Account", &ids, json!({"Phone": "overflow"}))
+        .await;
+    eventually(WAIT, "every record of the overflowing transaction", || async {
+        let n: i64 = pg
+            .query_one(
+                "SELECT count(*) FROM salesforce.account WHERE sfid = ANY($1) AND phone = 'overflow'",
+                &[&ids],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        n == ids.len() as i64
+    })
+    .await;
+    stop.send(true).unwrap();
+    task.await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replay_id_past_retention_recovers_by_catching_up() {
+    let h = Harness::start().await;
+    let pg = h.pg().await;
+    let (stop, task) = run(accounts_only(&h), h.salesforce());
+    wait_streaming(&pg).await;
+    let id = some_account(&h).await;
+    h.update("Account", &id, json!({"Phone": "before"})).await;
+    eventually(WAIT, "first change", || async {
+        phone(&pg, &id).await.as_deref() == Some("before")
+    })
+    .await;
+    stop.send(true).unwrap();
+    task.await.unwrap();
+
+    // While the engine is down, changes happen and the org forgets the events.
+    h.update("Account", &id, json!({"Phone": "while-down"}))
+        .await;
+    h.faults(json!({"cdc_shrink_retention": 0})).await;
+    h.clear_faults().await;
+
+    let (stop, task) = run(accounts_only(&h), h.salesforce());
+    eventually(WAIT, "the change is caught up by polling", || async {
+        phone(&pg, &id).await.as_deref() == Some("while-down")
+    })
+    .await;
+    wait_streaming(&pg).await;
+    h.update("Account", &id, json!({"Phone": "streaming-again"}))
+        .await;
+    eventually(WAIT, "streaming resumes", || async {
+        phone(&pg, &id).await.as_deref() == Some("streaming-again")
+    })
+    .await;
+    stop.send(true).unwrap();
+    task.await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expired_sessions_503_storms_and_dropped_clients_lose_nothing() {
+    let h = Harness::start().await;
+    let pg = h.pg().await;
+    let (stop, task) = run(accounts_only(&h), h.salesforce());
+    wait_streaming(&pg).await;
+    let id = some_account(&h).await;
+
+    h.faults(json!({"expire_sessions": true})).await;
+    h.clear_faults().await;
+    h.update("Account", &id, json!({"Phone": "after-expiry"}))
+        .await;
+    eventually(WAIT, "a change after the session expired", || async {
+        phone(&pg, &id).await.as_deref() == Some("after-expiry")
+    })
+    .await;
+
+    h.faults(json!({"drop_streaming": true})).await;
+    h.clear_faults().await;
+    h.update("Account", &id, json!({"Phone": "after-drop"}))
+        .await;
+    eventually(WAIT, "a change after the client was dropped", || async {
+        phone(&pg, &id).await.as_deref() == Some("after-drop")
+    })
+    .await;
+
+    h.faults(json!({"share_503": 0.4, "seed": 7, "streaming_503_next": 3}))
+        .await;
+    h.update("Account", &id, json!({"Phone": "storm"})).await;
+    let created = h.create("Account", json!({"Name": "Storm Co"})).await;
+    h.clear_faults().await;
+    eventually(WAIT, "changes made during a 503 storm", || async {
+        phone(&pg, &id).await.as_deref() == Some("storm")
+            && text(
+                &pg,
+                "SELECT name FROM salesforce.account WHERE sfid = $1",
+                &created,
+            )
+            .await
+            .is_some()
+    })
+    .await;
+    stop.send(true).unwrap();
+    task.await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn duplicated_and_reordered_events_end_with_the_latest_state() {
+    let h = Harness::start().await;
+    let pg = h.pg().await;
+    let (stop, task) = run(accounts_only(&h), h.salesforce());
+    wait_streaming(&pg).await;
+    let id = some_account(&h).await;
+    let rows: i64 = pg
+        .query_one("SELECT count(*) FROM salesforce.account", &[])
+        .await
+        .unwrap()
+        .get(0);
+
+    h.faults(json!({"cdc_reorder_next": 2})).await;
+    h.update("Account", &id, json!({"Phone": "first"})).await;
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    h.update("Account", &id, json!({"Phone": "second"})).await;
+    h.clear_faults().await;
+    h.faults(json!({"cdc_duplicate_next": 1})).await;
+    let created = h
+        .create("Account", json!({"Name": "Twice Published"}))
+        .await;
+    h.clear_faults().await;
+    eventually(WAIT, "the created record arrives", || async {
+        text(
+            &pg,
+            "SELECT name FROM salesforce.account WHERE sfid = $1",
+            &created,
+        )
+        .await
+        .is_some()
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        phone(&pg, &id).await.as_deref(),
+        Some("second"),
+        "an older event never overwrites a newer state"
+    );
+    let after: i64 = pg
+        .query_one("SELECT count(*) FROM salesforce.account", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(after, rows + 1, "a duplicated event creates nothing twice");
+    stop.send(true).unwrap();
+    task.await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_records_sharing_one_systemmodstamp_across_a_page_boundary_all_arrive() {
+    let h = Harness::start().await;
+    let mut config = h.engine_config();
+    config.poll_page = 5;
+    config.bulk_threshold = u64::MAX;
+    h.engine(config.clone()).migrate().await.unwrap();
+    let ctx = h.ctx("Opportunity", config);
+    engine::load::load(&ctx, false).await.unwrap();
+    let ids: Vec<String> = h
+        .query("SELECT Id FROM Opportunity ORDER BY Id LIMIT 23")
+        .await
+        .iter()
+        .map(|r| r["Id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(ids.len(), 23);
+    h.update_many("Opportunity", &ids, json!({"NextStep": "same stamp"}))
+        .await;
+    engine::poll::poll_once(&ctx, None).await.unwrap();
+    let pg = h.pg().await;
+    let n: i64 = pg
+        .query_one(
+            "SELECT count(*) FROM salesforce.opportunity WHERE sfid = ANY($1) AND nextstep = 'same stamp'",
+            &[&ids],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 23);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_made_during_the_initial_load_is_not_lost() {
+    let h = Harness::start().await;
+    let pg = h.pg().await;
+    let mut config = accounts_only(&h);
+    config.bulk_threshold = 0;
+    // The Bulk job takes a while: changes land while the engine is loading.
+    h.faults(json!({"bulk_slow_ms": 1500})).await;
+    let (stop, task) = run(config, h.salesforce());
+    eventually(WAIT, "the load starts", || async {
+        state_of(&pg, "Account")
+            .await
+            .is_some_and(|(s, _)| s == SyncState::Loading)
+    })
+    .await;
+    let id = some_account(&h).await;
+    h.update("Account", &id, json!({"Phone": "during-load"}))
+        .await;
+    let created = h
+        .create("Account", json!({"Name": "Created During Load"}))
+        .await;
+    wait_streaming(&pg).await;
+    h.clear_faults().await;
+    eventually(WAIT, "both changes are in Postgres", || async {
+        phone(&pg, &id).await.as_deref() == Some("during-load")
+            && text(
+                &pg,
+                "SELECT name FROM salesforce.account WHERE sfid = $1",
+                &created,
+            )
+            .await
+            .is_some()
+    })
+    .await;
+    stop.send(true).unwrap();
+    task.await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_exhausted_budget_stops_the_mapping_visibly_and_it_resumes_when_budget_returns() {
+    let h = Harness::start().await;
+    let pg = h.pg().await;
+    let mut starved = h.salesforce();
+    starved.org_reserve = u64::MAX;
+    let (stop, task) = run(accounts_only(&h), starved);
+    eventually(WAIT, "the mapping says its budget is exhausted", || async {
+        state_of(&pg, "Account")
+            .await
+            .is_some_and(|(s, m)| s == SyncState::BudgetExhausted && m.is_some())
+    })
+    .await;
+    stop.send(true).unwrap();
+    task.await.unwrap();
+    let rows: i64 = pg
+        .query_one("SELECT count(*) FROM salesforce.account", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(rows, 0);
+
+    let (stop, task) = run(accounts_only(&h), h.salesforce());
+    wait_streaming(&pg).await;
+    let rows: i64 = pg
+        .query_one("SELECT count(*) FROM salesforce.account", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(rows > 0, "the load ran once the budget returned");
+    stop.send(true).unwrap();
+    task.await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_undeleted_account_comes_back() {
+    let h = Harness::start().await;
+    let pg = h.pg().await;
+    let (stop, task) = run(accounts_only(&h), h.salesforce());
+    wait_streaming(&pg).await;
+    let id = h
+        .create("Account", json!({"Name": "Lazarus", "Phone": "42"}))
+        .await;
+    eventually(WAIT, "created", || async {
+        phone(&pg, &id).await.is_some()
+    })
+    .await;
+    h.delete("Account", &id).await;
+    eventually(WAIT, "deleted", || async {
+        text(
+            &pg,
+            "SELECT sfid FROM salesforce.account WHERE sfid = $1",
+            &id,
+        )
+        .await
+        .is_none()
+    })
+    .await;
+    h.undelete(&id).await;
+    eventually(WAIT, "undeleted", || async {
+        phone(&pg, &id).await.as_deref() == Some("42")
+    })
+    .await;
+    stop.send(true).unwrap();
+    task.await.unwrap();
+}
