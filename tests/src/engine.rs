@@ -20,10 +20,22 @@ pub struct Harness {
 }
 
 impl Harness {
-    /// Starts the emulator (demo data) and a database with the app's migrations.
+    /// Starts the emulator on the app's own describe snapshots (`mappings/describe`, so the org
+    /// and the mappings cannot drift apart), with demo data, and a database with the app's
+    /// migrations.
     pub async fn start() -> Harness {
+        Harness::start_on(std::path::Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../mappings/describe"
+        )))
+        .await
+    }
+
+    /// Like [`Harness::start`], with the org described by the describe files in `describe`.
+    pub async fn start_on(describe: &std::path::Path) -> Harness {
         let emulator = sf_emulator::server::start(sf_emulator::server::Config {
             seed: Some("demo".to_owned()),
+            describe: Some(describe.to_owned()),
             ..sf_emulator::server::Config::ephemeral()
         })
         .await
