@@ -452,3 +452,114 @@ async fn two_engines_on_one_database_run_each_mapping_once() {
     stop_b.send(true).unwrap();
     task_b.await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_that_does_not_fit_is_recorded_and_read_again_once_fixed() {
+    // In this org Account.Phone grew to 80 characters; the mapping's column is still varchar(40).
+    let dir = tempfile::tempdir().unwrap();
+    let source = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../mappings/describe"));
+    for entry in std::fs::read_dir(source).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "json") {
+            std::fs::copy(&path, dir.path().join(path.file_name().unwrap())).unwrap();
+        }
+    }
+    let account = dir.path().join("Account.json");
+    let mut describe: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&account).unwrap()).unwrap();
+    for field in describe["fields"].as_array_mut().unwrap() {
+        if field["name"] == "Phone" {
+            field["length"] = json!(80);
+        }
+    }
+    std::fs::write(&account, describe.to_string()).unwrap();
+    let h = Harness::start_on(dir.path()).await;
+    let long = "+1 415 555 0100 extension 1234567890 (reception desk)";
+    let id = h
+        .create("Account", json!({"Name": "Long Phone Inc", "Phone": long}))
+        .await;
+
+    let mut config = h.engine_config();
+    config.bulk_threshold = u64::MAX;
+    h.engine(config.clone()).migrate().await.unwrap();
+    let ctx = h.ctx("Account", config);
+    let report = engine::load::load(&ctx, false).await.unwrap();
+    assert_eq!(report.errors, 1, "only the record that does not fit fails");
+    let pg = h.pg().await;
+    assert!(
+        count(&pg, "SELECT count(*) FROM salesforce.account").await > 100,
+        "the rest loaded"
+    );
+    let row = pg
+        .query_one(
+            "SELECT sfid, field, reason FROM salesforce._forcesync_read_errors WHERE resolved_at IS NULL",
+            &[],
+        )
+        .await
+        .unwrap();
+    let (sfid, field, reason): (String, String, String) = (row.get(0), row.get(1), row.get(2));
+    assert_eq!((sfid.as_str(), field.as_str()), (id.as_str(), "Phone"));
+    assert!(reason.contains("varchar(40)"), "{reason}");
+
+    // The cause is fixed (here in Salesforce); the record is read again and the error resolved.
+    h.update("Account", &id, json!({"Phone": "+1 415 555 0100"}))
+        .await;
+    let resolved = engine::poll::retry_read_errors(&ctx).await.unwrap();
+    assert_eq!(resolved, 1);
+    assert_eq!(
+        text(
+            &pg,
+            "SELECT phone FROM salesforce.account WHERE sfid = $1",
+            &id
+        )
+        .await
+        .as_deref(),
+        Some("+1 415 555 0100")
+    );
+    assert_eq!(
+        count(
+            &pg,
+            "SELECT count(*) FROM salesforce._forcesync_read_errors WHERE resolved_at IS NULL"
+        )
+        .await,
+        0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn formula_fields_are_refreshed_without_a_systemmodstamp_change() {
+    let h = Harness::start().await;
+    let mut config = h.engine_config();
+    config.bulk_threshold = u64::MAX;
+    h.engine(config.clone()).migrate().await.unwrap();
+    let ctx = h.ctx("Invoice__c", config);
+    engine::load::load(&ctx, false).await.unwrap();
+    let pg = h.pg().await;
+    let invoice = h
+        .query("SELECT Id, Amount__c FROM Invoice__c WHERE Status__c != 'Void' AND Amount__c != null LIMIT 1")
+        .await;
+    let id = invoice[0]["Id"].as_str().unwrap().to_owned();
+    // Only the inputs change in Postgres' copy (as a change event would: formulas are not in events).
+    h.update(
+        "Invoice__c",
+        &id,
+        json!({"Amount__c": 1000, "Tax_Rate__c": 50}),
+    )
+    .await;
+    pg.execute(
+        "UPDATE salesforce.invoice__c SET amount__c = 1000, tax_rate__c = 50 WHERE sfid = $1",
+        &[&id],
+    )
+    .await
+    .unwrap();
+    engine::stream::refresh_formulas(&ctx).await.unwrap();
+    let total: Option<f64> = pg
+        .query_one(
+            "SELECT total__c FROM salesforce.invoice__c WHERE sfid = $1",
+            &[&id],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(total, Some(1500.0));
+}

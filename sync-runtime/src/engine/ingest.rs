@@ -222,9 +222,25 @@ pub async fn apply_event(
         applied.updated += rows.len() as u64;
         let missing = apply::update_rows(tx, mapping, rows).await?;
         applied.updated -= missing.len() as u64;
-        // A record we do not have: fetch it whole, unless the filter keeps it out anyway.
+        // A record we do not have: fetch it whole, unless the filter keeps it out anyway (but a
+        // record we failed to store earlier is always read again).
         if ctx.filter.is_empty() {
             to_fetch.extend(missing);
+        } else if !missing.is_empty() {
+            let failed: Vec<String> = tx
+                .query(
+                    &format!(
+                        "SELECT DISTINCT sfid FROM {}._forcesync_read_errors \
+                         WHERE mapping = $1 AND resolved_at IS NULL AND sfid = ANY($2)",
+                        quote_ident(mapping.schema)
+                    ),
+                    &[&mapping.object, &missing],
+                )
+                .await?
+                .iter()
+                .map(|r| r.get(0))
+                .collect();
+            to_fetch.extend(failed);
         }
     }
     for (sfid, stamp) in deletes {
