@@ -26,6 +26,10 @@ fn main() -> ExitCode {
     for source in &catalog.sources {
         println!("cargo:rerun-if-changed={}", source.display());
     }
+    if let Err(message) = check_column_features(&catalog) {
+        eprintln!("{message}");
+        return ExitCode::FAILURE;
+    }
 
     let dir = manifest.join("migrations");
     match migrations::write_next(&dir, &catalog, &migrations::today_utc()) {
@@ -46,4 +50,39 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Fails when a mapped table is wider than the Diesel column feature enabled for this crate.
+fn check_column_features(catalog: &sync_schema::catalog::Catalog) -> Result<(), String> {
+    let enabled = |feature: &str| {
+        let var = format!("CARGO_FEATURE_{}", feature.to_uppercase().replace('-', "_"));
+        std::env::var_os(var).is_some()
+    };
+    for mapping in &catalog.mappings {
+        let columns = sync_schema::rust::table_columns(mapping);
+        let table = format!("{} ({} columns)", mapping.table, columns);
+        match sync_schema::rust::diesel_column_feature(columns) {
+            Ok(None) => {}
+            Ok(Some(feature)) => {
+                let covered = enabled("128-column-tables")
+                    || (feature == "64-column-tables" && enabled("64-column-tables"));
+                if !covered {
+                    return Err(format!(
+                        "forcesync: the table {table} of mapping {} is wider than Diesel's \
+                         default 32 columns; enable the `{feature}` feature of \
+                         forcesync-generated (it makes the first build slower)",
+                        mapping.object
+                    ));
+                }
+            }
+            Err(max) => {
+                return Err(format!(
+                    "forcesync: the table {table} of mapping {} is wider than the {max} \
+                     columns Diesel supports; map fewer fields",
+                    mapping.object
+                ))
+            }
+        }
+    }
+    Ok(())
 }

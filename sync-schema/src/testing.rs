@@ -1,106 +1,58 @@
 //! Hand-built catalogs for tests: renderers and the migration planner can be exercised without
-//! mapping files. Not part of the stable API.
-
-use heck::{ToSnakeCase, ToUpperCamelCase};
+//! mapping files. Types and names come from the loader's own rules (`types`), so tests compare
+//! against fixed expected values rather than a second implementation. Not part of the stable API.
 
 use crate::catalog::*;
+use crate::describe::FieldDescribe;
+use crate::types;
 
-/// A field with the type's Heroku Connect column type and default flags (nillable, createable,
-/// updateable, writable).
-pub fn field(sf_name: &str, sf_type: SfType) -> Field {
-    let type_base = sf_name.trim_end_matches("__c").to_upper_camel_case();
-    let (pg_type, rust_type, length) = match sf_type {
-        SfType::Id | SfType::Reference => (PgType::Varchar(18), RustType::String, Some(18)),
-        SfType::String
-        | SfType::Email
-        | SfType::Phone
-        | SfType::Url
-        | SfType::Combobox
-        | SfType::EncryptedString
-        | SfType::TextArea => (PgType::Varchar(255), RustType::String, Some(255)),
-        SfType::Picklist => (
-            PgType::Varchar(255),
-            RustType::Picklist(type_base.clone()),
-            Some(255),
-        ),
-        SfType::MultiPicklist => (
-            PgType::Varchar(4099),
-            RustType::MultiPicklist(format!("{type_base}Set")),
-            Some(4099),
-        ),
-        SfType::Double | SfType::Currency | SfType::Percent => {
-            (PgType::DoublePrecision, RustType::F64, None)
-        }
-        SfType::Int => (PgType::Integer, RustType::I32, None),
-        SfType::Long => (PgType::BigInt, RustType::I64, None),
-        SfType::Boolean => (PgType::Boolean, RustType::Bool, None),
-        SfType::Date => (PgType::Date, RustType::Date, None),
-        SfType::DateTime => (PgType::Timestamp, RustType::DateTime, None),
-        SfType::Time => (PgType::Time, RustType::Time, None),
+/// The describe of a field of this type, named and labelled `sf_name`: nillable, createable and
+/// updateable, text of length 255 (Ids and references 18).
+pub fn describe(sf_name: &str, sf_type: SfType) -> FieldDescribe {
+    let length = match sf_type {
+        SfType::Id | SfType::Reference => 18,
+        t if t.is_text() => 255,
+        _ => 0,
     };
-    let column = if sf_type == SfType::Id {
-        "sfid".to_owned()
-    } else {
-        sf_name.to_lowercase()
-    };
-    let rust_name = if sf_type == SfType::Id {
-        "sfid".to_owned()
-    } else {
-        sf_name
-            .trim_end_matches("__c")
-            .trim_end_matches("__s")
-            .replace("__", "_")
-            .to_snake_case()
-    };
-    Field {
-        sf_name: sf_name.to_owned(),
-        label: sf_name.to_owned(),
-        column,
-        rust_name,
-        sf_type,
-        pg_type,
-        rust_type,
-        system: false,
-        compound: None,
-        nillable: true,
-        createable: true,
-        updateable: true,
-        defaulted_on_create: false,
-        calculated: false,
-        external_id: false,
-        unique: false,
-        required_on_create: false,
-        writable: true,
-        length,
-        picklist: None,
-        reference_to: Vec::new(),
-        relationship_name: None,
-    }
+    let json = serde_json::json!({
+        "name": sf_name,
+        "label": sf_name,
+        "type": sf_type.as_str(),
+        "length": length,
+        "nillable": true,
+        "createable": true,
+        "updateable": true,
+    });
+    serde_json::from_value(json).expect("a describe field")
 }
 
-/// A picklist field with these values (variants are the values in UpperCamelCase).
+/// The catalog field of [`describe`], typed and named by the loader's own rules
+/// ([`types::field`], [`types::rust_field_name`]); picklist names are set by [`mapping`].
+pub fn field(sf_name: &str, sf_type: SfType) -> Field {
+    from_describe(&describe(sf_name, sf_type))
+}
+
+/// A catalog field from a describe field, typed and named by the loader's rules.
+pub fn from_describe(describe: &FieldDescribe) -> Field {
+    let mut field = types::field(describe, false).expect("a syncable type");
+    field.rust_name = types::rust_field_name(&describe.name);
+    field
+}
+
+/// A picklist field with these values.
 pub fn picklist(sf_name: &str, multi: bool, values: &[&str]) -> Field {
     let ty = if multi {
         SfType::MultiPicklist
     } else {
         SfType::Picklist
     };
-    let mut f = field(sf_name, ty);
-    f.picklist = Some(Picklist {
-        type_name: sf_name.trim_end_matches("__c").to_upper_camel_case(),
-        restricted: false,
-        values: values
-            .iter()
-            .map(|v| PicklistValue {
-                value: (*v).to_owned(),
-                label: (*v).to_owned(),
-                variant: v.to_upper_camel_case(),
-                active: true,
-                default: false,
-            })
-            .collect(),
-    });
-    f
+    let mut describe = describe(sf_name, ty);
+    describe.picklist_values = values
+        .iter()
+        .map(|v| serde_json::from_value(serde_json::json!({"value": v, "active": true})))
+        .collect::<Result<_, _>>()
+        .expect("picklist entries");
+    from_describe(&describe)
 }
 
 /// The always-mapped system fields.
@@ -117,21 +69,28 @@ pub fn system_fields() -> Vec<Field> {
         f.updateable = false;
         f.writable = false;
         f.nillable = false;
+        f.required_on_create = false;
     }
     fields
 }
 
 /// A mapping over `fields` (system fields are added first) with the standard indexes.
 pub fn mapping(object: &str, access: Access, fields: Vec<Field>) -> Mapping {
-    let table = object.to_lowercase();
+    let table = types::table_name(object);
     let base = object.trim_end_matches("__c");
     let mut all = system_fields();
     all.extend(fields);
-    if access == Access::ReadOnly {
-        for f in &mut all {
-            f.writable = false;
-        }
+    for f in &mut all {
+        f.writable = f.writable
+            && crate::model::is_writable(
+                access,
+                f.system,
+                f.createable,
+                f.updateable,
+                f.calculated,
+            );
     }
+    types::assign_names(&types::type_name(object), &mut all);
     Mapping {
         object: object.to_owned(),
         label: base.to_owned(),
@@ -150,8 +109,8 @@ pub fn mapping(object: &str, access: Access, fields: Vec<Field>) -> Mapping {
             },
         ],
         table,
-        module: base.to_snake_case(),
-        type_name: base.to_upper_camel_case(),
+        module: types::module_name(object),
+        type_name: types::type_name(object),
         access,
         upsert_key: None,
         filter: None,
@@ -191,27 +150,27 @@ pub fn catalog(mut mappings: Vec<Mapping>) -> Catalog {
 
 /// A read-write `Widget__c` covering every column type, and a read-only `Gadget__c`.
 pub fn sample_catalog() -> Catalog {
-    let mut name = field("Name", SfType::String);
+    let mut name = describe("Name", SfType::String);
     name.nillable = false;
-    name.required_on_create = true;
-    name.length = Some(80);
-    name.pg_type = PgType::Varchar(80);
+    name.length = 80;
+    let name = from_describe(&name);
     let mut status = picklist("Status__c", false, &["Draft", "Sent", "Paid", "Other"]);
     if let Some(p) = status.picklist.as_mut() {
         p.restricted = true;
     }
     let tags = picklist("Tags__c", true, &["Red", "Green", "Blue"]);
-    let mut total = field("Total__c", SfType::Currency);
+    let mut total = describe("Total__c", SfType::Currency);
     total.calculated = true;
     total.createable = false;
     total.updateable = false;
-    total.writable = false;
-    let mut ext = field("External_Id__c", SfType::String);
+    let total = from_describe(&total);
+    let mut ext = describe("External_Id__c", SfType::String);
     ext.external_id = true;
     ext.unique = true;
-    let mut notes = field("Notes__c", SfType::TextArea);
-    notes.pg_type = PgType::Text;
-    notes.length = Some(32768);
+    let ext = from_describe(&ext);
+    let mut notes = describe("Notes__c", SfType::TextArea);
+    notes.length = 32768;
+    let notes = from_describe(&notes);
     let mut account = field("Account__c", SfType::Reference);
     account.reference_to = vec!["Account".to_owned()];
     let mut lat = field("Location__Latitude__s", SfType::Double);

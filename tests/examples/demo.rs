@@ -20,7 +20,7 @@ use forcesync_tests::pg::TestDb;
 use generated::salesforce::account::{self, Account, NewAccount};
 use generated::salesforce::REGISTRY;
 use serde_json::Value;
-use sync_runtime::adapter::{SfRecord, SyncAdapter};
+use sync_runtime::adapter::{SfRecord, SyncAdapter, WriteBack};
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
 

@@ -4,7 +4,7 @@
 use chrono::{NaiveDate, NaiveTime};
 use forcesync_tests::sample::salesforce::{self, gadget, widget};
 use serde_json::json;
-use sync_runtime::adapter::{ConversionErrorKind, SfRecord, SyncAdapter};
+use sync_runtime::adapter::{ConversionErrorKind, SfRecord, SyncAdapter, WriteBack};
 use widget::{Status, Tags, Widget};
 
 fn rest_record() -> serde_json::Value {
@@ -167,28 +167,57 @@ fn an_update_body_sends_null_to_clear_a_field() {
     assert!(body.get("Total__c").is_none());
 }
 
+/// Whether `$row` implements `WriteBack`, decided at compile time (autoref: the `WriteBack`
+/// method is found first when the bound holds).
+macro_rules! writes_back {
+    ($row:ty) => {{
+        struct Probe<T>(std::marker::PhantomData<T>);
+        #[allow(dead_code)] // only the impl that applies is used
+        trait Writes {
+            fn writes(&self) -> bool {
+                true
+            }
+        }
+        impl<T: WriteBack> Writes for Probe<T> {}
+        #[allow(dead_code)]
+        trait Reads {
+            fn writes(&self) -> bool {
+                false
+            }
+        }
+        impl<T> Reads for &Probe<T> {}
+        (&Probe::<$row>(std::marker::PhantomData)).writes()
+    }};
+}
+
 #[test]
-fn a_read_only_mapping_writes_nothing_back() {
+fn only_read_write_mappings_write_back() {
+    assert!(writes_back!(Widget));
+    assert!(!writes_back!(gadget::Gadget));
     assert!(!gadget::MAPPING.is_read_write());
     assert!(gadget::MAPPING.fields.iter().all(|f| !f.writable));
-    let g = gadget::Gadget {
-        id: 1,
-        sfid: None,
-        is_deleted: None,
-        system_modstamp: None,
-        created_date: None,
-        name: Some("g".to_owned()),
-        hc_lastop: None,
-        hc_err: None,
-    };
-    assert!(g.create_body().is_empty());
-    assert!(g.update_body().is_empty());
 }
 
 #[test]
 fn the_registry_lists_every_mapping_with_its_fields() {
     let objects: Vec<&str> = salesforce::MAPPINGS.iter().map(|m| m.object).collect();
     assert_eq!(objects, ["Gadget__c", "Widget__c"]);
+    let registry = &salesforce::REGISTRY;
+    assert_eq!(
+        (registry.api_version, registry.schema),
+        ("59.0", "salesforce")
+    );
+    assert_eq!(registry.mappings.len(), 2);
+    assert_eq!(registry.mapping("widget__c").unwrap().table, "widget__c");
+    assert_eq!(
+        registry
+            .mapping("Widget__c")
+            .unwrap()
+            .field("Name")
+            .unwrap()
+            .pg_type,
+        sync_runtime::adapter::PgType::Varchar(80)
+    );
     let w = &widget::MAPPING;
     assert_eq!(w.upsert_key, Some("External_Id__c"));
     assert_eq!(w.field("billingcity").unwrap().compound_key, Some("City"));

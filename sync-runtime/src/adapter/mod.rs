@@ -3,12 +3,16 @@
 //! Generated code (see `sync_schema::rust`) refers to everything here by absolute path
 //! (`::sync_runtime::adapter::...`). Each mapped object gets a static [`MappingDescriptor`] and an
 //! implementation of [`SyncAdapter`] on its row type, which converts Salesforce records (REST and
-//! CDC shapes, read through [`SfRecord`]) into typed rows and rows back into request bodies.
+//! CDC shapes, read through [`SfRecord`]) into typed rows; rows of read-write mappings also
+//! implement [`WriteBack`], turning them into request bodies. What is the same for every mapping
+//! is written once here as macros ([`picklist!`](crate::picklist),
+//! [`field_descriptors!`](crate::field_descriptors)) that the generated code invokes.
 
 mod body;
 mod change;
 mod descriptor;
 mod error;
+mod macros;
 mod picklist;
 mod record;
 mod value;
@@ -23,6 +27,16 @@ pub use error::{ConversionError, ConversionErrorKind};
 pub use picklist::{MultiPicklist, Picklist};
 pub use record::{RecordShape, SfRecord};
 pub use value::{format_datetime, parse_datetime, parse_time, SfValue};
+
+#[doc(inline)]
+pub use crate::{field_descriptors, picklist};
+
+/// What the macros expand to refers to, so that invoking crates need no direct dependency on it.
+#[doc(hidden)]
+pub mod __private {
+    pub use diesel;
+    pub use serde;
+}
 
 /// Typed conversions for one mapped object, implemented by the generated row type.
 ///
@@ -44,7 +58,11 @@ pub trait SyncAdapter: Sized {
     /// A record as a changeset: only the fields present in the record are set (a CDC `UPDATE`
     /// carries changed fields only; a field present as `null` is cleared).
     fn changes_from_sf(record: &SfRecord<'_>) -> Result<Self::Changes, ConversionError>;
+}
 
+/// The rows of a read-write mapping: the bodies that write them back to Salesforce. Rows of
+/// read-only mappings do not implement it.
+pub trait WriteBack: SyncAdapter {
     /// The JSON body creating this row in Salesforce: writable, createable fields with a value.
     fn create_body(&self) -> SfBody;
 

@@ -1,21 +1,16 @@
-//! The sync adapter of a mapping: static field and mapping descriptors, and the `SyncAdapter`
-//! implementation converting Salesforce records to rows and rows to request bodies.
+//! The sync adapter of a mapping: static field and mapping descriptors, the `SyncAdapter`
+//! implementation converting Salesforce records to rows, and for read-write mappings the
+//! `WriteBack` implementation turning rows into request bodies.
 
 use heck::ToShoutySnakeCase;
 use proc_macro2::{Ident, Literal, TokenStream};
 use quote::quote;
 
 use super::model::{changes_ident, new_ident, row_ident};
-use super::{compound_key, field_ident, ident};
+use super::{compound_key, doc, field_ident, ident};
 use crate::catalog::{
-    Access, Catalog, ConflictPolicy, DeleteMode, Field, Mapping, PgType, SfType, WriteKind,
+    Access, Catalog, ConflictPolicy, DeleteMode, Field, Mapping, PgType, WriteKind,
 };
-
-const RT: &str = "::sync_runtime::adapter";
-
-fn rt() -> TokenStream {
-    RT.parse().unwrap_or_default()
-}
 
 /// The const naming a field's descriptor: `BillingCity` → `BILLING_CITY`.
 pub(super) fn descriptor_ident(field: &Field) -> Ident {
@@ -29,86 +24,66 @@ fn opt_str(value: Option<&str>) -> TokenStream {
     }
 }
 
-fn sf_type(ty: SfType) -> TokenStream {
-    let variant = ident(ty.variant_name());
-    quote!(SfType::#variant)
-}
-
+/// `Varchar(40)`, `Text`, ... as `field_descriptors!` takes it.
 fn pg_type(ty: PgType) -> TokenStream {
     match ty {
         PgType::Varchar(n) => {
             let n = Literal::u32_unsuffixed(n);
-            quote!(PgType::Varchar(#n))
+            quote!(Varchar(#n))
         }
-        PgType::Text => quote!(PgType::Text),
-        PgType::DoublePrecision => quote!(PgType::DoublePrecision),
-        PgType::Integer => quote!(PgType::Integer),
-        PgType::BigInt => quote!(PgType::BigInt),
-        PgType::Boolean => quote!(PgType::Boolean),
-        PgType::Date => quote!(PgType::Date),
-        PgType::Timestamp => quote!(PgType::Timestamp),
-        PgType::Time => quote!(PgType::Time),
+        PgType::Text => quote!(Text),
+        PgType::DoublePrecision => quote!(DoublePrecision),
+        PgType::Integer => quote!(Integer),
+        PgType::BigInt => quote!(BigInt),
+        PgType::Boolean => quote!(Boolean),
+        PgType::Date => quote!(Date),
+        PgType::Timestamp => quote!(Timestamp),
+        PgType::Time => quote!(Time),
     }
 }
 
+/// One `field_descriptors!` entry: `NAME: "Sf" => "col", SfType, PgType, "Label", [flags] …;`.
 fn field_descriptor(field: &Field) -> TokenStream {
     let name = descriptor_ident(field);
-    let doc = format!("`{}` → column `{}`.", field.sf_name, field.column);
-    let sf_name = &field.sf_name;
-    let column = &field.column;
-    let label = &field.label;
-    let ty = sf_type(field.sf_type);
+    let entry_doc = doc(&format!("`{}` → column `{}`.", field.sf_name, field.column));
+    let (sf_name, column, label) = (&field.sf_name, &field.column, &field.label);
+    let sf_type = ident(field.sf_type.variant_name());
     let pg = pg_type(field.pg_type);
-    let compound = opt_str(field.compound.as_deref());
-    let key = compound_key(field);
-    let compound_key = opt_str(key.as_deref());
-    let length = match field.length {
-        Some(n) => {
-            let n = Literal::u32_unsuffixed(n);
-            quote!(Some(#n))
-        }
-        None => quote!(None),
-    };
-    let Field {
-        system,
-        nillable,
-        createable,
-        updateable,
-        calculated,
-        external_id,
-        unique,
-        required_on_create,
-        ..
-    } = field;
-    let writable = field.writable;
-    let reference_to = &field.reference_to;
+    let flags = [
+        ("system", field.system),
+        ("nillable", field.nillable),
+        ("createable", field.createable),
+        ("updateable", field.updateable),
+        ("calculated", field.calculated),
+        ("external_id", field.external_id),
+        ("unique", field.unique),
+        ("required_on_create", field.required_on_create),
+        ("writable", field.writable),
+    ]
+    .into_iter()
+    .filter(|(_, set)| *set)
+    .map(|(flag, _)| ident(flag));
+    let length = field.length.map(|n| {
+        let n = Literal::u32_unsuffixed(n);
+        quote!(, length #n)
+    });
+    let compound = field
+        .compound
+        .as_deref()
+        .zip(compound_key(field))
+        .map(|(compound, key)| quote!(, compound #compound . #key));
+    let reference_to = (!field.reference_to.is_empty()).then(|| {
+        let to = &field.reference_to;
+        quote!(, to [#(#to),*])
+    });
     quote! {
-        #[doc = #doc]
-        pub const #name: FieldDescriptor = FieldDescriptor {
-            sf_name: #sf_name,
-            column: #column,
-            label: #label,
-            sf_type: #ty,
-            pg_type: #pg,
-            compound: #compound,
-            compound_key: #compound_key,
-            length: #length,
-            system: #system,
-            nillable: #nillable,
-            createable: #createable,
-            updateable: #updateable,
-            calculated: #calculated,
-            external_id: #external_id,
-            unique: #unique,
-            required_on_create: #required_on_create,
-            writable: #writable,
-            reference_to: &[#(#reference_to),*],
-        };
+        #entry_doc
+        #name: #sf_name => #column, #sf_type, #pg, #label, [#(#flags)*] #length #compound #reference_to;
     }
 }
 
 pub(super) fn render_adapter(catalog: &Catalog, mapping: &Mapping) -> TokenStream {
-    let rt = rt();
+    let rt = quote!(::sync_runtime::adapter);
     let (row, new, changes) = (
         row_ident(mapping),
         new_ident(mapping),
@@ -124,8 +99,8 @@ pub(super) fn render_adapter(catalog: &Catalog, mapping: &Mapping) -> TokenStrea
     let table = &mapping.table;
     let key_prefix = opt_str(mapping.key_prefix.as_deref());
     let access = match mapping.access {
-        Access::ReadOnly => quote!(#rt::Access::ReadOnly),
-        Access::ReadWrite => quote!(#rt::Access::ReadWrite),
+        Access::ReadOnly => quote!(ReadOnly),
+        Access::ReadWrite => quote!(ReadWrite),
     };
     let upsert_key = opt_str(mapping.upsert_key.as_deref());
     let filter = opt_str(mapping.filter.as_deref());
@@ -134,14 +109,14 @@ pub(super) fn render_adapter(catalog: &Catalog, mapping: &Mapping) -> TokenStrea
     let poll_seconds = Literal::u32_unsuffixed(sync.poll_seconds);
     let max_daily_api_calls = Literal::u32_unsuffixed(sync.max_daily_api_calls);
     let deletes = match sync.deletes {
-        DeleteMode::Hard => quote!(#rt::DeleteMode::Hard),
-        DeleteMode::Soft => quote!(#rt::DeleteMode::Soft),
+        DeleteMode::Hard => quote!(Hard),
+        DeleteMode::Soft => quote!(Soft),
     };
     let conflict = match sync.conflict {
-        ConflictPolicy::Merge => quote!(#rt::ConflictPolicy::Merge),
-        ConflictPolicy::SalesforceWins => quote!(#rt::ConflictPolicy::SalesforceWins),
-        ConflictPolicy::PostgresWins => quote!(#rt::ConflictPolicy::PostgresWins),
-        ConflictPolicy::LastWriterWins => quote!(#rt::ConflictPolicy::LastWriterWins),
+        ConflictPolicy::Merge => quote!(Merge),
+        ConflictPolicy::SalesforceWins => quote!(SalesforceWins),
+        ConflictPolicy::PostgresWins => quote!(PostgresWins),
+        ConflictPolicy::LastWriterWins => quote!(LastWriterWins),
     };
 
     let new_values = mapping.fields.iter().zip(&names).map(|(field, name)| {
@@ -152,61 +127,36 @@ pub(super) fn render_adapter(catalog: &Catalog, mapping: &Mapping) -> TokenStrea
             quote!(#ident: record.optional(&fields::#name)?,)
         }
     });
-    let body_puts = |kind: WriteKind| {
-        mapping
-            .fields
-            .iter()
-            .zip(&names)
-            .filter(move |(field, _)| field.sent_on(kind))
-            .map(|(field, name)| {
-                let ident = field_ident(field);
-                quote!(body.put(&fields::#name, &self.#ident);)
-            })
-            .collect::<Vec<_>>()
-    };
-    let create_puts = body_puts(WriteKind::Create);
-    let update_puts = body_puts(WriteKind::Update);
-    // A body with nothing to put is returned as is.
-    let body = |kind: TokenStream, puts: &[TokenStream]| {
-        if puts.is_empty() {
-            quote!(#rt::SfBody::new(#rt::WriteKind::#kind))
-        } else {
-            quote! {
-                let mut body = #rt::SfBody::new(#rt::WriteKind::#kind);
-                #(#puts)*
-                body
-            }
-        }
-    };
-    let create_body = body(quote!(Create), &create_puts);
-    let update_body = body(quote!(Update), &update_puts);
 
-    let fields_doc = format!("Descriptors of the synced fields of `{object}`.");
-    let mapping_doc = format!("How `{object}` syncs with `{schema}.{table}`.");
+    let fields_doc = doc(&format!("Descriptors of the synced fields of `{object}`."));
+    let mapping_doc = doc(&format!("How `{object}` syncs with `{schema}.{table}`."));
+    let write_back = mapping
+        .is_read_write()
+        .then(|| render_write_back(mapping, &names));
 
     quote! {
-        #[doc = #fields_doc]
+        #fields_doc
         pub mod fields {
-            use ::sync_runtime::adapter::{FieldDescriptor, PgType, SfType};
-
-            #(#descriptors)*
+            ::sync_runtime::adapter::field_descriptors! {
+                #(#descriptors)*
+            }
         }
 
-        #[doc = #mapping_doc]
+        #mapping_doc
         pub static MAPPING: #rt::MappingDescriptor = #rt::MappingDescriptor {
             object: #object,
             label: #label,
             schema: #schema,
             table: #table,
             key_prefix: #key_prefix,
-            access: #access,
+            access: #rt::Access::#access,
             upsert_key: #upsert_key,
             filter: #filter,
             sync: #rt::SyncOptions {
                 streaming: #streaming,
                 poll_seconds: #poll_seconds,
-                deletes: #deletes,
-                conflict: #conflict,
+                deletes: #rt::DeleteMode::#deletes,
+                conflict: #rt::ConflictPolicy::#conflict,
                 max_daily_api_calls: #max_daily_api_calls,
             },
             fields: &[#(fields::#names),*],
@@ -231,13 +181,51 @@ pub(super) fn render_adapter(catalog: &Catalog, mapping: &Mapping) -> TokenStrea
                     #(#idents: record.change(&fields::#names)?,)*
                 })
             }
+        }
 
-            fn create_body(&self) -> #rt::SfBody {
-                #create_body
+        #write_back
+    }
+}
+
+/// `impl WriteBack`: the fields sent on create and on update.
+fn render_write_back(mapping: &Mapping, names: &[Ident]) -> TokenStream {
+    let row = row_ident(mapping);
+    let puts = |kind: WriteKind| {
+        mapping
+            .fields
+            .iter()
+            .zip(names)
+            .filter(move |(field, _)| field.sent_on(kind))
+            .map(|(field, name)| {
+                let ident = field_ident(field);
+                quote!(body.put(&fields::#name, &self.#ident);)
+            })
+            .collect::<Vec<_>>()
+    };
+    let body = |kind: TokenStream, puts: Vec<TokenStream>| {
+        let new = quote!(::sync_runtime::adapter::SfBody::new(
+            ::sync_runtime::adapter::WriteKind::#kind
+        ));
+        if puts.is_empty() {
+            new
+        } else {
+            quote! {
+                let mut body = #new;
+                #(#puts)*
+                body
+            }
+        }
+    };
+    let create = body(quote!(Create), puts(WriteKind::Create));
+    let update = body(quote!(Update), puts(WriteKind::Update));
+    quote! {
+        impl ::sync_runtime::adapter::WriteBack for #row {
+            fn create_body(&self) -> ::sync_runtime::adapter::SfBody {
+                #create
             }
 
-            fn update_body(&self) -> #rt::SfBody {
-                #update_body
+            fn update_body(&self) -> ::sync_runtime::adapter::SfBody {
+                #update
             }
         }
     }

@@ -3,7 +3,7 @@
 use proc_macro2::{Ident, TokenStream};
 use quote::{format_ident, quote};
 
-use super::{columns, field_doc, table_ident, value_type};
+use super::{columns, doc, field_doc, table_ident, value_type};
 use crate::catalog::{Catalog, Mapping};
 
 pub(super) fn row_ident(mapping: &Mapping) -> Ident {
@@ -27,21 +27,24 @@ pub(super) fn render_models(catalog: &Catalog, mapping: &Mapping) -> TokenStream
         changes_ident(mapping),
     );
 
-    let row_doc = format!("A row of `{qualified}`: one {} record.", mapping.label);
+    let row_doc = doc(&format!(
+        "A row of `{qualified}`: one {} record.",
+        mapping.label
+    ));
     let row_fields = columns(mapping).map(|(field, ident)| {
-        let doc = field_doc(field);
+        let field_doc = doc(&field_doc(field));
         let ty = value_type(field);
         quote! {
-            #[doc = #doc]
+            #field_doc
             pub #ident: Option<#ty>,
         }
     });
 
-    let new_doc = format!(
+    let new_doc = doc(&format!(
         "A new row for `{qualified}`. Fields Salesforce requires on create are not optional."
-    );
+    ));
     let new_fields = columns(mapping).map(|(field, ident)| {
-        let doc = field_doc(field);
+        let field_doc = doc(&field_doc(field));
         let ty = value_type(field);
         let ty = if field.required_on_create {
             ty
@@ -49,7 +52,7 @@ pub(super) fn render_models(catalog: &Catalog, mapping: &Mapping) -> TokenStream
             quote!(Option<#ty>)
         };
         quote! {
-            #[doc = #doc]
+            #field_doc
             pub #ident: #ty,
         }
     });
@@ -68,31 +71,30 @@ pub(super) fn render_models(catalog: &Catalog, mapping: &Mapping) -> TokenStream
             quote!(#ident: None)
         }
     });
-    let ctor_doc = if required.is_empty() {
-        " A new row with every column unset.".to_owned()
+    let ctor_doc = doc(if required.is_empty() {
+        "A new row with every column unset."
     } else {
-        " A new row with the fields Salesforce requires on create; every other column unset."
-            .to_owned()
-    };
+        "A new row with the fields Salesforce requires on create; every other column unset."
+    });
 
     // Without required fields every column is optional, so an empty row is a sensible default.
     let new_default = required.is_empty().then(|| quote!(Default,));
 
-    let changes_doc = format!(
+    let changes_doc = doc(&format!(
         "Changes to a row of `{qualified}`: `None` leaves a column alone, `Some(None)` sets it \
          to NULL."
-    );
+    ));
     let change_fields = columns(mapping).map(|(field, ident)| {
-        let doc = field_doc(field);
+        let field_doc = doc(&field_doc(field));
         let ty = value_type(field);
         quote! {
-            #[doc = #doc]
+            #field_doc
             pub #ident: Option<Option<#ty>>,
         }
     });
 
     quote! {
-        #[doc = #row_doc]
+        #row_doc
         #[derive(
             Debug, Clone, PartialEq,
             ::serde::Serialize, ::serde::Deserialize,
@@ -109,7 +111,7 @@ pub(super) fn render_models(catalog: &Catalog, mapping: &Mapping) -> TokenStream
             pub hc_err: Option<String>,
         }
 
-        #[doc = #new_doc]
+        #new_doc
         #[derive(Debug, Clone, PartialEq, #new_default ::serde::Serialize, ::serde::Deserialize, ::diesel::Insertable)]
         #[diesel(table_name = #table)]
         pub struct #new {
@@ -117,7 +119,7 @@ pub(super) fn render_models(catalog: &Catalog, mapping: &Mapping) -> TokenStream
         }
 
         impl #new {
-            #[doc = #ctor_doc]
+            #ctor_doc
             pub fn new(#(#required),*) -> Self {
                 #new {
                     #(#inits,)*
@@ -125,7 +127,7 @@ pub(super) fn render_models(catalog: &Catalog, mapping: &Mapping) -> TokenStream
             }
         }
 
-        #[doc = #changes_doc]
+        #changes_doc
         #[derive(Debug, Clone, Default, PartialEq, ::diesel::AsChangeset)]
         #[diesel(table_name = #table)]
         pub struct #changes {

@@ -1,45 +1,42 @@
-//! The root module: one module per mapped object and the `MAPPINGS` registry.
+//! The root module: one module per mapped object, `MAPPINGS` and the `REGISTRY`.
 
 use proc_macro2::TokenStream;
 use quote::quote;
 
 use super::adapter::render_adapter;
-use super::ident;
 use super::model::render_models;
 use super::picklist::render_picklists;
 use super::table::render_table;
+use super::{doc, ident};
 use crate::catalog::{Access, Catalog, Mapping};
 
-fn render_mapping(catalog: &Catalog, mapping: &Mapping, placeholder: bool) -> TokenStream {
+fn render_mapping(catalog: &Catalog, mapping: &Mapping) -> TokenStream {
     let module = ident(&mapping.module);
     let access = match mapping.access {
         Access::ReadOnly => "read-only: Salesforce changes are copied into Postgres",
         Access::ReadWrite => "read-write: changes flow both ways",
     };
-    let mut doc = vec![format!(
+    let mut lines = vec![format!(
         "{} (`{}`) ⇄ `{}.{}`, {access}.",
         mapping.label, mapping.object, catalog.settings.schema, mapping.table
     )];
     if let Some(key) = &mapping.upsert_key {
-        doc.push(String::new());
-        doc.push(format!(
+        lines.push(String::new());
+        lines.push(format!(
             "Inserts are made idempotent by the external ID `{key}`."
         ));
     }
     if let Some(filter) = &mapping.filter {
-        doc.push(String::new());
-        doc.push(format!("Only records matching `{filter}` are synced."));
+        lines.push(String::new());
+        lines.push(format!("Only records matching `{filter}` are synced."));
     }
-    let table = if placeholder {
-        quote!(__forcesync_table!(#module);)
-    } else {
-        render_table(catalog, mapping)
-    };
+    let table = render_table(catalog, mapping);
+    let module_doc = doc(&lines.join("\n"));
     let picklists = render_picklists(mapping);
     let models = render_models(catalog, mapping);
     let adapter = render_adapter(catalog, mapping);
     quote! {
-        #(#[doc = #doc])*
+        #module_doc
         pub mod #module {
             #table
             #models
@@ -49,13 +46,9 @@ fn render_mapping(catalog: &Catalog, mapping: &Mapping, placeholder: bool) -> To
     }
 }
 
-/// The `salesforce` module. With `placeholder`, each `table!` is left as
-/// `__forcesync_table!(<module>);` for [`super::render_file`] to splice in formatted text.
-pub(super) fn render_root(catalog: &Catalog, placeholder: bool) -> TokenStream {
-    let modules = catalog
-        .mappings
-        .iter()
-        .map(|m| render_mapping(catalog, m, placeholder));
+/// The `salesforce` module.
+pub(super) fn render_root(catalog: &Catalog) -> TokenStream {
+    let modules = catalog.mappings.iter().map(|m| render_mapping(catalog, m));
     let entries = catalog.mappings.iter().map(|m| {
         let module = ident(&m.module);
         quote!(&#module::MAPPING)
