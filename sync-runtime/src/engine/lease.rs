@@ -6,7 +6,7 @@
 //! another engine polling [`Lease::try_acquire`] every few seconds takes the mapping over. This is
 //! how forcesync scales past one machine: mappings spread over instances, Postgres arbitrates.
 
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::Client;
 
 /// The advisory-lock key of a mapping (stable across processes and versions).
 pub fn lock_key(schema: &str, mapping: &str) -> i64 {
@@ -23,7 +23,6 @@ pub fn lock_key(schema: &str, mapping: &str) -> i64 {
 pub struct Lease {
     mapping: String,
     client: Client,
-    connection: tokio::task::JoinHandle<()>,
 }
 
 impl std::fmt::Debug for Lease {
@@ -40,11 +39,8 @@ impl Lease {
         database_url: &str,
         schema: &str,
         mapping: &str,
-    ) -> Result<Option<Lease>, tokio_postgres::Error> {
-        let (client, connection) = tokio_postgres::connect(database_url, NoTls).await?;
-        let connection = tokio::spawn(async move {
-            let _ = connection.await;
-        });
+    ) -> Result<Option<Lease>, super::EngineError> {
+        let client = super::db::connect(database_url).await?;
         let held: bool = client
             .query_one(
                 "SELECT pg_try_advisory_lock($1)",
@@ -56,10 +52,8 @@ impl Lease {
             Ok(Some(Lease {
                 mapping: mapping.to_owned(),
                 client,
-                connection,
             }))
         } else {
-            connection.abort();
             Ok(None)
         }
     }
@@ -72,12 +66,6 @@ impl Lease {
     /// may already hold the mapping: stop working on it).
     pub async fn is_alive(&self) -> bool {
         !self.client.is_closed() && self.client.simple_query("SELECT 1").await.is_ok()
-    }
-}
-
-impl Drop for Lease {
-    fn drop(&mut self) {
-        self.connection.abort();
     }
 }
 

@@ -11,6 +11,7 @@
 pub mod apply;
 pub mod conflict;
 pub mod convert;
+pub mod db;
 pub mod filter;
 pub mod ingest;
 pub mod lease;
@@ -164,15 +165,9 @@ impl EngineError {
     }
 }
 
-/// Opens a Postgres connection (its driver task runs in the background).
+/// Opens a Postgres connection (TLS as the URL's `sslmode` asks; see [`db`]).
 pub async fn connect(database_url: &str) -> Result<tokio_postgres::Client, EngineError> {
-    let (client, connection) = tokio_postgres::connect(database_url, tokio_postgres::NoTls).await?;
-    tokio::spawn(async move {
-        if let Err(e) = connection.await {
-            tracing::debug!("postgres connection ended: {e}");
-        }
-    });
-    Ok(client)
+    db::connect(database_url).await
 }
 
 /// The sync engine over a generated registry.

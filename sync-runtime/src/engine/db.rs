@@ -1,0 +1,222 @@
+//! Postgres connections for the engine, encrypted as the URL's `sslmode` asks, with libpq's
+//! meaning: `disable` (plain), `prefer` (the default: TLS when the server offers it), `require`
+//! (TLS, certificate not checked, as Heroku Postgres and most hosted databases need),
+//! `verify-ca` / `verify-full` (TLS with the certificate checked against the system's roots, or
+//! against `sslrootcert=FILE`). TLS is rustls.
+
+use std::sync::Arc;
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{DigitallySignedStruct, RootCertStore, SignatureScheme};
+use tokio_postgres::config::SslMode;
+
+/// `sslmode` as libpq understands it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsMode {
+    Disable,
+    Prefer,
+    Require,
+    VerifyCa,
+    VerifyFull,
+}
+
+/// A database URL split into what tokio-postgres parses and the TLS settings it does not know.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DbTarget {
+    /// The URL without `sslmode` and `sslrootcert`.
+    pub url: String,
+    pub mode: TlsMode,
+    pub root_cert: Option<String>,
+}
+
+/// Reads `sslmode` and `sslrootcert` out of a `postgres://` URL (pure).
+pub fn parse_target(database_url: &str) -> Result<DbTarget, String> {
+    let (base, query) = match database_url.split_once('?') {
+        Some((base, query)) => (base, query),
+        None => (database_url, ""),
+    };
+    let mut mode = TlsMode::Prefer;
+    let mut root_cert = None;
+    let mut kept = Vec::new();
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        match key {
+            "sslmode" => {
+                mode = match value {
+                    "disable" | "allow" => TlsMode::Disable,
+                    "prefer" => TlsMode::Prefer,
+                    "require" => TlsMode::Require,
+                    "verify-ca" => TlsMode::VerifyCa,
+                    "verify-full" => TlsMode::VerifyFull,
+                    other => {
+                        return Err(format!(
+                            "DATABASE_URL: unknown sslmode `{other}` (use disable, prefer, require, verify-ca or verify-full)"
+                        ))
+                    }
+                }
+            }
+            "sslrootcert" => root_cert = Some(value.to_owned()),
+            _ => kept.push(pair),
+        }
+    }
+    let url = if kept.is_empty() {
+        base.to_owned()
+    } else {
+        format!("{base}?{}", kept.join("&"))
+    };
+    Ok(DbTarget {
+        url,
+        mode,
+        root_cert,
+    })
+}
+
+/// Opens a connection and drives it in the background.
+pub async fn connect(database_url: &str) -> Result<tokio_postgres::Client, super::EngineError> {
+    let target = parse_target(database_url).map_err(super::EngineError::Config)?;
+    let mut config: tokio_postgres::Config = target.url.parse()?;
+    if target.mode == TlsMode::Disable {
+        let (client, connection) = config.connect(tokio_postgres::NoTls).await?;
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!("postgres connection ended: {e}");
+            }
+        });
+        return Ok(client);
+    }
+    config.ssl_mode(if target.mode == TlsMode::Prefer {
+        SslMode::Prefer
+    } else {
+        SslMode::Require
+    });
+    let tls = tokio_postgres_rustls::MakeRustlsConnect::new(client_config(&target)?);
+    let (client, connection) = config.connect(tls).await?;
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::debug!("postgres connection ended: {e}");
+        }
+    });
+    Ok(client)
+}
+
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::aws_lc_rs::default_provider())
+}
+
+fn client_config(target: &DbTarget) -> Result<rustls::ClientConfig, super::EngineError> {
+    let builder = rustls::ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| super::EngineError::Config(format!("TLS: {e}")))?;
+    match target.mode {
+        TlsMode::VerifyCa | TlsMode::VerifyFull => {
+            let mut roots = RootCertStore::empty();
+            match &target.root_cert {
+                Some(path) => {
+                    let pem = std::fs::read(path).map_err(|e| {
+                        super::EngineError::Config(format!("DATABASE_URL: sslrootcert {path}: {e}"))
+                    })?;
+                    for cert in rustls_pemfile_certs(&pem) {
+                        roots.add(cert).map_err(|e| {
+                            super::EngineError::Config(format!(
+                                "DATABASE_URL: sslrootcert {path}: {e}"
+                            ))
+                        })?;
+                    }
+                }
+                None => {
+                    for cert in rustls_native_certs::load_native_certs().certs {
+                        let _ = roots.add(cert);
+                    }
+                }
+            }
+            Ok(builder.with_root_certificates(roots).with_no_client_auth())
+        }
+        _ => Ok(builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(EncryptOnly(provider())))
+            .with_no_client_auth()),
+    }
+}
+
+/// Certificates in a PEM file.
+fn rustls_pemfile_certs(pem: &[u8]) -> Vec<CertificateDer<'static>> {
+    use rustls::pki_types::pem::PemObject;
+    CertificateDer::pem_slice_iter(pem)
+        .filter_map(Result::ok)
+        .collect()
+}
+
+/// `sslmode=require`/`prefer`: encrypt, accept the server's certificate unchecked (libpq's
+/// behaviour for these modes), but still check the handshake signatures.
+#[derive(Debug)]
+struct EncryptOnly(Arc<rustls::crypto::CryptoProvider>);
+
+impl ServerCertVerifier for EncryptOnly {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sslmode_is_read_with_libpqs_meaning_and_removed_from_the_url() {
+        let t = parse_target("postgres://u:p@db.example:5432/app?sslmode=require").unwrap();
+        assert_eq!(t.mode, TlsMode::Require);
+        assert_eq!(t.url, "postgres://u:p@db.example:5432/app");
+        let t = parse_target(
+            "postgres://db/app?application_name=x&sslmode=verify-full&sslrootcert=/ca.pem",
+        )
+        .unwrap();
+        assert_eq!(t.mode, TlsMode::VerifyFull);
+        assert_eq!(t.root_cert.as_deref(), Some("/ca.pem"));
+        assert_eq!(t.url, "postgres://db/app?application_name=x");
+        assert_eq!(
+            parse_target("postgres://db/app").unwrap().mode,
+            TlsMode::Prefer
+        );
+        assert!(parse_target("postgres://db/app?sslmode=sometimes").is_err());
+    }
+}
