@@ -29,6 +29,8 @@ pub struct Settings {
     pub schema: String,
     /// Default polling interval for mappings that do not set their own.
     pub poll_seconds: u32,
+    /// Where the describe snapshots are, relative to the mappings directory (`describe`).
+    pub describe_dir: String,
 }
 
 impl Default for Settings {
@@ -37,6 +39,7 @@ impl Default for Settings {
             api_version: "59.0".to_owned(),
             schema: "salesforce".to_owned(),
             poll_seconds: 600,
+            describe_dir: "describe".to_owned(),
         }
     }
 }

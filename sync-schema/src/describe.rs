@@ -119,10 +119,16 @@ mod tests {
     use super::*;
 
     fn load(name: &str) -> SObjectDescribe {
-        let path = format!(
-            "{}/../mappings/describe/{name}.json",
-            env!("CARGO_MANIFEST_DIR")
-        );
+        // The fixed test corpus: real payloads, and the synthetic custom object.
+        let root = env!("CARGO_MANIFEST_DIR");
+        let path = if name.ends_with("__c") {
+            format!("{root}/tests/fixtures/write_fields/describe/{name}.json")
+        } else {
+            format!(
+                "{root}/../fixtures/salesforce/{}.describe.json",
+                name.to_lowercase()
+            )
+        };
         SObjectDescribe::from_json(&std::fs::read_to_string(path).unwrap()).unwrap()
     }
 

@@ -72,7 +72,8 @@ impl Loader<'_> {
             return None;
         }
         let settings = self.settings();
-        let snapshots = self.snapshots();
+        let snapshots = self.snapshots(&settings.describe_dir);
+        let describe_shown = self.shown_as.join(&settings.describe_dir);
         let mut files: Vec<PathBuf> = match std::fs::read_dir(self.dir) {
             Ok(entries) => entries
                 .filter_map(|e| e.ok().map(|e| e.path()))
@@ -135,7 +136,7 @@ impl Loader<'_> {
                 object.value.to_ascii_lowercase(),
                 (object.value.clone(), shown.clone()),
             );
-            let Some(describe) = find_describe(&mut sink, &object, &snapshots, self.shown_as)
+            let Some(describe) = find_describe(&mut sink, &object, &snapshots, &describe_shown)
             else {
                 continue;
             };
@@ -258,13 +259,25 @@ impl Loader<'_> {
         if let Some(v) = raw.poll_seconds {
             settings.poll_seconds = v.value;
         }
+        if let Some(v) = raw.describe_dir {
+            if self.dir.join(&v.value).is_dir() {
+                settings.describe_dir = v.value;
+            } else {
+                sink.error(
+                    v.span,
+                    format!("describe_dir `{}` is not a directory", v.value),
+                    "name the directory holding the describe snapshots, relative to this file",
+                );
+            }
+        }
         settings
     }
 
-    /// Reads every `describe/*.json` (errors are reported only for snapshots a mapping uses).
-    fn snapshots(&mut self) -> BTreeMap<String, Snapshot> {
+    /// Reads every `<describe_dir>/*.json` (errors are reported only for snapshots a mapping
+    /// uses). A snapshot is named after its object: `Account.json` or `account.describe.json`.
+    fn snapshots(&mut self, describe_dir: &str) -> BTreeMap<String, Snapshot> {
         let mut out = BTreeMap::new();
-        let dir = self.dir.join("describe");
+        let dir = self.dir.join(describe_dir);
         let Ok(entries) = std::fs::read_dir(&dir) else {
             return out;
         };
@@ -276,6 +289,9 @@ impl Loader<'_> {
             let Some(stem) = path.file_stem().map(|s| s.to_string_lossy().into_owned()) else {
                 continue;
             };
+            let stem = stem
+                .strip_suffix(".describe")
+                .map_or(stem.clone(), str::to_owned);
             let shown = self.shown(&path);
             let parsed = match std::fs::read_to_string(&path) {
                 Ok(src) => parse_describe(&src, &shown, &stem),
@@ -306,7 +322,8 @@ fn sanitize_identifier(s: &str) -> String {
 
 fn parse_describe(src: &str, shown: &Path, stem: &str) -> Result<SObjectDescribe, Box<Diagnostic>> {
     match SObjectDescribe::from_json(src) {
-        Ok(d) if d.name == stem => Ok(d),
+        // Salesforce names are case-insensitive: `account.describe.json` describes `Account`.
+        Ok(d) if d.name.eq_ignore_ascii_case(stem) => Ok(d),
         Ok(d) => {
             let at = src.find(&format!("\"{}\"", d.name)).unwrap_or(0);
             Err(Box::new(Diagnostic::at(
@@ -345,7 +362,7 @@ fn find_describe<'s>(
     sink: &mut Sink<'_>,
     object: &At<String>,
     snapshots: &'s BTreeMap<String, Snapshot>,
-    shown_dir: &Path,
+    describe_dir: &Path,
 ) -> Option<&'s SObjectDescribe> {
     let name = &object.value;
     // Salesforce names are case-insensitive: `invoice__c` finds describe/Invoice__c.json.
@@ -367,7 +384,7 @@ fn find_describe<'s>(
             None
         }
         None => {
-            let expected = shown_dir.join("describe").join(format!("{name}.json"));
+            let expected = describe_dir.join(format!("{name}.json"));
             let help = match did_you_mean(name, snapshots.keys().map(String::as_str)) {
                 Some(s) => format!(
                     "did you mean `{s}`? If `{name}` is right, run `forcesync describe pull {name}` \

@@ -102,6 +102,7 @@ pub struct RawSettings {
     pub api_version: Option<At<String>>,
     pub schema: Option<At<String>>,
     pub poll_seconds: Option<At<u32>>,
+    pub describe_dir: Option<At<String>>,
 }
 
 const MAPPING_KEYS: &[&str] = &[
@@ -122,7 +123,7 @@ const SYNC_KEYS: &[&str] = &[
     "conflict",
     "max_daily_api_calls",
 ];
-const SETTINGS_KEYS: &[&str] = &["api_version", "schema", "poll_seconds"];
+const SETTINGS_KEYS: &[&str] = &["api_version", "schema", "poll_seconds", "describe_dir"];
 
 /// Parses TOML, reporting syntax errors; `None` if the document is not valid TOML.
 pub(crate) fn parse_toml<'s>(sink: &mut Sink<'_>, src: &'s str) -> Option<Spanned<DeTable<'s>>> {
@@ -446,6 +447,7 @@ pub(crate) fn read_settings(sink: &mut Sink<'_>, doc: &Spanned<DeTable<'_>>) -> 
             "api_version" => s.api_version = string(sink, "api_version", v, "\"59.0\""),
             "schema" => s.schema = string(sink, "schema", v, "\"salesforce\""),
             "poll_seconds" => s.poll_seconds = positive(sink, "poll_seconds", v, 600),
+            "describe_dir" => s.describe_dir = string(sink, "describe_dir", v, "\"describe\""),
             _ => unknown_key(sink, key, SETTINGS_KEYS, "in forcesync.toml"),
         }
     }

@@ -1,6 +1,6 @@
 //! Every validation error a user can hit, rendered exactly as the build prints it (insta
-//! snapshots of `Diagnostics`' Display). Each case writes a mappings directory (with this repo's
-//! describe snapshots) and loads it.
+//! snapshots of `Diagnostics`' Display). Each case writes a mappings directory (with describes
+//! from the fixed test corpus) and loads it.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -9,11 +9,16 @@ use sync_schema::load::load_dir_as;
 
 const DESCRIBES: [&str; 4] = ["Account", "Contact", "Opportunity", "Invoice__c"];
 
+/// A describe from the fixed test corpus: real payloads from `fixtures/salesforce`, the
+/// synthetic custom object from `tests/fixtures/write_fields/describe`.
 fn repo_describe(object: &str) -> String {
-    let path = format!(
-        "{}/../mappings/describe/{object}.json",
-        env!("CARGO_MANIFEST_DIR")
-    );
+    let root = env!("CARGO_MANIFEST_DIR");
+    let path = if object.ends_with("__c") {
+        format!("{root}/tests/fixtures/write_fields/describe/{object}.json")
+    } else {
+        let file = object.to_lowercase();
+        format!("{root}/../fixtures/salesforce/{file}.describe.json")
+    };
     std::fs::read_to_string(path).unwrap()
 }
 
@@ -317,4 +322,46 @@ fn damaged_mapping_files_never_panic() {
         }
     }
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn describe_dir_must_name_a_directory() {
+    let rendered = errors(&[
+        ("forcesync.toml", "describe_dir = \"nowhere\"\n"),
+        (
+            "Account.toml",
+            "object = \"Account\"\nfields = [\"Name\"]\n",
+        ),
+    ]);
+    assert!(
+        rendered.contains("describe_dir `nowhere` is not a directory"),
+        "{rendered}"
+    );
+}
+
+#[test]
+fn describes_load_from_describe_dir_under_either_file_name() {
+    let dir = write_dir(&[
+        ("forcesync.toml", "describe_dir = \"elsewhere\"\n"),
+        (
+            "Account.toml",
+            "object = \"Account\"\nfields = [\"Name\"]\n",
+        ),
+        (
+            "Contact.toml",
+            "object = \"Contact\"\nfields = [\"Email\"]\n",
+        ),
+    ]);
+    std::fs::create_dir_all(dir.join("elsewhere")).unwrap();
+    std::fs::write(
+        dir.join("elsewhere/account.describe.json"),
+        repo_describe("Account"),
+    )
+    .unwrap();
+    std::fs::write(dir.join("elsewhere/Contact.json"), repo_describe("Contact")).unwrap();
+    let catalog = load_dir_as(&dir, Path::new("mappings"));
+    std::fs::remove_dir_all(&dir).unwrap();
+    let catalog = catalog.unwrap_or_else(|d| panic!("{d}"));
+    let objects: Vec<&str> = catalog.mappings.iter().map(|m| m.object.as_str()).collect();
+    assert_eq!(objects, ["Account", "Contact"]);
 }
