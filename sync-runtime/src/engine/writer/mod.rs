@@ -26,15 +26,18 @@
 //!
 //! Exactly once: a write is journaled before it is sent and settled after, each in its own
 //! transaction. A crash in between leaves the journal row `SENDING`; on start ([`Writer::recover`])
-//! creates become `RECONCILE`, and updates, upserts and deletes (idempotent: the same values, the
-//! same external ID) are sent again. Mappings with an `upsert_key` upsert by external ID, so
-//! their creates never depend on reconciliation.
+//! creates and upserts become `RECONCILE`, and updates and deletes (idempotent: the same values
+//! again) are sent again. Mappings with an `upsert_key` upsert by external ID, so their creates
+//! reconcile exactly, by a query on that ID; creates without one are matched on the values sent
+//! ([`reconcile`]). Reconciliation waits `reconcile_after` past the send, so that a request still
+//! travelling when its sender died has landed first.
 //!
 //! Read-only mappings have no capture trigger; rows the app changed anyway keep
 //! `_hc_lastop = 'PENDING'`, and the writer says so in the mapping state instead of dropping
 //! them silently. Archived entries are pruned after `archive_days` (31 by default).
 
 pub mod admin;
+pub mod bench;
 pub mod coalesce;
 pub mod entry;
 pub mod outcome;
@@ -386,14 +389,23 @@ impl Writer {
             let settled_before = Utc::now()
                 - chrono::Duration::from_std(self.config.reconcile_after)
                     .unwrap_or(chrono::Duration::seconds(5));
-            let (creates, others): (Vec<JournalRow>, Vec<JournalRow>) = rows
+            let (ready, others): (Vec<JournalRow>, Vec<JournalRow>) = rows
                 .into_iter()
-                .filter(|r| r.write.kind != CallKind::Create || r.sent_at <= settled_before)
-                .partition(|r| r.write.kind == CallKind::Create);
+                .filter(|r| {
+                    !matches!(r.write.kind, CallKind::Create | CallKind::Upsert)
+                        || r.sent_at <= settled_before
+                })
+                .partition(|r| matches!(r.write.kind, CallKind::Create | CallKind::Upsert));
             let other_ids: Vec<i64> = others.iter().map(|r| r.id).collect();
             self.store
                 .set_journal_state(&self.db, &other_ids, RETRY)
                 .await?;
+            let (creates, upserts): (Vec<JournalRow>, Vec<JournalRow>) = ready
+                .into_iter()
+                .partition(|r| r.write.kind == CallKind::Create);
+            if !upserts.is_empty() {
+                report.absorb(self.reconcile_upserts(t, &upserts).await?);
+            }
             if creates.is_empty() {
                 continue;
             }
@@ -438,6 +450,85 @@ impl Writer {
                 .await?;
             tx.commit().await?;
         }
+        Ok(report)
+    }
+
+    /// Upserts whose outcome is unknown: a record with the external ID exists (adopted: the
+    /// upsert created or found it) or not (sent again).
+    async fn reconcile_upserts(
+        &mut self,
+        t: usize,
+        upserts: &[JournalRow],
+    ) -> Result<RoundReport, WriteError> {
+        let target = self.targets[t].clone();
+        let mapping = target.mapping;
+        let mut report = RoundReport::default();
+        let Some(key) = mapping.upsert_key else {
+            let ids: Vec<i64> = upserts.iter().map(|r| r.id).collect();
+            self.store.set_journal_state(&self.db, &ids, RETRY).await?;
+            return Ok(report);
+        };
+        let mut found: HashMap<String, String> = HashMap::new();
+        for chunk in upserts.chunks(200) {
+            let values: Vec<String> = chunk
+                .iter()
+                .filter_map(|r| r.write.external_id.as_deref())
+                .map(soql_string)
+                .collect();
+            if values.is_empty() {
+                continue;
+            }
+            let soql = format!(
+                "SELECT Id, {key} FROM {} WHERE {key} IN ({})",
+                mapping.object,
+                values.join(", ")
+            );
+            let page =
+                target
+                    .client
+                    .query(&soql)
+                    .await
+                    .map_err(|error| WriteError::Salesforce {
+                        mapping: mapping.object.to_owned(),
+                        error,
+                    })?;
+            for record in &page.records {
+                if let (Some(id), Some(ext)) = (
+                    record.get("Id").and_then(Value::as_str),
+                    record.get(key).and_then(Value::as_str),
+                ) {
+                    found.insert(ext.to_ascii_lowercase(), id.to_owned());
+                }
+            }
+        }
+        let mut settles = Vec::new();
+        let mut adopted = Vec::new();
+        let mut resend = Vec::new();
+        for r in upserts {
+            let sfid = r
+                .write
+                .external_id
+                .as_ref()
+                .and_then(|x| found.get(&x.to_ascii_lowercase()));
+            match sfid {
+                Some(sfid) => {
+                    settles.push(success(
+                        &r.write,
+                        Some(sfid.clone()),
+                        LastOp::Inserted,
+                        true,
+                    ));
+                    adopted.push(r.id);
+                }
+                None => resend.push(r.id),
+            }
+        }
+        report.adopted += adopted.len();
+        report.resent += resend.len();
+        let tx = self.db.transaction().await?;
+        self.store.settle(&tx, mapping, &settles, &adopted).await?;
+        self.store.set_journal_state(&tx, &resend, RETRY).await?;
+        tx.commit().await?;
         Ok(report)
     }
 
@@ -884,4 +975,33 @@ impl Drop for Listener {
     fn drop(&mut self) {
         self.task.abort();
     }
+}
+
+/// Runs the writer of one leased mapping until `shutdown` (the engine runs it beside the
+/// mapping's read loop). A read-only mapping only has its unsent writes reported.
+pub async fn run_mapping(
+    ctx: &super::MappingCtx,
+    config: WriterConfig,
+    shutdown: watch::Receiver<bool>,
+) -> Result<(), WriteError> {
+    let (db, connection) =
+        tokio_postgres::connect(&ctx.config.database_url, tokio_postgres::NoTls).await?;
+    let driver = tokio::spawn(connection);
+    let writer = Writer::new(
+        db,
+        ctx.mapping.schema,
+        vec![Target {
+            mapping: ctx.mapping,
+            client: ctx.client.clone(),
+        }],
+        config,
+    );
+    let result = writer.run(&ctx.config.database_url, shutdown).await;
+    driver.abort();
+    result
+}
+
+/// A SOQL string literal.
+fn soql_string(value: &str) -> String {
+    format!("'{}'", value.replace('\\', "\\\\").replace('\'', "\\'"))
 }

@@ -8,7 +8,10 @@
 //! | delete of a record already gone                    | `Success`                                   |
 //! | whole call failed, definite                        | every record `Failed`                       |
 //! | whole call failed, indefinite or budget used up    | every record `Retry`                        |
-//! | whole call failed, ambiguous (may have applied)    | create: `Reconcile` (see `reconcile`); update, upsert, delete: `Retry` (idempotent) |
+//! | whole call failed, ambiguous (may have applied)    | create, upsert: `Reconcile` (see `reconcile`); update, delete: `Retry` (idempotent) |
+//!
+//! An upsert is reconciled rather than resent: sent again to a record it already created, it
+//! becomes an update, which Salesforce refuses for create-only fields (a master-detail parent).
 
 use std::time::Duration;
 
@@ -145,7 +148,9 @@ pub fn decide_call_error(kind: CallKind, error: &SfError) -> Decision {
     }
     match error.class {
         ErrorClass::Indefinite => Decision::Retry { reason },
-        ErrorClass::Ambiguous if kind == CallKind::Create => Decision::Reconcile { reason },
+        ErrorClass::Ambiguous if matches!(kind, CallKind::Create | CallKind::Upsert) => {
+            Decision::Reconcile { reason }
+        }
         ErrorClass::Ambiguous => Decision::Retry { reason },
         ErrorClass::Definite => Decision::Failed(HcError {
             code: error.code.clone(),
@@ -263,17 +268,19 @@ mod tests {
     }
 
     #[test]
-    fn an_ambiguous_create_is_reconciled_and_other_ambiguous_writes_resent() {
+    fn ambiguous_creates_and_upserts_are_reconciled_and_other_writes_resent() {
         let err = SfError::api(Some(500), "UNKNOWN_EXCEPTION", "boom", vec![]);
         let err = SfError {
             class: ErrorClass::Ambiguous,
             ..err
         };
-        assert!(matches!(
-            decide_call_error(CallKind::Create, &err),
-            Decision::Reconcile { .. }
-        ));
-        for kind in [CallKind::Update, CallKind::Upsert, CallKind::Delete] {
+        for kind in [CallKind::Create, CallKind::Upsert] {
+            assert!(matches!(
+                decide_call_error(kind, &err),
+                Decision::Reconcile { .. }
+            ));
+        }
+        for kind in [CallKind::Update, CallKind::Delete] {
             assert!(matches!(
                 decide_call_error(kind, &err),
                 Decision::Retry { .. }

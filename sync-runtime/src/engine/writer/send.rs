@@ -215,7 +215,7 @@ pub fn bulk_decisions(
         .map(|d| {
             d.unwrap_or_else(|| {
                 let reason = "missing from the Bulk API job's results".to_owned();
-                if kind == CallKind::Create {
+                if matches!(kind, CallKind::Create | CallKind::Upsert) {
                     Decision::Reconcile { reason }
                 } else {
                     Decision::Retry { reason }
@@ -226,7 +226,7 @@ pub fn bulk_decisions(
 }
 
 /// Sends writes through one Bulk API 2.0 ingest job. When the job itself fails, its creates are
-/// reconciled and the other writes retried (retries go through sObject Collections).
+/// and upserts reconciled and the other writes retried (retries go through sObject Collections).
 pub async fn bulk(
     client: &Client,
     mapping: &MappingDescriptor,
@@ -257,7 +257,7 @@ pub async fn bulk(
         Err(error) if error.kind == SfErrorKind::BulkJobFailed => {
             let reason =
                 format!("Bulk API job failed ({error}); falling back to sObject Collections");
-            let decision = if kind == CallKind::Create {
+            let decision = if matches!(kind, CallKind::Create | CallKind::Upsert) {
                 Decision::Reconcile { reason }
             } else {
                 Decision::Retry { reason }

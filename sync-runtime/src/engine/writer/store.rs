@@ -296,8 +296,8 @@ impl Store {
     ) -> Result<(), tokio_postgres::Error> {
         db.execute(
             &format!(
-                "UPDATE {} SET state = $2,
-                     sent_at = CASE WHEN $2 = '{SENDING}' THEN now() ELSE sent_at END,
+                "UPDATE {} SET state = $2::text,
+                     sent_at = CASE WHEN $2::text = '{SENDING}' THEN now() ELSE sent_at END,
                      not_before = NULL
                  WHERE id = ANY($1)",
                 self.journal
@@ -356,7 +356,7 @@ impl Store {
     }
 
     /// After a restart: every write left `SENDING` by a previous process may or may not have
-    /// reached Salesforce. Creates are reconciled; updates, upserts and deletes (idempotent)
+    /// reached Salesforce. Creates and upserts are reconciled; updates and deletes (idempotent)
     /// are sent again.
     pub async fn recover<C: GenericClient>(
         &self,
@@ -365,7 +365,7 @@ impl Store {
     ) -> Result<u64, tokio_postgres::Error> {
         db.execute(
             &format!(
-                "UPDATE {} SET state = CASE kind WHEN 'create' THEN '{RECONCILE}' ELSE '{RETRY}' END,
+                "UPDATE {} SET state = CASE WHEN kind IN ('create', 'upsert') THEN '{RECONCILE}' ELSE '{RETRY}' END,
                      not_before = NULL
                  WHERE state = '{SENDING}' AND table_name = ANY($1)",
                 self.journal

@@ -1,0 +1,195 @@
+//! Measurements behind `forcesync bench write` (the CLI prints them): throughput of one large
+//! statement through the writer against a bare sObject Collections loop, and commit → Salesforce
+//! latency at a steady rate of single-row writes.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tokio::sync::{watch, Semaphore};
+
+use crate::salesforce::Client;
+
+use super::{Target, WriteError, Writer, WriterConfig};
+
+/// Throughput of one run.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Throughput {
+    pub records: u64,
+    pub seconds: f64,
+    /// Salesforce calls made (budgeted calls, retries included).
+    pub calls: u64,
+}
+
+impl Throughput {
+    pub fn records_per_second(&self) -> f64 {
+        self.records as f64 / self.seconds.max(f64::EPSILON)
+    }
+
+    /// The fewest sObject Collections calls that can carry `records` (200 a call).
+    pub fn minimum_calls(&self) -> u64 {
+        self.records.div_ceil(200)
+    }
+}
+
+/// Runs `insert_sql` (one statement inserting the rows, as an app would) and then the writer
+/// until everything pending is in Salesforce; measures from the statement's commit.
+pub async fn writer_throughput(
+    database_url: &str,
+    schema: &str,
+    target: Target,
+    config: WriterConfig,
+    insert_sql: &str,
+) -> Result<Throughput, WriteError> {
+    let (app, connection) = tokio_postgres::connect(database_url, tokio_postgres::NoTls).await?;
+    let driver = tokio::spawn(connection);
+    let records = app.execute(insert_sql, &[]).await?;
+    let client = target.client.clone();
+    let (db, connection) = tokio_postgres::connect(database_url, tokio_postgres::NoTls).await?;
+    let driver2 = tokio::spawn(connection);
+    let mut writer = Writer::new(db, schema, vec![target], config);
+    let calls_before = client.call_counts().budgeted();
+    let started = Instant::now();
+    writer.drain(Duration::from_secs(3_600)).await?;
+    let seconds = started.elapsed().as_secs_f64();
+    let calls = client.call_counts().budgeted() - calls_before;
+    driver.abort();
+    driver2.abort();
+    Ok(Throughput {
+        records,
+        seconds,
+        calls,
+    })
+}
+
+/// The baseline: the same records sent straight through sObject Collections (200 a call,
+/// `in_flight` calls at once), nothing else.
+pub async fn bare_collections(
+    client: &Client,
+    object: &str,
+    records: Vec<Value>,
+    in_flight: usize,
+) -> Throughput {
+    let calls_before = client.call_counts().budgeted();
+    let started = Instant::now();
+    let limit = Arc::new(Semaphore::new(in_flight.max(1)));
+    let mut tasks = tokio::task::JoinSet::new();
+    let total = records.len() as u64;
+    for chunk in records.chunks(200) {
+        let chunk = chunk.to_vec();
+        let client = client.clone();
+        let object = object.to_owned();
+        let limit = limit.clone();
+        tasks.spawn(async move {
+            let _permit = limit.acquire_owned().await;
+            let _ = client.create_records(&object, &chunk).await;
+        });
+    }
+    while tasks.join_next().await.is_some() {}
+    Throughput {
+        records: total,
+        seconds: started.elapsed().as_secs_f64(),
+        calls: client.call_counts().budgeted() - calls_before,
+    }
+}
+
+/// Commit → Salesforce latency percentiles, milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Latency {
+    pub writes: u64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+}
+
+/// Runs the writer (notification-driven, as in production) while `insert_sql` (one single-row
+/// insert) is executed `rate` times a second for `duration`; latency is measured per entry from
+/// its capture (`_trigger_log.created_at`) to the commit that wrote its outcome back
+/// (`_trigger_log_archive.processed_at`), which follows Salesforce's answer.
+pub async fn writer_latency(
+    database_url: &str,
+    schema: &str,
+    target: Target,
+    config: WriterConfig,
+    insert_sql: &str,
+    rate: u32,
+    duration: Duration,
+) -> Result<Latency, WriteError> {
+    let (db, connection) = tokio_postgres::connect(database_url, tokio_postgres::NoTls).await?;
+    let driver = tokio::spawn(connection);
+    let table = target.mapping.table;
+    let writer = Writer::new(db, schema, vec![target], config);
+    let (stop, shutdown) = watch::channel(false);
+    let url = database_url.to_owned();
+    let running = tokio::spawn(async move { writer.run(&url, shutdown).await });
+
+    let (app, connection) = tokio_postgres::connect(database_url, tokio_postgres::NoTls).await?;
+    let driver2 = tokio::spawn(connection);
+    let first: i32 = app
+        .query_one(
+            &format!(
+                "SELECT coalesce(max(id), 0) FROM {}._trigger_log_archive",
+                crate::engine::system::quote_ident(schema)
+            ),
+            &[],
+        )
+        .await?
+        .get(0);
+    let statement = app.prepare(insert_sql).await?;
+    let period = Duration::from_secs_f64(1.0 / f64::from(rate.max(1)));
+    let mut ticker = tokio::time::interval(period);
+    let started = Instant::now();
+    while started.elapsed() < duration {
+        ticker.tick().await;
+        app.execute(&statement, &[]).await?;
+    }
+    // Let the last writes land.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let pending: i64 = app
+            .query_one(
+                &format!(
+                    "SELECT count(*) FROM {}._trigger_log WHERE table_name = $1",
+                    crate::engine::system::quote_ident(schema)
+                ),
+                &[&table],
+            )
+            .await?
+            .get(0);
+        if pending == 0 || Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let _ = stop.send(true);
+    let _ = running.await;
+    let row = app
+        .query_one(
+            &format!(
+                "SELECT count(*),
+                        percentile_cont(0.5) WITHIN GROUP (ORDER BY ms),
+                        percentile_cont(0.99) WITHIN GROUP (ORDER BY ms),
+                        max(ms)
+                 FROM (SELECT (extract(epoch FROM (processed_at - created_at)) * 1000)::float8 AS ms
+                       FROM {}._trigger_log_archive WHERE id > $1 AND table_name = $2) l",
+                crate::engine::system::quote_ident(schema)
+            ),
+            &[&first, &table],
+        )
+        .await?;
+    driver.abort();
+    driver2.abort();
+    let writes: i64 = row.get(0);
+    let ms = |i: usize| -> f64 {
+        row.try_get::<_, Option<f64>>(i)
+            .ok()
+            .flatten()
+            .unwrap_or(0.0)
+    };
+    Ok(Latency {
+        writes: u64::try_from(writes).unwrap_or(0),
+        p50_ms: ms(1),
+        p99_ms: ms(2),
+        max_ms: ms(3),
+    })
+}

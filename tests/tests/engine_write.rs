@@ -1,0 +1,640 @@
+//! The trigger-log writer end to end: an application writes to the generated tables in a real
+//! Postgres, the writer sends the captured changes to the in-process Salesforce emulator.
+
+use std::time::Duration;
+
+use diesel_migrations::MigrationHarness;
+use forcesync_tests::pg::TestDb;
+use generated::salesforce::{account, invoice};
+use serde_json::{json, Value};
+use sync_runtime::adapter::MappingDescriptor;
+use sync_runtime::engine::writer::admin::{self, Selection};
+use sync_runtime::engine::writer::{through, Target, Writer, WriterConfig};
+use sync_runtime::salesforce::{Client, Config, Credentials, RetryPolicy};
+
+const SCHEMA: &str = "salesforce";
+const DRAIN: Duration = Duration::from_secs(60);
+
+struct Env {
+    emulator: sf_emulator::server::RunningEmulator,
+    db: TestDb,
+    sf: Client,
+    http: reqwest::Client,
+}
+
+async fn env() -> Env {
+    let emulator = sf_emulator::server::start(sf_emulator::server::Config::ephemeral())
+        .await
+        .expect("emulator");
+    let db = TestDb::new();
+    db.conn()
+        .run_pending_migrations(generated::MIGRATIONS)
+        .expect("generated migrations");
+    let mut pg = pg(&db).await;
+    sync_runtime::engine::system::migrate(&mut pg, SCHEMA)
+        .await
+        .expect("system migrations");
+    let sf = client(&emulator.base_url);
+    Env {
+        emulator,
+        db,
+        sf,
+        http: reqwest::Client::new(),
+    }
+}
+
+fn client(base_url: &str) -> Client {
+    let mut config = Config::new(
+        base_url,
+        Credentials::Password {
+            client_id: "forcesync".into(),
+            client_secret: "forcesync".into(),
+            username: "admin@example.com".into(),
+            password: "forcesync".into(),
+            security_token: "".into(),
+        },
+    );
+    config.org_reserve = 0;
+    config.retry = RetryPolicy {
+        max_retries: 3,
+        min_delay: Duration::from_millis(5),
+        max_delay: Duration::from_millis(20),
+        jitter: true,
+        limit_delay: Duration::from_millis(50),
+        limit_retries: 1,
+    };
+    Client::new(config).expect("client")
+}
+
+async fn pg(db: &TestDb) -> tokio_postgres::Client {
+    sync_runtime::engine::connect(&db.url)
+        .await
+        .expect("postgres")
+}
+
+fn fast() -> WriterConfig {
+    let mut config = WriterConfig::default();
+    config.backoff.base = Duration::from_millis(10);
+    config.backoff.max = Duration::from_millis(100);
+    config.reconcile_margin = Duration::from_secs(5);
+    config.reconcile_after = Duration::from_millis(200);
+    config
+}
+
+impl Env {
+    async fn writer(
+        &self,
+        mappings: &[&'static MappingDescriptor],
+        config: WriterConfig,
+    ) -> Writer {
+        let targets = mappings
+            .iter()
+            .map(|m| Target {
+                mapping: m,
+                client: self.sf.clone(),
+            })
+            .collect();
+        Writer::new(pg(&self.db).await, SCHEMA, targets, config)
+    }
+
+    async fn faults(&self, body: Value) {
+        let r = self
+            .http
+            .post(format!("{}/__emulator/faults", self.emulator.base_url))
+            .json(&body)
+            .send()
+            .await
+            .expect("faults");
+        assert!(r.status().is_success(), "faults: {}", r.status());
+    }
+
+    async fn control(&self, method: reqwest::Method, path: &str, body: Option<Value>) {
+        let mut r = self.http.request(
+            method,
+            format!("{}/__emulator/{path}", self.emulator.base_url),
+        );
+        if let Some(body) = body {
+            r = r.json(&body);
+        }
+        let r = r.send().await.expect("control plane");
+        assert!(r.status().is_success(), "{path}: {}", r.status());
+    }
+
+    /// Salesforce records of `object` matching a SOQL condition.
+    async fn records(&self, object: &str, fields: &str, condition: &str) -> Vec<Value> {
+        self.sf
+            .query(&format!(
+                "SELECT Id, {fields} FROM {object} WHERE {condition}"
+            ))
+            .await
+            .expect("query")
+            .records
+    }
+}
+
+async fn insert_account(db: &tokio_postgres::Client, name: &str) -> i32 {
+    db.query_one(
+        "INSERT INTO salesforce.account (name, phone) VALUES ($1, '1') RETURNING id",
+        &[&name],
+    )
+    .await
+    .expect("insert")
+    .get(0)
+}
+
+async fn row(
+    db: &tokio_postgres::Client,
+    table: &str,
+    id: i32,
+) -> (Option<String>, Option<String>, Option<String>) {
+    let r = db
+        .query_one(
+            &format!("SELECT sfid, _hc_lastop, _hc_err FROM salesforce.{table} WHERE id = $1"),
+            &[&id],
+        )
+        .await
+        .expect("row");
+    (r.get(0), r.get(1), r.get(2))
+}
+
+async fn archived(db: &tokio_postgres::Client, state: &str) -> i64 {
+    db.query_one(
+        "SELECT count(*) FROM salesforce._trigger_log_archive WHERE state = $1",
+        &[&state],
+    )
+    .await
+    .expect("archive")
+    .get(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inserts_updates_and_deletes_reach_salesforce_and_the_sfid_comes_back() {
+    let env = env().await;
+    let app = pg(&env.db).await;
+    let mut writer = env.writer(&[&account::MAPPING], fast()).await;
+
+    let id = insert_account(&app, "Writer Insert Co").await;
+    writer.drain(DRAIN).await.expect("drain");
+    let (sfid, lastop, err) = row(&app, "account", id).await;
+    let sfid = sfid.expect("the sfid is written back");
+    assert_eq!(lastop.as_deref(), Some("INSERTED"));
+    assert_eq!(err, None);
+    let found = env
+        .records("Account", "Name, Phone", &format!("Id = '{sfid}'"))
+        .await;
+    assert_eq!(found[0]["Name"], "Writer Insert Co");
+
+    app.execute(
+        "UPDATE salesforce.account SET phone = '555-0100' WHERE id = $1",
+        &[&id],
+    )
+    .await
+    .unwrap();
+    writer.drain(DRAIN).await.expect("drain");
+    let found = env
+        .records("Account", "Phone", &format!("Id = '{sfid}'"))
+        .await;
+    assert_eq!(found[0]["Phone"], "555-0100");
+    assert_eq!(row(&app, "account", id).await.1.as_deref(), Some("UPDATED"));
+
+    app.execute("DELETE FROM salesforce.account WHERE id = $1", &[&id])
+        .await
+        .unwrap();
+    writer.drain(DRAIN).await.expect("drain");
+    assert!(env
+        .records("Account", "Name", &format!("Id = '{sfid}'"))
+        .await
+        .is_empty());
+    let left: i64 = app
+        .query_one("SELECT count(*) FROM salesforce._trigger_log", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(left, 0, "every entry is archived");
+    assert_eq!(archived(&app, "SUCCESS").await, 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_update_sends_only_changed_fields_so_a_salesforce_edit_survives() {
+    let env = env().await;
+    let app = pg(&env.db).await;
+    let mut writer = env.writer(&[&account::MAPPING], fast()).await;
+    let id = insert_account(&app, "Concurrent Edit Co").await;
+    writer.drain(DRAIN).await.unwrap();
+    let sfid = row(&app, "account", id).await.0.unwrap();
+
+    env.sf
+        .update(
+            "Account",
+            &sfid,
+            &json!({"Website": "https://edited.in.salesforce"}),
+        )
+        .await
+        .unwrap();
+    app.execute(
+        "UPDATE salesforce.account SET phone = '777' WHERE id = $1",
+        &[&id],
+    )
+    .await
+    .unwrap();
+    writer.drain(DRAIN).await.unwrap();
+    let found = env
+        .records("Account", "Phone, Website", &format!("Id = '{sfid}'"))
+        .await;
+    assert_eq!(found[0]["Phone"], "777");
+    assert_eq!(found[0]["Website"], "https://edited.in.salesforce");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rejected_row_is_failed_with_hc_err_and_succeeds_after_a_fix_or_a_retry() {
+    let env = env().await;
+    let app = pg(&env.db).await;
+    let mut writer = env.writer(&[&account::MAPPING], fast()).await;
+    env.control(
+        reqwest::Method::POST,
+        "validation-rules",
+        Some(
+            json!({"object": "Account", "field": "Name", "op": "contains", "value": "test",
+                    "message": "Test accounts are not allowed", "errorDisplayField": "Name"}),
+        ),
+    )
+    .await;
+
+    let fixed = insert_account(&app, "a test account").await;
+    let retried = insert_account(&app, "another test account").await;
+    let good = insert_account(&app, "A Good Account").await;
+    writer.drain(DRAIN).await.unwrap();
+
+    let (sfid, lastop, err) = row(&app, "account", fixed).await;
+    assert_eq!(sfid, None);
+    assert_eq!(lastop.as_deref(), Some("FAILED"));
+    let err: Value = serde_json::from_str(&err.expect("_hc_err")).unwrap();
+    assert_eq!(err["errorCode"], "FIELD_CUSTOM_VALIDATION_EXCEPTION");
+    assert_eq!(err["message"], "Test accounts are not allowed");
+    assert_eq!(err["fields"], json!(["Name"]));
+    let name: String = app
+        .query_one(
+            "SELECT name FROM salesforce.account WHERE id = $1",
+            &[&fixed],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        name, "a test account",
+        "the row is kept as the app wrote it"
+    );
+    assert_eq!(archived(&app, "FAILED").await, 2);
+    assert!(
+        row(&app, "account", good).await.0.is_some(),
+        "other records go on"
+    );
+
+    // Not retried by itself.
+    writer.drain(DRAIN).await.unwrap();
+    assert_eq!(
+        row(&app, "account", fixed).await.1.as_deref(),
+        Some("FAILED")
+    );
+
+    // The app fixes the row with an ordinary write: sent as an insert of its current values.
+    app.execute(
+        "UPDATE salesforce.account SET name = 'A Fixed Account' WHERE id = $1",
+        &[&fixed],
+    )
+    .await
+    .unwrap();
+    writer.drain(DRAIN).await.unwrap();
+    let (sfid, lastop, err) = row(&app, "account", fixed).await;
+    assert!(sfid.is_some());
+    assert_eq!((lastop.as_deref(), err), (Some("INSERTED"), None));
+
+    // The rule goes away in Salesforce; `retry` requeues the failed entry as it was.
+    env.control(reqwest::Method::DELETE, "validation-rules", None)
+        .await;
+    let mut db = pg(&env.db).await;
+    let requeued = admin::retry(&mut db, SCHEMA, &[&account::MAPPING], &Selection::All)
+        .await
+        .unwrap();
+    assert_eq!(requeued, 1);
+    writer.drain(DRAIN).await.unwrap();
+    let (sfid, lastop, err) = row(&app, "account", retried).await;
+    let sfid = sfid.expect("created after retry");
+    assert_eq!((lastop.as_deref(), err), (Some("INSERTED"), None));
+    let found = env
+        .records("Account", "Name", &format!("Id = '{sfid}'"))
+        .await;
+    assert_eq!(found[0]["Name"], "another test account");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ignore_marks_failed_entries_handled() {
+    let env = env().await;
+    let app = pg(&env.db).await;
+    let mut writer = env.writer(&[&account::MAPPING], fast()).await;
+    env.control(
+        reqwest::Method::POST,
+        "validation-rules",
+        Some(
+            json!({"object": "Account", "field": "Name", "op": "contains", "value": "test",
+                    "message": "no"}),
+        ),
+    )
+    .await;
+    let id = insert_account(&app, "test ignored").await;
+    writer.drain(DRAIN).await.unwrap();
+    let mut db = pg(&env.db).await;
+    let n = admin::ignore(&mut db, SCHEMA, &[&account::MAPPING], &Selection::All)
+        .await
+        .unwrap();
+    assert_eq!(n, 1);
+    assert_eq!(archived(&app, "IGNORED").await, 1);
+    let (_, lastop, err) = row(&app, "account", id).await;
+    assert_eq!((lastop.as_deref(), err), (Some("IGNORED"), None));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lock_errors_and_503_storms_are_retried_without_duplicates() {
+    let env = env().await;
+    let app = pg(&env.db).await;
+    let mut config = fast();
+    config.plan.chunk_size = 5;
+    let mut writer = env.writer(&[&account::MAPPING], config).await;
+    env.faults(
+        json!({"unable_to_lock_row": 7, "share_503": 0.6, "seed": 11,
+                      "paths": ["/services/data"]}),
+    )
+    .await;
+    let mut ids = Vec::new();
+    for i in 0..30 {
+        ids.push(insert_account(&app, &format!("Storm {i:02}")).await);
+    }
+    let report = writer.drain(DRAIN).await.unwrap();
+    env.control(reqwest::Method::DELETE, "faults", None).await;
+    writer.drain(DRAIN).await.unwrap();
+    assert!(report.retried > 0, "some writes were retried: {report:?}");
+    for id in &ids {
+        assert!(
+            row(&app, "account", *id).await.0.is_some(),
+            "row {id} synced"
+        );
+    }
+    let created = env.records("Account", "Name", "Name LIKE 'Storm %'").await;
+    assert_eq!(created.len(), 30, "each row created exactly once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rapid_repeated_updates_end_with_salesforce_holding_the_last_value() {
+    let env = env().await;
+    let app = pg(&env.db).await;
+    let writer = env.writer(&[&account::MAPPING], fast()).await;
+    let (stop, shutdown) = tokio::sync::watch::channel(false);
+    let url = env.db.url.clone();
+    let running = tokio::spawn(async move { writer.run(&url, shutdown).await });
+
+    let id = insert_account(&app, "Flip Flop Co").await;
+    for i in 0..60 {
+        app.execute(
+            "UPDATE salesforce.account SET phone = $2 WHERE id = $1",
+            &[&id, &format!("v{i}")],
+        )
+        .await
+        .unwrap();
+        if i % 7 == 0 {
+            tokio::time::sleep(Duration::from_millis(3)).await;
+        }
+    }
+    let check = env.writer(&[&account::MAPPING], fast()).await;
+    let deadline = std::time::Instant::now() + DRAIN;
+    loop {
+        let (new, journaled) = check.pending().await.unwrap();
+        if new == 0 && journaled == 0 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the writer keeps up");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    stop.send(true).unwrap();
+    running.await.unwrap().unwrap();
+    let sfid = row(&app, "account", id).await.0.expect("synced");
+    let found = env
+        .records("Account", "Phone", &format!("Id = '{sfid}'"))
+        .await;
+    assert_eq!(found[0]["Phone"], "v59");
+    let created = env
+        .records("Account", "Name", "Name = 'Flip Flop Co'")
+        .await;
+    assert_eq!(created.len(), 1);
+}
+
+/// Kills the writer at random points (the task is aborted: whatever was in flight is lost, the
+/// open Postgres transaction rolls back) and restarts it, many times; then checks every row is
+/// in Salesforce exactly once.
+async fn crash_and_restart(with_upsert_key: bool) {
+    let env = env().await;
+    let app = pg(&env.db).await;
+    let parent = env
+        .sf
+        .create("Account", &json!({"Name": "Invoice Parent"}))
+        .await
+        .unwrap();
+    let mapping: &'static MappingDescriptor = if with_upsert_key {
+        &invoice::MAPPING
+    } else {
+        &account::MAPPING
+    };
+    let mut ids = Vec::new();
+    let mut seed: u64 = if with_upsert_key { 17 } else { 5 };
+    let mut kills = 0;
+    for round in 0..25 {
+        for k in 0..4 {
+            let name = format!("Crash {round:02}-{k}");
+            let id: i32 = if with_upsert_key {
+                app.query_one(
+                    "INSERT INTO salesforce.invoice__c (name, external_id__c, account__c, amount__c)
+                     VALUES ($1, $2, $3, 10) RETURNING id",
+                    &[&name, &format!("EXT-{round}-{k}"), &parent],
+                )
+                .await
+                .unwrap()
+                .get(0)
+            } else {
+                insert_account(&app, &name).await
+            };
+            ids.push(id);
+        }
+        let mut writer = env.writer(&[mapping], fast()).await;
+        let task = tokio::spawn(async move {
+            writer.recover().await?;
+            writer.drain(DRAIN).await
+        });
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let after = Duration::from_micros((seed >> 33) % 40_000);
+        tokio::time::sleep(after).await;
+        if !task.is_finished() {
+            kills += 1;
+        }
+        task.abort();
+        let _ = task.await;
+    }
+    let mut writer = env.writer(&[mapping], fast()).await;
+    writer.recover().await.unwrap();
+    writer.drain(DRAIN).await.unwrap();
+    assert!(kills > 5, "the writer was killed mid-work {kills} times");
+
+    for id in &ids {
+        let (sfid, _, err) = row(&app, mapping.table, *id).await;
+        assert!(sfid.is_some(), "row {id} reached Salesforce ({err:?})");
+    }
+    // Invoice names are auto-numbers; invoices are told apart by their external ID.
+    let condition = if with_upsert_key {
+        "External_Id__c LIKE 'EXT-%'"
+    } else {
+        "Name LIKE 'Crash %'"
+    };
+    let created = env.records(mapping.object, "Name", condition).await;
+    assert_eq!(
+        created.len(),
+        ids.len(),
+        "no duplicate, nothing lost after {kills} kills"
+    );
+    let sfids: std::collections::HashSet<String> = app
+        .query(
+            &format!(
+                "SELECT sfid FROM salesforce.{} WHERE sfid IS NOT NULL",
+                mapping.table
+            ),
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(sfids.len(), ids.len(), "each row holds its own record");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_and_restarted_without_an_upsert_key_creates_no_duplicate() {
+    crash_and_restart(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_and_restarted_with_an_upsert_key_creates_no_duplicate() {
+    crash_and_restart(true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn write_through_returns_the_sfid_or_salesforces_error() {
+    let env = env().await;
+    let mut db = pg(&env.db).await;
+    let values = json!({"name": "Through Co", "phone": "42"});
+    let stored = through::create(
+        &env.sf,
+        &mut db,
+        &account::MAPPING,
+        values.as_object().unwrap(),
+    )
+    .await
+    .expect("created");
+    let (sfid, lastop, _) = row(&db, "account", stored.id).await;
+    assert_eq!(sfid.as_deref(), Some(stored.sfid.as_str()));
+    assert_eq!(lastop.as_deref(), Some("INSERTED"));
+    let found = env
+        .records("Account", "Name", &format!("Id = '{}'", stored.sfid))
+        .await;
+    assert_eq!(found[0]["Name"], "Through Co");
+
+    let changes = json!({"phone": "43"});
+    through::update(
+        &env.sf,
+        &mut db,
+        &account::MAPPING,
+        stored.id,
+        changes.as_object().unwrap(),
+    )
+    .await
+    .expect("updated");
+    let found = env
+        .records("Account", "Phone", &format!("Id = '{}'", stored.sfid))
+        .await;
+    assert_eq!(found[0]["Phone"], "43");
+
+    // Nothing was captured for the writer to send again.
+    let captured: i64 = db
+        .query_one("SELECT count(*) FROM salesforce._trigger_log", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(captured, 0);
+
+    let missing = json!({"phone": "1"});
+    let error = through::create(
+        &env.sf,
+        &mut db,
+        &account::MAPPING,
+        missing.as_object().unwrap(),
+    )
+    .await
+    .expect_err("Name is required");
+    match error {
+        through::ThroughError::Salesforce(e) => assert_eq!(e.code, "REQUIRED_FIELD_MISSING"),
+        other => panic!("unexpected {other}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_insert_goes_through_the_bulk_api_and_one_bad_row_fails_alone() {
+    let env = env().await;
+    let app = pg(&env.db).await;
+    env.control(
+        reqwest::Method::POST,
+        "validation-rules",
+        Some(
+            json!({"object": "Account", "field": "Name", "op": "equals", "value": "Bulk bad",
+                    "message": "bad row"}),
+        ),
+    )
+    .await;
+    app.execute(
+        "INSERT INTO salesforce.account (name)
+         SELECT CASE WHEN g = 777 THEN 'Bulk bad' ELSE 'Bulk ' || g END FROM generate_series(1, 10000) g",
+        &[],
+    )
+    .await
+    .unwrap();
+    let mut config = fast();
+    config.plan.bulk_threshold = 2_000;
+    let mut writer = env.writer(&[&account::MAPPING], config).await;
+    let report = writer.drain(Duration::from_secs(300)).await.unwrap();
+    assert_eq!(report.succeeded, 9_999, "{report:?}");
+    assert_eq!(report.failed, 1);
+    let unsynced: i64 = app
+        .query_one(
+            "SELECT count(*) FROM salesforce.account WHERE sfid IS NULL",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(unsynced, 1);
+    let failed: Option<String> = app
+        .query_one(
+            "SELECT _hc_err FROM salesforce.account WHERE name = 'Bulk bad'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(failed
+        .unwrap()
+        .contains("FIELD_CUSTOM_VALIDATION_EXCEPTION"));
+    let n = env
+        .sf
+        .count("SELECT COUNT() FROM Account WHERE Name LIKE 'Bulk %'")
+        .await
+        .unwrap();
+    assert_eq!(n, 9_999);
+}
