@@ -250,11 +250,11 @@ pub fn parse_bulk_error(text: &str) -> SfError {
     SfError::api(None, code, message, fields)
 }
 
+/// A results row: Salesforce's columns (`sf__…`, in the order asked) and the original ones.
+type ResultRow = (Vec<String>, BTreeMap<String, String>);
+
 /// Splits results CSV into `(special columns, original columns)` per row.
-fn result_rows(
-    csv: &[u8],
-    special: &[&str],
-) -> Result<Vec<(Vec<String>, BTreeMap<String, String>)>, SfError> {
+fn result_rows(csv: &[u8], special: &[&str]) -> Result<Vec<ResultRow>, SfError> {
     if csv.iter().all(u8::is_ascii_whitespace) {
         return Ok(Vec::new());
     }
@@ -312,7 +312,9 @@ impl Client {
             .json(
                 &json!({"operation": op, "query": soql, "contentType": "CSV",
                           "columnDelimiter": "COMMA", "lineEnding": "LF"}),
-            );
+            )
+            // A second query job after an ambiguous failure costs a call, never data.
+            .read_only();
         let job: JobInfo = self.send(request).await?.json()?;
         let job = self.bulk_wait("query", &job.id, poll).await?;
         Ok(BulkQuery {

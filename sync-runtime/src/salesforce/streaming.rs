@@ -10,6 +10,11 @@
 //! to polling: a replay id older than the retention window at subscribe
 //! ([`StreamError::ReplayIdUnavailable`]) and a refusal (`403` on connect or subscribe, an unknown
 //! channel: [`StreamError::Refused`]). Only Bayeux is parsed here; the engine reads CDC payloads.
+//!
+//! Re-subscriptions resume after the last event received. Before the first event there is no
+//! replay id to resume from, so a subscription started with [`ReplayFrom::NewOnly`] that has to
+//! start again before receiving anything subscribes from `-1` again and can miss events published
+//! in between; subscribe from a stored replay id (or `-2`) when every event matters.
 
 use std::collections::VecDeque;
 use std::fmt;
