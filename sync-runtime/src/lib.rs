@@ -6,3 +6,5 @@ pub mod adapter;
 pub mod salesforce;
 #[cfg(feature = "engine")]
 pub mod engine;
+#[cfg(feature = "cli")]
+pub mod cli;

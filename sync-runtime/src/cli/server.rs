@@ -11,7 +11,6 @@ use axum::Router;
 use tokio::sync::watch;
 
 use crate::adapter::Registry;
-use crate::engine::state::SyncState;
 
 use super::{metrics, report};
 
@@ -46,7 +45,10 @@ pub async fn serve(
                 }
             }
         };
-        if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(stop).await {
+        if let Err(e) = axum::serve(listener, app)
+            .with_graceful_shutdown(stop)
+            .await
+        {
             tracing::warn!("HTTP listener stopped: {e}");
         }
     });
@@ -67,13 +69,7 @@ async fn readyz(State(ctx): State<Ctx>) -> Response {
         Ok(reports) => {
             let waiting: Vec<String> = reports
                 .iter()
-                .filter(|r| {
-                    r.state
-                        .split_whitespace()
-                        .next()
-                        .and_then(|s| s.parse::<SyncState>().ok())
-                        .is_none_or(|s| !matches!(s, SyncState::Streaming | SyncState::Polling))
-                })
+                .filter(|r| !r.loaded)
                 .map(|r| format!("{} is {}", r.mapping, r.state))
                 .collect();
             if waiting.is_empty() {

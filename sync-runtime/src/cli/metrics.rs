@@ -1,0 +1,193 @@
+//! `/metrics`: every mapping's figures in the Prometheus text exposition format (version 0.0.4),
+//! rendered by a pure function from the reports `status` shows.
+
+use std::fmt::Write;
+
+use crate::engine::state::SyncState;
+
+use super::report::MappingReport;
+
+/// The content type of the text format.
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+fn escape(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+struct Family<'a> {
+    out: &'a mut String,
+}
+
+impl Family<'_> {
+    fn head(&mut self, name: &str, kind: &str, help: &str) {
+        let _ = writeln!(self.out, "# HELP {name} {help}");
+        let _ = writeln!(self.out, "# TYPE {name} {kind}");
+    }
+
+    fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: f64) {
+        let labels: Vec<String> = labels
+            .iter()
+            .map(|(k, v)| format!("{k}=\"{}\"", escape(v)))
+            .collect();
+        let _ = writeln!(self.out, "{name}{{{}}} {value}", labels.join(","));
+    }
+}
+
+/// A metric family of one number per mapping: name, help, value.
+type Figure = (&'static str, &'static str, fn(&MappingReport) -> f64);
+
+/// The exposition of `reports` (pure).
+pub fn render(reports: &[MappingReport]) -> String {
+    let mut out = String::new();
+    let mut f = Family { out: &mut out };
+    f.head(
+        "forcesync_mapping_state",
+        "gauge",
+        "1 for the state the mapping is in, 0 for the others.",
+    );
+    for r in reports {
+        let current = r.state.split_whitespace().next().unwrap_or("");
+        for state in SyncState::ALL {
+            let on = if state.as_str() == current { 1.0 } else { 0.0 };
+            f.sample(
+                "forcesync_mapping_state",
+                &[("mapping", &r.mapping), ("state", state.as_str())],
+                on,
+            );
+        }
+    }
+    let gauges: [Figure; 5] = [
+        (
+            "forcesync_rows",
+            "Rows in the mapping's Postgres table.",
+            |r| r.rows as f64,
+        ),
+        (
+            "forcesync_pending_writes",
+            "Application writes not yet sent to Salesforce.",
+            |r| r.pending_writes as f64,
+        ),
+        (
+            "forcesync_failed_writes",
+            "Application writes Salesforce refused, not yet retried or ignored.",
+            |r| r.failed_writes as f64,
+        ),
+        (
+            "forcesync_read_errors",
+            "Salesforce records the read side could not apply, still open.",
+            |r| r.read_errors as f64,
+        ),
+        (
+            "forcesync_paused",
+            "1 when an operator paused the mapping.",
+            |r| if r.paused { 1.0 } else { 0.0 },
+        ),
+    ];
+    for (name, help, value) in gauges {
+        f.head(name, "gauge", help);
+        for r in reports {
+            f.sample(name, &[("mapping", &r.mapping)], value(r));
+        }
+    }
+    f.head(
+        "forcesync_change_lag_seconds",
+        "gauge",
+        "Seconds between the Salesforce commit of the last change applied and its arrival in Postgres.",
+    );
+    for r in reports {
+        if let Some(lag) = r.lag_seconds {
+            f.sample(
+                "forcesync_change_lag_seconds",
+                &[("mapping", &r.mapping)],
+                lag,
+            );
+        }
+    }
+    let counters: [Figure; 4] = [
+        (
+            "forcesync_conflicts_total",
+            "Conflicts recorded (a field changed on both sides).",
+            |r| r.conflicts as f64,
+        ),
+        (
+            "forcesync_records_read_total",
+            "Salesforce records read and applied.",
+            |r| r.records_read as f64,
+        ),
+        (
+            "forcesync_records_written_total",
+            "Records written to Salesforce.",
+            |r| r.records_written as f64,
+        ),
+        (
+            "forcesync_write_errors_total",
+            "Writes Salesforce refused.",
+            |r| r.write_errors as f64,
+        ),
+    ];
+    for (name, help, value) in counters {
+        f.head(name, "counter", help);
+        for r in reports {
+            f.sample(name, &[("mapping", &r.mapping)], value(r));
+        }
+    }
+    f.head(
+        "forcesync_api_calls_total",
+        "counter",
+        "Salesforce API calls made today (UTC) for the mapping, by kind.",
+    );
+    for r in reports {
+        for (kind, n) in &r.api_calls {
+            f.sample(
+                "forcesync_api_calls_total",
+                &[("mapping", &r.mapping), ("kind", kind)],
+                *n as f64,
+            );
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::report::tests::sample;
+
+    #[test]
+    fn every_sample_line_is_a_declared_family_with_a_number() {
+        let text = render(&[sample()]);
+        let mut declared = std::collections::HashSet::new();
+        for line in text.lines() {
+            if let Some(rest) = line.strip_prefix("# TYPE ") {
+                let mut parts = rest.split(' ');
+                let name = parts.next().unwrap();
+                assert!(matches!(parts.next(), Some("gauge" | "counter")), "{line}");
+                declared.insert(name.to_owned());
+            } else if !line.starts_with('#') {
+                let name = line.split('{').next().unwrap();
+                assert!(declared.contains(name), "undeclared: {line}");
+                let value = line.rsplit(' ').next().unwrap();
+                value.parse::<f64>().unwrap_or_else(|_| panic!("{line}"));
+            }
+        }
+    }
+
+    #[test]
+    fn the_figures_of_a_mapping_are_exposed_with_its_label() {
+        let text = render(&[sample()]);
+        assert!(text.contains("forcesync_mapping_state{mapping=\"Account\",state=\"STREAMING\"} 1"));
+        assert!(text.contains("forcesync_mapping_state{mapping=\"Account\",state=\"PAUSED\"} 0"));
+        assert!(text.contains("forcesync_pending_writes{mapping=\"Account\"} 3"));
+        assert!(text.contains("forcesync_change_lag_seconds{mapping=\"Account\"} 0.038"));
+        assert!(text.contains("forcesync_api_calls_total{mapping=\"Account\",kind=\"Query\"} 5"));
+        assert!(text.contains("forcesync_conflicts_total{mapping=\"Account\"} 2"));
+    }
+
+    #[test]
+    fn label_values_are_escaped() {
+        assert_eq!(escape("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+    }
+}

@@ -1,0 +1,416 @@
+//! The `forcesync` command: a thin front-end over the engine, built from any generated registry.
+//!
+//! A mappings crate builds its own binary with a few lines:
+//!
+//! ```ignore
+//! fn main() -> std::process::ExitCode {
+//!     sync_runtime::cli::main(sync_runtime::cli::App::new(
+//!         &generated::salesforce::REGISTRY,
+//!         &generated::MIGRATIONS,
+//!     ))
+//! }
+//! ```
+//!
+//! Settings come from the environment or `--config FILE` ([`settings`]); each command lives in
+//! the module named after it. Exit codes: [`EXIT_OK`], [`EXIT_FAILURE`] (something failed while
+//! running: Postgres or Salesforce unreachable, a refused call), [`EXIT_SETTINGS`] (a missing or
+//! wrong setting or argument: fix the invocation), [`EXIT_ATTENTION`] (the command ran and
+//! found something an operator must look at).
+
+pub mod admin;
+pub mod logging;
+pub mod metrics;
+pub mod migrate;
+pub mod progress;
+pub mod report;
+pub mod run;
+pub mod server;
+pub mod settings;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
+use diesel_migrations::EmbeddedMigrations;
+
+use crate::adapter::{MappingDescriptor, Registry};
+use logging::LogFormat;
+use settings::{SettingsError, Sources};
+
+/// Success.
+pub const EXIT_OK: u8 = 0;
+/// Something failed while running (Postgres or Salesforce unreachable, a refused call).
+pub const EXIT_FAILURE: u8 = 1;
+/// A missing or wrong setting or argument.
+pub const EXIT_SETTINGS: u8 = 2;
+/// The command ran and found something to look at (failed writes, differences).
+pub const EXIT_ATTENTION: u8 = 3;
+
+/// An extra command an app adds to its binary (the repository's `demo`).
+#[derive(Clone, Copy)]
+pub struct Extension {
+    /// The subcommand's definition (its name is the command's name).
+    pub command: fn() -> clap::Command,
+    /// Runs it.
+    pub run: fn(&Context, &clap::ArgMatches) -> Result<(), CliError>,
+}
+
+/// What the binary is built from.
+#[derive(Clone, Copy)]
+pub struct App {
+    pub registry: &'static Registry,
+    pub migrations: &'static EmbeddedMigrations,
+    pub extension: Option<Extension>,
+}
+
+impl App {
+    pub fn new(registry: &'static Registry, migrations: &'static EmbeddedMigrations) -> App {
+        App {
+            registry,
+            migrations,
+            extension: None,
+        }
+    }
+
+    /// Adds an extra command.
+    pub fn with_extension(mut self, extension: Extension) -> App {
+        self.extension = Some(extension);
+        self
+    }
+}
+
+/// A command failure: what to print and the exit code.
+#[derive(Debug)]
+pub struct CliError {
+    pub code: u8,
+    pub message: String,
+}
+
+impl CliError {
+    pub fn failure(message: impl Into<String>) -> CliError {
+        CliError {
+            code: EXIT_FAILURE,
+            message: message.into(),
+        }
+    }
+
+    pub fn settings(message: impl Into<String>) -> CliError {
+        CliError {
+            code: EXIT_SETTINGS,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<SettingsError> for CliError {
+    fn from(e: SettingsError) -> Self {
+        CliError::settings(e.to_string())
+    }
+}
+
+impl From<tokio_postgres::Error> for CliError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        CliError::failure(format!("Postgres: {e}"))
+    }
+}
+
+impl From<crate::engine::EngineError> for CliError {
+    fn from(e: crate::engine::EngineError) -> Self {
+        CliError::failure(e.to_string())
+    }
+}
+
+impl From<report::ReportError> for CliError {
+    fn from(e: report::ReportError) -> Self {
+        match e {
+            report::ReportError::NotMigrated(_) => CliError::failure(e.to_string()),
+            report::ReportError::Postgres(e) => e.into(),
+        }
+    }
+}
+
+/// Everything a command runs with.
+pub struct Context {
+    pub app: App,
+    pub config_file: Option<PathBuf>,
+    pub log_format: LogFormat,
+}
+
+impl Context {
+    /// The settings (file and environment).
+    pub fn sources(&self) -> Result<Sources, SettingsError> {
+        Sources::gather(self.config_file.as_deref(), |name| std::env::var(name).ok())
+    }
+
+    /// `DATABASE_URL`, checked.
+    pub fn database_url(&self) -> Result<String, SettingsError> {
+        self.sources()?.database_url()
+    }
+
+    /// The Salesforce client settings, checked.
+    pub fn salesforce(&self) -> Result<crate::salesforce::Config, SettingsError> {
+        let (login_url, credentials) = self.sources()?.salesforce()?;
+        let mut config = crate::salesforce::Config::new(login_url, credentials);
+        config.api_version = self.app.registry.api_version.to_owned();
+        Ok(config)
+    }
+
+    /// The mapping named `name` (case-insensitive), or an error listing the mappings.
+    pub fn mapping(&self, name: &str) -> Result<&'static MappingDescriptor, CliError> {
+        self.app.registry.mapping(name).ok_or_else(|| {
+            CliError::settings(format!(
+                "no mapping named `{name}`; the mappings are: {}",
+                self.app
+                    .registry
+                    .mappings
+                    .iter()
+                    .map(|m| m.object)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+        })
+    }
+
+    /// The named mapping, or every mapping.
+    pub fn mappings(
+        &self,
+        name: Option<&str>,
+    ) -> Result<Vec<&'static MappingDescriptor>, CliError> {
+        match name {
+            Some(name) => Ok(vec![self.mapping(name)?]),
+            None => Ok(self.app.registry.mappings.to_vec()),
+        }
+    }
+
+    /// A Postgres connection to `DATABASE_URL`.
+    pub async fn connect(&self) -> Result<tokio_postgres::Client, CliError> {
+        let url = self.database_url()?;
+        crate::engine::connect(&url)
+            .await
+            .map_err(|e| CliError::failure(format!("cannot connect to DATABASE_URL: {e}")))
+    }
+}
+
+/// Keep Salesforce in step with Postgres: the forcesync command.
+#[derive(Debug, Parser)]
+#[command(name = "forcesync", version, after_help = EXIT_CODES)]
+pub struct Cli {
+    /// A TOML file of settings (SF_LOGIN_URL, SF_CLIENT_ID, …, DATABASE_URL); the environment wins.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// How log lines look on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+const EXIT_CODES: &str =
+    "Exit codes: 0 success; 1 failure while running (Postgres or Salesforce); \
+2 missing or wrong setting or argument; 3 ran, and found something to look at (failed writes).\n\
+Settings: SF_LOGIN_URL (default https://login.salesforce.com), SF_CLIENT_ID, SF_CLIENT_SECRET, \
+SF_USERNAME, SF_PASSWORD, SF_JWT_KEY_FILE, SF_REFRESH_TOKEN, DATABASE_URL.";
+
+/// Which failed writes `retry` and `ignore` act on.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SelectArgs {
+    /// Only this mapping's failed writes.
+    pub mapping: Option<String>,
+    /// These trigger-log ids (repeat the flag for several).
+    #[arg(long = "id", value_name = "TRIGGER_LOG_ID")]
+    pub ids: Vec<i32>,
+    /// Every failed write (of the mapping, when given).
+    #[arg(long, conflicts_with = "ids")]
+    pub all: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Apply the app migrations and the engine's system migrations (or revert them).
+    Migrate {
+        /// Revert every app migration, then drop the engine's tables.
+        #[arg(long)]
+        revert: bool,
+    },
+    /// The daemon: every mapping's read and write loops, and the HTTP listener.
+    Run {
+        /// Where /healthz, /readyz and /metrics are served.
+        #[arg(long, default_value = "127.0.0.1:9187")]
+        listen: SocketAddr,
+        /// Run only these mappings (repeat the flag; all by default).
+        #[arg(long = "only", value_name = "MAPPING")]
+        only: Vec<String>,
+    },
+    /// Every mapping: access, state, rows, pending and failed writes, conflicts, lag, last sync, API calls.
+    Status {
+        /// One mapping only.
+        mapping: Option<String>,
+        /// JSON for scripts.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Failed writes (Salesforce's message and the row) and records the read side could not apply.
+    Errors {
+        mapping: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Send failed writes again, as they are.
+    Retry(SelectArgs),
+    /// Mark failed writes handled (the rows keep the app's values).
+    Ignore(SelectArgs),
+    /// Recorded conflicts: both values and the decision.
+    Conflicts {
+        mapping: Option<String>,
+        /// The most recent N.
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stop syncing a mapping (all when none is named) until `resume`; kept across restarts.
+    Pause { mapping: Option<String> },
+    /// Resume a paused mapping (all when none is named).
+    Resume { mapping: Option<String> },
+    /// Read the mapping again from Salesforce into a shadow table and swap it in (the app keeps reading).
+    Reload { mapping: String },
+    /// Re-read every change since a time (after an outage longer than the event retention).
+    Recover {
+        /// RFC 3339 (`2026-01-31T12:00:00Z`), `YYYY-MM-DD HH:MM:SS` (UTC) or `YYYY-MM-DD`.
+        #[arg(long, value_name = "TIMESTAMP")]
+        since: String,
+        /// Only this mapping.
+        mapping: Option<String>,
+    },
+}
+
+/// Runs the command line of the current process; the binary's `main`.
+pub fn main(app: App) -> ExitCode {
+    main_from(app, std::env::args_os())
+}
+
+/// Runs a command line.
+pub fn main_from<I, T>(app: App, args: I) -> ExitCode
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let mut command = Cli::command();
+    if let Some(ext) = &app.extension {
+        command = command.subcommand((ext.command)());
+    }
+    let matches = match command.try_get_matches_from(args) {
+        Ok(m) => m,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() {
+                EXIT_SETTINGS
+            } else {
+                EXIT_OK
+            });
+        }
+    };
+    let ext_name = app
+        .extension
+        .as_ref()
+        .map(|ext| (ext.command)().get_name().to_owned());
+    let config_file = matches.get_one::<PathBuf>("config").cloned();
+    let log_format = matches
+        .get_one::<LogFormat>("log_format")
+        .copied()
+        .unwrap_or_default();
+    logging::init(log_format);
+    let ctx = Context {
+        app,
+        config_file,
+        log_format,
+    };
+    let result = match (matches.subcommand(), &ctx.app.extension, ext_name) {
+        (Some((name, sub)), Some(ext), Some(ext_name)) if name == ext_name => (ext.run)(&ctx, sub),
+        _ => match Cli::from_arg_matches(&matches) {
+            Ok(cli) => dispatch(&ctx, cli.command),
+            Err(e) => {
+                let _ = e.print();
+                return ExitCode::from(EXIT_SETTINGS);
+            }
+        },
+    };
+    match result {
+        Ok(()) => ExitCode::from(EXIT_OK),
+        Err(e) => {
+            eprintln!("error: {}", e.message);
+            ExitCode::from(e.code)
+        }
+    }
+}
+
+/// A multi-threaded runtime for a command.
+pub fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::failure(format!("cannot start the async runtime: {e}")))
+}
+
+fn dispatch(ctx: &Context, command: Command) -> Result<(), CliError> {
+    match command {
+        Command::Migrate { revert } => migrate::migrate(ctx, revert),
+        Command::Run { listen, only } => runtime()?.block_on(run::run(ctx, listen, only)),
+        Command::Status { mapping, json } => {
+            runtime()?.block_on(admin::status(ctx, mapping.as_deref(), json))
+        }
+        Command::Errors { mapping, json } => {
+            runtime()?.block_on(admin::errors(ctx, mapping.as_deref(), json))
+        }
+        Command::Retry(select) => runtime()?.block_on(admin::retry_or_ignore(ctx, &select, true)),
+        Command::Ignore(select) => runtime()?.block_on(admin::retry_or_ignore(ctx, &select, false)),
+        Command::Conflicts {
+            mapping,
+            limit,
+            json,
+        } => runtime()?.block_on(admin::conflicts(ctx, mapping.as_deref(), limit, json)),
+        Command::Pause { mapping } => {
+            runtime()?.block_on(admin::set_paused(ctx, mapping.as_deref(), true))
+        }
+        Command::Resume { mapping } => {
+            runtime()?.block_on(admin::set_paused(ctx, mapping.as_deref(), false))
+        }
+        Command::Reload { mapping } => runtime()?.block_on(run::reload(ctx, &mapping)),
+        Command::Recover { since, mapping } => {
+            let since = run::parse_since(&since).map_err(CliError::settings)?;
+            runtime()?.block_on(run::recover(ctx, since, mapping.as_deref()))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn retry_takes_a_mapping_ids_or_all() {
+        let cli = Cli::try_parse_from(["forcesync", "retry", "Account", "--id", "4", "--id", "7"])
+            .unwrap();
+        let Command::Retry(select) = cli.command else {
+            panic!("not retry")
+        };
+        assert_eq!(select.mapping.as_deref(), Some("Account"));
+        assert_eq!(select.ids, [4, 7]);
+        assert!(Cli::try_parse_from(["forcesync", "retry", "--all", "--id", "4"]).is_err());
+    }
+
+    #[test]
+    fn run_listens_on_the_documented_default() {
+        let cli = Cli::try_parse_from(["forcesync", "run"]).unwrap();
+        let Command::Run { listen, .. } = cli.command else {
+            panic!("not run")
+        };
+        assert_eq!(listen.to_string(), "127.0.0.1:9187");
+    }
+}

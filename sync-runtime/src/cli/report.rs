@@ -1,0 +1,342 @@
+//! What `forcesync status` and `/metrics` show about each mapping: gathered from Postgres in one
+//! pass ([`gather`]), rendered by pure functions ([`render_table`], and `metrics::render`).
+//!
+//! Nothing here reads a credential: the figures come from the engine's tables only.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::adapter::{MappingDescriptor, Registry};
+use crate::engine::state::{MappingStatus, StateStore, SyncState};
+use crate::engine::system::quote_ident;
+
+/// One mapping's figures.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MappingReport {
+    pub mapping: String,
+    pub table: String,
+    /// `read_only` or `read_write`.
+    pub access: &'static str,
+    pub state: String,
+    pub message: Option<String>,
+    pub paused: bool,
+    /// Whether a complete initial load is behind the mapping.
+    pub loaded: bool,
+    /// Rows in the Postgres table.
+    pub rows: i64,
+    /// Application writes not yet in Salesforce (trigger-log entries `NEW` or `PENDING`).
+    pub pending_writes: i64,
+    /// Application writes Salesforce refused, not yet retried or ignored.
+    pub failed_writes: i64,
+    /// Salesforce records the read side could not apply, still open.
+    pub read_errors: i64,
+    pub conflicts: i64,
+    /// Seconds between the Salesforce commit of the last change applied and its arrival.
+    pub lag_seconds: Option<f64>,
+    /// The latest of the last change applied, the last poll and the last write.
+    pub last_sync: Option<DateTime<Utc>>,
+    pub records_read: i64,
+    pub records_written: i64,
+    pub write_errors: i64,
+    /// Calls made today for this mapping, by kind (`Query`, `Bulk`, `Collections`, …).
+    pub api_calls: BTreeMap<String, u64>,
+    pub last_error: Option<String>,
+}
+
+impl MappingReport {
+    /// Every API call made today for this mapping.
+    pub fn api_calls_today(&self) -> u64 {
+        self.api_calls.values().sum()
+    }
+
+    /// Builds a report from the state row and the counts (pure).
+    pub fn new(
+        mapping: &MappingDescriptor,
+        status: Option<&MappingStatus>,
+        counts: Counts,
+    ) -> MappingReport {
+        let api_calls = status
+            .and_then(|s| s.api_calls.as_object())
+            .map(|calls| {
+                calls
+                    .iter()
+                    .filter_map(|(k, v)| v.as_u64().map(|n| (k.clone(), n)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let state = match status {
+            Some(s) if s.paused && s.state != SyncState::Paused => {
+                format!("{} (pause requested)", s.state)
+            }
+            Some(s) => s.state.to_string(),
+            None => "NOT MIGRATED".to_owned(),
+        };
+        MappingReport {
+            mapping: mapping.object.to_owned(),
+            table: mapping.table.to_owned(),
+            access: if mapping.is_read_write() {
+                "read_write"
+            } else {
+                "read_only"
+            },
+            state,
+            message: status.and_then(|s| s.message.clone()),
+            paused: status.is_some_and(|s| s.paused),
+            loaded: status.is_some_and(MappingStatus::is_loaded),
+            rows: counts.rows,
+            pending_writes: counts.pending_writes,
+            failed_writes: counts.failed_writes,
+            read_errors: counts.read_errors,
+            conflicts: counts.conflicts,
+            lag_seconds: status.and_then(MappingStatus::lag_seconds),
+            last_sync: status.and_then(|s| {
+                [s.last_change_at, s.last_poll_at, s.last_write_at]
+                    .into_iter()
+                    .flatten()
+                    .max()
+            }),
+            records_read: status.map_or(0, |s| s.records_read),
+            records_written: status.map_or(0, |s| s.records_written),
+            write_errors: status.map_or(0, |s| s.write_errors),
+            api_calls,
+            last_error: status.and_then(|s| s.last_error.clone()),
+        }
+    }
+}
+
+/// The counts of one mapping read from its tables.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub rows: i64,
+    pub pending_writes: i64,
+    pub failed_writes: i64,
+    pub read_errors: i64,
+    pub conflicts: i64,
+}
+
+/// A failure to read the figures, with what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    #[error(
+        "the forcesync tables are missing in schema `{0}` of this database; run `forcesync migrate` first"
+    )]
+    NotMigrated(String),
+    #[error("Postgres: {0}")]
+    Postgres(#[from] tokio_postgres::Error),
+}
+
+/// Whether the app and engine tables exist in `schema`.
+pub async fn is_migrated(db: &tokio_postgres::Client, schema: &str) -> Result<bool, ReportError> {
+    let row = db
+        .query_one(
+            "SELECT to_regclass($1) IS NOT NULL AND to_regclass($2) IS NOT NULL",
+            &[
+                &format!("{}._forcesync_mapping_state", quote_ident(schema)),
+                &format!("{}._trigger_log", quote_ident(schema)),
+            ],
+        )
+        .await?;
+    Ok(row.get(0))
+}
+
+/// Every mapping's figures (only the `only` mappings when not empty).
+pub async fn gather(
+    db: &tokio_postgres::Client,
+    registry: &Registry,
+    only: &[&'static MappingDescriptor],
+) -> Result<Vec<MappingReport>, ReportError> {
+    if !is_migrated(db, registry.schema).await? {
+        return Err(ReportError::NotMigrated(registry.schema.to_owned()));
+    }
+    let states = StateStore::new(registry.schema).all(db).await?;
+    let schema = quote_ident(registry.schema);
+    let mut reports = Vec::new();
+    for mapping in registry.mappings.iter().copied() {
+        if !only.is_empty() && !only.iter().any(|m| m.object == mapping.object) {
+            continue;
+        }
+        let row = db
+            .query_one(
+                &format!(
+                    "SELECT (SELECT count(*) FROM {table}),
+                            (SELECT count(*) FROM {schema}._trigger_log
+                              WHERE table_name = $1 AND state IN ('NEW', 'PENDING')),
+                            (SELECT count(*) FROM {schema}._trigger_log_archive
+                              WHERE table_name = $1 AND state = 'FAILED'),
+                            (SELECT count(*) FROM {schema}._forcesync_read_errors
+                              WHERE mapping = $2 AND resolved_at IS NULL),
+                            (SELECT count(*) FROM {schema}._forcesync_conflicts WHERE mapping = $2)",
+                    table = mapping.qualified_table(),
+                ),
+                &[&mapping.table, &mapping.object],
+            )
+            .await?;
+        let counts = Counts {
+            rows: row.get(0),
+            pending_writes: row.get(1),
+            failed_writes: row.get(2),
+            read_errors: row.get(3),
+            conflicts: row.get(4),
+        };
+        let status = states.iter().find(|s| s.mapping == mapping.object);
+        reports.push(MappingReport::new(mapping, status, counts));
+    }
+    Ok(reports)
+}
+
+/// `12 s`, `3 min`, `2 h`, `4 d`.
+pub fn ago(then: DateTime<Utc>, now: DateTime<Utc>) -> String {
+    let s = (now - then).num_seconds().max(0);
+    match s {
+        0..=119 => format!("{s} s ago"),
+        120..=7_199 => format!("{} min ago", s / 60),
+        7_200..=172_799 => format!("{} h ago", s / 3_600),
+        _ => format!("{} d ago", s / 86_400),
+    }
+}
+
+/// The `status` table (pure).
+pub fn render_table(reports: &[MappingReport], now: DateTime<Utc>) -> String {
+    let header = [
+        "MAPPING",
+        "ACCESS",
+        "STATE",
+        "ROWS",
+        "PENDING",
+        "FAILED",
+        "CONFLICTS",
+        "LAG",
+        "LAST SYNC",
+        "API CALLS TODAY",
+    ];
+    let mut rows: Vec<Vec<String>> = vec![header.iter().map(|h| (*h).to_owned()).collect()];
+    for r in reports {
+        rows.push(vec![
+            r.mapping.clone(),
+            r.access.replace('_', "-"),
+            r.state.clone(),
+            r.rows.to_string(),
+            r.pending_writes.to_string(),
+            (r.failed_writes + r.read_errors).to_string(),
+            r.conflicts.to_string(),
+            r.lag_seconds
+                .map_or_else(|| "-".to_owned(), |l| format!("{l:.1} s")),
+            r.last_sync
+                .map_or_else(|| "never".to_owned(), |t| ago(t, now)),
+            r.api_calls_today().to_string(),
+        ]);
+    }
+    let widths: Vec<usize> = (0..header.len())
+        .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
+        .collect();
+    let mut out = String::new();
+    for row in &rows {
+        let line: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .enumerate()
+            .map(|(i, (cell, w))| {
+                if (3..=6).contains(&i) || i == 9 {
+                    format!("{cell:>w$}")
+                } else {
+                    format!("{cell:<w$}")
+                }
+            })
+            .collect();
+        out.push_str(line.join("  ").trim_end());
+        out.push('\n');
+    }
+    let notes: Vec<String> = reports
+        .iter()
+        .filter_map(|r| r.message.as_ref().map(|m| format!("{}: {m}", r.mapping)))
+        .collect();
+    if !notes.is_empty() {
+        out.push('\n');
+        for note in notes {
+            out.push_str(&note);
+            out.push('\n');
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    pub(crate) fn sample() -> MappingReport {
+        MappingReport {
+            mapping: "Account".into(),
+            table: "account".into(),
+            access: "read_write",
+            state: "STREAMING".into(),
+            message: None,
+            paused: false,
+            loaded: true,
+            rows: 1200,
+            pending_writes: 3,
+            failed_writes: 1,
+            read_errors: 1,
+            conflicts: 2,
+            lag_seconds: Some(0.038),
+            last_sync: Some(
+                DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z")
+                    .unwrap()
+                    .with_timezone(&Utc),
+            ),
+            records_read: 1250,
+            records_written: 7,
+            write_errors: 1,
+            api_calls: [("Query".to_owned(), 5), ("Collections".to_owned(), 2)]
+                .into_iter()
+                .collect(),
+            last_error: None,
+        }
+    }
+
+    #[test]
+    fn the_table_has_a_column_per_figure_and_a_line_per_mapping() {
+        let mut paused = sample();
+        paused.mapping = "Contact".into();
+        paused.state = "PAUSED".into();
+        paused.message = Some("paused by an operator".into());
+        paused.last_sync = None;
+        let now = sample().last_sync.unwrap() + chrono::Duration::seconds(42);
+        let table = render_table(&[sample(), paused], now);
+        let lines: Vec<&str> = table.lines().collect();
+        assert!(lines[0].starts_with("MAPPING"));
+        assert!(lines[0].ends_with("API CALLS TODAY"));
+        let account: Vec<&str> = lines[1].split_whitespace().collect();
+        assert_eq!(
+            account,
+            [
+                "Account",
+                "read-write",
+                "STREAMING",
+                "1200",
+                "3",
+                "2",
+                "2",
+                "0.0",
+                "s",
+                "42",
+                "s",
+                "ago",
+                "7"
+            ]
+        );
+        assert!(lines[2].contains("never"));
+        assert!(table.contains("Contact: paused by an operator"));
+    }
+
+    #[test]
+    fn ages_read_naturally() {
+        let t = sample().last_sync.unwrap();
+        assert_eq!(ago(t, t + chrono::Duration::seconds(5)), "5 s ago");
+        assert_eq!(ago(t, t + chrono::Duration::minutes(10)), "10 min ago");
+        assert_eq!(ago(t, t + chrono::Duration::hours(5)), "5 h ago");
+        assert_eq!(ago(t, t + chrono::Duration::days(3)), "3 d ago");
+    }
+}
