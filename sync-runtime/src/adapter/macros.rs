@@ -40,9 +40,10 @@ macro_rules! picklist {
         $(#[$meta])*
         #[derive(
             Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord,
-            ::diesel::AsExpression, ::diesel::FromSqlRow,
+            $crate::adapter::__private::diesel::expression::AsExpression,
+            $crate::adapter::__private::diesel::deserialize::FromSqlRow,
         )]
-        #[diesel(sql_type = ::diesel::sql_types::Text)]
+        #[diesel(sql_type = $crate::adapter::__private::diesel::sql_types::Text)]
         $vis enum $name {
             $(
                 $(#[$variant_meta])*
