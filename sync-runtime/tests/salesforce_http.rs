@@ -233,3 +233,30 @@ async fn every_request_carries_sforce_call_options_and_limit_info_is_read() {
     let usage = client.api_usage().expect("usage");
     assert_eq!((usage.used, usage.max, usage.remaining()), (7, 100, 93));
 }
+
+#[tokio::test]
+async fn a_server_error_on_a_write_is_ambiguous_and_left_to_the_caller() {
+    let org = org().await;
+    let client = org.client();
+    client.login().await.expect("login");
+    org.post(
+        "faults",
+        json!({"share_500": 1.0, "seed": 1, "paths": ["/services/data"]}),
+    )
+    .await;
+    let e = client
+        .create("Account", &json!({"Name": "Maybe Written"}))
+        .await
+        .expect_err("500");
+    assert_eq!(e.class, ErrorClass::Ambiguous);
+    assert_eq!(e.status, Some(500));
+    assert_eq!(client.call_counts().get(CallKind::Other), 1, "not resent");
+
+    // The same failure on a read is retried (30 times with the test policy), then handed back.
+    let e = client
+        .count("SELECT COUNT() FROM Account")
+        .await
+        .expect_err("500 every time");
+    assert_eq!(e.class, ErrorClass::Indefinite);
+    assert_eq!(client.call_counts().get(CallKind::Query), 31);
+}
