@@ -104,7 +104,7 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::aws_lc_rs::default_provider())
 }
 
-fn client_config(target: &DbTarget) -> Result<rustls::ClientConfig, super::EngineError> {
+pub(crate) fn client_config(target: &DbTarget) -> Result<rustls::ClientConfig, super::EngineError> {
     let builder = rustls::ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .map_err(|e| super::EngineError::Config(format!("TLS: {e}")))?;

@@ -41,20 +41,16 @@ pub async fn writer_throughput(
     config: WriterConfig,
     insert_sql: &str,
 ) -> Result<Throughput, WriteError> {
-    let (app, connection) = tokio_postgres::connect(database_url, tokio_postgres::NoTls).await?;
-    let driver = tokio::spawn(connection);
+    let app = crate::engine::connect(database_url).await?;
     let records = app.execute(insert_sql, &[]).await?;
     let client = target.client.clone();
-    let (db, connection) = tokio_postgres::connect(database_url, tokio_postgres::NoTls).await?;
-    let driver2 = tokio::spawn(connection);
+    let db = crate::engine::connect(database_url).await?;
     let mut writer = Writer::new(db, schema, vec![target], config);
     let calls_before = client.call_counts().budgeted();
     let started = Instant::now();
     writer.drain(Duration::from_secs(3_600)).await?;
     let seconds = started.elapsed().as_secs_f64();
     let calls = client.call_counts().budgeted() - calls_before;
-    driver.abort();
-    driver2.abort();
     Ok(Throughput {
         records,
         seconds,
@@ -115,16 +111,14 @@ pub async fn writer_latency(
     rate: u32,
     duration: Duration,
 ) -> Result<Latency, WriteError> {
-    let (db, connection) = tokio_postgres::connect(database_url, tokio_postgres::NoTls).await?;
-    let driver = tokio::spawn(connection);
+    let db = crate::engine::connect(database_url).await?;
     let table = target.mapping.table;
     let writer = Writer::new(db, schema, vec![target], config);
     let (stop, shutdown) = watch::channel(false);
     let url = database_url.to_owned();
     let running = tokio::spawn(async move { writer.run(&url, shutdown).await });
 
-    let (app, connection) = tokio_postgres::connect(database_url, tokio_postgres::NoTls).await?;
-    let driver2 = tokio::spawn(connection);
+    let app = crate::engine::connect(database_url).await?;
     let first: i32 = app
         .query_one(
             &format!(
@@ -177,8 +171,6 @@ pub async fn writer_latency(
             &[&first, &table],
         )
         .await?;
-    driver.abort();
-    driver2.abort();
     let writes: i64 = row.get(0);
     let ms = |i: usize| -> f64 {
         row.try_get::<_, Option<f64>>(i)

@@ -121,6 +121,17 @@ pub enum WriteError {
     Postgres(#[from] tokio_postgres::Error),
     #[error("Salesforce ({mapping}): {error}")]
     Salesforce { mapping: String, error: SfError },
+    #[error("configuration: {0}")]
+    Config(String),
+}
+
+impl From<super::EngineError> for WriteError {
+    fn from(e: super::EngineError) -> Self {
+        match e {
+            super::EngineError::Postgres(e) => WriteError::Postgres(e),
+            other => WriteError::Config(other.to_string()),
+        }
+    }
 }
 
 /// One mapping the writer sends, with the client to send it with (scoped to its budget).
@@ -930,31 +941,30 @@ fn jitter() -> f64 {
     (h.finish() >> 11) as f64 / (1u64 << 53) as f64
 }
 
-/// The listener: a dedicated connection `LISTEN`ing on `<schema>.hc_trigger_log`, waking
-/// `notify` on every notification. Dropping the returned handle stops it.
+/// The listener: a dedicated connection (TLS as the URL's `sslmode` says) `LISTEN`ing on
+/// `<schema>.hc_trigger_log`, waking `notify` on every notification. Dropping the returned
+/// handle stops it.
 pub async fn listen(
     database_url: &str,
     schema: &str,
     notify: Arc<Notify>,
 ) -> Result<Listener, WriteError> {
-    let (client, mut connection) =
-        tokio_postgres::connect(database_url, tokio_postgres::NoTls).await?;
-    let task = tokio::spawn(async move {
-        loop {
-            let message = std::future::poll_fn(|cx| connection.poll_message(cx)).await;
-            match message {
-                Some(Ok(tokio_postgres::AsyncMessage::Notification(_))) => notify.notify_one(),
-                Some(Ok(_)) => {}
-                Some(Err(e)) => {
-                    tracing::warn!("trigger-log listener: {e}");
-                    // Wake the writer so a lost listener costs at most one poll interval.
-                    notify.notify_one();
-                    return;
-                }
-                None => return,
-            }
-        }
-    });
+    use super::db::{client_config, parse_target, TlsMode};
+    let target = parse_target(database_url).map_err(WriteError::Config)?;
+    let mut config: tokio_postgres::Config = target.url.parse()?;
+    let (client, task) = if target.mode == TlsMode::Disable {
+        let (client, connection) = config.connect(tokio_postgres::NoTls).await?;
+        (client, drive_notifications(connection, notify))
+    } else {
+        config.ssl_mode(if target.mode == TlsMode::Prefer {
+            tokio_postgres::config::SslMode::Prefer
+        } else {
+            tokio_postgres::config::SslMode::Require
+        });
+        let tls = tokio_postgres_rustls::MakeRustlsConnect::new(client_config(&target)?);
+        let (client, connection) = config.connect(tls).await?;
+        (client, drive_notifications(connection, notify))
+    };
     let channel = format!("{schema}.hc_trigger_log").replace('"', "\"\"");
     client
         .batch_execute(&format!("LISTEN \"{channel}\""))
@@ -962,6 +972,32 @@ pub async fn listen(
     Ok(Listener {
         _client: client,
         task,
+    })
+}
+
+fn drive_notifications<S, T>(
+    mut connection: tokio_postgres::Connection<S, T>,
+    notify: Arc<Notify>,
+) -> tokio::task::JoinHandle<()>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    tokio::spawn(async move {
+        loop {
+            let message = std::future::poll_fn(|cx| connection.poll_message(cx)).await;
+            match message {
+                Some(Ok(tokio_postgres::AsyncMessage::Notification(_))) => notify.notify_one(),
+                Some(Ok(_)) => {}
+                Some(Err(e)) => {
+                    tracing::warn!("trigger-log listener: {e}");
+                    // Wake the writer; the fallback poll covers the rest.
+                    notify.notify_one();
+                    return;
+                }
+                None => return,
+            }
+        }
     })
 }
 
@@ -984,9 +1020,7 @@ pub async fn run_mapping(
     config: WriterConfig,
     shutdown: watch::Receiver<bool>,
 ) -> Result<(), WriteError> {
-    let (db, connection) =
-        tokio_postgres::connect(&ctx.config.database_url, tokio_postgres::NoTls).await?;
-    let driver = tokio::spawn(connection);
+    let db = super::connect(&ctx.config.database_url).await?;
     let writer = Writer::new(
         db,
         ctx.mapping.schema,
@@ -996,9 +1030,7 @@ pub async fn run_mapping(
         }],
         config,
     );
-    let result = writer.run(&ctx.config.database_url, shutdown).await;
-    driver.abort();
-    result
+    writer.run(&ctx.config.database_url, shutdown).await
 }
 
 /// A SOQL string literal.
