@@ -441,3 +441,80 @@ async fn a_mapped_field_gone_from_salesforce_stops_only_its_mapping_and_names_th
     stop.send(true).unwrap();
     task.await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deletes_without_change_events_are_found_through_deleted_and_a_full_id_reconciliation() {
+    let h = Harness::start().await;
+    let mut config = h.engine_config();
+    config.bulk_threshold = u64::MAX;
+    h.engine(config.clone()).migrate().await.unwrap();
+    let ctx = h.ctx("Account", config);
+    engine::load::load(&ctx, false).await.unwrap();
+    let pg = h.pg().await;
+    let ids: Vec<String> = h
+        .query("SELECT Id FROM Account WHERE Type != 'Competitor' ORDER BY Id LIMIT 2")
+        .await
+        .iter()
+        .map(|r| r["Id"].as_str().unwrap().to_owned())
+        .collect();
+
+    // A data fix deletes a record without a change event and the recycle bin is purged:
+    // queryAll no longer shows it, `/deleted` still does.
+    h.control(
+        reqwest::Method::POST,
+        "data/delete",
+        json!({"ids": [ids[0]]}),
+    )
+    .await;
+    h.control(reqwest::Method::POST, "recycle-bin/purge", json!({}))
+        .await;
+    engine::poll::poll_once(&ctx, None).await.unwrap();
+    // `/deleted` covers whole minutes only: the delete shows once its minute is over.
+    let into_minute = chrono::Utc::now().timestamp_millis().rem_euclid(60_000) as u64;
+    tokio::time::sleep(Duration::from_millis(60_000 - into_minute + 500)).await;
+    engine::poll::reconcile_deleted(&ctx).await.unwrap();
+    assert!(
+        text(
+            &pg,
+            "SELECT sfid FROM salesforce.account WHERE sfid = $1",
+            &ids[0]
+        )
+        .await
+        .is_none(),
+        "the purged delete came from /deleted"
+    );
+
+    // Deletes older than /deleted's 15-day window: a full Id reconciliation finds them.
+    h.control(
+        reqwest::Method::POST,
+        "data/delete",
+        json!({"ids": [ids[1]]}),
+    )
+    .await;
+    h.control(reqwest::Method::POST, "recycle-bin/purge", json!({}))
+        .await;
+    pg.execute(
+        "UPDATE salesforce._forcesync_mapping_state SET deleted_checked_until = now() - interval '20 days' WHERE mapping = 'Account'",
+        &[],
+    )
+    .await
+    .unwrap();
+    let removed = engine::poll::reconcile_deleted(&ctx).await.unwrap();
+    assert_eq!(removed, 1);
+    assert!(text(
+        &pg,
+        "SELECT sfid FROM salesforce.account WHERE sfid = $1",
+        &ids[1]
+    )
+    .await
+    .is_none());
+    let reconciled: bool = pg
+        .query_one(
+            "SELECT full_reconcile_at IS NOT NULL FROM salesforce._forcesync_mapping_state WHERE mapping = 'Account'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(reconciled);
+}

@@ -208,6 +208,11 @@ pub async fn reconcile_deleted(ctx: &MappingCtx) -> Result<u64, EngineError> {
         .get(0);
     let now = Utc::now();
     let earliest = now - chrono::Duration::days(15) + chrono::Duration::minutes(5);
+    if since.is_some_and(|s| s.and_utc() < earliest) {
+        // Deletes older than `/deleted` remembers may have been missed: compare every Id.
+        drop(db);
+        return full_reconcile(ctx).await;
+    }
     let start = since.map(|s| s.and_utc()).unwrap_or(earliest).max(earliest);
     if now - start < chrono::Duration::minutes(1) {
         return Ok(0);
@@ -223,6 +228,92 @@ pub async fn reconcile_deleted(ctx: &MappingCtx) -> Result<u64, EngineError> {
     tx.execute(
         &format!("UPDATE {schema}._forcesync_mapping_state SET deleted_checked_until = $2 WHERE mapping = $1"),
         &[&mapping.object, &deleted.latest_date_covered.naive_utc()],
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(removed)
+}
+
+/// A full Id reconciliation: every Id the mapping selects in Salesforce (REST query, or a Bulk
+/// API 2.0 job above the bulk threshold) against every synced row; rows Salesforce no longer has
+/// leave the table. Used when deletes may be older than `/deleted`'s 15-day window.
+pub async fn full_reconcile(ctx: &MappingCtx) -> Result<u64, EngineError> {
+    let mapping = ctx.mapping;
+    let mut db = ctx.connect().await?;
+    let schema = super::system::quote_ident(mapping.schema);
+    let started = Utc::now();
+    let soql = match mapping.filter {
+        Some(f) => format!("SELECT Id FROM {} WHERE {f}", mapping.object),
+        None => format!("SELECT Id FROM {}", mapping.object),
+    };
+    let total = ctx.client.count(&soql::count_query(mapping)).await?;
+    let tx = apply::begin_engine_tx(&mut db).await?;
+    tx.batch_execute(
+        "CREATE TEMP TABLE _forcesync_ids (sfid varchar(18) PRIMARY KEY) ON COMMIT DROP",
+    )
+    .await?;
+    let insert = "INSERT INTO _forcesync_ids SELECT unnest($1::text[]) ON CONFLICT DO NOTHING";
+    if total >= ctx.config.bulk_threshold {
+        let mut job = ctx
+            .client
+            .bulk_query(
+                &soql,
+                crate::salesforce::bulk::QueryOperation::Query,
+                None,
+                &crate::salesforce::bulk::PollPolicy::default(),
+            )
+            .await?;
+        while let Some(page) = job.next_page().await? {
+            let rows = page.rows()?;
+            let column = rows.column("Id").unwrap_or(0);
+            let ids: Vec<&str> = rows
+                .rows
+                .iter()
+                .filter_map(|r| r.get(column))
+                .map(String::as_str)
+                .collect();
+            tx.execute(insert, &[&ids]).await?;
+        }
+        let _ = job.delete().await;
+    } else {
+        let mut page = ctx.client.query(&soql).await?;
+        loop {
+            let ids: Vec<&str> = page
+                .records
+                .iter()
+                .filter_map(|r| r.get("Id").and_then(Value::as_str))
+                .collect();
+            tx.execute(insert, &[&ids]).await?;
+            match page.next_records_url.take() {
+                Some(next) if !page.done => page = ctx.client.query_more(&next).await?,
+                _ => break,
+            }
+        }
+    }
+    let gone: Vec<String> = tx
+        .query(
+            &format!(
+                "SELECT t.sfid FROM {} t WHERE t.sfid IS NOT NULL \
+                 AND NOT EXISTS (SELECT 1 FROM _forcesync_ids i WHERE i.sfid = t.sfid)",
+                apply::qualified(mapping)
+            ),
+            &[],
+        )
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let removed = if gone.is_empty() {
+        0
+    } else {
+        apply::remove_unmatched(&tx, mapping, &gone).await?
+    };
+    tx.execute(
+        &format!(
+            "UPDATE {schema}._forcesync_mapping_state SET full_reconcile_at = now(), \
+             deleted_checked_until = $2 WHERE mapping = $1"
+        ),
+        &[&mapping.object, &started.naive_utc()],
     )
     .await?;
     tx.commit().await?;
