@@ -442,12 +442,18 @@ impl ResultRows {
         let render = |part: &[SfId]| {
             let mut out = Vec::with_capacity(part.len() * row_bytes);
             let mut starts = Vec::with_capacity(part.len());
-            for id in part {
-                if let Some(rec) = table.get(id) {
-                    starts.push(out.len());
-                    render::write_csv_row(&mut out, store, rec, cols, dialect.delimiter, le);
-                }
-            }
+            render::in_storage_order(
+                part,
+                &mut out,
+                |id, buf| match table.get(id) {
+                    Some(rec) => {
+                        render::write_csv_row(buf, store, rec, cols, dialect.delimiter, le);
+                        true
+                    }
+                    None => false,
+                },
+                |out| starts.push(out.len()),
+            );
             (out, starts)
         };
         let mut header = Vec::new();

@@ -387,14 +387,15 @@ pub fn order_key(seed: u64, id: &SfId) -> u64 {
 }
 
 /// Rows per block of the unordered order (see `shuffle_by`).
-const BLOCK: usize = 1024;
+const BLOCK: usize = 64;
 
 /// Puts rows, given in access order (Id or index order), in the seeded order of unordered
-/// rows: within each run of 1,024 consecutive rows, by a hash of the Id and the seed. Nothing
+/// rows: within each run of 64 consecutive rows, by a hash of the Id and the seed. Nothing
 /// comes in Id order (any two rows of a run are as likely in one order as in the other), yet
-/// reading the records in this order stays close to reading them in storage order: a fully
-/// random order costs cache and TLB misses per record on large tables and made Bulk 2.0
-/// queries markedly slower. With `wanted`, only the first `wanted` rows are kept.
+/// the records stay close to storage order: renderers read each run in Id order
+/// (`render::in_storage_order`), as a fully random order costs cache and TLB misses per
+/// record on large tables and made Bulk 2.0 queries markedly slower. With `wanted`, only
+/// the first `wanted` rows are kept.
 pub fn shuffle_by<T: Copy>(
     rows: &mut Vec<T>,
     seed: u64,
