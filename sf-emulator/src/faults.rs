@@ -256,10 +256,6 @@ pub async fn layer(State(org): State<Org>, req: Request, next: Next) -> Response
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
     }
-    let hang = Duration::from_millis(match faults.get().hang_ms {
-        0 => DEFAULT_HANG_MS,
-        ms => ms,
-    });
     match outcome {
         Outcome::Pass => {}
         Outcome::Unavailable => return unavailable_response(),
@@ -293,7 +289,11 @@ pub async fn layer(State(org): State<Org>, req: Request, next: Next) -> Response
         Some(AmbiguousMode::ServerError) => server_error_response(faults.injected().1),
         Some(AmbiguousMode::Drop) => reset_response(),
         Some(AmbiguousMode::Hang) => {
-            tokio::time::sleep(hang).await;
+            let hang = match faults.get().hang_ms {
+                0 => DEFAULT_HANG_MS,
+                ms => ms,
+            };
+            tokio::time::sleep(Duration::from_millis(hang)).await;
             reset_response()
         }
     }

@@ -315,22 +315,31 @@ fn page_body(
     let store = org.read();
     let table = store.table(prepared.bound.object_index);
     let mut first = true;
-    for id in &ids[offset..end] {
-        // A record purged since the query ran is skipped.
-        let Some(rec) = table.get(id) else { continue };
-        if !first {
-            out.push(b',');
-        }
-        first = false;
-        render::write_json_record(
-            &mut out,
-            &store,
-            &prepared.bound.object,
-            rec,
-            &prepared.nodes,
-            version,
-        );
-    }
+    render::in_storage_order(
+        &ids[offset..end],
+        &mut out,
+        |id, buf| {
+            // A record purged since the query ran is skipped.
+            let Some(rec) = table.get(id) else {
+                return false;
+            };
+            render::write_json_record(
+                buf,
+                &store,
+                &prepared.bound.object,
+                rec,
+                &prepared.nodes,
+                version,
+            );
+            true
+        },
+        |out| {
+            if !first {
+                out.push(b',');
+            }
+            first = false;
+        },
+    );
     out.extend_from_slice(b"]}");
     out
 }

@@ -7,31 +7,11 @@
 //! (`queryAll`, `/deleted`, undelete, advancing the clock) and on demand from the control
 //! plane.
 
-use std::ops::Bound;
-
 use crate::ids::SfId;
 use crate::org::Org;
-use crate::store::Table;
-use crate::value::Value;
 
 /// How long a deleted record stays in the recycle bin.
 pub const RETENTION_MS: i64 = 15 * 86_400_000;
-
-/// Recycle-bin rows of `t` deleted before `before_ms`, with their deletion time.
-fn deleted_before(t: &Table, before_ms: Option<i64>) -> Vec<(SfId, i64)> {
-    let ms_field = t.object.sys.system_modstamp;
-    let to = before_ms.map_or(Bound::Unbounded, Bound::Excluded);
-    t.iter_by_modstamp(Bound::Unbounded, to)
-        .filter(|(_, r)| t.is_deleted(r))
-        .map(|(id, r)| {
-            let at = match ms_field.map(|i| r.get(i)) {
-                Some(Value::DateTime(ms)) => *ms,
-                _ => 0,
-            };
-            (id, at)
-        })
-        .collect()
-}
 
 /// Purges recycle-bin rows deleted before `before_ms` (all of them with `None`), or only
 /// those among `only`; answers how many were purged.
@@ -41,7 +21,7 @@ pub fn purge(org: &Org, before_ms: Option<i64>, only: Option<&[SfId]>) -> usize 
         st.tables
             .iter()
             .map(|t| {
-                let mut v = deleted_before(t, before_ms);
+                let mut v: Vec<(SfId, i64)> = t.bin_before(before_ms).collect();
                 if let Some(ids) = only {
                     v.retain(|(id, _)| ids.contains(id));
                 }

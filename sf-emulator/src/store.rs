@@ -169,6 +169,8 @@ pub struct Table {
     indexed: Vec<(usize, bool)>,
     /// Hard-deleted (purged) records: (purge time ms, id), for `/deleted`.
     purged: BTreeMap<(i64, SfId), ()>,
+    /// The recycle bin: soft-deleted records by (deletion stamp ms, id), for its retention.
+    bin: BTreeMap<(i64, SfId), ()>,
     live: usize,
     next_counter: u64,
 }
@@ -196,6 +198,7 @@ impl Table {
             ext,
             indexed,
             purged: BTreeMap::new(),
+            bin: BTreeMap::new(),
             live: 0,
             next_counter: 1,
         }
@@ -251,6 +254,7 @@ impl Table {
         let ms = self.modstamp(r);
         self.by_modstamp.remove(&(ms, id));
         if self.is_deleted(r) {
+            self.bin.remove(&(ms, id));
             return;
         }
         self.live -= 1;
@@ -270,6 +274,7 @@ impl Table {
         let ms = self.modstamp(r);
         self.by_modstamp.insert((ms, id), ());
         if self.is_deleted(r) {
+            self.bin.insert((ms, id), ());
             return;
         }
         self.live += 1;
@@ -325,7 +330,9 @@ impl Table {
                 }
             }
             stamps.push((self.modstamp(&r), id));
-            if !self.is_deleted(&r) {
+            if self.is_deleted(&r) {
+                self.bin.insert((self.modstamp(&r), id), ());
+            } else {
                 self.live += 1;
                 for (f, cs) in &self.indexed {
                     if let Some(k) = index_key(r.get(*f), *cs) {
@@ -448,6 +455,15 @@ impl Table {
         self.by_modstamp.range((lo, hi)).map(|((_, id), _)| *id)
     }
 
+    /// Recycle-bin records deleted (last stamped) before `before_ms` (all with `None`), with
+    /// that time, oldest first.
+    pub fn bin_before(&self, before_ms: Option<i64>) -> impl Iterator<Item = (SfId, i64)> + '_ {
+        let hi = before_ms.map_or(Bound::Unbounded, |ms| Bound::Excluded((ms, SfId::MIN)));
+        self.bin
+            .range((Bound::Unbounded, hi))
+            .map(|((ms, id), _)| (*id, *ms))
+    }
+
     /// Purged records with purge time in `[from, to)`.
     pub fn iter_purged(&self, from: i64, to: i64) -> impl Iterator<Item = (SfId, i64)> + '_ {
         self.purged
@@ -464,6 +480,7 @@ impl Table {
             m.clear();
         }
         self.purged.clear();
+        self.bin.clear();
         self.live = 0;
         self.next_counter = 1;
     }

@@ -268,6 +268,14 @@ async fn soap_undelete_restores_from_the_recycle_bin_until_it_is_purged() {
     );
     let (s, rec) = e.get(&e.data(&format!("/sobjects/Account/{a}"))).await;
     assert_eq!((s, rec["Name"].as_str()), (200, Some("Kept")));
+    // At most 200 ids per call.
+    let many: Vec<&str> = std::iter::repeat_n(a.as_str(), 201).collect();
+    let (s, xml) = soap_undelete(&e, &e.token, &many).await;
+    assert_eq!(s, 500);
+    assert!(
+        xml.contains("<faultcode>sf:EXCEEDED_ID_LIMIT</faultcode>"),
+        "{xml}"
+    );
     // A bad session is a SOAP fault.
     let (s, xml) = soap_undelete(&e, "00Dnope", &[&b]).await;
     assert_eq!(s, 500);

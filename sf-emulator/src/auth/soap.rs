@@ -335,6 +335,27 @@ pub fn client_fault(error: &SoapParseError) -> String {
     )
 }
 
+/// Renders an API fault (HTTP 500, `sf:<code>`, `UnexpectedErrorFault` detail) for a call the
+/// API refuses, e.g. `EXCEEDED_ID_LIMIT`.
+pub fn api_fault(wsdl: Wsdl, code: &str, message: &str) -> String {
+    let (code, message) = (escape(code), escape(message));
+    format!(
+        concat!(
+            "{open} xmlns:sf=\"{fault_ns}\" xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\">",
+            "<soapenv:Body><soapenv:Fault><faultcode>sf:{code}</faultcode>",
+            "<faultstring>{code}: {message}</faultstring>",
+            "<detail><sf:UnexpectedErrorFault xsi:type=\"sf:UnexpectedErrorFault\">",
+            "<sf:exceptionCode>{code}</sf:exceptionCode>",
+            "<sf:exceptionMessage>{message}</sf:exceptionMessage>",
+            "</sf:UnexpectedErrorFault></detail></soapenv:Fault></soapenv:Body></soapenv:Envelope>"
+        ),
+        open = ENVELOPE_OPEN,
+        fault_ns = wsdl.fault_namespace(),
+        code = code,
+        message = message,
+    )
+}
+
 /// Renders an `INVALID_SESSION_ID` fault for calls made with a bad session header.
 pub fn session_fault(wsdl: Wsdl) -> String {
     format!(

@@ -143,7 +143,7 @@ fn undelete(
     if ids.len() > MAX_UNDELETE_IDS {
         return xml(
             StatusCode::INTERNAL_SERVER_ERROR,
-            soap::login_fault(
+            soap::api_fault(
                 wsdl,
                 "EXCEEDED_ID_LIMIT",
                 "record limit reached. cannot submit more than 200 records into this call",

@@ -415,36 +415,46 @@ pub async fn results(
 /// Rows per rendering thread below which rows are rendered on one thread.
 const PARALLEL_MIN_ROWS: usize = 16_384;
 
-/// A query job's result, fixed when the job ran: the CSV header and every row rendered once,
-/// with the byte offset where each row starts.
+/// A query job's result, fixed when the job ran: the CSV header and every row rendered once
+/// (in segments, one per rendering thread), with the byte offset where each row starts.
 pub struct ResultRows {
     header: Vec<u8>,
-    rows: Vec<u8>,
-    /// `starts[i]` = start of row `i`; one more entry marks the end of the last row.
+    segments: Vec<Vec<u8>>,
+    /// `starts[i]` = offset of row `i` in the segments laid end to end; one more entry marks
+    /// the end of the last row.
     starts: Vec<usize>,
 }
 
 impl ResultRows {
     /// Renders the records `ids` (in this order) as CSV rows. Large results are rendered by
-    /// several threads (one per core) into separate buffers that are then joined in order.
+    /// several threads (one per core) into separate segments.
     pub fn render(store: &Store, prepared: &Prepared, ids: &[SfId], dialect: Dialect) -> Self {
         let Output::Fields(cols) = &prepared.bound.output else {
             return ResultRows {
                 header: Vec::new(),
-                rows: Vec::new(),
+                segments: Vec::new(),
                 starts: vec![0],
             };
         };
         let le = dialect.line_ending();
         let row_bytes = cols.len() * 24 + 2;
         let table = store.table(prepared.bound.object_index);
-        let render = |part: &[SfId], out: &mut Vec<u8>, starts: &mut Vec<usize>| {
-            for id in part {
-                if let Some(rec) = table.get(id) {
-                    starts.push(out.len());
-                    render::write_csv_row(out, store, rec, cols, dialect.delimiter, le);
-                }
-            }
+        let render = |part: &[SfId]| {
+            let mut out = Vec::with_capacity(part.len() * row_bytes);
+            let mut starts = Vec::with_capacity(part.len());
+            render::in_storage_order(
+                part,
+                &mut out,
+                |id, buf| match table.get(id) {
+                    Some(rec) => {
+                        render::write_csv_row(buf, store, rec, cols, dialect.delimiter, le);
+                        true
+                    }
+                    None => false,
+                },
+                |out| starts.push(out.len()),
+            );
+            (out, starts)
         };
         let mut header = Vec::new();
         render::write_csv_header(&mut header, cols, dialect.delimiter, le);
@@ -453,39 +463,33 @@ impl ResultRows {
             .clamp(1, 8)
             .min(ids.len() / PARALLEL_MIN_ROWS)
             .max(1);
-        let mut rows = Vec::with_capacity(ids.len() * row_bytes);
-        let mut starts = Vec::with_capacity(ids.len() + 1);
-        if threads == 1 {
-            render(ids, &mut rows, &mut starts);
+        let parts: Vec<(Vec<u8>, Vec<usize>)> = if threads == 1 {
+            vec![render(ids)]
         } else {
             let chunk = ids.len().div_ceil(threads);
-            let parts: Vec<(Vec<u8>, Vec<usize>)> = std::thread::scope(|s| {
+            std::thread::scope(|s| {
                 let handles: Vec<_> = ids
                     .chunks(chunk)
-                    .map(|part| {
-                        s.spawn(move || {
-                            let mut buf = Vec::with_capacity(part.len() * row_bytes);
-                            let mut st = Vec::with_capacity(part.len());
-                            render(part, &mut buf, &mut st);
-                            (buf, st)
-                        })
-                    })
+                    .map(|part| s.spawn(move || render(part)))
                     .collect();
                 handles
                     .into_iter()
                     .map(|h| h.join().unwrap_or_default())
                     .collect()
-            });
-            for (buf, st) in parts {
-                let base = rows.len();
-                starts.extend(st.into_iter().map(|o| o + base));
-                rows.extend_from_slice(&buf);
-            }
+            })
+        };
+        let mut starts = Vec::with_capacity(ids.len() + 1);
+        let mut segments = Vec::with_capacity(parts.len());
+        let mut base = 0;
+        for (buf, st) in parts {
+            starts.extend(st.into_iter().map(|o| o + base));
+            base += buf.len();
+            segments.push(buf);
         }
-        starts.push(rows.len());
+        starts.push(base);
         ResultRows {
             header,
-            rows,
+            segments,
             starts,
         }
     }
@@ -504,10 +508,17 @@ impl ResultRows {
     pub fn page(&self, offset: usize, max: usize) -> (Vec<u8>, usize, Option<usize>) {
         let offset = offset.min(self.len());
         let end = offset.saturating_add(max).min(self.len());
-        let body = &self.rows[self.starts[offset]..self.starts[end]];
-        let mut out = Vec::with_capacity(self.header.len() + body.len());
+        let (from, to) = (self.starts[offset], self.starts[end]);
+        let mut out = Vec::with_capacity(self.header.len() + (to - from));
         out.extend_from_slice(&self.header);
-        out.extend_from_slice(body);
+        let mut base = 0;
+        for seg in &self.segments {
+            let (lo, hi) = (from.max(base), to.min(base + seg.len()));
+            if lo < hi {
+                out.extend_from_slice(&seg[lo - base..hi - base]);
+            }
+            base += seg.len();
+        }
         (out, end - offset, (end < self.len()).then_some(end))
     }
 }
@@ -515,6 +526,19 @@ impl ResultRows {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pages_span_rendering_segments() {
+        let rows = ResultRows {
+            header: b"H\n".to_vec(),
+            segments: vec![b"a\nbb\n".to_vec(), b"c\n".to_vec()],
+            starts: vec![0, 2, 5, 7],
+        };
+        assert_eq!(rows.len(), 3);
+        assert_eq!(rows.page(0, 1), (b"H\na\n".to_vec(), 1, Some(1)));
+        assert_eq!(rows.page(1, 2), (b"H\nbb\nc\n".to_vec(), 2, None));
+        assert_eq!(rows.page(2, 10), (b"H\nc\n".to_vec(), 1, None));
+    }
 
     #[test]
     fn locators_round_trip() {
