@@ -638,3 +638,104 @@ async fn a_large_insert_goes_through_the_bulk_api_and_one_bad_row_fails_alone() 
         .unwrap();
     assert_eq!(n, 9_999);
 }
+
+/// One engine: takes the Account mapping's lease when it can, then runs writer rounds until
+/// stopped (or killed).
+fn engine(
+    number: usize,
+    holder: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    url: String,
+    sf: Client,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<bool> {
+    tokio::spawn(async move {
+        loop {
+            if *stop.borrow() {
+                return false;
+            }
+            let lease = sync_runtime::engine::lease::Lease::try_acquire(&url, SCHEMA, "Account")
+                .await
+                .expect("lease");
+            if let Some(_lease) = lease {
+                holder.store(number, std::sync::atomic::Ordering::SeqCst);
+                let db = sync_runtime::engine::connect(&url).await.expect("postgres");
+                let target = Target {
+                    mapping: &account::MAPPING,
+                    client: sf.clone(),
+                };
+                let mut writer = Writer::new(db, SCHEMA, vec![target], fast());
+                writer.recover().await.expect("recover");
+                while !*stop.borrow() {
+                    writer.round().await.expect("round");
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_engines_on_one_database_send_every_change_once() {
+    let env = env().await;
+    let app = pg(&env.db).await;
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let holder = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let engines = [
+        engine(
+            1,
+            holder.clone(),
+            env.db.url.clone(),
+            env.sf.clone(),
+            stopped.clone(),
+        ),
+        engine(
+            2,
+            holder.clone(),
+            env.db.url.clone(),
+            env.sf.clone(),
+            stopped.clone(),
+        ),
+    ];
+    let mut ids = Vec::new();
+    let mut killed = 0;
+    for i in 0..40 {
+        ids.push(insert_account(&app, &format!("Shared {i:02}")).await);
+        if i == 20 {
+            // The engine holding the mapping dies; the other takes over.
+            while holder.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            killed = holder.load(std::sync::atomic::Ordering::SeqCst);
+            engines[killed - 1].abort();
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let check = env.writer(&[&account::MAPPING], fast()).await;
+    let deadline = std::time::Instant::now() + DRAIN;
+    loop {
+        let (new, journaled) = check.pending().await.unwrap();
+        if new == 0 && journaled == 0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the surviving engine sends everything"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    stop.send(true).unwrap();
+    let [one, two] = engines;
+    let (one, two) = (one.await, two.await);
+    let survivor = if killed == 1 { two } else { one };
+    assert!(survivor.unwrap(), "the other engine took the mapping over");
+    for id in &ids {
+        assert!(
+            row(&app, "account", *id).await.0.is_some(),
+            "row {id} synced"
+        );
+    }
+    let created = env.records("Account", "Name", "Name LIKE 'Shared %'").await;
+    assert_eq!(created.len(), ids.len(), "every change sent once");
+}
