@@ -11,11 +11,28 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 pub struct Cluster {
     /// `postgres://postgres@127.0.0.1:<port>/postgres`.
     pub url: String,
+    pg_ctl: PathBuf,
+    data: PathBuf,
+    as_root: bool,
     watchdog: Option<(Child, ChildStdin)>,
 }
 
 impl Drop for Cluster {
     fn drop(&mut self) {
+        // Stop the server now; the watchdog then only removes the directory.
+        let data = self.data.display().to_string();
+        let pg_ctl = self.pg_ctl.display().to_string();
+        let args = ["-D", data.as_str(), "-m", "fast", "-w", "stop"];
+        let mut stop = if self.as_root {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--", pg_ctl.as_str()]).args(args);
+            c
+        } else {
+            let mut c = Command::new(&pg_ctl);
+            c.args(args);
+            c
+        };
+        let _ = stop.stdout(Stdio::null()).stderr(Stdio::null()).status();
         if let Some((mut child, stdin)) = self.watchdog.take() {
             drop(stdin);
             let _ = child.wait();
@@ -126,6 +143,9 @@ rm -rf {root}",
     let stdin = child.stdin.take().ok_or("no stdin")?;
     Ok(Cluster {
         url: format!("postgres://postgres@127.0.0.1:{port}/postgres"),
+        pg_ctl: bin.join("pg_ctl"),
+        data,
+        as_root,
         watchdog: Some((child, stdin)),
     })
 }

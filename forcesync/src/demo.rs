@@ -267,7 +267,7 @@ async fn wait_loaded(
                     s.load_done.max(0) as u64,
                     s.load_total.map(|t| t.max(0) as u64),
                 );
-                if s.is_loaded() {
+                if sync_runtime::cli::report::has_loaded(s) {
                     progress.finish(&format!("{} rows, {}", s.load_done, s.state));
                     break;
                 }

@@ -1,5 +1,7 @@
 //! Logs through `tracing` on stderr: readable by default, one JSON object per line with
-//! `--log-format json`. `RUST_LOG` overrides the level (`info` by default).
+//! `--log-format json`. `RUST_LOG` overrides the level (`info` by default), colours only on a terminal.
+
+use std::io::IsTerminal;
 
 use clap::ValueEnum;
 use tracing_subscriber::EnvFilter;
@@ -16,9 +18,11 @@ pub enum LogFormat {
 
 /// Installs the global subscriber (once; later calls do nothing).
 pub fn init(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,tokio_postgres=warn"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     let _ = match format {
         LogFormat::Text => builder.try_init(),

@@ -84,7 +84,7 @@ impl MappingReport {
             state,
             message: status.and_then(|s| s.message.clone()),
             paused: status.is_some_and(|s| s.paused),
-            loaded: status.is_some_and(MappingStatus::is_loaded),
+            loaded: status.is_some_and(has_loaded),
             rows: counts.rows,
             pending_writes: counts.pending_writes,
             failed_writes: counts.failed_writes,
@@ -104,6 +104,16 @@ impl MappingReport {
             last_error: status.and_then(|s| s.last_error.clone()),
         }
     }
+}
+
+/// Whether a complete load is behind the mapping: marked loaded, or streaming, polling or
+/// reloading (states only reached after a load).
+pub fn has_loaded(status: &MappingStatus) -> bool {
+    status.is_loaded()
+        || matches!(
+            status.state,
+            SyncState::Streaming | SyncState::Polling | SyncState::Reloading
+        )
 }
 
 /// The counts of one mapping read from its tables.

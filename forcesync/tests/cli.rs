@@ -1,0 +1,393 @@
+//! The `forcesync` binary end to end, against the emulator and real Postgres: settings errors
+//! and their exit code, migrate, run (health, readiness, metrics, graceful SIGTERM), status,
+//! errors / retry / ignore on failed writes, conflicts, pause / resume, the demo, and no secret in
+//! any output.
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use forcesync_tests::pg::TestDb;
+use serde_json::Value;
+
+const CLIENT_SECRET: &str = "cs-7Hq2xWv9";
+const PASSWORD: &str = "pw-9Zx4Lm3k";
+const SETTINGS: [&str; 8] = [
+    "SF_LOGIN_URL",
+    "SF_CLIENT_ID",
+    "SF_CLIENT_SECRET",
+    "SF_USERNAME",
+    "SF_PASSWORD",
+    "SF_JWT_KEY_FILE",
+    "SF_REFRESH_TOKEN",
+    "DATABASE_URL",
+];
+
+fn forcesync(args: &[&str], env: &[(&str, &str)]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_forcesync"));
+    command.args(args);
+    for name in SETTINGS {
+        command.env_remove(name);
+    }
+    command.env_remove("RUST_LOG");
+    command.envs(env.iter().copied());
+    command
+}
+
+fn output(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = forcesync(args, env).output().expect("the binary runs");
+    (
+        status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&stdout).into_owned(),
+        String::from_utf8_lossy(&stderr).into_owned(),
+    )
+}
+
+#[test]
+fn a_missing_or_wrong_setting_names_it_and_exits_with_code_2() {
+    let (code, _, err) = output(&["status"], &[]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("DATABASE_URL is not set"), "{err}");
+    assert!(err.contains("postgres://"), "says what to set: {err}");
+
+    let (code, _, err) = output(&["run"], &[("DATABASE_URL", "postgres://localhost/app")]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("SF_CLIENT_ID is not set"), "{err}");
+
+    let (code, _, err) = output(
+        &["run"],
+        &[
+            ("DATABASE_URL", "postgres://localhost/app"),
+            ("SF_CLIENT_ID", "id"),
+            ("SF_CLIENT_SECRET", CLIENT_SECRET),
+            ("SF_USERNAME", "admin@example.com"),
+        ],
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("SF_PASSWORD is not set"), "{err}");
+
+    let (code, _, err) = output(&["status"], &[("DATABASE_URL", "mysql://localhost/app")]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("DATABASE_URL is not a postgres:// URL"),
+        "{err}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("forcesync.toml");
+    std::fs::write(&file, "SF_PASWORD = \"x\"\n").unwrap();
+    let (code, _, err) = output(&["--config", file.to_str().unwrap(), "status"], &[]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("unknown setting `SF_PASWORD`"), "{err}");
+
+    let (code, out, _) = output(&["--help"], &[]);
+    assert_eq!(code, 0);
+    assert!(out.contains("Exit codes"), "{out}");
+    for command in ["migrate", "run", "status", "errors", "retry", "demo"] {
+        assert!(out.contains(command), "--help lists {command}");
+        let (code, _, _) = output(&[command, "--help"], &[]);
+        assert_eq!(code, 0, "{command} --help");
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(60) {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("timed out waiting for: {what}");
+}
+
+fn status_json(env: &[(&str, &str)]) -> Vec<Value> {
+    let (code, out, err) = output(&["status", "--json"], env);
+    assert_eq!(code, 0, "{err}");
+    serde_json::from_str::<Value>(&out)
+        .unwrap_or_else(|e| panic!("status --json is JSON ({e}): {out}"))
+        .as_array()
+        .cloned()
+        .unwrap()
+}
+
+fn mapping<'a>(status: &'a [Value], name: &str) -> &'a Value {
+    status
+        .iter()
+        .find(|m| m["mapping"] == name)
+        .unwrap_or_else(|| panic!("{name} in status"))
+}
+
+/// Every line is a comment or `name{labels} number`, and every family is declared.
+fn parse_prometheus(text: &str) -> Vec<(String, f64)> {
+    let mut declared = Vec::new();
+    let mut samples = Vec::new();
+    for line in text.lines().filter(|l| !l.is_empty()) {
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            declared.push(rest.split(' ').next().unwrap().to_owned());
+        } else if !line.starts_with("# HELP ") {
+            let (series, value) = line.rsplit_once(' ').expect("a sample has a value");
+            let name = series.split('{').next().unwrap();
+            assert!(
+                declared.iter().any(|d| d == name),
+                "undeclared family: {line}"
+            );
+            let value: f64 = value
+                .parse()
+                .unwrap_or_else(|_| panic!("not a number: {line}"));
+            samples.push((series.to_owned(), value));
+        }
+    }
+    samples
+}
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_syncs_serves_health_and_metrics_and_the_operator_commands_work() {
+    let config = sf_emulator::server::Config {
+        seed: Some("demo".to_owned()),
+        client_secret: CLIENT_SECRET.to_owned(),
+        password: PASSWORD.to_owned(),
+        ..sf_emulator::server::Config::ephemeral()
+    };
+    let emulator = sf_emulator::server::start(config.clone()).await.unwrap();
+    let db = TestDb::new();
+    let env_owned = [
+        ("DATABASE_URL", db.url.clone()),
+        ("SF_LOGIN_URL", emulator.base_url.clone()),
+        ("SF_CLIENT_ID", config.client_id.clone()),
+        ("SF_CLIENT_SECRET", CLIENT_SECRET.to_owned()),
+        ("SF_USERNAME", config.username.clone()),
+        ("SF_PASSWORD", PASSWORD.to_owned()),
+    ];
+    let env: Vec<(&str, &str)> = env_owned.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let mut transcript = String::new();
+
+    // Status before migrating says what to do.
+    let (code, _, err) = output(&["status"], &env);
+    assert_eq!(code, 1);
+    assert!(err.contains("run `forcesync migrate` first"), "{err}");
+
+    let (code, out, err) = output(&["migrate"], &env);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("applied app migration"), "{out}");
+    assert!(out.contains("applied engine migration"), "{out}");
+    transcript += &out;
+
+    let before = status_json(&env);
+    assert_eq!(before.len(), generated::salesforce::REGISTRY.mappings.len());
+    assert_eq!(mapping(&before, "Account")["state"], "INITIAL");
+    assert_eq!(mapping(&before, "Account")["rows"], 0);
+
+    // Salesforce refuses test accounts, so the app's inserts of them fail.
+    let http = reqwest::Client::new();
+    let rule = http
+        .post(format!(
+            "{}/__emulator/validation-rules",
+            emulator.base_url
+        ))
+        .json(&serde_json::json!({"object": "Account", "field": "Name", "op": "contains",
+            "value": "test", "message": "Test accounts are not allowed", "errorDisplayField": "Name"}))
+        .send()
+        .await
+        .unwrap();
+    assert!(rule.status().is_success());
+
+    let logs = tempfile::tempdir().unwrap();
+    let (out_path, err_path) = (logs.path().join("out"), logs.path().join("err"));
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut daemon = forcesync(&["run", "--listen", &listen], &env)
+        .stdout(Stdio::from(std::fs::File::create(&out_path).unwrap()))
+        .stderr(Stdio::from(std::fs::File::create(&err_path).unwrap()))
+        .spawn()
+        .unwrap();
+    let base = format!("http://{listen}");
+
+    eventually(
+        "/readyz answers 200 once every mapping is loaded",
+        || async {
+            http.get(format!("{base}/readyz"))
+                .send()
+                .await
+                .is_ok_and(|r| r.status() == 200)
+        },
+    )
+    .await;
+    let health = http.get(format!("{base}/healthz")).send().await.unwrap();
+    assert_eq!(health.status(), 200);
+
+    let pg = sync_runtime::engine::connect(&db.url).await.unwrap();
+    let accounts: i64 = pg
+        .query_one("SELECT count(*) FROM salesforce.account", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(accounts > 0);
+    let status = status_json(&env);
+    let account = mapping(&status, "Account");
+    assert_eq!(account["rows"], accounts);
+    assert_eq!(account["access"], "read_write");
+    assert!(
+        account["state"] == "STREAMING" || account["state"] == "POLLING",
+        "{account}"
+    );
+    let (code, table, _) = output(&["status"], &env);
+    assert_eq!(code, 0);
+    assert!(table.starts_with("MAPPING"), "{table}");
+    assert!(table.contains(&format!("{accounts}")), "{table}");
+    transcript += &table;
+
+    // Two rejected inserts: errors lists them with Salesforce's message (exit code 3).
+    for name in ["a test account", "another test account"] {
+        pg.execute(
+            "INSERT INTO salesforce.account (name) VALUES ($1)",
+            &[&name],
+        )
+        .await
+        .unwrap();
+    }
+    eventually("both failed writes are listed", || async {
+        let (code, out, _) = output(&["errors", "Account", "--json"], &env);
+        code == 3
+            && serde_json::from_str::<Value>(&out)
+                .is_ok_and(|v| v["failed_writes"].as_array().is_some_and(|a| a.len() == 2))
+    })
+    .await;
+    let (code, out, _) = output(&["errors"], &env);
+    assert_eq!(code, 3);
+    assert!(out.contains("Test accounts are not allowed"), "{out}");
+    assert!(out.contains("a test account"), "the row's values: {out}");
+    transcript += &out;
+    let (_, json, _) = output(&["errors", "--json"], &env);
+    let errors: Value = serde_json::from_str(&json).unwrap();
+    let first = errors["failed_writes"][0]["trigger_log_id"]
+        .as_i64()
+        .unwrap();
+    assert_eq!(mapping(&status_json(&env), "Account")["failed_writes"], 2);
+
+    let (code, out, _) = output(&["ignore", "--id", &first.to_string()], &env);
+    assert_eq!(code, 0);
+    assert!(out.contains("1 failed writes marked ignored"), "{out}");
+    let (code, out, _) = output(&["retry", "--all"], &env);
+    assert_eq!(code, 0);
+    assert!(out.contains("1 failed writes requeued"), "{out}");
+    let (code, _, err) = output(&["retry"], &env);
+    assert_eq!(code, 2, "retry needs a selection: {err}");
+    assert!(err.contains("--all"), "{err}");
+
+    let (code, out, _) = output(&["conflicts", "Account"], &env);
+    assert_eq!(code, 0);
+    transcript += &out;
+
+    // Metrics parse as Prometheus text and agree with the table.
+    let metrics = http
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let samples = parse_prometheus(&metrics);
+    let rows = samples
+        .iter()
+        .find(|(s, _)| s == "forcesync_rows{mapping=\"Account\"}")
+        .map(|(_, v)| *v)
+        .expect("rows of Account");
+    assert!(rows >= accounts as f64, "{metrics}");
+    assert!(
+        samples
+            .iter()
+            .any(|(s, v)| s == "forcesync_up" && *v == 1.0),
+        "{metrics}"
+    );
+    transcript += &metrics;
+
+    // Pause and resume: the operator's decision is recorded (the engine acts on it at the
+    // mapping's next repair tick).
+    let (code, out, _) = output(&["pause", "Contact"], &env);
+    assert_eq!(code, 0);
+    assert!(out.contains("Contact paused"), "{out}");
+    let contact = mapping(&status_json(&env), "Contact").clone();
+    assert_eq!(contact["paused"], true, "{contact}");
+    let (code, _, _) = output(&["resume", "Contact"], &env);
+    assert_eq!(code, 0);
+    assert_eq!(mapping(&status_json(&env), "Contact")["paused"], false);
+
+    // SIGTERM stops the daemon cleanly.
+    let killed = Command::new("kill")
+        .args(["-TERM", &daemon.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let started = Instant::now();
+    let exit = loop {
+        if let Some(status) = daemon.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the daemon stops within 30 s of SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(exit.success(), "{}", read(&err_path));
+    transcript += &read(&out_path);
+    let log = read(&err_path);
+    assert!(log.contains("shutting down"), "{log}");
+    transcript += &log;
+
+    for secret in [CLIENT_SECRET, PASSWORD] {
+        assert!(
+            !transcript.contains(secret),
+            "a secret appeared in the output"
+        );
+    }
+    emulator.stop().await;
+}
+
+#[test]
+fn the_demo_shows_changes_in_both_directions_and_stops_by_itself() {
+    let db = TestDb::new();
+    let child = forcesync(&["demo", "--seconds", "25"], &[("DATABASE_URL", &db.url)])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    let out = String::from_utf8_lossy(&output.stdout);
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{out}\n{err}");
+    assert!(out.contains("psql '"), "how to connect psql: {out}");
+    assert!(
+        out.contains("Salesforce emulator: http://127.0.0.1:"),
+        "{out}"
+    );
+    let line = |direction: &str| {
+        out.lines()
+            .any(|l| l.contains(direction) && l.trim_end().ends_with(" ms"))
+    };
+    assert!(line("Salesforce → Postgres"), "{out}");
+    assert!(line("Postgres → Salesforce"), "{out}");
+    assert!(out.contains("Stopped."), "{out}");
+}
