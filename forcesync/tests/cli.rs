@@ -216,7 +216,7 @@ async fn run_syncs_serves_health_and_metrics_and_the_operator_commands_work() {
     let (out_path, err_path) = (logs.path().join("out"), logs.path().join("err"));
     let port = free_port();
     let listen = format!("127.0.0.1:{port}");
-    let mut daemon = forcesync(&["run", "--listen", &listen], &env)
+    let mut daemon = forcesync(&["--log-format", "json", "run", "--listen", &listen], &env)
         .stdout(Stdio::from(std::fs::File::create(&out_path).unwrap()))
         .stderr(Stdio::from(std::fs::File::create(&err_path).unwrap()))
         .spawn()
@@ -334,6 +334,63 @@ async fn run_syncs_serves_health_and_metrics_and_the_operator_commands_work() {
     assert_eq!(code, 0);
     assert_eq!(mapping(&status_json(&env), "Contact")["paused"], false);
 
+    // Reload while the app reads: the table is never empty, the rows come back.
+    let reader = {
+        let url = db.url.clone();
+        tokio::spawn(async move {
+            let pg = sync_runtime::engine::connect(&url).await.unwrap();
+            let mut fewest = i64::MAX;
+            let started = Instant::now();
+            while started.elapsed() < Duration::from_secs(3) {
+                let n: i64 = pg
+                    .query_one(
+                        "SELECT count(*) FROM salesforce.account WHERE sfid IS NOT NULL",
+                        &[],
+                    )
+                    .await
+                    .unwrap()
+                    .get(0);
+                fewest = fewest.min(n);
+            }
+            fewest
+        })
+    };
+    let reload_env = env_owned.clone();
+    let (code, out, err) = tokio::task::spawn_blocking(move || {
+        let env: Vec<(&str, &str)> = reload_env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        output(&["reload", "Account"], &env)
+    })
+    .await
+    .unwrap();
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains(&format!("reloaded {accounts} rows")), "{out}");
+    assert_eq!(
+        reader.await.unwrap(),
+        accounts,
+        "the app never saw a partial table"
+    );
+    transcript += &out;
+    transcript += &err;
+
+    let (code, out, err) = output(&["recover", "--since", "2020-01-01", "Account"], &env);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("Account: re-read"), "{out}");
+    transcript += &out;
+
+    // describe pull writes the snapshot the build reads.
+    let snapshots = tempfile::tempdir().unwrap();
+    let dir = snapshots.path().to_str().unwrap();
+    let (code, out, err) = output(&["describe", "pull", "Account", "--dir", dir], &env);
+    assert_eq!(code, 0, "{err}");
+    let pulled: Value =
+        serde_json::from_str(&read(&snapshots.path().join("Account.json"))).unwrap();
+    assert_eq!(pulled["name"], "Account");
+    assert!(
+        pulled["fields"].as_array().is_some_and(|f| f.len() > 10),
+        "{out}"
+    );
+    transcript += &out;
+
     // SIGTERM stops the daemon cleanly.
     let killed = Command::new("kill")
         .args(["-TERM", &daemon.id().to_string()])
@@ -355,6 +412,10 @@ async fn run_syncs_serves_health_and_metrics_and_the_operator_commands_work() {
     transcript += &read(&out_path);
     let log = read(&err_path);
     assert!(log.contains("shutting down"), "{log}");
+    for line in log.lines().filter(|l| !l.trim().is_empty()) {
+        serde_json::from_str::<Value>(line)
+            .unwrap_or_else(|e| panic!("--log-format json writes JSON lines ({e}): {line}"));
+    }
     transcript += &log;
 
     for secret in [CLIENT_SECRET, PASSWORD] {

@@ -18,6 +18,7 @@
 //! found something an operator must look at).
 
 pub mod admin;
+pub mod describe;
 pub mod logging;
 pub mod metrics;
 pub mod migrate;
@@ -225,6 +226,18 @@ pub struct SelectArgs {
     pub all: bool,
 }
 
+/// What `describe` does.
+#[derive(Debug, Subcommand)]
+pub enum DescribeAction {
+    /// Fetch describe snapshots (every mapped object when none is named) into a directory.
+    Pull {
+        objects: Vec<String>,
+        /// Where the snapshots go (what the build reads).
+        #[arg(long, default_value = "mappings/describe")]
+        dir: PathBuf,
+    },
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Apply the app migrations and the engine's system migrations (or revert them).
@@ -275,6 +288,11 @@ pub enum Command {
     Resume { mapping: Option<String> },
     /// Read the mapping again from Salesforce into a shadow table and swap it in (the app keeps reading).
     Reload { mapping: String },
+    /// Describe snapshots: `describe pull [OBJECT…]` fetches them into mappings/describe/.
+    Describe {
+        #[command(subcommand)]
+        action: DescribeAction,
+    },
     /// Re-read every change since a time (after an outage longer than the event retention).
     Recover {
         /// RFC 3339 (`2026-01-31T12:00:00Z`), `YYYY-MM-DD HH:MM:SS` (UTC) or `YYYY-MM-DD`.
@@ -376,6 +394,9 @@ fn dispatch(ctx: &Context, command: Command) -> Result<(), CliError> {
         Command::Resume { mapping } => {
             runtime()?.block_on(admin::set_paused(ctx, mapping.as_deref(), false))
         }
+        Command::Describe {
+            action: DescribeAction::Pull { objects, dir },
+        } => runtime()?.block_on(describe::pull(ctx, &objects, &dir)),
         Command::Reload { mapping } => runtime()?.block_on(run::reload(ctx, &mapping)),
         Command::Recover { since, mapping } => {
             let since = run::parse_since(&since).map_err(CliError::settings)?;

@@ -35,18 +35,25 @@ pub async fn engine(ctx: &Context, only: Vec<String>) -> Result<Engine, CliError
     if !report::is_migrated(&db, ctx.app.registry.schema).await? {
         return Err(report::ReportError::NotMigrated(ctx.app.registry.schema.to_owned()).into());
     }
-    if let Err(e) = engine.client.login().await {
+    check_login(&engine.client).await?;
+    Ok(engine)
+}
+
+/// Logs in once, so that a refused login stops the command at start (a wrong setting: exit
+/// code 2; Salesforce unreachable: exit code 1).
+pub async fn check_login(client: &crate::salesforce::Client) -> Result<(), CliError> {
+    if let Err(e) = client.login().await {
         let message = format!(
             "Salesforce refused the login at {}: {e}. Check SF_LOGIN_URL, SF_CLIENT_ID and the credentials \
              (SF_CLIENT_SECRET, SF_USERNAME/SF_PASSWORD, SF_JWT_KEY_FILE or SF_REFRESH_TOKEN)",
-            engine.client.config().login_url
+            client.config().login_url
         );
         return Err(match e.class {
             ErrorClass::Definite => CliError::settings(message),
             _ => CliError::failure(message),
         });
     }
-    Ok(engine)
+    Ok(())
 }
 
 /// Turns true on SIGINT or SIGTERM.
