@@ -563,3 +563,86 @@ async fn formula_fields_are_refreshed_without_a_systemmodstamp_change() {
         .get(0);
     assert_eq!(total, Some(1500.0));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_change_event_of_forcesyncs_own_insert_does_not_duplicate_the_row() {
+    let h = Harness::start().await;
+    let pg = h.pg().await;
+    let mut config = h.engine_config();
+    config.only = vec!["Account".into(), "Invoice__c".into()];
+    let engine = h.engine(config.clone());
+    let (stop, shutdown) = watch::channel(false);
+    let read = {
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move { engine.run(shutdown).await.unwrap() })
+    };
+    for object in ["Account", "Invoice__c"] {
+        wait_state(&pg, object, SyncState::Streaming).await;
+    }
+    let writers: Vec<_> = ["Account", "Invoice__c"]
+        .into_iter()
+        .map(|object| {
+            let ctx = h.ctx(object, config.clone());
+            let shutdown = shutdown.clone();
+            tokio::spawn(async move {
+                let _ = engine::writer::run_mapping(
+                    &ctx,
+                    engine::writer::WriterConfig::default(),
+                    shutdown,
+                )
+                .await;
+            })
+        })
+        .collect();
+
+    let account: String = pg
+        .query_one(
+            "SELECT sfid FROM salesforce.account ORDER BY sfid LIMIT 1",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    let before_accounts = count(&pg, "SELECT count(*) FROM salesforce.account").await;
+    let before_invoices = count(&pg, "SELECT count(*) FROM salesforce.invoice__c").await;
+    for i in 0..5 {
+        pg.execute(
+            "INSERT INTO salesforce.account (name, phone) VALUES ($1, '555')",
+            &[&format!("Written by the app {i}")],
+        )
+        .await
+        .unwrap();
+        pg.execute(
+            "INSERT INTO salesforce.invoice__c (name, account__c, amount__c, external_id__c, status__c) \
+             VALUES ($1, $2, 10, $3, 'Draft')",
+            &[&format!("INV-APP-{i}"), &account, &format!("EXT-APP-{i}")],
+        )
+        .await
+        .unwrap();
+    }
+    eventually(WAIT, "every app row has its sfid", || async {
+        count(&pg, "SELECT count(*) FROM salesforce.account WHERE name LIKE 'Written by the app%' AND sfid IS NOT NULL").await == 5
+            && count(&pg, "SELECT count(*) FROM salesforce.invoice__c WHERE name LIKE 'INV-APP-%' AND sfid IS NOT NULL").await == 5
+    })
+    .await;
+    // Let the change events of those creates arrive and be applied.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        count(&pg, "SELECT count(*) FROM salesforce.account").await,
+        before_accounts + 5
+    );
+    assert_eq!(
+        count(&pg, "SELECT count(*) FROM salesforce.invoice__c").await,
+        before_invoices + 5
+    );
+    assert_eq!(
+        count(&pg, "SELECT count(*) FROM salesforce._forcesync_conflicts").await,
+        0,
+        "our own writes are not conflicts"
+    );
+    stop.send(true).unwrap();
+    read.await.unwrap();
+    for w in writers {
+        w.await.unwrap();
+    }
+}

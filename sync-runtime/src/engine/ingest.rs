@@ -211,6 +211,9 @@ pub async fn apply_event(
             }
         }
     }
+    if origin.own_write && header.change_type == ChangeType::Create && !full.is_empty() {
+        full = claim_own_creates(ctx, tx, full).await?;
+    }
     if !full.is_empty() {
         let (rows, conflicts) = settle_conflicts(ctx, tx, full, Some(origin)).await?;
         applied.conflicts += conflicts;
@@ -253,6 +256,76 @@ pub async fn apply_event(
         applied.add(refetch(ctx, tx, &gap_fetch, true).await?);
     }
     Ok(applied)
+}
+
+/// The change event of a record forcesync's writer created can arrive before the writer has
+/// stored the new `sfid` on the app's row. Such a record must not become a second row: with an
+/// upsert key, the app's row (same external id, no `sfid` yet) takes the `sfid` now; otherwise,
+/// while the writer has creates in flight for this mapping, the event is left to the writer (it
+/// writes the `sfid` back when Salesforce answers, or reconciles). Rows already known by `sfid`
+/// pass through unchanged.
+async fn claim_own_creates(
+    ctx: &MappingCtx,
+    tx: &Transaction<'_>,
+    rows: Vec<Row>,
+) -> Result<Vec<Row>, IngestError> {
+    let mapping = ctx.mapping;
+    let table = apply::qualified(mapping);
+    let sfids: Vec<&str> = rows.iter().map(|r| r.sfid.as_str()).collect();
+    let known: Vec<String> = tx
+        .query(
+            &format!("SELECT sfid FROM {table} WHERE sfid = ANY($1)"),
+            &[&sfids],
+        )
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let key = mapping.upsert_key.and_then(|k| mapping.field(k));
+    let in_flight: bool = tx
+        .query_one(
+            &format!(
+                "SELECT EXISTS (SELECT 1 FROM {}._forcesync_write_journal \
+                 WHERE mapping = $1 AND kind IN ('create', 'upsert'))",
+                quote_ident(mapping.schema)
+            ),
+            &[&mapping.object],
+        )
+        .await?
+        .get(0);
+    let mut kept = Vec::with_capacity(rows.len());
+    for row in rows {
+        if known.contains(&row.sfid) {
+            kept.push(row);
+            continue;
+        }
+        if let Some(key) = key {
+            let value = row
+                .cells
+                .iter()
+                .find(|(f, _)| f.column == key.column)
+                .and_then(|(_, v)| v.clone());
+            if let Some(value) = value {
+                let claimed = tx
+                    .execute(
+                        &format!(
+                            "UPDATE {table} SET sfid = $1 WHERE {}::text = $2 AND sfid IS NULL",
+                            quote_ident(key.column)
+                        ),
+                        &[&row.sfid, &value],
+                    )
+                    .await?;
+                if claimed > 0 {
+                    kept.push(row);
+                    continue;
+                }
+            }
+        }
+        if !in_flight {
+            kept.push(row);
+        }
+    }
+    Ok(kept)
 }
 
 /// A pending application change read from `_trigger_log`.
