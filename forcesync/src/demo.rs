@@ -33,22 +33,58 @@ pub fn command() -> clap::Command {
 /// Runs the demo.
 pub fn run(ctx: &Context, matches: &clap::ArgMatches) -> Result<(), CliError> {
     let seconds = matches.get_one::<u64>("seconds").copied();
-    let sources = ctx.sources()?;
-    let (cluster, url) = match sources.database_url() {
-        Ok(url) => (None, url),
-        Err(e) if e.problem == "is not set" => {
-            println!("Starting a throwaway Postgres (set DATABASE_URL to use yours)…");
-            let cluster = cluster::start().map_err(CliError::failure)?;
-            let url = cluster.url.clone();
-            (Some(cluster), url)
-        }
-        Err(e) => return Err(e.into()),
-    };
+    let (cluster, url) = database(ctx)?;
     let applied = migrate::app_migrations(&url, ctx.app.migrations, false)?;
     println!("Applied {} app migrations.", applied.len());
     let result = runtime()?.block_on(demo(ctx, url, seconds));
     drop(cluster);
     result
+}
+
+/// `DATABASE_URL` when set, otherwise a throwaway cluster (held by the first value).
+pub(crate) fn database(ctx: &Context) -> Result<(Option<cluster::Cluster>, String), CliError> {
+    match ctx.sources()?.database_url() {
+        Ok(url) => Ok((None, url)),
+        Err(e) if e.problem == "is not set" => {
+            println!("Starting a throwaway Postgres (set DATABASE_URL to use yours)…");
+            let cluster = cluster::start().map_err(CliError::failure)?;
+            let url = cluster.url.clone();
+            Ok((Some(cluster), url))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Starts the emulator with demo data; answers it with the client settings for it.
+pub(crate) async fn emulator(
+    api_version: &str,
+) -> Result<
+    (
+        sf_emulator::server::RunningEmulator,
+        sf_emulator::server::Config,
+        salesforce::Config,
+    ),
+    CliError,
+> {
+    let emulator_config = sf_emulator::server::Config {
+        seed: Some("demo".to_owned()),
+        ..sf_emulator::server::Config::ephemeral()
+    };
+    let emulator = sf_emulator::server::start(emulator_config.clone())
+        .await
+        .map_err(|e| CliError::failure(format!("the emulator did not start: {e}")))?;
+    let mut sf = salesforce::Config::new(
+        emulator.base_url.clone(),
+        Credentials::Password {
+            client_id: emulator_config.client_id.clone(),
+            client_secret: Secret::new(emulator_config.client_secret.clone()),
+            username: emulator_config.username.clone(),
+            password: Secret::new(emulator_config.password.clone()),
+            security_token: Secret::new(emulator_config.security_token.clone()),
+        },
+    );
+    sf.api_version = api_version.to_owned();
+    Ok((emulator, emulator_config, sf))
 }
 
 /// A Salesforce user of the emulator (its writes are not forcesync's).
@@ -178,25 +214,8 @@ where
 async fn demo(ctx: &Context, url: String, seconds: Option<u64>) -> Result<(), CliError> {
     let registry = ctx.app.registry;
     migrate::system_migrations(&url, registry).await?;
-    let emulator_config = sf_emulator::server::Config {
-        seed: Some("demo".to_owned()),
-        ..sf_emulator::server::Config::ephemeral()
-    };
-    let emulator = sf_emulator::server::start(emulator_config.clone())
-        .await
-        .map_err(|e| CliError::failure(format!("the emulator did not start: {e}")))?;
+    let (emulator, emulator_config, sf) = emulator(registry.api_version).await?;
     let base = emulator.base_url.clone();
-    let mut sf = salesforce::Config::new(
-        base.clone(),
-        Credentials::Password {
-            client_id: emulator_config.client_id.clone(),
-            client_secret: Secret::new(emulator_config.client_secret.clone()),
-            username: emulator_config.username.clone(),
-            password: Secret::new(emulator_config.password.clone()),
-            security_token: Secret::new(emulator_config.security_token.clone()),
-        },
-    );
-    sf.api_version = registry.api_version.to_owned();
     let mut config = EngineConfig::new(url.clone());
     config.lease_retry = Duration::from_millis(500);
     config.lookback = Duration::from_secs(5);

@@ -1,6 +1,7 @@
 //! The `forcesync` binary of this repository: the command over the generated mappings
-//! (`generated::salesforce::REGISTRY`, `generated::MIGRATIONS`), plus `demo`.
+//! (`generated::salesforce::REGISTRY`, `generated::MIGRATIONS`), plus `demo` and `bench`.
 
+mod bench;
 mod cluster;
 mod demo;
 
@@ -8,13 +9,20 @@ use std::process::ExitCode;
 
 use sync_runtime::cli::{App, Extension};
 
+const EXTENSIONS: &[Extension] = &[
+    Extension {
+        command: demo::command,
+        run: demo::run,
+    },
+    Extension {
+        command: bench::command,
+        run: bench::run,
+    },
+];
+
 fn main() -> ExitCode {
     sync_runtime::cli::main(
-        App::new(&generated::salesforce::REGISTRY, &generated::MIGRATIONS).with_extension(
-            Extension {
-                command: demo::command,
-                run: demo::run,
-            },
-        ),
+        App::new(&generated::salesforce::REGISTRY, &generated::MIGRATIONS)
+            .with_extensions(EXTENSIONS),
     )
 }

@@ -452,3 +452,17 @@ fn the_demo_shows_changes_in_both_directions_and_stops_by_itself() {
     assert!(line("Postgres → Salesforce"), "{out}");
     assert!(out.contains("Stopped."), "{out}");
 }
+
+#[test]
+fn bench_write_prints_the_writer_against_its_baseline() {
+    let db = TestDb::new();
+    let (code, out, err) = output(
+        &["bench", "write", "--records", "500"],
+        &[("DATABASE_URL", &db.url)],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("bare Collections loop"), "{out}");
+    assert!(out.contains("forcesync writer"), "{out}");
+    assert!(out.contains("writer / baseline throughput: "), "{out}");
+    assert!(out.contains("(minimum 3, baseline 3)"), "{out}");
+}

@@ -1,6 +1,6 @@
 //! `forcesync describe pull [OBJECT…]`: fetches describe snapshots from the org into
 //! `mappings/describe/` (what the build reads), one `<Object>.json` per object, pretty-printed
-//! like the committed ones so that a refresh diffs cleanly.
+//! like the committed ones (keys sorted, 4-space indent) so that a refresh diffs cleanly.
 
 use std::path::{Path, PathBuf};
 
@@ -70,7 +70,7 @@ mod tests {
         let text = render(&serde_json::json!({"name": "Account", "fields": [{"name": "Id"}]}));
         assert_eq!(
             text,
-            "{\n    \"name\": \"Account\",\n    \"fields\": [\n        {\n            \"name\": \"Id\"\n        }\n    ]\n}\n"
+            "{\n    \"fields\": [\n        {\n            \"name\": \"Id\"\n        }\n    ],\n    \"name\": \"Account\"\n}\n"
         );
         assert_eq!(
             path_for(Path::new("mappings/describe"), "Account"),

@@ -62,7 +62,8 @@ pub struct Extension {
 pub struct App {
     pub registry: &'static Registry,
     pub migrations: &'static EmbeddedMigrations,
-    pub extension: Option<Extension>,
+    /// Extra commands (the repository's `demo` and `bench`).
+    pub extensions: &'static [Extension],
 }
 
 impl App {
@@ -70,13 +71,13 @@ impl App {
         App {
             registry,
             migrations,
-            extension: None,
+            extensions: &[],
         }
     }
 
-    /// Adds an extra command.
-    pub fn with_extension(mut self, extension: Extension) -> App {
-        self.extension = Some(extension);
+    /// Adds extra commands.
+    pub fn with_extensions(mut self, extensions: &'static [Extension]) -> App {
+        self.extensions = extensions;
         self
     }
 }
@@ -315,7 +316,7 @@ where
     T: Into<std::ffi::OsString> + Clone,
 {
     let mut command = Cli::command();
-    if let Some(ext) = &app.extension {
+    for ext in app.extensions {
         command = command.subcommand((ext.command)());
     }
     let matches = match command.try_get_matches_from(args) {
@@ -329,10 +330,6 @@ where
             });
         }
     };
-    let ext_name = app
-        .extension
-        .as_ref()
-        .map(|ext| (ext.command)().get_name().to_owned());
     let config_file = matches.get_one::<PathBuf>("config").cloned();
     let log_format = matches
         .get_one::<LogFormat>("log_format")
@@ -344,9 +341,16 @@ where
         config_file,
         log_format,
     };
-    let result = match (matches.subcommand(), &ctx.app.extension, ext_name) {
-        (Some((name, sub)), Some(ext), Some(ext_name)) if name == ext_name => (ext.run)(&ctx, sub),
-        _ => match Cli::from_arg_matches(&matches) {
+    let extension = matches.subcommand().and_then(|(name, sub)| {
+        ctx.app
+            .extensions
+            .iter()
+            .find(|ext| (ext.command)().get_name() == name)
+            .map(|ext| (ext, sub))
+    });
+    let result = match extension {
+        Some((ext, sub)) => (ext.run)(&ctx, sub),
+        None => match Cli::from_arg_matches(&matches) {
             Ok(cli) => dispatch(&ctx, cli.command),
             Err(e) => {
                 let _ = e.print();
