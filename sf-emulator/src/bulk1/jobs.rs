@@ -94,6 +94,11 @@ pub(super) struct Job {
     pub(super) modstamp_ms: i64,
     pub(super) api_version: String,
     pub(super) batches: Vec<SfId>,
+    /// The `Sforce-Call-Options: client=<id>` of the request that created the job; batches are
+    /// processed outside any request, and their change events name it in `changeOrigin`
+    /// (`com/salesforce/api/bulkapi/<ver>;client=<id>`; Change Data Capture Developer Guide,
+    /// "ChangeEventHeader Fields"; Bulk API Developer Guide, "Sforce-Call-Options Header").
+    pub(super) client: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -46,10 +46,11 @@ pub(super) fn process(org: &Org, bulk: &Bulk1, batch: SfId) {
                 j.external_id.clone(),
                 j.content_type,
                 j.api_version.clone(),
+                j.client.clone(),
             )
         })
     };
-    let Some((op, object, external_id, ct, version)) = job else {
+    let Some((op, object, external_id, ct, version, client)) = job else {
         return;
     };
     // Faults (`chaos::bulk`): the batch stays InProgress for a while, or fails.
@@ -65,7 +66,7 @@ pub(super) fn process(org: &Org, bulk: &Bulk1, batch: SfId) {
             &object,
             external_id.as_deref(),
             ct,
-            &version,
+            WriteContext::bulk(org, &version).with_client(client.as_deref()),
             &body,
         )
     };
@@ -226,14 +227,13 @@ pub(super) fn run_ingest(
     object: &str,
     external_id: Option<&str>,
     ct: ContentType,
-    version: &str,
+    ctx: WriteContext,
     body: &[u8],
 ) -> Processed {
     let rows = parse_rows(ct, body)?;
     if rows.len() > 10_000 {
         return Err("InvalidBatch : Records in a batch can't exceed 10000".into());
     }
-    let ctx = WriteContext::bulk(org, version);
     let take = |row: &mut Row, name: &str| -> String {
         match row.iter().position(|(k, _)| k.eq_ignore_ascii_case(name)) {
             Some(i) => input_text(&row.remove(i).1),

@@ -221,6 +221,7 @@ async fn create_job(
         modstamp_ms: now,
         api_version: version,
         batches: Vec::new(),
+        client: crate::cdc::origin::current_client(),
     };
     let doc = bulk.job_doc(&job);
     bulk.jobs.lock().insert(job.id, job);
