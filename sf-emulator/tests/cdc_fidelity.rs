@@ -614,7 +614,12 @@ async fn handshakes_past_the_concurrent_client_allocation_are_refused() {
         json!({"DurableStreamingApiConcurrentClients": 1}),
     )
     .await;
+    let concurrent = |limits: Value| limits["DurableStreamingApiConcurrentClients"].clone();
+    let limits = emu.rest(reqwest::Method::GET, "/limits", Value::Null).await;
+    assert_eq!(concurrent(limits), json!({"Max": 1, "Remaining": 1}));
     let first = emu.handshake().await.expect("the first client fits");
+    let limits = emu.rest(reqwest::Method::GET, "/limits", Value::Null).await;
+    assert_eq!(concurrent(limits), json!({"Max": 1, "Remaining": 0}));
     let refused = emu.handshake().await.err().expect("the second is refused");
     assert_eq!(
         refused["error"],
@@ -625,6 +630,8 @@ async fn handshakes_past_the_concurrent_client_allocation_are_refused() {
         json!({"channel":"/meta/disconnect","clientId":first.id,"id":"9"}),
     )
     .await;
+    let limits = emu.rest(reqwest::Method::GET, "/limits", Value::Null).await;
+    assert_eq!(concurrent(limits), json!({"Max": 1, "Remaining": 1}));
     assert!(emu.handshake().await.is_ok());
 }
 
