@@ -3,14 +3,12 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 
 use axum::body::Bytes;
 use parking_lot::Mutex;
 
 use super::wire::{Doc, Field, Format};
 use crate::ids::SfId;
-use crate::query_api::Prepared;
 use crate::soql::render;
 use crate::write::WriteResult;
 
@@ -128,10 +126,10 @@ impl BatchState {
 pub(super) enum BatchResult {
     None,
     Ingest(Vec<WriteResult>),
+    /// A query's result, rendered when the batch ran.
     Query {
         result_id: SfId,
-        prepared: Arc<Prepared>,
-        ids: Arc<Vec<SfId>>,
+        body: Bytes,
     },
 }
 

@@ -1,11 +1,10 @@
 //! Bulk API 1.0 background processing: one queued batch to Completed / Failed, through the
 //! SOQL executor (query/queryAll) or `Org::write` in chunks of 200 (ingest).
 
-use std::sync::Arc;
-
 use serde_json::Value as Json;
 
 use super::jobs::{Batch, BatchResult, BatchState, Bulk1, ContentType, Op};
+use super::results::render_query;
 use super::wire;
 use crate::ids::SfId;
 use crate::org::Org;
@@ -58,7 +57,7 @@ pub(super) fn process(org: &Org, bulk: &Bulk1, batch: SfId) {
     let outcome = if org.chaos().bulk.take_failure() {
         Err(crate::chaos::bulk::FAILED_MESSAGE.to_string())
     } else if op.is_query() {
-        run_query(org, bulk, &body, op == Op::QueryAll, &object)
+        run_query(org, bulk, &body, op == Op::QueryAll, &object, ct, &version)
     } else {
         run_ingest(
             org,
@@ -98,6 +97,8 @@ pub(super) fn run_query(
     body: &[u8],
     all_rows: bool,
     object: &str,
+    ct: ContentType,
+    version: &str,
 ) -> Processed {
     if all_rows {
         crate::recycle_bin::purge_expired(org);
@@ -120,19 +121,19 @@ pub(super) fn run_query(
     if !matches!(prepared.bound.output, Output::Fields(_)) {
         return Err("InvalidBatch : Aggregate queries are not supported by Bulk API".into());
     }
-    let outcome = {
-        let store = org.read();
-        exec::execute(&store, &prepared.bound, all_rows)
-    };
-    let Outcome::Rows(ids) = outcome else {
+    // The rows are selected and rendered under one read of the store: the result is fixed
+    // when the batch runs, not read from live data at download.
+    let store = org.read();
+    let Outcome::Rows(ids) = exec::execute(&store, &prepared.bound, all_rows) else {
         return Err("InvalidBatch : Aggregate queries are not supported by Bulk API".into());
     };
     let n = ids.len();
+    let body = render_query(&store, ct, &prepared, &ids, version);
+    drop(store);
     Ok((
         BatchResult::Query {
             result_id: bulk.next("752"),
-            prepared: Arc::new(prepared),
-            ids: Arc::new(ids),
+            body,
         },
         n,
         0,
