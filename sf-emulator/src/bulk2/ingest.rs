@@ -534,6 +534,19 @@ pub fn process(org: &Org, bulk: &Bulk2, id: SfId) {
             crate::chaos::bulk::FAILED_MESSAGE.to_string(),
         );
     }
+    // A slow transaction (`chaos::slow`): the job's writes are stamped now, when it starts,
+    // and become visible only after the delay; `/updated` holds `latestDateCovered` back
+    // meanwhile.
+    let slow = org.chaos().slow.begin(org.stamp_ms());
+    if let Some(running) = &slow {
+        std::thread::sleep(running.delay);
+    }
+    let write = |ctx: &WriteContext, ops: Vec<WriteOp>| match &slow {
+        Some(running) => {
+            crate::chaos::slow::STAMP.sync_scope(running.stamp, || org.write(ctx, ops, false))
+        }
+        None => org.write(ctx, ops, false),
+    };
     let Some(schema) = org.schema().object(&object).cloned() else {
         return fail_job(
             org,
@@ -668,7 +681,7 @@ pub fn process(org: &Org, bulk: &Bulk2, id: SfId) {
                 }
             })
             .collect();
-        let results = org.write(&ctx, ops, false);
+        let results = write(&ctx, ops);
         for (row, r) in chunk.iter().zip(&results) {
             processed += 1;
             match r {
@@ -689,6 +702,7 @@ pub fn process(org: &Org, bulk: &Bulk2, id: SfId) {
     }
     let unprocessed =
         aborted_at.map(|at| render_rows(&header, rows[at..].iter().map(|r| r.as_slice()), dialect));
+    drop(slow);
     let mut jobs = bulk.ingest.jobs.lock();
     let Some(j) = jobs.get_mut(&id) else { return };
     j.processed = processed;
