@@ -451,12 +451,17 @@ impl Org {
             json!({"Max": max, "Remaining": max.saturating_sub(u)}),
         );
         let records: usize = self.read().tables.iter().map(|t| t.total_count()).sum();
+        // The CometD clients alive now count against the concurrent-client allocation (REST
+        // API Developer Guide, "Limits": `DurableStreamingApiConcurrentClients`; Streaming API
+        // Developer Guide, "Streaming API Allocations", maximum concurrent clients).
+        let streaming = self.streaming();
+        let clients = streaming.clients.live(streaming.client_expiry()) as u64;
         for (k, e) in self.inner.limits.lock().iter() {
             // Salesforce counts ~2 KB per record against data storage.
-            let used = if k == "DataStorageMB" {
-                (records as u64 * 2) / 1024
-            } else {
-                e.used
+            let used = match k.as_str() {
+                "DataStorageMB" => (records as u64 * 2) / 1024,
+                "DurableStreamingApiConcurrentClients" => clients,
+                _ => e.used,
             };
             m.insert(
                 k.clone(),

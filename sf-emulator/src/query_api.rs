@@ -318,11 +318,9 @@ fn page_body(
     render::in_storage_order(
         &ids[offset..end],
         &mut out,
-        |id, buf| {
-            // A record purged since the query ran is skipped.
-            let Some(rec) = table.get(id) else {
-                return false;
-            };
+        // A record purged since the query ran is skipped.
+        |id| table.get(id),
+        |rec, buf| {
             render::write_json_record(
                 buf,
                 &store,
@@ -330,8 +328,7 @@ fn page_body(
                 rec,
                 &prepared.nodes,
                 version,
-            );
-            true
+            )
         },
         |out| {
             if !first {

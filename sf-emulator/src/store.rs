@@ -496,7 +496,7 @@ impl Table {
 #[derive(Debug)]
 pub struct Store {
     pub tables: Vec<Table>,
-    /// Seed of the order of rows SOQL leaves unordered (see `soql::exec::order_key`).
+    /// Seed of the order of rows SOQL leaves unordered (see `soql::exec::shuffle_by` and `order_key`).
     pub order_seed: u64,
 }
 

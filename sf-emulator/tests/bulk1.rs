@@ -448,3 +448,65 @@ async fn faulted_batches_fail_and_expired_jobs_are_gone() {
     assert_eq!(r.status, 400, "{}", r.text);
     assert_eq!(r.json()["exceptionCode"], "InvalidJob");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn query_results_are_the_records_as_they_were_when_the_batch_ran() {
+    let e = env().await;
+    let ids = e.create(
+        "Account",
+        vec![json!({"Name": "Before"}), json!({"Name": "Doomed"})],
+    );
+    let job = e
+        .post(
+            "/job",
+            "application/json",
+            r#"{"operation":"query","object":"Account","contentType":"CSV"}"#,
+        )
+        .await;
+    let jid = job.json()["id"].as_str().unwrap().to_string();
+    let batch = e
+        .post(
+            &format!("/job/{jid}/batch"),
+            "text/csv",
+            "SELECT Id, Name FROM Account",
+        )
+        .await;
+    let bid = tag(&batch.text, "id").to_string();
+    e.wait_xml(&jid, &bid).await;
+
+    // After the batch completed: one record renamed, the other deleted, a third created.
+    let ctx = WriteContext::rest(&e.emu.org, "59.0");
+    let results = e.emu.org.write(
+        &ctx,
+        vec![
+            WriteOp::Update {
+                object: Some("Account".into()),
+                id: ids[0].clone(),
+                fields: vec![("Name".into(), FieldInput::Json(json!("After")))],
+            },
+            WriteOp::Delete { id: ids[1].clone() },
+        ],
+        false,
+    );
+    assert!(results.iter().all(|r| r.is_ok()));
+    e.create("Account", vec![json!({"Name": "Newcomer"})]);
+
+    let list = e.get(&format!("/job/{jid}/batch/{bid}/result"), None).await;
+    let rid = tag(&list.text, "result").to_string();
+    let csv = e
+        .get(&format!("/job/{jid}/batch/{bid}/result/{rid}"), None)
+        .await;
+    assert!(
+        csv.content_type.starts_with("text/csv"),
+        "{}",
+        csv.content_type
+    );
+    let mut rows: Vec<&str> = csv.text.lines().skip(1).collect();
+    rows.sort();
+    let mut want = vec![
+        format!("\"{}\",\"Before\"", ids[0]),
+        format!("\"{}\",\"Doomed\"", ids[1]),
+    ];
+    want.sort();
+    assert_eq!(rows, want);
+}

@@ -312,6 +312,119 @@ async fn change_origin_names_the_client_of_sforce_call_options() {
     );
 }
 
+/// Runs a Bulk API 2.0 ingest job (insert of `csv` into Account) created with `call_options`.
+async fn bulk2_insert(emu: &Emulator, csv: &str, call_options: &str) {
+    let created = emu
+        .rest_with(
+            reqwest::Method::POST,
+            "/jobs/ingest",
+            json!({"object":"Account","operation":"insert","lineEnding":"LF"}),
+            Some(call_options),
+        )
+        .await;
+    let id = created["id"].as_str().unwrap().to_string();
+    // Later requests of the job send no header: the job remembers its client.
+    let put = emu
+        .http
+        .put(emu.url(&format!("/services/data/v59.0/jobs/ingest/{id}/batches")))
+        .bearer_auth(&emu.token)
+        .header("Content-Type", "text/csv")
+        .body(csv.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), StatusCode::CREATED);
+    emu.rest(
+        reqwest::Method::PATCH,
+        &format!("/jobs/ingest/{id}"),
+        json!({"state":"UploadComplete"}),
+    )
+    .await;
+    for _ in 0..500 {
+        let info = emu
+            .rest(
+                reqwest::Method::GET,
+                &format!("/jobs/ingest/{id}"),
+                Value::Null,
+            )
+            .await;
+        if info["state"] == "JobComplete" {
+            return;
+        }
+        assert_ne!(info["state"], "Failed", "{info}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("ingest job {id} did not finish");
+}
+
+/// Sends one Bulk API 1.0 request (XML) with optional `Sforce-Call-Options`; returns the body.
+async fn bulk1(emu: &Emulator, path: &str, body: &str, call_options: Option<&str>) -> String {
+    let mut request = emu
+        .http
+        .post(emu.url(&format!("/services/async/59.0{path}")))
+        .header("X-SFDC-Session", &emu.token)
+        .header("Content-Type", "application/xml; charset=UTF-8")
+        .body(body.to_string());
+    if let Some(options) = call_options {
+        request = request.header("Sforce-Call-Options", options);
+    }
+    let response = request.send().await.unwrap();
+    assert!(response.status().is_success(), "{path}");
+    response.text().await.unwrap()
+}
+
+#[tokio::test]
+async fn bulk_job_writes_name_the_client_that_created_the_job() {
+    let emu = emulator().await;
+    let client = emu.ready("/data/AccountChangeEvent").await;
+
+    bulk2_insert(&emu, "Name\nFrom Bulk 2\n", "client=forcesync-bulk2").await;
+    let events = emu.drain(&client).await;
+    assert_eq!(events.len(), 1);
+    assert_eq!(
+        header(&events[0])["changeOrigin"],
+        "com/salesforce/api/bulkapi/59.0;client=forcesync-bulk2"
+    );
+
+    // Bulk API 1.0: the header on job creation; the batch is added without it.
+    let job = bulk1(
+        &emu,
+        "/job",
+        r#"<?xml version="1.0" encoding="UTF-8"?>
+<jobInfo xmlns="http://www.force.com/2009/06/asyncapi/dataload">
+<operation>insert</operation><object>Account</object><contentType>XML</contentType>
+</jobInfo>"#,
+        Some("client=forcesync-bulk1"),
+    )
+    .await;
+    let start = job.find("<id>").unwrap() + 4;
+    let job_id = &job[start..start + 18];
+    bulk1(
+        &emu,
+        &format!("/job/{job_id}/batch"),
+        r#"<?xml version="1.0" encoding="UTF-8"?>
+<sObjects xmlns="http://www.force.com/2009/06/asyncapi/dataload">
+<sObject><Name>From Bulk 1</Name></sObject>
+</sObjects>"#,
+        None,
+    )
+    .await;
+    let events = emu.drain(&client).await;
+    assert_eq!(events.len(), 1);
+    assert_eq!(
+        header(&events[0])["changeOrigin"],
+        "com/salesforce/api/bulkapi/59.0;client=forcesync-bulk1"
+    );
+
+    // A job created without the header publishes the plain Bulk origin.
+    bulk2_insert(&emu, "Name\nAnonymous\n", "defaultNamespace=ns").await;
+    let events = emu.drain(&client).await;
+    assert_eq!(
+        header(&events[0])["changeOrigin"],
+        "com/salesforce/api/bulkapi/59.0"
+    );
+}
+
 #[tokio::test]
 async fn a_small_edit_of_a_long_description_arrives_as_a_diff() {
     let emu = emulator().await;
@@ -501,7 +614,12 @@ async fn handshakes_past_the_concurrent_client_allocation_are_refused() {
         json!({"DurableStreamingApiConcurrentClients": 1}),
     )
     .await;
+    let concurrent = |limits: Value| limits["DurableStreamingApiConcurrentClients"].clone();
+    let limits = emu.rest(reqwest::Method::GET, "/limits", Value::Null).await;
+    assert_eq!(concurrent(limits), json!({"Max": 1, "Remaining": 1}));
     let first = emu.handshake().await.expect("the first client fits");
+    let limits = emu.rest(reqwest::Method::GET, "/limits", Value::Null).await;
+    assert_eq!(concurrent(limits), json!({"Max": 1, "Remaining": 0}));
     let refused = emu.handshake().await.err().expect("the second is refused");
     assert_eq!(
         refused["error"],
@@ -512,6 +630,8 @@ async fn handshakes_past_the_concurrent_client_allocation_are_refused() {
         json!({"channel":"/meta/disconnect","clientId":first.id,"id":"9"}),
     )
     .await;
+    let limits = emu.rest(reqwest::Method::GET, "/limits", Value::Null).await;
+    assert_eq!(concurrent(limits), json!({"Max": 1, "Remaining": 1}));
     assert!(emu.handshake().await.is_ok());
 }
 

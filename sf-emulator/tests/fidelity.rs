@@ -209,6 +209,89 @@ async fn a_slow_transaction_becomes_visible_after_a_poller_passed_its_stamp() {
     assert!(parse_ms(after["latestDateCovered"].as_str().unwrap()) > now_ms);
 }
 
+#[tokio::test]
+async fn a_slow_bulk_ingest_job_is_stamped_at_its_start_and_visible_after_the_delay() {
+    let e = common::start().await;
+    control(
+        &e,
+        Method::POST,
+        "/__emulator/faults",
+        json!({"slow_transactions": {"count": 1, "delay_ms": 1500}}),
+    )
+    .await;
+    // Creating the job, uploading and closing it are not the slow transaction: the job is.
+    let (s, job) = e
+        .post(
+            &e.data("/jobs/ingest"),
+            json!({"object": "Account", "operation": "insert", "lineEnding": "LF"}),
+        )
+        .await;
+    assert_eq!(s, 200, "{job}");
+    let id = job["id"].as_str().unwrap().to_string();
+    let put = e
+        .client
+        .put(e.data(&format!("/jobs/ingest/{id}/batches")))
+        .bearer_auth(&e.token)
+        .header("Content-Type", "text/csv")
+        .body("Name\nSlow Bulk\n")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status().as_u16(), 201);
+    let (s, patched) = e
+        .patch(
+            &e.data(&format!("/jobs/ingest/{id}")),
+            json!({"state": "UploadComplete"}),
+        )
+        .await;
+    assert_eq!(s, 200, "{patched}");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    control(
+        &e,
+        Method::POST,
+        "/__emulator/clock",
+        json!({"advance_ms": 180_000}),
+    )
+    .await;
+    let fast = account(&e, "Fast").await;
+    let (_, clock) = e.get(&e.url("/__emulator/clock")).await;
+    let now_ms = clock["now_ms"].as_i64().unwrap();
+    let start = chrono::DateTime::from_timestamp_millis(now_ms - 3_600_000)
+        .unwrap()
+        .format("%Y-%m-%dT%H:%M:%SZ")
+        .to_string();
+    let (_, updated) = e
+        .get(&e.data(&format!(
+            "/sobjects/Account/updated?start={start}&end=2999-01-01T00:00:00Z"
+        )))
+        .await;
+    let visible = ids(&query_all_pages(&e, "/query", "SELECT Id FROM Account").await);
+    assert_eq!(visible, vec![fast], "the job's write is not visible yet");
+    let covered_ms = parse_ms(updated["latestDateCovered"].as_str().unwrap());
+    assert!(covered_ms <= now_ms - 180_000, "{updated} vs now {now_ms}");
+
+    let mut state = Value::Null;
+    for _ in 0..400 {
+        let (_, info) = e.get(&e.data(&format!("/jobs/ingest/{id}"))).await;
+        state = info["state"].clone();
+        if state == "JobComplete" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(state, "JobComplete");
+    let rows = query_all_pages(
+        &e,
+        "/query",
+        "SELECT Id, Name, SystemModstamp FROM Account ORDER BY SystemModstamp, Id",
+    )
+    .await;
+    assert_eq!(rows.len(), 2);
+    // Stamped when the job started, before the fast write that committed earlier.
+    assert_eq!(rows[0]["Name"], "Slow Bulk", "{rows:?}");
+    assert!(parse_ms(rows[0]["SystemModstamp"].as_str().unwrap()) < covered_ms + 60_000);
+}
+
 fn parse_ms(rest_datetime: &str) -> i64 {
     chrono::DateTime::parse_from_str(rest_datetime, "%Y-%m-%dT%H:%M:%S%.3f%z")
         .unwrap_or_else(|e| panic!("{rest_datetime}: {e}"))

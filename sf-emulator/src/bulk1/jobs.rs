@@ -3,14 +3,12 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 
 use axum::body::Bytes;
 use parking_lot::Mutex;
 
 use super::wire::{Doc, Field, Format};
 use crate::ids::SfId;
-use crate::query_api::Prepared;
 use crate::soql::render;
 use crate::write::WriteResult;
 
@@ -94,6 +92,11 @@ pub(super) struct Job {
     pub(super) modstamp_ms: i64,
     pub(super) api_version: String,
     pub(super) batches: Vec<SfId>,
+    /// The `Sforce-Call-Options: client=<id>` of the request that created the job; batches are
+    /// processed outside any request, and their change events name it in `changeOrigin`
+    /// (`com/salesforce/api/bulkapi/<ver>;client=<id>`; Change Data Capture Developer Guide,
+    /// "ChangeEventHeader Fields"; Bulk API Developer Guide, "Sforce-Call-Options Header").
+    pub(super) client: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -123,10 +126,10 @@ impl BatchState {
 pub(super) enum BatchResult {
     None,
     Ingest(Vec<WriteResult>),
+    /// A query's result, rendered when the batch ran.
     Query {
         result_id: SfId,
-        prepared: Arc<Prepared>,
-        ids: Arc<Vec<SfId>>,
+        body: Bytes,
     },
 }
 

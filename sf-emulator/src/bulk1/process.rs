@@ -1,11 +1,10 @@
 //! Bulk API 1.0 background processing: one queued batch to Completed / Failed, through the
 //! SOQL executor (query/queryAll) or `Org::write` in chunks of 200 (ingest).
 
-use std::sync::Arc;
-
 use serde_json::Value as Json;
 
 use super::jobs::{Batch, BatchResult, BatchState, Bulk1, ContentType, Op};
+use super::results::render_query;
 use super::wire;
 use crate::ids::SfId;
 use crate::org::Org;
@@ -46,10 +45,11 @@ pub(super) fn process(org: &Org, bulk: &Bulk1, batch: SfId) {
                 j.external_id.clone(),
                 j.content_type,
                 j.api_version.clone(),
+                j.client.clone(),
             )
         })
     };
-    let Some((op, object, external_id, ct, version)) = job else {
+    let Some((op, object, external_id, ct, version, client)) = job else {
         return;
     };
     // Faults (`chaos::bulk`): the batch stays InProgress for a while, or fails.
@@ -57,7 +57,7 @@ pub(super) fn process(org: &Org, bulk: &Bulk1, batch: SfId) {
     let outcome = if org.chaos().bulk.take_failure() {
         Err(crate::chaos::bulk::FAILED_MESSAGE.to_string())
     } else if op.is_query() {
-        run_query(org, bulk, &body, op == Op::QueryAll, &object)
+        run_query(org, bulk, &body, op == Op::QueryAll, &object, ct, &version)
     } else {
         run_ingest(
             org,
@@ -65,7 +65,7 @@ pub(super) fn process(org: &Org, bulk: &Bulk1, batch: SfId) {
             &object,
             external_id.as_deref(),
             ct,
-            &version,
+            WriteContext::bulk(org, &version).with_client(client.as_deref()),
             &body,
         )
     };
@@ -97,6 +97,8 @@ pub(super) fn run_query(
     body: &[u8],
     all_rows: bool,
     object: &str,
+    ct: ContentType,
+    version: &str,
 ) -> Processed {
     if all_rows {
         crate::recycle_bin::purge_expired(org);
@@ -119,19 +121,19 @@ pub(super) fn run_query(
     if !matches!(prepared.bound.output, Output::Fields(_)) {
         return Err("InvalidBatch : Aggregate queries are not supported by Bulk API".into());
     }
-    let outcome = {
-        let store = org.read();
-        exec::execute(&store, &prepared.bound, all_rows)
-    };
-    let Outcome::Rows(ids) = outcome else {
+    // The rows are selected and rendered under one read of the store: the result is fixed
+    // when the batch runs, not read from live data at download.
+    let store = org.read();
+    let Outcome::Rows(ids) = exec::execute(&store, &prepared.bound, all_rows) else {
         return Err("InvalidBatch : Aggregate queries are not supported by Bulk API".into());
     };
     let n = ids.len();
+    let body = render_query(&store, ct, &prepared, &ids, version);
+    drop(store);
     Ok((
         BatchResult::Query {
             result_id: bulk.next("752"),
-            prepared: Arc::new(prepared),
-            ids: Arc::new(ids),
+            body,
         },
         n,
         0,
@@ -226,14 +228,13 @@ pub(super) fn run_ingest(
     object: &str,
     external_id: Option<&str>,
     ct: ContentType,
-    version: &str,
+    ctx: WriteContext,
     body: &[u8],
 ) -> Processed {
     let rows = parse_rows(ct, body)?;
     if rows.len() > 10_000 {
         return Err("InvalidBatch : Records in a batch can't exceed 10000".into());
     }
-    let ctx = WriteContext::bulk(org, version);
     let take = |row: &mut Row, name: &str| -> String {
         match row.iter().position(|(k, _)| k.eq_ignore_ascii_case(name)) {
             Some(i) => input_text(&row.remove(i).1),

@@ -1,6 +1,7 @@
 //! Bulk API 1.0 result bodies: ingest results (JSON, CSV `Id,Success,Created,Error`, XML) and
 //! query results (CSV, JSON with epoch-millisecond dates, XML `queryResult`).
 
+use axum::body::Bytes;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use quick_xml::escape::escape;
@@ -9,7 +10,6 @@ use serde_json::Value as Json;
 use super::jobs::ContentType;
 use super::wire::{self, NS};
 use crate::ids::SfId;
-use crate::org::Org;
 use crate::query_api::Prepared;
 use crate::soql::bind::Output;
 use crate::soql::exec::parent;
@@ -105,17 +105,20 @@ pub(super) fn error_text(r: &WriteResult) -> String {
         .join("; ")
 }
 
+/// A query batch's result body (CSV, JSON or XML), rendered once when the batch runs from the
+/// records as they are then: Salesforce keeps the result of a completed query batch, and
+/// later changes to the records do not show in it (Bulk API Developer Guide, "Get Batch
+/// Results" and "Bulk Query": results are retrieved after the batch completes).
 pub(super) fn render_query(
-    org: &Org,
+    store: &Store,
     ct: ContentType,
     prepared: &Prepared,
     ids: &[SfId],
     version: &str,
-) -> Response {
+) -> Bytes {
     let Output::Fields(cols) = &prepared.bound.output else {
-        return wire::json_response(StatusCode::OK, "[]".into());
+        return Bytes::from_static(b"[]");
     };
-    let store = org.read();
     let table = store.table(prepared.bound.object_index);
     let object = &prepared.bound.object;
     let recs = ids.iter().filter_map(|id| table.get(id));
@@ -124,14 +127,9 @@ pub(super) fn render_query(
             let mut out = Vec::with_capacity(ids.len() * cols.len() * 24 + 64);
             render::write_csv_header(&mut out, cols, b',', b"\n");
             for rec in recs {
-                render::write_csv_row(&mut out, &store, rec, cols, b',', b"\n");
+                render::write_csv_row(&mut out, store, rec, cols, b',', b"\n");
             }
-            let mut resp = (StatusCode::OK, out).into_response();
-            resp.headers_mut().insert(
-                axum::http::header::CONTENT_TYPE,
-                axum::http::HeaderValue::from_static("text/csv"),
-            );
-            resp
+            out.into()
         }
         ContentType::Json => {
             let mut out = b"[".to_vec();
@@ -139,10 +137,10 @@ pub(super) fn render_query(
                 if i > 0 {
                     out.push(b',');
                 }
-                json_record(&mut out, &store, object, rec, &prepared.nodes, version);
+                json_record(&mut out, store, object, rec, &prepared.nodes, version);
             }
             out.push(b']');
-            wire::json_response(StatusCode::OK, String::from_utf8(out).unwrap_or_default())
+            out.into()
         }
         ContentType::Xml => {
             let mut s = format!(
@@ -150,13 +148,28 @@ pub(super) fn render_query(
             );
             for rec in recs {
                 s.push_str("<records xsi:type=\"sObject\">");
-                xml_record(&mut s, &store, object, rec, &prepared.nodes);
+                xml_record(&mut s, store, object, rec, &prepared.nodes);
                 s.push_str("</records>");
             }
             s.push_str("</queryResult>");
-            wire::xml_response(StatusCode::OK, s)
+            s.into()
         }
     }
+}
+
+/// A query result body rendered by `render_query`, with its content type.
+pub(super) fn query_response(ct: ContentType, body: Bytes) -> Response {
+    let content_type = match ct {
+        ContentType::Csv => "text/csv",
+        ContentType::Json => "application/json",
+        ContentType::Xml => "application/xml",
+    };
+    let mut resp = (StatusCode::OK, body).into_response();
+    resp.headers_mut().insert(
+        axum::http::header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static(content_type),
+    );
+    resp
 }
 
 /// A Bulk 1.0 JSON query record: like REST, but dates and datetimes as epoch milliseconds.

@@ -14,7 +14,7 @@ use serde_json::Value as Json;
 
 use super::jobs::{batch_doc, Batch, BatchResult, BatchState, Bulk1, ContentType, Job, Op};
 use super::process::process;
-use super::results::{ingest_results, render_query};
+use super::results::{ingest_results, query_response};
 use super::wire::{self, BulkError, Doc, Format, NS};
 use crate::ids::SfId;
 use crate::org::Org;
@@ -221,6 +221,7 @@ async fn create_job(
         modstamp_ms: now,
         api_version: version,
         batches: Vec::new(),
+        client: crate::cdc::origin::current_client(),
     };
     let doc = bulk.job_doc(&job);
     bulk.jobs.lock().insert(job.id, job);
@@ -513,27 +514,16 @@ async fn query_result(
     let format = get_format(&bulk, &headers, &job);
     auth(&org, &headers, &method, &uri, format)?;
     version_of(&version, format)?;
-    let (ct, prepared, ids, api_version) =
-        with_batch(&org, &bulk, &job, &batch, format, |j, b| match &b.result {
-            BatchResult::Query {
-                result_id,
-                prepared,
-                ids,
-            } if result_id.as_str() == result => Ok((
-                j.content_type,
-                prepared.clone(),
-                ids.clone(),
-                j.api_version.clone(),
-            )),
-            _ => Err(BulkError::new(
-                "InvalidBatch",
-                format!("Invalid result id: {result}"),
-                j.content_type.family(),
-            )),
-        })?;
-    let resp =
-        tokio::task::spawn_blocking(move || render_query(&org, ct, &prepared, &ids, &api_version))
-            .await
-            .map_err(|e| BulkError::new("ClientInputError", e.to_string(), format))?;
+    let (ct, body) = with_batch(&org, &bulk, &job, &batch, format, |j, b| match &b.result {
+        BatchResult::Query { result_id, body } if result_id.as_str() == result => {
+            Ok((j.content_type, body.clone()))
+        }
+        _ => Err(BulkError::new(
+            "InvalidBatch",
+            format!("Invalid result id: {result}"),
+            j.content_type.family(),
+        )),
+    })?;
+    let resp = query_response(ct, body);
     Ok(resp)
 }

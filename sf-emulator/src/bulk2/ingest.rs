@@ -82,6 +82,12 @@ pub struct IngestJob {
     pub unprocessed_csv: Vec<u8>,
     pub error_message: Option<String>,
     pub processing_ms: i64,
+    /// The `Sforce-Call-Options: client=<id>` of the request that created the job: the job's
+    /// writes run in the background, after that request, and their change events still name
+    /// it in `changeOrigin` (`com/salesforce/api/bulkapi/<ver>;client=<id>`; Change Data
+    /// Capture Developer Guide, "ChangeEventHeader Fields"; Bulk API 2.0 Developer Guide,
+    /// "Request Headers", Sforce-Call-Options).
+    pub client: Option<String>,
 }
 
 impl IngestJob {
@@ -209,6 +215,7 @@ pub async fn create(
         unprocessed_csv: Vec::new(),
         error_message: None,
         processing_ms: 0,
+        client: crate::cdc::origin::current_client(),
     };
     let info = job.info(false);
     bulk.ingest.jobs.lock().insert(id, job);
@@ -499,7 +506,7 @@ fn fail_job(org: &Org, bulk: &Bulk2, id: SfId, message: String) {
 /// Processes an `UploadComplete` job to a terminal state.
 pub fn process(org: &Org, bulk: &Bulk2, id: SfId) {
     let started = std::time::Instant::now();
-    let (operation, object, external_id, dialect, version, uploads) = {
+    let (operation, object, external_id, dialect, version, uploads, client) = {
         let mut jobs = bulk.ingest.jobs.lock();
         let Some(j) = jobs.get_mut(&id) else { return };
         if j.state != JobState::UploadComplete {
@@ -514,6 +521,7 @@ pub fn process(org: &Org, bulk: &Bulk2, id: SfId) {
             j.dialect,
             j.api_version.clone(),
             j.uploads.clone(),
+            j.client.clone(),
         )
     };
     // Faults (`chaos::bulk`): the job stays InProgress for a while, or fails.
@@ -526,6 +534,19 @@ pub fn process(org: &Org, bulk: &Bulk2, id: SfId) {
             crate::chaos::bulk::FAILED_MESSAGE.to_string(),
         );
     }
+    // A slow transaction (`chaos::slow`): the job's writes are stamped now, when it starts,
+    // and become visible only after the delay; `/updated` holds `latestDateCovered` back
+    // meanwhile.
+    let slow = org.chaos().slow.begin(org.stamp_ms());
+    if let Some(running) = &slow {
+        std::thread::sleep(running.delay);
+    }
+    let write = |ctx: &WriteContext, ops: Vec<WriteOp>| match &slow {
+        Some(running) => {
+            crate::chaos::slow::STAMP.sync_scope(running.stamp, || org.write(ctx, ops, false))
+        }
+        None => org.write(ctx, ops, false),
+    };
     let Some(schema) = org.schema().object(&object).cloned() else {
         return fail_job(
             org,
@@ -600,7 +621,7 @@ pub fn process(org: &Org, bulk: &Bulk2, id: SfId) {
             format!("InvalidBatch : Field name not found : {name}"),
         );
     }
-    let ctx = WriteContext::bulk(org, &version);
+    let ctx = WriteContext::bulk(org, &version).with_client(client.as_deref());
     let mut success = Vec::new();
     let mut failed = Vec::new();
     let mut sh = vec!["sf__Id".to_string(), "sf__Created".to_string()];
@@ -660,7 +681,7 @@ pub fn process(org: &Org, bulk: &Bulk2, id: SfId) {
                 }
             })
             .collect();
-        let results = org.write(&ctx, ops, false);
+        let results = write(&ctx, ops);
         for (row, r) in chunk.iter().zip(&results) {
             processed += 1;
             match r {
@@ -681,6 +702,7 @@ pub fn process(org: &Org, bulk: &Bulk2, id: SfId) {
     }
     let unprocessed =
         aborted_at.map(|at| render_rows(&header, rows[at..].iter().map(|r| r.as_slice()), dialect));
+    drop(slow);
     let mut jobs = bulk.ingest.jobs.lock();
     let Some(j) = jobs.get_mut(&id) else { return };
     j.processed = processed;

@@ -445,13 +445,8 @@ impl ResultRows {
             render::in_storage_order(
                 part,
                 &mut out,
-                |id, buf| match table.get(id) {
-                    Some(rec) => {
-                        render::write_csv_row(buf, store, rec, cols, dialect.delimiter, le);
-                        true
-                    }
-                    None => false,
-                },
+                |id| table.get(id),
+                |rec, buf| render::write_csv_row(buf, store, rec, cols, dialect.delimiter, le),
                 |out| starts.push(out.len()),
             );
             (out, starts)

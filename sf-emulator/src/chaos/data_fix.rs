@@ -3,7 +3,7 @@
 //! roll-up recalculation without touching `LastModifiedDate`: Object Reference, "System
 //! Fields"), a data fix that updates or deletes records without Change Data Capture seeing it,
 //! and purging the recycle bin now (Salesforce Help, "Manage the Recycle Bin": emptying it).
-//! Also the seed of the order of rows SOQL leaves unordered (`soql::exec::order_key`).
+//! Also the seed of the order of rows SOQL leaves unordered (`soql::exec::shuffle_by`, `soql::exec::order_key`).
 //!
 //! Routes: `POST /__emulator/data/touch`, `POST /__emulator/data/update`,
 //! `POST /__emulator/data/delete`, `POST /__emulator/recycle-bin/purge`,

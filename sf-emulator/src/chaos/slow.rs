@@ -3,8 +3,10 @@
 //! queried `SystemModstamp > T` in between never sees rows stamped before its next `T`. The
 //! next N write requests under `/services/data` are stamped when they arrive and then wait
 //! `delay_ms` before they run (the faults middleware sleeps, then runs the request with that
-//! stamp in `STAMP`, which `Org::transaction` uses), while other writes go ahead. Writes a
-//! handler hands to a background thread (Bulk jobs) are not slowed.
+//! stamp in `STAMP`, which `Org::transaction` uses), while other writes go ahead. A Bulk API
+//! 2.0 ingest job counts as one of them when it runs (its requests do not): all its writes
+//! carry the stamp of the job's start and land after the delay (`bulk2::ingest::process`,
+//! `STAMP.sync_scope` on its background thread). Bulk 1.0 batches are not slowed.
 //!
 //! While such a transaction runs, `/sobjects/X/updated` and `/deleted` hold
 //! `latestDateCovered` back to its start (SOAP API Developer Guide, "getUpdated()" and

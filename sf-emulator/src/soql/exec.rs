@@ -7,8 +7,9 @@
 //! guarantee of the order of results unless you use an ORDER BY clause in a query", and the
 //! sort is not stable for equal keys). So that clients cannot come to rely on an order real
 //! Salesforce does not give, unordered rows and ties come in a deterministic order that is
-//! not the Id order: by a hash of the Id and the store's `order_seed` (set through the control
-//! plane, `POST /__emulator/order`).
+//! not the Id order, drawn from the store's `order_seed` (set through the control plane,
+//! `PUT /__emulator/order`): unordered rows by a seeded permutation of each run of 64
+//! (`shuffle_by`), ties by a hash of the Id and the seed (`order_key`).
 
 use std::ops::Bound as Edge;
 
@@ -308,7 +309,7 @@ pub fn execute(store: &Store, b: &Bound, all_rows: bool) -> Outcome {
             (Some(ids), Output::Fields(_)) if b.order.is_empty() => {
                 let mut ids: Vec<SfId> = ids.collect();
                 let wanted = b.limit.map(|l| l.saturating_add(b.offset));
-                shuffle_by(&mut ids, store.order_seed, wanted, |id| id);
+                shuffle_by(&mut ids, store.order_seed, wanted);
                 let start = b.offset.min(ids.len());
                 let end = b
                     .limit
@@ -359,7 +360,7 @@ pub fn execute(store: &Store, b: &Bound, all_rows: bool) -> Outcome {
             let seed = store.order_seed;
             if b.order.is_empty() {
                 let wanted = b.limit.map(|l| l.saturating_add(b.offset));
-                shuffle_by(&mut hits, seed, wanted, |(id, _)| id);
+                shuffle_by(&mut hits, seed, wanted);
             } else if !p.presorted {
                 hits.sort_by(|(ia, a), (ib, b2)| {
                     eval::order_cmp(&b.order, &Row { store, rec: a }, &Row { store, rec: b2 })
@@ -389,31 +390,55 @@ pub fn order_key(seed: u64, id: &SfId) -> u64 {
 /// Rows per block of the unordered order (see `shuffle_by`).
 const BLOCK: usize = 64;
 
+/// splitmix64: one step of a seeded sequence, well mixed.
+fn mix(x: u64) -> u64 {
+    let mut x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
+}
+
+/// The seeded order of one run of `BLOCK` rows: a permutation of `0..BLOCK` drawn from `seed`
+/// (Fisher–Yates over splitmix64).
+fn block_permutation(seed: u64) -> [u8; BLOCK] {
+    let mut p: [u8; BLOCK] = std::array::from_fn(|i| i as u8);
+    let mut state = seed;
+    for i in (1..BLOCK).rev() {
+        state = mix(state);
+        let j = (state % (i as u64 + 1)) as usize;
+        p.swap(i, j);
+    }
+    p
+}
+
 /// Puts rows, given in access order (Id or index order), in the seeded order of unordered
-/// rows: within each run of 64 consecutive rows, by a hash of the Id and the seed. Nothing
-/// comes in Id order (any two rows of a run are as likely in one order as in the other), yet
-/// the records stay close to storage order: renderers read each run in Id order
+/// rows: each run of 64 consecutive rows is permuted by the seed's permutation of 64
+/// positions, XOR-ed with a per-run value drawn from the seed and the run's number (slots
+/// past the end of a short last run are skipped). Nothing comes in Id order (any two rows
+/// of a run are as likely in one order as in the other over seeds and runs), the order is
+/// deterministic for a seed, and it costs a table lookup per row rather than a hash and a
+/// sort. The records stay close to storage order: renderers read each run in Id order
 /// (`render::in_storage_order`), as a fully random order costs cache and TLB misses per
-/// record on large tables and made Bulk 2.0 queries markedly slower. With `wanted`, only
-/// the first `wanted` rows are kept.
-pub fn shuffle_by<T: Copy>(
-    rows: &mut Vec<T>,
-    seed: u64,
-    wanted: Option<usize>,
-    id: impl Fn(&T) -> &SfId,
-) {
+/// record on large tables. With `wanted`, only the first `wanted` rows are kept.
+pub fn shuffle_by<T: Copy>(rows: &mut Vec<T>, seed: u64, wanted: Option<usize>) {
     let want = wanted.unwrap_or(usize::MAX).min(rows.len());
-    let mut keyed: Vec<(u64, T)> = Vec::with_capacity(BLOCK.min(rows.len()));
+    let perm = block_permutation(seed);
+    let mut run: Vec<T> = Vec::with_capacity(BLOCK.min(rows.len()));
     let mut done = 0;
-    for chunk in rows.chunks_mut(BLOCK) {
+    for (n, chunk) in rows.chunks_mut(BLOCK).enumerate() {
         if done >= want {
             break;
         }
-        keyed.clear();
-        keyed.extend(chunk.iter().map(|r| (order_key(seed, id(r)), *r)));
-        keyed.sort_unstable_by_key(|(k, _)| *k);
-        for (slot, (_, r)) in chunk.iter_mut().zip(&keyed) {
-            *slot = *r;
+        run.clear();
+        run.extend_from_slice(chunk);
+        let x = (mix(seed ^ mix(n as u64)) % BLOCK as u64) as u8;
+        let mut slots = chunk.iter_mut();
+        for &q in &perm {
+            if let Some(r) = run.get(usize::from(q ^ x)) {
+                if let Some(slot) = slots.next() {
+                    *slot = *r;
+                }
+            }
         }
         done += chunk.len();
     }
@@ -560,11 +585,11 @@ mod tests {
     fn the_unordered_order_is_seeded_complete_and_not_by_id() {
         let ids: Vec<SfId> = (1..=1000).map(|n| SfId::generate("001", n)).collect();
         let mut a = ids.clone();
-        shuffle_by(&mut a, 1, None, |i| i);
+        shuffle_by(&mut a, 1, None);
         let mut b = ids.clone();
-        shuffle_by(&mut b, 2, None, |i| i);
+        shuffle_by(&mut b, 2, None);
         let mut again = ids.clone();
-        shuffle_by(&mut again, 1, None, |i| i);
+        shuffle_by(&mut again, 1, None);
         assert_eq!(a, again);
         assert_ne!(a, b);
         assert_ne!(a, ids);
@@ -572,7 +597,7 @@ mod tests {
         sorted.sort();
         assert_eq!(sorted, ids);
         let mut first = ids.clone();
-        shuffle_by(&mut first, 1, Some(10), |i| i);
+        shuffle_by(&mut first, 1, Some(10));
         assert_eq!(first, a[..10]);
     }
 

@@ -129,7 +129,16 @@ impl Clients {
         count
     }
 
-    /// Number of live clients.
+    /// Number of clients alive now (what `DurableStreamingApiConcurrentClients` counts):
+    /// expired clients are forgotten on the way.
+    pub fn live(&self, expiry: Duration) -> usize {
+        let mut clients = self.inner.lock();
+        let now = Instant::now();
+        clients.retain(|_, c| !c.is_expired(now, expiry));
+        clients.len()
+    }
+
+    /// Number of registered clients (expired ones not yet forgotten included).
     pub fn len(&self) -> usize {
         self.inner.lock().len()
     }
