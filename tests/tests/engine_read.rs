@@ -13,6 +13,16 @@ async fn count(pg: &tokio_postgres::Client, sql: &str) -> i64 {
     pg.query_one(sql, &[]).await.unwrap().get(0)
 }
 
+async fn loaded_at(pg: &tokio_postgres::Client) -> Option<String> {
+    pg.query_one(
+        "SELECT loaded_at::text FROM salesforce._forcesync_mapping_state WHERE mapping = 'Account'",
+        &[],
+    )
+    .await
+    .unwrap()
+    .get(0)
+}
+
 async fn text(pg: &tokio_postgres::Client, sql: &str, sfid: &str) -> Option<String> {
     pg.query_opt(sql, &[&sfid])
         .await
@@ -305,6 +315,8 @@ async fn changes_made_while_the_engine_is_stopped_are_applied_once_after_restart
         .is_some()
     })
     .await;
+    let loaded_before = loaded_at(&pg).await;
+    assert!(loaded_before.is_some(), "the load is recorded as complete");
     stop.send(true).unwrap();
     task.await.unwrap();
     let rows_before = count(&pg, "SELECT count(*) FROM salesforce.account").await;
@@ -338,6 +350,11 @@ async fn changes_made_while_the_engine_is_stopped_are_applied_once_after_restart
         count(&pg, "SELECT count(*) FROM salesforce.account").await,
         rows_before + 1,
         "exactly once"
+    );
+    assert_eq!(
+        loaded_at(&pg).await,
+        loaded_before,
+        "a restart resumes; it does not load again"
     );
     stop.send(true).unwrap();
     task.await.unwrap();
@@ -645,4 +662,124 @@ async fn the_change_event_of_forcesyncs_own_insert_does_not_duplicate_the_row() 
     for w in writers {
         w.await.unwrap();
     }
+}
+
+/// Loads `object`, lets the app change `column` of one row (captured, not sent), then a Salesforce
+/// user changes `field` of the same record; returns the row's sfid and the context.
+async fn overlap(
+    h: &Harness,
+    object: &str,
+    table: &str,
+    column: &str,
+    field: &str,
+    app_first: bool,
+) -> (String, engine::MappingCtx) {
+    let mut config = h.engine_config();
+    config.bulk_threshold = u64::MAX;
+    h.engine(config.clone()).migrate().await.unwrap();
+    let ctx = h.ctx(object, config);
+    engine::load::load(&ctx, false).await.unwrap();
+    let pg = h.pg().await;
+    let sfid: String = pg
+        .query_one(
+            &format!("SELECT sfid FROM salesforce.{table} ORDER BY sfid LIMIT 1"),
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    let app = format!("UPDATE salesforce.{table} SET {column} = 'app' WHERE sfid = $1");
+    if app_first {
+        pg.execute(&app, &[&sfid]).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        h.update(object, &sfid, json!({ field: "salesforce" }))
+            .await;
+    } else {
+        h.update(object, &sfid, json!({ field: "salesforce" }))
+            .await;
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        pg.execute(&app, &[&sfid]).await.unwrap();
+    }
+    engine::poll::poll_once(&ctx, None).await.unwrap();
+    (sfid, ctx)
+}
+
+async fn decision(pg: &tokio_postgres::Client, sfid: &str) -> (String, String) {
+    let row = pg
+        .query_one(
+            "SELECT policy, decision FROM salesforce._forcesync_conflicts WHERE sfid = $1",
+            &[&sfid],
+        )
+        .await
+        .unwrap();
+    (row.get(0), row.get(1))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn salesforce_wins_drops_the_apps_overlapping_pending_change_and_records_it() {
+    let h = Harness::start().await;
+    let (sfid, _ctx) = overlap(&h, "Invoice__c", "invoice__c", "notes__c", "Notes__c", true).await;
+    let pg = h.pg().await;
+    assert_eq!(
+        text(
+            &pg,
+            "SELECT notes__c FROM salesforce.invoice__c WHERE sfid = $1",
+            &sfid
+        )
+        .await
+        .as_deref(),
+        Some("salesforce")
+    );
+    let (policy, decided) = decision(&pg, &sfid).await;
+    assert_eq!(
+        (policy.as_str(), decided.as_str()),
+        ("salesforce_wins", "salesforce")
+    );
+    let pending = count(
+        &pg,
+        "SELECT count(*) FROM salesforce._trigger_log WHERE state = 'NEW' AND \"values\" ? 'notes__c'",
+    )
+    .await;
+    assert_eq!(pending, 0, "the overlapping pending change is not sent");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn last_writer_wins_keeps_the_later_change_and_records_it() {
+    let h = Harness::start().await;
+    // The app wrote last: its value stays and will be sent.
+    let (sfid, _ctx) = overlap(&h, "Contact", "contact", "title", "Title", false).await;
+    let pg = h.pg().await;
+    assert_eq!(
+        text(
+            &pg,
+            "SELECT title FROM salesforce.contact WHERE sfid = $1",
+            &sfid
+        )
+        .await
+        .as_deref(),
+        Some("app")
+    );
+    assert_eq!(
+        decision(&pg, &sfid).await,
+        ("last_writer_wins".into(), "postgres".into())
+    );
+
+    // Salesforce wrote last: its value is stored.
+    let h = Harness::start().await;
+    let (sfid, _ctx) = overlap(&h, "Contact", "contact", "title", "Title", true).await;
+    let pg = h.pg().await;
+    assert_eq!(
+        text(
+            &pg,
+            "SELECT title FROM salesforce.contact WHERE sfid = $1",
+            &sfid
+        )
+        .await
+        .as_deref(),
+        Some("salesforce")
+    );
+    assert_eq!(
+        decision(&pg, &sfid).await,
+        ("last_writer_wins".into(), "salesforce".into())
+    );
 }

@@ -217,6 +217,7 @@ pub async fn load(ctx: &MappingCtx, reload: bool) -> Result<LoadReport, EngineEr
     ctx.states
         .set_state(&tx, mapping.object, next, None)
         .await?;
+    ctx.states.set_loaded(&tx, mapping.object).await?;
     tx.commit().await?;
     Ok(LoadReport {
         rows,

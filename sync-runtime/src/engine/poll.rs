@@ -345,12 +345,16 @@ pub async fn run(
         ctx.states
             .set_state(&db, mapping.object, SyncState::Polling, None)
             .await?;
-        tokio::select! {
-            _ = tokio::time::sleep(interval) => {}
-            _ = shutdown.changed() => return Ok(()),
-        }
-        if *shutdown.borrow() {
-            return Ok(());
+        // Sleep until the next poll, looking for a pause or a shutdown meanwhile.
+        let next = tokio::time::Instant::now() + interval;
+        while tokio::time::Instant::now() < next {
+            tokio::select! {
+                _ = tokio::time::sleep_until(next.min(tokio::time::Instant::now() + super::stream::PAUSE_CHECK)) => {}
+                _ = shutdown.changed() => return Ok(()),
+            }
+            if *shutdown.borrow() || super::is_paused(ctx, &db).await? {
+                return Ok(());
+            }
         }
     }
 }

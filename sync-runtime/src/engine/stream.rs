@@ -34,21 +34,36 @@ use crate::salesforce::streaming::{ReplayFrom, StreamError, StreamEvent};
 
 /// Most events applied in one Postgres transaction.
 const MAX_BATCH: usize = 500;
+/// How often a running mapping looks for an operator's pause.
+pub const PAUSE_CHECK: Duration = Duration::from_secs(2);
 /// How long a mapping polls after the org refused streaming, before trying again.
 const REFUSED_RETRY: Duration = Duration::from_secs(300);
 
 type Delivery = Result<StreamEvent, StreamError>;
 
 /// Subscribes and starts the reader task.
+/// The events of a running reader task; dropping it stops the task (events it had received but
+/// not handed over were not applied, so they come again after the stored replay id).
+struct Reader {
+    events: mpsc::Receiver<Delivery>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Reader {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
 async fn start_reader(
     ctx: &MappingCtx,
     from: ReplayFrom,
     capacity: usize,
-) -> Result<mpsc::Receiver<Delivery>, StreamError> {
+) -> Result<Reader, StreamError> {
     let channel = change_channel(ctx.mapping.object);
     let mut subscription = ctx.client.subscribe(&channel, from).await?;
-    let (tx, rx) = mpsc::channel(capacity.max(1));
-    tokio::spawn(async move {
+    let (tx, events) = mpsc::channel(capacity.max(1));
+    let task = tokio::spawn(async move {
         loop {
             let delivery = subscription.next().await;
             let stop = delivery.is_err();
@@ -58,7 +73,7 @@ async fn start_reader(
         }
         subscription.disconnect().await;
     });
-    Ok(rx)
+    Ok(Reader { events, task })
 }
 
 /// Runs the mapping by streaming until shutdown (or until it must fall back to polling for a
@@ -131,8 +146,10 @@ pub async fn run(
         .formula_refresh
         .map(|every| tokio::time::interval_at(tokio::time::Instant::now() + every, every));
     let mut apply_db = ctx.connect().await?;
+    // An operator's pause takes effect within a couple of seconds.
+    let mut pause_check = tokio::time::interval(PAUSE_CHECK);
     loop {
-        let receiver = &mut events;
+        let receiver = &mut events.events;
         tokio::select! {
             delivery = receiver.recv() => {
                 let Some(delivery) = delivery else {
@@ -189,6 +206,11 @@ pub async fn run(
                 }
             } => {
                 refresh_formulas(ctx).await?;
+            }
+            _ = pause_check.tick() => {
+                if super::is_paused(ctx, &db).await? {
+                    return Ok(());
+                }
             }
             _ = shutdown.changed() => {
                 if *shutdown.borrow() {
