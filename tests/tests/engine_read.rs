@@ -448,7 +448,8 @@ async fn two_engines_on_one_database_run_each_mapping_once() {
     .await;
     let held: i64 = count(
         &pg,
-        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted",
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted \
+         AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
     )
     .await;
     assert_eq!(held, 1, "one engine holds the mapping");
