@@ -640,7 +640,8 @@ async fn the_change_event_of_forcesyncs_own_insert_does_not_duplicate_the_row() 
     }
     eventually(WAIT, "every app row has its sfid", || async {
         count(&pg, "SELECT count(*) FROM salesforce.account WHERE name LIKE 'Written by the app%' AND sfid IS NOT NULL").await == 5
-            && count(&pg, "SELECT count(*) FROM salesforce.invoice__c WHERE name LIKE 'INV-APP-%' AND sfid IS NOT NULL").await == 5
+            // Invoice names are auto-numbered by Salesforce: rows are found by their external id.
+            && count(&pg, "SELECT count(*) FROM salesforce.invoice__c WHERE external_id__c LIKE 'EXT-APP-%' AND sfid IS NOT NULL").await == 5
     })
     .await;
     // Let the change events of those creates arrive and be applied.

@@ -195,7 +195,7 @@ pub async fn load(ctx: &MappingCtx, reload: bool) -> Result<LoadReport, EngineEr
     sink.as_mut().finish().await?;
 
     if staged {
-        merge_staged(&tx, ctx).await?;
+        merge_staged(&tx, ctx, started_at).await?;
     }
     for (error, payload) in &errors {
         apply::record_read_error(&tx, mapping, error, payload.as_ref()).await?;
@@ -245,6 +245,7 @@ pub fn csv_positions(fields: &[FieldDescriptor], header: &csv::StringRecord) -> 
 async fn merge_staged(
     tx: &tokio_postgres::Transaction<'_>,
     ctx: &MappingCtx,
+    started_at: NaiveDateTime,
 ) -> Result<(), EngineError> {
     let mapping = ctx.mapping;
     let table = qualified(mapping);
@@ -266,13 +267,17 @@ async fn merge_staged(
         sets = sets.join(", ")
     ))
     .await?;
+    // Only rows Salesforce had stamped before the load began can be judged absent: a record the
+    // writer created (no stamp yet) or that changed during the load is not in the snapshot and
+    // must stay.
     let gone: Vec<String> = tx
         .query(
             &format!(
                 "SELECT t.sfid FROM {table} t WHERE t.sfid IS NOT NULL \
+                 AND t.systemmodstamp < $1 \
                  AND NOT EXISTS (SELECT 1 FROM _forcesync_load l WHERE l.sfid = t.sfid)"
             ),
-            &[],
+            &[&started_at],
         )
         .await?
         .iter()
