@@ -31,6 +31,29 @@ impl Harness {
         .await
     }
 
+    /// Like [`Harness::start`], on a copy of `mappings/describe` in which `edit` changed the
+    /// describe of `object` (a field grown, a field gone: Salesforce admins at work).
+    pub async fn start_edited(
+        object: &str,
+        edit: impl FnOnce(&mut Value),
+    ) -> (Harness, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let source =
+            std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../mappings/describe"));
+        for entry in std::fs::read_dir(source).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "json") {
+                std::fs::copy(&path, dir.path().join(path.file_name().unwrap())).unwrap();
+            }
+        }
+        let file = dir.path().join(format!("{object}.json"));
+        let mut describe: Value =
+            serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+        edit(&mut describe);
+        std::fs::write(&file, describe.to_string()).unwrap();
+        (Harness::start_on(dir.path()).await, dir)
+    }
+
     /// Like [`Harness::start`], with the org described by the describe files in `describe`.
     pub async fn start_on(describe: &std::path::Path) -> Harness {
         let emulator = sf_emulator::server::start(sf_emulator::server::Config {

@@ -398,24 +398,13 @@ async fn an_undeleted_account_comes_back() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_mapped_field_gone_from_salesforce_stops_only_its_mapping_and_names_the_fix() {
     // An org whose Account lost the `Rating` field the mapping syncs.
-    let dir = tempfile::tempdir().unwrap();
-    let source = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../mappings/describe"));
-    for entry in std::fs::read_dir(source).unwrap() {
-        let path = entry.unwrap().path();
-        if path.extension().is_some_and(|e| e == "json") {
-            std::fs::copy(&path, dir.path().join(path.file_name().unwrap())).unwrap();
-        }
-    }
-    let account = dir.path().join("Account.json");
-    let mut describe: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&account).unwrap()).unwrap();
-    describe["fields"]
-        .as_array_mut()
-        .unwrap()
-        .retain(|f| f["name"] != "Rating");
-    std::fs::write(&account, describe.to_string()).unwrap();
-
-    let h = Harness::start_on(dir.path()).await;
+    let (h, _describe) = Harness::start_edited("Account", |describe| {
+        describe["fields"]
+            .as_array_mut()
+            .unwrap()
+            .retain(|f| f["name"] != "Rating");
+    })
+    .await;
     let pg = h.pg().await;
     let mut config = h.engine_config();
     config.only = vec!["Account".into(), "Contact".into()];

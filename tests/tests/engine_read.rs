@@ -474,24 +474,14 @@ async fn two_engines_on_one_database_run_each_mapping_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_record_that_does_not_fit_is_recorded_and_read_again_once_fixed() {
     // In this org Account.Phone grew to 80 characters; the mapping's column is still varchar(40).
-    let dir = tempfile::tempdir().unwrap();
-    let source = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../mappings/describe"));
-    for entry in std::fs::read_dir(source).unwrap() {
-        let path = entry.unwrap().path();
-        if path.extension().is_some_and(|e| e == "json") {
-            std::fs::copy(&path, dir.path().join(path.file_name().unwrap())).unwrap();
+    let (h, _describe) = Harness::start_edited("Account", |describe| {
+        for field in describe["fields"].as_array_mut().unwrap() {
+            if field["name"] == "Phone" {
+                field["length"] = json!(80);
+            }
         }
-    }
-    let account = dir.path().join("Account.json");
-    let mut describe: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&account).unwrap()).unwrap();
-    for field in describe["fields"].as_array_mut().unwrap() {
-        if field["name"] == "Phone" {
-            field["length"] = json!(80);
-        }
-    }
-    std::fs::write(&account, describe.to_string()).unwrap();
-    let h = Harness::start_on(dir.path()).await;
+    })
+    .await;
     let long = "+1 415 555 0100 extension 1234567890 (reception desk)";
     let id = h
         .create("Account", json!({"Name": "Long Phone Inc", "Phone": long}))
