@@ -49,9 +49,12 @@ pub enum SoapCall {
     Logout {
         session_id: Option<String>,
     },
-    /// `undelete` of the `<ids>` given, with the `SessionHeader`'s session id.
+    /// `undelete` of the `<ids>` given, with the `SessionHeader`'s session id and the
+    /// `CallOptions` header's `client` (SOAP's equivalent of `Sforce-Call-Options`, which
+    /// Salesforce puts in the change events' `changeOrigin`).
     Undelete {
         session_id: Option<String>,
+        client: Option<String>,
         ids: Vec<String>,
     },
 }
@@ -81,6 +84,7 @@ pub fn parse(body: &str) -> Result<SoapCall, SoapParseError> {
     let mut username: Option<String> = None;
     let mut password: Option<String> = None;
     let mut session_id: Option<String> = None;
+    let mut client: Option<String> = None;
     let mut ids: Vec<String> = Vec::new();
     let mut saw_body = false;
     // Text accumulated for the element currently open (text and entity references arrive as
@@ -141,6 +145,8 @@ pub fn parse(body: &str) -> Result<SoapCall, SoapParseError> {
                         ids.push(text.trim().to_string());
                     } else if in_header && path[2] == "SessionHeader" && name == "sessionId" {
                         session_id = Some(text.trim().to_string());
+                    } else if in_header && path[2] == "CallOptions" && name == "client" {
+                        client = Some(text.trim().to_string()).filter(|c| !c.is_empty());
                     }
                 }
                 path.pop();
@@ -162,7 +168,11 @@ pub fn parse(body: &str) -> Result<SoapCall, SoapParseError> {
             )),
         },
         Some("logout") => Ok(SoapCall::Logout { session_id }),
-        Some("undelete") => Ok(SoapCall::Undelete { session_id, ids }),
+        Some("undelete") => Ok(SoapCall::Undelete {
+            session_id,
+            client,
+            ids,
+        }),
         Some(other) => Err(SoapParseError::UnknownOperation {
             namespace: Wsdl::Partner.namespace().to_string(),
             operation: other.to_string(),
@@ -439,7 +449,21 @@ mod tests {
             parse(body).unwrap(),
             SoapCall::Undelete {
                 session_id: Some("00D!abc".into()),
+                client: None,
                 ids: vec!["001A".into(), "001B".into()],
+            }
+        );
+    }
+
+    #[test]
+    fn reads_the_call_options_client_of_an_undelete() {
+        let body = r#"<se:Envelope xmlns:se="http://schemas.xmlsoap.org/soap/envelope/" xmlns:urn="urn:partner.soap.sforce.com"><se:Header><urn:CallOptions><urn:client>forcesync</urn:client></urn:CallOptions><urn:SessionHeader><urn:sessionId>00D!abc</urn:sessionId></urn:SessionHeader></se:Header><se:Body><urn:undelete><urn:ids>001A</urn:ids></urn:undelete></se:Body></se:Envelope>"#;
+        assert_eq!(
+            parse(body).unwrap(),
+            SoapCall::Undelete {
+                session_id: Some("00D!abc".into()),
+                client: Some("forcesync".into()),
+                ids: vec!["001A".into()],
             }
         );
     }

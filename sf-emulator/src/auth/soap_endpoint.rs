@@ -118,7 +118,11 @@ fn handle(org: &Org, wsdl: Wsdl, version: &str, base: &str, body: &[u8]) -> Resp
             }
             _ => xml(StatusCode::INTERNAL_SERVER_ERROR, soap::session_fault(wsdl)),
         },
-        Ok(SoapCall::Undelete { session_id, ids }) => undelete(org, wsdl, version, session_id, ids),
+        Ok(SoapCall::Undelete {
+            session_id,
+            client,
+            ids,
+        }) => undelete(org, wsdl, version, session_id, client, ids),
         Err(error) => xml(
             StatusCode::INTERNAL_SERVER_ERROR,
             soap::client_fault(&error),
@@ -134,6 +138,7 @@ fn undelete(
     wsdl: Wsdl,
     version: &str,
     session_id: Option<String>,
+    client: Option<String>,
     ids: Vec<String>,
 ) -> Response {
     let endpoint = format!("POST /services/Soap/{}/{{version}} undelete", wsdl.letter());
@@ -152,9 +157,12 @@ fn undelete(
     }
     // What has been in the recycle bin for 15 days can no longer come back.
     crate::recycle_bin::purge_expired(org);
+    // `changeOrigin` names the `CallOptions` client, as `Sforce-Call-Options` does for REST (CDC
+    // Developer Guide, "ChangeEventHeader Fields").
+    let client = client.unwrap_or_else(|| "SfdcInternalAPI/".to_owned());
     let ctx = WriteContext::new(
         org.user_id(),
-        format!("com/salesforce/api/soap/{version};client=SfdcInternalAPI/"),
+        format!("com/salesforce/api/soap/{version};client={client}"),
     );
     let ops = ids
         .iter()
