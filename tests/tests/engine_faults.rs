@@ -101,14 +101,6 @@ async fn gap_events_and_overflow_are_repaired_by_reading_salesforce() {
         .iter()
         .map(|r| r["Id"].as_str().unwrap().to_owned())
         .collect();
-    let records: Vec<serde_json::Value> = ids
-        .iter()
-        .enumerate()
-        .map(|(i, id)| json!({"Id": id, "Phone": format!("overflow-{i}")}))
-        .collect();
-    for (record, id) in records.iter().zip(&ids) {
-        let _ = (record, id);
-    }
     h.update_many("Account", &ids, json!({"Phone": "overflow"}))
         .await;
     eventually(WAIT, "every record of the overflowing transaction", || async {

@@ -19,7 +19,7 @@ use tokio_postgres::Transaction;
 use super::convert::{pg_text, FieldError};
 use super::system::quote_ident;
 use crate::adapter::{
-    ChangeEventHeader, DeleteMode, FieldDescriptor, MappingDescriptor, PgType, SfRecord, SfType,
+    ChangeEventHeader, DeleteMode, FieldDescriptor, MappingDescriptor, PgType, SfRecord,
 };
 
 /// A record's values as the table stores them.
@@ -510,11 +510,6 @@ pub async fn record_read_error(
     .map(drop)
 }
 
-/// Whether a field is a plain data column the filter may read from a stored row.
-pub fn is_data_field(field: &FieldDescriptor) -> bool {
-    !matches!(field.sf_type, SfType::Id) || field.column == "sfid"
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -591,26 +586,17 @@ mod tests {
 
     #[test]
     fn duplicate_rows_keep_the_newest_state() {
-        let row = |name: &str, secs: i64| {
-            Row {
-                sfid: "001A".into(),
-                cells: vec![],
-                stamp: DateTime::from_timestamp(secs, 0).map(|d| d.naive_utc()),
-            }
-            .with_name(name)
+        let row = |secs: i64| Row {
+            sfid: "001A".into(),
+            cells: vec![],
+            stamp: DateTime::from_timestamp(secs, 0).map(|d| d.naive_utc()),
         };
-        let out = dedupe_newest(vec![row("old", 1), row("new", 2), row("older", 0)]);
+        let out = dedupe_newest(vec![row(1), row(2), row(0)]);
         assert_eq!(out.len(), 1);
         assert_eq!(
             out[0].stamp,
             DateTime::from_timestamp(2, 0).map(|d| d.naive_utc())
         );
-    }
-
-    impl Row {
-        fn with_name(self, _name: &str) -> Row {
-            self
-        }
     }
 
     #[test]

@@ -38,7 +38,8 @@ impl Applied {
         self.upserted + self.updated + self.deleted
     }
 
-    fn add(&mut self, other: Applied) {
+    /// Adds another batch's counts (the earliest overflow wins).
+    pub fn add(&mut self, other: Applied) {
         self.upserted += other.upserted;
         self.updated += other.updated;
         self.deleted += other.deleted;
@@ -330,7 +331,6 @@ async fn claim_own_creates(
 
 /// A pending application change read from `_trigger_log`.
 struct Pending {
-    sfid: String,
     log_id: i32,
     values: serde_json::Map<String, Value>,
     old: serde_json::Map<String, Value>,
@@ -374,8 +374,7 @@ async fn settle_conflicts(
         let values: Option<Value> = r.get(2);
         let old: Option<Value> = r.get(3);
         let sfid: String = r.get(0);
-        pending.entry(sfid.clone()).or_default().push(Pending {
-            sfid,
+        pending.entry(sfid).or_default().push(Pending {
             log_id: r.get(1),
             values: object(values),
             old: object(old),
@@ -478,7 +477,6 @@ async fn settle_conflicts(
                 .await?;
             }
         }
-        let _ = &entries.first().map(|p| &p.sfid);
     }
     Ok((rows, recorded))
 }

@@ -101,7 +101,7 @@ pub async fn poll_once(
                 .await?;
         }
         tx.commit().await?;
-        total = merge(total, applied);
+        total.add(applied);
         match end {
             Some(end) if full_page => after = end,
             _ => break,
@@ -109,16 +109,6 @@ pub async fn poll_once(
     }
     ctx.states.record_poll(&db, mapping.object).await?;
     Ok(total)
-}
-
-fn merge(mut a: Applied, b: Applied) -> Applied {
-    a.upserted += b.upserted;
-    a.updated += b.updated;
-    a.deleted += b.deleted;
-    a.errors += b.errors;
-    a.conflicts += b.conflicts;
-    a.fetched += b.fetched;
-    a
 }
 
 /// Re-reads the records the read side could not apply earlier (for example after the migration

@@ -240,16 +240,7 @@ pub async fn apply_batch(
                 DateTime::<Utc>::from_timestamp_millis(header.commit_timestamp).or(committed);
         }
         let applied = ingest::apply_event(ctx, &tx, &event.payload).await?;
-        total.upserted += applied.upserted;
-        total.updated += applied.updated;
-        total.deleted += applied.deleted;
-        total.errors += applied.errors;
-        total.conflicts += applied.conflicts;
-        total.fetched += applied.fetched;
-        total.overflow_since = match (total.overflow_since, applied.overflow_since) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
+        total.add(applied);
     }
     ctx.states
         .set_replay_id(&tx, mapping.object, Some(last.replay_id))
