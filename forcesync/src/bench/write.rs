@@ -13,31 +13,21 @@ use sync_runtime::salesforce::Client;
 
 use crate::demo;
 
-/// The `bench` subcommand's definition.
+/// The `bench write` subcommand's definition.
 pub fn command() -> clap::Command {
-    clap::Command::new("bench")
-        .about("Benchmarks against the embedded emulator, with a baseline measured in the same run")
-        .subcommand_required(true)
-        .subcommand(
-            clap::Command::new("write")
-                .about("Writer throughput: one INSERT of N Accounts vs a bare sObject Collections loop")
-                .arg(
-                    clap::Arg::new("records")
-                        .long("records")
-                        .value_name("N")
-                        .default_value("100000")
-                        .value_parser(clap::value_parser!(u32).range(1..)),
-                ),
+    clap::Command::new("write")
+        .about("Writer throughput: one INSERT of N Accounts vs a bare sObject Collections loop")
+        .arg(
+            clap::Arg::new("records")
+                .long("records")
+                .value_name("N")
+                .default_value("100000")
+                .value_parser(clap::value_parser!(u32).range(1..)),
         )
 }
 
 /// Runs it.
-pub fn run(ctx: &Context, matches: &clap::ArgMatches) -> Result<(), CliError> {
-    let Some(("write", sub)) = matches.subcommand() else {
-        return Err(CliError::settings(
-            "`forcesync bench write` is the benchmark built so far",
-        ));
-    };
+pub fn run(ctx: &Context, sub: &clap::ArgMatches) -> Result<(), CliError> {
     let records = *sub.get_one::<u32>("records").expect("defaulted");
     let (cluster, url) = demo::database(ctx)?;
     migrate::app_migrations(&url, ctx.app.migrations, false)?;

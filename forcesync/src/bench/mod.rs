@@ -1,0 +1,28 @@
+//! `forcesync bench`: benchmarks against the embedded emulator, each with a baseline measured in
+//! the same run. One module per subcommand (`write.rs`, ...); this file only lists and dispatches
+//! them.
+
+mod write;
+
+use sync_runtime::cli::{CliError, Context};
+
+/// The `bench` subcommand's definition.
+pub fn command() -> clap::Command {
+    clap::Command::new("bench")
+        .about("Benchmarks against the embedded emulator, with a baseline measured in the same run")
+        .subcommand_required(true)
+        .subcommand(write::command())
+}
+
+/// Runs the chosen benchmark.
+pub fn run(ctx: &Context, matches: &clap::ArgMatches) -> Result<(), CliError> {
+    match matches.subcommand() {
+        Some(("write", sub)) => write::run(ctx, sub),
+        Some((other, _)) => Err(CliError::settings(format!(
+            "`forcesync bench {other}` is not a benchmark of this binary"
+        ))),
+        None => Err(CliError::settings(
+            "name a benchmark, e.g. `forcesync bench write`",
+        )),
+    }
+}
