@@ -1,45 +1,89 @@
-//! `forcesync bench write`: the writer's throughput against a baseline measured in the same run
-//! on the same org (the emulator in-process, as in the demo): one statement inserting `--records`
-//! Accounts, sent by the writer, against the same records sent straight through a bare sObject
-//! Collections loop; API calls against the minimum (200 records a call).
+//! `forcesync bench write`: the writer's figures against the embedded emulator (in-process, as
+//! in the demo), each beside its target:
+//!
+//! - **throughput**: one statement inserting `--records` Accounts, sent by the writer, against the
+//!   same number of records sent straight through a bare sObject Collections loop measured in the
+//!   same run; their ratio; API calls against the minimum (200 records a call);
+//! - **latency**: Postgres commit → Salesforce's answer written back, p50 / p99 / max, while the
+//!   app commits `--rate` single-row inserts a second for `--seconds`.
 
 use std::time::Duration;
 
 use serde_json::json;
 use sync_runtime::cli::{migrate, runtime, CliError, Context};
-use sync_runtime::engine::writer::bench::{bare_collections, writer_throughput, Throughput};
+use sync_runtime::engine::writer::bench::{
+    bare_collections, writer_latency, writer_throughput, Latency, Throughput,
+};
 use sync_runtime::engine::writer::{Target, WriterConfig};
 use sync_runtime::salesforce::Client;
 
 use crate::demo;
 
+/// Targets the figures are printed against.
+pub const TARGET_RECORDS_PER_SECOND: f64 = 20_000.0;
+pub const TARGET_RATIO_TO_BARE_LOOP: f64 = 0.5;
+pub const TARGET_CALLS_TO_MINIMUM: f64 = 1.05;
+pub const TARGET_P99_MS: f64 = 100.0;
+
 /// The `bench write` subcommand's definition.
 pub fn command() -> clap::Command {
     clap::Command::new("write")
-        .about("Writer throughput: one INSERT of N Accounts vs a bare sObject Collections loop")
+        .about(
+            "Writer throughput (one INSERT of N Accounts vs a bare sObject Collections loop) \
+             and commit → Salesforce latency at a steady rate of single-row writes",
+        )
         .arg(
             clap::Arg::new("records")
                 .long("records")
                 .value_name("N")
+                .help("Accounts inserted by the one statement of the throughput run")
                 .default_value("100000")
                 .value_parser(clap::value_parser!(u32).range(1..)),
         )
+        .arg(
+            clap::Arg::new("rate")
+                .long("rate")
+                .value_name("WRITES_PER_SECOND")
+                .help("single-row inserts a second during the latency run")
+                .default_value("500")
+                .value_parser(clap::value_parser!(u32).range(1..)),
+        )
+        .arg(
+            clap::Arg::new("seconds")
+                .long("seconds")
+                .value_name("S")
+                .help("length of the latency run (0 skips it)")
+                .default_value("60")
+                .value_parser(clap::value_parser!(u32)),
+        )
+}
+
+/// What to run.
+#[derive(Debug, Clone, Copy)]
+struct Plan {
+    records: u32,
+    rate: u32,
+    seconds: u32,
 }
 
 /// Runs it.
 pub fn run(ctx: &Context, sub: &clap::ArgMatches) -> Result<(), CliError> {
-    let records = *sub.get_one::<u32>("records").expect("defaulted");
+    let plan = Plan {
+        records: *sub.get_one::<u32>("records").expect("defaulted"),
+        rate: *sub.get_one::<u32>("rate").expect("defaulted"),
+        seconds: *sub.get_one::<u32>("seconds").expect("defaulted"),
+    };
     let (cluster, url) = demo::database(ctx)?;
     migrate::app_migrations(&url, ctx.app.migrations, false)?;
-    let result = runtime()?.block_on(write(ctx, &url, records));
+    let result = runtime()?.block_on(write(ctx, &url, plan));
     drop(cluster);
     result
 }
 
-/// One result line (pure).
+/// One throughput line (pure).
 pub fn line(name: &str, t: &Throughput) -> String {
     format!(
-        "{name:<20} {:>8} records  {:>8.2} s  {:>10.0} records/s  {:>6} API calls",
+        "{name:<22} {:>8} records  {:>8.2} s  {:>10.0} records/s  {:>6} API calls",
         t.records,
         t.seconds,
         t.records_per_second(),
@@ -47,20 +91,67 @@ pub fn line(name: &str, t: &Throughput) -> String {
     )
 }
 
-async fn write(ctx: &Context, url: &str, records: u32) -> Result<(), CliError> {
+/// `met` or `MISSED` (pure).
+fn verdict(met: bool) -> &'static str {
+    if met {
+        "met"
+    } else {
+        "MISSED"
+    }
+}
+
+/// The comparison lines under the two throughput lines (pure).
+pub fn summary(writer: &Throughput, bare: &Throughput) -> Vec<String> {
+    let rate = writer.records_per_second();
+    let ratio = rate / bare.records_per_second().max(f64::EPSILON);
+    let minimum = writer.minimum_calls().max(1);
+    let calls = writer.calls as f64 / minimum as f64;
+    vec![
+        format!(
+            "writer throughput: {rate:.0} records/s (target ≥ {TARGET_RECORDS_PER_SECOND:.0}: {})",
+            verdict(rate >= TARGET_RECORDS_PER_SECOND)
+        ),
+        format!(
+            "writer / bare loop: {ratio:.2}× (target ≥ {TARGET_RATIO_TO_BARE_LOOP}×: {})",
+            verdict(ratio >= TARGET_RATIO_TO_BARE_LOOP)
+        ),
+        format!(
+            "API calls: {} against a minimum of {minimum} (⌈N/200⌉): {calls:.2}× (target ≤ {TARGET_CALLS_TO_MINIMUM}×: {}); bare loop {}",
+            writer.calls,
+            verdict(calls <= TARGET_CALLS_TO_MINIMUM),
+            bare.calls
+        ),
+    ]
+}
+
+/// The latency line (pure).
+pub fn latency_line(l: &Latency, rate: u32, seconds: u32) -> String {
+    format!(
+        "latency, Postgres commit → written in Salesforce, {rate} writes/s for {seconds} s ({} writes): \
+         p50 {:.1} ms  p99 {:.1} ms  max {:.1} ms (target p99 ≤ {TARGET_P99_MS:.0} ms: {})",
+        l.writes,
+        l.p50_ms,
+        l.p99_ms,
+        l.max_ms,
+        verdict(l.writes > 0 && l.p99_ms <= TARGET_P99_MS)
+    )
+}
+
+async fn write(ctx: &Context, url: &str, plan: Plan) -> Result<(), CliError> {
     let registry = ctx.app.registry;
     migrate::system_migrations(url, registry).await?;
     let (emulator, _, sf) = demo::emulator(registry.api_version).await?;
     let mapping = ctx.mapping("Account")?;
     let client =
         Client::new(sf).map_err(|e| CliError::failure(format!("Salesforce client: {e}")))?;
+    let records = plan.records;
     let baseline_records: Vec<serde_json::Value> = (0..records)
         .map(|i| json!({"attributes": {"type": "Account"}, "Name": format!("Baseline {i}")}))
         .collect();
     let config = WriterConfig::default();
     let baseline =
         bare_collections(&client, "Account", baseline_records, config.max_in_flight).await;
-    let target = Target {
+    let target = || Target {
         mapping,
         client: client.scoped("Account", u64::MAX),
     };
@@ -68,18 +159,32 @@ async fn write(ctx: &Context, url: &str, records: u32) -> Result<(), CliError> {
         "INSERT INTO {} (name) SELECT 'Bench ' || g FROM generate_series(1, {records}) g",
         mapping.qualified_table()
     );
-    let writer = writer_throughput(url, registry.schema, target, config, &insert)
+    let writer = writer_throughput(url, registry.schema, target(), config.clone(), &insert)
         .await
         .map_err(|e| CliError::failure(format!("writer: {e}")))?;
     println!("{}", line("bare Collections loop", &baseline));
     println!("{}", line("forcesync writer", &writer));
-    println!(
-        "writer / baseline throughput: {:.2}   API calls: {} (minimum {}, baseline {})",
-        writer.records_per_second() / baseline.records_per_second().max(f64::EPSILON),
-        writer.calls,
-        writer.minimum_calls(),
-        baseline.calls
-    );
+    for l in summary(&writer, &baseline) {
+        println!("{l}");
+    }
+    if plan.seconds > 0 {
+        let single = format!(
+            "INSERT INTO {} (name) VALUES ('Latency')",
+            mapping.qualified_table()
+        );
+        let latency = writer_latency(
+            url,
+            registry.schema,
+            target(),
+            config,
+            &single,
+            plan.rate,
+            Duration::from_secs(u64::from(plan.seconds)),
+        )
+        .await
+        .map_err(|e| CliError::failure(format!("writer: {e}")))?;
+        println!("{}", latency_line(&latency, plan.rate, plan.seconds));
+    }
     tokio::time::timeout(Duration::from_secs(10), emulator.stop())
         .await
         .ok();
@@ -101,5 +206,63 @@ mod tests {
         assert!(text.contains("1000 records"), "{text}");
         assert!(text.contains("500 records/s"), "{text}");
         assert!(text.contains("5 API calls"), "{text}");
+    }
+
+    #[test]
+    fn the_summary_compares_with_the_bare_loop_and_the_minimum_calls() {
+        let writer = Throughput {
+            records: 100_000,
+            seconds: 4.0,
+            calls: 510,
+        };
+        let bare = Throughput {
+            records: 100_000,
+            seconds: 2.0,
+            calls: 500,
+        };
+        let lines = summary(&writer, &bare);
+        assert!(lines[0].contains("25000 records/s") && lines[0].ends_with("met)"));
+        assert!(
+            lines[1].contains("0.50×") && lines[1].contains(": met)"),
+            "{lines:?}"
+        );
+        assert!(
+            lines[2].contains("510 against a minimum of 500"),
+            "{lines:?}"
+        );
+        assert!(
+            lines[2].contains("1.02×") && lines[2].contains(": met)"),
+            "{lines:?}"
+        );
+
+        let slow = Throughput {
+            seconds: 10.0,
+            calls: 600,
+            ..writer
+        };
+        let lines = summary(&slow, &bare);
+        assert!(lines.iter().all(|l| l.contains("MISSED")), "{lines:?}");
+    }
+
+    #[test]
+    fn the_latency_line_shows_percentiles_against_the_target() {
+        let l = Latency {
+            writes: 30_000,
+            p50_ms: 8.04,
+            p99_ms: 101.0,
+            max_ms: 250.0,
+        };
+        let text = latency_line(&l, 500, 60);
+        assert!(
+            text.contains("500 writes/s for 60 s (30000 writes)"),
+            "{text}"
+        );
+        assert!(
+            text.contains("p50 8.0 ms  p99 101.0 ms  max 250.0 ms"),
+            "{text}"
+        );
+        assert!(text.ends_with("MISSED)"), "{text}");
+        let fine = Latency { p99_ms: 40.0, ..l };
+        assert!(latency_line(&fine, 500, 60).ends_with("met)"));
     }
 }

@@ -126,7 +126,8 @@ async fn record_usage(
     }
 }
 
-/// The engine's loops, running: every mapping's read loop, the writer, the usage recorder.
+/// The engine's loops, running: every mapping's read loop, the writer (of the mappings this
+/// instance holds), the usage recorder.
 pub struct Loops {
     pub read: tokio::task::JoinHandle<Result<(), crate::engine::EngineError>>,
     write: tokio::task::JoinHandle<Result<(), crate::engine::writer::WriteError>>,
@@ -156,7 +157,8 @@ impl Loops {
             engine.registry.schema,
             targets,
             WriterConfig::default(),
-        );
+        )
+        .only_held(&engine.held);
         let read = {
             let engine = engine.clone();
             let shutdown = shutdown.clone();

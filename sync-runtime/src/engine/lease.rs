@@ -6,6 +6,10 @@
 //! another engine polling [`Lease::try_acquire`] every few seconds takes the mapping over. This is
 //! how forcesync scales past one machine: mappings spread over instances, Postgres arbitrates.
 
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use tokio::sync::watch;
 use tokio_postgres::Client;
 
 /// The advisory-lock key of a mapping (stable across processes and versions).
@@ -69,6 +73,42 @@ impl Lease {
     }
 }
 
+/// The mappings (object names) this engine holds right now: the read loops add a mapping when
+/// they take its lease and remove it when they lose it; the writer sends only these
+/// ([`super::writer::Writer::only_held`]), so two instances never both send one mapping. Clones
+/// share the set.
+#[derive(Debug, Clone)]
+pub struct Held(Arc<watch::Sender<BTreeSet<String>>>);
+
+impl Default for Held {
+    fn default() -> Self {
+        Held(Arc::new(watch::channel(BTreeSet::new()).0))
+    }
+}
+
+impl Held {
+    pub fn insert(&self, mapping: &str) {
+        self.0.send_modify(|held| {
+            held.insert(mapping.to_owned());
+        });
+    }
+
+    pub fn remove(&self, mapping: &str) {
+        self.0.send_modify(|held| {
+            held.remove(mapping);
+        });
+    }
+
+    pub fn contains(&self, mapping: &str) -> bool {
+        self.0.borrow().contains(mapping)
+    }
+
+    /// A receiver that sees every change of the set.
+    pub fn subscribe(&self) -> watch::Receiver<BTreeSet<String>> {
+        self.0.subscribe()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -84,5 +124,18 @@ mod tests {
             lock_key("salesforce", "Contact")
         );
         assert_ne!(lock_key("a", "Account"), lock_key("b", "Account"));
+    }
+
+    #[test]
+    fn the_held_set_is_shared_by_clones_and_seen_by_subscribers() {
+        let held = Held::default();
+        let mut seen = held.subscribe();
+        held.clone().insert("Account");
+        assert!(held.contains("Account"));
+        assert!(seen.has_changed().unwrap());
+        assert!(seen.borrow_and_update().contains("Account"));
+        held.remove("Account");
+        assert!(!held.contains("Account"));
+        assert!(seen.has_changed().unwrap());
     }
 }

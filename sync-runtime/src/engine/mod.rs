@@ -175,6 +175,8 @@ pub struct Engine {
     pub registry: &'static Registry,
     pub config: Arc<EngineConfig>,
     pub client: Client,
+    /// The mappings this engine holds now (the writer sends only these).
+    pub held: lease::Held,
 }
 
 impl Engine {
@@ -187,6 +189,7 @@ impl Engine {
             registry,
             config: Arc::new(config),
             client: Client::new(salesforce)?,
+            held: lease::Held::default(),
         })
     }
 
@@ -231,9 +234,10 @@ impl Engine {
         for mapping in self.mappings() {
             let ctx = self.context(mapping)?;
             let shutdown = shutdown.clone();
-            tasks.push(tokio::spawn(
-                async move { run_mapping(ctx, shutdown).await },
-            ));
+            let held = self.held.clone();
+            tasks.push(tokio::spawn(async move {
+                run_mapping(ctx, held, shutdown).await
+            }));
         }
         for task in tasks {
             let _ = task.await;
@@ -242,8 +246,9 @@ impl Engine {
     }
 }
 
-/// One mapping, for as long as the engine runs: wait for its lease, then sync it.
-pub async fn run_mapping(ctx: MappingCtx, mut shutdown: watch::Receiver<bool>) {
+/// One mapping, for as long as the engine runs: wait for its lease, then sync it (in `held`
+/// while the lease lasts).
+pub async fn run_mapping(ctx: MappingCtx, held: lease::Held, mut shutdown: watch::Receiver<bool>) {
     let mapping = ctx.mapping;
     loop {
         if *shutdown.borrow() {
@@ -254,7 +259,9 @@ pub async fn run_mapping(ctx: MappingCtx, mut shutdown: watch::Receiver<bool>) {
         {
             Ok(Some(lease)) => {
                 tracing::info!(mapping = mapping.object, "leased");
+                held.insert(mapping.object);
                 sync_while_leased(&ctx, &lease, &mut shutdown).await;
+                held.remove(mapping.object);
                 drop(lease);
             }
             Ok(None) => {}

@@ -49,7 +49,7 @@ pub mod store;
 mod testing;
 pub mod through;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -182,7 +182,11 @@ pub struct Writer {
     config: WriterConfig,
     store: Store,
     schema: String,
+    /// The read-write mappings this writer may send.
+    all: Vec<Target>,
+    /// Those it sends now: all of them, or only those the engine holds ([`Writer::only_held`]).
     targets: Vec<Target>,
+    held: Option<watch::Receiver<BTreeSet<String>>>,
     read_only: Vec<&'static MappingDescriptor>,
     db: tokio_postgres::Client,
 }
@@ -208,10 +212,47 @@ impl Writer {
             config,
             store: Store::new(schema),
             schema: schema.to_owned(),
+            all: targets.clone(),
             targets,
+            held: None,
             read_only: read_only.into_iter().map(|t| t.mapping).collect(),
             db,
         }
+    }
+
+    /// Sends only the mappings in `held` (the engine's leases), so that two instances on one
+    /// database never both send one mapping. A mapping that becomes held has the writes its
+    /// previous holder left in flight recovered first (reconciled or sent again, as after a
+    /// restart); one that is lost is left alone from the next round on.
+    pub fn only_held(mut self, held: &super::lease::Held) -> Writer {
+        self.held = Some(held.subscribe());
+        self.targets.clear();
+        self
+    }
+
+    /// Follows the held set (see [`Writer::only_held`]); call at the start of a round.
+    async fn follow_held(&mut self) -> Result<(), WriteError> {
+        let Some(held) = &mut self.held else {
+            return Ok(());
+        };
+        let now = held.borrow_and_update().clone();
+        let active: Vec<Target> = self
+            .all
+            .iter()
+            .filter(|t| now.contains(t.mapping.object))
+            .cloned()
+            .collect();
+        let taken: Vec<&str> = active
+            .iter()
+            .map(|t| t.mapping.table)
+            .filter(|table| !self.targets.iter().any(|o| o.mapping.table == *table))
+            .collect();
+        if !taken.is_empty() {
+            let recovered = self.store.recover(&self.db, &taken).await?;
+            tracing::info!(tables = ?taken, recovered, "the writer sends these mappings now");
+        }
+        self.targets = active;
+        Ok(())
     }
 
     fn mappings(&self) -> Vec<&'static MappingDescriptor> {
@@ -235,6 +276,7 @@ impl Writer {
 
     /// One round: reconcile, retry, claim, send, settle (see the module documentation).
     pub async fn round(&mut self) -> Result<RoundReport, WriteError> {
+        self.follow_held().await?;
         let mut report = self.reconcile().await?;
         let retries = self.due_retries().await?;
         let (steps, claimed) = self.claim(&mut report, retries).await?;
@@ -355,6 +397,7 @@ impl Writer {
                 _ = notify.notified() => {}
                 _ = tokio::time::sleep(wait) => {}
                 _ = shutdown.changed() => {}
+                _ = held_changed(&mut self.held) => {}
             }
         }
     }
@@ -927,6 +970,16 @@ fn failure(table: &str, record_id: i32, entry_ids: &[i32], error: &outcome::HcEr
         message: Some(error.summary()),
         created: false,
     }
+}
+
+/// Resolves when the held set changes; never without one.
+async fn held_changed(held: &mut Option<watch::Receiver<BTreeSet<String>>>) {
+    if let Some(held) = held {
+        if held.changed().await.is_ok() {
+            return;
+        }
+    }
+    std::future::pending().await
 }
 
 /// A number in `[0, 1)` that differs between calls (backoff jitter; not cryptographic).
