@@ -2,83 +2,16 @@
 //! listener and running the server in-process (`start` → `RunningEmulator`) or from the binary.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 
-use axum::Router;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+use crate::data::schema::{OrgSchema, SchemaError};
 use crate::org::Org;
-use crate::schema::{OrgSchema, SchemaError};
 
-/// Emulator configuration (CLI flags of the `sf-emulator` binary).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Config {
-    /// Address to listen on (port 0 = any free port).
-    pub listen: SocketAddr,
-    /// Directory of describe JSON files; None = the built-in demo org.
-    pub describe: Option<PathBuf>,
-    /// Seed data set: `demo`, another name, or a number (all deterministic).
-    pub seed: Option<String>,
-    /// Session lifetime (inactivity timeout), seconds.
-    pub session_seconds: u64,
-    /// `DailyApiRequests` max.
-    pub api_limit: u64,
-    /// Persist data across restarts in this file.
-    pub data_file: Option<PathBuf>,
-    /// How often the data file is saved when data changed, ms.
-    pub save_interval_ms: u64,
-    /// Serve HTTPS with a self-signed certificate.
-    pub tls: bool,
-    /// Where to write the CA certificate (PEM) when `tls`.
-    pub ca_out: Option<PathBuf>,
-    pub username: String,
-    pub password: String,
-    pub security_token: String,
-    pub client_id: String,
-    pub client_secret: String,
-    /// PEM certificate (or RSA public key) verifying JWT bearer assertions.
-    pub jwt_cert: Option<PathBuf>,
-    /// How long a CometD `/meta/connect` is held when no event is pending, ms.
-    pub streaming_connect_timeout_ms: u64,
-    /// How long a CometD client may go without reconnecting before it is forgotten, ms.
-    pub streaming_client_expiry_ms: u64,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            listen: SocketAddr::from(([127, 0, 0, 1], 8484)),
-            describe: None,
-            seed: None,
-            session_seconds: 7200,
-            api_limit: 100_000,
-            data_file: None,
-            save_interval_ms: 5_000,
-            tls: false,
-            ca_out: None,
-            username: "admin@example.com".into(),
-            password: "forcesync".into(),
-            security_token: String::new(),
-            client_id: "forcesync".into(),
-            client_secret: "forcesync".into(),
-            jwt_cert: None,
-            streaming_connect_timeout_ms: 110_000,
-            streaming_client_expiry_ms: 40_000,
-        }
-    }
-}
-
-impl Config {
-    /// Defaults listening on `127.0.0.1:0` (tests).
-    pub fn ephemeral() -> Config {
-        Config {
-            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-            ..Config::default()
-        }
-    }
-}
+pub use crate::org::config::Config;
+pub use crate::routes::router;
 
 /// Why the emulator could not start.
 #[derive(Debug, thiserror::Error)]
@@ -107,7 +40,7 @@ pub fn build_org(config: &Config) -> Result<Org, StartError> {
     let mut loaded = false;
     if let Some(path) = config.data_file.as_ref().filter(|p| p.exists()) {
         let stats =
-            crate::persist::load(&org, path).map_err(|e| StartError::Other(e.to_string()))?;
+            crate::org::persist::load(&org, path).map_err(|e| StartError::Other(e.to_string()))?;
         if !stats.skipped_objects.is_empty() || !stats.skipped_fields.is_empty() {
             tracing::warn!(
                 "{}: skipped objects {:?} and fields {:?} unknown to this org",
@@ -119,47 +52,9 @@ pub fn build_org(config: &Config) -> Result<Org, StartError> {
         loaded = true;
     }
     if let (Some(seed), false) = (&config.seed, loaded) {
-        crate::seed::seed_named(&org, seed).map_err(StartError::Seed)?;
+        crate::org::seed::seed_named(&org, seed).map_err(StartError::Seed)?;
     }
     Ok(org)
-}
-
-/// The full HTTP surface over `org`.
-pub fn router(org: Org) -> Router {
-    Router::new()
-        .merge(crate::rest::routes())
-        .merge(crate::query_api::routes())
-        .merge(crate::bulk1::routes())
-        .merge(crate::bulk2::routes())
-        .merge(crate::control::routes())
-        .merge(crate::auth::routes())
-        .merge(crate::streaming::routes())
-        .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed)
-        .layer(axum::middleware::from_fn_with_state(
-            org.clone(),
-            crate::session::limit_info,
-        ))
-        .layer(axum::middleware::from_fn_with_state(
-            org.clone(),
-            crate::faults::layer,
-        ))
-        .layer(axum::middleware::from_fn(crate::cdc::origin::layer))
-        .with_state(org)
-}
-
-/// Unknown paths: 404 NOT_FOUND as a Salesforce error array.
-async fn not_found() -> crate::error::ApiError {
-    crate::error::ApiError::not_found()
-}
-
-/// Known path, wrong method: 405 METHOD_NOT_ALLOWED as a Salesforce error array.
-async fn method_not_allowed(method: axum::http::Method) -> crate::error::ApiError {
-    crate::error::ApiError::new(
-        axum::http::StatusCode::METHOD_NOT_ALLOWED,
-        "METHOD_NOT_ALLOWED",
-        format!("HTTP Method '{method}' not allowed."),
-    )
 }
 
 /// A server running in this process.
@@ -171,7 +66,7 @@ pub struct RunningEmulator {
     pub org: Org,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
-    persister: Option<crate::persist::Persister>,
+    persister: Option<crate::org::persist::Persister>,
 }
 
 impl RunningEmulator {
@@ -217,7 +112,7 @@ pub async fn start(config: Config) -> Result<RunningEmulator, StartError> {
 pub async fn serve(org: Org) -> Result<RunningEmulator, StartError> {
     let config = org.config().clone();
     if let Some(path) = &config.jwt_cert {
-        let verifier = crate::auth::jwt::JwtVerifier::from_pem_file(path)
+        let verifier = crate::org::credentials::jwt::JwtVerifier::from_pem_file(path)
             .map_err(|e| StartError::Other(e.to_string()))?;
         org.auth().set_jwt_verifier(verifier);
     }
@@ -259,7 +154,7 @@ pub async fn serve(org: Org) -> Result<RunningEmulator, StartError> {
         })
     };
     let persister = config.data_file.clone().map(|path| {
-        crate::persist::Persister::spawn(
+        crate::org::persist::Persister::spawn(
             org.clone(),
             path,
             std::time::Duration::from_millis(config.save_interval_ms),
