@@ -127,6 +127,25 @@ pub struct Field {
     /// Target objects of a reference field.
     pub reference_to: Vec<String>,
     pub relationship_name: Option<String>,
+    /// A relationship column (`"Invoice__r.External_Id__c"` in `fields`): the parent record
+    /// named by its external ID rather than by its Salesforce Id.
+    pub relationship: Option<RelationshipPath>,
+}
+
+/// The parent a relationship column names, and how: `Invoice__r.External_Id__c` is the
+/// `External_Id__c` of the `Invoice__c` record the lookup `Invoice__c` (relationship
+/// `Invoice__r`) points to. Salesforce takes it on create/upsert as
+/// `{"Invoice__r": {"External_Id__c": "…"}}` and answers it in queries the same way.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RelationshipPath {
+    /// The lookup field on the child, e.g. `"Invoice__c"`.
+    pub lookup: String,
+    /// The lookup's relationship name, e.g. `"Invoice__r"`.
+    pub name: String,
+    /// The parent object, e.g. `"Invoice__c"`.
+    pub object: String,
+    /// The parent's external ID field, e.g. `"External_Id__c"`.
+    pub field: String,
 }
 
 impl Field {

@@ -16,6 +16,8 @@ pub mod mapping;
 pub mod migrations;
 pub mod model;
 #[cfg(feature = "codegen")]
+mod relationship;
+#[cfg(feature = "codegen")]
 pub mod rust;
 pub mod soql;
 #[cfg(feature = "codegen")]

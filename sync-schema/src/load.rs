@@ -497,32 +497,37 @@ impl FieldSet {
                     continue;
                 }
             };
-            if let Some(prev) = self.by_column.get(&built.column) {
-                if self.is_system(&built.column) {
-                    continue;
-                }
-                let help = if prev != &entry.value && !prev.eq_ignore_ascii_case(&entry.value) {
-                    format!(
-                        "`{prev}` already includes `{}`: list it once",
-                        built.sf_name
-                    )
-                } else {
-                    "list each field once (Salesforce field names are case-insensitive)".to_owned()
-                };
-                sink.error(
-                    entry.span.clone(),
-                    format!(
-                        "duplicate column `{}`: `{}` maps to the same column as `{prev}`",
-                        built.column, entry.value
-                    ),
-                    help,
-                );
-                continue;
-            }
-            self.by_column
-                .insert(built.column.clone(), entry.value.clone());
-            self.fields.push(built);
+            self.push(sink, entry, built);
         }
+    }
+
+    /// Adds one built field for `entry`; reports a column already taken.
+    fn push(&mut self, sink: &mut Sink<'_>, entry: &At<String>, built: Field) {
+        if let Some(prev) = self.by_column.get(&built.column) {
+            if self.is_system(&built.column) {
+                return;
+            }
+            let help = if prev != &entry.value && !prev.eq_ignore_ascii_case(&entry.value) {
+                format!(
+                    "`{prev}` already includes `{}`: list it once",
+                    built.sf_name
+                )
+            } else {
+                "list each field once (Salesforce field names are case-insensitive)".to_owned()
+            };
+            sink.error(
+                entry.span.clone(),
+                format!(
+                    "duplicate column `{}`: `{}` maps to the same column as `{prev}`",
+                    built.column, entry.value
+                ),
+                help,
+            );
+            return;
+        }
+        self.by_column
+            .insert(built.column.clone(), entry.value.clone());
+        self.fields.push(built);
     }
 
     fn is_system(&self, column: &str) -> bool {
@@ -572,7 +577,11 @@ fn build<'d>(
     }
 
     for entry in &raw.fields {
-        if let Some(field) = lookup(sink, describe, entry) {
+        if entry.value.contains('.') {
+            if let Some(built) = crate::relationship::resolve(sink, describe, parent, entry) {
+                set.push(sink, entry, built);
+            }
+        } else if let Some(field) = lookup(sink, describe, entry) {
             set.add(sink, describe, entry, field);
         }
     }
@@ -717,7 +726,21 @@ fn build<'d>(
         f.writable =
             crate::model::is_writable(access, f.system, f.createable, f.updateable, f.calculated);
         if let Some(allowed) = &write_only {
-            f.writable = f.writable && allowed.contains(&f.sf_name.to_ascii_lowercase());
+            // A relationship column is written when its lookup is.
+            let name = f.relationship.as_ref().map_or(&f.sf_name, |r| &r.lookup);
+            f.writable = f.writable && allowed.contains(&name.to_ascii_lowercase());
+        }
+    }
+    // A lookup named through a relationship column is not required on create: either names
+    // the parent.
+    let named: Vec<String> = set
+        .fields
+        .iter()
+        .filter_map(|f| f.relationship.as_ref().map(|r| r.lookup.clone()))
+        .collect();
+    for f in &mut set.fields {
+        if named.iter().any(|l| l.eq_ignore_ascii_case(&f.sf_name)) {
+            f.required_on_create = false;
         }
     }
 

@@ -143,6 +143,7 @@ pub fn field(describe: &FieldDescribe, system: bool) -> Result<Field, String> {
         picklist,
         reference_to: describe.reference_to.clone(),
         relationship_name: describe.relationship_name.clone(),
+        relationship: None,
     })
 }
 
@@ -162,6 +163,17 @@ pub fn column_name(sf_name: &str) -> String {
     } else {
         sf_name.to_ascii_lowercase()
     }
+}
+
+/// Column of a relationship column (Heroku Connect's naming): the relationship name and the
+/// parent's field, lower-cased, joined by `__` (`Invoice__r` + `External_Id__c` →
+/// `invoice__r__external_id__c`).
+pub fn relationship_column(relationship: &str, field: &str) -> String {
+    format!(
+        "{}__{}",
+        relationship.to_ascii_lowercase(),
+        field.to_ascii_lowercase()
+    )
 }
 
 /// Postgres table: the lower-cased object name (`Invoice__c` → `invoice__c`).
@@ -193,6 +205,16 @@ pub fn type_name(object: &str) -> String {
 pub fn rust_field_name(sf_name: &str) -> String {
     if sf_name.eq_ignore_ascii_case("Id") {
         return "sfid".to_owned();
+    }
+    // A relationship column: `Invoice__r.External_Id__c` → `invoice_external_id`.
+    if let Some((relationship, field)) = sf_name.split_once('.') {
+        let relationship = relationship.strip_suffix("__r").unwrap_or(relationship);
+        let joined = format!(
+            "{}_{}",
+            strip_custom_suffix(relationship).to_snake_case(),
+            strip_custom_suffix(field).to_snake_case()
+        );
+        return escape_keyword(joined);
     }
     let snake = strip_custom_suffix(sf_name).to_snake_case();
     let snake = if snake.is_empty() || snake.starts_with(|c: char| c.is_ascii_digit()) {

@@ -365,3 +365,24 @@ fn describes_load_from_describe_dir_under_either_file_name() {
     let objects: Vec<&str> = catalog.mappings.iter().map(|m| m.object.as_str()).collect();
     assert_eq!(objects, ["Account", "Contact"]);
 }
+
+#[test]
+fn relationship_columns_must_name_an_external_id_of_a_described_parent() {
+    let invoice = concat!(
+        "object = \"Invoice__c\"\n",
+        "fields = [\n",
+        "    \"Account__r.Name\",\n",
+        "    \"Account__c.Name\",\n",
+        "    \"Acount__r.Name\",\n",
+        "    \"Account__r.Owner.Name\",\n",
+        "]\n",
+    );
+    let opportunity = concat!(
+        "object = \"Opportunity\"\n",
+        "fields = [\"Account.Nmae\", \"Campaign.Name\"]\n",
+    );
+    insta::assert_snapshot!(errors(&[
+        ("Invoice__c.toml", invoice),
+        ("Opportunity.toml", opportunity),
+    ]));
+}

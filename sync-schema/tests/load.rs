@@ -57,6 +57,9 @@ fn summary(catalog: &Catalog) -> String {
             if !f.reference_to.is_empty() {
                 flags.push(format!("-> {}", f.reference_to.join("|")));
             }
+            if let Some(r) = &f.relationship {
+                flags.push(format!("via {} ({})", r.lookup, r.name));
+            }
             let rust = match &f.rust_type {
                 RustType::Picklist(n) | RustType::MultiPicklist(n) => {
                     let p = f.picklist.as_ref().unwrap();
@@ -92,8 +95,44 @@ fn summary(catalog: &Catalog) -> String {
 fn this_repos_mappings_load() {
     let catalog = load(&manifest_dir().join("../mappings"), "mappings");
     let objects: Vec<_> = catalog.mappings.iter().map(|m| m.object.as_str()).collect();
-    assert_eq!(objects, ["Account", "Contact", "Invoice__c", "Opportunity"]);
-    let invoice = &catalog.mappings[2];
+    assert_eq!(
+        objects,
+        [
+            "Account",
+            "Contact",
+            "Invoice_Line__c",
+            "Invoice__c",
+            "Opportunity"
+        ]
+    );
+    // A line names its invoice by the invoice's external ID (Heroku Connect's column naming);
+    // either that or the lookup's Id names the parent, so neither is required on create.
+    let line = &catalog.mappings[2];
+    let by_external_id = line.field("Invoice__r.External_Id__c").unwrap();
+    assert_eq!(
+        (
+            by_external_id.column.as_str(),
+            by_external_id.rust_name.as_str(),
+            by_external_id.pg_type
+        ),
+        (
+            "invoice__r__external_id__c",
+            "invoice_external_id",
+            PgType::Varchar(40)
+        )
+    );
+    assert!(by_external_id.writable && !by_external_id.required_on_create);
+    let path = by_external_id.relationship.as_ref().unwrap();
+    assert_eq!(
+        (
+            path.lookup.as_str(),
+            path.name.as_str(),
+            path.object.as_str()
+        ),
+        ("Invoice__c", "Invoice__r", "Invoice__c")
+    );
+    assert!(!line.field("Invoice__c").unwrap().required_on_create);
+    let invoice = &catalog.mappings[3];
     assert_eq!(
         (invoice.module.as_str(), invoice.type_name.as_str()),
         ("invoice", "Invoice")
@@ -138,7 +177,7 @@ fn this_repos_mappings_load() {
         RustType::Picklist("AccountType".into())
     );
     assert!(account.field("BillingGeocodeAccuracy").is_some());
-    let opportunity = &catalog.mappings[3];
+    let opportunity = &catalog.mappings[4];
     assert_eq!(opportunity.access, Access::ReadOnly);
     assert_eq!(opportunity.sync.deletes, DeleteMode::Soft);
     assert_eq!(opportunity.sync.poll_seconds, 300);

@@ -9,12 +9,21 @@ use super::error::ConversionError;
 use super::value::{format_datetime, parse_time, SfValue};
 
 /// The JSON object sent to Salesforce, keyed by field API name.
+///
+/// A relationship column goes in Salesforce's relationship form,
+/// `{"Invoice__r": {"External_Id__c": "…"}}` (create and upsert name the parent by its external
+/// ID); when the body also holds the lookup's Id (`Invoice__c`), the Id is sent and the
+/// relationship left out. A relationship column without a value sends nothing (the parent is
+/// cleared through the lookup).
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 #[serde(transparent)]
 pub struct SfBody {
     #[serde(skip)]
     kind: WriteKind,
     fields: Map<String, Value>,
+    /// `(lookup, relationship name)` of the relationship columns put so far.
+    #[serde(skip)]
+    via: Vec<(&'static str, &'static str)>,
 }
 
 impl SfBody {
@@ -22,7 +31,31 @@ impl SfBody {
         SfBody {
             kind,
             fields: Map::new(),
+            via: Vec::new(),
         }
+    }
+
+    /// Sets a field's JSON value, keeping the relationship rules above.
+    fn insert(&mut self, field: &FieldDescriptor, value: Value) {
+        if let Some(r) = field.relationship {
+            let lookup_set = self.fields.get(r.lookup).is_some_and(|v| !v.is_null());
+            if value.is_null() || lookup_set {
+                return;
+            }
+            let mut parent = Map::new();
+            parent.insert(r.field.to_owned(), value);
+            self.fields.insert(r.name.to_owned(), Value::Object(parent));
+            self.via.push((r.lookup, r.name));
+            return;
+        }
+        if !value.is_null() {
+            for (lookup, name) in &self.via {
+                if lookup.eq_ignore_ascii_case(field.sf_name) {
+                    self.fields.remove(*name);
+                }
+            }
+        }
+        self.fields.insert(field.sf_name.to_owned(), value);
     }
 
     pub fn kind(&self) -> WriteKind {
@@ -35,12 +68,8 @@ impl SfBody {
         let sent = field.sent_on(self.kind);
         match (value, self.kind) {
             _ if !sent => {}
-            (Some(v), _) => {
-                self.fields.insert(field.sf_name.to_owned(), v.to_sf());
-            }
-            (None, WriteKind::Update) => {
-                self.fields.insert(field.sf_name.to_owned(), Value::Null);
-            }
+            (Some(v), _) => self.insert(field, v.to_sf()),
+            (None, WriteKind::Update) => self.insert(field, Value::Null),
             (None, WriteKind::Create) => {}
         }
     }
@@ -100,7 +129,138 @@ pub fn pg_values_to_sf_body(
             }
             _ => value.clone(),
         };
-        body.fields.insert(field.sf_name.to_owned(), converted);
+        body.insert(field, converted);
     }
     Ok(body)
+}
+
+/// A body with relationship values flattened to dotted names (`{"Invoice__r":
+/// {"External_Id__c": "X"}}` → `"Invoice__r.External_Id__c": "X"`): the column names of a Bulk
+/// API CSV and the field paths of a SOQL select.
+pub fn flat_body(body: &Map<String, Value>) -> Map<String, Value> {
+    let mut flat = Map::new();
+    for (name, value) in body {
+        match value {
+            Value::Object(parent) => {
+                for (key, inner) in parent {
+                    flat.insert(format!("{name}.{key}"), inner.clone());
+                }
+            }
+            other => {
+                flat.insert(name.clone(), other.clone());
+            }
+        }
+    }
+    flat
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::adapter::{PgType, Relationship};
+
+    static LOOKUP: FieldDescriptor = FieldDescriptor {
+        nillable: true,
+        createable: true,
+        updateable: true,
+        writable: true,
+        reference_to: &["Invoice__c"],
+        ..FieldDescriptor::new(
+            "Invoice__c",
+            "invoice__c",
+            "Invoice",
+            SfType::Reference,
+            PgType::Varchar(18),
+        )
+    };
+    static BY_EXTERNAL_ID: FieldDescriptor = FieldDescriptor {
+        nillable: true,
+        createable: true,
+        updateable: true,
+        writable: true,
+        reference_to: &["Invoice__c"],
+        relationship: Some(Relationship {
+            lookup: "Invoice__c",
+            name: "Invoice__r",
+            field: "External_Id__c",
+        }),
+        ..FieldDescriptor::new(
+            "Invoice__r.External_Id__c",
+            "invoice__r__external_id__c",
+            "Invoice External ID",
+            SfType::String,
+            PgType::Varchar(40),
+        )
+    };
+    static LINE: MappingDescriptor = MappingDescriptor {
+        object: "Invoice_Line__c",
+        label: "Invoice Line",
+        schema: "salesforce",
+        table: "invoice_line__c",
+        key_prefix: None,
+        access: crate::adapter::Access::ReadWrite,
+        upsert_key: None,
+        filter: None,
+        sync: crate::adapter::SyncOptions {
+            streaming: true,
+            poll_seconds: 600,
+            deletes: crate::adapter::DeleteMode::Hard,
+            conflict: crate::adapter::ConflictPolicy::Merge,
+            max_daily_api_calls: 30_000,
+        },
+        fields: &[LOOKUP, BY_EXTERNAL_ID],
+    };
+
+    fn body(values: Value, kind: WriteKind) -> Value {
+        pg_values_to_sf_body(&LINE, values.as_object().unwrap(), kind)
+            .unwrap()
+            .into_json()
+    }
+
+    #[test]
+    fn a_relationship_column_names_the_parent_by_its_external_id() {
+        let sent = body(
+            json!({"invoice__c": null, "invoice__r__external_id__c": "INV-1"}),
+            WriteKind::Create,
+        );
+        assert_eq!(sent, json!({"Invoice__r": {"External_Id__c": "INV-1"}}));
+    }
+
+    #[test]
+    fn the_lookup_id_wins_over_the_relationship_column_in_either_order() {
+        let both =
+            json!({"invoice__c": "a01000000000001AAA", "invoice__r__external_id__c": "INV-1"});
+        let expected = json!({"Invoice__c": "a01000000000001AAA"});
+        assert_eq!(body(both, WriteKind::Create), expected);
+        let mut put = SfBody::new(WriteKind::Create);
+        put.put(&BY_EXTERNAL_ID, &Some("INV-1".to_owned()));
+        put.put(&LOOKUP, &Some("a01000000000001AAA".to_owned()));
+        assert_eq!(put.into_json(), expected);
+    }
+
+    #[test]
+    fn bulk_csv_columns_spell_the_relationship_as_a_path() {
+        let sent = body(
+            json!({"invoice__r__external_id__c": "INV-1"}),
+            WriteKind::Create,
+        );
+        let flat = flat_body(sent.as_object().unwrap());
+        assert_eq!(
+            Value::Object(flat),
+            json!({"Invoice__r.External_Id__c": "INV-1"})
+        );
+    }
+
+    #[test]
+    fn clearing_a_relationship_column_sends_nothing_for_it() {
+        let sent = body(
+            json!({"invoice__r__external_id__c": null}),
+            WriteKind::Update,
+        );
+        assert_eq!(sent, json!({}));
+        let sent = body(json!({"invoice__c": null}), WriteKind::Update);
+        assert_eq!(sent, json!({"Invoice__c": null}));
+    }
 }

@@ -57,8 +57,22 @@ pub struct FieldDescriptor {
     pub required_on_create: bool,
     /// Written back to Salesforce (read-write mapping, createable or updateable, not a formula).
     pub writable: bool,
-    /// Target objects of a reference field.
+    /// Target objects of a reference field; for a relationship column, the parent object.
     pub reference_to: &'static [&'static str],
+    /// A relationship column (`Invoice__r.External_Id__c`): the parent named by its external ID.
+    pub relationship: Option<Relationship>,
+}
+
+/// How a relationship column names its parent: `Invoice__r.External_Id__c` is the
+/// `External_Id__c` of the record the lookup `Invoice__c` (relationship `Invoice__r`) points to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Relationship {
+    /// The lookup field on the child, e.g. `"Invoice__c"`.
+    pub lookup: &'static str,
+    /// Its relationship name, e.g. `"Invoice__r"`: the key of the nested parent in REST JSON.
+    pub name: &'static str,
+    /// The parent's external ID field, e.g. `"External_Id__c"`.
+    pub field: &'static str,
 }
 
 impl FieldDescriptor {
@@ -90,6 +104,7 @@ impl FieldDescriptor {
             required_on_create: false,
             writable: false,
             reference_to: &[],
+            relationship: None,
         }
     }
 
@@ -127,6 +142,18 @@ impl MappingDescriptor {
         self.fields
             .iter()
             .find(|f| f.sf_name.eq_ignore_ascii_case(sf_name))
+    }
+
+    /// The relationship columns naming a parent through this lookup field.
+    pub fn relationships_of<'a>(
+        &self,
+        lookup: &'a str,
+    ) -> impl Iterator<Item = &'static FieldDescriptor> + 'a {
+        let fields: &'static [FieldDescriptor] = self.fields;
+        fields.iter().filter(move |f| {
+            f.relationship
+                .is_some_and(|r| r.lookup.eq_ignore_ascii_case(lookup))
+        })
     }
 
     /// The field stored in this Postgres column.

@@ -154,8 +154,9 @@ macro_rules! picklist {
 /// `FieldDescriptor` consts, one per line:
 ///
 /// `NAME: "SfName" => "column", SfType, PgType, "Label", [flags]` followed by any of
-/// `, length N`, `, compound "Compound"."Key"`, `, to ["Object", …]` in that order. Flags are
-/// the descriptor's boolean fields that are true (`nillable createable updateable writable`).
+/// `, length N`, `, compound "Compound"."Key"`, `, via "Lookup" "Relationship"."Field"`,
+/// `, to ["Object", …]` in that order. Flags are the descriptor's boolean fields that are true
+/// (`nillable createable updateable writable`).
 ///
 /// ```
 /// sync_runtime::field_descriptors! {
@@ -165,10 +166,15 @@ macro_rules! picklist {
 ///     /// `ParentId` → column `parentid`.
 ///     PARENT_ID: "ParentId" => "parentid", Reference, Varchar(18), "Parent Account ID",
 ///         [nillable], length 18, to ["Account"];
+///     /// `Invoice__r.External_Id__c` → column `invoice__r__external_id__c`.
+///     INVOICE_EXTERNAL_ID: "Invoice__r.External_Id__c" => "invoice__r__external_id__c", String,
+///         Varchar(40), "Invoice External ID", [nillable createable writable], length 40,
+///         via "Invoice__c" "Invoice__r"."External_Id__c", to ["Invoice__c"];
 /// }
 /// assert_eq!(BILLING_CITY.compound_key, Some("City"));
 /// assert!(BILLING_CITY.writable && !PARENT_ID.writable);
 /// assert_eq!(PARENT_ID.reference_to, ["Account"]);
+/// assert_eq!(INVOICE_EXTERNAL_ID.relationship.unwrap().name, "Invoice__r");
 /// ```
 #[macro_export]
 macro_rules! field_descriptors {
@@ -178,6 +184,7 @@ macro_rules! field_descriptors {
         $pg_type:ident $(($pg_len:literal))?, $label:literal, [$($flag:ident)*]
         $(, length $length:literal)?
         $(, compound $compound:literal . $key:literal)?
+        $(, via $lookup:literal $relationship:literal . $rel_field:literal)?
         $(, to [$($to:literal),* $(,)?])?
     );* $(;)?) => {$(
         $(#[$meta])*
@@ -187,6 +194,11 @@ macro_rules! field_descriptors {
             compound: $crate::__option!($($compound)?),
             compound_key: $crate::__option!($($key)?),
             reference_to: &[$($($to),*)?],
+            relationship: $crate::__option!($($crate::adapter::Relationship {
+                lookup: $lookup,
+                name: $relationship,
+                field: $rel_field,
+            })?),
             ..$crate::adapter::FieldDescriptor::new(
                 $sf_name,
                 $column,

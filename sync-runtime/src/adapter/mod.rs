@@ -17,11 +17,11 @@ mod picklist;
 mod record;
 mod value;
 
-pub use body::{pg_values_to_sf_body, SfBody};
+pub use body::{flat_body, pg_values_to_sf_body, SfBody};
 pub use change::{ChangeEventHeader, ChangeType};
 pub use descriptor::{
     Access, ConflictPolicy, DeleteMode, FieldDescriptor, MappingDescriptor, PgType, Registry,
-    SfType, SyncOptions, WriteKind,
+    Relationship, SfType, SyncOptions, WriteKind,
 };
 pub use error::{ConversionError, ConversionErrorKind};
 pub use picklist::{MultiPicklist, Picklist};

@@ -9,7 +9,7 @@
 use serde_json::{Map, Value};
 
 use super::change::ChangeEventHeader;
-use super::descriptor::FieldDescriptor;
+use super::descriptor::{FieldDescriptor, Relationship};
 use super::error::{ConversionError, ConversionErrorKind};
 use super::value::SfValue;
 
@@ -118,6 +118,9 @@ impl<'a> SfRecord<'a> {
     /// The raw JSON value of `field`: `None` when the record does not carry the field at all,
     /// `Some(Value::Null)` when it carries an explicit null.
     pub fn get(&self, field: &FieldDescriptor) -> Option<&Value> {
+        if let Some(relationship) = field.relationship {
+            return self.parent_value(field, relationship);
+        }
         if let Some(value) = self.fields.get(field.sf_name) {
             // In CDC a compound container (`"Name":{"FirstName":…}`) stands where a flat field
             // of the same name would be; it is not that field's value.
@@ -142,6 +145,33 @@ impl<'a> SfRecord<'a> {
             .iter()
             .find(|(k, _)| k.eq_ignore_ascii_case(key))
             .map(|(_, v)| v)
+    }
+
+    /// A relationship column's value. REST nests the parent under the relationship name
+    /// (`"Invoice__r": {"attributes": …, "External_Id__c": "…"}`, or `null` without a parent);
+    /// a flat `"Invoice__r.External_Id__c"` key (a Bulk API CSV row read as JSON) is taken too.
+    /// Change events never carry it: `None`.
+    fn parent_value(&self, field: &FieldDescriptor, relationship: Relationship) -> Option<&Value> {
+        if self.shape == RecordShape::Cdc {
+            return None;
+        }
+        if let Some(flat) = self.fields.get(field.sf_name) {
+            return Some(flat);
+        }
+        let parent = self
+            .fields
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(relationship.name))
+            .map(|(_, v)| v)?;
+        match parent {
+            Value::Object(parent) => Some(
+                parent
+                    .iter()
+                    .find(|(k, _)| k.eq_ignore_ascii_case(relationship.field))
+                    .map_or(&NULL, |(_, v)| v),
+            ),
+            _ => Some(&NULL),
+        }
     }
 
     /// A value Salesforce always has (required on create): absent or null is an error.

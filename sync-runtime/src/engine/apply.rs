@@ -170,6 +170,7 @@ pub fn row_from_event(
     let mut cells: Vec<(&'static FieldDescriptor, Option<String>)> = Vec::new();
     let mut errors = Vec::new();
     let mut refetch = Vec::new();
+    let mut new_parent = Vec::new();
     let mut push = |field: &'static FieldDescriptor, value: &Value| match pg_text(field, value) {
         Ok(text) => cells.push((field, text)),
         Err(e) if e.is_diff => refetch.push(field.sf_name),
@@ -184,7 +185,8 @@ pub fn row_from_event(
         }
         ChangeType::Create | ChangeType::Undelete => {
             for field in mapping.fields {
-                if field.calculated {
+                // Formulas and relationship columns are not in events.
+                if field.calculated || field.relationship.is_some() {
                     continue;
                 }
                 let value = match field.sf_name {
@@ -205,6 +207,8 @@ pub fn row_from_event(
                 // A field listed as changed but absent from the payload was set to null.
                 let value = view.get(field).cloned().unwrap_or(Value::Null);
                 push(field, &value);
+                // A new parent: its external ID is read with the record.
+                new_parent.extend(mapping.relationships_of(field.sf_name).map(|f| f.sf_name));
             }
         }
         _ => {
@@ -213,6 +217,7 @@ pub fn row_from_event(
             })
         }
     }
+    refetch.append(&mut new_parent);
     if !errors.is_empty() {
         return Err(fail(errors));
     }
@@ -231,6 +236,14 @@ pub fn row_from_event(
         ChangeType::Update => EventChange::Partial { row, refetch },
         _ if refetch.is_empty() => EventChange::Full(row),
         _ => EventChange::Partial { row, refetch },
+    })
+}
+
+/// Whether a row sets a lookup that relationship columns name their parent through: the
+/// parent's external ID must then be read (change events carry only the lookup's Id).
+pub fn names_a_parent(mapping: &MappingDescriptor, row: &Row) -> bool {
+    row.cells.iter().any(|(field, value)| {
+        value.is_some() && mapping.relationships_of(field.sf_name).next().is_some()
     })
 }
 

@@ -121,12 +121,15 @@ pub async fn refetch(
     if sfids.is_empty() {
         return Ok(Applied::default());
     }
-    let fields = ctx.select_list();
-    let fields: Vec<&str> = fields.iter().map(String::as_str).collect();
-    let records = ctx
-        .client
-        .retrieve(ctx.mapping.object, sfids, &fields)
-        .await?;
+    let records = if super::soql::selects_parent_fields(ctx.mapping) {
+        query_by_ids(ctx, sfids).await?
+    } else {
+        let fields = ctx.select_list();
+        let fields: Vec<&str> = fields.iter().map(String::as_str).collect();
+        ctx.client
+            .retrieve(ctx.mapping.object, sfids, &fields)
+            .await?
+    };
     let mut applied = apply_records(ctx, tx, &records).await?;
     applied.fetched += records.len() as u64;
     if missing_are_deleted {
@@ -144,6 +147,24 @@ pub async fn refetch(
         }
     }
     Ok(applied)
+}
+
+/// Records by Id through SOQL (relationship paths are not taken by sObject Collections
+/// retrieve), 200 Ids per query.
+async fn query_by_ids(ctx: &MappingCtx, sfids: &[String]) -> Result<Vec<Value>, IngestError> {
+    let mut records = Vec::with_capacity(sfids.len());
+    for chunk in sfids.chunks(200) {
+        let soql = super::soql::by_ids_query(ctx.mapping, &ctx.filter, chunk);
+        let mut page = ctx.client.query(&soql).await?;
+        loop {
+            records.append(&mut page.records);
+            match page.next_records_url.take() {
+                Some(next) if !page.done => page = ctx.client.query_more(&next).await?,
+                _ => break,
+            }
+        }
+    }
+    Ok(records)
 }
 
 /// Applies one change event (every record it names).
@@ -214,6 +235,15 @@ pub async fn apply_event(
     }
     if origin.own_write && header.change_type == ChangeType::Create && !full.is_empty() {
         full = claim_own_creates(ctx, tx, full).await?;
+    }
+    // Events carry the lookup's Id, not the parent's external ID: a new record naming a parent
+    // is read again for its relationship columns (forcesync's own creates hold what was sent).
+    if !origin.own_write {
+        to_fetch.extend(
+            full.iter()
+                .filter(|row| apply::names_a_parent(mapping, row))
+                .map(|row| row.sfid.clone()),
+        );
     }
     if !full.is_empty() {
         let (rows, conflicts) = settle_conflicts(ctx, tx, full, Some(origin)).await?;

@@ -66,6 +66,27 @@ pub fn poll_query(
     )
 }
 
+/// Records by Id, every mapped field (relationship paths included, which sObject Collections
+/// retrieve does not take): one query per call, `ids` at most a few hundred.
+pub fn by_ids_query(mapping: &MappingDescriptor, filter: &Filter, ids: &[String]) -> String {
+    let ids: Vec<String> = ids
+        .iter()
+        .map(|id| format!("'{}'", id.replace(['\\', '\''], "")))
+        .collect();
+    format!(
+        "SELECT {} FROM {} WHERE Id IN ({})",
+        select_list(mapping, filter).join(", "),
+        mapping.object,
+        ids.join(", ")
+    )
+}
+
+/// Whether a mapping selects fields of a parent (relationship columns): such records are read
+/// by SOQL, never by sObject Collections retrieve.
+pub fn selects_parent_fields(mapping: &MappingDescriptor) -> bool {
+    mapping.fields.iter().any(|f| f.relationship.is_some())
+}
+
 /// Only the formula columns of a mapping (with Id), for the formula refresh.
 pub fn formula_query(mapping: &MappingDescriptor) -> Option<String> {
     let formulas: Vec<&str> = mapping

@@ -72,13 +72,17 @@ fn field_descriptor(field: &Field) -> TokenStream {
         .as_deref()
         .zip(compound_key(field))
         .map(|(compound, key)| quote!(, compound #compound . #key));
+    let via = field.relationship.as_ref().map(|r| {
+        let (lookup, name, key) = (&r.lookup, &r.name, &r.field);
+        quote!(, via #lookup #name . #key)
+    });
     let reference_to = (!field.reference_to.is_empty()).then(|| {
         let to = &field.reference_to;
         quote!(, to [#(#to),*])
     });
     quote! {
         #entry_doc
-        #name: #sf_name => #column, #sf_type, #pg, #label, [#(#flags)*] #length #compound #reference_to;
+        #name: #sf_name => #column, #sf_type, #pg, #label, [#(#flags)*] #length #compound #via #reference_to;
     }
 }
 

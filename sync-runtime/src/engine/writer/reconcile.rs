@@ -51,9 +51,14 @@ pub enum Resolution {
 
 /// The fields to select when querying candidates for these creates.
 pub fn fields_to_query(creates: &[InFlightCreate]) -> Vec<String> {
+    // A relationship value is selected by its path (`Invoice__r.External_Id__c`).
     let mut fields: Vec<String> = creates
         .iter()
-        .flat_map(|c| c.body.keys().cloned())
+        .flat_map(|c| {
+            crate::adapter::flat_body(&c.body)
+                .into_iter()
+                .map(|(k, _)| k)
+        })
         .collect();
     fields.sort_unstable_by_key(|f| f.to_ascii_lowercase());
     fields.dedup_by(|a, b| a.eq_ignore_ascii_case(b));
@@ -93,7 +98,14 @@ fn matches(sent: &Map<String, Value>, stored: &Map<String, Value>) -> bool {
             .find(|(k, _)| k.eq_ignore_ascii_case(field))
             .map(|(_, v)| v)
             .unwrap_or(&Value::Null);
-        same_value(value, stored_value)
+        match (value, stored_value) {
+            // A parent named by external ID: the query answers the parent nested the same way.
+            (Value::Object(sent_parent), Value::Object(stored_parent)) => {
+                matches(sent_parent, stored_parent)
+            }
+            (Value::Object(_), _) => false,
+            _ => same_value(value, stored_value),
+        }
     })
 }
 
@@ -232,5 +244,31 @@ mod tests {
             &HashSet::new(),
         );
         assert_eq!(r, [(2, Resolution::Adopt("001A".into()))]);
+    }
+
+    #[test]
+    fn a_child_naming_its_parent_by_external_id_is_recognised_by_that_parent() {
+        let creates = [create(
+            1,
+            json!({"Quantity__c": 2, "Invoice__r": {"External_Id__c": "INV-1"}}),
+        )];
+        assert_eq!(
+            fields_to_query(&creates),
+            ["Invoice__r.External_Id__c", "Quantity__c"]
+        );
+        let nested = |ext: &str| {
+            json!({"Quantity__c": 2.0, "Invoice__r": {
+                "attributes": {"type": "Invoice__c"}, "External_Id__c": ext}})
+        };
+        let r = match_creates(
+            &creates,
+            &[
+                candidate("a02A", nested("INV-2")),
+                candidate("a02B", json!({"Quantity__c": 2.0, "Invoice__r": null})),
+                candidate("a02C", nested("INV-1")),
+            ],
+            &HashSet::new(),
+        );
+        assert_eq!(r, [(1, Resolution::Adopt("a02C".into()))]);
     }
 }

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use serde_json::Value;
 
-use crate::adapter::MappingDescriptor;
+use crate::adapter::{flat_body, MappingDescriptor};
 use crate::salesforce::bulk::{IngestOperation, IngestResults, PollPolicy};
 use crate::salesforce::collections::RecordResult as SfRecordResult;
 use crate::salesforce::{Client, SfError, SfErrorKind};
@@ -113,9 +113,11 @@ pub fn bulk_csv(kind: CallKind, writes: &[Write]) -> Result<(Vec<u8>, Vec<CsvRow
     if matches!(kind, CallKind::Update | CallKind::Delete) {
         header.push("Id".to_owned());
     }
+    // Relationship values become `Invoice__r.External_Id__c` columns.
+    let bodies: Vec<_> = writes.iter().map(|w| flat_body(&w.body)).collect();
     if kind != CallKind::Delete {
-        for w in writes {
-            for key in w.body.keys() {
+        for body in &bodies {
+            for key in body.keys() {
                 if !header.contains(key) {
                     header.push(key.clone());
                 }
@@ -127,7 +129,7 @@ pub fn bulk_csv(kind: CallKind, writes: &[Write]) -> Result<(Vec<u8>, Vec<CsvRow
         .from_writer(Vec::new());
     out.write_record(&header)?;
     let mut rows = Vec::with_capacity(writes.len());
-    for w in writes {
+    for (w, body) in writes.iter().zip(&bodies) {
         let cells: Vec<String> = header
             .iter()
             .map(|h| {
@@ -135,7 +137,7 @@ pub fn bulk_csv(kind: CallKind, writes: &[Write]) -> Result<(Vec<u8>, Vec<CsvRow
                     w.sfid.clone().unwrap_or_default()
                 } else {
                     // A column this write does not set stays empty: unchanged / unset.
-                    w.body.get(h).map(cell).unwrap_or_default()
+                    body.get(h).map(cell).unwrap_or_default()
                 }
             })
             .collect();

@@ -25,6 +25,7 @@ const TEXT: FieldDescriptor = FieldDescriptor {
     required_on_create: false,
     writable: true,
     reference_to: &[],
+    relationship: None,
 };
 
 const ID: FieldDescriptor = FieldDescriptor {
