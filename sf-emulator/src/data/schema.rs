@@ -675,6 +675,10 @@ pub const DEMO_DESCRIBES: &[(&str, &str)] = &[
         "invoice__c.describe.json",
         include_str!("../../demo-org/invoice__c.describe.json"),
     ),
+    (
+        "invoice_line__c.describe.json",
+        include_str!("../../demo-org/invoice_line__c.describe.json"),
+    ),
 ];
 
 impl OrgSchema {
