@@ -1,7 +1,8 @@
 //! The crate's floors and the rule between them: a file imports only from its own floor or the
 //! floors below (`data` ← `org` ← `routes` ← `server`/`tls`). The tests read `src/` and fail
-//! on an import that points up, or on a `crate::` path that names no floor (the crate root's
-//! re-exports are for other crates; inside, a path says which floor it comes from).
+//! on a path that points up (`crate::x`, or `super::…::x` climbing to the crate root), or on
+//! a `crate::` path that names no floor (the crate root's re-exports are for other crates;
+//! inside, a path says which floor it comes from). Comments are not read.
 
 /// The floors, lowest first: a module path's first segment → its floor number.
 const FLOORS: &[(&str, u8)] = &[
@@ -29,6 +30,55 @@ fn code_of(line: &str) -> &str {
     line.split_once("//").map_or(line, |(code, _)| code)
 }
 
+/// The module path of a file under `src/` (`routes/bulk1/mod.rs` → `["routes", "bulk1"]`).
+fn module_path(path: &str) -> Vec<&str> {
+    let mut segs: Vec<&str> = path.trim_end_matches(".rs").split('/').collect();
+    if segs.last() == Some(&"mod") {
+        segs.pop();
+    }
+    segs
+}
+
+/// The first segment after each path from the crate root in `code`: `crate::x`, and
+/// `super::…::x` when the `super`s climb to the crate root from module `module`.
+fn root_paths<'c>(code: &'c str, module: &[&str]) -> Vec<&'c str> {
+    let ident_end = |s: &str| {
+        s.find(|c: char| !(c.is_alphanumeric() || c == '_'))
+            .unwrap_or(s.len())
+    };
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < code.len() {
+        let rest = &code[i..];
+        let start = ident_end(rest);
+        if start > 0 {
+            let word = &rest[..start];
+            let preceded = code[..i].ends_with("::");
+            let mut after = &rest[start..];
+            if !preceded && word == "crate" && after.starts_with("::") {
+                after = &after[2..];
+                out.push(&after[..ident_end(after)]);
+            } else if !preceded && word == "super" {
+                let mut up = 1;
+                while let Some(next) = after.strip_prefix("::super") {
+                    up += 1;
+                    after = next;
+                }
+                if up >= module.len() {
+                    // `super::*` / `super::{…}` from a top-level file: the crate root itself.
+                    if let Some(next) = after.strip_prefix("::").filter(|n| ident_end(n) > 0) {
+                        out.push(&next[..ident_end(next)]);
+                    }
+                }
+            }
+            i += start;
+        } else {
+            i += rest.chars().next().map_or(1, char::len_utf8);
+        }
+    }
+    out
+}
+
 /// Every import in `files` (`(path under src/, text)`) that breaks the rule, as
 /// `path:line: message`.
 fn violations<'a>(files: impl IntoIterator<Item = (&'a str, &'a str)>) -> Vec<String> {
@@ -37,18 +87,10 @@ fn violations<'a>(files: impl IntoIterator<Item = (&'a str, &'a str)>) -> Vec<St
         let Some(floor) = floor_of_file(path) else {
             continue;
         };
+        let module = module_path(path);
         for (n, line) in text.lines().enumerate() {
-            let code = code_of(line);
-            for (at, _) in code.match_indices("crate::") {
-                if at > 0 && code[..at].ends_with(|c: char| c.is_alphanumeric() || c == '_') {
-                    continue; // `sf_emulator_crate::`, not a path from the crate root
-                }
-                let rest = &code[at + "crate::".len()..];
-                let name: String = rest
-                    .chars()
-                    .take_while(|c| c.is_alphanumeric() || *c == '_')
-                    .collect();
-                match floor_of_module(&name) {
+            for name in root_paths(code_of(line), &module) {
+                match floor_of_module(name) {
                     None => out.push(format!(
                         "{path}:{}: `crate::{name}` names no floor (use `crate::data::…`, \
                          `crate::org::…`, `crate::routes::…`)",
@@ -129,6 +171,19 @@ mod tests {
                 "org/cdc/mod.rs",
                 "// see crate::routes::streaming for the transport\n",
             ),
+            (
+                "data/soql/exec.rs",
+                "use super::bind::Pred;\nuse super::super::store::Store;\n",
+            ),
+            (
+                "data/soql/render.rs",
+                "use super::super::super::org::Org;\n",
+            ),
+            (
+                "routes/bulk1/jobs.rs",
+                "use super::super::session::Authed;\n",
+            ),
+            ("tls.rs", "use super::*;\n"),
         ];
         assert_eq!(
             violations(files),
@@ -137,6 +192,8 @@ mod tests {
                 "org/write.rs:1: floor 2 imports `crate::routes` from floor 3 above it".to_string(),
                 "org/rules.rs:1: `crate::write` names no floor (use `crate::data::…`, \
                  `crate::org::…`, `crate::routes::…`)"
+                    .to_string(),
+                "data/soql/render.rs:1: floor 1 imports `crate::org` from floor 2 above it"
                     .to_string(),
             ]
         );

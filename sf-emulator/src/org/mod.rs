@@ -187,7 +187,7 @@ impl Org {
         &self.inner.cdc
     }
 
-    /// Request faults (latency, 503/500 shares) applied by `faults::layer`.
+    /// Request faults (latency, 503/500 shares) applied by `routes::faults::layer`.
     pub fn faults(&self) -> &crate::org::faults::Faults {
         &self.inner.faults
     }
