@@ -1,8 +1,9 @@
 //! Floor 1, data: what an org holds and how it reads, with no HTTP handlers and no org
 //! services — object metadata (`schema`), Ids (`ids`), field values (`value`), record tables
 //! and indexes (`store`), formula fields (`formula`), record rendering (`render`), the SOQL
-//! engine (`soql`), the rolling API-usage window (`api_window`) and the Salesforce error type
-//! every floor answers with (`error`). Nothing here imports from `org`, `routes` or `server`.
+//! engine (`soql`), the rolling API-usage window (`api_window`), the store's write-counting
+//! lock (`tracked`) and the Salesforce error type every floor answers with (`error`). Nothing
+//! here imports from `org`, `routes` or `server`.
 
 pub mod api_window;
 pub mod error;
@@ -12,4 +13,5 @@ pub mod render;
 pub mod schema;
 pub mod soql;
 pub mod store;
+pub mod tracked;
 pub mod value;

@@ -84,7 +84,7 @@ const LIMIT_DEFAULTS: &[(&str, u64)] = &[
 
 pub(crate) struct OrgInner {
     pub(crate) schema: Arc<OrgSchema>,
-    pub(crate) store: crate::org::persist::Tracked<Store>,
+    pub(crate) store: crate::data::tracked::Tracked<Store>,
     pub(crate) config: Config,
     faults: crate::org::faults::Faults,
     chaos: crate::org::chaos::Chaos,
@@ -133,7 +133,7 @@ impl Org {
             .collect();
         Org {
             inner: Arc::new(OrgInner {
-                store: crate::org::persist::Tracked::new(store),
+                store: crate::data::tracked::Tracked::new(store),
                 cdc: CdcLog::default(),
                 faults: crate::org::faults::Faults::default(),
                 chaos: crate::org::chaos::Chaos::default(),

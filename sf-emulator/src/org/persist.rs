@@ -1,8 +1,8 @@
 //! `--data-file` persistence: the org's records (live and recycle bin), Id counters, purge log,
 //! emulated clock and CDC replay position saved to one binary file, loaded at start, saved
 //! periodically when data changed and on shutdown. Saves are atomic (temp file in the same
-//! directory, fsync, rename). Also `Tracked`, the store lock that counts write acquisitions so
-//! the saver knows when data changed.
+//! directory, fsync, rename). The store's lock counts write acquisitions
+//! (`data::tracked`), so the saver knows when data changed.
 //!
 //! File format (little-endian):
 //! ```text
@@ -30,7 +30,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{Datelike, NaiveDate};
-use parking_lot::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -45,37 +44,6 @@ const END: &[u8; 8] = b"SFEMUEND";
 const VERSION: u32 = 1;
 /// Longest string or header accepted on load (a damaged length must not allocate wildly).
 const MAX_CHUNK: u64 = 1 << 30;
-
-/// A lock that counts write acquisitions (the org's store).
-#[derive(Debug, Default)]
-pub struct Tracked<T> {
-    lock: RwLock<T>,
-    generation: AtomicU64,
-}
-
-impl<T> Tracked<T> {
-    pub fn new(v: T) -> Self {
-        Tracked {
-            lock: RwLock::new(v),
-            generation: AtomicU64::new(0),
-        }
-    }
-
-    pub fn read(&self) -> RwLockReadGuard<'_, T> {
-        self.lock.read()
-    }
-
-    /// Write access; counts as a change.
-    pub fn write(&self) -> RwLockWriteGuard<'_, T> {
-        self.generation.fetch_add(1, Ordering::Relaxed);
-        self.lock.write()
-    }
-
-    /// Number of write acquisitions so far.
-    pub fn generation(&self) -> u64 {
-        self.generation.load(Ordering::Relaxed)
-    }
-}
 
 /// Why loading or saving failed.
 #[derive(Debug, thiserror::Error)]
