@@ -15,8 +15,6 @@ use sync_runtime::engine::{Engine, EngineConfig};
 use sync_runtime::salesforce::{self, Credentials, Secret};
 use tokio::sync::watch;
 
-use crate::cluster;
-
 /// The `demo` subcommand's definition.
 pub fn command() -> clap::Command {
     clap::Command::new("demo")
@@ -42,13 +40,14 @@ pub fn run(ctx: &Context, matches: &clap::ArgMatches) -> Result<(), CliError> {
 }
 
 /// `DATABASE_URL` when set, otherwise a throwaway cluster (held by the first value).
-pub(crate) fn database(ctx: &Context) -> Result<(Option<cluster::Cluster>, String), CliError> {
+pub(crate) fn database(ctx: &Context) -> Result<(Option<pg_cluster::Cluster>, String), CliError> {
     match ctx.sources()?.database_url() {
         Ok(url) => Ok((None, url)),
         Err(e) if e.problem == "is not set" => {
             println!("Starting a throwaway Postgres (set DATABASE_URL to use yours)…");
-            let cluster = cluster::start().map_err(CliError::failure)?;
-            let url = cluster.url.clone();
+            let cluster =
+                pg_cluster::Cluster::start("forcesync-demo-pg").map_err(CliError::failure)?;
+            let url = cluster.url("postgres");
             Ok((Some(cluster), url))
         }
         Err(e) => Err(e.into()),

@@ -2,7 +2,6 @@
 //! (`generated::salesforce::REGISTRY`, `generated::MIGRATIONS`), plus `demo` and `bench`.
 
 mod bench;
-mod cluster;
 mod demo;
 
 use std::process::ExitCode;

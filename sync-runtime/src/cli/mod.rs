@@ -19,6 +19,7 @@
 
 pub mod admin;
 pub mod describe;
+pub mod init;
 pub mod logging;
 pub mod metrics;
 pub mod migrate;
@@ -27,6 +28,7 @@ pub mod report;
 pub mod run;
 pub mod server;
 pub mod settings;
+pub mod verify;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -210,7 +212,8 @@ pub struct Cli {
 
 const EXIT_CODES: &str =
     "Exit codes: 0 success; 1 failure while running (Postgres or Salesforce); \
-2 missing or wrong setting or argument; 3 ran, and found something to look at (failed writes).\n\
+2 missing or wrong setting or argument; 3 ran, and found something to look at (failed writes, \
+records that differ).\n\
 Settings: SF_LOGIN_URL (default https://login.salesforce.com), SF_CLIENT_ID, SF_CLIENT_SECRET, \
 SF_USERNAME, SF_PASSWORD, SF_JWT_KEY_FILE, SF_REFRESH_TOKEN, DATABASE_URL.";
 
@@ -293,6 +296,46 @@ pub enum Command {
     Describe {
         #[command(subcommand)]
         action: DescribeAction,
+    },
+    /// Write starter mappings (<DIR>/<Object>.toml) with every syncable field listed, commented, ready to trim.
+    ///
+    /// Reads the describe snapshot <DIR>/describe/<Object>.json; when it is missing, fetches it
+    /// with the configured Salesforce connection (SF_* settings) and saves it there first.
+    /// The record name and the fields Salesforce requires on create are uncommented.
+    Init {
+        /// Salesforce objects (API names), e.g. Account Invoice__c.
+        #[arg(required = true)]
+        objects: Vec<String>,
+        /// The mappings directory.
+        #[arg(long, default_value = "mappings")]
+        dir: PathBuf,
+        /// Write `access = "read_write"` (and the unique external ID as upsert_key).
+        #[arg(long)]
+        read_write: bool,
+        /// Overwrite existing mapping files.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Compare Salesforce and Postgres record by record (Ids and SystemModstamp): missing, extra and stale rows.
+    ///
+    /// Reads Salesforce's Ids in Id order (REST, or one Bulk API 2.0 job above --bulk-above
+    /// records) and Postgres's in bounded memory. Exit code 3 when records differ and were not
+    /// repaired.
+    Verify {
+        /// One mapping only (all by default).
+        mapping: Option<String>,
+        /// Re-read exactly the differing records (rows with pending writes are left alone).
+        #[arg(long)]
+        repair: bool,
+        /// JSON for scripts.
+        #[arg(long)]
+        json: bool,
+        /// How many Ids of each kind to show.
+        #[arg(long, default_value_t = 10, value_name = "N")]
+        show: usize,
+        /// Read Salesforce through a Bulk API 2.0 query job above this many records.
+        #[arg(long, default_value_t = 50_000, value_name = "N")]
+        bulk_above: u64,
     },
     /// Re-read every change since a time (after an outage longer than the event retention).
     Recover {
@@ -402,6 +445,27 @@ fn dispatch(ctx: &Context, command: Command) -> Result<(), CliError> {
             action: DescribeAction::Pull { objects, dir },
         } => runtime()?.block_on(describe::pull(ctx, &objects, &dir)),
         Command::Reload { mapping } => runtime()?.block_on(run::reload(ctx, &mapping)),
+        Command::Init {
+            objects,
+            dir,
+            read_write,
+            force,
+        } => runtime()?.block_on(init::init(ctx, &objects, &dir, read_write, force)),
+        Command::Verify {
+            mapping,
+            repair,
+            json,
+            show,
+            bulk_above,
+        } => {
+            let options = verify::Options {
+                repair,
+                json,
+                show,
+                bulk_above,
+            };
+            runtime()?.block_on(verify::verify(ctx, mapping.as_deref(), &options))
+        }
         Command::Recover { since, mapping } => {
             let since = run::parse_since(&since).map_err(CliError::settings)?;
             runtime()?.block_on(run::recover(ctx, since, mapping.as_deref()))
