@@ -739,3 +739,152 @@ async fn two_engines_on_one_database_send_every_change_once() {
     let created = env.records("Account", "Name", "Name LIKE 'Shared %'").await;
     assert_eq!(created.len(), ids.len(), "every change sent once");
 }
+
+/// An engine syncing some mappings (read loops and writer) until `stop`.
+struct Syncing {
+    engine: std::sync::Arc<sync_runtime::engine::Engine>,
+    stop: tokio::sync::watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+/// An engine syncing only `objects`, with its writer sending what it holds.
+async fn syncing(h: &forcesync_tests::engine::Harness, objects: &[&str]) -> Syncing {
+    // The writer needs the engine's tables before the read loops create them.
+    sync_runtime::engine::system::migrate(&mut h.pg().await, SCHEMA)
+        .await
+        .expect("system migrations");
+    let mut config = h.engine_config();
+    config.only = objects.iter().map(|o| (*o).to_owned()).collect();
+    let engine = std::sync::Arc::new(h.engine(config));
+    let (stop, shutdown) = tokio::sync::watch::channel(false);
+    let targets = engine
+        .mappings()
+        .into_iter()
+        .map(|mapping| Target {
+            mapping,
+            client: engine.client.clone(),
+        })
+        .collect();
+    let db = sync_runtime::engine::connect(&h.db.url).await.unwrap();
+    let writer = Writer::new(db, SCHEMA, targets, fast()).only_held(&engine.held);
+    let read = {
+        let engine = engine.clone();
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            engine.run(shutdown).await.expect("engine");
+        })
+    };
+    let url = h.db.url.clone();
+    let write = tokio::spawn(async move {
+        writer.run(&url, shutdown).await.expect("writer");
+    });
+    Syncing {
+        engine,
+        stop,
+        tasks: vec![read, write],
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_parent_and_its_children_inserted_in_one_transaction_reach_salesforce_linked() {
+    use forcesync_tests::engine::{eventually, Harness};
+
+    let h = Harness::start().await;
+    let account = h
+        .create("Account", json!({"Name": "Relationship Co"}))
+        .await;
+    let sync = syncing(&h, &["Invoice__c", "Invoice_Line__c"]).await;
+    eventually(DRAIN, "the engine holds invoices and lines", || async {
+        sync.engine.held.contains("Invoice__c") && sync.engine.held.contains("Invoice_Line__c")
+    })
+    .await;
+
+    // The app writes an invoice (no sfid yet) and three lines naming it by its external ID, in
+    // one transaction; the lines' lookup column stays empty.
+    let mut app = h.pg().await;
+    let tx = app.transaction().await.unwrap();
+    tx.execute(
+        "INSERT INTO salesforce.invoice__c (external_id__c, account__c, amount__c) \
+         VALUES ('INV-REL-1', $1, 120)",
+        &[&account],
+    )
+    .await
+    .unwrap();
+    for (n, quantity) in [(1, 1.0f64), (2, 2.0), (3, 3.0)] {
+        tx.execute(
+            "INSERT INTO salesforce.invoice_line__c \
+             (invoice__r__external_id__c, description__c, quantity__c) VALUES ('INV-REL-1', $1, $2)",
+            &[&format!("Line {n}"), &quantity],
+        )
+        .await
+        .unwrap();
+    }
+    tx.commit().await.unwrap();
+
+    let linked = || async {
+        let rows = app
+            .query(
+                "SELECT l.sfid, l.invoice__c, i.sfid FROM salesforce.invoice_line__c l \
+                 JOIN salesforce.invoice__c i ON i.external_id__c = l.invoice__r__external_id__c",
+                &[],
+            )
+            .await
+            .unwrap();
+        rows.len() == 3
+            && rows.iter().all(|r| {
+                let (line, lookup, invoice): (Option<String>, Option<String>, Option<String>) =
+                    (r.get(0), r.get(1), r.get(2));
+                line.is_some() && invoice.is_some() && lookup == invoice
+            })
+    };
+    eventually(
+        DRAIN,
+        "every row has its sfid and the lines point at the invoice's",
+        linked,
+    )
+    .await;
+
+    // Salesforce holds one invoice and its three lines, each pointing at it.
+    let invoices = h
+        .query("SELECT Id FROM Invoice__c WHERE External_Id__c = 'INV-REL-1'")
+        .await;
+    assert_eq!(invoices.len(), 1, "{invoices:?}");
+    let invoice = invoices[0]["Id"].as_str().unwrap().to_owned();
+    let lines = h
+        .query(
+            "SELECT Id, Invoice__c, Description__c FROM Invoice_Line__c \
+             WHERE Invoice__r.External_Id__c = 'INV-REL-1'",
+        )
+        .await;
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    assert!(lines.iter().all(|l| l["Invoice__c"] == json!(invoice)));
+
+    // A line a Salesforce user adds by the invoice's Id arrives with the invoice's external ID.
+    let added = h
+        .create(
+            "Invoice_Line__c",
+            json!({"Invoice__c": invoice, "Description__c": "Added in Salesforce"}),
+        )
+        .await;
+    eventually(
+        DRAIN,
+        "the user's line arrives with the relationship column filled",
+        || async {
+            app.query(
+                "SELECT 1 FROM salesforce.invoice_line__c \
+                 WHERE sfid = $1 AND invoice__r__external_id__c = 'INV-REL-1'",
+                &[&added],
+            )
+            .await
+            .unwrap()
+            .len()
+                == 1
+        },
+    )
+    .await;
+
+    sync.stop.send(true).unwrap();
+    for task in sync.tasks {
+        task.await.unwrap();
+    }
+}

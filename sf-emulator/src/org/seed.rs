@@ -225,17 +225,39 @@ pub fn seed_named(org: &Org, name: &str) -> Result<(), String> {
             done.push(obj.to_ascii_lowercase());
         }
     }
-    let others: Vec<String> = org
-        .schema()
+    let schema = org.schema().clone();
+    let mut others: Vec<&ObjectSchema> = schema
         .objects
         .iter()
+        .map(|o| &**o)
         .filter(|o| !done.contains(&o.name.to_ascii_lowercase()))
-        .map(|o| o.name.clone())
         .collect();
-    for o in others {
-        seed_object(org, &o, 100, seed)?;
+    // Masters before their details (a detail record needs a master to point to), whatever the
+    // order the describes were loaded in.
+    while !others.is_empty() {
+        let next = others
+            .iter()
+            .position(|o| {
+                required_parents(o).all(|p| {
+                    p.eq_ignore_ascii_case(&o.name)
+                        || !others.iter().any(|w| w.name.eq_ignore_ascii_case(p))
+                })
+            })
+            .unwrap_or(0);
+        let o = others.remove(next);
+        seed_object(org, &o.name, 100, seed)?;
     }
     Ok(())
+}
+
+/// The objects a record of `o` must point to (required, createable references).
+fn required_parents(o: &ObjectSchema) -> impl Iterator<Item = &str> {
+    o.fields
+        .iter()
+        .filter(|f| {
+            f.ftype == FieldType::Reference && f.createable && !f.nillable && !f.defaulted_on_create
+        })
+        .flat_map(|f| f.reference_to.iter().map(String::as_str))
 }
 
 /// Appends `count` generated records of `object` (deterministic for a given `seed`, object
