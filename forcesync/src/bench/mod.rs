@@ -2,6 +2,9 @@
 //! the same run. One module per subcommand (`write.rs`, ...); this file only lists and dispatches
 //! them.
 
+mod load;
+mod org;
+mod stream;
 mod write;
 
 use sync_runtime::cli::{CliError, Context};
@@ -12,12 +15,16 @@ pub fn command() -> clap::Command {
         .about("Benchmarks against the embedded emulator, with a baseline measured in the same run")
         .subcommand_required(true)
         .subcommand(write::command())
+        .subcommand(load::command())
+        .subcommand(stream::command())
 }
 
 /// Runs the chosen benchmark.
 pub fn run(ctx: &Context, matches: &clap::ArgMatches) -> Result<(), CliError> {
     match matches.subcommand() {
         Some(("write", sub)) => write::run(ctx, sub),
+        Some(("load", sub)) => load::run(ctx, sub),
+        Some(("stream", sub)) => stream::run(ctx, sub),
         Some((other, _)) => Err(CliError::settings(format!(
             "`forcesync bench {other}` is not a benchmark of this binary"
         ))),

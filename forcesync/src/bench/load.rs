@@ -1,0 +1,352 @@
+//! `forcesync bench load`: the initial load of `--records` Accounts (the repository's mapping)
+//! from the emulator into Postgres, against a raw `COPY` of the same rows into the same indexed
+//! table measured in the same run (the practical limit); the engine's peak memory; the API calls
+//! the load used.
+//!
+//! The engine runs as it does in production, out of this process: this binary re-executes
+//! itself as `forcesync run --only Account` (the emulator and Postgres stay here), so the peak
+//! RSS read from the child's `/proc/<pid>/status` (`VmHWM`) is the engine's alone. Above the
+//! engine's Bulk threshold (50,000 records) the load goes through a Bulk API 2.0 query job, the
+//! production path; below it through the REST query API (the output says which). The load time
+//! is the engine's own figure (its `initial load done` log line: `COUNT()` to commit).
+
+use std::collections::VecDeque;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::Value;
+use sync_runtime::cli::{migrate, runtime, settings, CliError, Context};
+use sync_runtime::engine::apply::{begin_engine_tx, qualified};
+use sync_runtime::engine::state::StateStore;
+use sync_runtime::engine::system::quote_ident;
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+use super::org::{require_empty, BenchOrg, Calls};
+use crate::demo;
+
+/// The `bench load` subcommand's definition.
+pub fn command() -> clap::Command {
+    clap::Command::new("load")
+        .about(
+            "Initial load of N Accounts vs a raw COPY of the same rows; engine peak RSS; API calls",
+        )
+        .arg(
+            clap::Arg::new("records")
+                .long("records")
+                .value_name("N")
+                .default_value("1000000")
+                .value_parser(clap::value_parser!(u64).range(1..)),
+        )
+}
+
+/// Runs it.
+pub fn run(ctx: &Context, sub: &clap::ArgMatches) -> Result<(), CliError> {
+    let records = *sub.get_one::<u64>("records").expect("defaulted");
+    let (cluster, url) = demo::database(ctx)?;
+    migrate::app_migrations(&url, ctx.app.migrations, false)?;
+    let result = runtime()?.block_on(load(ctx, &url, records));
+    drop(cluster);
+    result
+}
+
+/// What the engine reported when its initial load committed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoadDone {
+    pub rows: u64,
+    pub seconds: f64,
+    pub bulk: bool,
+}
+
+/// The engine's `initial load done` event from one `--log-format json` line (pure).
+pub fn load_done(line: &str) -> Option<LoadDone> {
+    let event: Value = serde_json::from_str(line).ok()?;
+    let fields = &event["fields"];
+    if fields["message"].as_str()? != "initial load done" {
+        return None;
+    }
+    Some(LoadDone {
+        rows: fields["rows"].as_u64()?,
+        seconds: fields["seconds"].as_f64()?,
+        bulk: fields["bulk"].as_bool()?,
+    })
+}
+
+/// Peak resident set size in kB, from the text of `/proc/<pid>/status` (pure).
+pub fn peak_rss_kb(status: &str) -> Option<u64> {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+/// The figures of one run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Figures {
+    pub engine: LoadDone,
+    pub raw_rows: u64,
+    pub raw_seconds: f64,
+    pub peak_rss_kb: u64,
+    pub calls: Calls,
+}
+
+fn rate(rows: u64, seconds: f64) -> f64 {
+    rows as f64 / seconds.max(1e-9)
+}
+
+/// The report (pure): one `name: value` figure a line, then the calls by endpoint.
+pub fn report(f: &Figures) -> Vec<String> {
+    let path = if f.engine.bulk {
+        "Bulk API 2.0 query"
+    } else {
+        "REST query API"
+    };
+    let engine_rate = rate(f.engine.rows, f.engine.seconds);
+    let raw_rate = rate(f.raw_rows, f.raw_seconds);
+    let mut lines = vec![
+        format!(
+            "forcesync load: {} rows in {:.2} s = {:.0} rows/s ({path})",
+            f.engine.rows, f.engine.seconds, engine_rate
+        ),
+        format!(
+            "raw COPY: {} rows in {:.2} s = {:.0} rows/s (the same rows into the same indexed table)",
+            f.raw_rows, f.raw_seconds, raw_rate
+        ),
+        format!(
+            "load / raw COPY: {:.2} (target >= 0.80)",
+            engine_rate / raw_rate.max(1e-9)
+        ),
+        format!(
+            "engine peak RSS: {:.1} MB (target <= 150 MB; VmHWM of the `forcesync run` process)",
+            f.peak_rss_kb as f64 / 1024.0
+        ),
+        format!(
+            "API calls for the load: {} (DailyApiRequests counted by the org: the load and its catch-up poll)",
+            f.calls.total
+        ),
+    ];
+    lines.extend(f.calls.lines());
+    lines
+}
+
+async fn load(ctx: &Context, url: &str, records: u64) -> Result<(), CliError> {
+    let registry = ctx.app.registry;
+    migrate::system_migrations(url, registry).await?;
+    let mapping = ctx.mapping("Account")?;
+    let table = qualified(mapping);
+    let mut db = sync_runtime::engine::connect(url).await?;
+    require_empty(&db, &table).await?;
+
+    let org = BenchOrg::start(110_000).await?;
+    let seed_ms = org.seed("Account", records).await?;
+    println!(
+        "Seeded {records} Accounts in the emulator in {:.1} s; the engine runs as a child process: forcesync run --only Account",
+        seed_ms as f64 / 1000.0
+    );
+    org.reset_counters().await?;
+
+    let outcome = engine_load(&org, url, registry.schema, &db).await;
+    let (engine, peak_rss_kb, calls) = match outcome {
+        Ok(v) => v,
+        Err(e) => {
+            org.stop().await;
+            return Err(e);
+        }
+    };
+    org.stop().await;
+
+    let (raw_rows, raw_seconds) = raw_copy(&mut db, &table, mapping.fields).await?;
+    for line in report(&Figures {
+        engine,
+        raw_rows,
+        raw_seconds,
+        peak_rss_kb,
+        calls,
+    }) {
+        println!("{line}");
+    }
+    Ok(())
+}
+
+/// Runs `forcesync run --only Account` against the org until its initial load and catch-up
+/// poll are done; answers the engine's load figures, its peak RSS (kB) and the calls counted.
+async fn engine_load(
+    org: &BenchOrg,
+    url: &str,
+    schema: &'static str,
+    db: &tokio_postgres::Client,
+) -> Result<(LoadDone, u64, Calls), CliError> {
+    let exe = std::env::current_exe().map_err(|e| {
+        CliError::failure(format!("cannot find this binary to run the engine: {e}"))
+    })?;
+    let mut command = tokio::process::Command::new(exe);
+    command
+        .args([
+            "--log-format",
+            "json",
+            "run",
+            "--only",
+            "Account",
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .env("RUST_LOG", "info,tokio_postgres=warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    for name in settings::NAMES {
+        command.env_remove(name);
+    }
+    command.env("DATABASE_URL", url);
+    for (name, value) in org.settings() {
+        command.env(name, value);
+    }
+    let mut child = command
+        .spawn()
+        .map_err(|e| CliError::failure(format!("cannot start the engine: {e}")))?;
+    let pid = child.id().unwrap_or(0);
+    let stderr = child.stderr.take().expect("piped");
+    let mut lines = BufReader::new(stderr).lines();
+    let mut tail: VecDeque<String> = VecDeque::new();
+    let mut done = None;
+    while let Ok(Some(line)) = lines.next_line().await {
+        if let Some(d) = load_done(&line) {
+            done = Some(d);
+            break;
+        }
+        if tail.len() == 20 {
+            tail.pop_front();
+        }
+        tail.push_back(line);
+    }
+    let Some(done) = done else {
+        let status = child.wait().await.ok();
+        return Err(CliError::failure(format!(
+            "the engine ended ({status:?}) before its initial load was done; its last log lines:\n{}",
+            tail.into_iter().collect::<Vec<_>>().join("\n")
+        )));
+    };
+    // Keep draining the child's log so it never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+
+    // The catch-up poll that follows the load belongs to it.
+    let states = StateStore::new(schema);
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(30) {
+        let polled = states
+            .get(db, "Account")
+            .await?
+            .is_some_and(|s| s.last_poll_at.is_some());
+        if polled {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let peak = peak_rss_kb(&status).unwrap_or(0);
+    let calls = org.calls().await?;
+    let _ = child.start_kill();
+    let _ = child.wait().await;
+    Ok((done, peak, calls))
+}
+
+/// Copies the loaded rows out, empties the table and `COPY`s them back in one engine
+/// transaction (the same triggers and indexes the engine's load met); answers rows and seconds.
+async fn raw_copy(
+    db: &mut tokio_postgres::Client,
+    table: &str,
+    fields: &[sync_runtime::adapter::FieldDescriptor],
+) -> Result<(u64, f64), CliError> {
+    let columns: Vec<String> = fields.iter().map(|f| quote_ident(f.column)).collect();
+    let columns = columns.join(", ");
+    let out = db
+        .copy_out(&format!("COPY {table} ({columns}) TO STDOUT"))
+        .await?;
+    futures_util::pin_mut!(out);
+    let mut chunks: Vec<Bytes> = Vec::new();
+    let mut chunk = BytesMut::with_capacity(256 * 1024);
+    while let Some(row) = out.next().await {
+        chunk.extend_from_slice(&row?);
+        if chunk.len() >= 256 * 1024 {
+            chunks.push(chunk.split().freeze());
+        }
+    }
+    if !chunk.is_empty() {
+        chunks.push(chunk.freeze());
+    }
+    db.batch_execute(&format!("TRUNCATE {table}")).await?;
+    let started = Instant::now();
+    let tx = begin_engine_tx(db).await?;
+    let sink = tx
+        .copy_in::<_, Bytes>(&format!("COPY {table} ({columns}) FROM STDIN"))
+        .await?;
+    futures_util::pin_mut!(sink);
+    for chunk in chunks {
+        sink.send(chunk).await?;
+    }
+    let rows = sink.as_mut().finish().await?;
+    tx.commit().await?;
+    Ok((rows, started.elapsed().as_secs_f64()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_engines_load_event_is_read_from_its_json_log() {
+        let line = r#"{"timestamp":"2026-11-30T12:00:00Z","level":"INFO","fields":{"message":"initial load done","mapping":"Account","rows":1883,"bulk":false,"seconds":0.42},"target":"sync_runtime::engine::stream"}"#;
+        assert_eq!(
+            load_done(line),
+            Some(LoadDone {
+                rows: 1883,
+                seconds: 0.42,
+                bulk: false
+            })
+        );
+        assert_eq!(load_done(r#"{"fields":{"message":"leased"}}"#), None);
+        assert_eq!(load_done("not json"), None);
+    }
+
+    #[test]
+    fn peak_rss_is_vmhwm_in_kb() {
+        let status =
+            "Name:\tforcesync\nVmPeak:\t  900000 kB\nVmHWM:\t   84512 kB\nVmRSS:\t   80000 kB\n";
+        assert_eq!(peak_rss_kb(status), Some(84512));
+        assert_eq!(peak_rss_kb("Name:\tx\n"), None);
+    }
+
+    #[test]
+    fn the_report_gives_rates_the_ratio_memory_and_calls() {
+        let mut calls = Calls {
+            total: 5,
+            ..Calls::default()
+        };
+        calls.by_endpoint.insert(
+            "GET /services/data/{version}/jobs/query/{id}/results".to_owned(),
+            5,
+        );
+        let lines = report(&Figures {
+            engine: LoadDone {
+                rows: 1000,
+                seconds: 2.0,
+                bulk: true,
+            },
+            raw_rows: 1000,
+            raw_seconds: 1.0,
+            peak_rss_kb: 51200,
+            calls,
+        });
+        assert_eq!(
+            lines[0],
+            "forcesync load: 1000 rows in 2.00 s = 500 rows/s (Bulk API 2.0 query)"
+        );
+        assert!(lines[1].starts_with("raw COPY: 1000 rows in 1.00 s = 1000 rows/s"));
+        assert_eq!(lines[2], "load / raw COPY: 0.50 (target >= 0.80)");
+        assert!(lines[3].starts_with("engine peak RSS: 50.0 MB"));
+        assert!(lines[4].starts_with("API calls for the load: 5 (DailyApiRequests"));
+        assert_eq!(lines.len(), 6);
+    }
+}

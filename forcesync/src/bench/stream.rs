@@ -1,0 +1,605 @@
+//! `forcesync bench stream`: change latency from the Salesforce commit to the Postgres commit
+//! through Change Data Capture, at `--rate` changes a second sustained for `--seconds`; then the
+//! API calls of one idle emulated hour with streaming healthy.
+//!
+//! **Latency.** A Salesforce user (not forcesync: its changes are not the engine's own) updates
+//! Accounts' `Phone` through sObject Collections, each change a unique value. A bench-only
+//! trigger on the synced table sends `pg_notify` with the value and the row's `SystemModstamp`
+//! (Salesforce's commit time of the change, ms); Postgres delivers a notification only when the
+//! engine's transaction commits, so the time this process receives it, less the
+//! `SystemModstamp`, is Salesforce commit → Postgres commit (same machine, same clock). The
+//! trigger is dropped at the end.
+//!
+//! **Idle hour.** One hour compressed into `--idle-seconds` of real time (default 360: ten times
+//! faster): the engine runs with the mapping's `poll_seconds` (drift repair) and its formula
+//! refresh scaled by that factor, and the emulator holds CometD connects for its 110 s scaled
+//! too. The emulator's clock is not advanced: the engine's clock would not follow, and the two
+//! would disagree by the hour (a skew production never has). The engine's one wall-clock rule
+//! left unscaled, at most one `/deleted` check a minute, holds as long as the scaled drift repair
+//! stays at least a minute apart (`--idle-seconds` 360 or more). Calls are counted by the
+//! emulator from when the restarted engine is streaming.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use sync_runtime::adapter::{MappingDescriptor, Registry};
+use sync_runtime::cli::run::Loops;
+use sync_runtime::cli::{migrate, runtime, CliError, Context};
+use sync_runtime::engine::apply::qualified;
+use sync_runtime::engine::state::{StateStore, SyncState};
+use sync_runtime::engine::system::quote_ident;
+use sync_runtime::engine::{Engine, EngineConfig};
+use tokio::sync::{mpsc, watch};
+
+use super::org::{require_empty, BenchOrg, Calls};
+use crate::demo;
+
+/// Accounts seeded; the changes cycle through the ones the mapping's filter selects.
+const SEEDED: u64 = 2_000;
+/// Most records in one sObject Collections call.
+const COLLECTION: usize = 200;
+/// How long a CometD connect is held by Salesforce when no event is pending.
+const CONNECT_HOLD: Duration = Duration::from_secs(110);
+/// The notification channel of the bench trigger.
+const CHANNEL: &str = "forcesync_bench";
+
+/// The `bench stream` subcommand's definition.
+pub fn command() -> clap::Command {
+    clap::Command::new("stream")
+        .about("Change latency Salesforce commit → Postgres commit through CDC at a sustained rate; API calls of an idle hour")
+        .arg(
+            clap::Arg::new("seconds")
+                .long("seconds")
+                .value_name("S")
+                .default_value("60")
+                .value_parser(clap::value_parser!(u64).range(1..)),
+        )
+        .arg(
+            clap::Arg::new("rate")
+                .long("rate")
+                .value_name("R")
+                .help("Changes a second")
+                .default_value("500")
+                .value_parser(clap::value_parser!(u64).range(1..=10_000)),
+        )
+        .arg(
+            clap::Arg::new("idle-seconds")
+                .long("idle-seconds")
+                .value_name("S")
+                .help("Real seconds one idle hour runs in, timers scaled (0 skips it; below 360 the engine checks /deleted less often than in a real hour)")
+                .default_value("360")
+                .value_parser(clap::value_parser!(u64).range(0..=3600)),
+        )
+}
+
+/// Runs it.
+pub fn run(ctx: &Context, sub: &clap::ArgMatches) -> Result<(), CliError> {
+    let seconds = *sub.get_one::<u64>("seconds").expect("defaulted");
+    let rate = *sub.get_one::<u64>("rate").expect("defaulted");
+    let idle = *sub.get_one::<u64>("idle-seconds").expect("defaulted");
+    let (cluster, url) = demo::database(ctx)?;
+    migrate::app_migrations(&url, ctx.app.migrations, false)?;
+    let result = runtime()?.block_on(stream(ctx, &url, seconds, rate, idle));
+    drop(cluster);
+    result
+}
+
+/// The value at percentile `p` (0–100) of sorted values, nearest rank (pure).
+pub fn percentile(sorted: &[i64], p: f64) -> Option<i64> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    Some(sorted[rank.clamp(1, sorted.len()) - 1])
+}
+
+/// The latency report (pure).
+pub fn latency_lines(
+    sent: u64,
+    failed: u64,
+    seconds: f64,
+    rate: u64,
+    latencies_ms: &mut [i64],
+) -> Vec<String> {
+    latencies_ms.sort_unstable();
+    let at = |p| percentile(latencies_ms, p).map_or("-".to_owned(), |v| v.to_string());
+    vec![
+        format!(
+            "changes: {sent} sent in {seconds:.1} s = {:.0}/s (asked {rate}/s), {failed} refused, {} committed in Postgres",
+            sent as f64 / seconds.max(1e-9),
+            latencies_ms.len()
+        ),
+        format!(
+            "latency Salesforce commit -> Postgres commit: p50 {} ms, p99 {} ms, max {} ms (target p99 <= 100 ms)",
+            at(50.0),
+            at(99.0),
+            latencies_ms.last().map_or("-".to_owned(), |v| v.to_string())
+        ),
+        "method: a Salesforce user updates Account.Phone by sObject Collections; a bench trigger on the synced table \
+         sends pg_notify(value, SystemModstamp); Postgres delivers it when the engine's transaction commits; \
+         latency = time received - SystemModstamp (one machine, one clock)"
+            .to_owned(),
+    ]
+}
+
+/// The idle-hour report (pure).
+pub fn idle_lines(calls: &Calls, idle_seconds: u64, poll_seconds: u32) -> Vec<String> {
+    let repairs = 3600 / u64::from(poll_seconds.max(1));
+    let mut lines = vec![
+        format!(
+            "idle hour: {} API calls (DailyApiRequests; CometD connects, held {} s each, are not API calls); \
+             target: the drift repairs only, {repairs} (every {poll_seconds} s)",
+            calls.total,
+            CONNECT_HOLD.as_secs()
+        ),
+        format!(
+            "method: one hour run in {idle_seconds} s: engine timers (drift repair, formula refresh) and the \
+             CometD hold scaled by {:.3}; calls counted by the emulator once the restarted engine streams",
+            idle_seconds as f64 / 3600.0
+        ),
+    ];
+    lines.extend(calls.lines());
+    lines
+}
+
+async fn stream(
+    ctx: &Context,
+    url: &str,
+    seconds: u64,
+    rate: u64,
+    idle_seconds: u64,
+) -> Result<(), CliError> {
+    let registry = ctx.app.registry;
+    migrate::system_migrations(url, registry).await?;
+    let mapping = ctx.mapping("Account")?;
+    let table = qualified(mapping);
+    let db = sync_runtime::engine::connect(url).await?;
+    require_empty(&db, &table).await?;
+    let scale = if idle_seconds > 0 {
+        idle_seconds as f64 / 3600.0
+    } else {
+        1.0
+    };
+    let hold_ms = ((CONNECT_HOLD.as_millis() as f64 * scale) as u64).max(200);
+    let org = BenchOrg::start(hold_ms).await?;
+    let outcome = async {
+        org.seed("Account", SEEDED).await?;
+        let events = rate * seconds * 2 + 100_000;
+        org.set_limits(json!({
+            "DailyDeliveredPlatformEvents": events,
+            "DailyStreamingApiEvents": events,
+        }))
+        .await?;
+        install_trigger(&db, registry.schema, &table).await?;
+        let result = measure(ctx, &org, url, mapping, seconds, rate, idle_seconds, scale).await;
+        remove_trigger(&db, registry.schema, &table).await?;
+        result
+    }
+    .await;
+    org.stop().await;
+    outcome
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn measure(
+    ctx: &Context,
+    org: &BenchOrg,
+    url: &str,
+    mapping: &'static MappingDescriptor,
+    seconds: u64,
+    rate: u64,
+    idle_seconds: u64,
+    scale: f64,
+) -> Result<(), CliError> {
+    let registry = ctx.app.registry;
+    let db = sync_runtime::engine::connect(url).await?;
+    let (_listener, mut notifications) = listen(url).await?;
+    let engine = start_engine(registry, url, org, None).await?;
+    wait_streaming(&db, registry.schema).await?;
+    let sfids: Vec<String> = db
+        .query(
+            &format!(
+                "SELECT sfid FROM {} WHERE sfid IS NOT NULL ORDER BY sfid",
+                qualified(mapping)
+            ),
+            &[],
+        )
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    if sfids.len() < COLLECTION {
+        return Err(CliError::failure(format!(
+            "only {} Accounts were loaded; the bench needs at least {COLLECTION}",
+            sfids.len()
+        )));
+    }
+    println!(
+        "Loaded {} Accounts; sending {rate} changes/s for {seconds} s through streaming (CDC)…",
+        sfids.len()
+    );
+
+    let user = SfUser::login(org, registry.api_version).await?;
+    let started = Instant::now();
+    let total = rate * seconds;
+    let (mut sent, mut failed) = (0u64, 0u64);
+    let mut tick = tokio::time::interval(Duration::from_millis(10));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut latencies: HashMap<u64, i64> = HashMap::new();
+    while sent < total {
+        tick.tick().await;
+        let due = ((started.elapsed().as_secs_f64() * rate as f64) as u64).min(total);
+        while sent < due {
+            let n = (due - sent).min(COLLECTION as u64);
+            let records: Vec<Value> = (sent..sent + n)
+                .map(|seq| {
+                    json!({
+                        "attributes": {"type": "Account"},
+                        "id": sfids[(seq as usize) % sfids.len()],
+                        "Phone": format!("bench {seq}"),
+                    })
+                })
+                .collect();
+            failed += user.update(records).await?;
+            sent += n;
+        }
+        drain(&mut notifications, &mut latencies);
+    }
+    let sending = started.elapsed().as_secs_f64();
+    let waited = Instant::now();
+    while (latencies.len() as u64) < sent - failed && waited.elapsed() < Duration::from_secs(30) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        drain(&mut notifications, &mut latencies);
+    }
+    let mut values: Vec<i64> = latencies.into_values().collect();
+    for line in latency_lines(sent, failed, sending, rate, &mut values) {
+        println!("{line}");
+    }
+    engine.stop().await;
+
+    if idle_seconds > 0 {
+        idle_hour(ctx, org, url, mapping, idle_seconds, scale).await?;
+    }
+    Ok(())
+}
+
+/// Moves received notifications (`bench <seq> <stamp ms>`, received at ms) into `latencies`;
+/// a change counts once (its first commit).
+fn drain(
+    notifications: &mut mpsc::UnboundedReceiver<(String, i64)>,
+    latencies: &mut HashMap<u64, i64>,
+) {
+    while let Ok((payload, received)) = notifications.try_recv() {
+        let mut parts = payload.split(' ');
+        let (Some("bench"), Some(seq), Some(stamp)) = (parts.next(), parts.next(), parts.next())
+        else {
+            continue;
+        };
+        if let (Ok(seq), Ok(stamp)) = (seq.parse::<u64>(), stamp.parse::<i64>()) {
+            latencies.entry(seq).or_insert(received - stamp);
+        }
+    }
+}
+
+async fn idle_hour(
+    ctx: &Context,
+    org: &BenchOrg,
+    url: &str,
+    mapping: &'static MappingDescriptor,
+    idle_seconds: u64,
+    scale: f64,
+) -> Result<(), CliError> {
+    let registry = ctx.app.registry;
+    let poll_seconds = mapping.sync.poll_seconds;
+    let mut scaled = *mapping;
+    scaled.sync.poll_seconds = ((f64::from(poll_seconds) * scale).round() as u32).max(1);
+    let scaled: &'static MappingDescriptor = Box::leak(Box::new(scaled));
+    let scaled_registry: &'static Registry = Box::leak(Box::new(Registry {
+        api_version: registry.api_version,
+        schema: registry.schema,
+        mappings: Box::leak(vec![scaled].into_boxed_slice()),
+    }));
+    let formula_refresh = Duration::from_secs_f64((3600.0 * scale).max(1.0));
+    // Count from when the restarted engine is streaming again (its start-up is not idle time):
+    // it clears the state's message once subscribed.
+    let db = sync_runtime::engine::connect(url).await?;
+    let state = format!("{}._forcesync_mapping_state", quote_ident(registry.schema));
+    db.execute(
+        &format!("UPDATE {state} SET message = 'bench: restarting' WHERE mapping = 'Account'"),
+        &[],
+    )
+    .await?;
+    let engine = start_engine(scaled_registry, url, org, Some(formula_refresh)).await?;
+    let waited = Instant::now();
+    loop {
+        let streaming = db
+            .query_opt(
+                &format!(
+                    "SELECT 1 FROM {state} WHERE mapping = 'Account' AND state = $1 AND message IS NULL"
+                ),
+                &[&SyncState::Streaming.as_str()],
+            )
+            .await?
+            .is_some();
+        if streaming {
+            break;
+        }
+        if waited.elapsed() > Duration::from_secs(30) {
+            engine.stop().await;
+            return Err(CliError::failure(
+                "the restarted engine was not streaming within 30 s",
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    org.reset_counters().await?;
+    tokio::time::sleep(Duration::from_secs(idle_seconds)).await;
+    let calls = org.calls().await?;
+    engine.stop().await;
+    for line in idle_lines(&calls, idle_seconds, poll_seconds) {
+        println!("{line}");
+    }
+    Ok(())
+}
+
+/// An engine running in this process.
+struct Running {
+    stop: watch::Sender<bool>,
+    loops: Loops,
+}
+
+impl Running {
+    async fn stop(self) {
+        let _ = self.stop.send(true);
+        self.loops.finish(Duration::from_secs(20)).await;
+    }
+}
+
+async fn start_engine(
+    registry: &'static Registry,
+    url: &str,
+    org: &BenchOrg,
+    formula_refresh: Option<Duration>,
+) -> Result<Running, CliError> {
+    let mut config = EngineConfig::new(url.to_owned());
+    config.only = vec!["Account".to_owned()];
+    config.lease_retry = Duration::from_millis(200);
+    if formula_refresh.is_some() {
+        config.formula_refresh = formula_refresh;
+    }
+    let engine = Arc::new(Engine::new(
+        registry,
+        config,
+        org.salesforce(registry.api_version),
+    )?);
+    let (stop, shutdown) = watch::channel(false);
+    let loops = Loops::start(engine, shutdown).await?;
+    Ok(Running { stop, loops })
+}
+
+/// Waits until the Account mapping is loaded and its catch-up poll done (streaming from then on).
+async fn wait_streaming(db: &tokio_postgres::Client, schema: &'static str) -> Result<(), CliError> {
+    let states = StateStore::new(schema);
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(120) {
+        if let Some(s) = states.get(db, "Account").await? {
+            if s.is_loaded() && s.last_poll_at.is_some() {
+                return Ok(());
+            }
+            if let Some(error) = s.last_error.filter(|_| s.state == SyncState::Error) {
+                return Err(CliError::failure(format!("the engine failed: {error}")));
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Err(CliError::failure(
+        "the engine did not load Account within 120 s (see `forcesync status`)",
+    ))
+}
+
+fn trigger_names(schema: &str) -> (String, String) {
+    (
+        quote_ident("_forcesync_bench_notify"),
+        format!(
+            "{}.{}",
+            quote_ident(schema),
+            quote_ident("_forcesync_bench_notify")
+        ),
+    )
+}
+
+async fn install_trigger(
+    db: &tokio_postgres::Client,
+    schema: &str,
+    table: &str,
+) -> Result<(), CliError> {
+    let (trigger, function) = trigger_names(schema);
+    db.batch_execute(&format!(
+        "CREATE OR REPLACE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN
+           IF NEW.phone LIKE 'bench %' THEN
+             PERFORM pg_notify('{CHANNEL}', NEW.phone || ' ' || (extract(epoch FROM NEW.systemmodstamp) * 1000)::bigint);
+           END IF;
+           RETURN NULL;
+         END $$;
+         DROP TRIGGER IF EXISTS {trigger} ON {table};
+         CREATE TRIGGER {trigger} AFTER UPDATE ON {table} FOR EACH ROW
+           WHEN (NEW.phone IS DISTINCT FROM OLD.phone) EXECUTE FUNCTION {function}();"
+    ))
+    .await?;
+    Ok(())
+}
+
+async fn remove_trigger(
+    db: &tokio_postgres::Client,
+    schema: &str,
+    table: &str,
+) -> Result<(), CliError> {
+    let (trigger, function) = trigger_names(schema);
+    db.batch_execute(&format!(
+        "DROP TRIGGER IF EXISTS {trigger} ON {table}; DROP FUNCTION IF EXISTS {function}();"
+    ))
+    .await?;
+    Ok(())
+}
+
+/// A dedicated connection `LISTEN`ing on the bench channel; each notification's payload comes
+/// with the wall-clock time (ms) it was received. The connection lives as long as the client.
+async fn listen(
+    url: &str,
+) -> Result<
+    (
+        tokio_postgres::Client,
+        mpsc::UnboundedReceiver<(String, i64)>,
+    ),
+    CliError,
+> {
+    let target = sync_runtime::engine::db::parse_target(url).map_err(CliError::settings)?;
+    let (client, mut connection) = tokio_postgres::connect(&target.url, tokio_postgres::NoTls)
+        .await
+        .map_err(|e| {
+            CliError::failure(format!(
+                "bench stream listens on a plain (non-TLS) connection: {e}"
+            ))
+        })?;
+    let (tx, rx) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Some(Ok(message)) = std::future::poll_fn(|cx| connection.poll_message(cx)).await {
+            if let tokio_postgres::AsyncMessage::Notification(n) = message {
+                let received = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_millis() as i64);
+                if tx.send((n.payload().to_owned(), received)).is_err() {
+                    return;
+                }
+            }
+        }
+    });
+    client.batch_execute(&format!("LISTEN {CHANNEL}")).await?;
+    Ok((client, rx))
+}
+
+/// A Salesforce user of the emulator (its changes are not forcesync's own).
+struct SfUser {
+    http: reqwest::Client,
+    base: String,
+    token: String,
+}
+
+impl SfUser {
+    async fn login(org: &BenchOrg, api_version: &str) -> Result<SfUser, CliError> {
+        let http = reqwest::Client::new();
+        let c = &org.config;
+        let body: Value = http
+            .post(format!("{}/services/oauth2/token", org.base_url()))
+            .form(&[
+                ("grant_type", "password"),
+                ("client_id", c.client_id.as_str()),
+                ("client_secret", c.client_secret.as_str()),
+                ("username", c.username.as_str()),
+                ("password", c.password.as_str()),
+            ])
+            .send()
+            .await
+            .and_then(|r| r.error_for_status())
+            .map_err(|e| CliError::failure(format!("emulator login: {e}")))?
+            .json()
+            .await
+            .map_err(|e| CliError::failure(format!("emulator login: {e}")))?;
+        let token = body["access_token"]
+            .as_str()
+            .ok_or_else(|| CliError::failure("emulator login: no access token"))?
+            .to_owned();
+        Ok(SfUser {
+            http,
+            base: format!("{}/services/data/v{api_version}", org.base_url()),
+            token,
+        })
+    }
+
+    /// Updates the records in one sObject Collections call; answers how many were refused.
+    async fn update(&self, records: Vec<Value>) -> Result<u64, CliError> {
+        let response = self
+            .http
+            .patch(format!("{}/composite/sobjects", self.base))
+            .bearer_auth(&self.token)
+            .json(&json!({"allOrNone": false, "records": records}))
+            .send()
+            .await
+            .map_err(|e| CliError::failure(format!("emulator: {e}")))?;
+        let status = response.status();
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        if !status.is_success() {
+            return Err(CliError::failure(format!(
+                "emulator answered {status}: {body}"
+            )));
+        }
+        Ok(body.as_array().map_or(0, |results| {
+            results
+                .iter()
+                .filter(|r| r["success"] != json!(true))
+                .count()
+        }) as u64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_are_nearest_rank() {
+        let values: Vec<i64> = (1..=100).collect();
+        assert_eq!(percentile(&values, 50.0), Some(50));
+        assert_eq!(percentile(&values, 99.0), Some(99));
+        assert_eq!(percentile(&values, 100.0), Some(100));
+        assert_eq!(percentile(&[7], 99.0), Some(7));
+        assert_eq!(percentile(&[], 50.0), None);
+    }
+
+    #[test]
+    fn the_latency_report_gives_the_rate_and_percentiles() {
+        let mut latencies = vec![30, 10, 20, 40];
+        let lines = latency_lines(4, 0, 2.0, 2, &mut latencies);
+        assert_eq!(
+            lines[0],
+            "changes: 4 sent in 2.0 s = 2/s (asked 2/s), 0 refused, 4 committed in Postgres"
+        );
+        assert_eq!(
+            lines[1],
+            "latency Salesforce commit -> Postgres commit: p50 20 ms, p99 40 ms, max 40 ms (target p99 <= 100 ms)"
+        );
+    }
+
+    #[test]
+    fn the_idle_report_gives_the_calls_against_the_drift_repairs() {
+        let calls = Calls::from_counters(&json!({
+            "DailyApiRequests": {"Used": 6},
+            "endpoints": {"GET /services/data/{version}/queryAll": 6}
+        }));
+        let lines = idle_lines(&calls, 60, 600);
+        assert!(
+            lines[0].starts_with("idle hour: 6 API calls (DailyApiRequests"),
+            "{}",
+            lines[0]
+        );
+        assert!(lines[0].contains("the drift repairs only, 6 (every 600 s)"));
+        assert_eq!(
+            lines[2],
+            "         6  GET /services/data/{version}/queryAll"
+        );
+    }
+
+    #[test]
+    fn a_notification_counts_its_change_once() {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        tx.send(("bench 7 1000".to_owned(), 1040)).unwrap();
+        tx.send(("bench 7 1000".to_owned(), 1900)).unwrap();
+        tx.send(("other".to_owned(), 5)).unwrap();
+        let mut latencies = HashMap::new();
+        drain(&mut rx, &mut latencies);
+        assert_eq!(latencies, HashMap::from([(7, 40)]));
+    }
+}
