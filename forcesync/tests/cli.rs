@@ -466,3 +466,70 @@ fn bench_write_prints_the_writer_against_its_baseline() {
     assert!(out.contains("writer / baseline throughput: "), "{out}");
     assert!(out.contains("(minimum 3, baseline 3)"), "{out}");
 }
+
+/// The numbers of the output line starting with `prefix` (a figure line of `bench`).
+fn figures(out: &str, prefix: &str) -> Vec<f64> {
+    let line = out
+        .lines()
+        .find(|l| l.starts_with(prefix))
+        .unwrap_or_else(|| panic!("no line `{prefix}…` in:\n{out}"));
+    line[prefix.len()..]
+        .split(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .filter_map(|w| w.trim_matches('.').parse::<f64>().ok())
+        .collect()
+}
+
+#[test]
+fn bench_load_prints_the_load_against_a_raw_copy_with_memory_and_calls() {
+    let db = TestDb::new();
+    let (code, out, err) = output(
+        &["bench", "load", "--records", "2000"],
+        &[("DATABASE_URL", &db.url)],
+    );
+    assert_eq!(code, 0, "{out}\n{err}");
+    // forcesync load: 2000 rows in 0.43 s = 4637 rows/s (REST query API)
+    let load = figures(&out, "forcesync load: ");
+    assert!(load[0] > 0.0 && load[0] <= 2000.0, "{out}");
+    assert!(load[2] > 0.0, "{out}");
+    assert!(
+        out.contains("(REST query API)"),
+        "below the Bulk threshold: {out}"
+    );
+    let raw = figures(&out, "raw COPY: ");
+    assert_eq!(raw[0], load[0], "the same rows: {out}");
+    let ratio = figures(&out, "load / raw COPY: ");
+    assert!(ratio[0] > 0.0, "{out}");
+    let rss = figures(&out, "engine peak RSS: ");
+    assert!(rss[0] > 1.0 && rss[0] < 1000.0, "MB: {out}");
+    let calls = figures(&out, "API calls for the load: ");
+    assert!(calls[0] >= 2.0, "at least COUNT() and the query: {out}");
+}
+
+#[test]
+fn bench_stream_prints_latency_percentiles_and_the_calls_of_an_idle_hour() {
+    let db = TestDb::new();
+    let (code, out, err) = output(
+        &[
+            "bench",
+            "stream",
+            "--seconds",
+            "3",
+            "--rate",
+            "50",
+            "--idle-seconds",
+            "6",
+        ],
+        &[("DATABASE_URL", &db.url)],
+    );
+    assert_eq!(code, 0, "{out}\n{err}");
+    // changes: 150 sent in 3.0 s = 50/s (asked 50/s), 0 refused, 150 committed in Postgres
+    let changes = figures(&out, "changes: ");
+    assert_eq!(changes[0], 150.0, "{out}");
+    assert_eq!(changes[4], 0.0, "none refused: {out}");
+    assert_eq!(changes[5], 150.0, "every change committed: {out}");
+    let latency = figures(&out, "latency Salesforce commit -> Postgres commit: ");
+    let (p50, p99, max) = (latency[0], latency[1], latency[2]);
+    assert!(p50 <= p99 && p99 <= max, "{out}");
+    let idle = figures(&out, "idle hour: ");
+    assert!(idle[0] >= 1.0, "the drift repairs poll: {out}");
+}
