@@ -597,6 +597,87 @@ mod tests {
         );
     }
 
+    fn line_event(change_type: &str, changed: Value, fields: Value) -> Value {
+        let mut payload = json!({
+            "ChangeEventHeader": {
+                "entityName": "Invoice_Line__c", "changeType": change_type,
+                "changedFields": changed,
+                "recordIds": ["a02000000000001AAA"],
+                "changeOrigin": "", "transactionKey": "t", "sequenceNumber": 1,
+                "commitTimestamp": 1_704_164_645_000_i64, "commitNumber": 1, "commitUser": "005"
+            }
+        });
+        for (k, v) in fields.as_object().unwrap() {
+            payload[k] = v.clone();
+        }
+        payload
+    }
+
+    #[test]
+    fn relationship_columns_are_read_from_the_nested_parent_of_a_query_result() {
+        let line = &super::super::testing::INVOICE_LINE;
+        let record = json!({
+            "attributes": {"type": "Invoice_Line__c"},
+            "Id": "a02000000000001AAA",
+            "Invoice__c": "a01000000000001AAA",
+            "Invoice__r": {"attributes": {"type": "Invoice__c"}, "External_Id__c": "INV-1"},
+            "Description__c": "L1"
+        });
+        let row = row_from_record(line, &record).unwrap();
+        assert_eq!(
+            row.lookup("Invoice__r.External_Id__c"),
+            Some(json!("INV-1"))
+        );
+        let orphan = json!({"Id": "a02000000000002AAA", "Invoice__c": null, "Invoice__r": null});
+        let row = row_from_record(line, &orphan).unwrap();
+        assert_eq!(row.lookup("Invoice__r.External_Id__c"), Some(Value::Null));
+    }
+
+    #[test]
+    fn a_created_child_keeps_its_relationship_column_and_is_read_again_for_it() {
+        let line = &super::super::testing::INVOICE_LINE;
+        let payload = line_event(
+            "CREATE",
+            json!([]),
+            json!({"Invoice__c": "a01000000000001AAA", "Description__c": "L1"}),
+        );
+        let header = ChangeEventHeader::from_payload(&payload).unwrap();
+        let change = row_from_event(line, &header, &payload, "a02000000000001AAA").unwrap();
+        let EventChange::Full(row) = change else {
+            panic!("expected a full row, got {change:?}")
+        };
+        // The event does not carry the parent's external ID: the column is left alone.
+        assert!(!row
+            .cells
+            .iter()
+            .any(|(f, _)| f.column == "invoice__r__external_id__c"));
+        assert!(names_a_parent(line, &row));
+    }
+
+    #[test]
+    fn a_child_moved_to_another_parent_is_read_again() {
+        let line = &super::super::testing::INVOICE_LINE;
+        let payload = line_event(
+            "UPDATE",
+            json!(["Invoice__c"]),
+            json!({"Invoice__c": "a01000000000002AAA"}),
+        );
+        let header = ChangeEventHeader::from_payload(&payload).unwrap();
+        let change = row_from_event(line, &header, &payload, "a02000000000001AAA").unwrap();
+        let EventChange::Partial { refetch, .. } = change else {
+            panic!("expected a partial change, got {change:?}")
+        };
+        assert_eq!(refetch, ["Invoice__r.External_Id__c"]);
+        let other = line_event(
+            "UPDATE",
+            json!(["Description__c"]),
+            json!({"Description__c": "x"}),
+        );
+        let header = ChangeEventHeader::from_payload(&other).unwrap();
+        let change = row_from_event(line, &header, &other, "a02000000000001AAA").unwrap();
+        assert!(matches!(change, EventChange::Partial { refetch, .. } if refetch.is_empty()));
+    }
+
     #[test]
     fn duplicate_rows_keep_the_newest_state() {
         let row = |secs: i64| Row {

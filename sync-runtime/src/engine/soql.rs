@@ -125,6 +125,19 @@ mod tests {
     }
 
     #[test]
+    fn records_with_relationship_columns_are_read_by_id_through_soql() {
+        let line = &super::super::testing::INVOICE_LINE;
+        assert!(selects_parent_fields(line));
+        assert!(!selects_parent_fields(&super::super::testing::ACCOUNT));
+        let filter = Filter::of(line).unwrap();
+        assert_eq!(
+            by_ids_query(line, &filter, &["a02A".into(), "a02B'".into()]),
+            "SELECT Id, SystemModstamp, Invoice__c, Invoice__r.External_Id__c, Description__c \
+             FROM Invoice_Line__c WHERE Id IN ('a02A', 'a02B')"
+        );
+    }
+
+    #[test]
     fn datetime_literals_are_utc_with_milliseconds() {
         let at = chrono::DateTime::from_timestamp(1_704_164_645, 5_000_000)
             .unwrap()

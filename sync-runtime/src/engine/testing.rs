@@ -1,8 +1,9 @@
-//! Descriptors for the engine's unit tests: a small Account mapping shaped like the generated one.
+//! Descriptors for the engine's unit tests: a small Account mapping shaped like the generated one,
+//! and an invoice line naming its invoice by external ID.
 
 use crate::adapter::{
-    Access, ConflictPolicy, DeleteMode, FieldDescriptor, MappingDescriptor, PgType, SfType,
-    SyncOptions,
+    Access, ConflictPolicy, DeleteMode, FieldDescriptor, MappingDescriptor, PgType, Relationship,
+    SfType, SyncOptions,
 };
 
 /// A field with neutral flags; tests override what they need.
@@ -26,6 +27,7 @@ pub const fn field(sf_name: &'static str) -> FieldDescriptor {
         required_on_create: false,
         writable: true,
         reference_to: &[],
+        relationship: None,
     }
 }
 
@@ -97,4 +99,60 @@ pub static ACCOUNT: MappingDescriptor = MappingDescriptor {
         max_daily_api_calls: 0,
     },
     fields: &ACCOUNT_FIELDS,
+};
+
+static INVOICE_LINE_FIELDS: [FieldDescriptor; 5] = [
+    typed("Id", "sfid", SfType::Id, PgType::Varchar(18), true),
+    typed(
+        "SystemModstamp",
+        "systemmodstamp",
+        SfType::DateTime,
+        PgType::Timestamp,
+        true,
+    ),
+    FieldDescriptor {
+        reference_to: &["Invoice__c"],
+        ..typed(
+            "Invoice__c",
+            "invoice__c",
+            SfType::Reference,
+            PgType::Varchar(18),
+            false,
+        )
+    },
+    FieldDescriptor {
+        reference_to: &["Invoice__c"],
+        relationship: Some(Relationship {
+            lookup: "Invoice__c",
+            name: "Invoice__r",
+            field: "External_Id__c",
+        }),
+        ..typed(
+            "Invoice__r.External_Id__c",
+            "invoice__r__external_id__c",
+            SfType::String,
+            PgType::Varchar(40),
+            false,
+        )
+    },
+    typed(
+        "Description__c",
+        "description__c",
+        SfType::String,
+        PgType::Varchar(255),
+        false,
+    ),
+];
+
+/// `Invoice_Line__c`: a lookup `Invoice__c` and the relationship column
+/// `Invoice__r.External_Id__c`.
+pub static INVOICE_LINE: MappingDescriptor = MappingDescriptor {
+    object: "Invoice_Line__c",
+    label: "Invoice Line",
+    schema: "salesforce",
+    table: "invoice_line__c",
+    key_prefix: Some("a02"),
+    fields: &INVOICE_LINE_FIELDS,
+    filter: None,
+    ..ACCOUNT
 };

@@ -153,7 +153,9 @@ impl Plan {
 }
 
 /// Mapping indexes, parents before children: a mapping comes after every mapping its reference
-/// fields point to. Self references are ignored; a cycle keeps the given order.
+/// fields point to, lookups and relationship columns alike (a child naming its parent by
+/// external ID needs the parent to exist when it is sent). Self references are ignored; a cycle
+/// keeps the given order.
 pub fn mapping_order(mappings: &[&MappingDescriptor]) -> Vec<usize> {
     let parents: Vec<Vec<usize>> = mappings
         .iter()
@@ -371,7 +373,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::engine::writer::testing::{account, contact, invoice};
+    use crate::engine::writer::testing::{account, contact, invoice, invoice_line};
 
     fn values(v: Value) -> Map<String, Value> {
         v.as_object().cloned().unwrap()
@@ -429,6 +431,36 @@ mod tests {
                 (0, CallKind::Delete),
                 (1, CallKind::Delete)
             ]
+        );
+    }
+
+    #[test]
+    fn a_parent_named_by_external_id_is_upserted_before_its_children_are_created() {
+        let mappings = [invoice_line(), invoice()];
+        assert_eq!(mapping_order(&mappings), [1, 0]);
+        let p = plan(
+            &mappings,
+            vec![
+                create(
+                    "invoice_line__c",
+                    1,
+                    json!({"invoice__r__external_id__c": "INV-1", "description__c": "L1"}),
+                ),
+                create("invoice__c", 2, json!({"external_id__c": "INV-1"})),
+                create(
+                    "invoice_line__c",
+                    3,
+                    json!({"invoice__r__external_id__c": "INV-1", "description__c": "L2"}),
+                ),
+            ],
+            PlanConfig::default(),
+        );
+        assert_eq!(kinds(&p), [(1, CallKind::Upsert), (0, CallKind::Create)]);
+        let lines: Vec<_> = p.steps[1].writes().collect();
+        assert_eq!(lines.len(), 2);
+        assert_eq!(
+            lines[0].body,
+            values(json!({"Invoice__r": {"External_Id__c": "INV-1"}, "Description__c": "L1"}))
         );
     }
 

@@ -309,6 +309,32 @@ mod tests {
     }
 
     #[test]
+    fn bulk_csv_names_a_parent_by_its_external_id_path() {
+        let writes = [
+            write(
+                1,
+                json!({"Invoice__r": {"External_Id__c": "INV-1"}, "Description__c": "L1"}),
+                None,
+                CallKind::Create,
+            ),
+            write(
+                2,
+                json!({"Invoice__c": "a01000000000001AAA"}),
+                None,
+                CallKind::Create,
+            ),
+        ];
+        let (csv, _) = bulk_csv(CallKind::Create, &writes).unwrap();
+        assert_eq!(
+            String::from_utf8(csv).unwrap(),
+            "Description__c,Invoice__r.External_Id__c,Invoice__c
+L1,INV-1,
+,,a01000000000001AAA
+"
+        );
+    }
+
+    #[test]
     fn bulk_results_find_their_writes_and_a_bad_row_fails_alone() {
         let writes = [
             write(1, json!({"Name": "same"}), None, CallKind::Create),

@@ -1,9 +1,9 @@
-//! Small mapping descriptors for the writer's unit tests: Account, Contact (a child of Account)
-//! and Invoice__c (with an upsert key).
+//! Small mapping descriptors for the writer's unit tests: Account, Contact (a child of Account),
+//! Invoice__c (with an upsert key) and Invoice_Line__c (naming its invoice by external ID).
 
 use crate::adapter::{
-    Access, ConflictPolicy, DeleteMode, FieldDescriptor, MappingDescriptor, PgType, SfType,
-    SyncOptions,
+    Access, ConflictPolicy, DeleteMode, FieldDescriptor, MappingDescriptor, PgType, Relationship,
+    SfType, SyncOptions,
 };
 
 const TEXT: FieldDescriptor = FieldDescriptor {
@@ -162,6 +162,45 @@ static INVOICE: MappingDescriptor = MappingDescriptor {
     ],
 };
 
+static INVOICE_LINE: MappingDescriptor = MappingDescriptor {
+    object: "Invoice_Line__c",
+    label: "Invoice Line",
+    schema: "salesforce",
+    table: "invoice_line__c",
+    key_prefix: Some("a02"),
+    access: Access::ReadWrite,
+    upsert_key: None,
+    filter: None,
+    sync: SYNC,
+    fields: &[
+        ID,
+        MODSTAMP,
+        FieldDescriptor {
+            sf_name: "Invoice__c",
+            column: "invoice__c",
+            sf_type: SfType::Reference,
+            reference_to: &["Invoice__c"],
+            ..TEXT
+        },
+        FieldDescriptor {
+            sf_name: "Invoice__r.External_Id__c",
+            column: "invoice__r__external_id__c",
+            reference_to: &["Invoice__c"],
+            relationship: Some(Relationship {
+                lookup: "Invoice__c",
+                name: "Invoice__r",
+                field: "External_Id__c",
+            }),
+            ..TEXT
+        },
+        FieldDescriptor {
+            sf_name: "Description__c",
+            column: "description__c",
+            ..TEXT
+        },
+    ],
+};
+
 pub fn account() -> &'static MappingDescriptor {
     &ACCOUNT
 }
@@ -172,4 +211,8 @@ pub fn contact() -> &'static MappingDescriptor {
 
 pub fn invoice() -> &'static MappingDescriptor {
     &INVOICE
+}
+
+pub fn invoice_line() -> &'static MappingDescriptor {
+    &INVOICE_LINE
 }

@@ -237,7 +237,8 @@ pub fn body_columns(
     body: &Map<String, Value>,
 ) -> Result<Map<String, Value>, ThroughError> {
     let mut columns = Map::new();
-    for (sf_name, value) in body {
+    // A parent named by external ID comes back as its relationship column.
+    for (sf_name, value) in &crate::adapter::flat_body(body) {
         let Some(field) = mapping.field(sf_name) else {
             continue;
         };
