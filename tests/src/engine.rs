@@ -17,6 +17,8 @@ pub struct Harness {
     pub db: TestDb,
     http: reqwest::Client,
     token: std::sync::Mutex<String>,
+    /// The org's data across [`Harness::with_org_restarted`].
+    org_data: Option<tempfile::TempDir>,
 }
 
 impl Harness {
@@ -80,6 +82,50 @@ impl Harness {
             db,
             http,
             token: std::sync::Mutex::new(token),
+            org_data: None,
+        }
+    }
+
+    /// Restarts the org on the same address with the describe files in `describe` (an admin
+    /// changed the schema, e.g. restored a field): the records stay; sessions, streaming clients
+    /// and change events are forgotten, as clients see across a Salesforce maintenance restart.
+    pub async fn with_org_restarted(self, describe: &std::path::Path) -> Harness {
+        let Harness {
+            emulator,
+            db,
+            http,
+            token,
+            org_data,
+        } = self;
+        let org_data = org_data.unwrap_or_else(|| tempfile::tempdir().unwrap());
+        let data_file = org_data.path().join("org.data");
+        sf_emulator::org::persist::save(&emulator.org, &data_file).expect("the org's data saves");
+        let config = sf_emulator::server::Config {
+            listen: emulator.addr,
+            describe: Some(describe.to_owned()),
+            data_file: Some(data_file),
+            ..sf_emulator::server::Config::ephemeral()
+        };
+        // Held long-polls keep the old server's task alive; its listener closes at once.
+        tokio::spawn(emulator.stop());
+        let started = Instant::now();
+        let emulator = loop {
+            let org = sf_emulator::server::build_org(&config).expect("the org builds");
+            match sf_emulator::server::serve(org).await {
+                Ok(emulator) => break emulator,
+                Err(e) if started.elapsed() < Duration::from_secs(10) => {
+                    let _ = e;
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                Err(e) => panic!("the org restarts: {e}"),
+            }
+        };
+        Harness {
+            emulator,
+            db,
+            http,
+            token,
+            org_data: Some(org_data),
         }
     }
 

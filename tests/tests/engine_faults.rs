@@ -499,3 +499,181 @@ async fn deletes_without_change_events_are_found_through_deleted_and_a_full_id_r
         .get(0);
     assert!(reconciled);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mapping_stopped_by_a_missing_field_resumes_by_itself_when_the_field_is_back() {
+    let (h, _describe) = Harness::start_edited("Account", |describe| {
+        describe["fields"]
+            .as_array_mut()
+            .unwrap()
+            .retain(|f| f["name"] != "Rating");
+    })
+    .await;
+    let pg = h.pg().await;
+    let mut config = accounts_only(&h);
+    config.schema_retry = Duration::from_millis(300);
+    let (stop, task) = run(config, h.salesforce());
+    eventually(WAIT, "Account reports SCHEMA_CHANGED", || async {
+        state_of(&pg, "Account")
+            .await
+            .is_some_and(|(s, _)| s == SyncState::SchemaChanged)
+    })
+    .await;
+
+    // An admin restores the field; nobody touches forcesync.
+    let h = h
+        .with_org_restarted(std::path::Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../mappings/describe"
+        )))
+        .await;
+    wait_streaming(&pg).await;
+    let loaded: i64 = pg
+        .query_one("SELECT count(*) FROM salesforce.account", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(loaded > 0, "the load ran once the field was back");
+    let (_, message) = state_of(&pg, "Account").await.unwrap();
+    assert!(message.is_none(), "{message:?}");
+    // And it follows Salesforce again, the restored field included.
+    let id = some_account(&h).await;
+    h.update("Account", &id, json!({"Rating": "Hot", "Phone": "back"}))
+        .await;
+    eventually(WAIT, "the change arrives", || async {
+        text(
+            &pg,
+            "SELECT rating FROM salesforce.account WHERE sfid = $1 AND phone = 'back'",
+            &id,
+        )
+        .await
+        .as_deref()
+            == Some("Hot")
+    })
+    .await;
+    stop.send(true).unwrap();
+    task.await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changes_streamed_during_a_reload_are_never_undone_and_none_is_lost() {
+    let h = Harness::start().await;
+    let pg = h.pg().await;
+    let (stop, task) = run(accounts_only(&h), h.salesforce());
+    wait_streaming(&pg).await;
+    let ids: Vec<String> = h
+        .query("SELECT Id FROM Account WHERE Type != 'Competitor' ORDER BY Id LIMIT 12")
+        .await
+        .iter()
+        .map(|r| r["Id"].as_str().unwrap().to_owned())
+        .collect();
+    let (updated, to_delete) = (ids[0].clone(), ids[1..].to_vec());
+
+    // The reload reads through a slow Bulk API: change events keep reaching the old table
+    // between its snapshot and the swap.
+    let api = generated::salesforce::REGISTRY.api_version;
+    h.faults(json!({"latency_ms": 600, "paths": [format!("/services/data/v{api}/jobs/query")]}))
+        .await;
+    let mut config = accounts_only(&h);
+    config.bulk_threshold = 0;
+    let ctx = h.ctx("Account", config);
+    let reload = tokio::spawn(async move { engine::load::load(&ctx, true).await.unwrap() });
+
+    // The app reads all along: what it has seen of those changes never goes back.
+    let (done, finished) = watch::channel(false);
+    let watcher = {
+        let url = h.db.url.clone();
+        let (updated, to_delete) = (updated.clone(), to_delete.clone());
+        tokio::spawn(async move {
+            let pg = engine::connect(&url).await.unwrap();
+            let (mut phone, mut created, mut deleted) = (-1i64, 0i64, 0i64);
+            let mut undone = Vec::new();
+            while !*finished.borrow() {
+                let now: i64 = pg
+                    .query_one(
+                        "SELECT coalesce(max(substr(phone, 8)::bigint), -1) FROM salesforce.account \
+                         WHERE sfid = $1 AND phone LIKE 'during %'",
+                        &[&updated],
+                    )
+                    .await
+                    .unwrap()
+                    .get(0);
+                let made: i64 = pg
+                    .query_one(
+                        "SELECT count(*) FROM salesforce.account WHERE name LIKE 'Made during the reload %'",
+                        &[],
+                    )
+                    .await
+                    .unwrap()
+                    .get(0);
+                let present: i64 = pg
+                    .query_one(
+                        "SELECT count(*) FROM salesforce.account WHERE sfid = ANY($1)",
+                        &[&to_delete],
+                    )
+                    .await
+                    .unwrap()
+                    .get(0);
+                let gone = to_delete.len() as i64 - present;
+                if now < phone || made < created || gone < deleted {
+                    undone.push(format!(
+                        "phone {phone} -> {now}, created {created} -> {made}, deleted {deleted} -> {gone}"
+                    ));
+                }
+                (phone, created, deleted) = (now, made, gone);
+            }
+            undone
+        })
+    };
+    let mut i = 0;
+    while !reload.is_finished() && i < to_delete.len() {
+        h.update(
+            "Account",
+            &updated,
+            json!({ "Phone": format!("during {i}") }),
+        )
+        .await;
+        h.create(
+            "Account",
+            json!({"Name": format!("Made during the reload {i}"), "Type": "Customer"}),
+        )
+        .await;
+        h.delete("Account", &to_delete[i]).await;
+        i += 1;
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+    let report = reload.await.unwrap();
+    assert!(report.bulk);
+    assert!(i >= 2, "changes were made while the reload ran ({i})");
+    h.clear_faults().await;
+
+    // Everything made meanwhile is there in the end.
+    let last = format!("during {}", i - 1);
+    eventually(WAIT, "every change made during the reload is applied", || async {
+        let made: i64 = pg
+            .query_one(
+                "SELECT count(*) FROM salesforce.account WHERE name LIKE 'Made during the reload %'",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        let left: i64 = pg
+            .query_one(
+                "SELECT count(*) FROM salesforce.account WHERE sfid = ANY($1)",
+                &[&&to_delete[..i]],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        phone(&pg, &updated).await.as_deref() == Some(last.as_str())
+            && made == i as i64
+            && left == 0
+    })
+    .await;
+    done.send(true).unwrap();
+    let undone = watcher.await.unwrap();
+    assert!(undone.is_empty(), "the app saw changes undone: {undone:?}");
+    stop.send(true).unwrap();
+    task.await.unwrap();
+}

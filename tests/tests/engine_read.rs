@@ -561,15 +561,36 @@ async fn formula_fields_are_refreshed_without_a_systemmodstamp_change() {
     .await
     .unwrap();
     engine::stream::refresh_formulas(&ctx).await.unwrap();
-    let total: Option<f64> = pg
-        .query_one(
-            "SELECT total__c FROM salesforce.invoice__c WHERE sfid = $1",
-            &[&id],
-        )
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(total, Some(1500.0));
+    assert_eq!(invoice_total(&pg, &id).await, Some(1500.0));
+
+    // At or above the bulk threshold the refresh reads one Bulk API 2.0 query job instead.
+    h.update("Invoice__c", &id, json!({"Tax_Rate__c": 10}))
+        .await;
+    pg.execute(
+        "UPDATE salesforce.invoice__c SET tax_rate__c = 10 WHERE sfid = $1",
+        &[&id],
+    )
+    .await
+    .unwrap();
+    let mut config = h.engine_config();
+    config.bulk_threshold = 0;
+    let ctx = h.ctx("Invoice__c", config);
+    let refreshed = engine::stream::refresh_formulas(&ctx).await.unwrap();
+    assert!(refreshed > 0);
+    let calls = ctx.client.call_counts();
+    assert!(calls.get(sync_runtime::salesforce::CallKind::Bulk) > 0);
+    assert_eq!(calls.get(sync_runtime::salesforce::CallKind::Query), 0);
+    assert_eq!(invoice_total(&pg, &id).await, Some(1100.0));
+}
+
+async fn invoice_total(pg: &tokio_postgres::Client, sfid: &str) -> Option<f64> {
+    pg.query_one(
+        "SELECT total__c FROM salesforce.invoice__c WHERE sfid = $1",
+        &[&sfid],
+    )
+    .await
+    .unwrap()
+    .get(0)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -774,4 +795,340 @@ async fn last_writer_wins_keeps_the_later_change_and_records_it() {
         decision(&pg, &sfid).await,
         ("last_writer_wins".into(), "salesforce".into())
     );
+}
+
+/// `(sfid, id)` of every synced Account row.
+async fn account_ids(pg: &tokio_postgres::Client) -> Vec<(String, i32)> {
+    pg.query(
+        "SELECT sfid, id FROM salesforce.account WHERE sfid IS NOT NULL ORDER BY sfid",
+        &[],
+    )
+    .await
+    .unwrap()
+    .iter()
+    .map(|r| (r.get(0), r.get(1)))
+    .collect()
+}
+
+async fn table_oid(pg: &tokio_postgres::Client) -> u32 {
+    pg.query_one("SELECT 'salesforce.account'::regclass::oid", &[])
+        .await
+        .unwrap()
+        .get(0)
+}
+
+/// How many rows of `before` are still there under the same `id`.
+async fn same_ids(pg: &tokio_postgres::Client, before: &[(String, i32)]) -> i64 {
+    let sfids: Vec<&str> = before.iter().map(|(s, _)| s.as_str()).collect();
+    let ids: Vec<i32> = before.iter().map(|(_, i)| *i).collect();
+    pg.query_one(
+        "SELECT count(*) FROM salesforce.account t \
+         JOIN unnest($1::text[], $2::int[]) AS b(sfid, id) ON b.sfid = t.sfid AND b.id = t.id",
+        &[&sfids, &ids],
+    )
+    .await
+    .unwrap()
+    .get(0)
+}
+
+/// Counts synced rows in a loop on its own connection until told to stop; answers the fewest
+/// seen and how many reads were made.
+fn reader(url: String) -> (watch::Sender<bool>, tokio::task::JoinHandle<(i64, u64)>) {
+    let (stop, stopped) = watch::channel(false);
+    let task = tokio::spawn(async move {
+        let pg = engine::connect(&url).await.unwrap();
+        let (mut fewest, mut reads) = (i64::MAX, 0);
+        while !*stopped.borrow() {
+            let n = count(
+                &pg,
+                "SELECT count(*) FROM salesforce.account WHERE sfid IS NOT NULL",
+            )
+            .await;
+            fewest = fewest.min(n);
+            reads += 1;
+        }
+        (fewest, reads)
+    });
+    (stop, task)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_swaps_in_a_shadow_table_the_app_never_sees_partial_and_every_id_stays() {
+    let h = Harness::start().await;
+    let pg = h.pg().await;
+    let mut config = h.engine_config();
+    config.bulk_threshold = u64::MAX;
+    h.engine(config.clone()).migrate().await.unwrap();
+    let ctx = h.ctx("Account", config);
+    engine::load::load(&ctx, false).await.unwrap();
+    let before = account_ids(&pg).await;
+    let oid = table_oid(&pg).await;
+    let indexes = "SELECT string_agg(indexname, ',' ORDER BY indexname) FROM pg_indexes \
+                   WHERE schemaname = 'salesforce' AND tablename = 'account'";
+    let indexes_before: String = pg.query_one(indexes, &[]).await.unwrap().get(0);
+    pg.batch_execute("GRANT SELECT ON salesforce.account TO PUBLIC")
+        .await
+        .unwrap();
+
+    // The app's own rows: one not sent yet, one synced row with an unsent change.
+    let local: i32 = pg
+        .query_one(
+            "INSERT INTO salesforce.account (name) VALUES ('Only in Postgres') RETURNING id",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    let (pending, pending_id) = before[0].clone();
+    pg.execute(
+        "UPDATE salesforce.account SET phone = 'app pending' WHERE sfid = $1",
+        &[&pending],
+    )
+    .await
+    .unwrap();
+    // A row that drifted from Salesforce (written behind the engine's back, not captured) ...
+    let drifted = before[1].0.clone();
+    pg.batch_execute(&format!(
+        "BEGIN; SET LOCAL forcesync.engine = 'on'; \
+         UPDATE salesforce.account SET website = 'drifted' WHERE sfid = '{drifted}'; COMMIT"
+    ))
+    .await
+    .unwrap();
+    // ... and a record deleted in Salesforce without a change event, its recycle bin purged.
+    let gone = before[2].0.clone();
+    h.control(reqwest::Method::POST, "data/delete", json!({"ids": [gone]}))
+        .await;
+    h.control(reqwest::Method::POST, "recycle-bin/purge", json!({}))
+        .await;
+
+    let (stop, reads) = reader(h.db.url.clone());
+    let report = engine::load::load(&ctx, true).await.unwrap();
+    stop.send(true).unwrap();
+    let (fewest, reads) = reads.await.unwrap();
+    let stable = before.len() as i64 - 1;
+    assert!(reads > 0);
+    assert!(
+        fewest >= stable,
+        "the app saw {fewest} synced rows during the reload, fewer than the {stable} that stay"
+    );
+    assert_ne!(table_oid(&pg).await, oid, "a new table was swapped in");
+    assert_eq!(report.rows as i64, stable);
+
+    // Every record in both keeps its id; the app's rows and its unsent change are there.
+    assert_eq!(same_ids(&pg, &before).await, stable);
+    assert_eq!(
+        text(
+            &pg,
+            "SELECT name FROM salesforce.account WHERE id::text = $1 AND sfid IS NULL",
+            &local.to_string()
+        )
+        .await
+        .as_deref(),
+        Some("Only in Postgres")
+    );
+    assert_eq!(
+        text(
+            &pg,
+            "SELECT phone FROM salesforce.account WHERE sfid = $1",
+            &pending
+        )
+        .await
+        .as_deref(),
+        Some("app pending")
+    );
+    assert_eq!(
+        count(
+            &pg,
+            &format!(
+                "SELECT count(*) FROM salesforce._trigger_log WHERE record_id = {pending_id} \
+                 AND state = 'NEW' AND \"values\" ? 'phone'"
+            )
+        )
+        .await,
+        1,
+        "the unsent change still points at its row"
+    );
+    // Salesforce's data is back where the table had drifted; the purged record left.
+    let website = h
+        .query(&format!(
+            "SELECT Website FROM Account WHERE Id = '{drifted}'"
+        ))
+        .await[0]["Website"]
+        .as_str()
+        .map(str::to_owned);
+    assert_eq!(
+        text(
+            &pg,
+            "SELECT website FROM salesforce.account WHERE sfid = $1",
+            &drifted
+        )
+        .await,
+        website
+    );
+    assert!(text(
+        &pg,
+        "SELECT sfid FROM salesforce.account WHERE sfid = $1",
+        &gone
+    )
+    .await
+    .is_none());
+
+    // The swapped-in table is the table: same indexes, grants, sequence, capture triggers.
+    let indexes_after: String = pg.query_one(indexes, &[]).await.unwrap().get(0);
+    assert_eq!(indexes_after, indexes_before);
+    let granted: bool = pg
+        .query_one(
+            "SELECT has_table_privilege('public', 'salesforce.account', 'SELECT')",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(granted);
+    assert_eq!(
+        count(
+            &pg,
+            "SELECT count(*) FROM pg_class WHERE relname = 'account_reload'"
+        )
+        .await,
+        0
+    );
+    let next: i32 = pg
+        .query_one(
+            "INSERT INTO salesforce.account (name) VALUES ('After the reload') RETURNING id",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    let max_before = before.iter().map(|(_, id)| *id).max().unwrap().max(local);
+    assert!(next > max_before, "ids continue from the same sequence");
+    assert_eq!(
+        count(
+            &pg,
+            &format!(
+                "SELECT count(*) FROM salesforce._trigger_log WHERE record_id = {next} \
+                 AND table_name = 'account' AND action = 'INSERT'"
+            )
+        )
+        .await,
+        1,
+        "application writes are captured on the new table"
+    );
+    let status = ctx.states.get(&pg, "Account").await.unwrap().unwrap();
+    assert_eq!(status.load_done, stable);
+    assert_eq!(status.state, SyncState::Streaming);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_of_a_table_a_view_depends_on_merges_in_place() {
+    let h = Harness::start().await;
+    let pg = h.pg().await;
+    let mut config = h.engine_config();
+    config.bulk_threshold = u64::MAX;
+    h.engine(config.clone()).migrate().await.unwrap();
+    let ctx = h.ctx("Account", config);
+    engine::load::load(&ctx, false).await.unwrap();
+    pg.batch_execute(
+        "CREATE VIEW salesforce.named_accounts AS SELECT id, sfid, name FROM salesforce.account",
+    )
+    .await
+    .unwrap();
+    let before = account_ids(&pg).await;
+    let oid = table_oid(&pg).await;
+
+    let (stop, reads) = reader(h.db.url.clone());
+    let report = engine::load::load(&ctx, true).await.unwrap();
+    stop.send(true).unwrap();
+    let (fewest, _) = reads.await.unwrap();
+    assert_eq!(fewest, before.len() as i64, "never a partial table");
+    assert_eq!(report.rows as usize, before.len());
+    assert_eq!(table_oid(&pg).await, oid, "the table was kept, not swapped");
+    assert_eq!(same_ids(&pg, &before).await, before.len() as i64);
+    assert_eq!(
+        count(&pg, "SELECT count(*) FROM salesforce.named_accounts").await,
+        before.len() as i64,
+        "the view still reads the table"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_wins_keeps_the_apps_pending_value_sends_it_and_records_the_conflict() {
+    let h = Harness::start().await;
+    let pg = h.pg().await;
+    let mut config = h.engine_config();
+    config.bulk_threshold = u64::MAX;
+    let engine = h.engine(config);
+    engine.migrate().await.unwrap();
+    // No mapping of this repository uses postgres_wins: Account's, with that policy.
+    let mut account = *generated::salesforce::REGISTRY.mapping("Account").unwrap();
+    account.sync.conflict = sync_runtime::adapter::ConflictPolicy::PostgresWins;
+    let account: &'static sync_runtime::adapter::MappingDescriptor = Box::leak(Box::new(account));
+    let ctx = engine.context(account).unwrap();
+    engine::load::load(&ctx, false).await.unwrap();
+    let id = account_ids(&pg).await[0].0.clone();
+
+    // The app changes the phone (captured, not yet sent), then a Salesforce user changes phone
+    // and website.
+    pg.execute(
+        "UPDATE salesforce.account SET phone = 'app' WHERE sfid = $1",
+        &[&id],
+    )
+    .await
+    .unwrap();
+    h.update(
+        "Account",
+        &id,
+        json!({"Phone": "salesforce", "Website": "https://sf.example"}),
+    )
+    .await;
+    engine::poll::poll_once(&ctx, None).await.unwrap();
+    let phone = "SELECT phone FROM salesforce.account WHERE sfid = $1";
+    assert_eq!(text(&pg, phone, &id).await.as_deref(), Some("app"));
+    assert_eq!(
+        text(
+            &pg,
+            "SELECT website FROM salesforce.account WHERE sfid = $1",
+            &id
+        )
+        .await
+        .as_deref(),
+        Some("https://sf.example")
+    );
+    let row = pg
+        .query_one(
+            "SELECT field, postgres_value #>> '{}', salesforce_value #>> '{}', policy, decision \
+             FROM salesforce._forcesync_conflicts WHERE sfid = $1",
+            &[&id],
+        )
+        .await
+        .unwrap();
+    let recorded: (String, String, String, String, String) =
+        (row.get(0), row.get(1), row.get(2), row.get(3), row.get(4));
+    assert_eq!(
+        recorded,
+        (
+            "phone".into(),
+            "app".into(),
+            "salesforce".into(),
+            "postgres_wins".into(),
+            "postgres".into()
+        )
+    );
+
+    // The writer sends the app's value: Salesforce ends with it, the row keeps it.
+    let (stop, shutdown) = watch::channel(false);
+    let writer = tokio::spawn(async move {
+        let _ =
+            engine::writer::run_mapping(&ctx, engine::writer::WriterConfig::default(), shutdown)
+                .await;
+    });
+    let soql = format!("SELECT Phone FROM Account WHERE Id = '{id}'");
+    eventually(WAIT, "Salesforce holds the app's phone", || async {
+        h.query(&soql).await[0]["Phone"] == json!("app")
+    })
+    .await;
+    assert_eq!(text(&pg, phone, &id).await.as_deref(), Some("app"));
+    stop.send(true).unwrap();
+    writer.await.unwrap();
 }

@@ -3,15 +3,24 @@
 //!
 //! `SELECT COUNT()` first; small objects are read through the REST query API, larger ones (above
 //! [`EngineConfig::bulk_threshold`](super::EngineConfig)) through a Bulk API 2.0 query job whose
-//! CSV pages are converted cell by cell. The mapping's filter applies in the query.
+//! CSV pages are converted cell by cell. The mapping's filter applies in the query. Progress (rows
+//! loaded of the total) is kept in the mapping's state row for the CLI.
+//!
+//! How the rows get in is decided by [`swap::method`]:
 //!
 //! * **Initial load into a table without synced rows**: `COPY` straight into the table, in one
 //!   transaction with the state change, so a crash leaves either nothing or the whole load.
-//! * **Reload, or a table that already holds synced rows**: `COPY` into a temporary table, then in
-//!   the same transaction upsert every row (the newer state wins) and remove the synced rows
-//!   Salesforce no longer has. The app keeps reading the complete old data until the commit and
-//!   the complete new data after it; it never sees an empty or partial table. Rows the app
-//!   inserted that have no `sfid` yet are left alone.
+//! * **Reload, or a table that already holds synced rows**: `COPY` into a staging table, then a
+//!   shadow table is built, indexed and swapped in within the same transaction ([`swap`]): the
+//!   app keeps reading the complete old rows until the commit and the complete new rows after it,
+//!   ids stay the same for every record in both, and rows the app inserted, changed or has unsent
+//!   changes for, or that change events touched meanwhile, are carried over.
+//! * **When the swap is impossible** (a view or foreign key depends on the table, …): the staged
+//!   rows are merged in place in the same transaction (the newer state wins, synced rows
+//!   Salesforce no longer has leave), with a log line saying why.
+//!
+//! A reload then reads again, by polling, every change from its start (minus the look-back), so
+//! no change Salesforce made while it ran is lost, whether or not it reached the old table.
 //!
 //! A record that cannot be stored is recorded in `_forcesync_read_errors` and skipped.
 
@@ -24,9 +33,10 @@ use serde_json::Value;
 
 use super::apply::{self, qualified, RecordError};
 use super::convert::{copy_line, pg_text_from_csv};
-use super::soql;
 use super::state::SyncState;
+use super::swap::{self, Method};
 use super::system::quote_ident;
+use super::{poll, soql};
 use super::{EngineError, MappingCtx};
 use crate::adapter::FieldDescriptor;
 use crate::salesforce::bulk::{PollPolicy, QueryOperation};
@@ -45,8 +55,17 @@ pub struct LoadReport {
 /// Bytes of COPY data sent per chunk.
 const COPY_CHUNK: usize = 256 * 1024;
 
-/// Loads the mapping: the initial load when `reload` is false, a reload otherwise.
+/// Loads the mapping: the initial load when `reload` is false, a reload otherwise (which also
+/// catches up on the changes made while it ran).
 pub async fn load(ctx: &MappingCtx, reload: bool) -> Result<LoadReport, EngineError> {
+    let report = load_rows(ctx, reload).await?;
+    if reload {
+        catch_up(ctx, report.started_at).await?;
+    }
+    Ok(report)
+}
+
+async fn load_rows(ctx: &MappingCtx, reload: bool) -> Result<LoadReport, EngineError> {
     let mapping = ctx.mapping;
     let started = Instant::now();
     let started_at = Utc::now().naive_utc();
@@ -78,21 +97,41 @@ pub async fn load(ctx: &MappingCtx, reload: bool) -> Result<LoadReport, EngineEr
         )
         .await?
         .get(0);
-    let staged = reload || has_synced;
-    let target = if staged {
-        tx.batch_execute(&format!(
-            "CREATE TEMP TABLE _forcesync_load (LIKE {table} INCLUDING DEFAULTS) ON COMMIT DROP"
-        ))
-        .await?;
-        "_forcesync_load".to_owned()
+    let plan = if reload || has_synced {
+        Some(swap::plan(&tx, mapping).await?)
     } else {
-        table.clone()
+        None
     };
+    let blockers = match &plan {
+        Some(Err(blockers)) => blockers.clone(),
+        _ => Vec::new(),
+    };
+    let method = swap::method(reload, has_synced, blockers);
+    if let Method::Merge(reasons) = &method {
+        tracing::warn!(
+            mapping = mapping.object,
+            "the load merges into {table} in place instead of swapping in a shadow table: {}",
+            reasons.join("; ")
+        );
+    }
     let columns: Vec<String> = mapping
         .fields
         .iter()
         .map(|f| quote_ident(f.column))
         .collect();
+    let target = if method == Method::Direct {
+        table.clone()
+    } else {
+        // The mapped columns only: no defaults, so staging consumes no `id`.
+        tx.batch_execute(&format!(
+            "CREATE TEMP TABLE _forcesync_load ON COMMIT DROP AS \
+             SELECT {} FROM {table} WITH NO DATA",
+            columns.join(", ")
+        ))
+        .await?;
+        swap::remember_synced_rows(&tx, &table).await?;
+        "_forcesync_load".to_owned()
+    };
     let sink = tx
         .copy_in::<_, Bytes>(&format!(
             "COPY {target} ({}) FROM STDIN",
@@ -194,8 +233,13 @@ pub async fn load(ctx: &MappingCtx, reload: bool) -> Result<LoadReport, EngineEr
     }
     sink.as_mut().finish().await?;
 
-    if staged {
-        merge_staged(&tx, ctx, started_at).await?;
+    match (&method, &plan) {
+        (Method::Swap, Some(Ok(plan))) => {
+            swap::build(&tx, mapping, plan, "_forcesync_load").await?;
+            swap::swap(&tx, mapping, plan, started_at).await?;
+        }
+        (Method::Merge(_), _) => merge_staged(&tx, ctx, started_at).await?,
+        _ => {}
     }
     for (error, payload) in &errors {
         apply::record_read_error(&tx, mapping, error, payload.as_ref()).await?;
@@ -228,6 +272,15 @@ pub async fn load(ctx: &MappingCtx, reload: bool) -> Result<LoadReport, EngineEr
     })
 }
 
+/// After a reload: reads again every change since the reload began (minus the look-back): what
+/// change events applied to the old table meanwhile, deletes included, is applied again.
+async fn catch_up(ctx: &MappingCtx, started_at: NaiveDateTime) -> Result<(), EngineError> {
+    let back = chrono::Duration::from_std(ctx.config.lookback)
+        .unwrap_or_else(|_| chrono::Duration::zero());
+    poll::poll_once(ctx, Some(started_at - back)).await?;
+    Ok(())
+}
+
 /// For each mapped field, its column in a Bulk CSV header (names match case-insensitively).
 pub fn csv_positions(fields: &[FieldDescriptor], header: &csv::StringRecord) -> Vec<Option<usize>> {
     fields
@@ -240,8 +293,9 @@ pub fn csv_positions(fields: &[FieldDescriptor], header: &csv::StringRecord) -> 
         .collect()
 }
 
-/// Moves the staged rows into the table: newer states win, synced rows Salesforce no longer
-/// selects leave (deleted, or `isdeleted` under soft deletes).
+/// Moves the staged rows into the table in place (when it cannot be swapped): newer states win,
+/// synced rows Salesforce no longer selects leave (deleted, or `isdeleted` under soft deletes),
+/// rows deleted in Postgres during the load stay deleted.
 async fn merge_staged(
     tx: &tokio_postgres::Transaction<'_>,
     ctx: &MappingCtx,
@@ -259,8 +313,11 @@ async fn merge_staged(
         .filter(|c| c.as_str() != "sfid")
         .map(|c| format!("{c} = EXCLUDED.{c}"))
         .collect();
+    // A record the table held when the load began and Postgres deleted since stays deleted.
     tx.batch_execute(&format!(
-        "INSERT INTO {table} AS t ({cols}) SELECT {cols} FROM _forcesync_load \
+        "INSERT INTO {table} AS t ({cols}) SELECT {cols} FROM _forcesync_load l \
+         WHERE NOT EXISTS (SELECT 1 FROM _forcesync_known k WHERE k.sfid = l.sfid \
+             AND NOT EXISTS (SELECT 1 FROM {table} o WHERE o.sfid = k.sfid)) \
          ON CONFLICT (sfid) DO UPDATE SET {sets} \
          WHERE t.systemmodstamp IS NULL OR EXCLUDED.systemmodstamp IS NULL OR t.systemmodstamp <= EXCLUDED.systemmodstamp",
         cols = columns.join(", "),

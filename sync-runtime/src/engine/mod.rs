@@ -20,6 +20,7 @@ pub mod poll;
 pub mod soql;
 pub mod state;
 pub mod stream;
+pub mod swap;
 pub mod system;
 #[cfg(test)]
 mod testing;
@@ -55,6 +56,9 @@ pub struct EngineConfig {
     pub lease_retry: Duration,
     /// Change events buffered during an initial load before falling back to a catch-up poll.
     pub load_buffer: usize,
+    /// How long a mapping in `SCHEMA_CHANGED` waits before trying again (it resumes by itself
+    /// once the field is back).
+    pub schema_retry: Duration,
 }
 
 impl EngineConfig {
@@ -68,6 +72,7 @@ impl EngineConfig {
             formula_refresh: Some(Duration::from_secs(3_600)),
             lease_retry: Duration::from_secs(3),
             load_buffer: 100_000,
+            schema_retry: Duration::from_secs(30),
         }
     }
 }
@@ -301,7 +306,7 @@ async fn sync_while_leased(
                 }
                 let wait = match state {
                     SyncState::BudgetExhausted => Duration::from_secs(60),
-                    SyncState::SchemaChanged => Duration::from_secs(30),
+                    SyncState::SchemaChanged => ctx.config.schema_retry,
                     _ => backoff,
                 };
                 backoff = (backoff * 2).min(Duration::from_secs(60));

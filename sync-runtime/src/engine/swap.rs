@@ -1,0 +1,539 @@
+//! Reload through a shadow table: the mapping is read again into `<table>_reload`, indexed after
+//! the copy, and swapped in within one transaction, so the app reads the complete old rows until
+//! the commit and the complete new rows after it.
+//!
+//! Inside the load's transaction (see [`super::load`]):
+//!
+//! 1. [`plan`] reads what the swap must carry over from the catalog (columns, indexes and the
+//!    constraints they back, triggers, grants, the `id` sequence) and says why a table cannot be
+//!    swapped at all (a view or foreign key depends on it, row security, a publication, …); then
+//!    the load merges in place instead ([`Method::Merge`]) and logs the reason.
+//! 2. [`remember_synced_rows`] before Salesforce is read, then [`build`]: the shadow table (same
+//!    columns and defaults) is filled from the staged COPY. A record the table held keeps its
+//!    row's `id` (the app holds `id`s, the trigger log
+//!    refers to them) and its unmapped columns; a new record takes the next value of the table's
+//!    own `id` sequence. Then every index of the table is built on the shadow.
+//! 3. [`swap`]: with writes to the table blocked (`EXCLUSIVE`: the app keeps reading), the rows
+//!    that changed in Postgres during the reload are carried over: rows the app inserted (no
+//!    `sfid` yet), rows with unsent changes in `_trigger_log`, rows a change event updated after
+//!    the snapshot (a newer `systemmodstamp`), records that arrived meanwhile; rows deleted
+//!    meanwhile stay deleted. Synced rows Salesforce no longer has leave (or stay with `isdeleted`
+//!    under soft deletes), as in the merge. Then the sequence changes owner, the old table is
+//!    dropped, the shadow takes its name, its indexes theirs, and the triggers and grants are
+//!    created again.
+
+use chrono::NaiveDateTime;
+use tokio_postgres::Transaction;
+
+use super::apply::qualified;
+use super::system::quote_ident;
+use crate::adapter::{DeleteMode, MappingDescriptor};
+
+/// How a load writes its rows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Method {
+    /// `COPY` straight into the table (an initial load into a table without synced rows).
+    Direct,
+    /// Into a shadow table swapped in at the end.
+    Swap,
+    /// Staged, then merged into the table in place (the swap is impossible, for these reasons).
+    Merge(Vec<String>),
+}
+
+/// How to load: straight in when nothing synced is there yet; otherwise through a shadow table,
+/// unless something depending on the table rules the swap out.
+pub fn method(reload: bool, has_synced: bool, blockers: Vec<String>) -> Method {
+    if !reload && !has_synced {
+        Method::Direct
+    } else if blockers.is_empty() {
+        Method::Swap
+    } else {
+        Method::Merge(blockers)
+    }
+}
+
+/// One index of the table, rebuilt on the shadow under a temporary name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexPlan {
+    /// The index's name (quoted as needed).
+    pub name: String,
+    /// The temporary name on the shadow table.
+    pub temp: String,
+    /// `CREATE INDEX` of the temporary index on the shadow table.
+    pub create: String,
+    /// The primary key or unique constraint it backs: `(name, "PRIMARY KEY" | "UNIQUE")`.
+    pub constraint: Option<(String, &'static str)>,
+}
+
+/// What the swap carries over, read from the catalog.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    table: String,
+    shadow: String,
+    /// Every stored column (quoted), in table order.
+    columns: Vec<String>,
+    /// The `id` sequence, qualified and quoted.
+    sequence: String,
+    indexes: Vec<IndexPlan>,
+    /// `CREATE TRIGGER …` statements (they name the table, so they run after the rename), each
+    /// with `ALTER TABLE … DISABLE TRIGGER` when the trigger was disabled.
+    triggers: Vec<String>,
+    grants: Vec<String>,
+    /// The owner to give the new table, when it is not the engine's role.
+    owner: Option<String>,
+}
+
+/// The `CREATE INDEX` of an index's copy on the shadow table, from `pg_get_indexdef`'s text
+/// (`CREATE [UNIQUE] INDEX <name> ON <table> USING …`); `None` when the text is not of that form.
+pub fn shadow_index_sql(
+    definition: &str,
+    index: &str,
+    table: &str,
+    temp: &str,
+    shadow: &str,
+) -> Option<String> {
+    let unique = definition.starts_with("CREATE UNIQUE INDEX ");
+    let head = format!(
+        "CREATE {}INDEX {index} ON {table} USING ",
+        if unique { "UNIQUE " } else { "" }
+    );
+    let rest = definition.strip_prefix(&head)?;
+    Some(format!(
+        "CREATE {}INDEX {temp} ON {shadow} USING {rest}",
+        if unique { "UNIQUE " } else { "" }
+    ))
+}
+
+/// The shadow table's name: `<table>_reload`, or a name from the table's oid when that would
+/// exceed Postgres' 63-byte identifiers.
+pub fn shadow_name(table: &str, oid: u32) -> String {
+    let name = format!("{table}_reload");
+    if name.len() <= 63 {
+        name
+    } else {
+        format!("_forcesync_reload_{oid}")
+    }
+}
+
+/// Reads the table's catalog: what the swap must recreate, or why it cannot swap.
+pub async fn plan(
+    tx: &Transaction<'_>,
+    mapping: &MappingDescriptor,
+) -> Result<Result<Plan, Vec<String>>, tokio_postgres::Error> {
+    let table = qualified(mapping);
+    let schema = quote_ident(mapping.schema);
+    let row = tx
+        .query_one(
+            "SELECT c.oid, c.relkind::text, c.relrowsecurity, \
+                    pg_has_role(c.relowner, 'MEMBER'), \
+                    CASE WHEN c.relowner = (SELECT oid FROM pg_roles WHERE rolname = current_user) \
+                         THEN NULL ELSE quote_ident(pg_get_userbyid(c.relowner)) END, \
+                    format('%I.%I', n.nspname, c.relname) \
+             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE n.nspname = $1 AND c.relname = $2",
+            &[&mapping.schema, &mapping.table],
+        )
+        .await?;
+    let oid: u32 = row.get(0);
+    let kind: String = row.get(1);
+    let row_security: bool = row.get(2);
+    let may_drop: bool = row.get(3);
+    let owner: Option<String> = row.get(4);
+    let pg_table: String = row.get(5);
+    let shadow_name = shadow_name(mapping.table, oid);
+    let shadow = format!("{schema}.{}", quote_ident(&shadow_name));
+
+    let mut blockers = Vec::new();
+    if kind != "r" {
+        blockers.push("it is a partitioned table".to_owned());
+    }
+    if row_security {
+        blockers.push("it has row-level security".to_owned());
+    }
+    if !may_drop {
+        blockers.push("forcesync's role does not own it".to_owned());
+    }
+    // Objects the DROP of the old table would take with it or refuse over.
+    let dependents = tx
+        .query(
+            "SELECT DISTINCT 'view ' || v.oid::regclass::text || ' depends on it' \
+             FROM pg_depend d JOIN pg_rewrite r ON r.oid = d.objid JOIN pg_class v ON v.oid = r.ev_class \
+             WHERE d.classid = 'pg_rewrite'::regclass AND d.refclassid = 'pg_class'::regclass \
+               AND d.refobjid = $1 AND v.oid <> $1 \
+             UNION ALL \
+             SELECT 'rule ' || r.rulename || ' is defined on it' FROM pg_rewrite r WHERE r.ev_class = $1 \
+             UNION ALL \
+             SELECT 'foreign key ' || quote_ident(conname) || ' of ' || conrelid::regclass::text || ' involves it' \
+             FROM pg_constraint WHERE contype = 'f' AND (confrelid = $1 OR conrelid = $1) \
+             UNION ALL \
+             SELECT 'exclusion constraint ' || quote_ident(conname) || ' is defined on it' \
+             FROM pg_constraint WHERE contype = 'x' AND conrelid = $1 \
+             UNION ALL \
+             SELECT DISTINCT pg_describe_object(d.classid, d.objid, d.objsubid) || ' uses its row type' \
+             FROM pg_depend d WHERE d.refclassid = 'pg_type'::regclass AND d.deptype = 'n' \
+               AND d.refobjid = (SELECT reltype FROM pg_class WHERE oid = $1) \
+             UNION ALL \
+             SELECT 'publication ' || p.pubname || ' publishes it' \
+             FROM pg_publication_rel pr JOIN pg_publication p ON p.oid = pr.prpubid WHERE pr.prrelid = $1 \
+             UNION ALL \
+             SELECT 'it takes part in table inheritance' \
+             WHERE EXISTS (SELECT 1 FROM pg_inherits WHERE inhrelid = $1 OR inhparent = $1) \
+             UNION ALL \
+             SELECT 'its id column is an identity column' \
+             FROM pg_attribute WHERE attrelid = $1 AND attname = 'id' AND attidentity <> ''",
+            &[&oid],
+        )
+        .await?;
+    blockers.extend(dependents.iter().map(|r| r.get::<_, String>(0)));
+    let sequence: Option<String> = tx
+        .query_one("SELECT pg_get_serial_sequence($1, 'id')", &[&pg_table])
+        .await?
+        .get(0);
+    if sequence.is_none() {
+        blockers.push("its id column has no sequence of its own".to_owned());
+    }
+    let exists: bool = tx
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE n.nspname = $1 AND c.relname = $2)",
+            &[&mapping.schema, &shadow_name],
+        )
+        .await?
+        .get(0);
+    if exists {
+        blockers.push(format!("a relation named {shadow} already exists"));
+    }
+
+    let columns: Vec<String> = tx
+        .query(
+            "SELECT attname::text FROM pg_attribute \
+             WHERE attrelid = $1 AND attnum > 0 AND NOT attisdropped AND attgenerated = '' \
+             ORDER BY attnum",
+            &[&oid],
+        )
+        .await?
+        .iter()
+        .map(|r| quote_ident(r.get(0)))
+        .collect();
+
+    let mut indexes = Vec::new();
+    for r in tx
+        .query(
+            "SELECT i.indexrelid, quote_ident(c.relname), pg_get_indexdef(i.indexrelid), \
+                    quote_ident(con.conname), con.contype::text \
+             FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid \
+             LEFT JOIN pg_constraint con ON con.conindid = i.indexrelid AND con.conrelid = i.indrelid \
+             WHERE i.indrelid = $1 ORDER BY c.relname",
+            &[&oid],
+        )
+        .await?
+    {
+        let index_oid: u32 = r.get(0);
+        let name: String = r.get(1);
+        let definition: String = r.get(2);
+        let constraint = match (r.get::<_, Option<String>>(3), r.get::<_, Option<String>>(4)) {
+            (Some(con), Some(kind)) if kind == "p" => Some((con, "PRIMARY KEY")),
+            (Some(con), Some(kind)) if kind == "u" => Some((con, "UNIQUE")),
+            (Some(con), Some(_)) => {
+                blockers.push(format!("constraint {con} cannot be rebuilt"));
+                None
+            }
+            _ => None,
+        };
+        let temp = format!("_forcesync_reload_{index_oid}");
+        match shadow_index_sql(&definition, &name, &pg_table, &temp, &shadow) {
+            Some(create) => indexes.push(IndexPlan {
+                name,
+                temp,
+                create,
+                constraint,
+            }),
+            None => blockers.push(format!("index {name} cannot be rebuilt ({definition})")),
+        }
+    }
+
+    let mut triggers = Vec::new();
+    for r in tx
+        .query(
+            "SELECT pg_get_triggerdef(oid), tgenabled::text, quote_ident(tgname) \
+             FROM pg_trigger WHERE tgrelid = $1 AND NOT tgisinternal ORDER BY tgname",
+            &[&oid],
+        )
+        .await?
+    {
+        triggers.push(r.get::<_, String>(0));
+        if r.get::<_, String>(1) == "D" {
+            triggers.push(format!(
+                "ALTER TABLE {table} DISABLE TRIGGER {}",
+                r.get::<_, String>(2)
+            ));
+        }
+    }
+
+    let grants = tx
+        .query(
+            "SELECT 'GRANT ' || a.privilege_type || ' ON ' || $2 || ' TO ' || \
+                    CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(a.grantee)) END || \
+                    CASE WHEN a.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END \
+             FROM pg_class c, aclexplode(c.relacl) a WHERE c.oid = $1 AND a.grantee <> c.relowner \
+             UNION ALL \
+             SELECT 'GRANT ' || a.privilege_type || ' (' || quote_ident(t.attname) || ') ON ' || $2 || ' TO ' || \
+                    CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(a.grantee)) END || \
+                    CASE WHEN a.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END \
+             FROM pg_attribute t, aclexplode(t.attacl) a \
+             WHERE t.attrelid = $1 AND t.attacl IS NOT NULL AND NOT t.attisdropped",
+            &[&oid, &table],
+        )
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+
+    if !blockers.is_empty() {
+        return Ok(Err(blockers));
+    }
+    Ok(Ok(Plan {
+        table,
+        shadow,
+        columns,
+        sequence: sequence.unwrap_or_default(),
+        indexes,
+        triggers,
+        grants,
+        owner,
+    }))
+}
+
+/// Remembers which synced rows the table holds (`_forcesync_known`: `id`, `sfid`) before
+/// Salesforce is read: a record it held then and Postgres deleted since (a change event, the app)
+/// must not come back from the snapshot.
+pub async fn remember_synced_rows(
+    tx: &Transaction<'_>,
+    table: &str,
+) -> Result<(), tokio_postgres::Error> {
+    tx.batch_execute(&format!(
+        "CREATE TEMP TABLE _forcesync_known ON COMMIT DROP AS \
+             SELECT id, sfid FROM {table} WHERE sfid IS NOT NULL;
+         ANALYZE _forcesync_known;"
+    ))
+    .await
+}
+
+/// Fills the shadow table from the staged rows (`staging`: the mapping's columns) and builds its
+/// indexes. Records the table held when the load began keep their row's `id` and unmapped
+/// columns; those deleted from it since stay out (see [`remember_synced_rows`]).
+pub async fn build(
+    tx: &Transaction<'_>,
+    mapping: &MappingDescriptor,
+    plan: &Plan,
+    staging: &str,
+) -> Result<(), tokio_postgres::Error> {
+    let Plan {
+        table,
+        shadow,
+        columns,
+        ..
+    } = plan;
+    let mapped: Vec<String> = mapping
+        .fields
+        .iter()
+        .map(|f| quote_ident(f.column))
+        .collect();
+    // Columns the app or the engine own on the row (not read from Salesforce): kept as they are.
+    let kept: Vec<&String> = columns
+        .iter()
+        .filter(|c| c.as_str() != "id" && c.as_str() != "_hc_lastop" && !mapped.contains(c))
+        .collect();
+    let has_lastop = columns.iter().any(|c| c == "_hc_lastop");
+    let lastop = |prefix: &str| {
+        if has_lastop {
+            format!("{prefix}'SYNCED'")
+        } else {
+            String::new()
+        }
+    };
+    let mapped_list = mapped.join(", ");
+    let from_staging: Vec<String> = mapped.iter().map(|c| format!("l.{c}")).collect();
+    let from_table: Vec<String> = kept.iter().map(|c| format!(", o.{c}")).collect();
+    let kept_list: Vec<String> = kept.iter().map(|c| format!(", {c}")).collect();
+    tx.batch_execute(&format!(
+        "CREATE TABLE {shadow} (LIKE {table} INCLUDING DEFAULTS INCLUDING CONSTRAINTS \
+             INCLUDING GENERATED INCLUDING STORAGE INCLUDING COMMENTS);
+         ANALYZE {staging};
+         INSERT INTO {shadow} (id, {mapped_list}{lastop_col}{kept_cols}) \
+             SELECT k.id, {staged}{lastop_val}{table_cols} \
+             FROM {staging} l JOIN _forcesync_known k ON k.sfid = l.sfid \
+             JOIN {table} o ON o.id = k.id;
+         INSERT INTO {shadow} ({mapped_list}{lastop_col}) \
+             SELECT {staged}{lastop_val} FROM {staging} l \
+             WHERE NOT EXISTS (SELECT 1 FROM _forcesync_known k WHERE k.sfid = l.sfid);",
+        lastop_col = if has_lastop { ", _hc_lastop" } else { "" },
+        lastop_val = lastop(", "),
+        kept_cols = kept_list.concat(),
+        staged = from_staging.join(", "),
+        table_cols = from_table.concat(),
+    ))
+    .await?;
+    for index in &plan.indexes {
+        tx.batch_execute(&index.create).await?;
+    }
+    tx.batch_execute(&format!("ANALYZE {shadow}")).await?;
+    Ok(())
+}
+
+/// Carries over what changed in Postgres during the reload and swaps the shadow table in (see the
+/// module header). `started_at`: when the load began reading Salesforce.
+pub async fn swap(
+    tx: &Transaction<'_>,
+    mapping: &MappingDescriptor,
+    plan: &Plan,
+    started_at: NaiveDateTime,
+) -> Result<(), tokio_postgres::Error> {
+    let Plan {
+        table,
+        shadow,
+        columns,
+        ..
+    } = plan;
+    let schema = quote_ident(mapping.schema);
+    let all = columns.join(", ");
+    let from_old: Vec<String> = columns.iter().map(|c| format!("o.{c}")).collect();
+    let soft_deleted: Vec<String> = columns
+        .iter()
+        .map(|c| {
+            if c == "isdeleted" {
+                "true".to_owned()
+            } else {
+                format!("o.{c}")
+            }
+        })
+        .collect();
+    // Writes wait from here to the commit; reads go on.
+    tx.batch_execute(&format!("LOCK TABLE {table} IN EXCLUSIVE MODE"))
+        .await?;
+    // Rows deleted in Postgres during the reload stay deleted.
+    tx.batch_execute(&format!(
+        "DELETE FROM {shadow} s USING _forcesync_known k \
+         WHERE s.id = k.id AND NOT EXISTS (SELECT 1 FROM {table} o WHERE o.id = k.id);
+         UPDATE {shadow} s SET id = o.id FROM {table} o WHERE o.sfid = s.sfid AND o.id <> s.id;"
+    ))
+    .await?;
+    // The app's rows, rows with unsent changes, and rows changed since the snapshot win whole.
+    tx.execute(
+        &format!(
+            "CREATE TEMP TABLE _forcesync_keep ON COMMIT DROP AS \
+             SELECT o.id, o.sfid FROM {table} o LEFT JOIN {shadow} s ON s.sfid = o.sfid \
+             WHERE o.sfid IS NULL \
+                OR o.id IN (SELECT record_id FROM {schema}._trigger_log \
+                            WHERE table_name = $1 AND state IN ('NEW', 'PENDING')) \
+                OR (s.id IS NULL AND (o.systemmodstamp IS NULL OR o.systemmodstamp >= $2)) \
+                OR (s.id IS NOT NULL AND o.systemmodstamp > s.systemmodstamp)"
+        ),
+        &[&mapping.table, &started_at],
+    )
+    .await?;
+    tx.batch_execute(&format!(
+        "DELETE FROM {shadow} WHERE id IN (SELECT id FROM _forcesync_keep);
+         DELETE FROM {shadow} WHERE sfid IN (SELECT sfid FROM _forcesync_keep WHERE sfid IS NOT NULL);
+         INSERT INTO {shadow} ({all}) SELECT {old} FROM {table} o \
+             WHERE o.id IN (SELECT id FROM _forcesync_keep);",
+        old = from_old.join(", ")
+    ))
+    .await?;
+    if mapping.sync.deletes == DeleteMode::Soft {
+        // Synced rows Salesforce no longer selects stay, marked deleted.
+        tx.batch_execute(&format!(
+            "INSERT INTO {shadow} ({all}) SELECT {old} FROM {table} o \
+             WHERE o.sfid IS NOT NULL AND NOT EXISTS (SELECT 1 FROM {shadow} s WHERE s.sfid = o.sfid)",
+            old = soft_deleted.join(", ")
+        ))
+        .await?;
+    }
+    let mut statements = vec![
+        format!("ALTER SEQUENCE {} OWNED BY {shadow}.id", plan.sequence),
+        format!("DROP TABLE {table}"),
+        format!(
+            "ALTER TABLE {shadow} RENAME TO {}",
+            quote_ident(mapping.table)
+        ),
+    ];
+    for index in &plan.indexes {
+        let temp = format!("{schema}.{}", index.temp);
+        statements.push(match &index.constraint {
+            Some((name, kind)) => {
+                format!(
+                    "ALTER TABLE {table} ADD CONSTRAINT {name} {kind} USING INDEX {}",
+                    index.temp
+                )
+            }
+            None => format!("ALTER INDEX {temp} RENAME TO {}", index.name),
+        });
+    }
+    statements.extend(plan.triggers.iter().cloned());
+    statements.extend(plan.grants.iter().cloned());
+    if let Some(owner) = &plan.owner {
+        statements.push(format!("ALTER TABLE {table} OWNER TO {owner}"));
+    }
+    for statement in statements {
+        tx.batch_execute(&statement).await?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_first_load_copies_straight_in_and_a_reload_swaps_unless_something_depends_on_the_table() {
+        assert_eq!(method(false, false, vec![]), Method::Direct);
+        assert_eq!(method(true, false, vec![]), Method::Swap);
+        assert_eq!(method(false, true, vec![]), Method::Swap);
+        let blocked = vec!["view salesforce.v depends on it".to_owned()];
+        assert_eq!(method(true, true, blocked.clone()), Method::Merge(blocked));
+        // Nothing synced yet: nothing for the app to lose sight of, whatever depends on it.
+        assert_eq!(method(false, false, vec!["x".to_owned()]), Method::Direct);
+    }
+
+    #[test]
+    fn index_definitions_are_rebuilt_on_the_shadow_under_a_temporary_name() {
+        assert_eq!(
+            shadow_index_sql(
+                "CREATE UNIQUE INDEX hcu_idx_account_sfid ON salesforce.account USING btree (sfid)",
+                "hcu_idx_account_sfid",
+                "salesforce.account",
+                "_forcesync_reload_42",
+                "salesforce.account_reload",
+            )
+            .as_deref(),
+            Some("CREATE UNIQUE INDEX _forcesync_reload_42 ON salesforce.account_reload USING btree (sfid)")
+        );
+        assert_eq!(
+            shadow_index_sql(
+                "CREATE INDEX \"Odd\" ON salesforce.account USING btree (lower((name)::text)) WHERE (name IS NOT NULL)",
+                "\"Odd\"",
+                "salesforce.account",
+                "_forcesync_reload_7",
+                "salesforce.account_reload",
+            )
+            .as_deref(),
+            Some("CREATE INDEX _forcesync_reload_7 ON salesforce.account_reload USING btree (lower((name)::text)) WHERE (name IS NOT NULL)")
+        );
+        assert_eq!(
+            shadow_index_sql(
+                "CREATE INDEX x ON ONLY salesforce.account USING btree (sfid)",
+                "x",
+                "salesforce.account",
+                "t",
+                "s"
+            ),
+            None
+        );
+    }
+
+    #[test]
+    fn the_shadow_table_is_named_after_the_table_within_postgres_identifier_limits() {
+        assert_eq!(shadow_name("account", 1), "account_reload");
+        assert_eq!(shadow_name(&"x".repeat(60), 1234), "_forcesync_reload_1234");
+    }
+}
