@@ -82,8 +82,13 @@ fn note(field: &FieldDescribe, required: bool, name_field: bool) -> String {
     parts.join(", ")
 }
 
-/// The starter mapping of an object (pure): `describe` is the describe JSON.
-pub fn render(describe_json: &Value, read_write: bool) -> Result<String, String> {
+/// The starter mapping of an object (pure): `describe_json` is the describe payload,
+/// `poll_seconds` the connection-wide default it shows.
+pub fn render(
+    describe_json: &Value,
+    read_write: bool,
+    poll_seconds: u32,
+) -> Result<String, String> {
     let describe: SObjectDescribe = serde_json::from_value(describe_json.clone())
         .map_err(|e| format!("not a describe payload: {e}"))?;
     let name_fields: Vec<&str> = describe_json["fields"]
@@ -203,7 +208,7 @@ pub fn render(describe_json: &Value, read_write: bool) -> Result<String, String>
             "Change Data Capture when available, polling otherwise",
         ),
         (
-            "# poll_seconds = 600",
+            &format!("# poll_seconds = {poll_seconds}"),
             "default: forcesync.toml's poll_seconds",
         ),
         (
@@ -221,8 +226,9 @@ pub fn render(describe_json: &Value, read_write: bool) -> Result<String, String>
     ] {
         out.push_str(&pad(code, comment));
     }
+    out.push('\n');
     out.push_str(&pad(
-        "\n# [indexes]",
+        "# [indexes]",
         "beyond sfid (unique) and systemmodstamp, e.g.",
     ));
     match keys.first() {
@@ -230,6 +236,16 @@ pub fn render(describe_json: &Value, read_write: bool) -> Result<String, String>
         None => out.push_str("# Name = {}\n"),
     }
     Ok(out)
+}
+
+/// `poll_seconds` of `<dir>/forcesync.toml`, or the build's default.
+fn poll_seconds(dir: &Path) -> u32 {
+    std::fs::read_to_string(dir.join("forcesync.toml"))
+        .ok()
+        .and_then(|text| text.parse::<toml::Table>().ok())
+        .and_then(|t| t.get("poll_seconds").and_then(toml::Value::as_integer))
+        .and_then(|n| u32::try_from(n).ok())
+        .unwrap_or_else(|| sync_schema::catalog::Settings::default().poll_seconds)
 }
 
 /// Where an object's mapping goes.
@@ -304,7 +320,7 @@ pub async fn init(
             }
         };
         let name = describe["name"].as_str().unwrap_or(object).to_owned();
-        let text = render(&describe, read_write)
+        let text = render(&describe, read_write, poll_seconds(dir))
             .map_err(|e| CliError::failure(format!("{object}: {e}")))?;
         let path = mapping_path(dir, &name);
         if path.exists() && !force {
@@ -344,7 +360,7 @@ mod tests {
 
     #[test]
     fn the_name_and_required_fields_are_on_the_rest_commented_with_type_and_label() {
-        let text = render(&snapshot("Invoice__c"), false).unwrap();
+        let text = render(&snapshot("Invoice__c"), false, 600).unwrap();
         assert!(text.contains("object = \"Invoice__c\"\n"), "{text}");
         assert!(text.contains("access = \"read_only\""), "{text}");
         assert!(line(&text, "Name").starts_with("    \"Name\","));
@@ -371,10 +387,10 @@ mod tests {
 
     #[test]
     fn a_read_write_starter_suggests_the_unique_external_id_as_upsert_key() {
-        let text = render(&snapshot("Invoice__c"), true).unwrap();
+        let text = render(&snapshot("Invoice__c"), true, 600).unwrap();
         assert!(text.contains("access = \"read_write\""), "{text}");
         assert!(text.contains("\nupsert_key = \"External_Id__c\""), "{text}");
-        let text = render(&snapshot("Account"), true).unwrap();
+        let text = render(&snapshot("Account"), true, 600).unwrap();
         assert!(
             !text.contains("upsert_key"),
             "Account has no external ID: {text}"
@@ -391,13 +407,15 @@ mod tests {
                  "nillable": true, "createable": true, "updateable": true},
             ]
         });
-        let text = render(&describe, false).unwrap();
+        let text = render(&describe, false, 120).unwrap();
         assert!(!text.contains("\"Body__c\""), "{text}");
         assert!(
             text.contains("# Not syncable (their type): Body__c (base64)"),
             "{text}"
         );
         assert!(text.contains("    # \"Title__c\","), "{text}");
-        assert!(render(&serde_json::json!({"fields": 1}), false).is_err());
+        assert!(text.contains("\n# poll_seconds = 120 "), "{text}");
+        assert!(text.contains("\n\n# [indexes]   "), "{text}");
+        assert!(render(&serde_json::json!({"fields": 1}), false, 600).is_err());
     }
 }
