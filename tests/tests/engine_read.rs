@@ -296,6 +296,42 @@ async fn opportunities_reach_postgres_by_polling_with_soft_deletes() {
         Some("true"),
         "deletes = \"soft\" keeps the row with isdeleted = true"
     );
+
+    // A reload (through a shadow table) keeps soft-deleted rows, and marks deleted a record
+    // Salesforce lost meanwhile without a trace (deleted, recycle bin purged).
+    let purged: String = pg
+        .query_one(
+            "SELECT sfid FROM salesforce.opportunity WHERE sfid <> $1 ORDER BY sfid LIMIT 1",
+            &[&id],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    h.control(
+        reqwest::Method::POST,
+        "data/delete",
+        json!({"ids": [purged]}),
+    )
+    .await;
+    h.control(reqwest::Method::POST, "recycle-bin/purge", json!({}))
+        .await;
+    let oid = "SELECT 'salesforce.opportunity'::regclass::oid";
+    let before: u32 = pg.query_one(oid, &[]).await.unwrap().get(0);
+    engine::load::load(&ctx, true).await.unwrap();
+    let after: u32 = pg.query_one(oid, &[]).await.unwrap().get(0);
+    assert_ne!(before, after, "the reload swapped a new table in");
+    for sfid in [&id, &purged] {
+        assert_eq!(
+            text(
+                &pg,
+                "SELECT isdeleted::text FROM salesforce.opportunity WHERE sfid = $1",
+                sfid
+            )
+            .await
+            .as_deref(),
+            Some("true")
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
