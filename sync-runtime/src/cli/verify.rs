@@ -15,6 +15,10 @@
 //! mapping's filter and conflict policy; Ids Salesforce no longer has are deleted, or marked
 //! `isdeleted` under soft deletes). Extra rows with writes still waiting in `_trigger_log` are left
 //! alone and reported: the writer sends those first.
+//!
+//! `verify` may run next to `forcesync run`: a record changed while the two sides are read can
+//! show up as a difference once; `--repair` re-reads it, which is harmless, and a second
+//! `verify` no longer reports it.
 
 use std::collections::VecDeque;
 
@@ -708,6 +712,20 @@ mod tests {
         let mut merge = Merge::default();
         merge.push_postgres(pg(&[("001B", Some(1))])).unwrap();
         assert!(merge.push_postgres(pg(&[("001B", Some(1))])).is_err());
+    }
+
+    #[test]
+    fn rest_and_bulk_stamps_read_the_same() {
+        let rest = rest_entries(&[serde_json::json!({
+            "attributes": {"type": "Account"},
+            "Id": "001A",
+            "SystemModstamp": "2024-01-02T03:04:05.006+0000"
+        })])
+        .unwrap();
+        let bulk = stamp_of(Some("2024-01-02T03:04:05.006Z")).unwrap();
+        assert_eq!(rest, [("001A".to_owned(), bulk)]);
+        assert_eq!(bulk, at(1_704_164_645, 6));
+        assert!(rest_entries(&[serde_json::json!({"Id": "001A"})]).is_err());
     }
 
     #[test]
