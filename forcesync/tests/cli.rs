@@ -87,11 +87,18 @@ fn a_missing_or_wrong_setting_names_it_and_exits_with_code_2() {
     let (code, out, _) = output(&["--help"], &[]);
     assert_eq!(code, 0);
     assert!(out.contains("Exit codes"), "{out}");
-    for command in ["migrate", "run", "status", "errors", "retry", "demo"] {
+    for command in [
+        "migrate", "run", "status", "errors", "retry", "init", "verify", "demo",
+    ] {
         assert!(out.contains(command), "--help lists {command}");
         let (code, _, _) = output(&[command, "--help"], &[]);
         assert_eq!(code, 0, "{command} --help");
     }
+    let (code, _, err) = output(&["verify"], &[]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("DATABASE_URL is not set"), "{err}");
+    let (code, _, err) = output(&["init"], &[]);
+    assert_eq!(code, 2, "init needs an object: {err}");
 }
 
 fn free_port() -> u16 {
