@@ -41,6 +41,13 @@ pub fn command() -> clap::Command {
                 .value_parser(clap::value_parser!(u32).range(1..)),
         )
         .arg(
+            clap::Arg::new("bulk-threshold")
+                .long("bulk-threshold")
+                .value_name("N")
+                .help("records in one step from which the writer sends a Bulk API job (default: the writer's)")
+                .value_parser(clap::value_parser!(usize)),
+        )
+        .arg(
             clap::Arg::new("rate")
                 .long("rate")
                 .value_name("WRITES_PER_SECOND")
@@ -64,6 +71,7 @@ struct Plan {
     records: u32,
     rate: u32,
     seconds: u32,
+    bulk_threshold: Option<usize>,
 }
 
 /// Runs it.
@@ -72,6 +80,7 @@ pub fn run(ctx: &Context, sub: &clap::ArgMatches) -> Result<(), CliError> {
         records: *sub.get_one::<u32>("records").expect("defaulted"),
         rate: *sub.get_one::<u32>("rate").expect("defaulted"),
         seconds: *sub.get_one::<u32>("seconds").expect("defaulted"),
+        bulk_threshold: sub.get_one::<usize>("bulk-threshold").copied(),
     };
     let (cluster, url) = demo::database(ctx)?;
     migrate::app_migrations(&url, ctx.app.migrations, false)?;
@@ -148,7 +157,10 @@ async fn write(ctx: &Context, url: &str, plan: Plan) -> Result<(), CliError> {
     let baseline_records: Vec<serde_json::Value> = (0..records)
         .map(|i| json!({"attributes": {"type": "Account"}, "Name": format!("Baseline {i}")}))
         .collect();
-    let config = WriterConfig::default();
+    let mut config = WriterConfig::default();
+    if let Some(threshold) = plan.bulk_threshold {
+        config.plan.bulk_threshold = threshold;
+    }
     let baseline =
         bare_collections(&client, "Account", baseline_records, config.max_in_flight).await;
     let target = || Target {

@@ -67,6 +67,9 @@ use plan::{arrange, CallKind, PlanConfig, Step, Transport, Write};
 use reconcile::{fields_to_query, match_creates, Candidate, InFlightCreate, Resolution};
 use store::{JournalRow, Settle, Store, RECONCILE, RETRY};
 
+/// Claims chained in one round (see [`Writer::round`]).
+const MAX_CHAINED_CLAIMS: usize = 64;
+
 /// How the writer runs; `WriterConfig::default()` gives the defaults.
 #[derive(Debug, Clone)]
 pub struct WriterConfig {
@@ -281,8 +284,31 @@ impl Writer {
         let retries = self.due_retries().await?;
         let (steps, claimed) = self.claim(&mut report, retries).await?;
         report.claimed += claimed;
-        for step in steps {
-            report.absorb(self.send_step(step).await?);
+        // While the last step of a batch is in flight, the next batch is claimed (what the app
+        // wrote meanwhile), and launched as soon as that step has its answers: Postgres and
+        // Salesforce work at the same time, and steps stay in order (a step starts once the one
+        // before it is answered). The chain ends when a claim finds nothing, or after
+        // `MAX_CHAINED_CLAIMS` (so reconciliation and retries get their turn).
+        let mut more = claimed > 0;
+        let mut chained = 0;
+        let mut queue: std::collections::VecDeque<SendStep> = steps.into();
+        let mut unsettled: Option<Landed> = None;
+        while let Some(step) = queue.pop_front() {
+            let flight = self.launch(step);
+            if let Some(landed) = unsettled.take() {
+                report.absorb(self.settle_landed(landed).await?);
+            }
+            if queue.is_empty() && more && chained < MAX_CHAINED_CLAIMS {
+                let (next, claimed) = self.claim(&mut report, Vec::new()).await?;
+                report.claimed += claimed;
+                more = claimed > 0;
+                chained += 1;
+                queue.extend(next);
+            }
+            unsettled = Some(self.land(flight, &mut report).await?);
+        }
+        if let Some(landed) = unsettled {
+            report.absorb(self.settle_landed(landed).await?);
         }
         Ok(report)
     }
@@ -791,28 +817,24 @@ impl Writer {
         Ok((steps, claimed))
     }
 
-    /// Steps 4 and 5 for one step: send its chunks (concurrently) and settle each answer.
-    async fn send_step(&mut self, step: SendStep) -> Result<RoundReport, WriteError> {
+    /// Step 4 for one step: its chunks start going out (at most `max_in_flight` sObject
+    /// Collections calls at once, or one Bulk API job); [`Writer::land`] collects the answers.
+    fn launch(&self, step: SendStep) -> InFlight {
         let target = self.targets[step.mapping].clone();
         let kind = step.kind;
-        let mut report = RoundReport::default();
+        let mut tasks = tokio::task::JoinSet::new();
         match step.transport {
             SendTransport::Bulk(writes) => {
-                let plain: Vec<Write> = writes.iter().map(|j| j.write.clone()).collect();
-                report.sent += plain.len();
-                let decisions = send::bulk(
-                    &target.client,
-                    target.mapping,
-                    kind,
-                    &plain,
-                    &self.config.bulk_poll,
-                )
-                .await;
-                report.absorb(self.settle(target.mapping, &writes, decisions).await?);
+                let poll = self.config.bulk_poll.clone();
+                tasks.spawn(async move {
+                    let plain: Vec<Write> = writes.iter().map(|j| j.write.clone()).collect();
+                    let decisions =
+                        send::bulk(&target.client, target.mapping, kind, &plain, &poll).await;
+                    (writes, decisions)
+                });
             }
             SendTransport::Collections(chunks) => {
                 let limit = Arc::new(Semaphore::new(self.config.max_in_flight.max(1)));
-                let mut tasks = tokio::task::JoinSet::new();
                 for chunk in chunks {
                     let client = target.client.clone();
                     let mapping = target.mapping;
@@ -824,19 +846,62 @@ impl Writer {
                         (chunk, decisions)
                     });
                 }
-                while let Some(done) = tasks.join_next().await {
-                    let Ok((chunk, decisions)) = done else {
-                        continue;
-                    };
-                    report.sent += chunk.len();
-                    report.absorb(self.settle(target.mapping, &chunk, decisions).await?);
-                }
             }
         }
-        Ok(report)
+        InFlight {
+            mapping: target.mapping,
+            tasks,
+        }
     }
 
-    /// Step 5: one transaction per answer.
+    /// Waits until every call of a launched step has its answer, settling answers (step 5) while
+    /// others are still in flight, several at once when they arrive together; returns the
+    /// answers that came last, not yet settled, so that the next step can be launched first.
+    async fn land(
+        &mut self,
+        mut flight: InFlight,
+        report: &mut RoundReport,
+    ) -> Result<Landed, WriteError> {
+        let mut landed = Landed {
+            mapping: flight.mapping,
+            writes: Vec::new(),
+            decisions: Vec::new(),
+        };
+        while let Some(done) = flight.tasks.join_next().await {
+            let mut take = |done: Result<(Vec<Journaled>, Vec<Decision>), _>| {
+                // A send that panicked leaves its writes journaled `SENDING`: the next start
+                // reconciles them.
+                if let Ok((writes, decisions)) = done {
+                    report.sent += writes.len();
+                    landed.writes.extend(writes);
+                    landed.decisions.extend(decisions);
+                }
+            };
+            take(done);
+            while let Some(done) = flight.tasks.try_join_next() {
+                take(done);
+            }
+            if !flight.tasks.is_empty() && !landed.writes.is_empty() {
+                let writes = std::mem::take(&mut landed.writes);
+                let decisions = std::mem::take(&mut landed.decisions);
+                report.absorb(self.settle(flight.mapping, &writes, decisions).await?);
+            }
+        }
+        Ok(landed)
+    }
+
+    /// Settles what [`Writer::land`] returned.
+    async fn settle_landed(&mut self, landed: Landed) -> Result<RoundReport, WriteError> {
+        if landed.writes.is_empty() {
+            return Ok(RoundReport::default());
+        }
+        self.settle(landed.mapping, &landed.writes, landed.decisions)
+            .await
+    }
+
+    /// Step 5: one transaction for these answers. Its commit need not wait for the disk: were it
+    /// lost in a Postgres crash, its journal rows would still say `SENDING`, which the next
+    /// start reconciles like any interrupted send.
     async fn settle(
         &mut self,
         mapping: &'static MappingDescriptor,
@@ -886,6 +951,8 @@ impl Writer {
             }
         }
         let tx = self.db.transaction().await?;
+        tx.batch_execute("SET LOCAL synchronous_commit = off")
+            .await?;
         self.store.settle(&tx, mapping, &settles, &done).await?;
         self.store.schedule_retry(&tx, &retries).await?;
         if !reconciles.is_empty() {
@@ -896,6 +963,19 @@ impl Writer {
         tx.commit().await?;
         Ok(report)
     }
+}
+
+/// A launched step: its calls, each answering with its writes and their decisions.
+struct InFlight {
+    mapping: &'static MappingDescriptor,
+    tasks: tokio::task::JoinSet<(Vec<Journaled>, Vec<Decision>)>,
+}
+
+/// Answers of a step not yet settled.
+struct Landed {
+    mapping: &'static MappingDescriptor,
+    writes: Vec<Journaled>,
+    decisions: Vec<Decision>,
 }
 
 /// A planned step whose writes carry their journal rows.
