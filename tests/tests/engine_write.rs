@@ -748,7 +748,11 @@ struct Syncing {
 }
 
 /// An engine syncing only `objects`, with its writer sending what it holds.
-async fn syncing(h: &forcesync_tests::engine::Harness, objects: &[&str]) -> Syncing {
+async fn syncing(
+    h: &forcesync_tests::engine::Harness,
+    objects: &[&str],
+    writer: WriterConfig,
+) -> Syncing {
     // The writer needs the engine's tables before the read loops create them.
     sync_runtime::engine::system::migrate(&mut h.pg().await, SCHEMA)
         .await
@@ -766,7 +770,7 @@ async fn syncing(h: &forcesync_tests::engine::Harness, objects: &[&str]) -> Sync
         })
         .collect();
     let db = sync_runtime::engine::connect(&h.db.url).await.unwrap();
-    let writer = Writer::new(db, SCHEMA, targets, fast()).only_held(&engine.held);
+    let writer = Writer::new(db, SCHEMA, targets, writer).only_held(&engine.held);
     let read = {
         let engine = engine.clone();
         let shutdown = shutdown.clone();
@@ -787,13 +791,28 @@ async fn syncing(h: &forcesync_tests::engine::Harness, objects: &[&str]) -> Sync
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_parent_and_its_children_inserted_in_one_transaction_reach_salesforce_linked() {
+    parent_and_children_in_one_transaction(fast()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn children_sent_through_the_bulk_api_name_their_parent_by_external_id() {
+    let mut config = fast();
+    config.plan.bulk_threshold = 2;
+    parent_and_children_in_one_transaction(config).await;
+}
+
+/// One Postgres transaction inserts an invoice (no sfid yet) and three lines naming it by its
+/// external ID; all four reach Salesforce linked, the rows get their sfids and the lines' lookup
+/// the invoice's. With a low `bulk_threshold` the lines go through a Bulk API 2.0 ingest job.
+async fn parent_and_children_in_one_transaction(writer: WriterConfig) {
     use forcesync_tests::engine::{eventually, Harness};
 
     let h = Harness::start().await;
     let account = h
         .create("Account", json!({"Name": "Relationship Co"}))
         .await;
-    let sync = syncing(&h, &["Invoice__c", "Invoice_Line__c"]).await;
+    let via_bulk = writer.plan.bulk_threshold < 3;
+    let sync = syncing(&h, &["Invoice__c", "Invoice_Line__c"], writer).await;
     eventually(DRAIN, "the engine holds invoices and lines", || async {
         sync.engine.held.contains("Invoice__c") && sync.engine.held.contains("Invoice_Line__c")
     })
@@ -858,6 +877,12 @@ async fn a_parent_and_its_children_inserted_in_one_transaction_reach_salesforce_
         .await;
     assert_eq!(lines.len(), 3, "{lines:?}");
     assert!(lines.iter().all(|l| l["Invoice__c"] == json!(invoice)));
+    let bulk_calls = sync
+        .engine
+        .client
+        .call_counts()
+        .get(sync_runtime::salesforce::CallKind::Bulk);
+    assert_eq!(bulk_calls > 0, via_bulk, "Bulk API calls: {bulk_calls}");
 
     // A line a Salesforce user adds by the invoice's Id arrives with the invoice's external ID.
     let added = h
