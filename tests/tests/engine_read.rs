@@ -922,6 +922,15 @@ async fn a_reload_swaps_in_a_shadow_table_the_app_never_sees_partial_and_every_i
     )
     .await
     .unwrap();
+    // A column the app added to the table keeps its values.
+    let noted = before[3].0.clone();
+    pg.batch_execute(&format!(
+        "ALTER TABLE salesforce.account ADD COLUMN app_note text; \
+         BEGIN; SET LOCAL forcesync.engine = 'on'; \
+         UPDATE salesforce.account SET app_note = 'kept' WHERE sfid = '{noted}'; COMMIT"
+    ))
+    .await
+    .unwrap();
     // A row that drifted from Salesforce (written behind the engine's back, not captured) ...
     let drifted = before[1].0.clone();
     pg.batch_execute(&format!(
@@ -1008,6 +1017,17 @@ async fn a_reload_swaps_in_a_shadow_table_the_app_never_sees_partial_and_every_i
     )
     .await
     .is_none());
+
+    assert_eq!(
+        text(
+            &pg,
+            "SELECT app_note FROM salesforce.account WHERE sfid = $1",
+            &noted
+        )
+        .await
+        .as_deref(),
+        Some("kept")
+    );
 
     // The swapped-in table is the table: same indexes, grants, sequence, capture triggers.
     let indexes_after: String = pg.query_one(indexes, &[]).await.unwrap().get(0);

@@ -304,6 +304,20 @@ pub async fn plan(
     }))
 }
 
+/// The columns of the table that are not read from Salesforce (`_hc_err`, columns the app added):
+/// a record's row keeps them across a reload. `id` and `_hc_lastop` are handled apart.
+fn kept_columns<'a>(mapping: &MappingDescriptor, columns: &'a [String]) -> Vec<&'a String> {
+    let mapped: Vec<String> = mapping
+        .fields
+        .iter()
+        .map(|f| quote_ident(f.column))
+        .collect();
+    columns
+        .iter()
+        .filter(|c| c.as_str() != "id" && c.as_str() != "_hc_lastop" && !mapped.contains(c))
+        .collect()
+}
+
 /// Remembers which synced rows the table holds (`_forcesync_known`: `id`, `sfid`) before
 /// Salesforce is read: a record it held then and Postgres deleted since (a change event, the app)
 /// must not come back from the snapshot.
@@ -339,11 +353,7 @@ pub async fn build(
         .iter()
         .map(|f| quote_ident(f.column))
         .collect();
-    // Columns the app or the engine own on the row (not read from Salesforce): kept as they are.
-    let kept: Vec<&String> = columns
-        .iter()
-        .filter(|c| c.as_str() != "id" && c.as_str() != "_hc_lastop" && !mapped.contains(c))
-        .collect();
+    let kept = kept_columns(mapping, columns);
     let has_lastop = columns.iter().any(|c| c == "_hc_lastop");
     let lastop = |prefix: &str| {
         if has_lastop {
@@ -411,11 +421,18 @@ pub async fn swap(
     // Writes wait from here to the commit; reads go on.
     tx.batch_execute(&format!("LOCK TABLE {table} IN EXCLUSIVE MODE"))
         .await?;
-    // Rows deleted in Postgres during the reload stay deleted.
+    // Rows deleted in Postgres during the reload stay deleted; a record whose sfid an app's row
+    // took meanwhile (the writer created it) is that row, with its id and its own columns.
+    let adopted: Vec<String> = kept_columns(mapping, columns)
+        .iter()
+        .map(|c| format!(", {c} = o.{c}"))
+        .collect();
     tx.batch_execute(&format!(
         "DELETE FROM {shadow} s USING _forcesync_known k \
          WHERE s.id = k.id AND NOT EXISTS (SELECT 1 FROM {table} o WHERE o.id = k.id);
-         UPDATE {shadow} s SET id = o.id FROM {table} o WHERE o.sfid = s.sfid AND o.id <> s.id;"
+         UPDATE {shadow} s SET id = o.id{adopted} FROM {table} o \
+         WHERE o.sfid = s.sfid AND o.id <> s.id;",
+        adopted = adopted.concat()
     ))
     .await?;
     // The app's rows, rows with unsent changes, and rows changed since the snapshot win whole.
