@@ -14,6 +14,7 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 use serde_json::{Map, Value};
+use tokio_postgres::types::Type;
 use tokio_postgres::Transaction;
 
 use super::convert::{pg_text, FieldError};
@@ -430,13 +431,15 @@ pub async fn update_rows(
 ) -> Result<Vec<String>, tokio_postgres::Error> {
     let rows = dedupe_newest(rows);
     let sfids: Vec<String> = rows.iter().map(|r| r.sfid.clone()).collect();
+    // Typed parameters: one round trip per statement instead of a prepare and an execute (the
+    // change-event path runs these once per event).
     let present: Vec<String> = tx
-        .query(
+        .query_typed(
             &format!(
                 "SELECT sfid FROM {} WHERE sfid = ANY($1)",
                 qualified(mapping)
             ),
-            &[&sfids],
+            &[(&sfids, Type::VARCHAR_ARRAY)],
         )
         .await?
         .iter()
@@ -448,8 +451,11 @@ pub async fn update_rows(
         if fields.is_empty() {
             continue;
         }
-        tx.execute(&update_sql(mapping, &fields), &[&batch_json(&group)])
-            .await?;
+        tx.query_typed(
+            &update_sql(mapping, &fields),
+            &[(&batch_json(&group), Type::JSONB)],
+        )
+        .await?;
     }
     Ok(sfids.into_iter().filter(|s| !present.contains(s)).collect())
 }

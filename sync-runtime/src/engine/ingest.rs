@@ -9,6 +9,7 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 use serde_json::Value;
+use tokio_postgres::types::Type;
 use tokio_postgres::Transaction;
 
 use super::apply::{self, EventChange, Row};
@@ -383,8 +384,9 @@ async fn settle_conflicts(
     }
     let schema = quote_ident(mapping.schema);
     let sfids: Vec<&str> = rows.iter().map(|r| r.sfid.as_str()).collect();
+    // Typed parameters: one round trip per event instead of a prepare and an execute.
     let pending_rows = tx
-        .query(
+        .query_typed(
             &format!(
                 "SELECT t.sfid, l.id, l.\"values\", l.old, l.created_at \
                  FROM {schema}._trigger_log l JOIN {table} t ON t.id = l.record_id \
@@ -393,7 +395,10 @@ async fn settle_conflicts(
                  ORDER BY l.id",
                 table = apply::qualified(mapping)
             ),
-            &[&mapping.table, &sfids],
+            &[
+                (&mapping.table, Type::VARCHAR),
+                (&sfids, Type::VARCHAR_ARRAY),
+            ],
         )
         .await?;
     if pending_rows.is_empty() {
@@ -463,6 +468,12 @@ async fn settle_conflicts(
             &changes,
             &incoming,
         );
+        // A column the app changed and Salesforce did not (a full record carries every field):
+        // the app's unsent value stays in the row.
+        row.cells.retain(|(field, _)| {
+            !changes.iter().any(|c| c.column == field.column)
+                || incoming.iter().any(|i| i.column == field.column)
+        });
         for decision in decisions {
             match decision.winner {
                 Winner::Postgres => row.cells.retain(|(f, _)| f.column != decision.column),
