@@ -1188,3 +1188,40 @@ async fn postgres_wins_keeps_the_apps_pending_value_sends_it_and_records_the_con
     stop.send(true).unwrap();
     writer.await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reading_a_record_again_keeps_the_apps_unsent_change_to_a_field_salesforce_did_not_touch() {
+    let h = Harness::start().await;
+    let pg = h.pg().await;
+    let mut config = h.engine_config();
+    config.bulk_threshold = u64::MAX;
+    h.engine(config.clone()).migrate().await.unwrap();
+    let ctx = h.ctx("Account", config);
+    engine::load::load(&ctx, false).await.unwrap();
+    let id = account_ids(&pg).await[0].0.clone();
+    pg.execute(
+        "UPDATE salesforce.account SET phone = 'app' WHERE sfid = $1",
+        &[&id],
+    )
+    .await
+    .unwrap();
+    // Salesforce changes another field: the poll reads the whole record.
+    h.update("Account", &id, json!({"Website": "https://sf.example"}))
+        .await;
+    engine::poll::poll_once(&ctx, None).await.unwrap();
+    let row = pg
+        .query_one(
+            "SELECT phone, website FROM salesforce.account WHERE sfid = $1",
+            &[&id],
+        )
+        .await
+        .unwrap();
+    let (phone, website): (Option<String>, Option<String>) = (row.get(0), row.get(1));
+    assert_eq!(website.as_deref(), Some("https://sf.example"));
+    assert_eq!(phone.as_deref(), Some("app"), "the app's unsent value stays");
+    assert_eq!(
+        count(&pg, "SELECT count(*) FROM salesforce._forcesync_conflicts").await,
+        0,
+        "nothing both sides changed"
+    );
+}
