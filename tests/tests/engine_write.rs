@@ -913,3 +913,266 @@ async fn parent_and_children_in_one_transaction(writer: WriterConfig) {
         task.await.unwrap();
     }
 }
+
+/// A client whose calls give up after `timeout` (a request Salesforce is slow to answer ends
+/// ambiguous: it may have been applied).
+fn impatient_client(base_url: &str, timeout: Duration) -> Client {
+    let mut config = Config::new(
+        base_url,
+        Credentials::Password {
+            client_id: "forcesync".into(),
+            client_secret: "forcesync".into(),
+            username: "admin@example.com".into(),
+            password: "forcesync".into(),
+            security_token: "".into(),
+        },
+    );
+    config.org_reserve = 0;
+    config.request_timeout = timeout;
+    Client::new(config).expect("client")
+}
+
+/// Salesforce applies the writer's create, but its answer never comes: the request times out.
+/// The writer must find the records it created instead of sending them again.
+async fn timed_out_after_salesforce_applied_it(with_upsert_key: bool) {
+    let env = env().await;
+    let app = pg(&env.db).await;
+    let mapping: &'static MappingDescriptor = if with_upsert_key {
+        &invoice::MAPPING
+    } else {
+        &account::MAPPING
+    };
+    let parent = env
+        .sf
+        .create("Account", &json!({"Name": "Parent of the timed-out"}))
+        .await
+        .unwrap();
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        let id: i32 = if with_upsert_key {
+            app.query_one(
+                "INSERT INTO salesforce.invoice__c (name, external_id__c, account__c, amount__c)
+                 VALUES ($1, $2, $3, 10) RETURNING id",
+                &[&format!("Timeout {i}"), &format!("TIMEOUT-{i}"), &parent],
+            )
+            .await
+            .unwrap()
+            .get(0)
+        } else {
+            insert_account(&app, &format!("Timeout {i}")).await
+        };
+        ids.push(id);
+    }
+    // The next write is applied, then its answer hangs past the client's timeout.
+    env.faults(
+        json!({"ambiguous_writes": {"count": 1, "mode": "hang", "paths": ["/services/data"]},
+                      "hang_ms": 3_000}),
+    )
+    .await;
+    let sf = impatient_client(&env.emulator.base_url, Duration::from_millis(700));
+    let target = Target {
+        mapping,
+        client: sf.clone(),
+    };
+    let mut writer = Writer::new(pg(&env.db).await, SCHEMA, vec![target], fast());
+    let first = writer.round().await.expect("round");
+    assert_eq!(first.sent, 3, "{first:?}");
+    assert_eq!(
+        (first.succeeded, first.failed, first.retried),
+        (0, 0, 0),
+        "the outcome is unknown: {first:?}"
+    );
+    let condition = if with_upsert_key {
+        "External_Id__c LIKE 'TIMEOUT-%'"
+    } else {
+        "Name LIKE 'Timeout %'"
+    };
+    assert_eq!(
+        env.records(mapping.object, "Name", condition).await.len(),
+        3,
+        "Salesforce applied the timed-out request"
+    );
+
+    let rest = writer.drain(DRAIN).await.expect("drain");
+    assert_eq!(rest.adopted, 3, "reconciled, not sent again: {rest:?}");
+    assert_eq!(rest.resent, 0, "{rest:?}");
+    let created = env.records(mapping.object, "Name", condition).await;
+    assert_eq!(created.len(), 3, "exactly one record each");
+    let mut held = std::collections::HashSet::new();
+    for id in &ids {
+        let (sfid, lastop, err) = row(&app, mapping.table, *id).await;
+        let sfid = sfid.unwrap_or_else(|| panic!("row {id} has its sfid ({err:?})"));
+        assert_eq!(lastop.as_deref(), Some("INSERTED"));
+        assert!(
+            created.iter().any(|r| r["Id"] == sfid.as_str()),
+            "row {id} holds a record Salesforce has"
+        );
+        held.insert(sfid);
+    }
+    assert_eq!(held.len(), 3, "each row holds its own record");
+    assert_eq!(writer.pending().await.unwrap(), (0, 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_create_that_times_out_after_salesforce_applied_it_is_not_duplicated_without_an_upsert_key(
+) {
+    timed_out_after_salesforce_applied_it(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_create_that_times_out_after_salesforce_applied_it_is_not_duplicated_with_an_upsert_key()
+{
+    timed_out_after_salesforce_applied_it(true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn write_through_on_a_generated_model_returns_the_sfid_or_salesforces_error() {
+    use diesel::prelude::*;
+    use sync_runtime::engine::writer::through::{ThroughError, WriteThrough};
+
+    let env = env().await;
+    let mut db = pg(&env.db).await;
+    // A model built by the app (here from JSON, as an API handler would), not yet stored.
+    let new: account::Account =
+        serde_json::from_value(json!({"id": 0, "name": "Model Through Co", "phone": "42"}))
+            .unwrap();
+    let sfid = new.write_through(&env.sf, &mut db).await.expect("created");
+    let found = env
+        .records("Account", "Name, Phone", &format!("Id = '{sfid}'"))
+        .await;
+    assert_eq!(
+        (&found[0]["Name"], &found[0]["Phone"]),
+        (&json!("Model Through Co"), &json!("42"))
+    );
+
+    // The stored row, read back through Diesel, changed and written through again.
+    let mut conn = env.db.conn();
+    let mut stored: account::Account = account::account::table
+        .filter(account::account::sfid.eq(&sfid))
+        .select(account::Account::as_select())
+        .first(&mut conn)
+        .expect("the row is stored with its sfid");
+    assert_eq!(stored.hc_lastop.as_deref(), Some("INSERTED"));
+    stored.phone = Some("43".to_owned());
+    assert_eq!(
+        stored
+            .write_through(&env.sf, &mut db)
+            .await
+            .expect("updated"),
+        sfid
+    );
+    let found = env
+        .records("Account", "Phone", &format!("Id = '{sfid}'"))
+        .await;
+    assert_eq!(found[0]["Phone"], "43");
+    let (_, lastop, _) = row(&db, "account", stored.id).await;
+    assert_eq!(lastop.as_deref(), Some("UPDATED"));
+
+    // Salesforce refuses: its error comes back, Postgres keeps what it had.
+    env.control(
+        reqwest::Method::POST,
+        "validation-rules",
+        Some(json!({"object": "Account", "field": "Name", "op": "equals",
+                    "value": "Refused Co", "message": "not that name"})),
+    )
+    .await;
+    let mut refused = stored.clone();
+    refused.name = Some("Refused Co".to_owned());
+    match refused.write_through(&env.sf, &mut db).await {
+        Err(ThroughError::Salesforce(e)) => {
+            assert_eq!(e.code, "FIELD_CUSTOM_VALIDATION_EXCEPTION");
+            assert!(e.message.contains("not that name"), "{e}");
+        }
+        other => panic!("expected Salesforce's validation error, got {other:?}"),
+    }
+    let name: Option<String> = db
+        .query_one(
+            "SELECT name FROM salesforce.account WHERE id = $1",
+            &[&stored.id],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(name.as_deref(), Some("Model Through Co"));
+
+    // Nothing was captured: the writer has nothing to send again.
+    let mut writer = env.writer(&[&account::MAPPING], fast()).await;
+    let report = writer.drain(DRAIN).await.unwrap();
+    assert_eq!((report.claimed, report.sent), (0, 0), "{report:?}");
+    let created = env
+        .records("Account", "Name", "Name = 'Model Through Co'")
+        .await;
+    assert_eq!(created.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_on_one_database_send_a_mapping_only_from_the_one_holding_it() {
+    use forcesync_tests::engine::{eventually, Harness};
+    use sync_runtime::salesforce::CallKind;
+
+    let h = Harness::start().await;
+    let app = h.pg().await;
+    let one = syncing(&h, &["Account"], fast()).await;
+    let two = syncing(&h, &["Account"], fast()).await;
+    eventually(DRAIN, "one instance holds Account", || async {
+        one.engine.held.contains("Account") || two.engine.held.contains("Account")
+    })
+    .await;
+    let (holder, other) = if one.engine.held.contains("Account") {
+        (one, two)
+    } else {
+        (two, one)
+    };
+    assert!(!other.engine.held.contains("Account"));
+    let synced = |names: &'static str, n: i64| {
+        let app = &app;
+        move || async move {
+            app.query_one(
+                "SELECT count(*) FROM salesforce.account WHERE name LIKE $1 AND sfid IS NOT NULL",
+                &[&names],
+            )
+            .await
+            .unwrap()
+            .get::<_, i64>(0)
+                == n
+        }
+    };
+    for i in 0..10 {
+        insert_account(&app, &format!("Held A{i}")).await;
+    }
+    eventually(DRAIN, "the holder sends every row", synced("Held A%", 10)).await;
+    let collections = |s: &Syncing| s.engine.client.call_counts().get(CallKind::Collections);
+    assert!(collections(&holder) > 0);
+    assert_eq!(collections(&other), 0, "the other instance sent nothing");
+
+    // The holder stops; the other takes the mapping over and sends from then on.
+    holder.stop.send(true).unwrap();
+    for task in holder.tasks {
+        task.await.unwrap();
+    }
+    eventually(DRAIN, "the other instance takes Account over", || async {
+        other.engine.held.contains("Account")
+    })
+    .await;
+    for i in 0..10 {
+        insert_account(&app, &format!("Held B{i}")).await;
+    }
+    eventually(
+        DRAIN,
+        "the new holder sends every row",
+        synced("Held B%", 10),
+    )
+    .await;
+    assert!(collections(&other) > 0);
+    other.stop.send(true).unwrap();
+    for task in other.tasks {
+        task.await.unwrap();
+    }
+    let sf = client(&h.emulator.base_url);
+    let created = sf
+        .query("SELECT Id FROM Account WHERE Name LIKE 'Held %'")
+        .await
+        .unwrap()
+        .records;
+    assert_eq!(created.len(), 20, "every row sent once");
+}

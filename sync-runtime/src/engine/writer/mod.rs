@@ -190,6 +190,8 @@ pub struct Writer {
     /// Those it sends now: all of them, or only those the engine holds ([`Writer::only_held`]).
     targets: Vec<Target>,
     held: Option<watch::Receiver<BTreeSet<String>>>,
+    /// A second connection: answers are settled on it while the next batch is claimed.
+    settle_db: Option<tokio_postgres::Client>,
     read_only: Vec<&'static MappingDescriptor>,
     db: tokio_postgres::Client,
 }
@@ -218,9 +220,17 @@ impl Writer {
             all: targets.clone(),
             targets,
             held: None,
+            settle_db: None,
             read_only: read_only.into_iter().map(|t| t.mapping).collect(),
             db,
         }
+    }
+
+    /// Settles answers on `db` (a second connection to the same database) while the next batch
+    /// is claimed on the first, so that both run at once. [`Writer::run`] opens one itself.
+    pub fn with_settle_connection(mut self, db: tokio_postgres::Client) -> Writer {
+        self.settle_db = Some(db);
+        self
     }
 
     /// Sends only the mappings in `held` (the engine's leases), so that two instances on one
@@ -295,15 +305,33 @@ impl Writer {
         let mut unsettled: Option<Landed> = None;
         while let Some(step) = queue.pop_front() {
             let flight = self.launch(step);
+            let claim_next = queue.is_empty() && more && chained < MAX_CHAINED_CLAIMS;
+            let mut settling = None;
             if let Some(landed) = unsettled.take() {
-                report.absorb(self.settle_landed(landed).await?);
+                match self.settle_db.take() {
+                    // Settled on the second connection while the next batch is claimed.
+                    Some(db) if claim_next && !landed.writes.is_empty() => {
+                        settling = Some(self.settle_in_background(db, landed));
+                    }
+                    other => {
+                        self.settle_db = other;
+                        report.absorb(self.settle_landed(landed).await?);
+                    }
+                }
             }
-            if queue.is_empty() && more && chained < MAX_CHAINED_CLAIMS {
+            if claim_next {
                 let (next, claimed) = self.claim(&mut report, Vec::new()).await?;
                 report.claimed += claimed;
                 more = claimed > 0;
                 chained += 1;
                 queue.extend(next);
+            }
+            if let Some(settling) = settling {
+                let (db, settled) = settling
+                    .await
+                    .map_err(|e| WriteError::Config(format!("settling answers stopped: {e}")))?;
+                self.settle_db = Some(db);
+                report.absorb(settled?);
             }
             unsettled = Some(self.land(flight, &mut report).await?);
         }
@@ -384,6 +412,9 @@ impl Writer {
     ) -> Result<(), WriteError> {
         let notify = Arc::new(Notify::new());
         let _listener = listen(database_url, &self.schema, notify.clone()).await?;
+        if self.settle_db.is_none() {
+            self.settle_db = Some(super::connect(database_url).await?);
+        }
         self.recover().await?;
         let mut last_housekeeping: Option<Instant> = None;
         let mut busy = false;
@@ -890,6 +921,30 @@ impl Writer {
         Ok(landed)
     }
 
+    /// Settles what [`Writer::land`] returned on `db`, in a task of its own; the task gives the
+    /// connection back.
+    #[allow(clippy::type_complexity)]
+    fn settle_in_background(
+        &self,
+        mut db: tokio_postgres::Client,
+        landed: Landed,
+    ) -> tokio::task::JoinHandle<(tokio_postgres::Client, Result<RoundReport, WriteError>)> {
+        let store = self.store.clone();
+        let backoff = self.config.backoff;
+        tokio::spawn(async move {
+            let settled = settle_answers(
+                &mut db,
+                &store,
+                backoff,
+                landed.mapping,
+                &landed.writes,
+                landed.decisions,
+            )
+            .await;
+            (db, settled)
+        })
+    }
+
     /// Settles what [`Writer::land`] returned.
     async fn settle_landed(&mut self, landed: Landed) -> Result<RoundReport, WriteError> {
         if landed.writes.is_empty() {
@@ -908,61 +963,82 @@ impl Writer {
         writes: &[Journaled],
         decisions: Vec<Decision>,
     ) -> Result<RoundReport, WriteError> {
-        let mut report = RoundReport::default();
-        let mut settles = Vec::new();
-        let mut done = Vec::new();
-        let mut retries = Vec::new();
-        let mut reconciles = Vec::new();
-        let mut reconcile_reason = String::new();
-        for (j, decision) in writes.iter().zip(decisions) {
-            match decision {
-                Decision::Success { sfid, lastop } => {
-                    let created = j.write.kind == CallKind::Create
-                        || (j.write.kind == CallKind::Upsert && lastop == LastOp::Inserted);
-                    let sfid = sfid.or_else(|| j.write.sfid.clone());
-                    settles.push(success(&j.write, sfid, lastop, created));
-                    done.push(j.journal_id);
-                    report.succeeded += 1;
-                }
-                Decision::Failed(error) => {
-                    settles.push(failure(
-                        &j.write.table,
-                        j.write.record_id,
-                        &j.write.entry_ids,
-                        &error,
-                    ));
-                    done.push(j.journal_id);
-                    report.failed += 1;
-                }
-                Decision::Retry { reason } => {
-                    let attempt = u32::try_from(j.attempts + 1).unwrap_or(u32::MAX);
-                    let delay = self.config.backoff.delay(attempt, jitter());
-                    retries.push((
-                        j.journal_id,
-                        u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
-                        reason,
-                    ));
-                    report.retried += 1;
-                }
-                Decision::Reconcile { reason } => {
-                    reconciles.push(j.journal_id);
-                    reconcile_reason = reason;
-                }
+        let backoff = self.config.backoff;
+        settle_answers(
+            &mut self.db,
+            &self.store,
+            backoff,
+            mapping,
+            writes,
+            decisions,
+        )
+        .await
+    }
+}
+
+/// Step 5 on `db`: see [`Writer::settle`].
+async fn settle_answers(
+    db: &mut tokio_postgres::Client,
+    store: &Store,
+    backoff: Backoff,
+    mapping: &'static MappingDescriptor,
+    writes: &[Journaled],
+    decisions: Vec<Decision>,
+) -> Result<RoundReport, WriteError> {
+    let mut report = RoundReport::default();
+    let mut settles = Vec::new();
+    let mut done = Vec::new();
+    let mut retries = Vec::new();
+    let mut reconciles = Vec::new();
+    let mut reconcile_reason = String::new();
+    for (j, decision) in writes.iter().zip(decisions) {
+        match decision {
+            Decision::Success { sfid, lastop } => {
+                let created = j.write.kind == CallKind::Create
+                    || (j.write.kind == CallKind::Upsert && lastop == LastOp::Inserted);
+                let sfid = sfid.or_else(|| j.write.sfid.clone());
+                settles.push(success(&j.write, sfid, lastop, created));
+                done.push(j.journal_id);
+                report.succeeded += 1;
+            }
+            Decision::Failed(error) => {
+                settles.push(failure(
+                    &j.write.table,
+                    j.write.record_id,
+                    &j.write.entry_ids,
+                    &error,
+                ));
+                done.push(j.journal_id);
+                report.failed += 1;
+            }
+            Decision::Retry { reason } => {
+                let attempt = u32::try_from(j.attempts + 1).unwrap_or(u32::MAX);
+                let delay = backoff.delay(attempt, jitter());
+                retries.push((
+                    j.journal_id,
+                    u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
+                    reason,
+                ));
+                report.retried += 1;
+            }
+            Decision::Reconcile { reason } => {
+                reconciles.push(j.journal_id);
+                reconcile_reason = reason;
             }
         }
-        let tx = self.db.transaction().await?;
-        tx.batch_execute("SET LOCAL synchronous_commit = off")
-            .await?;
-        self.store.settle(&tx, mapping, &settles, &done).await?;
-        self.store.schedule_retry(&tx, &retries).await?;
-        if !reconciles.is_empty() {
-            self.store
-                .schedule_reconcile(&tx, &reconciles, &reconcile_reason)
-                .await?;
-        }
-        tx.commit().await?;
-        Ok(report)
     }
+    let tx = db.transaction().await?;
+    tx.batch_execute("SET LOCAL synchronous_commit = off")
+        .await?;
+    store.settle(&tx, mapping, &settles, &done).await?;
+    store.schedule_retry(&tx, &retries).await?;
+    if !reconciles.is_empty() {
+        store
+            .schedule_reconcile(&tx, &reconciles, &reconcile_reason)
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(report)
 }
 
 /// A launched step: its calls, each answering with its writes and their decisions.
