@@ -40,6 +40,15 @@ impl Calls {
         Calls { total, by_endpoint }
     }
 
+    /// Calls of endpoints whose name contains none of `kinds` (pure).
+    pub fn outside(&self, kinds: &[&str]) -> u64 {
+        self.by_endpoint
+            .iter()
+            .filter(|(endpoint, _)| !kinds.iter().any(|k| endpoint.contains(k)))
+            .map(|(_, n)| n)
+            .sum()
+    }
+
     /// One line per endpoint, indented, busiest first (pure).
     pub fn lines(&self) -> Vec<String> {
         let mut rows: Vec<(&String, &u64)> = self.by_endpoint.iter().collect();
@@ -190,6 +199,8 @@ mod tests {
             }
         }));
         assert_eq!(calls.total, 11);
+        assert_eq!(calls.outside(&["/query"]), 0);
+        assert_eq!(calls.outside(&["/jobs/"]), 3);
         assert_eq!(
             calls.lines(),
             [

@@ -124,19 +124,26 @@ pub fn latency_lines(
     ]
 }
 
+/// The endpoints a drift repair calls: the keyset poll (`queryAll`) and the deleted-records
+/// check (`/deleted`).
+const DRIFT_REPAIR: [&str; 2] = ["/queryAll", "/deleted"];
+
 /// The idle-hour report (pure).
 pub fn idle_lines(calls: &Calls, idle_seconds: u64, poll_seconds: u32) -> Vec<String> {
     let repairs = 3600 / u64::from(poll_seconds.max(1));
     let mut lines = vec![
         format!(
-            "idle hour: {} API calls (DailyApiRequests; CometD connects, held {} s each, are not API calls); \
-             target: the drift repairs only, {repairs} (every {poll_seconds} s)",
+            "idle hour: {} API calls (DailyApiRequests; CometD connects, held {} s each, are not API calls), \
+             {} of them outside the drift repair; target: the drift repairs only, {repairs} (every {poll_seconds} s: \
+             queryAll and /deleted)",
             calls.total,
-            CONNECT_HOLD.as_secs()
+            CONNECT_HOLD.as_secs(),
+            calls.outside(&DRIFT_REPAIR)
         ),
         format!(
-            "method: one hour run in {idle_seconds} s: engine timers (drift repair, formula refresh) and the \
-             CometD hold scaled by {:.3}; calls counted by the emulator once the restarted engine streams",
+            "method: one hour run in {idle_seconds} s right after the changes above: engine timers (drift repair, \
+             formula refresh) and the CometD hold scaled by {:.3}; calls counted by the emulator once the \
+             restarted engine streams (the first repair re-reads the look-back window of those changes)",
             idle_seconds as f64 / 3600.0
         ),
     ];
@@ -585,7 +592,8 @@ mod tests {
             "{}",
             lines[0]
         );
-        assert!(lines[0].contains("the drift repairs only, 6 (every 600 s)"));
+        assert!(lines[0].contains("0 of them outside the drift repair"));
+        assert!(lines[0].contains("the drift repairs only, 6 (every 600 s"));
         assert_eq!(
             lines[2],
             "         6  GET /services/data/{version}/queryAll"
