@@ -922,6 +922,13 @@ async fn a_reload_swaps_in_a_shadow_table_the_app_never_sees_partial_and_every_i
     )
     .await
     .unwrap();
+    // (That row drifted too, in a field the app did not change.)
+    pg.batch_execute(&format!(
+        "BEGIN; SET LOCAL forcesync.engine = 'on'; \
+         UPDATE salesforce.account SET website = 'drifted' WHERE sfid = '{pending}'; COMMIT"
+    ))
+    .await
+    .unwrap();
     // A column the app added to the table keeps its values.
     let noted = before[3].0.clone();
     pg.batch_execute(&format!(
@@ -993,23 +1000,24 @@ async fn a_reload_swaps_in_a_shadow_table_the_app_never_sees_partial_and_every_i
         1,
         "the unsent change still points at its row"
     );
-    // Salesforce's data is back where the table had drifted; the purged record left.
-    let website = h
-        .query(&format!(
-            "SELECT Website FROM Account WHERE Id = '{drifted}'"
-        ))
-        .await[0]["Website"]
-        .as_str()
-        .map(str::to_owned);
-    assert_eq!(
-        text(
-            &pg,
-            "SELECT website FROM salesforce.account WHERE sfid = $1",
-            &drifted
-        )
-        .await,
-        website
-    );
+    // Salesforce's data is back where the table had drifted (the row with the app's unsent
+    // change included); the purged record left.
+    for sfid in [&drifted, &pending] {
+        let website = h
+            .query(&format!("SELECT Website FROM Account WHERE Id = '{sfid}'"))
+            .await[0]["Website"]
+            .as_str()
+            .map(str::to_owned);
+        assert_eq!(
+            text(
+                &pg,
+                "SELECT website FROM salesforce.account WHERE sfid = $1",
+                sfid
+            )
+            .await,
+            website
+        );
+    }
     assert!(text(
         &pg,
         "SELECT sfid FROM salesforce.account WHERE sfid = $1",
@@ -1218,7 +1226,11 @@ async fn reading_a_record_again_keeps_the_apps_unsent_change_to_a_field_salesfor
         .unwrap();
     let (phone, website): (Option<String>, Option<String>) = (row.get(0), row.get(1));
     assert_eq!(website.as_deref(), Some("https://sf.example"));
-    assert_eq!(phone.as_deref(), Some("app"), "the app's unsent value stays");
+    assert_eq!(
+        phone.as_deref(),
+        Some("app"),
+        "the app's unsent value stays"
+    );
     assert_eq!(
         count(&pg, "SELECT count(*) FROM salesforce._forcesync_conflicts").await,
         0,

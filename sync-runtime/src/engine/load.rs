@@ -20,7 +20,8 @@
 //!   Salesforce no longer has leave), with a log line saying why.
 //!
 //! A reload then reads again, by polling, every change from its start (minus the look-back), so
-//! no change Salesforce made while it ran is lost, whether or not it reached the old table.
+//! no change Salesforce made while it ran is lost, whether or not it reached the old table, and
+//! re-reads the records the app has unsent changes for (their rows were carried over whole).
 //!
 //! A record that cannot be stored is recorded in `_forcesync_read_errors` and skipped.
 
@@ -36,7 +37,7 @@ use super::convert::{copy_line, pg_text_from_csv};
 use super::state::SyncState;
 use super::swap::{self, Method};
 use super::system::quote_ident;
-use super::{poll, soql};
+use super::{ingest, poll, soql};
 use super::{EngineError, MappingCtx};
 use crate::adapter::FieldDescriptor;
 use crate::salesforce::bulk::{PollPolicy, QueryOperation};
@@ -273,11 +274,39 @@ async fn load_rows(ctx: &MappingCtx, reload: bool) -> Result<LoadReport, EngineE
 }
 
 /// After a reload: reads again every change since the reload began (minus the look-back): what
-/// change events applied to the old table meanwhile, deletes included, is applied again.
+/// change events applied to the old table meanwhile, deletes included, is applied again. Rows
+/// with unsent app changes were carried over as the app left them: their records are read again
+/// so the fields the app did not change catch up with Salesforce (through the conflict policy).
 async fn catch_up(ctx: &MappingCtx, started_at: NaiveDateTime) -> Result<(), EngineError> {
+    let mapping = ctx.mapping;
     let back = chrono::Duration::from_std(ctx.config.lookback)
         .unwrap_or_else(|_| chrono::Duration::zero());
     poll::poll_once(ctx, Some(started_at - back)).await?;
+    if !mapping.is_read_write() {
+        return Ok(());
+    }
+    let mut db = ctx.connect().await?;
+    let pending: Vec<String> = db
+        .query(
+            &format!(
+                "SELECT DISTINCT t.sfid FROM {table} t JOIN {schema}._trigger_log l ON l.record_id = t.id \
+                 WHERE l.table_name = $1 AND l.state IN ('NEW', 'PENDING') AND t.sfid IS NOT NULL \
+                 LIMIT {limit}",
+                table = qualified(mapping),
+                schema = quote_ident(mapping.schema),
+                limit = crate::salesforce::rest::RETRIEVE_CHUNK
+            ),
+            &[&mapping.table],
+        )
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    if !pending.is_empty() {
+        let tx = apply::begin_engine_tx(&mut db).await?;
+        ingest::refetch(ctx, &tx, &pending, false).await?;
+        tx.commit().await?;
+    }
     Ok(())
 }
 
