@@ -827,6 +827,7 @@ impl Writer {
             }
         }
 
+        self.store.release(&tx, &planned.deferred).await?;
         let mut journal_ids = HashMap::new();
         let no_attempts = HashMap::new();
         for (m, mapping) in mappings.iter().enumerate() {

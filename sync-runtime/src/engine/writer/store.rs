@@ -105,30 +105,35 @@ impl Store {
         format!("{}.{}", self.schema, quote_ident(mapping.table))
     }
 
-    /// Locks and returns up to `limit` `NEW` entries of `tables`, oldest first, leaving out
-    /// records that have a write in the journal (their next change waits for its outcome).
+    /// Takes up to `limit` `NEW` entries of `tables`, oldest first, leaving out records that
+    /// have a write in the journal (their next change waits for its outcome): marks them
+    /// `PENDING` (locked until the transaction ends) and returns them. Entries the round does not
+    /// send go back with [`Store::release`].
     pub async fn claim<C: GenericClient>(
         &self,
         db: &C,
         tables: &[&str],
         limit: i64,
     ) -> Result<Vec<LogEntry>, tokio_postgres::Error> {
-        let rows = db
+        let mut rows = db
             .query(
                 &format!(
-                    "SELECT l.id, l.table_name, l.record_id, l.action, l.sfid, l.\"values\"
-                     FROM {log} l
-                     WHERE l.state = 'NEW' AND l.table_name = ANY($1)
-                       AND NOT EXISTS (SELECT 1 FROM {journal} j
-                                       WHERE j.table_name = l.table_name AND j.record_id = l.record_id)
-                     ORDER BY l.id LIMIT $2
-                     FOR UPDATE OF l SKIP LOCKED",
+                    "UPDATE {log} SET state = 'PENDING', updated_at = now()
+                     WHERE id IN (
+                         SELECT l.id FROM {log} l
+                         WHERE l.state = 'NEW' AND l.table_name = ANY($1)
+                           AND NOT EXISTS (SELECT 1 FROM {journal} j
+                                           WHERE j.table_name = l.table_name AND j.record_id = l.record_id)
+                         ORDER BY l.id LIMIT $2
+                         FOR UPDATE OF l SKIP LOCKED)
+                     RETURNING id, table_name, record_id, action, sfid, \"values\"",
                     log = self.log,
                     journal = self.journal
                 ),
                 &[&tables, &limit],
             )
             .await?;
+        rows.sort_by_key(|r| r.get::<_, i32>(0));
         Ok(rows
             .iter()
             .filter_map(|r| {
@@ -183,7 +188,8 @@ impl Store {
             .collect())
     }
 
-    /// Journals writes about to be sent (state `SENDING`) and marks their entries `PENDING`.
+    /// Journals writes about to be sent (state `SENDING`); their entries were marked `PENDING`
+    /// by [`Store::claim`].
     /// Returns the journal id of each write, in order.
     pub async fn journal<C: GenericClient>(
         &self,
@@ -221,18 +227,6 @@ impl Store {
                 &[&mapping, &tables, &records, &kinds, &entries, &sfids, &external, &bodies],
             )
             .await?;
-        let all_entries: Vec<i32> = writes
-            .iter()
-            .flat_map(|w| w.entry_ids.iter().copied())
-            .collect();
-        db.execute(
-            &format!(
-                "UPDATE {} SET state = 'PENDING', updated_at = now() WHERE id = ANY($1)",
-                self.log
-            ),
-            &[&all_entries],
-        )
-        .await?;
         // One journal row per record (unique index), so (table, record) finds each write's id.
         let ids: HashMap<(String, i32), i64> = rows
             .iter()
@@ -242,6 +236,26 @@ impl Store {
             .iter()
             .map(|w| ids[&(w.table.clone(), w.record_id)])
             .collect())
+    }
+
+    /// Puts claimed entries the round leaves for later back to `NEW`.
+    pub async fn release<C: GenericClient>(
+        &self,
+        db: &C,
+        entry_ids: &[i32],
+    ) -> Result<(), tokio_postgres::Error> {
+        if entry_ids.is_empty() {
+            return Ok(());
+        }
+        db.execute(
+            &format!(
+                "UPDATE {} SET state = 'NEW' WHERE id = ANY($1) AND state = 'PENDING'",
+                self.log
+            ),
+            &[&entry_ids],
+        )
+        .await
+        .map(drop)
     }
 
     /// Journal rows of these tables in `states`, oldest first.
