@@ -16,8 +16,11 @@
 //!    ([`coalesce`]) and plan the calls ([`plan`]); in the same transaction, **journal** every
 //!    write about to be sent (`SENDING`, with its body) and mark the entries `PENDING`.
 //! 4. **Send**: steps in order (parents first), the chunks of a step concurrently (at most
-//!    `max_in_flight` sObject Collections calls), a Bulk API 2.0 job for a large step.
-//! 5. **Settle** each chunk's answers in one transaction ([`outcome`]): on success the `sfid`
+//!    `max_in_flight` sObject Collections calls), a Bulk API 2.0 job for a large step. While the
+//!    last step of a batch is in flight the next batch is claimed, so Postgres and Salesforce
+//!    work at the same time.
+//! 5. **Settle** answers that arrive together in one transaction ([`outcome`]), on a second
+//!    connection when there is one (so it overlaps the next claim): on success the `sfid`
 //!    is written back, `_hc_lastop` becomes `INSERTED` / `UPDATED`, the entries are archived as
 //!    `SUCCESS` and the journal row goes; a definite failure archives the entries as `FAILED`,
 //!    writes `_hc_err` and keeps the row as the app wrote it; an indefinite failure schedules a
@@ -31,6 +34,11 @@
 //! reconcile exactly, by a query on that ID; creates without one are matched on the values sent
 //! ([`reconcile`]). Reconciliation waits `reconcile_after` past the send, so that a request still
 //! travelling when its sender died has landed first.
+//!
+//! With [`Writer::only_held`] (as `forcesync run` starts it) the writer sends only the mappings
+//! whose lease this engine holds ([`super::lease::Held`]), so two instances on one database never
+//! both send one mapping; a mapping taken over has its predecessor's in-flight writes recovered
+//! first.
 //!
 //! Read-only mappings have no capture trigger; rows the app changed anyway keep
 //! `_hc_lastop = 'PENDING'`, and the writer says so in the mapping state instead of dropping
