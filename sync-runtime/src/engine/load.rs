@@ -40,7 +40,8 @@ use super::system::quote_ident;
 use super::{ingest, poll, soql};
 use super::{EngineError, MappingCtx};
 use crate::adapter::FieldDescriptor;
-use crate::salesforce::bulk::{PollPolicy, QueryOperation};
+use crate::salesforce::bulk::{BulkQuery, CsvPage, PollPolicy, QueryOperation};
+use crate::salesforce::SfError;
 
 /// What a load did.
 #[derive(Debug, Clone, PartialEq)]
@@ -52,6 +53,10 @@ pub struct LoadReport {
     /// When the load started reading (polling resumes from here, minus the look-back).
     pub started_at: NaiveDateTime,
 }
+
+/// Rows per Bulk result page: two pages are held at once (one converted and copied while the
+/// next downloads), which keeps a million-row load within 150 MB.
+const BULK_PAGE: u64 = 50_000;
 
 /// Bytes of COPY data sent per chunk.
 const COPY_CHUNK: usize = 256 * 1024;
@@ -149,11 +154,17 @@ async fn load_rows(ctx: &MappingCtx, reload: bool) -> Result<LoadReport, EngineE
     let mut cells: Vec<Option<String>> = Vec::with_capacity(mapping.fields.len());
     let mut last_progress = Instant::now();
     if bulk {
-        let mut job = ctx
+        let job = ctx
             .client
-            .bulk_query(&soql, QueryOperation::Query, None, &PollPolicy::default())
+            .bulk_query(
+                &soql,
+                QueryOperation::Query,
+                Some(BULK_PAGE),
+                &PollPolicy::default(),
+            )
             .await?;
-        while let Some(page) = job.next_page().await? {
+        let mut pages = prefetched(job);
+        while let Some(page) = pages.next().await? {
             let mut reader = csv::ReaderBuilder::new()
                 .has_headers(true)
                 .from_reader(page.csv.as_ref());
@@ -201,7 +212,9 @@ async fn load_rows(ctx: &MappingCtx, reload: bool) -> Result<LoadReport, EngineE
                     .await?;
             }
         }
-        let _ = job.delete().await;
+        if let Some(job) = pages.finish().await {
+            let _ = job.delete().await;
+        }
     } else {
         let mut page = ctx.client.query(&soql).await?;
         loop {
@@ -308,6 +321,60 @@ async fn catch_up(ctx: &MappingCtx, started_at: NaiveDateTime) -> Result<(), Eng
         tx.commit().await?;
     }
     Ok(())
+}
+
+/// A Bulk query's pages, the next one downloading while the current one is converted and
+/// copied: Postgres keeps working between pages, and at most two pages are held at once.
+struct Prefetched {
+    want: tokio::sync::mpsc::Sender<()>,
+    pages: tokio::sync::mpsc::Receiver<Result<Option<CsvPage>, SfError>>,
+    fetcher: tokio::task::JoinHandle<BulkQuery>,
+    asked: bool,
+}
+
+fn prefetched(mut job: BulkQuery) -> Prefetched {
+    let (want, mut wanted) = tokio::sync::mpsc::channel::<()>(1);
+    let (sender, pages) = tokio::sync::mpsc::channel(1);
+    let fetcher = tokio::spawn(async move {
+        while wanted.recv().await.is_some() {
+            let page = job.next_page().await;
+            let last = !matches!(page, Ok(Some(_)));
+            if sender.send(page).await.is_err() || last {
+                break;
+            }
+        }
+        job
+    });
+    Prefetched {
+        want,
+        pages,
+        fetcher,
+        asked: false,
+    }
+}
+
+impl Prefetched {
+    /// The next page (`None` after the last), asking for the one after it at once: one page is
+    /// asked for at a time, so one downloads while the caller works on the other.
+    async fn next(&mut self) -> Result<Option<CsvPage>, SfError> {
+        if !self.asked {
+            self.asked = true;
+            if self.want.send(()).await.is_err() {
+                return Ok(None);
+            }
+        }
+        let page = self.pages.recv().await.transpose()?.flatten();
+        if page.is_some() {
+            let _ = self.want.send(()).await;
+        }
+        Ok(page)
+    }
+
+    /// The job, once every page was read.
+    async fn finish(self) -> Option<BulkQuery> {
+        drop(self.want);
+        self.fetcher.await.ok()
+    }
 }
 
 /// For each mapped field, its column in a Bulk CSV header (names match case-insensitively).
