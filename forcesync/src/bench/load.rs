@@ -146,7 +146,7 @@ async fn load(ctx: &Context, url: &str, records: u64) -> Result<(), CliError> {
     );
     org.reset_counters().await?;
 
-    let outcome = engine_load(&org, url, registry.schema, &db).await;
+    let outcome = engine_load(&org, url, registry.schema, records, &db).await;
     let (engine, peak_rss_kb, calls) = match outcome {
         Ok(v) => v,
         Err(e) => {
@@ -175,6 +175,7 @@ async fn engine_load(
     org: &BenchOrg,
     url: &str,
     schema: &'static str,
+    records: u64,
     db: &tokio_postgres::Client,
 ) -> Result<(LoadDone, u64, Calls), CliError> {
     let exe = std::env::current_exe().map_err(|e| {
@@ -211,20 +212,35 @@ async fn engine_load(
     let mut lines = BufReader::new(stderr).lines();
     let mut tail: VecDeque<String> = VecDeque::new();
     let mut done = None;
-    while let Ok(Some(line)) = lines.next_line().await {
-        if let Some(d) = load_done(&line) {
-            done = Some(d);
-            break;
+    // A load that keeps failing is retried by the engine for ever: give up after a generous
+    // time for the size (two minutes plus half a millisecond a record).
+    let limit = Duration::from_secs(120) + Duration::from_micros(500 * records);
+    let read = tokio::time::timeout(limit, async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            if let Some(d) = load_done(&line) {
+                done = Some(d);
+                break;
+            }
+            if tail.len() == 20 {
+                tail.pop_front();
+            }
+            tail.push_back(line);
         }
-        if tail.len() == 20 {
-            tail.pop_front();
-        }
-        tail.push_back(line);
-    }
+    })
+    .await;
     let Some(done) = done else {
+        let _ = child.start_kill();
         let status = child.wait().await.ok();
+        let why = if read.is_err() {
+            format!(
+                "did not finish its initial load within {} s",
+                limit.as_secs()
+            )
+        } else {
+            format!("ended ({status:?}) before its initial load was done")
+        };
         return Err(CliError::failure(format!(
-            "the engine ended ({status:?}) before its initial load was done; its last log lines:\n{}",
+            "the engine {why}; its last log lines:\n{}",
             tail.into_iter().collect::<Vec<_>>().join("\n")
         )));
     };
