@@ -19,8 +19,8 @@
 //!    `max_in_flight` sObject Collections calls), a Bulk API 2.0 job for a large step. While the
 //!    last step of a batch is in flight the next batch is claimed, so Postgres and Salesforce
 //!    work at the same time.
-//! 5. **Settle** answers that arrive together in one transaction ([`outcome`]), on a second
-//!    connection when there is one (so it overlaps the next claim): on success the `sfid`
+//! 5. **Settle** answers that arrive together in one transaction ([`outcome`]), before the next
+//!    step starts: on success the `sfid`
 //!    is written back, `_hc_lastop` becomes `INSERTED` / `UPDATED`, the entries are archived as
 //!    `SUCCESS` and the journal row goes; a definite failure archives the entries as `FAILED`,
 //!    writes `_hc_err` and keeps the row as the app wrote it; an indefinite failure schedules a
@@ -198,8 +198,6 @@ pub struct Writer {
     /// Those it sends now: all of them, or only those the engine holds ([`Writer::only_held`]).
     targets: Vec<Target>,
     held: Option<watch::Receiver<BTreeSet<String>>>,
-    /// A second connection: answers are settled on it while the next batch is claimed.
-    settle_db: Option<tokio_postgres::Client>,
     read_only: Vec<&'static MappingDescriptor>,
     db: tokio_postgres::Client,
 }
@@ -228,17 +226,9 @@ impl Writer {
             all: targets.clone(),
             targets,
             held: None,
-            settle_db: None,
             read_only: read_only.into_iter().map(|t| t.mapping).collect(),
             db,
         }
-    }
-
-    /// Settles answers on `db` (a second connection to the same database) while the next batch
-    /// is claimed on the first, so that both run at once. [`Writer::run`] opens one itself.
-    pub fn with_settle_connection(mut self, db: tokio_postgres::Client) -> Writer {
-        self.settle_db = Some(db);
-        self
     }
 
     /// Sends only the mappings in `held` (the engine's leases), so that two instances on one
@@ -303,43 +293,26 @@ impl Writer {
         let (steps, claimed) = self.claim(&mut report, retries).await?;
         report.claimed += claimed;
         // While the last step of a batch is in flight, the next batch is claimed (what the app
-        // wrote meanwhile), and launched as soon as that step has its answers: Postgres and
-        // Salesforce work at the same time, and steps stay in order (a step starts once the one
-        // before it is answered). The chain ends when a claim finds nothing, or after
+        // wrote meanwhile), and launched once that step is answered and settled: Postgres and
+        // Salesforce work at the same time, and steps stay in order. The chain ends when a claim finds nothing, or after
         // `MAX_CHAINED_CLAIMS` (so reconciliation and retries get their turn).
         let mut more = claimed > 0;
         let mut chained = 0;
         let mut queue: std::collections::VecDeque<SendStep> = steps.into();
         let mut unsettled: Option<Landed> = None;
         while let Some(step) = queue.pop_front() {
-            let flight = self.launch(step);
-            let claim_next = queue.is_empty() && more && chained < MAX_CHAINED_CLAIMS;
-            let mut settling = None;
+            // The step before is settled before this one starts: a child step goes out only once
+            // its parents' outcomes are stored.
             if let Some(landed) = unsettled.take() {
-                match self.settle_db.take() {
-                    // Settled on the second connection while the next batch is claimed.
-                    Some(db) if claim_next && !landed.writes.is_empty() => {
-                        settling = Some(self.settle_in_background(db, landed));
-                    }
-                    other => {
-                        self.settle_db = other;
-                        report.absorb(self.settle_landed(landed).await?);
-                    }
-                }
+                report.absorb(self.settle_landed(landed).await?);
             }
-            if claim_next {
+            let flight = self.launch(step);
+            if queue.is_empty() && more && chained < MAX_CHAINED_CLAIMS {
                 let (next, claimed) = self.claim(&mut report, Vec::new()).await?;
                 report.claimed += claimed;
                 more = claimed > 0;
                 chained += 1;
                 queue.extend(next);
-            }
-            if let Some(settling) = settling {
-                let (db, settled) = settling
-                    .await
-                    .map_err(|e| WriteError::Config(format!("settling answers stopped: {e}")))?;
-                self.settle_db = Some(db);
-                report.absorb(settled?);
             }
             unsettled = Some(self.land(flight, &mut report).await?);
         }
@@ -420,9 +393,6 @@ impl Writer {
     ) -> Result<(), WriteError> {
         let notify = Arc::new(Notify::new());
         let _listener = listen(database_url, &self.schema, notify.clone()).await?;
-        if self.settle_db.is_none() {
-            self.settle_db = Some(super::connect(database_url).await?);
-        }
         self.recover().await?;
         let mut last_housekeeping: Option<Instant> = None;
         let mut busy = false;
@@ -896,7 +866,7 @@ impl Writer {
 
     /// Waits until every call of a launched step has its answer, settling answers (step 5) while
     /// others are still in flight, several at once when they arrive together; returns the
-    /// answers that came last, not yet settled, so that the next step can be launched first.
+    /// answers that came last, not yet settled.
     async fn land(
         &mut self,
         mut flight: InFlight,
@@ -928,30 +898,6 @@ impl Writer {
             }
         }
         Ok(landed)
-    }
-
-    /// Settles what [`Writer::land`] returned on `db`, in a task of its own; the task gives the
-    /// connection back.
-    #[allow(clippy::type_complexity)]
-    fn settle_in_background(
-        &self,
-        mut db: tokio_postgres::Client,
-        landed: Landed,
-    ) -> tokio::task::JoinHandle<(tokio_postgres::Client, Result<RoundReport, WriteError>)> {
-        let store = self.store.clone();
-        let backoff = self.config.backoff;
-        tokio::spawn(async move {
-            let settled = settle_answers(
-                &mut db,
-                &store,
-                backoff,
-                landed.mapping,
-                &landed.writes,
-                landed.decisions,
-            )
-            .await;
-            (db, settled)
-        })
     }
 
     /// Settles what [`Writer::land`] returned.
