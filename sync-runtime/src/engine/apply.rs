@@ -324,7 +324,11 @@ pub fn upsert_sql(
 }
 
 /// `UPDATE … FROM jsonb_to_recordset($1) … WHERE the stored row is not newer RETURNING sfid`.
-pub fn update_sql(mapping: &MappingDescriptor, fields: &[&FieldDescriptor]) -> String {
+///
+/// `rows` (how many the batch holds) bounds the recordset: Postgres estimates 100 rows for
+/// `jsonb_to_recordset`, and against a small or not yet analysed table it then hash-joins over a
+/// sequential scan (once per change event); with the bound it looks each row up by `sfid`.
+pub fn update_sql(mapping: &MappingDescriptor, fields: &[&FieldDescriptor], rows: usize) -> String {
     let table = qualified(mapping);
     let defs: Vec<String> = fields
         .iter()
@@ -335,7 +339,8 @@ pub fn update_sql(mapping: &MappingDescriptor, fields: &[&FieldDescriptor]) -> S
         .map(|f| format!("{0} = x.{0}", quote_ident(f.column)))
         .collect();
     format!(
-        "UPDATE {table} AS t SET {sets} FROM jsonb_to_recordset($1::jsonb) AS x(sfid text, {defs}, _fs_stamp timestamp) \
+        "UPDATE {table} AS t SET {sets} \
+         FROM (SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(sfid text, {defs}, _fs_stamp timestamp) LIMIT {rows}) AS x \
          WHERE t.sfid = x.sfid AND (t.systemmodstamp IS NULL OR x._fs_stamp IS NULL OR t.systemmodstamp <= x._fs_stamp) \
          RETURNING t.sfid",
         sets = sets.join(", "),
@@ -452,7 +457,7 @@ pub async fn update_rows(
             continue;
         }
         tx.query_typed(
-            &update_sql(mapping, &fields),
+            &update_sql(mapping, &fields, group.len()),
             &[(&batch_json(&group), Type::JSONB)],
         )
         .await?;
@@ -706,8 +711,9 @@ mod tests {
         assert!(sql.contains("ON CONFLICT (sfid) DO UPDATE"));
         assert!(sql.contains("t.systemmodstamp <= EXCLUDED.systemmodstamp"));
         assert!(!upsert_sql(account(), &fields, false).contains("WHERE"));
-        let sql = update_sql(account(), &fields[1..]);
+        let sql = update_sql(account(), &fields[1..], 3);
         assert!(sql.contains("t.systemmodstamp <= x._fs_stamp"));
+        assert!(sql.contains("LIMIT 3) AS x"));
         assert!(sql.contains("RETURNING t.sfid"));
     }
 }
