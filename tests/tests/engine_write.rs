@@ -789,13 +789,13 @@ async fn syncing(
     }
 }
 
-#[ignore = "fails since 12:05 on main: a second row with the line's sfid appears (SYNCED) while the app's row stays PENDING and its journal SENDING; see the rel helper's report"]
+#[ignore = "flaky (about half the runs): the lines reach Salesforce linked and get their sfids, but their lookup column invoice__c is not always filled with the invoice's sfid within 60 s; see the rel helper's report"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_parent_and_its_children_inserted_in_one_transaction_reach_salesforce_linked() {
     parent_and_children_in_one_transaction(fast()).await;
 }
 
-#[ignore = "fails since 12:05 on main: a second row with the line's sfid appears (SYNCED) while the app's row stays PENDING and its journal SENDING; see the rel helper's report"]
+#[ignore = "flaky (about half the runs): the lines reach Salesforce linked and get their sfids, but their lookup column invoice__c is not always filled with the invoice's sfid within 60 s; see the rel helper's report"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn children_sent_through_the_bulk_api_name_their_parent_by_external_id() {
     let mut config = fast();
@@ -820,9 +820,22 @@ async fn parent_and_children_in_one_transaction(writer: WriterConfig) {
     })
     .await;
 
+    let mut app = h.pg().await;
+    eventually(DRAIN, "invoices and lines are loaded", || async {
+        app.query_one(
+            "SELECT count(*) FROM salesforce._forcesync_mapping_state \
+             WHERE mapping IN ('Invoice__c', 'Invoice_Line__c') AND state IN ('STREAMING', 'POLLING')",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get::<_, i64>(0)
+            == 2
+    })
+    .await;
+
     // The app writes an invoice (no sfid yet) and three lines naming it by its external ID, in
     // one transaction; the lines' lookup column stays empty.
-    let mut app = h.pg().await;
     let tx = app.transaction().await.unwrap();
     tx.execute(
         "INSERT INTO salesforce.invoice__c (external_id__c, account__c, amount__c) \
@@ -834,8 +847,9 @@ async fn parent_and_children_in_one_transaction(writer: WriterConfig) {
     for (n, quantity) in [(1, 1.0f64), (2, 2.0), (3, 3.0)] {
         tx.execute(
             "INSERT INTO salesforce.invoice_line__c \
-             (invoice__r__external_id__c, description__c, quantity__c) VALUES ('INV-REL-1', $1, $2)",
-            &[&format!("Line {n}"), &quantity],
+             (invoice__r__external_id__c, external_id__c, description__c, quantity__c) \
+             VALUES ('INV-REL-1', $1, $2, $3)",
+            &[&format!("INV-REL-1-L{n}"), &format!("Line {n}"), &quantity],
         )
         .await
         .unwrap();
@@ -846,7 +860,8 @@ async fn parent_and_children_in_one_transaction(writer: WriterConfig) {
         let rows = app
             .query(
                 "SELECT l.sfid, l.invoice__c, i.sfid FROM salesforce.invoice_line__c l \
-                 JOIN salesforce.invoice__c i ON i.external_id__c = l.invoice__r__external_id__c",
+                 JOIN salesforce.invoice__c i ON i.external_id__c = l.invoice__r__external_id__c \
+                 WHERE i.external_id__c = 'INV-REL-1'",
                 &[],
             )
             .await
