@@ -789,13 +789,11 @@ async fn syncing(
     }
 }
 
-#[ignore = "flaky (about half the runs): the lines reach Salesforce linked and get their sfids, but their lookup column invoice__c is not always filled with the invoice's sfid within 60 s; see the rel helper's report"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_parent_and_its_children_inserted_in_one_transaction_reach_salesforce_linked() {
     parent_and_children_in_one_transaction(fast()).await;
 }
 
-#[ignore = "flaky (about half the runs): the lines reach Salesforce linked and get their sfids, but their lookup column invoice__c is not always filled with the invoice's sfid within 60 s; see the rel helper's report"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn children_sent_through_the_bulk_api_name_their_parent_by_external_id() {
     let mut config = fast();

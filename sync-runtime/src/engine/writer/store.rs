@@ -408,6 +408,71 @@ impl Store {
         Ok(rows.iter().map(|r| r.get(0)).collect())
     }
 
+    /// Children just created that named their parent by external ID (a relationship column such
+    /// as `invoice__r__external_id__c`) take the parent's `sfid` into their lookup column from the
+    /// parent's synced row. The writer settles a parent before it sends its children, so the
+    /// parent row has its `sfid` by now; Salesforce linked the child to exactly that record (the
+    /// external ID is unique). Without this the lookup column would wait for the change event of
+    /// the child's create, which can arrive before the create is settled. A parent object that is
+    /// not mapped, or whose mapping lacks the external ID column, leaves the column to the read
+    /// side.
+    async fn link_parents<C: GenericClient>(
+        &self,
+        db: &C,
+        mapping: &MappingDescriptor,
+        created: &[i32],
+    ) -> Result<(), tokio_postgres::Error> {
+        if created.is_empty() {
+            return Ok(());
+        }
+        for field in mapping.fields {
+            let Some(rel) = field.relationship else {
+                continue;
+            };
+            let Some(lookup) = mapping
+                .fields
+                .iter()
+                .find(|f| f.sf_name.eq_ignore_ascii_case(rel.lookup))
+            else {
+                continue;
+            };
+            let [parent] = lookup.reference_to else {
+                continue;
+            };
+            let parent_table = parent.to_ascii_lowercase();
+            let parent_column = rel.field.to_ascii_lowercase();
+            let schema = self.schema.trim_matches('"').replace("\"\"", "\"");
+            let mapped = db
+                .query_opt(
+                    "SELECT 1 FROM information_schema.columns
+                     WHERE table_schema = $1 AND table_name = $2 AND column_name = $3",
+                    &[&schema, &parent_table, &parent_column],
+                )
+                .await?
+                .is_some();
+            if !mapped {
+                continue;
+            }
+            db.execute(
+                &format!(
+                    "UPDATE {child} c SET {lookup} = p.sfid
+                     FROM {schema}.{parent} p
+                     WHERE c.id = ANY($1) AND c.{lookup} IS NULL AND c.{column} IS NOT NULL
+                       AND p.{parent_column} = c.{column} AND p.sfid IS NOT NULL",
+                    child = self.table(mapping),
+                    lookup = quote_ident(lookup.column),
+                    schema = self.schema,
+                    parent = quote_ident(&parent_table),
+                    parent_column = quote_ident(&parent_column),
+                    column = quote_ident(field.column),
+                ),
+                &[&created],
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
     /// Writes outcomes back: the rows (sfid, `_hc_lastop`, `_hc_err`, as an engine write), the
     /// entries (archived with their final state), the journal rows (removed) and the mapping's
     /// counters. Run it in a transaction.
@@ -443,6 +508,12 @@ impl Store {
                 .await?;
             let present: std::collections::HashSet<i32> =
                 updated.iter().map(|r| r.get(0)).collect();
+            let created: Vec<i32> = marked
+                .iter()
+                .filter(|s| s.created && s.sfid.is_some())
+                .map(|s| s.record_id)
+                .collect();
+            self.link_parents(db, mapping, &created).await?;
             // A record created for a row the app deleted meanwhile: the delete was captured
             // without an sfid (state IGNORE); give it the sfid and send it.
             let orphans: Vec<(i32, &str)> = marked
