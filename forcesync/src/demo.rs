@@ -95,6 +95,7 @@ struct SfUser {
 
 impl SfUser {
     async fn login(base: &str, config: &sf_emulator::server::Config) -> Result<SfUser, CliError> {
+        sync_runtime::salesforce::http::install_crypto_provider();
         let http = reqwest::Client::new();
         let body: Value = http
             .post(format!("{base}/services/oauth2/token"))

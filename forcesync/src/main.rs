@@ -20,6 +20,7 @@ const EXTENSIONS: &[Extension] = &[
 ];
 
 fn main() -> ExitCode {
+    sync_runtime::salesforce::http::install_crypto_provider();
     sync_runtime::cli::main(
         App::new(&generated::salesforce::REGISTRY, &generated::MIGRATIONS)
             .with_extensions(EXTENSIONS),

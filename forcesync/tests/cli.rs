@@ -206,6 +206,7 @@ async fn run_syncs_serves_health_and_metrics_and_the_operator_commands_work() {
     assert_eq!(mapping(&before, "Account")["rows"], 0);
 
     // Salesforce refuses test accounts, so the app's inserts of them fail.
+    sync_runtime::salesforce::http::install_crypto_provider();
     let http = reqwest::Client::new();
     let rule = http
         .post(format!(

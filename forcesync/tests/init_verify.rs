@@ -141,6 +141,7 @@ fn init_output_builds_as_written_and_with_every_field_uncommented() {
 }
 
 async fn control(base: &str, path: &str, body: Value) {
+    sync_runtime::salesforce::http::install_crypto_provider();
     let response = reqwest::Client::new()
         .post(format!("{base}/__emulator/{path}"))
         .json(&body)

@@ -110,6 +110,9 @@ pub async fn start(config: Config) -> Result<RunningEmulator, StartError> {
 
 /// Serves an existing org on its config's listen address.
 pub async fn serve(org: Org) -> Result<RunningEmulator, StartError> {
+    // ring is the TLS crypto provider of the process (HTTPS here, and any client a test or an
+    // embedding program builds next to the org); the first install wins.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let config = org.config().clone();
     if let Some(path) = &config.jwt_cert {
         let verifier = crate::org::credentials::jwt::JwtVerifier::from_pem_file(path)

@@ -49,6 +49,7 @@ async fn client_credentials_grant_logs_in() {
 #[tokio::test]
 async fn refresh_token_grant_logs_in() {
     let org = org().await;
+    sync_runtime::salesforce::http::install_crypto_provider();
     let issued: Value = reqwest::Client::new()
         .post(format!("{}/services/oauth2/token", org.base))
         .form(&[

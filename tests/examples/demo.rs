@@ -42,6 +42,7 @@ async fn main() -> Result<(), Error> {
         applied.len()
     );
 
+    sync_runtime::salesforce::http::install_crypto_provider();
     let http = reqwest::Client::new();
     let token = login(&http, &emulator.base_url).await?;
 

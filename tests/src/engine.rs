@@ -75,6 +75,7 @@ impl Harness {
         })
         .await
         .unwrap();
+        sync_runtime::salesforce::http::install_crypto_provider();
         let http = reqwest::Client::new();
         let token = login(&http, &emulator.base_url).await;
         Harness {

@@ -497,6 +497,7 @@ struct SfUser {
 
 impl SfUser {
     async fn login(org: &BenchOrg, api_version: &str) -> Result<SfUser, CliError> {
+        sync_runtime::salesforce::http::install_crypto_provider();
         let http = reqwest::Client::new();
         let c = &org.config;
         let body: Value = http

@@ -101,7 +101,7 @@ pub async fn connect(database_url: &str) -> Result<tokio_postgres::Client, super
 }
 
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
-    Arc::new(rustls::crypto::aws_lc_rs::default_provider())
+    Arc::new(rustls::crypto::ring::default_provider())
 }
 
 pub(crate) fn client_config(target: &DbTarget) -> Result<rustls::ClientConfig, super::EngineError> {

@@ -141,8 +141,17 @@ pub(crate) fn classify_transport(error: &reqwest::Error, _write: bool) -> SfErro
     SfError::new(SfErrorKind::Transport, class, "TRANSPORT", message)
 }
 
+/// Makes ring the process's TLS crypto provider, which reqwest needs before it builds a client
+/// (forcesync uses ring rather than aws-lc-rs: same TLS, a much shorter first build). The first
+/// install wins; later calls change nothing. Apps that build their own reqwest or rustls clients
+/// in the same process may call it first.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 /// The reqwest client: rustls, HTTP/1.1 and HTTP/2, gzip, optionally a cookie store.
 pub(crate) fn build_http(config: &Config, cookies: bool) -> Result<reqwest::Client, SfError> {
+    install_crypto_provider();
     reqwest::Client::builder()
         .gzip(true)
         .cookie_store(cookies)
