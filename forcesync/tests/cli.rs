@@ -465,14 +465,36 @@ fn the_demo_shows_changes_in_both_directions_and_stops_by_itself() {
 fn bench_write_prints_the_writer_against_its_baseline() {
     let db = TestDb::new();
     let (code, out, err) = output(
-        &["bench", "write", "--records", "500"],
+        &[
+            "bench",
+            "write",
+            "--records",
+            "500",
+            "--rate",
+            "50",
+            "--seconds",
+            "2",
+        ],
         &[("DATABASE_URL", &db.url)],
     );
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("bare Collections loop"), "{out}");
     assert!(out.contains("forcesync writer"), "{out}");
-    assert!(out.contains("writer / baseline throughput: "), "{out}");
-    assert!(out.contains("(minimum 3, baseline 3)"), "{out}");
+    assert!(out.contains("writer / bare loop: "), "{out}");
+    // 500 records need ⌈500/200⌉ = 3 Collections calls, for the writer and the bare loop alike.
+    assert!(
+        out.contains("API calls: 3 against a minimum of 3 (⌈N/200⌉)"),
+        "{out}"
+    );
+    // The latency run: 50 single-row writes a second for 2 s.
+    let latency = out
+        .lines()
+        .find(|l| l.contains("50 writes/s for 2 s ("))
+        .unwrap_or_else(|| panic!("no latency line in:\n{out}"));
+    assert!(
+        latency.contains(" p50 ") && latency.contains(" p99 "),
+        "{latency}"
+    );
 }
 
 /// The numbers standing as words (`2000`, `0.43,`) in the output line starting with `prefix` (a
