@@ -99,7 +99,9 @@ fn adding_a_field_widening_a_varchar_and_adding_an_index_migrates_with_data_inta
     let second = write_next(&migrations, &catalog, "2026-11-22").unwrap();
     assert!(second.warnings.is_empty(), "{:?}", second.warnings);
     let second = second.written.expect("a second migration");
-    assert!(second.ends_with("2026-11-22-000002_alter_invoice__c"));
+    // Invoice_Line__c names its invoice by External_Id__c (`invoice__r__external_id__c`, typed
+    // like the parent's field), so the child's column widens with it.
+    assert!(second.ends_with("2026-11-22-000002_update_invoice__c_invoice_line__c"));
     let up = std::fs::read_to_string(second.join("up.sql")).unwrap();
     let statements: Vec<&str> = up
         .lines()
@@ -111,6 +113,7 @@ fn adding_a_field_widening_a_varchar_and_adding_an_index_migrates_with_data_inta
             "ALTER TABLE salesforce.invoice__c ALTER COLUMN external_id__c TYPE varchar(80);",
             "ALTER TABLE salesforce.invoice__c ADD COLUMN lastactivitydate date;",
             "CREATE INDEX hc_idx_invoice__c_paid__c ON salesforce.invoice__c (paid__c);",
+            "ALTER TABLE salesforce.invoice_line__c ALTER COLUMN invoice__r__external_id__c TYPE varchar(80);",
         ]
     );
 

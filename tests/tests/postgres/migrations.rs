@@ -21,7 +21,7 @@ fn the_generated_migrations_create_every_mapped_and_system_table() {
     conn.run_pending_migrations(generated::MIGRATIONS).unwrap();
     assert_eq!(
         tables(&mut conn),
-        "_trigger_log,_trigger_log_archive,account,contact,invoice__c,opportunity"
+        "_trigger_log,_trigger_log_archive,account,contact,invoice__c,invoice_line__c,opportunity"
     );
     // The engine creates its own `_forcesync_*` tables at run time, not the migrations.
 }
