@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde_json::{json, Value};
+use serde_json::json;
 use sync_runtime::cli::progress::Progress;
 use sync_runtime::cli::run::{shutdown_on_signals, stopped, Loops};
 use sync_runtime::cli::{migrate, runtime, CliError, Context};
@@ -14,6 +14,8 @@ use sync_runtime::engine::state::StateStore;
 use sync_runtime::engine::{Engine, EngineConfig};
 use sync_runtime::salesforce::{self, Credentials, Secret};
 use tokio::sync::watch;
+
+use crate::sf_user::SfUser;
 
 /// The `demo` subcommand's definition.
 pub fn command() -> clap::Command {
@@ -84,98 +86,6 @@ pub(crate) async fn emulator(
     );
     sf.api_version = api_version.to_owned();
     Ok((emulator, emulator_config, sf))
-}
-
-/// A Salesforce user of the emulator (its writes are not forcesync's).
-struct SfUser {
-    http: reqwest::Client,
-    base: String,
-    token: String,
-}
-
-impl SfUser {
-    async fn login(base: &str, config: &sf_emulator::server::Config) -> Result<SfUser, CliError> {
-        sync_runtime::salesforce::http::install_crypto_provider();
-        let http = reqwest::Client::new();
-        let body: Value = http
-            .post(format!("{base}/services/oauth2/token"))
-            .form(&[
-                ("grant_type", "password"),
-                ("client_id", config.client_id.as_str()),
-                ("client_secret", config.client_secret.as_str()),
-                ("username", config.username.as_str()),
-                ("password", config.password.as_str()),
-            ])
-            .send()
-            .await
-            .and_then(|r| r.error_for_status())
-            .map_err(|e| CliError::failure(format!("emulator login: {e}")))?
-            .json()
-            .await
-            .map_err(|e| CliError::failure(format!("emulator login: {e}")))?;
-        let token = body["access_token"]
-            .as_str()
-            .ok_or_else(|| CliError::failure("emulator login: no access token"))?
-            .to_owned();
-        Ok(SfUser {
-            http,
-            base: format!(
-                "{base}/services/data/v{}",
-                generated::salesforce::REGISTRY.api_version
-            ),
-            token,
-        })
-    }
-
-    async fn send(&self, request: reqwest::RequestBuilder) -> Result<Value, CliError> {
-        let response = request
-            .bearer_auth(&self.token)
-            .send()
-            .await
-            .map_err(|e| CliError::failure(format!("emulator: {e}")))?;
-        let status = response.status();
-        let text = response.text().await.unwrap_or_default();
-        if !status.is_success() {
-            return Err(CliError::failure(format!(
-                "emulator answered {status}: {text}"
-            )));
-        }
-        Ok(serde_json::from_str(&text).unwrap_or(Value::Null))
-    }
-
-    async fn update(&self, object: &str, id: &str, fields: Value) -> Result<(), CliError> {
-        self.send(
-            self.http
-                .patch(format!("{}/sobjects/{object}/{id}", self.base))
-                .json(&fields),
-        )
-        .await
-        .map(drop)
-    }
-
-    async fn create(&self, object: &str, fields: Value) -> Result<String, CliError> {
-        let body = self
-            .send(
-                self.http
-                    .post(format!("{}/sobjects/{object}", self.base))
-                    .json(&fields),
-            )
-            .await?;
-        body["id"]
-            .as_str()
-            .map(str::to_owned)
-            .ok_or_else(|| CliError::failure(format!("emulator create answered {body}")))
-    }
-
-    async fn field(&self, object: &str, id: &str, field: &str) -> Result<Value, CliError> {
-        let body = self
-            .send(self.http.get(format!("{}/query", self.base)).query(&[(
-                "q",
-                format!("SELECT {field} FROM {object} WHERE Id = '{id}'"),
-            )]))
-            .await?;
-        Ok(body["records"][0][field].clone())
-    }
 }
 
 /// One line of the feed (pure): `Account 001…  Phone  Salesforce → Postgres  38 ms`.
@@ -250,7 +160,12 @@ async fn demo(ctx: &Context, url: String, seconds: Option<u64>) -> Result<(), Cl
             println!(
                 "\nLive feed (changes the demo makes; yours show up in psql and the emulator):"
             );
-            let user = SfUser::login(&base, &emulator_config).await?;
+            let user = SfUser::login(
+                &base,
+                &emulator_config,
+                generated::salesforce::REGISTRY.api_version,
+            )
+            .await?;
             tokio::select! {
                 r = feed(&db, &user, registry.schema, &shutdown) => r?,
                 _ = stopped(shutdown.clone()) => {}

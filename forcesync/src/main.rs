@@ -3,6 +3,7 @@
 
 mod bench;
 mod demo;
+mod sf_user;
 
 use std::process::ExitCode;
 

@@ -35,6 +35,7 @@ use tokio::sync::{mpsc, watch};
 
 use super::org::{require_empty, BenchOrg, Calls};
 use crate::demo;
+use crate::sf_user::SfUser;
 
 /// Accounts seeded; the changes cycle through the ones the mapping's filter selects.
 const SEEDED: u64 = 2_000;
@@ -228,7 +229,7 @@ async fn measure(
         sfids.len()
     );
 
-    let user = SfUser::login(org, registry.api_version).await?;
+    let user = SfUser::login(org.base_url(), &org.config, registry.api_version).await?;
     let started = Instant::now();
     let total = rate * seconds;
     let (mut sent, mut failed) = (0u64, 0u64);
@@ -249,7 +250,7 @@ async fn measure(
                     })
                 })
                 .collect();
-            failed += user.update(records).await?;
+            failed += user.update_many(records).await?;
             sent += n;
         }
         drain(&mut notifications, &mut latencies);
@@ -486,71 +487,6 @@ async fn listen(
     });
     client.batch_execute(&format!("LISTEN {CHANNEL}")).await?;
     Ok((client, rx))
-}
-
-/// A Salesforce user of the emulator (its changes are not forcesync's own).
-struct SfUser {
-    http: reqwest::Client,
-    base: String,
-    token: String,
-}
-
-impl SfUser {
-    async fn login(org: &BenchOrg, api_version: &str) -> Result<SfUser, CliError> {
-        sync_runtime::salesforce::http::install_crypto_provider();
-        let http = reqwest::Client::new();
-        let c = &org.config;
-        let body: Value = http
-            .post(format!("{}/services/oauth2/token", org.base_url()))
-            .form(&[
-                ("grant_type", "password"),
-                ("client_id", c.client_id.as_str()),
-                ("client_secret", c.client_secret.as_str()),
-                ("username", c.username.as_str()),
-                ("password", c.password.as_str()),
-            ])
-            .send()
-            .await
-            .and_then(|r| r.error_for_status())
-            .map_err(|e| CliError::failure(format!("emulator login: {e}")))?
-            .json()
-            .await
-            .map_err(|e| CliError::failure(format!("emulator login: {e}")))?;
-        let token = body["access_token"]
-            .as_str()
-            .ok_or_else(|| CliError::failure("emulator login: no access token"))?
-            .to_owned();
-        Ok(SfUser {
-            http,
-            base: format!("{}/services/data/v{api_version}", org.base_url()),
-            token,
-        })
-    }
-
-    /// Updates the records in one sObject Collections call; answers how many were refused.
-    async fn update(&self, records: Vec<Value>) -> Result<u64, CliError> {
-        let response = self
-            .http
-            .patch(format!("{}/composite/sobjects", self.base))
-            .bearer_auth(&self.token)
-            .json(&json!({"allOrNone": false, "records": records}))
-            .send()
-            .await
-            .map_err(|e| CliError::failure(format!("emulator: {e}")))?;
-        let status = response.status();
-        let body: Value = response.json().await.unwrap_or(Value::Null);
-        if !status.is_success() {
-            return Err(CliError::failure(format!(
-                "emulator answered {status}: {body}"
-            )));
-        }
-        Ok(body.as_array().map_or(0, |results| {
-            results
-                .iter()
-                .filter(|r| r["success"] != json!(true))
-                .count()
-        }) as u64)
-    }
 }
 
 #[cfg(test)]
