@@ -439,14 +439,17 @@ impl Store {
             let [parent] = lookup.reference_to else {
                 continue;
             };
-            let parent_table = parent.to_ascii_lowercase();
+            let parent_table = format!(
+                "{}.{}",
+                self.schema,
+                quote_ident(&parent.to_ascii_lowercase())
+            );
             let parent_column = rel.field.to_ascii_lowercase();
-            let schema = self.schema.trim_matches('"').replace("\"\"", "\"");
             let mapped = db
                 .query_opt(
-                    "SELECT 1 FROM information_schema.columns
-                     WHERE table_schema = $1 AND table_name = $2 AND column_name = $3",
-                    &[&schema, &parent_table, &parent_column],
+                    "SELECT 1 FROM pg_attribute
+                     WHERE attrelid = to_regclass($1::text) AND attname = $2 AND NOT attisdropped",
+                    &[&parent_table, &parent_column],
                 )
                 .await?
                 .is_some();
@@ -456,13 +459,11 @@ impl Store {
             db.execute(
                 &format!(
                     "UPDATE {child} c SET {lookup} = p.sfid
-                     FROM {schema}.{parent} p
+                     FROM {parent_table} p
                      WHERE c.id = ANY($1) AND c.{lookup} IS NULL AND c.{column} IS NOT NULL
                        AND p.{parent_column} = c.{column} AND p.sfid IS NOT NULL",
                     child = self.table(mapping),
                     lookup = quote_ident(lookup.column),
-                    schema = self.schema,
-                    parent = quote_ident(&parent_table),
                     parent_column = quote_ident(&parent_column),
                     column = quote_ident(field.column),
                 ),
