@@ -95,6 +95,7 @@ impl Env {
             })
             .collect();
         Writer::new(pg(&self.db).await, SCHEMA, targets, config)
+            .with_claim_connection(pg(&self.db).await)
     }
 
     async fn faults(&self, body: Value) {
@@ -212,6 +213,69 @@ async fn inserts_updates_and_deletes_reach_salesforce_and_the_sfid_comes_back() 
         .get(0);
     assert_eq!(left, 0, "every entry is archived");
     assert_eq!(archived(&app, "SUCCESS").await, 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_batches_in_a_row_are_each_sent_once_with_their_sfids_written_back() {
+    let env = env().await;
+    let app = pg(&env.db).await;
+    // Small batches: each is claimed while the one before is in flight, and sent while the one
+    // before is settled.
+    let mut config = fast();
+    config.max_batch = 7;
+    let mut writer = env.writer(&[&account::MAPPING], config).await;
+    app.execute(
+        "INSERT INTO salesforce.account (name) SELECT 'Batch ' || lpad(g::text, 2, '0') FROM generate_series(1, 60) g",
+        &[],
+    )
+    .await
+    .unwrap();
+    app.execute(
+        "UPDATE salesforce.account SET phone = 'updated' WHERE name IN ('Batch 03', 'Batch 59')",
+        &[],
+    )
+    .await
+    .unwrap();
+    let report = writer.drain(DRAIN).await.expect("drain");
+    assert_eq!(report.failed, 0, "{report:?}");
+    let unsynced: i64 = app
+        .query_one(
+            "SELECT count(*) FROM salesforce.account WHERE sfid IS NULL OR _hc_lastop NOT IN ('INSERTED', 'UPDATED')",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(unsynced, 0, "every row has its sfid and its outcome");
+    assert_eq!(archived(&app, "SUCCESS").await, 62, "every entry archived once");
+    let created = env.records("Account", "Name, Phone", "Name LIKE 'Batch %'").await;
+    assert_eq!(created.len(), 60, "each row created once");
+    for name in ["Batch 03", "Batch 59"] {
+        let record = created.iter().find(|r| r["Name"] == name).expect(name);
+        assert_eq!(record["Phone"], "updated", "{name}'s update follows its create");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_writers_draining_one_database_without_leases_send_every_row_once() {
+    let env = env().await;
+    let app = pg(&env.db).await;
+    let mut config = fast();
+    config.max_batch = 5;
+    let mut one = env.writer(&[&account::MAPPING], config.clone()).await;
+    let mut two = env.writer(&[&account::MAPPING], config).await;
+    app.execute(
+        "INSERT INTO salesforce.account (name) SELECT 'Twice ' || g FROM generate_series(1, 80) g",
+        &[],
+    )
+    .await
+    .unwrap();
+    let (a, b) = tokio::join!(one.drain(DRAIN), two.drain(DRAIN));
+    let (a, b) = (a.expect("drain"), b.expect("drain"));
+    assert_eq!(a.sent + b.sent, 80, "{a:?} {b:?}");
+    let created = env.records("Account", "Name", "Name LIKE 'Twice %'").await;
+    assert_eq!(created.len(), 80, "no row sent by both writers");
+    assert_eq!(archived(&app, "SUCCESS").await, 80);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

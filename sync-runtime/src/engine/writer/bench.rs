@@ -45,7 +45,8 @@ pub async fn writer_throughput(
     let records = app.execute(insert_sql, &[]).await?;
     let client = target.client.clone();
     let db = crate::engine::connect(database_url).await?;
-    let mut writer = Writer::new(db, schema, vec![target], config);
+    let claims = crate::engine::connect(database_url).await?;
+    let mut writer = Writer::new(db, schema, vec![target], config).with_claim_connection(claims);
     let calls_before = client.call_counts().budgeted();
     let started = Instant::now();
     writer.drain(Duration::from_secs(3_600)).await?;

@@ -95,6 +95,30 @@ pub fn group_by_record(
     groups
 }
 
+/// The record ids of `table` among `entries` whose rows the claim reads (each once), and those
+/// of them whose column values it needs: a record none of whose entries is an INSERT or knows
+/// its `sfid` (its insert failed or never went out, so a write is built from the row as it is
+/// now; see [`super::coalesce`]). The others only need the row's `sfid` (pure).
+pub fn rows_to_read(entries: &[LogEntry], table: &str) -> (Vec<i32>, Vec<i32>) {
+    let mut records: std::collections::BTreeMap<i32, bool> = std::collections::BTreeMap::new();
+    for e in entries.iter().filter(|e| e.table == table) {
+        let knows_row = e.action == Action::Insert
+            || e.sfid.as_deref().is_some_and(|s| !s.is_empty())
+            || e.values
+                .get("sfid")
+                .and_then(Value::as_str)
+                .is_some_and(|s| !s.is_empty());
+        let needs = records.entry(e.record_id).or_insert(true);
+        *needs = *needs && !knows_row;
+    }
+    let with_values = records
+        .iter()
+        .filter(|(_, n)| **n)
+        .map(|(id, _)| *id)
+        .collect();
+    (records.into_keys().collect(), with_values)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -134,5 +158,29 @@ mod tests {
             assert_eq!(Action::parse(a.as_str()), Some(a));
         }
         assert_eq!(Action::parse("TRUNCATE"), None);
+    }
+
+    #[test]
+    fn the_claim_reads_values_only_of_rows_a_write_is_built_from() {
+        let mut insert = entry(1, 10);
+        insert.action = Action::Insert;
+        let later_update = entry(2, 10);
+        let unsynced_update = entry(3, 11);
+        let mut synced_update = entry(4, 12);
+        synced_update.sfid = Some("001000000000001AAA".into());
+        let mut other_table = entry(5, 13);
+        other_table.table = "contact".into();
+        let (ids, with_values) = rows_to_read(
+            &[
+                insert,
+                later_update,
+                unsynced_update,
+                synced_update,
+                other_table,
+            ],
+            "account",
+        );
+        assert_eq!(ids, [10, 11, 12]);
+        assert_eq!(with_values, [11]);
     }
 }

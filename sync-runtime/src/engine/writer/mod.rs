@@ -11,16 +11,18 @@
 //!    ([`reconcile`]). Nothing new is sent for a record before its reconciliation.
 //! 2. **Retry** journaled writes whose backoff is over (`RETRY`: an indefinite failure such as
 //!    `UNABLE_TO_LOCK_ROW` or a 503 storm that outlasted the client's own retries).
-//! 3. **Claim** `NEW` entries (oldest first, `FOR UPDATE SKIP LOCKED`, skipping records with a
-//!    journaled write), read their rows, coalesce each record's entries into one operation
+//! 3. **Claim** `NEW` entries (oldest first, one claim of a schema at a time, skipping records
+//!    with a journaled write), read their rows, coalesce each record's entries into one operation
 //!    ([`coalesce`]) and plan the calls ([`plan`]); in the same transaction, **journal** every
-//!    write about to be sent (`SENDING`, with its body) and mark the entries `PENDING`.
+//!    write about to be sent (`SENDING`, with its body). The journal row is what marks a
+//!    record's entries taken: they stay `NEW` in `_trigger_log` until they are archived.
 //! 4. **Send**: steps in order (parents first), the chunks of a step concurrently (at most
 //!    `max_in_flight` sObject Collections calls), a Bulk API 2.0 job for a large step. While the
-//!    last step of a batch is in flight the next batch is claimed, so Postgres and Salesforce
-//!    work at the same time.
+//!    last step of a batch is in flight the next batch is claimed; its first step goes out as
+//!    soon as that step is answered, and is in flight while that step is settled, so Postgres
+//!    and Salesforce work at the same time.
 //! 5. **Settle** answers that arrive together in one transaction ([`outcome`]), before the next
-//!    step starts: on success the `sfid`
+//!    step of the same batch starts: on success the `sfid`
 //!    is written back, `_hc_lastop` becomes `INSERTED` / `UPDATED`, the entries are archived as
 //!    `SUCCESS` and the journal row goes; a definite failure archives the entries as `FAILED`,
 //!    writes `_hc_err` and keeps the row as the app wrote it; an indefinite failure schedules a
@@ -200,6 +202,9 @@ pub struct Writer {
     held: Option<watch::Receiver<BTreeSet<String>>>,
     read_only: Vec<&'static MappingDescriptor>,
     db: tokio_postgres::Client,
+    /// A second connection for claims, so that a batch is claimed while the one before is
+    /// settled ([`Writer::with_claim_connection`]); without it claims share `db`.
+    claim_db: Option<tokio_postgres::Client>,
 }
 
 /// A write in flight with the journal row that covers it.
@@ -228,7 +233,15 @@ impl Writer {
             held: None,
             read_only: read_only.into_iter().map(|t| t.mapping).collect(),
             db,
+            claim_db: None,
         }
+    }
+
+    /// Claims on this second connection (to the same database), at the same time as the batch
+    /// before is settled on the first one. [`Writer::run`] opens it itself.
+    pub fn with_claim_connection(mut self, db: tokio_postgres::Client) -> Writer {
+        self.claim_db = Some(db);
+        self
     }
 
     /// Sends only the mappings in `held` (the engine's leases), so that two instances on one
@@ -266,16 +279,8 @@ impl Writer {
         Ok(())
     }
 
-    fn mappings(&self) -> Vec<&'static MappingDescriptor> {
-        self.targets.iter().map(|t| t.mapping).collect()
-    }
-
     fn tables(&self) -> Vec<&'static str> {
         self.targets.iter().map(|t| t.mapping.table).collect()
-    }
-
-    fn target_of(&self, table: &str) -> Option<usize> {
-        self.targets.iter().position(|t| t.mapping.table == table)
     }
 
     /// After a start: writes a previous process left `SENDING` are reconciled (creates) or sent
@@ -293,30 +298,57 @@ impl Writer {
         let (steps, claimed) = self.claim(&mut report, retries).await?;
         report.claimed += claimed;
         // While the last step of a batch is in flight, the next batch is claimed (what the app
-        // wrote meanwhile), and launched once that step is answered and settled: Postgres and
-        // Salesforce work at the same time, and steps stay in order. The chain ends when a claim finds nothing, or after
-        // `MAX_CHAINED_CLAIMS` (so reconciliation and retries get their turn).
+        // wrote meanwhile). The steps of one claim go out in order, each once the one before is
+        // answered and settled (a child step only once its parents' outcomes are stored). A
+        // step of the next claim shares no record with the steps before it (their journal rows
+        // kept those records out of the claim), so it goes out as soon as the step before is
+        // answered, and that step is settled while it is in flight: Salesforce and Postgres
+        // work at the same time, and settles stay in order. The chain ends when a claim finds
+        // nothing, or after `MAX_CHAINED_CLAIMS` (so reconciliation and retries get their turn).
         let mut more = claimed > 0;
         let mut chained = 0;
-        let mut queue: std::collections::VecDeque<SendStep> = steps.into();
-        let mut unsettled: Option<Landed> = None;
-        while let Some(step) = queue.pop_front() {
-            // The step before is settled before this one starts: a child step goes out only once
-            // its parents' outcomes are stored.
-            if let Some(landed) = unsettled.take() {
-                report.absorb(self.settle_landed(landed).await?);
-            }
-            let flight = self.launch(step);
-            if queue.is_empty() && more && chained < MAX_CHAINED_CLAIMS {
-                let (next, claimed) = self.claim(&mut report, Vec::new()).await?;
+        let mut queue: std::collections::VecDeque<(usize, SendStep)> =
+            steps.into_iter().map(|s| (0, s)).collect();
+        let mut unsettled: Option<(usize, Landed)> = None;
+        while let Some((batch, step)) = queue.pop_front() {
+            let claim_due = queue.is_empty() && more && chained < MAX_CHAINED_CLAIMS;
+            let mut next_claim = None;
+            let flight = match unsettled.take() {
+                Some((before, landed)) if before != batch => {
+                    let flight = self.launch(step);
+                    if claim_due && self.claim_db.is_some() {
+                        let (settled, claimed) = self.settle_and_claim(landed).await;
+                        report.absorb(settled?);
+                        next_claim = Some(claimed?);
+                    } else {
+                        report.absorb(self.settle_landed(landed).await?);
+                    }
+                    flight
+                }
+                Some((_, landed)) => {
+                    report.absorb(self.settle_landed(landed).await?);
+                    self.launch(step)
+                }
+                None => self.launch(step),
+            };
+            if claim_due {
+                let (next, claimed, claim_report) = match next_claim {
+                    Some(done) => done,
+                    None => {
+                        let mut claim_report = RoundReport::default();
+                        let (next, claimed) = self.claim(&mut claim_report, Vec::new()).await?;
+                        (next, claimed, claim_report)
+                    }
+                };
+                report.absorb(claim_report);
                 report.claimed += claimed;
                 more = claimed > 0;
                 chained += 1;
-                queue.extend(next);
+                queue.extend(next.into_iter().map(|s| (chained, s)));
             }
-            unsettled = Some(self.land(flight, &mut report).await?);
+            unsettled = Some((batch, self.land(flight, &mut report).await?));
         }
-        if let Some(landed) = unsettled {
+        if let Some((_, landed)) = unsettled {
             report.absorb(self.settle_landed(landed).await?);
         }
         Ok(report)
@@ -393,6 +425,9 @@ impl Writer {
     ) -> Result<(), WriteError> {
         let notify = Arc::new(Notify::new());
         let _listener = listen(database_url, &self.schema, notify.clone()).await?;
+        if self.claim_db.is_none() {
+            self.claim_db = Some(crate::engine::connect(database_url).await?);
+        }
         self.recover().await?;
         let mut last_housekeeping: Option<Instant> = None;
         let mut busy = false;
@@ -701,132 +736,20 @@ impl Writer {
         report: &mut RoundReport,
         retries: Vec<Journaled>,
     ) -> Result<(Vec<SendStep>, usize), WriteError> {
-        let mappings = self.mappings();
-        let tables = self.tables();
-        let mut steps = Vec::new();
-
-        if !retries.is_empty() {
-            let mut attempts = HashMap::new();
-            let mut ids = HashMap::new();
-            let mut writes = Vec::new();
-            for r in retries {
-                let Some(m) = self.target_of(&r.write.table) else {
-                    continue;
-                };
-                let key = (r.write.table.clone(), r.write.record_id);
-                attempts.insert(key.clone(), r.attempts);
-                ids.insert(key, r.journal_id);
-                writes.push((m, r.write));
-            }
-            let config = PlanConfig {
-                bulk_threshold: usize::MAX,
-                ..self.config.plan
-            };
-            let (retry_steps, later) = arrange(&mappings, writes, config);
-            let later_ids: Vec<(i64, u64, String)> = later
-                .iter()
-                .map(|w| {
-                    (
-                        ids[&(w.table.clone(), w.record_id)],
-                        0,
-                        "waits for another write of the same key".to_owned(),
-                    )
-                })
-                .collect();
-            self.store.schedule_retry(&self.db, &later_ids).await?;
-            for step in retry_steps {
-                steps.push(SendStep::new(step, &ids, &attempts));
-            }
-        }
-
-        let tx = self.db.transaction().await?;
-        let entries = self
-            .store
-            .claim(&tx, &tables, self.config.max_batch)
-            .await?;
-        let claimed = entries.len();
-        if claimed == 0 {
-            tx.commit().await?;
-            return Ok((steps, 0));
-        }
-        let mut rows = HashMap::new();
-        for mapping in &mappings {
-            let ids: Vec<i32> = entries
-                .iter()
-                .filter(|e| e.table == mapping.table)
-                .map(|e| e.record_id)
-                .collect();
-            if ids.is_empty() {
-                continue;
-            }
-            for (id, row) in self.store.rows(&tx, mapping, &ids).await? {
-                rows.insert((mapping.table, id), row);
-            }
-        }
-        let groups = group_by_record(entries, |table, id| {
-            mappings
-                .iter()
-                .find(|m| m.table == table)
-                .and_then(|m| rows.remove(&(m.table, id)))
-        });
-        let ops = groups.iter().map(coalesce::coalesce).collect();
-        let planned = plan::plan(&mappings, ops, self.config.plan);
-
-        // Entries settled without a call, and values Salesforce would refuse anyway.
-        for (m, mapping) in mappings.iter().enumerate() {
-            let mut settles: Vec<Settle> = planned
-                .settled
-                .iter()
-                .filter(|s| s.table == mapping.table)
-                .map(|s| Settle {
-                    table: s.table.clone(),
-                    record_id: s.record_id,
-                    entry_ids: s.entry_ids.clone(),
-                    state: "IGNORED",
-                    sfid: s.sfid.clone(),
-                    lastop: s.sfid.as_ref().map(|_| "SYNCED"),
-                    hc_err: None,
-                    message: Some("nothing to send".to_owned()),
-                    created: false,
-                })
-                .collect();
-            report.settled_without_call += settles.len();
-            for r in planned.rejected.iter().filter(|r| r.table == mapping.table) {
-                let error = outcome::HcError {
-                    code: "INVALID_VALUE".to_owned(),
-                    message: r.message.clone(),
-                    fields: vec![r.field.clone()],
-                };
-                settles.push(failure(&r.table, r.record_id, &r.entry_ids, &error));
-                report.failed += 1;
-            }
-            if !settles.is_empty() {
-                self.store.settle(&tx, mappings[m], &settles, &[]).await?;
-            }
-        }
-
-        self.store.release(&tx, &planned.deferred).await?;
-        let mut journal_ids = HashMap::new();
-        let no_attempts = HashMap::new();
-        for (m, mapping) in mappings.iter().enumerate() {
-            let writes: Vec<&Write> = planned
-                .steps
-                .iter()
-                .filter(|s| s.mapping == m)
-                .flat_map(Step::writes)
-                .collect();
-            let ids = self.store.journal(&tx, mapping.object, &writes).await?;
-            for (w, id) in writes.iter().zip(ids) {
-                journal_ids.insert((w.table.clone(), w.record_id), id);
-            }
-        }
-        tx.commit().await?;
-        for step in planned.steps {
-            steps.push(SendStep::new(step, &journal_ids, &no_attempts));
-        }
-        Ok((steps, claimed))
+        let db = match &mut self.claim_db {
+            Some(db) => db,
+            None => &mut self.db,
+        };
+        claim_batch(
+            db,
+            &self.store,
+            &self.targets,
+            &self.config,
+            report,
+            retries,
+        )
+        .await
     }
-
     /// Step 4 for one step: its chunks start going out (at most `max_in_flight` sObject
     /// Collections calls at once, or one Bulk API job); [`Writer::land`] collects the answers.
     fn launch(&self, step: SendStep) -> InFlight {
@@ -909,6 +832,49 @@ impl Writer {
             .await
     }
 
+    /// Settles `landed` on the first connection while the next batch is claimed on the claim
+    /// connection (see [`Writer::with_claim_connection`]).
+    #[allow(clippy::type_complexity)]
+    async fn settle_and_claim(
+        &mut self,
+        landed: Landed,
+    ) -> (
+        Result<RoundReport, WriteError>,
+        Result<(Vec<SendStep>, usize, RoundReport), WriteError>,
+    ) {
+        let Some(claim_db) = self.claim_db.as_mut() else {
+            unreachable!("settle_and_claim is only called with a claim connection");
+        };
+        let settle = async {
+            if landed.writes.is_empty() {
+                return Ok(RoundReport::default());
+            }
+            settle_answers(
+                &mut self.db,
+                &self.store,
+                self.config.backoff,
+                landed.mapping,
+                &landed.writes,
+                landed.decisions,
+            )
+            .await
+        };
+        let claim = async {
+            let mut report = RoundReport::default();
+            let (steps, claimed) = claim_batch(
+                claim_db,
+                &self.store,
+                &self.targets,
+                &self.config,
+                &mut report,
+                Vec::new(),
+            )
+            .await?;
+            Ok((steps, claimed, report))
+        };
+        tokio::join!(settle, claim)
+    }
+
     /// Step 5: one transaction for these answers. Its commit need not wait for the disk: were it
     /// lost in a Postgres crash, its journal rows would still say `SENDING`, which the next
     /// start reconciles like any interrupted send.
@@ -929,6 +895,136 @@ impl Writer {
         )
         .await
     }
+}
+
+/// Step 3 on `db` (see [`Writer::claim`]).
+async fn claim_batch(
+    db: &mut tokio_postgres::Client,
+    store: &Store,
+    targets: &[Target],
+    config: &WriterConfig,
+    report: &mut RoundReport,
+    retries: Vec<Journaled>,
+) -> Result<(Vec<SendStep>, usize), WriteError> {
+    let mappings: Vec<&'static MappingDescriptor> = targets.iter().map(|t| t.mapping).collect();
+    let tables: Vec<&'static str> = targets.iter().map(|t| t.mapping.table).collect();
+    let target_of = |table: &str| targets.iter().position(|t| t.mapping.table == table);
+
+    let mut steps = Vec::new();
+
+    if !retries.is_empty() {
+        let mut attempts = HashMap::new();
+        let mut ids = HashMap::new();
+        let mut writes = Vec::new();
+        for r in retries {
+            let Some(m) = target_of(&r.write.table) else {
+                continue;
+            };
+            let key = (r.write.table.clone(), r.write.record_id);
+            attempts.insert(key.clone(), r.attempts);
+            ids.insert(key, r.journal_id);
+            writes.push((m, r.write));
+        }
+        let config = PlanConfig {
+            bulk_threshold: usize::MAX,
+            ..config.plan
+        };
+        let (retry_steps, later) = arrange(&mappings, writes, config);
+        let later_ids: Vec<(i64, u64, String)> = later
+            .iter()
+            .map(|w| {
+                (
+                    ids[&(w.table.clone(), w.record_id)],
+                    0,
+                    "waits for another write of the same key".to_owned(),
+                )
+            })
+            .collect();
+        store.schedule_retry(&*db, &later_ids).await?;
+        for step in retry_steps {
+            steps.push(SendStep::new(step, &ids, &attempts));
+        }
+    }
+
+    let tx = db.transaction().await?;
+    let entries = store.claim(&tx, &tables, config.max_batch).await?;
+    let claimed = entries.len();
+    if claimed == 0 {
+        tx.commit().await?;
+        return Ok((steps, 0));
+    }
+    let mut rows = HashMap::new();
+    for mapping in &mappings {
+        let (ids, with_values) = entry::rows_to_read(&entries, mapping.table);
+        if ids.is_empty() {
+            continue;
+        }
+        for (id, row) in store.rows(&tx, mapping, &ids, &with_values).await? {
+            rows.insert((mapping.table, id), row);
+        }
+    }
+    let groups = group_by_record(entries, |table, id| {
+        mappings
+            .iter()
+            .find(|m| m.table == table)
+            .and_then(|m| rows.remove(&(m.table, id)))
+    });
+    let ops = groups.iter().map(coalesce::coalesce).collect();
+    let planned = plan::plan(&mappings, ops, config.plan);
+
+    // Entries settled without a call, and values Salesforce would refuse anyway.
+    for (m, mapping) in mappings.iter().enumerate() {
+        let mut settles: Vec<Settle> = planned
+            .settled
+            .iter()
+            .filter(|s| s.table == mapping.table)
+            .map(|s| Settle {
+                table: s.table.clone(),
+                record_id: s.record_id,
+                entry_ids: s.entry_ids.clone(),
+                state: "IGNORED",
+                sfid: s.sfid.clone(),
+                lastop: s.sfid.as_ref().map(|_| "SYNCED"),
+                hc_err: None,
+                message: Some("nothing to send".to_owned()),
+                created: false,
+            })
+            .collect();
+        report.settled_without_call += settles.len();
+        for r in planned.rejected.iter().filter(|r| r.table == mapping.table) {
+            let error = outcome::HcError {
+                code: "INVALID_VALUE".to_owned(),
+                message: r.message.clone(),
+                fields: vec![r.field.clone()],
+            };
+            settles.push(failure(&r.table, r.record_id, &r.entry_ids, &error));
+            report.failed += 1;
+        }
+        if !settles.is_empty() {
+            store.settle(&tx, mappings[m], &settles, &[]).await?;
+        }
+    }
+
+    // Entries left for later (`planned.deferred`) are still `NEW`: the next claim takes them.
+    let mut journal_ids = HashMap::new();
+    let no_attempts = HashMap::new();
+    for (m, mapping) in mappings.iter().enumerate() {
+        let writes: Vec<&Write> = planned
+            .steps
+            .iter()
+            .filter(|s| s.mapping == m)
+            .flat_map(Step::writes)
+            .collect();
+        let ids = store.journal(&tx, mapping.object, &writes).await?;
+        for (w, id) in writes.iter().zip(ids) {
+            journal_ids.insert((w.table.clone(), w.record_id), id);
+        }
+    }
+    tx.commit().await?;
+    for step in planned.steps {
+        steps.push(SendStep::new(step, &journal_ids, &no_attempts));
+    }
+    Ok((steps, claimed))
 }
 
 /// Step 5 on `db`: see [`Writer::settle`].

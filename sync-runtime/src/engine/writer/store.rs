@@ -106,34 +106,39 @@ impl Store {
     }
 
     /// Takes up to `limit` `NEW` entries of `tables`, oldest first, leaving out records that
-    /// have a write in the journal (their next change waits for its outcome): marks them
-    /// `PENDING` (locked until the transaction ends) and returns them. Entries the round does not
-    /// send go back with [`Store::release`].
+    /// have a write in the journal (their next change waits for its outcome), and returns them.
+    ///
+    /// The entries stay `NEW`: the journal rows the caller writes in the same transaction are
+    /// what marks them taken (rewriting every entry as `PENDING` cost more than the rest of the
+    /// claim together). Claims of one schema are serialized by a transaction-level advisory lock,
+    /// so a second writer's claim starts after the first one's journal rows are committed and
+    /// sees them.
     pub async fn claim<C: GenericClient>(
         &self,
         db: &C,
         tables: &[&str],
         limit: i64,
     ) -> Result<Vec<LogEntry>, tokio_postgres::Error> {
-        let mut rows = db
+        db.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended('forcesync.writer.claim.' || $1::text, 0))",
+            &[&self.schema],
+        )
+        .await?;
+        let rows = db
             .query(
                 &format!(
-                    "UPDATE {log} SET state = 'PENDING', updated_at = now()
-                     WHERE id IN (
-                         SELECT l.id FROM {log} l
-                         WHERE l.state = 'NEW' AND l.table_name = ANY($1)
-                           AND NOT EXISTS (SELECT 1 FROM {journal} j
-                                           WHERE j.table_name = l.table_name AND j.record_id = l.record_id)
-                         ORDER BY l.id LIMIT $2
-                         FOR UPDATE OF l SKIP LOCKED)
-                     RETURNING id, table_name, record_id, action, sfid, \"values\"",
+                    "SELECT l.id, l.table_name, l.record_id, l.action, l.sfid, l.\"values\"
+                     FROM {log} l
+                     WHERE l.state = 'NEW' AND l.table_name = ANY($1)
+                       AND NOT EXISTS (SELECT 1 FROM {journal} j
+                                       WHERE j.table_name = l.table_name AND j.record_id = l.record_id)
+                     ORDER BY l.id LIMIT $2",
                     log = self.log,
                     journal = self.journal
                 ),
                 &[&tables, &limit],
             )
             .await?;
-        rows.sort_by_key(|r| r.get::<_, i32>(0));
         Ok(rows
             .iter()
             .filter_map(|r| {
@@ -154,32 +159,37 @@ impl Store {
             .collect())
     }
 
-    /// The current rows (sfid and every column but `_hc_lastop` / `_hc_err`) of these ids.
+    /// The current rows of these ids: their `sfid`, and every column but `_hc_lastop` /
+    /// `_hc_err` for the ids in `with_values` (the only rows whose values a write is built from:
+    /// see [`super::coalesce`]); the others carry no values.
     pub async fn rows<C: GenericClient>(
         &self,
         db: &C,
         mapping: &MappingDescriptor,
         ids: &[i32],
+        with_values: &[i32],
     ) -> Result<HashMap<i32, RowNow>, tokio_postgres::Error> {
         let rows = db
             .query(
                 &format!(
-                    "SELECT t.id, t.sfid, to_jsonb(t) - '_hc_lastop' - '_hc_err' FROM {} t WHERE t.id = ANY($1)",
+                    "SELECT t.id, t.sfid,
+                            CASE WHEN t.id = ANY($2) THEN to_jsonb(t) - '_hc_lastop' - '_hc_err' END
+                     FROM unnest($1::int[]) AS u(i) JOIN {} t ON t.id = u.i",
                     self.table(mapping)
                 ),
-                &[&ids],
+                &[&ids, &with_values],
             )
             .await?;
         Ok(rows
             .iter()
             .map(|r| {
-                let values: Value = r.get(2);
+                let values: Option<Value> = r.get(2);
                 (
                     r.get(0),
                     RowNow {
                         sfid: r.get(1),
                         values: match values {
-                            Value::Object(m) => m,
+                            Some(Value::Object(m)) => m,
                             _ => Map::new(),
                         },
                     },
@@ -188,8 +198,8 @@ impl Store {
             .collect())
     }
 
-    /// Journals writes about to be sent (state `SENDING`); their entries were marked `PENDING`
-    /// by [`Store::claim`].
+    /// Journals writes about to be sent (state `SENDING`): from its commit on, the record's
+    /// entries are taken (see [`Store::claim`]).
     /// Returns the journal id of each write, in order.
     pub async fn journal<C: GenericClient>(
         &self,
@@ -236,26 +246,6 @@ impl Store {
             .iter()
             .map(|w| ids[&(w.table.clone(), w.record_id)])
             .collect())
-    }
-
-    /// Puts claimed entries the round leaves for later back to `NEW`.
-    pub async fn release<C: GenericClient>(
-        &self,
-        db: &C,
-        entry_ids: &[i32],
-    ) -> Result<(), tokio_postgres::Error> {
-        if entry_ids.is_empty() {
-            return Ok(());
-        }
-        db.execute(
-            &format!(
-                "UPDATE {} SET state = 'NEW' WHERE id = ANY($1) AND state = 'PENDING'",
-                self.log
-            ),
-            &[&entry_ids],
-        )
-        .await
-        .map(drop)
     }
 
     /// Journal rows of these tables in `states`, oldest first.
