@@ -1,6 +1,11 @@
 //! The `forcesync` binary of this repository: the command over the generated mappings
 //! (`generated::salesforce::REGISTRY`, `generated::MIGRATIONS`), plus `demo` and `bench`.
 
+/// mimalloc: the writer, the loader and the embedded emulator allocate many small JSON values;
+/// glibc's allocator was the largest single cost in the process.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod bench;
 mod demo;
 mod sf_user;

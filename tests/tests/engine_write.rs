@@ -247,12 +247,21 @@ async fn many_batches_in_a_row_are_each_sent_once_with_their_sfids_written_back(
         .unwrap()
         .get(0);
     assert_eq!(unsynced, 0, "every row has its sfid and its outcome");
-    assert_eq!(archived(&app, "SUCCESS").await, 62, "every entry archived once");
-    let created = env.records("Account", "Name, Phone", "Name LIKE 'Batch %'").await;
+    assert_eq!(
+        archived(&app, "SUCCESS").await,
+        62,
+        "every entry archived once"
+    );
+    let created = env
+        .records("Account", "Name, Phone", "Name LIKE 'Batch %'")
+        .await;
     assert_eq!(created.len(), 60, "each row created once");
     for name in ["Batch 03", "Batch 59"] {
         let record = created.iter().find(|r| r["Name"] == name).expect(name);
-        assert_eq!(record["Phone"], "updated", "{name}'s update follows its create");
+        assert_eq!(
+            record["Phone"], "updated",
+            "{name}'s update follows its create"
+        );
     }
 }
 

@@ -45,7 +45,8 @@ pub struct LogEntry {
     pub action: Action,
     /// The row's `sfid` when the change was captured (null for a row not yet in Salesforce).
     pub sfid: Option<String>,
-    /// INSERT: every column; UPDATE: the changed columns only; DELETE: empty.
+    /// INSERT: every non-null column; UPDATE: the changed columns only (null: cleared); DELETE:
+    /// empty.
     pub values: Map<String, Value>,
 }
 
@@ -53,7 +54,7 @@ pub struct LogEntry {
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct RowNow {
     pub sfid: Option<String>,
-    /// Every column (`to_jsonb(row)` without `_hc_lastop` / `_hc_err`).
+    /// Every non-null column (`to_jsonb(row)` without `_hc_lastop` / `_hc_err`), when read.
     pub values: Map<String, Value>,
 }
 

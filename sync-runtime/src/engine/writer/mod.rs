@@ -295,7 +295,7 @@ impl Writer {
         self.follow_held().await?;
         let mut report = self.reconcile().await?;
         let retries = self.due_retries().await?;
-        let (steps, claimed) = self.claim(&mut report, retries).await?;
+        let (steps, claimed, mut last_claimed) = self.claim(&mut report, retries, 0).await?;
         report.claimed += claimed;
         // While the last step of a batch is in flight, the next batch is claimed (what the app
         // wrote meanwhile). The steps of one claim go out in order, each once the one before is
@@ -305,6 +305,9 @@ impl Writer {
         // answered, and that step is settled while it is in flight: Salesforce and Postgres
         // work at the same time, and settles stay in order. The chain ends when a claim finds
         // nothing, or after `MAX_CHAINED_CLAIMS` (so reconciliation and retries get their turn).
+        // A chained claim looks only past the entries the claim before took: what it left (the
+        // records in flight, entries deferred) waits for the next round, instead of being
+        // scanned again by every claim of the chain.
         let mut more = claimed > 0;
         let mut chained = 0;
         let mut queue: std::collections::VecDeque<(usize, SendStep)> =
@@ -317,7 +320,7 @@ impl Writer {
                 Some((before, landed)) if before != batch => {
                     let flight = self.launch(step);
                     if claim_due && self.claim_db.is_some() {
-                        let (settled, claimed) = self.settle_and_claim(landed).await;
+                        let (settled, claimed) = self.settle_and_claim(landed, last_claimed).await;
                         report.absorb(settled?);
                         next_claim = Some(claimed?);
                     } else {
@@ -332,14 +335,17 @@ impl Writer {
                 None => self.launch(step),
             };
             if claim_due {
-                let (next, claimed, claim_report) = match next_claim {
+                let (next, claimed, last, claim_report) = match next_claim {
                     Some(done) => done,
                     None => {
                         let mut claim_report = RoundReport::default();
-                        let (next, claimed) = self.claim(&mut claim_report, Vec::new()).await?;
-                        (next, claimed, claim_report)
+                        let (next, claimed, last) = self
+                            .claim(&mut claim_report, Vec::new(), last_claimed)
+                            .await?;
+                        (next, claimed, last, claim_report)
                     }
                 };
+                last_claimed = last_claimed.max(last);
                 report.absorb(claim_report);
                 report.claimed += claimed;
                 more = claimed > 0;
@@ -729,13 +735,15 @@ impl Writer {
             .collect())
     }
 
-    /// Step 3: claims, plans and journals new entries; returns every step to send (retries
-    /// first, through sObject Collections) and how many entries were claimed.
+    /// Step 3: claims, plans and journals new entries with ids above `after`; returns every
+    /// step to send (retries first, through sObject Collections), how many entries were claimed
+    /// and the highest id among them.
     async fn claim(
         &mut self,
         report: &mut RoundReport,
         retries: Vec<Journaled>,
-    ) -> Result<(Vec<SendStep>, usize), WriteError> {
+        after: i32,
+    ) -> Result<(Vec<SendStep>, usize, i32), WriteError> {
         let db = match &mut self.claim_db {
             Some(db) => db,
             None => &mut self.db,
@@ -747,6 +755,7 @@ impl Writer {
             &self.config,
             report,
             retries,
+            after,
         )
         .await
     }
@@ -838,9 +847,10 @@ impl Writer {
     async fn settle_and_claim(
         &mut self,
         landed: Landed,
+        after: i32,
     ) -> (
         Result<RoundReport, WriteError>,
-        Result<(Vec<SendStep>, usize, RoundReport), WriteError>,
+        Result<(Vec<SendStep>, usize, i32, RoundReport), WriteError>,
     ) {
         let Some(claim_db) = self.claim_db.as_mut() else {
             unreachable!("settle_and_claim is only called with a claim connection");
@@ -861,16 +871,17 @@ impl Writer {
         };
         let claim = async {
             let mut report = RoundReport::default();
-            let (steps, claimed) = claim_batch(
+            let (steps, claimed, last) = claim_batch(
                 claim_db,
                 &self.store,
                 &self.targets,
                 &self.config,
                 &mut report,
                 Vec::new(),
+                after,
             )
             .await?;
-            Ok((steps, claimed, report))
+            Ok((steps, claimed, last, report))
         };
         tokio::join!(settle, claim)
     }
@@ -905,7 +916,8 @@ async fn claim_batch(
     config: &WriterConfig,
     report: &mut RoundReport,
     retries: Vec<Journaled>,
-) -> Result<(Vec<SendStep>, usize), WriteError> {
+    after: i32,
+) -> Result<(Vec<SendStep>, usize, i32), WriteError> {
     let mappings: Vec<&'static MappingDescriptor> = targets.iter().map(|t| t.mapping).collect();
     let tables: Vec<&'static str> = targets.iter().map(|t| t.mapping.table).collect();
     let target_of = |table: &str| targets.iter().position(|t| t.mapping.table == table);
@@ -947,11 +959,12 @@ async fn claim_batch(
     }
 
     let tx = db.transaction().await?;
-    let entries = store.claim(&tx, &tables, config.max_batch).await?;
+    let entries = store.claim(&tx, &tables, config.max_batch, after).await?;
+    let last = entries.iter().map(|e| e.id).max().unwrap_or(after);
     let claimed = entries.len();
     if claimed == 0 {
         tx.commit().await?;
-        return Ok((steps, 0));
+        return Ok((steps, 0, after));
     }
     let mut rows = HashMap::new();
     for mapping in &mappings {
@@ -1024,7 +1037,7 @@ async fn claim_batch(
     for step in planned.steps {
         steps.push(SendStep::new(step, &journal_ids, &no_attempts));
     }
-    Ok((steps, claimed))
+    Ok((steps, claimed, last))
 }
 
 /// Step 5 on `db`: see [`Writer::settle`].
