@@ -905,6 +905,30 @@ async fn a_reload_swaps_in_a_shadow_table_the_app_never_sees_partial_and_every_i
     pg.batch_execute("GRANT SELECT ON salesforce.account TO PUBLIC")
         .await
         .unwrap();
+    // The table's own settings, as an operator may have made them.
+    let settings = "SELECT concat_ws(' | ', obj_description('salesforce.account'::regclass, 'pg_class'), \
+                           col_description('salesforce.account'::regclass, 2), \
+                           array_to_string(c.reloptions, ','), c.relreplident::text, \
+                           (SELECT i.relname FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid \
+                            WHERE x.indrelid = c.oid AND x.indisclustered), \
+                           (SELECT a.attstattarget::int::text FROM pg_attribute a \
+                            WHERE a.attrelid = c.oid AND a.attname = 'industry')) \
+                    FROM pg_class c WHERE c.oid = 'salesforce.account'::regclass";
+    pg.batch_execute(
+        "COMMENT ON TABLE salesforce.account IS 'Accounts, synced by forcesync'; \
+         COMMENT ON COLUMN salesforce.account.sfid IS 'the Salesforce Id'; \
+         ALTER TABLE salesforce.account SET (fillfactor = 80, autovacuum_vacuum_scale_factor = 0.05); \
+         ALTER TABLE salesforce.account REPLICA IDENTITY FULL; \
+         ALTER TABLE salesforce.account CLUSTER ON hc_idx_account_industry; \
+         ALTER TABLE salesforce.account ALTER COLUMN industry SET STATISTICS 500",
+    )
+    .await
+    .unwrap();
+    let settings_before: String = pg.query_one(settings, &[]).await.unwrap().get(0);
+    assert!(
+        settings_before.contains("fillfactor=80") && settings_before.contains("| f |"),
+        "{settings_before}"
+    );
 
     // The app's own rows: one not sent yet, one synced row with an unsent change.
     let local: i32 = pg
@@ -1049,6 +1073,11 @@ async fn a_reload_swaps_in_a_shadow_table_the_app_never_sees_partial_and_every_i
         .unwrap()
         .get(0);
     assert!(granted);
+    let settings_after: String = pg.query_one(settings, &[]).await.unwrap().get(0);
+    assert_eq!(
+        settings_after, settings_before,
+        "comments, storage parameters, replica identity, clustering and statistics stay"
+    );
     assert_eq!(
         count(
             &pg,

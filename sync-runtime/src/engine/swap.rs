@@ -19,8 +19,9 @@
 //!    the snapshot (a newer `systemmodstamp`), records that arrived meanwhile; rows deleted
 //!    meanwhile stay deleted. Synced rows Salesforce no longer has leave (or stay with `isdeleted`
 //!    under soft deletes), as in the merge. Then the sequence changes owner, the old table is
-//!    dropped, the shadow takes its name, its indexes theirs, and the triggers and grants are
-//!    created again.
+//!    dropped, the shadow takes its name, its indexes theirs, and the triggers, grants and the
+//!    table's own settings (comments, storage parameters, statistics targets, replica identity,
+//!    clustering index) are created again.
 
 use chrono::NaiveDateTime;
 use tokio_postgres::Transaction;
@@ -79,6 +80,10 @@ pub struct Plan {
     /// with `ALTER TABLE … DISABLE TRIGGER` when the trigger was disabled.
     triggers: Vec<String>,
     grants: Vec<String>,
+    /// The table's own settings, as statements run after the rename: its comment and its
+    /// columns', storage parameters (`fillfactor`, autovacuum, …), column statistics targets,
+    /// replica identity and clustering index.
+    properties: Vec<String>,
     /// The owner to give the new table, when it is not the engine's role.
     owner: Option<String>,
 }
@@ -289,6 +294,17 @@ pub async fn plan(
         .map(|r| r.get(0))
         .collect();
 
+    // Named after the rename: `{table}` is the swapped-in table by then, its indexes renamed.
+    let properties = tx
+        .query(
+            "SELECT 'COMMENT ON TABLE ' || $2 || ' IS ' || quote_literal(d.description)              FROM pg_description d              WHERE d.objoid = $1 AND d.classoid = 'pg_class'::regclass AND d.objsubid = 0              UNION ALL              SELECT 'COMMENT ON COLUMN ' || $2 || '.' || quote_ident(a.attname) || ' IS ' || quote_literal(d.description)              FROM pg_description d JOIN pg_attribute a ON a.attrelid = d.objoid AND a.attnum = d.objsubid              WHERE d.objoid = $1 AND d.classoid = 'pg_class'::regclass AND d.objsubid > 0 AND NOT a.attisdropped              UNION ALL              SELECT 'ALTER TABLE ' || $2 || ' SET (' || array_to_string(c.reloptions, ', ') || ')'              FROM pg_class c WHERE c.oid = $1 AND c.reloptions IS NOT NULL              UNION ALL              SELECT 'ALTER TABLE ' || $2 || ' ALTER COLUMN ' || quote_ident(a.attname) ||                     ' SET STATISTICS ' || a.attstattarget::int              FROM pg_attribute a              WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped                AND coalesce(a.attstattarget::int, -1) >= 0              UNION ALL              SELECT 'ALTER TABLE ' || $2 || ' REPLICA IDENTITY ' ||                     CASE c.relreplident WHEN 'f' THEN 'FULL' WHEN 'n' THEN 'NOTHING'                          ELSE 'USING INDEX ' || quote_ident(i.relname) END              FROM pg_class c LEFT JOIN pg_index x ON x.indrelid = c.oid AND x.indisreplident                   LEFT JOIN pg_class i ON i.oid = x.indexrelid              WHERE c.oid = $1 AND c.relreplident IN ('f', 'n', 'i')              UNION ALL              SELECT 'ALTER TABLE ' || $2 || ' CLUSTER ON ' || quote_ident(i.relname)              FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid              WHERE x.indrelid = $1 AND x.indisclustered",
+            &[&oid, &table],
+        )
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+
     if !blockers.is_empty() {
         return Ok(Err(blockers));
     }
@@ -300,6 +316,7 @@ pub async fn plan(
         indexes,
         triggers,
         grants,
+        properties,
         owner,
     }))
 }
@@ -488,6 +505,7 @@ pub async fn swap(
     }
     statements.extend(plan.triggers.iter().cloned());
     statements.extend(plan.grants.iter().cloned());
+    statements.extend(plan.properties.iter().cloned());
     if let Some(owner) = &plan.owner {
         statements.push(format!("ALTER TABLE {table} OWNER TO {owner}"));
     }
