@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use diesel_migrations::MigrationHarness;
 use forcesync_tests::pg::TestDb;
-use generated::salesforce::{account, invoice};
+use generated::salesforce::{account, invoice, invoice_line};
 use serde_json::{json, Value};
 use sync_runtime::adapter::MappingDescriptor;
 use sync_runtime::engine::writer::admin::{self, Selection};
@@ -872,6 +872,105 @@ async fn children_sent_through_the_bulk_api_name_their_parent_by_external_id() {
     let mut config = fast();
     config.plan.bulk_threshold = 2;
     parent_and_children_in_one_transaction(config).await;
+}
+
+/// Invoices and their lines sent by two writers (two instances holding one mapping each): a
+/// line naming an invoice that is not in Salesforce yet waits for it instead of failing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_child_whose_parent_another_writer_sends_waits_for_it() {
+    let env = env().await;
+    let mut app = pg(&env.db).await;
+    let account = env
+        .sf
+        .create("Account", &json!({"Name": "Two Writers Co"}))
+        .await
+        .unwrap();
+    let mut lines = env.writer(&[&invoice_line::MAPPING], fast()).await;
+    let mut invoices = env.writer(&[&invoice::MAPPING], fast()).await;
+
+    let tx = app.transaction().await.unwrap();
+    tx.execute(
+        "INSERT INTO salesforce.invoice__c (external_id__c, account__c, amount__c) \
+         VALUES ('INV-TWO-1', $1, 50)",
+        &[&account],
+    )
+    .await
+    .unwrap();
+    tx.execute(
+        "INSERT INTO salesforce.invoice_line__c \
+         (invoice__r__external_id__c, external_id__c, description__c) \
+         VALUES ('INV-TWO-1', 'INV-TWO-1-L1', 'Line 1')",
+        &[],
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+
+    // The lines' writer runs first: the invoice is not in Salesforce, so the line waits.
+    for _ in 0..3 {
+        let report = lines.round().await.expect("round");
+        assert_eq!(report.sent, 0, "{report:?}");
+    }
+    assert_eq!(archived(&app, "FAILED").await, 0, "the line did not fail");
+    let waiting: i64 = app
+        .query_one(
+            "SELECT count(*) FROM salesforce._trigger_log \
+             WHERE table_name = 'invoice_line__c' AND state = 'NEW'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(waiting, 1, "the line's entry waits");
+
+    invoices.drain(DRAIN).await.expect("invoices");
+    let report = lines.drain(DRAIN).await.expect("lines");
+    assert_eq!((report.sent, report.failed), (1, 0), "{report:?}");
+    let invoice = env
+        .records("Invoice__c", "Name", "External_Id__c = 'INV-TWO-1'")
+        .await;
+    let line = env
+        .records(
+            "Invoice_Line__c",
+            "Invoice__c",
+            "External_Id__c = 'INV-TWO-1-L1'",
+        )
+        .await;
+    assert_eq!(line.len(), 1);
+    assert_eq!(
+        line[0]["Invoice__c"], invoice[0]["Id"],
+        "the line points at the invoice"
+    );
+    let lookup: Option<String> = app
+        .query_one(
+            "SELECT invoice__c FROM salesforce.invoice_line__c WHERE external_id__c = 'INV-TWO-1-L1'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(lookup.as_deref(), invoice[0]["Id"].as_str());
+
+    // A parent whose insert failed holds nothing back: the child goes, and fails on its own.
+    let tx = app.transaction().await.unwrap();
+    tx.execute(
+        "INSERT INTO salesforce.invoice__c (external_id__c, amount__c) VALUES ('INV-TWO-2', 5)",
+        &[],
+    )
+    .await
+    .unwrap();
+    tx.execute(
+        "INSERT INTO salesforce.invoice_line__c (invoice__r__external_id__c, external_id__c) \
+         VALUES ('INV-TWO-2', 'INV-TWO-2-L1')",
+        &[],
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    let parent = invoices.drain(DRAIN).await.expect("invoices");
+    assert_eq!(parent.failed, 1, "an invoice needs its account: {parent:?}");
+    let child = lines.drain(DRAIN).await.expect("lines");
+    assert_eq!((child.sent, child.failed), (1, 1), "{child:?}");
 }
 
 /// One Postgres transaction inserts an invoice (no sfid yet) and three lines naming it by its

@@ -15,7 +15,10 @@
 //!    with a journaled write), read their rows, coalesce each record's entries into one operation
 //!    ([`coalesce`]) and plan the calls ([`plan`]); in the same transaction, **journal** every
 //!    write about to be sent (`SENDING`, with its body). The journal row is what marks a
-//!    record's entries taken: they stay `NEW` in `_trigger_log` until they are archived.
+//!    record's entries taken: they stay `NEW` in `_trigger_log` until they are archived. A child
+//!    naming by external ID a parent whose own write is not sent yet (another instance sends
+//!    the parent's mapping, or nobody has taken it) stays `NEW` until the parent is in
+//!    Salesforce ([`Store::unsent_parents`]).
 //! 4. **Send**: steps in order (parents first), the chunks of a step concurrently (at most
 //!    `max_in_flight` sObject Collections calls), a Bulk API 2.0 job for a large step. While the
 //!    last step of a batch is in flight the next batch is claimed; its first step goes out as
@@ -976,6 +979,7 @@ async fn claim_batch(
             rows.insert((mapping.table, id), row);
         }
     }
+    let claimed_ids: Vec<i32> = entries.iter().map(|e| e.id).collect();
     let groups = group_by_record(entries, |table, id| {
         mappings
             .iter()
@@ -983,7 +987,10 @@ async fn claim_batch(
             .and_then(|m| rows.remove(&(m.table, id)))
     });
     let ops = groups.iter().map(coalesce::coalesce).collect();
-    let planned = plan::plan(&mappings, ops, config.plan);
+    let mut planned = plan::plan(&mappings, ops, config.plan);
+    let planned_steps = std::mem::take(&mut planned.steps);
+    planned.steps =
+        hold_for_unsent_parents(&tx, store, &mappings, planned_steps, &claimed_ids).await?;
 
     // Entries settled without a call, and values Salesforce would refuse anyway.
     for (m, mapping) in mappings.iter().enumerate() {
@@ -1038,6 +1045,85 @@ async fn claim_batch(
         steps.push(SendStep::new(step, &journal_ids, &no_attempts));
     }
     Ok((steps, claimed, last))
+}
+
+/// Holds back the writes of children that name, by external ID, a parent whose own write has
+/// not been sent ([`Store::unsent_parents`]): its entries stay `NEW` for a later round. A parent
+/// of a mapping this writer sends and in flight is not waited for (its step lands before the
+/// child's goes out); one sent by another writer, or not taken by anyone yet, is.
+async fn hold_for_unsent_parents(
+    tx: &tokio_postgres::Transaction<'_>,
+    store: &Store,
+    mappings: &[&'static MappingDescriptor],
+    steps: Vec<Step>,
+    claimed: &[i32],
+) -> Result<Vec<Step>, WriteError> {
+    // (mapping, relationship column) → parent (table, column) and the values written.
+    let mut asked: HashMap<(usize, &'static str), (String, String, BTreeSet<String>)> =
+        HashMap::new();
+    for step in &steps {
+        let mapping = mappings[step.mapping];
+        for write in step.writes() {
+            for (field, value) in plan::parent_keys(mapping, write) {
+                let (Some(r), [parent]) = (field.relationship, field.reference_to) else {
+                    continue;
+                };
+                asked
+                    .entry((step.mapping, field.column))
+                    .or_insert_with(|| {
+                        (
+                            parent.to_ascii_lowercase(),
+                            r.field.to_ascii_lowercase(),
+                            BTreeSet::new(),
+                        )
+                    })
+                    .2
+                    .insert(value);
+            }
+        }
+    }
+    if asked.is_empty() {
+        return Ok(steps);
+    }
+    let mut waiting: HashSet<(usize, &'static str, String)> = HashSet::new();
+    for ((m, column), (parent_table, parent_column, values)) in asked {
+        let values: Vec<String> = values.into_iter().collect();
+        let another_writer = !mappings.iter().any(|p| p.table == parent_table);
+        for value in store
+            .unsent_parents(
+                tx,
+                &parent_table,
+                &parent_column,
+                &values,
+                claimed,
+                another_writer,
+            )
+            .await?
+        {
+            waiting.insert((m, column, value));
+        }
+    }
+    if waiting.is_empty() {
+        return Ok(steps);
+    }
+    let table_mapping: HashMap<&str, usize> = mappings
+        .iter()
+        .enumerate()
+        .map(|(i, m)| (m.table, i))
+        .collect();
+    let (kept, held) = plan::hold_back(steps, |w| {
+        let Some(&m) = table_mapping.get(w.table.as_str()) else {
+            return false;
+        };
+        plan::parent_keys(mappings[m], w)
+            .into_iter()
+            .any(|(f, v)| waiting.contains(&(m, f.column, v)))
+    });
+    tracing::debug!(
+        held = held.len(),
+        "children wait for parents whose writes are not sent yet"
+    );
+    Ok(kept)
 }
 
 /// Step 5 on `db`: see [`Writer::settle`].

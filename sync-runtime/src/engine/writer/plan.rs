@@ -18,7 +18,7 @@ use std::collections::HashSet;
 
 use serde_json::{Map, Value};
 
-use crate::adapter::{pg_values_to_sf_body, MappingDescriptor, WriteKind};
+use crate::adapter::{pg_values_to_sf_body, FieldDescriptor, MappingDescriptor, WriteKind};
 
 use super::coalesce::{Coalesced, NetOp};
 
@@ -368,6 +368,68 @@ fn chunk(writes: Vec<Write>, size: usize) -> Vec<Vec<Write>> {
     chunks
 }
 
+/// The parents a write names by external ID (a relationship column sent in the
+/// relationship-upsert form, `"Invoice__r": {"External_Id__c": "INV-1"}`): each relationship
+/// column's descriptor with the value, as text (pure).
+pub fn parent_keys(
+    mapping: &MappingDescriptor,
+    write: &Write,
+) -> Vec<(&'static FieldDescriptor, String)> {
+    if write.kind == CallKind::Delete {
+        return Vec::new();
+    }
+    mapping
+        .fields
+        .iter()
+        .filter_map(|f| {
+            let r = f.relationship?;
+            let value = write.body.get(r.name)?.get(r.field)?;
+            let text = match value {
+                Value::String(s) => s.clone(),
+                Value::Number(n) => n.to_string(),
+                _ => return None,
+            };
+            Some((f, text))
+        })
+        .collect()
+}
+
+/// Takes the writes `held` selects out of the steps (dropping steps left empty); returns the
+/// remaining steps, in order, and the writes held back (pure).
+pub fn hold_back(steps: Vec<Step>, held: impl Fn(&Write) -> bool) -> (Vec<Step>, Vec<Write>) {
+    let mut kept = Vec::new();
+    let mut out = Vec::new();
+    for step in steps {
+        let transport = match step.transport {
+            Transport::Collections(chunks) => {
+                let chunks: Vec<Vec<Write>> = chunks
+                    .into_iter()
+                    .map(|chunk| {
+                        let (h, k): (Vec<Write>, Vec<Write>) = chunk.into_iter().partition(&held);
+                        out.extend(h);
+                        k
+                    })
+                    .filter(|chunk| !chunk.is_empty())
+                    .collect();
+                if chunks.is_empty() {
+                    continue;
+                }
+                Transport::Collections(chunks)
+            }
+            Transport::Bulk(writes) => {
+                let (h, k): (Vec<Write>, Vec<Write>) = writes.into_iter().partition(&held);
+                out.extend(h);
+                if k.is_empty() {
+                    continue;
+                }
+                Transport::Bulk(k)
+            }
+        };
+        kept.push(Step { transport, ..step });
+    }
+    (kept, out)
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -592,5 +654,56 @@ mod tests {
         );
         assert!(p.steps.is_empty());
         assert_eq!(p.deferred, [10]);
+    }
+
+    #[test]
+    fn children_naming_an_unsent_parent_are_held_back_and_the_rest_go() {
+        let mappings = [invoice_line()];
+        let p = plan(
+            &mappings,
+            vec![
+                create(
+                    "invoice_line__c",
+                    1,
+                    json!({"invoice__r__external_id__c": "INV-1", "description__c": "waits"}),
+                ),
+                create(
+                    "invoice_line__c",
+                    2,
+                    json!({"invoice__r__external_id__c": "INV-2", "description__c": "goes"}),
+                ),
+            ],
+            PlanConfig {
+                chunk_size: 1,
+                ..PlanConfig::default()
+            },
+        );
+        let keys: Vec<Vec<String>> = p
+            .steps
+            .iter()
+            .flat_map(Step::writes)
+            .map(|w| {
+                parent_keys(mappings[0], w)
+                    .into_iter()
+                    .map(|(_, v)| v)
+                    .collect()
+            })
+            .collect();
+        assert_eq!(keys, [vec!["INV-1".to_owned()], vec!["INV-2".to_owned()]]);
+        let (kept, held) = hold_back(p.steps, |w| {
+            parent_keys(mappings[0], w)
+                .iter()
+                .any(|(_, v)| v == "INV-1")
+        });
+        assert_eq!(held.iter().map(|w| w.record_id).collect::<Vec<_>>(), [1]);
+        let sent: Vec<i32> = kept
+            .iter()
+            .flat_map(Step::writes)
+            .map(|w| w.record_id)
+            .collect();
+        assert_eq!(sent, [2]);
+        let (none, all) = hold_back(kept, |_| true);
+        assert!(none.is_empty(), "a step left empty goes");
+        assert_eq!(all.len(), 1);
     }
 }

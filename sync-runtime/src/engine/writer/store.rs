@@ -409,6 +409,53 @@ impl Store {
         Ok(rows.iter().map(|r| r.get(0)).collect())
     }
 
+    /// Of `values` (external IDs in `parent_table.parent_column`), those whose parent row has
+    /// no `sfid` yet and a write coming: a captured change outside `claimed` (nobody sends it
+    /// yet), or, when `another_writer` sends the parent's mapping, a write of its in flight. A
+    /// child naming such a parent waits for it: sent first, Salesforce would fail the child
+    /// for an external ID it does not know yet. A parent table that is not there, or lacks the
+    /// column, holds nothing back.
+    pub async fn unsent_parents<C: GenericClient>(
+        &self,
+        db: &C,
+        parent_table: &str,
+        parent_column: &str,
+        values: &[String],
+        claimed: &[i32],
+        another_writer: bool,
+    ) -> Result<std::collections::HashSet<String>, tokio_postgres::Error> {
+        let qualified = format!("{}.{}", self.schema, quote_ident(parent_table));
+        let mapped = db
+            .query_opt(
+                "SELECT 1 FROM pg_attribute
+                 WHERE attrelid = to_regclass($1::text) AND attname = $2 AND NOT attisdropped",
+                &[&qualified, &parent_column],
+            )
+            .await?
+            .is_some();
+        if !mapped || values.is_empty() {
+            return Ok(Default::default());
+        }
+        let rows = db
+            .query(
+                &format!(
+                    "SELECT DISTINCT p.{column}::text FROM {qualified} p
+                     WHERE p.{column}::text = ANY($1) AND p.sfid IS NULL
+                       AND (EXISTS (SELECT 1 FROM {log} l
+                                    WHERE l.table_name = $2 AND l.record_id = p.id
+                                      AND l.state = 'NEW' AND NOT l.id = ANY($3))
+                            OR ($4 AND EXISTS (SELECT 1 FROM {journal} j
+                                               WHERE j.table_name = $2 AND j.record_id = p.id)))",
+                    column = quote_ident(parent_column),
+                    log = self.log,
+                    journal = self.journal,
+                ),
+                &[&values, &parent_table, &claimed, &another_writer],
+            )
+            .await?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
     /// Children just created that named their parent by external ID (a relationship column such
     /// as `invoice__r__external_id__c`) take the parent's `sfid` into their lookup column from the
     /// parent's synced row. The writer settles a parent before it sends its children, so the
