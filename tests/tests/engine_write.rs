@@ -1095,6 +1095,43 @@ async fn parent_and_children_in_one_transaction(writer: WriterConfig) {
     )
     .await;
 
+    // The invoice's external ID changes in Salesforce: the lines' relationship column follows
+    // (Salesforce sends no event for the lines), as an engine write that is not sent back.
+    h.update(
+        "Invoice__c",
+        &invoice,
+        json!({"External_Id__c": "INV-REL-1-RENAMED"}),
+    )
+    .await;
+    eventually(
+        DRAIN,
+        "every line names the invoice by its new external ID",
+        || async {
+            app.query_one(
+                "SELECT count(*) FILTER (WHERE invoice__r__external_id__c = 'INV-REL-1-RENAMED'), \
+                        count(*) \
+                 FROM salesforce.invoice_line__c WHERE invoice__c = $1",
+                &[&invoice],
+            )
+            .await
+            .map(|r| (r.get::<_, i64>(0), r.get::<_, i64>(1)) == (4, 4))
+            .unwrap()
+        },
+    )
+    .await;
+    let captured: i64 = app
+        .query_one(
+            "SELECT count(*) FROM salesforce._trigger_log WHERE table_name = 'invoice_line__c'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        captured, 0,
+        "the followed key is not sent back to Salesforce"
+    );
+
     sync.stop.send(true).unwrap();
     for task in sync.tasks {
         task.await.unwrap();

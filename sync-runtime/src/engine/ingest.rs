@@ -98,9 +98,20 @@ pub async fn apply_records(
         }
     }
     if !rows.is_empty() {
+        let sfids: Vec<String> = rows.iter().map(|r| r.sfid.clone()).collect();
+        let keys_before = apply::parent_keys(tx, mapping, &ctx.children, &sfids).await?;
         let (rows, conflicts) = settle_conflicts(ctx, tx, rows, None).await?;
         applied.conflicts += conflicts;
         applied.upserted += apply::upsert_rows(tx, mapping, rows).await?;
+        if !keys_before.is_empty() {
+            let keys_after = apply::parent_keys(tx, mapping, &ctx.children, &sfids).await?;
+            let changed: Vec<String> = keys_after
+                .into_iter()
+                .filter(|(sfid, key)| keys_before.get(sfid).is_some_and(|k| k != key))
+                .map(|(sfid, _)| sfid)
+                .collect();
+            apply::follow_parent_keys(tx, mapping, &ctx.children, &changed).await?;
+        }
     }
     for (sfid, stamp) in deletes {
         applied.deleted += apply::delete_rows(tx, mapping, &[sfid], stamp).await?;
@@ -255,7 +266,20 @@ pub async fn apply_event(
         let (rows, conflicts) = settle_conflicts(ctx, tx, partial, Some(origin)).await?;
         applied.conflicts += conflicts;
         applied.updated += rows.len() as u64;
+        // A parent's external ID changed: its children's relationship columns follow.
+        let key_changed = ctx.children.iter().any(|c| {
+            header
+                .changed_fields
+                .iter()
+                .any(|f| f.eq_ignore_ascii_case(c.parent_field))
+        });
+        let followed: Vec<String> = if key_changed {
+            rows.iter().map(|r| r.sfid.clone()).collect()
+        } else {
+            Vec::new()
+        };
         let missing = apply::update_rows(tx, mapping, rows).await?;
+        apply::follow_parent_keys(tx, mapping, &ctx.children, &followed).await?;
         applied.updated -= missing.len() as u64;
         // A record we do not have: fetch it whole, unless the filter keeps it out anyway (but a
         // record we failed to store earlier is always read again).

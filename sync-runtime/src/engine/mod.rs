@@ -85,6 +85,10 @@ pub struct MappingCtx {
     pub filter: Filter,
     pub states: StateStore,
     pub config: Arc<EngineConfig>,
+    /// Child mappings' relationship columns naming this mapping's records by external ID: they
+    /// follow when a parent's external ID changes ([`apply::follow_parent_keys`]). Set by
+    /// [`Engine::context`]; empty otherwise.
+    pub children: Vec<apply::ChildLink>,
 }
 
 impl MappingCtx {
@@ -106,6 +110,7 @@ impl MappingCtx {
             filter,
             states: StateStore::new(mapping.schema),
             config,
+            children: Vec::new(),
         })
     }
 
@@ -228,7 +233,9 @@ impl Engine {
 
     /// The context of one mapping.
     pub fn context(&self, mapping: &'static MappingDescriptor) -> Result<MappingCtx, EngineError> {
-        MappingCtx::new(mapping, &self.client, self.config.clone())
+        let mut ctx = MappingCtx::new(mapping, &self.client, self.config.clone())?;
+        ctx.children = apply::children_of(self.registry.mappings, mapping);
+        Ok(ctx)
     }
 
     /// Runs every mapping this engine can lease until `shutdown` turns true; mappings held by
