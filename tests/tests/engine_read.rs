@@ -1266,3 +1266,52 @@ async fn reading_a_record_again_keeps_the_apps_unsent_change_to_a_field_salesfor
         "nothing both sides changed"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_polled_parent_whose_external_id_changed_renames_it_in_its_childrens_rows() {
+    let h = Harness::start().await;
+    let pg = h.pg().await;
+    let config = h.engine_config();
+    h.engine(config.clone()).migrate().await.unwrap();
+    let account = h
+        .create("Account", json!({"Name": "Polled Parent Co"}))
+        .await;
+    let invoice = h
+        .create(
+            "Invoice__c",
+            json!({"Account__c": account, "External_Id__c": "INV-POLL-1", "Amount__c": 5}),
+        )
+        .await;
+    let line = h
+        .create(
+            "Invoice_Line__c",
+            json!({"Invoice__c": invoice, "Description__c": "Polled line"}),
+        )
+        .await;
+    let invoices = h.ctx("Invoice__c", config.clone());
+    let lines = h.ctx("Invoice_Line__c", config);
+    engine::load::load(&invoices, false).await.unwrap();
+    engine::load::load(&lines, false).await.unwrap();
+    let named = "SELECT invoice__r__external_id__c FROM salesforce.invoice_line__c WHERE sfid = $1";
+    assert_eq!(text(&pg, named, &line).await.as_deref(), Some("INV-POLL-1"));
+
+    // The invoice's external ID changes in Salesforce; polling reads the invoice (not the line,
+    // whose SystemModstamp does not move), and the line's row follows.
+    h.update(
+        "Invoice__c",
+        &invoice,
+        json!({"External_Id__c": "INV-POLL-2"}),
+    )
+    .await;
+    engine::poll::poll_once(&invoices, None).await.unwrap();
+    assert_eq!(text(&pg, named, &line).await.as_deref(), Some("INV-POLL-2"));
+    assert_eq!(
+        count(
+            &pg,
+            "SELECT count(*) FROM salesforce._trigger_log WHERE table_name = 'invoice_line__c'"
+        )
+        .await,
+        0,
+        "the followed key is not sent back"
+    );
+}
