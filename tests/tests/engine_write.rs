@@ -910,6 +910,8 @@ async fn a_child_whose_parent_another_writer_sends_waits_for_it() {
     for _ in 0..3 {
         let report = lines.round().await.expect("round");
         assert_eq!(report.sent, 0, "{report:?}");
+        assert_eq!((report.claimed, report.held), (0, 1), "{report:?}");
+        assert!(!report.busy(), "a held child does not keep the writer busy");
     }
     assert_eq!(archived(&app, "FAILED").await, 0, "the line did not fail");
     let waiting: i64 = app

@@ -83,6 +83,10 @@ use store::{JournalRow, Settle, Store, RECONCILE, RETRY};
 /// Claims chained in one round (see [`Writer::round`]).
 const MAX_CHAINED_CLAIMS: usize = 64;
 
+/// How soon a writer holding children back looks again whether their parents are in Salesforce
+/// (the parent's outcome, written by another instance, sends no notification).
+const HELD_RECHECK: Duration = Duration::from_millis(250);
+
 /// How the writer runs; `WriterConfig::default()` gives the defaults.
 #[derive(Debug, Clone)]
 pub struct WriterConfig {
@@ -173,6 +177,9 @@ pub struct RoundReport {
     pub resent: usize,
     /// Entries settled without a call.
     pub settled_without_call: usize,
+    /// Entries of children held back for a parent not in Salesforce yet (not counted as
+    /// claimed: they are taken again once it is).
+    pub held: usize,
 }
 
 impl RoundReport {
@@ -185,6 +192,7 @@ impl RoundReport {
         self.adopted += other.adopted;
         self.resent += other.resent;
         self.settled_without_call += other.settled_without_call;
+        self.held += other.held;
     }
 
     /// Whether the round did anything.
@@ -472,6 +480,11 @@ impl Writer {
                 .map_or(self.config.poll_interval, |d| {
                     d.min(self.config.poll_interval)
                 });
+            let wait = if report.held > 0 {
+                wait.min(HELD_RECHECK)
+            } else {
+                wait
+            };
             tokio::select! {
                 _ = notify.notified() => {}
                 _ = tokio::time::sleep(wait) => {}
@@ -989,8 +1002,11 @@ async fn claim_batch(
     let ops = groups.iter().map(coalesce::coalesce).collect();
     let mut planned = plan::plan(&mappings, ops, config.plan);
     let planned_steps = std::mem::take(&mut planned.steps);
-    planned.steps =
+    let (kept, held) =
         hold_for_unsent_parents(&tx, store, &mappings, planned_steps, &claimed_ids).await?;
+    planned.steps = kept;
+    report.held += held;
+    let claimed = claimed - held.min(claimed);
 
     // Entries settled without a call, and values Salesforce would refuse anyway.
     for (m, mapping) in mappings.iter().enumerate() {
@@ -1057,7 +1073,7 @@ async fn hold_for_unsent_parents(
     mappings: &[&'static MappingDescriptor],
     steps: Vec<Step>,
     claimed: &[i32],
-) -> Result<Vec<Step>, WriteError> {
+) -> Result<(Vec<Step>, usize), WriteError> {
     // (mapping, relationship column) → parent (table, column) and the values written.
     let mut asked: HashMap<(usize, &'static str), (String, String, BTreeSet<String>)> =
         HashMap::new();
@@ -1083,7 +1099,7 @@ async fn hold_for_unsent_parents(
         }
     }
     if asked.is_empty() {
-        return Ok(steps);
+        return Ok((steps, 0));
     }
     let mut waiting: HashSet<(usize, &'static str, String)> = HashSet::new();
     for ((m, column), (parent_table, parent_column, values)) in asked {
@@ -1104,7 +1120,7 @@ async fn hold_for_unsent_parents(
         }
     }
     if waiting.is_empty() {
-        return Ok(steps);
+        return Ok((steps, 0));
     }
     let table_mapping: HashMap<&str, usize> = mappings
         .iter()
@@ -1123,7 +1139,7 @@ async fn hold_for_unsent_parents(
         held = held.len(),
         "children wait for parents whose writes are not sent yet"
     );
-    Ok(kept)
+    Ok((kept, held.iter().map(|w| w.entry_ids.len()).sum()))
 }
 
 /// Step 5 on `db`: see [`Writer::settle`].
