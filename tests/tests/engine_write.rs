@@ -457,6 +457,40 @@ async fn lock_errors_and_503_storms_are_retried_without_duplicates() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_writer_whose_postgres_connections_are_closed_reconnects_and_goes_on() {
+    let env = env().await;
+    let app = pg(&env.db).await;
+    let writer = env.writer(&[&account::MAPPING], fast()).await;
+    let (stop, shutdown) = tokio::sync::watch::channel(false);
+    let url = env.db.url.clone();
+    let running = tokio::spawn(async move { writer.run(&url, shutdown).await });
+    let first = insert_account(&app, "Before The Cut").await;
+    let synced = |id: i32| {
+        let app = &app;
+        move || async move { row(app, "account", id).await.0.is_some() }
+    };
+    forcesync_tests::engine::eventually(DRAIN, "the first row is sent", synced(first)).await;
+
+    // Postgres closes every other session (as a restart or a dropped socket would).
+    app.execute(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = current_database() AND pid <> pg_backend_pid()",
+        &[],
+    )
+    .await
+    .unwrap();
+    let second = insert_account(&app, "After The Cut").await;
+    forcesync_tests::engine::eventually(DRAIN, "the row after the cut is sent", synced(second))
+        .await;
+    stop.send(true).unwrap();
+    running.await.unwrap().unwrap();
+    let created = env
+        .records("Account", "Name", "Name LIKE '% The Cut'")
+        .await;
+    assert_eq!(created.len(), 2, "each row sent once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rapid_repeated_updates_end_with_salesforce_holding_the_last_value() {
     let env = env().await;
     let app = pg(&env.db).await;

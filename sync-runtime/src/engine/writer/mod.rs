@@ -467,6 +467,7 @@ impl Writer {
                         _ = tokio::time::sleep(Duration::from_secs(1)) => {}
                         _ = shutdown.changed() => {}
                     }
+                    self.reconnect(database_url).await;
                     continue;
                 }
             };
@@ -490,6 +491,37 @@ impl Writer {
                 _ = tokio::time::sleep(wait) => {}
                 _ = shutdown.changed() => {}
                 _ = held_changed(&mut self.held) => {}
+            }
+        }
+    }
+
+    /// Replaces a connection Postgres closed (a restart, a dropped socket): without this every
+    /// later round would fail on it. A write in flight when it closed is still journaled
+    /// `SENDING` and is recovered (reconciled or sent again) before anything new is sent.
+    async fn reconnect(&mut self, database_url: &str) {
+        let mut replaced = false;
+        if self.db.is_closed() {
+            match crate::engine::connect(database_url).await {
+                Ok(db) => {
+                    self.db = db;
+                    replaced = true;
+                }
+                Err(e) => tracing::warn!("writer cannot reconnect to Postgres: {e}"),
+            }
+        }
+        if self.claim_db.as_ref().is_some_and(|c| c.is_closed()) {
+            match crate::engine::connect(database_url).await {
+                Ok(db) => {
+                    self.claim_db = Some(db);
+                    replaced = true;
+                }
+                Err(e) => tracing::warn!("writer cannot reconnect to Postgres: {e}"),
+            }
+        }
+        if replaced {
+            tracing::info!("the writer reconnected to Postgres");
+            if let Err(e) = self.recover().await {
+                tracing::warn!("writer recovery after reconnecting failed: {e}");
             }
         }
     }
