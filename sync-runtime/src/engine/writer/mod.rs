@@ -441,7 +441,7 @@ impl Writer {
         mut shutdown: watch::Receiver<bool>,
     ) -> Result<(), WriteError> {
         let notify = Arc::new(Notify::new());
-        let _listener = listen(database_url, &self.schema, notify.clone()).await?;
+        let mut listener = listen(database_url, &self.schema, notify.clone()).await?;
         if self.claim_db.is_none() {
             self.claim_db = Some(crate::engine::connect(database_url).await?);
         }
@@ -452,8 +452,18 @@ impl Writer {
             if *shutdown.borrow() {
                 return Ok(());
             }
+            // A listener whose connection ended (it woke the writer as it went) is replaced.
+            if listener.ended() {
+                match listen(database_url, &self.schema, notify.clone()).await {
+                    Ok(new) => listener = new,
+                    Err(e) => tracing::warn!("trigger-log listener cannot reconnect: {e}"),
+                }
+            }
             if last_housekeeping.is_none_or(|t| t.elapsed() >= self.config.poll_interval) {
-                self.housekeeping().await?;
+                if let Err(e) = self.housekeeping().await {
+                    tracing::warn!("writer housekeeping failed: {e}");
+                    self.reconnect(database_url).await;
+                }
                 last_housekeeping = Some(Instant::now());
             }
             if busy {
@@ -477,7 +487,8 @@ impl Writer {
             }
             let wait = self
                 .next_retry_in()
-                .await?
+                .await
+                .unwrap_or(None)
                 .map_or(self.config.poll_interval, |d| {
                     d.min(self.config.poll_interval)
                 });
@@ -1412,6 +1423,13 @@ where
 pub struct Listener {
     _client: tokio_postgres::Client,
     task: tokio::task::JoinHandle<()>,
+}
+
+impl Listener {
+    /// Whether its connection has ended (no more notifications come).
+    pub fn ended(&self) -> bool {
+        self.task.is_finished()
+    }
 }
 
 impl Drop for Listener {
