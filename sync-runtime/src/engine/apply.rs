@@ -277,18 +277,7 @@ pub fn children_of(mappings: &[&MappingDescriptor], parent: &MappingDescriptor) 
             if !object.eq_ignore_ascii_case(parent.object) {
                 continue;
             }
-            let Some(key) = parent
-                .fields
-                .iter()
-                .find(|f| f.sf_name.eq_ignore_ascii_case(r.field))
-            else {
-                continue;
-            };
-            let Some(lookup) = child
-                .fields
-                .iter()
-                .find(|f| f.sf_name.eq_ignore_ascii_case(r.lookup))
-            else {
+            let (Some(key), Some(lookup)) = (parent.field(r.field), child.field(r.lookup)) else {
                 continue;
             };
             links.push(ChildLink {

@@ -428,14 +428,7 @@ impl Store {
         another_writer: bool,
     ) -> Result<std::collections::HashSet<String>, tokio_postgres::Error> {
         let qualified = format!("{}.{}", self.schema, quote_ident(parent_table));
-        let mapped = db
-            .query_opt(
-                "SELECT 1 FROM pg_attribute
-                 WHERE attrelid = to_regclass($1::text) AND attname = $2 AND NOT attisdropped",
-                &[&qualified, &parent_column],
-            )
-            .await?
-            .is_some();
+        let mapped = has_column(db, &qualified, parent_column).await?;
         if !mapped || values.is_empty() {
             return Ok(Default::default());
         }
@@ -496,14 +489,7 @@ impl Store {
                 quote_ident(&parent.to_ascii_lowercase())
             );
             let parent_column = rel.field.to_ascii_lowercase();
-            let mapped = db
-                .query_opt(
-                    "SELECT 1 FROM pg_attribute
-                     WHERE attrelid = to_regclass($1::text) AND attname = $2 AND NOT attisdropped",
-                    &[&parent_table, &parent_column],
-                )
-                .await?
-                .is_some();
+            let mapped = has_column(db, &parent_table, &parent_column).await?;
             if !mapped {
                 continue;
             }
@@ -767,4 +753,20 @@ impl Store {
         .await?;
         Ok(records.len() as u64)
     }
+}
+
+/// Whether `table` (qualified and quoted) exists and has the column `column`.
+async fn has_column<C: GenericClient>(
+    db: &C,
+    table: &str,
+    column: &str,
+) -> Result<bool, tokio_postgres::Error> {
+    Ok(db
+        .query_opt(
+            "SELECT 1 FROM pg_attribute
+             WHERE attrelid = to_regclass($1::text) AND attname = $2 AND NOT attisdropped",
+            &[&table, &column],
+        )
+        .await?
+        .is_some())
 }
