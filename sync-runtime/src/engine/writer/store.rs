@@ -120,17 +120,24 @@ impl Store {
         limit: i64,
         after: i32,
     ) -> Result<Vec<LogEntry>, tokio_postgres::Error> {
+        // `enable_sort = off` for this transaction: right after an app's bulk insert the log's
+        // statistics still say it is empty, and the planner then reads every pending entry
+        // through the `(state, table_name)` index and sorts them, for each claim; the
+        // `(state, id)` index gives them in order, and the scan stops at `limit`.
         db.execute(
-            "SELECT pg_advisory_xact_lock(hashtextextended('forcesync.writer.claim.' || $1::text, 0))",
+            "SELECT pg_advisory_xact_lock(hashtextextended('forcesync.writer.claim.' || $1::text, 0)),
+                    set_config('enable_sort', 'off', true)",
             &[&self.schema],
         )
         .await?;
         let rows = db
             .query(
                 &format!(
-                    // The oldest ids first (a narrow sort), then their entries: sorting the
-                    // entries themselves with their values spills to disk. An insert's null
-                    // columns are left out (a create sends no nulls), which halves what is read.
+                    // The oldest ids first (a narrow sort), then their entries by primary key:
+                    // sorting the entries themselves with their values spills to disk, and a
+                    // join lets the planner scan the whole log for a few of its entries. An
+                    // insert's null columns are left out (a create sends no nulls), which
+                    // halves what is read.
                     "WITH picked AS (
                          SELECT l.id FROM {log} l
                          WHERE l.state = 'NEW' AND l.table_name = ANY($1) AND l.id > $3
@@ -140,7 +147,7 @@ impl Store {
                      SELECT l.id, l.table_name, l.record_id, l.action, l.sfid,
                             CASE WHEN l.action = 'INSERT' THEN jsonb_strip_nulls(l.\"values\")
                                  ELSE l.\"values\" END
-                     FROM picked p JOIN {log} l ON l.id = p.id",
+                     FROM {log} l WHERE l.id = ANY(ARRAY(SELECT id FROM picked))",
                     log = self.log,
                     journal = self.journal
                 ),
