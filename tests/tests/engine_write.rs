@@ -1436,3 +1436,29 @@ async fn two_instances_on_one_database_send_a_mapping_only_from_the_one_holding_
         .records;
     assert_eq!(created.len(), 20, "every row sent once");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_postgres_error_says_what_postgres_said() {
+    let env = env().await;
+    let app = pg(&env.db).await;
+    app.execute(
+        "INSERT INTO salesforce.account (name, sfid) VALUES ('One', '001000000000001AAA')",
+        &[],
+    )
+    .await
+    .unwrap();
+    let e = app
+        .execute(
+            "INSERT INTO salesforce.account (name, sfid) VALUES ('Two', '001000000000001AAA')",
+            &[],
+        )
+        .await
+        .unwrap_err();
+    let text = sync_runtime::engine::writer::WriteError::from(e).to_string();
+    assert!(
+        text.starts_with(
+            "Postgres: db error: ERROR: duplicate key value violates unique constraint"
+        ) && text.contains("(001000000000001AAA) already exists"),
+        "{text}"
+    );
+}

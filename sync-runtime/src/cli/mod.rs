@@ -115,7 +115,7 @@ impl From<SettingsError> for CliError {
 
 impl From<tokio_postgres::Error> for CliError {
     fn from(e: tokio_postgres::Error) -> Self {
-        CliError::failure(format!("Postgres: {e}"))
+        CliError::failure(format!("Postgres: {}", crate::engine::db::describe(&e)))
     }
 }
 

@@ -133,7 +133,7 @@ pub enum ReportError {
         "the forcesync tables are missing in schema `{0}` of this database; run `forcesync migrate` first"
     )]
     NotMigrated(String),
-    #[error("Postgres: {0}")]
+    #[error("Postgres: {}", crate::engine::db::describe(.0))]
     Postgres(#[from] tokio_postgres::Error),
 }
 

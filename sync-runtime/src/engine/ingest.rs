@@ -57,7 +57,7 @@ impl Applied {
 /// An error of the read path: Postgres (retry the batch) or Salesforce (classified).
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
-    #[error("Postgres: {0}")]
+    #[error("Postgres: {}", crate::engine::db::describe(.0))]
     Postgres(#[from] tokio_postgres::Error),
     #[error("Salesforce: {0}")]
     Salesforce(#[from] SfError),

@@ -136,7 +136,7 @@ impl MappingCtx {
 /// An engine failure, classified for the mapping loop.
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
-    #[error("Postgres: {0}")]
+    #[error("Postgres: {}", crate::engine::db::describe(.0))]
     Postgres(#[from] tokio_postgres::Error),
     #[error("Salesforce: {0}")]
     Salesforce(#[from] SfError),

@@ -137,7 +137,7 @@ impl Default for WriterConfig {
 /// such as a reconciliation query).
 #[derive(Debug, thiserror::Error)]
 pub enum WriteError {
-    #[error("Postgres: {0}")]
+    #[error("Postgres: {}", crate::engine::db::describe(.0))]
     Postgres(#[from] tokio_postgres::Error),
     #[error("Salesforce ({mapping}): {error}")]
     Salesforce { mapping: String, error: SfError },

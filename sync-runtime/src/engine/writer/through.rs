@@ -38,7 +38,7 @@ pub enum ThroughError {
     #[error("{0}")]
     Pending(String),
     /// Salesforce has the write but storing it in Postgres failed; the next read brings it in.
-    #[error("Postgres: {0}")]
+    #[error("Postgres: {}", crate::engine::db::describe(.0))]
     Postgres(#[from] tokio_postgres::Error),
 }
 
