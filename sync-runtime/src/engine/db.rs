@@ -197,6 +197,27 @@ impl ServerCertVerifier for EncryptOnly {
     }
 }
 
+/// A Postgres error as a user needs it: tokio-postgres' own text ("db error", "error
+/// communicating with the server") followed by what Postgres or the socket said, with the
+/// server's detail and hint (`db error: ERROR: duplicate key value violates unique constraint
+/// "hcu_idx_account_sfid" (Key (sfid)=(001…) already exists.)`).
+pub fn describe(e: &tokio_postgres::Error) -> String {
+    if let Some(db) = e.as_db_error() {
+        let mut text = format!("{e}: {}: {}", db.severity(), db.message());
+        if let Some(detail) = db.detail() {
+            text.push_str(&format!(" ({detail})"));
+        }
+        if let Some(hint) = db.hint() {
+            text.push_str(&format!(" hint: {hint}"));
+        }
+        return text;
+    }
+    match std::error::Error::source(e) {
+        Some(cause) => format!("{e}: {cause}"),
+        None => e.to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -218,26 +239,5 @@ mod tests {
             TlsMode::Prefer
         );
         assert!(parse_target("postgres://db/app?sslmode=sometimes").is_err());
-    }
-}
-
-/// A Postgres error as a user needs it: tokio-postgres' own text ("db error", "error
-/// communicating with the server") followed by what Postgres or the socket said, with the
-/// server's detail and hint (`db error: ERROR: duplicate key value violates unique constraint
-/// "hcu_idx_account_sfid" (Key (sfid)=(001…) already exists.)`).
-pub fn describe(e: &tokio_postgres::Error) -> String {
-    if let Some(db) = e.as_db_error() {
-        let mut text = format!("{e}: {}: {}", db.severity(), db.message());
-        if let Some(detail) = db.detail() {
-            text.push_str(&format!(" ({detail})"));
-        }
-        if let Some(hint) = db.hint() {
-            text.push_str(&format!(" hint: {hint}"));
-        }
-        return text;
-    }
-    match std::error::Error::source(e) {
-        Some(cause) => format!("{e}: {cause}"),
-        None => e.to_string(),
     }
 }
