@@ -58,6 +58,7 @@ impl Harness {
 
     /// Like [`Harness::start`], with the org described by the describe files in `describe`.
     pub async fn start_on(describe: &std::path::Path) -> Harness {
+        crate::logs();
         let emulator = sf_emulator::server::start(sf_emulator::server::Config {
             seed: Some("demo".to_owned()),
             describe: Some(describe.to_owned()),

@@ -10,3 +10,14 @@ pub mod pg;
 pub mod sample {
     include!(concat!(env!("OUT_DIR"), "/sample.rs"));
 }
+
+/// With `RUST_LOG` set, the engine's logs go to the test's output (shown when it fails, or with
+/// `--nocapture`): `RUST_LOG=sync_runtime=debug cargo test --test engine_write <name>`.
+pub fn logs() {
+    if std::env::var_os("RUST_LOG").is_some() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_test_writer()
+            .try_init();
+    }
+}

@@ -23,6 +23,7 @@ struct Env {
 }
 
 async fn env() -> Env {
+    forcesync_tests::logs();
     let emulator = sf_emulator::server::start(sf_emulator::server::Config::ephemeral())
         .await
         .expect("emulator");
@@ -1460,5 +1461,51 @@ async fn a_postgres_error_says_what_postgres_said() {
             "Postgres: db error: ERROR: duplicate key value violates unique constraint"
         ) && text.contains("(001000000000001AAA) already exists"),
         "{text}"
+    );
+}
+
+/// Entries written into `_trigger_log` by hand that name no row, or an action the trigger never
+/// writes, are archived `FAILED` with the reason; they do not stay `NEW` for ever, and the
+/// writes around them go out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hand_written_log_entry_that_names_no_row_fails_visibly_and_blocks_nothing() {
+    let env = env().await;
+    let app = pg(&env.db).await;
+    app.batch_execute(
+        "INSERT INTO salesforce._trigger_log (txid, state, action, table_name, record_id)
+         VALUES (txid_current(), 'NEW', 'INSERT', 'account', NULL),
+                (txid_current(), 'NEW', 'MERGE', 'account', 999999)",
+    )
+    .await
+    .unwrap();
+    let id = insert_account(&app, "Beside Hand Written").await;
+    let mut writer = env.writer(&[&account::MAPPING], fast()).await;
+    writer.drain(DRAIN).await.unwrap();
+
+    let (sfid, lastop, _) = row(&app, "account", id).await;
+    assert!(sfid.is_some(), "the ordinary insert is sent");
+    assert_eq!(lastop.as_deref(), Some("INSERTED"));
+    let pending: i64 = app
+        .query_one("SELECT count(*) FROM salesforce._trigger_log", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(pending, 0, "nothing is left in the log");
+    let failed: Vec<(String, String)> = app
+        .query(
+            "SELECT action, sf_message FROM salesforce._trigger_log_archive
+             WHERE state = 'FAILED' ORDER BY id",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(failed.len(), 2, "{failed:?}");
+    assert!(failed[0].1.contains("names no row"), "{failed:?}");
+    assert!(
+        failed[1].0 == "MERGE" && failed[1].1.contains("unknown action \"MERGE\""),
+        "{failed:?}"
     );
 }

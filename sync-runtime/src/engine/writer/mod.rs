@@ -1018,8 +1018,40 @@ async fn claim_batch(
     }
 
     let tx = db.transaction().await?;
-    let entries = store.claim(&tx, &tables, config.max_batch, after).await?;
-    let last = entries.iter().map(|e| e.id).max().unwrap_or(after);
+    let store::Claimed { entries, unusable } =
+        store.claim(&tx, &tables, config.max_batch, after).await?;
+    let last = entries
+        .iter()
+        .map(|e| e.id)
+        .chain(unusable.iter().map(|u| u.id))
+        .max()
+        .unwrap_or(after);
+    for mapping in &mappings {
+        let settles: Vec<Settle> = unusable
+            .iter()
+            .filter(|u| u.table == mapping.table)
+            .map(|u| Settle {
+                table: u.table.clone(),
+                record_id: 0,
+                entry_ids: vec![u.id],
+                state: "FAILED",
+                sfid: None,
+                lastop: None,
+                hc_err: None,
+                message: Some(u.message.clone()),
+                created: false,
+            })
+            .collect();
+        if !settles.is_empty() {
+            tracing::warn!(
+                table = mapping.table,
+                entries = settles.len(),
+                "trigger-log entries that name no row or action archived as FAILED"
+            );
+            report.failed += settles.len();
+            store.settle(&tx, mapping, &settles, &[]).await?;
+        }
+    }
     let claimed = entries.len();
     if claimed == 0 {
         tx.commit().await?;

@@ -79,6 +79,34 @@ pub struct Settle {
     pub created: bool,
 }
 
+/// What [`Store::claim`] took: entries to send, and entries no write can be made of.
+#[derive(Debug, Default)]
+pub struct Claimed {
+    pub entries: Vec<LogEntry>,
+    pub unusable: Vec<Unusable>,
+}
+
+/// A `_trigger_log` entry written by hand (not by forcesync's trigger) that names no row or
+/// no known action: it is archived `FAILED` with this message instead of being looked at by
+/// every claim forever.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unusable {
+    pub id: i32,
+    pub table: String,
+    pub message: String,
+}
+
+/// Why an entry cannot be sent (pure).
+pub fn unusable_message(action: Option<&str>, record_id: Option<i32>) -> String {
+    match (action, record_id) {
+        (_, None) => "not sent: the entry names no row (record_id is NULL)".to_owned(),
+        (Some(action), Some(_)) => format!(
+            "not sent: unknown action {action:?} (the trigger log holds INSERT, UPDATE or DELETE)"
+        ),
+        (None, Some(_)) => "not sent: the entry has no action".to_owned(),
+    }
+}
+
 /// Statements over one schema's trigger log, archive and journal.
 #[derive(Debug, Clone)]
 pub struct Store {
@@ -119,7 +147,7 @@ impl Store {
         tables: &[&str],
         limit: i64,
         after: i32,
-    ) -> Result<Vec<LogEntry>, tokio_postgres::Error> {
+    ) -> Result<Claimed, tokio_postgres::Error> {
         // `enable_sort = off` for this transaction: right after an app's bulk insert the log's
         // statistics still say it is empty, and the planner then reads every pending entry
         // through the `(state, table_name)` index and sorts them, for each claim; the
@@ -154,26 +182,37 @@ impl Store {
                 &[&tables, &limit, &after],
             )
             .await?;
-        let mut entries: Vec<LogEntry> = rows
-            .iter()
-            .filter_map(|r| {
-                let action: String = r.get(3);
-                let values: Option<Value> = r.get(5);
-                Some(LogEntry {
-                    id: r.get(0),
-                    table: r.get(1),
-                    record_id: r.get::<_, Option<i32>>(2)?,
-                    action: Action::parse(&action)?,
-                    sfid: r.get(4),
-                    values: match values {
-                        Some(Value::Object(m)) => m,
-                        _ => Map::new(),
-                    },
-                })
-            })
-            .collect();
-        entries.sort_by_key(|e| e.id);
-        Ok(entries)
+        let mut claimed = Claimed::default();
+        for r in &rows {
+            let id: i32 = r.get(0);
+            let table: String = r.get(1);
+            let action: Option<String> = r.get(3);
+            let record_id: Option<i32> = r.get(2);
+            let parsed = action.as_deref().and_then(Action::parse);
+            match (record_id, parsed) {
+                (Some(record_id), Some(action)) => {
+                    let values: Option<Value> = r.get(5);
+                    claimed.entries.push(LogEntry {
+                        id,
+                        table,
+                        record_id,
+                        action,
+                        sfid: r.get(4),
+                        values: match values {
+                            Some(Value::Object(m)) => m,
+                            _ => Map::new(),
+                        },
+                    });
+                }
+                (record_id, _) => claimed.unusable.push(Unusable {
+                    id,
+                    table,
+                    message: unusable_message(action.as_deref(), record_id),
+                }),
+            }
+        }
+        claimed.entries.sort_by_key(|e| e.id);
+        Ok(claimed)
     }
 
     /// The current rows of these ids: their `sfid`, and every non-null column but `_hc_lastop`
@@ -776,4 +815,20 @@ async fn has_column<C: GenericClient>(
         )
         .await?
         .is_some())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::unusable_message;
+
+    #[test]
+    fn an_entry_that_cannot_be_sent_says_why() {
+        assert!(unusable_message(Some("INSERT"), None).contains("names no row"));
+        assert!(unusable_message(None, None).contains("names no row"));
+        assert_eq!(
+            unusable_message(Some("MERGE"), Some(3)),
+            "not sent: unknown action \"MERGE\" (the trigger log holds INSERT, UPDATE or DELETE)"
+        );
+        assert!(unusable_message(None, Some(3)).contains("no action"));
+    }
 }
