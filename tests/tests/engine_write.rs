@@ -1509,3 +1509,79 @@ async fn a_hand_written_log_entry_that_names_no_row_fails_visibly_and_blocks_not
         "{failed:?}"
     );
 }
+
+/// The read path can store a record the writer has just created (an initial load or a poll that
+/// read it) before the writer writes Salesforce's answer back: the app's row keeps the record,
+/// the copy gives way, and the writer goes on instead of failing on the unique `sfid`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_created_record_the_read_path_stored_first_ends_on_the_apps_row() {
+    use sync_runtime::engine::writer::store::{Settle, Store};
+
+    let env = env().await;
+    let mut app = pg(&env.db).await;
+    let mine = insert_account(&app, "Raced Co").await;
+    let other = insert_account(&app, "Other Co").await;
+    let sfid = "001EM00000RACEDAAA";
+    // What an engine-mode insert by the read path leaves: the record's own row, not logged.
+    app.batch_execute(&format!(
+        "BEGIN; SET LOCAL forcesync.engine = 'on';
+         INSERT INTO salesforce.account (name, sfid) VALUES ('Raced Co', '{sfid}');
+         COMMIT"
+    ))
+    .await
+    .unwrap();
+    let settle = |record_id: i32, sfid: &str| Settle {
+        table: "account".to_owned(),
+        record_id,
+        entry_ids: vec![],
+        state: "SUCCESS",
+        sfid: Some(sfid.to_owned()),
+        lastop: Some("INSERTED"),
+        hc_err: None,
+        message: None,
+        created: true,
+    };
+    let tx = app.transaction().await.unwrap();
+    Store::new("salesforce")
+        .settle(
+            &tx,
+            &account::MAPPING,
+            &[settle(mine, sfid), settle(other, "001EM00000OTHERAAA")],
+            &[],
+        )
+        .await
+        .expect("the write-back succeeds");
+    tx.commit().await.unwrap();
+
+    let rows: Vec<(i32, Option<String>, Option<String>)> = app
+        .query(
+            "SELECT id, sfid, _hc_lastop FROM salesforce.account ORDER BY id",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+    assert_eq!(
+        rows,
+        vec![
+            (mine, Some(sfid.to_owned()), Some("INSERTED".to_owned())),
+            (
+                other,
+                Some("001EM00000OTHERAAA".to_owned()),
+                Some("INSERTED".to_owned())
+            ),
+        ],
+        "the copy is gone and both rows hold their records"
+    );
+    let logged: i64 = app
+        .query_one(
+            "SELECT count(*) FROM salesforce._trigger_log WHERE action = 'DELETE'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(logged, 0, "removing the copy is not a change to send");
+}

@@ -578,17 +578,52 @@ impl Store {
                 .iter()
                 .map(|s| s.hc_err.as_ref().map(Value::to_string))
                 .collect();
-            let updated = db
-                .query(
-                    &format!(
-                        "UPDATE {t} t SET sfid = coalesce(u.s, t.sfid), _hc_lastop = u.l, _hc_err = u.e
-                         FROM unnest($1::int[], $2::text[], $3::text[], $4::text[]) AS u(i, s, l, e)
-                         WHERE t.id = u.i
-                         RETURNING t.id",
-                        t = self.table(mapping)
-                    ),
-                    &[&ids, &sfids, &lastops, &errs],
-                )
+            let write_back = format!(
+                "UPDATE {t} t SET sfid = coalesce(u.s, t.sfid), _hc_lastop = u.l, _hc_err = u.e
+                 FROM unnest($1::int[], $2::text[], $3::text[], $4::text[]) AS u(i, s, l, e)
+                 WHERE t.id = u.i
+                 RETURNING t.id",
+                t = self.table(mapping)
+            );
+            let params: [&(dyn tokio_postgres::types::ToSql + Sync); 4] =
+                [&ids, &sfids, &lastops, &errs];
+            // The read path can store a record the writer just created before the writer's answer
+            // is written back (an initial load or a poll that read it in that window): the `sfid`
+            // is then on a second row, and writing it back breaks the unique index. The app's
+            // row is the record's own; the copy is removed and the write-back done again.
+            db.batch_execute("SAVEPOINT forcesync_write_back").await?;
+            let updated = match db.query(&write_back, &params).await {
+                Ok(rows) => rows,
+                Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) => {
+                    db.batch_execute("ROLLBACK TO SAVEPOINT forcesync_write_back")
+                        .await?;
+                    let created: Vec<(i32, &str)> = marked
+                        .iter()
+                        .filter(|s| s.created)
+                        .filter_map(|s| Some((s.record_id, s.sfid.as_deref()?)))
+                        .collect();
+                    let (rows, copies): (Vec<i32>, Vec<&str>) = created.into_iter().unzip();
+                    let removed = db
+                        .execute(
+                            &format!(
+                                "DELETE FROM {t} t USING unnest($1::int[], $2::text[]) AS u(i, s)
+                                 WHERE t.sfid = u.s AND t.id <> u.i",
+                                t = self.table(mapping)
+                            ),
+                            &[&rows, &copies],
+                        )
+                        .await?;
+                    tracing::info!(
+                        table = mapping.table,
+                        removed,
+                        "records the read path stored before the writer's answer was written \
+                         back: the copies gave way to the app's rows"
+                    );
+                    db.query(&write_back, &params).await?
+                }
+                Err(e) => return Err(e),
+            };
+            db.batch_execute("RELEASE SAVEPOINT forcesync_write_back")
                 .await?;
             let present: std::collections::HashSet<i32> =
                 updated.iter().map(|r| r.get(0)).collect();
