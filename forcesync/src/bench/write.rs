@@ -12,7 +12,8 @@ use std::time::Duration;
 use serde_json::json;
 use sync_runtime::cli::{migrate, runtime, CliError, Context};
 use sync_runtime::engine::writer::bench::{
-    bare_collections, writer_latency, writer_throughput, Latency, Throughput,
+    bare_collections, postgres_floor, writer_latency, writer_throughput, Latency, PostgresFloor,
+    Throughput,
 };
 use sync_runtime::engine::writer::{Target, WriterConfig};
 use sync_runtime::salesforce::Client;
@@ -133,6 +134,21 @@ pub fn summary(writer: &Throughput, bare: &Throughput) -> Vec<String> {
     ]
 }
 
+/// What Postgres alone needs per synced record, against the rate half the bare loop would
+/// take (pure).
+pub fn floor_line(floor: &PostgresFloor, bare: &Throughput) -> String {
+    format!(
+        "Postgres floor: writing {} sfids back {:.2} s + moving their entries to the archive {:.2} s \
+         (one statement each, rolled back) = {:.0} records/s on one backend, before any claim, \
+         journal or Salesforce call; half the bare loop is {:.0} records/s",
+        floor.records,
+        floor.write_back_seconds,
+        floor.archive_seconds,
+        floor.records_per_second(),
+        bare.records_per_second() / 2.0
+    )
+}
+
 /// The latency line (pure).
 pub fn latency_line(l: &Latency, rate: u32, seconds: u32) -> String {
     format!(
@@ -174,11 +190,15 @@ async fn write(ctx: &Context, url: &str, plan: Plan) -> Result<(), CliError> {
     let writer = writer_throughput(url, registry.schema, target(), config.clone(), &insert)
         .await
         .map_err(|e| CliError::failure(format!("writer: {e}")))?;
+    let floor = postgres_floor(url, registry.schema, mapping.table, "Bench ")
+        .await
+        .map_err(|e| CliError::failure(format!("Postgres floor: {e}")))?;
     println!("{}", line("bare Collections loop", &baseline));
     println!("{}", line("forcesync writer", &writer));
     for l in summary(&writer, &baseline) {
         println!("{l}");
     }
+    println!("{}", floor_line(&floor, &baseline));
     if plan.seconds > 0 {
         let single = format!(
             "INSERT INTO {} (name) VALUES ('Latency')",
@@ -254,6 +274,32 @@ mod tests {
         };
         let lines = summary(&slow, &bare);
         assert!(lines.iter().all(|l| l.contains("MISSED")), "{lines:?}");
+    }
+
+    #[test]
+    fn the_floor_line_shows_both_statements_and_half_the_bare_loop() {
+        let floor = PostgresFloor {
+            records: 100_000,
+            write_back_seconds: 1.5,
+            archive_seconds: 1.0,
+        };
+        let bare = Throughput {
+            records: 100_000,
+            seconds: 1.0,
+            calls: 500,
+        };
+        let text = floor_line(&floor, &bare);
+        assert!(
+            text.contains(
+                "writing 100000 sfids back 1.50 s + moving their entries to the archive 1.00 s"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("= 40000 records/s"), "{text}");
+        assert!(
+            text.ends_with("half the bare loop is 50000 records/s"),
+            "{text}"
+        );
     }
 
     #[test]

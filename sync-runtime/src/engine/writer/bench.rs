@@ -186,3 +186,74 @@ pub async fn writer_latency(
         max_ms: ms(3),
     })
 }
+
+/// What Postgres alone needs for the writes every synced record requires, measured on the rows
+/// a throughput run just synced: the `sfid` written back to each row and each entry moved to
+/// the archive, one statement each over all of them, rolled back.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PostgresFloor {
+    pub records: u64,
+    pub write_back_seconds: f64,
+    pub archive_seconds: f64,
+}
+
+impl PostgresFloor {
+    /// The rate these two statements alone allow on one Postgres backend.
+    pub fn records_per_second(&self) -> f64 {
+        self.records as f64 / (self.write_back_seconds + self.archive_seconds).max(f64::EPSILON)
+    }
+}
+
+/// Measures [`PostgresFloor`] over the rows of `table` whose `name` starts with `prefix` (a
+/// throughput run's) and their archived entries; changes nothing (both statements are rolled
+/// back).
+pub async fn postgres_floor(
+    database_url: &str,
+    schema: &str,
+    table: &str,
+    prefix: &str,
+) -> Result<PostgresFloor, WriteError> {
+    use crate::engine::system::quote_ident;
+    let mut db = crate::engine::connect(database_url).await?;
+    let qualified = format!("{}.{}", quote_ident(schema), quote_ident(table));
+    let archive = format!("{}._trigger_log_archive", quote_ident(schema));
+    let tx = db.transaction().await?;
+    tx.batch_execute("SET LOCAL forcesync.engine = 'on'")
+        .await?;
+    // The same statement shape as the writer's write-back, with every sfid changed (so that
+    // each row gets new index entries, as a first write-back does).
+    let started = Instant::now();
+    let records = tx
+        .execute(
+            &format!(
+                "UPDATE {qualified} t SET sfid = u.s, _hc_lastop = 'INSERTED', _hc_err = NULL
+                 FROM (SELECT id, 'zz' || substr(sfid, 3) AS s FROM {qualified}
+                       WHERE name LIKE $1 || '%' AND sfid IS NOT NULL) u
+                 WHERE t.id = u.id"
+            ),
+            &[&prefix],
+        )
+        .await?;
+    let write_back_seconds = started.elapsed().as_secs_f64();
+    // Moving an entry: delete it from a log and insert it into the archive; here the archived
+    // entries of those rows are moved out of the archive and back in.
+    let started = Instant::now();
+    tx.execute(
+        &format!(
+            "WITH moved AS (
+                 DELETE FROM {archive} a USING {qualified} t
+                 WHERE a.table_name = $1 AND a.record_id = t.id AND t.name LIKE $2 || '%'
+                 RETURNING a.*)
+             INSERT INTO {archive} SELECT * FROM moved"
+        ),
+        &[&table, &prefix],
+    )
+    .await?;
+    let archive_seconds = started.elapsed().as_secs_f64();
+    tx.rollback().await?;
+    Ok(PostgresFloor {
+        records,
+        write_back_seconds,
+        archive_seconds,
+    })
+}
