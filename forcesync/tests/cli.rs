@@ -486,6 +486,11 @@ fn bench_write_prints_the_writer_against_its_baseline() {
         out.contains("API calls: 3 against a minimum of 3 (⌈N/200⌉)"),
         "{out}"
     );
+    // The floor is measured on the 500 rows the writer synced.
+    assert!(
+        out.contains("Postgres floor: writing 500 sfids back "),
+        "{out}"
+    );
     // The latency run: 50 single-row writes a second for 2 s.
     let latency = out
         .lines()
