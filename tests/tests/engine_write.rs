@@ -1195,7 +1195,7 @@ fn impatient_client(base_url: &str, timeout: Duration) -> Client {
 
 /// Salesforce applies the writer's create, but its answer never comes: the request times out.
 /// The writer must find the records it created instead of sending them again.
-async fn timed_out_after_salesforce_applied_it(with_upsert_key: bool) {
+async fn timed_out_after_salesforce_applied_it(with_upsert_key: bool, read_path_copies: bool) {
     let env = env().await;
     let app = pg(&env.db).await;
     let mapping: &'static MappingDescriptor = if with_upsert_key {
@@ -1254,6 +1254,22 @@ async fn timed_out_after_salesforce_applied_it(with_upsert_key: bool) {
         "Salesforce applied the timed-out request"
     );
 
+    if read_path_copies {
+        // Before the writer finds out, the read path stores the new records as rows of their
+        // own (a poll or a load read them): copies of what the app's rows are about to hold.
+        for record in env.records(mapping.object, "Id, Name", condition).await {
+            app.batch_execute(&format!(
+                "BEGIN; SET LOCAL forcesync.engine = 'on';
+                 INSERT INTO salesforce.account (name, sfid) VALUES ('{}', '{}');
+                 COMMIT",
+                record["Name"].as_str().unwrap(),
+                record["Id"].as_str().unwrap()
+            ))
+            .await
+            .unwrap();
+        }
+    }
+
     let rest = writer.drain(DRAIN).await.expect("drain");
     assert_eq!(rest.adopted, 3, "reconciled, not sent again: {rest:?}");
     assert_eq!(rest.resent, 0, "{rest:?}");
@@ -1272,18 +1288,38 @@ async fn timed_out_after_salesforce_applied_it(with_upsert_key: bool) {
     }
     assert_eq!(held.len(), 3, "each row holds its own record");
     assert_eq!(writer.pending().await.unwrap(), (0, 0));
+    let rows: i64 = app
+        .query_one(
+            &format!("SELECT count(*) FROM salesforce.{}", mapping.table),
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        rows, 3,
+        "one row per record: the read path's copies gave way"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_create_that_times_out_after_salesforce_applied_it_is_not_duplicated_without_an_upsert_key(
 ) {
-    timed_out_after_salesforce_applied_it(false).await;
+    timed_out_after_salesforce_applied_it(false, false).await;
+}
+
+/// As above, and the read path stored the records as rows of their own before the writer found
+/// out: the writer still adopts them (its own user created them since the send) and the copies
+/// give way to the app's rows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_timed_out_create_the_read_path_stored_meanwhile_is_adopted_not_sent_again() {
+    timed_out_after_salesforce_applied_it(false, true).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_create_that_times_out_after_salesforce_applied_it_is_not_duplicated_with_an_upsert_key()
 {
-    timed_out_after_salesforce_applied_it(true).await;
+    timed_out_after_salesforce_applied_it(true, false).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -86,12 +86,28 @@ pub(crate) struct Session {
     pub(crate) token: Secret,
     pub(crate) instance_url: String,
     pub(crate) generation: u64,
+    /// The logged-in user's Id: the last segment of the token response's identity URL
+    /// (`id`: `https://login.salesforce.com/id/<orgId>/<userId>`), when it has one.
+    pub(crate) user_id: Option<String>,
 }
 
 #[derive(Deserialize)]
 struct TokenResponse {
     access_token: String,
     instance_url: String,
+    #[serde(default)]
+    id: Option<String>,
+}
+
+/// The user Id at the end of an identity URL (`…/id/<orgId>/<userId>`), if it looks like one
+/// (pure).
+pub(crate) fn user_id_of(identity_url: &str) -> Option<String> {
+    let mut segments = identity_url.trim_end_matches('/').rsplit('/');
+    let user = segments.next()?;
+    let org = segments.next()?;
+    let valid =
+        |s: &str| matches!(s.len(), 15 | 18) && s.chars().all(|c| c.is_ascii_alphanumeric());
+    (segments.next() == Some("id") && valid(user) && valid(org)).then(|| user.to_owned())
 }
 
 /// The login URL must be `https://…`, or `http://…` (a local org).
@@ -292,6 +308,7 @@ impl Client {
             token: Secret::new(token.access_token),
             instance_url: token.instance_url.trim_end_matches('/').to_owned(),
             generation,
+            user_id: token.id.as_deref().and_then(user_id_of),
         };
         *self.inner.session.write().await = Some(session.clone());
         tracing::debug!(instance_url = %session.instance_url, generation, "logged in to Salesforce");
@@ -302,11 +319,35 @@ impl Client {
     pub async fn instance_url(&self) -> Result<String, SfError> {
         Ok(self.session().await?.instance_url)
     }
+
+    /// The logged-in user's Id (logging in first if needed); `None` when the token response
+    /// named no identity URL.
+    pub async fn user_id(&self) -> Result<Option<String>, SfError> {
+        Ok(self.session().await?.user_id)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_user_id_is_the_identity_urls_last_segment() {
+        assert_eq!(
+            user_id_of("https://login.salesforce.com/id/00D5e000000abcdEAA/0055e000001xyzQAAA")
+                .as_deref(),
+            Some("0055e000001xyzQAAA")
+        );
+        assert_eq!(
+            user_id_of("http://127.0.0.1:8080/id/00D000000000001/005000000000001/").as_deref(),
+            Some("005000000000001")
+        );
+        assert_eq!(
+            user_id_of("https://login.salesforce.com/services/oauth2/userinfo"),
+            None
+        );
+        assert_eq!(user_id_of("not a url"), None);
+    }
 
     #[test]
     fn secrets_and_credentials_debug_without_their_values() {

@@ -598,11 +598,11 @@ impl Writer {
             if creates.is_empty() {
                 continue;
             }
-            let candidates = self.candidates(t, &creates).await?;
+            let (candidates, by_user) = self.candidates(t, &creates).await?;
             let candidate_ids: Vec<String> = candidates.iter().map(|c| c.id.clone()).collect();
             let taken: HashSet<String> = self
                 .store
-                .held_sfids(&self.db, mapping, &candidate_ids)
+                .held_sfids(&self.db, mapping, &candidate_ids, by_user)
                 .await?
                 .into_iter()
                 .collect();
@@ -726,7 +726,7 @@ impl Writer {
         &self,
         t: usize,
         creates: &[JournalRow],
-    ) -> Result<Vec<Candidate>, WriteError> {
+    ) -> Result<(Vec<Candidate>, bool), WriteError> {
         let target = &self.targets[t];
         let in_flight: Vec<InFlightCreate> = creates
             .iter()
@@ -745,16 +745,21 @@ impl Writer {
                 .unwrap_or(chrono::Duration::minutes(5));
         let mut fields = vec!["Id".to_owned()];
         fields.extend(fields_to_query(&in_flight));
-        let soql = format!(
-            "SELECT {} FROM {} WHERE CreatedDate >= {} ORDER BY CreatedDate, Id",
-            fields.join(", "),
-            target.mapping.object,
-            since.format("%Y-%m-%dT%H:%M:%SZ")
-        );
         let sf_error = |error: SfError| WriteError::Salesforce {
             mapping: target.mapping.object.to_owned(),
             error,
         };
+        let user = target.client.user_id().await.map_err(sf_error)?;
+        let by_user = user
+            .as_deref()
+            .map(|u| format!(" AND CreatedById = {}", soql_string(u)))
+            .unwrap_or_default();
+        let soql = format!(
+            "SELECT {} FROM {} WHERE CreatedDate >= {}{by_user} ORDER BY CreatedDate, Id",
+            fields.join(", "),
+            target.mapping.object,
+            since.format("%Y-%m-%dT%H:%M:%SZ")
+        );
         let mut page = target.client.query(&soql).await.map_err(sf_error)?;
         let mut candidates = Vec::new();
         loop {
@@ -777,7 +782,7 @@ impl Writer {
                 _ => break,
             }
         }
-        Ok(candidates)
+        Ok((candidates, user.is_some()))
     }
 
     /// Step 2: journaled writes whose retry is due, moved back to `SENDING`.

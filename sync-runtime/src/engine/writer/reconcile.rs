@@ -6,10 +6,13 @@
 //! failed ambiguously) is reconciled before anything new is sent:
 //!
 //! 1. query the records of the object created since the earliest in-flight send (minus a margin
-//!    for clock skew), by the integration user when its Id is known, selecting the journaled
-//!    fields, ordered by `CreatedDate, Id`;
+//!    for clock skew), by the integration user when its Id is known (the token response's
+//!    identity URL), selecting the journaled fields, ordered by `CreatedDate, Id`;
 //! 2. drop candidates whose Id a Postgres row already holds (adopted earlier, or synced in by
-//!    the read path);
+//!    the read path), except, when the query was by the integration user, a row only the read
+//!    path ever wrote (`SYNCED`, nothing in the trigger log or archive): that is the copy of a
+//!    record this writer created, stored by a poll or a load before the writer found out, and
+//!    it gives way to the app's row when the record is adopted;
 //! 3. match each in-flight create, oldest first, to the first remaining candidate whose every
 //!    sent field has the sent value ([`same_value`]); each candidate is matched at most once, so
 //!    two identical rows sent together adopt two distinct records;

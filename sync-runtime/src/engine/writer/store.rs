@@ -440,19 +440,34 @@ impl Store {
     }
 
     /// The `sfid`s among `ids` that a row of the mapping already holds.
+    ///
+    /// With `copies_give_way` (the candidates are records the writer's own user created since
+    /// the send), a row the read path stored (`SYNCED`, and never captured by the trigger: no
+    /// entry in the log or the archive) does not count: it is the copy of a record this writer
+    /// created and had not written back yet (a poll or a load read it in that window), and it
+    /// gives way when the create adopts the record (see [`Store::settle`]).
     pub async fn held_sfids<C: GenericClient>(
         &self,
         db: &C,
         mapping: &MappingDescriptor,
         ids: &[String],
+        copies_give_way: bool,
     ) -> Result<Vec<String>, tokio_postgres::Error> {
         let rows = db
             .query(
                 &format!(
-                    "SELECT sfid FROM {} WHERE sfid = ANY($1)",
-                    self.table(mapping)
+                    "SELECT t.sfid FROM {t} t
+                     WHERE t.sfid = ANY($1)
+                       AND NOT ($3 AND t._hc_lastop IS NOT DISTINCT FROM 'SYNCED'
+                                AND NOT EXISTS (SELECT 1 FROM {log} l
+                                                WHERE l.table_name = $2 AND l.record_id = t.id)
+                                AND NOT EXISTS (SELECT 1 FROM {archive} a
+                                                WHERE a.table_name = $2 AND a.record_id = t.id))",
+                    t = self.table(mapping),
+                    log = self.log,
+                    archive = self.archive
                 ),
-                &[&ids],
+                &[&ids, &mapping.table, &copies_give_way],
             )
             .await?;
         Ok(rows.iter().map(|r| r.get(0)).collect())
