@@ -1350,6 +1350,26 @@ async fn write_through_on_a_generated_model_returns_the_sfid_or_salesforces_erro
         .first(&mut conn)
         .expect("the row is stored with its sfid");
     assert_eq!(stored.hc_lastop.as_deref(), Some("INSERTED"));
+    let history: Vec<(String, String, String)> = db
+        .query(
+            "SELECT state, action, sf_message FROM salesforce._trigger_log_archive
+             WHERE table_name = 'account' AND record_id = $1 AND sfid = $2",
+            &[&stored.id, &sfid],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+    assert_eq!(
+        history,
+        vec![(
+            "SUCCESS".to_owned(),
+            "INSERT".to_owned(),
+            "written through".to_owned()
+        )],
+        "the write's history is archived as the writer's is"
+    );
     stored.phone = Some("43".to_owned());
     assert_eq!(
         stored
