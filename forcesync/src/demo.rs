@@ -197,10 +197,13 @@ async fn wait_loaded(
             }
             let status = states.get(db, mapping.object).await?;
             if let Some(s) = &status {
-                progress.update(
-                    s.load_done.max(0) as u64,
-                    s.load_total.map(|t| t.max(0) as u64),
-                );
+                // Before the load has counted anything there is nothing to show ("0 rows").
+                if s.load_total.is_some() || s.load_done > 0 {
+                    progress.update(
+                        s.load_done.max(0) as u64,
+                        s.load_total.map(|t| t.max(0) as u64),
+                    );
+                }
                 if sync_runtime::cli::report::has_loaded(s) {
                     progress.finish(&format!("{} rows, {}", s.load_done, s.state));
                     break;
