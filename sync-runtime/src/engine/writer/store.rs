@@ -606,10 +606,17 @@ impl Store {
             // is written back (an initial load or a poll that read it in that window): the `sfid`
             // is then on a second row, and writing it back breaks the unique index. The app's
             // row is the record's own; the copy is removed and the write-back done again.
-            db.batch_execute("SAVEPOINT forcesync_write_back").await?;
+            // Only a new sfid (a create, an adoption) can collide; updates keep theirs.
+            let guarded = marked.iter().any(|s| s.created);
+            if guarded {
+                db.batch_execute("SAVEPOINT forcesync_write_back").await?;
+            }
             let updated = match db.query(&write_back, &params).await {
                 Ok(rows) => rows,
-                Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) => {
+                Err(e)
+                    if guarded
+                        && e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) =>
+                {
                     db.batch_execute("ROLLBACK TO SAVEPOINT forcesync_write_back")
                         .await?;
                     let created: Vec<(i32, &str)> = marked
@@ -638,8 +645,10 @@ impl Store {
                 }
                 Err(e) => return Err(e),
             };
-            db.batch_execute("RELEASE SAVEPOINT forcesync_write_back")
-                .await?;
+            if guarded {
+                db.batch_execute("RELEASE SAVEPOINT forcesync_write_back")
+                    .await?;
+            }
             let present: std::collections::HashSet<i32> =
                 updated.iter().map(|r| r.get(0)).collect();
             let created: Vec<i32> = marked
