@@ -161,11 +161,11 @@ impl Store {
         let rows = db
             .query(
                 &format!(
-                    // The oldest ids first (a narrow sort), then their entries by primary key:
-                    // sorting the entries themselves with their values spills to disk, and a
-                    // join lets the planner scan the whole log for a few of its entries. An
-                    // insert's null columns are left out (a create sends no nulls), which
-                    // halves what is read.
+                    // The oldest ids first (narrow rows, in order from the `(state, id)`
+                    // index), then their entries by primary key: ordering the entries
+                    // themselves with their values spilled to disk, and a join let the planner
+                    // scan the whole log for a few of its entries. An insert's null columns are
+                    // left out (a create sends no nulls), which halves what is read.
                     "WITH picked AS (
                          SELECT l.id FROM {log} l
                          WHERE l.state = 'NEW' AND l.table_name = ANY($1) AND l.id > $3
