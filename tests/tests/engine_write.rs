@@ -99,6 +99,21 @@ impl Env {
             .with_claim_connection(pg(&self.db).await)
     }
 
+    /// A writer of Accounts running as `forcesync run` runs it (notifications, reconnects),
+    /// until `true` is sent on the returned sender.
+    async fn running_writer(
+        &self,
+    ) -> (
+        tokio::sync::watch::Sender<bool>,
+        tokio::task::JoinHandle<Result<(), sync_runtime::engine::writer::WriteError>>,
+    ) {
+        let writer = self.writer(&[&account::MAPPING], fast()).await;
+        let (stop, shutdown) = tokio::sync::watch::channel(false);
+        let url = self.db.url.clone();
+        let running = tokio::spawn(async move { writer.run(&url, shutdown).await });
+        (stop, running)
+    }
+
     async fn faults(&self, body: Value) {
         let r = self
             .http
@@ -461,10 +476,7 @@ async fn lock_errors_and_503_storms_are_retried_without_duplicates() {
 async fn a_writer_whose_postgres_connections_are_closed_reconnects_and_goes_on() {
     let env = env().await;
     let app = pg(&env.db).await;
-    let writer = env.writer(&[&account::MAPPING], fast()).await;
-    let (stop, shutdown) = tokio::sync::watch::channel(false);
-    let url = env.db.url.clone();
-    let running = tokio::spawn(async move { writer.run(&url, shutdown).await });
+    let (stop, running) = env.running_writer().await;
     let first = insert_account(&app, "Before The Cut").await;
     let synced = |id: i32| {
         let app = &app;
@@ -495,10 +507,7 @@ async fn a_writer_whose_postgres_connections_are_closed_reconnects_and_goes_on()
 async fn rapid_repeated_updates_end_with_salesforce_holding_the_last_value() {
     let env = env().await;
     let app = pg(&env.db).await;
-    let writer = env.writer(&[&account::MAPPING], fast()).await;
-    let (stop, shutdown) = tokio::sync::watch::channel(false);
-    let url = env.db.url.clone();
-    let running = tokio::spawn(async move { writer.run(&url, shutdown).await });
+    let (stop, running) = env.running_writer().await;
 
     let id = insert_account(&app, "Flip Flop Co").await;
     for i in 0..60 {

@@ -511,19 +511,13 @@ impl Writer {
     /// `SENDING` and is recovered (reconciled or sent again) before anything new is sent.
     async fn reconnect(&mut self, database_url: &str) {
         let mut replaced = false;
-        if self.db.is_closed() {
-            match crate::engine::connect(database_url).await {
-                Ok(db) => {
-                    self.db = db;
-                    replaced = true;
-                }
-                Err(e) => tracing::warn!("writer cannot reconnect to Postgres: {e}"),
+        for db in std::iter::once(&mut self.db).chain(self.claim_db.as_mut()) {
+            if !db.is_closed() {
+                continue;
             }
-        }
-        if self.claim_db.as_ref().is_some_and(|c| c.is_closed()) {
             match crate::engine::connect(database_url).await {
-                Ok(db) => {
-                    self.claim_db = Some(db);
+                Ok(new) => {
+                    *db = new;
                     replaced = true;
                 }
                 Err(e) => tracing::warn!("writer cannot reconnect to Postgres: {e}"),
@@ -1035,17 +1029,7 @@ async fn claim_batch(
         let settles: Vec<Settle> = unusable
             .iter()
             .filter(|u| u.table == mapping.table)
-            .map(|u| Settle {
-                table: u.table.clone(),
-                record_id: 0,
-                entry_ids: vec![u.id],
-                state: "FAILED",
-                sfid: None,
-                lastop: None,
-                hc_err: None,
-                message: Some(u.message.clone()),
-                created: false,
-            })
+            .map(unusable_failure)
             .collect();
         if !settles.is_empty() {
             tracing::warn!(
@@ -1370,6 +1354,21 @@ fn failure(table: &str, record_id: i32, entry_ids: &[i32], error: &outcome::HcEr
         lastop: Some("FAILED"),
         hc_err: Some(error.to_json()),
         message: Some(error.summary()),
+        created: false,
+    }
+}
+
+/// An entry no write can be made of, archived `FAILED` with the reason; no row is touched.
+fn unusable_failure(u: &store::Unusable) -> Settle {
+    Settle {
+        table: u.table.clone(),
+        record_id: 0,
+        entry_ids: vec![u.id],
+        state: "FAILED",
+        sfid: None,
+        lastop: None,
+        hc_err: None,
+        message: Some(u.message.clone()),
         created: false,
     }
 }

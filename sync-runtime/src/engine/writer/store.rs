@@ -572,6 +572,64 @@ impl Store {
         Ok(())
     }
 
+    /// The write-back of [`Store::settle`]: `params` are the rows' ids, sfids, `_hc_lastop`s and
+    /// `_hc_err`s; returns the ids of the rows still there.
+    ///
+    /// The read path can store a record the writer just created before the writer's answer is
+    /// written back (an initial load or a poll that read it in that window): the `sfid` is then
+    /// on a second row, and writing it back breaks the unique index. The app's row is the
+    /// record's own: the copy is removed and the write-back done again. Only a new sfid (one of
+    /// `created`) can collide; other rows keep theirs, and without one no savepoint is taken.
+    async fn write_back<C: GenericClient>(
+        &self,
+        db: &C,
+        mapping: &MappingDescriptor,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync); 4],
+        created: &[(i32, &str)],
+    ) -> Result<std::collections::HashSet<i32>, tokio_postgres::Error> {
+        let update = format!(
+            "UPDATE {t} t SET sfid = coalesce(u.s, t.sfid), _hc_lastop = u.l, _hc_err = u.e
+             FROM unnest($1::int[], $2::text[], $3::text[], $4::text[]) AS u(i, s, l, e)
+             WHERE t.id = u.i
+             RETURNING t.id",
+            t = self.table(mapping)
+        );
+        let ids = |rows: Vec<tokio_postgres::Row>| rows.iter().map(|r| r.get(0)).collect();
+        if created.is_empty() {
+            return Ok(ids(db.query(&update, params).await?));
+        }
+        db.batch_execute("SAVEPOINT forcesync_write_back").await?;
+        let rows = match db.query(&update, params).await {
+            Ok(rows) => rows,
+            Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) => {
+                db.batch_execute("ROLLBACK TO SAVEPOINT forcesync_write_back")
+                    .await?;
+                let (rows, copies): (Vec<i32>, Vec<&str>) = created.iter().copied().unzip();
+                let removed = db
+                    .execute(
+                        &format!(
+                            "DELETE FROM {t} t USING unnest($1::int[], $2::text[]) AS u(i, s)
+                             WHERE t.sfid = u.s AND t.id <> u.i",
+                            t = self.table(mapping)
+                        ),
+                        &[&rows, &copies],
+                    )
+                    .await?;
+                tracing::info!(
+                    table = mapping.table,
+                    removed,
+                    "records the read path stored before the writer's answer was written back: \
+                     the copies gave way to the app's rows"
+                );
+                db.query(&update, params).await?
+            }
+            Err(e) => return Err(e),
+        };
+        db.batch_execute("RELEASE SAVEPOINT forcesync_write_back")
+            .await?;
+        Ok(ids(rows))
+    }
+
     /// Writes outcomes back: the rows (sfid, `_hc_lastop`, `_hc_err`, as an engine write), the
     /// entries (archived with their final state), the journal rows (removed) and the mapping's
     /// counters. Run it in a transaction.
@@ -593,78 +651,20 @@ impl Store {
                 .iter()
                 .map(|s| s.hc_err.as_ref().map(Value::to_string))
                 .collect();
-            let write_back = format!(
-                "UPDATE {t} t SET sfid = coalesce(u.s, t.sfid), _hc_lastop = u.l, _hc_err = u.e
-                 FROM unnest($1::int[], $2::text[], $3::text[], $4::text[]) AS u(i, s, l, e)
-                 WHERE t.id = u.i
-                 RETURNING t.id",
-                t = self.table(mapping)
-            );
-            let params: [&(dyn tokio_postgres::types::ToSql + Sync); 4] =
-                [&ids, &sfids, &lastops, &errs];
-            // The read path can store a record the writer just created before the writer's answer
-            // is written back (an initial load or a poll that read it in that window): the `sfid`
-            // is then on a second row, and writing it back breaks the unique index. The app's
-            // row is the record's own; the copy is removed and the write-back done again.
-            // Only a new sfid (a create, an adoption) can collide; updates keep theirs.
-            let guarded = marked.iter().any(|s| s.created);
-            if guarded {
-                db.batch_execute("SAVEPOINT forcesync_write_back").await?;
-            }
-            let updated = match db.query(&write_back, &params).await {
-                Ok(rows) => rows,
-                Err(e)
-                    if guarded
-                        && e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) =>
-                {
-                    db.batch_execute("ROLLBACK TO SAVEPOINT forcesync_write_back")
-                        .await?;
-                    let created: Vec<(i32, &str)> = marked
-                        .iter()
-                        .filter(|s| s.created)
-                        .filter_map(|s| Some((s.record_id, s.sfid.as_deref()?)))
-                        .collect();
-                    let (rows, copies): (Vec<i32>, Vec<&str>) = created.into_iter().unzip();
-                    let removed = db
-                        .execute(
-                            &format!(
-                                "DELETE FROM {t} t USING unnest($1::int[], $2::text[]) AS u(i, s)
-                                 WHERE t.sfid = u.s AND t.id <> u.i",
-                                t = self.table(mapping)
-                            ),
-                            &[&rows, &copies],
-                        )
-                        .await?;
-                    tracing::info!(
-                        table = mapping.table,
-                        removed,
-                        "records the read path stored before the writer's answer was written \
-                         back: the copies gave way to the app's rows"
-                    );
-                    db.query(&write_back, &params).await?
-                }
-                Err(e) => return Err(e),
-            };
-            if guarded {
-                db.batch_execute("RELEASE SAVEPOINT forcesync_write_back")
-                    .await?;
-            }
-            let present: std::collections::HashSet<i32> =
-                updated.iter().map(|r| r.get(0)).collect();
-            let created: Vec<i32> = marked
+            // Rows given the sfid of a record just created (or adopted), with that sfid.
+            let created: Vec<(i32, &str)> = marked
                 .iter()
-                .filter(|s| s.created && s.sfid.is_some())
-                .map(|s| s.record_id)
-                .collect();
-            self.link_parents(db, mapping, &created).await?;
-            // A record created for a row the app deleted meanwhile: the delete was captured
-            // without an sfid (state IGNORE); give it the sfid and send it.
-            let orphans: Vec<(i32, &str)> = marked
-                .iter()
-                .filter(|s| s.created && !present.contains(&s.record_id))
+                .filter(|s| s.created)
                 .filter_map(|s| Some((s.record_id, s.sfid.as_deref()?)))
                 .collect();
-            for (record_id, sfid) in orphans {
+            let present = self
+                .write_back(db, mapping, &[&ids, &sfids, &lastops, &errs], &created)
+                .await?;
+            let created_rows: Vec<i32> = created.iter().map(|(id, _)| *id).collect();
+            self.link_parents(db, mapping, &created_rows).await?;
+            // A record created for a row the app deleted meanwhile: the delete was captured
+            // without an sfid (state IGNORE); give it the sfid and send it.
+            for &(record_id, sfid) in created.iter().filter(|(id, _)| !present.contains(id)) {
                 let requeued = db
                     .execute(
                         &format!(
@@ -761,6 +761,33 @@ impl Store {
             )
             .await?;
         }
+        Ok(())
+    }
+
+    /// Archives a write made outside the writer (a write-through create of row `record_id`) as
+    /// a `SUCCESS` entry, the history the writer leaves for a row it sent. Run it in the
+    /// transaction that stores the row.
+    pub async fn archive_written_through<C: GenericClient>(
+        &self,
+        db: &C,
+        table: &str,
+        record_id: i32,
+        sfid: &str,
+        values: &Value,
+    ) -> Result<(), tokio_postgres::Error> {
+        db.execute(
+            &format!(
+                "INSERT INTO {archive}
+                     (id, txid, created_at, updated_at, processed_at, processed_tx, state, action,
+                      table_name, record_id, sfid, \"values\", sf_message)
+                 VALUES (nextval(pg_get_serial_sequence($1, 'id')),
+                         txid_current(), now(), now(), now(), txid_current(), 'SUCCESS', 'INSERT',
+                         $2, $3, $4, $5, 'written through')",
+                archive = self.archive
+            ),
+            &[&self.log, &table, &record_id, &sfid, values],
+        )
+        .await?;
         Ok(())
     }
 

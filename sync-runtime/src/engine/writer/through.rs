@@ -141,22 +141,12 @@ async fn store_created(
     );
     let row = tx.query_one(&sql, &[&Value::Object(with_sfid)]).await?;
     let id: i32 = row.get(0);
-    // The write's history, as the writer leaves it for a row it sent: an archived `SUCCESS`
-    // entry. It also tells the row apart from one the read path stored (see
-    // `Store::held_sfids`), which a reconciliation may replace.
-    let schema = quote_ident(mapping.schema);
-    tx.execute(
-        &format!(
-            "INSERT INTO {schema}._trigger_log_archive
-                 (id, txid, created_at, updated_at, processed_at, processed_tx, state, action,
-                  table_name, record_id, sfid, \"values\", sf_message)
-             VALUES (nextval(pg_get_serial_sequence('{schema}._trigger_log', 'id')),
-                     txid_current(), now(), now(), now(), txid_current(), 'SUCCESS', 'INSERT',
-                     $1, $2, $3, $4, 'written through')"
-        ),
-        &[&mapping.table, &id, &sfid, &Value::Object(values.clone())],
-    )
-    .await?;
+    // The write's history, as the writer leaves for a row it sent. It also tells the row apart
+    // from one the read path stored (see `Store::held_sfids`), which a reconciliation may
+    // replace.
+    super::store::Store::new(mapping.schema)
+        .archive_written_through(&tx, mapping.table, id, sfid, &Value::Object(values.clone()))
+        .await?;
     tx.commit().await?;
     Ok(id)
 }
