@@ -18,10 +18,14 @@ const EXTENSIONS: &[Extension] = &[
     Extension {
         command: demo::command,
         run: demo::run,
+        // The demo's own progress and feed lines are the point; the engine's INFO lines only
+        // interleave with them (RUST_LOG=info brings them back).
+        log_level: "warn",
     },
     Extension {
         command: bench::command,
         run: bench::run,
+        log_level: "info",
     },
 ];
 

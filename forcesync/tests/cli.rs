@@ -459,6 +459,12 @@ fn the_demo_shows_changes_in_both_directions_and_stops_by_itself() {
     assert!(line("Salesforce → Postgres"), "{out}");
     assert!(line("Postgres → Salesforce"), "{out}");
     assert!(out.contains("Stopped."), "{out}");
+    // A newcomer reads the demo's own lines: the engine's INFO log stays out of them unless
+    // RUST_LOG asks for it.
+    assert!(
+        !err.lines().any(|l| l.contains(" INFO ")),
+        "the demo printed engine INFO lines: {err}"
+    );
 }
 
 #[test]

@@ -8,6 +8,7 @@
 pub mod catalog;
 pub mod describe;
 pub mod diagnostics;
+pub mod ident;
 #[cfg(feature = "codegen")]
 pub mod load;
 #[cfg(feature = "codegen")]

@@ -8,8 +8,8 @@
 //! 3. inserts an Account as an application would, shows what the triggers captured, and sends the
 //!    row to Salesforce with the adapter's `create_body`, writing the new `sfid` back.
 //!
-//! The continuous sync engine (CDC, polling, the trigger-log writer) comes in later issues; this
-//! shows the parts it is built from working together. Run: `cargo run -p forcesync-tests --example demo`.
+//! This shows the generated parts the engine is built from working together, by hand; the
+//! continuous sync (CDC, polling, the trigger-log writer) is `forcesync demo`. Run: `cargo run -p forcesync-tests --example demo`.
 
 use std::time::Instant;
 

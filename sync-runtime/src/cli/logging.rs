@@ -1,5 +1,6 @@
 //! Logs through `tracing` on stderr: readable by default, one JSON object per line with
-//! `--log-format json`. `RUST_LOG` overrides the level (`info` by default), colours only on a terminal.
+//! `--log-format json`. `RUST_LOG` overrides the level (`info` by default; a command may choose
+//! another default, as `demo` shows warnings and errors only), colours only on a terminal.
 
 use std::io::IsTerminal;
 
@@ -16,10 +17,11 @@ pub enum LogFormat {
     Json,
 }
 
-/// Installs the global subscriber (once; later calls do nothing).
-pub fn init(format: LogFormat) {
+/// Installs the global subscriber (once; later calls do nothing), at `level` unless `RUST_LOG`
+/// says otherwise.
+pub fn init(format: LogFormat, level: &str) {
     let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new("info,tokio_postgres=warn"));
+        .unwrap_or_else(|_| EnvFilter::new(format!("{level},tokio_postgres=warn")));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::stderr().is_terminal())

@@ -57,6 +57,9 @@ pub struct Extension {
     pub command: fn() -> clap::Command,
     /// Runs it.
     pub run: fn(&Context, &clap::ArgMatches) -> Result<(), CliError>,
+    /// The log level when `RUST_LOG` is unset (`"info"` like the built-in commands; `"warn"` for a
+    /// command whose own output is the point, such as `demo`).
+    pub log_level: &'static str,
 }
 
 /// What the binary is built from.
@@ -378,7 +381,15 @@ where
         .get_one::<LogFormat>("log_format")
         .copied()
         .unwrap_or_default();
-    logging::init(log_format);
+    let log_level = matches
+        .subcommand_name()
+        .and_then(|name| {
+            app.extensions
+                .iter()
+                .find(|ext| (ext.command)().get_name() == name)
+        })
+        .map_or("info", |ext| ext.log_level);
+    logging::init(log_format, log_level);
     let ctx = Context {
         app,
         config_file,

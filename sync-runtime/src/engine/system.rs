@@ -211,19 +211,9 @@ pub async fn revert<C: GenericClient>(
     Ok(())
 }
 
-/// A Postgres identifier, quoted when it is not a plain lower-case name.
-pub fn quote_ident(name: &str) -> String {
-    let plain = !name.is_empty()
-        && name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
-        && !name.starts_with(|c: char| c.is_ascii_digit());
-    if plain {
-        name.to_owned()
-    } else {
-        format!("\"{}\"", name.replace('"', "\"\""))
-    }
-}
+/// The one identifier-quoting rule (reserved words included), shared with the generated
+/// migrations.
+pub use sync_schema::ident::quote_ident;
 
 #[cfg(test)]
 mod tests {
