@@ -1,6 +1,6 @@
 //! The org's streaming allocations, watched rather than discovered by failure.
 //!
-//! [`watch`] reads `/limits` every few minutes (and soon after the streaming client is refused)
+//! [`watch`] reads `/limits` every ten minutes by default (and soon after the streaming client is refused)
 //! and stores `DurableStreamingApiConcurrentClients` and `DailyDeliveredPlatformEvents` in
 //! `<schema>._forcesync_org_limits`, which `forcesync status` and `/metrics` show. When the daily
 //! delivery allocation is close to used up it says so in the log ([`delivery_warning`]) before
@@ -20,8 +20,8 @@ use crate::salesforce::Client;
 
 /// The allocations stored and shown.
 pub const WATCHED: [&str; 2] = [CONCURRENT_CLIENTS, DAILY_DELIVERIES];
-/// How often `/limits` is read (one API call each time).
-pub const EVERY: Duration = Duration::from_secs(300);
+/// How often `/limits` is read by default (one API call each time: 144 a day).
+pub const EVERY: Duration = Duration::from_secs(600);
 /// The least time between two reads prompted by a refusal of the streaming client.
 const AFTER_REFUSAL_MIN: Duration = Duration::from_secs(30);
 /// The share of the daily delivery allocation left under which a warning is given.
@@ -123,13 +123,14 @@ async fn read_once(client: &Client, database_url: &str, schema: &str) -> Result<
     Ok(())
 }
 
-/// Watches the allocations until `shutdown`: at start, every [`EVERY`], and soon after the
+/// Watches the allocations until `shutdown`: at start, every `every`, and soon after the
 /// streaming client is refused.
 pub async fn watch(
     client: Client,
     database_url: String,
     schema: &'static str,
     hub: StreamHub,
+    every: Duration,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut hub_status = hub.watch();
@@ -160,7 +161,7 @@ pub async fn watch(
             tracing::debug!("reading /limits: {e}");
         }
         last_read = Some(tokio::time::Instant::now());
-        next = tokio::time::Instant::now() + EVERY;
+        next = tokio::time::Instant::now() + every;
     }
 }
 

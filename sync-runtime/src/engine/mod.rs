@@ -65,6 +65,9 @@ pub struct EngineConfig {
     /// How often a streaming mapping polls while the org refuses streaming (longer only when the
     /// mapping's API budget demands it; see [`degraded`]).
     pub degraded_poll: Duration,
+    /// How often the org's streaming allocations are read from `/limits` while a mapping streams
+    /// (one API call each; also at start and soon after a refusal).
+    pub limits_every: Duration,
 }
 
 impl EngineConfig {
@@ -80,6 +83,7 @@ impl EngineConfig {
             load_buffer: 100_000,
             schema_retry: Duration::from_secs(30),
             degraded_poll: degraded::DEFAULT_INTERVAL,
+            limits_every: allocations::EVERY,
         }
     }
 }
@@ -264,6 +268,7 @@ impl Engine {
                 self.config.database_url.clone(),
                 self.registry.schema,
                 self.hub.clone(),
+                self.config.limits_every,
                 shutdown.clone(),
             )))
         } else {
