@@ -299,6 +299,9 @@ async fn poll_degraded(
         load::load(ctx, false).await?;
     }
     let mut calls_per_poll = 1;
+    // What the polling loop also does every `poll_seconds`: read errors again, purged deletes.
+    let repair_every = Duration::from_secs(u64::from(mapping.sync.poll_seconds.max(1)));
+    let mut repaired = tokio::time::Instant::now();
     loop {
         let delay = degraded::retry_delay(*attempt);
         let retry_at =
@@ -319,6 +322,11 @@ async fn poll_degraded(
             let before = used_today(ctx);
             poll::poll_once(ctx, None).await?;
             calls_per_poll = used_today(ctx).saturating_sub(before).max(1);
+            if repaired.elapsed() >= repair_every {
+                poll::retry_read_errors(ctx).await?;
+                poll::reconcile_deleted(ctx).await?;
+                repaired = tokio::time::Instant::now();
+            }
             if super::is_paused(ctx, &db).await? {
                 return Ok(true);
             }
