@@ -45,11 +45,20 @@ fn migrate(h: &Harness) {
     );
 }
 
-/// `forcesync run`, its log in `log`.
-fn start(h: &Harness, log: &PathBuf, extra: &[&str]) -> Child {
-    let mut args = vec!["run"];
-    args.extend_from_slice(extra);
-    forcesync(h, &args)
+fn free_listen() -> String {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    format!("127.0.0.1:{port}")
+}
+
+/// `forcesync run` listening on `listen` (a free port when `None`; tests run side by side), its
+/// log in `log`.
+fn start(h: &Harness, log: &PathBuf, listen: Option<&str>) -> Child {
+    let listen = listen.map_or_else(free_listen, str::to_owned);
+    forcesync(h, &["run", "--listen", &listen])
         .stdout(Stdio::null())
         .stderr(Stdio::from(
             std::fs::OpenOptions::new()
@@ -215,6 +224,22 @@ fn log_text(log: &PathBuf) -> String {
     std::fs::read_to_string(log).unwrap_or_default()
 }
 
+/// Waits until every streaming mapping streams; on timeout, fails with the states and the log.
+async fn wait_all_streaming(pg: &tokio_postgres::Client, within: Duration, log: &PathBuf) {
+    let started = Instant::now();
+    while started.elapsed() < within {
+        if all_streaming(pg).await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!(
+        "not every streaming mapping streams after {within:?}: {:?}\n{}",
+        states(pg).await,
+        log_text(log)
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_instance_streams_four_mappings_on_one_client_and_a_clean_stop_gives_it_back() {
     let h = Harness::start().await;
@@ -223,17 +248,9 @@ async fn one_instance_streams_four_mappings_on_one_client_and_a_clean_stop_gives
     let logs = tempfile::tempdir().unwrap();
     let log = logs.path().join("run.log");
     assert_eq!(clients_in_use(&h).await, 0);
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let listen = format!("127.0.0.1:{port}");
-    let mut daemon = start(&h, &log, &["--listen", &listen]);
-    wait_until(Duration::from_secs(60), "four mappings streaming", || {
-        all_streaming(&pg)
-    })
-    .await;
+    let listen = free_listen();
+    let mut daemon = start(&h, &log, Some(&listen));
+    wait_all_streaming(&pg, Duration::from_secs(60), &log).await;
     assert_eq!(
         clients_in_use(&h).await,
         1,
@@ -293,11 +310,8 @@ async fn killed_and_restarted_ten_times_changes_arrive_within_15_s_and_streaming
     let pg = h.pg().await;
     let logs = tempfile::tempdir().unwrap();
     let log = logs.path().join("run.log");
-    let mut daemon = start(&h, &log, &[]);
-    wait_until(Duration::from_secs(60), "the first start streams", || {
-        all_streaming(&pg)
-    })
-    .await;
+    let mut daemon = start(&h, &log, None);
+    wait_all_streaming(&pg, Duration::from_secs(60), &log).await;
 
     let started = Instant::now();
     let mut refused_starts = 0;
@@ -317,7 +331,7 @@ async fn killed_and_restarted_ten_times_changes_arrive_within_15_s_and_streaming
         )
         .await
         .unwrap();
-        daemon = start(&h, &log, &[]);
+        daemon = start(&h, &log, None);
         let name = format!("Restart {round} Co");
         if exhausted {
             wait_until(
@@ -379,8 +393,8 @@ async fn the_daily_delivery_allocation_used_up_mid_run_changes_keep_arriving_by_
     let pg = h.pg().await;
     let logs = tempfile::tempdir().unwrap();
     let log = logs.path().join("run.log");
-    let mut daemon = start(&h, &log, &[]);
-    wait_until(Duration::from_secs(60), "streaming", || all_streaming(&pg)).await;
+    let mut daemon = start(&h, &log, None);
+    wait_all_streaming(&pg, Duration::from_secs(60), &log).await;
 
     // A Salesforce user creates Accounts until every delivery the org has left today is spent.
     let (_, left) = limit(&h, DELIVERIES).await;
