@@ -1,7 +1,8 @@
 //! CometD streaming against the emulated org: a change event for a record updated through REST,
 //! resuming after a stored replay id, handshaking again after the server forgets the client,
 //! logging in again when the session expires mid-stream, and the two failures the engine falls
-//! back to polling on (a replay id past retention, a refused channel).
+//! back to polling on (a replay id past retention, a refused channel); and one client carrying
+//! several channels (the engine's per-instance session), each from its own position.
 
 mod salesforce_support;
 
@@ -195,4 +196,137 @@ async fn an_unknown_channel_is_refused() {
         .await
         .expect_err("refused");
     assert!(matches!(e, StreamError::Refused { .. }), "{e:?}");
+}
+
+/// The events of one connect round of a multi-channel session.
+async fn connect_round(
+    session: &mut sync_runtime::salesforce::cometd::CometdSession,
+) -> Vec<StreamEvent> {
+    let request = session.connect_request().expect("connected");
+    let replies = tokio::time::timeout(Duration::from_secs(30), request)
+        .await
+        .expect("a connect reply within 30 s");
+    session.take_connect(replies).await.expect("connect")
+}
+
+/// Connect rounds until the events received satisfy `done`; answers them all.
+async fn events_until(
+    session: &mut sync_runtime::salesforce::cometd::CometdSession,
+    done: impl Fn(&[StreamEvent]) -> bool,
+) -> Vec<StreamEvent> {
+    let mut got = Vec::new();
+    for _ in 0..30 {
+        got.extend(connect_round(session).await);
+        if done(&got) {
+            return got;
+        }
+    }
+    panic!("the expected events did not come: {got:?}");
+}
+
+/// The events whose payload has `value` at `path` (`/Phone`, `/Name/LastName`).
+fn with<'a>(events: &'a [StreamEvent], path: &str, value: &str) -> Vec<&'a StreamEvent> {
+    events
+        .iter()
+        .filter(|e| e.payload.pointer(path).and_then(Value::as_str) == Some(value))
+        .collect()
+}
+
+async fn clients_alive(org: &Org) -> u64 {
+    let limits = org.client().limits().await.expect("limits");
+    limits
+        .get(sync_runtime::salesforce::limits::CONCURRENT_CLIENTS)
+        .expect("the allocation")
+        .used()
+}
+
+#[tokio::test]
+async fn one_client_carries_many_channels_each_from_its_own_position() {
+    use sync_runtime::salesforce::cometd::CometdSession;
+    use sync_runtime::salesforce::streaming::StreamingPolicy;
+    let org = streaming_org().await;
+    let client = org.client();
+    let account = new_account(&client, "Multiplexed Co").await;
+    let contact = client
+        .create("Contact", &json!({"LastName": "Multiplexed"}))
+        .await
+        .expect("create");
+    // An Account change before the session exists: only a replay from a stored id brings it.
+    client
+        .update("Account", &account, &json!({"Phone": "555-3000"}))
+        .await
+        .expect("update");
+    let mut session = CometdSession::new(&client, StreamingPolicy::default()).expect("session");
+    session
+        .subscribe(CHANNEL, ReplayFrom::AllRetained)
+        .await
+        .expect("Account subscribed");
+    session
+        .subscribe("/data/ContactChangeEvent", ReplayFrom::NewOnly)
+        .await
+        .expect("Contact subscribed");
+    assert_eq!(session.handshakes(), 1, "one handshake for both channels");
+    assert_eq!(clients_alive(&org).await, 1);
+    let replayed = events_until(&mut session, |e| !with(e, "/Phone", "555-3000").is_empty()).await;
+    assert!(replayed.iter().all(|e| e.channel == CHANNEL));
+
+    client
+        .update("Contact", &contact, &json!({"LastName": "Multiplexed II"}))
+        .await
+        .expect("update");
+    let got = events_until(&mut session, |e| {
+        !with(e, "/Name/LastName", "Multiplexed II").is_empty()
+    })
+    .await;
+    assert_eq!(
+        with(&got, "/Name/LastName", "Multiplexed II")[0].channel,
+        "/data/ContactChangeEvent"
+    );
+
+    // The server forgets the client: one new handshake re-subscribes both channels after the
+    // last event received on each, so nothing is delivered twice and nothing is missed.
+    org.post("faults/streaming/drop", json!({})).await;
+    client
+        .update("Account", &account, &json!({"Phone": "555-4000"}))
+        .await
+        .expect("update");
+    client
+        .update("Contact", &contact, &json!({"LastName": "Multiplexed III"}))
+        .await
+        .expect("update");
+    let after = events_until(&mut session, |e| {
+        !with(e, "/Phone", "555-4000").is_empty()
+            && !with(e, "/Name/LastName", "Multiplexed III").is_empty()
+    })
+    .await;
+    assert!(
+        with(&after, "/Phone", "555-3000").is_empty(),
+        "nothing twice"
+    );
+    assert!(
+        with(&after, "/Name/LastName", "Multiplexed II").is_empty(),
+        "nothing twice"
+    );
+    assert_eq!(session.handshakes(), 2);
+
+    // A channel given up no longer delivers; the other goes on.
+    session.unsubscribe("/data/ContactChangeEvent").await;
+    client
+        .update("Contact", &contact, &json!({"LastName": "Unheard"}))
+        .await
+        .expect("update");
+    client
+        .update("Account", &account, &json!({"Phone": "555-5000"}))
+        .await
+        .expect("update");
+    let last = events_until(&mut session, |e| !with(e, "/Phone", "555-5000").is_empty()).await;
+    assert!(
+        with(&last, "/Name/LastName", "Unheard").is_empty(),
+        "{last:?}"
+    );
+
+    // Disconnecting gives the place back at once.
+    session.disconnect().await;
+    assert!(!session.is_connected());
+    assert_eq!(clients_alive(&org).await, 0);
 }

@@ -11,8 +11,8 @@
 //! trigger is dropped at the end.
 //!
 //! **Idle hour.** One hour compressed into `--idle-seconds` of real time (default 360: ten times
-//! faster): the engine runs with the mapping's `poll_seconds` (drift repair) and its formula
-//! refresh scaled by that factor, and the emulator holds CometD connects for its 110 s scaled
+//! faster): the engine runs with the mapping's `poll_seconds` (drift repair), its formula
+//! refresh and its allocation watch (`/limits`) scaled by that factor, and the emulator holds CometD connects for its 110 s scaled
 //! too. The emulator's clock is not advanced: the engine's clock would not follow, and the two
 //! would disagree by the hour (a skew production never has). The engine's one wall-clock rule
 //! left unscaled, at most one `/deleted` check a minute, holds as long as the scaled drift repair
@@ -27,6 +27,7 @@ use serde_json::{json, Value};
 use sync_runtime::adapter::{MappingDescriptor, Registry};
 use sync_runtime::cli::run::Loops;
 use sync_runtime::cli::{migrate, runtime, CliError, Context};
+use sync_runtime::engine::allocations::EVERY as LIMITS_EVERY;
 use sync_runtime::engine::apply::qualified;
 use sync_runtime::engine::state::{StateStore, SyncState};
 use sync_runtime::engine::system::quote_ident;
@@ -125,25 +126,28 @@ pub fn latency_lines(
     ]
 }
 
-/// The endpoints a drift repair calls: the keyset poll (`queryAll`) and the deleted-records
-/// check (`/deleted`).
-const DRIFT_REPAIR: [&str; 2] = ["/queryAll", "/deleted"];
+/// The endpoints an idle streaming engine calls: a drift repair's keyset poll (`queryAll`) and
+/// deleted-records check (`/deleted`), and the allocation watch (`/limits`).
+const IDLE_CALLS: [&str; 3] = ["/queryAll", "/deleted", "/limits"];
 
 /// The idle-hour report (pure).
 pub fn idle_lines(calls: &Calls, idle_seconds: u64, poll_seconds: u32) -> Vec<String> {
     let repairs = 3600 / u64::from(poll_seconds.max(1));
+    let watches = 1 + 3600 / LIMITS_EVERY.as_secs();
     let mut lines = vec![
         format!(
             "idle hour: {} API calls (DailyApiRequests; CometD connects, held {} s each, are not API calls), \
-             {} of them outside the drift repair; target: the drift repairs only, {repairs} (every {poll_seconds} s: \
-             queryAll and /deleted)",
+             {} of them outside the drift repair and the allocation watch; target: the drift repairs, {repairs} \
+             (every {poll_seconds} s: queryAll and /deleted), and the allocation watch, {watches} (/limits at start \
+             and every {} s)",
             calls.total,
             CONNECT_HOLD.as_secs(),
-            calls.outside(&DRIFT_REPAIR)
+            calls.outside(&IDLE_CALLS),
+            LIMITS_EVERY.as_secs(),
         ),
         format!(
             "method: one hour run in {idle_seconds} s right after the changes above: engine timers (drift repair, \
-             formula refresh) and the CometD hold scaled by {:.3}; calls counted by the emulator once the \
+             formula refresh, allocation watch) and the CometD hold scaled by {:.3}; calls counted by the emulator once the \
              restarted engine streams (the first repair re-reads the look-back window of those changes)",
             idle_seconds as f64 / 3600.0
         ),
@@ -309,7 +313,6 @@ async fn idle_hour(
         schema: registry.schema,
         mappings: Box::leak(vec![scaled].into_boxed_slice()),
     }));
-    let formula_refresh = Duration::from_secs_f64((3600.0 * scale).max(1.0));
     // Count from when the restarted engine is streaming again (its start-up is not idle time):
     // it clears the state's message once subscribed.
     let db = sync_runtime::engine::connect(url).await?;
@@ -319,7 +322,7 @@ async fn idle_hour(
         &[],
     )
     .await?;
-    let engine = start_engine(scaled_registry, url, org, Some(formula_refresh)).await?;
+    let engine = start_engine(scaled_registry, url, org, Some(scale)).await?;
     let waited = Instant::now();
     loop {
         let streaming = db
@@ -369,13 +372,15 @@ async fn start_engine(
     registry: &'static Registry,
     url: &str,
     org: &BenchOrg,
-    formula_refresh: Option<Duration>,
+    scale: Option<f64>,
 ) -> Result<Running, CliError> {
     let mut config = EngineConfig::new(url.to_owned());
     config.only = vec!["Account".to_owned()];
     config.lease_retry = Duration::from_millis(200);
-    if formula_refresh.is_some() {
-        config.formula_refresh = formula_refresh;
+    if let Some(scale) = scale {
+        config.formula_refresh = Some(Duration::from_secs_f64((3600.0 * scale).max(1.0)));
+        config.limits_every =
+            Duration::from_secs_f64((LIMITS_EVERY.as_secs_f64() * scale).max(1.0));
     }
     let engine = Arc::new(Engine::new(
         registry,
@@ -530,7 +535,8 @@ mod tests {
             lines[0]
         );
         assert!(lines[0].contains("0 of them outside the drift repair"));
-        assert!(lines[0].contains("the drift repairs only, 6 (every 600 s"));
+        assert!(lines[0].contains("the drift repairs, 6 (every 600 s"));
+        assert!(lines[0].contains("the allocation watch, 7 (/limits at start and every 600 s)"));
         assert_eq!(
             lines[2],
             "         6  GET /services/data/{version}/queryAll"
