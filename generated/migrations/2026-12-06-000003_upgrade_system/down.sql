@@ -41,6 +41,25 @@ ALTER TABLE salesforce._trigger_log_archive
     ALTER COLUMN "values" TYPE jsonb USING pg_temp.forcesync_payload_to_jsonb("values", table_name);
 DROP FUNCTION pg_temp.forcesync_payload_to_jsonb(text, text);
 
+CREATE OR REPLACE FUNCTION salesforce.forcesync_status() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF coalesce(current_setting('forcesync.engine', true), '') = 'on' THEN
+        IF TG_OP = 'INSERT' THEN
+            NEW._hc_lastop := coalesce(NEW._hc_lastop, 'SYNCED');
+        ELSIF NEW._hc_lastop IS NOT DISTINCT FROM OLD._hc_lastop THEN
+            NEW._hc_lastop := 'SYNCED';
+        END IF;
+    ELSIF TG_OP = 'UPDATE'
+        AND to_jsonb(NEW) - '_hc_lastop' - '_hc_err' = to_jsonb(OLD) - '_hc_lastop' - '_hc_err' THEN
+        NULL; -- a no-op update: nothing to sync
+    ELSE
+        NEW._hc_lastop := 'PENDING';
+        NEW._hc_err := NULL;
+    END IF;
+    RETURN NEW;
+END;
+$$;
+
 CREATE OR REPLACE FUNCTION salesforce.forcesync_logger() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
     old_row jsonb;

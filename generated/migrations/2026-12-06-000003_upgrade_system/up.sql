@@ -56,6 +56,40 @@ ALTER TABLE salesforce._trigger_log_archive
     ALTER COLUMN "values" TYPE text USING pg_temp.forcesync_payload_to_hstore("values", table_name);
 DROP FUNCTION pg_temp.forcesync_payload_to_hstore(jsonb, text);
 
+-- BEFORE INSERT OR UPDATE on every mapped table: maintains _hc_lastop and _hc_err.
+CREATE OR REPLACE FUNCTION salesforce.forcesync_status() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    lastop varchar;
+    err text;
+BEGIN
+    IF coalesce(current_setting('forcesync.engine', true), '') = 'on' THEN
+        IF TG_OP = 'INSERT' THEN
+            NEW._hc_lastop := coalesce(NEW._hc_lastop, 'SYNCED');
+        ELSIF NEW._hc_lastop IS NOT DISTINCT FROM OLD._hc_lastop THEN
+            NEW._hc_lastop := 'SYNCED';
+        END IF;
+        RETURN NEW;
+    END IF;
+    IF TG_OP = 'UPDATE' THEN
+        -- A no-op update (nothing but _hc_lastop / _hc_err changed) has nothing to sync: both
+        -- stay as the statement set them. The rows are compared by their stored bytes (`*=`:
+        -- any column type, NULLs equal), a fraction of the cost of building documents of them.
+        lastop := NEW._hc_lastop;
+        err := NEW._hc_err;
+        NEW._hc_lastop := OLD._hc_lastop;
+        NEW._hc_err := OLD._hc_err;
+        IF NEW OPERATOR(pg_catalog.*=) OLD THEN
+            NEW._hc_lastop := lastop;
+            NEW._hc_err := err;
+            RETURN NEW;
+        END IF;
+    END IF;
+    NEW._hc_lastop := 'PENDING';
+    NEW._hc_err := NULL;
+    RETURN NEW;
+END;
+$$;
+
 -- AFTER INSERT OR UPDATE OR DELETE on read-write tables, for application writes only: the row
 -- as Heroku Connect's hstore text, without _hc_lastop and _hc_err.
 CREATE OR REPLACE FUNCTION salesforce.forcesync_logger() RETURNS trigger LANGUAGE plpgsql AS $$

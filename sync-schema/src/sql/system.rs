@@ -108,9 +108,9 @@ pub fn up(schema: &str) -> String {
     let log = qualified(schema, "_trigger_log");
     let archive = qualified(schema, "_trigger_log_archive");
     let notify = qualified(schema, "tlog_notify_trigger");
-    let status = qualified(schema, "forcesync_status");
     let channel = quote_literal(&notify_channel(schema));
     let (log_columns, archive_columns) = log_columns();
+    let status_function = status_function(schema);
     let schema_ident = super::quote_ident(schema);
     let logger = logger_function(schema);
     let capture = capture_functions(schema);
@@ -146,8 +146,21 @@ $$;
 CREATE TRIGGER tlog_insert_trigger AFTER INSERT ON {log}
     FOR EACH STATEMENT EXECUTE FUNCTION {notify}();
 
--- BEFORE INSERT OR UPDATE on every mapped table: maintains _hc_lastop and _hc_err.
-CREATE FUNCTION {status}() RETURNS trigger LANGUAGE plpgsql AS $$
+{status_function}
+{logger}
+{capture}"#
+    )
+}
+
+/// `CREATE OR REPLACE` of the BEFORE trigger function maintaining `_hc_lastop` / `_hc_err`.
+fn status_function(schema: &str) -> String {
+    let status = qualified(schema, "forcesync_status");
+    format!(
+        r#"-- BEFORE INSERT OR UPDATE on every mapped table: maintains _hc_lastop and _hc_err.
+CREATE OR REPLACE FUNCTION {status}() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    lastop varchar;
+    err text;
 BEGIN
     IF coalesce(current_setting('{ENGINE_SETTING}', true), '') = 'on' THEN
         IF TG_OP = 'INSERT' THEN
@@ -155,19 +168,28 @@ BEGIN
         ELSIF NEW._hc_lastop IS NOT DISTINCT FROM OLD._hc_lastop THEN
             NEW._hc_lastop := 'SYNCED';
         END IF;
-    ELSIF TG_OP = 'UPDATE'
-        AND to_jsonb(NEW) - '_hc_lastop' - '_hc_err' = to_jsonb(OLD) - '_hc_lastop' - '_hc_err' THEN
-        NULL; -- a no-op update: nothing to sync
-    ELSE
-        NEW._hc_lastop := 'PENDING';
-        NEW._hc_err := NULL;
+        RETURN NEW;
     END IF;
+    IF TG_OP = 'UPDATE' THEN
+        -- A no-op update (nothing but _hc_lastop / _hc_err changed) has nothing to sync: both
+        -- stay as the statement set them. The rows are compared by their stored bytes (`*=`:
+        -- any column type, NULLs equal), a fraction of the cost of building documents of them.
+        lastop := NEW._hc_lastop;
+        err := NEW._hc_err;
+        NEW._hc_lastop := OLD._hc_lastop;
+        NEW._hc_err := OLD._hc_err;
+        IF NEW OPERATOR(pg_catalog.*=) OLD THEN
+            NEW._hc_lastop := lastop;
+            NEW._hc_err := err;
+            RETURN NEW;
+        END IF;
+    END IF;
+    NEW._hc_lastop := 'PENDING';
+    NEW._hc_err := NULL;
     RETURN NEW;
 END;
 $$;
-
-{logger}
-{capture}"#
+"#
     )
 }
 
@@ -322,6 +344,7 @@ pub fn upgrade_up(schema: &str, from: u32) -> String {
     let log = qualified(schema, "_trigger_log");
     let archive = qualified(schema, "_trigger_log_archive");
     let schema_literal = quote_literal(schema);
+    let status_function = status_function(schema);
     let logger = logger_function(schema);
     let capture = capture_functions(schema);
     format!(
@@ -357,6 +380,7 @@ ALTER TABLE {archive}
     ALTER COLUMN "values" TYPE text USING pg_temp.forcesync_payload_to_hstore("values", table_name);
 DROP FUNCTION pg_temp.forcesync_payload_to_hstore(jsonb, text);
 
+{status_function}
 {logger}
 {capture}"#
     )
@@ -371,6 +395,7 @@ pub fn upgrade_down(schema: &str, from: u32) -> String {
     let log = qualified(schema, "_trigger_log");
     let archive = qualified(schema, "_trigger_log_archive");
     let logger = qualified(schema, "forcesync_logger");
+    let status = qualified(schema, "forcesync_status");
     let schema_literal = quote_literal(schema);
     format!(
         r#"DROP FUNCTION {update}(public.hstore, varchar, text[]);
@@ -413,6 +438,25 @@ ALTER TABLE {archive}
     ALTER COLUMN old TYPE jsonb USING pg_temp.forcesync_payload_to_jsonb(old, table_name),
     ALTER COLUMN "values" TYPE jsonb USING pg_temp.forcesync_payload_to_jsonb("values", table_name);
 DROP FUNCTION pg_temp.forcesync_payload_to_jsonb(text, text);
+
+CREATE OR REPLACE FUNCTION {status}() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF coalesce(current_setting('{ENGINE_SETTING}', true), '') = 'on' THEN
+        IF TG_OP = 'INSERT' THEN
+            NEW._hc_lastop := coalesce(NEW._hc_lastop, 'SYNCED');
+        ELSIF NEW._hc_lastop IS NOT DISTINCT FROM OLD._hc_lastop THEN
+            NEW._hc_lastop := 'SYNCED';
+        END IF;
+    ELSIF TG_OP = 'UPDATE'
+        AND to_jsonb(NEW) - '_hc_lastop' - '_hc_err' = to_jsonb(OLD) - '_hc_lastop' - '_hc_err' THEN
+        NULL; -- a no-op update: nothing to sync
+    ELSE
+        NEW._hc_lastop := 'PENDING';
+        NEW._hc_err := NULL;
+    END IF;
+    RETURN NEW;
+END;
+$$;
 
 CREATE OR REPLACE FUNCTION {logger}() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
