@@ -197,3 +197,47 @@ fn captured_writes_wake_the_writer_with_notify() {
     assert_eq!(notification.channel, "salesforce.hc_trigger_log");
     assert_eq!(notification.payload, "ping");
 }
+
+#[test]
+fn a_column_the_app_added_of_any_type_is_captured_and_no_op_updates_stay_unlogged() {
+    let (_db, mut conn) = migrated();
+    // json and point have no equality operator: the no-op check must not need one.
+    exec(
+        &mut conn,
+        "ALTER TABLE salesforce.account ADD COLUMN app_notes json, ADD COLUMN app_spot point",
+    );
+    conn.transaction::<_, diesel::result::Error, _>(|conn| {
+        exec(conn, "SET LOCAL forcesync.engine = 'on'");
+        exec(
+            conn,
+            "INSERT INTO salesforce.account (sfid, name, app_notes, app_spot) \
+             VALUES ('001000000000005AAA', 'Own Columns', '{\"a\": 1}', '(1,2)')",
+        );
+        Ok(())
+    })
+    .unwrap();
+    exec(
+        &mut conn,
+        "UPDATE salesforce.account SET app_notes = app_notes, app_spot = app_spot, name = name",
+    );
+    assert!(
+        trigger_log(&mut conn).is_empty(),
+        "a no-op update is not logged"
+    );
+    assert_eq!(
+        lastop(&mut conn, "account", "Own Columns").as_deref(),
+        Some("SYNCED")
+    );
+    exec(
+        &mut conn,
+        "UPDATE salesforce.account SET app_notes = '{\"a\": 2}'",
+    );
+    let log = trigger_log(&mut conn);
+    assert_eq!(log.len(), 1);
+    assert_eq!(keys(&log[0].values), ["app_notes"]);
+    assert_eq!(log[0].values.as_ref().unwrap()["app_notes"], "{\"a\": 2}");
+    assert_eq!(
+        lastop(&mut conn, "account", "Own Columns").as_deref(),
+        Some("PENDING")
+    );
+}
