@@ -576,10 +576,24 @@ pub async fn adopt(
     // Functions before the triggers that call them.
     for f in &want.functions {
         let key = format!("{}({})", f.name, f.arguments);
-        if outcome.plan.replace_functions.contains(&key) {
-            tx.batch_execute(&rewrite_schema(&f.definition, REFERENCE_SCHEMA, schema))
-                .await?;
+        if !outcome.plan.replace_functions.contains(&key) {
+            continue;
         }
+        // Parameters named otherwise cannot be replaced in place: drop that one first.
+        for other in have
+            .functions
+            .iter()
+            .filter(|h| h.name == f.name && h.arguments != f.arguments)
+        {
+            tx.batch_execute(&format!(
+                "DROP FUNCTION IF EXISTS {s}.{}({})",
+                quote_ident(&other.name),
+                other.arguments
+            ))
+            .await?;
+        }
+        tx.batch_execute(&rewrite_schema(&f.definition, REFERENCE_SCHEMA, schema))
+            .await?;
     }
     for t in &outcome.plan.tables {
         let table = quote_ident(&t.table);
