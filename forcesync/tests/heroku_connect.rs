@@ -457,6 +457,21 @@ async fn an_incompatible_column_type_is_refused_with_its_name_and_nothing_change
         .await
         .unwrap();
     let before = fingerprint(&pg).await;
+    let (code, out, err) = output(&["adopt", "--dry-run", "--json"], &env);
+    assert_eq!(code, 2, "{out}{err}");
+    let plan: Value = serde_json::from_str(&out).unwrap();
+    let account = plan["plan"]["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["table"] == "account")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        account["incompatible"],
+        json!([["numberofemployees", "timestamp without time zone", "integer"]]),
+        "{account}"
+    );
     let (code, out, err) = output(&["adopt"], &env);
     assert_eq!(code, 2, "{out}{err}");
     assert!(

@@ -80,13 +80,14 @@ pub async fn adopt(ctx: &Context, dry_run: bool, json: bool, force: bool) -> Res
             "already_adopted": outcome.already_adopted,
             "heroku_connect_last_processed_at": outcome.last_processed_at.map(|t| t.to_rfc3339()),
             "pending": outcome.pending,
+            "refused": outcome.refusal,
         });
         println!(
             "{}",
             serde_json::to_string_pretty(&value).expect("JSON values serialize")
         );
     } else {
-        if outcome.already_adopted {
+        if outcome.already_adopted && outcome.refusal.is_none() {
             println!(
                 "Already adopted: schema {} is forcesync's; nothing to do.",
                 outcome.plan.schema
@@ -100,6 +101,10 @@ pub async fn adopt(ctx: &Context, dry_run: bool, json: bool, force: bool) -> Res
                 at.to_rfc3339()
             );
         }
+        if let Some(refusal) = &outcome.refusal {
+            println!("Refused: nothing was changed.");
+            return Err(CliError::settings(refusal.clone()));
+        }
         if dry_run {
             println!("Dry run: nothing was changed.");
             return Ok(());
@@ -109,6 +114,9 @@ pub async fn adopt(ctx: &Context, dry_run: bool, json: bool, force: bool) -> Res
              against Salesforce, {} sent again.",
             outcome.plan.schema, outcome.pending.reconciled, outcome.pending.resent
         );
+    }
+    if let Some(refusal) = outcome.refusal {
+        return Err(CliError::settings(refusal));
     }
     if outcome.applied {
         match ctx.salesforce() {

@@ -94,6 +94,9 @@ pub struct Outcome {
     pub last_processed_at: Option<DateTime<Utc>>,
     /// `PENDING` entries handed to the writer's reconciliation.
     pub pending: pending::Handled,
+    /// Why adoption refused (nothing was changed): incompatible column types, Heroku Connect
+    /// still active.
+    pub refusal: Option<String>,
 }
 
 /// One app migration: its version and SQL.
@@ -497,6 +500,7 @@ pub async fn adopt(
         already_adopted: false,
         last_processed_at,
         pending: pending::Handled::default(),
+        refusal: None,
     };
 
     let incompatible = outcome.plan.incompatible();
@@ -507,10 +511,11 @@ pub async fn adopt(
                 format!("{schema}.{t}.{c} is {have}, forcesync's mapping needs {want}")
             })
             .collect();
-        return Err(AdoptError::Refused(format!(
+        outcome.refusal = Some(format!(
             "incompatible column types: {}; change the column (or the mapping) first",
             list.join("; ")
-        )));
+        ));
+        return Ok(outcome); // rolled back
     }
     if !outcome.plan.changes() {
         outcome.already_adopted = true;
@@ -523,12 +528,13 @@ pub async fn adopt(
         let window = chrono::Duration::from_std(options.active_window)
             .unwrap_or_else(|_| chrono::Duration::zero());
         if at > Utc::now() - window && !options.force {
-            return Err(AdoptError::Refused(format!(
+            outcome.refusal = Some(format!(
                 "Heroku Connect looks active: it processed a trigger-log entry at {}. Pause the \
                  connection first (Heroku Connect dashboard, or `heroku connect:pause`), then run \
                  adopt again; --force adopts anyway",
                 at.to_rfc3339()
-            )));
+            ));
+            return Ok(outcome); // rolled back
         }
     }
 
