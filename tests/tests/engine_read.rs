@@ -786,7 +786,7 @@ async fn salesforce_wins_drops_the_apps_overlapping_pending_change_and_records_i
     );
     let pending = count(
         &pg,
-        "SELECT count(*) FROM salesforce._trigger_log WHERE state = 'NEW' AND \"values\" ? 'notes__c'",
+        "SELECT count(*) FROM salesforce._trigger_log WHERE state = 'NEW' AND \"values\"::hstore ? 'notes__c'",
     )
     .await;
     assert_eq!(pending, 0, "the overlapping pending change is not sent");
@@ -1017,7 +1017,7 @@ async fn a_reload_swaps_in_a_shadow_table_the_app_never_sees_partial_and_every_i
             &pg,
             &format!(
                 "SELECT count(*) FROM salesforce._trigger_log WHERE record_id = {pending_id} \
-                 AND state = 'NEW' AND \"values\" ? 'phone'"
+                 AND state = 'NEW' AND \"values\"::hstore ? 'phone'"
             )
         )
         .await,

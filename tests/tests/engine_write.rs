@@ -1650,3 +1650,283 @@ async fn a_created_record_the_read_path_stored_first_ends_on_the_apps_row() {
         .get(0);
     assert_eq!(logged, 0, "removing the copy is not a change to send");
 }
+
+/// Runs `sql` as the sync engine does (not captured): a row the app holds without a pending
+/// entry, as after a write that was never captured.
+async fn engine_write(db: &tokio_postgres::Client, sql: &str) {
+    db.batch_execute(&format!(
+        "BEGIN; SET LOCAL forcesync.engine = 'on'; {sql}; COMMIT"
+    ))
+    .await
+    .expect(sql);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn awkward_values_captured_as_hstore_text_reach_salesforce_unchanged() {
+    let env = env().await;
+    let app = pg(&env.db).await;
+    let mut writer = env.writer(&[&account::MAPPING], fast()).await;
+    let names = [
+        "O\"Brien",
+        "back\\slash\\",
+        "a=>b",
+        "one, two",
+        "Zoë · 東京 · 🚀",
+        "NULL",
+        "\\\"=>\"\\",
+    ];
+    let descriptions = [
+        "line one\nline two\n\tindented",
+        "\"quoted\" and \\escaped\\",
+        "key=>value, other=>NULL",
+    ];
+    let mut ids = Vec::new();
+    for (i, name) in names.iter().enumerate() {
+        let description = descriptions[i % descriptions.len()];
+        let id: i32 = app
+            .query_one(
+                "INSERT INTO salesforce.account (name, description, phone) VALUES ($1, $2, '1')
+                 RETURNING id",
+                &[name, &description],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        ids.push(id);
+    }
+    writer.drain(DRAIN).await.expect("drain");
+    let mut sfids = Vec::new();
+    for (i, (id, name)) in ids.iter().zip(names).enumerate() {
+        let (sfid, lastop, err) = row(&app, "account", *id).await;
+        let sfid = sfid.unwrap_or_else(|| panic!("{name:?} was not created: {err:?}"));
+        assert_eq!(lastop.as_deref(), Some("INSERTED"));
+        let found = env
+            .records(
+                "Account",
+                "Name, Description, Phone",
+                &format!("Id = '{sfid}'"),
+            )
+            .await;
+        assert_eq!(found[0]["Name"], name);
+        assert_eq!(
+            found[0]["Description"],
+            descriptions[i % descriptions.len()]
+        );
+        assert_eq!(found[0]["Phone"], "1");
+        sfids.push(sfid);
+    }
+
+    // Updates: awkward values again, and a field cleared (NULL in the hstore text).
+    for (id, name) in ids.iter().zip(names) {
+        app.execute(
+            "UPDATE salesforce.account SET description = $2 || E'\\n' || $2, phone = NULL
+             WHERE id = $1",
+            &[id, &name],
+        )
+        .await
+        .unwrap();
+    }
+    writer.drain(DRAIN).await.expect("drain");
+    for (sfid, name) in sfids.iter().zip(names) {
+        let found = env
+            .records(
+                "Account",
+                "Name, Description, Phone",
+                &format!("Id = '{sfid}'"),
+            )
+            .await;
+        assert_eq!(found[0]["Description"], format!("{name}\n{name}"));
+        assert_eq!(
+            found[0]["Phone"],
+            Value::Null,
+            "the cleared field is cleared"
+        );
+        assert_eq!(found[0]["Name"], name, "an unchanged field is left alone");
+    }
+    assert_eq!(archived(&app, "SUCCESS").await, 2 * names.len() as i64);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn heroku_connects_capture_functions_enqueue_writes_that_reach_salesforce() {
+    let env = env().await;
+    let app = pg(&env.db).await;
+    let mut writer = env.writer(&[&account::MAPPING], fast()).await;
+    engine_write(
+        &app,
+        "INSERT INTO salesforce.account (name, phone, website)
+         VALUES ('Captured Again Co', '100', 'https://before.example.com')",
+    )
+    .await;
+    let id: i32 = app
+        .query_one(
+            "SELECT id FROM salesforce.account WHERE name = 'Captured Again Co'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    writer.drain(DRAIN).await.expect("drain");
+    assert_eq!(
+        row(&app, "account", id).await.0,
+        None,
+        "nothing was captured"
+    );
+
+    // As Heroku Connect's libraries re-queue a row: hstore(t.*), the table, the columns.
+    let entry: Option<i32> = app
+        .query_one(
+            "SELECT salesforce.hc_capture_insert_from_row(hstore(a.*), 'account')
+             FROM salesforce.account a WHERE id = $1",
+            &[&id],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(entry.is_some(), "the new entry's id");
+    writer.drain(DRAIN).await.expect("drain");
+    let (sfid, lastop, err) = row(&app, "account", id).await;
+    let sfid = sfid.unwrap_or_else(|| panic!("created: {err:?}"));
+    assert_eq!(lastop.as_deref(), Some("INSERTED"));
+    let found = env
+        .records("Account", "Name, Phone, Website", &format!("Id = '{sfid}'"))
+        .await;
+    assert_eq!(
+        (&found[0]["Name"], &found[0]["Phone"]),
+        (&json!("Captured Again Co"), &json!("100"))
+    );
+
+    // Two columns change without capture; only the included one is sent.
+    engine_write(
+        &app,
+        &format!(
+            "UPDATE salesforce.account SET phone = '200', website = 'https://after.example.com'
+             WHERE id = {id}"
+        ),
+    )
+    .await;
+    let entry: Option<i32> = app
+        .query_one(
+            "SELECT salesforce.hc_capture_update_from_row(hstore(a.*), 'account', ARRAY['phone'])
+             FROM salesforce.account a WHERE id = $1",
+            &[&id],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(entry.is_some());
+    writer.drain(DRAIN).await.expect("drain");
+    let found = env
+        .records("Account", "Phone, Website", &format!("Id = '{sfid}'"))
+        .await;
+    assert_eq!(found[0]["Phone"], "200");
+    assert_eq!(
+        found[0]["Website"], "https://before.example.com",
+        "only the included columns are sent"
+    );
+    assert_eq!(row(&app, "account", id).await.1.as_deref(), Some("UPDATED"));
+    assert_eq!(archived(&app, "SUCCESS").await, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_archived_failed_entry_copied_back_as_new_is_sent_and_succeeds_once_fixed() {
+    let env = env().await;
+    let app = pg(&env.db).await;
+    let mut writer = env.writer(&[&account::MAPPING], fast()).await;
+    env.control(
+        reqwest::Method::POST,
+        "validation-rules",
+        Some(
+            json!({"object": "Account", "field": "Name", "op": "contains", "value": "test",
+                    "message": "Test accounts are not allowed"}),
+        ),
+    )
+    .await;
+    let id = insert_account(&app, "a test \"quoted\" account").await;
+    writer.drain(DRAIN).await.expect("drain");
+    assert_eq!(row(&app, "account", id).await.1.as_deref(), Some("FAILED"));
+    assert_eq!(archived(&app, "FAILED").await, 1);
+
+    // The cause is fixed in Salesforce; the app (as Heroku Connect's libraries do) copies the
+    // archived entry back into the log as NEW, keeping its id.
+    env.control(reqwest::Method::DELETE, "validation-rules", None)
+        .await;
+    let copied = app
+        .execute(
+            "INSERT INTO salesforce._trigger_log
+                 (id, txid, created_at, updated_at, state, action, table_name, record_id, sfid, old, \"values\")
+             SELECT id, txid, created_at, now(), 'NEW', action, table_name, record_id, sfid, old, \"values\"
+             FROM salesforce._trigger_log_archive WHERE state = 'FAILED'",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(copied, 1);
+    writer.drain(DRAIN).await.expect("drain");
+    let (sfid, lastop, err) = row(&app, "account", id).await;
+    let sfid = sfid.expect("created once the cause is fixed");
+    assert_eq!((lastop.as_deref(), err), (Some("INSERTED"), None));
+    let found = env
+        .records("Account", "Name", &format!("Id = '{sfid}'"))
+        .await;
+    assert_eq!(found[0]["Name"], "a test \"quoted\" account");
+    assert_eq!(archived(&app, "FAILED").await, 0);
+    assert_eq!(
+        archived(&app, "SUCCESS").await,
+        1,
+        "the entry's archive row"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readonly_entries_are_never_sent_and_requeue_marks_in_the_archive_are_left_alone() {
+    let env = env().await;
+    let app = pg(&env.db).await;
+    let mut writer = env.writer(&[&account::MAPPING], fast()).await;
+    engine_write(
+        &app,
+        "INSERT INTO salesforce.account (name) VALUES ('Read Only Entry Co')",
+    )
+    .await;
+    app.batch_execute(
+        "INSERT INTO salesforce._trigger_log (txid, state, action, table_name, record_id, \"values\")
+         SELECT txid_current(), 'READONLY', 'INSERT', 'account', a.id,
+                (hstore(a.*) - ARRAY['_hc_lastop', '_hc_err'])::text
+         FROM salesforce.account a;
+         INSERT INTO salesforce._trigger_log_archive
+             (id, created_at, updated_at, processed_at, state, action, table_name, record_id, \"values\")
+         SELECT 100000 + n, now() - interval '90 days', now() - interval '90 days', now() - interval '90 days',
+                s, 'INSERT', 'account', a.id, (hstore(a.*) - ARRAY['_hc_lastop', '_hc_err'])::text
+         FROM salesforce.account a, (VALUES (1, 'REQUEUE'), (2, 'REQUEUED')) AS v(n, s);",
+    )
+    .await
+    .unwrap();
+    writer.drain(DRAIN).await.expect("drain");
+    writer.housekeeping().await.expect("housekeeping");
+    assert!(env
+        .records("Account", "Name", "Name = 'Read Only Entry Co'")
+        .await
+        .is_empty());
+    let log: Vec<String> = app
+        .query("SELECT state FROM salesforce._trigger_log", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(log, ["READONLY"], "the entry stays as it was");
+    let requeue: Vec<String> = app
+        .query(
+            "SELECT state FROM salesforce._trigger_log_archive WHERE id > 100000 ORDER BY id",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(
+        requeue,
+        ["REQUEUE", "REQUEUED"],
+        "left as they are, even past the archive's retention"
+    );
+}

@@ -95,8 +95,9 @@ impl SfBody {
     }
 }
 
-/// Builds a Salesforce body from Postgres column values as recorded by the capture triggers
-/// (`to_jsonb(row)`: timestamps like `2024-01-02T03:04:05.123456`, times like `03:04:05`).
+/// Builds a Salesforce body from Postgres column values as the capture triggers record them,
+/// typed by [`super::hstore::typed`] (timestamps like `2024-01-02T03:04:05.123456`, times like
+/// `03:04:05`), or as the current row reads through `to_jsonb(row)` (the same forms).
 ///
 /// Columns that are not sent for `kind` (system columns, formulas, read-only fields, columns of
 /// fields no longer mapped) are skipped.

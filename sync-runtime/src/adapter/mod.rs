@@ -12,6 +12,7 @@ mod body;
 mod change;
 mod descriptor;
 mod error;
+pub mod hstore;
 mod macros;
 mod picklist;
 mod record;

@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::adapter::hstore;
 use crate::engine::state::StateStore;
 use crate::engine::system::quote_ident;
 use crate::engine::writer::admin::{self as writer_admin, Selection};
@@ -94,13 +95,21 @@ pub async fn errors(ctx: &Context, mapping: Option<&str>, json: bool) -> Result<
         .iter()
         .map(|r| {
             let table: Option<String> = r.get(1);
-            let mapping = mappings
+            let descriptor = mappings
                 .iter()
                 .find(|m| Some(m.table) == table.as_deref())
-                .map_or_else(
-                    || table.clone().unwrap_or_default(),
-                    |m| m.object.to_owned(),
-                );
+                .copied();
+            let mapping = descriptor.map_or_else(
+                || table.clone().unwrap_or_default(),
+                |m| m.object.to_owned(),
+            );
+            // Heroku Connect's hstore text, shown as a JSON object (as it was, when it is not
+            // hstore text).
+            let values: Option<String> = r.get(6);
+            let values = values.map(|text| match hstore::parse(&text) {
+                Ok(pairs) => Value::Object(hstore::typed(descriptor, pairs, false)),
+                Err(_) => Value::String(text),
+            });
             FailedWrite {
                 trigger_log_id: r.get(0),
                 mapping,
@@ -108,7 +117,7 @@ pub async fn errors(ctx: &Context, mapping: Option<&str>, json: bool) -> Result<
                 record_id: r.get(3),
                 sfid: r.get(4),
                 message: r.get(5),
-                values: r.get(6),
+                values,
                 at: r.get(7),
             }
         })

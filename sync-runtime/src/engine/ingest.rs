@@ -17,7 +17,9 @@ use super::conflict::{self, IncomingChange, PendingChange, Winner};
 use super::filter::Verdict;
 use super::system::quote_ident;
 use super::MappingCtx;
-use crate::adapter::{ChangeEventHeader, ChangeType, FieldDescriptor, PgType};
+use crate::adapter::{
+    hstore, ChangeEventHeader, ChangeType, FieldDescriptor, MappingDescriptor, PgType,
+};
 use crate::salesforce::SfError;
 
 /// What a batch did, for counters and the live feed.
@@ -430,13 +432,13 @@ async fn settle_conflicts(
     }
     let mut pending: HashMap<String, Vec<Pending>> = HashMap::new();
     for r in &pending_rows {
-        let values: Option<Value> = r.get(2);
-        let old: Option<Value> = r.get(3);
+        let values: Option<String> = r.get(2);
+        let old: Option<String> = r.get(3);
         let sfid: String = r.get(0);
         pending.entry(sfid).or_default().push(Pending {
             log_id: r.get(1),
-            values: object(values),
-            old: object(old),
+            values: payload(mapping, values.as_deref()),
+            old: payload(mapping, old.as_deref()),
             created_at: r.get(4),
         });
     }
@@ -505,8 +507,11 @@ async fn settle_conflicts(
                     let ids: Vec<i32> = entries.iter().map(|p| p.log_id).collect();
                     tx.execute(
                         &format!(
-                            "UPDATE {schema}._trigger_log SET \"values\" = \"values\" - $1, updated_at = now(), \
-                             state = CASE WHEN action = 'UPDATE' AND (\"values\" - $1) = '{{}}'::jsonb THEN 'IGNORED' ELSE state END \
+                            "UPDATE {schema}._trigger_log \
+                             SET \"values\" = (\"values\"::public.hstore OPERATOR(public.-) $1::text)::text, updated_at = now(), \
+                                 state = CASE WHEN action = 'UPDATE' \
+                                              AND (\"values\"::public.hstore OPERATOR(public.-) $1::text)::text = '' \
+                                              THEN 'IGNORED' ELSE state END \
                              WHERE id = ANY($2) AND state = 'NEW'"
                         ),
                         &[&decision.column, &ids],
@@ -546,14 +551,17 @@ async fn settle_conflicts(
     Ok((rows, recorded))
 }
 
-fn object(value: Option<Value>) -> serde_json::Map<String, Value> {
-    match value {
-        Some(Value::Object(map)) => map,
+/// A trigger-log payload (Heroku Connect's hstore text) as typed column values. Text that is
+/// not hstore counts as no change here; the writer fails such an entry visibly.
+fn payload(mapping: &MappingDescriptor, text: Option<&str>) -> serde_json::Map<String, Value> {
+    match text.map(hstore::parse) {
+        Some(Ok(pairs)) => hstore::typed(Some(mapping), pairs, false),
         _ => serde_json::Map::new(),
     }
 }
 
-/// Whether a stored JSON value (`to_jsonb` of the row) and a Postgres text are the same value.
+/// Whether a stored JSON value (a trigger-log payload typed by `hstore::typed`) and a Postgres
+/// text are the same value.
 fn same_value(field: &FieldDescriptor, stored: &Value, text: Option<&str>) -> bool {
     match (stored, text) {
         (Value::Null, None) => true,

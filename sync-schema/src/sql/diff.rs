@@ -21,6 +21,11 @@ use crate::catalog::{Catalog, Mapping, PgType};
 pub enum Step {
     /// The schema, system tables and trigger functions (first migration only).
     CreateSystem,
+    /// The schema-wide objects of an older layout brought up to date, entries converted
+    /// (`system::upgrade_up`).
+    UpgradeSystem {
+        from: u32,
+    },
     CreateTable(TableSnapshot),
     AddColumn {
         table: String,
@@ -56,6 +61,7 @@ impl Step {
     pub fn up(&self, schema: &str) -> String {
         match self {
             Step::CreateSystem => system::up(schema),
+            Step::UpgradeSystem { from } => system::upgrade_up(schema, *from),
             Step::CreateTable(table) => ddl::create_table(schema, table),
             Step::AddColumn { table, column } => ddl::add_column(schema, table, column),
             Step::WidenColumn {
@@ -72,6 +78,7 @@ impl Step {
     pub fn down(&self, schema: &str) -> String {
         match self {
             Step::CreateSystem => system::down(schema),
+            Step::UpgradeSystem { from } => system::upgrade_down(schema, *from),
             Step::CreateTable(table) => ddl::drop_table(schema, table),
             Step::AddColumn { table, column } => ddl::drop_column(schema, table, &column.name),
             Step::WidenColumn {
@@ -92,6 +99,7 @@ impl Step {
     fn slug(&self) -> String {
         match self {
             Step::CreateSystem => "initial".to_owned(),
+            Step::UpgradeSystem { .. } => "upgrade_system".to_owned(),
             Step::CreateTable(t) => format!("create_{}", t.name),
             Step::AddColumn { table, .. }
             | Step::WidenColumn { table, .. }
@@ -288,6 +296,11 @@ pub fn plan(previous: Option<&SchemaSnapshot>, catalog: &Catalog) -> Result<Plan
     }
 
     let mut steps = Vec::new();
+    if previous.system < target.system {
+        steps.push(Step::UpgradeSystem {
+            from: previous.system,
+        });
+    }
     let mut warnings = Vec::new();
     let mut tables = Vec::new();
     for new in &target.tables {
@@ -321,6 +334,7 @@ pub fn plan(previous: Option<&SchemaSnapshot>, catalog: &Catalog) -> Result<Plan
         steps,
         snapshot: SchemaSnapshot {
             format: target.format,
+            system: target.system,
             schema: target.schema,
             tables,
         },

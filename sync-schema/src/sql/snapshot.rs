@@ -15,6 +15,10 @@ pub const FORMAT: u32 = 1;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SchemaSnapshot {
     pub format: u32,
+    /// The layout of the schema-wide objects ([`super::system::SYSTEM_VERSION`]); snapshots
+    /// written before it was recorded have version 1.
+    #[serde(default = "first_system_version")]
+    pub system: u32,
     /// The Postgres schema, e.g. `salesforce`.
     pub schema: String,
     /// Sorted by table name.
@@ -47,6 +51,10 @@ pub struct IndexSnapshot {
     pub unique: bool,
 }
 
+fn first_system_version() -> u32 {
+    1
+}
+
 impl SchemaSnapshot {
     /// The schema exactly as the catalog describes it (nothing retained from earlier versions).
     pub fn from_catalog(catalog: &Catalog) -> Self {
@@ -58,6 +66,7 @@ impl SchemaSnapshot {
         tables.sort_by(|a, b| a.name.cmp(&b.name));
         SchemaSnapshot {
             format: FORMAT,
+            system: super::system::SYSTEM_VERSION,
             schema: catalog.settings.schema.clone(),
             tables,
         }

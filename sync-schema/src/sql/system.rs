@@ -1,7 +1,11 @@
-//! Schema-wide objects, created by the first migration.
+//! Schema-wide objects, created by the first migration (and brought up to date by later ones).
 //!
-//! * `_trigger_log` / `_trigger_log_archive`: Heroku Connect's columns, defaults and indexes
-//!   (`old`/`values` are `jsonb` instead of hstore text).
+//! * The `hstore` extension (in `public`, as Heroku Connect has it), created when missing; a
+//!   clear error says what to do when the role may not create it or the server lacks it.
+//! * `_trigger_log` / `_trigger_log_archive`: Heroku Connect's columns, defaults and indexes;
+//!   `old` and `values` are `text` holding `hstore` text of the row without `_hc_lastop` /
+//!   `_hc_err`, exactly as Heroku Connect writes them (the writer reads them with
+//!   `sync_runtime::adapter::hstore`).
 //! * `tlog_notify_trigger()` + `tlog_insert_trigger`: `pg_notify('<schema>.hc_trigger_log', 'ping')`
 //!   on every insert into `_trigger_log`, the writer's wake-up.
 //! * `forcesync_status()`: the BEFORE trigger function. Application writes get
@@ -9,15 +13,28 @@
 //!   ran `SET LOCAL forcesync.engine = 'on'`) get `_hc_lastop = 'SYNCED'` unless the engine set
 //!   `_hc_lastop` itself. An application update that changes nothing leaves both columns alone.
 //! * `forcesync_logger()`: the AFTER trigger function, attached only to read-write tables and
-//!   only for application writes. INSERT records the new row (minus `_hc_*`); UPDATE records the
-//!   old row and only the changed columns, and a no-op update records nothing at all (rather than
-//!   an `IGNORE` row as Heroku Connect does); DELETE records the old row and `sfid`, as `IGNORE`
-//!   when the row never reached Salesforce (`sfid` is null).
+//!   only for application writes. INSERT records the new row in `values`; UPDATE records the old
+//!   row in `old` and only the changed columns in `values` (`hstore(NEW) - hstore(OLD)`), and a
+//!   no-op update records nothing at all (rather than an `IGNORE` row as Heroku Connect does);
+//!   DELETE records the old row in `old` and its `sfid`, as `IGNORE` when the row never reached
+//!   Salesforce (`sfid` is null).
+//! * `hc_capture_insert_from_row(hstore, varchar, text[])` and
+//!   `hc_capture_update_from_row(hstore, varchar, text[])`: Heroku Connect's functions that
+//!   enqueue a row again (its signatures, defaults and results: the new entry's id, NULL for a
+//!   row without `id`).
+//!
+//! [`SYSTEM_VERSION`] numbers these objects' layout; it is stored in each migration's snapshot,
+//! and a project whose last migration has an older one gets an [`upgrade_up`] step (version 1:
+//! `jsonb` payloads, converted entry by entry).
 //!
 //! The engine's own tables (`_forcesync_*`: sync state, conflicts, ...) are not here: the engine
 //! creates and versions them at run time, so they can evolve independently of the mappings.
 
 use super::{qualified, quote_literal};
+
+/// The layout of the schema-wide objects: 1 stored `jsonb` payloads, 2 Heroku Connect's
+/// `hstore` text and its capture functions.
+pub const SYSTEM_VERSION: u32 = 2;
 
 /// The setting that marks the sync engine's own writes.
 pub const ENGINE_SETTING: &str = "forcesync.engine";
@@ -43,19 +60,39 @@ const LOG_COLUMNS: &str = "    id {id} PRIMARY KEY,
     table_name varchar(128),
     record_id integer,
     sfid varchar(18),
-    old jsonb,
-    \"values\" jsonb,
+    old text,
+    \"values\" text,
     sf_result integer,
     sf_message text";
 
-/// `CREATE SCHEMA`, system tables, trigger functions.
-pub fn up(schema: &str) -> String {
-    let log = qualified(schema, "_trigger_log");
-    let archive = qualified(schema, "_trigger_log_archive");
-    let notify = qualified(schema, "tlog_notify_trigger");
-    let status = qualified(schema, "forcesync_status");
-    let logger = qualified(schema, "forcesync_logger");
-    let channel = quote_literal(&notify_channel(schema));
+/// Creates `hstore` in `public` when it is missing, or says plainly what to do.
+const HSTORE_EXTENSION: &str = r#"-- Heroku Connect's trigger log holds hstore text, and its capture functions take hstore.
+DO $ext$
+DECLARE
+    installed_in name;
+BEGIN
+    SELECT n.nspname INTO installed_in
+    FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
+    WHERE e.extname = 'hstore';
+    IF installed_in IS NULL THEN
+        BEGIN
+            CREATE EXTENSION hstore WITH SCHEMA public;
+        EXCEPTION
+            WHEN insufficient_privilege THEN
+                RAISE EXCEPTION 'forcesync needs the Postgres extension hstore (Heroku Connect''s trigger-log format), and role % may not create it: have the database owner or a superuser run `CREATE EXTENSION hstore WITH SCHEMA public;` in database %, then run the migrations again', current_user, current_database();
+            WHEN undefined_file OR feature_not_supported THEN
+                RAISE EXCEPTION 'forcesync needs the Postgres extension hstore, and this Postgres server does not have it installed: install the server''s contrib modules (Debian/Ubuntu: apt-get install postgresql-contrib; RHEL: postgresqlNN-contrib; every hosted Postgres has them), then run the migrations again';
+            WHEN invalid_schema_name THEN
+                RAISE EXCEPTION 'forcesync installs the Postgres extension hstore in schema public, and database % has no schema public: have its owner run `CREATE SCHEMA public;` (or `CREATE EXTENSION hstore WITH SCHEMA public;`), then run the migrations again', current_database();
+        END;
+    ELSIF installed_in <> 'public' THEN
+        RAISE EXCEPTION 'forcesync expects the Postgres extension hstore in schema public (as Heroku Connect has it), and it is installed in schema %: run `ALTER EXTENSION hstore SET SCHEMA public;`, then run the migrations again', installed_in;
+    END IF;
+END
+$ext$;
+"#;
+
+fn log_columns() -> (String, String) {
     // Archived rows keep the id they had in `_trigger_log`.
     let log_columns = LOG_COLUMNS
         .replace("{id}", "serial")
@@ -63,10 +100,24 @@ pub fn up(schema: &str) -> String {
     let archive_columns = LOG_COLUMNS
         .replace("{id}", "integer")
         .replace("{default}", "");
+    (log_columns, archive_columns)
+}
+
+/// `CREATE SCHEMA`, the `hstore` extension, system tables, trigger and capture functions.
+pub fn up(schema: &str) -> String {
+    let log = qualified(schema, "_trigger_log");
+    let archive = qualified(schema, "_trigger_log_archive");
+    let notify = qualified(schema, "tlog_notify_trigger");
+    let status = qualified(schema, "forcesync_status");
+    let channel = quote_literal(&notify_channel(schema));
+    let (log_columns, archive_columns) = log_columns();
     let schema_ident = super::quote_ident(schema);
+    let logger = logger_function(schema);
+    let capture = capture_functions(schema);
     format!(
         r#"CREATE SCHEMA IF NOT EXISTS {schema_ident};
 
+{HSTORE_EXTENSION}
 -- Application writes waiting for (or done by) the writer; Heroku Connect's layout.
 CREATE TABLE {log} (
 {log_columns}
@@ -115,8 +166,255 @@ BEGIN
 END;
 $$;
 
--- AFTER INSERT OR UPDATE OR DELETE on read-write tables, for application writes only.
-CREATE FUNCTION {logger}() RETURNS trigger LANGUAGE plpgsql AS $$
+{logger}
+{capture}"#
+    )
+}
+
+/// `CREATE OR REPLACE` of the AFTER trigger function writing Heroku Connect's hstore text.
+fn logger_function(schema: &str) -> String {
+    let log = qualified(schema, "_trigger_log");
+    let logger = qualified(schema, "forcesync_logger");
+    format!(
+        r#"-- AFTER INSERT OR UPDATE OR DELETE on read-write tables, for application writes only: the row
+-- as Heroku Connect's hstore text, without _hc_lastop and _hc_err.
+CREATE OR REPLACE FUNCTION {logger}() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    excluded_cols text[] := ARRAY['_hc_lastop', '_hc_err'];
+    old_row public.hstore;
+    changed text;
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        INSERT INTO {log} (txid, created_at, updated_at, state, action, table_name, record_id, sfid, "values")
+        VALUES (txid_current(), clock_timestamp(), clock_timestamp(), 'NEW', 'INSERT', TG_TABLE_NAME,
+                NEW.id, NEW.sfid, (public.hstore(NEW) OPERATOR(public.-) excluded_cols)::text);
+        RETURN NEW;
+    ELSIF TG_OP = 'UPDATE' THEN
+        old_row := public.hstore(OLD) OPERATOR(public.-) excluded_cols;
+        changed := ((public.hstore(NEW) OPERATOR(public.-) excluded_cols) OPERATOR(public.-) old_row)::text;
+        IF changed = '' THEN
+            RETURN NEW; -- a no-op update is not recorded
+        END IF;
+        INSERT INTO {log} (txid, created_at, updated_at, state, action, table_name, record_id, sfid, old, "values")
+        VALUES (txid_current(), clock_timestamp(), clock_timestamp(), 'NEW', 'UPDATE', TG_TABLE_NAME,
+                NEW.id, NEW.sfid, old_row::text, changed);
+        RETURN NEW;
+    ELSE
+        INSERT INTO {log} (txid, created_at, updated_at, state, action, table_name, record_id, sfid, old)
+        VALUES (txid_current(), clock_timestamp(), clock_timestamp(),
+                CASE WHEN OLD.sfid IS NULL THEN 'IGNORE' ELSE 'NEW' END, 'DELETE', TG_TABLE_NAME,
+                OLD.id, OLD.sfid, (public.hstore(OLD) OPERATOR(public.-) excluded_cols)::text);
+        RETURN OLD;
+    END IF;
+END;
+$$;
+"#
+    )
+}
+
+/// Heroku Connect's `hc_capture_insert_from_row` / `hc_capture_update_from_row` (same
+/// signatures, defaults and results). The entry is `NEW` for a table whose writes are captured
+/// (a read-write mapping), `READONLY` otherwise; a table that is not in the schema is an error.
+fn capture_functions(schema: &str) -> String {
+    let log = qualified(schema, "_trigger_log");
+    let insert = qualified(schema, "hc_capture_insert_from_row");
+    let update = qualified(schema, "hc_capture_update_from_row");
+    let schema_literal = quote_literal(schema);
+    let state = format!(
+        r#"    target := to_regclass(quote_ident({schema_literal}) || '.' || quote_ident(table_name));
+    IF target IS NULL THEN
+        RAISE EXCEPTION 'no table %.% to capture a row of', {schema_literal}, table_name
+            USING HINT = 'table_name is a mapped table''s name without its schema, e.g. ''account''';
+    END IF;
+    entry_state := CASE WHEN EXISTS (SELECT 1 FROM pg_trigger
+                                     WHERE tgrelid = target AND tgname = 'hc_' || table_name || '_logtrigger')
+                        THEN 'NEW' ELSE 'READONLY' END;"#
+    );
+    format!(
+        r#"-- Heroku Connect's capture functions: enqueue a row (hstore(t.*)) again, e.g. to retry a failed
+-- write. Return the new entry's id, or NULL when the row has no id.
+CREATE OR REPLACE FUNCTION {insert}(source_row public.hstore, table_name varchar,
+        excluded_cols text[] DEFAULT ARRAY[]::text[])
+    RETURNS integer LANGUAGE plpgsql AS $$
+DECLARE
+    excluded_cols_standard text[] := ARRAY['_hc_lastop', '_hc_err']::text[];
+    target regclass;
+    entry_state varchar;
+    retval integer;
+BEGIN
+    -- VERSION 1 --
+    IF (source_row OPERATOR(public.->) 'id') IS NULL THEN
+        RETURN NULL;
+    END IF;
+{state}
+    excluded_cols_standard := array_remove(array_remove(excluded_cols, 'id'), 'sfid') || excluded_cols_standard;
+    INSERT INTO {log} (action, table_name, txid, created_at, updated_at, state, record_id, "values")
+    VALUES ('INSERT', table_name, txid_current(), clock_timestamp(), clock_timestamp(), entry_state,
+            (source_row OPERATOR(public.->) 'id')::integer,
+            (source_row OPERATOR(public.-) excluded_cols_standard)::text)
+    RETURNING id INTO retval;
+    RETURN retval;
+END;
+$$;
+
+CREATE OR REPLACE FUNCTION {update}(source_row public.hstore, table_name varchar,
+        columns_to_include text[] DEFAULT ARRAY[]::text[])
+    RETURNS integer LANGUAGE plpgsql AS $$
+DECLARE
+    excluded_cols_standard text[] := ARRAY['_hc_lastop', '_hc_err']::text[];
+    excluded_cols text[];
+    target regclass;
+    entry_state varchar;
+    retval integer;
+BEGIN
+    -- VERSION 1 --
+    IF (source_row OPERATOR(public.->) 'id') IS NULL THEN
+        RETURN NULL;
+    END IF;
+{state}
+    IF array_length(columns_to_include, 1) <> 0 THEN
+        excluded_cols := ARRAY(SELECT public.skeys(source_row) EXCEPT SELECT unnest(columns_to_include));
+    END IF;
+    excluded_cols_standard := excluded_cols || excluded_cols_standard;
+    INSERT INTO {log} (action, table_name, txid, created_at, updated_at, state, record_id, sfid, "values", old)
+    VALUES ('UPDATE', table_name, txid_current(), clock_timestamp(), clock_timestamp(), entry_state,
+            (source_row OPERATOR(public.->) 'id')::integer, source_row OPERATOR(public.->) 'sfid',
+            (source_row OPERATOR(public.-) excluded_cols_standard)::text, NULL)
+    RETURNING id INTO retval;
+    RETURN retval;
+END;
+$$;
+"#
+    )
+}
+
+/// Reverses [`up`] (the schema itself is left in place: it may hold other objects; so is the
+/// `hstore` extension, which other code may use).
+pub fn down(schema: &str) -> String {
+    let q = |name: &str| qualified(schema, name);
+    format!(
+        "DROP FUNCTION {update}(public.hstore, varchar, text[]);
+DROP FUNCTION {insert}(public.hstore, varchar, text[]);
+DROP FUNCTION {logger}();
+DROP FUNCTION {status}();
+DROP TRIGGER tlog_insert_trigger ON {log};
+DROP FUNCTION {notify}();
+DROP TABLE {archive};
+DROP TABLE {log};
+",
+        update = q("hc_capture_update_from_row"),
+        insert = q("hc_capture_insert_from_row"),
+        logger = q("forcesync_logger"),
+        status = q("forcesync_status"),
+        log = q("_trigger_log"),
+        notify = q("tlog_notify_trigger"),
+        archive = q("_trigger_log_archive"),
+    )
+}
+
+/// Brings the schema-wide objects of layout `from` to [`SYSTEM_VERSION`] in an existing
+/// database, keeping every entry: version 1's `jsonb` payloads become hstore text, each value
+/// spelled as Postgres prints the column (`t`/`f` for booleans, a space in timestamps).
+pub fn upgrade_up(schema: &str, from: u32) -> String {
+    if from >= SYSTEM_VERSION {
+        return String::new();
+    }
+    let log = qualified(schema, "_trigger_log");
+    let archive = qualified(schema, "_trigger_log_archive");
+    let schema_literal = quote_literal(schema);
+    let logger = logger_function(schema);
+    let capture = capture_functions(schema);
+    format!(
+        r#"-- The trigger log in Heroku Connect's format: old and values become hstore text.
+{HSTORE_EXTENSION}
+CREATE FUNCTION pg_temp.forcesync_payload_to_hstore(payload jsonb, tbl text) RETURNS text
+    LANGUAGE plpgsql AS $$
+BEGIN
+    IF payload IS NULL THEN
+        RETURN NULL;
+    END IF;
+    IF jsonb_typeof(payload) <> 'object' THEN
+        RETURN payload::text; -- not a row: kept as it was (the writer reports it unusable)
+    END IF;
+    RETURN (SELECT coalesce(public.hstore(array_agg(e.key), array_agg(
+                CASE
+                    WHEN jsonb_typeof(e.value) = 'boolean' THEN CASE WHEN e.value = 'true'::jsonb THEN 't' ELSE 'f' END
+                    WHEN jsonb_typeof(e.value) = 'string' AND a.atttypid = 'timestamp'::regtype
+                        THEN regexp_replace(e.value #>> '{{}}', '^(\d+-\d\d-\d\d)T', '\1 ')
+                    ELSE e.value #>> '{{}}'
+                END))::text, '')
+            FROM jsonb_each(payload) e
+            LEFT JOIN pg_attribute a
+              ON a.attrelid = to_regclass(quote_ident({schema_literal}) || '.' || quote_ident(tbl))
+             AND a.attname = e.key AND NOT a.attisdropped);
+END;
+$$;
+ALTER TABLE {log}
+    ALTER COLUMN old TYPE text USING pg_temp.forcesync_payload_to_hstore(old, table_name),
+    ALTER COLUMN "values" TYPE text USING pg_temp.forcesync_payload_to_hstore("values", table_name);
+ALTER TABLE {archive}
+    ALTER COLUMN old TYPE text USING pg_temp.forcesync_payload_to_hstore(old, table_name),
+    ALTER COLUMN "values" TYPE text USING pg_temp.forcesync_payload_to_hstore("values", table_name);
+DROP FUNCTION pg_temp.forcesync_payload_to_hstore(jsonb, text);
+
+{logger}
+{capture}"#
+    )
+}
+
+/// Reverses [`upgrade_up`]: payloads back to `jsonb` (typed by the columns' types), version 1's
+/// trigger function, no capture functions.
+pub fn upgrade_down(schema: &str, from: u32) -> String {
+    if from >= SYSTEM_VERSION {
+        return String::new();
+    }
+    let log = qualified(schema, "_trigger_log");
+    let archive = qualified(schema, "_trigger_log_archive");
+    let logger = qualified(schema, "forcesync_logger");
+    let schema_literal = quote_literal(schema);
+    format!(
+        r#"DROP FUNCTION {update}(public.hstore, varchar, text[]);
+DROP FUNCTION {insert}(public.hstore, varchar, text[]);
+CREATE FUNCTION pg_temp.forcesync_payload_to_jsonb(payload text, tbl text) RETURNS jsonb
+    LANGUAGE plpgsql AS $$
+BEGIN
+    IF payload IS NULL THEN
+        RETURN NULL;
+    END IF;
+    BEGIN
+        PERFORM payload::public.hstore;
+    EXCEPTION WHEN others THEN
+        -- not a row (written by hand): back as the JSON it was, or as a JSON string
+        BEGIN
+            RETURN payload::jsonb;
+        EXCEPTION WHEN others THEN
+            RETURN to_jsonb(payload);
+        END;
+    END;
+    RETURN (SELECT coalesce(jsonb_object_agg(e.key,
+                CASE
+                    WHEN e.value IS NULL THEN 'null'::jsonb
+                    WHEN a.atttypid IN ('integer'::regtype, 'bigint'::regtype, 'double precision'::regtype)
+                         AND e.value ~ '^-?[0-9.]+(e[-+]?[0-9]+)?$' THEN e.value::numeric::text::jsonb
+                    WHEN a.atttypid = 'boolean'::regtype THEN to_jsonb(e.value::boolean)
+                    WHEN a.atttypid = 'timestamp'::regtype THEN to_jsonb(replace(e.value, ' ', 'T'))
+                    ELSE to_jsonb(e.value)
+                END), '{{}}'::jsonb)
+            FROM public.each(payload::public.hstore) e
+            LEFT JOIN pg_attribute a
+              ON a.attrelid = to_regclass(quote_ident({schema_literal}) || '.' || quote_ident(tbl))
+             AND a.attname = e.key AND NOT a.attisdropped);
+END;
+$$;
+ALTER TABLE {log}
+    ALTER COLUMN old TYPE jsonb USING pg_temp.forcesync_payload_to_jsonb(old, table_name),
+    ALTER COLUMN "values" TYPE jsonb USING pg_temp.forcesync_payload_to_jsonb("values", table_name);
+ALTER TABLE {archive}
+    ALTER COLUMN old TYPE jsonb USING pg_temp.forcesync_payload_to_jsonb(old, table_name),
+    ALTER COLUMN "values" TYPE jsonb USING pg_temp.forcesync_payload_to_jsonb("values", table_name);
+DROP FUNCTION pg_temp.forcesync_payload_to_jsonb(text, text);
+
+CREATE OR REPLACE FUNCTION {logger}() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
     old_row jsonb;
     changed jsonb;
@@ -147,25 +445,8 @@ BEGIN
     END IF;
 END;
 $$;
-"#
-    )
-}
-
-/// Reverses [`up`] (the schema itself is left in place: it may hold other objects).
-pub fn down(schema: &str) -> String {
-    let q = |name: &str| qualified(schema, name);
-    format!(
-        "DROP FUNCTION {logger}();
-DROP FUNCTION {status}();
-DROP TRIGGER tlog_insert_trigger ON {log};
-DROP FUNCTION {notify}();
-DROP TABLE {archive};
-DROP TABLE {log};
-",
-        logger = q("forcesync_logger"),
-        status = q("forcesync_status"),
-        log = q("_trigger_log"),
-        notify = q("tlog_notify_trigger"),
-        archive = q("_trigger_log_archive"),
+"#,
+        update = qualified(schema, "hc_capture_update_from_row"),
+        insert = qualified(schema, "hc_capture_insert_from_row"),
     )
 }

@@ -128,3 +128,24 @@ fn identifiers_that_are_sql_keywords_are_quoted() {
     assert_eq!(quote_ident("Weird"), "\"Weird\"");
     assert_eq!(quote_literal("O'Brien"), "'O''Brien'");
 }
+
+#[test]
+fn a_project_whose_last_migration_predates_the_hstore_log_gets_a_converting_migration() {
+    let catalog = sample_catalog();
+    let first = plan(None, &catalog).unwrap();
+    assert_eq!(first.snapshot.system, system::SYSTEM_VERSION);
+    // A snapshot written before the layout was recorded (version 1: jsonb payloads).
+    let mut json: serde_json::Value = serde_json::from_str(&first.snapshot.to_json()).unwrap();
+    json.as_object_mut().unwrap().remove("system");
+    let old = SchemaSnapshot::from_json(&json.to_string()).unwrap();
+    assert_eq!(old.system, 1);
+
+    let next = plan(Some(&old), &catalog).unwrap();
+    assert_eq!(next.steps, [Step::UpgradeSystem { from: 1 }]);
+    assert_eq!(next.slug(), "upgrade_system");
+    assert_eq!(next.snapshot.system, system::SYSTEM_VERSION);
+    assert_snapshot!("upgrade_system_up", next.up_sql());
+    assert_snapshot!("upgrade_system_down", next.down_sql());
+    // Once applied, nothing more to do.
+    assert!(plan(Some(&next.snapshot), &catalog).unwrap().is_empty());
+}

@@ -9,9 +9,9 @@ use generated::salesforce::invoice::{
     self, Invoice, InvoiceChanges, NewInvoice, PaymentMethods, PaymentMethodsSet, Status,
 };
 
-use sync_runtime::adapter::{pg_values_to_sf_body, WriteKind};
+use sync_runtime::adapter::{hstore, pg_values_to_sf_body, WriteKind};
 
-use crate::support::{keys, migrated, trigger_log};
+use crate::support::{keys, migrated, text, trigger_log};
 
 fn new_invoice() -> NewInvoice {
     NewInvoice {
@@ -84,17 +84,32 @@ fn a_generated_invoice_round_trips_through_insert_select_and_update() {
         "Cash"
     );
 
-    // The writer turns the captured columns into a Salesforce update body.
-    let values = log[1].values.as_ref().unwrap().as_object().unwrap();
-    let body = pg_values_to_sf_body(&invoice::MAPPING, values, WriteKind::Update).unwrap();
+    // The writer reads the captured columns (hstore text, typed by the mapping's columns) and
+    // turns them into a Salesforce update body.
+    let mut captured = |entry: usize, skip_nulls: bool| {
+        let raw = text(
+            &mut conn,
+            &format!(
+                "SELECT \"values\" AS value FROM salesforce._trigger_log ORDER BY id OFFSET {entry} LIMIT 1"
+            ),
+        )
+        .unwrap();
+        hstore::typed(
+            Some(&invoice::MAPPING),
+            hstore::parse(&raw).unwrap(),
+            skip_nulls,
+        )
+    };
+    let values = captured(1, false);
+    let body = pg_values_to_sf_body(&invoice::MAPPING, &values, WriteKind::Update).unwrap();
     assert_eq!(
         body.into_json(),
         serde_json::json!({"Paid__c": true, "Payment_Methods__c": "Cash", "Status__c": "Paid"})
     );
     // An insert becomes a create body of the createable columns that have values; the time
     // and date columns are converted to Salesforce's spelling.
-    let values = log[0].values.as_ref().unwrap().as_object().unwrap();
-    let body = pg_values_to_sf_body(&invoice::MAPPING, values, WriteKind::Create).unwrap();
+    let values = captured(0, true);
+    let body = pg_values_to_sf_body(&invoice::MAPPING, &values, WriteKind::Create).unwrap();
     assert_eq!(
         body.get("Due_Time__c"),
         Some(&serde_json::json!("17:30:00.000Z"))

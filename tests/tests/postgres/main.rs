@@ -4,6 +4,7 @@
 mod support;
 
 mod generated_models;
+mod hc_format;
 mod mapping_change;
 mod migrations;
 mod models;

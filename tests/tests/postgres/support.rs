@@ -34,10 +34,12 @@ pub struct LogRow {
     pub values: Option<serde_json::Value>,
 }
 
-/// Every `_trigger_log` row, oldest first.
+/// Every `_trigger_log` row, oldest first, its `old` / `values` (Heroku Connect's hstore text)
+/// read by Postgres' own `hstore` as JSON objects of text.
 pub fn trigger_log(conn: &mut PgConnection) -> Vec<LogRow> {
     diesel::sql_query(
-        "SELECT action, state, table_name, record_id, sfid, old, \"values\" \
+        "SELECT action, state, table_name, record_id, sfid, \
+                hstore_to_jsonb(old::hstore) AS old, hstore_to_jsonb(\"values\"::hstore) AS \"values\" \
          FROM salesforce._trigger_log ORDER BY id",
     )
     .load(conn)

@@ -46,7 +46,8 @@ pub struct LogEntry {
     /// The row's `sfid` when the change was captured (null for a row not yet in Salesforce).
     pub sfid: Option<String>,
     /// INSERT: every non-null column; UPDATE: the changed columns only (null: cleared); DELETE:
-    /// empty.
+    /// empty. Read from the entry's Heroku Connect hstore text and typed by the mapping's columns
+    /// (`adapter::hstore::typed`: numbers, booleans, timestamps as `to_jsonb` gives them).
     pub values: Map<String, Value>,
 }
 

@@ -977,7 +977,6 @@ async fn claim_batch(
     after: i32,
 ) -> Result<(Vec<SendStep>, usize, i32), WriteError> {
     let mappings: Vec<&'static MappingDescriptor> = targets.iter().map(|t| t.mapping).collect();
-    let tables: Vec<&'static str> = targets.iter().map(|t| t.mapping.table).collect();
     let target_of = |table: &str| targets.iter().position(|t| t.mapping.table == table);
 
     let mut steps = Vec::new();
@@ -1018,7 +1017,7 @@ async fn claim_batch(
 
     let tx = db.transaction().await?;
     let store::Claimed { entries, unusable } =
-        store.claim(&tx, &tables, config.max_batch, after).await?;
+        store.claim(&tx, &mappings, config.max_batch, after).await?;
     let last = entries
         .iter()
         .map(|e| e.id)

@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 use tokio_postgres::GenericClient;
 
-use crate::adapter::MappingDescriptor;
+use crate::adapter::{hstore, MappingDescriptor};
 use crate::engine::system::quote_ident;
 
 use super::entry::{Action, LogEntry, RowNow};
@@ -96,6 +96,26 @@ pub struct Unusable {
     pub message: String,
 }
 
+/// An entry's `values` (Heroku Connect's hstore text) as the typed columns a write is built
+/// from: an insert's null columns are left out (a create sends no nulls), an update's stay (they
+/// clear the field), a delete carries none. Text that is not hstore makes the entry unusable,
+/// with the parser's reason (pure).
+pub fn entry_values(
+    mappings: &[&MappingDescriptor],
+    table: &str,
+    action: Action,
+    values: Option<&str>,
+) -> Result<Map<String, Value>, String> {
+    if action == Action::Delete {
+        return Ok(Map::new());
+    }
+    let pairs = hstore::parse(values.unwrap_or_default()).map_err(|e| {
+        format!("not sent: the entry's values are {e} (Heroku Connect's format is \"column\"=>\"value\", ...)")
+    })?;
+    let mapping = mappings.iter().find(|m| m.table == table).copied();
+    Ok(hstore::typed(mapping, pairs, action == Action::Insert))
+}
+
 /// Why an entry cannot be sent (pure).
 pub fn unusable_message(action: Option<&str>, record_id: Option<i32>) -> String {
     match (action, record_id) {
@@ -144,10 +164,11 @@ impl Store {
     pub async fn claim<C: GenericClient>(
         &self,
         db: &C,
-        tables: &[&str],
+        mappings: &[&MappingDescriptor],
         limit: i64,
         after: i32,
     ) -> Result<Claimed, tokio_postgres::Error> {
+        let tables: Vec<&str> = mappings.iter().map(|m| m.table).collect();
         // `enable_sort = off` for this transaction: right after an app's bulk insert the log's
         // statistics still say it is empty, and the planner then reads every pending entry
         // through the `(state, table_name)` index and sorts them, for each claim; the
@@ -164,17 +185,14 @@ impl Store {
                     // The oldest ids first (narrow rows, in order from the `(state, id)`
                     // index), then their entries by primary key: ordering the entries
                     // themselves with their values spilled to disk, and a join let the planner
-                    // scan the whole log for a few of its entries. An insert's null columns are
-                    // left out (a create sends no nulls), which halves what is read.
+                    // scan the whole log for a few of its entries.
                     "WITH picked AS (
                          SELECT l.id FROM {log} l
                          WHERE l.state = 'NEW' AND l.table_name = ANY($1) AND l.id > $3
                            AND NOT EXISTS (SELECT 1 FROM {journal} j
                                            WHERE j.table_name = l.table_name AND j.record_id = l.record_id)
                          ORDER BY l.id LIMIT $2)
-                     SELECT l.id, l.table_name, l.record_id, l.action, l.sfid,
-                            CASE WHEN l.action = 'INSERT' THEN jsonb_strip_nulls(l.\"values\")
-                                 ELSE l.\"values\" END
+                     SELECT l.id, l.table_name, l.record_id, l.action, l.sfid, l.\"values\"
                      FROM {log} l WHERE l.id = ANY(ARRAY(SELECT id FROM picked))",
                     log = self.log,
                     journal = self.journal
@@ -189,20 +207,20 @@ impl Store {
             let action: Option<String> = r.get(3);
             let record_id: Option<i32> = r.get(2);
             let parsed = action.as_deref().and_then(Action::parse);
+            let values: Option<String> = r.get(5);
             match (record_id, parsed) {
                 (Some(record_id), Some(action)) => {
-                    let values: Option<Value> = r.get(5);
-                    claimed.entries.push(LogEntry {
-                        id,
-                        table,
-                        record_id,
-                        action,
-                        sfid: r.get(4),
-                        values: match values {
-                            Some(Value::Object(m)) => m,
-                            _ => Map::new(),
-                        },
-                    });
+                    match entry_values(mappings, &table, action, values.as_deref()) {
+                        Ok(values) => claimed.entries.push(LogEntry {
+                            id,
+                            table,
+                            record_id,
+                            action,
+                            sfid: r.get(4),
+                            values,
+                        }),
+                        Err(message) => claimed.unusable.push(Unusable { id, table, message }),
+                    }
                 }
                 (record_id, _) => claimed.unusable.push(Unusable {
                     id,
@@ -767,31 +785,37 @@ impl Store {
     /// Archives a write made outside the writer (a write-through create of row `record_id`) as
     /// a `SUCCESS` entry, the history the writer leaves for a row it sent. Run it in the
     /// transaction that stores the row.
+    /// The entry's `values` are the stored row, as the capture trigger records an insert.
     pub async fn archive_written_through<C: GenericClient>(
         &self,
         db: &C,
-        table: &str,
+        mapping: &MappingDescriptor,
         record_id: i32,
         sfid: &str,
-        values: &Value,
     ) -> Result<(), tokio_postgres::Error> {
         db.execute(
             &format!(
                 "INSERT INTO {archive}
                      (id, txid, created_at, updated_at, processed_at, processed_tx, state, action,
                       table_name, record_id, sfid, \"values\", sf_message)
-                 VALUES (nextval(pg_get_serial_sequence($1, 'id')),
-                         txid_current(), now(), now(), now(), txid_current(), 'SUCCESS', 'INSERT',
-                         $2, $3, $4, $5, 'written through')",
-                archive = self.archive
+                 SELECT nextval(pg_get_serial_sequence($1, 'id')),
+                        txid_current(), now(), now(), now(), txid_current(), 'SUCCESS', 'INSERT',
+                        $2, t.id, $4,
+                        (public.hstore(t) OPERATOR(public.-) ARRAY['_hc_lastop', '_hc_err'])::text,
+                        'written through'
+                 FROM {table} t WHERE t.id = $3",
+                archive = self.archive,
+                table = self.table(mapping),
             ),
-            &[&self.log, &table, &record_id, &sfid, values],
+            &[&self.log, &mapping.table, &record_id, &sfid],
         )
         .await?;
         Ok(())
     }
 
-    /// Deletes archived entries processed more than `days` days ago; returns how many.
+    /// Deletes archived entries processed more than `days` days ago; returns how many. Entries
+    /// marked `REQUEUE` / `REQUEUED` (Heroku Connect's "copy me back" / "copied back", set by
+    /// the app's own tools) are left alone, as every other writer step leaves them.
     pub async fn prune<C: GenericClient>(
         &self,
         db: &C,
@@ -799,7 +823,8 @@ impl Store {
     ) -> Result<u64, tokio_postgres::Error> {
         db.execute(
             &format!(
-                "DELETE FROM {} WHERE processed_at < now() - make_interval(days => $1)",
+                "DELETE FROM {} WHERE processed_at < now() - make_interval(days => $1)
+                   AND state IS DISTINCT FROM 'REQUEUE' AND state IS DISTINCT FROM 'REQUEUED'",
                 self.archive
             ),
             &[&(days as i32)],
@@ -905,7 +930,47 @@ async fn has_column<C: GenericClient>(
 
 #[cfg(test)]
 mod tests {
-    use super::unusable_message;
+    use super::{entry_values, unusable_message, Action};
+    use crate::engine::testing::ACCOUNT;
+    use serde_json::json;
+
+    #[test]
+    fn entry_values_are_read_from_heroku_connects_hstore_text_typed_by_column() {
+        let text = r#""id"=>"7", "name"=>"O\"Brien", "phone"=>NULL, "annualrevenue"=>"12.5", "isdeleted"=>"f", "systemmodstamp"=>"2024-01-02 03:04:05""#;
+        let insert = entry_values(&[&ACCOUNT], "account", Action::Insert, Some(text)).unwrap();
+        assert_eq!(
+            serde_json::Value::Object(insert),
+            json!({"id": "7", "name": "O\"Brien", "annualrevenue": 12.5, "isdeleted": false,
+                   "systemmodstamp": "2024-01-02T03:04:05"}),
+            "an insert leaves its nulls out"
+        );
+        let update = entry_values(&[&ACCOUNT], "account", Action::Update, Some(text)).unwrap();
+        assert_eq!(update["phone"], serde_json::Value::Null, "an update clears");
+        assert!(
+            entry_values(&[&ACCOUNT], "account", Action::Delete, Some("garbage"))
+                .unwrap()
+                .is_empty()
+        );
+        assert!(entry_values(&[&ACCOUNT], "account", Action::Update, None)
+            .unwrap()
+            .is_empty());
+    }
+
+    #[test]
+    fn values_that_are_not_hstore_text_say_so() {
+        let err = entry_values(
+            &[&ACCOUNT],
+            "account",
+            Action::Update,
+            Some(r#"{"name": "Acme"}"#),
+        )
+        .unwrap_err();
+        assert_eq!(
+            err,
+            "not sent: the entry's values are not hstore text: expected `=>` at byte 9 \
+             (Heroku Connect's format is \"column\"=>\"value\", ...)"
+        );
+    }
 
     #[test]
     fn an_entry_that_cannot_be_sent_says_why() {

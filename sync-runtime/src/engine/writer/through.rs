@@ -145,7 +145,7 @@ async fn store_created(
     // from one the read path stored (see `Store::held_sfids`), which a reconciliation may
     // replace.
     super::store::Store::new(mapping.schema)
-        .archive_written_through(&tx, mapping.table, id, sfid, &Value::Object(values.clone()))
+        .archive_written_through(&tx, mapping, id, sfid)
         .await?;
     tx.commit().await?;
     Ok(id)
