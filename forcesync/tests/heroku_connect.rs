@@ -243,7 +243,11 @@ async fn a_heroku_connect_database_is_adopted_in_place_and_syncs_without_a_reloa
     );
     // Salesforce moves on after Heroku Connect's last poll.
     harness
-        .update("Account", &changed_sfid, json!({"Description": "changed after the pause"}))
+        .update(
+            "Account",
+            &changed_sfid,
+            json!({"Description": "changed after the pause"}),
+        )
         .await;
 
     // The plan, changing nothing.
@@ -283,7 +287,10 @@ async fn a_heroku_connect_database_is_adopted_in_place_and_syncs_without_a_reloa
     // Adopt.
     let (code, out, err) = output(&["adopt"], &env);
     assert_eq!(code, 0, "{out}{err}");
-    assert!(out.contains("Adopted schema salesforce in one transaction"), "{out}");
+    assert!(
+        out.contains("Adopted schema salesforce in one transaction"),
+        "{out}"
+    );
     assert!(out.contains("1 create(s) to reconcile"), "{out}");
     let accounts_after: Vec<(i32, String)> = pg
         .query(
@@ -296,12 +303,19 @@ async fn a_heroku_connect_database_is_adopted_in_place_and_syncs_without_a_reloa
         .map(|r| (r.get(0), r.get(1)))
         .collect();
     assert_eq!(accounts_after, accounts_before, "every id is kept");
-    let orders: i64 = one(&pg, "SELECT count(*) FROM public.orders o JOIN salesforce.account a ON a.id = o.account_id").await;
+    let orders: i64 = one(
+        &pg,
+        "SELECT count(*) FROM public.orders o JOIN salesforce.account a ON a.id = o.account_id",
+    )
+    .await;
     assert_eq!(orders, 3, "the app's foreign key still holds");
     let fk: i64 = one(&pg, "SELECT count(*) FROM pg_constraint WHERE contype = 'f' AND confrelid = 'salesforce.account'::regclass").await;
     assert_eq!(fk, 1);
     let hc_functions: i64 = one(&pg, "SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = 'salesforce' AND p.proname ~ '^hc_.*_(logger|status)$'").await;
-    assert_eq!(hc_functions, 0, "Heroku Connect's capture functions are gone");
+    assert_eq!(
+        hc_functions, 0,
+        "Heroku Connect's capture functions are gone"
+    );
     let capture: i64 = one(&pg, "SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = 'salesforce' AND p.proname IN ('hc_capture_insert_from_row', 'hc_capture_update_from_row')").await;
     assert_eq!(capture, 2, "the requeue functions keep working");
     let hcmeta: i64 = one(&pg, "SELECT count(*) FROM salesforce._hcmeta").await;
@@ -343,13 +357,19 @@ async fn a_heroku_connect_database_is_adopted_in_place_and_syncs_without_a_reloa
     let counters = harness
         .control(reqwest::Method::GET, "counters", Value::Null)
         .await;
-    let endpoints = counters["endpoints"].as_object().cloned().unwrap_or_default();
+    let endpoints = counters["endpoints"]
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
     assert!(
         !endpoints.keys().any(|k| k.contains("jobs/query")),
         "no Bulk reload: {counters}"
     );
     let used = counters["DailyApiRequests"]["Used"].as_i64().unwrap();
-    assert!(used <= 40, "catching up takes a few calls, not a reload: {counters}");
+    assert!(
+        used <= 40,
+        "catching up takes a few calls, not a reload: {counters}"
+    );
 
     // The NEW insert reaches Salesforce once; the PENDING one is adopted, not duplicated.
     eventually("the app's insert reaches Salesforce", || async {
@@ -357,11 +377,18 @@ async fn a_heroku_connect_database_is_adopted_in_place_and_syncs_without_a_reloa
         n == 1
     })
     .await;
-    eventually("the PENDING insert gets the record Salesforce holds", || async {
-        // One row: the app's, with the record's Id (a copy the catch-up poll stored gives way).
-        let rows: Vec<Option<String>> = one(&pg, "SELECT array_agg(sfid) FROM salesforce.account WHERE name = 'Adopted Pending Co'").await;
-        rows == [Some(pending_sfid.clone())]
-    })
+    eventually(
+        "the PENDING insert gets the record Salesforce holds",
+        || async {
+            // One row: the app's, with the record's Id (a copy the catch-up poll stored gives way).
+            let rows: Vec<Option<String>> = one(
+                &pg,
+                "SELECT array_agg(sfid) FROM salesforce.account WHERE name = 'Adopted Pending Co'",
+            )
+            .await;
+            rows == [Some(pending_sfid.clone())]
+        },
+    )
     .await;
     assert_eq!(
         harness
@@ -380,19 +407,29 @@ async fn a_heroku_connect_database_is_adopted_in_place_and_syncs_without_a_reloa
     );
     eventually("the NEW update reaches Salesforce", || async {
         let phone = harness
-            .query(&format!("SELECT Phone FROM Account WHERE Id = '{edited_sfid}'"))
+            .query(&format!(
+                "SELECT Phone FROM Account WHERE Id = '{edited_sfid}'"
+            ))
             .await;
         phone[0]["Phone"] == "+1 555 0101"
     })
     .await;
     // The Salesforce change made after Heroku Connect's last poll arrives.
     eventually("the later Salesforce change arrives", || async {
-        let d: Option<String> = one(&pg, &format!("SELECT description FROM salesforce.account WHERE id = {changed_id}")).await;
+        let d: Option<String> = one(
+            &pg,
+            &format!("SELECT description FROM salesforce.account WHERE id = {changed_id}"),
+        )
+        .await;
         d.as_deref() == Some("changed after the pause")
     })
     .await;
     // The READONLY entry is not sent.
-    let readonly: i64 = one(&pg, "SELECT count(*) FROM salesforce._trigger_log WHERE state = 'READONLY'").await;
+    let readonly: i64 = one(
+        &pg,
+        "SELECT count(*) FROM salesforce._trigger_log WHERE state = 'READONLY'",
+    )
+    .await;
     assert_eq!(readonly, 1);
 
     // The app's writes after adoption are captured and sent.
@@ -417,7 +454,9 @@ async fn a_heroku_connect_database_is_adopted_in_place_and_syncs_without_a_reloa
     .unwrap();
     eventually("a requeued update reaches Salesforce", || async {
         let r = harness
-            .query(&format!("SELECT Rating FROM Account WHERE Id = '{edited_sfid}'"))
+            .query(&format!(
+                "SELECT Rating FROM Account WHERE Id = '{edited_sfid}'"
+            ))
             .await;
         r[0]["Rating"] == "Warm"
     })
@@ -428,7 +467,9 @@ async fn a_heroku_connect_database_is_adopted_in_place_and_syncs_without_a_reloa
     assert_eq!(code, 0, "{out}{err}");
     eventually("the retried write reaches Salesforce", || async {
         let r = harness
-            .query(&format!("SELECT Rating FROM Account WHERE Id = '{changed_sfid}'"))
+            .query(&format!(
+                "SELECT Rating FROM Account WHERE Id = '{changed_sfid}'"
+            ))
             .await;
         r[0]["Rating"] == "Hot"
     })
@@ -496,7 +537,11 @@ async fn an_incompatible_column_type_is_refused_with_its_name_and_nothing_change
         .clone();
     assert_eq!(
         account["incompatible"],
-        json!([["numberofemployees", "timestamp without time zone", "integer"]]),
+        json!([[
+            "numberofemployees",
+            "timestamp without time zone",
+            "integer"
+        ]]),
         "{account}"
     );
     let (code, out, err) = output(&["adopt"], &env);
@@ -531,7 +576,11 @@ async fn an_incompatible_column_type_is_refused_with_its_name_and_nothing_change
         out.contains("Invoice_Line__c (salesforce.invoice_line__c): missing; created as `forcesync migrate` would"),
         "{out}"
     );
-    let created: bool = one(&pg2, "SELECT to_regclass('salesforce.invoice_line__c') IS NOT NULL").await;
+    let created: bool = one(
+        &pg2,
+        "SELECT to_regclass('salesforce.invoice_line__c') IS NOT NULL",
+    )
+    .await;
     assert!(created);
     let (code, out, err) = output(&["migrate"], &env2);
     assert_eq!(code, 0, "{err}");

@@ -151,7 +151,9 @@ fn heroku_connect_export() -> Value {
     let standard = json!({"Id": {"unique": true}, "SystemModstamp": {"unique": false}});
     let with = |extra: Value| {
         let mut ix = standard.clone();
-        ix.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        ix.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
         ix
     };
     json!({
@@ -199,7 +201,13 @@ fn a_heroku_connect_export_of_this_repositorys_objects_becomes_mappings_that_bui
     let dir = tempfile::tempdir().unwrap();
     let describe = dir.path().join("describe");
     std::fs::create_dir(&describe).unwrap();
-    for object in ["Account", "Contact", "Invoice__c", "Invoice_Line__c", "Opportunity"] {
+    for object in [
+        "Account",
+        "Contact",
+        "Invoice__c",
+        "Invoice_Line__c",
+        "Opportunity",
+    ] {
         std::fs::write(
             describe.join(format!("{object}.json")),
             committed_snapshot(object),
@@ -209,7 +217,13 @@ fn a_heroku_connect_export_of_this_repositorys_objects_becomes_mappings_that_bui
     let export = dir.path().join("export.json");
     std::fs::write(&export, heroku_connect_export().to_string()).unwrap();
     let (dir_arg, export_arg) = (dir.path().to_str().unwrap(), export.to_str().unwrap());
-    let args = ["init", "--from-heroku-connect", export_arg, "--dir", dir_arg];
+    let args = [
+        "init",
+        "--from-heroku-connect",
+        export_arg,
+        "--dir",
+        dir_arg,
+    ];
     let (code, out, err) = output(&args, &[]);
     assert_eq!(code, 0, "{out}{err}");
     for file in ["forcesync.toml", "Account.toml", "Invoice_Line__c.toml"] {
@@ -221,14 +235,27 @@ fn a_heroku_connect_export_of_this_repositorys_objects_becomes_mappings_that_bui
             && out.contains("did you mean `Email`?"),
         "{out}"
     );
-    assert!(out.contains("note: connection feature poll_db_no_merge = true: Ordered Writes"), "{out}");
+    assert!(
+        out.contains("note: connection feature poll_db_no_merge = true: Ordered Writes"),
+        "{out}"
+    );
 
     let catalog = build(dir.path());
     assert_eq!(catalog.settings.api_version, "59.0");
     assert_eq!(catalog.settings.schema, "salesforce");
-    let mapping = |object: &str| catalog.mappings.iter().find(|m| m.object == object).unwrap();
+    let mapping = |object: &str| {
+        catalog
+            .mappings
+            .iter()
+            .find(|m| m.object == object)
+            .unwrap()
+    };
     let columns = |object: &str| -> Vec<String> {
-        mapping(object).fields.iter().map(|f| f.column.clone()).collect()
+        mapping(object)
+            .fields
+            .iter()
+            .map(|f| f.column.clone())
+            .collect()
     };
     let indexes = |object: &str| -> Vec<(String, bool)> {
         mapping(object)
@@ -238,22 +265,44 @@ fn a_heroku_connect_export_of_this_repositorys_objects_becomes_mappings_that_bui
             .collect()
     };
     let contact = columns("Contact");
-    for column in ["sfid", "systemmodstamp", "firstname", "lastname", "email", "accountid"] {
-        assert!(contact.contains(&column.to_owned()), "{column} in {contact:?}");
+    for column in [
+        "sfid",
+        "systemmodstamp",
+        "firstname",
+        "lastname",
+        "email",
+        "accountid",
+    ] {
+        assert!(
+            contact.contains(&column.to_owned()),
+            "{column} in {contact:?}"
+        );
     }
-    assert!(!mapping("Contact").sync.streaming, "polling only, as in Heroku Connect");
+    assert!(
+        !mapping("Contact").sync.streaming,
+        "polling only, as in Heroku Connect"
+    );
     assert!(mapping("Account").sync.streaming);
     assert!(mapping("Account").is_read_write());
     assert!(!mapping("Opportunity").is_read_write());
     assert_eq!(mapping("Opportunity").sync.poll_seconds, 300);
     assert_eq!(mapping("Invoice__c").sync.poll_seconds, 120);
     assert_eq!(mapping("Invoice__c").sync.max_daily_api_calls, 50000);
-    assert_eq!(mapping("Invoice__c").upsert_key.as_deref(), Some("External_Id__c"));
+    assert_eq!(
+        mapping("Invoice__c").upsert_key.as_deref(),
+        Some("External_Id__c")
+    );
     assert!(columns("Invoice_Line__c").contains(&"invoice__r__external_id__c".to_owned()));
     assert!(columns("Account").contains(&"billingpostalcode".to_owned()));
     let invoice = indexes("Invoice__c");
-    assert!(invoice.contains(&("hcu_idx_invoice__c_external_id__c".to_owned(), true)), "{invoice:?}");
-    assert!(invoice.contains(&("hc_idx_invoice__c_status__c".to_owned(), false)), "{invoice:?}");
+    assert!(
+        invoice.contains(&("hcu_idx_invoice__c_external_id__c".to_owned(), true)),
+        "{invoice:?}"
+    );
+    assert!(
+        invoice.contains(&("hc_idx_invoice__c_status__c".to_owned(), false)),
+        "{invoice:?}"
+    );
     assert!(indexes("Account").contains(&("hc_idx_account_parentid".to_owned(), false)));
     assert!(indexes("Opportunity").contains(&("hc_idx_opportunity_closedate".to_owned(), false)));
 

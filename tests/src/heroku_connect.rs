@@ -345,10 +345,7 @@ pub fn record_columns(record: &Value) -> serde_json::Map<String, Value> {
         match value {
             Value::Object(parent) => {
                 for (field, v) in parent.iter().filter(|(k, _)| *k != "attributes") {
-                    out.insert(
-                        format!("{name}__{field}").to_ascii_lowercase(),
-                        v.clone(),
-                    );
+                    out.insert(format!("{name}__{field}").to_ascii_lowercase(), v.clone());
                 }
             }
             v if name == "Id" => {

@@ -62,7 +62,12 @@ pub struct ToStreaming {
 }
 
 /// The report (pure).
-pub fn report(records: u64, adopt_seconds: f64, adopted: &ToStreaming, reload: &ToStreaming) -> Vec<String> {
+pub fn report(
+    records: u64,
+    adopt_seconds: f64,
+    adopted: &ToStreaming,
+    reload: &ToStreaming,
+) -> Vec<String> {
     let total = adopt_seconds + adopted.seconds;
     let mut lines = vec![
         format!("adopt: {adopt_seconds:.2} s ({records} Accounts adopted in place, one transaction)"),
@@ -136,7 +141,14 @@ async fn bench(ctx: &Context, url: &str, records: u64) -> Result<(), CliError> {
     let reloaded = sync_runtime::engine::connect(&reload_url).await?;
     let mut columns: Vec<String> = table.columns.iter().map(|(c, _)| quote_ident(c)).collect();
     columns.push("sfid".to_owned());
-    let copied = copy_rows(&reloaded, &mut hc, registry.schema, &table.table, &columns.join(", ")).await?;
+    let copied = copy_rows(
+        &reloaded,
+        &mut hc,
+        registry.schema,
+        &table.table,
+        &columns.join(", "),
+    )
+    .await?;
     println!("Heroku Connect's database holds {copied} Accounts (SYNCED, as its load leaves them)");
 
     let app_migrations = adopt_cli::app_migrations(ctx.app.migrations)?;

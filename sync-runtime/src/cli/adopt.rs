@@ -40,7 +40,9 @@ impl BoxableConnection<Pg> for Capture {
 }
 
 /// The app migrations embedded in the binary: version and SQL, in order.
-pub fn app_migrations(migrations: &'static EmbeddedMigrations) -> Result<Vec<AppMigration>, CliError> {
+pub fn app_migrations(
+    migrations: &'static EmbeddedMigrations,
+) -> Result<Vec<AppMigration>, CliError> {
     let mut list = MigrationSource::<Pg>::migrations(migrations)
         .map_err(|e| CliError::failure(format!("the embedded migrations: {e}")))?;
     list.sort_by_key(|m| m.name().version().to_string());

@@ -220,7 +220,10 @@ fn unknown_field(describe: &SObjectDescribe, name: &str) -> String {
     )
     .map(|d| format!("; did you mean `{d}`?"))
     .unwrap_or_default();
-    format!("`{name}` is not a field of {} in its describe{hint}", describe.name)
+    format!(
+        "`{name}` is not a field of {} in its describe{hint}",
+        describe.name
+    )
 }
 
 fn syncable(describe: &SObjectDescribe, field: &FieldDescribe) -> bool {
@@ -243,10 +246,14 @@ fn is_mapped<'d>(
     name: &str,
 ) -> Option<&'d FieldDescribe> {
     let field = describe.field(name)?;
-    let on = |n: &str| entries.iter().any(|e| e.on && e.name.eq_ignore_ascii_case(n));
+    let on = |n: &str| {
+        entries
+            .iter()
+            .any(|e| e.on && e.name.eq_ignore_ascii_case(n))
+    };
     let system = ALWAYS_MAPPED.iter().any(|s| s.eq_ignore_ascii_case(name));
-    let component_on = !field.is_compound()
-        && field.compound_field_name.as_deref().is_some_and(|c| on(c));
+    let component_on =
+        !field.is_compound() && field.compound_field_name.as_deref().is_some_and(|c| on(c));
     (system || on(&field.name) || component_on).then_some(field)
 }
 
@@ -286,9 +293,8 @@ pub fn render_mapping(
             });
             let (on, note) = match lookup {
                 None => {
-                    let text = format!(
-                        "`{name}`: {object} has no relationship named `{relationship}`"
-                    );
+                    let text =
+                        format!("`{name}`: {object} has no relationship named `{relationship}`");
                     report(format!("{text}; left commented out"));
                     (false, Some(text))
                 }
@@ -328,11 +334,17 @@ pub fn render_mapping(
             continue;
         };
         let order = position(&field.name).unwrap_or(usize::MAX);
-        if entries.iter().any(|e| e.name.eq_ignore_ascii_case(&field.name)) {
+        if entries
+            .iter()
+            .any(|e| e.name.eq_ignore_ascii_case(&field.name))
+        {
             continue;
         }
         if !syncable(&describe, field) {
-            let text = format!("`{}` is a {} field, which cannot be synced", field.name, field.field_type);
+            let text = format!(
+                "`{}` is a {} field, which cannot be synced",
+                field.name, field.field_type
+            );
             report(format!("{text}; left commented out"));
             entries.push(Entry {
                 name: field.name.clone(),
@@ -377,7 +389,9 @@ pub fn render_mapping(
         match describe.field(key) {
             None => {
                 let text = unknown_field(&describe, key);
-                report(format!("upsert_field: {text}; upsert_key left commented out"));
+                report(format!(
+                    "upsert_field: {text}; upsert_key left commented out"
+                ));
                 upsert_key = Some((key.clone(), false, Some(text)));
             }
             Some(f) if !(f.external_id && f.unique) => {
@@ -438,7 +452,10 @@ pub fn render_mapping(
             ));
             continue;
         }
-        if indexes.iter().any(|(n, ..)| n.eq_ignore_ascii_case(&field.name)) {
+        if indexes
+            .iter()
+            .any(|(n, ..)| n.eq_ignore_ascii_case(&field.name))
+        {
             continue;
         }
         let keeps_unique = field.unique || field.field_type == "id";
@@ -530,7 +547,9 @@ pub fn render_mapping(
         ));
     }
     if !indexes.is_empty() {
-        out.push_str("\n[indexes]                           # beyond sfid (unique) and systemmodstamp\n");
+        out.push_str(
+            "\n[indexes]                           # beyond sfid (unique) and systemmodstamp\n",
+        );
         for (name, unique, note) in &indexes {
             let code = if *unique {
                 format!("{name} = {{ unique = true }}")
@@ -569,9 +588,7 @@ fn feature_report(name: &str, value: &Value) -> Option<String> {
             "forcesync reads by Id and SystemModstamp; external ID fields are read like any field"
         }
         "rest_count_only" => "forcesync counts records with REST `SELECT COUNT()` always",
-        "ucs_basic_collation_index" => {
-            "forcesync's indexes use the database's default collation"
-        }
+        "ucs_basic_collation_index" => "forcesync's indexes use the database's default collation",
         "use_assignment_rules" => "forcesync does not run assignment rules on its writes",
         "cdc_for_accelerated_polling" => {
             "forcesync streams through Change Data Capture where `streaming = true`"
@@ -597,7 +614,10 @@ pub fn render_settings(export: &Export, default_api_version: &str) -> (String, V
         ));
         default_api_version.to_owned()
     });
-    let schema = export.schema.clone().unwrap_or_else(|| "salesforce".to_owned());
+    let schema = export
+        .schema
+        .clone()
+        .unwrap_or_else(|| "salesforce".to_owned());
     let mut out = String::from(
         "# Connection-wide settings, imported from Heroku Connect's mapping export by\n\
          # `forcesync init --from-heroku-connect`.\n",
@@ -707,7 +727,13 @@ mod tests {
             render_mapping(&export.mappings[0], &snapshot("Invoice__c"), &|_| true).unwrap();
         assert!(text.contains("object = \"Invoice__c\"\n"), "{text}");
         assert!(text.contains("access = \"read_write\""), "{text}");
-        for on in ["Name", "Account__c", "External_Id__c", "Amount__c", "Location__Latitude__s"] {
+        for on in [
+            "Name",
+            "Account__c",
+            "External_Id__c",
+            "Amount__c",
+            "Location__Latitude__s",
+        ] {
             assert!(text.contains(&format!("\n    \"{on}\",\n")), "{on}: {text}");
         }
         for system in ALWAYS_MAPPED {
@@ -718,23 +744,35 @@ mod tests {
             "{text}"
         );
         assert!(
-            reports.iter().any(|r| r.starts_with("Invoice__c: `Totl__c` is not a field")
-                && r.contains("did you mean `Total__c`?")),
+            reports
+                .iter()
+                .any(|r| r.starts_with("Invoice__c: `Totl__c` is not a field")
+                    && r.contains("did you mean `Total__c`?")),
             "{reports:?}"
         );
         assert!(text.contains("\nupsert_key = \"External_Id__c\""), "{text}");
         assert!(text.contains("\nstreaming = true"), "{text}");
         assert!(text.contains("\npoll_seconds = 120"), "{text}");
         assert!(text.contains("\nmax_daily_api_calls = 50000"), "{text}");
-        assert!(text.contains("\nExternal_Id__c = { unique = true }\n"), "{text}");
+        assert!(
+            text.contains("\nExternal_Id__c = { unique = true }\n"),
+            "{text}"
+        );
         assert!(text.contains("\nAccount__c = {}\n"), "{text}");
         // Name is not unique in Salesforce: a plain index, reported.
         assert!(text.contains("\nName = {}"), "{text}");
-        assert!(reports.iter().any(|r| r.contains("unique index on `Name`")), "{reports:?}");
+        assert!(
+            reports.iter().any(|r| r.contains("unique index on `Name`")),
+            "{reports:?}"
+        );
         // Status__c is not mapped: its index cannot be carried over.
         assert!(!text.contains("Status__c ="), "{text}");
-        assert!(reports.iter().any(|r| r.contains("`Status__c`, which is not mapped")));
-        assert!(reports.iter().any(|r| r.contains("config.poll_db_merge_window = 5")));
+        assert!(reports
+            .iter()
+            .any(|r| r.contains("`Status__c`, which is not mapped")));
+        assert!(reports
+            .iter()
+            .any(|r| r.contains("config.poll_db_merge_window = 5")));
         assert!(!text.contains("[indexes]\nId"), "{text}");
         assert!(!text.contains("SystemModstamp ="), "{text}");
     }
@@ -758,10 +796,15 @@ mod tests {
         assert!(text.contains("\napi_version = \"58.0\""), "{text}");
         assert!(text.contains("\nschema = \"salesforce\""), "{text}");
         assert!(
-            reports.iter().any(|r| r.starts_with("connection feature poll_db_no_merge = true:")),
+            reports
+                .iter()
+                .any(|r| r.starts_with("connection feature poll_db_no_merge = true:")),
             "{reports:?}"
         );
-        assert!(reports.iter().any(|r| r.contains("rest_count_only")), "{reports:?}");
+        assert!(
+            reports.iter().any(|r| r.contains("rest_count_only")),
+            "{reports:?}"
+        );
         assert!(
             !reports.iter().any(|r| r.contains("disable_bulk_writes")),
             "a feature left off needs no word: {reports:?}"
@@ -769,6 +812,9 @@ mod tests {
         let bare = parse_export("{\"mappings\": [{\"object_name\": \"Account\"}]}").unwrap();
         let (text, reports) = render_settings(&bare, "59.0");
         assert!(text.contains("\napi_version = \"59.0\""), "{text}");
-        assert!(reports[0].contains("no connection.api_version"), "{reports:?}");
+        assert!(
+            reports[0].contains("no connection.api_version"),
+            "{reports:?}"
+        );
     }
 }

@@ -304,9 +304,8 @@ async fn describe_of(
         .await
         .map_err(|e| CliError::failure(format!("describe {object}: {e}")))?;
     let name = fetched["name"].as_str().unwrap_or(object).to_owned();
-    std::fs::create_dir_all(describe_dir).map_err(|e| {
-        CliError::failure(format!("cannot create {}: {e}", describe_dir.display()))
-    })?;
+    std::fs::create_dir_all(describe_dir)
+        .map_err(|e| CliError::failure(format!("cannot create {}: {e}", describe_dir.display())))?;
     let path = describe::path_for(describe_dir, &name);
     std::fs::write(&path, describe::render(&fetched))
         .map_err(|e| CliError::failure(format!("cannot write {}: {e}", path.display())))?;

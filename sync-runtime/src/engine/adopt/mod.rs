@@ -345,10 +345,7 @@ async fn unrecorded<C: GenericClient>(
 }
 
 /// Engine migrations not applied yet.
-async fn engine_pending<C: GenericClient>(
-    db: &C,
-    schema: &str,
-) -> Result<Vec<String>, AdoptError> {
+async fn engine_pending<C: GenericClient>(db: &C, schema: &str) -> Result<Vec<String>, AdoptError> {
     let table = format!("{}._forcesync_system_migrations", quote_ident(schema));
     let done: Vec<String> = if exists(db, &table).await? {
         db.query(&format!("SELECT name::text FROM {table}"), &[])
@@ -359,9 +356,7 @@ async fn engine_pending<C: GenericClient>(
     } else {
         Vec::new()
     };
-    Ok(system::pending(&done)
-        .map(|m| m.name.to_owned())
-        .collect())
+    Ok(system::pending(&done).map(|m| m.name.to_owned()).collect())
 }
 
 /// Mappings with a state row that says loaded.
@@ -479,8 +474,9 @@ pub async fn adopt(
         ("_sf_event_log", "Heroku Connect's streaming buffer"),
     ] {
         if have.tables.contains_key(name) {
-            plan.left_alone
-                .push(format!("{schema}.{name} ({why}; forcesync does not use it)"));
+            plan.left_alone.push(format!(
+                "{schema}.{name} ({why}; forcesync does not use it)"
+            ));
         }
     }
     for (table, layout) in &have.tables {
@@ -620,8 +616,12 @@ pub async fn adopt(
                 .iter()
                 .find(|g| &g.name == name)
                 .expect("planned from the reference");
-            tx.batch_execute(&rewrite_schema(&trigger.definition, REFERENCE_SCHEMA, schema))
-                .await?;
+            tx.batch_execute(&rewrite_schema(
+                &trigger.definition,
+                REFERENCE_SCHEMA,
+                schema,
+            ))
+            .await?;
         }
         for function in &t.drop_functions {
             tx.batch_execute(&format!(
@@ -690,8 +690,8 @@ mod tests {
 
     #[test]
     fn the_cursor_starts_a_look_back_before_the_newest_row() {
-        let newest = NaiveDateTime::parse_from_str("2026-12-01 10:00:00", "%Y-%m-%d %H:%M:%S")
-            .unwrap();
+        let newest =
+            NaiveDateTime::parse_from_str("2026-12-01 10:00:00", "%Y-%m-%d %H:%M:%S").unwrap();
         assert_eq!(
             cursor_from(newest, Duration::from_secs(120)).to_string(),
             "2026-12-01 09:58:00"

@@ -35,10 +35,7 @@ pub struct Handled {
 
 /// Hands every `PENDING` entry of a read-write mapping to the writer (inside adoption's
 /// transaction, after the engine's tables exist).
-pub async fn hand_over(
-    tx: &Transaction<'_>,
-    registry: &Registry,
-) -> Result<Handled, AdoptError> {
+pub async fn hand_over(tx: &Transaction<'_>, registry: &Registry) -> Result<Handled, AdoptError> {
     let schema = quote_ident(registry.schema);
     let store = Store::new(registry.schema);
     let mut handled = Handled::default();

@@ -328,7 +328,9 @@ pub fn render(plan: &Plan) -> String {
             None => format!("{}.{}", plan.schema, t.table),
         };
         if !t.found {
-            out.push_str(&format!("  {name}: missing; created as `forcesync migrate` would\n"));
+            out.push_str(&format!(
+                "  {name}: missing; created as `forcesync migrate` would\n"
+            ));
             continue;
         }
         let rows = match &t.newest_systemmodstamp {
@@ -373,10 +375,7 @@ pub fn render(plan: &Plan) -> String {
                 .collect::<Vec<_>>()
                 .join(", "),
         );
-        line(
-            "columns kept (not in the mapping)",
-            list(&t.kept_columns),
-        );
+        line("columns kept (not in the mapping)", list(&t.kept_columns));
         line("indexes to add", list(&t.add_indexes));
         line("triggers to replace", list(&t.replace_triggers));
         line("triggers to create", list(&t.create_triggers));
@@ -407,7 +406,10 @@ pub fn render(plan: &Plan) -> String {
         }
     };
     section("functions to create or replace", &plan.replace_functions);
-    section("engine tables to create (migrations)", &plan.engine_migrations);
+    section(
+        "engine tables to create (migrations)",
+        &plan.engine_migrations,
+    );
     section(
         "app migrations recorded as applied",
         &plan.record_migrations,
@@ -431,8 +433,14 @@ mod tests {
     #[test]
     fn wider_or_equal_types_fit_narrower_text_widens_other_kinds_do_not_fit() {
         assert_eq!(fit("integer", "integer"), Fit::Same);
-        assert_eq!(fit("character varying(255)", "character varying(80)"), Fit::Same);
-        assert_eq!(fit("character varying(40)", "character varying(80)"), Fit::Widen);
+        assert_eq!(
+            fit("character varying(255)", "character varying(80)"),
+            Fit::Same
+        );
+        assert_eq!(
+            fit("character varying(40)", "character varying(80)"),
+            Fit::Widen
+        );
         assert_eq!(fit("character varying(40)", "text"), Fit::Widen);
         assert_eq!(fit("text", "character varying(18)"), Fit::Same);
         assert_eq!(fit("character varying", "character varying(18)"), Fit::Same);
@@ -448,10 +456,7 @@ mod tests {
     fn layout(schema: &str, tables: Vec<(&str, TableLayout)>, functions: &[&str]) -> Layout {
         Layout {
             schema: schema.to_owned(),
-            tables: tables
-                .into_iter()
-                .map(|(n, t)| (n.to_owned(), t))
-                .collect(),
+            tables: tables.into_iter().map(|(n, t)| (n.to_owned(), t)).collect(),
             functions: functions
                 .iter()
                 .map(|f| FunctionLayout {
@@ -472,7 +477,9 @@ mod tests {
     fn trigger(schema: &str, name: &str, function: &str) -> TriggerLayout {
         TriggerLayout {
             name: name.to_owned(),
-            definition: format!("CREATE TRIGGER {name} ON {schema}.account EXECUTE FUNCTION {schema}.{function}()"),
+            definition: format!(
+                "CREATE TRIGGER {name} ON {schema}.account EXECUTE FUNCTION {schema}.{function}()"
+            ),
             function: function.to_owned(),
         }
     }
@@ -548,7 +555,10 @@ mod tests {
         assert_eq!(plans.len(), 1, "contact is in neither layout: {plans:?}");
         let account = &plans[0];
         assert!(account.found);
-        assert_eq!(account.add_columns, columns(&[("industry", "character varying(40)")]));
+        assert_eq!(
+            account.add_columns,
+            columns(&[("industry", "character varying(40)")])
+        );
         assert_eq!(
             account.widen_columns,
             [(
@@ -604,11 +614,7 @@ mod tests {
 
     #[test]
     fn a_missing_table_is_created_and_the_text_says_so() {
-        let want = layout(
-            "ref",
-            vec![("contact", TableLayout::default())],
-            &[],
-        );
+        let want = layout("ref", vec![("contact", TableLayout::default())], &[]);
         let have = layout("salesforce", vec![], &[]);
         let wanted = [Wanted {
             table: "contact".into(),
@@ -623,7 +629,9 @@ mod tests {
         assert!(plan.changes());
         let text = render(&plan);
         assert!(
-            text.contains("Contact (salesforce.contact): missing; created as `forcesync migrate` would"),
+            text.contains(
+                "Contact (salesforce.contact): missing; created as `forcesync migrate` would"
+            ),
             "{text}"
         );
         assert!(text.contains("left as it is: _hcmeta"), "{text}");
