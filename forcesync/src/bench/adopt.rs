@@ -137,7 +137,13 @@ async fn bench(ctx: &Context, url: &str, records: u64) -> Result<(), CliError> {
     // Heroku Connect's database holding the same records, as its load stores them.
     let table = heroku_connect::HcTable::like(mapping);
     let mut hc = sync_runtime::engine::connect(&adopt_url).await?;
-    heroku_connect::create(&hc, registry.schema, "00D000000000001AAA", &[table.clone()]).await?;
+    heroku_connect::create(
+        &hc,
+        registry.schema,
+        "00D000000000001AAA",
+        std::slice::from_ref(&table),
+    )
+    .await?;
     let reloaded = sync_runtime::engine::connect(&reload_url).await?;
     let mut columns: Vec<String> = table.columns.iter().map(|(c, _)| quote_ident(c)).collect();
     columns.push("sfid".to_owned());

@@ -81,7 +81,7 @@ impl Reader<'_> {
         let what = if is_key { "a key" } else { "a value" };
         let mut out = String::new();
         match self.peek() {
-            None => return Err(self.error(what)),
+            None => Err(self.error(what)),
             Some(b'"') => {
                 self.pos += 1;
                 let mut start = self.pos;
@@ -102,7 +102,7 @@ impl Reader<'_> {
                     }
                 }
             }
-            Some(b) if (is_key && b == b'=') || b == b',' => return Err(self.error(what)),
+            Some(b) if (is_key && b == b'=') || b == b',' => Err(self.error(what)),
             Some(_) => {
                 let mut start = self.pos;
                 let mut escaped = false;

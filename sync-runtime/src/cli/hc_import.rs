@@ -253,7 +253,7 @@ fn is_mapped<'d>(
     };
     let system = ALWAYS_MAPPED.iter().any(|s| s.eq_ignore_ascii_case(name));
     let component_on =
-        !field.is_compound() && field.compound_field_name.as_deref().is_some_and(|c| on(c));
+        !field.is_compound() && field.compound_field_name.as_deref().is_some_and(&on);
     (system || on(&field.name) || component_on).then_some(field)
 }
 
