@@ -140,6 +140,187 @@ fn init_output_builds_as_written_and_with_every_field_uncommented() {
     }
 }
 
+/// Heroku Connect's mapping export of this repository's objects, as its dashboard writes it
+/// (the always-mapped fields listed, the `Id`/`SystemModstamp` indexes, a typo'd field).
+fn heroku_connect_export() -> Value {
+    let fields = |names: &[&str]| -> Value {
+        let mut all = vec!["Id", "IsDeleted", "SystemModstamp", "CreatedDate"];
+        all.extend_from_slice(names);
+        Value::Object(all.into_iter().map(|n| (n.to_owned(), json!({}))).collect())
+    };
+    let standard = json!({"Id": {"unique": true}, "SystemModstamp": {"unique": false}});
+    let with = |extra: Value| {
+        let mut ix = standard.clone();
+        ix.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        ix
+    };
+    json!({
+        "version": 1,
+        "connection": {"app_name": "shop", "organization_id": "00D5g000004ABCDEAA",
+            "exported_at": "2026-11-30T10:00:00Z", "api_version": "59.0",
+            "name": "shop:DATABASE_URL:salesforce", "logplex_log_enabled": false,
+            "features": {"disable_bulk_writes": false, "poll_db_no_merge": true,
+                         "poll_external_ids": false, "rest_count_only": false,
+                         "ucs_basic_collation_index": false}},
+        "mappings": [
+            {"object_name": "Account", "config": {
+                "access": "read_write", "sf_notify_enabled": true, "sf_polling_seconds": 600,
+                "sf_max_daily_api_calls": 30000,
+                "fields": fields(&["Name", "AccountNumber", "Type", "Industry", "Phone",
+                    "BillingStreet", "BillingCity", "BillingPostalCode", "ParentId", "OwnerId"]),
+                "indexes": with(json!({"Industry": {"unique": false}, "ParentId": {"unique": false}})),
+                "applied_at": "2023-02-14T01:40:34Z"}},
+            {"object_name": "Contact", "config": {
+                "access": "read_write", "sf_notify_enabled": false, "sf_polling_seconds": 600,
+                "sf_max_daily_api_calls": 30000,
+                "fields": fields(&["FirstName", "LastName", "Name", "Email", "AccountId", "Emial"]),
+                "indexes": with(json!({"AccountId": {"unique": false}, "Email": {"unique": false}}))}},
+            {"object_name": "Invoice__c", "config": {
+                "access": "read_write", "sf_notify_enabled": true, "sf_polling_seconds": 120,
+                "sf_max_daily_api_calls": 50000, "upsert_field": "External_Id__c",
+                "fields": fields(&["Name", "Account__c", "External_Id__c", "Amount__c",
+                    "Total__c", "Status__c", "Issued_On__c", "Due_Time__c", "Paid__c"]),
+                "indexes": with(json!({"External_Id__c": {"unique": true}, "Status__c": {"unique": false}}))}},
+            {"object_name": "Invoice_Line__c", "config": {
+                "access": "read_write", "upsert_field": "External_Id__c",
+                "fields": fields(&["Name", "Invoice__c", "Invoice__r.External_Id__c",
+                    "External_Id__c", "Quantity__c", "Unit_Price__c"]),
+                "indexes": with(json!({"External_Id__c": {"unique": true}, "Invoice__c": {"unique": false}}))}},
+            {"object_name": "Opportunity", "config": {
+                "access": "read_only", "sf_polling_seconds": 300,
+                "fields": fields(&["Name", "AccountId", "StageName", "Amount", "CloseDate", "IsWon"]),
+                "indexes": with(json!({"CloseDate": {"unique": false}}))}}
+        ]
+    })
+}
+
+#[test]
+fn a_heroku_connect_export_of_this_repositorys_objects_becomes_mappings_that_build() {
+    let dir = tempfile::tempdir().unwrap();
+    let describe = dir.path().join("describe");
+    std::fs::create_dir(&describe).unwrap();
+    for object in [
+        "Account",
+        "Contact",
+        "Invoice__c",
+        "Invoice_Line__c",
+        "Opportunity",
+    ] {
+        std::fs::write(
+            describe.join(format!("{object}.json")),
+            committed_snapshot(object),
+        )
+        .unwrap();
+    }
+    let export = dir.path().join("export.json");
+    std::fs::write(&export, heroku_connect_export().to_string()).unwrap();
+    let (dir_arg, export_arg) = (dir.path().to_str().unwrap(), export.to_str().unwrap());
+    let args = [
+        "init",
+        "--from-heroku-connect",
+        export_arg,
+        "--dir",
+        dir_arg,
+    ];
+    let (code, out, err) = output(&args, &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    for file in ["forcesync.toml", "Account.toml", "Invoice_Line__c.toml"] {
+        assert!(out.contains(file), "{file}: {out}");
+    }
+    // The typo is reported with a did-you-mean; the rest of Contact is mapped.
+    assert!(
+        out.contains("note: Contact: `Emial` is not a field of Contact")
+            && out.contains("did you mean `Email`?"),
+        "{out}"
+    );
+    assert!(
+        out.contains("note: connection feature poll_db_no_merge = true: Ordered Writes"),
+        "{out}"
+    );
+
+    let catalog = build(dir.path());
+    assert_eq!(catalog.settings.api_version, "59.0");
+    assert_eq!(catalog.settings.schema, "salesforce");
+    let mapping = |object: &str| {
+        catalog
+            .mappings
+            .iter()
+            .find(|m| m.object == object)
+            .unwrap()
+    };
+    let columns = |object: &str| -> Vec<String> {
+        mapping(object)
+            .fields
+            .iter()
+            .map(|f| f.column.clone())
+            .collect()
+    };
+    let indexes = |object: &str| -> Vec<(String, bool)> {
+        mapping(object)
+            .indexes
+            .iter()
+            .map(|i| (i.name.clone(), i.unique))
+            .collect()
+    };
+    let contact = columns("Contact");
+    for column in [
+        "sfid",
+        "systemmodstamp",
+        "firstname",
+        "lastname",
+        "email",
+        "accountid",
+    ] {
+        assert!(
+            contact.contains(&column.to_owned()),
+            "{column} in {contact:?}"
+        );
+    }
+    assert!(
+        !mapping("Contact").sync.streaming,
+        "polling only, as in Heroku Connect"
+    );
+    assert!(mapping("Account").sync.streaming);
+    assert!(mapping("Account").is_read_write());
+    assert!(!mapping("Opportunity").is_read_write());
+    assert_eq!(mapping("Opportunity").sync.poll_seconds, 300);
+    assert_eq!(mapping("Invoice__c").sync.poll_seconds, 120);
+    assert_eq!(mapping("Invoice__c").sync.max_daily_api_calls, 50000);
+    assert_eq!(
+        mapping("Invoice__c").upsert_key.as_deref(),
+        Some("External_Id__c")
+    );
+    assert!(columns("Invoice_Line__c").contains(&"invoice__r__external_id__c".to_owned()));
+    assert!(columns("Account").contains(&"billingpostalcode".to_owned()));
+    let invoice = indexes("Invoice__c");
+    assert!(
+        invoice.contains(&("hcu_idx_invoice__c_external_id__c".to_owned(), true)),
+        "{invoice:?}"
+    );
+    assert!(
+        invoice.contains(&("hc_idx_invoice__c_status__c".to_owned(), false)),
+        "{invoice:?}"
+    );
+    assert!(indexes("Account").contains(&("hc_idx_account_parentid".to_owned(), false)));
+    assert!(indexes("Opportunity").contains(&("hc_idx_opportunity_closedate".to_owned(), false)));
+
+    // Nothing is overwritten without --force; with it, the files are written again.
+    let (code, _, err) = output(&args, &[]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("forcesync.toml exists; pass --force"), "{err}");
+    let mut forced = args.to_vec();
+    forced.push("--force");
+    let (code, _, err) = output(&forced, &[]);
+    assert_eq!(code, 0, "{err}");
+    // A file that is not an export is refused with its name.
+    std::fs::write(&export, "{\"connection\": {}}").unwrap();
+    let (code, _, err) = output(&forced, &[]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("no `mappings` array"), "{err}");
+}
+
 async fn control(base: &str, path: &str, body: Value) {
     sync_runtime::salesforce::http::install_crypto_provider();
     let response = reqwest::Client::new()

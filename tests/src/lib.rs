@@ -4,6 +4,7 @@
 //! only Diesel's default 32 columns.
 
 pub mod engine;
+pub mod heroku_connect;
 pub mod pg;
 
 /// Code generated from `sync_schema::testing::sample_catalog()` (every column type).

@@ -2,6 +2,7 @@
 //! the same run. One module per subcommand (`write.rs`, ...); this file only lists and dispatches
 //! them.
 
+mod adopt;
 mod load;
 mod org;
 mod stream;
@@ -17,6 +18,7 @@ pub fn command() -> clap::Command {
         .subcommand(write::command())
         .subcommand(load::command())
         .subcommand(stream::command())
+        .subcommand(adopt::command())
 }
 
 /// Runs the chosen benchmark.
@@ -25,6 +27,7 @@ pub fn run(ctx: &Context, matches: &clap::ArgMatches) -> Result<(), CliError> {
         Some(("write", sub)) => write::run(ctx, sub),
         Some(("load", sub)) => load::run(ctx, sub),
         Some(("stream", sub)) => stream::run(ctx, sub),
+        Some(("adopt", sub)) => adopt::run(ctx, sub),
         Some((other, _)) => Err(CliError::settings(format!(
             "`forcesync bench {other}` is not a benchmark of this binary"
         ))),

@@ -8,6 +8,9 @@
 //! The describe comes from `<dir>/describe/<Object>.json`; when that snapshot is missing it is
 //! fetched with the configured Salesforce connection and saved there first (as `describe pull`
 //! does), since the build needs it next to the mapping anyway.
+//!
+//! `init --from-heroku-connect EXPORT.json` writes the mappings of a Heroku Connect export
+//! instead ([`hc_import`] turns the export into files).
 
 use std::path::{Path, PathBuf};
 
@@ -17,7 +20,7 @@ use sync_schema::describe::{FieldDescribe, SObjectDescribe};
 use crate::adapter::SfType;
 use crate::salesforce::Client;
 
-use super::{describe, run, CliError, Context};
+use super::{describe, hc_import, run, CliError, Context};
 
 /// Always synced (Heroku Connect): never listed.
 const SYSTEM_FIELDS: [&str; 4] = ["Id", "IsDeleted", "SystemModstamp", "CreatedDate"];
@@ -271,6 +274,65 @@ fn find_snapshot(dir: &Path, object: &str) -> Option<PathBuf> {
         })
 }
 
+/// The describe payload of `object`: its snapshot in `describe_dir`, or fetched with the
+/// configured connection (logging in once, on first need) and saved there.
+async fn describe_of(
+    ctx: &Context,
+    client: &mut Option<Client>,
+    describe_dir: &Path,
+    object: &str,
+) -> Result<Value, CliError> {
+    if let Some(path) = find_snapshot(describe_dir, object) {
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| CliError::failure(format!("cannot read {}: {e}", path.display())))?;
+        return serde_json::from_str(&text).map_err(|e| {
+            CliError::failure(format!(
+                "{} is not JSON ({e}); refresh it with `forcesync describe pull {object}`",
+                path.display()
+            ))
+        });
+    }
+    if client.is_none() {
+        let c = Client::new(ctx.salesforce()?)
+            .map_err(|e| CliError::failure(format!("Salesforce client: {e}")))?;
+        run::check_login(&c).await?;
+        *client = Some(c);
+    }
+    let c = client.as_ref().expect("set above");
+    let fetched = c
+        .describe(object)
+        .await
+        .map_err(|e| CliError::failure(format!("describe {object}: {e}")))?;
+    let name = fetched["name"].as_str().unwrap_or(object).to_owned();
+    std::fs::create_dir_all(describe_dir)
+        .map_err(|e| CliError::failure(format!("cannot create {}: {e}", describe_dir.display())))?;
+    let path = describe::path_for(describe_dir, &name);
+    std::fs::write(&path, describe::render(&fetched))
+        .map_err(|e| CliError::failure(format!("cannot write {}: {e}", path.display())))?;
+    println!("fetched the describe of {name} into {}", path.display());
+    Ok(fetched)
+}
+
+/// Refuses an existing file unless `force`.
+fn check_overwrite(path: &Path, force: bool) -> Result<(), CliError> {
+    if path.exists() && !force {
+        return Err(CliError::settings(format!(
+            "{} exists; pass --force to overwrite it",
+            path.display()
+        )));
+    }
+    Ok(())
+}
+
+fn write_all(planned: Vec<(PathBuf, String)>) -> Result<(), CliError> {
+    for (path, text) in planned {
+        std::fs::write(&path, text)
+            .map_err(|e| CliError::failure(format!("cannot write {}: {e}", path.display())))?;
+        println!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
 /// `forcesync init`.
 pub async fn init(
     ctx: &Context,
@@ -283,60 +345,67 @@ pub async fn init(
     let mut client: Option<Client> = None;
     let mut planned = Vec::new();
     for object in objects {
-        let describe: Value = match find_snapshot(&describe_dir, object) {
-            Some(path) => {
-                let text = std::fs::read_to_string(&path).map_err(|e| {
-                    CliError::failure(format!("cannot read {}: {e}", path.display()))
-                })?;
-                serde_json::from_str(&text).map_err(|e| {
-                    CliError::failure(format!(
-                        "{} is not JSON ({e}); refresh it with `forcesync describe pull {object}`",
-                        path.display()
-                    ))
-                })?
-            }
-            None => {
-                if client.is_none() {
-                    let c = Client::new(ctx.salesforce()?)
-                        .map_err(|e| CliError::failure(format!("Salesforce client: {e}")))?;
-                    run::check_login(&c).await?;
-                    client = Some(c);
-                }
-                let c = client.as_ref().expect("set above");
-                let fetched = c
-                    .describe(object)
-                    .await
-                    .map_err(|e| CliError::failure(format!("describe {object}: {e}")))?;
-                let name = fetched["name"].as_str().unwrap_or(object).to_owned();
-                std::fs::create_dir_all(&describe_dir).map_err(|e| {
-                    CliError::failure(format!("cannot create {}: {e}", describe_dir.display()))
-                })?;
-                let path = describe::path_for(&describe_dir, &name);
-                std::fs::write(&path, describe::render(&fetched)).map_err(|e| {
-                    CliError::failure(format!("cannot write {}: {e}", path.display()))
-                })?;
-                println!("fetched the describe of {name} into {}", path.display());
-                fetched
-            }
-        };
+        let describe = describe_of(ctx, &mut client, &describe_dir, object).await?;
         let name = describe["name"].as_str().unwrap_or(object).to_owned();
         let text = render(&describe, read_write, poll_seconds(dir))
             .map_err(|e| CliError::failure(format!("{object}: {e}")))?;
         let path = mapping_path(dir, &name);
-        if path.exists() && !force {
-            return Err(CliError::settings(format!(
-                "{} exists; pass --force to overwrite it",
-                path.display()
-            )));
-        }
+        check_overwrite(&path, force)?;
         planned.push((path, text));
     }
-    for (path, text) in planned {
-        std::fs::write(&path, text)
-            .map_err(|e| CliError::failure(format!("cannot write {}: {e}", path.display())))?;
-        println!("wrote {}", path.display());
-    }
+    write_all(planned)?;
     println!("Trim the fields, then rebuild and run `forcesync migrate`.");
+    Ok(())
+}
+
+/// `forcesync init --from-heroku-connect EXPORT.json`: the export's mappings and connection
+/// settings as `<dir>/<Object>.toml` and `<dir>/forcesync.toml` ([`hc_import`]). Nothing is
+/// written unless every file can be (an existing one needs `force`).
+pub async fn init_from_heroku_connect(
+    ctx: &Context,
+    export: &Path,
+    dir: &Path,
+    force: bool,
+) -> Result<(), CliError> {
+    let text = std::fs::read_to_string(export)
+        .map_err(|e| CliError::settings(format!("cannot read {}: {e}", export.display())))?;
+    let parsed = hc_import::parse_export(&text)
+        .map_err(|e| CliError::settings(format!("{}: {e}", export.display())))?;
+    let settings_path = dir.join("forcesync.toml");
+    check_overwrite(&settings_path, force)?;
+    for mapping in &parsed.mappings {
+        check_overwrite(&mapping_path(dir, &mapping.object), force)?;
+    }
+    std::fs::create_dir_all(dir)
+        .map_err(|e| CliError::failure(format!("cannot create {}: {e}", dir.display())))?;
+    let describe_dir = dir.join("describe");
+    let mut client: Option<Client> = None;
+    let mut describes = Vec::new();
+    for mapping in &parsed.mappings {
+        describes.push(describe_of(ctx, &mut client, &describe_dir, &mapping.object).await?);
+    }
+    let has_describe = |object: &str| find_snapshot(&describe_dir, object).is_some();
+    let (settings, mut reports) = hc_import::render_settings(&parsed, ctx.app.registry.api_version);
+    let mut planned = vec![(settings_path, settings)];
+    for (mapping, describe) in parsed.mappings.iter().zip(&describes) {
+        let (text, notes) = hc_import::render_mapping(mapping, describe, &has_describe)
+            .map_err(|e| CliError::failure(format!("{}: {e}", mapping.object)))?;
+        let name = describe["name"].as_str().unwrap_or(&mapping.object);
+        let path = mapping_path(dir, name);
+        check_overwrite(&path, force)?;
+        planned.push((path, text));
+        reports.extend(notes);
+    }
+    write_all(planned)?;
+    for report in &reports {
+        println!("note: {report}");
+    }
+    println!(
+        "Imported {} mapping(s) from {}. Rebuild, pause the Heroku Connect connection, then run \
+         `forcesync adopt` to take over its database in place.",
+        parsed.mappings.len(),
+        export.display()
+    );
     Ok(())
 }
 

@@ -18,7 +18,9 @@
 //! found something an operator must look at).
 
 pub mod admin;
+pub mod adopt;
 pub mod describe;
+pub mod hc_import;
 pub mod init;
 pub mod logging;
 pub mod metrics;
@@ -306,10 +308,16 @@ pub enum Command {
     /// Reads the describe snapshot <DIR>/describe/<Object>.json; when it is missing, fetches it
     /// with the configured Salesforce connection (SF_* settings) and saves it there first.
     /// The record name and the fields Salesforce requires on create are uncommented.
+    /// With --from-heroku-connect EXPORT.json: the mappings of a Heroku Connect export, as they
+    /// are there, and forcesync.toml; what does not carry over is reported.
     Init {
         /// Salesforce objects (API names), e.g. Account Invoice__c.
-        #[arg(required = true)]
+        #[arg(required_unless_present = "from_heroku_connect")]
         objects: Vec<String>,
+        /// Import Heroku Connect's mapping export (its dashboard's Export, or
+        /// `heroku connect:export`) instead: every mapping of it, and forcesync.toml.
+        #[arg(long, value_name = "EXPORT.json", conflicts_with_all = ["objects", "read_write"])]
+        from_heroku_connect: Option<PathBuf>,
         /// The mappings directory.
         #[arg(long, default_value = "mappings")]
         dir: PathBuf,
@@ -317,6 +325,22 @@ pub enum Command {
         #[arg(long)]
         read_write: bool,
         /// Overwrite existing mapping files.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Take over a database Heroku Connect made, in place: no reload, every id kept, its trigger log kept.
+    ///
+    /// Prints the plan per mapping (tables, columns, indexes, triggers and functions replaced,
+    /// trigger-log entries by state), then applies it in one transaction. Pause the Heroku
+    /// Connect connection first. Needs DATABASE_URL (SF_* only for the final check).
+    Adopt {
+        /// Print the plan and change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// The plan (and outcome) as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Adopt even though Heroku Connect processed an entry in the last 10 minutes.
         #[arg(long)]
         force: bool,
     },
@@ -458,11 +482,23 @@ fn dispatch(ctx: &Context, command: Command) -> Result<(), CliError> {
         } => runtime()?.block_on(describe::pull(ctx, &objects, &dir)),
         Command::Reload { mapping } => runtime()?.block_on(run::reload(ctx, &mapping)),
         Command::Init {
+            from_heroku_connect: Some(export),
+            dir,
+            force,
+            ..
+        } => runtime()?.block_on(init::init_from_heroku_connect(ctx, &export, &dir, force)),
+        Command::Init {
             objects,
             dir,
             read_write,
             force,
+            from_heroku_connect: None,
         } => runtime()?.block_on(init::init(ctx, &objects, &dir, read_write, force)),
+        Command::Adopt {
+            dry_run,
+            json,
+            force,
+        } => runtime()?.block_on(adopt::adopt(ctx, dry_run, json, force)),
         Command::Verify {
             mapping,
             repair,

@@ -153,8 +153,18 @@ pub async fn migrate(
     client: &mut tokio_postgres::Client,
     schema: &str,
 ) -> Result<Vec<&'static str>, tokio_postgres::Error> {
-    let schema_ident = quote_ident(schema);
     let tx = client.transaction().await?;
+    let applied = migrate_in(&tx, schema).await?;
+    tx.commit().await?;
+    Ok(applied)
+}
+
+/// [`migrate`] inside the caller's transaction (adoption applies them with everything else).
+pub async fn migrate_in(
+    tx: &tokio_postgres::Transaction<'_>,
+    schema: &str,
+) -> Result<Vec<&'static str>, tokio_postgres::Error> {
+    let schema_ident = quote_ident(schema);
     tx.execute(
         "SELECT pg_advisory_xact_lock(hashtext('forcesync:system-migrations'))",
         &[],
@@ -188,7 +198,6 @@ pub async fn migrate(
         .await?;
         applied.push(migration.name);
     }
-    tx.commit().await?;
     Ok(applied)
 }
 

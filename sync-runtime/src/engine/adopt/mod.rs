@@ -1,0 +1,700 @@
+//! Adopting a database Heroku Connect made and filled, in place (issue 19): no reload, every
+//! `id` kept, Heroku Connect's trigger log kept.
+//!
+//! Everything happens in one transaction, so a failure midway (or `--dry-run`) leaves the
+//! database exactly as it was:
+//!
+//! 1. **Reference.** The app's migrations (the SQL `forcesync migrate` would run) are replayed
+//!    into a scratch schema ([`REFERENCE_SCHEMA`]); its catalog is the layout forcesync needs.
+//! 2. **Plan** ([`plan`]): the adopted schema's catalog against the reference, per table:
+//!    missing tables, columns to add or widen, columns kept, incompatible types (refused),
+//!    indexes to add, Heroku Connect's capture triggers and functions to replace; trigger-log
+//!    entries by state; archived `FAILED` entries; engine tables to create; mappings to record
+//!    as loaded.
+//! 3. **Safety.** Refused while Heroku Connect looks active (an entry processed in the last
+//!    [`Options::active_window`]) unless forced; nothing to do when already adopted.
+//! 4. **Apply.** Missing tables move over from the reference (with their sequence and indexes);
+//!    columns and indexes are added; Heroku Connect's `hc_<t>_logtrigger` /
+//!    `hc_<t>_status_trigger` and their `hc_<t>_logger()` / `hc_<t>_status()` are replaced by
+//!    forcesync's; shared functions are created or replaced (`CREATE OR REPLACE` keeps their
+//!    signatures, grants and dependants); the engine's system tables are created; the app
+//!    migrations are recorded as applied; each mapping is recorded as loaded, its polling cursor
+//!    at the newest `systemmodstamp` less the look-back, so `forcesync run` catches up by
+//!    polling. Trigger-log entries keep their ids, states and payloads, except `PENDING`
+//!    ones, which Heroku Connect was sending when it stopped ([`pending`]). Rows, ids,
+//!    sequences, grants, views, foreign keys, app columns, `_hcmeta` and `_sf_event_log` are
+//!    not touched.
+
+pub mod pending;
+pub mod plan;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+use tokio_postgres::GenericClient;
+
+use crate::adapter::Registry;
+use plan::{
+    FunctionLayout, IndexLayout, Layout, Plan, TableLayout, TablePlan, TriggerLayout, Wanted,
+};
+
+use super::state::StateStore;
+use super::system::{self, quote_ident};
+
+/// The scratch schema the app migrations are replayed into (inside the adoption's transaction,
+/// never committed).
+pub const REFERENCE_SCHEMA: &str = "_forcesync_adopt_reference";
+/// The trigger-log tables (Heroku Connect's and forcesync's).
+pub const LOG_TABLES: [&str; 2] = ["_trigger_log", "_trigger_log_archive"];
+
+/// How adoption runs.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Plan only: roll everything back.
+    pub dry_run: bool,
+    /// Adopt even though Heroku Connect processed an entry recently.
+    pub force: bool,
+    /// The polling look-back (the cursor starts this far before the newest `systemmodstamp`).
+    pub lookback: Duration,
+    /// Heroku Connect counts as active when it processed an entry this recently.
+    pub active_window: Duration,
+}
+
+impl Options {
+    pub fn new(lookback: Duration) -> Options {
+        Options {
+            dry_run: false,
+            force: false,
+            lookback,
+            active_window: Duration::from_secs(600),
+        }
+    }
+}
+
+/// Why adoption did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum AdoptError {
+    /// The database cannot be adopted as it is, or not now (the message says what to do).
+    #[error("{0}")]
+    Refused(String),
+    #[error("Postgres: {}", super::db::describe(.0))]
+    Postgres(#[from] tokio_postgres::Error),
+}
+
+/// What adoption found and did.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub plan: Plan,
+    /// Committed (not a dry run, and there was something to do).
+    pub applied: bool,
+    /// Nothing to do: the database is already adopted.
+    pub already_adopted: bool,
+    /// When Heroku Connect last processed an entry.
+    pub last_processed_at: Option<DateTime<Utc>>,
+    /// `PENDING` entries handed to the writer's reconciliation.
+    pub pending: pending::Handled,
+    /// Why adoption refused (nothing was changed): incompatible column types, Heroku Connect
+    /// still active.
+    pub refusal: Option<String>,
+}
+
+/// One app migration: its version and SQL.
+#[derive(Debug, Clone)]
+pub struct AppMigration {
+    pub version: String,
+    pub sql: String,
+}
+
+/// The migration SQL with the schema `from` written as `to` (pure).
+pub fn rewrite_schema(sql: &str, from: &str, to: &str) -> String {
+    let from_ident = quote_ident(from);
+    let to_ident = quote_ident(to);
+    sql.replace(
+        &format!("SCHEMA IF NOT EXISTS {from_ident};"),
+        &format!("SCHEMA IF NOT EXISTS {to_ident};"),
+    )
+    .replace(&format!("{from_ident}."), &format!("{to_ident}."))
+}
+
+/// Reads a schema's tables, columns, indexes, triggers and functions. Definitions come
+/// schema-qualified whatever the connection's `search_path` (Heroku Connect sets the role's to
+/// its schema), so that two schemas compare.
+pub async fn read_layout<C: GenericClient>(db: &C, schema: &str) -> Result<Layout, AdoptError> {
+    let saved: String = db
+        .query_one(
+            "SELECT current_setting('search_path'), set_config('search_path', 'pg_catalog', true)",
+            &[],
+        )
+        .await?
+        .get(0);
+    let layout = read_layout_qualified(db, schema).await;
+    db.execute("SELECT set_config('search_path', $1, true)", &[&saved])
+        .await?;
+    layout
+}
+
+async fn read_layout_qualified<C: GenericClient>(
+    db: &C,
+    schema: &str,
+) -> Result<Layout, AdoptError> {
+    let mut tables: BTreeMap<String, TableLayout> = BTreeMap::new();
+    for row in db
+        .query(
+            "SELECT c.relname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+             WHERE n.nspname = $1 AND c.relkind IN ('r', 'p')",
+            &[&schema],
+        )
+        .await?
+    {
+        tables.insert(row.get(0), TableLayout::default());
+    }
+    for row in db
+        .query(
+            "SELECT c.relname::text, a.attname::text, format_type(a.atttypid, a.atttypmod)
+             FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+             JOIN pg_namespace n ON n.oid = c.relnamespace
+             WHERE n.nspname = $1 AND c.relkind IN ('r', 'p') AND a.attnum > 0 AND NOT a.attisdropped
+             ORDER BY c.relname, a.attnum",
+            &[&schema],
+        )
+        .await?
+    {
+        if let Some(t) = tables.get_mut(row.get::<_, &str>(0)) {
+            t.columns.push((row.get(1), row.get(2)));
+        }
+    }
+    for row in db
+        .query(
+            "SELECT t.relname::text, i.relname::text, pg_get_indexdef(x.indexrelid)
+             FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid
+             JOIN pg_class t ON t.oid = x.indrelid JOIN pg_namespace n ON n.oid = t.relnamespace
+             WHERE n.nspname = $1 AND NOT x.indisprimary ORDER BY i.relname",
+            &[&schema],
+        )
+        .await?
+    {
+        if let Some(t) = tables.get_mut(row.get::<_, &str>(0)) {
+            t.indexes.push(IndexLayout {
+                name: row.get(1),
+                definition: row.get(2),
+            });
+        }
+    }
+    for row in db
+        .query(
+            "SELECT c.relname::text, g.tgname::text, pg_get_triggerdef(g.oid), p.proname::text
+             FROM pg_trigger g JOIN pg_class c ON c.oid = g.tgrelid
+             JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_proc p ON p.oid = g.tgfoid
+             WHERE n.nspname = $1 AND NOT g.tgisinternal ORDER BY g.tgname",
+            &[&schema],
+        )
+        .await?
+    {
+        if let Some(t) = tables.get_mut(row.get::<_, &str>(0)) {
+            t.triggers.push(TriggerLayout {
+                name: row.get(1),
+                definition: row.get(2),
+                function: row.get(3),
+            });
+        }
+    }
+    let functions = db
+        .query(
+            "SELECT p.proname::text, pg_get_function_identity_arguments(p.oid), pg_get_functiondef(p.oid)
+             FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+             WHERE n.nspname = $1 AND p.prokind = 'f' ORDER BY p.proname, p.oid",
+            &[&schema],
+        )
+        .await?
+        .iter()
+        .map(|row| FunctionLayout {
+            name: row.get(0),
+            arguments: row.get(1),
+            definition: row.get(2),
+        })
+        .collect();
+    Ok(Layout {
+        schema: schema.to_owned(),
+        tables,
+        functions,
+    })
+}
+
+async fn exists<C: GenericClient>(db: &C, relation: &str) -> Result<bool, AdoptError> {
+    Ok(db
+        .query_one("SELECT to_regclass($1) IS NOT NULL", &[&relation])
+        .await?
+        .get(0))
+}
+
+/// When Heroku Connect (or anything) last processed a trigger-log entry.
+async fn last_processed<C: GenericClient>(
+    db: &C,
+    schema: &str,
+    have: &Layout,
+) -> Result<Option<DateTime<Utc>>, AdoptError> {
+    let s = quote_ident(schema);
+    let mut latest = None;
+    for table in LOG_TABLES {
+        let columns = have.tables.get(table).map(|t| &t.columns);
+        if !columns.is_some_and(|c| c.iter().any(|(n, _)| n == "processed_at")) {
+            continue;
+        }
+        let at: Option<DateTime<Utc>> = db
+            .query_one(
+                &format!("SELECT max(processed_at)::timestamptz FROM {s}.{table}"),
+                &[],
+            )
+            .await?
+            .get(0);
+        latest = latest.max(at);
+    }
+    Ok(latest)
+}
+
+/// Fills the plan's figures: rows and newest `systemmodstamp`, trigger-log entries by state,
+/// archived `FAILED` entries.
+async fn count<C: GenericClient>(
+    db: &C,
+    schema: &str,
+    have: &Layout,
+    tables: &mut [TablePlan],
+) -> Result<(), AdoptError> {
+    let s = quote_ident(schema);
+    for t in tables.iter_mut().filter(|t| t.found && t.object.is_some()) {
+        let has_stamp = have
+            .tables
+            .get(&t.table)
+            .is_some_and(|l| l.columns.iter().any(|(c, _)| c == "systemmodstamp"));
+        let stamp = if has_stamp {
+            "max(systemmodstamp)::timestamp"
+        } else {
+            "NULL::timestamp"
+        };
+        let row = db
+            .query_one(
+                &format!(
+                    "SELECT count(*), {stamp} FROM {s}.{}",
+                    quote_ident(&t.table)
+                ),
+                &[],
+            )
+            .await?;
+        t.rows = row.get(0);
+        let newest: Option<NaiveDateTime> = row.get(1);
+        t.newest_systemmodstamp = newest.map(|n| n.and_utc().to_rfc3339());
+    }
+    if have.tables.contains_key("_trigger_log") {
+        for row in db
+            .query(
+                &format!(
+                    "SELECT table_name::text, coalesce(state, 'NULL')::text, count(*)
+                     FROM {s}._trigger_log GROUP BY 1, 2"
+                ),
+                &[],
+            )
+            .await?
+        {
+            let table: Option<String> = row.get(0);
+            if let Some(t) = tables.iter_mut().find(|t| Some(&t.table) == table.as_ref()) {
+                t.log_by_state.insert(row.get(1), row.get(2));
+            }
+        }
+    }
+    if have.tables.contains_key("_trigger_log_archive") {
+        for row in db
+            .query(
+                &format!(
+                    "SELECT table_name::text, count(*) FROM {s}._trigger_log_archive
+                     WHERE state = 'FAILED' GROUP BY 1"
+                ),
+                &[],
+            )
+            .await?
+        {
+            let table: Option<String> = row.get(0);
+            if let Some(t) = tables.iter_mut().find(|t| Some(&t.table) == table.as_ref()) {
+                t.archived_failed = row.get(1);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Versions of the app migrations not recorded in diesel's table (resolved through the
+/// connection's `search_path`, as diesel does).
+async fn unrecorded<C: GenericClient>(
+    db: &C,
+    migrations: &[AppMigration],
+) -> Result<Vec<String>, AdoptError> {
+    let recorded: Vec<String> = if exists(db, "__diesel_schema_migrations").await? {
+        db.query("SELECT version::text FROM __diesel_schema_migrations", &[])
+            .await?
+            .iter()
+            .map(|r| r.get(0))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    Ok(migrations
+        .iter()
+        .filter(|m| !recorded.contains(&m.version))
+        .map(|m| m.version.clone())
+        .collect())
+}
+
+/// Engine migrations not applied yet.
+async fn engine_pending<C: GenericClient>(db: &C, schema: &str) -> Result<Vec<String>, AdoptError> {
+    let table = format!("{}._forcesync_system_migrations", quote_ident(schema));
+    let done: Vec<String> = if exists(db, &table).await? {
+        db.query(&format!("SELECT name::text FROM {table}"), &[])
+            .await?
+            .iter()
+            .map(|r| r.get(0))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    Ok(system::pending(&done).map(|m| m.name.to_owned()).collect())
+}
+
+/// Mappings with a state row that says loaded.
+async fn loaded_mappings<C: GenericClient>(
+    db: &C,
+    schema: &str,
+) -> Result<Vec<String>, AdoptError> {
+    let table = format!("{}._forcesync_mapping_state", quote_ident(schema));
+    if !exists(db, &table).await? {
+        return Ok(Vec::new());
+    }
+    Ok(db
+        .query(
+            &format!("SELECT mapping::text FROM {table} WHERE loaded_at IS NOT NULL"),
+            &[],
+        )
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect())
+}
+
+/// The polling cursor a table's newest `systemmodstamp` gives (pure).
+pub fn cursor_from(newest: NaiveDateTime, lookback: Duration) -> NaiveDateTime {
+    newest - chrono::Duration::from_std(lookback).unwrap_or_else(|_| chrono::Duration::zero())
+}
+
+/// Adopts the database `db` is connected to (see the module header).
+pub async fn adopt(
+    db: &mut tokio_postgres::Client,
+    registry: &Registry,
+    migrations: &[AppMigration],
+    options: &Options,
+) -> Result<Outcome, AdoptError> {
+    let schema = registry.schema;
+    let s = quote_ident(schema);
+    let reference = quote_ident(REFERENCE_SCHEMA);
+    let tx = db.transaction().await?;
+    let found: bool = tx
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)",
+            &[&schema],
+        )
+        .await?
+        .get(0);
+    if !found {
+        return Err(AdoptError::Refused(format!(
+            "the database has no schema `{schema}` (forcesync.toml's schema): nothing to adopt; \
+             for a new database run `forcesync migrate`"
+        )));
+    }
+    // Adoption and a running engine or writer must not interleave.
+    tx.execute(
+        "SELECT pg_advisory_xact_lock(hashtext('forcesync:adopt:' || $1::text))",
+        &[&schema],
+    )
+    .await?;
+    let have = read_layout(&tx, schema).await?;
+
+    tx.batch_execute(&format!(
+        "DROP SCHEMA IF EXISTS {reference} CASCADE; CREATE SCHEMA {reference};"
+    ))
+    .await?;
+    for m in migrations {
+        tx.batch_execute(&rewrite_schema(&m.sql, schema, REFERENCE_SCHEMA))
+            .await
+            .map_err(|e| {
+                AdoptError::Refused(format!(
+                    "replaying app migration {} failed: {}",
+                    m.version,
+                    super::db::describe(&e)
+                ))
+            })?;
+    }
+    let want = read_layout(&tx, REFERENCE_SCHEMA).await?;
+
+    let mut wanted: Vec<Wanted> = registry
+        .mappings
+        .iter()
+        .map(|m| Wanted {
+            table: m.table.to_owned(),
+            object: Some(m.object.to_owned()),
+        })
+        .collect();
+    wanted.extend(LOG_TABLES.iter().map(|t| Wanted {
+        table: (*t).to_owned(),
+        object: None,
+    }));
+    let mut plan = Plan {
+        schema: schema.to_owned(),
+        tables: plan::plan_tables(&have, &want, &wanted),
+        replace_functions: plan::plan_functions(&have, &want),
+        engine_migrations: engine_pending(&tx, schema).await?,
+        record_migrations: unrecorded(&tx, migrations).await?,
+        ..Plan::default()
+    };
+    count(&tx, schema, &have, &mut plan.tables).await?;
+    let loaded = loaded_mappings(&tx, schema).await?;
+    for t in &plan.tables {
+        let (Some(object), Some(newest)) = (&t.object, &t.newest_systemmodstamp) else {
+            continue;
+        };
+        if loaded.contains(object) {
+            continue;
+        }
+        let newest = DateTime::parse_from_rfc3339(newest)
+            .map(|d| d.naive_utc())
+            .unwrap_or_default();
+        let cursor = cursor_from(newest, options.lookback);
+        plan.mark_loaded
+            .push((object.clone(), cursor.and_utc().to_rfc3339()));
+    }
+    for (name, why) in [
+        ("_hcmeta", "Heroku Connect's metadata"),
+        ("_sf_event_log", "Heroku Connect's streaming buffer"),
+    ] {
+        if have.tables.contains_key(name) {
+            plan.left_alone.push(format!(
+                "{schema}.{name} ({why}; forcesync does not use it)"
+            ));
+        }
+    }
+    for (table, layout) in &have.tables {
+        let mapped = wanted.iter().any(|w| &w.table == table);
+        let heroku_connect = layout.columns.iter().any(|(c, _)| c == "_hc_lastop");
+        if !mapped && heroku_connect {
+            plan.left_alone.push(format!(
+                "{schema}.{table} (synced by Heroku Connect, not by these mappings: its \
+                 triggers still capture into _trigger_log, where forcesync leaves the entries)"
+            ));
+        }
+    }
+    let last_processed_at = last_processed(&tx, schema, &have).await?;
+    let mut outcome = Outcome {
+        plan,
+        applied: false,
+        already_adopted: false,
+        last_processed_at,
+        pending: pending::Handled::default(),
+        refusal: None,
+    };
+
+    let incompatible = outcome.plan.incompatible();
+    if !incompatible.is_empty() {
+        let list: Vec<String> = incompatible
+            .iter()
+            .map(|(t, c, have, want)| {
+                format!("{schema}.{t}.{c} is {have}, forcesync's mapping needs {want}")
+            })
+            .collect();
+        outcome.refusal = Some(format!(
+            "incompatible column types: {}; change the column (or the mapping) first",
+            list.join("; ")
+        ));
+        return Ok(outcome); // rolled back
+    }
+    if !outcome.plan.changes() {
+        outcome.already_adopted = true;
+        return Ok(outcome); // the transaction rolls back: the scratch schema goes
+    }
+    if options.dry_run {
+        return Ok(outcome);
+    }
+    if let Some(at) = last_processed_at {
+        let window = chrono::Duration::from_std(options.active_window)
+            .unwrap_or_else(|_| chrono::Duration::zero());
+        if at > Utc::now() - window && !options.force {
+            outcome.refusal = Some(format!(
+                "Heroku Connect looks active: it processed a trigger-log entry at {}. Pause the \
+                 connection first (Heroku Connect dashboard, or `heroku connect:pause`), then run \
+                 adopt again; --force adopts anyway",
+                at.to_rfc3339()
+            ));
+            return Ok(outcome); // rolled back
+        }
+    }
+
+    // Apply.
+    tx.batch_execute("SET LOCAL lock_timeout = '30s'").await?;
+    for t in &outcome.plan.tables {
+        let table = quote_ident(&t.table);
+        if !t.found {
+            tx.batch_execute(&format!("ALTER TABLE {reference}.{table} SET SCHEMA {s}"))
+                .await?;
+            continue;
+        }
+        for (column, ty) in &t.add_columns {
+            tx.batch_execute(&format!(
+                "ALTER TABLE {s}.{table} ADD COLUMN {} {ty}",
+                quote_ident(column)
+            ))
+            .await?;
+        }
+        for (column, _, ty) in &t.widen_columns {
+            tx.batch_execute(&format!(
+                "ALTER TABLE {s}.{table} ALTER COLUMN {} TYPE {ty}",
+                quote_ident(column)
+            ))
+            .await?;
+        }
+        let target = &want.tables[&t.table];
+        for name in &t.add_indexes {
+            let index = target
+                .indexes
+                .iter()
+                .find(|i| &i.name == name)
+                .expect("planned from the reference");
+            tx.batch_execute(&rewrite_schema(&index.definition, REFERENCE_SCHEMA, schema))
+                .await?;
+        }
+        for name in &t.replace_triggers {
+            tx.batch_execute(&format!(
+                "DROP TRIGGER IF EXISTS {} ON {s}.{table}",
+                quote_ident(name)
+            ))
+            .await?;
+        }
+    }
+    // Functions before the triggers that call them.
+    for f in &want.functions {
+        let key = format!("{}({})", f.name, f.arguments);
+        if !outcome.plan.replace_functions.contains(&key) {
+            continue;
+        }
+        // Parameters named otherwise cannot be replaced in place: drop that one first.
+        for other in have
+            .functions
+            .iter()
+            .filter(|h| h.name == f.name && h.arguments != f.arguments)
+        {
+            tx.batch_execute(&format!(
+                "DROP FUNCTION IF EXISTS {s}.{}({})",
+                quote_ident(&other.name),
+                other.arguments
+            ))
+            .await?;
+        }
+        tx.batch_execute(&rewrite_schema(&f.definition, REFERENCE_SCHEMA, schema))
+            .await?;
+    }
+    for t in &outcome.plan.tables {
+        let table = quote_ident(&t.table);
+        let target = &want.tables[&t.table];
+        if !t.found {
+            // Moved with the reference's triggers, which call the reference's functions.
+            for trigger in &target.triggers {
+                tx.batch_execute(&format!(
+                    "DROP TRIGGER {} ON {s}.{table}",
+                    quote_ident(&trigger.name)
+                ))
+                .await?;
+            }
+        }
+        for name in &t.create_triggers {
+            let trigger = target
+                .triggers
+                .iter()
+                .find(|g| &g.name == name)
+                .expect("planned from the reference");
+            tx.batch_execute(&rewrite_schema(
+                &trigger.definition,
+                REFERENCE_SCHEMA,
+                schema,
+            ))
+            .await?;
+        }
+        for function in &t.drop_functions {
+            tx.batch_execute(&format!(
+                "DROP FUNCTION IF EXISTS {s}.{}()",
+                quote_ident(function)
+            ))
+            .await?;
+        }
+    }
+    tx.batch_execute(&format!("DROP SCHEMA {reference} CASCADE"))
+        .await?;
+
+    system::migrate_in(&tx, schema).await?;
+    let states = StateStore::new(schema);
+    for mapping in registry.mappings {
+        states.ensure(&tx, mapping.object, mapping.table).await?;
+    }
+    for (object, cursor) in &outcome.plan.mark_loaded {
+        let cursor = DateTime::parse_from_rfc3339(cursor)
+            .map(|d| d.naive_utc())
+            .unwrap_or_default();
+        tx.execute(
+            &format!(
+                "UPDATE {s}._forcesync_mapping_state
+                 SET loaded_at = now(), watermark_systemmodstamp = $2, watermark_sfid = NULL,
+                     deleted_checked_until = $2, message = 'adopted from Heroku Connect',
+                     updated_at = now()
+                 WHERE mapping = $1"
+            ),
+            &[object, &cursor],
+        )
+        .await?;
+    }
+    tx.batch_execute(
+        "CREATE TABLE IF NOT EXISTS __diesel_schema_migrations (
+             version VARCHAR(50) PRIMARY KEY NOT NULL,
+             run_on TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP
+         )",
+    )
+    .await?;
+    for version in &outcome.plan.record_migrations {
+        tx.execute(
+            "INSERT INTO __diesel_schema_migrations (version) VALUES ($1) ON CONFLICT DO NOTHING",
+            &[version],
+        )
+        .await?;
+    }
+    outcome.pending = pending::hand_over(&tx, registry).await?;
+    tx.commit().await?;
+    outcome.applied = true;
+    Ok(outcome)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_migrations_schema_is_rewritten_everywhere_it_is_named() {
+        let sql = "CREATE SCHEMA IF NOT EXISTS salesforce;\nCREATE TABLE salesforce.account (id serial);\n\
+                   PERFORM pg_notify('salesforce.hc_trigger_log', 'ping');";
+        let out = rewrite_schema(sql, "salesforce", REFERENCE_SCHEMA);
+        assert!(!out.contains("salesforce"), "{out}");
+        assert_eq!(rewrite_schema(&out, REFERENCE_SCHEMA, "salesforce"), sql);
+    }
+
+    #[test]
+    fn the_cursor_starts_a_look_back_before_the_newest_row() {
+        let newest =
+            NaiveDateTime::parse_from_str("2026-12-01 10:00:00", "%Y-%m-%d %H:%M:%S").unwrap();
+        assert_eq!(
+            cursor_from(newest, Duration::from_secs(120)).to_string(),
+            "2026-12-01 09:58:00"
+        );
+    }
+}

@@ -1,0 +1,639 @@
+//! What adopting a Heroku Connect database changes (pure): the database's layout against the
+//! layout forcesync's migrations would create ([`Layout`], read by the caller), turned into a
+//! [`Plan`] per table: created, columns added or widened, columns kept, incompatible types,
+//! indexes added, capture triggers and functions replaced; and the plan's text for the user.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Serialize;
+
+/// One table's columns (in order, with `format_type` types), indexes and triggers.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TableLayout {
+    pub columns: Vec<(String, String)>,
+    pub indexes: Vec<IndexLayout>,
+    pub triggers: Vec<TriggerLayout>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct IndexLayout {
+    pub name: String,
+    /// `pg_get_indexdef`.
+    pub definition: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct TriggerLayout {
+    pub name: String,
+    /// `pg_get_triggerdef`.
+    pub definition: String,
+    /// The function it calls (unqualified).
+    pub function: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct FunctionLayout {
+    pub name: String,
+    /// `pg_get_function_identity_arguments`.
+    pub arguments: String,
+    /// `pg_get_functiondef`.
+    pub definition: String,
+}
+
+/// A schema as the catalog describes it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Layout {
+    pub schema: String,
+    pub tables: BTreeMap<String, TableLayout>,
+    pub functions: Vec<FunctionLayout>,
+}
+
+impl Layout {
+    /// A definition with this layout's schema written as `{schema}`, so that definitions from
+    /// two schemas compare.
+    pub fn neutral(&self, definition: &str) -> String {
+        definition.replace(&format!("{}.", self.schema), "{schema}.")
+    }
+
+    fn function(&self, name: &str, arguments: &str) -> Option<&FunctionLayout> {
+        self.functions
+            .iter()
+            .find(|f| f.name == name && f.arguments == arguments)
+    }
+}
+
+/// How an existing column's type relates to the one forcesync's migrations create.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fit {
+    /// Holds every value forcesync writes (the same type, or a wider one).
+    Same,
+    /// Narrower text: widened in place (`varchar(n)` to a longer one, or to `text`: no rewrite).
+    Widen,
+    /// Different kinds of value.
+    Incompatible,
+}
+
+fn varchar_length(ty: &str) -> Option<Option<u32>> {
+    let rest = ty.strip_prefix("character varying")?;
+    if rest.is_empty() {
+        return Some(None);
+    }
+    rest.strip_prefix('(')?
+        .strip_suffix(')')?
+        .parse()
+        .ok()
+        .map(Some)
+}
+
+/// Whether a column of type `have` can stand for one of type `want` (pure; `format_type`
+/// spellings).
+pub fn fit(have: &str, want: &str) -> Fit {
+    if have == want {
+        return Fit::Same;
+    }
+    let text_like = |t: &str| t == "text" || varchar_length(t).is_some();
+    match (varchar_length(have), varchar_length(want)) {
+        (Some(None), _) => return Fit::Same,
+        (Some(Some(n)), Some(Some(m))) => return if n >= m { Fit::Same } else { Fit::Widen },
+        (Some(_), None) if want == "text" => return Fit::Widen,
+        (Some(_), Some(None)) => return Fit::Widen,
+        _ => {}
+    }
+    if have == "text" && text_like(want) {
+        return Fit::Same;
+    }
+    let wider: &[(&str, &str)] = &[
+        ("bigint", "integer"),
+        ("numeric", "double precision"),
+        ("double precision", "real"),
+    ];
+    if wider.iter().any(|(h, w)| *h == have && *w == want) {
+        Fit::Same
+    } else {
+        Fit::Incompatible
+    }
+}
+
+/// A table forcesync needs, and what adoption does to it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct TablePlan {
+    /// The mapping's object (`None` for the trigger log tables).
+    pub object: Option<String>,
+    pub table: String,
+    pub found: bool,
+    /// Columns added: name and type.
+    pub add_columns: Vec<(String, String)>,
+    /// Columns widened: name, type now, type after.
+    pub widen_columns: Vec<(String, String, String)>,
+    /// Columns the database has and the mapping does not: kept as they are.
+    pub kept_columns: Vec<String>,
+    /// Columns whose type cannot hold forcesync's values: name, type now, type needed.
+    pub incompatible: Vec<(String, String, String)>,
+    /// Indexes created (names).
+    pub add_indexes: Vec<String>,
+    /// Triggers dropped (Heroku Connect's, or out-of-date ones), then forcesync's created.
+    pub replace_triggers: Vec<String>,
+    /// forcesync's triggers created.
+    pub create_triggers: Vec<String>,
+    /// Heroku Connect's per-table trigger functions dropped.
+    pub drop_functions: Vec<String>,
+    /// Trigger-log entries of the table by state.
+    pub log_by_state: BTreeMap<String, i64>,
+    /// Archived `FAILED` entries (shown by `forcesync errors`, sent again by `forcesync retry`).
+    pub archived_failed: i64,
+    /// Rows, and the newest `systemmodstamp` (RFC 3339) when any.
+    pub rows: i64,
+    pub newest_systemmodstamp: Option<String>,
+}
+
+impl TablePlan {
+    fn changes(&self) -> bool {
+        !self.found
+            || !self.add_columns.is_empty()
+            || !self.widen_columns.is_empty()
+            || !self.add_indexes.is_empty()
+            || !self.replace_triggers.is_empty()
+            || !self.create_triggers.is_empty()
+            || !self.drop_functions.is_empty()
+    }
+}
+
+/// What adoption does.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Plan {
+    pub schema: String,
+    /// Mapped tables first (registry order), then `_trigger_log` and `_trigger_log_archive`.
+    pub tables: Vec<TablePlan>,
+    /// Shared functions created or replaced (`tlog_notify_trigger`, `hc_capture_*_from_row`, …).
+    pub replace_functions: Vec<String>,
+    /// forcesync's engine tables to create (system migrations not applied yet).
+    pub engine_migrations: Vec<String>,
+    /// App migrations recorded as applied (their tables are the adopted ones).
+    pub record_migrations: Vec<String>,
+    /// Mappings recorded as loaded, with the polling cursor they start from.
+    pub mark_loaded: Vec<(String, String)>,
+    /// Left exactly as they are, with why.
+    pub left_alone: Vec<String>,
+}
+
+impl Plan {
+    /// Whether adoption would change anything.
+    pub fn changes(&self) -> bool {
+        self.tables.iter().any(TablePlan::changes)
+            || !self.replace_functions.is_empty()
+            || !self.engine_migrations.is_empty()
+            || !self.record_migrations.is_empty()
+            || !self.mark_loaded.is_empty()
+    }
+
+    /// Incompatible columns: (table, column, type now, type needed).
+    pub fn incompatible(&self) -> Vec<(String, String, String, String)> {
+        self.tables
+            .iter()
+            .flat_map(|t| {
+                t.incompatible
+                    .iter()
+                    .map(|(c, h, w)| (t.table.clone(), c.clone(), h.clone(), w.clone()))
+            })
+            .collect()
+    }
+}
+
+/// A table forcesync needs: its name and, for a mapped one, its object.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Wanted {
+    pub table: String,
+    pub object: Option<String>,
+}
+
+/// An index definition without its name and schema, for comparing indexes across schemas.
+fn index_shape(layout: &Layout, definition: &str) -> String {
+    let neutral = layout.neutral(definition);
+    match (neutral.find(" INDEX "), neutral.find(" ON ")) {
+        (Some(a), Some(b)) if a < b => format!("{}{}", &neutral[..a + 7], &neutral[b..]),
+        _ => neutral,
+    }
+}
+
+/// Heroku Connect's per-table function names: `hc_<t>_logger`, `hc_<t>_status`.
+fn hc_functions(table: &str) -> [String; 2] {
+    [format!("hc_{table}_logger"), format!("hc_{table}_status")]
+}
+
+/// The table part of the plan (pure): `have` is the database's schema, `want` the layout the
+/// migrations create (in a scratch schema).
+pub fn plan_tables(have: &Layout, want: &Layout, wanted: &[Wanted]) -> Vec<TablePlan> {
+    let mut plans = Vec::new();
+    for w in wanted {
+        let Some(target) = want.tables.get(&w.table) else {
+            continue;
+        };
+        let mut plan = TablePlan {
+            object: w.object.clone(),
+            table: w.table.clone(),
+            ..TablePlan::default()
+        };
+        let Some(existing) = have.tables.get(&w.table) else {
+            plan.create_triggers = target.triggers.iter().map(|t| t.name.clone()).collect();
+            plans.push(plan);
+            continue;
+        };
+        plan.found = true;
+        for (column, want_type) in &target.columns {
+            match existing.columns.iter().find(|(c, _)| c == column) {
+                None => plan.add_columns.push((column.clone(), want_type.clone())),
+                Some((_, have_type)) => match fit(have_type, want_type) {
+                    Fit::Same => {}
+                    Fit::Widen => plan.widen_columns.push((
+                        column.clone(),
+                        have_type.clone(),
+                        want_type.clone(),
+                    )),
+                    Fit::Incompatible => plan.incompatible.push((
+                        column.clone(),
+                        have_type.clone(),
+                        want_type.clone(),
+                    )),
+                },
+            }
+        }
+        plan.kept_columns = existing
+            .columns
+            .iter()
+            .filter(|(c, _)| !target.columns.iter().any(|(t, _)| t == c))
+            .map(|(c, _)| c.clone())
+            .collect();
+        let shapes: BTreeSet<String> = existing
+            .indexes
+            .iter()
+            .map(|i| index_shape(have, &i.definition))
+            .collect();
+        for index in &target.indexes {
+            let named = existing.indexes.iter().any(|i| i.name == index.name);
+            if !named && !shapes.contains(&index_shape(want, &index.definition)) {
+                plan.add_indexes.push(index.name.clone());
+            }
+        }
+        let ours = hc_functions(&w.table);
+        for trigger in &existing.triggers {
+            let wanted_same = target.triggers.iter().any(|t| {
+                t.name == trigger.name
+                    && want.neutral(&t.definition) == have.neutral(&trigger.definition)
+            });
+            let theirs = target.triggers.iter().any(|t| t.name == trigger.name)
+                || ours.contains(&trigger.function)
+                || trigger.function == "tlog_notify_trigger";
+            if theirs && !wanted_same {
+                plan.replace_triggers.push(trigger.name.clone());
+            }
+        }
+        for trigger in &target.triggers {
+            let kept = existing.triggers.iter().any(|t| {
+                t.name == trigger.name
+                    && want.neutral(&trigger.definition) == have.neutral(&t.definition)
+            });
+            if !kept {
+                plan.create_triggers.push(trigger.name.clone());
+            }
+        }
+        plan.drop_functions = ours
+            .into_iter()
+            .filter(|f| have.functions.iter().any(|h| &h.name == f))
+            .collect();
+        plans.push(plan);
+    }
+    plans
+}
+
+/// Shared functions (not per-table) the migrations create that the database lacks or holds
+/// with another definition (pure).
+pub fn plan_functions(have: &Layout, want: &Layout) -> Vec<String> {
+    want.functions
+        .iter()
+        .filter(|f| {
+            have.function(&f.name, &f.arguments)
+                .is_none_or(|h| have.neutral(&h.definition) != want.neutral(&f.definition))
+        })
+        .map(|f| format!("{}({})", f.name, f.arguments))
+        .collect()
+}
+
+/// The plan as text for a person (pure).
+pub fn render(plan: &Plan) -> String {
+    let mut out = format!("Adoption plan for schema {}:\n", plan.schema);
+    let list = |items: &[String]| items.join(", ");
+    for t in &plan.tables {
+        let name = match &t.object {
+            Some(object) => format!("{object} ({}.{})", plan.schema, t.table),
+            None => format!("{}.{}", plan.schema, t.table),
+        };
+        if !t.found {
+            out.push_str(&format!(
+                "  {name}: missing; created as `forcesync migrate` would\n"
+            ));
+            continue;
+        }
+        let rows = match &t.newest_systemmodstamp {
+            Some(stamp) => format!("{} rows, newest systemmodstamp {stamp}", t.rows),
+            None if t.object.is_some() => format!("{} rows", t.rows),
+            None => String::new(),
+        };
+        out.push_str(&format!(
+            "  {name}: found{}\n",
+            if rows.is_empty() {
+                String::new()
+            } else {
+                format!(", {rows}")
+            }
+        ));
+        let mut line = |label: &str, text: String| {
+            if !text.is_empty() {
+                out.push_str(&format!("    {label}: {text}\n"));
+            }
+        };
+        line(
+            "columns to add",
+            t.add_columns
+                .iter()
+                .map(|(c, ty)| format!("{c} {ty}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+        );
+        line(
+            "columns to widen",
+            t.widen_columns
+                .iter()
+                .map(|(c, h, w)| format!("{c} {h} -> {w}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+        );
+        line(
+            "INCOMPATIBLE column types",
+            t.incompatible
+                .iter()
+                .map(|(c, h, w)| format!("{c} is {h}, forcesync needs {w}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+        );
+        line("columns kept (not in the mapping)", list(&t.kept_columns));
+        line("indexes to add", list(&t.add_indexes));
+        line("triggers to replace", list(&t.replace_triggers));
+        line("triggers to create", list(&t.create_triggers));
+        line("functions to drop", list(&t.drop_functions));
+        if !t.log_by_state.is_empty() {
+            line(
+                "trigger-log entries",
+                t.log_by_state
+                    .iter()
+                    .map(|(s, n)| format!("{n} {s}"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            );
+        }
+        if t.archived_failed > 0 {
+            line(
+                "archived FAILED entries",
+                format!(
+                    "{} (listed by `forcesync errors`, sent again by `forcesync retry`)",
+                    t.archived_failed
+                ),
+            );
+        }
+    }
+    let mut section = |label: &str, items: &[String]| {
+        if !items.is_empty() {
+            out.push_str(&format!("  {label}: {}\n", items.join(", ")));
+        }
+    };
+    section("functions to create or replace", &plan.replace_functions);
+    section(
+        "engine tables to create (migrations)",
+        &plan.engine_migrations,
+    );
+    section(
+        "app migrations recorded as applied",
+        &plan.record_migrations,
+    );
+    let loaded: Vec<String> = plan
+        .mark_loaded
+        .iter()
+        .map(|(m, c)| format!("{m} (polling from {c})"))
+        .collect();
+    section("recorded as loaded, no reload", &loaded);
+    for item in &plan.left_alone {
+        out.push_str(&format!("  left as it is: {item}\n"));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wider_or_equal_types_fit_narrower_text_widens_other_kinds_do_not_fit() {
+        assert_eq!(fit("integer", "integer"), Fit::Same);
+        assert_eq!(
+            fit("character varying(255)", "character varying(80)"),
+            Fit::Same
+        );
+        assert_eq!(
+            fit("character varying(40)", "character varying(80)"),
+            Fit::Widen
+        );
+        assert_eq!(fit("character varying(40)", "text"), Fit::Widen);
+        assert_eq!(fit("text", "character varying(18)"), Fit::Same);
+        assert_eq!(fit("character varying", "character varying(18)"), Fit::Same);
+        assert_eq!(fit("bigint", "integer"), Fit::Same);
+        assert_eq!(fit("integer", "double precision"), Fit::Incompatible);
+        assert_eq!(
+            fit("timestamp with time zone", "timestamp without time zone"),
+            Fit::Incompatible
+        );
+        assert_eq!(fit("jsonb", "text"), Fit::Incompatible);
+    }
+
+    fn layout(schema: &str, tables: Vec<(&str, TableLayout)>, functions: &[&str]) -> Layout {
+        Layout {
+            schema: schema.to_owned(),
+            tables: tables.into_iter().map(|(n, t)| (n.to_owned(), t)).collect(),
+            functions: functions
+                .iter()
+                .map(|f| FunctionLayout {
+                    name: (*f).to_owned(),
+                    arguments: String::new(),
+                    definition: format!("CREATE FUNCTION {schema}.{f}() {f}"),
+                })
+                .collect(),
+        }
+    }
+
+    fn columns(list: &[(&str, &str)]) -> Vec<(String, String)> {
+        list.iter()
+            .map(|(c, t)| ((*c).to_owned(), (*t).to_owned()))
+            .collect()
+    }
+
+    fn trigger(schema: &str, name: &str, function: &str) -> TriggerLayout {
+        TriggerLayout {
+            name: name.to_owned(),
+            definition: format!(
+                "CREATE TRIGGER {name} ON {schema}.account EXECUTE FUNCTION {schema}.{function}()"
+            ),
+            function: function.to_owned(),
+        }
+    }
+
+    #[test]
+    fn a_heroku_connect_table_gets_missing_columns_indexes_and_forcesyncs_triggers() {
+        let have = layout(
+            "salesforce",
+            vec![(
+                "account",
+                TableLayout {
+                    columns: columns(&[
+                        ("id", "integer"),
+                        ("name", "character varying(80)"),
+                        ("sfid", "character varying(18)"),
+                        ("app_note", "text"),
+                        ("numberofemployees", "double precision"),
+                    ]),
+                    indexes: vec![IndexLayout {
+                        name: "hcu_idx_account_sfid".into(),
+                        definition: "CREATE UNIQUE INDEX hcu_idx_account_sfid ON salesforce.account USING btree (sfid)".into(),
+                    }],
+                    triggers: vec![
+                        trigger("salesforce", "hc_account_status_trigger", "hc_account_status"),
+                        trigger("salesforce", "hc_account_logtrigger", "hc_account_logger"),
+                        trigger("salesforce", "app_audit", "app_audit"),
+                    ],
+                },
+            )],
+            &["hc_account_status", "hc_account_logger", "app_audit", "tlog_notify_trigger"],
+        );
+        let want = layout(
+            "ref",
+            vec![(
+                "account",
+                TableLayout {
+                    columns: columns(&[
+                        ("id", "integer"),
+                        ("sfid", "character varying(18)"),
+                        ("name", "character varying(255)"),
+                        ("industry", "character varying(40)"),
+                        ("numberofemployees", "integer"),
+                    ]),
+                    indexes: vec![
+                        IndexLayout {
+                            name: "hcu_idx_account_sfid".into(),
+                            definition: "CREATE UNIQUE INDEX hcu_idx_account_sfid ON ref.account USING btree (sfid)".into(),
+                        },
+                        IndexLayout {
+                            name: "hc_idx_account_industry".into(),
+                            definition: "CREATE INDEX hc_idx_account_industry ON ref.account USING btree (industry)".into(),
+                        },
+                    ],
+                    triggers: vec![
+                        trigger("ref", "hc_account_status_trigger", "forcesync_status"),
+                        trigger("ref", "hc_account_logtrigger", "forcesync_logger"),
+                    ],
+                },
+            )],
+            &["forcesync_status", "forcesync_logger", "tlog_notify_trigger"],
+        );
+        let wanted = [
+            Wanted {
+                table: "account".into(),
+                object: Some("Account".into()),
+            },
+            Wanted {
+                table: "contact".into(),
+                object: Some("Contact".into()),
+            },
+        ];
+        let plans = plan_tables(&have, &want, &wanted);
+        assert_eq!(plans.len(), 1, "contact is in neither layout: {plans:?}");
+        let account = &plans[0];
+        assert!(account.found);
+        assert_eq!(
+            account.add_columns,
+            columns(&[("industry", "character varying(40)")])
+        );
+        assert_eq!(
+            account.widen_columns,
+            [(
+                "name".to_owned(),
+                "character varying(80)".to_owned(),
+                "character varying(255)".to_owned()
+            )]
+        );
+        assert_eq!(
+            account.incompatible,
+            [(
+                "numberofemployees".to_owned(),
+                "double precision".to_owned(),
+                "integer".to_owned()
+            )]
+        );
+        assert_eq!(account.kept_columns, ["app_note"]);
+        assert_eq!(account.add_indexes, ["hc_idx_account_industry"]);
+        assert_eq!(
+            account.replace_triggers,
+            ["hc_account_status_trigger", "hc_account_logtrigger"],
+            "the app's own trigger is left alone"
+        );
+        assert_eq!(account.create_triggers.len(), 2);
+        assert_eq!(
+            account.drop_functions,
+            ["hc_account_logger", "hc_account_status"]
+        );
+        assert_eq!(
+            plan_functions(&have, &want),
+            ["forcesync_status()", "forcesync_logger()"],
+            "the same tlog_notify_trigger is kept"
+        );
+
+        // After adoption the same comparison finds nothing to do.
+        let mut adopted = want.clone();
+        adopted.schema = "salesforce".into();
+        for t in adopted.tables.values_mut() {
+            for i in &mut t.indexes {
+                i.definition = i.definition.replace("ref.", "salesforce.");
+            }
+            for tr in &mut t.triggers {
+                tr.definition = tr.definition.replace("ref.", "salesforce.");
+            }
+        }
+        for f in &mut adopted.functions {
+            f.definition = f.definition.replace("ref.", "salesforce.");
+        }
+        let plans = plan_tables(&adopted, &want, &wanted);
+        assert!(!plans[0].changes(), "{plans:?}");
+        assert!(plan_functions(&adopted, &want).is_empty());
+    }
+
+    #[test]
+    fn a_missing_table_is_created_and_the_text_says_so() {
+        let want = layout("ref", vec![("contact", TableLayout::default())], &[]);
+        let have = layout("salesforce", vec![], &[]);
+        let wanted = [Wanted {
+            table: "contact".into(),
+            object: Some("Contact".into()),
+        }];
+        let plan = Plan {
+            schema: "salesforce".into(),
+            tables: plan_tables(&have, &want, &wanted),
+            left_alone: vec!["_hcmeta (Heroku Connect's metadata)".into()],
+            ..Plan::default()
+        };
+        assert!(plan.changes());
+        let text = render(&plan);
+        assert!(
+            text.contains(
+                "Contact (salesforce.contact): missing; created as `forcesync migrate` would"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("left as it is: _hcmeta"), "{text}");
+    }
+}
