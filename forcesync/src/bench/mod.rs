@@ -4,6 +4,7 @@
 
 mod load;
 mod org;
+mod page;
 mod stream;
 mod write;
 
@@ -17,6 +18,7 @@ pub fn command() -> clap::Command {
         .subcommand(write::command())
         .subcommand(load::command())
         .subcommand(stream::command())
+        .subcommand(page::command())
 }
 
 /// Runs the chosen benchmark.
@@ -25,6 +27,7 @@ pub fn run(ctx: &Context, matches: &clap::ArgMatches) -> Result<(), CliError> {
         Some(("write", sub)) => write::run(ctx, sub),
         Some(("load", sub)) => load::run(ctx, sub),
         Some(("stream", sub)) => stream::run(ctx, sub),
+        Some(("page", sub)) => page::run(ctx, sub),
         Some((other, _)) => Err(CliError::settings(format!(
             "`forcesync bench {other}` is not a benchmark of this binary"
         ))),

@@ -13,7 +13,7 @@
 
 use std::time::Duration;
 
-use chrono::{NaiveDateTime, Utc};
+use chrono::{DateTime, NaiveDateTime, Utc};
 use serde_json::Value;
 use tokio::sync::watch;
 
@@ -46,6 +46,28 @@ pub fn page_end(records: &[Value]) -> Option<Cursor> {
         .and_then(crate::adapter::parse_datetime)?;
     let id = last.get("Id").and_then(Value::as_str)?.to_owned();
     Some((stamp, id))
+}
+
+/// The records a poll applied, for the status page's recent activity; the latency is measured
+/// from `SystemModstamp` (pure).
+pub fn polled_changes(records: &[Value], now: DateTime<Utc>) -> Vec<super::activity::Change> {
+    records
+        .iter()
+        .filter_map(|r| {
+            let sfid = r.get("Id").and_then(Value::as_str)?.to_owned();
+            let stamp = r
+                .get("SystemModstamp")
+                .and_then(Value::as_str)
+                .and_then(crate::adapter::parse_datetime);
+            Some(super::activity::Change {
+                at: now,
+                kind: "POLL".to_owned(),
+                sfid,
+                fields: Vec::new(),
+                latency_ms: stamp.map(|s| (now.naive_utc() - s).num_milliseconds().max(0)),
+            })
+        })
+        .collect()
 }
 
 /// The cursor after reading up to `seen`: never moves back.
@@ -101,6 +123,9 @@ pub async fn poll_once(
                 .await?;
         }
         tx.commit().await?;
+        if applied.total() > 0 {
+            super::activity::record(mapping.object, polled_changes(&records, Utc::now()));
+        }
         total.add(applied);
         match end {
             Some(end) if full_page => after = end,

@@ -236,10 +236,12 @@ pub async fn apply_batch(
     let tx = apply::begin_engine_tx(db).await?;
     let mut total = Applied::default();
     let mut committed: Option<DateTime<Utc>> = None;
+    let mut seen = Vec::new();
     for event in batch {
         if let Ok(header) = ChangeEventHeader::from_payload(&event.payload) {
             committed =
                 DateTime::<Utc>::from_timestamp_millis(header.commit_timestamp).or(committed);
+            seen.push(header);
         }
         let applied = ingest::apply_event(ctx, &tx, &event.payload).await?;
         total.add(applied);
@@ -251,7 +253,30 @@ pub async fn apply_batch(
         .record_applied(&tx, mapping.object, total.total() as i64, committed)
         .await?;
     tx.commit().await?;
+    super::activity::record(mapping.object, streamed_changes(&seen, Utc::now()));
     Ok(total)
+}
+
+/// The changes a batch applied, for the status page's recent activity (pure).
+pub fn streamed_changes(
+    headers: &[ChangeEventHeader],
+    now: DateTime<Utc>,
+) -> Vec<super::activity::Change> {
+    headers
+        .iter()
+        .flat_map(|h| {
+            let latency_ms = DateTime::<Utc>::from_timestamp_millis(h.commit_timestamp)
+                .map(|c| (now - c).num_milliseconds().max(0));
+            let kind = format!("{:?}", h.change_type).to_uppercase();
+            h.record_ids.iter().map(move |id| super::activity::Change {
+                at: now,
+                kind: kind.clone(),
+                sfid: id.clone(),
+                fields: h.changed_fields.clone(),
+                latency_ms,
+            })
+        })
+        .collect()
 }
 
 /// The org will not stream to us: poll for a while, saying so in the state, then return so the
