@@ -284,7 +284,7 @@ async fn act(
     State(page): State<Page>,
     headers: HeaderMap,
     Path((name, action)): Path<(String, String)>,
-    form: Option<Form<ActionForm>>,
+    form: Result<Form<ActionForm>, axum::extract::rejection::FormRejection>,
 ) -> Response {
     let form = form.map(|Form(f)| f).unwrap_or_default();
     if let Err(r) = page.check_action(&headers, form.csrf.as_deref()) {
@@ -327,7 +327,7 @@ async fn act(
             };
             match result {
                 Ok(n) => {
-                    tracing::info!(mapping = mapping.object, action, n, "status page: failed writes {action}");
+                    tracing::info!(mapping = mapping.object, action = %action, n, "status page: failed writes");
                     back(&action, n)
                 }
                 Err(e) => unavailable(crate::engine::db::describe(&e)),
@@ -347,7 +347,7 @@ async fn act(
             .await;
             match done {
                 Ok(_) => {
-                    tracing::info!(mapping = mapping.object, action, "status page: {action}");
+                    tracing::info!(mapping = mapping.object, action = %action, "status page: mapping");
                     back(&action, 0)
                 }
                 Err(e) => unavailable(crate::engine::db::describe(&e)),
@@ -377,6 +377,7 @@ fn start_reload(page: &Page, mapping: &'static MappingDescriptor) -> Result<(), 
     let Some(engine) = page.0.engine.clone() else {
         return Err("Reloading needs the running engine; use `forcesync reload`.".to_owned());
     };
+    let mctx = engine.context(mapping).map_err(|e| e.to_string())?;
     if !page
         .0
         .reloading
@@ -386,7 +387,6 @@ fn start_reload(page: &Page, mapping: &'static MappingDescriptor) -> Result<(), 
     {
         return Err(format!("{} is already reloading.", mapping.object));
     }
-    let mctx = engine.context(mapping).map_err(|e| e.to_string())?;
     let reloading = page.0.reloading.clone();
     tracing::info!(mapping = mapping.object, "status page: reload started");
     tokio::spawn(async move {

