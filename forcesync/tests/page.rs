@@ -284,7 +284,7 @@ async fn the_status_page_shows_mappings_failures_and_acts_in_a_real_browser() {
 
     // Sign in.
     browser.goto(&format!("{base}/")).await.unwrap();
-    let token_field = browser.wait_for_find(Locator::Id("token")).await.unwrap();
+    let token_field = browser.wait().for_element(Locator::Id("token")).await.unwrap();
     shot(&browser, "login").await;
     token_field.send_keys(ADMIN_TOKEN).await.unwrap();
     browser
@@ -295,7 +295,7 @@ async fn the_status_page_shows_mappings_failures_and_acts_in_a_real_browser() {
         .await
         .unwrap();
     browser
-        .wait_for_find(Locator::Css("tr[data-mapping='Account']"))
+        .wait().for_element(Locator::Css("tr[data-mapping='Account']"))
         .await
         .unwrap();
     let cookies = browser.get_all_cookies().await.unwrap();
@@ -462,7 +462,7 @@ async fn the_status_page_shows_mappings_failures_and_acts_in_a_real_browser() {
         .click()
         .await
         .unwrap();
-    let heading = browser.wait_for_find(Locator::Css("h1")).await.unwrap();
+    let heading = browser.wait().for_element(Locator::Css("h1")).await.unwrap();
     assert_eq!(heading.text().await.unwrap(), "Reload Account?");
     shot(&browser, "reload-confirm").await;
     browser
@@ -472,14 +472,14 @@ async fn the_status_page_shows_mappings_failures_and_acts_in_a_real_browser() {
         .click()
         .await
         .unwrap();
-    browser.wait_for_find(Locator::Id("failed")).await.unwrap();
+    browser.wait().for_element(Locator::Id("failed")).await.unwrap();
     assert_clean(&browser, &driver_url, "pause, resume, reload").await;
 
     // A narrow screen: the overview still renders without errors.
     browser.set_window_size(390, 844).await.unwrap();
     browser.goto(&format!("{base}/")).await.unwrap();
     browser
-        .wait_for_find(Locator::Css("tr[data-mapping='Account']"))
+        .wait().for_element(Locator::Css("tr[data-mapping='Account']"))
         .await
         .unwrap();
     shot(&browser, "overview-narrow").await;

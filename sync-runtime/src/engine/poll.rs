@@ -379,6 +379,22 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    #[test]
+    fn a_polled_record_is_timed_from_its_system_modstamp() {
+        let now = DateTime::<Utc>::from_timestamp(1_700_000_001, 0).unwrap();
+        let changes = polled_changes(
+            &[
+                json!({"Id": "001A", "SystemModstamp": "2023-11-14T22:13:20.000+0000"}),
+                json!({"Name": "no id"}),
+            ],
+            now,
+        );
+        assert_eq!(changes.len(), 1);
+        assert_eq!(changes[0].sfid, "001A");
+        assert_eq!(changes[0].kind, "POLL");
+        assert_eq!(changes[0].latency_ms, Some(1_000));
+    }
+
     fn at(secs: i64) -> NaiveDateTime {
         chrono::DateTime::from_timestamp(1_700_000_000 + secs, 0)
             .unwrap()

@@ -482,6 +482,26 @@ mod tests {
     use super::*;
     use crate::adapter::{PgType, SfType};
 
+    #[test]
+    fn a_batch_shows_each_record_with_its_fields_and_latency() {
+        let header = ChangeEventHeader::from_payload(&serde_json::json!({
+            "ChangeEventHeader": {
+                "entityName": "Account", "changeType": "UPDATE",
+                "changedFields": ["Name", "Phone"], "commitTimestamp": 1_712_694_600_000_i64,
+                "recordIds": ["001A", "001B"], "commitNumber": 1, "commitUser": "005x",
+                "sequenceNumber": 1, "transactionKey": "t", "changeOrigin": ""
+            }
+        }))
+        .unwrap();
+        let now = DateTime::<Utc>::from_timestamp_millis(1_712_694_600_042).unwrap();
+        let changes = streamed_changes(&[header], now);
+        assert_eq!(changes.len(), 2);
+        assert_eq!(changes[1].sfid, "001B");
+        assert_eq!(changes[0].kind, "UPDATE");
+        assert_eq!(changes[0].fields, ["Name", "Phone"]);
+        assert_eq!(changes[0].latency_ms, Some(42));
+    }
+
     static TOTAL: FieldDescriptor = FieldDescriptor {
         column: "total__c",
         sf_type: SfType::Currency,

@@ -243,12 +243,13 @@ pub async fn detail(
         .iter()
         .map(|r| {
             let values: Option<Value> = r.get(4);
+            let action: Option<String> = r.get(1);
             Sent {
                 at: r.get(0),
-                action: r.get(1),
+                fields: fields_of(values.as_ref(), action.as_deref()),
+                action,
                 record_id: r.get(2),
                 sfid: r.get(3),
-                fields: fields_of(values.as_ref()),
                 latency_ms: r.get(5),
             }
         })

@@ -134,17 +134,40 @@ pub fn matches(filter: Option<&str>, sfid: Option<&str>, record_id: Option<i32>)
     sfid.is_some_and(|s| s.starts_with(f)) || record_id.is_some_and(|r| r.to_string() == f)
 }
 
-/// The fields a write carried (its values' keys), system columns left out.
-pub fn fields_of(values: Option<&Value>) -> Vec<String> {
+/// The fields a write carried (its values' keys), system columns left out; an insert's empty
+/// (null) columns too, since it sends only the others.
+pub fn fields_of(values: Option<&Value>, action: Option<&str>) -> Vec<String> {
+    let insert = action == Some("INSERT");
     values
         .and_then(Value::as_object)
         .map(|o| {
-            o.keys()
-                .filter(|k| !k.starts_with('_') && *k != "id" && *k != "sfid")
-                .cloned()
+            o.iter()
+                .filter(|(k, v)| {
+                    !k.starts_with('_') && *k != "id" && *k != "sfid" && !(insert && v.is_null())
+                })
+                .map(|(k, _)| k.clone())
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// `_hc_err` as Heroku Connect writes it (`{"errorCode", "message", "fields"}`): its error
+/// code, message and fields; `None` when it is not that JSON.
+pub fn hc_err_parts(text: &str) -> Option<(String, String, Vec<String>)> {
+    let v: Value = serde_json::from_str(text).ok()?;
+    let o = v.as_object()?;
+    let code = o.get("errorCode")?.as_str()?.to_owned();
+    let message = o
+        .get("message")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    let fields = o
+        .get("fields")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+        .unwrap_or_default();
+    Some((code, message, fields))
 }
 
 /// `38 ms`, `1.2 s`, `3 min`.
@@ -191,6 +214,23 @@ mod tests {
         assert_eq!(duration(1_250), "1.2 s");
         assert_eq!(duration(600_000), "10 min");
         let v = serde_json::json!({"name": "x", "id": 1, "_hc_lastop": "x", "phone": null});
-        assert_eq!(fields_of(Some(&v)), ["name", "phone"]);
+        assert_eq!(fields_of(Some(&v), Some("UPDATE")), ["name", "phone"]);
+        assert_eq!(fields_of(Some(&v), Some("INSERT")), ["name"]);
+    }
+
+    #[test]
+    fn hc_err_reads_as_code_message_and_fields() {
+        let parts = hc_err_parts(
+            r#"{"errorCode":"FIELD_CUSTOM_VALIDATION_EXCEPTION","fields":["Name"],"message":"No"}"#,
+        );
+        assert_eq!(
+            parts,
+            Some((
+                "FIELD_CUSTOM_VALIDATION_EXCEPTION".to_owned(),
+                "No".to_owned(),
+                vec!["Name".to_owned()]
+            ))
+        );
+        assert_eq!(hc_err_parts("plain text"), None);
     }
 }

@@ -10,7 +10,7 @@ use serde_json::Value;
 use crate::cli::report::ago;
 use crate::engine::activity::Lag;
 
-use super::model::{duration, Detail, MappingRow, Overview, Paged, PAGE_SIZE};
+use super::model::{duration, hc_err_parts, Detail, MappingRow, Overview, Paged, PAGE_SIZE};
 
 /// A page: title, the CSRF token (`None` on the login page) and the body.
 fn layout(title: &str, body: Markup) -> Markup {
@@ -107,7 +107,7 @@ pub fn overview_live(o: &Overview) -> Markup {
             " · updated " (time(Some(o.now), o.now))
         }
         div class="scroll" {
-            table {
+            table class="cards" {
                 caption { "Mappings (" (o.mappings.len()) ")" }
                 thead {
                     tr {
@@ -141,27 +141,27 @@ fn overview_row(m: &MappingRow) -> Markup {
     html! {
         tr data-mapping=(r.mapping) {
             th scope="row" { a href={ "/mappings/" (r.mapping) } { (r.mapping) } }
-            td {
+            td data-label="State" {
                 span class={ "state " (state_class(&r.state)) } data-state=(r.state) { (r.state) }
                 @if let Some(msg) = &r.message { br; small { (msg) } }
                 @if m.progress.is_some() { br; (progress(m.progress)) }
             }
-            td { (m.holder) }
-            td { (r.access.replace('_', "-")) }
-            td { (m.transport) }
-            td class="num" { (r.rows) }
-            td class="num" data-field="changes-in" { (m.changes_in) }
-            td class="num" data-field="changes-out" { (m.changes_out) }
-            td { (lag(m.lag_in)) }
-            td { (lag(m.lag_out)) }
-            td class="num" { (r.pending_writes) }
-            td class="num" data-field="failed" {
+            td data-label="Held by" { (m.holder) }
+            td data-label="Access" { (r.access.replace('_', "-")) }
+            td data-label="Transport" { (m.transport) }
+            td class="num" data-label="Rows" { (r.rows) }
+            td class="num" data-label="SF→PG, 1 h" data-field="changes-in" { (m.changes_in) }
+            td class="num" data-label="PG→SF, 1 h" data-field="changes-out" { (m.changes_out) }
+            td data-label="Lag SF→PG" { (lag(m.lag_in)) }
+            td data-label="Lag PG→SF" { (lag(m.lag_out)) }
+            td class="num" data-label="Pending" { (r.pending_writes) }
+            td class="num" data-label="Failed" data-field="failed" {
                 @if r.failed_writes > 0 { a class="bad" href={ "/mappings/" (r.mapping) "#failed" } { (r.failed_writes) } }
                 @else { "0" }
             }
-            td class="num" { (r.read_errors) }
-            td class="num" { (r.conflicts) }
-            td {
+            td class="num" data-label="Read errors" { (r.read_errors) }
+            td class="num" data-label="Conflicts" { (r.conflicts) }
+            td data-label="API calls today" {
                 (r.api_calls_today())
                 @if m.budget > 0 { " of " (m.budget) " budget" }
             }
@@ -358,7 +358,14 @@ fn failed_list(
                         " · " (time(f.at, d.now))
                     }
                     p class="message" { (f.message.as_deref().unwrap_or("no message")) }
-                    @if let Some(err) = &f.hc_err { p { "_hc_err: " code { (err) } } }
+                    @if let Some(err) = &f.hc_err {
+                        @if let Some((code, message, fields)) = hc_err_parts(err) {
+                            p { "_hc_err: " code { (code) } " · " (message)
+                                @if !fields.is_empty() { " · fields: " (fields.join(", ")) } }
+                        } @else {
+                            p { "_hc_err: " code { (err) } }
+                        }
+                    }
                     details {
                         summary { "Values" }
                         p { "Sent: " code { (json(f.values.as_ref())) } }
@@ -484,7 +491,10 @@ mod tests {
                     record_id: Some(3),
                     sfid: None,
                     message: Some("FIELD_CUSTOM_VALIDATION_EXCEPTION: <b>no</b>".into()),
-                    hc_err: Some("{\"msg\":\"x\"}".into()),
+                    hc_err: Some(
+                        "{\"errorCode\":\"FIELD_CUSTOM_VALIDATION_EXCEPTION\",\"message\":\"<i>no</i>\",\"fields\":[\"Name\"]}"
+                            .into(),
+                    ),
                     values: Some(serde_json::json!({"name": "<script>alert(1)</script>"})),
                     row: None,
                     at: Some(now()),
@@ -570,7 +580,9 @@ mod tests {
     fn a_mapping_page_lists_failures_with_their_actions_and_pages() {
         let html = detail_page(&detail("Account"), "csrf-tok").into_string();
         assert!(html.contains("FIELD_CUSTOM_VALIDATION_EXCEPTION"));
-        assert!(html.contains("_hc_err: <code>{&quot;msg&quot;:&quot;x&quot;}</code>"));
+        assert!(html.contains(
+            "_hc_err: <code>FIELD_CUSTOM_VALIDATION_EXCEPTION</code> · &lt;i&gt;no&lt;/i&gt; · fields: Name"
+        ));
         assert!(html.contains("action=\"/mappings/Account/retry\""));
         assert!(html.contains("name=\"id\" value=\"12\""));
         assert!(html.contains("name=\"csrf\" value=\"csrf-tok\""));
