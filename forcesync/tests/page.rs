@@ -127,7 +127,10 @@ async fn assert_clean(client: &Client, driver_port_url: &str, page: &str) {
         .as_array()
         .map(|entries| entries.iter().filter(|e| e["level"] == "SEVERE").collect())
         .unwrap_or_default();
-    assert!(severe.is_empty(), "{page}: errors in the browser: {severe:?}");
+    assert!(
+        severe.is_empty(),
+        "{page}: errors in the browser: {severe:?}"
+    );
 }
 
 async fn shot(client: &Client, name: &str) {
@@ -196,7 +199,11 @@ async fn the_status_page_shows_mappings_failures_and_acts_in_a_real_browser() {
         ("SF_PASSWORD", PASSWORD.to_owned()),
     ];
     let out = forcesync(&["migrate"], &env).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     // Any other address than loopback needs the admin token.
     let public = format!("0.0.0.0:{}", free_port());
@@ -249,7 +256,11 @@ async fn the_status_page_shows_mappings_failures_and_acts_in_a_real_browser() {
         .build()
         .unwrap();
     let r = no_redirect.get(format!("{base}/")).send().await.unwrap();
-    assert_eq!(r.status(), 303, "a browser without a session is sent to the login form");
+    assert_eq!(
+        r.status(),
+        303,
+        "a browser without a session is sent to the login form"
+    );
     let r = http
         .get(format!("{base}/"))
         .bearer_auth("not-the-token")
@@ -263,7 +274,11 @@ async fn the_status_page_shows_mappings_failures_and_acts_in_a_real_browser() {
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status(), 200, "a script with the bearer token sees the page");
+    assert_eq!(
+        r.status(),
+        200,
+        "a script with the bearer token sees the page"
+    );
     // Actions: POST only, with the admin token and the CSRF token.
     let r = http
         .post(format!("{base}/mappings/Account/pause"))
@@ -271,7 +286,11 @@ async fn the_status_page_shows_mappings_failures_and_acts_in_a_real_browser() {
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status(), 401, "an action without the admin token is refused");
+    assert_eq!(
+        r.status(),
+        401,
+        "an action without the admin token is refused"
+    );
     let r = http
         .get(format!("{base}/mappings/Account/pause"))
         .bearer_auth(ADMIN_TOKEN)
@@ -284,7 +303,11 @@ async fn the_status_page_shows_mappings_failures_and_acts_in_a_real_browser() {
 
     // Sign in.
     browser.goto(&format!("{base}/")).await.unwrap();
-    let token_field = browser.wait().for_element(Locator::Id("token")).await.unwrap();
+    let token_field = browser
+        .wait()
+        .for_element(Locator::Id("token"))
+        .await
+        .unwrap();
     shot(&browser, "login").await;
     token_field.send_keys(ADMIN_TOKEN).await.unwrap();
     browser
@@ -295,7 +318,8 @@ async fn the_status_page_shows_mappings_failures_and_acts_in_a_real_browser() {
         .await
         .unwrap();
     browser
-        .wait().for_element(Locator::Css("tr[data-mapping='Account']"))
+        .wait()
+        .for_element(Locator::Css("tr[data-mapping='Account']"))
         .await
         .unwrap();
     let cookies = browser.get_all_cookies().await.unwrap();
@@ -331,15 +355,24 @@ async fn the_status_page_shows_mappings_failures_and_acts_in_a_real_browser() {
         .unwrap();
     let started = Instant::now();
     loop {
-        if text_of(&browser, "#failed").await.contains("Test accounts are not allowed") {
+        if text_of(&browser, "#failed")
+            .await
+            .contains("Test accounts are not allowed")
+        {
             break;
         }
-        assert!(started.elapsed() < Duration::from_secs(60), "the failed write is listed");
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the failed write is listed"
+        );
         tokio::time::sleep(Duration::from_millis(500)).await;
         browser.refresh().await.unwrap();
     }
     let failed = text_of(&browser, "#failed").await;
-    assert!(failed.contains("FIELD_CUSTOM_VALIDATION_EXCEPTION"), "{failed}");
+    assert!(
+        failed.contains("FIELD_CUSTOM_VALIDATION_EXCEPTION"),
+        "{failed}"
+    );
     browser
         .find(Locator::Css("#failed details summary"))
         .await
@@ -348,7 +381,10 @@ async fn the_status_page_shows_mappings_failures_and_acts_in_a_real_browser() {
         .await
         .unwrap();
     let values = text_of(&browser, "#failed details").await;
-    assert!(values.contains("<script>window.__xss=1</script>"), "as text: {values}");
+    assert!(
+        values.contains("<script>window.__xss=1</script>"),
+        "as text: {values}"
+    );
     let xss = browser
         .execute("return window.__xss === undefined;", vec![])
         .await
@@ -365,7 +401,11 @@ async fn the_status_page_shows_mappings_failures_and_acts_in_a_real_browser() {
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status(), 403, "an action without the CSRF token is refused");
+    assert_eq!(
+        r.status(),
+        403,
+        "an action without the CSRF token is refused"
+    );
 
     // Fixed in Salesforce (the rule removed), retry sends it and it leaves the list.
     let r = http
@@ -375,7 +415,9 @@ async fn the_status_page_shows_mappings_failures_and_acts_in_a_real_browser() {
         .unwrap();
     assert!(r.status().is_success());
     browser
-        .find(Locator::Css("#failed li form[action='/mappings/Account/retry'] button"))
+        .find(Locator::Css(
+            "#failed li form[action='/mappings/Account/retry'] button",
+        ))
         .await
         .unwrap()
         .click()
@@ -428,13 +470,18 @@ async fn the_status_page_shows_mappings_failures_and_acts_in_a_real_browser() {
         t.contains(&id[..15])
     })
     .await;
-    let kept = browser.execute("return window.__kept;", vec![]).await.unwrap();
+    let kept = browser
+        .execute("return window.__kept;", vec![])
+        .await
+        .unwrap();
     assert_eq!(kept, json!(42), "updated without a reload");
     shot(&browser, "mapping-live").await;
 
     // Pause and resume change the state shown.
     browser
-        .find(Locator::Css("form[action='/mappings/Account/pause'] button"))
+        .find(Locator::Css(
+            "form[action='/mappings/Account/pause'] button",
+        ))
         .await
         .unwrap()
         .click()
@@ -443,7 +490,9 @@ async fn the_status_page_shows_mappings_failures_and_acts_in_a_real_browser() {
     wait_text(&browser, "#live .state", "PAUSED", |s| s == "PAUSED").await;
     shot(&browser, "mapping-paused").await;
     browser
-        .find(Locator::Css("form[action='/mappings/Account/resume'] button"))
+        .find(Locator::Css(
+            "form[action='/mappings/Account/resume'] button",
+        ))
         .await
         .unwrap()
         .click()
@@ -456,13 +505,19 @@ async fn the_status_page_shows_mappings_failures_and_acts_in_a_real_browser() {
 
     // Reload asks for confirmation first.
     browser
-        .find(Locator::Css("form[action='/mappings/Account/reload'] button"))
+        .find(Locator::Css(
+            "form[action='/mappings/Account/reload'] button",
+        ))
         .await
         .unwrap()
         .click()
         .await
         .unwrap();
-    let heading = browser.wait().for_element(Locator::Css("h1")).await.unwrap();
+    let heading = browser
+        .wait()
+        .for_element(Locator::Css("h1"))
+        .await
+        .unwrap();
     assert_eq!(heading.text().await.unwrap(), "Reload Account?");
     shot(&browser, "reload-confirm").await;
     browser
@@ -472,14 +527,19 @@ async fn the_status_page_shows_mappings_failures_and_acts_in_a_real_browser() {
         .click()
         .await
         .unwrap();
-    browser.wait().for_element(Locator::Id("failed")).await.unwrap();
+    browser
+        .wait()
+        .for_element(Locator::Id("failed"))
+        .await
+        .unwrap();
     assert_clean(&browser, &driver_url, "pause, resume, reload").await;
 
     // A narrow screen: the overview still renders without errors.
     browser.set_window_size(390, 844).await.unwrap();
     browser.goto(&format!("{base}/")).await.unwrap();
     browser
-        .wait().for_element(Locator::Css("tr[data-mapping='Account']"))
+        .wait()
+        .for_element(Locator::Css("tr[data-mapping='Account']"))
         .await
         .unwrap();
     shot(&browser, "overview-narrow").await;

@@ -107,7 +107,9 @@ async fn prepare(
     let first = registry.mappings[0];
     let schema = registry.schema;
     db.execute(
-        &format!("DELETE FROM {schema}._trigger_log_archive WHERE table_name LIKE 'bench\\_page\\_%'"),
+        &format!(
+            "DELETE FROM {schema}._trigger_log_archive WHERE table_name LIKE 'bench\\_page\\_%'"
+        ),
         &[],
     )
     .await?;

@@ -207,8 +207,7 @@ pub async fn stopped(mut shutdown: watch::Receiver<bool>) {
 /// `forcesync run`.
 pub async fn run(ctx: &Context, listen: SocketAddr, only: Vec<String>) -> Result<(), CliError> {
     let guard = page::auth::Guard::from_env();
-    page::auth::listen_allowed(listen, guard.requires_token().then_some("set"))
-        .map_err(CliError::settings)?;
+    page::auth::listen_allowed(listen, guard.requires_token()).map_err(CliError::settings)?;
     let engine = Arc::new(engine(ctx, only).await?);
     let database_url = engine.config.database_url.clone();
     let (stop, shutdown) = shutdown_on_signals();

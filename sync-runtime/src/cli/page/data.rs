@@ -17,7 +17,7 @@ use crate::engine::state::{MappingStatus, StateStore, SyncState};
 use crate::engine::system::quote_ident;
 
 use super::model::{
-    fields_of, Detail, DetailQuery, Failed, MappingRow, Overview, Paged, Sent, PAGE_SIZE,
+    fields_of, matches, Detail, DetailQuery, Failed, MappingRow, Overview, Paged, Sent, PAGE_SIZE,
 };
 
 /// What the page reads besides Postgres: this engine's leases and the org's usage.
@@ -221,13 +221,18 @@ pub async fn detail(
     let schema = quote_ident(registry.schema);
     let filter = query.filter().map(str::to_owned);
     let limit = PAGE_SIZE as i64;
-    let received = activity::global()
+    let received: Vec<_> = activity::global()
         .lock()
         .map(|a| a.recent(mapping.object))
-        .unwrap_or_default();
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|c| matches(filter.as_deref(), Some(c.sfid.as_str()), None))
+        .collect();
+    let received = Paged::slice(received, page_of(query.received_page));
 
     // The archive's record filter: a Salesforce Id (or its start) or a row id.
     let record_filter = "($2::text IS NULL OR a.sfid LIKE $2 || '%' OR a.record_id::text = $2)";
+    let sent_page = page_of(query.sent_page);
     let sent = db
         .query(
             &format!(
@@ -235,9 +240,9 @@ pub async fn detail(
                         (extract(epoch FROM a.processed_at - a.created_at) * 1000)::bigint
                  FROM {schema}._trigger_log_archive a
                  WHERE a.table_name = $1 AND a.state = 'SUCCESS' AND {record_filter}
-                 ORDER BY a.id DESC LIMIT 20"
+                 ORDER BY a.id DESC LIMIT $3 OFFSET $4"
             ),
-            &[&mapping.table, &filter],
+            &[&mapping.table, &filter, &(limit + 1), &offset(sent_page)],
         )
         .await?
         .iter()
@@ -254,6 +259,7 @@ pub async fn detail(
             }
         })
         .collect();
+    let sent = Paged::probed(sent, sent_page);
 
     let failed_page = page_of(query.failed_page);
     let failed_total: i64 = db
@@ -329,8 +335,7 @@ pub async fn detail(
         .collect();
 
     let conflicts_page = page_of(query.conflicts_page);
-    let conflict_filter =
-        "($2::text IS NULL OR sfid LIKE $2 || '%' OR record_id::text = $2)";
+    let conflict_filter = "($2::text IS NULL OR sfid LIKE $2 || '%' OR record_id::text = $2)";
     let conflicts_total: i64 = db
         .query_one(
             &format!(
@@ -371,21 +376,9 @@ pub async fn detail(
         row,
         received,
         sent,
-        failed: Paged {
-            rows: failed_rows,
-            page: failed_page,
-            total: failed_total,
-        },
-        read_errors: Paged {
-            rows: read_errors,
-            page: errors_page,
-            total: errors_total,
-        },
-        conflicts: Paged {
-            rows: conflicts,
-            page: conflicts_page,
-            total: conflicts_total,
-        },
+        failed: Paged::counted(failed_rows, failed_page, failed_total),
+        read_errors: Paged::counted(read_errors, errors_page, errors_total),
+        conflicts: Paged::counted(conflicts, conflicts_page, conflicts_total),
         query,
     })
 }

@@ -104,7 +104,10 @@ impl Page {
         match self.access(headers) {
             Some(Access::Granted) => Ok(()),
             Some(Access::Login) => Err(see_other("/login")),
-            None => Err(refused(StatusCode::UNAUTHORIZED, "The admin token is wrong.")),
+            None => Err(refused(
+                StatusCode::UNAUTHORIZED,
+                "The admin token is wrong.",
+            )),
         }
     }
 
@@ -215,7 +218,13 @@ fn unavailable(e: impl std::fmt::Display) -> Response {
 }
 
 fn see_other(location: &str) -> Response {
-    secure((StatusCode::SEE_OTHER, [(header::LOCATION, location.to_owned())]).into_response())
+    secure(
+        (
+            StatusCode::SEE_OTHER,
+            [(header::LOCATION, location.to_owned())],
+        )
+            .into_response(),
+    )
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -294,7 +303,8 @@ async fn act(
         Ok(m) => m,
         Err(r) => return r,
     };
-    let back = |done: &str, n: u64| see_other(&format!("/mappings/{}?done={done}&n={n}", mapping.object));
+    let back =
+        |done: &str, n: u64| see_other(&format!("/mappings/{}?done={done}&n={n}", mapping.object));
     match action.as_str() {
         "retry" | "ignore" => {
             let selection = match (form.all.is_some(), form.id.as_deref().map(str::trim)) {

@@ -70,17 +70,58 @@ pub struct Failed {
     pub at: Option<DateTime<Utc>>,
 }
 
-/// A page of a list: its rows, the page number (from 1) and how many rows match in all.
+/// A page of a list: its rows, the page number (from 1), how many rows match in all (when
+/// counted: a list over the whole archive is not) and whether a next page exists.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Paged<T> {
     pub rows: Vec<T>,
     pub page: usize,
-    pub total: i64,
+    pub total: Option<i64>,
+    pub more: bool,
 }
 
 impl<T> Paged<T> {
+    /// A page of a counted list.
+    pub fn counted(rows: Vec<T>, page: usize, total: i64) -> Paged<T> {
+        let mut paged = Paged {
+            rows,
+            page,
+            total: Some(total),
+            more: false,
+        };
+        paged.more = page < paged.pages();
+        paged
+    }
+
+    /// A page read with one row more than it shows (that row says whether a next page exists).
+    pub fn probed(mut rows: Vec<T>, page: usize) -> Paged<T> {
+        let more = rows.len() > PAGE_SIZE;
+        rows.truncate(PAGE_SIZE);
+        Paged {
+            rows,
+            page,
+            total: None,
+            more,
+        }
+    }
+
+    /// A page of a list held in memory.
+    pub fn slice(all: Vec<T>, page: usize) -> Paged<T> {
+        let total = all.len() as i64;
+        let rows = all
+            .into_iter()
+            .skip((page.max(1) - 1) * PAGE_SIZE)
+            .take(PAGE_SIZE)
+            .collect();
+        Paged::counted(rows, page, total)
+    }
+
+    /// Pages in all (at least one); for an uncounted list, the pages seen so far.
     pub fn pages(&self) -> usize {
-        (self.total.max(0) as usize).div_ceil(PAGE_SIZE).max(1)
+        match self.total {
+            Some(total) => (total.max(0) as usize).div_ceil(PAGE_SIZE).max(1),
+            None => self.page + usize::from(self.more),
+        }
     }
 }
 
@@ -96,6 +137,10 @@ pub struct DetailQuery {
     pub errors_page: Option<usize>,
     #[serde(default)]
     pub conflicts_page: Option<usize>,
+    #[serde(default)]
+    pub received_page: Option<usize>,
+    #[serde(default)]
+    pub sent_page: Option<usize>,
     /// `live`: only the part that updates itself.
     #[serde(default)]
     pub part: Option<String>,
@@ -119,8 +164,10 @@ pub struct Detail {
     pub now: DateTime<Utc>,
     pub row: MappingRow,
     pub query: DetailQuery,
-    pub received: Vec<Change>,
-    pub sent: Vec<Sent>,
+    /// Changes Salesforce → Postgres this instance applied, newest first.
+    pub received: Paged<Change>,
+    /// Changes Postgres → Salesforce (the writer's archive), newest first.
+    pub sent: Paged<Sent>,
     pub failed: Paged<Failed>,
     pub read_errors: Paged<ReadError>,
     pub conflicts: Paged<Conflict>,
@@ -165,7 +212,12 @@ pub fn hc_err_parts(text: &str) -> Option<(String, String, Vec<String>)> {
     let fields = o
         .get("fields")
         .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect()
+        })
         .unwrap_or_default();
     Some((code, message, fields))
 }
@@ -194,18 +246,29 @@ mod tests {
 
     #[test]
     fn pages_round_up_and_never_fall_to_zero() {
-        let p = |total| {
-            Paged::<()> {
-                rows: vec![],
-                page: 1,
-                total,
-            }
-            .pages()
-        };
-        assert_eq!(p(0), 1);
-        assert_eq!(p(50), 1);
-        assert_eq!(p(51), 2);
-        assert_eq!(p(10_000), 200);
+        let p = |total| Paged::<()>::counted(vec![], 1, total);
+        assert_eq!(p(0).pages(), 1);
+        assert_eq!(p(50).pages(), 1);
+        assert!(!p(50).more);
+        assert_eq!(p(51).pages(), 2);
+        assert!(p(51).more);
+        assert_eq!(p(10_000).pages(), 200);
+    }
+
+    #[test]
+    fn a_probed_page_shows_its_rows_and_knows_a_next_one() {
+        let page = Paged::probed((0..=PAGE_SIZE).collect(), 2);
+        assert_eq!(page.rows.len(), PAGE_SIZE);
+        assert!(page.more);
+        assert_eq!((page.total, page.pages()), (None, 3));
+        assert!(!Paged::probed(vec![1, 2], 1).more);
+    }
+
+    #[test]
+    fn a_slice_is_the_requested_page_of_a_list() {
+        let page = Paged::slice((0..120).collect::<Vec<_>>(), 3);
+        assert_eq!(page.rows, (100..120).collect::<Vec<_>>());
+        assert_eq!((page.total, page.more), (Some(120), false));
     }
 
     #[test]

@@ -203,20 +203,32 @@ pub fn done_message(done: &str, n: u64) -> Option<String> {
     })
 }
 
-fn pager(what: &str, param: &str, p_page: usize, pages: usize, total: i64, base: &str) -> Markup {
+fn pager<T>(what: &str, param: &str, p: &Paged<T>, base: &str) -> Markup {
     html! {
         nav class="pager" aria-label={ (what) " pages" } {
-            (total) " in all · page " (p_page) " of " (pages)
-            @if p_page > 1 { " " a href={ (base) "&" (param) "=" (p_page - 1) } { "previous" } }
-            @if p_page < pages { " " a href={ (base) "&" (param) "=" (p_page + 1) } { "next" } }
+            @if let Some(total) = p.total { (total) " in all · page " (p.page) " of " (p.pages()) }
+            @else { "page " (p.page) }
+            @if p.page > 1 { " " a href={ (base) "&" (param) "=" (p.page - 1) } { "previous" } }
+            @if p.more { " " a href={ (base) "&" (param) "=" (p.page + 1) } { "next" } }
         }
     }
+}
+
+/// The mapping page's address with its record filter (and the pages of the recent changes,
+/// which live in the self-updating part).
+fn detail_base(d: &Detail) -> String {
+    let filter = d.query.filter().unwrap_or("");
+    format!(
+        "/mappings/{}?id={}",
+        d.row.report.mapping,
+        url::form_urlencoded::byte_serialize(filter.as_bytes()).collect::<String>()
+    )
 }
 
 /// The mapping page's self-updating part: its summary line and recent changes.
 pub fn detail_live(d: &Detail) -> Markup {
     let r = &d.row.report;
-    let filter = d.query.filter();
+    let base = detail_base(d);
     html! {
         dl class="summary" {
             dt { "State" } dd { span class={ "state " (state_class(&r.state)) } data-state=(r.state) { (r.state) } (progress(d.row.progress)) }
@@ -236,26 +248,26 @@ pub fn detail_live(d: &Detail) -> Markup {
         }
         section aria-labelledby="received-h" {
             h2 id="received-h" { "Recent changes, Salesforce → Postgres" }
-            @let received: Vec<_> = d.received.iter().filter(|c| super::model::matches(filter, Some(c.sfid.as_str()), None)).take(20).collect();
-            @if received.is_empty() { p class="dim" { "None since this instance started." } }
+            @if d.received.rows.is_empty() { p class="dim" { "None since this instance started." } }
             @else {
                 div class="scroll" { table id="received" {
                     thead { tr { th scope="col" { "When" } th scope="col" { "Change" } th scope="col" { "Record Id" } th scope="col" { "Fields" } th scope="col" { "Latency" } } }
-                    tbody { @for c in received { tr {
+                    tbody { @for c in &d.received.rows { tr {
                         td { (time(Some(c.at), d.now)) } td { (c.kind) } td { code { (c.sfid) } }
                         td { (c.fields.join(", ")) }
                         td { @if let Some(ms) = c.latency_ms { (duration(ms)) } @else { "–" } }
                     } } }
                 } }
+                (pager("Changes Salesforce to Postgres", "received_page", &d.received, &base))
             }
         }
         section aria-labelledby="sent-h" {
             h2 id="sent-h" { "Recent changes, Postgres → Salesforce" }
-            @if d.sent.is_empty() { p class="dim" { "None." } }
+            @if d.sent.rows.is_empty() { p class="dim" { "None." } }
             @else {
                 div class="scroll" { table id="sent" {
                     thead { tr { th scope="col" { "When" } th scope="col" { "Change" } th scope="col" { "Row" } th scope="col" { "Record Id" } th scope="col" { "Fields" } th scope="col" { "Latency" } } }
-                    tbody { @for s in &d.sent { tr {
+                    tbody { @for s in &d.sent.rows { tr {
                         td { (time(s.at, d.now)) } td { (s.action.as_deref().unwrap_or("?")) }
                         td { (s.record_id.map_or_else(|| "?".to_owned(), |r| r.to_string())) }
                         td { code { (s.sfid.as_deref().unwrap_or("")) } }
@@ -263,6 +275,7 @@ pub fn detail_live(d: &Detail) -> Markup {
                         td { @if let Some(ms) = s.latency_ms { (duration(ms)) } @else { "–" } }
                     } } }
                 } }
+                (pager("Changes Postgres to Salesforce", "sent_page", &d.sent, &base))
             }
         }
     }
@@ -274,11 +287,16 @@ pub fn detail(d: &Detail, csrf: &str) -> Markup {
     let name = r.mapping.as_str();
     let base_path = format!("/mappings/{name}");
     let filter = d.query.filter().unwrap_or("");
-    let base = format!(
-        "{base_path}?id={}",
-        url::form_urlencoded::byte_serialize(filter.as_bytes()).collect::<String>()
-    );
-    let live = format!("{base}&part=live");
+    let base = detail_base(d);
+    let mut live = format!("{base}&part=live");
+    for (param, page) in [
+        ("received_page", d.query.received_page),
+        ("sent_page", d.query.sent_page),
+    ] {
+        if let Some(page) = page {
+            live.push_str(&format!("&{param}={page}"));
+        }
+    }
     html! {
         h1 { (name) }
         @if let Some(msg) = d.query.done.as_deref().and_then(|c| done_message(c, d.query.n.unwrap_or(0))) {
@@ -305,7 +323,7 @@ pub fn detail(d: &Detail, csrf: &str) -> Markup {
                     (action(&format!("{base_path}/ignore"), csrf, "Ignore all", &[("all", "1")], "quiet"))
                 }
                 (failed_list(&d.failed, d, &base_path, csrf))
-                (pager("Failed writes", "failed_page", d.failed.page, d.failed.pages(), d.failed.total, &base))
+                (pager("Failed writes", "failed_page", &d.failed, &base))
             }
         }
         section id="read-errors" aria-labelledby="errors-h" {
@@ -319,7 +337,7 @@ pub fn detail(d: &Detail, csrf: &str) -> Markup {
                         td { (e.field.as_deref().unwrap_or("")) } td { (e.reason) }
                     } } }
                 } }
-                (pager("Read errors", "errors_page", d.read_errors.page, d.read_errors.pages(), d.read_errors.total, &base))
+                (pager("Read errors", "errors_page", &d.read_errors, &base))
             }
         }
         section id="conflicts" aria-labelledby="conflicts-h" {
@@ -335,7 +353,7 @@ pub fn detail(d: &Detail, csrf: &str) -> Markup {
                         td { (c.decision) " (" (c.policy) ")" }
                     } } }
                 } }
-                (pager("Conflicts", "conflicts_page", d.conflicts.page, d.conflicts.pages(), d.conflicts.total, &base))
+                (pager("Conflicts", "conflicts_page", &d.conflicts, &base))
             }
         }
     }
@@ -469,23 +487,29 @@ mod tests {
             now: now(),
             row: row(name),
             query: DetailQuery::default(),
-            received: vec![Change {
+            received: Paged::slice(
+                vec![Change {
                 at: now(),
                 kind: "UPDATE".into(),
                 sfid: "001000000000001AAA".into(),
                 fields: vec!["Name".into(), "Phone".into()],
-                latency_ms: Some(42),
-            }],
-            sent: vec![Sent {
+                    latency_ms: Some(42),
+                }],
+                1,
+            ),
+            sent: Paged::probed(
+                vec![Sent {
                 at: Some(now()),
                 action: Some("INSERT".into()),
                 record_id: Some(7),
                 sfid: Some("001000000000002AAA".into()),
                 fields: vec!["name".into()],
                 latency_ms: Some(90),
-            }],
-            failed: Paged {
-                rows: vec![Failed {
+                }],
+                1,
+            ),
+            failed: Paged::counted(
+                vec![Failed {
                     id: 12,
                     action: Some("INSERT".into()),
                     record_id: Some(3),
@@ -499,11 +523,11 @@ mod tests {
                     row: None,
                     at: Some(now()),
                 }],
-                page: 1,
-                total: 120,
-            },
-            read_errors: Paged {
-                rows: vec![ReadError {
+                1,
+                120,
+            ),
+            read_errors: Paged::counted(
+                vec![ReadError {
                     id: 1,
                     mapping: name.into(),
                     sfid: Some("001x".into()),
@@ -511,11 +535,11 @@ mod tests {
                     reason: "value too long".into(),
                     at: now(),
                 }],
-                page: 1,
-                total: 1,
-            },
-            conflicts: Paged {
-                rows: vec![Conflict {
+                1,
+                1,
+            ),
+            conflicts: Paged::counted(
+                vec![Conflict {
                     id: 1,
                     mapping: name.into(),
                     sfid: Some("001y".into()),
@@ -527,9 +551,9 @@ mod tests {
                     decision: "salesforce".into(),
                     at: now(),
                 }],
-                page: 1,
-                total: 1,
-            },
+                1,
+                1,
+            ),
         }
     }
 
@@ -568,7 +592,7 @@ mod tests {
     fn values_from_salesforce_and_postgres_are_text() {
         let mut d = detail("Account");
         d.row.report.message = Some("<img src=x onerror=alert(1)>".into());
-        d.received[0].sfid = "<script>alert(2)</script>".into();
+        d.received.rows[0].sfid = "<script>alert(2)</script>".into();
         let html = detail_page(&d, "tok").into_string();
         assert!(!html.contains("<script>alert"), "{html}");
         assert!(!html.contains("<img src=x"));
