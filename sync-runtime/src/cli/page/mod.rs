@@ -100,26 +100,26 @@ impl Page {
     }
 
     /// Whether a GET may see the page; the login form or a refusal otherwise.
-    fn check_view(&self, headers: &HeaderMap) -> Result<(), Response> {
+    fn check_view(&self, headers: &HeaderMap) -> Result<(), Box<Response>> {
         match self.access(headers) {
             Some(Access::Granted) => Ok(()),
-            Some(Access::Login) => Err(see_other("/login")),
-            None => Err(refused(
+            Some(Access::Login) => Err(Box::new(see_other("/login"))),
+            None => Err(Box::new(refused(
                 StatusCode::UNAUTHORIZED,
                 "The admin token is wrong.",
-            )),
+            ))),
         }
     }
 
     /// Whether an action may run: a session (or the bearer token) and the CSRF token.
-    fn check_action(&self, headers: &HeaderMap, csrf: Option<&str>) -> Result<(), Response> {
+    fn check_action(&self, headers: &HeaderMap, csrf: Option<&str>) -> Result<(), Box<Response>> {
         match self.access(headers) {
             Some(Access::Granted) => {}
             _ => {
-                return Err(refused(
+                return Err(Box::new(refused(
                     StatusCode::UNAUTHORIZED,
                     "Sign in with the admin token first.",
-                ))
+                )))
             }
         }
         let bearer = self.0.guard.requires_token()
@@ -131,19 +131,19 @@ impl Page {
         if bearer || self.0.guard.csrf_ok(csrf) {
             Ok(())
         } else {
-            Err(refused(
+            Err(Box::new(refused(
                 StatusCode::FORBIDDEN,
                 "This action is missing its form's token (CSRF); reload the page and try again.",
-            ))
+            )))
         }
     }
 
-    fn mapping(&self, name: &str) -> Result<&'static MappingDescriptor, Response> {
+    fn mapping(&self, name: &str) -> Result<&'static MappingDescriptor, Box<Response>> {
         self.0.registry.mapping(name).ok_or_else(|| {
-            refused(
+            Box::new(refused(
                 StatusCode::NOT_FOUND,
                 &format!("There is no mapping named `{name}`."),
-            )
+            ))
         })
     }
 }
@@ -238,7 +238,7 @@ async fn overview(
     Query(q): Query<OverviewQuery>,
 ) -> Response {
     if let Err(r) = page.check_view(&headers) {
-        return r;
+        return *r;
     }
     let db = match page.db().await {
         Ok(db) => db,
@@ -260,11 +260,11 @@ async fn mapping_page(
     Query(q): Query<DetailQuery>,
 ) -> Response {
     if let Err(r) = page.check_view(&headers) {
-        return r;
+        return *r;
     }
     let mapping = match page.mapping(&name) {
         Ok(m) => m,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let db = match page.db().await {
         Ok(db) => db,
@@ -297,11 +297,11 @@ async fn act(
 ) -> Response {
     let form = form.map(|Form(f)| f).unwrap_or_default();
     if let Err(r) = page.check_action(&headers, form.csrf.as_deref()) {
-        return r;
+        return *r;
     }
     let mapping = match page.mapping(&name) {
         Ok(m) => m,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let back =
         |done: &str, n: u64| see_other(&format!("/mappings/{}?done={done}&n={n}", mapping.object));
