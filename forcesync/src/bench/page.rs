@@ -189,6 +189,7 @@ async fn bench(
 ) -> Result<(), CliError> {
     let model = ctx.mapping("Account")?;
     let registry = registry(ctx.app.registry, model, mappings);
+    migrate::system_migrations(url, ctx.app.registry).await?;
     let db = sync_runtime::engine::connect(url)
         .await
         .map_err(|e| CliError::failure(format!("cannot connect to the database: {e}")))?;

@@ -143,17 +143,35 @@ async fn rows(
     live: &Live,
     only: &[&'static MappingDescriptor],
 ) -> Result<Vec<MappingRow>, ReportError> {
-    let reports = report::gather(db, registry, only).await?;
-    let states = StateStore::new(registry.schema).all(db).await?;
-    let out = outgoing(db, registry.schema).await?;
-    let holders = lock_holders(db).await?;
+    if !report::is_migrated(db, registry.schema).await? {
+        return Err(ReportError::NotMigrated(registry.schema.to_owned()));
+    }
+    let wanted: Vec<&'static MappingDescriptor> = registry
+        .mappings
+        .iter()
+        .copied()
+        .filter(|m| only.is_empty() || only.iter().any(|o| o.object == m.object))
+        .collect();
+    // One round trip's wait for all of them: the statements are pipelined on the connection.
+    let store = StateStore::new(registry.schema);
+    let (states, out, holders, counts) = tokio::try_join!(
+        async { store.all(db).await.map_err(ReportError::from) },
+        outgoing(db, registry.schema),
+        lock_holders(db),
+        futures_util::future::try_join_all(wanted.iter().map(|m| report::counts(
+            db,
+            registry.schema,
+            m
+        ))),
+    )?;
     let now = Utc::now();
     let activity = activity::global().lock().ok();
-    Ok(reports
+    Ok(wanted
         .into_iter()
-        .filter_map(|report: MappingReport| {
-            let mapping = registry.mapping(&report.mapping)?;
+        .zip(counts)
+        .map(|(mapping, counts)| {
             let status = states.iter().find(|s| s.mapping == mapping.object);
+            let report = MappingReport::new(mapping, status, counts);
             let held_here = live
                 .held
                 .as_ref()
@@ -167,7 +185,7 @@ async fn rows(
                     .unwrap_or_else(|| "no instance".to_owned())
             };
             let o = out.get(mapping.table).copied().unwrap_or_default();
-            Some(MappingRow {
+            MappingRow {
                 holder,
                 transport: transport(mapping, status.map(|s| s.state)),
                 budget: u64::from(mapping.sync.max_daily_api_calls),
@@ -179,7 +197,7 @@ async fn rows(
                 lag_out: o.lag,
                 progress: load_progress(status),
                 report,
-            })
+            }
         })
         .collect())
 }
@@ -214,10 +232,6 @@ pub async fn detail(
     mapping: &'static MappingDescriptor,
     query: DetailQuery,
 ) -> Result<Detail, ReportError> {
-    let row = rows(db, registry, live, &[mapping])
-        .await?
-        .pop()
-        .ok_or_else(|| ReportError::NotMigrated(registry.schema.to_owned()))?;
     let schema = quote_ident(registry.schema);
     let filter = query.filter().map(str::to_owned);
     let limit = PAGE_SIZE as i64;
@@ -229,153 +243,174 @@ pub async fn detail(
         .filter(|c| matches(filter.as_deref(), Some(c.sfid.as_str()), None))
         .collect();
     let received = Paged::slice(received, page_of(query.received_page));
+    let (sent_page, failed_page, errors_page, conflicts_page) = (
+        page_of(query.sent_page),
+        page_of(query.failed_page),
+        page_of(query.errors_page),
+        page_of(query.conflicts_page),
+    );
 
     // The archive's record filter: a Salesforce Id (or its start) or a row id.
     let record_filter = "($2::text IS NULL OR a.sfid LIKE $2 || '%' OR a.record_id::text = $2)";
-    let sent_page = page_of(query.sent_page);
-    let sent = db
-        .query(
-            &format!(
-                "SELECT a.processed_at, a.action, a.record_id, a.sfid, a.\"values\",
-                        (extract(epoch FROM a.processed_at - a.created_at) * 1000)::bigint
-                 FROM {schema}._trigger_log_archive a
-                 WHERE a.table_name = $1 AND a.state = 'SUCCESS' AND {record_filter}
-                 ORDER BY a.id DESC LIMIT $3 OFFSET $4"
-            ),
-            &[&mapping.table, &filter, &(limit + 1), &offset(sent_page)],
-        )
-        .await?
-        .iter()
-        .map(|r| {
-            let values: Option<Value> = r.get(4);
-            let action: Option<String> = r.get(1);
-            Sent {
-                at: r.get(0),
-                fields: fields_of(values.as_ref(), action.as_deref()),
-                action,
-                record_id: r.get(2),
-                sfid: r.get(3),
-                latency_ms: r.get(5),
-            }
-        })
-        .collect();
-    let sent = Paged::probed(sent, sent_page);
-
-    let failed_page = page_of(query.failed_page);
-    let failed_total: i64 = db
-        .query_one(
-            &format!(
+    let sfid_filter = "($2::text IS NULL OR sfid LIKE $2 || '%')";
+    let conflict_filter = "($2::text IS NULL OR sfid LIKE $2 || '%' OR record_id::text = $2)";
+    let count = |sql: String, key: &'static str| {
+        let filter = &filter;
+        async move {
+            let n: i64 = db.query_one(&sql, &[&key, filter]).await?.get(0);
+            Ok::<_, ReportError>(n)
+        }
+    };
+    let only = [mapping];
+    // The statements are pipelined on the connection: one round trip's wait for all.
+    let (rows_now, sent, failed_total, failed_rows, errors_total, read_errors, conflicts_total, conflicts) = tokio::try_join!(
+        rows(db, registry, live, &only),
+        async {
+            let rows = db
+                .query(
+                    &format!(
+                        "SELECT a.processed_at, a.action, a.record_id, a.sfid, a.\"values\",
+                                (extract(epoch FROM a.processed_at - a.created_at) * 1000)::bigint
+                         FROM {schema}._trigger_log_archive a
+                         WHERE a.table_name = $1 AND a.state = 'SUCCESS' AND {record_filter}
+                         ORDER BY a.id DESC LIMIT $3 OFFSET $4"
+                    ),
+                    &[&mapping.table, &filter, &(limit + 1), &offset(sent_page)],
+                )
+                .await?;
+            let sent: Vec<Sent> = rows
+                .iter()
+                .map(|r| {
+                    let values: Option<Value> = r.get(4);
+                    let action: Option<String> = r.get(1);
+                    Sent {
+                        at: r.get(0),
+                        fields: fields_of(values.as_ref(), action.as_deref()),
+                        action,
+                        record_id: r.get(2),
+                        sfid: r.get(3),
+                        latency_ms: r.get(5),
+                    }
+                })
+                .collect();
+            Ok::<_, ReportError>(sent)
+        },
+        count(
+            format!(
                 "SELECT count(*) FROM {schema}._trigger_log_archive a
                  WHERE a.table_name = $1 AND a.state = 'FAILED' AND {record_filter}"
             ),
-            &[&mapping.table, &filter],
-        )
-        .await?
-        .get(0);
-    let failed_rows = db
-        .query(
-            &format!(
-                "SELECT a.id, a.action, a.record_id, a.sfid, a.sf_message, a.\"values\", a.processed_at,
-                        t._hc_err, to_jsonb(t)
-                 FROM {schema}._trigger_log_archive a
-                 LEFT JOIN {table} t ON t.id = a.record_id
-                 WHERE a.table_name = $1 AND a.state = 'FAILED' AND {record_filter}
-                 ORDER BY a.id DESC LIMIT $3 OFFSET $4",
-                table = mapping.qualified_table()
-            ),
-            &[&mapping.table, &filter, &limit, &offset(failed_page)],
-        )
-        .await?
-        .iter()
-        .map(|r| Failed {
-            id: r.get(0),
-            action: r.get(1),
-            record_id: r.get(2),
-            sfid: r.get(3),
-            message: r.get(4),
-            values: r.get(5),
-            at: r.get(6),
-            hc_err: r.get(7),
-            row: r.get(8),
-        })
-        .collect();
-
-    let sfid_filter = "($2::text IS NULL OR sfid LIKE $2 || '%')";
-    let errors_page = page_of(query.errors_page);
-    let errors_total: i64 = db
-        .query_one(
-            &format!(
+            mapping.table
+        ),
+        async {
+            let rows = db
+                .query(
+                    &format!(
+                        "SELECT a.id, a.action, a.record_id, a.sfid, a.sf_message, a.\"values\", a.processed_at,
+                                t._hc_err, to_jsonb(t)
+                         FROM {schema}._trigger_log_archive a
+                         LEFT JOIN {table} t ON t.id = a.record_id
+                         WHERE a.table_name = $1 AND a.state = 'FAILED' AND {record_filter}
+                         ORDER BY a.id DESC LIMIT $3 OFFSET $4",
+                        table = mapping.qualified_table()
+                    ),
+                    &[&mapping.table, &filter, &limit, &offset(failed_page)],
+                )
+                .await?;
+            let failed: Vec<Failed> = rows
+                .iter()
+                .map(|r| Failed {
+                    id: r.get(0),
+                    action: r.get(1),
+                    record_id: r.get(2),
+                    sfid: r.get(3),
+                    message: r.get(4),
+                    values: r.get(5),
+                    at: r.get(6),
+                    hc_err: r.get(7),
+                    row: r.get(8),
+                })
+                .collect();
+            Ok::<_, ReportError>(failed)
+        },
+        count(
+            format!(
                 "SELECT count(*) FROM {schema}._forcesync_read_errors
                  WHERE mapping = $1 AND resolved_at IS NULL AND {sfid_filter}"
             ),
-            &[&mapping.object, &filter],
-        )
-        .await?
-        .get(0);
-    let read_errors = db
-        .query(
-            &format!(
-                "SELECT id, mapping, sfid, field, reason, created_at
-                 FROM {schema}._forcesync_read_errors
-                 WHERE mapping = $1 AND resolved_at IS NULL AND {sfid_filter}
-                 ORDER BY id DESC LIMIT $3 OFFSET $4"
-            ),
-            &[&mapping.object, &filter, &limit, &offset(errors_page)],
-        )
-        .await?
-        .iter()
-        .map(|r| ReadError {
-            id: r.get(0),
-            mapping: r.get(1),
-            sfid: r.get(2),
-            field: r.get(3),
-            reason: r.get(4),
-            at: r.get(5),
-        })
-        .collect();
-
-    let conflicts_page = page_of(query.conflicts_page);
-    let conflict_filter = "($2::text IS NULL OR sfid LIKE $2 || '%' OR record_id::text = $2)";
-    let conflicts_total: i64 = db
-        .query_one(
-            &format!(
+            mapping.object
+        ),
+        async {
+            let rows = db
+                .query(
+                    &format!(
+                        "SELECT id, mapping, sfid, field, reason, created_at
+                         FROM {schema}._forcesync_read_errors
+                         WHERE mapping = $1 AND resolved_at IS NULL AND {sfid_filter}
+                         ORDER BY id DESC LIMIT $3 OFFSET $4"
+                    ),
+                    &[&mapping.object, &filter, &limit, &offset(errors_page)],
+                )
+                .await?;
+            let errors: Vec<ReadError> = rows
+                .iter()
+                .map(|r| ReadError {
+                    id: r.get(0),
+                    mapping: r.get(1),
+                    sfid: r.get(2),
+                    field: r.get(3),
+                    reason: r.get(4),
+                    at: r.get(5),
+                })
+                .collect();
+            Ok::<_, ReportError>(errors)
+        },
+        count(
+            format!(
                 "SELECT count(*) FROM {schema}._forcesync_conflicts WHERE mapping = $1 AND {conflict_filter}"
             ),
-            &[&mapping.object, &filter],
-        )
-        .await?
-        .get(0);
-    let conflicts = db
-        .query(
-            &format!(
-                "SELECT id, mapping, sfid, record_id, field, postgres_value, salesforce_value,
-                        policy, decision, created_at
-                 FROM {schema}._forcesync_conflicts WHERE mapping = $1 AND {conflict_filter}
-                 ORDER BY id DESC LIMIT $3 OFFSET $4"
-            ),
-            &[&mapping.object, &filter, &limit, &offset(conflicts_page)],
-        )
-        .await?
-        .iter()
-        .map(|r| Conflict {
-            id: r.get(0),
-            mapping: r.get(1),
-            sfid: r.get(2),
-            record_id: r.get(3),
-            field: r.get(4),
-            postgres_value: r.get(5),
-            salesforce_value: r.get(6),
-            policy: r.get(7),
-            decision: r.get(8),
-            at: r.get(9),
-        })
-        .collect();
+            mapping.object
+        ),
+        async {
+            let rows = db
+                .query(
+                    &format!(
+                        "SELECT id, mapping, sfid, record_id, field, postgres_value, salesforce_value,
+                                policy, decision, created_at
+                         FROM {schema}._forcesync_conflicts WHERE mapping = $1 AND {conflict_filter}
+                         ORDER BY id DESC LIMIT $3 OFFSET $4"
+                    ),
+                    &[&mapping.object, &filter, &limit, &offset(conflicts_page)],
+                )
+                .await?;
+            let conflicts: Vec<Conflict> = rows
+                .iter()
+                .map(|r| Conflict {
+                    id: r.get(0),
+                    mapping: r.get(1),
+                    sfid: r.get(2),
+                    record_id: r.get(3),
+                    field: r.get(4),
+                    postgres_value: r.get(5),
+                    salesforce_value: r.get(6),
+                    policy: r.get(7),
+                    decision: r.get(8),
+                    at: r.get(9),
+                })
+                .collect();
+            Ok::<_, ReportError>(conflicts)
+        },
+    )?;
+    let row = rows_now
+        .into_iter()
+        .next()
+        .ok_or_else(|| ReportError::NotMigrated(registry.schema.to_owned()))?;
 
     Ok(Detail {
         now: Utc::now(),
         row,
         received,
-        sent,
+        sent: Paged::probed(sent, sent_page),
         failed: Paged::counted(failed_rows, failed_page, failed_total),
         read_errors: Paged::counted(read_errors, errors_page, errors_total),
         conflicts: Paged::counted(conflicts, conflicts_page, conflicts_total),
