@@ -5,6 +5,7 @@
 mod adopt;
 mod load;
 mod org;
+mod page;
 mod stream;
 mod write;
 
@@ -19,6 +20,7 @@ pub fn command() -> clap::Command {
         .subcommand(load::command())
         .subcommand(stream::command())
         .subcommand(adopt::command())
+        .subcommand(page::command())
 }
 
 /// Runs the chosen benchmark.
@@ -28,6 +30,7 @@ pub fn run(ctx: &Context, matches: &clap::ArgMatches) -> Result<(), CliError> {
         Some(("load", sub)) => load::run(ctx, sub),
         Some(("stream", sub)) => stream::run(ctx, sub),
         Some(("adopt", sub)) => adopt::run(ctx, sub),
+        Some(("page", sub)) => page::run(ctx, sub),
         Some((other, _)) => Err(CliError::settings(format!(
             "`forcesync bench {other}` is not a benchmark of this binary"
         ))),

@@ -25,6 +25,7 @@ pub mod init;
 pub mod logging;
 pub mod metrics;
 pub mod migrate;
+pub mod page;
 pub mod progress;
 pub mod report;
 pub mod run;
@@ -258,7 +259,8 @@ pub enum Command {
     },
     /// The daemon: every mapping's read and write loops, and the HTTP listener.
     Run {
-        /// Where /healthz, /readyz and /metrics are served.
+        /// Where /healthz, /readyz, /metrics and the status page are served (an address other
+        /// than loopback needs FORCESYNC_ADMIN_TOKEN).
         #[arg(long, default_value = "127.0.0.1:9187")]
         listen: SocketAddr,
         /// Run only these mappings (repeat the flag; all by default).

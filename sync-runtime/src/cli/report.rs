@@ -164,35 +164,12 @@ pub async fn gather(
         return Err(ReportError::NotMigrated(registry.schema.to_owned()));
     }
     let states = StateStore::new(registry.schema).all(db).await?;
-    let schema = quote_ident(registry.schema);
     let mut reports = Vec::new();
     for mapping in registry.mappings.iter().copied() {
         if !only.is_empty() && !only.iter().any(|m| m.object == mapping.object) {
             continue;
         }
-        let row = db
-            .query_one(
-                &format!(
-                    "SELECT (SELECT count(*) FROM {table}),
-                            (SELECT count(*) FROM {schema}._trigger_log
-                              WHERE table_name = $1 AND state IN ('NEW', 'PENDING')),
-                            (SELECT count(*) FROM {schema}._trigger_log_archive
-                              WHERE table_name = $1 AND state = 'FAILED'),
-                            (SELECT count(*) FROM {schema}._forcesync_read_errors
-                              WHERE mapping = $2 AND resolved_at IS NULL),
-                            (SELECT count(*) FROM {schema}._forcesync_conflicts WHERE mapping = $2)",
-                    table = mapping.qualified_table(),
-                ),
-                &[&mapping.table, &mapping.object],
-            )
-            .await?;
-        let counts = Counts {
-            rows: row.get(0),
-            pending_writes: row.get(1),
-            failed_writes: row.get(2),
-            read_errors: row.get(3),
-            conflicts: row.get(4),
-        };
+        let counts = counts(db, registry.schema, mapping).await?;
         let status = states.iter().find(|s| s.mapping == mapping.object);
         reports.push(MappingReport::new(mapping, status, counts));
     }
@@ -248,6 +225,38 @@ pub fn render_limits(limits: &[StoredLimit], now: DateTime<Utc>) -> String {
         }
     }
     out
+}
+
+/// One mapping's counts (rows, pending and failed writes, open read errors, conflicts).
+pub async fn counts(
+    db: &tokio_postgres::Client,
+    schema: &str,
+    mapping: &MappingDescriptor,
+) -> Result<Counts, ReportError> {
+    let schema = quote_ident(schema);
+    let row = db
+        .query_one(
+            &format!(
+                "SELECT (SELECT count(*) FROM {table}),
+                        (SELECT count(*) FROM {schema}._trigger_log
+                          WHERE table_name = $1 AND state IN ('NEW', 'PENDING')),
+                        (SELECT count(*) FROM {schema}._trigger_log_archive
+                          WHERE table_name = $1 AND state = 'FAILED'),
+                        (SELECT count(*) FROM {schema}._forcesync_read_errors
+                          WHERE mapping = $2 AND resolved_at IS NULL),
+                        (SELECT count(*) FROM {schema}._forcesync_conflicts WHERE mapping = $2)",
+                table = mapping.qualified_table(),
+            ),
+            &[&mapping.table, &mapping.object],
+        )
+        .await?;
+    Ok(Counts {
+        rows: row.get(0),
+        pending_writes: row.get(1),
+        failed_writes: row.get(2),
+        read_errors: row.get(3),
+        conflicts: row.get(4),
+    })
 }
 
 /// `12 s`, `3 min`, `2 h`, `4 d`.

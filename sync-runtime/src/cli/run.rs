@@ -15,7 +15,7 @@ use crate::engine::{load, poll, Engine, EngineConfig, MappingCtx};
 use crate::salesforce::{CallKind, ErrorClass};
 
 use super::progress::Progress;
-use super::{report, server, CliError, Context};
+use super::{page, report, server, CliError, Context};
 
 /// How long a shutdown waits for in-flight work before giving up.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(60);
@@ -209,18 +209,27 @@ pub async fn stopped(mut shutdown: watch::Receiver<bool>) {
 
 /// `forcesync run`.
 pub async fn run(ctx: &Context, listen: SocketAddr, only: Vec<String>) -> Result<(), CliError> {
+    let guard = page::auth::Guard::from_env();
+    page::auth::listen_allowed(listen, guard.requires_token()).map_err(CliError::settings)?;
     let engine = Arc::new(engine(ctx, only).await?);
     let database_url = engine.config.database_url.clone();
     let (stop, shutdown) = shutdown_on_signals();
+    let status_page = page::Page::new(
+        database_url.clone(),
+        ctx.app.registry,
+        guard,
+        Some(engine.clone()),
+    );
     let addr = server::serve(
         listen,
         database_url.clone(),
         ctx.app.registry,
+        Some(status_page),
         shutdown.clone(),
     )
     .await
     .map_err(|e| CliError::settings(format!("--listen {listen}: cannot listen there ({e})")))?;
-    tracing::info!(%addr, "serving /healthz, /readyz and /metrics");
+    tracing::info!(%addr, "serving the status page at http://{addr}/, /healthz, /readyz and /metrics");
     let mut loops = Loops::start(engine.clone(), shutdown.clone()).await?;
     tracing::info!(
         mappings = engine.mappings().len(),

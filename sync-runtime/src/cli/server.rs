@@ -1,5 +1,6 @@
 //! The daemon's HTTP listener: `/healthz` (the process answers), `/readyz` (Postgres reachable,
-//! tables migrated, every mapping loaded) and `/metrics` (Prometheus text, see [`super::metrics`]).
+//! tables migrated, every mapping loaded), `/metrics` (Prometheus text, see [`super::metrics`])
+//! and, when given, the status page ([`super::page`]).
 
 use std::net::SocketAddr;
 
@@ -12,7 +13,7 @@ use tokio::sync::watch;
 
 use crate::adapter::Registry;
 
-use super::{metrics, report};
+use super::{metrics, page, report};
 
 #[derive(Clone)]
 struct Ctx {
@@ -25,6 +26,7 @@ pub async fn serve(
     listen: SocketAddr,
     database_url: String,
     registry: &'static Registry,
+    page: Option<page::Page>,
     mut shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<SocketAddr> {
     let listener = tokio::net::TcpListener::bind(listen).await?;
@@ -37,6 +39,10 @@ pub async fn serve(
             database_url,
             registry,
         });
+    let app = match page {
+        Some(page) => app.merge(page::routes(page)),
+        None => app,
+    };
     tokio::spawn(async move {
         let stop = async move {
             while !*shutdown.borrow() {

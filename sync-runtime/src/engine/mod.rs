@@ -8,6 +8,7 @@
 //! a field gone from Salesforce, the org refusing events. Every decision is made by a pure
 //! function in the module named after it; the loops here only move data. See `ENGINE.md`.
 
+pub mod activity;
 pub mod adopt;
 pub mod allocations;
 pub mod apply;

@@ -13,7 +13,7 @@
 
 use std::time::Duration;
 
-use chrono::{NaiveDateTime, Utc};
+use chrono::{DateTime, NaiveDateTime, Utc};
 use serde_json::Value;
 use tokio::sync::watch;
 
@@ -46,6 +46,28 @@ pub fn page_end(records: &[Value]) -> Option<Cursor> {
         .and_then(crate::adapter::parse_datetime)?;
     let id = last.get("Id").and_then(Value::as_str)?.to_owned();
     Some((stamp, id))
+}
+
+/// The records a poll applied, for the status page's recent activity; the latency is measured
+/// from `SystemModstamp` (pure).
+pub fn polled_changes(records: &[Value], now: DateTime<Utc>) -> Vec<super::activity::Change> {
+    records
+        .iter()
+        .filter_map(|r| {
+            let sfid = r.get("Id").and_then(Value::as_str)?.to_owned();
+            let stamp = r
+                .get("SystemModstamp")
+                .and_then(Value::as_str)
+                .and_then(crate::adapter::parse_datetime);
+            Some(super::activity::Change {
+                at: now,
+                kind: "POLL".to_owned(),
+                sfid,
+                fields: Vec::new(),
+                latency_ms: stamp.map(|s| (now.naive_utc() - s).num_milliseconds().max(0)),
+            })
+        })
+        .collect()
 }
 
 /// The cursor after reading up to `seen`: never moves back.
@@ -101,6 +123,9 @@ pub async fn poll_once(
                 .await?;
         }
         tx.commit().await?;
+        if applied.total() > 0 {
+            super::activity::record(mapping.object, polled_changes(&records, Utc::now()));
+        }
         total.add(applied);
         match end {
             Some(end) if full_page => after = end,
@@ -353,6 +378,22 @@ pub async fn run(
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_polled_record_is_timed_from_its_system_modstamp() {
+        let now = DateTime::<Utc>::from_timestamp(1_700_000_001, 0).unwrap();
+        let changes = polled_changes(
+            &[
+                json!({"Id": "001A", "SystemModstamp": "2023-11-14T22:13:20.000+0000"}),
+                json!({"Name": "no id"}),
+            ],
+            now,
+        );
+        assert_eq!(changes.len(), 1);
+        assert_eq!(changes[0].sfid, "001A");
+        assert_eq!(changes[0].kind, "POLL");
+        assert_eq!(changes[0].latency_ms, Some(1_000));
+    }
 
     fn at(secs: i64) -> NaiveDateTime {
         chrono::DateTime::from_timestamp(1_700_000_000 + secs, 0)

@@ -263,10 +263,12 @@ pub async fn apply_batch(
     let tx = apply::begin_engine_tx(db).await?;
     let mut total = Applied::default();
     let mut committed: Option<DateTime<Utc>> = None;
+    let mut seen = Vec::new();
     for event in batch {
         if let Ok(header) = ChangeEventHeader::from_payload(&event.payload) {
             committed =
                 DateTime::<Utc>::from_timestamp_millis(header.commit_timestamp).or(committed);
+            seen.push(header);
         }
         let applied = ingest::apply_event(ctx, &tx, &event.payload).await?;
         total.add(applied);
@@ -278,7 +280,30 @@ pub async fn apply_batch(
         .record_applied(&tx, mapping.object, total.total() as i64, committed)
         .await?;
     tx.commit().await?;
+    super::activity::record(mapping.object, streamed_changes(&seen, Utc::now()));
     Ok(total)
+}
+
+/// The changes a batch applied, for the status page's recent activity (pure).
+pub fn streamed_changes(
+    headers: &[ChangeEventHeader],
+    now: DateTime<Utc>,
+) -> Vec<super::activity::Change> {
+    headers
+        .iter()
+        .flat_map(|h| {
+            let latency_ms = DateTime::<Utc>::from_timestamp_millis(h.commit_timestamp)
+                .map(|c| (now - c).num_milliseconds().max(0));
+            let kind = format!("{:?}", h.change_type).to_uppercase();
+            h.record_ids.iter().map(move |id| super::activity::Change {
+                at: now,
+                kind: kind.clone(),
+                sfid: id.clone(),
+                fields: h.changed_fields.clone(),
+                latency_ms,
+            })
+        })
+        .collect()
 }
 
 /// The org refuses streaming: poll at the degraded interval, saying why and until when in the
@@ -544,6 +569,26 @@ fn back(at: NaiveDateTime, by: Duration) -> NaiveDateTime {
 mod tests {
     use super::*;
     use crate::adapter::{PgType, SfType};
+
+    #[test]
+    fn a_batch_shows_each_record_with_its_fields_and_latency() {
+        let header = ChangeEventHeader::from_payload(&serde_json::json!({
+            "ChangeEventHeader": {
+                "entityName": "Account", "changeType": "UPDATE",
+                "changedFields": ["Name", "Phone"], "commitTimestamp": 1_712_694_600_000_i64,
+                "recordIds": ["001A", "001B"], "commitNumber": 1, "commitUser": "005x",
+                "sequenceNumber": 1, "transactionKey": "t", "changeOrigin": ""
+            }
+        }))
+        .unwrap();
+        let now = DateTime::<Utc>::from_timestamp_millis(1_712_694_600_042).unwrap();
+        let changes = streamed_changes(&[header], now);
+        assert_eq!(changes.len(), 2);
+        assert_eq!(changes[1].sfid, "001B");
+        assert_eq!(changes[0].kind, "UPDATE");
+        assert_eq!(changes[0].fields, ["Name", "Phone"]);
+        assert_eq!(changes[0].latency_ms, Some(42));
+    }
 
     static TOTAL: FieldDescriptor = FieldDescriptor {
         column: "total__c",
