@@ -1529,17 +1529,18 @@ async fn a_postgres_error_says_what_postgres_said() {
     );
 }
 
-/// Entries written into `_trigger_log` by hand that name no row, or an action the trigger never
-/// writes, are archived `FAILED` with the reason; they do not stay `NEW` for ever, and the
-/// writes around them go out.
+/// Entries written into `_trigger_log` by hand that name no row, an action the trigger never
+/// writes, or values that are not Heroku Connect's hstore text, are archived `FAILED` with the
+/// reason; they do not stay `NEW` for ever, and the writes around them go out.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_hand_written_log_entry_that_names_no_row_fails_visibly_and_blocks_nothing() {
+async fn hand_written_log_entries_that_cannot_be_sent_fail_visibly_and_block_nothing() {
     let env = env().await;
     let app = pg(&env.db).await;
     app.batch_execute(
-        "INSERT INTO salesforce._trigger_log (txid, state, action, table_name, record_id)
-         VALUES (txid_current(), 'NEW', 'INSERT', 'account', NULL),
-                (txid_current(), 'NEW', 'MERGE', 'account', 999999)",
+        "INSERT INTO salesforce._trigger_log (txid, state, action, table_name, record_id, \"values\")
+         VALUES (txid_current(), 'NEW', 'INSERT', 'account', NULL, NULL),
+                (txid_current(), 'NEW', 'MERGE', 'account', 999999, NULL),
+                (txid_current(), 'NEW', 'UPDATE', 'account', 999998, '{\"name\": \"JSON, not hstore\"}')",
     )
     .await
     .unwrap();
@@ -1567,11 +1568,17 @@ async fn a_hand_written_log_entry_that_names_no_row_fails_visibly_and_blocks_not
         .iter()
         .map(|r| (r.get(0), r.get(1)))
         .collect();
-    assert_eq!(failed.len(), 2, "{failed:?}");
+    assert_eq!(failed.len(), 3, "{failed:?}");
     assert!(failed[0].1.contains("names no row"), "{failed:?}");
     assert!(
         failed[1].0 == "MERGE" && failed[1].1.contains("unknown action \"MERGE\""),
         "{failed:?}"
+    );
+    assert!(
+        failed[2]
+            .1
+            .contains("values are not hstore text: expected `=>` at byte"),
+        "values that are not Heroku Connect's format say so: {failed:?}"
     );
 }
 
