@@ -10,6 +10,8 @@
 //! to polling: a replay id older than the retention window at subscribe
 //! ([`StreamError::ReplayIdUnavailable`]) and a refusal (`403` on connect or subscribe, an unknown
 //! channel: [`StreamError::Refused`]). Only Bayeux is parsed here; the engine reads CDC payloads.
+//! The engine itself streams through [`super::cometd`] (one client carrying every channel of an
+//! instance); a [`Subscription`] is one client for one channel.
 //!
 //! Re-subscriptions resume after the last event received. Before the first event there is no
 //! replay id to resume from, so a subscription started with [`ReplayFrom::NewOnly`] that has to
