@@ -10,7 +10,8 @@
 //! [`SfErrorKind::BudgetExhausted`] and is not retried.
 //!
 //! API areas: [`rest`] (query, count, retrieve, updated/deleted, describe, single records),
-//! [`collections`] (sObject Collections writes), [`bulk`] (Bulk API 2.0), [`streaming`] (CometD).
+//! [`collections`] (sObject Collections writes), [`bulk`] (Bulk API 2.0), [`streaming`] (CometD),
+//! [`pubsub`] (the Pub/Sub API: gRPC, Avro).
 //! Auth and streaming calls are counted but do not consume the daily budgets (Salesforce does not
 //! count them as API requests).
 
@@ -19,6 +20,7 @@ pub mod bulk;
 pub mod collections;
 pub mod error;
 pub mod http;
+pub mod pubsub;
 pub mod rest;
 pub mod streaming;
 
