@@ -652,5 +652,21 @@ mod tests {
         assert_eq!(a.id, again.id);
         assert_eq!(a.id.len(), 22);
         assert_ne!(a.id, contact.id);
+        // A field added to the object (a new describe) is a new schema with a new id.
+        let mut raw: Json =
+            serde_json::from_str(include_str!("../../../demo-org/account.describe.json")).unwrap();
+        let fields = raw["fields"].as_array_mut().unwrap();
+        let mut extra = fields
+            .iter()
+            .find(|f| f["name"] == "Phone")
+            .unwrap()
+            .clone();
+        extra["name"] = json!("Extra__c");
+        extra["custom"] = json!(true);
+        fields.push(extra);
+        let grown = ObjectSchema::from_describe(raw, "account").unwrap();
+        let changed = EventSchema::build(&grown).unwrap();
+        assert_ne!(changed.id, a.id);
+        assert!(changed.json.contains("Extra__c"));
     }
 }
