@@ -459,6 +459,64 @@ async fn clients_that_do_not_reconnect_in_time_are_unknown() {
     assert_eq!(replies[0]["error"], "403::Unknown client");
 }
 
+/// Clients alive now, as `/limits` counts them against `DurableStreamingApiConcurrentClients`.
+async fn clients_alive(emu: &Emulator) -> u64 {
+    let limits = emu.rest(reqwest::Method::GET, "/limits", Value::Null).await;
+    let entry = &limits["DurableStreamingApiConcurrentClients"];
+    entry["Max"].as_u64().unwrap() - entry["Remaining"].as_u64().unwrap()
+}
+
+#[tokio::test]
+async fn a_killed_clients_place_is_given_back_when_it_expires_or_at_once_on_disconnect() {
+    let config = Config {
+        streaming_client_expiry_ms: 300,
+        ..Config::ephemeral()
+    };
+    let emu = emulator(config).await;
+    let killed = emu.ready_client("/data/ChangeEvents", None).await;
+    // The process holding a connect dies: its connection drops mid-hold.
+    let held = {
+        let http = reqwest::Client::new();
+        let url = format!("{}/cometd/59.0", emu.emu.base_url);
+        let token = emu.token.clone();
+        let cookie = emu.cookie.lock().unwrap().clone().unwrap();
+        let client_id = killed.clone();
+        tokio::spawn(async move {
+            let _ = http
+                .post(url)
+                .header("Authorization", format!("OAuth {token}"))
+                .header("Cookie", cookie)
+                .json(&json!([{"channel":"/meta/connect","clientId":client_id,
+                    "connectionType":"long-polling","id":"9"}]))
+                .send()
+                .await;
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        clients_alive(&emu).await,
+        1,
+        "a held connect keeps its client"
+    );
+    held.abort();
+    let _ = held.await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(
+        clients_alive(&emu).await,
+        0,
+        "the dropped connect no longer holds the place; the client expired"
+    );
+
+    // A clean disconnect gives the place back at once.
+    let leaving = emu.ready_client("/data/ChangeEvents", None).await;
+    assert_eq!(clients_alive(&emu).await, 1);
+    let replies = emu
+        .send(json!([{"channel":"/meta/disconnect","clientId":leaving,"id":"4"}]))
+        .await;
+    assert_eq!(replies[0]["successful"], true, "{replies:?}");
+    assert_eq!(clients_alive(&emu).await, 0);
+}
+
 #[tokio::test]
 async fn a_held_connect_ends_after_the_configured_timeout() {
     let config = Config {

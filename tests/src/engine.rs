@@ -275,6 +275,43 @@ impl Harness {
         assert!(response.status().is_success());
     }
 
+    /// Creates up to 200 records in one sObject Collections call; answers their Ids.
+    pub async fn create_many(&self, object: &str, records: &[Value]) -> Vec<String> {
+        let records: Vec<Value> = records
+            .iter()
+            .map(|fields| {
+                let mut record = fields.clone();
+                record["attributes"] = json!({"type": object});
+                record
+            })
+            .collect();
+        let url = self.data("composite/sobjects");
+        let body = json!({"allOrNone": true, "records": records});
+        let results: Value = self
+            .send(|http, token| http.post(&url).bearer_auth(token).json(&body))
+            .await
+            .json()
+            .await
+            .unwrap();
+        results
+            .as_array()
+            .unwrap_or_else(|| panic!("create failed: {results}"))
+            .iter()
+            .map(|r| {
+                r["id"]
+                    .as_str()
+                    .unwrap_or_else(|| panic!("create failed: {r}"))
+                    .to_owned()
+            })
+            .collect()
+    }
+
+    /// A fresh session of the Salesforce user (another integration's, e.g. to hold a streaming
+    /// client of its own).
+    pub async fn user_session(&self) -> String {
+        login(&self.http, &self.emulator.base_url).await
+    }
+
     /// Deletes a record as a Salesforce user.
     pub async fn delete(&self, object: &str, id: &str) {
         let url = self.data(&format!("sobjects/{object}/{id}"));

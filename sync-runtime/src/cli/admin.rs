@@ -38,7 +38,9 @@ pub async fn status(ctx: &Context, mapping: Option<&str>, json: bool) -> Result<
     if json {
         print_json(&reports)
     } else {
+        let limits = report::gather_limits(&db, ctx.app.registry).await?;
         print!("{}", render_table(&reports, Utc::now()));
+        print!("{}", report::render_limits(&limits, Utc::now()));
         Ok(())
     }
 }

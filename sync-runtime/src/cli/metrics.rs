@@ -151,6 +151,40 @@ pub fn render(reports: &[MappingReport]) -> String {
     out
 }
 
+/// The exposition of the org's watched allocations (pure): max and remaining of each.
+pub fn render_limits(limits: &[crate::engine::allocations::StoredLimit]) -> String {
+    let mut out = String::new();
+    if limits.is_empty() {
+        return out;
+    }
+    let mut f = Family { out: &mut out };
+    f.head(
+        "forcesync_org_limit_max",
+        "gauge",
+        "The org's allocation as last read from /limits (DurableStreamingApiConcurrentClients, DailyDeliveredPlatformEvents).",
+    );
+    for l in limits {
+        f.sample(
+            "forcesync_org_limit_max",
+            &[("limit", &l.name)],
+            l.max as f64,
+        );
+    }
+    f.head(
+        "forcesync_org_limit_remaining",
+        "gauge",
+        "What is left of the org's allocation as last read from /limits.",
+    );
+    for l in limits {
+        f.sample(
+            "forcesync_org_limit_remaining",
+            &[("limit", &l.name)],
+            l.remaining as f64,
+        );
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -184,6 +218,22 @@ mod tests {
         assert!(text.contains("forcesync_change_lag_seconds{mapping=\"Account\"} 0.038"));
         assert!(text.contains("forcesync_api_calls_total{mapping=\"Account\",kind=\"Query\"} 5"));
         assert!(text.contains("forcesync_conflicts_total{mapping=\"Account\"} 2"));
+    }
+
+    #[test]
+    fn the_watched_allocations_are_exposed_by_name() {
+        let limits = [crate::engine::allocations::StoredLimit {
+            name: "DurableStreamingApiConcurrentClients".into(),
+            max: 20,
+            remaining: 19,
+            read_at: chrono::Utc::now(),
+        }];
+        let text = render_limits(&limits);
+        assert!(text.contains(
+            "forcesync_org_limit_remaining{limit=\"DurableStreamingApiConcurrentClients\"} 19"
+        ));
+        assert!(text.contains("# TYPE forcesync_org_limit_max gauge"));
+        assert_eq!(render_limits(&[]), "");
     }
 
     #[test]

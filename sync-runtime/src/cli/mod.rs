@@ -215,7 +215,8 @@ const EXIT_CODES: &str =
 2 missing or wrong setting or argument; 3 ran, and found something to look at (failed writes, \
 records that differ).\n\
 Settings: SF_LOGIN_URL (default https://login.salesforce.com), SF_CLIENT_ID, SF_CLIENT_SECRET, \
-SF_USERNAME, SF_PASSWORD, SF_JWT_KEY_FILE, SF_REFRESH_TOKEN, DATABASE_URL.";
+SF_USERNAME, SF_PASSWORD, SF_JWT_KEY_FILE, SF_REFRESH_TOKEN, DATABASE_URL, \
+FORCESYNC_DEGRADED_POLL_SECONDS (default 10).";
 
 /// Which failed writes `retry` and `ignore` act on.
 #[derive(Debug, Clone, clap::Args)]

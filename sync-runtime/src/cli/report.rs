@@ -1,5 +1,6 @@
 //! What `forcesync status` and `/metrics` show about each mapping: gathered from Postgres in one
-//! pass ([`gather`]), rendered by pure functions ([`render_table`], and `metrics::render`).
+//! pass ([`gather`]), rendered by pure functions ([`render_table`], and `metrics::render`), and the
+//! org's streaming allocations the engine watches ([`gather_limits`], [`render_limits`]).
 //!
 //! Nothing here reads a credential: the figures come from the engine's tables only.
 
@@ -9,8 +10,10 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::adapter::{MappingDescriptor, Registry};
+use crate::engine::allocations::{self, StoredLimit};
 use crate::engine::state::{MappingStatus, StateStore, SyncState};
 use crate::engine::system::quote_ident;
+use crate::salesforce::limits::{Limit, CONCURRENT_CLIENTS, DAILY_DELIVERIES};
 
 /// One mapping's figures.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -196,6 +199,57 @@ pub async fn gather(
     Ok(reports)
 }
 
+/// The org's allocations the engine watches, as last read from `/limits` (empty before the
+/// first read, or on tables not yet migrated to hold them).
+pub async fn gather_limits(
+    db: &tokio_postgres::Client,
+    registry: &Registry,
+) -> Result<Vec<StoredLimit>, ReportError> {
+    let table = format!("{}._forcesync_org_limits", quote_ident(registry.schema));
+    let exists: bool = db
+        .query_one("SELECT to_regclass($1) IS NOT NULL", &[&table])
+        .await?
+        .get(0);
+    if !exists {
+        return Ok(Vec::new());
+    }
+    Ok(allocations::stored(db, registry.schema).await?)
+}
+
+/// The allocations under the `status` table (pure): what is used of each, when it was read, and
+/// the warning when deliveries run short.
+pub fn render_limits(limits: &[StoredLimit], now: DateTime<Utc>) -> String {
+    if limits.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from("\nOrg streaming allocations (from /limits):\n");
+    for limit in limits {
+        let used = (limit.max - limit.remaining).max(0);
+        let what = match limit.name.as_str() {
+            CONCURRENT_CLIENTS => "concurrent streaming clients",
+            DAILY_DELIVERIES => "change events delivered today",
+            _ => "used",
+        };
+        out.push_str(&format!(
+            "  {}: {used} of {} {what} ({} left, read {})\n",
+            limit.name,
+            limit.max,
+            limit.remaining,
+            ago(limit.read_at, now)
+        ));
+        if limit.name == DAILY_DELIVERIES {
+            let current = Limit {
+                max: limit.max.max(0) as u64,
+                remaining: limit.remaining.max(0) as u64,
+            };
+            if let Some(warning) = allocations::delivery_warning(current) {
+                out.push_str(&format!("  warning: {warning}\n"));
+            }
+        }
+    }
+    out
+}
+
 /// `12 s`, `3 min`, `2 h`, `4 d`.
 pub fn ago(then: DateTime<Utc>, now: DateTime<Utc>) -> String {
     let s = (now - then).num_seconds().max(0);
@@ -339,6 +393,38 @@ pub(crate) mod tests {
         );
         assert!(lines[2].contains("never"));
         assert!(table.contains("Contact: paused by an operator"));
+    }
+
+    #[test]
+    fn the_streaming_allocations_show_under_the_table_with_a_warning_when_short() {
+        let now = sample().last_sync.unwrap();
+        let limits = [
+            StoredLimit {
+                name: DAILY_DELIVERIES.into(),
+                max: 10_000,
+                remaining: 400,
+                read_at: now - chrono::Duration::seconds(30),
+            },
+            StoredLimit {
+                name: CONCURRENT_CLIENTS.into(),
+                max: 20,
+                remaining: 19,
+                read_at: now,
+            },
+        ];
+        let text = render_limits(&limits, now);
+        assert!(
+            text.contains("DailyDeliveredPlatformEvents: 9600 of 10000 change events delivered today (400 left, read 30 s ago)"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "DurableStreamingApiConcurrentClients: 1 of 20 concurrent streaming clients"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("warning: "), "{text}");
+        assert_eq!(render_limits(&[], now), "");
     }
 
     #[test]

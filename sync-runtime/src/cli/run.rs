@@ -30,6 +30,9 @@ pub async fn engine(ctx: &Context, only: Vec<String>) -> Result<Engine, CliError
     }
     let mut config = EngineConfig::new(database_url);
     config.only = only;
+    if let Some(interval) = ctx.sources()?.degraded_poll()? {
+        config.degraded_poll = interval;
+    }
     let engine = Engine::new(ctx.app.registry, config, salesforce)?;
     let db = ctx.connect().await?;
     if !report::is_migrated(&db, ctx.app.registry.schema).await? {

@@ -86,10 +86,20 @@ async fn readyz(State(ctx): State<Ctx>) -> Response {
     }
 }
 
+async fn limits(ctx: &Ctx) -> Vec<crate::engine::allocations::StoredLimit> {
+    match crate::engine::connect(&ctx.database_url).await {
+        Ok(db) => report::gather_limits(&db, ctx.registry)
+            .await
+            .unwrap_or_default(),
+        Err(_) => Vec::new(),
+    }
+}
+
 async fn metrics_handler(State(ctx): State<Ctx>) -> Response {
     match reports(&ctx).await {
         Ok(reports) => {
             let mut text = metrics::render(&reports);
+            text.push_str(&metrics::render_limits(&limits(&ctx).await));
             text.push_str("# HELP forcesync_up 1 when the figures could be read from Postgres.\n# TYPE forcesync_up gauge\nforcesync_up 1\n");
             ([(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], text).into_response()
         }

@@ -14,7 +14,7 @@ use crate::salesforce::{Credentials, Secret};
 pub const DEFAULT_LOGIN_URL: &str = "https://login.salesforce.com";
 
 /// Every setting name the command reads.
-pub const NAMES: [&str; 8] = [
+pub const NAMES: [&str; 9] = [
     "SF_LOGIN_URL",
     "SF_CLIENT_ID",
     "SF_CLIENT_SECRET",
@@ -23,6 +23,7 @@ pub const NAMES: [&str; 8] = [
     "SF_JWT_KEY_FILE",
     "SF_REFRESH_TOKEN",
     "DATABASE_URL",
+    "FORCESYNC_DEGRADED_POLL_SECONDS",
 ];
 
 /// A setting that is missing or wrong: which one, and what to do.
@@ -111,6 +112,25 @@ impl Sources {
             });
         }
         Ok(url.to_owned())
+    }
+
+    /// `FORCESYNC_DEGRADED_POLL_SECONDS`: how often a streaming mapping polls while the org
+    /// refuses streaming (`None`: the engine's default, 10 s).
+    pub fn degraded_poll(&self) -> Result<Option<std::time::Duration>, SettingsError> {
+        let name = "FORCESYNC_DEGRADED_POLL_SECONDS";
+        let Some(text) = self.get(name) else {
+            return Ok(None);
+        };
+        match text.trim().parse::<u64>() {
+            Ok(seconds) if (1..=86_400).contains(&seconds) => {
+                Ok(Some(std::time::Duration::from_secs(seconds)))
+            }
+            _ => Err(SettingsError {
+                name: name.to_owned(),
+                problem: format!("is {text:?}, not a number of seconds from 1 to 86400"),
+                fix: format!("Set it like {name}=10 (the default) or unset it"),
+            }),
+        }
     }
 
     /// The Salesforce login URL and credentials, checked. The flow follows from what is set:
@@ -250,6 +270,23 @@ mod tests {
             ("SF_USERNAME", "admin@example.com"),
             ("SF_PASSWORD", "hunter2"),
         ]
+    }
+
+    #[test]
+    fn the_degraded_poll_interval_is_a_number_of_seconds() {
+        let none = Sources::from_pairs(Vec::<(&str, &str)>::new());
+        assert_eq!(none.degraded_poll(), Ok(None));
+        let five = Sources::from_pairs([("FORCESYNC_DEGRADED_POLL_SECONDS", "5")]);
+        assert_eq!(
+            five.degraded_poll(),
+            Ok(Some(std::time::Duration::from_secs(5)))
+        );
+        for bad in ["0", "ten", "-3"] {
+            let e = Sources::from_pairs([("FORCESYNC_DEGRADED_POLL_SECONDS", bad)])
+                .degraded_poll()
+                .unwrap_err();
+            assert_eq!(e.name, "FORCESYNC_DEGRADED_POLL_SECONDS");
+        }
     }
 
     #[test]

@@ -8,11 +8,14 @@
 //! a field gone from Salesforce, the org refusing events. Every decision is made by a pure
 //! function in the module named after it; the loops here only move data. See `ENGINE.md`.
 
+pub mod allocations;
 pub mod apply;
 pub mod conflict;
 pub mod convert;
 pub mod db;
+pub mod degraded;
 pub mod filter;
+pub mod hub;
 pub mod ingest;
 pub mod lease;
 pub mod load;
@@ -59,6 +62,9 @@ pub struct EngineConfig {
     /// How long a mapping in `SCHEMA_CHANGED` waits before trying again (it resumes by itself
     /// once the field is back).
     pub schema_retry: Duration,
+    /// How often a streaming mapping polls while the org refuses streaming (longer only when the
+    /// mapping's API budget demands it; see [`degraded`]).
+    pub degraded_poll: Duration,
 }
 
 impl EngineConfig {
@@ -73,6 +79,7 @@ impl EngineConfig {
             lease_retry: Duration::from_secs(3),
             load_buffer: 100_000,
             schema_retry: Duration::from_secs(30),
+            degraded_poll: degraded::DEFAULT_INTERVAL,
         }
     }
 }
@@ -89,6 +96,9 @@ pub struct MappingCtx {
     /// follow when a parent's external ID changes ([`apply::follow_parent_keys`]). Set by
     /// [`Engine::context`]; empty otherwise.
     pub children: Vec<apply::ChildLink>,
+    /// The streaming client the mapping's channel rides on: the engine's one client for every
+    /// mapping it holds (set by [`Engine::context`]); a context of its own has its own.
+    pub hub: hub::StreamHub,
 }
 
 impl MappingCtx {
@@ -106,6 +116,7 @@ impl MappingCtx {
         };
         Ok(MappingCtx {
             mapping,
+            hub: hub::StreamHub::new(&client, hub::Transport::default()),
             client,
             filter,
             states: StateStore::new(mapping.schema),
@@ -187,6 +198,8 @@ pub struct Engine {
     pub client: Client,
     /// The mappings this engine holds now (the writer sends only these).
     pub held: lease::Held,
+    /// The one streaming client of this engine, carrying every streaming mapping it holds.
+    pub hub: hub::StreamHub,
 }
 
 impl Engine {
@@ -195,10 +208,12 @@ impl Engine {
         config: EngineConfig,
         salesforce: salesforce::Config,
     ) -> Result<Engine, EngineError> {
+        let client = Client::new(salesforce)?;
         Ok(Engine {
             registry,
             config: Arc::new(config),
-            client: Client::new(salesforce)?,
+            hub: hub::StreamHub::new(&client, hub::Transport::default()),
+            client,
             held: lease::Held::default(),
         })
     }
@@ -235,6 +250,7 @@ impl Engine {
     pub fn context(&self, mapping: &'static MappingDescriptor) -> Result<MappingCtx, EngineError> {
         let mut ctx = MappingCtx::new(mapping, &self.client, self.config.clone())?;
         ctx.children = apply::children_of(self.registry.mappings, mapping);
+        ctx.hub = self.hub.clone();
         Ok(ctx)
     }
 
@@ -242,6 +258,17 @@ impl Engine {
     /// another engine are taken over when it dies.
     pub async fn run(&self, shutdown: watch::Receiver<bool>) -> Result<(), EngineError> {
         self.migrate().await?;
+        let watcher = if self.mappings().iter().any(|m| m.sync.streaming) {
+            Some(tokio::spawn(allocations::watch(
+                self.client.clone(),
+                self.config.database_url.clone(),
+                self.registry.schema,
+                self.hub.clone(),
+                shutdown.clone(),
+            )))
+        } else {
+            None
+        };
         let mut tasks = Vec::new();
         for mapping in self.mappings() {
             let ctx = self.context(mapping)?;
@@ -253,6 +280,11 @@ impl Engine {
         }
         for task in tasks {
             let _ = task.await;
+        }
+        // A clean stop gives the streaming client's place back at once.
+        self.hub.shutdown().await;
+        if let Some(watcher) = watcher {
+            watcher.abort();
         }
         Ok(())
     }

@@ -1,10 +1,10 @@
 //! The Change Data Capture loop of a streaming mapping.
 //!
-//! A reader task owns the CometD [`Subscription`] and hands events over a bounded channel; the
-//! loop here applies them. The split keeps the subscription's long-poll from ever being
-//! cancelled half-way (which could drop delivered events), and when the loop is busy (an initial
-//! load, a slow database) the reader simply stops connecting: Salesforce forgets the client, and
-//! the subscription resumes after the last replay id it received, so nothing is lost.
+//! The mapping's channel comes from the instance's streaming hub ([`super::hub`]): one client
+//! of the org carries the channels of every mapping the instance holds, and hands this loop its
+//! events through a bounded queue. When the loop is busy (an initial load, a slow database) and
+//! the queue fills, the hub drops the channel; the loop subscribes again from its stored replay
+//! id, so nothing is lost and the other mappings are never held up.
 //!
 //! Order of a first start: subscribe (`-1`) **before** the initial load, load, catch up by
 //! polling from the load's start minus the look-back, then apply the events that arrived during
@@ -13,17 +13,21 @@
 //! applied. Events of one Salesforce transaction (one `transactionKey`) are applied together.
 //!
 //! When the stored replay id is past retention, the loop subscribes from `-1` and catches up by
-//! polling from its cursor. When the org stops delivering events (allocation exhausted, channel
-//! not enabled), the mapping polls instead, says so in its state, and tries streaming again later.
-//! Drift repair (a poll) runs every `poll_seconds` while streaming.
+//! polling from its cursor. When the org refuses streaming (allocation used up, `403`s, the
+//! object not enabled), the mapping polls at the short degraded interval, says why and until when
+//! in its state, and tries streaming again with backoff ([`super::degraded`] decides); when
+//! streaming is back it resumes from the stored replay id or catches up by polling from where
+//! polling left off. Drift repair (a poll) runs every `poll_seconds` while streaming.
 
 use std::time::Duration;
 
 use chrono::{DateTime, NaiveDateTime, Utc};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 
 use super::apply;
 use super::convert::pg_text_from_csv;
+use super::degraded::{self, Refusal, Resume};
+use super::hub::ChannelEvents;
 use super::ingest::{self, Applied};
 use super::load;
 use super::poll;
@@ -32,58 +36,68 @@ use super::state::SyncState;
 use super::{EngineError, MappingCtx};
 use crate::adapter::{ChangeEventHeader, FieldDescriptor, MappingDescriptor};
 use crate::salesforce::bulk::{PollPolicy, QueryOperation};
+use crate::salesforce::limits::DAILY_DELIVERIES;
 use crate::salesforce::streaming::{ReplayFrom, StreamError, StreamEvent};
 
 /// Most events applied in one Postgres transaction.
 const MAX_BATCH: usize = 500;
 /// How often a running mapping looks for an operator's pause.
 pub const PAUSE_CHECK: Duration = Duration::from_secs(2);
-/// How long a mapping polls after the org refused streaming, before trying again.
-const REFUSED_RETRY: Duration = Duration::from_secs(300);
 
-type Delivery = Result<StreamEvent, StreamError>;
-
-/// Subscribes and starts the reader task.
-/// The events of a running reader task; dropping it stops the task (events it had received but
-/// not handed over were not applied, so they come again after the stored replay id).
-struct Reader {
-    events: mpsc::Receiver<Delivery>,
-    task: tokio::task::JoinHandle<()>,
+/// How one streaming session of the mapping ended.
+enum Outcome {
+    /// Shutdown, or an operator's pause.
+    Stop,
+    /// The channel ended without a refusal (fell behind, replay id past retention): subscribe
+    /// again at once.
+    Again,
+    /// The org refuses streaming: poll, then try again.
+    Refused(StreamError),
 }
 
-impl Drop for Reader {
-    fn drop(&mut self) {
-        self.task.abort();
+/// What an error of the channel means for the loop.
+fn outcome_of(error: StreamError) -> Result<Outcome, EngineError> {
+    match error {
+        StreamError::Api(e) => Err(EngineError::Salesforce(e)),
+        StreamError::ReplayIdUnavailable { .. } => Ok(Outcome::Again),
+        other => Ok(Outcome::Refused(other)),
     }
 }
 
-async fn start_reader(
-    ctx: &MappingCtx,
-    from: ReplayFrom,
-    capacity: usize,
-) -> Result<Reader, StreamError> {
-    let channel = change_channel(ctx.mapping.object);
-    let mut subscription = ctx.client.subscribe(&channel, from).await?;
-    let (tx, events) = mpsc::channel(capacity.max(1));
-    let task = tokio::spawn(async move {
-        loop {
-            let delivery = subscription.next().await;
-            let stop = delivery.is_err();
-            if tx.send(delivery).await.is_err() || stop {
-                break;
-            }
-        }
-        subscription.disconnect().await;
-    });
-    Ok(Reader { events, task })
-}
-
-/// Runs the mapping by streaming until shutdown (or until it must fall back to polling for a
-/// while, after which the caller starts it again).
+/// Runs the mapping by streaming until shutdown or a pause, polling at the degraded interval
+/// while the org refuses streaming.
 pub async fn run(
     ctx: &MappingCtx,
     shutdown: &mut watch::Receiver<bool>,
 ) -> Result<(), EngineError> {
+    let mut attempt = 0u32;
+    let mut polled_since = false;
+    loop {
+        let started = tokio::time::Instant::now();
+        match stream(ctx, shutdown, &mut polled_since).await? {
+            Outcome::Stop => return Ok(()),
+            Outcome::Again => {}
+            Outcome::Refused(error) => {
+                attempt = degraded::next_attempt(attempt, started.elapsed());
+                if poll_degraded(ctx, &error, &mut attempt, shutdown).await? {
+                    return Ok(());
+                }
+                polled_since = true;
+            }
+        }
+        if *shutdown.borrow() {
+            return Ok(());
+        }
+    }
+}
+
+/// Subscribes from where the mapping is (loading it first when it never was) and applies events
+/// until the channel ends.
+async fn stream(
+    ctx: &MappingCtx,
+    shutdown: &mut watch::Receiver<bool>,
+    polled_since: &mut bool,
+) -> Result<Outcome, EngineError> {
     let mapping = ctx.mapping;
     let db = ctx.connect().await?;
     let status = ctx
@@ -92,11 +106,16 @@ pub async fn run(
         .await?
         .ok_or_else(|| EngineError::Config(format!("no state row for {}", mapping.object)))?;
 
+    let channel = change_channel(mapping.object);
     let capacity = ctx.config.load_buffer;
-    let mut events = if !status.is_loaded() {
-        let events = match start_reader(ctx, ReplayFrom::NewOnly, capacity).await {
+    let mut events: ChannelEvents = if !status.is_loaded() {
+        let events = match ctx
+            .hub
+            .subscribe(&channel, ReplayFrom::NewOnly, capacity)
+            .await
+        {
             Ok(events) => events,
-            Err(error) => return fall_back(ctx, &db, error, shutdown).await,
+            Err(error) => return outcome_of(error),
         };
         let report = load::load(ctx, false).await?;
         tracing::info!(
@@ -109,33 +128,25 @@ pub async fn run(
         poll::poll_once(ctx, Some(back(report.started_at, ctx.config.lookback))).await?;
         events
     } else {
-        let from = status
-            .cdc_replay_id
-            .map_or(ReplayFrom::NewOnly, ReplayFrom::After);
-        match start_reader(ctx, from, capacity).await {
-            Ok(events) => {
-                if status.cdc_replay_id.is_none() {
-                    // No position: catch up from the polling cursor.
-                    poll::poll_once(ctx, None).await?;
+        let subscribed = match degraded::resume(status.cdc_replay_id, *polled_since) {
+            Resume::Replay(from) => match ctx.hub.subscribe(&channel, from, capacity).await {
+                Err(StreamError::ReplayIdUnavailable { message, .. }) => {
+                    tracing::warn!(
+                        mapping = mapping.object,
+                        "{message}; catching up by polling"
+                    );
+                    new_with_catch_up(ctx, &db, &channel).await?
                 }
-                events
-            }
-            Err(StreamError::ReplayIdUnavailable { message, .. }) => {
-                tracing::warn!(
-                    mapping = mapping.object,
-                    "{message}; catching up by polling"
-                );
-                let events = start_reader(ctx, ReplayFrom::NewOnly, capacity).await;
-                ctx.states.set_replay_id(&db, mapping.object, None).await?;
-                poll::poll_once(ctx, None).await?;
-                match events {
-                    Ok(events) => events,
-                    Err(error) => return fall_back(ctx, &db, error, shutdown).await,
-                }
-            }
-            Err(error) => return fall_back(ctx, &db, error, shutdown).await,
+                other => other,
+            },
+            Resume::NewWithCatchUp => new_with_catch_up(ctx, &db, &channel).await?,
+        };
+        match subscribed {
+            Ok(events) => events,
+            Err(error) => return outcome_of(error),
         }
     };
+    *polled_since = false;
     ctx.states
         .set_state(&db, mapping.object, SyncState::Streaming, None)
         .await?;
@@ -151,34 +162,31 @@ pub async fn run(
     // An operator's pause takes effect within a couple of seconds.
     let mut pause_check = tokio::time::interval(PAUSE_CHECK);
     loop {
-        let receiver = &mut events.events;
         tokio::select! {
-            delivery = receiver.recv() => {
+            delivery = events.recv() => {
                 let Some(delivery) = delivery else {
-                    return Err(EngineError::Config("the streaming reader stopped".into()));
+                    // The hub dropped the channel (this loop fell behind): again from the stored
+                    // replay id.
+                    return Ok(Outcome::Again);
                 };
                 let mut batch = Vec::new();
                 match delivery {
                     Ok(event) => batch.push(event),
                     Err(error) => {
-                        match error {
-                            StreamError::ReplayIdUnavailable { .. } => {
-                                ctx.states.set_replay_id(&db, mapping.object, None).await?;
-                                return Ok(());
-                            }
-                            StreamError::Api(e) => return Err(EngineError::Salesforce(e)),
-                            other => return fall_back(ctx, &db, other, shutdown).await,
+                        if matches!(error, StreamError::ReplayIdUnavailable { .. }) {
+                            ctx.states.set_replay_id(&db, mapping.object, None).await?;
                         }
+                        return outcome_of(error);
                     }
                 }
                 // Take what is already waiting: the rest of this Salesforce transaction, and more
                 // while the loop is behind.
                 let mut failed = None;
                 while batch.len() < MAX_BATCH {
-                    match receiver.try_recv() {
-                        Ok(Ok(event)) => batch.push(event),
-                        Ok(Err(error)) => { failed = Some(error); break; }
-                        Err(_) => break,
+                    match events.try_recv() {
+                        Some(Ok(event)) => batch.push(event),
+                        Some(Err(error)) => { failed = Some(error); break; }
+                        None => break,
                     }
                 }
                 let applied = apply_batch(ctx, &mut apply_db, &batch).await?;
@@ -186,11 +194,10 @@ pub async fn run(
                     poll::poll_once(ctx, Some(back(since, ctx.config.lookback))).await?;
                 }
                 if let Some(error) = failed {
-                    match error {
-                        StreamError::ReplayIdUnavailable { .. } => return Ok(()),
-                        StreamError::Api(e) => return Err(EngineError::Salesforce(e)),
-                        other => return fall_back(ctx, &db, other, shutdown).await,
+                    if matches!(error, StreamError::ReplayIdUnavailable { .. }) {
+                        ctx.states.set_replay_id(&db, mapping.object, None).await?;
                     }
+                    return outcome_of(error);
                 }
             }
             _ = repair.tick() => {
@@ -198,7 +205,7 @@ pub async fn run(
                 poll::retry_read_errors(ctx).await?;
                 poll::reconcile_deleted(ctx).await?;
                 if super::is_paused(ctx, &db).await? {
-                    return Ok(());
+                    return Ok(Outcome::Stop);
                 }
             }
             _ = async {
@@ -211,16 +218,36 @@ pub async fn run(
             }
             _ = pause_check.tick() => {
                 if super::is_paused(ctx, &db).await? {
-                    return Ok(());
+                    return Ok(Outcome::Stop);
                 }
             }
             _ = shutdown.changed() => {
                 if *shutdown.borrow() {
-                    return Ok(());
+                    return Ok(Outcome::Stop);
                 }
             }
         }
     }
+}
+
+/// Subscribes to new events only, then (once subscribed) forgets the stored replay id and catches
+/// up by polling from the polling cursor: every change is either polled or streamed.
+async fn new_with_catch_up(
+    ctx: &MappingCtx,
+    db: &tokio_postgres::Client,
+    channel: &str,
+) -> Result<Result<ChannelEvents, StreamError>, EngineError> {
+    let events = ctx
+        .hub
+        .subscribe(channel, ReplayFrom::NewOnly, ctx.config.load_buffer)
+        .await;
+    if events.is_ok() {
+        ctx.states
+            .set_replay_id(db, ctx.mapping.object, None)
+            .await?;
+        poll::poll_once(ctx, None).await?;
+    }
+    Ok(events)
 }
 
 /// Applies a batch of events in one transaction with the replay id of its last event.
@@ -254,41 +281,94 @@ pub async fn apply_batch(
     Ok(total)
 }
 
-/// The org will not stream to us: poll for a while, saying so in the state, then return so the
-/// caller tries streaming again.
-async fn fall_back(
+/// The org refuses streaming: poll at the degraded interval, saying why and until when in the
+/// state, until the next try of streaming is due (`attempt`, moved on when the daily delivery
+/// allocation is known to be still used up). Returns whether the mapping must stop (shutdown or
+/// pause).
+async fn poll_degraded(
     ctx: &MappingCtx,
-    db: &tokio_postgres::Client,
-    error: StreamError,
+    error: &StreamError,
+    attempt: &mut u32,
     shutdown: &mut watch::Receiver<bool>,
-) -> Result<(), EngineError> {
+) -> Result<bool, EngineError> {
     let mapping = ctx.mapping;
-    if let StreamError::Api(e) = error {
-        return Err(EngineError::Salesforce(e));
-    }
-    let message = format!("polling: Salesforce is not delivering change events ({error}); streaming is retried every {} s", REFUSED_RETRY.as_secs());
-    tracing::warn!(mapping = mapping.object, "{message}");
-    let status = ctx.states.get(db, mapping.object).await?;
+    let (refusal, detail) = Refusal::of(error).unwrap_or((Refusal::Other, error.to_string()));
+    let db = ctx.connect().await?;
+    let status = ctx.states.get(&db, mapping.object).await?;
     if !status.is_some_and(|s| s.is_loaded()) {
         load::load(ctx, false).await?;
     }
-    ctx.states
-        .set_state(db, mapping.object, SyncState::Polling, Some(&message))
-        .await?;
-    let interval =
-        Duration::from_secs(u64::from(mapping.sync.poll_seconds.max(1))).min(REFUSED_RETRY);
-    let until = tokio::time::Instant::now() + REFUSED_RETRY;
-    while tokio::time::Instant::now() < until {
-        poll::poll_once(ctx, None).await?;
-        ctx.states
-            .set_state(db, mapping.object, SyncState::Polling, Some(&message))
-            .await?;
-        tokio::select! {
-            _ = tokio::time::sleep(interval) => {}
-            _ = shutdown.changed() => return Ok(()),
+    let mut calls_per_poll = 1;
+    loop {
+        let delay = degraded::retry_delay(*attempt);
+        let retry_at =
+            Utc::now() + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::zero());
+        let until = tokio::time::Instant::now() + delay;
+        let mut announced = false;
+        loop {
+            let interval =
+                degraded::degraded_interval(ctx.config.degraded_poll, calls_per_poll, budget(ctx));
+            let message = degraded::polling_message(&refusal, &detail, interval, retry_at);
+            if !announced {
+                tracing::warn!(mapping = mapping.object, attempt = *attempt, "{message}");
+                announced = true;
+            }
+            ctx.states
+                .set_state(&db, mapping.object, SyncState::Polling, Some(&message))
+                .await?;
+            let before = used_today(ctx);
+            poll::poll_once(ctx, None).await?;
+            calls_per_poll = used_today(ctx).saturating_sub(before).max(1);
+            if super::is_paused(ctx, &db).await? {
+                return Ok(true);
+            }
+            let next = (tokio::time::Instant::now() + interval).min(until);
+            tokio::select! {
+                _ = tokio::time::sleep_until(next) => {}
+                _ = shutdown.changed() => return Ok(true),
+            }
+            if *shutdown.borrow() {
+                return Ok(true);
+            }
+            if tokio::time::Instant::now() >= until {
+                break;
+            }
         }
+        // Watched, not discovered by failure: while `/limits` says the daily delivery allocation
+        // is still used up, keep polling rather than try.
+        if refusal == Refusal::DailyDeliveries {
+            if let Ok(limits) = ctx.client.limits().await {
+                super::allocations::store(&db, mapping.schema, &limits).await?;
+                if limits
+                    .get(DAILY_DELIVERIES)
+                    .is_some_and(|l| l.remaining == 0)
+                {
+                    *attempt = degraded::next_attempt(*attempt, Duration::ZERO);
+                    continue;
+                }
+            }
+        }
+        return Ok(false);
     }
-    Ok(())
+}
+
+/// Budgeted calls the mapping made today.
+fn used_today(ctx: &MappingCtx) -> u64 {
+    ctx.client.mapping_usage().map_or(0, |u| u.used())
+}
+
+/// The mapping's API budget now, for the degraded interval.
+fn budget(ctx: &MappingCtx) -> degraded::Budget {
+    let now = Utc::now();
+    let midnight = (now.date_naive() + chrono::Days::new(1))
+        .and_hms_opt(0, 0, 0)
+        .expect("midnight")
+        .and_utc();
+    degraded::Budget {
+        max_daily: u64::from(ctx.mapping.sync.max_daily_api_calls),
+        used_today: used_today(ctx),
+        seconds_left_today: (midnight - now).num_seconds().max(1) as u64,
+    }
 }
 
 /// Whether a formula refresh reads through a Bulk API 2.0 query job rather than REST query pages:

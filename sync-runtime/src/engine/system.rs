@@ -130,6 +130,19 @@ CREATE UNIQUE INDEX IF NOT EXISTS _forcesync_write_journal_record
     ON {schema}._forcesync_write_journal (table_name, record_id);
 "#,
     },
+    SystemMigration {
+        name: "0005_org_limits",
+        sql: r#"
+-- The org's allocations the engine watches (`/limits`: DurableStreamingApiConcurrentClients,
+-- DailyDeliveredPlatformEvents), as last read; `forcesync status` and `/metrics` show them.
+CREATE TABLE IF NOT EXISTS {schema}._forcesync_org_limits (
+    name varchar(128) PRIMARY KEY,
+    max bigint NOT NULL,
+    remaining bigint NOT NULL,
+    read_at timestamptz NOT NULL DEFAULT now()
+);
+"#,
+    },
 ];
 
 /// Applies every system migration not yet applied; returns the names applied now.

@@ -10,16 +10,18 @@
 //! [`SfErrorKind::BudgetExhausted`] and is not retried.
 //!
 //! API areas: [`rest`] (query, count, retrieve, updated/deleted, describe, single records),
-//! [`collections`] (sObject Collections writes), [`bulk`] (Bulk API 2.0), [`streaming`] (CometD),
-//! [`pubsub`] (the Pub/Sub API: gRPC, Avro).
+//! [`collections`] (sObject Collections writes), [`bulk`] (Bulk API 2.0), [`streaming`] and
+//! [`cometd`] (CometD), [`pubsub`] (the Pub/Sub API: gRPC, Avro), [`limits`] (`/limits`).
 //! Auth and streaming calls are counted but do not consume the daily budgets (Salesforce does not
 //! count them as API requests).
 
 pub mod auth;
 pub mod bulk;
 pub mod collections;
+pub mod cometd;
 pub mod error;
 pub mod http;
+pub mod limits;
 pub mod pubsub;
 pub mod rest;
 pub mod streaming;

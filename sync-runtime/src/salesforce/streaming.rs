@@ -490,7 +490,10 @@ impl Subscription {
     }
 }
 
-fn meta_reply<'a>(replies: &'a [Value], channel: &str) -> Result<&'a Value, StreamError> {
+pub(crate) fn meta_reply<'a>(
+    replies: &'a [Value],
+    channel: &str,
+) -> Result<&'a Value, StreamError> {
     replies
         .iter()
         .find(|m| m.get("channel").and_then(Value::as_str) == Some(channel))
