@@ -65,6 +65,9 @@ pub struct EngineConfig {
     /// How often a streaming mapping polls while the org refuses streaming (longer only when the
     /// mapping's API budget demands it; see [`degraded`]).
     pub degraded_poll: Duration,
+    /// The wire protocol change events stream over (CometD, or the Pub/Sub API at the Salesforce
+    /// client's `pubsub_url`).
+    pub streaming_transport: hub::Transport,
 }
 
 impl EngineConfig {
@@ -80,6 +83,7 @@ impl EngineConfig {
             load_buffer: 100_000,
             schema_retry: Duration::from_secs(30),
             degraded_poll: degraded::DEFAULT_INTERVAL,
+            streaming_transport: hub::Transport::default(),
         }
     }
 }
@@ -116,7 +120,7 @@ impl MappingCtx {
         };
         Ok(MappingCtx {
             mapping,
-            hub: hub::StreamHub::new(&client, hub::Transport::default()),
+            hub: hub::StreamHub::new(&client, config.streaming_transport),
             client,
             filter,
             states: StateStore::new(mapping.schema),
@@ -211,8 +215,8 @@ impl Engine {
         let client = Client::new(salesforce)?;
         Ok(Engine {
             registry,
+            hub: hub::StreamHub::new(&client, config.streaming_transport),
             config: Arc::new(config),
-            hub: hub::StreamHub::new(&client, hub::Transport::default()),
             client,
             held: lease::Held::default(),
         })

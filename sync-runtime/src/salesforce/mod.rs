@@ -58,6 +58,9 @@ pub struct Config {
     /// Whole-request timeout for ordinary calls (CometD connects use the server's advice).
     pub request_timeout: Duration,
     pub connect_timeout: Duration,
+    /// The Pub/Sub API endpoint (`https://api.pubsub.salesforce.com:7443`; `http://…` for a local
+    /// org serving it on its own port).
+    pub pubsub_url: String,
 }
 
 impl Config {
@@ -74,6 +77,7 @@ impl Config {
             max_daily_calls: None,
             request_timeout: Duration::from_secs(120),
             connect_timeout: Duration::from_secs(10),
+            pubsub_url: pubsub::DEFAULT_ENDPOINT.to_owned(),
         }
     }
 }
