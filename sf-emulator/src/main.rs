@@ -1,5 +1,6 @@
 //! The `sf-emulator` binary: parses flags, starts the emulator, prints its base URL on the
-//! first line of stdout and serves until interrupted.
+//! first line of stdout (and, with `--pubsub-listen`, the Pub/Sub API's URL on the second) and
+//! serves until interrupted.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -49,6 +50,14 @@ struct Args {
     /// How long a CometD client may go without reconnecting before it is forgotten, seconds.
     #[arg(long, default_value_t = 40)]
     streaming_client_expiry_seconds: u64,
+    /// Serve the Pub/Sub API (gRPC) on this address too (port 0 picks a free port); its URL
+    /// is the second line on stdout.
+    #[arg(long, env = "SF_EMULATOR_PUBSUB_LISTEN")]
+    pubsub_listen: Option<SocketAddr>,
+    /// How long a Pub/Sub subscription owed events waits before an empty keepalive
+    /// FetchResponse, in seconds.
+    #[arg(long, default_value_t = 270)]
+    pubsub_keepalive_seconds: u64,
 }
 
 #[tokio::main]
@@ -71,6 +80,8 @@ async fn main() {
         jwt_cert: a.jwt_cert,
         streaming_connect_timeout_ms: a.streaming_timeout_seconds * 1000,
         streaming_client_expiry_ms: a.streaming_client_expiry_seconds * 1000,
+        pubsub_listen: a.pubsub_listen,
+        pubsub_keepalive_ms: a.pubsub_keepalive_seconds.max(1) * 1000,
         ..Config::default()
     };
     let running = match start(config).await {
@@ -81,6 +92,9 @@ async fn main() {
         }
     };
     println!("{}", running.base_url);
+    if let Some(url) = &running.pubsub_url {
+        println!("{url}");
+    }
     shutdown_signal().await;
     // Graceful: finish in-flight requests, then save the data file.
     running.stop().await;

@@ -1,5 +1,6 @@
-//! `Config`, building the org and the router (each module contributes `routes()`), binding a
-//! listener and running the server in-process (`start` → `RunningEmulator`) or from the binary.
+//! `Config`, building the org and the router (each module contributes `routes()`), binding the
+//! listeners (the HTTP API, and the Pub/Sub API's gRPC on its own) and running the server
+//! in-process (`start` → `RunningEmulator`) or from the binary.
 
 use std::net::SocketAddr;
 
@@ -63,19 +64,31 @@ pub struct RunningEmulator {
     /// `http://127.0.0.1:<port>`.
     pub base_url: String,
     pub addr: SocketAddr,
+    /// The Pub/Sub API (gRPC) endpoint, `http://127.0.0.1:<port>` (`https` with TLS), when
+    /// `Config::pubsub_listen` is set.
+    pub pubsub_url: Option<String>,
+    pub pubsub_addr: Option<SocketAddr>,
     pub org: Org,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
+    pubsub_shutdown: Option<oneshot::Sender<()>>,
+    pubsub_task: Option<JoinHandle<()>>,
     persister: Option<crate::org::persist::Persister>,
 }
 
 impl RunningEmulator {
     /// Stops serving, waits for the server task and, with a data file, saves it.
     pub async fn stop(mut self) {
-        if let Some(tx) = self.shutdown.take() {
+        for tx in [self.shutdown.take(), self.pubsub_shutdown.take()]
+            .into_iter()
+            .flatten()
+        {
             let _ = tx.send(());
         }
-        if let Some(t) = self.task.take() {
+        for t in [self.task.take(), self.pubsub_task.take()]
+            .into_iter()
+            .flatten()
+        {
             let _ = t.await;
         }
         if let Some(p) = self.persister.take() {
@@ -96,10 +109,45 @@ impl RunningEmulator {
 
 impl Drop for RunningEmulator {
     fn drop(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
+        for tx in [self.shutdown.take(), self.pubsub_shutdown.take()]
+            .into_iter()
+            .flatten()
+        {
             let _ = tx.send(());
         }
     }
+}
+
+/// Serves `app` on `listener` (plain HTTP/1.1 and HTTP/2, or HTTPS with `tls`) until
+/// `shutdown` fires.
+async fn spawn_server(
+    listener: TcpListener,
+    app: axum::Router,
+    tls: Option<&crate::tls::TlsMaterial>,
+    shutdown: oneshot::Receiver<()>,
+) -> Result<JoinHandle<()>, StartError> {
+    Ok(match tls {
+        Some(material) => crate::tls::spawn_https(listener, app, material, shutdown)
+            .await
+            .map_err(|e| StartError::Other(e.to_string()))?,
+        None => tokio::spawn(async move {
+            let _ = axum::serve(listener, app)
+                .with_graceful_shutdown(async {
+                    let _ = shutdown.await;
+                })
+                .await;
+        }),
+    })
+}
+
+async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), StartError> {
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|e| StartError::Bind { addr, source: e })?;
+    let local = listener
+        .local_addr()
+        .map_err(|e| StartError::Bind { addr, source: e })?;
+    Ok((listener, local))
 }
 
 /// Builds the org, binds `config.listen` and serves in a background task.
@@ -119,22 +167,20 @@ pub async fn serve(org: Org) -> Result<RunningEmulator, StartError> {
             .map_err(|e| StartError::Other(e.to_string()))?;
         org.auth().set_jwt_verifier(verifier);
     }
-    let listener = TcpListener::bind(config.listen)
-        .await
-        .map_err(|e| StartError::Bind {
-            addr: config.listen,
-            source: e,
-        })?;
-    let addr = listener.local_addr().map_err(|e| StartError::Bind {
-        addr: config.listen,
-        source: e,
-    })?;
-    let base_url = format!("{}://{addr}", if config.tls { "https" } else { "http" });
+    let (listener, addr) = bind(config.listen).await?;
+    let scheme = if config.tls { "https" } else { "http" };
+    let base_url = format!("{scheme}://{addr}");
     org.set_base_url(&base_url);
-    let app = router(org.clone());
-    let (tx, rx) = oneshot::channel::<()>();
-    let task = if config.tls {
-        let material = crate::tls::TlsMaterial::generate(&[addr.ip().to_string()])
+    let pubsub = match config.pubsub_listen {
+        Some(at) => Some(bind(at).await?),
+        None => None,
+    };
+    let material = if config.tls {
+        let mut hosts = vec![addr.ip().to_string()];
+        if let Some((_, at)) = &pubsub {
+            hosts.push(at.ip().to_string());
+        }
+        let material = crate::tls::TlsMaterial::generate(&hosts)
             .map_err(|e| StartError::Other(e.to_string()))?;
         if let Some(path) = &config.ca_out {
             std::fs::write(path, &material.ca_pem).map_err(|e| {
@@ -144,18 +190,22 @@ pub async fn serve(org: Org) -> Result<RunningEmulator, StartError> {
                 ))
             })?;
         }
-        crate::tls::spawn_https(listener, app, &material, rx)
-            .await
-            .map_err(|e| StartError::Other(e.to_string()))?
+        Some(material)
     } else {
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app)
-                .with_graceful_shutdown(async {
-                    let _ = rx.await;
-                })
-                .await;
-        })
+        None
     };
+    let (tx, rx) = oneshot::channel::<()>();
+    let task = spawn_server(listener, router(org.clone()), material.as_ref(), rx).await?;
+    let (mut pubsub_url, mut pubsub_addr, mut pubsub_shutdown, mut pubsub_task) =
+        (None, None, None, None);
+    if let Some((listener, at)) = pubsub {
+        let (tx, rx) = oneshot::channel::<()>();
+        let app = crate::routes::pubsub::grpc_router(org.clone());
+        pubsub_task = Some(spawn_server(listener, app, material.as_ref(), rx).await?);
+        pubsub_shutdown = Some(tx);
+        pubsub_url = Some(format!("{scheme}://{at}"));
+        pubsub_addr = Some(at);
+    }
     let persister = config.data_file.clone().map(|path| {
         crate::org::persist::Persister::spawn(
             org.clone(),
@@ -166,9 +216,13 @@ pub async fn serve(org: Org) -> Result<RunningEmulator, StartError> {
     Ok(RunningEmulator {
         base_url,
         addr,
+        pubsub_url,
+        pubsub_addr,
         org,
         shutdown: Some(tx),
         task: Some(task),
+        pubsub_shutdown,
+        pubsub_task,
         persister,
     })
 }

@@ -171,6 +171,9 @@ impl Harness {
             },
         );
         config.api_version = generated::salesforce::REGISTRY.api_version.to_owned();
+        if let Some(url) = &self.emulator.pubsub_url {
+            config.pubsub_url = url.clone();
+        }
         config
     }
 

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use forcesync_tests::engine::{eventually, Harness};
 use serde_json::json;
+use sync_runtime::engine::hub::Transport;
 use sync_runtime::engine::{self, state::SyncState};
 use tokio::sync::watch;
 
@@ -79,7 +80,17 @@ async fn initial_loads_through_rest_and_bulk_give_the_same_rows() {
 
 /// Runs the engine on `objects` until the returned sender says stop.
 fn run_engine(h: &Harness, objects: &[&str]) -> (watch::Sender<bool>, tokio::task::JoinHandle<()>) {
+    run_engine_over(h, objects, Transport::Cometd)
+}
+
+/// The engine streaming over `transport`.
+fn run_engine_over(
+    h: &Harness,
+    objects: &[&str],
+    transport: Transport,
+) -> (watch::Sender<bool>, tokio::task::JoinHandle<()>) {
     let mut config = h.engine_config();
+    config.streaming_transport = transport;
     config.only = objects.iter().map(|o| o.to_string()).collect();
     let engine = h.engine(config);
     let (stop, shutdown) = watch::channel(false);
@@ -104,8 +115,17 @@ async fn wait_state(pg: &tokio_postgres::Client, object: &str, state: SyncState)
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn accounts_created_updated_and_deleted_in_salesforce_reach_postgres_by_streaming() {
+    accounts_reach_postgres_by_streaming(Transport::Cometd).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn accounts_created_updated_and_deleted_reach_postgres_over_the_pubsub_api() {
+    accounts_reach_postgres_by_streaming(Transport::PubSub).await;
+}
+
+async fn accounts_reach_postgres_by_streaming(transport: Transport) {
     let h = Harness::start().await;
-    let (stop, task) = run_engine(&h, &["Account"]);
+    let (stop, task) = run_engine_over(&h, &["Account"], transport);
     let pg = h.pg().await;
     wait_state(&pg, "Account", SyncState::Streaming).await;
 
@@ -336,9 +356,18 @@ async fn opportunities_reach_postgres_by_polling_with_soft_deletes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn changes_made_while_the_engine_is_stopped_are_applied_once_after_restart() {
+    applied_once_after_restart(Transport::Cometd).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_the_pubsub_api_a_restart_resumes_exactly_after_the_last_applied_change() {
+    applied_once_after_restart(Transport::PubSub).await;
+}
+
+async fn applied_once_after_restart(transport: Transport) {
     let h = Harness::start().await;
     let pg = h.pg().await;
-    let (stop, task) = run_engine(&h, &["Account"]);
+    let (stop, task) = run_engine_over(&h, &["Account"], transport);
     wait_state(&pg, "Account", SyncState::Streaming).await;
     let id = h.create("Account", json!({"Name": "Before stop"})).await;
     eventually(WAIT, "the first change arrives", || async {
@@ -363,7 +392,7 @@ async fn changes_made_while_the_engine_is_stopped_are_applied_once_after_restart
         .create("Account", json!({"Name": "Created while stopped"}))
         .await;
 
-    let (stop, task) = run_engine(&h, &["Account"]);
+    let (stop, task) = run_engine_over(&h, &["Account"], transport);
     eventually(WAIT, "the changes made while stopped arrive", || async {
         text(
             &pg,

@@ -1,5 +1,6 @@
 //! `Config`: the emulator's settings (the `sf-emulator` binary's flags): listen address,
-//! describes, seed, session lifetime, API limit, data file, TLS, credentials, streaming timing.
+//! describes, seed, session lifetime, API limit, data file, TLS, credentials, streaming timing, the
+//! Pub/Sub API listener.
 //! The org keeps it (`Org::config`); `server` binds and serves by it.
 
 use std::net::SocketAddr;
@@ -37,6 +38,11 @@ pub struct Config {
     pub streaming_connect_timeout_ms: u64,
     /// How long a CometD client may go without reconnecting before it is forgotten, ms.
     pub streaming_client_expiry_ms: u64,
+    /// Where the Pub/Sub API (gRPC) listens; None = not served.
+    pub pubsub_listen: Option<SocketAddr>,
+    /// How long a Pub/Sub subscription owed events waits for one before an empty keepalive
+    /// `FetchResponse`, ms (Salesforce: within 270 s).
+    pub pubsub_keepalive_ms: u64,
 }
 
 impl Default for Config {
@@ -59,15 +65,18 @@ impl Default for Config {
             jwt_cert: None,
             streaming_connect_timeout_ms: 110_000,
             streaming_client_expiry_ms: 40_000,
+            pubsub_listen: None,
+            pubsub_keepalive_ms: 270_000,
         }
     }
 }
 
 impl Config {
-    /// Defaults listening on `127.0.0.1:0` (tests).
+    /// Defaults listening on `127.0.0.1:0`, the Pub/Sub API too (tests).
     pub fn ephemeral() -> Config {
         Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            pubsub_listen: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
             ..Config::default()
         }
     }

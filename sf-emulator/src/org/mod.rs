@@ -141,7 +141,10 @@ impl Org {
                 streaming: crate::org::streaming::Hub::new(
                     std::time::Duration::from_millis(config.streaming_connect_timeout_ms),
                     std::time::Duration::from_millis(config.streaming_client_expiry_ms),
-                ),
+                )
+                .with_pubsub_keepalive(std::time::Duration::from_millis(
+                    config.pubsub_keepalive_ms,
+                )),
                 sessions: Mutex::new(HashMap::new()),
                 session_seconds: AtomicU64::new(config.session_seconds),
                 api_window: Mutex::new(crate::data::api_window::ApiWindow::default()),

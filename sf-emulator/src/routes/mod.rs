@@ -8,6 +8,7 @@ pub mod bulk1;
 pub mod bulk2;
 pub mod control;
 pub mod faults;
+pub mod pubsub;
 pub mod query_api;
 pub mod rest;
 pub mod session;

@@ -11,6 +11,7 @@ use serde::Serialize;
 
 use crate::adapter::{MappingDescriptor, Registry};
 use crate::engine::allocations::{self, StoredLimit};
+use crate::engine::hub::{ReplayId, Transport};
 use crate::engine::state::{MappingStatus, StateStore, SyncState};
 use crate::engine::system::quote_ident;
 use crate::salesforce::limits::{Limit, CONCURRENT_CLIENTS, DAILY_DELIVERIES};
@@ -46,6 +47,9 @@ pub struct MappingReport {
     /// Calls made today for this mapping, by kind (`Query`, `Bulk`, `Collections`, …).
     pub api_calls: BTreeMap<String, u64>,
     pub last_error: Option<String>,
+    /// The streaming transport of the last change event applied (`cometd`, `pubsub`), read
+    /// from the form of the stored replay id; `None` before any.
+    pub transport: Option<&'static str>,
 }
 
 impl MappingReport {
@@ -105,6 +109,12 @@ impl MappingReport {
             write_errors: status.map_or(0, |s| s.write_errors),
             api_calls,
             last_error: status.and_then(|s| s.last_error.clone()),
+            transport: status
+                .and_then(|s| s.cdc_replay_id.as_ref())
+                .map(|id| match id {
+                    ReplayId::Cometd(_) => Transport::Cometd.name(),
+                    ReplayId::PubSub(_) => Transport::PubSub.name(),
+                }),
         }
     }
 }
@@ -321,10 +331,20 @@ pub fn render_table(reports: &[MappingReport], now: DateTime<Utc>) -> String {
         out.push_str(line.join("  ").trim_end());
         out.push('\n');
     }
-    let notes: Vec<String> = reports
+    let mut notes: Vec<String> = reports
         .iter()
         .filter_map(|r| r.message.as_ref().map(|m| format!("{}: {m}", r.mapping)))
         .collect();
+    let transports: Vec<String> = reports
+        .iter()
+        .filter_map(|r| r.transport.map(|t| format!("{} {t}", r.mapping)))
+        .collect();
+    if !transports.is_empty() {
+        notes.push(format!(
+            "Streaming transport (of the last change applied): {}",
+            transports.join(", ")
+        ));
+    }
     if !notes.is_empty() {
         out.push('\n');
         for note in notes {
@@ -366,7 +386,20 @@ pub(crate) mod tests {
                 .into_iter()
                 .collect(),
             last_error: None,
+            transport: Some("pubsub"),
         }
+    }
+
+    #[test]
+    fn the_table_says_which_transport_streamed_the_last_change() {
+        let mut polled = sample();
+        polled.mapping = "Opportunity".into();
+        polled.transport = None;
+        let table = render_table(&[sample(), polled], sample().last_sync.unwrap());
+        assert!(
+            table.contains("Streaming transport (of the last change applied): Account pubsub\n"),
+            "{table}"
+        );
     }
 
     #[test]

@@ -85,8 +85,14 @@ pub fn pg_text(field: &FieldDescriptor, value: &Value) -> Result<Option<String>,
                     ))
                 })
                 .ok_or_else(|| wrong(field, value)),
+            // Pub/Sub sends a date as the epoch milliseconds of its midnight (UTC).
+            PgType::Date => n
+                .as_i64()
+                .and_then(DateTime::<Utc>::from_timestamp_millis)
+                .map(|dt| Some(dt.date_naive().format("%Y-%m-%d").to_string()))
+                .ok_or_else(|| wrong(field, value)),
             PgType::Varchar(_) | PgType::Text => text_value(field, &n.to_string()).map(Some),
-            PgType::Boolean | PgType::Date => Err(wrong(field, value)),
+            PgType::Boolean => Err(wrong(field, value)),
         },
         Value::Object(o) if o.contains_key("diff") => Err(FieldError {
             field: field.sf_name,
@@ -317,6 +323,13 @@ mod tests {
         let date = field(SfType::Date, PgType::Date);
         assert!(pg_text(&date, &json!("2024-02-30")).is_err());
         assert!(pg_text(&date, &json!({"a": 1})).is_err());
+        // Pub/Sub: the epoch milliseconds of the date's midnight (UTC).
+        assert_eq!(
+            pg_text(&date, &json!(1_704_153_600_000_i64))
+                .unwrap()
+                .as_deref(),
+            Some("2024-01-02")
+        );
     }
 
     #[test]

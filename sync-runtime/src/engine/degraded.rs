@@ -15,7 +15,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 
-use crate::salesforce::streaming::{ReplayFrom, StreamError};
+use super::hub::{ReplayId, Start};
+use crate::salesforce::streaming::StreamError;
 
 /// The degraded polling interval when nothing is set.
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(10);
@@ -132,10 +133,10 @@ pub fn degraded_interval(setting: Duration, calls_per_poll: u64, budget: Budget)
 }
 
 /// Where streaming starts again after degraded polling (pure).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Resume {
     /// From the stored replay id: polling applied nothing since it.
-    Replay(ReplayFrom),
+    Replay(Start),
     /// From new events, then a catch-up poll from the polling cursor (which polling moved past
     /// the stored replay id; replaying those events would only repeat what polling applied and
     /// spend the daily delivery allocation).
@@ -143,9 +144,9 @@ pub enum Resume {
 }
 
 /// Where to resume: `stored` replay id, and whether degraded polling ran since it was stored.
-pub fn resume(stored: Option<i64>, polled_since: bool) -> Resume {
+pub fn resume(stored: Option<ReplayId>, polled_since: bool) -> Resume {
     match stored {
-        Some(id) if !polled_since => Resume::Replay(ReplayFrom::After(id)),
+        Some(id) if !polled_since => Resume::Replay(Start::After(id)),
         _ => Resume::NewWithCatchUp,
     }
 }
@@ -264,10 +265,17 @@ mod tests {
     #[test]
     fn streaming_resumes_from_the_replay_id_only_when_polling_applied_nothing_since() {
         assert_eq!(
-            resume(Some(42), false),
-            Resume::Replay(ReplayFrom::After(42))
+            resume(Some(ReplayId::Cometd(42)), false),
+            Resume::Replay(Start::After(ReplayId::Cometd(42)))
         );
-        assert_eq!(resume(Some(42), true), Resume::NewWithCatchUp);
+        assert_eq!(
+            resume(Some(ReplayId::PubSub(vec![0, 7])), false),
+            Resume::Replay(Start::After(ReplayId::PubSub(vec![0, 7])))
+        );
+        assert_eq!(
+            resume(Some(ReplayId::Cometd(42)), true),
+            Resume::NewWithCatchUp
+        );
         assert_eq!(resume(None, false), Resume::NewWithCatchUp);
     }
 

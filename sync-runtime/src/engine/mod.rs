@@ -70,6 +70,9 @@ pub struct EngineConfig {
     /// How often the org's streaming allocations are read from `/limits` while a mapping streams
     /// (one API call each; also at start and soon after a refusal).
     pub limits_every: Duration,
+    /// The wire protocol change events stream over (CometD, or the Pub/Sub API at the Salesforce
+    /// client's `pubsub_url`).
+    pub streaming_transport: hub::Transport,
 }
 
 impl EngineConfig {
@@ -86,6 +89,7 @@ impl EngineConfig {
             schema_retry: Duration::from_secs(30),
             degraded_poll: degraded::DEFAULT_INTERVAL,
             limits_every: allocations::EVERY,
+            streaming_transport: hub::Transport::default(),
         }
     }
 }
@@ -122,7 +126,7 @@ impl MappingCtx {
         };
         Ok(MappingCtx {
             mapping,
-            hub: hub::StreamHub::new(&client, hub::Transport::default()),
+            hub: hub::StreamHub::new(&client, config.streaming_transport),
             client,
             filter,
             states: StateStore::new(mapping.schema),
@@ -217,8 +221,8 @@ impl Engine {
         let client = Client::new(salesforce)?;
         Ok(Engine {
             registry,
+            hub: hub::StreamHub::new(&client, config.streaming_transport),
             config: Arc::new(config),
-            hub: hub::StreamHub::new(&client, hub::Transport::default()),
             client,
             held: lease::Held::default(),
         })

@@ -12,6 +12,7 @@ use std::str::FromStr;
 use chrono::{DateTime, NaiveDateTime, Utc};
 use tokio_postgres::GenericClient;
 
+use super::hub::ReplayId;
 use super::system::quote_ident;
 
 /// Where a mapping is in its life.
@@ -90,7 +91,9 @@ pub struct MappingStatus {
     pub state: SyncState,
     pub message: Option<String>,
     pub watermark: Option<(NaiveDateTime, String)>,
-    pub cdc_replay_id: Option<i64>,
+    /// Where streaming resumes: the replay id of the last change event applied, in the form of
+    /// the transport that applied it.
+    pub cdc_replay_id: Option<ReplayId>,
     /// When the initial load (or the last reload) committed; `None`: never loaded.
     pub loaded_at: Option<DateTime<Utc>>,
     pub load_total: Option<i64>,
@@ -181,7 +184,7 @@ impl StateStore {
     fn select(&self) -> String {
         format!(
             "SELECT mapping, table_name, state, message, watermark_systemmodstamp, watermark_sfid,
-                    cdc_replay_id, loaded_at, load_total, load_done, last_poll_at, last_change_at,
+                    cdc_replay_id, cdc_replay_bytes, loaded_at, load_total, load_done, last_poll_at, last_change_at,
                     last_change_committed_at, last_write_at, last_error, records_read,
                     records_written, write_errors, api_calls, paused
              FROM {}",
@@ -232,14 +235,20 @@ impl StateStore {
         &self,
         db: &C,
         mapping: &str,
-        replay_id: Option<i64>,
+        replay_id: Option<&ReplayId>,
     ) -> Result<(), tokio_postgres::Error> {
+        let (number, bytes): (Option<i64>, Option<&[u8]>) = match replay_id {
+            Some(ReplayId::Cometd(id)) => (Some(*id), None),
+            Some(ReplayId::PubSub(bytes)) => (None, Some(bytes.as_slice())),
+            None => (None, None),
+        };
         db.execute(
             &format!(
-                "UPDATE {} SET cdc_replay_id = $2, updated_at = now() WHERE mapping = $1",
+                "UPDATE {} SET cdc_replay_id = $2, cdc_replay_bytes = $3, updated_at = now() \
+                 WHERE mapping = $1",
                 self.table
             ),
-            &[&mapping, &replay_id],
+            &[&mapping, &number, &bytes],
         )
         .await
         .map(drop)
@@ -389,7 +398,7 @@ impl StateStore {
         db.execute(
             &format!(
                 "UPDATE {} SET state = 'INITIAL', message = NULL, watermark_systemmodstamp = NULL,
-                        watermark_sfid = NULL, cdc_replay_id = NULL, loaded_at = NULL, load_done = 0,
+                        watermark_sfid = NULL, cdc_replay_id = NULL, cdc_replay_bytes = NULL, loaded_at = NULL, load_done = 0,
                         load_total = NULL,
                         updated_at = now()
                  WHERE mapping = $1",
@@ -412,7 +421,11 @@ fn status_from_row(row: &tokio_postgres::Row) -> MappingStatus {
         state: state.parse().unwrap_or(SyncState::Error),
         message: row.get("message"),
         watermark: stamp.zip(sfid),
-        cdc_replay_id: row.get("cdc_replay_id"),
+        cdc_replay_id: {
+            let bytes: Option<Vec<u8>> = row.get("cdc_replay_bytes");
+            let number: Option<i64> = row.get("cdc_replay_id");
+            bytes.map(ReplayId::PubSub).or(number.map(ReplayId::Cometd))
+        },
         loaded_at: row.get("loaded_at"),
         load_total: row.get("load_total"),
         load_done: row.get("load_done"),

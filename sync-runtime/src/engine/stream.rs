@@ -28,6 +28,7 @@ use super::apply;
 use super::convert::pg_text_from_csv;
 use super::degraded::{self, Refusal, Resume};
 use super::hub::ChannelEvents;
+use super::hub::{HubEvent, Start};
 use super::ingest::{self, Applied};
 use super::load;
 use super::poll;
@@ -37,7 +38,7 @@ use super::{EngineError, MappingCtx};
 use crate::adapter::{ChangeEventHeader, FieldDescriptor, MappingDescriptor};
 use crate::salesforce::bulk::{PollPolicy, QueryOperation};
 use crate::salesforce::limits::DAILY_DELIVERIES;
-use crate::salesforce::streaming::{ReplayFrom, StreamError, StreamEvent};
+use crate::salesforce::streaming::StreamError;
 
 /// Most events applied in one Postgres transaction.
 const MAX_BATCH: usize = 500;
@@ -109,11 +110,7 @@ async fn stream(
     let channel = change_channel(mapping.object);
     let capacity = ctx.config.load_buffer;
     let mut events: ChannelEvents = if !status.is_loaded() {
-        let events = match ctx
-            .hub
-            .subscribe(&channel, ReplayFrom::NewOnly, capacity)
-            .await
-        {
+        let events = match ctx.hub.subscribe(&channel, Start::New, capacity).await {
             Ok(events) => events,
             Err(error) => return outcome_of(error),
         };
@@ -239,7 +236,7 @@ async fn new_with_catch_up(
 ) -> Result<Result<ChannelEvents, StreamError>, EngineError> {
     let events = ctx
         .hub
-        .subscribe(channel, ReplayFrom::NewOnly, ctx.config.load_buffer)
+        .subscribe(channel, Start::New, ctx.config.load_buffer)
         .await;
     if events.is_ok() {
         ctx.states
@@ -254,7 +251,7 @@ async fn new_with_catch_up(
 pub async fn apply_batch(
     ctx: &MappingCtx,
     db: &mut tokio_postgres::Client,
-    batch: &[StreamEvent],
+    batch: &[HubEvent],
 ) -> Result<Applied, EngineError> {
     let mapping = ctx.mapping;
     let Some(last) = batch.last() else {
@@ -274,7 +271,7 @@ pub async fn apply_batch(
         total.add(applied);
     }
     ctx.states
-        .set_replay_id(&tx, mapping.object, Some(last.replay_id))
+        .set_replay_id(&tx, mapping.object, Some(&last.replay_id))
         .await?;
     ctx.states
         .record_applied(&tx, mapping.object, total.total() as i64, committed)

@@ -143,6 +143,14 @@ CREATE TABLE IF NOT EXISTS {schema}._forcesync_org_limits (
 );
 "#,
     },
+    SystemMigration {
+        name: "0006_pubsub_replay",
+        sql: r#"
+-- The Pub/Sub API's replay id of the last event applied: opaque bytes (CometD's stays in
+-- cdc_replay_id; at most one of the two is set, by the transport that applied the event).
+ALTER TABLE {schema}._forcesync_mapping_state ADD COLUMN IF NOT EXISTS cdc_replay_bytes bytea;
+"#,
+    },
 ];
 
 /// Applies every system migration not yet applied; returns the names applied now.

@@ -10,7 +10,8 @@
 //! [`SfErrorKind::BudgetExhausted`] and is not retried.
 //!
 //! API areas: [`rest`] (query, count, retrieve, updated/deleted, describe, single records),
-//! [`collections`] (sObject Collections writes), [`bulk`] (Bulk API 2.0), [`streaming`] and [`cometd`] (CometD), [`limits`] (`/limits`).
+//! [`collections`] (sObject Collections writes), [`bulk`] (Bulk API 2.0), [`streaming`] and
+//! [`cometd`] (CometD), [`pubsub`] (the Pub/Sub API: gRPC, Avro), [`limits`] (`/limits`).
 //! Auth and streaming calls are counted but do not consume the daily budgets (Salesforce does not
 //! count them as API requests).
 
@@ -21,6 +22,7 @@ pub mod cometd;
 pub mod error;
 pub mod http;
 pub mod limits;
+pub mod pubsub;
 pub mod rest;
 pub mod streaming;
 
@@ -56,6 +58,9 @@ pub struct Config {
     /// Whole-request timeout for ordinary calls (CometD connects use the server's advice).
     pub request_timeout: Duration,
     pub connect_timeout: Duration,
+    /// The Pub/Sub API endpoint (`https://api.pubsub.salesforce.com:7443`; `http://…` for a local
+    /// org serving it on its own port).
+    pub pubsub_url: String,
 }
 
 impl Config {
@@ -72,6 +77,7 @@ impl Config {
             max_daily_calls: None,
             request_timeout: Duration::from_secs(120),
             connect_timeout: Duration::from_secs(10),
+            pubsub_url: pubsub::DEFAULT_ENDPOINT.to_owned(),
         }
     }
 }

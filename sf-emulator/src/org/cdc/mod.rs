@@ -3,8 +3,10 @@
 //! event of the window); reads after a replay id with a channel filter (`/data/ChangeEvents` or
 //! `/data/<Entity>ChangeEvent`); a `watch` channel to wake waiters; the entity selection;
 //! and the delivery faults. How one transaction's changes become events (merging, gap and
-//! overflow events) is `commit`; long text diffs are `diff`; `changeOrigin` is `origin`.
+//! overflow events) is `commit`; long text diffs are `diff`; `changeOrigin` is `origin`; the
+//! Avro form the Pub/Sub API delivers is `avro`.
 
+pub mod avro;
 pub mod commit;
 pub mod diff;
 pub mod faults;
@@ -198,6 +200,9 @@ pub const DEFAULT_RETENTION_MS: i64 = 72 * 3600 * 1000;
 /// No count cap: every event of the retention window is kept.
 pub const DEFAULT_MAX_EVENTS: usize = usize::MAX;
 const FIRST_REPLAY_ID: i64 = 10_000;
+/// Commit numbers start above 2^53, as real ones run: a client reading them as doubles (a
+/// JavaScript JSON or Avro decoder) loses their low bits.
+const FIRST_COMMIT_NUMBER: i64 = 11_258_999_068_426_240;
 /// Largest step between two consecutive replay ids.
 const MAX_REPLAY_STEP: u64 = 7;
 
@@ -310,7 +315,7 @@ impl CdcLog {
                     dropped_up_to: FIRST_REPLAY_ID,
                     max_events,
                     retention_ms,
-                    commit_number: 1_000_000,
+                    commit_number: FIRST_COMMIT_NUMBER,
                     gap_state: 0x9e37_79b9_7f4a_7c15,
                     selection: None,
                     faults: faults::DeliveryFaults::default(),
@@ -352,6 +357,13 @@ impl CdcLog {
     /// The replay id of the newest event (the cursor for "-1: new events only").
     pub fn latest_replay_id(&self) -> i64 {
         self.shared.inner.lock().last_replay
+    }
+
+    /// The replay id reading every retained event starts after (what `-2` means, as an id).
+    pub fn earliest_position(&self, now_ms: i64) -> i64 {
+        let mut g = self.shared.inner.lock();
+        g.trim(now_ms);
+        g.dropped_up_to
     }
 
     /// `(newest replay id, last commit number)`, for persistence.

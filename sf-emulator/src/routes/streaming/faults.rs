@@ -1,6 +1,7 @@
 //! Streaming fault injection on the control plane:
 //! `POST /__emulator/faults/streaming/drop` forgets every CometD client (held connects answer
-//! `403::Unknown client` with `reconnect: handshake`, as after a server-side session loss);
+//! `403::Unknown client` with `reconnect: handshake`, as after a server-side session loss) and
+//! ends every Pub/Sub API subscription with `UNAVAILABLE` (`…service.unavailable`);
 //! `POST /__emulator/faults/cdc/gap` publishes a header-only `GAP_*` event for records changed
 //! outside a transaction (as Salesforce does for database-level changes such as archiving).
 //! Gap events replacing a write's own events, overflow, and the other change-event faults are
@@ -24,7 +25,8 @@ pub fn routes() -> Router<Org> {
 
 async fn drop_clients(State(org): State<Org>) -> Json<Value> {
     let dropped = org.streaming().clients.drop_all();
-    Json(json!({"droppedClients": dropped}))
+    let subscriptions = org.streaming().pubsub.drop_all();
+    Json(json!({"droppedClients": dropped, "droppedSubscriptions": subscriptions}))
 }
 
 #[derive(Deserialize)]

@@ -191,7 +191,7 @@ async fn cometd(
 }
 
 /// Concurrent CometD clients allowed (`DurableStreamingApiConcurrentClients` of `/limits`).
-fn max_clients(org: &Org) -> usize {
+pub(crate) fn max_clients(org: &Org) -> usize {
     org.limit("DurableStreamingApiConcurrentClients")
         .map_or(usize::MAX, |(max, _)| {
             usize::try_from(max).unwrap_or(usize::MAX)
@@ -210,8 +210,12 @@ fn handshake(
     let hub = org.streaming();
     match hub
         .clients
-        .handshake(hub.client_expiry(), browser, max_clients(org))
-    {
+        // Pub/Sub API subscriptions count against the same allocation.
+        .handshake(
+            hub.client_expiry(),
+            browser,
+            max_clients(org).saturating_sub(hub.pubsub.open()),
+        ) {
         Ok(client_id) => bayeux::handshake_success(message, &client_id),
         Err(clients::TooManyClients) => {
             bayeux::failure(message, None, bayeux::CONCURRENT_CLIENTS_EXCEEDED, None)

@@ -15,9 +15,9 @@ use std::pin::Pin;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
-use super::{Command, Delivery, HubStatus};
+use super::{Command, Delivery, HubEvent, HubStatus, ReplayId, Start};
 use crate::salesforce::cometd::{CometdSession, ConnectReplies};
-use crate::salesforce::streaming::{StreamError, StreamingPolicy};
+use crate::salesforce::streaming::{ReplayFrom, StreamError, StreamingPolicy};
 use crate::salesforce::{Client, ErrorClass};
 
 struct Channel {
@@ -72,7 +72,16 @@ pub async fn drive(
                         if channels.remove(&channel).is_some() {
                             session.unsubscribe(&channel).await;
                         }
-                        let result = session.subscribe(&channel, from).await;
+                        let result = match from {
+                            Start::New => session.subscribe(&channel, ReplayFrom::NewOnly).await,
+                            Start::After(ReplayId::Cometd(id)) => {
+                                session.subscribe(&channel, ReplayFrom::After(id)).await
+                            }
+                            Start::After(ReplayId::PubSub(_)) => Err(StreamError::ReplayIdUnavailable {
+                                replay_id: -1,
+                                message: "the stored position is a Pub/Sub API replay id, which CometD cannot resume from".into(),
+                            }),
+                        };
                         match &result {
                             Ok(()) => {
                                 last_refusal = None;
@@ -121,6 +130,11 @@ pub async fn drive(
                         for event in events {
                             let Some(channel) = channels.get(&event.channel) else { continue };
                             let name = event.channel.clone();
+                            let event = HubEvent {
+                                channel: event.channel,
+                                replay_id: ReplayId::Cometd(event.replay_id),
+                                payload: event.payload,
+                            };
                             match channel.events.try_send(Ok(event)) {
                                 Ok(()) => {}
                                 Err(mpsc::error::TrySendError::Full(_)) => {

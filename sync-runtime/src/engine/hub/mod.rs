@@ -27,23 +27,56 @@
 //! - No channel left: release the client. `Shutdown`: release it and answer `done`.
 //! - Keep [`HubStatus`] current.
 //!
-//! [`cometd`] is the CometD (Streaming API) transport. Another (the Pub/Sub API) plugs in as a
-//! module beside it with its own `drive` and a [`Transport`] variant; nothing else changes. What
+//! [`cometd`] is the CometD (Streaming API) transport, [`pubsub`] the Pub/Sub API's (one gRPC
+//! channel, one `Subscribe` stream per mapping channel). Events carry a [`ReplayId`] in the
+//! transport's own form; a stored position of the other transport is refused as unavailable. What
 //! a mapping does when its channel is refused (degraded polling, retry with backoff) is decided
 //! by [`super::degraded`], whatever the transport.
 
 pub mod cometd;
+pub mod pubsub;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use serde_json::Value;
 use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::salesforce::streaming::{ReplayFrom, StreamError, StreamEvent};
+use crate::salesforce::streaming::StreamError;
 use crate::salesforce::Client;
 
+/// A replay id, in the form of the transport that delivered the event: CometD's numbers, the
+/// Pub/Sub API's opaque bytes. A position of one transport means nothing to the other.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum ReplayId {
+    Cometd(i64),
+    PubSub(Vec<u8>),
+}
+
+/// Where a channel's delivery starts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Start {
+    /// Only events published from now on.
+    New,
+    /// The events after a stored replay id. One the transport cannot use (stored by the other
+    /// transport) is refused as [`StreamError::ReplayIdUnavailable`]: the mapping catches up by
+    /// polling.
+    After(ReplayId),
+}
+
+/// One change event delivered on a channel.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HubEvent {
+    pub channel: String,
+    pub replay_id: ReplayId,
+    /// The CDC payload (the changed fields and `ChangeEventHeader`, CometD's shape whatever the
+    /// transport). A Pub/Sub event whose payload could not be read has no header but an
+    /// `undecodable` member saying why: applying it records a read error.
+    pub payload: Value,
+}
+
 /// One event, or the error that ended the channel.
-pub type Delivery = Result<StreamEvent, StreamError>;
+pub type Delivery = Result<HubEvent, StreamError>;
 
 /// The wire protocol of a hub.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -51,6 +84,18 @@ pub enum Transport {
     /// CometD long-polling (Streaming API, `/cometd/<version>`).
     #[default]
     Cometd,
+    /// The Pub/Sub API (gRPC, Avro) at the client's `Config::pubsub_url`.
+    PubSub,
+}
+
+impl Transport {
+    /// The name `forcesync status` shows (`cometd`, `pubsub`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Transport::Cometd => "cometd",
+            Transport::PubSub => "pubsub",
+        }
+    }
 }
 
 /// What a mapping asks of the transport task.
@@ -58,7 +103,7 @@ pub enum Transport {
 pub enum Command {
     Subscribe {
         channel: String,
-        from: ReplayFrom,
+        from: Start,
         /// Identifies this subscription of the channel (newer subscriptions have larger ones).
         token: u64,
         events: mpsc::Sender<Delivery>,
@@ -128,6 +173,11 @@ impl StreamHub {
         }
     }
 
+    /// The wire protocol this hub streams over.
+    pub fn transport(&self) -> Transport {
+        self.inner.transport
+    }
+
     /// What the client is doing now.
     pub fn status(&self) -> HubStatus {
         self.inner.status.borrow().clone()
@@ -143,7 +193,7 @@ impl StreamHub {
     pub async fn subscribe(
         &self,
         channel: &str,
-        from: ReplayFrom,
+        from: Start,
         capacity: usize,
     ) -> Result<ChannelEvents, StreamError> {
         let commands = self.commands()?;
@@ -198,6 +248,7 @@ impl StreamHub {
         let status = self.inner.status.clone();
         let task = match self.inner.transport {
             Transport::Cometd => tokio::spawn(cometd::drive(client, rx, status)),
+            Transport::PubSub => tokio::spawn(pubsub::drive(client, rx, status)),
         };
         *self.inner.task.lock().expect("hub") = Some(task);
         *commands = Some(tx.clone());
