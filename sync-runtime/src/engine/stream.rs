@@ -34,7 +34,7 @@ use super::poll;
 use super::soql::change_channel;
 use super::state::SyncState;
 use super::{EngineError, MappingCtx};
-use crate::adapter::{ChangeEventHeader, FieldDescriptor, MappingDescriptor};
+use crate::adapter::{FieldDescriptor, MappingDescriptor};
 use crate::salesforce::bulk::{PollPolicy, QueryOperation};
 use crate::salesforce::limits::DAILY_DELIVERIES;
 use crate::salesforce::streaming::{ReplayFrom, StreamError, StreamEvent};
@@ -250,7 +250,8 @@ async fn new_with_catch_up(
     Ok(events)
 }
 
-/// Applies a batch of events in one transaction with the replay id of its last event.
+/// Applies a batch of events in one transaction with the replay id of its last event (set-based
+/// statements for the whole batch: [`ingest::apply_events`]).
 pub async fn apply_batch(
     ctx: &MappingCtx,
     db: &mut tokio_postgres::Client,
@@ -261,16 +262,13 @@ pub async fn apply_batch(
         return Ok(Applied::default());
     };
     let tx = apply::begin_engine_tx(db).await?;
-    let mut total = Applied::default();
-    let mut committed: Option<DateTime<Utc>> = None;
-    for event in batch {
-        if let Ok(header) = ChangeEventHeader::from_payload(&event.payload) {
-            committed =
-                DateTime::<Utc>::from_timestamp_millis(header.commit_timestamp).or(committed);
-        }
-        let applied = ingest::apply_event(ctx, &tx, &event.payload).await?;
-        total.add(applied);
-    }
+    let committed: Option<DateTime<Utc>> = batch
+        .iter()
+        .filter_map(|event| event.payload.get("ChangeEventHeader")?.get("commitTimestamp")?.as_i64())
+        .filter_map(DateTime::<Utc>::from_timestamp_millis)
+        .next_back();
+    let payloads: Vec<&serde_json::Value> = batch.iter().map(|event| &event.payload).collect();
+    let total = ingest::apply_events(ctx, &tx, &payloads).await?;
     ctx.states
         .set_replay_id(&tx, mapping.object, Some(last.replay_id))
         .await?;
