@@ -777,15 +777,29 @@ async fn an_initial_load_killed_midway_leaves_nothing_partial_and_the_restarted_
         0,
         "loaded rows are synced"
     );
-    assert_ne!(account_oid(&pg).await, oid_before, "the table was swapped in");
+    assert_ne!(
+        account_oid(&pg).await,
+        oid_before,
+        "the table was swapped in"
+    );
     let after: String = pg.query_one(catalog, &[]).await.unwrap().get(0);
-    assert_eq!(after, before, "every index, trigger, comment and grant stays");
+    assert_eq!(
+        after, before,
+        "every index, trigger, comment and grant stays"
+    );
     let kept: Option<String> = pg
-        .query_opt("SELECT name FROM salesforce.account WHERE id = $1", &[&local])
+        .query_opt(
+            "SELECT name FROM salesforce.account WHERE id = $1",
+            &[&local],
+        )
         .await
         .unwrap()
         .map(|r| r.get(0));
-    assert_eq!(kept.as_deref(), Some("Only in Postgres"), "the app's row keeps its id");
+    assert_eq!(
+        kept.as_deref(),
+        Some("Only in Postgres"),
+        "the app's row keeps its id"
+    );
     let next: i32 = pg
         .query_one(
             "INSERT INTO salesforce.account (name) VALUES ('After the load') RETURNING id",
@@ -804,7 +818,10 @@ async fn an_initial_load_killed_midway_leaves_nothing_partial_and_the_restarted_
         .await
         .unwrap()
         .get(0);
-    assert_eq!(captured, 2, "application writes are captured before and after");
+    assert_eq!(
+        captured, 2,
+        "application writes are captured before and after"
+    );
     stop.send(true).unwrap();
     task.await.unwrap();
 }

@@ -324,9 +324,11 @@ async fn baselines(
         .collect();
     let mut builds = Vec::new();
     for (i, definition) in definitions.iter().enumerate() {
-        builds.push(index_on(definition, &format!("_forcesync_bench_limit_{i}"), &limit).ok_or_else(
-            || CliError::failure(format!("cannot rebuild the index {definition} on a copy")),
-        )?);
+        builds.push(
+            index_on(definition, &format!("_forcesync_bench_limit_{i}"), &limit).ok_or_else(
+                || CliError::failure(format!("cannot rebuild the index {definition} on a copy")),
+            )?,
+        );
     }
     db.batch_execute(&format!(
         "DROP TABLE IF EXISTS {indexed}, {limit};

@@ -277,7 +277,15 @@ async fn measure(
 
     let user = SfUser::login(org.base_url(), &org.config, registry.api_version).await?;
     let mut next_seq = 0;
-    let mut run = sustained(&user, &sfids, &mut next_seq, rate, seconds, &mut notifications).await?;
+    let mut run = sustained(
+        &user,
+        &sfids,
+        &mut next_seq,
+        rate,
+        seconds,
+        &mut notifications,
+    )
+    .await?;
     for line in latency_lines(run.sent, run.failed, run.seconds, rate, &mut run.latencies) {
         println!("{line}");
     }
@@ -693,9 +701,18 @@ mod tests {
     #[test]
     fn a_ladder_step_holds_only_when_every_change_arrived_in_time_at_the_asked_rate() {
         assert!(step_held(5_000, 50_000, 50_000, 10.0, Some(80)));
-        assert!(!step_held(5_000, 50_000, 50_000, 10.0, Some(101)), "p99 over target");
-        assert!(!step_held(5_000, 50_000, 49_999, 10.0, Some(80)), "a change missing");
-        assert!(!step_held(5_000, 30_000, 30_000, 10.0, Some(80)), "sent too slowly");
+        assert!(
+            !step_held(5_000, 50_000, 50_000, 10.0, Some(101)),
+            "p99 over target"
+        );
+        assert!(
+            !step_held(5_000, 50_000, 49_999, 10.0, Some(80)),
+            "a change missing"
+        );
+        assert!(
+            !step_held(5_000, 30_000, 30_000, 10.0, Some(80)),
+            "sent too slowly"
+        );
         assert!(!step_held(5_000, 0, 0, 10.0, None));
     }
 

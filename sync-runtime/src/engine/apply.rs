@@ -630,10 +630,7 @@ pub async fn delete_stamped(
     };
     tx.execute_typed(
         &sql,
-        &[
-            (&sfids, Type::TEXT_ARRAY),
-            (&stamps, Type::TIMESTAMP_ARRAY),
-        ],
+        &[(&sfids, Type::TEXT_ARRAY), (&stamps, Type::TIMESTAMP_ARRAY)],
     )
     .await
 }
@@ -880,7 +877,11 @@ mod tests {
             ("001A".into(), at(1)),
         ]);
         assert_eq!(sfids, ["001A", "001B"]);
-        assert_eq!(stamps, [at(3), None], "an unconditional delete stays unconditional");
+        assert_eq!(
+            stamps,
+            [at(3), None],
+            "an unconditional delete stays unconditional"
+        );
     }
 
     #[test]

@@ -410,7 +410,11 @@ pub fn merge_in_order(rows: Vec<Row>) -> Vec<Row> {
             let mut merged = rows.next()?;
             for row in rows {
                 for (field, value) in row.cells {
-                    match merged.cells.iter_mut().find(|(f, _)| f.column == field.column) {
+                    match merged
+                        .cells
+                        .iter_mut()
+                        .find(|(f, _)| f.column == field.column)
+                    {
                         Some(cell) => cell.1 = value,
                         None => merged.cells.push((field, value)),
                     }
@@ -425,7 +429,9 @@ pub fn merge_in_order(rows: Vec<Row>) -> Vec<Row> {
 /// Ids without repeats, in the order of first appearance (pure).
 fn distinct(ids: Vec<String>) -> Vec<String> {
     let mut seen = std::collections::HashSet::with_capacity(ids.len());
-    ids.into_iter().filter(|id| seen.insert(id.clone())).collect()
+    ids.into_iter()
+        .filter(|id| seen.insert(id.clone()))
+        .collect()
 }
 
 /// Which of these records have unsent application changes (`_trigger_log` entries not yet
@@ -449,7 +455,10 @@ async fn with_pending_changes(
                 schema = quote_ident(mapping.schema),
                 table = apply::qualified(mapping)
             ),
-            &[(&mapping.table, Type::VARCHAR), (&sfids, Type::VARCHAR_ARRAY)],
+            &[
+                (&mapping.table, Type::VARCHAR),
+                (&sfids, Type::VARCHAR_ARRAY),
+            ],
         )
         .await?
         .iter()

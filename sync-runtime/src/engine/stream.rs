@@ -264,7 +264,13 @@ pub async fn apply_batch(
     let tx = apply::begin_engine_tx(db).await?;
     let committed: Option<DateTime<Utc>> = batch
         .iter()
-        .filter_map(|event| event.payload.get("ChangeEventHeader")?.get("commitTimestamp")?.as_i64())
+        .filter_map(|event| {
+            event
+                .payload
+                .get("ChangeEventHeader")?
+                .get("commitTimestamp")?
+                .as_i64()
+        })
         .filter_map(DateTime::<Utc>::from_timestamp_millis)
         .next_back();
     let payloads: Vec<&serde_json::Value> = batch.iter().map(|event| &event.payload).collect();

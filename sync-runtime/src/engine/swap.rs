@@ -553,7 +553,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_first_load_copies_straight_into_a_shadow_and_a_reload_swaps_unless_something_depends_on_the_table() {
+    fn a_first_load_copies_straight_into_a_shadow_and_a_reload_swaps_unless_something_depends_on_the_table(
+    ) {
         assert_eq!(method(false, false, vec![]), Method::Shadow);
         assert_eq!(method(true, false, vec![]), Method::Swap);
         assert_eq!(method(false, true, vec![]), Method::Swap);
