@@ -3,8 +3,9 @@
 //!
 //! `SELECT COUNT()` first; small objects are read through the REST query API, larger ones (above
 //! [`EngineConfig::bulk_threshold`](super::EngineConfig)) through a Bulk API 2.0 query job whose
-//! CSV pages are converted cell by cell. The mapping's filter applies in the query. Progress (rows
-//! loaded of the total) is kept in the mapping's state row for the CLI.
+//! CSV pages are converted cell by cell. Either way the next page downloads while the current
+//! one is converted and copied (two pages held at most). The mapping's filter applies in the
+//! query. Progress (rows loaded of the total) is kept in the mapping's state row for the CLI.
 //!
 //! How the rows get in is decided by [`swap::method`]:
 //!
@@ -232,33 +233,46 @@ async fn load_rows(ctx: &MappingCtx, reload: bool) -> Result<LoadReport, EngineE
     } else {
         let mut page = ctx.client.query(&soql).await?;
         loop {
-            for record in &page.records {
-                match apply::row_from_record(mapping, record) {
-                    Ok(row) => {
-                        copy_line(
-                            row.cells
-                                .iter()
-                                .map(|(_, v)| v.as_deref())
-                                .chain(lastop.map(Some)),
-                            &mut buffer,
-                        );
-                        rows += 1;
+            // The next page downloads while this one is converted and copied: two pages held.
+            let next = page.next_records_url.take().filter(|_| !page.done);
+            let fetch = async {
+                match &next {
+                    Some(next) => ctx.client.query_more(next).await.map(Some),
+                    None => Ok(None),
+                }
+            };
+            let copy = async {
+                for record in &page.records {
+                    match apply::row_from_record(mapping, record) {
+                        Ok(row) => {
+                            copy_line(
+                                row.cells
+                                    .iter()
+                                    .map(|(_, v)| v.as_deref())
+                                    .chain(lastop.map(Some)),
+                                &mut buffer,
+                            );
+                            rows += 1;
+                        }
+                        Err(e) => errors.push((e, Some(record.clone()))),
                     }
-                    Err(e) => errors.push((e, Some(record.clone()))),
+                    if buffer.len() >= COPY_CHUNK {
+                        sink.send(Bytes::from(std::mem::take(&mut buffer))).await?;
+                    }
                 }
-                if buffer.len() >= COPY_CHUNK {
-                    sink.send(Bytes::from(std::mem::take(&mut buffer))).await?;
-                }
-            }
+                Ok::<_, tokio_postgres::Error>(())
+            };
+            let (fetched, copied) = tokio::join!(fetch, copy);
+            copied?;
             if last_progress.elapsed().as_millis() > 250 {
                 last_progress = Instant::now();
                 ctx.states
                     .set_load_progress(&progress_db, mapping.object, rows as i64, None)
                     .await?;
             }
-            match page.next_records_url.take() {
-                Some(next) if !page.done => page = ctx.client.query_more(&next).await?,
-                _ => break,
+            match fetched? {
+                Some(fetched) => page = fetched,
+                None => break,
             }
         }
     }
