@@ -97,6 +97,23 @@ impl SfUser {
         }) as u64)
     }
 
+    /// Creates the records in one sObject Collections call; answers how many were refused.
+    pub(crate) async fn create_many(&self, records: Vec<Value>) -> Result<u64, CliError> {
+        let body = self
+            .send(
+                self.http
+                    .post(format!("{}/composite/sobjects", self.base))
+                    .json(&json!({"allOrNone": false, "records": records})),
+            )
+            .await?;
+        Ok(body.as_array().map_or(0, |results| {
+            results
+                .iter()
+                .filter(|r| r["success"] != json!(true))
+                .count()
+        }) as u64)
+    }
+
     /// Creates a record; answers its Id.
     pub(crate) async fn create(&self, object: &str, fields: Value) -> Result<String, CliError> {
         let body = self

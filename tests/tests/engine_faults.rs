@@ -677,3 +677,151 @@ async fn changes_streamed_during_a_reload_are_never_undone_and_none_is_lost() {
     stop.send(true).unwrap();
     task.await.unwrap();
 }
+
+async fn account_oid(pg: &tokio_postgres::Client) -> u32 {
+    pg.query_one("SELECT 'salesforce.account'::regclass::oid", &[])
+        .await
+        .unwrap()
+        .get(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_initial_load_killed_midway_leaves_nothing_partial_and_the_restarted_load_swaps_in_the_whole_table(
+) {
+    let h = Harness::start().await;
+    let pg = h.pg().await;
+    let mut config = accounts_only(&h);
+    config.bulk_threshold = 0;
+    h.engine(config.clone()).migrate().await.unwrap();
+    // What the app and its operator set up on the table before the first load.
+    pg.batch_execute(
+        "GRANT SELECT ON salesforce.account TO PUBLIC; \
+         COMMENT ON TABLE salesforce.account IS 'Accounts, synced by forcesync'; \
+         COMMENT ON COLUMN salesforce.account.name IS 'the name'; \
+         CREATE INDEX app_idx_account_lower_name ON salesforce.account (lower(name))",
+    )
+    .await
+    .unwrap();
+    let local: i32 = pg
+        .query_one(
+            "INSERT INTO salesforce.account (name) VALUES ('Only in Postgres') RETURNING id",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    let catalog = "SELECT concat_ws(' | ', \
+           (SELECT string_agg(indexname, ',' ORDER BY indexname) FROM pg_indexes \
+            WHERE schemaname = 'salesforce' AND tablename = 'account'), \
+           (SELECT string_agg(tgname, ',' ORDER BY tgname) FROM pg_trigger \
+            WHERE tgrelid = 'salesforce.account'::regclass AND NOT tgisinternal), \
+           obj_description('salesforce.account'::regclass, 'pg_class'), \
+           (SELECT col_description('salesforce.account'::regclass, attnum) FROM pg_attribute \
+            WHERE attrelid = 'salesforce.account'::regclass AND attname = 'name'), \
+           has_table_privilege('public', 'salesforce.account', 'SELECT')::text)";
+    let before: String = pg.query_one(catalog, &[]).await.unwrap().get(0);
+    assert!(before.contains("app_idx_account_lower_name"), "{before}");
+    let oid_before = account_oid(&pg).await;
+    // (The writer may send the app's row meanwhile: it is not the load's.)
+    let synced = "SELECT count(*) FROM salesforce.account \
+                  WHERE sfid IS NOT NULL AND name IS DISTINCT FROM 'Only in Postgres'";
+
+    // The first run is killed while it loads (a slow Bulk job).
+    h.faults(json!({"bulk_slow_ms": 1500})).await;
+    let (_stop, task) = run(config.clone(), h.salesforce());
+    eventually(WAIT, "the load starts", || async {
+        state_of(&pg, "Account")
+            .await
+            .is_some_and(|(s, _)| s == SyncState::Loading)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    task.abort();
+    let _ = task.await;
+    let count = |sql: &'static str| {
+        let pg = &pg;
+        async move {
+            let n: i64 = pg.query_one(sql, &[]).await.unwrap().get(0);
+            n
+        }
+    };
+    assert_eq!(count(synced).await, 0, "no partial load is visible");
+    // The killed load's transaction ends with its connection: no shadow table is left.
+    eventually(WAIT, "the killed load's shadow table is gone", || async {
+        count("SELECT count(*) FROM pg_class WHERE relname = 'account_reload'").await == 0
+    })
+    .await;
+    assert_eq!(count(synced).await, 0, "no partial load is visible");
+    h.clear_faults().await;
+
+    let (stop, task) = run(config, h.salesforce());
+    wait_streaming(&pg).await;
+    let expected = h
+        .query(
+            "SELECT Id FROM Account WHERE IsDeleted = false AND Type != 'Competitor' \
+             AND Name != 'Only in Postgres'",
+        )
+        .await
+        .len() as i64;
+    assert_eq!(count(synced).await, expected, "every record, once");
+    assert_eq!(
+        count(
+            "SELECT count(DISTINCT sfid) FROM salesforce.account \
+             WHERE name IS DISTINCT FROM 'Only in Postgres'"
+        )
+        .await,
+        expected
+    );
+    assert_eq!(
+        count("SELECT count(*) FROM salesforce.account WHERE sfid IS NOT NULL AND _hc_lastop IS DISTINCT FROM 'SYNCED'").await,
+        0,
+        "loaded rows are synced"
+    );
+    assert_ne!(
+        account_oid(&pg).await,
+        oid_before,
+        "the table was swapped in"
+    );
+    let after: String = pg.query_one(catalog, &[]).await.unwrap().get(0);
+    assert_eq!(
+        after, before,
+        "every index, trigger, comment and grant stays"
+    );
+    let kept: Option<String> = pg
+        .query_opt(
+            "SELECT name FROM salesforce.account WHERE id = $1",
+            &[&local],
+        )
+        .await
+        .unwrap()
+        .map(|r| r.get(0));
+    assert_eq!(
+        kept.as_deref(),
+        Some("Only in Postgres"),
+        "the app's row keeps its id"
+    );
+    let next: i32 = pg
+        .query_one(
+            "INSERT INTO salesforce.account (name) VALUES ('After the load') RETURNING id",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(next > local, "ids continue from the same sequence");
+    let captured: i64 = pg
+        .query_one(
+            "SELECT count(*) FROM salesforce._trigger_log WHERE table_name = 'account' \
+             AND action = 'INSERT' AND record_id = ANY($1)",
+            &[&vec![local, next]],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        captured, 2,
+        "application writes are captured before and after"
+    );
+    stop.send(true).unwrap();
+    task.await.unwrap();
+}

@@ -1344,3 +1344,144 @@ async fn a_polled_parent_whose_external_id_changed_renames_it_in_its_childrens_r
         "the followed key is not sent back"
     );
 }
+
+/// A change event as Salesforce publishes it for one Account.
+fn account_event(
+    kind: &str,
+    sfid: &str,
+    at_ms: i64,
+    fields: serde_json::Value,
+) -> serde_json::Value {
+    let changed: Vec<String> = if kind == "UPDATE" {
+        fields.as_object().unwrap().keys().cloned().collect()
+    } else {
+        Vec::new()
+    };
+    let mut payload = json!({
+        "ChangeEventHeader": {
+            "entityName": "Account", "changeType": kind, "changedFields": changed,
+            "recordIds": [sfid], "changeOrigin": "", "transactionKey": format!("t{at_ms}"),
+            "sequenceNumber": 1, "commitTimestamp": at_ms, "commitNumber": at_ms,
+            "commitUser": "005000000000001AAA"
+        }
+    });
+    for (k, v) in fields.as_object().unwrap() {
+        payload[k] = v.clone();
+    }
+    payload
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_of_events_delivered_together_ends_as_applying_them_one_by_one_in_commit_order() {
+    let h = Harness::start().await;
+    let mut config = h.engine_config();
+    config.bulk_threshold = u64::MAX;
+    h.engine(config.clone()).migrate().await.unwrap();
+    let ctx = h.ctx("Account", config);
+    engine::load::load(&ctx, false).await.unwrap();
+    let mut pg = h.pg().await;
+    let ids = account_ids(&pg).await;
+    let (updated, deleted) = (ids[0].0.clone(), ids[1].0.clone());
+    let created = "001000000000999AAA";
+    let rows_before = count(&pg, "SELECT count(*) FROM salesforce.account").await;
+    // Later than anything stored.
+    let t = chrono::Utc::now().timestamp_millis() + 60_000;
+    let events = [
+        account_event(
+            "CREATE",
+            created,
+            t + 1,
+            json!({"Name": "Batch Created", "Type": "Customer - Direct", "Phone": "c1"}),
+        ),
+        account_event("UPDATE", created, t + 3, json!({"Phone": "c3"})),
+        // Delivered late: older than the change before it.
+        account_event("UPDATE", created, t + 2, json!({"Phone": "c2"})),
+        account_event("UPDATE", &updated, t + 1, json!({"Phone": "a1"})),
+        account_event("UPDATE", &updated, t + 2, json!({"Website": "a2.example"})),
+        account_event("DELETE", &deleted, t + 1, json!({})),
+    ];
+    let payloads: Vec<&serde_json::Value> = events.iter().collect();
+    let tx = engine::apply::begin_engine_tx(&mut pg).await.unwrap();
+    let applied = engine::ingest::apply_events(&ctx, &tx, &payloads)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(applied.errors, 0);
+    assert_eq!(applied.deleted, 1);
+
+    assert_eq!(
+        text(
+            &pg,
+            "SELECT phone FROM salesforce.account WHERE sfid = $1",
+            created
+        )
+        .await
+        .as_deref(),
+        Some("c3"),
+        "the latest change wins, whatever the delivery order"
+    );
+    assert_eq!(
+        text(
+            &pg,
+            "SELECT name FROM salesforce.account WHERE sfid = $1",
+            created
+        )
+        .await
+        .as_deref(),
+        Some("Batch Created")
+    );
+    assert_eq!(
+        text(
+            &pg,
+            "SELECT phone FROM salesforce.account WHERE sfid = $1",
+            &updated
+        )
+        .await
+        .as_deref(),
+        Some("a1"),
+        "each event's columns are applied"
+    );
+    assert_eq!(
+        text(
+            &pg,
+            "SELECT website FROM salesforce.account WHERE sfid = $1",
+            &updated
+        )
+        .await
+        .as_deref(),
+        Some("a2.example")
+    );
+    assert!(text(
+        &pg,
+        "SELECT sfid FROM salesforce.account WHERE sfid = $1",
+        &deleted
+    )
+    .await
+    .is_none());
+    assert_eq!(
+        count(&pg, "SELECT count(*) FROM salesforce.account").await,
+        rows_before,
+        "one row created, one deleted"
+    );
+
+    // The same batch again (a replay after a restart) changes nothing.
+    let tx = engine::apply::begin_engine_tx(&mut pg).await.unwrap();
+    engine::ingest::apply_events(&ctx, &tx, &payloads)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(
+        text(
+            &pg,
+            "SELECT phone FROM salesforce.account WHERE sfid = $1",
+            created
+        )
+        .await
+        .as_deref(),
+        Some("c3")
+    );
+    assert_eq!(
+        count(&pg, "SELECT count(*) FROM salesforce.account").await,
+        rows_before
+    );
+}

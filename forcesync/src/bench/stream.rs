@@ -67,6 +67,22 @@ pub fn command() -> clap::Command {
                 .value_parser(clap::value_parser!(u64).range(1..=10_000)),
         )
         .arg(
+            clap::Arg::new("max-rate-seconds")
+                .long("max-rate-seconds")
+                .value_name("S")
+                .help("After the run at --rate, seconds at each higher rate of the ladder (1,000 to 10,000 changes/s) to find the highest sustained rate at p99 <= 100 ms (0 skips it)")
+                .default_value("10")
+                .value_parser(clap::value_parser!(u64).range(0..=600)),
+        )
+        .arg(
+            clap::Arg::new("burst")
+                .long("burst")
+                .value_name("N")
+                .help("Accounts created at once (sObject Collections calls, all in flight together); prints the seconds from the last call until all are in Postgres (0 skips it)")
+                .default_value("0")
+                .value_parser(clap::value_parser!(u64).range(0..=100_000)),
+        )
+        .arg(
             clap::Arg::new("idle-seconds")
                 .long("idle-seconds")
                 .value_name("S")
@@ -81,11 +97,43 @@ pub fn run(ctx: &Context, sub: &clap::ArgMatches) -> Result<(), CliError> {
     let seconds = *sub.get_one::<u64>("seconds").expect("defaulted");
     let rate = *sub.get_one::<u64>("rate").expect("defaulted");
     let idle = *sub.get_one::<u64>("idle-seconds").expect("defaulted");
+    let plan = Plan {
+        seconds,
+        rate,
+        max_rate_seconds: *sub.get_one::<u64>("max-rate-seconds").expect("defaulted"),
+        burst: *sub.get_one::<u64>("burst").expect("defaulted"),
+        idle_seconds: idle,
+    };
     let (cluster, url) = demo::database(ctx)?;
     migrate::app_migrations(&url, ctx.app.migrations, false)?;
-    let result = runtime()?.block_on(stream(ctx, &url, seconds, rate, idle));
+    let result = runtime()?.block_on(stream(ctx, &url, &plan));
     drop(cluster);
     result
+}
+
+/// What one `bench stream` run measures.
+struct Plan {
+    seconds: u64,
+    rate: u64,
+    /// Seconds at each rate of [`LADDER`] above `rate` (0: no ladder).
+    max_rate_seconds: u64,
+    /// Accounts created at once (0: no burst).
+    burst: u64,
+    idle_seconds: u64,
+}
+
+/// The rates tried, in order, for the highest sustained rate at p99 <= [`P99_TARGET_MS`].
+pub const LADDER: [u64; 7] = [1_000, 2_000, 3_000, 5_000, 6_000, 7_500, 10_000];
+/// The latency target of a sustained rate.
+pub const P99_TARGET_MS: i64 = 100;
+
+/// Whether a step of the ladder held (pure): every change committed in Postgres, p99 within
+/// the target, and the changes really sent at (nearly) the asked rate.
+pub fn step_held(asked: u64, sent: u64, committed: u64, seconds: f64, p99_ms: Option<i64>) -> bool {
+    let achieved = sent as f64 / seconds.max(1e-9);
+    committed >= sent
+        && p99_ms.is_some_and(|p| p <= P99_TARGET_MS)
+        && achieved >= asked as f64 * 0.95
 }
 
 /// The value at percentile `p` (0–100) of sorted values, nearest rank (pure).
@@ -156,13 +204,8 @@ pub fn idle_lines(calls: &Calls, idle_seconds: u64, poll_seconds: u32) -> Vec<St
     lines
 }
 
-async fn stream(
-    ctx: &Context,
-    url: &str,
-    seconds: u64,
-    rate: u64,
-    idle_seconds: u64,
-) -> Result<(), CliError> {
+async fn stream(ctx: &Context, url: &str, plan: &Plan) -> Result<(), CliError> {
+    let idle_seconds = plan.idle_seconds;
     let registry = ctx.app.registry;
     migrate::system_migrations(url, registry).await?;
     let mapping = ctx.mapping("Account")?;
@@ -178,14 +221,15 @@ async fn stream(
     let org = BenchOrg::start(hold_ms).await?;
     let outcome = async {
         org.seed("Account", SEEDED).await?;
-        let events = rate * seconds * 2 + 100_000;
+        let ladder: u64 = LADDER.iter().map(|r| r * plan.max_rate_seconds).sum();
+        let events = plan.rate * plan.seconds * 2 + ladder * 2 + plan.burst * 2 + 100_000;
         org.set_limits(json!({
             "DailyDeliveredPlatformEvents": events,
             "DailyStreamingApiEvents": events,
         }))
         .await?;
         install_trigger(&db, registry.schema, &table).await?;
-        let result = measure(ctx, &org, url, mapping, seconds, rate, idle_seconds, scale).await;
+        let result = measure(ctx, &org, url, mapping, plan, scale).await;
         remove_trigger(&db, registry.schema, &table).await?;
         result
     }
@@ -194,17 +238,15 @@ async fn stream(
     outcome
 }
 
-#[allow(clippy::too_many_arguments)]
 async fn measure(
     ctx: &Context,
     org: &BenchOrg,
     url: &str,
     mapping: &'static MappingDescriptor,
-    seconds: u64,
-    rate: u64,
-    idle_seconds: u64,
+    plan: &Plan,
     scale: f64,
 ) -> Result<(), CliError> {
+    let (seconds, rate) = (plan.seconds, plan.rate);
     let registry = ctx.app.registry;
     let db = sync_runtime::engine::connect(url).await?;
     let (_listener, mut notifications) = listen(url).await?;
@@ -234,8 +276,96 @@ async fn measure(
     );
 
     let user = SfUser::login(org.base_url(), &org.config, registry.api_version).await?;
-    let started = Instant::now();
+    let mut next_seq = 0;
+    let mut run = sustained(
+        &user,
+        &sfids,
+        &mut next_seq,
+        rate,
+        seconds,
+        &mut notifications,
+    )
+    .await?;
+    for line in latency_lines(run.sent, run.failed, run.seconds, rate, &mut run.latencies) {
+        println!("{line}");
+    }
+
+    if plan.max_rate_seconds > 0 {
+        let mut highest = step_held(
+            rate,
+            run.sent - run.failed,
+            run.latencies.len() as u64,
+            run.seconds,
+            percentile(&run.latencies, 99.0),
+        )
+        .then_some(run.sent as f64 / run.seconds.max(1e-9));
+        for step in LADDER.into_iter().filter(|r| *r > rate) {
+            let mut run = sustained(
+                &user,
+                &sfids,
+                &mut next_seq,
+                step,
+                plan.max_rate_seconds,
+                &mut notifications,
+            )
+            .await?;
+            run.latencies.sort_unstable();
+            let p99 = percentile(&run.latencies, 99.0);
+            let achieved = run.sent as f64 / run.seconds.max(1e-9);
+            println!(
+                "  ladder {step}/s for {} s: sent {achieved:.0}/s, {} of {} committed, p99 {} ms",
+                plan.max_rate_seconds,
+                run.latencies.len(),
+                run.sent - run.failed,
+                p99.map_or("-".to_owned(), |v| v.to_string())
+            );
+            let committed = run.latencies.len() as u64;
+            if !step_held(step, run.sent - run.failed, committed, run.seconds, p99) {
+                break;
+            }
+            highest = Some(achieved);
+        }
+        println!(
+            "highest sustained rate at p99 <= {P99_TARGET_MS} ms: {} (ladder steps of {} s)",
+            highest.map_or("none".to_owned(), |r| format!("{r:.0} changes/s")),
+            plan.max_rate_seconds
+        );
+    }
+    if plan.burst > 0 {
+        burst(&user, &db, mapping, plan.burst).await?;
+    }
+    engine.stop().await;
+
+    if plan.idle_seconds > 0 {
+        idle_hour(ctx, org, url, mapping, plan.idle_seconds, scale).await?;
+    }
+    Ok(())
+}
+
+/// One sustained run's figures.
+struct Run {
+    sent: u64,
+    failed: u64,
+    /// Seconds the sending took.
+    seconds: f64,
+    /// Salesforce commit -> Postgres commit of each change committed, ms.
+    latencies: Vec<i64>,
+}
+
+/// Sends `rate` changes a second for `seconds` (the calls due at each 10 ms tick in flight
+/// together), then waits up to 30 s for them to be committed in Postgres. Changes are numbered
+/// from `next_seq` on, which moves past them.
+async fn sustained(
+    user: &SfUser,
+    sfids: &[String],
+    next_seq: &mut u64,
+    rate: u64,
+    seconds: u64,
+    notifications: &mut mpsc::UnboundedReceiver<(String, i64)>,
+) -> Result<Run, CliError> {
+    let first = *next_seq;
     let total = rate * seconds;
+    let started = Instant::now();
     let (mut sent, mut failed) = (0u64, 0u64);
     let mut tick = tokio::time::interval(Duration::from_millis(10));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -243,9 +373,10 @@ async fn measure(
     while sent < total {
         tick.tick().await;
         let due = ((started.elapsed().as_secs_f64() * rate as f64) as u64).min(total);
+        let mut calls = Vec::new();
         while sent < due {
             let n = (due - sent).min(COLLECTION as u64);
-            let records: Vec<Value> = (sent..sent + n)
+            let records: Vec<Value> = (first + sent..first + sent + n)
                 .map(|seq| {
                     json!({
                         "attributes": {"type": "Account"},
@@ -254,25 +385,94 @@ async fn measure(
                     })
                 })
                 .collect();
-            failed += user.update_many(records).await?;
+            calls.push(user.update_many(records));
             sent += n;
         }
-        drain(&mut notifications, &mut latencies);
+        for refused in futures_util::future::join_all(calls).await {
+            failed += refused?;
+        }
+        drain(notifications, &mut latencies);
     }
     let sending = started.elapsed().as_secs_f64();
     let waited = Instant::now();
-    while (latencies.len() as u64) < sent - failed && waited.elapsed() < Duration::from_secs(30) {
+    let mine = |latencies: &HashMap<u64, i64>| {
+        latencies
+            .keys()
+            .filter(|seq| (first..first + total).contains(*seq))
+            .count() as u64
+    };
+    while mine(&latencies) < sent - failed && waited.elapsed() < Duration::from_secs(30) {
         tokio::time::sleep(Duration::from_millis(20)).await;
-        drain(&mut notifications, &mut latencies);
+        drain(notifications, &mut latencies);
     }
-    let mut values: Vec<i64> = latencies.into_values().collect();
-    for line in latency_lines(sent, failed, sending, rate, &mut values) {
-        println!("{line}");
-    }
-    engine.stop().await;
+    *next_seq = first + total;
+    Ok(Run {
+        sent,
+        failed,
+        seconds: sending,
+        latencies: latencies
+            .into_iter()
+            .filter(|(seq, _)| (first..first + total).contains(seq))
+            .map(|(_, ms)| ms)
+            .collect(),
+    })
+}
 
-    if idle_seconds > 0 {
-        idle_hour(ctx, org, url, mapping, idle_seconds, scale).await?;
+/// Creates `n` Accounts at once (every sObject Collections call in flight together) and prints
+/// the seconds from the last call's answer until all are in Postgres.
+async fn burst(
+    user: &SfUser,
+    db: &tokio_postgres::Client,
+    mapping: &'static MappingDescriptor,
+    n: u64,
+) -> Result<(), CliError> {
+    let tag = format!("burst {} ", std::process::id());
+    let calls: Vec<_> = (0..n)
+        .collect::<Vec<_>>()
+        .chunks(COLLECTION)
+        .map(|chunk| {
+            let records: Vec<Value> = chunk
+                .iter()
+                .map(|i| {
+                    json!({
+                        "attributes": {"type": "Account"},
+                        "Name": format!("{tag}{i}"),
+                        "Type": "Customer - Direct",
+                    })
+                })
+                .collect();
+            user.create_many(records)
+        })
+        .collect();
+    let count = calls.len();
+    let started = Instant::now();
+    let mut refused = 0;
+    for result in futures_util::future::join_all(calls).await {
+        refused += result?;
+    }
+    let last_call = Instant::now();
+    let expected = (n - refused) as i64;
+    let sql = format!(
+        "SELECT count(*) FROM {} WHERE name LIKE $1",
+        qualified(mapping)
+    );
+    let pattern = format!("{tag}%");
+    let mut arrived: i64 = 0;
+    while arrived < expected && last_call.elapsed() < Duration::from_secs(120) {
+        arrived = db.query_one(&sql, &[&pattern]).await?.get(0);
+        if arrived < expected {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+    let after = last_call.elapsed().as_secs_f64();
+    println!(
+        "burst: {n} Accounts created in {count} calls in {:.2} s ({refused} refused); {arrived} in Postgres {after:.2} s after the last call (target <= 2 s)",
+        (last_call - started).as_secs_f64()
+    );
+    if arrived < expected {
+        return Err(CliError::failure(format!(
+            "burst: only {arrived} of {expected} Accounts reached Postgres within 120 s"
+        )));
     }
     Ok(())
 }
@@ -497,6 +697,24 @@ async fn listen(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_ladder_step_holds_only_when_every_change_arrived_in_time_at_the_asked_rate() {
+        assert!(step_held(5_000, 50_000, 50_000, 10.0, Some(80)));
+        assert!(
+            !step_held(5_000, 50_000, 50_000, 10.0, Some(101)),
+            "p99 over target"
+        );
+        assert!(
+            !step_held(5_000, 50_000, 49_999, 10.0, Some(80)),
+            "a change missing"
+        );
+        assert!(
+            !step_held(5_000, 30_000, 30_000, 10.0, Some(80)),
+            "sent too slowly"
+        );
+        assert!(!step_held(5_000, 0, 0, 10.0, None));
+    }
 
     #[test]
     fn percentiles_are_nearest_rank() {

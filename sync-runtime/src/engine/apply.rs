@@ -609,6 +609,57 @@ pub async fn delete_rows(
     }
 }
 
+/// Deletes (hard) or marks deleted (soft) records, each unless the stored row is newer than its
+/// own stamp (`None`: whatever the stored row's), in one statement. A record named twice keeps
+/// its latest stamp.
+pub async fn delete_stamped(
+    tx: &Transaction<'_>,
+    mapping: &MappingDescriptor,
+    deletes: &[(String, Option<NaiveDateTime>)],
+) -> Result<u64, tokio_postgres::Error> {
+    let (sfids, stamps) = latest_stamps(deletes);
+    let table = qualified(mapping);
+    let guard = "(t.systemmodstamp IS NULL OR d.stamp IS NULL OR t.systemmodstamp <= d.stamp)";
+    let from = "unnest($1::text[], $2::timestamp[]) AS d(sfid, stamp)";
+    let sql = match mapping.sync.deletes {
+        DeleteMode::Hard => format!("DELETE FROM {table} AS t USING {from} WHERE t.sfid = d.sfid AND {guard}"),
+        DeleteMode::Soft => format!(
+            "UPDATE {table} AS t SET isdeleted = true, systemmodstamp = coalesce(d.stamp, t.systemmodstamp) \
+             FROM {from} WHERE t.sfid = d.sfid AND t.isdeleted IS DISTINCT FROM true AND {guard}"
+        ),
+    };
+    tx.execute_typed(
+        &sql,
+        &[(&sfids, Type::TEXT_ARRAY), (&stamps, Type::TIMESTAMP_ARRAY)],
+    )
+    .await
+}
+
+/// One entry per record with its latest stamp, `None` (unconditional) winning (pure).
+pub fn latest_stamps(
+    deletes: &[(String, Option<NaiveDateTime>)],
+) -> (Vec<String>, Vec<Option<NaiveDateTime>>) {
+    let mut index: HashMap<&str, usize> = HashMap::with_capacity(deletes.len());
+    let mut sfids: Vec<String> = Vec::with_capacity(deletes.len());
+    let mut stamps: Vec<Option<NaiveDateTime>> = Vec::with_capacity(deletes.len());
+    for (sfid, stamp) in deletes {
+        match index.get(sfid.as_str()) {
+            Some(&i) => {
+                stamps[i] = match (stamps[i], stamp) {
+                    (Some(a), Some(b)) => Some(a.max(*b)),
+                    _ => None,
+                }
+            }
+            None => {
+                index.insert(sfid, sfids.len());
+                sfids.push(sfid.clone());
+                stamps.push(*stamp);
+            }
+        }
+    }
+    (sfids, stamps)
+}
+
 /// Removes records that no longer match the mapping's filter (deleted, or `isdeleted = true`
 /// under soft deletes), whatever their stamp.
 pub async fn remove_unmatched(
@@ -812,6 +863,24 @@ mod tests {
         assert_eq!(
             out[0].stamp,
             DateTime::from_timestamp(2, 0).map(|d| d.naive_utc())
+        );
+    }
+
+    #[test]
+    fn a_record_deleted_twice_in_a_batch_keeps_its_latest_stamp() {
+        let at = |secs| DateTime::from_timestamp(secs, 0).map(|d| d.naive_utc());
+        let (sfids, stamps) = latest_stamps(&[
+            ("001A".into(), at(2)),
+            ("001B".into(), at(1)),
+            ("001A".into(), at(3)),
+            ("001B".into(), None),
+            ("001A".into(), at(1)),
+        ]);
+        assert_eq!(sfids, ["001A", "001B"]);
+        assert_eq!(
+            stamps,
+            [at(3), None],
+            "an unconditional delete stays unconditional"
         );
     }
 

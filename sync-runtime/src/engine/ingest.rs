@@ -84,13 +84,13 @@ pub async fn apply_records(
     let mapping = ctx.mapping;
     let mut applied = Applied::default();
     let mut rows = Vec::new();
-    let mut deletes: Vec<(String, Option<NaiveDateTime>)> = Vec::new();
+    let mut deletes: Vec<String> = Vec::new();
     let mut leaving = Vec::new();
     for record in records {
         let deleted = record.get("IsDeleted").and_then(Value::as_bool) == Some(true);
         let verdict = ctx.filter.verdict_on_record(record);
         match apply::row_from_record(mapping, record) {
-            Ok(row) if deleted => deletes.push((row.sfid, None)),
+            Ok(row) if deleted => deletes.push(row.sfid),
             Ok(row) if verdict == Verdict::Matches => rows.push(row),
             Ok(row) => leaving.push(row.sfid),
             Err(error) => {
@@ -115,8 +115,8 @@ pub async fn apply_records(
             apply::follow_parent_keys(tx, mapping, &ctx.children, &changed).await?;
         }
     }
-    for (sfid, stamp) in deletes {
-        applied.deleted += apply::delete_rows(tx, mapping, &[sfid], stamp).await?;
+    if !deletes.is_empty() {
+        applied.deleted += apply::delete_rows(tx, mapping, &deletes, None).await?;
     }
     if !leaving.is_empty() {
         applied.deleted += apply::remove_unmatched(tx, mapping, &leaving).await?;
@@ -187,87 +187,117 @@ pub async fn apply_event(
     tx: &Transaction<'_>,
     payload: &Value,
 ) -> Result<Applied, IngestError> {
+    apply_events(ctx, tx, &[payload]).await
+}
+
+/// The rows one change event asks to write, before conflicts are settled.
+struct EventRows {
+    origin: Origin,
+    /// `CREATE` / `UNDELETE` rows.
+    full: Vec<Row>,
+    /// `UPDATE` rows (changed fields only).
+    partial: Vec<Row>,
+    /// The event changed a field children name this mapping's records by.
+    key_changed: bool,
+}
+
+/// Applies change events in their order (a batch delivered together), with a few set-based
+/// statements for the whole batch instead of several per event: every full row in one upsert,
+/// every partial row in one update (per set of changed columns), every delete in one statement,
+/// and one read from Salesforce for every record that must be fetched whole.
+///
+/// The result is the one applying the events one by one in commit order gives: rows carry their
+/// event's commit time and a stored row that is newer is never overwritten, so full rows go
+/// first, then the partial rows (merged per record by [`merge_in_order`]),
+/// then the deletes, then the records read again (the current state). Conflicts with unsent
+/// application changes are settled event by event, in order, for the records that have any
+/// (one query for the batch finds them).
+pub async fn apply_events(
+    ctx: &MappingCtx,
+    tx: &Transaction<'_>,
+    payloads: &[&Value],
+) -> Result<Applied, IngestError> {
     let mapping = ctx.mapping;
     let mut applied = Applied::default();
-    let header = match ChangeEventHeader::from_payload(payload) {
-        Ok(header) => header,
-        Err(e) => {
-            applied.errors += 1;
-            let error = apply::RecordError {
-                sfid: None,
-                errors: vec![super::convert::FieldError {
-                    field: "ChangeEventHeader",
-                    reason: format!("malformed change event: {e}"),
-                    is_diff: false,
-                }],
-            };
-            apply::record_read_error(tx, mapping, &error, Some(payload)).await?;
-            return Ok(applied);
-        }
-    };
-    if !header.entity_name.eq_ignore_ascii_case(mapping.object) {
-        return Ok(applied);
-    }
-    if header.change_type == ChangeType::GapOverflow {
-        applied.overflow_since = Some(apply::commit_time(&header));
-        return Ok(applied);
-    }
-    let origin = Origin {
-        own_write: ctx.is_own_origin(&header.change_origin),
-        changed_at: DateTime::<Utc>::from_timestamp_millis(header.commit_timestamp)
-            .unwrap_or_else(Utc::now),
-    };
-    let changed_names: Vec<&str> = header.changed_fields.iter().map(String::as_str).collect();
-    let filter_touched = !ctx.filter.is_empty() && ctx.filter.touched_by(changed_names);
-
-    let mut full = Vec::new();
-    let mut partial = Vec::new();
+    let mut events: Vec<EventRows> = Vec::with_capacity(payloads.len());
     let mut to_fetch = Vec::new();
     let mut gap_fetch = Vec::new();
-    let mut deletes = Vec::new();
-    for sfid in &header.record_ids {
-        match apply::row_from_event(mapping, &header, payload, sfid) {
-            Ok(EventChange::Full(row)) => match ctx.filter.verdict(&|f| row.lookup(f)) {
-                Verdict::Matches => full.push(row),
-                Verdict::DoesNotMatch => deletes.push((row.sfid, None)),
-                Verdict::Unknown => to_fetch.push(row.sfid),
-            },
-            Ok(EventChange::Partial { row, refetch }) => {
-                if filter_touched || !refetch.is_empty() {
-                    to_fetch.push(row.sfid);
-                } else {
-                    partial.push(row);
+    let mut deletes: Vec<(String, Option<NaiveDateTime>)> = Vec::new();
+    for payload in payloads {
+        let payload: &Value = payload;
+        let header = match ChangeEventHeader::from_payload(payload) {
+            Ok(header) => header,
+            Err(e) => {
+                applied.errors += 1;
+                let error = apply::RecordError {
+                    sfid: None,
+                    errors: vec![super::convert::FieldError {
+                        field: "ChangeEventHeader",
+                        reason: format!("malformed change event: {e}"),
+                        is_diff: false,
+                    }],
+                };
+                apply::record_read_error(tx, mapping, &error, Some(payload)).await?;
+                continue;
+            }
+        };
+        if !header.entity_name.eq_ignore_ascii_case(mapping.object) {
+            continue;
+        }
+        if header.change_type == ChangeType::GapOverflow {
+            applied.add(Applied {
+                overflow_since: Some(apply::commit_time(&header)),
+                ..Applied::default()
+            });
+            continue;
+        }
+        let origin = Origin {
+            own_write: ctx.is_own_origin(&header.change_origin),
+            changed_at: DateTime::<Utc>::from_timestamp_millis(header.commit_timestamp)
+                .unwrap_or_else(Utc::now),
+        };
+        let changed_names: Vec<&str> = header.changed_fields.iter().map(String::as_str).collect();
+        let filter_touched = !ctx.filter.is_empty() && ctx.filter.touched_by(changed_names);
+
+        let mut full = Vec::new();
+        let mut partial = Vec::new();
+        for sfid in &header.record_ids {
+            match apply::row_from_event(mapping, &header, payload, sfid) {
+                Ok(EventChange::Full(row)) => match ctx.filter.verdict(&|f| row.lookup(f)) {
+                    Verdict::Matches => full.push(row),
+                    // Left the filter at this event's time (a stored row that is newer holds a
+                    // later state, already filtered).
+                    Verdict::DoesNotMatch => deletes.push((row.sfid, row.stamp)),
+                    Verdict::Unknown => to_fetch.push(row.sfid),
+                },
+                Ok(EventChange::Partial { row, refetch }) => {
+                    if filter_touched || !refetch.is_empty() {
+                        to_fetch.push(row.sfid);
+                    } else {
+                        partial.push(row);
+                    }
+                }
+                Ok(EventChange::Delete { sfid, stamp }) => deletes.push((sfid, Some(stamp))),
+                Ok(EventChange::Refetch { sfid }) => gap_fetch.push(sfid),
+                Err(error) => {
+                    applied.errors += 1;
+                    apply::record_read_error(tx, mapping, &error, Some(payload)).await?;
                 }
             }
-            Ok(EventChange::Delete { sfid, stamp }) => deletes.push((sfid, Some(stamp))),
-            Ok(EventChange::Refetch { sfid }) => gap_fetch.push(sfid),
-            Err(error) => {
-                applied.errors += 1;
-                apply::record_read_error(tx, mapping, &error, Some(payload)).await?;
-            }
         }
-    }
-    if origin.own_write && header.change_type == ChangeType::Create && !full.is_empty() {
-        full = claim_own_creates(ctx, tx, full).await?;
-    }
-    // Events carry the lookup's Id, not the parent's external ID: a new record naming a parent
-    // is read again for its relationship columns (forcesync's own creates hold what was sent).
-    if !origin.own_write {
-        to_fetch.extend(
-            full.iter()
-                .filter(|row| apply::names_a_parent(mapping, row))
-                .map(|row| row.sfid.clone()),
-        );
-    }
-    if !full.is_empty() {
-        let (rows, conflicts) = settle_conflicts(ctx, tx, full, Some(origin)).await?;
-        applied.conflicts += conflicts;
-        applied.upserted += apply::upsert_rows(tx, mapping, rows).await?;
-    }
-    if !partial.is_empty() {
-        let (rows, conflicts) = settle_conflicts(ctx, tx, partial, Some(origin)).await?;
-        applied.conflicts += conflicts;
-        applied.updated += rows.len() as u64;
+        if origin.own_write && header.change_type == ChangeType::Create && !full.is_empty() {
+            full = claim_own_creates(ctx, tx, full).await?;
+        }
+        // Events carry the lookup's Id, not the parent's external ID: a new record naming a
+        // parent is read again for its relationship columns (forcesync's own creates hold what
+        // was sent).
+        if !origin.own_write {
+            to_fetch.extend(
+                full.iter()
+                    .filter(|row| apply::names_a_parent(mapping, row))
+                    .map(|row| row.sfid.clone()),
+            );
+        }
         // A parent's external ID changed: its children's relationship columns follow.
         let key_changed = ctx.children.iter().any(|c| {
             header
@@ -275,11 +305,50 @@ pub async fn apply_event(
                 .iter()
                 .any(|f| f.eq_ignore_ascii_case(c.parent_field))
         });
-        let followed: Vec<String> = if key_changed {
-            rows.iter().map(|r| r.sfid.clone()).collect()
-        } else {
-            Vec::new()
-        };
+        events.push(EventRows {
+            origin,
+            full,
+            partial,
+            key_changed,
+        });
+    }
+
+    // Conflicts: only records with unsent application changes need settling.
+    let written: Vec<&str> = events
+        .iter()
+        .flat_map(|e| e.full.iter().chain(&e.partial))
+        .map(|r| r.sfid.as_str())
+        .collect();
+    let pending = with_pending_changes(ctx, tx, &written).await?;
+    let mut full = Vec::new();
+    let mut partial = Vec::new();
+    let mut followed = Vec::new();
+    for event in events {
+        let first_partial = partial.len();
+        for (rows, out) in [(event.full, &mut full), (event.partial, &mut partial)] {
+            let (settle, clear): (Vec<Row>, Vec<Row>) =
+                rows.into_iter().partition(|r| pending.contains(&r.sfid));
+            out.extend(clear);
+            if !settle.is_empty() {
+                let (rows, conflicts) =
+                    settle_conflicts(ctx, tx, settle, Some(event.origin)).await?;
+                applied.conflicts += conflicts;
+                out.extend(rows);
+            }
+        }
+        if event.key_changed {
+            followed.extend(partial[first_partial..].iter().map(|r| r.sfid.clone()));
+        }
+    }
+    followed.sort_unstable();
+    followed.dedup();
+
+    if !full.is_empty() {
+        applied.upserted += apply::upsert_rows(tx, mapping, merge_in_order(full)).await?;
+    }
+    if !partial.is_empty() {
+        let rows = merge_in_order(partial);
+        applied.updated += rows.len() as u64;
         let missing = apply::update_rows(tx, mapping, rows).await?;
         apply::follow_parent_keys(tx, mapping, &ctx.children, &followed).await?;
         applied.updated -= missing.len() as u64;
@@ -304,16 +373,99 @@ pub async fn apply_event(
             to_fetch.extend(failed);
         }
     }
-    for (sfid, stamp) in deletes {
-        applied.deleted += apply::delete_rows(tx, mapping, &[sfid], stamp).await?;
+    if !deletes.is_empty() {
+        applied.deleted += apply::delete_stamped(tx, mapping, &deletes).await?;
     }
+    let to_fetch = distinct(to_fetch);
     if !to_fetch.is_empty() {
         applied.add(refetch(ctx, tx, &to_fetch, false).await?);
     }
+    let gap_fetch = distinct(gap_fetch);
     if !gap_fetch.is_empty() {
         applied.add(refetch(ctx, tx, &gap_fetch, true).await?);
     }
     Ok(applied)
+}
+
+/// Rows of one record from several events as one row (pure), as applying them one by one in
+/// commit order would leave it: the rows are taken in order of their commit time (events can
+/// arrive out of order; equal times keep their delivery order), a later row's value of a column
+/// replaces the earlier one, columns only an earlier row sets are kept, and the row carries the
+/// latest commit time. Records keep the order of their first appearance.
+pub fn merge_in_order(rows: Vec<Row>) -> Vec<Row> {
+    let mut index: HashMap<String, usize> = HashMap::with_capacity(rows.len());
+    let mut groups: Vec<Vec<Row>> = Vec::with_capacity(rows.len());
+    for row in rows {
+        match index.get(&row.sfid) {
+            Some(&i) => groups[i].push(row),
+            None => {
+                index.insert(row.sfid.clone(), groups.len());
+                groups.push(vec![row]);
+            }
+        }
+    }
+    groups
+        .into_iter()
+        .filter_map(|mut group| {
+            group.sort_by_key(|row| row.stamp);
+            let mut rows = group.into_iter();
+            let mut merged = rows.next()?;
+            for row in rows {
+                for (field, value) in row.cells {
+                    match merged
+                        .cells
+                        .iter_mut()
+                        .find(|(f, _)| f.column == field.column)
+                    {
+                        Some(cell) => cell.1 = value,
+                        None => merged.cells.push((field, value)),
+                    }
+                }
+                merged.stamp = row.stamp.max(merged.stamp);
+            }
+            Some(merged)
+        })
+        .collect()
+}
+
+/// Ids without repeats, in the order of first appearance (pure).
+fn distinct(ids: Vec<String>) -> Vec<String> {
+    let mut seen = std::collections::HashSet::with_capacity(ids.len());
+    ids.into_iter()
+        .filter(|id| seen.insert(id.clone()))
+        .collect()
+}
+
+/// Which of these records have unsent application changes (`_trigger_log` entries not yet
+/// sent): one query for a batch. Read-only mappings have none.
+async fn with_pending_changes(
+    ctx: &MappingCtx,
+    tx: &Transaction<'_>,
+    sfids: &[&str],
+) -> Result<std::collections::HashSet<String>, IngestError> {
+    let mapping = ctx.mapping;
+    if !mapping.is_read_write() || sfids.is_empty() {
+        return Ok(Default::default());
+    }
+    Ok(tx
+        .query_typed(
+            &format!(
+                "SELECT DISTINCT t.sfid \
+                 FROM {schema}._trigger_log l JOIN {table} t ON t.id = l.record_id \
+                 WHERE l.table_name = $1 AND l.state IN ('NEW', 'PENDING') \
+                   AND l.action IN ('INSERT', 'UPDATE') AND t.sfid = ANY($2)",
+                schema = quote_ident(mapping.schema),
+                table = apply::qualified(mapping)
+            ),
+            &[
+                (&mapping.table, Type::VARCHAR),
+                (&sfids, Type::VARCHAR_ARRAY),
+            ],
+        )
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect())
 }
 
 /// The change event of a record forcesync's writer created can arrive before the writer has
@@ -593,6 +745,45 @@ mod tests {
     use super::*;
     use crate::adapter::SfType;
     use serde_json::json;
+
+    #[test]
+    fn rows_of_one_record_from_successive_events_merge_in_event_order() {
+        let account = &super::super::testing::ACCOUNT;
+        let name = account.field("Name").unwrap();
+        let phone = account.field("Phone").unwrap();
+        let at = |secs| DateTime::from_timestamp(secs, 0).map(|d| d.naive_utc());
+        let row = |sfid: &str, cells, secs| Row {
+            sfid: sfid.into(),
+            cells,
+            stamp: at(secs),
+        };
+        let merged = merge_in_order(vec![
+            row("001A", vec![(name, Some("first".into()))], 1),
+            row("001B", vec![(phone, None)], 5),
+            row("001A", vec![(phone, Some("555".into()))], 2),
+            row("001A", vec![(name, Some("third".into()))], 3),
+        ]);
+        assert_eq!(merged.len(), 2);
+        assert_eq!(merged[0].sfid, "001A", "first appearance keeps its place");
+        assert_eq!(
+            merged[0].cells,
+            vec![(name, Some("third".into())), (phone, Some("555".into()))],
+            "a later value wins, a column only an earlier event set is kept"
+        );
+        assert_eq!(merged[0].stamp, at(3));
+        assert_eq!(merged[1].stamp, at(5));
+        // Delivered out of order: the older change never wins.
+        let merged = merge_in_order(vec![
+            row("001A", vec![(phone, Some("second".into()))], 2),
+            row("001A", vec![(phone, Some("first".into()))], 1),
+        ]);
+        assert_eq!(merged[0].cells, vec![(phone, Some("second".into()))]);
+        assert_eq!(merged[0].stamp, at(2));
+        assert_eq!(
+            distinct(vec!["b".into(), "a".into(), "b".into()]),
+            vec!["b".to_owned(), "a".to_owned()]
+        );
+    }
 
     #[test]
     fn stored_and_incoming_values_compare_across_forms() {

@@ -3,13 +3,17 @@
 //!
 //! `SELECT COUNT()` first; small objects are read through the REST query API, larger ones (above
 //! [`EngineConfig::bulk_threshold`](super::EngineConfig)) through a Bulk API 2.0 query job whose
-//! CSV pages are converted cell by cell. The mapping's filter applies in the query. Progress (rows
-//! loaded of the total) is kept in the mapping's state row for the CLI.
+//! CSV pages are converted cell by cell. Either way the next page downloads while the current
+//! one is converted and copied (two pages held at most). The mapping's filter applies in the
+//! query. Progress (rows loaded of the total) is kept in the mapping's state row for the CLI.
 //!
 //! How the rows get in is decided by [`swap::method`]:
 //!
-//! * **Initial load into a table without synced rows**: `COPY` straight into the table, in one
-//!   transaction with the state change, so a crash leaves either nothing or the whole load.
+//! * **Initial load into a table without synced rows**: `COPY` straight into a shadow table
+//!   without indexes or triggers, its indexes built after, swapped in ([`swap`]) keeping the
+//!   table's `id` sequence, triggers, grants and comments and carrying over the rows the app
+//!   inserted meanwhile: all in one transaction with the state change, so a crash leaves either
+//!   nothing or the whole load. When the swap is ruled out (see below), straight into the table.
 //! * **Reload, or a table that already holds synced rows**: `COPY` into a staging table, then a
 //!   shadow table is built, indexed and swapped in within the same transaction ([`swap`]): the
 //!   app keeps reading the complete old rows until the commit and the complete new rows after it,
@@ -103,11 +107,7 @@ async fn load_rows(ctx: &MappingCtx, reload: bool) -> Result<LoadReport, EngineE
         )
         .await?
         .get(0);
-    let plan = if reload || has_synced {
-        Some(swap::plan(&tx, mapping).await?)
-    } else {
-        None
-    };
+    let plan = Some(swap::plan(&tx, mapping).await?);
     let blockers = match &plan {
         Some(Err(blockers)) => blockers.clone(),
         _ => Vec::new(),
@@ -125,8 +125,18 @@ async fn load_rows(ctx: &MappingCtx, reload: bool) -> Result<LoadReport, EngineE
         .iter()
         .map(|f| quote_ident(f.column))
         .collect();
+    // An initial load into a shadow table writes `_hc_lastop` itself (the column's default is
+    // the app's, `NEW`... or absent).
+    let mut lastop: Option<&str> = None;
     let target = if method == Method::Direct {
         table.clone()
+    } else if let (Method::Shadow, Some(Ok(plan))) = (&method, &plan) {
+        swap::remember_synced_rows(&tx, &table).await?;
+        swap::create_shadow(&tx, plan).await?;
+        if plan.has_column("_hc_lastop") {
+            lastop = Some("SYNCED");
+        }
+        plan.shadow().to_owned()
     } else {
         // The mapped columns only: no defaults, so staging consumes no `id`.
         tx.batch_execute(&format!(
@@ -138,11 +148,13 @@ async fn load_rows(ctx: &MappingCtx, reload: bool) -> Result<LoadReport, EngineE
         swap::remember_synced_rows(&tx, &table).await?;
         "_forcesync_load".to_owned()
     };
+    let copied = if lastop.is_some() {
+        format!("{}, _hc_lastop", columns.join(", "))
+    } else {
+        columns.join(", ")
+    };
     let sink = tx
-        .copy_in::<_, Bytes>(&format!(
-            "COPY {target} ({}) FROM STDIN",
-            columns.join(", ")
-        ))
+        .copy_in::<_, Bytes>(&format!("COPY {target} ({copied}) FROM STDIN"))
         .await?;
     futures_util::pin_mut!(sink);
 
@@ -190,7 +202,10 @@ async fn load_rows(ctx: &MappingCtx, reload: bool) -> Result<LoadReport, EngineE
                     }
                 }
                 if bad.is_empty() {
-                    copy_line(cells.iter().map(Option::as_deref), &mut buffer);
+                    copy_line(
+                        cells.iter().map(Option::as_deref).chain(lastop.map(Some)),
+                        &mut buffer,
+                    );
                     rows += 1;
                 } else {
                     let sfid = positions
@@ -218,27 +233,46 @@ async fn load_rows(ctx: &MappingCtx, reload: bool) -> Result<LoadReport, EngineE
     } else {
         let mut page = ctx.client.query(&soql).await?;
         loop {
-            for record in &page.records {
-                match apply::row_from_record(mapping, record) {
-                    Ok(row) => {
-                        copy_line(row.cells.iter().map(|(_, v)| v.as_deref()), &mut buffer);
-                        rows += 1;
+            // The next page downloads while this one is converted and copied: two pages held.
+            let next = page.next_records_url.take().filter(|_| !page.done);
+            let fetch = async {
+                match &next {
+                    Some(next) => ctx.client.query_more(next).await.map(Some),
+                    None => Ok(None),
+                }
+            };
+            let copy = async {
+                for record in &page.records {
+                    match apply::row_from_record(mapping, record) {
+                        Ok(row) => {
+                            copy_line(
+                                row.cells
+                                    .iter()
+                                    .map(|(_, v)| v.as_deref())
+                                    .chain(lastop.map(Some)),
+                                &mut buffer,
+                            );
+                            rows += 1;
+                        }
+                        Err(e) => errors.push((e, Some(record.clone()))),
                     }
-                    Err(e) => errors.push((e, Some(record.clone()))),
+                    if buffer.len() >= COPY_CHUNK {
+                        sink.send(Bytes::from(std::mem::take(&mut buffer))).await?;
+                    }
                 }
-                if buffer.len() >= COPY_CHUNK {
-                    sink.send(Bytes::from(std::mem::take(&mut buffer))).await?;
-                }
-            }
+                Ok::<_, tokio_postgres::Error>(())
+            };
+            let (fetched, copied) = tokio::join!(fetch, copy);
+            copied?;
             if last_progress.elapsed().as_millis() > 250 {
                 last_progress = Instant::now();
                 ctx.states
                     .set_load_progress(&progress_db, mapping.object, rows as i64, None)
                     .await?;
             }
-            match page.next_records_url.take() {
-                Some(next) if !page.done => page = ctx.client.query_more(&next).await?,
-                _ => break,
+            match fetched? {
+                Some(fetched) => page = fetched,
+                None => break,
             }
         }
     }
@@ -250,6 +284,10 @@ async fn load_rows(ctx: &MappingCtx, reload: bool) -> Result<LoadReport, EngineE
     match (&method, &plan) {
         (Method::Swap, Some(Ok(plan))) => {
             swap::build(&tx, mapping, plan, "_forcesync_load").await?;
+            swap::swap(&tx, mapping, plan, started_at).await?;
+        }
+        (Method::Shadow, Some(Ok(plan))) => {
+            swap::index_shadow(&tx, plan).await?;
             swap::swap(&tx, mapping, plan, started_at).await?;
         }
         (Method::Merge(_), _) => merge_staged(&tx, ctx, started_at).await?,

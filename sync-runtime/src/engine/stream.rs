@@ -247,7 +247,8 @@ async fn new_with_catch_up(
     Ok(events)
 }
 
-/// Applies a batch of events in one transaction with the replay id of its last event.
+/// Applies a batch of events in one transaction with the replay id of its last event (set-based
+/// statements for the whole batch: [`ingest::apply_events`]).
 pub async fn apply_batch(
     ctx: &MappingCtx,
     db: &mut tokio_postgres::Client,
@@ -258,18 +259,16 @@ pub async fn apply_batch(
         return Ok(Applied::default());
     };
     let tx = apply::begin_engine_tx(db).await?;
-    let mut total = Applied::default();
-    let mut committed: Option<DateTime<Utc>> = None;
-    let mut seen = Vec::new();
-    for event in batch {
-        if let Ok(header) = ChangeEventHeader::from_payload(&event.payload) {
-            committed =
-                DateTime::<Utc>::from_timestamp_millis(header.commit_timestamp).or(committed);
-            seen.push(header);
-        }
-        let applied = ingest::apply_event(ctx, &tx, &event.payload).await?;
-        total.add(applied);
-    }
+    let seen: Vec<ChangeEventHeader> = batch
+        .iter()
+        .filter_map(|event| ChangeEventHeader::from_payload(&event.payload).ok())
+        .collect();
+    let committed: Option<DateTime<Utc>> = seen
+        .iter()
+        .filter_map(|header| DateTime::<Utc>::from_timestamp_millis(header.commit_timestamp))
+        .next_back();
+    let payloads: Vec<&serde_json::Value> = batch.iter().map(|event| &event.payload).collect();
+    let total = ingest::apply_events(ctx, &tx, &payloads).await?;
     ctx.states
         .set_replay_id(&tx, mapping.object, Some(&last.replay_id))
         .await?;

@@ -33,7 +33,12 @@ use crate::adapter::{DeleteMode, MappingDescriptor};
 /// How a load writes its rows.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Method {
-    /// `COPY` straight into the table (an initial load into a table without synced rows).
+    /// An initial load into a table without synced rows: `COPY` straight into a shadow table
+    /// without indexes or triggers, its indexes built after, swapped in at the end (the rows
+    /// the app inserted meanwhile are carried over).
+    Shadow,
+    /// `COPY` straight into the table (an initial load into a table without synced rows that
+    /// cannot be swapped).
     Direct,
     /// Into a shadow table swapped in at the end.
     Swap,
@@ -41,15 +46,16 @@ pub enum Method {
     Merge(Vec<String>),
 }
 
-/// How to load: straight in when nothing synced is there yet; otherwise through a shadow table,
-/// unless something depending on the table rules the swap out.
+/// How to load: into a shadow table, filled straight by `COPY` when nothing synced is there yet
+/// (the limit: an unindexed `COPY`, then the index builds) or from the staged rows otherwise,
+/// unless something depending on the table rules the swap out: then straight into the table
+/// (nothing synced yet, nothing for the app to lose sight of) or merged in place.
 pub fn method(reload: bool, has_synced: bool, blockers: Vec<String>) -> Method {
-    if !reload && !has_synced {
-        Method::Direct
-    } else if blockers.is_empty() {
-        Method::Swap
-    } else {
-        Method::Merge(blockers)
+    match (!reload && !has_synced, blockers.is_empty()) {
+        (true, true) => Method::Shadow,
+        (true, false) => Method::Direct,
+        (false, true) => Method::Swap,
+        (false, false) => Method::Merge(blockers),
     }
 }
 
@@ -383,10 +389,9 @@ pub async fn build(
     let from_staging: Vec<String> = mapped.iter().map(|c| format!("l.{c}")).collect();
     let from_table: Vec<String> = kept.iter().map(|c| format!(", o.{c}")).collect();
     let kept_list: Vec<String> = kept.iter().map(|c| format!(", {c}")).collect();
+    create_shadow(tx, plan).await?;
     tx.batch_execute(&format!(
-        "CREATE TABLE {shadow} (LIKE {table} INCLUDING DEFAULTS INCLUDING CONSTRAINTS \
-             INCLUDING GENERATED INCLUDING STORAGE INCLUDING COMMENTS);
-         ANALYZE {staging};
+        "ANALYZE {staging};
          INSERT INTO {shadow} (id, {mapped_list}{lastop_col}{kept_cols}) \
              SELECT k.id, {staged}{lastop_val}{table_cols} \
              FROM {staging} l JOIN _forcesync_known k ON k.sfid = l.sfid \
@@ -401,11 +406,39 @@ pub async fn build(
         table_cols = from_table.concat(),
     ))
     .await?;
+    index_shadow(tx, plan).await
+}
+
+/// Creates the empty shadow table: the table's columns, defaults (the `id` sequence's among
+/// them), check constraints, storage and comments; no index, no trigger.
+pub async fn create_shadow(tx: &Transaction<'_>, plan: &Plan) -> Result<(), tokio_postgres::Error> {
+    tx.batch_execute(&format!(
+        "CREATE TABLE {shadow} (LIKE {table} INCLUDING DEFAULTS INCLUDING CONSTRAINTS \
+             INCLUDING GENERATED INCLUDING STORAGE INCLUDING COMMENTS)",
+        shadow = plan.shadow,
+        table = plan.table,
+    ))
+    .await
+}
+
+/// Builds every index of the table on the filled shadow table, then analyzes it.
+pub async fn index_shadow(tx: &Transaction<'_>, plan: &Plan) -> Result<(), tokio_postgres::Error> {
     for index in &plan.indexes {
         tx.batch_execute(&index.create).await?;
     }
-    tx.batch_execute(&format!("ANALYZE {shadow}")).await?;
-    Ok(())
+    tx.batch_execute(&format!("ANALYZE {}", plan.shadow)).await
+}
+
+impl Plan {
+    /// The shadow table, qualified and quoted.
+    pub fn shadow(&self) -> &str {
+        &self.shadow
+    }
+
+    /// Whether the table has this (quoted) column.
+    pub fn has_column(&self, column: &str) -> bool {
+        self.columns.iter().any(|c| c == column)
+    }
 }
 
 /// Carries over what changed in Postgres during the reload and swaps the shadow table in (see the
@@ -520,13 +553,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_first_load_copies_straight_in_and_a_reload_swaps_unless_something_depends_on_the_table() {
-        assert_eq!(method(false, false, vec![]), Method::Direct);
+    fn a_first_load_copies_straight_into_a_shadow_and_a_reload_swaps_unless_something_depends_on_the_table(
+    ) {
+        assert_eq!(method(false, false, vec![]), Method::Shadow);
         assert_eq!(method(true, false, vec![]), Method::Swap);
         assert_eq!(method(false, true, vec![]), Method::Swap);
         let blocked = vec!["view salesforce.v depends on it".to_owned()];
         assert_eq!(method(true, true, blocked.clone()), Method::Merge(blocked));
-        // Nothing synced yet: nothing for the app to lose sight of, whatever depends on it.
+        // Nothing synced yet: nothing for the app to lose sight of; straight in when the swap is
+        // ruled out.
         assert_eq!(method(false, false, vec!["x".to_owned()]), Method::Direct);
     }
 
