@@ -100,10 +100,12 @@ pub fn report(
 /// A fresh database `name` on the server of `url`; answers its URL.
 async fn fresh_database(url: &str, name: &str) -> Result<String, CliError> {
     let admin = sync_runtime::engine::connect(url).await?;
+    // Two statements: DROP DATABASE cannot run inside a (multi-statement) transaction block.
     admin
-        .batch_execute(&format!(
-            "DROP DATABASE IF EXISTS {name} WITH (FORCE); CREATE DATABASE {name}"
-        ))
+        .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .await?;
+    admin
+        .batch_execute(&format!("CREATE DATABASE {name}"))
         .await?;
     let mut parsed = reqwest::Url::parse(url)
         .map_err(|e| CliError::settings(format!("DATABASE_URL is not a URL: {e}")))?;
