@@ -537,9 +537,14 @@ fn bench_load_prints_the_load_against_a_raw_copy_with_memory_and_calls() {
         out.contains("(REST query API)"),
         "below the Bulk threshold: {out}"
     );
-    let raw = figures(&out, "raw COPY: ");
+    // Both baselines on the same rows, and the load's ratio to each.
+    let raw = figures(&out, "raw indexed COPY: ");
     assert_eq!(raw[0], load[0], "the same rows: {out}");
-    let ratio = figures(&out, "load / raw COPY: ");
+    let limit = figures(&out, "limit: ");
+    assert_eq!(limit[0], load[0], "the same rows: {out}");
+    let ratio = figures(&out, "load / raw indexed COPY: ");
+    assert!(ratio[0] > 0.0, "{out}");
+    let ratio = figures(&out, "load / limit: ");
     assert!(ratio[0] > 0.0, "{out}");
     let rss = figures(&out, "engine peak RSS: ");
     assert!(rss[0] > 1.0 && rss[0] < 1000.0, "MB: {out}");

@@ -8,7 +8,7 @@ use chrono::Utc;
 use serde_json::Value;
 use tokio_postgres::Client;
 
-use crate::adapter::{MappingDescriptor, Registry};
+use crate::adapter::{hstore, MappingDescriptor, Registry};
 use crate::cli::admin::{Conflict, ReadError};
 use crate::cli::report::{self, MappingReport, ReportError};
 use crate::engine::activity::{self, lag_of, Lag};
@@ -281,7 +281,7 @@ pub async fn detail(
             let sent: Vec<Sent> = rows
                 .iter()
                 .map(|r| {
-                    let values: Option<Value> = r.get(4);
+                    let values = payload(mapping, r.get(4));
                     let action: Option<String> = r.get(1);
                     Sent {
                         at: r.get(0),
@@ -325,7 +325,7 @@ pub async fn detail(
                     record_id: r.get(2),
                     sfid: r.get(3),
                     message: r.get(4),
-                    values: r.get(5),
+                    values: payload(mapping, r.get(5)),
                     at: r.get(6),
                     hc_err: r.get(7),
                     row: r.get(8),
@@ -453,4 +453,14 @@ mod tests {
             "polling every 60 s (streaming unavailable)"
         );
     }
+}
+
+/// A trigger-log payload (Heroku Connect's `hstore` text) as typed JSON for the page; text that
+/// does not parse is shown as it is.
+fn payload(mapping: &MappingDescriptor, text: Option<String>) -> Option<Value> {
+    let text = text?;
+    Some(match hstore::parse(&text) {
+        Ok(pairs) => Value::Object(hstore::typed(Some(mapping), pairs, false)),
+        Err(_) => Value::String(text),
+    })
 }
