@@ -418,6 +418,16 @@ pub async fn detail(
     })
 }
 
+/// A trigger-log payload (Heroku Connect's `hstore` text) as typed JSON for the page; text that
+/// does not parse is shown as it is.
+fn payload(mapping: &MappingDescriptor, text: Option<String>) -> Option<Value> {
+    let text = text?;
+    Some(match hstore::parse(&text) {
+        Ok(pairs) => Value::Object(hstore::typed(Some(mapping), pairs, false)),
+        Err(_) => Value::String(text),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -453,14 +463,4 @@ mod tests {
             "polling every 60 s (streaming unavailable)"
         );
     }
-}
-
-/// A trigger-log payload (Heroku Connect's `hstore` text) as typed JSON for the page; text that
-/// does not parse is shown as it is.
-fn payload(mapping: &MappingDescriptor, text: Option<String>) -> Option<Value> {
-    let text = text?;
-    Some(match hstore::parse(&text) {
-        Ok(pairs) => Value::Object(hstore::typed(Some(mapping), pairs, false)),
-        Err(_) => Value::String(text),
-    })
 }
