@@ -217,15 +217,42 @@ pub async fn apply_events(
     tx: &Transaction<'_>,
     payloads: &[&Value],
 ) -> Result<Applied, IngestError> {
+    let events: Vec<Delivered<'_>> = payloads.iter().map(|p| Delivered::read(p)).collect();
+    apply_delivered(ctx, tx, &events).await
+}
+
+/// One change event as delivered, its header read once (the streaming loop also reads it for
+/// the status page's activity).
+pub struct Delivered<'a> {
+    pub payload: &'a Value,
+    pub header: Result<ChangeEventHeader, crate::adapter::ConversionError>,
+}
+
+impl<'a> Delivered<'a> {
+    pub fn read(payload: &'a Value) -> Delivered<'a> {
+        Delivered {
+            payload,
+            header: ChangeEventHeader::from_payload(payload),
+        }
+    }
+}
+
+/// [`apply_events`] over events whose headers are already read.
+pub async fn apply_delivered(
+    ctx: &MappingCtx,
+    tx: &Transaction<'_>,
+    delivered: &[Delivered<'_>],
+) -> Result<Applied, IngestError> {
     let mapping = ctx.mapping;
+    let payloads = delivered;
     let mut applied = Applied::default();
     let mut events: Vec<EventRows> = Vec::with_capacity(payloads.len());
     let mut to_fetch = Vec::new();
     let mut gap_fetch = Vec::new();
     let mut deletes: Vec<(String, Option<NaiveDateTime>)> = Vec::new();
-    for payload in payloads {
-        let payload: &Value = payload;
-        let header = match ChangeEventHeader::from_payload(payload) {
+    for event in payloads {
+        let payload: &Value = event.payload;
+        let header = match &event.header {
             Ok(header) => header,
             Err(e) => {
                 applied.errors += 1;
@@ -246,7 +273,7 @@ pub async fn apply_events(
         }
         if header.change_type == ChangeType::GapOverflow {
             applied.add(Applied {
-                overflow_since: Some(apply::commit_time(&header)),
+                overflow_since: Some(apply::commit_time(header)),
                 ..Applied::default()
             });
             continue;
@@ -262,7 +289,7 @@ pub async fn apply_events(
         let mut full = Vec::new();
         let mut partial = Vec::new();
         for sfid in &header.record_ids {
-            match apply::row_from_event(mapping, &header, payload, sfid) {
+            match apply::row_from_event(mapping, header, payload, sfid) {
                 Ok(EventChange::Full(row)) => match ctx.filter.verdict(&|f| row.lookup(f)) {
                     Verdict::Matches => full.push(row),
                     // Left the filter at this event's time (a stored row that is newer holds a

@@ -259,16 +259,19 @@ pub async fn apply_batch(
         return Ok(Applied::default());
     };
     let tx = apply::begin_engine_tx(db).await?;
-    let seen: Vec<ChangeEventHeader> = batch
+    let delivered: Vec<ingest::Delivered<'_>> = batch
         .iter()
-        .filter_map(|event| ChangeEventHeader::from_payload(&event.payload).ok())
+        .map(|event| ingest::Delivered::read(&event.payload))
+        .collect();
+    let seen: Vec<&ChangeEventHeader> = delivered
+        .iter()
+        .filter_map(|event| event.header.as_ref().ok())
         .collect();
     let committed: Option<DateTime<Utc>> = seen
         .iter()
         .filter_map(|header| DateTime::<Utc>::from_timestamp_millis(header.commit_timestamp))
         .next_back();
-    let payloads: Vec<&serde_json::Value> = batch.iter().map(|event| &event.payload).collect();
-    let total = ingest::apply_events(ctx, &tx, &payloads).await?;
+    let total = ingest::apply_delivered(ctx, &tx, &delivered).await?;
     ctx.states
         .set_replay_id(&tx, mapping.object, Some(&last.replay_id))
         .await?;
@@ -282,7 +285,7 @@ pub async fn apply_batch(
 
 /// The changes a batch applied, for the status page's recent activity (pure).
 pub fn streamed_changes(
-    headers: &[ChangeEventHeader],
+    headers: &[&ChangeEventHeader],
     now: DateTime<Utc>,
 ) -> Vec<super::activity::Change> {
     headers
@@ -578,7 +581,7 @@ mod tests {
         }))
         .unwrap();
         let now = DateTime::<Utc>::from_timestamp_millis(1_712_694_600_042).unwrap();
-        let changes = streamed_changes(&[header], now);
+        let changes = streamed_changes(&[&header], now);
         assert_eq!(changes.len(), 2);
         assert_eq!(changes[1].sfid, "001B");
         assert_eq!(changes[0].kind, "UPDATE");

@@ -13,11 +13,10 @@
 
 use std::fmt;
 
-use apache_avro::types::Value as Avro;
-use apache_avro::Schema;
 use serde_json::{Map, Value};
 
 use super::bitmap::Shape;
+use super::datum::{Datum, Schema};
 
 /// Why one event's payload cannot be read.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -39,30 +38,22 @@ pub struct EventSchema {
     shape: Shape,
 }
 
-/// A record schema's fields with their (union-unwrapped) types.
-fn record_fields(schema: &Schema) -> Option<&[apache_avro::schema::RecordField]> {
-    match schema {
-        Schema::Record(r) => Some(&r.fields),
-        Schema::Union(u) => u.variants().iter().find_map(record_fields),
-        _ => None,
-    }
-}
-
 impl EventSchema {
     /// Parses the schema JSON of `id`.
     pub fn parse(id: &str, json: &str) -> Result<EventSchema, PayloadError> {
-        let schema = Schema::parse_str(json)
+        let schema = Schema::parse(json)
             .map_err(|e| PayloadError(format!("schema {id} is not an Avro schema: {e}")))?;
-        let fields = record_fields(&schema)
+        let (_, fields) = schema
+            .record_of(&schema.root)
             .ok_or_else(|| PayloadError(format!("schema {id} is not a record")))?;
         let shape = Shape {
             fields: fields
                 .iter()
                 .map(|f| {
                     let sub = (f.name != "ChangeEventHeader")
-                        .then(|| record_fields(&f.schema))
+                        .then(|| schema.record_of(&f.ty))
                         .flatten()
-                        .map(|s| s.iter().map(|f| f.name.clone()).collect());
+                        .map(|(_, s)| s.iter().map(|f| f.name.clone()).collect());
                     (f.name.clone(), sub)
                 })
                 .collect(),
@@ -76,31 +67,23 @@ impl EventSchema {
 
     /// The CDC payload (CometD's shape) of one event's Avro datum.
     pub fn decode(&self, payload: &[u8]) -> Result<Value, PayloadError> {
-        let mut reader = payload;
-        let datum = apache_avro::from_avro_datum(&self.schema, &mut reader, None).map_err(|e| {
+        let datum = self.schema.decode(payload).map_err(|e| {
             PayloadError(format!(
                 "the payload does not decode with schema {}: {e}",
                 self.id
             ))
         })?;
-        if !reader.is_empty() {
-            return Err(PayloadError(format!(
-                "{} bytes left after the payload decoded with schema {}",
-                reader.len(),
-                self.id
-            )));
-        }
-        let Avro::Record(fields) = datum else {
+        let Datum::Record(fields) = datum else {
             return Err(PayloadError("the payload is not a record".into()));
         };
         let mut out = Map::new();
         let mut header = None;
         for (name, value) in fields {
             if name == "ChangeEventHeader" {
-                header = Some(json(value));
+                header = Some(value.into_json());
                 continue;
             }
-            let value = json(value);
+            let value = value.into_json();
             if let Value::Object(sub) = value {
                 // Compound: its non-null subfields.
                 let sub: Map<String, Value> =
@@ -166,34 +149,6 @@ impl EventSchema {
     }
 }
 
-/// An Avro value as JSON: unions unwrapped, enums as their symbol, longs exact.
-fn json(value: Avro) -> Value {
-    match value {
-        Avro::Null => Value::Null,
-        Avro::Boolean(b) => Value::Bool(b),
-        Avro::Int(i) | Avro::Date(i) | Avro::TimeMillis(i) => Value::from(i),
-        Avro::Long(i)
-        | Avro::TimestampMillis(i)
-        | Avro::TimestampMicros(i)
-        | Avro::TimeMicros(i)
-        | Avro::LocalTimestampMillis(i)
-        | Avro::LocalTimestampMicros(i) => Value::from(i),
-        Avro::Float(f) => {
-            serde_json::Number::from_f64(f64::from(f)).map_or(Value::Null, Value::Number)
-        }
-        Avro::Double(f) => serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number),
-        Avro::String(s) | Avro::Enum(_, s) => Value::String(s),
-        Avro::Union(_, v) => json(*v),
-        Avro::Array(items) => Value::Array(items.into_iter().map(json).collect()),
-        Avro::Map(m) => Value::Object(m.into_iter().map(|(k, v)| (k, json(v))).collect()),
-        Avro::Record(fields) => {
-            Value::Object(fields.into_iter().map(|(k, v)| (k, json(v))).collect())
-        }
-        Avro::Uuid(u) => Value::String(u.to_string()),
-        other => Value::String(format!("{other:?}")),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use apache_avro::types::Value as Avro;
@@ -256,7 +211,7 @@ mod tests {
         diff: &[&str],
         fields: [Avro; 5],
     ) -> Vec<u8> {
-        let schema = Schema::parse_str(&schema_json()).unwrap();
+        let schema = apache_avro::Schema::parse_str(&schema_json()).unwrap();
         let header = Avro::Record(vec![
             ("entityName".into(), Avro::String("Account".into())),
             (

@@ -20,6 +20,7 @@
 
 pub mod avro;
 pub mod bitmap;
+pub mod datum;
 pub mod flow;
 mod proto;
 

@@ -1,0 +1,750 @@
+//! Avro's binary encoding, read side (pure): a schema parsed from the JSON `GetSchema` returns
+//! and one raw datum decoded with it (Apache Avro 1.11 specification, "Schema Declaration" and
+//! "Binary Encoding"). Every type a schema can declare is read — primitives (logical types read
+//! as their underlying type), records, enums, arrays, maps, unions, fixed, and named types
+//! referred to by name, with namespaces resolved as the specification says. Nothing more:
+//! no object container files, no schema resolution between writer and reader schemas (the
+//! Pub/Sub API hands out the exact writer schema by id). Hand-written rather than a general Avro
+//! crate because a datum reader is small and the general crates would nearly double the product
+//! binary's first build; the tests check it against `apache-avro`.
+//!
+//! Corrupt input is an error, never a panic or an unbounded allocation: lengths and counts are
+//! checked against the bytes left, and nesting is bounded.
+
+use std::collections::HashMap;
+use std::fmt;
+
+use serde_json::Value as Json;
+
+/// Why a schema or a datum could not be read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AvroError(pub String);
+
+impl fmt::Display for AvroError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for AvroError {}
+
+fn err<T>(message: impl Into<String>) -> Result<T, AvroError> {
+    Err(AvroError(message.into()))
+}
+
+/// One type of a parsed schema. Named types (records, enums, fixed) live in
+/// [`Schema::named`] and are referred to by index, so a type may refer to itself.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Type {
+    Null,
+    Boolean,
+    Int,
+    Long,
+    Float,
+    Double,
+    Bytes,
+    String,
+    Array(Box<Type>),
+    Map(Box<Type>),
+    Union(Vec<Type>),
+    Named(usize),
+}
+
+/// A record, enum or fixed type.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Named {
+    Record { name: String, fields: Vec<Field> },
+    Enum { name: String, symbols: Vec<String> },
+    Fixed { name: String, size: usize },
+}
+
+/// One field of a record.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Field {
+    pub name: String,
+    pub ty: Type,
+}
+
+/// A parsed schema: its root type and the named types it declares.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Schema {
+    pub root: Type,
+    pub named: Vec<Named>,
+}
+
+/// A decoded value. Records keep their fields in schema order.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Datum {
+    Null,
+    Boolean(bool),
+    Int(i32),
+    Long(i64),
+    Float(f32),
+    Double(f64),
+    Bytes(Vec<u8>),
+    String(String),
+    /// An enum's symbol.
+    Enum(String),
+    Array(Vec<Datum>),
+    Map(Vec<(String, Datum)>),
+    Record(Vec<(String, Datum)>),
+}
+
+impl Datum {
+    /// The value as JSON: unions already unwrapped, enums as their symbol, longs exact, bytes as
+    /// an array of numbers.
+    pub fn into_json(self) -> Json {
+        match self {
+            Datum::Null => Json::Null,
+            Datum::Boolean(b) => Json::Bool(b),
+            Datum::Int(i) => Json::from(i),
+            Datum::Long(i) => Json::from(i),
+            Datum::Float(f) => {
+                serde_json::Number::from_f64(f64::from(f)).map_or(Json::Null, Json::Number)
+            }
+            Datum::Double(f) => serde_json::Number::from_f64(f).map_or(Json::Null, Json::Number),
+            Datum::Bytes(b) => Json::Array(b.into_iter().map(Json::from).collect()),
+            Datum::String(s) | Datum::Enum(s) => Json::String(s),
+            Datum::Array(items) => Json::Array(items.into_iter().map(Datum::into_json).collect()),
+            Datum::Map(entries) | Datum::Record(entries) => Json::Object(
+                entries
+                    .into_iter()
+                    .map(|(k, v)| (k, v.into_json()))
+                    .collect(),
+            ),
+        }
+    }
+}
+
+/// Deepest nesting of types (parsing) or values (decoding) accepted.
+const MAX_DEPTH: usize = 64;
+
+impl Schema {
+    /// Parses a schema from its JSON text.
+    pub fn parse(text: &str) -> Result<Schema, AvroError> {
+        let json: Json = serde_json::from_str(text)
+            .map_err(|e| AvroError(format!("the schema is not JSON: {e}")))?;
+        let mut parser = Parser {
+            named: Vec::new(),
+            names: HashMap::new(),
+        };
+        let root = parser.parse(&json, "", 0)?;
+        Ok(Schema {
+            root,
+            named: parser.named,
+        })
+    }
+
+    /// The record a type is, looking through a union (`["null", {record}]`) to its one record.
+    pub fn record_of<'a>(&'a self, ty: &Type) -> Option<(&'a str, &'a [Field])> {
+        match ty {
+            Type::Named(i) => match &self.named[*i] {
+                Named::Record { name, fields } => Some((name, fields)),
+                _ => None,
+            },
+            Type::Union(variants) => variants.iter().find_map(|v| self.record_of(v)),
+            _ => None,
+        }
+    }
+
+    /// Decodes one raw binary datum, which must use every byte.
+    pub fn decode(&self, bytes: &[u8]) -> Result<Datum, AvroError> {
+        let mut reader = Reader { bytes, pos: 0 };
+        let datum = reader.read(self, &self.root, 0)?;
+        let left = bytes.len() - reader.pos;
+        if left > 0 {
+            return err(format!("{left} bytes left after the datum"));
+        }
+        Ok(datum)
+    }
+}
+
+struct Parser {
+    named: Vec<Named>,
+    /// Full name → index in `named`.
+    names: HashMap<String, usize>,
+}
+
+/// A name's full name in `namespace` (a name with a dot is already full).
+fn full_name(name: &str, namespace: &str) -> String {
+    if name.contains('.') || namespace.is_empty() {
+        name.to_string()
+    } else {
+        format!("{namespace}.{name}")
+    }
+}
+
+impl Parser {
+    fn parse(&mut self, json: &Json, namespace: &str, depth: usize) -> Result<Type, AvroError> {
+        if depth > MAX_DEPTH {
+            return err("the schema nests too deeply");
+        }
+        match json {
+            Json::String(name) => self.by_name(name, namespace),
+            Json::Array(variants) => Ok(Type::Union(
+                variants
+                    .iter()
+                    .map(|v| self.parse(v, namespace, depth + 1))
+                    .collect::<Result<_, _>>()?,
+            )),
+            Json::Object(o) => {
+                let kind = match o.get("type") {
+                    Some(Json::String(kind)) => kind.as_str(),
+                    // `{"type": {...}}` or `{"type": [...]}`: the type itself.
+                    Some(inner) => return self.parse(inner, namespace, depth + 1),
+                    None => return err(format!("a schema object without \"type\": {json}")),
+                };
+                let named_in =
+                    |o: &serde_json::Map<String, Json>| -> Result<(String, String), AvroError> {
+                        let Some(name) = o.get("name").and_then(Json::as_str) else {
+                            return err(format!("a {kind} without a name"));
+                        };
+                        let ns = o
+                            .get("namespace")
+                            .and_then(Json::as_str)
+                            .unwrap_or(namespace);
+                        let full = full_name(name, ns);
+                        let own_ns = full.rsplit_once('.').map_or("", |(ns, _)| ns).to_string();
+                        Ok((full, own_ns))
+                    };
+                match kind {
+                    "record" | "error" => {
+                        let (full, own_ns) = named_in(o)?;
+                        let index = self.declare(
+                            &full,
+                            Named::Fixed {
+                                name: full.clone(),
+                                size: 0,
+                            },
+                        )?;
+                        let Some(Json::Array(list)) = o.get("fields") else {
+                            return err(format!("record {full} has no \"fields\" list"));
+                        };
+                        let mut fields = Vec::with_capacity(list.len());
+                        for f in list {
+                            let Some(name) = f.get("name").and_then(Json::as_str) else {
+                                return err(format!("a field of record {full} has no name"));
+                            };
+                            let Some(ty) = f.get("type") else {
+                                return err(format!("field {full}.{name} has no type"));
+                            };
+                            fields.push(Field {
+                                name: name.to_string(),
+                                ty: self.parse(ty, &own_ns, depth + 1)?,
+                            });
+                        }
+                        self.named[index] = Named::Record { name: full, fields };
+                        Ok(Type::Named(index))
+                    }
+                    "enum" => {
+                        let (full, _) = named_in(o)?;
+                        let symbols = match o.get("symbols") {
+                            Some(Json::Array(s)) => s
+                                .iter()
+                                .map(|s| s.as_str().map(str::to_string))
+                                .collect::<Option<Vec<_>>>(),
+                            _ => None,
+                        };
+                        let Some(symbols) = symbols else {
+                            return err(format!("enum {full} has no list of symbols"));
+                        };
+                        let index = self.declare(
+                            &full,
+                            Named::Enum {
+                                name: full.clone(),
+                                symbols,
+                            },
+                        )?;
+                        Ok(Type::Named(index))
+                    }
+                    "fixed" => {
+                        let (full, _) = named_in(o)?;
+                        let Some(size) = o.get("size").and_then(Json::as_u64) else {
+                            return err(format!("fixed {full} has no size"));
+                        };
+                        let size = usize::try_from(size)
+                            .map_err(|_| AvroError(format!("fixed {full} is too large")))?;
+                        let index = self.declare(
+                            &full,
+                            Named::Fixed {
+                                name: full.clone(),
+                                size,
+                            },
+                        )?;
+                        Ok(Type::Named(index))
+                    }
+                    "array" => {
+                        let Some(items) = o.get("items") else {
+                            return err("an array without \"items\"");
+                        };
+                        Ok(Type::Array(Box::new(self.parse(
+                            items,
+                            namespace,
+                            depth + 1,
+                        )?)))
+                    }
+                    "map" => {
+                        let Some(values) = o.get("values") else {
+                            return err("a map without \"values\"");
+                        };
+                        Ok(Type::Map(Box::new(self.parse(
+                            values,
+                            namespace,
+                            depth + 1,
+                        )?)))
+                    }
+                    // A primitive, perhaps with a logical type: read as the primitive.
+                    primitive => self.by_name(primitive, namespace),
+                }
+            }
+            other => err(format!("{other} is not a schema")),
+        }
+    }
+
+    fn declare(&mut self, full: &str, placeholder: Named) -> Result<usize, AvroError> {
+        if self.names.contains_key(full) {
+            return err(format!("the type {full} is declared twice"));
+        }
+        self.named.push(placeholder);
+        let index = self.named.len() - 1;
+        self.names.insert(full.to_string(), index);
+        Ok(index)
+    }
+
+    fn by_name(&self, name: &str, namespace: &str) -> Result<Type, AvroError> {
+        Ok(match name {
+            "null" => Type::Null,
+            "boolean" => Type::Boolean,
+            "int" => Type::Int,
+            "long" => Type::Long,
+            "float" => Type::Float,
+            "double" => Type::Double,
+            "bytes" => Type::Bytes,
+            "string" => Type::String,
+            _ => {
+                let index = self
+                    .names
+                    .get(&full_name(name, namespace))
+                    .or_else(|| self.names.get(name))
+                    .ok_or_else(|| AvroError(format!("unknown type {name:?}")))?;
+                Type::Named(*index)
+            }
+        })
+    }
+}
+
+struct Reader<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+}
+
+impl Reader<'_> {
+    fn left(&self) -> usize {
+        self.bytes.len() - self.pos
+    }
+
+    fn take(&mut self, n: usize) -> Result<&[u8], AvroError> {
+        if n > self.left() {
+            return err(format!(
+                "the datum ends early: {n} bytes wanted at byte {}, {} left",
+                self.pos,
+                self.left()
+            ));
+        }
+        let out = &self.bytes[self.pos..self.pos + n];
+        self.pos += n;
+        Ok(out)
+    }
+
+    /// A zig-zag variable-length long.
+    fn long(&mut self) -> Result<i64, AvroError> {
+        let mut value: u64 = 0;
+        for shift in (0..70).step_by(7) {
+            let byte = self.take(1)?[0];
+            if shift == 63 && byte > 1 {
+                return err("a long longer than 64 bits");
+            }
+            value |= u64::from(byte & 0x7f) << shift;
+            if byte & 0x80 == 0 {
+                return Ok(((value >> 1) as i64) ^ -((value & 1) as i64));
+            }
+        }
+        err("a long longer than 10 bytes")
+    }
+
+    fn int(&mut self) -> Result<i32, AvroError> {
+        let v = self.long()?;
+        i32::try_from(v).map_err(|_| AvroError(format!("{v} does not fit an int")))
+    }
+
+    /// A length or count, checked against the bytes left (each element takes at least
+    /// `min_size` bytes).
+    fn count(&mut self, what: &str, min_size: usize) -> Result<usize, AvroError> {
+        let n = self.long()?;
+        let n = usize::try_from(n).map_err(|_| AvroError(format!("a negative {what} ({n})")))?;
+        if n.saturating_mul(min_size.max(1)) > self.left() && (min_size > 0 || n > 1 << 20) {
+            return err(format!(
+                "a {what} of {n} with only {} bytes left",
+                self.left()
+            ));
+        }
+        Ok(n)
+    }
+
+    fn bytes(&mut self) -> Result<Vec<u8>, AvroError> {
+        let n = self.count("byte length", 1)?;
+        Ok(self.take(n)?.to_vec())
+    }
+
+    fn string(&mut self) -> Result<String, AvroError> {
+        let bytes = self.bytes()?;
+        String::from_utf8(bytes).map_err(|_| AvroError("a string that is not UTF-8".into()))
+    }
+
+    /// Items of an array or map: blocks of `count` items, a negative count followed by the
+    /// block's byte size, until a zero count.
+    fn blocks(
+        &mut self,
+        min_size: usize,
+        mut item: impl FnMut(&mut Self) -> Result<(), AvroError>,
+    ) -> Result<(), AvroError> {
+        loop {
+            let mut n = self.long()?;
+            if n == 0 {
+                return Ok(());
+            }
+            if n < 0 {
+                n = n
+                    .checked_neg()
+                    .ok_or_else(|| AvroError("a bad block count".into()))?;
+                self.long()?; // the block's size in bytes
+            }
+            let n = usize::try_from(n).map_err(|_| AvroError("a bad block count".into()))?;
+            if n.saturating_mul(min_size.max(1)) > self.left() && (min_size > 0 || n > 1 << 20) {
+                return err(format!(
+                    "a block of {n} items with only {} bytes left",
+                    self.left()
+                ));
+            }
+            for _ in 0..n {
+                item(self)?;
+            }
+        }
+    }
+
+    fn read(&mut self, schema: &Schema, ty: &Type, depth: usize) -> Result<Datum, AvroError> {
+        if depth > MAX_DEPTH {
+            return err("the datum nests too deeply");
+        }
+        Ok(match ty {
+            Type::Null => Datum::Null,
+            Type::Boolean => match self.take(1)?[0] {
+                0 => Datum::Boolean(false),
+                1 => Datum::Boolean(true),
+                b => return err(format!("{b} is not a boolean")),
+            },
+            Type::Int => Datum::Int(self.int()?),
+            Type::Long => Datum::Long(self.long()?),
+            Type::Float => {
+                let b = self.take(4)?;
+                Datum::Float(f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            }
+            Type::Double => {
+                let b = self.take(8)?;
+                let mut a = [0u8; 8];
+                a.copy_from_slice(b);
+                Datum::Double(f64::from_le_bytes(a))
+            }
+            Type::Bytes => Datum::Bytes(self.bytes()?),
+            Type::String => Datum::String(self.string()?),
+            Type::Array(items) => {
+                let min = min_size(items);
+                let mut out = Vec::new();
+                self.blocks(min, |r| {
+                    out.push(r.read(schema, items, depth + 1)?);
+                    Ok(())
+                })?;
+                Datum::Array(out)
+            }
+            Type::Map(values) => {
+                let min = 1 + min_size(values);
+                let mut out = Vec::new();
+                self.blocks(min, |r| {
+                    let key = r.string()?;
+                    out.push((key, r.read(schema, values, depth + 1)?));
+                    Ok(())
+                })?;
+                Datum::Map(out)
+            }
+            Type::Union(variants) => {
+                let index = self.long()?;
+                let variant = usize::try_from(index)
+                    .ok()
+                    .and_then(|i| variants.get(i))
+                    .ok_or_else(|| {
+                        AvroError(format!(
+                            "union branch {index} of a union of {}",
+                            variants.len()
+                        ))
+                    })?;
+                self.read(schema, variant, depth + 1)?
+            }
+            Type::Named(i) => match &schema.named[*i] {
+                Named::Record { fields, .. } => {
+                    let mut out = Vec::with_capacity(fields.len());
+                    for f in fields {
+                        out.push((f.name.clone(), self.read(schema, &f.ty, depth + 1)?));
+                    }
+                    Datum::Record(out)
+                }
+                Named::Enum { name, symbols } => {
+                    let index = self.long()?;
+                    let symbol = usize::try_from(index)
+                        .ok()
+                        .and_then(|i| symbols.get(i))
+                        .ok_or_else(|| {
+                            AvroError(format!(
+                                "symbol {index} of enum {name}, which has {}",
+                                symbols.len()
+                            ))
+                        })?;
+                    Datum::Enum(symbol.clone())
+                }
+                Named::Fixed { size, .. } => Datum::Bytes(self.take(*size)?.to_vec()),
+            },
+        })
+    }
+}
+
+/// The fewest bytes a value of `ty` takes (0 for null, and for types that may be empty).
+fn min_size(ty: &Type) -> usize {
+    match ty {
+        Type::Null => 0,
+        Type::Float => 4,
+        Type::Double => 8,
+        Type::Named(_) | Type::Union(_) => 0,
+        _ => 1,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use apache_avro::types::Value as Reference;
+
+    use super::*;
+
+    /// A schema with every kind of type, named references and namespaces.
+    const SCHEMA: &str = r#"{
+        "type": "record", "name": "Event", "namespace": "com.example",
+        "fields": [
+            {"name": "n", "type": "null"},
+            {"name": "b", "type": "boolean"},
+            {"name": "i", "type": "int"},
+            {"name": "l", "type": {"type": "long", "logicalType": "timestamp-millis"}},
+            {"name": "f", "type": "float"},
+            {"name": "d", "type": "double"},
+            {"name": "by", "type": "bytes"},
+            {"name": "s", "type": "string"},
+            {"name": "e", "type": {"type": "enum", "name": "Kind", "symbols": ["A", "B", "C"]}},
+            {"name": "e2", "type": "Kind"},
+            {"name": "a", "type": {"type": "array", "items": "string"}},
+            {"name": "m", "type": {"type": "map", "values": "long"}},
+            {"name": "u", "type": ["null", "string"]},
+            {"name": "fx", "type": {"type": "fixed", "name": "Four", "namespace": "other", "size": 4}},
+            {"name": "fx2", "type": "other.Four"},
+            {"name": "r", "type": ["null", {"type": "record", "name": "Inner",
+                "fields": [{"name": "x", "type": ["null", "double"]}]}]},
+            {"name": "r2", "type": "com.example.Inner"}
+        ]}"#;
+
+    fn reference_value() -> Reference {
+        Reference::Record(vec![
+            ("n".into(), Reference::Null),
+            ("b".into(), Reference::Boolean(true)),
+            ("i".into(), Reference::Int(-123_456)),
+            (
+                "l".into(),
+                Reference::TimestampMillis(11_258_999_068_426_241),
+            ),
+            ("f".into(), Reference::Float(1.5)),
+            ("d".into(), Reference::Double(-2.25)),
+            ("by".into(), Reference::Bytes(vec![0, 255, 7])),
+            ("s".into(), Reference::String("héllo".into())),
+            ("e".into(), Reference::Enum(2, "C".into())),
+            ("e2".into(), Reference::Enum(0, "A".into())),
+            (
+                "a".into(),
+                Reference::Array(vec![
+                    Reference::String("x".into()),
+                    Reference::String("".into()),
+                ]),
+            ),
+            (
+                "m".into(),
+                Reference::Map([("k".to_string(), Reference::Long(i64::MIN))].into()),
+            ),
+            (
+                "u".into(),
+                Reference::Union(1, Box::new(Reference::String("set".into()))),
+            ),
+            ("fx".into(), Reference::Fixed(4, vec![1, 2, 3, 4])),
+            ("fx2".into(), Reference::Fixed(4, vec![5, 6, 7, 8])),
+            (
+                "r".into(),
+                Reference::Union(
+                    1,
+                    Box::new(Reference::Record(vec![(
+                        "x".into(),
+                        Reference::Union(1, Box::new(Reference::Double(0.5))),
+                    )])),
+                ),
+            ),
+            (
+                "r2".into(),
+                Reference::Record(vec![(
+                    "x".into(),
+                    Reference::Union(0, Box::new(Reference::Null)),
+                )]),
+            ),
+        ])
+    }
+
+    fn reference_bytes() -> Vec<u8> {
+        let schema = apache_avro::Schema::parse_str(SCHEMA).unwrap();
+        apache_avro::to_avro_datum(&schema, reference_value()).unwrap()
+    }
+
+    #[test]
+    fn a_datum_written_by_the_reference_implementation_reads_back_exactly() {
+        let schema = Schema::parse(SCHEMA).unwrap();
+        let datum = schema.decode(&reference_bytes()).unwrap();
+        assert_eq!(
+            datum,
+            Datum::Record(vec![
+                ("n".into(), Datum::Null),
+                ("b".into(), Datum::Boolean(true)),
+                ("i".into(), Datum::Int(-123_456)),
+                ("l".into(), Datum::Long(11_258_999_068_426_241)),
+                ("f".into(), Datum::Float(1.5)),
+                ("d".into(), Datum::Double(-2.25)),
+                ("by".into(), Datum::Bytes(vec![0, 255, 7])),
+                ("s".into(), Datum::String("héllo".into())),
+                ("e".into(), Datum::Enum("C".into())),
+                ("e2".into(), Datum::Enum("A".into())),
+                (
+                    "a".into(),
+                    Datum::Array(vec![Datum::String("x".into()), Datum::String("".into())])
+                ),
+                (
+                    "m".into(),
+                    Datum::Map(vec![("k".into(), Datum::Long(i64::MIN))])
+                ),
+                ("u".into(), Datum::String("set".into())),
+                ("fx".into(), Datum::Bytes(vec![1, 2, 3, 4])),
+                ("fx2".into(), Datum::Bytes(vec![5, 6, 7, 8])),
+                (
+                    "r".into(),
+                    Datum::Record(vec![("x".into(), Datum::Double(0.5))])
+                ),
+                ("r2".into(), Datum::Record(vec![("x".into(), Datum::Null)])),
+            ])
+        );
+    }
+
+    #[test]
+    fn longs_at_every_width_read_as_the_reference_writes_them() {
+        let schema = Schema::parse("\"long\"").unwrap();
+        let reference = apache_avro::Schema::parse_str("\"long\"").unwrap();
+        for v in [
+            0,
+            1,
+            -1,
+            63,
+            -64,
+            64,
+            1 << 31,
+            -(1 << 53) - 1,
+            i64::MAX,
+            i64::MIN,
+        ] {
+            let bytes = apache_avro::to_avro_datum(&reference, Reference::Long(v)).unwrap();
+            assert_eq!(schema.decode(&bytes).unwrap(), Datum::Long(v), "{v}");
+        }
+    }
+
+    #[test]
+    fn blocks_with_byte_sizes_read_as_plain_blocks() {
+        // Two blocks, the second with a negative count and its byte size, then the end.
+        let schema = Schema::parse(r#"{"type": "array", "items": "int"}"#).unwrap();
+        let bytes = [0x02, 0x02, 0x03, 0x04, 0x06, 0x08, 0x00];
+        assert_eq!(
+            schema.decode(&bytes).unwrap(),
+            Datum::Array(vec![Datum::Int(1), Datum::Int(3), Datum::Int(4)])
+        );
+    }
+
+    #[test]
+    fn corrupt_data_is_an_error_never_a_panic_or_a_huge_allocation() {
+        let schema = Schema::parse(SCHEMA).unwrap();
+        let good = reference_bytes();
+        // Every truncation, and every single-byte corruption, is either an error or a datum.
+        for cut in 0..good.len() {
+            assert!(schema.decode(&good[..cut]).is_err(), "cut at {cut}");
+        }
+        for at in 0..good.len() {
+            for byte in [0x00, 0x7f, 0x80, 0xff] {
+                let mut bad = good.clone();
+                bad[at] = byte;
+                let _ = schema.decode(&bad);
+            }
+        }
+        let mut longer = good.clone();
+        longer.push(0);
+        assert_eq!(
+            schema.decode(&longer).unwrap_err().0,
+            "1 bytes left after the datum"
+        );
+        // A string claiming a gigabyte.
+        let s = Schema::parse("\"string\"").unwrap();
+        assert!(s.decode(&[0xfe, 0xff, 0xff, 0xff, 0x0f]).is_err());
+        // A union branch out of range, an enum symbol out of range.
+        let u = Schema::parse(r#"["null", "int"]"#).unwrap();
+        assert!(u.decode(&[0x04]).unwrap_err().0.contains("union branch 2"));
+    }
+
+    #[test]
+    fn bad_schemas_are_errors_naming_the_problem() {
+        assert!(Schema::parse("{").unwrap_err().0.contains("not JSON"));
+        assert!(Schema::parse("\"Nope\"")
+            .unwrap_err()
+            .0
+            .contains("unknown type"));
+        assert!(Schema::parse(r#"{"type": "record", "name": "R"}"#)
+            .unwrap_err()
+            .0
+            .contains("no \"fields\""));
+        assert!(Schema::parse(
+            r#"{"type": "record", "name": "R", "fields": [
+                {"name": "a", "type": {"type": "enum", "name": "E", "symbols": ["X"]}},
+                {"name": "b", "type": {"type": "enum", "name": "E", "symbols": ["Y"]}}]}"#
+        )
+        .unwrap_err()
+        .0
+        .contains("declared twice"));
+    }
+
+    #[test]
+    fn a_record_may_refer_to_itself() {
+        let schema = Schema::parse(
+            r#"{"type": "record", "name": "Node", "fields": [
+                {"name": "v", "type": "int"},
+                {"name": "next", "type": ["null", "Node"]}]}"#,
+        )
+        .unwrap();
+        let bytes = [0x02, 0x02, 0x04, 0x00];
+        assert_eq!(
+            schema.decode(&bytes).unwrap().into_json(),
+            serde_json::json!({"v": 1, "next": {"v": 2, "next": null}})
+        );
+    }
+}
