@@ -62,6 +62,11 @@ fn env_for(harness: &Harness, db: &TestDb) -> Vec<(String, String)> {
     .collect()
 }
 
+/// The emulator's org Id, which Heroku Connect records in `_hcmeta.org_id`.
+fn org_id(harness: &Harness) -> String {
+    harness.emulator.org.org_id().to_string()
+}
+
 /// Every object of this repository's mappings, as Heroku Connect would hold it.
 fn hc_tables() -> Vec<HcTable> {
     generated::salesforce::REGISTRY
@@ -75,7 +80,7 @@ fn hc_tables() -> Vec<HcTable> {
 /// as Heroku Connect's load stores them.
 async fn heroku_connect_database(harness: &Harness, db: &TestDb, tables: &[HcTable]) {
     let mut pg = sync_runtime::engine::connect(&db.url).await.unwrap();
-    heroku_connect::create(&pg, "salesforce", "00D000000000001AAA", tables)
+    heroku_connect::create(&pg, "salesforce", &org_id(harness), tables)
         .await
         .unwrap();
     for mapping in generated::salesforce::REGISTRY.mappings {
@@ -521,7 +526,7 @@ async fn an_incompatible_column_type_is_refused_with_its_name_and_nothing_change
         .unwrap();
     employees.1 = "timestamp without time zone".into();
     let pg = sync_runtime::engine::connect(&db.url).await.unwrap();
-    heroku_connect::create(&pg, "salesforce", "00D000000000001AAA", &tables)
+    heroku_connect::create(&pg, "salesforce", &org_id(&harness), &tables)
         .await
         .unwrap();
     let before = fingerprint(&pg).await;
@@ -557,7 +562,7 @@ async fn an_incompatible_column_type_is_refused_with_its_name_and_nothing_change
     let db2 = TestDb::new();
     let env2 = env_for(&harness, &db2);
     let pg2 = sync_runtime::engine::connect(&db2.url).await.unwrap();
-    heroku_connect::create(&pg2, "salesforce", "00D000000000001AAA", &tables)
+    heroku_connect::create(&pg2, "salesforce", &org_id(&harness), &tables)
         .await
         .unwrap();
     pg2.batch_execute(
@@ -585,4 +590,65 @@ async fn an_incompatible_column_type_is_refused_with_its_name_and_nothing_change
     let (code, out, err) = output(&["migrate"], &env2);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("the database is up to date"), "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn adopting_for_another_org_or_failing_midway_changes_nothing() {
+    let harness = Harness::start().await;
+    let db = TestDb::new();
+    let env = env_for(&harness, &db);
+    let pg = sync_runtime::engine::connect(&db.url).await.unwrap();
+    // Heroku Connect synced another org than the one the Salesforce settings log in to.
+    heroku_connect::create(&pg, "salesforce", "00D5e000000abcdEAA", &hc_tables())
+        .await
+        .unwrap();
+    let before = fingerprint(&pg).await;
+    let (code, out, err) = output(&["adopt"], &env);
+    assert_eq!(code, 2, "{out}{err}");
+    let ours = org_id(&harness);
+    assert!(
+        err.contains(&format!(
+            "this database belongs to org 00D5e000000abcdEAA (Heroku Connect's \
+             salesforce._hcmeta.org_id), but the Salesforce settings log in to org {ours}"
+        )),
+        "{err}"
+    );
+    assert_eq!(fingerprint(&pg).await, before);
+    pg.execute("UPDATE salesforce._hcmeta SET org_id = $1", &[&ours])
+        .await
+        .unwrap();
+    let before = fingerprint(&pg).await;
+
+    // A failure midway — here an event trigger refusing the first CREATE TRIGGER in the
+    // schema, after its columns, indexes and functions were already changed — leaves the
+    // database as it was.
+    pg.batch_execute(
+        "CREATE FUNCTION public.refuse_triggers() RETURNS event_trigger LANGUAGE plpgsql AS $$
+         BEGIN
+           IF EXISTS (SELECT 1 FROM pg_event_trigger_ddl_commands()
+                      WHERE object_identity LIKE '% on salesforce.%') THEN
+             RAISE EXCEPTION 'injected failure';
+           END IF;
+         END $$;
+         CREATE EVENT TRIGGER refuse_triggers ON ddl_command_end
+           WHEN TAG IN ('CREATE TRIGGER') EXECUTE FUNCTION public.refuse_triggers();",
+    )
+    .await
+    .unwrap();
+    let (code, out, err) = output(&["adopt"], &env);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(err.contains("injected failure"), "{err}");
+    assert!(
+        err.contains("nothing was changed (adoption runs in one transaction)"),
+        "{err}"
+    );
+    assert_eq!(fingerprint(&pg).await, before);
+
+    // Without the failure, the same database adopts.
+    pg.batch_execute("DROP EVENT TRIGGER refuse_triggers")
+        .await
+        .unwrap();
+    let (code, out, err) = output(&["adopt"], &env);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("Adopted schema salesforce"), "{out}");
 }

@@ -66,6 +66,21 @@ pub async fn adopt(ctx: &Context, dry_run: bool, json: bool, force: bool) -> Res
     let mut options = Options::new(EngineConfig::new("").lookback);
     options.dry_run = dry_run;
     options.force = force;
+    // With Salesforce settings, log in first: the org they reach must be Heroku Connect's.
+    let client = match ctx.salesforce() {
+        Ok(config) => Some(
+            crate::salesforce::Client::new(config)
+                .map_err(|e| CliError::failure(format!("Salesforce client: {e}")))?,
+        ),
+        Err(_) => None,
+    };
+    if let Some(client) = &client {
+        run::check_login(client).await?;
+        options.org_id = client
+            .org_id()
+            .await
+            .map_err(|e| CliError::failure(format!("Salesforce: {e}")))?;
+    }
     let outcome = adopt::adopt(&mut db, ctx.app.registry, &migrations, &options)
         .await
         .map_err(|e| match e {
@@ -120,27 +135,11 @@ pub async fn adopt(ctx: &Context, dry_run: bool, json: bool, force: bool) -> Res
     if let Some(refusal) = outcome.refusal {
         return Err(CliError::settings(refusal));
     }
-    if outcome.applied {
-        match ctx.salesforce() {
-            Ok(config) => {
-                let client = crate::salesforce::Client::new(config)
-                    .map_err(|e| CliError::failure(format!("Salesforce client: {e}")))?;
-                run::check_login(&client).await.map_err(|e| CliError {
-                    code: e.code,
-                    message: format!(
-                        "the database is adopted, but Salesforce refused the final check: {}; \
-                         fix the SF_* settings before `forcesync run`",
-                        e.message
-                    ),
-                })?;
-                if !json {
-                    println!("Salesforce accepts the login. Next: `forcesync run`.");
-                }
-            }
-            Err(_) if !json => {
-                println!("Next: set the SF_* settings, then `forcesync run`.");
-            }
-            Err(_) => {}
+    if outcome.applied && !json {
+        if client.is_some() {
+            println!("Salesforce accepts the login. Next: `forcesync run`.");
+        } else {
+            println!("Next: set the SF_* settings, then `forcesync run`.");
         }
     }
     Ok(())

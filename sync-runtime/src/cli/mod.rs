@@ -334,7 +334,8 @@ pub enum Command {
     ///
     /// Prints the plan per mapping (tables, columns, indexes, triggers and functions replaced,
     /// trigger-log entries by state), then applies it in one transaction. Pause the Heroku
-    /// Connect connection first. Needs DATABASE_URL (SF_* only for the final check).
+    /// Connect connection first. Needs DATABASE_URL; with SF_* settings it logs in first and
+    /// refuses an org other than the one in `_hcmeta.org_id` (--force overrides).
     Adopt {
         /// Print the plan and change nothing.
         #[arg(long)]

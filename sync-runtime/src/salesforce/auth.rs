@@ -89,6 +89,8 @@ pub(crate) struct Session {
     /// The logged-in user's Id: the last segment of the token response's identity URL
     /// (`id`: `https://login.salesforce.com/id/<orgId>/<userId>`), when it has one.
     pub(crate) user_id: Option<String>,
+    /// The org's Id: the identity URL's segment before the user's.
+    pub(crate) org_id: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -102,12 +104,19 @@ struct TokenResponse {
 /// The user Id at the end of an identity URL (`…/id/<orgId>/<userId>`), if it looks like one
 /// (pure).
 pub(crate) fn user_id_of(identity_url: &str) -> Option<String> {
+    identity_of(identity_url).map(|(_, user)| user)
+}
+
+/// The org and user Ids of an identity URL (`…/id/<orgId>/<userId>`), if it looks like one
+/// (pure).
+pub(crate) fn identity_of(identity_url: &str) -> Option<(String, String)> {
     let mut segments = identity_url.trim_end_matches('/').rsplit('/');
     let user = segments.next()?;
     let org = segments.next()?;
     let valid =
         |s: &str| matches!(s.len(), 15 | 18) && s.chars().all(|c| c.is_ascii_alphanumeric());
-    (segments.next() == Some("id") && valid(user) && valid(org)).then(|| user.to_owned())
+    (segments.next() == Some("id") && valid(user) && valid(org))
+        .then(|| (org.to_owned(), user.to_owned()))
 }
 
 /// The login URL must be `https://…`, or `http://…` (a local org).
@@ -309,6 +318,11 @@ impl Client {
             instance_url: token.instance_url.trim_end_matches('/').to_owned(),
             generation,
             user_id: token.id.as_deref().and_then(user_id_of),
+            org_id: token
+                .id
+                .as_deref()
+                .and_then(identity_of)
+                .map(|(org, _)| org),
         };
         *self.inner.session.write().await = Some(session.clone());
         tracing::debug!(instance_url = %session.instance_url, generation, "logged in to Salesforce");
@@ -324,6 +338,12 @@ impl Client {
     /// named no identity URL.
     pub async fn user_id(&self) -> Result<Option<String>, SfError> {
         Ok(self.session().await?.user_id)
+    }
+
+    /// The org's Id (logging in first if needed); `None` when the token response named no
+    /// identity URL.
+    pub async fn org_id(&self) -> Result<Option<String>, SfError> {
+        Ok(self.session().await?.org_id)
     }
 }
 
@@ -347,6 +367,10 @@ mod tests {
             None
         );
         assert_eq!(user_id_of("not a url"), None);
+        assert_eq!(
+            identity_of("https://login.salesforce.com/id/00D5e000000abcdEAA/0055e000001xyzQAAA"),
+            Some(("00D5e000000abcdEAA".into(), "0055e000001xyzQAAA".into()))
+        );
     }
 
     #[test]

@@ -59,6 +59,9 @@ pub struct Options {
     pub lookback: Duration,
     /// Heroku Connect counts as active when it processed an entry this recently.
     pub active_window: Duration,
+    /// The org forcesync's Salesforce settings log in to, when they are set: adoption is refused
+    /// when `_hcmeta.org_id` names another (unless `force`).
+    pub org_id: Option<String>,
 }
 
 impl Options {
@@ -68,6 +71,7 @@ impl Options {
             force: false,
             lookback,
             active_window: Duration::from_secs(600),
+            org_id: None,
         }
     }
 }
@@ -385,6 +389,18 @@ pub fn cursor_from(newest: NaiveDateTime, lookback: Duration) -> NaiveDateTime {
 }
 
 /// Adopts the database `db` is connected to (see the module header).
+/// The two org Ids when Heroku Connect's (`_hcmeta.org_id`) and the one the Salesforce settings
+/// log in to are both known and name different orgs (pure). Ids compare on their first 15
+/// characters: an 18-character Id is the 15-character one plus a case checksum.
+pub fn other_org(hcmeta: Option<&str>, settings: Option<&str>) -> Option<(String, String)> {
+    let (hc, ours) = (hcmeta?.trim(), settings?.trim());
+    if hc.is_empty() || ours.is_empty() {
+        return None;
+    }
+    let key = |id: &str| id.chars().take(15).collect::<String>();
+    (key(hc) != key(ours)).then(|| (hc.to_owned(), ours.to_owned()))
+}
+
 pub async fn adopt(
     db: &mut tokio_postgres::Client,
     registry: &Registry,
@@ -512,6 +528,27 @@ pub async fn adopt(
             list.join("; ")
         ));
         return Ok(outcome); // rolled back
+    }
+    let hcmeta_org: Option<String> = if have.tables.contains_key("_hcmeta") {
+        tx.query_opt(
+            &format!("SELECT org_id::text FROM {s}._hcmeta ORDER BY id DESC LIMIT 1"),
+            &[],
+        )
+        .await?
+        .and_then(|row| row.get::<_, Option<String>>(0))
+    } else {
+        None
+    };
+    if let Some((hc, ours)) = other_org(hcmeta_org.as_deref(), options.org_id.as_deref()) {
+        if !options.force {
+            outcome.refusal = Some(format!(
+                "this database belongs to org {hc} (Heroku Connect's {schema}._hcmeta.org_id), \
+                 but the Salesforce settings log in to org {ours}: adopting would send its \
+                 trigger-log entries to the wrong org. Point SF_LOGIN_URL and the credentials at \
+                 org {hc}; --force adopts anyway (e.g. a sandbox refreshed since)"
+            ));
+            return Ok(outcome); // rolled back
+        }
     }
     if !outcome.plan.changes() {
         outcome.already_adopted = true;
@@ -678,6 +715,21 @@ pub async fn adopt(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn another_org_is_told_apart_by_the_first_15_characters_of_its_id() {
+        let hc = "00D5e000000abcdEAA";
+        assert_eq!(other_org(Some(hc), Some("00D5e000000abcd")), None);
+        assert_eq!(other_org(Some(hc), Some(hc)), None);
+        assert_eq!(
+            other_org(Some(hc), Some("00D5e000000zzzzEAA")),
+            Some((hc.to_owned(), "00D5e000000zzzzEAA".to_owned()))
+        );
+        // Either side unknown: nothing to compare.
+        assert_eq!(other_org(None, Some(hc)), None);
+        assert_eq!(other_org(Some(hc), None), None);
+        assert_eq!(other_org(Some(" "), Some(hc)), None);
+    }
 
     #[test]
     fn the_migrations_schema_is_rewritten_everywhere_it_is_named() {
