@@ -6,6 +6,7 @@ use std::collections::{HashMap, HashSet};
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
+use crate::adapter::MappingDescriptor;
 use crate::engine::soql;
 use crate::engine::writer::outcome::LastOp;
 use crate::engine::writer::plan::CallKind;
@@ -52,14 +53,6 @@ impl Writer {
             if creates.is_empty() {
                 continue;
             }
-            let (candidates, by_user) = self.candidates(t, &creates).await?;
-            let candidate_ids: Vec<String> = candidates.iter().map(|c| c.id.clone()).collect();
-            let taken: HashSet<String> = self
-                .store
-                .held_sfids(&self.db, mapping, &candidate_ids, by_user)
-                .await?
-                .into_iter()
-                .collect();
             let in_flight: Vec<InFlightCreate> = creates
                 .iter()
                 .map(|r| InFlightCreate {
@@ -67,31 +60,21 @@ impl Writer {
                     body: r.write.body.clone(),
                 })
                 .collect();
-            let resolutions = match_creates(&in_flight, &candidates, &taken);
+            let earliest = creates.iter().map(|r| r.sent_at).min();
+            let (candidates, by_user) = self.candidates(t, &in_flight, earliest).await?;
+            let candidate_ids: Vec<String> = candidates.iter().map(|c| c.id.clone()).collect();
+            let taken: HashSet<String> = self
+                .store
+                .held_sfids(&self.db, mapping, &candidate_ids, by_user)
+                .await?
+                .into_iter()
+                .collect();
             let by_id: HashMap<i64, &JournalRow> = creates.iter().map(|r| (r.id, r)).collect();
-            let mut settles = Vec::new();
-            let mut adopted_ids = Vec::new();
-            let mut resend_ids = Vec::new();
-            for (journal_id, resolution) in resolutions {
-                let row = by_id[&journal_id];
-                match resolution {
-                    Resolution::Adopt(sfid) => {
-                        settles.push(success(&row.write, Some(sfid), LastOp::Inserted, true));
-                        adopted_ids.push(journal_id);
-                    }
-                    Resolution::Resend => resend_ids.push(journal_id),
-                }
-            }
-            report.adopted += adopted_ids.len();
-            report.resent += resend_ids.len();
-            let tx = self.db.transaction().await?;
-            self.store
-                .settle(&tx, mapping, &settles, &adopted_ids)
-                .await?;
-            self.store
-                .set_journal_state(&tx, &resend_ids, RETRY)
-                .await?;
-            tx.commit().await?;
+            let resolved = match_creates(&in_flight, &candidates, &taken)
+                .into_iter()
+                .map(|(journal_id, resolution)| (by_id[&journal_id], resolution))
+                .collect();
+            report.absorb(self.resolve(mapping, resolved).await?);
         }
         Ok(report)
     }
@@ -105,11 +88,10 @@ impl Writer {
     ) -> Result<RoundReport, WriteError> {
         let target = self.targets[t].clone();
         let mapping = target.mapping;
-        let mut report = RoundReport::default();
         let Some(key) = mapping.upsert_key else {
             let ids: Vec<i64> = upserts.iter().map(|r| r.id).collect();
             self.store.set_journal_state(&self.db, &ids, RETRY).await?;
-            return Ok(report);
+            return Ok(RoundReport::default());
         };
         let mut found: HashMap<String, String> = HashMap::new();
         for chunk in upserts.chunks(200) {
@@ -139,30 +121,45 @@ impl Writer {
                 }
             }
         }
+        let resolved = upserts
+            .iter()
+            .map(|r| {
+                let sfid = r
+                    .write
+                    .external_id
+                    .as_ref()
+                    .and_then(|x| found.get(&x.to_ascii_lowercase()));
+                let resolution = sfid.map_or(Resolution::Resend, |s| Resolution::Adopt(s.clone()));
+                (r, resolution)
+            })
+            .collect();
+        self.resolve(mapping, resolved).await
+    }
+
+    /// Adopts the records found (the rows take their sfids, the entries are settled `SUCCESS`)
+    /// and schedules the others to be sent again, in one transaction.
+    async fn resolve(
+        &mut self,
+        mapping: &'static MappingDescriptor,
+        resolved: Vec<(&JournalRow, Resolution)>,
+    ) -> Result<RoundReport, WriteError> {
         let mut settles = Vec::new();
         let mut adopted = Vec::new();
         let mut resend = Vec::new();
-        for r in upserts {
-            let sfid = r
-                .write
-                .external_id
-                .as_ref()
-                .and_then(|x| found.get(&x.to_ascii_lowercase()));
-            match sfid {
-                Some(sfid) => {
-                    settles.push(success(
-                        &r.write,
-                        Some(sfid.clone()),
-                        LastOp::Inserted,
-                        true,
-                    ));
-                    adopted.push(r.id);
+        for (row, resolution) in resolved {
+            match resolution {
+                Resolution::Adopt(sfid) => {
+                    settles.push(success(&row.write, Some(sfid), LastOp::Inserted, true));
+                    adopted.push(row.id);
                 }
-                None => resend.push(r.id),
+                Resolution::Resend => resend.push(row.id),
             }
         }
-        report.adopted += adopted.len();
-        report.resent += resend.len();
+        let report = RoundReport {
+            adopted: adopted.len(),
+            resent: resend.len(),
+            ..RoundReport::default()
+        };
         let tx = self.db.transaction().await?;
         self.store.settle(&tx, mapping, &settles, &adopted).await?;
         self.store.set_journal_state(&tx, &resend, RETRY).await?;
@@ -170,29 +167,19 @@ impl Writer {
         Ok(report)
     }
 
-    /// Records of the mapping created since the earliest of these sends, with the sent fields.
+    /// Records of the mapping created since the earliest of these sends (`earliest`), with the
+    /// sent fields; and whether they were asked for by the integration user.
     async fn candidates(
         &self,
         t: usize,
-        creates: &[JournalRow],
+        in_flight: &[InFlightCreate],
+        earliest: Option<DateTime<Utc>>,
     ) -> Result<(Vec<Candidate>, bool), WriteError> {
         let target = &self.targets[t];
-        let in_flight: Vec<InFlightCreate> = creates
-            .iter()
-            .map(|r| InFlightCreate {
-                journal_id: r.id,
-                body: r.write.body.clone(),
-            })
-            .collect();
-        let earliest: DateTime<Utc> = creates
-            .iter()
-            .map(|r| r.sent_at)
-            .min()
-            .unwrap_or_else(Utc::now);
-        let since = earliest
+        let since = earliest.unwrap_or_else(Utc::now)
             - chrono::Duration::from_std(self.config.reconcile_margin)
                 .unwrap_or(chrono::Duration::minutes(5));
-        let fields = fields_to_query(&in_flight);
+        let fields = fields_to_query(in_flight);
         let sf_error = |error: SfError| WriteError::Salesforce {
             mapping: target.mapping.object.to_owned(),
             error,
