@@ -111,7 +111,7 @@ pub async fn connect(database_url: &str) -> Result<tokio_postgres::Client, super
 /// notification, and once more when the connection ends (the listener then reports
 /// [`Listener::ended`]). Dropping the returned handle stops it. The writer listens on
 /// `<schema>.hc_trigger_log`, where the capture triggers notify.
-pub async fn listen(
+pub(crate) async fn listen(
     database_url: &str,
     channel: &str,
     notify: Arc<Notify>,
@@ -146,7 +146,7 @@ pub async fn listen(
 }
 
 /// A running listener (see [`listen`]).
-pub struct Listener {
+pub(crate) struct Listener {
     _client: tokio_postgres::Client,
     task: tokio::task::JoinHandle<()>,
 }

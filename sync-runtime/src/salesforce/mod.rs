@@ -16,7 +16,7 @@
 //! count them as API requests).
 
 pub mod auth;
-pub mod backoff;
+pub(crate) mod backoff;
 pub mod bulk;
 pub mod collections;
 pub mod cometd;

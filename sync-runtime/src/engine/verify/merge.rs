@@ -149,8 +149,6 @@ impl Merge {
     }
 }
 
-/// What `verify` found for one mapping (and what `--repair` did).
-
 #[cfg(test)]
 mod tests {
     use super::*;

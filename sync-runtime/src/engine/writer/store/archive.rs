@@ -10,7 +10,7 @@ use super::Store;
 impl Store {
     /// Requeues failed entries (from the archive, as they were) of these tables, optionally
     /// only these ids; returns how many.
-    pub async fn requeue_failed<C: GenericClient>(
+    pub(crate) async fn requeue_failed<C: GenericClient>(
         &self,
         db: &C,
         tables: &[&str],
@@ -34,7 +34,7 @@ impl Store {
 
     /// Marks failed entries handled (`IGNORED`) and clears `_hc_err` on their rows; returns
     /// how many entries.
-    pub async fn ignore_failed<C: GenericClient>(
+    pub(crate) async fn ignore_failed<C: GenericClient>(
         &self,
         db: &C,
         mapping: &MappingDescriptor,
@@ -72,7 +72,7 @@ impl Store {
     /// Deletes archived entries processed more than `days` days ago; returns how many. Entries
     /// marked `REQUEUE` / `REQUEUED` (Heroku Connect's "copy me back" / "copied back", set by
     /// the app's own tools) are left alone, as every other writer step leaves them.
-    pub async fn prune<C: GenericClient>(
+    pub(crate) async fn prune<C: GenericClient>(
         &self,
         db: &C,
         days: u32,
@@ -89,7 +89,7 @@ impl Store {
     }
 
     /// Rows of a read-only mapping the app changed (`_hc_lastop = 'PENDING'`): never sent.
-    pub async fn unsent_read_only<C: GenericClient>(
+    pub(crate) async fn unsent_read_only<C: GenericClient>(
         &self,
         db: &C,
         mapping: &MappingDescriptor,

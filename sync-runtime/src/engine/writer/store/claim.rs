@@ -14,7 +14,7 @@ use super::{has_column, Store};
 
 /// What [`Store::claim`] took: entries to send, and entries no write can be made of.
 #[derive(Debug, Default)]
-pub struct Claimed {
+pub(crate) struct Claimed {
     pub entries: Vec<LogEntry>,
     pub unusable: Vec<Unusable>,
 }
@@ -23,7 +23,7 @@ pub struct Claimed {
 /// no known action: it is archived `FAILED` with this message instead of being looked at by
 /// every claim forever.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Unusable {
+pub(crate) struct Unusable {
     pub id: i32,
     pub table: String,
     pub message: String,
@@ -33,7 +33,7 @@ pub struct Unusable {
 /// from: an insert's null columns are left out (a create sends no nulls), an update's stay (they
 /// clear the field), a delete carries none. Text that is not hstore makes the entry unusable,
 /// with the parser's reason (pure).
-pub fn entry_values(
+pub(crate) fn entry_values(
     mappings: &[&MappingDescriptor],
     table: &str,
     action: Action,
@@ -50,7 +50,7 @@ pub fn entry_values(
 }
 
 /// Why an entry cannot be sent (pure).
-pub fn unusable_message(action: Option<&str>, record_id: Option<i32>) -> String {
+pub(crate) fn unusable_message(action: Option<&str>, record_id: Option<i32>) -> String {
     match (action, record_id) {
         (_, None) => "not sent: the entry names no row (record_id is NULL)".to_owned(),
         (Some(action), Some(_)) => format!(
@@ -69,7 +69,7 @@ impl Store {
     /// claim together). Claims of one schema are serialized by a transaction-level advisory lock,
     /// so a second writer's claim starts after the first one's journal rows are committed and
     /// sees them.
-    pub async fn claim<C: GenericClient>(
+    pub(crate) async fn claim<C: GenericClient>(
         &self,
         db: &C,
         mappings: &[&MappingDescriptor],
@@ -144,7 +144,7 @@ impl Store {
     /// The current rows of these ids: their `sfid`, and every non-null column but `_hc_lastop`
     /// / `_hc_err` for the ids in `with_values` (the only rows whose values a write is built from:
     /// see [`crate::engine::writer::coalesce`]); the others carry no values.
-    pub async fn rows<C: GenericClient>(
+    pub(crate) async fn rows<C: GenericClient>(
         &self,
         db: &C,
         mapping: &MappingDescriptor,
@@ -187,7 +187,7 @@ impl Store {
     /// child naming such a parent waits for it: sent first, Salesforce would fail the child
     /// for an external ID it does not know yet. A parent table that is not there, or lacks the
     /// column, holds nothing back.
-    pub async fn unsent_parents<C: GenericClient>(
+    pub(crate) async fn unsent_parents<C: GenericClient>(
         &self,
         db: &C,
         parent_table: &str,

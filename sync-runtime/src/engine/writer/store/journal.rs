@@ -13,7 +13,7 @@ use super::{Store, RECONCILE, RETRY, SENDING};
 
 /// A journaled write: what was (or is about to be) sent for one record.
 #[derive(Debug, Clone, PartialEq)]
-pub struct JournalRow {
+pub(crate) struct JournalRow {
     pub id: i64,
     pub write: Write,
     pub state: String,
@@ -51,7 +51,7 @@ impl Store {
     /// Journals writes about to be sent (state `SENDING`): from its commit on, the record's
     /// entries are taken (see [`Store::claim`]).
     /// Returns the journal id of each write, in order.
-    pub async fn journal<C: GenericClient>(
+    pub(crate) async fn journal<C: GenericClient>(
         &self,
         db: &C,
         mapping: &str,
@@ -102,7 +102,7 @@ impl Store {
     }
 
     /// Journal rows of these tables in `states`, oldest first.
-    pub async fn journaled<C: GenericClient>(
+    pub(crate) async fn journaled<C: GenericClient>(
         &self,
         db: &C,
         tables: &[&str],
@@ -122,7 +122,7 @@ impl Store {
 
     /// Takes the journaled writes whose retry is due: moves them to `SENDING` and returns them,
     /// oldest first.
-    pub async fn take_due_retries<C: GenericClient>(
+    pub(crate) async fn take_due_retries<C: GenericClient>(
         &self,
         db: &C,
         tables: &[&str],
@@ -145,7 +145,7 @@ impl Store {
     }
 
     /// Moves journal rows to `state` (`SENDING` stamps the send time).
-    pub async fn set_journal_state<C: GenericClient>(
+    pub(crate) async fn set_journal_state<C: GenericClient>(
         &self,
         db: &C,
         ids: &[i64],
@@ -166,7 +166,7 @@ impl Store {
     }
 
     /// Schedules journal rows for another attempt after their delays (milliseconds).
-    pub async fn schedule_retry<C: GenericClient>(
+    pub(crate) async fn schedule_retry<C: GenericClient>(
         &self,
         db: &C,
         retries: &[(i64, u64, String)],
@@ -195,7 +195,7 @@ impl Store {
     }
 
     /// Marks journal rows for reconciliation (their creates may have been applied).
-    pub async fn schedule_reconcile<C: GenericClient>(
+    pub(crate) async fn schedule_reconcile<C: GenericClient>(
         &self,
         db: &C,
         ids: &[i64],
@@ -215,7 +215,7 @@ impl Store {
     /// After a restart: every write left `SENDING` by a previous process may or may not have
     /// reached Salesforce. Creates and upserts are reconciled; updates and deletes (idempotent)
     /// are sent again.
-    pub async fn recover<C: GenericClient>(
+    pub(crate) async fn recover<C: GenericClient>(
         &self,
         db: &C,
         tables: &[&str],

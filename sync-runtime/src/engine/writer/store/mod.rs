@@ -18,13 +18,13 @@ use tokio_postgres::GenericClient;
 use crate::adapter::MappingDescriptor;
 use crate::engine::system::quote_ident;
 
-pub use claim::{entry_values, unusable_message, Claimed, Unusable};
-pub use journal::JournalRow;
+pub(crate) use claim::{Claimed, Unusable};
+pub(crate) use journal::JournalRow;
 
 /// Journal states.
-pub const SENDING: &str = "SENDING";
-pub const RETRY: &str = "RETRY";
-pub const RECONCILE: &str = "RECONCILE";
+pub(crate) const SENDING: &str = "SENDING";
+pub(crate) const RETRY: &str = "RETRY";
+pub(crate) const RECONCILE: &str = "RECONCILE";
 
 /// How a record's entries end.
 #[derive(Debug, Clone, PartialEq)]

@@ -266,7 +266,7 @@ impl Store {
     /// a `SUCCESS` entry, the history the writer leaves for a row it sent. Run it in the
     /// transaction that stores the row.
     /// The entry's `values` are the stored row, as the capture trigger records an insert.
-    pub async fn archive_written_through<C: GenericClient>(
+    pub(crate) async fn archive_written_through<C: GenericClient>(
         &self,
         db: &C,
         mapping: &MappingDescriptor,
@@ -300,7 +300,7 @@ impl Store {
     /// entry in the log or the archive) does not count: it is the copy of a record this writer
     /// created and had not written back yet (a poll or a load read it in that window), and it
     /// gives way when the create adopts the record (see [`Store::settle`]).
-    pub async fn held_sfids<C: GenericClient>(
+    pub(crate) async fn held_sfids<C: GenericClient>(
         &self,
         db: &C,
         mapping: &MappingDescriptor,
