@@ -510,10 +510,12 @@ fn dispatch(ctx: &Context, command: Command) -> Result<(), CliError> {
             bulk_above,
         } => {
             let options = verify::Options {
-                repair,
+                compare: crate::engine::verify::Options {
+                    repair,
+                    show,
+                    bulk_above,
+                },
                 json,
-                show,
-                bulk_above,
             };
             runtime()?.block_on(verify::verify(ctx, mapping.as_deref(), &options))
         }

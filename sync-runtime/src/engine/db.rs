@@ -9,7 +9,10 @@ use std::sync::Arc;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, RootCertStore, SignatureScheme};
+use tokio::sync::Notify;
 use tokio_postgres::config::SslMode;
+use tokio_postgres::tls::MakeTlsConnect;
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 /// `sslmode` as libpq understands it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,32 +75,93 @@ pub fn parse_target(database_url: &str) -> Result<DbTarget, String> {
     })
 }
 
-/// Opens a connection and drives it in the background.
-pub async fn connect(database_url: &str) -> Result<tokio_postgres::Client, super::EngineError> {
+/// A connection as [`open`] makes it (plain or TLS; with `sslmode=disable` no TLS is negotiated).
+type Connection = tokio_postgres::Connection<
+    tokio_postgres::Socket,
+    <MakeRustlsConnect as MakeTlsConnect<tokio_postgres::Socket>>::Stream,
+>;
+
+/// Connects as the URL's `sslmode` says; the caller drives the returned connection.
+async fn open(
+    database_url: &str,
+) -> Result<(tokio_postgres::Client, Connection), super::EngineError> {
     let target = parse_target(database_url).map_err(super::EngineError::Config)?;
     let mut config: tokio_postgres::Config = target.url.parse()?;
-    if target.mode == TlsMode::Disable {
-        let (client, connection) = config.connect(tokio_postgres::NoTls).await?;
-        tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::debug!("postgres connection ended: {e}");
-            }
-        });
-        return Ok(client);
-    }
-    config.ssl_mode(if target.mode == TlsMode::Prefer {
-        SslMode::Prefer
-    } else {
-        SslMode::Require
+    config.ssl_mode(match target.mode {
+        TlsMode::Disable => SslMode::Disable,
+        TlsMode::Prefer => SslMode::Prefer,
+        TlsMode::Require | TlsMode::VerifyCa | TlsMode::VerifyFull => SslMode::Require,
     });
-    let tls = tokio_postgres_rustls::MakeRustlsConnect::new(client_config(&target)?);
-    let (client, connection) = config.connect(tls).await?;
+    let tls = MakeRustlsConnect::new(client_config(&target)?);
+    Ok(config.connect(tls).await?)
+}
+
+/// Opens a connection and drives it in the background.
+pub async fn connect(database_url: &str) -> Result<tokio_postgres::Client, super::EngineError> {
+    let (client, connection) = open(database_url).await?;
     tokio::spawn(async move {
         if let Err(e) = connection.await {
             tracing::debug!("postgres connection ended: {e}");
         }
     });
     Ok(client)
+}
+
+/// A dedicated connection `LISTEN`ing on `channel` (quoted here), waking `notify` on every
+/// notification, and once more when the connection ends (the listener then reports
+/// [`Listener::ended`]). Dropping the returned handle stops it. The writer listens on
+/// `<schema>.hc_trigger_log`, where the capture triggers notify.
+pub(crate) async fn listen(
+    database_url: &str,
+    channel: &str,
+    notify: Arc<Notify>,
+) -> Result<Listener, super::EngineError> {
+    let (client, mut connection) = open(database_url).await?;
+    let name = channel.to_owned();
+    let task = tokio::spawn(async move {
+        loop {
+            let message = std::future::poll_fn(|cx| connection.poll_message(cx)).await;
+            match message {
+                Some(Ok(tokio_postgres::AsyncMessage::Notification(_))) => notify.notify_one(),
+                Some(Ok(_)) => {}
+                Some(Err(e)) => {
+                    tracing::warn!("listener on {name}: {e}");
+                    // Wake the listener's owner; its fallback poll covers the rest.
+                    notify.notify_one();
+                    return;
+                }
+                None => return,
+            }
+        }
+    });
+    // The task holds the connection that `client` sends through; it runs from here on.
+    let channel = channel.replace('"', "\"\"");
+    client
+        .batch_execute(&format!("LISTEN \"{channel}\""))
+        .await?;
+    Ok(Listener {
+        _client: client,
+        task,
+    })
+}
+
+/// A running listener (see [`listen`]).
+pub(crate) struct Listener {
+    _client: tokio_postgres::Client,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Listener {
+    /// Whether its connection has ended (no more notifications come).
+    pub fn ended(&self) -> bool {
+        self.task.is_finished()
+    }
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
 }
 
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {

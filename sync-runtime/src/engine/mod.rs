@@ -29,6 +29,7 @@ pub mod swap;
 pub mod system;
 #[cfg(test)]
 mod testing;
+pub mod verify;
 pub mod writer;
 
 use std::sync::Arc;

@@ -1,7 +1,8 @@
-//! The SOQL the read side sends (pure): the select list of a mapping, the initial-load query, the
-//! polling window query, and SOQL datetime literals.
+//! The SOQL the engine sends (pure): the select list of a mapping, the initial-load query, the
+//! polling window query, the writer's reconciliation queries, `verify`'s Id scan, and SOQL
+//! literals (strings: [`string_literal`], the one escaper; datetimes).
 
-use chrono::NaiveDateTime;
+use chrono::{DateTime, NaiveDateTime, Utc};
 
 use super::filter::Filter;
 use crate::adapter::MappingDescriptor;
@@ -15,6 +16,11 @@ pub fn select_list(mapping: &MappingDescriptor, filter: &Filter) -> Vec<String> 
         }
     }
     fields
+}
+
+/// A SOQL string literal: quoted, backslashes and quotes escaped.
+pub fn string_literal(value: &str) -> String {
+    format!("'{}'", value.replace('\\', "\\\\").replace('\'', "\\'"))
 }
 
 /// A SOQL datetime literal (UTC, milliseconds).
@@ -57,7 +63,10 @@ pub fn poll_query(
     let condition = if id.is_empty() {
         format!("SystemModstamp >= {stamp}")
     } else {
-        format!("(SystemModstamp > {stamp} OR (SystemModstamp = {stamp} AND Id > '{id}'))")
+        format!(
+            "(SystemModstamp > {stamp} OR (SystemModstamp = {stamp} AND Id > {}))",
+            string_literal(id)
+        )
     };
     format!(
         "SELECT {} FROM {} WHERE {condition} ORDER BY SystemModstamp, Id LIMIT {limit}",
@@ -71,7 +80,7 @@ pub fn poll_query(
 pub fn by_ids_query(mapping: &MappingDescriptor, filter: &Filter, ids: &[String]) -> String {
     let ids: Vec<String> = ids
         .iter()
-        .map(|id| format!("'{}'", id.replace(['\\', '\''], "")))
+        .map(|id| string_literal(&id.replace(['\\', '\''], "")))
         .collect();
     format!(
         "SELECT {} FROM {} WHERE Id IN ({})",
@@ -79,6 +88,49 @@ pub fn by_ids_query(mapping: &MappingDescriptor, filter: &Filter, ids: &[String]
         mapping.object,
         ids.join(", ")
     )
+}
+
+/// The writer's reconciliation of upserts: the records of `object` whose external ID `key` is one
+/// of `values`.
+pub fn by_external_ids_query(object: &str, key: &str, values: &[&str]) -> String {
+    let values: Vec<String> = values.iter().map(|v| string_literal(v)).collect();
+    format!(
+        "SELECT Id, {key} FROM {object} WHERE {key} IN ({})",
+        values.join(", ")
+    )
+}
+
+/// The writer's reconciliation of creates: the records of `object` created since `since` (by
+/// `created_by` when the integration user is known), with `Id` and `fields`, in creation order.
+pub fn created_since_query(
+    object: &str,
+    fields: &[String],
+    since: DateTime<Utc>,
+    created_by: Option<&str>,
+) -> String {
+    let by_user = created_by
+        .map(|u| format!(" AND CreatedById = {}", string_literal(u)))
+        .unwrap_or_default();
+    let mut select = vec!["Id"];
+    select.extend(fields.iter().map(String::as_str));
+    format!(
+        "SELECT {} FROM {object} WHERE CreatedDate >= {}{by_user} ORDER BY CreatedDate, Id",
+        select.join(", "),
+        since.format("%Y-%m-%dT%H:%M:%SZ")
+    )
+}
+
+/// `verify`'s scan of Salesforce: `Id` and `SystemModstamp` of every record the mapping selects,
+/// in Id order when `ordered` (a Bulk API query runs unordered, keeping PK chunking).
+pub fn id_stamp_query(mapping: &MappingDescriptor, ordered: bool) -> String {
+    let mut soql = format!("SELECT Id, SystemModstamp FROM {}", mapping.object);
+    if let Some(f) = mapping.filter {
+        soql.push_str(&format!(" WHERE {f}"));
+    }
+    if ordered {
+        soql.push_str(" ORDER BY Id");
+    }
+    soql
 }
 
 /// Whether a mapping selects fields of a parent (relationship columns): such records are read
@@ -134,6 +186,30 @@ mod tests {
             by_ids_query(line, &filter, &["a02A".into(), "a02B'".into()]),
             "SELECT Id, SystemModstamp, Invoice__c, Invoice__r.External_Id__c, Description__c \
              FROM Invoice_Line__c WHERE Id IN ('a02A', 'a02B')"
+        );
+    }
+
+    #[test]
+    fn string_literals_escape_backslashes_and_quotes() {
+        assert_eq!(string_literal("O'Brien"), r"'O\'Brien'");
+        assert_eq!(string_literal(r"a\b"), r"'a\\b'");
+        assert_eq!(
+            by_external_ids_query("Account", "Ext__c", &["A-1", "it's"]),
+            r"SELECT Id, Ext__c FROM Account WHERE Ext__c IN ('A-1', 'it\'s')"
+        );
+    }
+
+    #[test]
+    fn reconciliation_asks_for_records_created_since_the_send_by_the_integration_user() {
+        let since = chrono::DateTime::from_timestamp(1_704_164_645, 0).unwrap();
+        let fields = ["Name".to_owned(), "Phone".to_owned()];
+        assert_eq!(
+            created_since_query("Account", &fields, since, Some("005U'")),
+            r"SELECT Id, Name, Phone FROM Account WHERE CreatedDate >= 2024-01-02T03:04:05Z AND CreatedById = '005U\'' ORDER BY CreatedDate, Id"
+        );
+        assert_eq!(
+            created_since_query("Account", &[], since, None),
+            "SELECT Id FROM Account WHERE CreatedDate >= 2024-01-02T03:04:05Z ORDER BY CreatedDate, Id"
         );
     }
 

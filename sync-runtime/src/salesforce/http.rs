@@ -4,17 +4,17 @@
 //! [`CallKind`], passes the daily budgets first, and has its `Sforce-Limit-Info` read. Failures are
 //! classified ([`super::error`]); the loop refreshes the session once on `INVALID_SESSION_ID`,
 //! retries [`ErrorClass::Indefinite`] failures (and [`ErrorClass::Ambiguous`] ones of reads) with
-//! exponential backoff and jitter (the `backon` crate's schedule), waits [`RetryPolicy::limit_delay`]
+//! exponential backoff and jitter ([`super::backoff`]), waits [`RetryPolicy::limit_delay`]
 //! on `REQUEST_LIMIT_EXCEEDED`, and hands everything else back at once.
 
 use std::time::Duration;
 
-use backon::{BackoffBuilder, ExponentialBuilder};
 use bytes::Bytes;
 use reqwest::header::HeaderMap;
 use reqwest::Method;
 use serde::de::DeserializeOwned;
 
+use super::backoff;
 use super::error::{classify_response, ErrorClass, SfError, SfErrorKind};
 use super::{CallKind, Client, Config};
 
@@ -80,15 +80,11 @@ impl Default for RetryPolicy {
 impl RetryPolicy {
     /// The delays before each retry, in order (at most `max_retries` of them).
     pub fn schedule(&self) -> impl Iterator<Item = Duration> {
-        let mut builder = ExponentialBuilder::default()
-            .with_min_delay(self.min_delay)
-            .with_max_delay(self.max_delay)
-            .with_factor(2.0)
-            .with_max_times(self.max_retries);
-        if self.jitter {
-            builder = builder.with_jitter();
-        }
-        builder.build()
+        let (min, max, jitter) = (self.min_delay, self.max_delay, self.jitter);
+        (1..=self.max_retries).map(move |retry| {
+            let share = if jitter { backoff::random_share() } else { 0.0 };
+            backoff::delay(min, max, u32::try_from(retry).unwrap_or(u32::MAX), share)
+        })
     }
 }
 

@@ -16,6 +16,7 @@
 //! count them as API requests).
 
 pub mod auth;
+pub(crate) mod backoff;
 pub mod bulk;
 pub mod collections;
 pub mod cometd;

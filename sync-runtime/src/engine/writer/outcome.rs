@@ -179,10 +179,11 @@ impl Default for Backoff {
 impl Backoff {
     /// `base · 2^(attempt-1)`, capped at `max`, scaled by `jitter` in `[0.5, 1]` (pass a random
     /// number in `[0, 1)`) so that records failed together do not retry together.
+    ///
+    /// That is the client's schedule ([`crate::salesforce::backoff::delay`]) from half the base
+    /// to half the cap, its jitter adding up to as much again.
     pub fn delay(&self, attempt: u32, jitter: f64) -> Duration {
-        let exp = attempt.saturating_sub(1).min(30);
-        let raw = self.base.saturating_mul(1u32 << exp).min(self.max);
-        raw.mul_f64(0.5 + 0.5 * jitter.clamp(0.0, 1.0))
+        crate::salesforce::backoff::delay(self.base / 2, self.max / 2, attempt, jitter)
     }
 }
 

@@ -7,14 +7,16 @@
 //! - **latency**: Postgres commit → Salesforce's answer written back, p50 / p99 / max, while the
 //!   app commits `--rate` single-row inserts a second for `--seconds`.
 
+mod measure;
+
 use std::time::Duration;
 
-use serde_json::json;
-use sync_runtime::cli::{migrate, runtime, CliError, Context};
-use sync_runtime::engine::writer::bench::{
+use measure::{
     bare_collections, postgres_floor, writer_latency, writer_throughput, Latency, PostgresFloor,
     Throughput,
 };
+use serde_json::json;
+use sync_runtime::cli::{migrate, runtime, CliError, Context};
 use sync_runtime::engine::writer::{Target, WriterConfig};
 use sync_runtime::salesforce::Client;
 

@@ -23,6 +23,8 @@
 //! trigger) makes the record unrecognisable; such a create is sent again. Mappings with an
 //! upsert key do not depend on this: they upsert by external ID.
 
+mod journaled;
+
 use std::collections::HashSet;
 
 use chrono::{DateTime, NaiveDateTime, Utc};

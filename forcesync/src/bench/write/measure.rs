@@ -8,9 +8,9 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use tokio::sync::{watch, Semaphore};
 
-use crate::salesforce::Client;
-
-use super::{Target, WriteError, Writer, WriterConfig};
+use sync_runtime::engine::system::quote_ident;
+use sync_runtime::engine::writer::{Target, WriteError, Writer, WriterConfig};
+use sync_runtime::salesforce::Client;
 
 /// Throughput of one run.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -41,11 +41,11 @@ pub async fn writer_throughput(
     config: WriterConfig,
     insert_sql: &str,
 ) -> Result<Throughput, WriteError> {
-    let app = crate::engine::connect(database_url).await?;
+    let app = sync_runtime::engine::connect(database_url).await?;
     let records = app.execute(insert_sql, &[]).await?;
     let client = target.client.clone();
-    let db = crate::engine::connect(database_url).await?;
-    let claims = crate::engine::connect(database_url).await?;
+    let db = sync_runtime::engine::connect(database_url).await?;
+    let claims = sync_runtime::engine::connect(database_url).await?;
     let mut writer = Writer::new(db, schema, vec![target], config).with_claim_connection(claims);
     let calls_before = client.call_counts().budgeted();
     let started = Instant::now();
@@ -112,19 +112,19 @@ pub async fn writer_latency(
     rate: u32,
     duration: Duration,
 ) -> Result<Latency, WriteError> {
-    let db = crate::engine::connect(database_url).await?;
+    let db = sync_runtime::engine::connect(database_url).await?;
     let table = target.mapping.table;
     let writer = Writer::new(db, schema, vec![target], config);
     let (stop, shutdown) = watch::channel(false);
     let url = database_url.to_owned();
     let running = tokio::spawn(async move { writer.run(&url, shutdown).await });
 
-    let app = crate::engine::connect(database_url).await?;
+    let app = sync_runtime::engine::connect(database_url).await?;
     let first: i32 = app
         .query_one(
             &format!(
                 "SELECT coalesce(max(id), 0) FROM {}._trigger_log_archive",
-                crate::engine::system::quote_ident(schema)
+                quote_ident(schema)
             ),
             &[],
         )
@@ -145,7 +145,7 @@ pub async fn writer_latency(
             .query_one(
                 &format!(
                     "SELECT count(*) FROM {}._trigger_log WHERE table_name = $1",
-                    crate::engine::system::quote_ident(schema)
+                    quote_ident(schema)
                 ),
                 &[&table],
             )
@@ -167,7 +167,7 @@ pub async fn writer_latency(
                         max(ms)
                  FROM (SELECT (extract(epoch FROM (processed_at - created_at)) * 1000)::float8 AS ms
                        FROM {}._trigger_log_archive WHERE id > $1 AND table_name = $2) l",
-                crate::engine::system::quote_ident(schema)
+                quote_ident(schema)
             ),
             &[&first, &table],
         )
@@ -213,8 +213,7 @@ pub async fn postgres_floor(
     table: &str,
     prefix: &str,
 ) -> Result<PostgresFloor, WriteError> {
-    use crate::engine::system::quote_ident;
-    let mut db = crate::engine::connect(database_url).await?;
+    let mut db = sync_runtime::engine::connect(database_url).await?;
     let qualified = format!("{}.{}", quote_ident(schema), quote_ident(table));
     let archive = format!("{}._trigger_log_archive", quote_ident(schema));
     let tx = db.transaction().await?;

@@ -1,0 +1,234 @@
+//! The write journal: a write is journaled (`SENDING`) before it is sent; retries and
+//! reconciliations are scheduled on it; after a restart what was left `SENDING` is recovered.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value};
+use tokio_postgres::GenericClient;
+
+use crate::engine::writer::plan::{CallKind, Write};
+
+use super::{Store, RECONCILE, RETRY, SENDING};
+
+/// A journaled write: what was (or is about to be) sent for one record.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct JournalRow {
+    pub id: i64,
+    pub write: Write,
+    pub state: String,
+    pub attempts: i32,
+    pub sent_at: DateTime<Utc>,
+}
+
+const JOURNAL_COLUMNS: &str =
+    "id, table_name, record_id, kind, entry_ids, sfid, external_id, body, state, attempts, sent_at";
+
+fn journal_row(r: &tokio_postgres::Row) -> Option<JournalRow> {
+    let kind: String = r.get(3);
+    let body: Value = r.get(7);
+    Some(JournalRow {
+        id: r.get(0),
+        write: Write {
+            table: r.get(1),
+            record_id: r.get(2),
+            entry_ids: r.get(4),
+            kind: CallKind::parse(&kind)?,
+            sfid: r.get(5),
+            external_id: r.get(6),
+            body: match body {
+                Value::Object(m) => m,
+                _ => Map::new(),
+            },
+        },
+        state: r.get(8),
+        attempts: r.get(9),
+        sent_at: r.get(10),
+    })
+}
+
+impl Store {
+    /// Journals writes about to be sent (state `SENDING`): from its commit on, the record's
+    /// entries are taken (see [`Store::claim`]).
+    /// Returns the journal id of each write, in order.
+    pub(crate) async fn journal<C: GenericClient>(
+        &self,
+        db: &C,
+        mapping: &str,
+        writes: &[&Write],
+    ) -> Result<Vec<i64>, tokio_postgres::Error> {
+        if writes.is_empty() {
+            return Ok(Vec::new());
+        }
+        let tables: Vec<&str> = writes.iter().map(|w| w.table.as_str()).collect();
+        let records: Vec<i32> = writes.iter().map(|w| w.record_id).collect();
+        let kinds: Vec<&str> = writes.iter().map(|w| w.kind.as_str()).collect();
+        // Array literals (`{1,2}`), cast in SQL: unpacking a jsonb array per row cost more.
+        let entries: Vec<String> = writes
+            .iter()
+            .map(|w| {
+                let ids: Vec<String> = w.entry_ids.iter().map(i32::to_string).collect();
+                format!("{{{}}}", ids.join(","))
+            })
+            .collect();
+        let sfids: Vec<Option<&str>> = writes.iter().map(|w| w.sfid.as_deref()).collect();
+        let external: Vec<Option<&str>> = writes.iter().map(|w| w.external_id.as_deref()).collect();
+        let bodies: Vec<Value> = writes
+            .iter()
+            .map(|w| Value::Object(w.body.clone()))
+            .collect();
+        let rows = db
+            .query(
+                &format!(
+                    "INSERT INTO {journal} (mapping, table_name, record_id, kind, entry_ids, sfid, external_id, body, state)
+                     SELECT $1, u.t, u.r, u.k, u.e::int[], u.s, u.x, u.b, '{SENDING}'
+                     FROM unnest($2::text[], $3::int[], $4::text[], $5::text[], $6::text[], $7::text[], $8::jsonb[])
+                          AS u(t, r, k, e, s, x, b)
+                     RETURNING table_name, record_id, id",
+                    journal = self.journal
+                ),
+                &[&mapping, &tables, &records, &kinds, &entries, &sfids, &external, &bodies],
+            )
+            .await?;
+        // One journal row per record (unique index), so (table, record) finds each write's id.
+        let ids: HashMap<(String, i32), i64> = rows
+            .iter()
+            .map(|r| ((r.get(0), r.get(1)), r.get(2)))
+            .collect();
+        Ok(writes
+            .iter()
+            .map(|w| ids[&(w.table.clone(), w.record_id)])
+            .collect())
+    }
+
+    /// Journal rows of these tables in `states`, oldest first.
+    pub(crate) async fn journaled<C: GenericClient>(
+        &self,
+        db: &C,
+        tables: &[&str],
+        states: &[&str],
+    ) -> Result<Vec<JournalRow>, tokio_postgres::Error> {
+        let rows = db
+            .query(
+                &format!(
+                    "SELECT {JOURNAL_COLUMNS} FROM {} WHERE table_name = ANY($1) AND state = ANY($2) ORDER BY id",
+                    self.journal
+                ),
+                &[&tables, &states],
+            )
+            .await?;
+        Ok(rows.iter().filter_map(journal_row).collect())
+    }
+
+    /// Takes the journaled writes whose retry is due: moves them to `SENDING` and returns them,
+    /// oldest first.
+    pub(crate) async fn take_due_retries<C: GenericClient>(
+        &self,
+        db: &C,
+        tables: &[&str],
+    ) -> Result<Vec<JournalRow>, tokio_postgres::Error> {
+        let rows = db
+            .query(
+                &format!(
+                    "UPDATE {} SET state = '{SENDING}', sent_at = now(), not_before = NULL
+                     WHERE table_name = ANY($1) AND state = '{RETRY}'
+                       AND (not_before IS NULL OR not_before <= now())
+                     RETURNING {JOURNAL_COLUMNS}",
+                    self.journal
+                ),
+                &[&tables],
+            )
+            .await?;
+        let mut rows: Vec<JournalRow> = rows.iter().filter_map(journal_row).collect();
+        rows.sort_by_key(|r| r.id);
+        Ok(rows)
+    }
+
+    /// Moves journal rows to `state` (`SENDING` stamps the send time).
+    pub(crate) async fn set_journal_state<C: GenericClient>(
+        &self,
+        db: &C,
+        ids: &[i64],
+        state: &str,
+    ) -> Result<(), tokio_postgres::Error> {
+        db.execute(
+            &format!(
+                "UPDATE {} SET state = $2::text,
+                     sent_at = CASE WHEN $2::text = '{SENDING}' THEN now() ELSE sent_at END,
+                     not_before = NULL
+                 WHERE id = ANY($1)",
+                self.journal
+            ),
+            &[&ids, &state],
+        )
+        .await
+        .map(drop)
+    }
+
+    /// Schedules journal rows for another attempt after their delays (milliseconds).
+    pub(crate) async fn schedule_retry<C: GenericClient>(
+        &self,
+        db: &C,
+        retries: &[(i64, u64, String)],
+    ) -> Result<(), tokio_postgres::Error> {
+        if retries.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<i64> = retries.iter().map(|r| r.0).collect();
+        let delays: Vec<i64> = retries
+            .iter()
+            .map(|r| i64::try_from(r.1).unwrap_or(i64::MAX))
+            .collect();
+        let reasons: Vec<&str> = retries.iter().map(|r| r.2.as_str()).collect();
+        db.execute(
+            &format!(
+                "UPDATE {j} j SET state = '{RETRY}', attempts = j.attempts + 1,
+                     not_before = now() + u.d * interval '1 millisecond', last_error = u.e
+                 FROM unnest($1::bigint[], $2::bigint[], $3::text[]) AS u(i, d, e)
+                 WHERE j.id = u.i",
+                j = self.journal
+            ),
+            &[&ids, &delays, &reasons],
+        )
+        .await
+        .map(drop)
+    }
+
+    /// Marks journal rows for reconciliation (their creates may have been applied).
+    pub(crate) async fn schedule_reconcile<C: GenericClient>(
+        &self,
+        db: &C,
+        ids: &[i64],
+        reason: &str,
+    ) -> Result<(), tokio_postgres::Error> {
+        db.execute(
+            &format!(
+                "UPDATE {} SET state = '{RECONCILE}', last_error = $2 WHERE id = ANY($1)",
+                self.journal
+            ),
+            &[&ids, &reason],
+        )
+        .await
+        .map(drop)
+    }
+
+    /// After a restart: every write left `SENDING` by a previous process may or may not have
+    /// reached Salesforce. Creates and upserts are reconciled; updates and deletes (idempotent)
+    /// are sent again.
+    pub(crate) async fn recover<C: GenericClient>(
+        &self,
+        db: &C,
+        tables: &[&str],
+    ) -> Result<u64, tokio_postgres::Error> {
+        db.execute(
+            &format!(
+                "UPDATE {} SET state = CASE WHEN kind IN ('create', 'upsert') THEN '{RECONCILE}' ELSE '{RETRY}' END,
+                     not_before = NULL
+                 WHERE state = '{SENDING}' AND table_name = ANY($1)",
+                self.journal
+            ),
+            &[&tables],
+        )
+        .await
+    }
+}

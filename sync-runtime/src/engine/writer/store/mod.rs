@@ -1,0 +1,91 @@
+//! The writer's Postgres statements, one file a concern: claiming trigger-log entries
+//! ([`claim`]), the write journal ([`journal`]), writing outcomes back ([`settle`]: sfid,
+//! `_hc_lastop`, `_hc_err`, the archive), and the operator's and housekeeping statements over the
+//! archive ([`archive`]: requeue, ignore, prune). Every statement is set based (`unnest` of
+//! arrays), so a round of thousands of records costs a handful of round trips.
+//!
+//! Engine writes to mapped tables run with `SET LOCAL forcesync.engine = 'on'`: the capture
+//! triggers do not log them and the explicit `_hc_lastop` is kept.
+
+mod archive;
+mod claim;
+mod journal;
+mod settle;
+
+use serde_json::Value;
+use tokio_postgres::GenericClient;
+
+use crate::adapter::MappingDescriptor;
+use crate::engine::system::quote_ident;
+
+pub(crate) use claim::{Claimed, Unusable};
+pub(crate) use journal::JournalRow;
+
+/// Journal states.
+pub(crate) const SENDING: &str = "SENDING";
+pub(crate) const RETRY: &str = "RETRY";
+pub(crate) const RECONCILE: &str = "RECONCILE";
+
+/// How a record's entries end.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settle {
+    pub table: String,
+    pub record_id: i32,
+    pub entry_ids: Vec<i32>,
+    /// `_trigger_log` state: `SUCCESS`, `FAILED`, `IGNORED`.
+    pub state: &'static str,
+    /// The row's new `sfid` (created or adopted).
+    pub sfid: Option<String>,
+    /// `_hc_lastop` for the row (`None`: the row is left alone).
+    pub lastop: Option<&'static str>,
+    /// `_hc_err` JSON for a failed row.
+    pub hc_err: Option<Value>,
+    /// `_trigger_log.sf_message`.
+    pub message: Option<String>,
+    /// Whether a create or upsert made the record (so a row deleted meanwhile needs its delete
+    /// sent).
+    pub created: bool,
+}
+
+/// Statements over one schema's trigger log, archive and journal.
+#[derive(Debug, Clone)]
+pub struct Store {
+    schema: String,
+    log: String,
+    archive: String,
+    journal: String,
+    states: String,
+}
+
+impl Store {
+    pub fn new(schema: &str) -> Store {
+        let s = quote_ident(schema);
+        Store {
+            log: format!("{s}._trigger_log"),
+            archive: format!("{s}._trigger_log_archive"),
+            journal: format!("{s}._forcesync_write_journal"),
+            states: format!("{s}._forcesync_mapping_state"),
+            schema: s,
+        }
+    }
+
+    fn table(&self, mapping: &MappingDescriptor) -> String {
+        format!("{}.{}", self.schema, quote_ident(mapping.table))
+    }
+}
+
+/// Whether `table` (qualified and quoted) exists and has the column `column`.
+async fn has_column<C: GenericClient>(
+    db: &C,
+    table: &str,
+    column: &str,
+) -> Result<bool, tokio_postgres::Error> {
+    Ok(db
+        .query_opt(
+            "SELECT 1 FROM pg_attribute
+             WHERE attrelid = to_regclass($1::text) AND attname = $2 AND NOT attisdropped",
+            &[&table, &column],
+        )
+        .await?
+        .is_some())
+}

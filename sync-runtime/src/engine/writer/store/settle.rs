@@ -1,0 +1,329 @@
+//! Writing outcomes back: the rows (sfid, `_hc_lastop`, `_hc_err`), children linked to parents
+//! just created, the entries archived, the journal rows removed, the mapping's counters; the
+//! history of a write-through create; and which records a reconciliation may adopt.
+
+use serde_json::Value;
+use tokio_postgres::GenericClient;
+
+use crate::adapter::MappingDescriptor;
+use crate::engine::system::quote_ident;
+
+use super::{has_column, Settle, Store};
+
+impl Store {
+    /// Writes outcomes back: the rows (sfid, `_hc_lastop`, `_hc_err`, as an engine write), the
+    /// entries (archived with their final state), the journal rows (removed) and the mapping's
+    /// counters. Run it in a transaction.
+    pub async fn settle<C: GenericClient>(
+        &self,
+        db: &C,
+        mapping: &MappingDescriptor,
+        settles: &[Settle],
+        journal_ids: &[i64],
+    ) -> Result<(), tokio_postgres::Error> {
+        db.batch_execute("SET LOCAL forcesync.engine = 'on'")
+            .await?;
+        let marked: Vec<&Settle> = settles.iter().filter(|s| s.lastop.is_some()).collect();
+        if !marked.is_empty() {
+            let ids: Vec<i32> = marked.iter().map(|s| s.record_id).collect();
+            let sfids: Vec<Option<&str>> = marked.iter().map(|s| s.sfid.as_deref()).collect();
+            let lastops: Vec<Option<&str>> = marked.iter().map(|s| s.lastop).collect();
+            let errs: Vec<Option<String>> = marked
+                .iter()
+                .map(|s| s.hc_err.as_ref().map(Value::to_string))
+                .collect();
+            // Rows given the sfid of a record just created (or adopted), with that sfid.
+            let created: Vec<(i32, &str)> = marked
+                .iter()
+                .filter(|s| s.created)
+                .filter_map(|s| Some((s.record_id, s.sfid.as_deref()?)))
+                .collect();
+            let present = self
+                .write_back(db, mapping, &[&ids, &sfids, &lastops, &errs], &created)
+                .await?;
+            let created_rows: Vec<i32> = created.iter().map(|(id, _)| *id).collect();
+            self.link_parents(db, mapping, &created_rows).await?;
+            // A record created for a row the app deleted meanwhile: the delete was captured
+            // without an sfid (state IGNORE); give it the sfid and send it.
+            for &(record_id, sfid) in created.iter().filter(|(id, _)| !present.contains(id)) {
+                let requeued = db
+                    .execute(
+                        &format!(
+                            "UPDATE {} SET state = 'NEW', sfid = $3, updated_at = now()
+                             WHERE table_name = $1 AND record_id = $2 AND action = 'DELETE' AND state = 'IGNORE'",
+                            self.log
+                        ),
+                        &[&mapping.table, &record_id, &sfid],
+                    )
+                    .await?;
+                if requeued == 0 {
+                    db.execute(
+                        &format!(
+                            "INSERT INTO {} (txid, state, action, table_name, record_id, sfid)
+                             VALUES (txid_current(), 'NEW', 'DELETE', $1, $2, $3)",
+                            self.log
+                        ),
+                        &[&mapping.table, &record_id, &sfid],
+                    )
+                    .await?;
+                }
+            }
+        }
+
+        let mut ids = Vec::new();
+        let mut states = Vec::new();
+        let mut sfids = Vec::new();
+        let mut messages = Vec::new();
+        for s in settles {
+            for id in &s.entry_ids {
+                ids.push(*id);
+                states.push(s.state);
+                sfids.push(s.sfid.as_deref());
+                messages.push(s.message.as_deref());
+            }
+        }
+        if !ids.is_empty() {
+            db.execute(
+                &format!(
+                    "WITH moved AS (
+                         DELETE FROM {log} l USING unnest($1::int[], $2::text[], $3::text[], $4::text[]) AS u(i, st, s, m)
+                         WHERE l.id = u.i
+                         RETURNING l.*, u.st AS new_state, u.s AS new_sfid, u.m AS new_message)
+                     INSERT INTO {archive} (id, txid, created_at, updated_at, processed_at, processed_tx, state,
+                                            action, table_name, record_id, sfid, old, \"values\", sf_result, sf_message)
+                     SELECT id, txid, created_at, now(), now(), txid_current(), new_state,
+                            action, table_name, record_id, coalesce(new_sfid, sfid), old, \"values\", NULL, new_message
+                     FROM moved
+                     ON CONFLICT (id) DO UPDATE SET state = EXCLUDED.state, processed_at = EXCLUDED.processed_at,
+                            sfid = EXCLUDED.sfid, sf_message = EXCLUDED.sf_message",
+                    log = self.log,
+                    archive = self.archive
+                ),
+                &[&ids, &states, &sfids, &messages],
+            )
+            .await?;
+        }
+        // A record written successfully supersedes its earlier failures: a later `retry` must
+        // not send their stale values again.
+        let superseded: Vec<i32> = settles
+            .iter()
+            .filter(|s| s.state == "SUCCESS")
+            .map(|s| s.record_id)
+            .collect();
+        if !superseded.is_empty() {
+            db.execute(
+                &format!(
+                    "UPDATE {} SET state = 'MERGED', updated_at = now()
+                     WHERE table_name = $1 AND record_id = ANY($2) AND state = 'FAILED'",
+                    self.archive
+                ),
+                &[&mapping.table, &superseded],
+            )
+            .await?;
+        }
+        if !journal_ids.is_empty() {
+            db.execute(
+                &format!("DELETE FROM {} WHERE id = ANY($1)", self.journal),
+                &[&journal_ids],
+            )
+            .await?;
+        }
+        let written = settles.iter().filter(|s| s.state == "SUCCESS").count() as i64;
+        let failed = settles.iter().filter(|s| s.state == "FAILED").count() as i64;
+        if written + failed > 0 {
+            db.execute(
+                &format!(
+                    "UPDATE {} SET records_written = records_written + $2, write_errors = write_errors + $3,
+                         last_write_at = now(), updated_at = now()
+                     WHERE mapping = $1",
+                    self.states
+                ),
+                &[&mapping.object, &written, &failed],
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// The write-back of [`Store::settle`]: `params` are the rows' ids, sfids, `_hc_lastop`s and
+    /// `_hc_err`s; returns the ids of the rows still there.
+    ///
+    /// The read path can store a record the writer just created before the writer's answer is
+    /// written back (an initial load or a poll that read it in that window): the `sfid` is then
+    /// on a second row, and writing it back breaks the unique index. The app's row is the
+    /// record's own: the copy is removed and the write-back done again. Only a new sfid (one of
+    /// `created`) can collide; other rows keep theirs, and without one no savepoint is taken.
+    async fn write_back<C: GenericClient>(
+        &self,
+        db: &C,
+        mapping: &MappingDescriptor,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync); 4],
+        created: &[(i32, &str)],
+    ) -> Result<std::collections::HashSet<i32>, tokio_postgres::Error> {
+        let update = format!(
+            "UPDATE {t} t SET sfid = coalesce(u.s, t.sfid), _hc_lastop = u.l, _hc_err = u.e
+             FROM unnest($1::int[], $2::text[], $3::text[], $4::text[]) AS u(i, s, l, e)
+             WHERE t.id = u.i
+             RETURNING t.id",
+            t = self.table(mapping)
+        );
+        let ids = |rows: Vec<tokio_postgres::Row>| rows.iter().map(|r| r.get(0)).collect();
+        if created.is_empty() {
+            return Ok(ids(db.query(&update, params).await?));
+        }
+        db.batch_execute("SAVEPOINT forcesync_write_back").await?;
+        let rows = match db.query(&update, params).await {
+            Ok(rows) => rows,
+            Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) => {
+                db.batch_execute("ROLLBACK TO SAVEPOINT forcesync_write_back")
+                    .await?;
+                let (rows, copies): (Vec<i32>, Vec<&str>) = created.iter().copied().unzip();
+                let removed = db
+                    .execute(
+                        &format!(
+                            "DELETE FROM {t} t USING unnest($1::int[], $2::text[]) AS u(i, s)
+                             WHERE t.sfid = u.s AND t.id <> u.i",
+                            t = self.table(mapping)
+                        ),
+                        &[&rows, &copies],
+                    )
+                    .await?;
+                tracing::info!(
+                    table = mapping.table,
+                    removed,
+                    "records the read path stored before the writer's answer was written back: \
+                     the copies gave way to the app's rows"
+                );
+                db.query(&update, params).await?
+            }
+            Err(e) => return Err(e),
+        };
+        db.batch_execute("RELEASE SAVEPOINT forcesync_write_back")
+            .await?;
+        Ok(ids(rows))
+    }
+
+    /// Children just created that named their parent by external ID (a relationship column such
+    /// as `invoice__r__external_id__c`) take the parent's `sfid` into their lookup column from the
+    /// parent's synced row. The writer settles a parent before it sends its children, so the
+    /// parent row has its `sfid` by now; Salesforce linked the child to exactly that record (the
+    /// external ID is unique). Without this the lookup column would wait for the change event of
+    /// the child's create, which can arrive before the create is settled. A parent object that is
+    /// not mapped, or whose mapping lacks the external ID column, leaves the column to the read
+    /// side.
+    async fn link_parents<C: GenericClient>(
+        &self,
+        db: &C,
+        mapping: &MappingDescriptor,
+        created: &[i32],
+    ) -> Result<(), tokio_postgres::Error> {
+        if created.is_empty() {
+            return Ok(());
+        }
+        for field in mapping.fields {
+            let Some(rel) = field.relationship else {
+                continue;
+            };
+            let Some(lookup) = mapping
+                .fields
+                .iter()
+                .find(|f| f.sf_name.eq_ignore_ascii_case(rel.lookup))
+            else {
+                continue;
+            };
+            let [parent] = lookup.reference_to else {
+                continue;
+            };
+            let parent_table = format!(
+                "{}.{}",
+                self.schema,
+                quote_ident(&parent.to_ascii_lowercase())
+            );
+            let parent_column = rel.field.to_ascii_lowercase();
+            let mapped = has_column(db, &parent_table, &parent_column).await?;
+            if !mapped {
+                continue;
+            }
+            db.execute(
+                &format!(
+                    "UPDATE {child} c SET {lookup} = p.sfid
+                     FROM {parent_table} p
+                     WHERE c.id = ANY($1) AND c.{lookup} IS NULL AND c.{column} IS NOT NULL
+                       AND p.{parent_column} = c.{column} AND p.sfid IS NOT NULL",
+                    child = self.table(mapping),
+                    lookup = quote_ident(lookup.column),
+                    parent_column = quote_ident(&parent_column),
+                    column = quote_ident(field.column),
+                ),
+                &[&created],
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Archives a write made outside the writer (a write-through create of row `record_id`) as
+    /// a `SUCCESS` entry, the history the writer leaves for a row it sent. Run it in the
+    /// transaction that stores the row.
+    /// The entry's `values` are the stored row, as the capture trigger records an insert.
+    pub(crate) async fn archive_written_through<C: GenericClient>(
+        &self,
+        db: &C,
+        mapping: &MappingDescriptor,
+        record_id: i32,
+        sfid: &str,
+    ) -> Result<(), tokio_postgres::Error> {
+        db.execute(
+            &format!(
+                "INSERT INTO {archive}
+                     (id, txid, created_at, updated_at, processed_at, processed_tx, state, action,
+                      table_name, record_id, sfid, \"values\", sf_message)
+                 SELECT nextval(pg_get_serial_sequence($1, 'id')),
+                        txid_current(), now(), now(), now(), txid_current(), 'SUCCESS', 'INSERT',
+                        $2, t.id, $4,
+                        (public.hstore(t) OPERATOR(public.-) ARRAY['_hc_lastop', '_hc_err'])::text,
+                        'written through'
+                 FROM {table} t WHERE t.id = $3",
+                archive = self.archive,
+                table = self.table(mapping),
+            ),
+            &[&self.log, &mapping.table, &record_id, &sfid],
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// The `sfid`s among `ids` that a row of the mapping already holds.
+    ///
+    /// With `copies_give_way` (the candidates are records the writer's own user created since
+    /// the send), a row the read path stored (`SYNCED`, and never captured by the trigger: no
+    /// entry in the log or the archive) does not count: it is the copy of a record this writer
+    /// created and had not written back yet (a poll or a load read it in that window), and it
+    /// gives way when the create adopts the record (see [`Store::settle`]).
+    pub(crate) async fn held_sfids<C: GenericClient>(
+        &self,
+        db: &C,
+        mapping: &MappingDescriptor,
+        ids: &[String],
+        copies_give_way: bool,
+    ) -> Result<Vec<String>, tokio_postgres::Error> {
+        let rows = db
+            .query(
+                &format!(
+                    "SELECT t.sfid FROM {t} t
+                     WHERE t.sfid = ANY($1)
+                       AND NOT ($3 AND t._hc_lastop IS NOT DISTINCT FROM 'SYNCED'
+                                AND NOT EXISTS (SELECT 1 FROM {log} l
+                                                WHERE l.table_name = $2 AND l.record_id = t.id)
+                                AND NOT EXISTS (SELECT 1 FROM {archive} a
+                                                WHERE a.table_name = $2 AND a.record_id = t.id))",
+                    t = self.table(mapping),
+                    log = self.log,
+                    archive = self.archive
+                ),
+                &[&ids, &mapping.table, &copies_give_way],
+            )
+            .await?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+}
