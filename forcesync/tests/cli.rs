@@ -185,6 +185,14 @@ async fn run_syncs_serves_health_and_metrics_and_the_operator_commands_work() {
         ("SF_CLIENT_SECRET", CLIENT_SECRET.to_owned()),
         ("SF_USERNAME", config.username.clone()),
         ("SF_PASSWORD", PASSWORD.to_owned()),
+        // The default transport, the Pub/Sub API, at the emulator's listener.
+        (
+            "FORCESYNC_PUBSUB_URL",
+            emulator
+                .pubsub_url
+                .clone()
+                .expect("the emulator serves Pub/Sub"),
+        ),
     ];
     let env: Vec<(&str, &str)> = env_owned.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let mut transcript = String::new();
@@ -259,6 +267,9 @@ async fn run_syncs_serves_health_and_metrics_and_the_operator_commands_work() {
         account["state"] == "STREAMING" || account["state"] == "POLLING",
         "{account}"
     );
+    if account["state"] == "STREAMING" {
+        assert_eq!(account["transport"], "pubsub", "{account}");
+    }
     let (code, table, _) = output(&["status"], &env);
     assert_eq!(code, 0);
     assert!(table.starts_with("MAPPING"), "{table}");

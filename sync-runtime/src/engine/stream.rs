@@ -144,8 +144,16 @@ async fn stream(
         }
     };
     *polled_since = false;
+    // Which transport the channel rides on (`forcesync status` shows it), and why it is CometD
+    // when the Pub/Sub API was asked for.
+    let fallback = ctx.hub.fallback();
     ctx.states
-        .set_state(&db, mapping.object, SyncState::Streaming, None)
+        .set_streaming(
+            &db,
+            mapping.object,
+            ctx.hub.transport().name(),
+            fallback.as_deref(),
+        )
         .await?;
 
     let repair_every = Duration::from_secs(u64::from(mapping.sync.poll_seconds.max(1)));
