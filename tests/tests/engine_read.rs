@@ -1707,6 +1707,23 @@ async fn keepalive_only_periods_keep_a_pubsub_stream_alive_and_lose_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_the_pubsub_api_the_engine_streams_over_cometd_says_so_and_loses_nothing() {
+    // Nothing listens at the Pub/Sub endpoint.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let nowhere = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    falls_back_to_cometd(|_| nowhere).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pubsub_endpoint_that_is_no_pubsub_api_makes_the_engine_stream_over_cometd() {
+    // An HTTP server that accepts the stream but is not the Pub/Sub API (the org's REST listener).
+    falls_back_to_cometd(|h| h.emulator.base_url.clone()).await;
+}
+
+/// A first run over the Pub/Sub API stores a Pub/Sub position; then the engine, still asking for
+/// the Pub/Sub API but pointed at `endpoint`, streams over CometD, says so, and catches up the
+/// change made while it was down by polling.
+async fn falls_back_to_cometd(endpoint: impl FnOnce(&Harness) -> String) {
     let h = Harness::start().await;
     let pg = h.pg().await;
     // A first run over the Pub/Sub API stores a Pub/Sub replay position.
@@ -1728,14 +1745,11 @@ async fn without_the_pubsub_api_the_engine_streams_over_cometd_says_so_and_loses
     h.update("Account", &id, json!({"Name": "While down"}))
         .await;
 
-    // Then the Pub/Sub endpoint is gone (nothing listens there): the engine still asks for the
-    // Pub/Sub API, finds it unavailable, and streams over CometD; the stored Pub/Sub position means
+    // Then the Pub/Sub endpoint is gone: the engine still asks for the Pub/Sub API, finds it
+    // unavailable, and streams over CometD; the stored Pub/Sub position means
     // nothing to CometD, so the change made meanwhile is caught up by polling.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let nowhere = format!("http://{}", closed.local_addr().unwrap());
-    drop(closed);
     let mut salesforce = h.salesforce();
-    salesforce.pubsub_url = nowhere;
+    salesforce.pubsub_url = endpoint(&h);
     let mut config = h.engine_config();
     config.only = vec!["Account".into()];
     config.streaming_transport = Some(Transport::PubSub);

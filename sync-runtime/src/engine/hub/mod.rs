@@ -233,8 +233,8 @@ impl StreamHub {
 
     /// Streams over CometD for the rest of the run: the Pub/Sub API is not offered. The Pub/Sub
     /// task stops (a channel it still carried ends, and its mapping subscribes again, now over
-    /// CometD).
-    fn fall_back(&self, why: &str) {
+    /// CometD). Nothing happens when the hub does not stream over the Pub/Sub API.
+    pub fn fall_back(&self, why: &str) {
         let mut commands = self.inner.commands.lock().expect("hub");
         let mut transport = self.inner.transport.lock().expect("hub");
         if *transport != Transport::PubSub {

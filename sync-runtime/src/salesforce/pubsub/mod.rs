@@ -15,7 +15,8 @@
 //! that is corrupt or past retention ([`PubSubError::ReplayIdUnavailable`]) and a refusal
 //! ([`PubSubError::Refused`]). A third says the org does not offer the API here
 //! ([`PubSubError::Unreachable`]: `UNIMPLEMENTED`, or no stream could be opened in the first
-//! [`PubSubPolicy::first_attempts`] attempts), so the engine can stream over CometD instead.
+//! [`PubSubPolicy::first_attempts`] attempts before the endpoint first answered), so the engine
+//! can stream over CometD instead.
 //!
 //! Auth is the `accesstoken`, `instanceurl` and `tenantid` metadata; the org id is read from the
 //! access token (`<15-character org id>!…`), as other Pub/Sub clients do.
@@ -116,8 +117,8 @@ pub struct PubSubPolicy {
     /// The watchdog: a stream with no event and no keepalive for this long is reconnected
     /// (Salesforce sends a keepalive within 270 s).
     pub silence: Duration,
-    /// Attempts to open the subscription's first stream before the API counts as unreachable
-    /// ([`PubSubError::Unreachable`]); once a stream was open, failures follow `reconnect`.
+    /// Attempts before the endpoint's first answer after which the API counts as unreachable
+    /// ([`PubSubError::Unreachable`]); once it answered, failures follow `reconnect`.
     pub first_attempts: usize,
 }
 
@@ -182,7 +183,9 @@ pub struct PubSubSubscription {
     failures: usize,
     /// The session generation a refusal was last seen with (log in again once per session).
     refused_session: Option<u64>,
-    /// Whether a stream was ever open (before that, failures are probes of the endpoint).
+    /// Whether the endpoint ever answered a `FetchResponse` (before that, failures are probes of
+    /// whether it serves the Pub/Sub API at all: a plain HTTP server accepts the stream and
+    /// fails only its first read).
     opened: bool,
 }
 
@@ -269,6 +272,7 @@ impl PubSubSubscription {
             match tokio::time::timeout(silence, stream.responses.message()).await {
                 Ok(Ok(Some(response))) => {
                     self.failures = 0;
+                    self.opened = true;
                     stream.owed = response.pending_num_requested;
                     if response.events.is_empty() {
                         // A keepalive: everything up to its position was delivered or skipped.
@@ -426,7 +430,6 @@ impl PubSubSubscription {
             self.client.count_call(CallKind::Streaming);
             match grpc.subscribe(ReceiverStream::new(rx)).await {
                 Ok(response) => {
-                    self.opened = true;
                     self.stream = Some(Stream {
                         requests,
                         responses: response.into_inner(),
