@@ -576,10 +576,23 @@ fn bench_stream_prints_latency_percentiles_and_the_calls_of_an_idle_hour() {
             "50",
             "--idle-seconds",
             "6",
+            "--max-rate-seconds",
+            "1",
         ],
         &[("DATABASE_URL", &db.url)],
     );
     assert_eq!(code, 0, "{out}\n{err}");
+    // Without --transport: both, one after the other, then the ratios.
+    assert!(
+        out.contains("== over the Pub/Sub API (--transport pubsub) ==")
+            && out.contains("== over CometD (--transport cometd) =="),
+        "{out}"
+    );
+    assert!(out.contains("Pub/Sub / CometD: latency p50 "), "{out}");
+    assert!(
+        out.contains("Pub/Sub / CometD: highest sustained rate "),
+        "{out}"
+    );
     // changes: 150 sent in 3.0 s = 50/s (asked 50/s), 0 refused, 150 committed in Postgres
     let changes = figures(&out, "changes: ");
     assert_eq!(changes[0], 150.0, "{out}");
