@@ -85,6 +85,9 @@ pub(crate) async fn emulator(
         },
     );
     sf.api_version = api_version.to_owned();
+    if let Some(url) = &emulator.pubsub_url {
+        sf.pubsub_url = url.clone();
+    }
     Ok((emulator, emulator_config, sf))
 }
 

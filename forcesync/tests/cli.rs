@@ -185,6 +185,14 @@ async fn run_syncs_serves_health_and_metrics_and_the_operator_commands_work() {
         ("SF_CLIENT_SECRET", CLIENT_SECRET.to_owned()),
         ("SF_USERNAME", config.username.clone()),
         ("SF_PASSWORD", PASSWORD.to_owned()),
+        // The default transport, the Pub/Sub API, at the emulator's listener.
+        (
+            "FORCESYNC_PUBSUB_URL",
+            emulator
+                .pubsub_url
+                .clone()
+                .expect("the emulator serves Pub/Sub"),
+        ),
     ];
     let env: Vec<(&str, &str)> = env_owned.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let mut transcript = String::new();
@@ -259,6 +267,9 @@ async fn run_syncs_serves_health_and_metrics_and_the_operator_commands_work() {
         account["state"] == "STREAMING" || account["state"] == "POLLING",
         "{account}"
     );
+    if account["state"] == "STREAMING" {
+        assert_eq!(account["transport"], "pubsub", "{account}");
+    }
     let (code, table, _) = output(&["status"], &env);
     assert_eq!(code, 0);
     assert!(table.starts_with("MAPPING"), "{table}");
@@ -565,10 +576,23 @@ fn bench_stream_prints_latency_percentiles_and_the_calls_of_an_idle_hour() {
             "50",
             "--idle-seconds",
             "6",
+            "--max-rate-seconds",
+            "1",
         ],
         &[("DATABASE_URL", &db.url)],
     );
     assert_eq!(code, 0, "{out}\n{err}");
+    // Without --transport: both, one after the other, then the ratios.
+    assert!(
+        out.contains("== over the Pub/Sub API (--transport pubsub) ==")
+            && out.contains("== over CometD (--transport cometd) =="),
+        "{out}"
+    );
+    assert!(out.contains("Pub/Sub / CometD: latency p50 "), "{out}");
+    assert!(
+        out.contains("Pub/Sub / CometD: highest sustained rate "),
+        "{out}"
+    );
     // changes: 150 sent in 3.0 s = 50/s (asked 50/s), 0 refused, 150 committed in Postgres
     let changes = figures(&out, "changes: ");
     assert_eq!(changes[0], 150.0, "{out}");

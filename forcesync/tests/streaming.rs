@@ -24,6 +24,9 @@ fn env(h: &Harness) -> Vec<(&'static str, String)> {
         ("SF_CLIENT_SECRET", "forcesync".to_owned()),
         ("SF_USERNAME", "admin@example.com".to_owned()),
         ("SF_PASSWORD", "forcesync".to_owned()),
+        // These tests are about CometD's concurrent-client allocation (one client for every
+        // mapping of an instance).
+        ("FORCESYNC_STREAMING_TRANSPORT", "cometd".to_owned()),
     ]
 }
 

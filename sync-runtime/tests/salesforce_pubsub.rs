@@ -2,7 +2,8 @@
 //! decoded from Avro into the CDC payload the engine applies; a burst of changes never stalls
 //! flow control; a server-side drop (`UNAVAILABLE` mid-stream) and a silent stream are
 //! reconnected, resuming after the last event handed out with nothing lost or handed out twice;
-//! a corrupt replay id is reported for the fallback to polling.
+//! a corrupt replay id is reported for the fallback to polling; an endpoint without the Pub/Sub
+//! API is reported unreachable (the engine then streams over CometD).
 
 mod salesforce_support;
 
@@ -179,4 +180,38 @@ async fn a_corrupt_replay_id_is_reported_for_the_fallback() {
         matches!(unknown, PubSubError::Refused { .. }),
         "{unknown:?}"
     );
+}
+
+#[tokio::test]
+async fn an_endpoint_without_the_pubsub_api_is_reported_unreachable_for_the_cometd_fallback() {
+    let org = pubsub_org(270_000).await;
+    let client = org.client();
+    // Nothing listening there.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let nowhere = format!("http://{}", closed.local_addr().expect("addr"));
+    drop(closed);
+    // An HTTP server that is not the Pub/Sub API (the org's REST listener).
+    let not_grpc = org.emulator.base_url.clone();
+    for endpoint in [nowhere, not_grpc] {
+        let policy = PubSubPolicy {
+            endpoint: endpoint.clone(),
+            ..policy(&org)
+        };
+        // Refused when the stream is opened, or (an HTTP server answering only once the stream
+        // runs) on its first read.
+        let refused = match client
+            .pubsub_subscribe(TOPIC, PubSubStart::Latest, policy)
+            .await
+        {
+            Err(e) => e,
+            Ok(mut events) => tokio::time::timeout(Duration::from_secs(30), events.next())
+                .await
+                .expect("an answer within 30 s")
+                .expect_err("no Pub/Sub API there"),
+        };
+        assert!(
+            matches!(refused, PubSubError::Unreachable { ref message } if message.contains(&endpoint)),
+            "{endpoint}: {refused:?}"
+        );
+    }
 }

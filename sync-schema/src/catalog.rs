@@ -7,7 +7,7 @@
 use std::path::PathBuf;
 
 pub use crate::model::{
-    Access, ConflictPolicy, DeleteMode, PgType, SfType, SyncOptions, WriteKind,
+    Access, ConflictPolicy, DeleteMode, PgType, SfType, StreamingTransport, SyncOptions, WriteKind,
 };
 
 /// Every mapping of a project, validated and with all types resolved.
@@ -31,6 +31,8 @@ pub struct Settings {
     pub poll_seconds: u32,
     /// Where the describe snapshots are, relative to the mappings directory (`describe`).
     pub describe_dir: String,
+    /// The wire protocol change events stream over (`"pubsub"`, the default, or `"cometd"`).
+    pub streaming_transport: StreamingTransport,
 }
 
 impl Default for Settings {
@@ -40,6 +42,7 @@ impl Default for Settings {
             schema: "salesforce".to_owned(),
             poll_seconds: 600,
             describe_dir: "describe".to_owned(),
+            streaming_transport: StreamingTransport::PubSub,
         }
     }
 }

@@ -259,6 +259,9 @@ impl Loader<'_> {
         if let Some(v) = raw.poll_seconds {
             settings.poll_seconds = v.value;
         }
+        if let Some(v) = raw.streaming_transport {
+            settings.streaming_transport = v.value;
+        }
         if let Some(v) = raw.describe_dir {
             if self.dir.join(&v.value).is_dir() {
                 settings.describe_dir = v.value;

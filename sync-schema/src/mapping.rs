@@ -8,7 +8,7 @@ use std::path::Path;
 use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
-use crate::catalog::{Access, ConflictPolicy, DeleteMode};
+use crate::catalog::{Access, ConflictPolicy, DeleteMode, StreamingTransport};
 use crate::diagnostics::{did_you_mean, Diagnostic, Diagnostics};
 
 /// A value and the byte range of the TOML that wrote it.
@@ -103,6 +103,7 @@ pub struct RawSettings {
     pub schema: Option<At<String>>,
     pub poll_seconds: Option<At<u32>>,
     pub describe_dir: Option<At<String>>,
+    pub streaming_transport: Option<At<StreamingTransport>>,
 }
 
 const MAPPING_KEYS: &[&str] = &[
@@ -123,7 +124,13 @@ const SYNC_KEYS: &[&str] = &[
     "conflict",
     "max_daily_api_calls",
 ];
-const SETTINGS_KEYS: &[&str] = &["api_version", "schema", "poll_seconds", "describe_dir"];
+const SETTINGS_KEYS: &[&str] = &[
+    "api_version",
+    "schema",
+    "poll_seconds",
+    "describe_dir",
+    "streaming_transport",
+];
 
 /// Parses TOML, reporting syntax errors; `None` if the document is not valid TOML.
 pub(crate) fn parse_toml<'s>(sink: &mut Sink<'_>, src: &'s str) -> Option<Spanned<DeTable<'s>>> {
@@ -448,6 +455,17 @@ pub(crate) fn read_settings(sink: &mut Sink<'_>, doc: &Spanned<DeTable<'_>>) -> 
             "schema" => s.schema = string(sink, "schema", v, "\"salesforce\""),
             "poll_seconds" => s.poll_seconds = positive(sink, "poll_seconds", v, 600),
             "describe_dir" => s.describe_dir = string(sink, "describe_dir", v, "\"describe\""),
+            "streaming_transport" => {
+                s.streaming_transport = choice(
+                    sink,
+                    "streaming_transport",
+                    v,
+                    &[
+                        ("pubsub", StreamingTransport::PubSub),
+                        ("cometd", StreamingTransport::Cometd),
+                    ],
+                )
+            }
             _ => unknown_key(sink, key, SETTINGS_KEYS, "in forcesync.toml"),
         }
     }

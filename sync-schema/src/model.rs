@@ -181,6 +181,34 @@ pub enum DeleteMode {
     Soft,
 }
 
+/// The wire protocol change events stream over (`streaming_transport` in `forcesync.toml`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum StreamingTransport {
+    /// Salesforce's Pub/Sub API (gRPC, Avro): the default; the engine falls back to CometD for
+    /// the run when the org does not offer it.
+    #[default]
+    PubSub,
+    /// The CometD Streaming API (`/cometd/<version>`).
+    Cometd,
+}
+
+impl StreamingTransport {
+    /// The name in `forcesync.toml` and `forcesync status` (`pubsub`, `cometd`).
+    pub fn name(self) -> &'static str {
+        match self {
+            StreamingTransport::PubSub => "pubsub",
+            StreamingTransport::Cometd => "cometd",
+        }
+    }
+
+    /// The transport a name stands for (`pubsub`, `cometd`).
+    pub fn from_name(name: &str) -> Option<StreamingTransport> {
+        [StreamingTransport::PubSub, StreamingTransport::Cometd]
+            .into_iter()
+            .find(|t| t.name() == name)
+    }
+}
+
 /// How a change made on both sides since the last sync is resolved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ConflictPolicy {

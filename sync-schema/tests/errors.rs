@@ -340,6 +340,59 @@ fn describe_dir_must_name_a_directory() {
 }
 
 #[test]
+fn streaming_transport_names_pubsub_or_cometd() {
+    let rendered = errors(&[
+        (
+            "forcesync.toml",
+            "api_version = \"59.0\"\nstreaming_transport = \"pub_sub\"\n",
+        ),
+        (
+            "Account.toml",
+            "object = \"Account\"\nfields = [\"Name\"]\n",
+        ),
+    ]);
+    assert!(
+        rendered.contains("error: `streaming_transport` must be one of pubsub, cometd, not \"pub_sub\"\n --> mappings/forcesync.toml:2:23"),
+        "{rendered}"
+    );
+    assert!(
+        rendered.contains("help: did you mean \"pubsub\"?"),
+        "{rendered}"
+    );
+    let rendered = errors(&[("forcesync.toml", "streaming_transport = true\n")]);
+    assert!(
+        rendered.contains("mappings/forcesync.toml:1:23"),
+        "{rendered}"
+    );
+}
+
+#[test]
+fn streaming_transport_defaults_to_pubsub_and_cometd_overrides_it() {
+    use sync_schema::model::StreamingTransport;
+    let account = (
+        "Account.toml",
+        "object = \"Account\"\nfields = [\"Name\"]\n",
+    );
+    for (settings, expected) in [
+        ("api_version = \"59.0\"\n", StreamingTransport::PubSub),
+        (
+            "streaming_transport = \"pubsub\"\n",
+            StreamingTransport::PubSub,
+        ),
+        (
+            "streaming_transport = \"cometd\"\n",
+            StreamingTransport::Cometd,
+        ),
+    ] {
+        let dir = write_dir(&[("forcesync.toml", settings), account]);
+        let catalog = load_dir_as(&dir, Path::new("mappings"));
+        std::fs::remove_dir_all(&dir).unwrap();
+        let catalog = catalog.unwrap_or_else(|d| panic!("{d}"));
+        assert_eq!(catalog.settings.streaming_transport, expected, "{settings}");
+    }
+}
+
+#[test]
 fn describes_load_from_describe_dir_under_either_file_name() {
     let dir = write_dir(&[
         ("forcesync.toml", "describe_dir = \"elsewhere\"\n"),

@@ -58,14 +58,33 @@ impl Harness {
 
     /// Like [`Harness::start`], with the org described by the describe files in `describe`.
     pub async fn start_on(describe: &std::path::Path) -> Harness {
+        Harness::start_configured(describe, |_| {}).await
+    }
+
+    /// Like [`Harness::start`], with the emulator's settings changed by `edit` (a short Pub/Sub
+    /// keepalive interval, say).
+    pub async fn start_with(edit: impl FnOnce(&mut sf_emulator::server::Config)) -> Harness {
+        Harness::start_configured(
+            std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../mappings/describe")),
+            edit,
+        )
+        .await
+    }
+
+    async fn start_configured(
+        describe: &std::path::Path,
+        edit: impl FnOnce(&mut sf_emulator::server::Config),
+    ) -> Harness {
         crate::logs();
-        let emulator = sf_emulator::server::start(sf_emulator::server::Config {
+        let mut config = sf_emulator::server::Config {
             seed: Some("demo".to_owned()),
             describe: Some(describe.to_owned()),
             ..sf_emulator::server::Config::ephemeral()
-        })
-        .await
-        .expect("the emulator starts");
+        };
+        edit(&mut config);
+        let emulator = sf_emulator::server::start(config)
+            .await
+            .expect("the emulator starts");
         let db = TestDb::new();
         let url = db.url.clone();
         tokio::task::spawn_blocking(move || {
@@ -180,6 +199,9 @@ impl Harness {
     /// Engine settings for this database, with short intervals for tests.
     pub fn engine_config(&self) -> EngineConfig {
         let mut config = EngineConfig::new(self.db.url.clone());
+        // Tests name their transport: CometD unless a test asks for the Pub/Sub API (the
+        // read-path tests run over both; see `engine_read.rs`).
+        config.streaming_transport = Some(sync_runtime::engine::hub::Transport::Cometd);
         config.lease_retry = Duration::from_millis(200);
         config.lookback = Duration::from_secs(5);
         config

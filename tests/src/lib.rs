@@ -22,3 +22,23 @@ pub fn logs() {
             .try_init();
     }
 }
+
+/// Runs each named scenario, an `async fn name(transport: Transport)` of the test file, over both
+/// streaming transports as the tests `name::cometd` and `name::pubsub` (parametrised, never
+/// copied).
+#[macro_export]
+macro_rules! over_both_transports {
+    ($($name:ident),+ $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn cometd() {
+                super::$name(::sync_runtime::engine::hub::Transport::Cometd).await
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn pubsub() {
+                super::$name(::sync_runtime::engine::hub::Transport::PubSub).await
+            }
+        }
+    )+};
+}

@@ -1,8 +1,12 @@
-//! The read half end to end: Salesforce (the emulator) → the engine → real Postgres.
+//! The read half end to end: Salesforce (the emulator) → the engine → real Postgres. The
+//! streaming scenarios run over both transports (`name::cometd`, `name::pubsub`, or a pair of
+//! named tests); the Pub/Sub API's own cases (a 10,000-change burst, a corrupt replay id,
+//! keepalive-only periods, the fallback to CometD) follow them.
 
 use std::time::Duration;
 
 use forcesync_tests::engine::{eventually, Harness};
+use forcesync_tests::over_both_transports;
 use serde_json::json;
 use sync_runtime::engine::hub::Transport;
 use sync_runtime::engine::{self, state::SyncState};
@@ -78,11 +82,6 @@ async fn initial_loads_through_rest_and_bulk_give_the_same_rows() {
     assert_eq!(status.load_done as u64, rest);
 }
 
-/// Runs the engine on `objects` until the returned sender says stop.
-fn run_engine(h: &Harness, objects: &[&str]) -> (watch::Sender<bool>, tokio::task::JoinHandle<()>) {
-    run_engine_over(h, objects, Transport::Cometd)
-}
-
 /// The engine streaming over `transport`.
 fn run_engine_over(
     h: &Harness,
@@ -90,7 +89,7 @@ fn run_engine_over(
     transport: Transport,
 ) -> (watch::Sender<bool>, tokio::task::JoinHandle<()>) {
     let mut config = h.engine_config();
-    config.streaming_transport = transport;
+    config.streaming_transport = Some(transport);
     config.only = objects.iter().map(|o| o.to_string()).collect();
     let engine = h.engine(config);
     let (stop, shutdown) = watch::channel(false);
@@ -226,10 +225,15 @@ async fn accounts_reach_postgres_by_streaming(transport: Transport) {
     task.await.unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn one_update_of_many_records_in_one_call_updates_every_row() {
+over_both_transports!(
+    one_update_of_many_records_in_one_call_updates_every_row,
+    two_engines_on_one_database_run_each_mapping_once,
+    the_change_event_of_forcesyncs_own_insert_does_not_duplicate_the_row,
+);
+
+async fn one_update_of_many_records_in_one_call_updates_every_row(transport: Transport) {
     let h = Harness::start().await;
-    let (stop, task) = run_engine(&h, &["Account"]);
+    let (stop, task) = run_engine_over(&h, &["Account"], transport);
     let pg = h.pg().await;
     wait_state(&pg, "Account", SyncState::Streaming).await;
     let ids: Vec<String> = h
@@ -493,13 +497,12 @@ async fn a_salesforce_change_to_a_field_the_app_also_changed_is_recorded_as_a_co
     assert_eq!((policy.as_str(), decision.as_str()), ("merge", "postgres"));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_engines_on_one_database_run_each_mapping_once() {
+async fn two_engines_on_one_database_run_each_mapping_once(transport: Transport) {
     let h = Harness::start().await;
     let pg = h.pg().await;
-    let (stop_a, task_a) = run_engine(&h, &["Account"]);
+    let (stop_a, task_a) = run_engine_over(&h, &["Account"], transport);
     wait_state(&pg, "Account", SyncState::Streaming).await;
-    let (stop_b, task_b) = run_engine(&h, &["Account"]);
+    let (stop_b, task_b) = run_engine_over(&h, &["Account"], transport);
     let id = h.create("Account", json!({"Name": "Once"})).await;
     eventually(WAIT, "the Account arrives", || async {
         text(
@@ -658,12 +661,14 @@ async fn invoice_total(pg: &tokio_postgres::Client, sfid: &str) -> Option<f64> {
     .get(0)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_change_event_of_forcesyncs_own_insert_does_not_duplicate_the_row() {
+async fn the_change_event_of_forcesyncs_own_insert_does_not_duplicate_the_row(
+    transport: Transport,
+) {
     let h = Harness::start().await;
     let pg = h.pg().await;
     let mut config = h.engine_config();
     config.only = vec!["Account".into(), "Invoice__c".into()];
+    config.streaming_transport = Some(transport);
     let engine = h.engine(config.clone());
     let (stop, shutdown) = watch::channel(false);
     let read = {
@@ -1484,4 +1489,310 @@ async fn a_batch_of_events_delivered_together_ends_as_applying_them_one_by_one_i
         count(&pg, "SELECT count(*) FROM salesforce.account").await,
         rows_before
     );
+}
+
+// ---- The Pub/Sub API's own cases ------------------------------------------------------------
+
+async fn records_read(pg: &tokio_postgres::Client) -> i64 {
+    count(
+        pg,
+        "SELECT records_read FROM salesforce._forcesync_mapping_state WHERE mapping = 'Account'",
+    )
+    .await
+}
+
+async fn transport_in_use(
+    pg: &tokio_postgres::Client,
+) -> (SyncState, Option<String>, Option<String>) {
+    let status = engine::state::StateStore::new("salesforce")
+        .get(pg, "Account")
+        .await
+        .unwrap()
+        .unwrap();
+    (status.state, status.streaming_transport, status.message)
+}
+
+/// Waits until Account's channel is subscribed after its load and catch-up poll (the engine
+/// records the transport then), so its counters move only with streamed changes.
+async fn wait_subscribed(pg: &tokio_postgres::Client) {
+    eventually(WAIT, "Account is subscribed", || async {
+        engine::state::StateStore::new("salesforce")
+            .get(pg, "Account")
+            .await
+            .ok()
+            .flatten()
+            .is_some_and(|s| s.state == SyncState::Streaming && s.streaming_transport.is_some())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_10_000_changes_over_the_pubsub_api_arrives_without_a_stall() {
+    const BURST: usize = 10_000;
+    let h = Harness::start().await;
+    // Room for the burst in the org's daily delivery allocation (10,000 by default): the events
+    // must all be streamed, not caught up by polling once the allocation is used up.
+    h.control(
+        reqwest::Method::PUT,
+        "limits",
+        json!({"DailyDeliveredPlatformEvents": 100_000}),
+    )
+    .await;
+    let pg = h.pg().await;
+    let (stop, task) = run_engine_over(&h, &["Account"], Transport::PubSub);
+    wait_subscribed(&pg).await;
+    let read_before = records_read(&pg).await;
+    // 10,000 Accounts created in calls of 200, back to back: far more than the 100 events a
+    // stream may owe, so the stream must keep asking for more (a client that asks only when a
+    // request was fully served, or counts keepalives as events, stalls after 100 or 200).
+    for chunk in (0..BURST).collect::<Vec<_>>().chunks(200) {
+        let records: Vec<serde_json::Value> = chunk
+            .iter()
+            .map(|i| json!({"Name": format!("Burst {i}")}))
+            .collect();
+        h.create_many("Account", &records).await;
+    }
+    eventually(
+        Duration::from_secs(180),
+        "all 10,000 Accounts of the burst arrive",
+        || async {
+            count(
+                &pg,
+                "SELECT count(*) FROM salesforce.account WHERE name LIKE 'Burst %'",
+            )
+            .await
+                == BURST as i64
+        },
+    )
+    .await;
+    assert_eq!(
+        records_read(&pg).await - read_before,
+        BURST as i64,
+        "each change applied once"
+    );
+    let (state, transport, message) = transport_in_use(&pg).await;
+    assert_eq!(state, SyncState::Streaming, "{message:?}");
+    assert_eq!(transport.as_deref(), Some("pubsub"));
+    stop.send(true).unwrap();
+    task.await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corrupt_pubsub_replay_id_falls_back_to_catching_up_by_polling() {
+    let h = Harness::start().await;
+    let pg = h.pg().await;
+    let (stop, task) = run_engine_over(&h, &["Account"], Transport::PubSub);
+    wait_state(&pg, "Account", SyncState::Streaming).await;
+    let id = h.create("Account", json!({"Name": "Streamed first"})).await;
+    eventually(WAIT, "the first change arrives", || async {
+        text(
+            &pg,
+            "SELECT name FROM salesforce.account WHERE sfid = $1",
+            &id,
+        )
+        .await
+        .is_some()
+    })
+    .await;
+    stop.send(true).unwrap();
+    task.await.unwrap();
+    let stored: Option<Vec<u8>> = pg
+        .query_one(
+            "SELECT cdc_replay_bytes FROM salesforce._forcesync_mapping_state WHERE mapping = 'Account'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(stored.is_some(), "the Pub/Sub replay id is stored");
+
+    // The stored position is damaged (or past retention: the org answers the same way), and a
+    // change is made while the engine is down.
+    pg.execute(
+        "UPDATE salesforce._forcesync_mapping_state SET cdc_replay_bytes = '\\xdeadbeef' WHERE mapping = 'Account'",
+        &[],
+    )
+    .await
+    .unwrap();
+    h.update("Account", &id, json!({"Name": "Changed while down"}))
+        .await;
+    let rows = count(&pg, "SELECT count(*) FROM salesforce.account").await;
+
+    let (stop, task) = run_engine_over(&h, &["Account"], Transport::PubSub);
+    eventually(WAIT, "the change is caught up by polling", || async {
+        text(
+            &pg,
+            "SELECT name FROM salesforce.account WHERE sfid = $1",
+            &id,
+        )
+        .await
+        .as_deref()
+            == Some("Changed while down")
+    })
+    .await;
+    wait_state(&pg, "Account", SyncState::Streaming).await;
+    h.update("Account", &id, json!({"Name": "Streamed again"}))
+        .await;
+    eventually(WAIT, "streaming resumes over the Pub/Sub API", || async {
+        text(
+            &pg,
+            "SELECT name FROM salesforce.account WHERE sfid = $1",
+            &id,
+        )
+        .await
+        .as_deref()
+            == Some("Streamed again")
+    })
+    .await;
+    assert_eq!(
+        count(&pg, "SELECT count(*) FROM salesforce.account").await,
+        rows
+    );
+    let stored: Option<Vec<u8>> = pg
+        .query_one(
+            "SELECT cdc_replay_bytes FROM salesforce._forcesync_mapping_state WHERE mapping = 'Account'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_ne!(
+        stored.as_deref(),
+        Some(&[0xde, 0xad, 0xbe, 0xef][..]),
+        "a good position replaced the corrupt one"
+    );
+    let (_, transport, _) = transport_in_use(&pg).await;
+    assert_eq!(transport.as_deref(), Some("pubsub"));
+    stop.send(true).unwrap();
+    task.await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keepalive_only_periods_keep_a_pubsub_stream_alive_and_lose_nothing() {
+    // The org sends an empty keepalive every 100 ms while events are owed and none exist.
+    let h = Harness::start_with(|config| config.pubsub_keepalive_ms = 100).await;
+    let pg = h.pg().await;
+    let (stop, task) = run_engine_over(&h, &["Account"], Transport::PubSub);
+    wait_subscribed(&pg).await;
+    let read_before = records_read(&pg).await;
+    let id = h.query("SELECT Id FROM Account ORDER BY Id LIMIT 1").await[0]["Id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for round in 0..3 {
+        // About 15 keepalives and nothing else.
+        tokio::time::sleep(Duration::from_millis(1_500)).await;
+        let phone = format!("after keepalives {round}");
+        h.update("Account", &id, json!({ "Phone": phone.clone() }))
+            .await;
+        eventually(WAIT, "the change after a keepalive-only period", || async {
+            text(
+                &pg,
+                "SELECT phone FROM salesforce.account WHERE sfid = $1",
+                &id,
+            )
+            .await
+            .as_deref()
+                == Some(phone.as_str())
+        })
+        .await;
+    }
+    assert_eq!(records_read(&pg).await - read_before, 3, "each change once");
+    let (state, transport, _) = transport_in_use(&pg).await;
+    assert_eq!(state, SyncState::Streaming);
+    assert_eq!(transport.as_deref(), Some("pubsub"));
+    stop.send(true).unwrap();
+    task.await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_the_pubsub_api_the_engine_streams_over_cometd_says_so_and_loses_nothing() {
+    // Nothing listens at the Pub/Sub endpoint.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let nowhere = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    falls_back_to_cometd(|_| nowhere).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pubsub_endpoint_that_is_no_pubsub_api_makes_the_engine_stream_over_cometd() {
+    // An HTTP server that accepts the stream but is not the Pub/Sub API (the org's REST listener).
+    falls_back_to_cometd(|h| h.emulator.base_url.clone()).await;
+}
+
+/// A first run over the Pub/Sub API stores a Pub/Sub position; then the engine, still asking for
+/// the Pub/Sub API but pointed at `endpoint`, streams over CometD, says so, and catches up the
+/// change made while it was down by polling.
+async fn falls_back_to_cometd(endpoint: impl FnOnce(&Harness) -> String) {
+    let h = Harness::start().await;
+    let pg = h.pg().await;
+    // A first run over the Pub/Sub API stores a Pub/Sub replay position.
+    let (stop, task) = run_engine_over(&h, &["Account"], Transport::PubSub);
+    wait_state(&pg, "Account", SyncState::Streaming).await;
+    let id = h.create("Account", json!({"Name": "Over Pub/Sub"})).await;
+    eventually(WAIT, "the first change arrives", || async {
+        text(
+            &pg,
+            "SELECT name FROM salesforce.account WHERE sfid = $1",
+            &id,
+        )
+        .await
+        .is_some()
+    })
+    .await;
+    stop.send(true).unwrap();
+    task.await.unwrap();
+    h.update("Account", &id, json!({"Name": "While down"}))
+        .await;
+
+    // Then the Pub/Sub endpoint is gone: the engine still asks for the Pub/Sub API, finds it
+    // unavailable, and streams over CometD; the stored Pub/Sub position means
+    // nothing to CometD, so the change made meanwhile is caught up by polling.
+    let mut salesforce = h.salesforce();
+    salesforce.pubsub_url = endpoint(&h);
+    let mut config = h.engine_config();
+    config.only = vec!["Account".into()];
+    config.streaming_transport = Some(Transport::PubSub);
+    let engine =
+        engine::Engine::new(&generated::salesforce::REGISTRY, config, salesforce).expect("engine");
+    let (stop, shutdown) = watch::channel(false);
+    let task = tokio::spawn(async move { engine.run(shutdown).await.unwrap() });
+    eventually(WAIT, "the change made while down is caught up", || async {
+        text(
+            &pg,
+            "SELECT name FROM salesforce.account WHERE sfid = $1",
+            &id,
+        )
+        .await
+        .as_deref()
+            == Some("While down")
+    })
+    .await;
+    eventually(WAIT, "Account streams over CometD", || async {
+        let (state, transport, _) = transport_in_use(&pg).await;
+        state == SyncState::Streaming && transport.as_deref() == Some("cometd")
+    })
+    .await;
+    let (_, _, message) = transport_in_use(&pg).await;
+    let message = message.unwrap_or_default();
+    assert!(
+        message.contains("the Pub/Sub API is not available")
+            && message.contains("streaming over CometD for this run"),
+        "{message}"
+    );
+    h.update("Account", &id, json!({"Name": "Over CometD"}))
+        .await;
+    eventually(WAIT, "a change streams over CometD", || async {
+        text(
+            &pg,
+            "SELECT name FROM salesforce.account WHERE sfid = $1",
+            &id,
+        )
+        .await
+        .as_deref()
+            == Some("Over CometD")
+    })
+    .await;
+    stop.send(true).unwrap();
+    task.await.unwrap();
 }

@@ -94,6 +94,9 @@ impl BenchOrg {
             },
         );
         sf.api_version = api_version.to_owned();
+        if let Some(url) = &self.emulator.pubsub_url {
+            sf.pubsub_url = url.clone();
+        }
         sf
     }
 
@@ -106,6 +109,14 @@ impl BenchOrg {
             ("SF_USERNAME", self.config.username.clone()),
             ("SF_PASSWORD", self.config.password.clone()),
         ]
+        .into_iter()
+        .chain(
+            self.emulator
+                .pubsub_url
+                .clone()
+                .map(|url| ("FORCESYNC_PUBSUB_URL", url)),
+        )
+        .collect()
     }
 
     async fn control(&self, request: reqwest::RequestBuilder) -> Result<Value, CliError> {

@@ -80,6 +80,7 @@ fn registry(base: &Registry, model: &MappingDescriptor, mappings: u32) -> &'stat
     Box::leak(Box::new(Registry {
         api_version: base.api_version,
         schema: base.schema,
+        streaming_transport: base.streaming_transport,
         mappings: Box::leak(copies.into_boxed_slice()),
     }))
 }

@@ -1,6 +1,8 @@
 //! `forcesync bench stream`: change latency from the Salesforce commit to the Postgres commit
 //! through Change Data Capture, at `--rate` changes a second sustained for `--seconds`; then the
-//! API calls of one idle emulated hour with streaming healthy.
+//! API calls of one idle emulated hour with streaming healthy. Over the transport `--transport`
+//! names (`pubsub`, `cometd`), or over both in one run (each figure per transport, then the
+//! Pub/Sub / CometD ratios; same org, same rows, one engine at a time).
 //!
 //! **Latency.** A Salesforce user (not forcesync: its changes are not the engine's own) updates
 //! Accounts' `Phone` through sObject Collections, each change a unique value. A bench-only
@@ -29,6 +31,7 @@ use sync_runtime::cli::run::Loops;
 use sync_runtime::cli::{migrate, runtime, CliError, Context};
 use sync_runtime::engine::allocations::EVERY as LIMITS_EVERY;
 use sync_runtime::engine::apply::qualified;
+use sync_runtime::engine::hub::Transport;
 use sync_runtime::engine::state::{StateStore, SyncState};
 use sync_runtime::engine::system::quote_ident;
 use sync_runtime::engine::{Engine, EngineConfig};
@@ -90,6 +93,13 @@ pub fn command() -> clap::Command {
                 .default_value("360")
                 .value_parser(clap::value_parser!(u64).range(0..=3600)),
         )
+        .arg(
+            clap::Arg::new("transport")
+                .long("transport")
+                .value_name("T")
+                .help("The streaming transport measured: pubsub (the Pub/Sub API) or cometd; both when omitted, each figure per transport and the Pub/Sub / CometD ratio")
+                .value_parser(["pubsub", "cometd"]),
+        )
 }
 
 /// Runs it.
@@ -103,6 +113,10 @@ pub fn run(ctx: &Context, sub: &clap::ArgMatches) -> Result<(), CliError> {
         max_rate_seconds: *sub.get_one::<u64>("max-rate-seconds").expect("defaulted"),
         burst: *sub.get_one::<u64>("burst").expect("defaulted"),
         idle_seconds: idle,
+        transports: match sub.get_one::<String>("transport") {
+            Some(name) => vec![Transport::from_name(name).expect("checked by clap")],
+            None => vec![Transport::PubSub, Transport::Cometd],
+        },
     };
     let (cluster, url) = demo::database(ctx)?;
     migrate::app_migrations(&url, ctx.app.migrations, false)?;
@@ -120,6 +134,61 @@ struct Plan {
     /// Accounts created at once (0: no burst).
     burst: u64,
     idle_seconds: u64,
+    /// Measured one after the other, each with an engine of its own.
+    transports: Vec<Transport>,
+}
+
+/// One transport's figures, for the ratios.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Figures {
+    pub p50_ms: Option<i64>,
+    pub p99_ms: Option<i64>,
+    pub max_ms: Option<i64>,
+    /// Highest sustained rate at p99 <= 100 ms, changes/s (`None`: not measured or none held).
+    pub highest_rate: Option<f64>,
+    /// Seconds from the burst's last call until all its records were in Postgres.
+    pub burst_seconds: Option<f64>,
+}
+
+/// The Pub/Sub / CometD ratio of each figure both runs have (pure). Latencies and the burst:
+/// below 1 means Pub/Sub is faster; the sustained rate: above 1 means Pub/Sub holds more.
+pub fn ratio_lines(pubsub: &Figures, cometd: &Figures) -> Vec<String> {
+    fn ratio(a: Option<f64>, b: Option<f64>) -> String {
+        match (a, b) {
+            (Some(a), Some(b)) if b > 0.0 => format!("{:.2}", a / b),
+            _ => "-".to_owned(),
+        }
+    }
+    let ms = |v: Option<i64>| v.map(|v| v.max(1) as f64);
+    vec![
+        format!(
+            "Pub/Sub / CometD: latency p50 {} (pubsub {} ms, cometd {} ms), p99 {} ({} ms, {} ms), max {} ({} ms, {} ms)",
+            ratio(ms(pubsub.p50_ms), ms(cometd.p50_ms)),
+            show(pubsub.p50_ms),
+            show(cometd.p50_ms),
+            ratio(ms(pubsub.p99_ms), ms(cometd.p99_ms)),
+            show(pubsub.p99_ms),
+            show(cometd.p99_ms),
+            ratio(ms(pubsub.max_ms), ms(cometd.max_ms)),
+            show(pubsub.max_ms),
+            show(cometd.max_ms),
+        ),
+        format!(
+            "Pub/Sub / CometD: highest sustained rate {} ({} vs {} changes/s), burst {} ({} s vs {} s)",
+            ratio(pubsub.highest_rate, cometd.highest_rate),
+            pubsub.highest_rate.map_or("-".to_owned(), |r| format!("{r:.0}")),
+            cometd.highest_rate.map_or("-".to_owned(), |r| format!("{r:.0}")),
+            ratio(pubsub.burst_seconds, cometd.burst_seconds),
+            pubsub.burst_seconds.map_or("-".to_owned(), |s| format!("{s:.2}")),
+            cometd.burst_seconds.map_or("-".to_owned(), |s| format!("{s:.2}")),
+        ),
+        "ratios: latency and burst below 1 = Pub/Sub faster; sustained rate above 1 = Pub/Sub holds more (target: Pub/Sub no worse on each)"
+            .to_owned(),
+    ]
+}
+
+fn show(v: Option<i64>) -> String {
+    v.map_or("-".to_owned(), |v| v.to_string())
 }
 
 /// The rates tried, in order, for the highest sustained rate at p99 <= [`P99_TARGET_MS`].
@@ -246,12 +315,79 @@ async fn measure(
     plan: &Plan,
     scale: f64,
 ) -> Result<(), CliError> {
-    let (seconds, rate) = (plan.seconds, plan.rate);
     let registry = ctx.app.registry;
     let db = sync_runtime::engine::connect(url).await?;
     let (_listener, mut notifications) = listen(url).await?;
-    let engine = start_engine(registry, url, org, None).await?;
-    wait_streaming(&db, registry.schema).await?;
+    let user = SfUser::login(org.base_url(), &org.config, registry.api_version).await?;
+    let mut next_seq = 0;
+    let mut figures = Vec::new();
+    for &transport in &plan.transports {
+        println!();
+        println!("== over {} ==", transport_label(transport));
+        let found = measure_over(
+            ctx,
+            org,
+            url,
+            mapping,
+            plan,
+            transport,
+            &db,
+            &user,
+            &mut next_seq,
+            &mut notifications,
+        )
+        .await?;
+        figures.push((transport, found));
+    }
+    let of = |t: Transport| figures.iter().find(|(x, _)| *x == t).map(|(_, f)| *f);
+    if let (Some(pubsub), Some(cometd)) = (of(Transport::PubSub), of(Transport::Cometd)) {
+        println!();
+        for line in ratio_lines(&pubsub, &cometd) {
+            println!("{line}");
+        }
+    }
+    if plan.idle_seconds > 0 {
+        for &transport in &plan.transports {
+            println!();
+            println!("== idle hour over {} ==", transport_label(transport));
+            idle_hour(ctx, org, url, mapping, plan.idle_seconds, scale, transport).await?;
+        }
+    }
+    Ok(())
+}
+
+fn transport_label(transport: Transport) -> &'static str {
+    match transport {
+        Transport::PubSub => "the Pub/Sub API (--transport pubsub)",
+        Transport::Cometd => "CometD (--transport cometd)",
+    }
+}
+
+/// The latency at `--rate`, the ladder and the burst over one transport, with an engine of its
+/// own (a replay position stored by the other transport makes it catch up by polling first).
+#[allow(clippy::too_many_arguments)]
+async fn measure_over(
+    ctx: &Context,
+    org: &BenchOrg,
+    url: &str,
+    mapping: &'static MappingDescriptor,
+    plan: &Plan,
+    transport: Transport,
+    db: &tokio_postgres::Client,
+    user: &SfUser,
+    next_seq: &mut u64,
+    notifications: &mut mpsc::UnboundedReceiver<(String, i64)>,
+) -> Result<Figures, CliError> {
+    let (seconds, rate) = (plan.seconds, plan.rate);
+    let registry = ctx.app.registry;
+    let state = format!("{}._forcesync_mapping_state", quote_ident(registry.schema));
+    db.execute(
+        &format!("UPDATE {state} SET streaming_transport = NULL WHERE mapping = 'Account'"),
+        &[],
+    )
+    .await?;
+    let engine = start_engine(registry, url, org, None, transport).await?;
+    wait_streaming(db, registry.schema, transport).await?;
     let sfids: Vec<String> = db
         .query(
             &format!(
@@ -271,24 +407,21 @@ async fn measure(
         )));
     }
     println!(
-        "Loaded {} Accounts; sending {rate} changes/s for {seconds} s through streaming (CDC)…",
-        sfids.len()
+        "Loaded {} Accounts; sending {rate} changes/s for {seconds} s through streaming (CDC, {})…",
+        sfids.len(),
+        transport.name()
     );
 
-    let user = SfUser::login(org.base_url(), &org.config, registry.api_version).await?;
-    let mut next_seq = 0;
-    let mut run = sustained(
-        &user,
-        &sfids,
-        &mut next_seq,
-        rate,
-        seconds,
-        &mut notifications,
-    )
-    .await?;
+    let mut run = sustained(user, &sfids, next_seq, rate, seconds, notifications).await?;
     for line in latency_lines(run.sent, run.failed, run.seconds, rate, &mut run.latencies) {
         println!("{line}");
     }
+    let mut figures = Figures {
+        p50_ms: percentile(&run.latencies, 50.0),
+        p99_ms: percentile(&run.latencies, 99.0),
+        max_ms: run.latencies.last().copied(),
+        ..Figures::default()
+    };
 
     if plan.max_rate_seconds > 0 {
         let mut highest = step_held(
@@ -301,12 +434,12 @@ async fn measure(
         .then_some(run.sent as f64 / run.seconds.max(1e-9));
         for step in LADDER.into_iter().filter(|r| *r > rate) {
             let mut run = sustained(
-                &user,
+                user,
                 &sfids,
-                &mut next_seq,
+                next_seq,
                 step,
                 plan.max_rate_seconds,
-                &mut notifications,
+                notifications,
             )
             .await?;
             run.latencies.sort_unstable();
@@ -330,16 +463,13 @@ async fn measure(
             highest.map_or("none".to_owned(), |r| format!("{r:.0} changes/s")),
             plan.max_rate_seconds
         );
+        figures.highest_rate = highest;
     }
     if plan.burst > 0 {
-        burst(&user, &db, mapping, plan.burst).await?;
+        figures.burst_seconds = Some(burst(user, db, mapping, plan.burst, transport).await?);
     }
     engine.stop().await;
-
-    if plan.idle_seconds > 0 {
-        idle_hour(ctx, org, url, mapping, plan.idle_seconds, scale).await?;
-    }
-    Ok(())
+    Ok(figures)
 }
 
 /// One sustained run's figures.
@@ -425,8 +555,9 @@ async fn burst(
     db: &tokio_postgres::Client,
     mapping: &'static MappingDescriptor,
     n: u64,
-) -> Result<(), CliError> {
-    let tag = format!("burst {} ", std::process::id());
+    transport: Transport,
+) -> Result<f64, CliError> {
+    let tag = format!("burst {} {} ", std::process::id(), transport.name());
     let calls: Vec<_> = (0..n)
         .collect::<Vec<_>>()
         .chunks(COLLECTION)
@@ -474,7 +605,7 @@ async fn burst(
             "burst: only {arrived} of {expected} Accounts reached Postgres within 120 s"
         )));
     }
-    Ok(())
+    Ok(after)
 }
 
 /// Moves received notifications (`bench <seq> <stamp ms>`, received at ms) into `latencies`;
@@ -502,6 +633,7 @@ async fn idle_hour(
     mapping: &'static MappingDescriptor,
     idle_seconds: u64,
     scale: f64,
+    transport: Transport,
 ) -> Result<(), CliError> {
     let registry = ctx.app.registry;
     let poll_seconds = mapping.sync.poll_seconds;
@@ -511,6 +643,7 @@ async fn idle_hour(
     let scaled_registry: &'static Registry = Box::leak(Box::new(Registry {
         api_version: registry.api_version,
         schema: registry.schema,
+        streaming_transport: registry.streaming_transport,
         mappings: Box::leak(vec![scaled].into_boxed_slice()),
     }));
     // Count from when the restarted engine is streaming again (its start-up is not idle time):
@@ -522,7 +655,7 @@ async fn idle_hour(
         &[],
     )
     .await?;
-    let engine = start_engine(scaled_registry, url, org, Some(scale)).await?;
+    let engine = start_engine(scaled_registry, url, org, Some(scale), transport).await?;
     let waited = Instant::now();
     loop {
         let streaming = db
@@ -573,9 +706,11 @@ async fn start_engine(
     url: &str,
     org: &BenchOrg,
     scale: Option<f64>,
+    transport: Transport,
 ) -> Result<Running, CliError> {
     let mut config = EngineConfig::new(url.to_owned());
     config.only = vec!["Account".to_owned()];
+    config.streaming_transport = Some(transport);
     config.lease_retry = Duration::from_millis(200);
     if let Some(scale) = scale {
         config.formula_refresh = Some(Duration::from_secs_f64((3600.0 * scale).max(1.0)));
@@ -592,13 +727,22 @@ async fn start_engine(
     Ok(Running { stop, loops })
 }
 
-/// Waits until the Account mapping is loaded and its catch-up poll done (streaming from then on).
-async fn wait_streaming(db: &tokio_postgres::Client, schema: &'static str) -> Result<(), CliError> {
+/// Waits until the Account mapping is loaded, its catch-up poll done and its channel subscribed
+/// over `transport`.
+async fn wait_streaming(
+    db: &tokio_postgres::Client,
+    schema: &'static str,
+    transport: Transport,
+) -> Result<(), CliError> {
     let states = StateStore::new(schema);
     let started = Instant::now();
     while started.elapsed() < Duration::from_secs(120) {
         if let Some(s) = states.get(db, "Account").await? {
-            if s.is_loaded() && s.last_poll_at.is_some() {
+            if s.is_loaded()
+                && s.last_poll_at.is_some()
+                && s.state == SyncState::Streaming
+                && s.streaming_transport.as_deref() == Some(transport.name())
+            {
                 return Ok(());
             }
             if let Some(error) = s.last_error.filter(|_| s.state == SyncState::Error) {
@@ -607,9 +751,10 @@ async fn wait_streaming(db: &tokio_postgres::Client, schema: &'static str) -> Re
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    Err(CliError::failure(
-        "the engine did not load Account within 120 s (see `forcesync status`)",
-    ))
+    Err(CliError::failure(format!(
+        "the engine did not load Account and stream it over {} within 120 s (see `forcesync status`)",
+        transport.name()
+    )))
 }
 
 fn trigger_names(schema: &str) -> (String, String) {
@@ -714,6 +859,33 @@ mod tests {
             "sent too slowly"
         );
         assert!(!step_held(5_000, 0, 0, 10.0, None));
+    }
+
+    #[test]
+    fn the_ratios_compare_pubsub_with_cometd_figure_by_figure() {
+        let pubsub = Figures {
+            p50_ms: Some(10),
+            p99_ms: Some(40),
+            max_ms: Some(90),
+            highest_rate: Some(5_000.0),
+            burst_seconds: Some(1.0),
+        };
+        let cometd = Figures {
+            p50_ms: Some(20),
+            p99_ms: Some(40),
+            max_ms: Some(0),
+            highest_rate: Some(2_500.0),
+            burst_seconds: None,
+        };
+        let lines = ratio_lines(&pubsub, &cometd);
+        assert_eq!(
+            lines[0],
+            "Pub/Sub / CometD: latency p50 0.50 (pubsub 10 ms, cometd 20 ms), p99 1.00 (40 ms, 40 ms), max 90.00 (90 ms, 0 ms)"
+        );
+        assert_eq!(
+            lines[1],
+            "Pub/Sub / CometD: highest sustained rate 2.00 (5000 vs 2500 changes/s), burst - (1.00 s vs - s)"
+        );
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! The vocabulary they use (`SfType`, `PgType`, `Access`, ...) is `sync_schema::model`'s.
 
 pub use sync_schema::model::{
-    Access, ConflictPolicy, DeleteMode, PgType, SfType, SyncOptions, WriteKind,
+    Access, ConflictPolicy, DeleteMode, PgType, SfType, StreamingTransport, SyncOptions, WriteKind,
 };
 
 /// Connection-wide settings and every mapping, emitted by the code generator as `REGISTRY`.
@@ -12,6 +12,9 @@ pub struct Registry {
     pub api_version: &'static str,
     /// Postgres schema holding the mapped tables and the system tables, e.g. `"salesforce"`.
     pub schema: &'static str,
+    /// The wire protocol change events stream over (`streaming_transport`; Pub/Sub by default,
+    /// falling back to CometD for a run when the org does not offer it).
+    pub streaming_transport: StreamingTransport,
     /// Every mapping, in object-name order.
     pub mappings: &'static [&'static MappingDescriptor],
 }

@@ -22,7 +22,7 @@ pub use body::{flat_body, pg_values_to_sf_body, SfBody};
 pub use change::{ChangeEventHeader, ChangeType};
 pub use descriptor::{
     Access, ConflictPolicy, DeleteMode, FieldDescriptor, MappingDescriptor, PgType, Registry,
-    Relationship, SfType, SyncOptions, WriteKind,
+    Relationship, SfType, StreamingTransport, SyncOptions, WriteKind,
 };
 pub use error::{ConversionError, ConversionErrorKind};
 pub use picklist::{MultiPicklist, Picklist};

@@ -163,6 +163,9 @@ impl Context {
         let (login_url, credentials) = self.sources()?.salesforce()?;
         let mut config = crate::salesforce::Config::new(login_url, credentials);
         config.api_version = self.app.registry.api_version.to_owned();
+        if let Some(url) = self.sources()?.pubsub_url()? {
+            config.pubsub_url = url;
+        }
         Ok(config)
     }
 
@@ -222,7 +225,9 @@ const EXIT_CODES: &str =
 records that differ).\n\
 Settings: SF_LOGIN_URL (default https://login.salesforce.com), SF_CLIENT_ID, SF_CLIENT_SECRET, \
 SF_USERNAME, SF_PASSWORD, SF_JWT_KEY_FILE, SF_REFRESH_TOKEN, DATABASE_URL, \
-FORCESYNC_DEGRADED_POLL_SECONDS (default 10).";
+FORCESYNC_DEGRADED_POLL_SECONDS (default 10), FORCESYNC_PUBSUB_URL (default \
+https://api.pubsub.salesforce.com:7443), FORCESYNC_STREAMING_TRANSPORT (pubsub or cometd; default: \
+forcesync.toml's streaming_transport, pubsub).";
 
 /// Which failed writes `retry` and `ignore` act on.
 #[derive(Debug, Clone, clap::Args)]

@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use crate::adapter::{MappingDescriptor, Registry};
 use crate::engine::allocations::{self, StoredLimit};
-use crate::engine::hub::{ReplayId, Transport};
+use crate::engine::hub::Transport;
 use crate::engine::state::{MappingStatus, StateStore, SyncState};
 use crate::engine::system::quote_ident;
 use crate::salesforce::limits::{Limit, CONCURRENT_CLIENTS, DAILY_DELIVERIES};
@@ -47,8 +47,8 @@ pub struct MappingReport {
     /// Calls made today for this mapping, by kind (`Query`, `Bulk`, `Collections`, …).
     pub api_calls: BTreeMap<String, u64>,
     pub last_error: Option<String>,
-    /// The streaming transport of the last change event applied (`cometd`, `pubsub`), read
-    /// from the form of the stored replay id; `None` before any.
+    /// The transport the mapping streams over now (`pubsub`, `cometd`), as the engine recorded
+    /// when it subscribed the mapping's channel; `None` when the mapping is not streaming.
     pub transport: Option<&'static str>,
 }
 
@@ -109,14 +109,22 @@ impl MappingReport {
             write_errors: status.map_or(0, |s| s.write_errors),
             api_calls,
             last_error: status.and_then(|s| s.last_error.clone()),
-            transport: status
-                .and_then(|s| s.cdc_replay_id.as_ref())
-                .map(|id| match id {
-                    ReplayId::Cometd(_) => Transport::Cometd.name(),
-                    ReplayId::PubSub(_) => Transport::PubSub.name(),
-                }),
+            transport: status.and_then(transport_in_use),
         }
     }
+}
+
+/// The transport a mapping streams over now: the one the engine recorded when it subscribed, while
+/// the mapping is STREAMING (pure).
+pub fn transport_in_use(status: &MappingStatus) -> Option<&'static str> {
+    if status.state != SyncState::Streaming {
+        return None;
+    }
+    status
+        .streaming_transport
+        .as_deref()
+        .and_then(Transport::from_name)
+        .map(Transport::name)
 }
 
 /// Whether a complete load is behind the mapping: marked loaded, or streaming, polling or
@@ -340,10 +348,7 @@ pub fn render_table(reports: &[MappingReport], now: DateTime<Utc>) -> String {
         .filter_map(|r| r.transport.map(|t| format!("{} {t}", r.mapping)))
         .collect();
     if !transports.is_empty() {
-        notes.push(format!(
-            "Streaming transport (of the last change applied): {}",
-            transports.join(", ")
-        ));
+        notes.push(format!("Streaming transport: {}", transports.join(", ")));
     }
     if !notes.is_empty() {
         out.push('\n');
@@ -391,15 +396,58 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn the_table_says_which_transport_streamed_the_last_change() {
+    fn the_table_says_which_transport_each_streaming_mapping_uses() {
         let mut polled = sample();
         polled.mapping = "Opportunity".into();
         polled.transport = None;
-        let table = render_table(&[sample(), polled], sample().last_sync.unwrap());
+        let mut fell_back = sample();
+        fell_back.mapping = "Contact".into();
+        fell_back.transport = Some("cometd");
+        let table = render_table(&[sample(), fell_back, polled], sample().last_sync.unwrap());
         assert!(
-            table.contains("Streaming transport (of the last change applied): Account pubsub\n"),
+            table.contains("Streaming transport: Account pubsub, Contact cometd\n"),
             "{table}"
         );
+    }
+
+    #[test]
+    fn the_transport_in_use_is_the_recorded_one_while_streaming() {
+        let status = |state: SyncState, transport: Option<&str>| MappingStatus {
+            mapping: "Account".into(),
+            table_name: "account".into(),
+            state,
+            message: None,
+            watermark: None,
+            cdc_replay_id: None,
+            streaming_transport: transport.map(str::to_owned),
+            loaded_at: None,
+            load_total: None,
+            load_done: 0,
+            last_poll_at: None,
+            last_change_at: None,
+            last_change_committed_at: None,
+            last_write_at: None,
+            last_error: None,
+            records_read: 0,
+            records_written: 0,
+            write_errors: 0,
+            api_calls: serde_json::json!({}),
+            paused: false,
+        };
+        assert_eq!(
+            transport_in_use(&status(SyncState::Streaming, Some("pubsub"))),
+            Some("pubsub")
+        );
+        assert_eq!(
+            transport_in_use(&status(SyncState::Streaming, Some("cometd"))),
+            Some("cometd")
+        );
+        // Polling (degraded, or a polled mapping): no transport in use.
+        assert_eq!(
+            transport_in_use(&status(SyncState::Polling, Some("pubsub"))),
+            None
+        );
+        assert_eq!(transport_in_use(&status(SyncState::Streaming, None)), None);
     }
 
     #[test]

@@ -33,6 +33,8 @@ pub async fn engine(ctx: &Context, only: Vec<String>) -> Result<Engine, CliError
     if let Some(interval) = ctx.sources()?.degraded_poll()? {
         config.degraded_poll = interval;
     }
+    // `None` leaves forcesync.toml's `streaming_transport` (the registry's) in force.
+    config.streaming_transport = ctx.sources()?.streaming_transport()?;
     let engine = Engine::new(ctx.app.registry, config, salesforce)?;
     let db = ctx.connect().await?;
     if !report::is_migrated(&db, ctx.app.registry.schema).await? {

@@ -14,7 +14,7 @@ use crate::salesforce::{Credentials, Secret};
 pub const DEFAULT_LOGIN_URL: &str = "https://login.salesforce.com";
 
 /// Every setting name the command reads.
-pub const NAMES: [&str; 9] = [
+pub const NAMES: [&str; 11] = [
     "SF_LOGIN_URL",
     "SF_CLIENT_ID",
     "SF_CLIENT_SECRET",
@@ -24,6 +24,8 @@ pub const NAMES: [&str; 9] = [
     "SF_REFRESH_TOKEN",
     "DATABASE_URL",
     "FORCESYNC_DEGRADED_POLL_SECONDS",
+    "FORCESYNC_PUBSUB_URL",
+    "FORCESYNC_STREAMING_TRANSPORT",
 ];
 
 /// A setting that is missing or wrong: which one, and what to do.
@@ -129,6 +131,52 @@ impl Sources {
                 name: name.to_owned(),
                 problem: format!("is {text:?}, not a number of seconds from 1 to 86400"),
                 fix: format!("Set it like {name}=10 (the default) or unset it"),
+            }),
+        }
+    }
+
+    /// `FORCESYNC_PUBSUB_URL`: the Pub/Sub API endpoint change events stream from (`None`:
+    /// Salesforce's, `https://api.pubsub.salesforce.com:7443`).
+    pub fn pubsub_url(&self) -> Result<Option<String>, SettingsError> {
+        let name = "FORCESYNC_PUBSUB_URL";
+        let Some(text) = self.get(name) else {
+            return Ok(None);
+        };
+        let url = text.trim();
+        let rest = url
+            .strip_prefix("https://")
+            .or_else(|| url.strip_prefix("http://"));
+        match rest {
+            Some(host) if !host.is_empty() && !host.contains(char::is_whitespace) => {
+                Ok(Some(url.trim_end_matches('/').to_owned()))
+            }
+            _ => Err(SettingsError {
+                name: name.to_owned(),
+                problem: format!("is {text:?}, not an https:// (or http://) URL"),
+                fix: format!(
+                    "Set it like {name}=https://api.pubsub.salesforce.com:7443 (the default) or unset it"
+                ),
+            }),
+        }
+    }
+
+    /// `FORCESYNC_STREAMING_TRANSPORT`: `pubsub` or `cometd`, overriding `forcesync.toml`'s
+    /// `streaming_transport` for this deployment (`None`: the mappings' setting).
+    pub fn streaming_transport(
+        &self,
+    ) -> Result<Option<crate::adapter::StreamingTransport>, SettingsError> {
+        let name = "FORCESYNC_STREAMING_TRANSPORT";
+        let Some(text) = self.get(name) else {
+            return Ok(None);
+        };
+        match crate::adapter::StreamingTransport::from_name(text.trim()) {
+            Some(transport) => Ok(Some(transport)),
+            None => Err(SettingsError {
+                name: name.to_owned(),
+                problem: format!("is {text:?}, not pubsub or cometd"),
+                fix: format!(
+                    "Set it like {name}=pubsub or {name}=cometd, or unset it to use forcesync.toml's streaming_transport"
+                ),
             }),
         }
     }
@@ -397,6 +445,39 @@ mod tests {
             .contains("SF_PASWORD"));
         assert!(parse_file("DATABASE_URL = ").is_err());
         assert!(parse_file("DATABASE_URL = 5").is_err());
+    }
+
+    #[test]
+    fn the_pubsub_endpoint_is_optional_and_must_be_a_url() {
+        assert_eq!(Sources::default().pubsub_url().unwrap(), None);
+        let set = |v: &str| Sources::from_pairs([("FORCESYNC_PUBSUB_URL", v)]).pubsub_url();
+        assert_eq!(
+            set("http://127.0.0.1:7443/").unwrap().as_deref(),
+            Some("http://127.0.0.1:7443")
+        );
+        assert_eq!(
+            set("https://api.pubsub.salesforce.com:7443")
+                .unwrap()
+                .as_deref(),
+            Some("https://api.pubsub.salesforce.com:7443")
+        );
+        let err = set("api.pubsub.salesforce.com:7443").unwrap_err();
+        assert_eq!(err.name, "FORCESYNC_PUBSUB_URL");
+        assert!(err.to_string().contains("https://"), "{err}");
+    }
+
+    #[test]
+    fn the_streaming_transport_override_names_a_transport() {
+        use crate::adapter::StreamingTransport;
+        assert_eq!(Sources::default().streaming_transport().unwrap(), None);
+        let set = |v: &str| {
+            Sources::from_pairs([("FORCESYNC_STREAMING_TRANSPORT", v)]).streaming_transport()
+        };
+        assert_eq!(set("cometd").unwrap(), Some(StreamingTransport::Cometd));
+        assert_eq!(set("pubsub").unwrap(), Some(StreamingTransport::PubSub));
+        let err = set("grpc").unwrap_err();
+        assert_eq!(err.name, "FORCESYNC_STREAMING_TRANSPORT");
+        assert!(err.to_string().contains("not pubsub or cometd"), "{err}");
     }
 
     #[test]

@@ -66,6 +66,7 @@ impl Refusal {
             }
             StreamError::Closed { message } => (Refusal::Other, message.clone()),
             StreamError::Protocol(message) => (Refusal::Other, message.clone()),
+            StreamError::Unsupported { message } => (Refusal::Other, message.clone()),
             StreamError::ReplayIdUnavailable { .. } | StreamError::Api(_) => return None,
         };
         Some((refusal, message))

@@ -71,9 +71,11 @@ pub struct EngineConfig {
     /// How often the org's streaming allocations are read from `/limits` while a mapping streams
     /// (one API call each; also at start and soon after a refusal).
     pub limits_every: Duration,
-    /// The wire protocol change events stream over (CometD, or the Pub/Sub API at the Salesforce
-    /// client's `pubsub_url`).
-    pub streaming_transport: hub::Transport,
+    /// The wire protocol change events stream over: the Pub/Sub API at the Salesforce client's
+    /// `pubsub_url` (falling back to CometD for the run when the org does not offer it), or
+    /// CometD. `None`: the registry's `streaming_transport` (`forcesync.toml`, Pub/Sub by
+    /// default).
+    pub streaming_transport: Option<hub::Transport>,
 }
 
 impl EngineConfig {
@@ -90,7 +92,7 @@ impl EngineConfig {
             schema_retry: Duration::from_secs(30),
             degraded_poll: degraded::DEFAULT_INTERVAL,
             limits_every: allocations::EVERY,
-            streaming_transport: hub::Transport::default(),
+            streaming_transport: None,
         }
     }
 }
@@ -127,7 +129,7 @@ impl MappingCtx {
         };
         Ok(MappingCtx {
             mapping,
-            hub: hub::StreamHub::new(&client, config.streaming_transport),
+            hub: hub::StreamHub::new(&client, config.streaming_transport.unwrap_or_default()),
             client,
             filter,
             states: StateStore::new(mapping.schema),
@@ -216,13 +218,16 @@ pub struct Engine {
 impl Engine {
     pub fn new(
         registry: &'static Registry,
-        config: EngineConfig,
+        mut config: EngineConfig,
         salesforce: salesforce::Config,
     ) -> Result<Engine, EngineError> {
         let client = Client::new(salesforce)?;
+        let transport = *config
+            .streaming_transport
+            .get_or_insert(registry.streaming_transport);
         Ok(Engine {
             registry,
-            hub: hub::StreamHub::new(&client, config.streaming_transport),
+            hub: hub::StreamHub::new(&client, transport),
             config: Arc::new(config),
             client,
             held: lease::Held::default(),

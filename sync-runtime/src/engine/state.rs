@@ -94,6 +94,9 @@ pub struct MappingStatus {
     /// Where streaming resumes: the replay id of the last change event applied, in the form of
     /// the transport that applied it.
     pub cdc_replay_id: Option<ReplayId>,
+    /// The transport the mapping streams over (`pubsub`, `cometd`), as the engine last
+    /// subscribed its channel; `None` before its first subscription.
+    pub streaming_transport: Option<String>,
     /// When the initial load (or the last reload) committed; `None`: never loaded.
     pub loaded_at: Option<DateTime<Utc>>,
     pub load_total: Option<i64>,
@@ -184,7 +187,7 @@ impl StateStore {
     fn select(&self) -> String {
         format!(
             "SELECT mapping, table_name, state, message, watermark_systemmodstamp, watermark_sfid,
-                    cdc_replay_id, cdc_replay_bytes, loaded_at, load_total, load_done, last_poll_at, last_change_at,
+                    cdc_replay_id, cdc_replay_bytes, streaming_transport, loaded_at, load_total, load_done, last_poll_at, last_change_at,
                     last_change_committed_at, last_write_at, last_error, records_read,
                     records_written, write_errors, api_calls, paused
              FROM {}",
@@ -206,6 +209,32 @@ impl StateStore {
                 self.table
             ),
             &[&mapping, &state.as_str(), &message],
+        )
+        .await
+        .map(drop)
+    }
+
+    /// Moves the mapping to STREAMING over `transport` (`pubsub`, `cometd`), with a message
+    /// (cleared when `None`).
+    pub async fn set_streaming<C: GenericClient>(
+        &self,
+        db: &C,
+        mapping: &str,
+        transport: &str,
+        message: Option<&str>,
+    ) -> Result<(), tokio_postgres::Error> {
+        db.execute(
+            &format!(
+                "UPDATE {} SET state = $2, message = $3, streaming_transport = $4, updated_at = now() \
+                 WHERE mapping = $1",
+                self.table
+            ),
+            &[
+                &mapping,
+                &SyncState::Streaming.as_str(),
+                &message,
+                &transport,
+            ],
         )
         .await
         .map(drop)
@@ -426,6 +455,7 @@ fn status_from_row(row: &tokio_postgres::Row) -> MappingStatus {
             let number: Option<i64> = row.get("cdc_replay_id");
             bytes.map(ReplayId::PubSub).or(number.map(ReplayId::Cometd))
         },
+        streaming_transport: row.get("streaming_transport"),
         loaded_at: row.get("loaded_at"),
         load_total: row.get("load_total"),
         load_done: row.get("load_done"),
@@ -466,6 +496,7 @@ mod tests {
             message: None,
             watermark: None,
             cdc_replay_id: None,
+            streaming_transport: None,
             loaded_at: None,
             load_total: None,
             load_done: 0,

@@ -56,11 +56,17 @@ enum Outcome {
     Refused(StreamError),
 }
 
-/// What an error of the channel means for the loop.
-fn outcome_of(error: StreamError) -> Result<Outcome, EngineError> {
+/// What an error of the channel means for the loop. A Pub/Sub channel found unsupported once it
+/// ran (an endpoint that accepted the stream but is no Pub/Sub API) moves the hub to CometD, like
+/// a refused subscription does.
+fn outcome_of(ctx: &MappingCtx, error: StreamError) -> Result<Outcome, EngineError> {
     match error {
         StreamError::Api(e) => Err(EngineError::Salesforce(e)),
         StreamError::ReplayIdUnavailable { .. } => Ok(Outcome::Again),
+        StreamError::Unsupported { message } => {
+            ctx.hub.fall_back(&message);
+            Ok(Outcome::Again)
+        }
         other => Ok(Outcome::Refused(other)),
     }
 }
@@ -112,7 +118,7 @@ async fn stream(
     let mut events: ChannelEvents = if !status.is_loaded() {
         let events = match ctx.hub.subscribe(&channel, Start::New, capacity).await {
             Ok(events) => events,
-            Err(error) => return outcome_of(error),
+            Err(error) => return outcome_of(ctx, error),
         };
         let report = load::load(ctx, false).await?;
         tracing::info!(
@@ -140,12 +146,20 @@ async fn stream(
         };
         match subscribed {
             Ok(events) => events,
-            Err(error) => return outcome_of(error),
+            Err(error) => return outcome_of(ctx, error),
         }
     };
     *polled_since = false;
+    // Which transport the channel rides on (`forcesync status` shows it), and why it is CometD
+    // when the Pub/Sub API was asked for.
+    let fallback = ctx.hub.fallback();
     ctx.states
-        .set_state(&db, mapping.object, SyncState::Streaming, None)
+        .set_streaming(
+            &db,
+            mapping.object,
+            ctx.hub.transport().name(),
+            fallback.as_deref(),
+        )
         .await?;
 
     let repair_every = Duration::from_secs(u64::from(mapping.sync.poll_seconds.max(1)));
@@ -173,7 +187,7 @@ async fn stream(
                         if matches!(error, StreamError::ReplayIdUnavailable { .. }) {
                             ctx.states.set_replay_id(&db, mapping.object, None).await?;
                         }
-                        return outcome_of(error);
+                        return outcome_of(ctx, error);
                     }
                 }
                 // Take what is already waiting: the rest of this Salesforce transaction, and more
@@ -194,7 +208,7 @@ async fn stream(
                     if matches!(error, StreamError::ReplayIdUnavailable { .. }) {
                         ctx.states.set_replay_id(&db, mapping.object, None).await?;
                     }
-                    return outcome_of(error);
+                    return outcome_of(ctx, error);
                 }
             }
             _ = repair.tick() => {

@@ -151,6 +151,14 @@ CREATE TABLE IF NOT EXISTS {schema}._forcesync_org_limits (
 ALTER TABLE {schema}._forcesync_mapping_state ADD COLUMN IF NOT EXISTS cdc_replay_bytes bytea;
 "#,
     },
+    SystemMigration {
+        name: "0007_streaming_transport",
+        sql: r#"
+-- The transport a streaming mapping's channel rides on (`pubsub`, `cometd`), as the engine last
+-- subscribed it: `forcesync status` shows it.
+ALTER TABLE {schema}._forcesync_mapping_state ADD COLUMN IF NOT EXISTS streaming_transport text;
+"#,
+    },
 ];
 
 /// Applies every system migration not yet applied; returns the names applied now.

@@ -76,6 +76,9 @@ pub enum StreamError {
     Api(SfError),
     /// The server answered something that is not Bayeux.
     Protocol(String),
+    /// The transport is not offered (the Pub/Sub API answering `UNIMPLEMENTED`, or unreachable
+    /// on the first attempts): the engine's hub falls back to CometD for the run.
+    Unsupported { message: String },
 }
 
 impl fmt::Display for StreamError {
@@ -90,6 +93,9 @@ impl fmt::Display for StreamError {
             }
             StreamError::Api(e) => write!(f, "streaming: {e}"),
             StreamError::Protocol(m) => write!(f, "streaming protocol error: {m}"),
+            StreamError::Unsupported { message } => {
+                write!(f, "streaming transport not available: {message}")
+            }
         }
     }
 }

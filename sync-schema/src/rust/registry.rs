@@ -55,6 +55,10 @@ pub(super) fn render_root(catalog: &Catalog) -> TokenStream {
     });
     let api_version = &catalog.settings.api_version;
     let schema = &catalog.settings.schema;
+    let transport = match catalog.settings.streaming_transport {
+        crate::model::StreamingTransport::PubSub => quote!(PubSub),
+        crate::model::StreamingTransport::Cometd => quote!(Cometd),
+    };
     quote! {
         /// Typed Diesel models and sync adapters for every mapped Salesforce object.
         pub mod salesforce {
@@ -67,6 +71,7 @@ pub(super) fn render_root(catalog: &Catalog) -> TokenStream {
             pub static REGISTRY: ::sync_runtime::adapter::Registry = ::sync_runtime::adapter::Registry {
                 api_version: #api_version,
                 schema: #schema,
+                streaming_transport: ::sync_runtime::adapter::StreamingTransport::#transport,
                 mappings: MAPPINGS,
             };
         }

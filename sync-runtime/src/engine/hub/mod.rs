@@ -32,6 +32,15 @@
 //! transport's own form; a stored position of the other transport is refused as unavailable. What
 //! a mapping does when its channel is refused (degraded polling, retry with backoff) is decided
 //! by [`super::degraded`], whatever the transport.
+//!
+//! ## Falling back to CometD
+//!
+//! A hub asked for the Pub/Sub API streams over CometD for the rest of the run when the org does
+//! not offer it: a subscription refused as [`StreamError::Unsupported`] (`UNIMPLEMENTED`, or no
+//! stream could be opened at the endpoint) stops the Pub/Sub task and is made again over CometD.
+//! The replay-position rules still hold: a position stored by the Pub/Sub API means nothing to
+//! CometD, so a mapping resuming from one catches up by polling. [`StreamHub::transport`] is the
+//! transport in use now, [`StreamHub::fallback`] says why it is not the one asked for.
 
 pub mod cometd;
 pub mod pubsub;
@@ -78,25 +87,10 @@ pub struct HubEvent {
 /// One event, or the error that ended the channel.
 pub type Delivery = Result<HubEvent, StreamError>;
 
-/// The wire protocol of a hub.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum Transport {
-    /// CometD long-polling (Streaming API, `/cometd/<version>`).
-    #[default]
-    Cometd,
-    /// The Pub/Sub API (gRPC, Avro) at the client's `Config::pubsub_url`.
-    PubSub,
-}
-
-impl Transport {
-    /// The name `forcesync status` shows (`cometd`, `pubsub`).
-    pub fn name(self) -> &'static str {
-        match self {
-            Transport::Cometd => "cometd",
-            Transport::PubSub => "pubsub",
-        }
-    }
-}
+/// The wire protocol of a hub: CometD long-polling (Streaming API, `/cometd/<version>`), or the
+/// Pub/Sub API (gRPC, Avro) at the client's `Config::pubsub_url` (`forcesync.toml`'s
+/// `streaming_transport`; one definition, the mapping language's).
+pub use crate::adapter::StreamingTransport as Transport;
 
 /// What a mapping asks of the transport task.
 #[derive(Debug)]
@@ -133,7 +127,10 @@ pub struct HubStatus {
 
 struct Inner {
     client: Client,
-    transport: Transport,
+    /// The transport in use: the one asked for, until a fallback to CometD.
+    transport: Mutex<Transport>,
+    /// Why the hub streams over CometD when it was asked for the Pub/Sub API.
+    fallback: Mutex<Option<String>>,
     commands: Mutex<Option<mpsc::UnboundedSender<Command>>>,
     task: Mutex<Option<tokio::task::JoinHandle<()>>>,
     tokens: AtomicU64,
@@ -151,7 +148,7 @@ pub struct StreamHub {
 impl std::fmt::Debug for StreamHub {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("StreamHub")
-            .field("transport", &self.inner.transport)
+            .field("transport", &self.transport())
             .field("status", &*self.inner.status.borrow())
             .finish()
     }
@@ -163,7 +160,8 @@ impl StreamHub {
         StreamHub {
             inner: Arc::new(Inner {
                 client: client.clone(),
-                transport,
+                transport: Mutex::new(transport),
+                fallback: Mutex::new(None),
                 commands: Mutex::new(None),
                 task: Mutex::new(None),
                 tokens: AtomicU64::new(0),
@@ -173,9 +171,15 @@ impl StreamHub {
         }
     }
 
-    /// The wire protocol this hub streams over.
+    /// The wire protocol this hub streams over now.
     pub fn transport(&self) -> Transport {
-        self.inner.transport
+        *self.inner.transport.lock().expect("hub")
+    }
+
+    /// Why the hub streams over CometD although it was asked for the Pub/Sub API (`None`: it
+    /// streams over the transport asked for).
+    pub fn fallback(&self) -> Option<String> {
+        self.inner.fallback.lock().expect("hub").clone()
     }
 
     /// What the client is doing now.
@@ -196,26 +200,55 @@ impl StreamHub {
         from: Start,
         capacity: usize,
     ) -> Result<ChannelEvents, StreamError> {
-        let commands = self.commands()?;
-        let token = self.inner.tokens.fetch_add(1, Ordering::Relaxed) + 1;
-        let (events_tx, events) = mpsc::channel(capacity.max(1));
-        let (ack, acked) = oneshot::channel();
-        commands
-            .send(Command::Subscribe {
-                channel: channel.to_owned(),
-                from,
-                token,
-                events: events_tx,
-                ack,
-            })
-            .map_err(|_| closed())?;
-        acked.await.map_err(|_| closed())??;
-        Ok(ChannelEvents {
-            channel: channel.to_owned(),
-            token,
-            events,
-            commands,
-        })
+        loop {
+            let (commands, transport) = self.commands()?;
+            let token = self.inner.tokens.fetch_add(1, Ordering::Relaxed) + 1;
+            let (events_tx, events) = mpsc::channel(capacity.max(1));
+            let (ack, acked) = oneshot::channel();
+            commands
+                .send(Command::Subscribe {
+                    channel: channel.to_owned(),
+                    from: from.clone(),
+                    token,
+                    events: events_tx,
+                    ack,
+                })
+                .map_err(|_| closed())?;
+            match acked.await.map_err(|_| closed())? {
+                Ok(()) => {
+                    return Ok(ChannelEvents {
+                        channel: channel.to_owned(),
+                        token,
+                        events,
+                        commands,
+                    })
+                }
+                Err(StreamError::Unsupported { message }) if transport == Transport::PubSub => {
+                    self.fall_back(&message);
+                }
+                Err(error) => return Err(error),
+            }
+        }
+    }
+
+    /// Streams over CometD for the rest of the run: the Pub/Sub API is not offered. The Pub/Sub
+    /// task stops (a channel it still carried ends, and its mapping subscribes again, now over
+    /// CometD). Nothing happens when the hub does not stream over the Pub/Sub API.
+    pub fn fall_back(&self, why: &str) {
+        let mut commands = self.inner.commands.lock().expect("hub");
+        let mut transport = self.inner.transport.lock().expect("hub");
+        if *transport != Transport::PubSub {
+            return;
+        }
+        *transport = Transport::Cometd;
+        let reason =
+            format!("the Pub/Sub API is not available ({why}); streaming over CometD for this run");
+        tracing::warn!("{reason}");
+        *self.inner.fallback.lock().expect("hub") = Some(reason);
+        commands.take();
+        if let Some(task) = self.inner.task.lock().expect("hub").take() {
+            task.abort();
+        }
     }
 
     /// Disconnects the client (clean stop), giving its place back; later subscriptions fail.
@@ -234,25 +267,27 @@ impl StreamHub {
         }
     }
 
-    /// The command channel of the running transport task, started when there is none.
-    fn commands(&self) -> Result<mpsc::UnboundedSender<Command>, StreamError> {
+    /// The command channel of the running transport task (started when there is none), and
+    /// its transport.
+    fn commands(&self) -> Result<(mpsc::UnboundedSender<Command>, Transport), StreamError> {
         if self.inner.closed.load(Ordering::SeqCst) {
             return Err(closed());
         }
         let mut commands = self.inner.commands.lock().expect("hub");
+        let transport = self.transport();
         if let Some(sender) = commands.as_ref().filter(|s| !s.is_closed()) {
-            return Ok(sender.clone());
+            return Ok((sender.clone(), transport));
         }
         let (tx, rx) = mpsc::unbounded_channel();
         let client = self.inner.client.clone();
         let status = self.inner.status.clone();
-        let task = match self.inner.transport {
+        let task = match transport {
             Transport::Cometd => tokio::spawn(cometd::drive(client, rx, status)),
             Transport::PubSub => tokio::spawn(pubsub::drive(client, rx, status)),
         };
         *self.inner.task.lock().expect("hub") = Some(task);
         *commands = Some(tx.clone());
-        Ok(tx)
+        Ok((tx, transport))
     }
 }
 

@@ -33,6 +33,7 @@ pub fn stream_error(error: PubSubError) -> StreamError {
             message,
         },
         PubSubError::Refused { message } => StreamError::Refused { message },
+        PubSubError::Unreachable { message } => StreamError::Unsupported { message },
         PubSubError::Api(e) => StreamError::Api(e),
     }
 }

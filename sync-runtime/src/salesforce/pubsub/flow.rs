@@ -35,6 +35,8 @@ pub enum Failure {
     Auth,
     /// The org refuses (an allocation is used up, no access to the topic): fall back to polling.
     Refused,
+    /// The endpoint does not serve the Pub/Sub API (`UNIMPLEMENTED`): stream over CometD.
+    NotOffered,
     /// Worth another try after a backoff (unavailable, internal, the stream ended).
     Retry,
 }
@@ -49,11 +51,11 @@ pub fn classify(code: Code, error_code: &str) -> Failure {
     }
     match code {
         Code::Unauthenticated => Failure::Auth,
+        Code::Unimplemented => Failure::NotOffered,
         Code::InvalidArgument
         | Code::PermissionDenied
         | Code::NotFound
         | Code::ResourceExhausted
-        | Code::Unimplemented
         | Code::FailedPrecondition => Failure::Refused,
         _ => Failure::Retry,
     }
@@ -117,6 +119,7 @@ mod tests {
             Failure::Auth
         );
         assert_eq!(classify(Code::ResourceExhausted, ""), Failure::Refused);
+        assert_eq!(classify(Code::Unimplemented, ""), Failure::NotOffered);
         assert_eq!(
             classify(
                 Code::Unavailable,

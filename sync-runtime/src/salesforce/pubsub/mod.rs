@@ -13,7 +13,10 @@
 //! the last keepalive's position), so nothing is lost or handed out twice; it logs in again when
 //! the session is refused. Two failures end it so the engine can fall back to polling: a replay id
 //! that is corrupt or past retention ([`PubSubError::ReplayIdUnavailable`]) and a refusal
-//! ([`PubSubError::Refused`]).
+//! ([`PubSubError::Refused`]). A third says the org does not offer the API here
+//! ([`PubSubError::Unreachable`]: `UNIMPLEMENTED`, or no stream could be opened in the first
+//! [`PubSubPolicy::first_attempts`] attempts before the endpoint first answered), so the engine
+//! can stream over CometD instead.
 //!
 //! Auth is the `accesstoken`, `instanceurl` and `tenantid` metadata; the org id is read from the
 //! access token (`<15-character org id>!…`), as other Pub/Sub clients do.
@@ -78,6 +81,9 @@ pub enum PubSubError {
     ReplayIdUnavailable { message: String },
     /// The org refuses to stream to us (allocation used up, unknown topic, no access).
     Refused { message: String },
+    /// The Pub/Sub API is not offered at the endpoint (`UNIMPLEMENTED`), or the first attempts
+    /// to open a stream all failed (nothing listening, not gRPC): stream over CometD instead.
+    Unreachable { message: String },
     /// Calls kept failing (network, unavailable, login) beyond the reconnect policy.
     Api(SfError),
 }
@@ -89,6 +95,9 @@ impl fmt::Display for PubSubError {
                 write!(f, "the replay id is no longer available: {message}")
             }
             PubSubError::Refused { message } => write!(f, "Pub/Sub API refused: {message}"),
+            PubSubError::Unreachable { message } => {
+                write!(f, "the Pub/Sub API is not available: {message}")
+            }
             PubSubError::Api(e) => write!(f, "{e}"),
         }
     }
@@ -109,6 +118,9 @@ pub struct PubSubPolicy {
     /// The watchdog: a stream with no event and no keepalive for this long is reconnected
     /// (Salesforce sends a keepalive within 270 s).
     pub silence: Duration,
+    /// Attempts before the endpoint's first answer after which the API counts as unreachable
+    /// ([`PubSubError::Unreachable`]); once it answered, failures follow `reconnect`.
+    pub first_attempts: usize,
 }
 
 impl Default for PubSubPolicy {
@@ -123,6 +135,7 @@ impl Default for PubSubPolicy {
                 ..RetryPolicy::default()
             },
             silence: Duration::from_secs(300),
+            first_attempts: 3,
         }
     }
 }
@@ -171,6 +184,10 @@ pub struct PubSubSubscription {
     failures: usize,
     /// The session generation a refusal was last seen with (log in again once per session).
     refused_session: Option<u64>,
+    /// Whether the endpoint ever answered a `FetchResponse` (before that, failures are probes of
+    /// whether it serves the Pub/Sub API at all: a plain HTTP server accepts the stream and
+    /// fails only its first read).
+    opened: bool,
 }
 
 impl fmt::Debug for PubSubSubscription {
@@ -227,6 +244,7 @@ impl Client {
             schemas: Arc::new(Mutex::new(HashMap::new())),
             failures: 0,
             refused_session: None,
+            opened: false,
         };
         sub.ensure_stream().await?;
         Ok(sub)
@@ -255,6 +273,7 @@ impl PubSubSubscription {
             match tokio::time::timeout(silence, stream.responses.message()).await {
                 Ok(Ok(Some(response))) => {
                     self.failures = 0;
+                    self.opened = true;
                     stream.owed = response.pending_num_requested;
                     if response.events.is_empty() {
                         // A keepalive: everything up to its position was delivered or skipped.
@@ -288,6 +307,18 @@ impl PubSubSubscription {
         match flow::classify(status.code(), &code) {
             Failure::ReplayId => Err(PubSubError::ReplayIdUnavailable { message }),
             Failure::Refused => Err(PubSubError::Refused { message }),
+            Failure::NotOffered => Err(PubSubError::Unreachable {
+                message: format!("{} answered {message}", self.policy.endpoint),
+            }),
+            Failure::Retry if !self.opened && self.failures + 1 >= self.policy.first_attempts => {
+                Err(PubSubError::Unreachable {
+                    message: format!(
+                        "no stream could be opened at {} in {} attempts: {message}",
+                        self.policy.endpoint,
+                        self.failures + 1
+                    ),
+                })
+            }
             Failure::Auth => {
                 let session = self.client.session().await.map_err(PubSubError::Api)?;
                 if self.refused_session == Some(session.generation) {
