@@ -182,16 +182,21 @@ pub async fn gather(
         return Err(ReportError::NotMigrated(registry.schema.to_owned()));
     }
     let states = StateStore::new(registry.schema).all(db).await?;
-    let mut reports = Vec::new();
-    for mapping in registry.mappings.iter().copied() {
-        if !only.is_empty() && !only.iter().any(|m| m.object == mapping.object) {
-            continue;
-        }
-        let counts = counts(db, registry.schema, mapping).await?;
-        let status = states.iter().find(|s| s.mapping == mapping.object);
-        reports.push(MappingReport::new(mapping, status, counts));
-    }
-    Ok(reports)
+    let wanted: Vec<&MappingDescriptor> = registry
+        .mappings
+        .iter()
+        .copied()
+        .filter(|mapping| only.is_empty() || only.iter().any(|m| m.object == mapping.object))
+        .collect();
+    let counts = counts_all(db, registry.schema, &wanted).await?;
+    Ok(wanted
+        .into_iter()
+        .zip(counts)
+        .map(|(mapping, counts)| {
+            let status = states.iter().find(|s| s.mapping == mapping.object);
+            MappingReport::new(mapping, status, counts)
+        })
+        .collect())
 }
 
 /// The org's allocations the engine watches, as last read from `/limits` (empty before the
@@ -245,36 +250,62 @@ pub fn render_limits(limits: &[StoredLimit], now: DateTime<Utc>) -> String {
     out
 }
 
-/// One mapping's counts (rows, pending and failed writes, open read errors, conflicts).
-pub async fn counts(
+/// Every mapping's counts, in the order given, in one statement: one plan and one round trip
+/// however many mappings (the status page's overview asks for all of them every refresh).
+pub async fn counts_all(
     db: &tokio_postgres::Client,
     schema: &str,
-    mapping: &MappingDescriptor,
-) -> Result<Counts, ReportError> {
-    let schema = quote_ident(schema);
-    let row = db
-        .query_one(
-            &format!(
-                "SELECT (SELECT count(*) FROM {table}),
-                        (SELECT count(*) FROM {schema}._trigger_log
-                          WHERE table_name = $1 AND state IN ('NEW', 'PENDING')),
-                        (SELECT count(*) FROM {schema}._trigger_log_archive
-                          WHERE table_name = $1 AND state = 'FAILED'),
-                        (SELECT count(*) FROM {schema}._forcesync_read_errors
-                          WHERE mapping = $2 AND resolved_at IS NULL),
-                        (SELECT count(*) FROM {schema}._forcesync_conflicts WHERE mapping = $2)",
-                table = mapping.qualified_table(),
-            ),
-            &[&mapping.table, &mapping.object],
-        )
-        .await?;
-    Ok(Counts {
-        rows: row.get(0),
-        pending_writes: row.get(1),
-        failed_writes: row.get(2),
-        read_errors: row.get(3),
-        conflicts: row.get(4),
-    })
+    mappings: &[&MappingDescriptor],
+) -> Result<Vec<Counts>, ReportError> {
+    if mappings.is_empty() {
+        return Ok(Vec::new());
+    }
+    let s = quote_ident(schema);
+    let rows: Vec<String> = mappings
+        .iter()
+        .enumerate()
+        .map(|(i, m)| {
+            format!(
+                "SELECT {i} AS i, (SELECT count(*) FROM {table}) AS n",
+                table = m.qualified_table()
+            )
+        })
+        .collect();
+    let tables: Vec<&str> = mappings.iter().map(|m| m.table).collect();
+    let objects: Vec<&str> = mappings.iter().map(|m| m.object).collect();
+    let sql = format!(
+        "WITH r AS ({rows}),
+              m AS (SELECT ord - 1 AS i, t AS table_name, o AS mapping
+                    FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS x(t, o, ord)),
+              pending AS (SELECT table_name, count(*) AS n FROM {s}._trigger_log
+                          WHERE table_name = ANY($1) AND state IN ('NEW', 'PENDING') GROUP BY 1),
+              failed AS (SELECT table_name, count(*) AS n FROM {s}._trigger_log_archive
+                         WHERE table_name = ANY($1) AND state = 'FAILED' GROUP BY 1),
+              errors AS (SELECT mapping, count(*) AS n FROM {s}._forcesync_read_errors
+                         WHERE mapping = ANY($2) AND resolved_at IS NULL GROUP BY 1),
+              conflicts AS (SELECT mapping, count(*) AS n FROM {s}._forcesync_conflicts
+                            WHERE mapping = ANY($2) GROUP BY 1)
+         SELECT m.i, r.n, coalesce(pending.n, 0), coalesce(failed.n, 0), coalesce(errors.n, 0),
+                coalesce(conflicts.n, 0)
+         FROM m JOIN r ON r.i = m.i
+         LEFT JOIN pending ON pending.table_name = m.table_name
+         LEFT JOIN failed ON failed.table_name = m.table_name
+         LEFT JOIN errors ON errors.mapping = m.mapping
+         LEFT JOIN conflicts ON conflicts.mapping = m.mapping
+         ORDER BY m.i",
+        rows = rows.join(" UNION ALL "),
+    );
+    let found = db.query(&sql, &[&tables, &objects]).await?;
+    Ok(found
+        .iter()
+        .map(|row| Counts {
+            rows: row.get(1),
+            pending_writes: row.get(2),
+            failed_writes: row.get(3),
+            read_errors: row.get(4),
+            conflicts: row.get(5),
+        })
+        .collect())
 }
 
 /// `12 s`, `3 min`, `2 h`, `4 d`.

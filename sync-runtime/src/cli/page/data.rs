@@ -158,11 +158,7 @@ async fn rows(
         async { store.all(db).await.map_err(ReportError::from) },
         outgoing(db, registry.schema),
         lock_holders(db),
-        futures_util::future::try_join_all(wanted.iter().map(|m| report::counts(
-            db,
-            registry.schema,
-            m
-        ))),
+        report::counts_all(db, registry.schema, &wanted),
     )?;
     let now = Utc::now();
     let activity = activity::global().lock().ok();
