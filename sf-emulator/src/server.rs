@@ -131,6 +131,12 @@ async fn spawn_server(
             .await
             .map_err(|e| StartError::Other(e.to_string()))?,
         None => tokio::spawn(async move {
+            // Small writes go out at once (as axum-server's HTTPS acceptor also does): without
+            // it, HTTP/2 streams (the Pub/Sub API) wait on Nagle's algorithm and delayed ACKs.
+            use axum::serve::ListenerExt;
+            let listener = listener.tap_io(|tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
             let _ = axum::serve(listener, app)
                 .with_graceful_shutdown(async {
                     let _ = shutdown.await;
