@@ -285,8 +285,9 @@ pub async fn counts_all(
                          WHERE mapping = ANY($2) AND resolved_at IS NULL GROUP BY 1),
               conflicts AS (SELECT mapping, count(*) AS n FROM {s}._forcesync_conflicts
                             WHERE mapping = ANY($2) GROUP BY 1)
-         SELECT m.i, r.n, coalesce(pending.n, 0), coalesce(failed.n, 0), coalesce(errors.n, 0),
-                coalesce(conflicts.n, 0)
+         SELECT r.n AS rows, coalesce(pending.n, 0) AS pending_writes,
+                coalesce(failed.n, 0) AS failed_writes, coalesce(errors.n, 0) AS read_errors,
+                coalesce(conflicts.n, 0) AS conflicts
          FROM m JOIN r ON r.i = m.i
          LEFT JOIN pending ON pending.table_name = m.table_name
          LEFT JOIN failed ON failed.table_name = m.table_name
@@ -299,11 +300,11 @@ pub async fn counts_all(
     Ok(found
         .iter()
         .map(|row| Counts {
-            rows: row.get(1),
-            pending_writes: row.get(2),
-            failed_writes: row.get(3),
-            read_errors: row.get(4),
-            conflicts: row.get(5),
+            rows: row.get("rows"),
+            pending_writes: row.get("pending_writes"),
+            failed_writes: row.get("failed_writes"),
+            read_errors: row.get("read_errors"),
+            conflicts: row.get("conflicts"),
         })
         .collect())
 }

@@ -244,13 +244,12 @@ pub async fn apply_delivered(
     delivered: &[Delivered<'_>],
 ) -> Result<Applied, IngestError> {
     let mapping = ctx.mapping;
-    let payloads = delivered;
     let mut applied = Applied::default();
-    let mut events: Vec<EventRows> = Vec::with_capacity(payloads.len());
+    let mut events: Vec<EventRows> = Vec::with_capacity(delivered.len());
     let mut to_fetch = Vec::new();
     let mut gap_fetch = Vec::new();
     let mut deletes: Vec<(String, Option<NaiveDateTime>)> = Vec::new();
-    for event in payloads {
+    for event in delivered {
         let payload: &Value = event.payload;
         let header = match &event.header {
             Ok(header) => header,

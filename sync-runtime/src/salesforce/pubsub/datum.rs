@@ -377,12 +377,22 @@ impl Reader<'_> {
         i32::try_from(v).map_err(|_| AvroError(format!("{v} does not fit an int")))
     }
 
+    /// Whether `n` elements of at least `min_size` bytes each can be in the bytes left (elements
+    /// of no size, like nulls, are capped at a million).
+    fn fits(&self, n: usize, min_size: usize) -> bool {
+        if min_size == 0 {
+            n <= 1 << 20
+        } else {
+            n.saturating_mul(min_size) <= self.left()
+        }
+    }
+
     /// A length or count, checked against the bytes left (each element takes at least
     /// `min_size` bytes).
     fn count(&mut self, what: &str, min_size: usize) -> Result<usize, AvroError> {
         let n = self.long()?;
         let n = usize::try_from(n).map_err(|_| AvroError(format!("a negative {what} ({n})")))?;
-        if n.saturating_mul(min_size.max(1)) > self.left() && (min_size > 0 || n > 1 << 20) {
+        if !self.fits(n, min_size) {
             return err(format!(
                 "a {what} of {n} with only {} bytes left",
                 self.left()
@@ -420,7 +430,7 @@ impl Reader<'_> {
                 self.long()?; // the block's size in bytes
             }
             let n = usize::try_from(n).map_err(|_| AvroError("a bad block count".into()))?;
-            if n.saturating_mul(min_size.max(1)) > self.left() && (min_size > 0 || n > 1 << 20) {
+            if !self.fits(n, min_size) {
                 return err(format!(
                     "a block of {n} items with only {} bytes left",
                     self.left()
