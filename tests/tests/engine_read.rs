@@ -497,6 +497,73 @@ async fn a_salesforce_change_to_a_field_the_app_also_changed_is_recorded_as_a_co
     assert_eq!((policy.as_str(), decision.as_str()), ("merge", "postgres"));
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_app_change_committing_while_a_salesforce_change_is_applied_is_not_overwritten() {
+    let h = Harness::start().await;
+    let pg = h.pg().await;
+    let mut config = h.engine_config();
+    config.bulk_threshold = u64::MAX;
+    h.engine(config.clone()).migrate().await.unwrap();
+    let ctx = h.ctx("Account", config);
+    engine::load::load(&ctx, false).await.unwrap();
+    let id: String = pg
+        .query_one(
+            "SELECT sfid FROM salesforce.account ORDER BY sfid LIMIT 1",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    // A Salesforce user changes the phone ...
+    h.update("Account", &id, json!({"Phone": "salesforce"}))
+        .await;
+    // ... while the app's transaction changing it too is still open when the engine applies
+    // Salesforce's change.
+    let mut app = h.pg().await;
+    let app_tx = app.transaction().await.unwrap();
+    app_tx
+        .execute(
+            "UPDATE salesforce.account SET phone = 'app' WHERE sfid = $1",
+            &[&id],
+        )
+        .await
+        .unwrap();
+    let (polled, ()) = tokio::join!(engine::poll::poll_once(&ctx, None), async {
+        eventually(WAIT, "the engine waits for the app's row", || async {
+            count(
+                &pg,
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()",
+            )
+            .await
+                > 0
+        })
+        .await;
+        app_tx.commit().await.unwrap();
+    });
+    polled.unwrap();
+
+    // The app's change committed first: it is a pending change the engine sees, and the merge
+    // policy keeps it (and records the conflict) instead of overwriting it unseen.
+    assert_eq!(
+        text(
+            &pg,
+            "SELECT phone FROM salesforce.account WHERE sfid = $1",
+            &id
+        )
+        .await
+        .as_deref(),
+        Some("app")
+    );
+    assert_eq!(
+        count(
+            &pg,
+            "SELECT count(*) FROM salesforce._forcesync_conflicts WHERE field = 'phone' AND decision = 'postgres'",
+        )
+        .await,
+        1
+    );
+}
+
 async fn two_engines_on_one_database_run_each_mapping_once(transport: Transport) {
     let h = Harness::start().await;
     let pg = h.pg().await;
@@ -1584,27 +1651,29 @@ async fn a_corrupt_pubsub_replay_id_falls_back_to_catching_up_by_polling() {
     let (stop, task) = run_engine_over(&h, &["Account"], Transport::PubSub);
     wait_state(&pg, "Account", SyncState::Streaming).await;
     let id = h.create("Account", json!({"Name": "Streamed first"})).await;
-    eventually(WAIT, "the first change arrives", || async {
-        text(
-            &pg,
-            "SELECT name FROM salesforce.account WHERE sfid = $1",
-            &id,
-        )
-        .await
-        .is_some()
+    // The create may reach Postgres first by a repair poll; the stream's own delivery is what
+    // stores a Pub/Sub replay id, so wait for that.
+    eventually(WAIT, "the first change is streamed", || async {
+        let stored: Option<Vec<u8>> = pg
+            .query_one(
+                "SELECT cdc_replay_bytes FROM salesforce._forcesync_mapping_state WHERE mapping = 'Account'",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        stored.is_some()
+            && text(
+                &pg,
+                "SELECT name FROM salesforce.account WHERE sfid = $1",
+                &id,
+            )
+            .await
+            .is_some()
     })
     .await;
     stop.send(true).unwrap();
     task.await.unwrap();
-    let stored: Option<Vec<u8>> = pg
-        .query_one(
-            "SELECT cdc_replay_bytes FROM salesforce._forcesync_mapping_state WHERE mapping = 'Account'",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
-    assert!(stored.is_some(), "the Pub/Sub replay id is stored");
 
     // The stored position is damaged (or past retention: the org answers the same way), and a
     // change is made while the engine is down.

@@ -102,6 +102,8 @@ pub async fn apply_records(
     if !rows.is_empty() {
         let sfids: Vec<String> = rows.iter().map(|r| r.sfid.clone()).collect();
         let keys_before = apply::parent_keys(tx, mapping, &ctx.children, &sfids).await?;
+        let locked: Vec<&str> = sfids.iter().map(String::as_str).collect();
+        lock_app_rows(ctx, tx, &locked).await?;
         let (rows, conflicts) = settle_conflicts(ctx, tx, rows, None).await?;
         applied.conflicts += conflicts;
         applied.upserted += apply::upsert_rows(tx, mapping, rows).await?;
@@ -345,6 +347,7 @@ pub async fn apply_delivered(
         .flat_map(|e| e.full.iter().chain(&e.partial))
         .map(|r| r.sfid.as_str())
         .collect();
+    lock_app_rows(ctx, tx, &written).await?;
     let pending = with_pending_changes(ctx, tx, &written).await?;
     let mut full = Vec::new();
     let mut partial = Vec::new();
@@ -464,6 +467,32 @@ fn distinct(ids: Vec<String>) -> Vec<String> {
 
 /// Which of these records have unsent application changes (`_trigger_log` entries not yet
 /// sent): one query for a batch. Read-only mappings have none.
+/// Locks the app's rows a Salesforce change is about to write, in `id` order, before their
+/// pending changes are read: an app transaction changing one of them either committed before
+/// (its change is pending and settled as a conflict) or waits until this transaction commits (and
+/// its change is captured against the new values). Without it, an app change committing between
+/// the pending check and the write would be overwritten unseen in Postgres while still being
+/// sent to Salesforce. Read-only mappings have no app changes to keep.
+async fn lock_app_rows(
+    ctx: &MappingCtx,
+    tx: &Transaction<'_>,
+    sfids: &[&str],
+) -> Result<(), IngestError> {
+    let mapping = ctx.mapping;
+    if !mapping.is_read_write() || sfids.is_empty() {
+        return Ok(());
+    }
+    tx.query_typed(
+        &format!(
+            "SELECT 1 FROM {} WHERE sfid = ANY($1) ORDER BY id FOR NO KEY UPDATE",
+            apply::qualified(mapping)
+        ),
+        &[(&sfids, Type::VARCHAR_ARRAY)],
+    )
+    .await?;
+    Ok(())
+}
+
 async fn with_pending_changes(
     ctx: &MappingCtx,
     tx: &Transaction<'_>,
