@@ -1184,6 +1184,75 @@ async fn parent_and_children_in_one_transaction(writer: WriterConfig) {
     }
 }
 
+/// Salesforce publishes a create's change event when it commits, before the writer has its
+/// answer: the event usually arrives before the `sfid` is written back. The app's row still ends
+/// with what only Salesforce sets on create, and stays one row.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_row_the_app_inserted_gets_what_salesforce_set_even_when_the_create_event_comes_first() {
+    use forcesync_tests::engine::{eventually, Harness};
+
+    let h = Harness::start().await;
+    let sync = syncing(&h, &["Account"], fast()).await;
+    let app = h.pg().await;
+    eventually(DRAIN, "the engine streams accounts", || async {
+        app.query_one(
+            "SELECT count(*) FROM salesforce._forcesync_mapping_state \
+             WHERE mapping = 'Account' AND state = 'STREAMING'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get::<_, i64>(0)
+            == 1
+    })
+    .await;
+    // The writer's write-back of a new sfid takes half a second: the create's event is applied
+    // first, every time.
+    app.batch_execute(
+        "CREATE FUNCTION salesforce.slow_write_back() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN
+           IF current_setting('forcesync.engine', true) = 'on' AND OLD.sfid IS NULL
+              AND NEW.sfid IS NOT NULL THEN
+             PERFORM pg_sleep(0.5);
+           END IF;
+           RETURN NEW;
+         END $$;
+         CREATE TRIGGER slow_write_back BEFORE UPDATE ON salesforce.account
+           FOR EACH ROW EXECUTE FUNCTION salesforce.slow_write_back();",
+    )
+    .await
+    .unwrap();
+    let id = insert_account(&app, "Event First Co").await;
+    eventually(
+        DRAIN,
+        "the row has the sfid and Salesforce's own fields",
+        || async {
+            app.query_one(
+                "SELECT sfid IS NOT NULL AND systemmodstamp IS NOT NULL AND createddate IS NOT NULL \
+                 FROM salesforce.account WHERE id = $1",
+                &[&id],
+            )
+            .await
+            .unwrap()
+            .get::<_, bool>(0)
+        },
+    )
+    .await;
+    let rows: i64 = app
+        .query_one(
+            "SELECT count(*) FROM salesforce.account WHERE name = 'Event First Co'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(rows, 1, "one row for the record");
+    sync.stop.send(true).unwrap();
+    for task in sync.tasks {
+        task.await.unwrap();
+    }
+}
+
 /// A client whose calls give up after `timeout` (a request Salesforce is slow to answer ends
 /// ambiguous: it may have been applied).
 fn impatient_client(base_url: &str, timeout: Duration) -> Client {

@@ -246,6 +246,7 @@ pub async fn apply_delivered(
     delivered: &[Delivered<'_>],
 ) -> Result<Applied, IngestError> {
     let mapping = ctx.mapping;
+    await_own_creates(ctx, tx, delivered).await?;
     let mut applied = Applied::default();
     let mut events: Vec<EventRows> = Vec::with_capacity(delivered.len());
     let mut to_fetch = Vec::new();
@@ -521,6 +522,73 @@ async fn with_pending_changes(
         .iter()
         .map(|r| r.get(0))
         .collect())
+}
+
+/// How long the read path waits for the writer to write back the `sfid` of a record it has just
+/// created, when the create's change event arrives first.
+const OWN_CREATE_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The change event of a record forcesync's writer created is published when Salesforce commits,
+/// before the writer has the answer; it often arrives before the writer has stored the new
+/// `sfid` on the app's row. Dropping it would leave the row without what only Salesforce sets
+/// (`systemmodstamp`, `createddate`, defaults, formulas) until the record next changes, so while
+/// such records are unknown and the writer has creates being sent, this waits (polling, before
+/// the transaction has written or locked anything) for the write-back, at most
+/// [`OWN_CREATE_WAIT`]; then [`claim_own_creates`] decides as before.
+async fn await_own_creates(
+    ctx: &MappingCtx,
+    tx: &Transaction<'_>,
+    delivered: &[Delivered<'_>],
+) -> Result<(), IngestError> {
+    let mapping = ctx.mapping;
+    if !mapping.is_read_write() {
+        return Ok(());
+    }
+    let created: Vec<&str> = delivered
+        .iter()
+        .filter_map(|event| event.header.as_ref().ok())
+        .filter(|header| {
+            header.change_type == ChangeType::Create
+                && header.entity_name.eq_ignore_ascii_case(mapping.object)
+                && ctx.is_own_origin(&header.change_origin)
+        })
+        .flat_map(|header| header.record_ids.iter().map(String::as_str))
+        .collect();
+    if created.is_empty() {
+        return Ok(());
+    }
+    let check = format!(
+        "SELECT EXISTS (SELECT 1 FROM unnest($1::text[]) AS c(sfid) \
+                        WHERE NOT EXISTS (SELECT 1 FROM {table} t WHERE t.sfid = c.sfid)) \
+                AND EXISTS (SELECT 1 FROM {schema}._forcesync_write_journal \
+                            WHERE mapping = $2 AND kind IN ('create', 'upsert') AND state = '{sending}')",
+        table = apply::qualified(mapping),
+        schema = quote_ident(mapping.schema),
+        sending = crate::engine::writer::store::SENDING,
+    );
+    let deadline = tokio::time::Instant::now() + OWN_CREATE_WAIT;
+    loop {
+        let waiting: bool = tx
+            .query_typed(
+                &check,
+                &[(&created, Type::TEXT_ARRAY), (&mapping.object, Type::TEXT)],
+            )
+            .await?[0]
+            .get(0);
+        if !waiting {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() >= deadline {
+            tracing::warn!(
+                mapping = mapping.object,
+                "the writer has not written back the sfid of a record it created {}s after \
+                 Salesforce published its creation; its change event is left to the writer",
+                OWN_CREATE_WAIT.as_secs()
+            );
+            return Ok(());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
 }
 
 /// The change event of a record forcesync's writer created can arrive before the writer has
