@@ -6,6 +6,7 @@ mod adopt;
 mod load;
 mod org;
 mod page;
+mod page_open;
 mod stream;
 mod write;
 

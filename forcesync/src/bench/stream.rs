@@ -38,6 +38,7 @@ use sync_runtime::engine::{Engine, EngineConfig};
 use tokio::sync::{mpsc, watch};
 
 use super::org::{require_empty, BenchOrg, Calls};
+use super::page_open::PageOpen;
 use crate::demo;
 use crate::sf_user::SfUser;
 
@@ -94,6 +95,12 @@ pub fn command() -> clap::Command {
                 .value_parser(clap::value_parser!(u64).range(0..=3600)),
         )
         .arg(
+            clap::Arg::new("page-open")
+                .long("page-open")
+                .help("After the run at --rate, the same run again with the status page open (the overview and the mapping's page, refreshed every 2 s as a browser does); prints both and the ratio")
+                .action(clap::ArgAction::SetTrue),
+        )
+        .arg(
             clap::Arg::new("transport")
                 .long("transport")
                 .value_name("T")
@@ -113,6 +120,7 @@ pub fn run(ctx: &Context, sub: &clap::ArgMatches) -> Result<(), CliError> {
         max_rate_seconds: *sub.get_one::<u64>("max-rate-seconds").expect("defaulted"),
         burst: *sub.get_one::<u64>("burst").expect("defaulted"),
         idle_seconds: idle,
+        page_open: sub.get_flag("page-open"),
         transports: match sub.get_one::<String>("transport") {
             Some(name) => vec![Transport::from_name(name).expect("checked by clap")],
             None => vec![Transport::PubSub, Transport::Cometd],
@@ -134,6 +142,8 @@ struct Plan {
     /// Accounts created at once (0: no burst).
     burst: u64,
     idle_seconds: u64,
+    /// The run at `rate` again with the status page open.
+    page_open: bool,
     /// Measured one after the other, each with an engine of its own.
     transports: Vec<Transport>,
 }
@@ -185,6 +195,29 @@ pub fn ratio_lines(pubsub: &Figures, cometd: &Figures) -> Vec<String> {
         "ratios: latency and burst below 1 = Pub/Sub faster; sustained rate above 1 = Pub/Sub holds more (target: Pub/Sub no worse on each)"
             .to_owned(),
     ]
+}
+
+/// Latency with the status page open against the run just before without it (pure): unchanged
+/// when p99 is within 10% or 5 ms of it, whichever is more.
+pub fn page_open_line(without: &Figures, with: &Figures, committed: usize, served: u64) -> String {
+    let verdict = match (without.p99_ms, with.p99_ms) {
+        (Some(a), Some(b)) => {
+            let ratio = b as f64 / (a.max(1)) as f64;
+            let same = b <= a + (a / 10).max(5);
+            format!(
+                "p99 {ratio:.2}x without it: {}",
+                if same { "unchanged" } else { "slower" }
+            )
+        }
+        _ => "no p99 to compare".to_owned(),
+    };
+    format!(
+        "with the status page open ({served} pages served, refreshed every {} s): {committed} committed, p50 {} ms, p99 {} ms, max {} ms; {verdict}",
+        super::page_open::REFRESH.as_secs(),
+        show(with.p50_ms),
+        show(with.p99_ms),
+        show(with.max_ms),
+    )
 }
 
 fn show(v: Option<i64>) -> String {
@@ -422,6 +455,22 @@ async fn measure_over(
         max_ms: run.latencies.last().copied(),
         ..Figures::default()
     };
+    if plan.page_open {
+        let page = PageOpen::start(url, registry, mapping.object).await?;
+        let mut open = sustained(user, &sfids, next_seq, rate, seconds, notifications).await?;
+        let served = page.stop().await?;
+        open.latencies.sort_unstable();
+        let with = Figures {
+            p50_ms: percentile(&open.latencies, 50.0),
+            p99_ms: percentile(&open.latencies, 99.0),
+            max_ms: open.latencies.last().copied(),
+            ..Figures::default()
+        };
+        println!(
+            "{}",
+            page_open_line(&figures, &with, open.latencies.len(), served)
+        );
+    }
 
     if plan.max_rate_seconds > 0 {
         let mut highest = step_held(
@@ -842,6 +891,40 @@ async fn listen(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_page_open_line_compares_p99_with_the_run_without_the_page() {
+        let without = Figures {
+            p50_ms: Some(3),
+            p99_ms: Some(40),
+            max_ms: Some(60),
+            ..Figures::default()
+        };
+        let same = Figures {
+            p99_ms: Some(44),
+            ..without
+        };
+        let line = page_open_line(&without, &same, 10_000, 42);
+        assert!(line.contains("42 pages served"), "{line}");
+        assert!(line.contains("p99 44 ms"), "{line}");
+        assert!(line.ends_with("p99 1.10x without it: unchanged"), "{line}");
+        let slower = Figures {
+            p99_ms: Some(80),
+            ..without
+        };
+        assert!(page_open_line(&without, &slower, 1, 2).ends_with("2.00x without it: slower"));
+        // Small figures: within 5 ms is the same.
+        let quick = Figures {
+            p99_ms: Some(4),
+            ..without
+        };
+        let jitter = Figures {
+            p99_ms: Some(8),
+            ..without
+        };
+        assert!(page_open_line(&quick, &jitter, 1, 2).ends_with("unchanged"));
+        assert!(page_open_line(&Figures::default(), &jitter, 1, 2).ends_with("no p99 to compare"));
+    }
 
     #[test]
     fn a_ladder_step_holds_only_when_every_change_arrived_in_time_at_the_asked_rate() {

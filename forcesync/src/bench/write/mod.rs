@@ -20,6 +20,7 @@ use sync_runtime::cli::{migrate, runtime, CliError, Context};
 use sync_runtime::engine::writer::{Target, WriterConfig};
 use sync_runtime::salesforce::Client;
 
+use super::page_open::PageOpen;
 use crate::demo;
 
 /// Targets the figures are printed against.
@@ -66,6 +67,12 @@ pub fn command() -> clap::Command {
                 .default_value("60")
                 .value_parser(clap::value_parser!(u32)),
         )
+        .arg(
+            clap::Arg::new("page-open")
+                .long("page-open")
+                .help("Each run again with the status page open (the overview and the mapping's page, refreshed every 2 s as a browser does); prints both and the ratio")
+                .action(clap::ArgAction::SetTrue),
+        )
 }
 
 /// What to run.
@@ -75,6 +82,7 @@ struct Plan {
     rate: u32,
     seconds: u32,
     bulk_threshold: Option<usize>,
+    page_open: bool,
 }
 
 /// Runs it.
@@ -84,6 +92,7 @@ pub fn run(ctx: &Context, sub: &clap::ArgMatches) -> Result<(), CliError> {
         rate: *sub.get_one::<u32>("rate").expect("defaulted"),
         seconds: *sub.get_one::<u32>("seconds").expect("defaulted"),
         bulk_threshold: sub.get_one::<usize>("bulk-threshold").copied(),
+        page_open: sub.get_flag("page-open"),
     };
     let (cluster, url) = demo::database(ctx)?;
     migrate::app_migrations(&url, ctx.app.migrations, false)?;
@@ -164,6 +173,32 @@ pub fn latency_line(l: &Latency, rate: u32, seconds: u32) -> String {
     )
 }
 
+/// The writer's throughput with the status page open against the run without it (pure):
+/// unchanged within 10%.
+pub fn page_open_throughput_line(without: &Throughput, with: &Throughput, served: u64) -> String {
+    let ratio = with.records_per_second() / without.records_per_second().max(f64::EPSILON);
+    format!(
+        "with the status page open ({served} pages served): {:.0} records/s, {ratio:.2}x without it: {}",
+        with.records_per_second(),
+        if ratio >= 0.9 { "unchanged" } else { "slower" }
+    )
+}
+
+/// The writer's latency with the status page open against the run without it (pure):
+/// unchanged when p99 is within 10% or 5 ms of it, whichever is more.
+pub fn page_open_latency_line(without: &Latency, with: &Latency, served: u64) -> String {
+    let ratio = with.p99_ms / without.p99_ms.max(f64::EPSILON);
+    let same = with.p99_ms <= without.p99_ms + (without.p99_ms / 10.0).max(5.0);
+    format!(
+        "latency with the status page open ({served} pages served, {} writes): p50 {:.1} ms  p99 {:.1} ms  max {:.1} ms; p99 {ratio:.2}x without it: {}",
+        with.writes,
+        with.p50_ms,
+        with.p99_ms,
+        with.max_ms,
+        if same { "unchanged" } else { "slower" }
+    )
+}
+
 async fn write(ctx: &Context, url: &str, plan: Plan) -> Result<(), CliError> {
     let registry = ctx.app.registry;
     migrate::system_migrations(url, registry).await?;
@@ -201,23 +236,53 @@ async fn write(ctx: &Context, url: &str, plan: Plan) -> Result<(), CliError> {
         println!("{l}");
     }
     println!("{}", floor_line(&floor, &baseline));
+    if plan.page_open {
+        let page = PageOpen::start(url, registry, mapping.object).await?;
+        let insert = format!(
+            "INSERT INTO {} (name) SELECT 'Bench page ' || g FROM generate_series(1, {records}) g",
+            mapping.qualified_table()
+        );
+        let open = writer_throughput(url, registry.schema, target(), config.clone(), &insert)
+            .await
+            .map_err(|e| CliError::failure(format!("writer: {e}")))?;
+        let served = page.stop().await?;
+        println!("{}", line("forcesync writer, status page open", &open));
+        println!("{}", page_open_throughput_line(&writer, &open, served));
+    }
     if plan.seconds > 0 {
         let single = format!(
             "INSERT INTO {} (name) VALUES ('Latency')",
             mapping.qualified_table()
         );
+        let duration = Duration::from_secs(u64::from(plan.seconds));
         let latency = writer_latency(
             url,
             registry.schema,
             target(),
-            config,
+            config.clone(),
             &single,
             plan.rate,
-            Duration::from_secs(u64::from(plan.seconds)),
+            duration,
         )
         .await
         .map_err(|e| CliError::failure(format!("writer: {e}")))?;
         println!("{}", latency_line(&latency, plan.rate, plan.seconds));
+        if plan.page_open {
+            let page = PageOpen::start(url, registry, mapping.object).await?;
+            let open = writer_latency(
+                url,
+                registry.schema,
+                target(),
+                config,
+                &single,
+                plan.rate,
+                duration,
+            )
+            .await
+            .map_err(|e| CliError::failure(format!("writer: {e}")))?;
+            let served = page.stop().await?;
+            println!("{}", page_open_latency_line(&latency, &open, served));
+        }
     }
     tokio::time::timeout(Duration::from_secs(10), emulator.stop())
         .await
@@ -228,6 +293,48 @@ async fn write(ctx: &Context, url: &str, plan: Plan) -> Result<(), CliError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_page_open_lines_compare_with_the_runs_without_the_page() {
+        let without = Throughput {
+            records: 100_000,
+            seconds: 5.0,
+            calls: 500,
+        };
+        let with = Throughput {
+            seconds: 5.2,
+            ..without
+        };
+        let line = page_open_throughput_line(&without, &with, 8);
+        assert!(line.contains("8 pages served"), "{line}");
+        assert!(
+            line.ends_with("19231 records/s, 0.96x without it: unchanged"),
+            "{line}"
+        );
+        let slow = Throughput {
+            seconds: 7.0,
+            ..without
+        };
+        assert!(page_open_throughput_line(&without, &slow, 8).ends_with("slower"));
+        let base = Latency {
+            writes: 30_000,
+            p50_ms: 20.0,
+            p99_ms: 40.0,
+            max_ms: 90.0,
+        };
+        let same = Latency {
+            p99_ms: 44.0,
+            ..base
+        };
+        let line = page_open_latency_line(&base, &same, 60);
+        assert!(line.contains("p99 44.0 ms"), "{line}");
+        assert!(line.ends_with("p99 1.10x without it: unchanged"), "{line}");
+        let slow = Latency {
+            p99_ms: 60.0,
+            ..base
+        };
+        assert!(page_open_latency_line(&base, &slow, 60).ends_with("slower"));
+    }
 
     #[test]
     fn a_result_line_shows_records_time_rate_and_calls() {
