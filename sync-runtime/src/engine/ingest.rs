@@ -20,7 +20,7 @@ use super::MappingCtx;
 use crate::adapter::{
     hstore, ChangeEventHeader, ChangeType, FieldDescriptor, MappingDescriptor, PgType,
 };
-use crate::salesforce::SfError;
+use crate::salesforce::{backoff, SfError};
 
 /// What a batch did, for counters and the live feed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -474,6 +474,11 @@ fn distinct(ids: Vec<String>) -> Vec<String> {
 /// its change is captured against the new values). Without it, an app change committing between
 /// the pending check and the write would be overwritten unseen in Postgres while still being
 /// sent to Salesforce. Read-only mappings have no app changes to keep.
+///
+/// The app's own multi-row statements lock rows in their scan order, so the two can wait on each
+/// other. The engine gives way, never the app: it waits at most [`LOCK_WAIT`] for the rows (well
+/// under Postgres' `deadlock_timeout`, after which the app's statement would be the one
+/// cancelled), then lets go of what it locked and tries again.
 async fn lock_app_rows(
     ctx: &MappingCtx,
     tx: &Transaction<'_>,
@@ -483,16 +488,51 @@ async fn lock_app_rows(
     if !mapping.is_read_write() || sfids.is_empty() {
         return Ok(());
     }
-    tx.query_typed(
-        &format!(
-            "SELECT 1 FROM {} WHERE sfid = ANY($1) ORDER BY id FOR NO KEY UPDATE",
-            apply::qualified(mapping)
-        ),
-        &[(&sfids, Type::VARCHAR_ARRAY)],
-    )
+    let lock = format!(
+        "SELECT 1 FROM {} WHERE sfid = ANY($1) ORDER BY id FOR NO KEY UPDATE",
+        apply::qualified(mapping)
+    );
+    tx.batch_execute(&format!(
+        "SET LOCAL lock_timeout = {}",
+        LOCK_WAIT.as_millis()
+    ))
     .await?;
+    let mut attempt: u32 = 0;
+    loop {
+        tx.batch_execute("SAVEPOINT forcesync_lock").await?;
+        match tx
+            .query_typed(&lock, &[(&sfids, Type::VARCHAR_ARRAY)])
+            .await
+        {
+            Ok(_) => break,
+            Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::LOCK_NOT_AVAILABLE) => {
+                tx.batch_execute("ROLLBACK TO SAVEPOINT forcesync_lock")
+                    .await?;
+                attempt += 1;
+                if attempt % 50 == 0 {
+                    tracing::info!(
+                        mapping = mapping.object,
+                        "waiting for the app's transactions on rows a Salesforce change writes"
+                    );
+                }
+                tokio::time::sleep(backoff::delay(
+                    std::time::Duration::from_millis(10),
+                    std::time::Duration::from_millis(200),
+                    attempt,
+                    backoff::random_share(),
+                ))
+                .await;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    tx.batch_execute("RELEASE SAVEPOINT forcesync_lock; SET LOCAL lock_timeout TO DEFAULT")
+        .await?;
     Ok(())
 }
+
+/// How long the read path waits for an app's row lock before letting go and trying again.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_millis(200);
 
 async fn with_pending_changes(
     ctx: &MappingCtx,
