@@ -15,6 +15,8 @@ pub const REFRESH: Duration = Duration::from_secs(2);
 
 /// The page being served and refreshed.
 pub struct PageOpen {
+    /// Closes the tabs (first, so that no request is cut off), then stops serving.
+    close: watch::Sender<bool>,
     stop: watch::Sender<bool>,
     browser: tokio::task::JoinHandle<Result<u64, String>>,
 }
@@ -27,13 +29,14 @@ impl PageOpen {
         mapping: &str,
     ) -> Result<Self, CliError> {
         let (stop, shutdown) = watch::channel(false);
+        let (close, mut closed) = watch::channel(false);
         let page = Page::new(url.to_owned(), registry, Guard::new(None), None);
         let addr = server::serve(
             "127.0.0.1:0".parse().expect("an address"),
             url.to_owned(),
             registry,
             Some(page),
-            shutdown.clone(),
+            shutdown,
         )
         .await
         .map_err(|e| CliError::failure(format!("cannot listen: {e}")))?;
@@ -49,7 +52,6 @@ impl PageOpen {
                 format!("/mappings/{mapping}?part=live"),
             ),
         ];
-        let mut shutdown = shutdown;
         let browser = tokio::spawn(async move {
             let get = |path: String| {
                 let http = http.clone();
@@ -76,19 +78,25 @@ impl PageOpen {
                             served += 1;
                         }
                     }
-                    _ = shutdown.changed() => return Ok(served),
+                    _ = closed.changed() => return Ok(served),
                 }
             }
         });
-        Ok(Self { stop, browser })
+        Ok(Self {
+            close,
+            stop,
+            browser,
+        })
     }
 
     /// Closes the tabs and stops serving; the number of pages served, or why one failed.
     pub async fn stop(self) -> Result<u64, CliError> {
-        let _ = self.stop.send(true);
-        self.browser
+        let _ = self.close.send(true);
+        let served = self
+            .browser
             .await
-            .map_err(|e| CliError::failure(format!("the page's browser: {e}")))?
-            .map_err(|e| CliError::failure(format!("the status page failed: {e}")))
+            .map_err(|e| CliError::failure(format!("the page's browser: {e}")));
+        let _ = self.stop.send(true);
+        served?.map_err(|e| CliError::failure(format!("the status page failed: {e}")))
     }
 }

@@ -237,11 +237,16 @@ async fn write(ctx: &Context, url: &str, plan: Plan) -> Result<(), CliError> {
     }
     println!("{}", floor_line(&floor, &baseline));
     if plan.page_open {
+        // The same run on the same table: the first run's rows leave it (as an engine write, so
+        // nothing is sent to Salesforce) before the second.
+        let db = sync_runtime::engine::connect(url).await?;
+        db.batch_execute(&format!(
+            "BEGIN; SET LOCAL forcesync.engine = 'on'; DELETE FROM {t} WHERE name LIKE 'Bench %'; COMMIT; \
+             VACUUM ANALYZE {t}",
+            t = mapping.qualified_table()
+        ))
+        .await?;
         let page = PageOpen::start(url, registry, mapping.object).await?;
-        let insert = format!(
-            "INSERT INTO {} (name) SELECT 'Bench page ' || g FROM generate_series(1, {records}) g",
-            mapping.qualified_table()
-        );
         let open = writer_throughput(url, registry.schema, target(), config.clone(), &insert)
             .await
             .map_err(|e| CliError::failure(format!("writer: {e}")))?;
