@@ -16,11 +16,11 @@ use super::apply::{self, EventChange, Row};
 use super::conflict::{self, IncomingChange, PendingChange, Winner};
 use super::filter::Verdict;
 use super::system::quote_ident;
-use super::MappingCtx;
+use super::{EngineError, MappingCtx};
 use crate::adapter::{
     hstore, ChangeEventHeader, ChangeType, FieldDescriptor, MappingDescriptor, PgType,
 };
-use crate::salesforce::{backoff, SfError};
+use crate::salesforce::backoff;
 
 /// What a batch did, for counters and the live feed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -56,15 +56,6 @@ impl Applied {
     }
 }
 
-/// An error of the read path: Postgres (retry the batch) or Salesforce (classified).
-#[derive(Debug, thiserror::Error)]
-pub enum IngestError {
-    #[error("Postgres: {}", crate::engine::db::describe(.0))]
-    Postgres(#[from] tokio_postgres::Error),
-    #[error("Salesforce: {0}")]
-    Salesforce(#[from] SfError),
-}
-
 /// Who changed the record in Salesforce, for conflict handling.
 #[derive(Debug, Clone, Copy)]
 pub struct Origin {
@@ -80,7 +71,7 @@ pub async fn apply_records(
     ctx: &MappingCtx,
     tx: &Transaction<'_>,
     records: &[Value],
-) -> Result<Applied, IngestError> {
+) -> Result<Applied, EngineError> {
     let mapping = ctx.mapping;
     let mut applied = Applied::default();
     let mut rows = Vec::new();
@@ -133,7 +124,7 @@ pub async fn refetch(
     tx: &Transaction<'_>,
     sfids: &[String],
     missing_are_deleted: bool,
-) -> Result<Applied, IngestError> {
+) -> Result<Applied, EngineError> {
     if sfids.is_empty() {
         return Ok(Applied::default());
     }
@@ -167,7 +158,7 @@ pub async fn refetch(
 
 /// Records by Id through SOQL (relationship paths are not taken by sObject Collections
 /// retrieve), 200 Ids per query.
-async fn query_by_ids(ctx: &MappingCtx, sfids: &[String]) -> Result<Vec<Value>, IngestError> {
+async fn query_by_ids(ctx: &MappingCtx, sfids: &[String]) -> Result<Vec<Value>, EngineError> {
     let mut records = Vec::with_capacity(sfids.len());
     for chunk in sfids.chunks(200) {
         let soql = super::soql::by_ids_query(ctx.mapping, &ctx.filter, chunk);
@@ -188,7 +179,7 @@ pub async fn apply_event(
     ctx: &MappingCtx,
     tx: &Transaction<'_>,
     payload: &Value,
-) -> Result<Applied, IngestError> {
+) -> Result<Applied, EngineError> {
     apply_events(ctx, tx, &[payload]).await
 }
 
@@ -218,7 +209,7 @@ pub async fn apply_events(
     ctx: &MappingCtx,
     tx: &Transaction<'_>,
     payloads: &[&Value],
-) -> Result<Applied, IngestError> {
+) -> Result<Applied, EngineError> {
     let events: Vec<Delivered<'_>> = payloads.iter().map(|p| Delivered::read(p)).collect();
     apply_delivered(ctx, tx, &events).await
 }
@@ -244,7 +235,7 @@ pub async fn apply_delivered(
     ctx: &MappingCtx,
     tx: &Transaction<'_>,
     delivered: &[Delivered<'_>],
-) -> Result<Applied, IngestError> {
+) -> Result<Applied, EngineError> {
     let mapping = ctx.mapping;
     await_own_creates(ctx, tx, delivered).await?;
     let mut applied = Applied::default();
@@ -483,7 +474,7 @@ async fn lock_app_rows(
     ctx: &MappingCtx,
     tx: &Transaction<'_>,
     sfids: &[&str],
-) -> Result<(), IngestError> {
+) -> Result<(), EngineError> {
     let mapping = ctx.mapping;
     if !mapping.is_read_write() || sfids.is_empty() {
         return Ok(());
@@ -538,7 +529,7 @@ async fn with_pending_changes(
     ctx: &MappingCtx,
     tx: &Transaction<'_>,
     sfids: &[&str],
-) -> Result<std::collections::HashSet<String>, IngestError> {
+) -> Result<std::collections::HashSet<String>, EngineError> {
     let mapping = ctx.mapping;
     if !mapping.is_read_write() || sfids.is_empty() {
         return Ok(Default::default());
@@ -579,7 +570,7 @@ async fn await_own_creates(
     ctx: &MappingCtx,
     tx: &Transaction<'_>,
     delivered: &[Delivered<'_>],
-) -> Result<(), IngestError> {
+) -> Result<(), EngineError> {
     let mapping = ctx.mapping;
     if !mapping.is_read_write() {
         return Ok(());
@@ -641,7 +632,7 @@ async fn claim_own_creates(
     ctx: &MappingCtx,
     tx: &Transaction<'_>,
     rows: Vec<Row>,
-) -> Result<Vec<Row>, IngestError> {
+) -> Result<Vec<Row>, EngineError> {
     let mapping = ctx.mapping;
     let table = apply::qualified(mapping);
     let sfids: Vec<&str> = rows.iter().map(|r| r.sfid.as_str()).collect();
@@ -718,7 +709,7 @@ async fn settle_conflicts(
     tx: &Transaction<'_>,
     mut rows: Vec<Row>,
     origin: Option<Origin>,
-) -> Result<(Vec<Row>, u64), IngestError> {
+) -> Result<(Vec<Row>, u64), EngineError> {
     let mapping = ctx.mapping;
     if !mapping.is_read_write() {
         return Ok((rows, 0));

@@ -168,15 +168,6 @@ pub enum EngineError {
     Config(String),
 }
 
-impl From<ingest::IngestError> for EngineError {
-    fn from(e: ingest::IngestError) -> Self {
-        match e {
-            ingest::IngestError::Postgres(e) => EngineError::Postgres(e),
-            ingest::IngestError::Salesforce(e) => EngineError::Salesforce(e),
-        }
-    }
-}
-
 impl EngineError {
     /// The state a mapping moves to because of this error, with the message to show.
     pub fn state(&self, mapping: &MappingDescriptor) -> (SyncState, String) {

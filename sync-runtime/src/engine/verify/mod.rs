@@ -125,10 +125,7 @@ pub enum VerifyError {
     OutOfOrder(#[from] OutOfOrder),
     /// The repair of a mapping failed.
     #[error("{mapping}: {error}")]
-    Repair {
-        mapping: String,
-        error: ingest::IngestError,
-    },
+    Repair { mapping: String, error: EngineError },
 }
 
 impl From<tokio_postgres::Error> for VerifyError {

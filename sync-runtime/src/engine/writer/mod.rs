@@ -143,11 +143,17 @@ pub enum WriteError {
     Config(String),
 }
 
+/// The writer reaches Postgres through the engine's connection code; every class of error
+/// stays what it was (a Salesforce error keeps its definite / indefinite class).
 impl From<super::EngineError> for WriteError {
     fn from(e: super::EngineError) -> Self {
         match e {
             super::EngineError::Postgres(e) => WriteError::Postgres(e),
-            other => WriteError::Config(other.to_string()),
+            super::EngineError::Salesforce(error) => WriteError::Salesforce {
+                mapping: String::new(),
+                error,
+            },
+            super::EngineError::Config(message) => WriteError::Config(message),
         }
     }
 }

@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 use tokio::sync::{watch, Notify};
 
 use crate::engine::db::{self, Listener};
-use crate::engine::EngineError;
 
 use super::store::RETRY;
 use super::{RoundReport, WriteError, Writer};
@@ -224,10 +223,5 @@ async fn listen(
     notify: Arc<Notify>,
 ) -> Result<Listener, WriteError> {
     let channel = format!("{schema}.hc_trigger_log");
-    db::listen(database_url, &channel, notify)
-        .await
-        .map_err(|e| match e {
-            EngineError::Config(message) => WriteError::Config(message),
-            other => other.into(),
-        })
+    Ok(db::listen(database_url, &channel, notify).await?)
 }
