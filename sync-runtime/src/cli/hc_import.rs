@@ -637,6 +637,10 @@ pub fn render_settings(export: &Export, default_api_version: &str) -> (String, V
         "poll_seconds = 600",
         "Heroku Connect's default polling interval",
     ));
+    out.push_str(&pad(
+        "streaming_transport = \"pubsub\"",
+        "change events over the Pub/Sub API (\"cometd\": the Streaming API, as Heroku Connect)",
+    ));
     (out, reports)
 }
 
@@ -795,6 +799,10 @@ mod tests {
         let (text, reports) = render_settings(&export(), "59.0");
         assert!(text.contains("\napi_version = \"58.0\""), "{text}");
         assert!(text.contains("\nschema = \"salesforce\""), "{text}");
+        assert!(
+            text.contains("\nstreaming_transport = \"pubsub\""),
+            "{text}"
+        );
         assert!(
             reports
                 .iter()
