@@ -271,6 +271,28 @@ pub struct Conflict {
     pub at: DateTime<Utc>,
 }
 
+impl Conflict {
+    /// The columns [`Conflict::from_row`] reads, for a `SELECT` of `_forcesync_conflicts`.
+    pub const COLUMNS: &'static str = "id, mapping, sfid, record_id, field, postgres_value, \
+         salesforce_value, policy, decision, created_at";
+
+    /// One conflict from a row selecting [`Conflict::COLUMNS`], read by name.
+    pub fn from_row(r: &tokio_postgres::Row) -> Self {
+        Conflict {
+            id: r.get("id"),
+            mapping: r.get("mapping"),
+            sfid: r.get("sfid"),
+            record_id: r.get("record_id"),
+            field: r.get("field"),
+            postgres_value: r.get("postgres_value"),
+            salesforce_value: r.get("salesforce_value"),
+            policy: r.get("policy"),
+            decision: r.get("decision"),
+            at: r.get("created_at"),
+        }
+    }
+}
+
 /// `forcesync conflicts [MAPPING]`.
 pub async fn conflicts(
     ctx: &Context,
@@ -284,31 +306,15 @@ pub async fn conflicts(
     let rows = db
         .query(
             &format!(
-                "SELECT id, mapping, sfid, record_id, field, postgres_value, salesforce_value,
-                        policy, decision, created_at
-                 FROM {}._forcesync_conflicts WHERE mapping = ANY($1)
+                "SELECT {} FROM {}._forcesync_conflicts WHERE mapping = ANY($1)
                  ORDER BY id DESC LIMIT $2",
+                Conflict::COLUMNS,
                 quote_ident(ctx.app.registry.schema)
             ),
             &[&objects, &limit],
         )
         .await?;
-    let conflicts: Vec<Conflict> = rows
-        .iter()
-        .rev()
-        .map(|r| Conflict {
-            id: r.get(0),
-            mapping: r.get(1),
-            sfid: r.get(2),
-            record_id: r.get(3),
-            field: r.get(4),
-            postgres_value: r.get(5),
-            salesforce_value: r.get(6),
-            policy: r.get(7),
-            decision: r.get(8),
-            at: r.get(9),
-        })
-        .collect();
+    let conflicts: Vec<Conflict> = rows.iter().rev().map(Conflict::from_row).collect();
     if json {
         return print_json(&conflicts);
     }

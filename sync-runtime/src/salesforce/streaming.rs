@@ -1,33 +1,25 @@
-//! A CometD (Bayeux 1.0) long-polling client for Salesforce's Streaming API with the replay
-//! extension, used for Change Data Capture channels such as `/data/AccountChangeEvent`.
-//!
-//! [`Client::subscribe`] handshakes and subscribes from a [`ReplayFrom`] position; then
-//! [`Subscription::next`] runs the connect loop and hands out one [`StreamEvent`] at a time. The
-//! subscription keeps its own cookie jar (`BAYEUX_BROWSER`), follows the server's `advice`
-//! (`handshake` → handshake again and re-subscribe after the last event received; `retry`;
-//! `none` → error), reconnects with backoff on network errors, and logs in again on
-//! `401::Authentication invalid`. Two failures are reported distinctly so the engine can fall back
-//! to polling: a replay id older than the retention window at subscribe
-//! ([`StreamError::ReplayIdUnavailable`]) and a refusal (`403` on connect or subscribe, an unknown
-//! channel: [`StreamError::Refused`]). Only Bayeux is parsed here; the engine reads CDC payloads.
-//! The engine itself streams through [`super::cometd`] (one client carrying every channel of an
-//! instance); a [`Subscription`] is one client for one channel.
+//! The Streaming API's shared vocabulary (CometD, Bayeux 1.0, with the replay extension) for
+//! Change Data Capture channels such as `/data/AccountChangeEvent`: where a subscription starts
+//! ([`ReplayFrom`]), an event ([`StreamEvent`]), the failures the engine tells apart
+//! ([`StreamError`]: a replay id older than the retention window, a refusal, …), the timing
+//! policy, and the pure reading of Bayeux replies ([`classify_reply`], [`parse_event`]). The
+//! client is [`super::cometd`]: one session carrying every channel of an instance, following the
+//! server's `advice`, re-subscribing after the last event received on each channel, and logging
+//! in again on `401::Authentication invalid`. The Pub/Sub API transport ([`super::pubsub`])
+//! reports its failures with the same [`StreamError`].
 //!
 //! Re-subscriptions resume after the last event received. Before the first event there is no
-//! replay id to resume from, so a subscription started with [`ReplayFrom::NewOnly`] that has to
-//! start again before receiving anything subscribes from `-1` again and can miss events published
-//! in between; subscribe from a stored replay id (or `-2`) when every event matters.
+//! replay id to resume from, so a channel started with [`ReplayFrom::NewOnly`] that has to start
+//! again before receiving anything subscribes from `-1` again and can miss events published in
+//! between; subscribe from a stored replay id (or `-2`) when every event matters.
 
-use std::collections::VecDeque;
 use std::fmt;
 use std::time::Duration;
 
-use reqwest::Method;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use super::error::SfError;
-use super::http::{build_http, Request, RetryPolicy};
-use super::{CallKind, Client};
+use super::http::RetryPolicy;
 
 /// Where a subscription starts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -213,291 +205,6 @@ pub fn parse_event(message: &Value) -> Option<Result<StreamEvent, StreamError>> 
     })
 }
 
-/// A live subscription to one channel. Not `Clone`: one consumer reads it.
-pub struct Subscription {
-    client: Client,
-    http: reqwest::Client,
-    path: String,
-    channel: String,
-    from: ReplayFrom,
-    client_id: Option<String>,
-    last_received: Option<i64>,
-    pending: VecDeque<StreamEvent>,
-    message_id: u64,
-    server_timeout: Duration,
-    interval: Duration,
-    policy: StreamingPolicy,
-    handshakes: u64,
-}
-
-impl fmt::Debug for Subscription {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Subscription")
-            .field("channel", &self.channel)
-            .field("last_received", &self.last_received)
-            .field("handshakes", &self.handshakes)
-            .finish_non_exhaustive()
-    }
-}
-
-impl Client {
-    /// Handshakes and subscribes to `channel` from `from` with the default [`StreamingPolicy`].
-    pub async fn subscribe(
-        &self,
-        channel: &str,
-        from: ReplayFrom,
-    ) -> Result<Subscription, StreamError> {
-        self.subscribe_with(channel, from, StreamingPolicy::default())
-            .await
-    }
-
-    /// Handshakes and subscribes to `channel` from `from`.
-    pub async fn subscribe_with(
-        &self,
-        channel: &str,
-        from: ReplayFrom,
-        policy: StreamingPolicy,
-    ) -> Result<Subscription, StreamError> {
-        let mut subscription = Subscription {
-            client: self.clone(),
-            http: build_http(self.config(), true)?,
-            path: format!("/cometd/{}", self.config().api_version),
-            channel: channel.to_owned(),
-            from,
-            client_id: None,
-            last_received: None,
-            pending: VecDeque::new(),
-            message_id: 0,
-            server_timeout: Duration::from_secs(110),
-            interval: Duration::ZERO,
-            policy,
-            handshakes: 0,
-        };
-        subscription.start().await?;
-        Ok(subscription)
-    }
-}
-
-impl Subscription {
-    /// The channel subscribed to.
-    pub fn channel(&self) -> &str {
-        &self.channel
-    }
-
-    /// The replay id of the last event received (delivered or waiting in [`Subscription::next`]'s
-    /// buffer); re-subscriptions resume after it.
-    pub fn last_replay_id(&self) -> Option<i64> {
-        self.last_received
-    }
-
-    /// How many handshakes this subscription made (1 unless it had to start again).
-    pub fn handshakes(&self) -> u64 {
-        self.handshakes
-    }
-
-    /// The next event, waiting as long as it takes (long-polling). Reconnects by itself; an
-    /// error means the subscription is over.
-    pub async fn next(&mut self) -> Result<StreamEvent, StreamError> {
-        let mut delays = self.policy.reconnect.schedule();
-        loop {
-            if let Some(event) = self.pending.pop_front() {
-                return Ok(event);
-            }
-            let outcome = if self.client_id.is_none() {
-                self.start().await
-            } else {
-                self.connect().await
-            };
-            match outcome {
-                Ok(()) => delays = self.policy.reconnect.schedule(),
-                Err(StreamError::Api(e)) if e.class != super::ErrorClass::Definite => {
-                    let Some(delay) = delays.next() else {
-                        return Err(StreamError::Api(e));
-                    };
-                    tracing::warn!(channel = %self.channel, error = %e, delay_ms = delay.as_millis() as u64, "streaming connection failed; reconnecting");
-                    tokio::time::sleep(delay).await;
-                }
-                Err(e) => return Err(e),
-            }
-        }
-    }
-
-    /// Tells the server this client is leaving (best effort).
-    pub async fn disconnect(mut self) {
-        if let Some(client_id) = self.client_id.take() {
-            let message = json!([{"channel": "/meta/disconnect", "clientId": client_id, "id": self.next_id()}]);
-            let _ = self.post(message, None).await;
-        }
-    }
-
-    fn next_id(&mut self) -> String {
-        self.message_id += 1;
-        self.message_id.to_string()
-    }
-
-    fn resume_from(&self) -> ReplayFrom {
-        match self.last_received {
-            Some(id) => ReplayFrom::After(id),
-            None => self.from,
-        }
-    }
-
-    async fn post(
-        &self,
-        body: Value,
-        timeout: Option<Duration>,
-    ) -> Result<Vec<Value>, StreamError> {
-        let mut request = Request::new(Method::POST, CallKind::Streaming, self.path.clone())
-            .json(&body)
-            .read_only()
-            .no_retry();
-        if let Some(timeout) = timeout {
-            request = request.timeout(timeout);
-        }
-        let response = self.client.send_via(&self.http, request).await?;
-        response
-            .json::<Vec<Value>>()
-            .map_err(|e| StreamError::Protocol(e.message))
-    }
-
-    /// Handshake then subscribe, logging in again once if the session was refused.
-    async fn start(&mut self) -> Result<(), StreamError> {
-        let mut reauthenticated = false;
-        loop {
-            match self.handshake_and_subscribe().await? {
-                ReplyAction::Ok => return Ok(()),
-                ReplyAction::Reauthenticate if !reauthenticated => {
-                    reauthenticated = true;
-                    let generation = self.client.session().await?.generation;
-                    self.client.renew_session(Some(generation)).await?;
-                }
-                ReplyAction::Handshake | ReplyAction::Retry => {
-                    tokio::time::sleep(self.interval).await;
-                }
-                ReplyAction::Reauthenticate => {
-                    return Err(StreamError::Refused {
-                        message: "401::Authentication invalid after logging in again".to_owned(),
-                    })
-                }
-                ReplyAction::Fail(e) => return Err(e),
-            }
-        }
-    }
-
-    async fn handshake_and_subscribe(&mut self) -> Result<ReplyAction, StreamError> {
-        self.client_id = None;
-        self.handshakes += 1;
-        let id = self.next_id();
-        let replies = self
-            .post(
-                json!([{"channel": "/meta/handshake", "version": "1.0", "minimumVersion": "1.0",
-                        "supportedConnectionTypes": ["long-polling"],
-                        "ext": {"replay": true, "payload.format": true}, "id": id}]),
-                None,
-            )
-            .await?;
-        let reply = meta_reply(&replies, "/meta/handshake")?;
-        self.read_advice(reply);
-        match classify_reply(reply, 0) {
-            ReplyAction::Ok => {}
-            other => return Ok(other),
-        }
-        let client_id = reply
-            .get("clientId")
-            .and_then(Value::as_str)
-            .ok_or_else(|| StreamError::Protocol("handshake without clientId".to_owned()))?
-            .to_owned();
-        let replay = self.resume_from().value();
-        let id = self.next_id();
-        let mut replay_map = serde_json::Map::new();
-        replay_map.insert(self.channel.clone(), json!(replay));
-        let replies = self
-            .post(
-                json!([{"channel": "/meta/subscribe", "clientId": client_id,
-                        "subscription": self.channel, "id": id,
-                        "ext": {"replay": replay_map}}]),
-                None,
-            )
-            .await?;
-        self.take_events(&replies)?;
-        let reply = meta_reply(&replies, "/meta/subscribe")?;
-        let action = classify_reply(reply, replay);
-        if action == ReplyAction::Ok {
-            self.client_id = Some(client_id);
-            tracing::debug!(channel = %self.channel, replay, "subscribed");
-        }
-        Ok(action)
-    }
-
-    /// One `/meta/connect` round trip: buffers the events it brings.
-    async fn connect(&mut self) -> Result<(), StreamError> {
-        let client_id = self.client_id.clone().expect("connected");
-        let id = self.next_id();
-        let timeout = self.server_timeout + self.policy.connect_margin;
-        let replies = self
-            .post(
-                json!([{"channel": "/meta/connect", "clientId": client_id,
-                        "connectionType": "long-polling", "id": id}]),
-                Some(timeout),
-            )
-            .await?;
-        self.take_events(&replies)?;
-        let Ok(reply) = meta_reply(&replies, "/meta/connect") else {
-            return Ok(());
-        };
-        self.read_advice(reply);
-        match classify_reply(reply, self.resume_from().value()) {
-            ReplyAction::Ok | ReplyAction::Retry => {
-                if !self.interval.is_zero() {
-                    tokio::time::sleep(self.interval).await;
-                }
-                Ok(())
-            }
-            ReplyAction::Handshake => {
-                tracing::info!(channel = %self.channel, "streaming client unknown to the server; handshaking again");
-                self.client_id = None;
-                Ok(())
-            }
-            ReplyAction::Reauthenticate => {
-                let generation = self.client.session().await?.generation;
-                self.client.renew_session(Some(generation)).await?;
-                self.client_id = None;
-                Ok(())
-            }
-            ReplyAction::Fail(e) => Err(e),
-        }
-    }
-
-    fn take_events(&mut self, replies: &[Value]) -> Result<(), StreamError> {
-        for message in replies {
-            if let Some(event) = parse_event(message) {
-                let event = event?;
-                if event.channel != self.channel && !self.channel.ends_with("/**") {
-                    continue;
-                }
-                if self
-                    .last_received
-                    .is_some_and(|last| event.replay_id <= last)
-                {
-                    continue;
-                }
-                self.last_received = Some(event.replay_id);
-                self.pending.push_back(event);
-            }
-        }
-        Ok(())
-    }
-
-    fn read_advice(&mut self, reply: &Value) {
-        if let Some(timeout) = reply.pointer("/advice/timeout").and_then(Value::as_u64) {
-            self.server_timeout = Duration::from_millis(timeout);
-        }
-        if let Some(interval) = reply.pointer("/advice/interval").and_then(Value::as_u64) {
-            self.interval = Duration::from_millis(interval.min(60_000));
-        }
-    }
-}
-
 pub(crate) fn meta_reply<'a>(
     replies: &'a [Value],
     channel: &str,
@@ -511,6 +218,7 @@ pub(crate) fn meta_reply<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn replay_positions_are_sent_as_salesforce_expects() {

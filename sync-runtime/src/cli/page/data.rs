@@ -376,28 +376,17 @@ pub async fn detail(
             let rows = db
                 .query(
                     &format!(
-                        "SELECT id, mapping, sfid, record_id, field, postgres_value, salesforce_value,
-                                policy, decision, created_at
-                         FROM {schema}._forcesync_conflicts WHERE mapping = $1 AND {conflict_filter}
-                         ORDER BY id DESC LIMIT $3 OFFSET $4"
+                        "SELECT {columns} FROM {schema}._forcesync_conflicts \
+                         WHERE mapping = $1 AND {conflict_filter} \
+                         ORDER BY id DESC LIMIT $3 OFFSET $4",
+                        columns = Conflict::COLUMNS
                     ),
                     &[&mapping.object, &filter, &limit, &offset(conflicts_page)],
                 )
                 .await?;
             let conflicts: Vec<Conflict> = rows
                 .iter()
-                .map(|r| Conflict {
-                    id: r.get(0),
-                    mapping: r.get(1),
-                    sfid: r.get(2),
-                    record_id: r.get(3),
-                    field: r.get(4),
-                    postgres_value: r.get(5),
-                    salesforce_value: r.get(6),
-                    policy: r.get(7),
-                    decision: r.get(8),
-                    at: r.get(9),
-                })
+                .map(Conflict::from_row)
                 .collect();
             Ok::<_, ReportError>(conflicts)
         },
