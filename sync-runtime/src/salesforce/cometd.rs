@@ -12,8 +12,8 @@
 //! gives the client's place back at once.
 //!
 //! The replies are classified by [`super::streaming::classify_reply`]; events are read by
-//! [`super::streaming::parse_event`]. The single-channel [`super::streaming::Subscription`] stays
-//! for tools that want one channel and nothing else.
+//! [`super::streaming::parse_event`]. It is the only CometD client: a tool that wants one channel
+//! subscribes one.
 
 use std::collections::BTreeMap;
 use std::future::Future;
