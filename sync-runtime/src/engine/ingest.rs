@@ -20,7 +20,6 @@ use super::{EngineError, MappingCtx};
 use crate::adapter::{
     hstore, ChangeEventHeader, ChangeType, FieldDescriptor, MappingDescriptor, PgType,
 };
-use crate::salesforce::backoff;
 
 /// What a batch did, for counters and the live feed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -459,17 +458,13 @@ fn distinct(ids: Vec<String>) -> Vec<String> {
 
 /// Which of these records have unsent application changes (`_trigger_log` entries not yet
 /// sent): one query for a batch. Read-only mappings have none.
-/// Locks the app's rows a Salesforce change is about to write, in `id` order, before their
-/// pending changes are read: an app transaction changing one of them either committed before
-/// (its change is pending and settled as a conflict) or waits until this transaction commits (and
-/// its change is captured against the new values). Without it, an app change committing between
-/// the pending check and the write would be overwritten unseen in Postgres while still being
-/// sent to Salesforce. Read-only mappings have no app changes to keep.
-///
-/// The app's own multi-row statements lock rows in their scan order, so the two can wait on each
-/// other. The engine gives way, never the app: it waits at most [`LOCK_WAIT`] for the rows (well
-/// under Postgres' `deadlock_timeout`, after which the app's statement would be the one
-/// cancelled), then lets go of what it locked and tries again.
+/// Locks the app's rows a Salesforce change is about to write before their pending changes are
+/// read ([`super::row_lock`]: in `id` order, giving way to the app): an app transaction changing
+/// one of them either committed before (its change is pending and settled as a conflict) or
+/// waits until this transaction commits (and its change is captured against the new values).
+/// Without it, an app change committing between the pending check and the write would be
+/// overwritten unseen in Postgres while still being sent to Salesforce. Read-only mappings have
+/// no app changes to keep.
 async fn lock_app_rows(
     ctx: &MappingCtx,
     tx: &Transaction<'_>,
@@ -479,51 +474,9 @@ async fn lock_app_rows(
     if !mapping.is_read_write() || sfids.is_empty() {
         return Ok(());
     }
-    let lock = format!(
-        "SELECT 1 FROM {} WHERE sfid = ANY($1) ORDER BY id FOR NO KEY UPDATE",
-        apply::qualified(mapping)
-    );
-    tx.batch_execute(&format!(
-        "SET LOCAL lock_timeout = {}",
-        LOCK_WAIT.as_millis()
-    ))
-    .await?;
-    let mut attempt: u32 = 0;
-    loop {
-        tx.batch_execute("SAVEPOINT forcesync_lock").await?;
-        match tx
-            .query_typed(&lock, &[(&sfids, Type::VARCHAR_ARRAY)])
-            .await
-        {
-            Ok(_) => break,
-            Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::LOCK_NOT_AVAILABLE) => {
-                tx.batch_execute("ROLLBACK TO SAVEPOINT forcesync_lock")
-                    .await?;
-                attempt += 1;
-                if attempt % 50 == 0 {
-                    tracing::info!(
-                        mapping = mapping.object,
-                        "waiting for the app's transactions on rows a Salesforce change writes"
-                    );
-                }
-                tokio::time::sleep(backoff::delay(
-                    std::time::Duration::from_millis(10),
-                    std::time::Duration::from_millis(200),
-                    attempt,
-                    backoff::random_share(),
-                ))
-                .await;
-            }
-            Err(e) => return Err(e.into()),
-        }
-    }
-    tx.batch_execute("RELEASE SAVEPOINT forcesync_lock; SET LOCAL lock_timeout TO DEFAULT")
-        .await?;
+    super::row_lock::lock_rows(tx, &apply::qualified(mapping), "sfid", &sfids).await?;
     Ok(())
 }
-
-/// How long the read path waits for an app's row lock before letting go and trying again.
-const LOCK_WAIT: std::time::Duration = std::time::Duration::from_millis(200);
 
 async fn with_pending_changes(
     ctx: &MappingCtx,

@@ -22,6 +22,7 @@ pub mod ingest;
 pub mod lease;
 pub mod load;
 pub mod poll;
+pub mod row_lock;
 pub mod soql;
 pub mod state;
 pub mod stream;
