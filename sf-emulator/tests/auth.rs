@@ -473,10 +473,15 @@ fn element<'a>(xml: &'a str, name: &str) -> Option<&'a str> {
 async fn soap_login_accepts_both_client_envelopes() {
     let emu = emulator(Config::ephemeral()).await;
     let org_id = emu.org.org_id().to_string();
-    for envelope in [SIMPLE_SALESFORCE_LOGIN, JSFORCE_LOGIN] {
+    // Salesforce's Pub/Sub API quick start posts to the endpoint with a trailing slash.
+    for (envelope, path) in [
+        (SIMPLE_SALESFORCE_LOGIN, "/services/Soap/u/59.0"),
+        (JSFORCE_LOGIN, "/services/Soap/u/59.0"),
+        (SIMPLE_SALESFORCE_LOGIN, "/services/Soap/u/59.0/"),
+    ] {
         let (status, content_type, xml) = soap(
             &emu.base_url,
-            "/services/Soap/u/59.0",
+            path,
             envelope.replace("PASSWORD", "forcesync"),
         )
         .await;

@@ -30,13 +30,20 @@ pub fn routes() -> Router<Org> {
             get(identity::userinfo).post(identity::userinfo),
         )
         .route("/id/{org_id}/{user_id}", get(identity::identity))
+        // Salesforce answers the login endpoints with a trailing slash too, and clients use it
+        // (Salesforce's own Pub/Sub API quick start posts to `/services/Soap/u/<ver>/`).
         .route("/services/Soap/u/{version}", post(soap_endpoint::partner))
+        .route("/services/Soap/u/{version}/", post(soap_endpoint::partner))
         .route(
             "/services/Soap/u/{version}/{org_id}",
             post(soap_endpoint::partner_with_org),
         )
         .route(
             "/services/Soap/c/{version}",
+            post(soap_endpoint::enterprise),
+        )
+        .route(
+            "/services/Soap/c/{version}/",
             post(soap_endpoint::enterprise),
         )
         .route(
