@@ -670,32 +670,6 @@ pub async fn remove_unmatched(
     delete_rows(tx, mapping, sfids, None).await
 }
 
-/// Records a record the read side could not apply (for `forcesync errors`); it is re-read once
-/// the cause is fixed.
-pub async fn record_read_error(
-    tx: &Transaction<'_>,
-    mapping: &MappingDescriptor,
-    error: &RecordError,
-    payload: Option<&Value>,
-) -> Result<(), tokio_postgres::Error> {
-    tx.execute(
-        &format!(
-            "INSERT INTO {}._forcesync_read_errors (mapping, sfid, field, reason, payload) \
-             VALUES ($1, $2, $3, $4, $5)",
-            quote_ident(mapping.schema)
-        ),
-        &[
-            &mapping.object,
-            &error.sfid,
-            &error.field(),
-            &error.reason(),
-            &payload,
-        ],
-    )
-    .await
-    .map(drop)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
