@@ -167,7 +167,7 @@ async fn wait_unpaused(
 }
 
 /// Whether an operator paused the mapping since it started.
-pub async fn is_paused(ctx: &MappingCtx, db: &tokio_postgres::Client) -> Result<bool, EngineError> {
+async fn is_paused(ctx: &MappingCtx, db: &tokio_postgres::Client) -> Result<bool, EngineError> {
     Ok(ctx
         .states
         .get(db, ctx.mapping.object)
