@@ -500,14 +500,14 @@ impl StateStore {
     ) -> Result<(), tokio_postgres::Error> {
         db.execute(
             &format!(
-                "UPDATE {} SET state = 'INITIAL', message = NULL, watermark_systemmodstamp = NULL,
+                "UPDATE {} SET state = $2, message = NULL, watermark_systemmodstamp = NULL,
                         watermark_sfid = NULL, cdc_replay_id = NULL, cdc_replay_bytes = NULL, loaded_at = NULL, load_done = 0,
                         load_total = NULL,
                         updated_at = now()
                  WHERE mapping = $1",
                 self.table
             ),
-            &[&mapping],
+            &[&mapping, &SyncState::Initial.as_str()],
         )
         .await
         .map(drop)
