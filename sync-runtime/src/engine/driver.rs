@@ -94,12 +94,8 @@ async fn sync_while_leased(
                         .set_state(&db, mapping.object, state, Some(&message))
                         .await;
                 }
-                let wait = match state {
-                    SyncState::BudgetExhausted => Duration::from_secs(60),
-                    SyncState::SchemaChanged => ctx.config.schema_retry,
-                    _ => backoff,
-                };
-                backoff = (backoff * 2).min(Duration::from_secs(60));
+                let (wait, next) = retry_wait(state, backoff, ctx.config.schema_retry);
+                backoff = next;
                 wait
             }
         };
@@ -108,6 +104,21 @@ async fn sync_while_leased(
             _ = shutdown.changed() => {}
         }
     }
+}
+
+/// After an error moved a mapping to `state`: how long it waits before trying again, and the
+/// backoff after that (doubling up to a minute) (pure).
+pub fn retry_wait(
+    state: SyncState,
+    backoff: Duration,
+    schema_retry: Duration,
+) -> (Duration, Duration) {
+    let wait = match state {
+        SyncState::BudgetExhausted => Duration::from_secs(60),
+        SyncState::SchemaChanged => schema_retry,
+        _ => backoff,
+    };
+    (wait, (backoff * 2).min(Duration::from_secs(60)))
 }
 
 /// Loads the mapping when needed, then streams or polls until shutdown.
@@ -155,12 +166,7 @@ async fn wait_unpaused(
             _ = tokio::time::sleep(Duration::from_secs(1)) => {}
             _ = shutdown.changed() => return Ok(()),
         }
-        let paused = ctx
-            .states
-            .get(db, ctx.mapping.object)
-            .await?
-            .is_some_and(|s| s.paused);
-        if !paused {
+        if !is_paused(ctx, db).await? {
             return Ok(());
         }
     }
@@ -538,4 +544,28 @@ fn budget(ctx: &MappingCtx) -> degraded::Budget {
 
 fn back(at: NaiveDateTime, by: Duration) -> NaiveDateTime {
     at - chrono::Duration::from_std(by).unwrap_or_else(|_| chrono::Duration::zero())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failing_mapping_backs_off_up_to_a_minute_and_waits_out_its_budget_or_schema() {
+        let retry = Duration::from_secs(30);
+        let (wait, next) = retry_wait(SyncState::Error, Duration::from_secs(1), retry);
+        assert_eq!(
+            (wait, next),
+            (Duration::from_secs(1), Duration::from_secs(2))
+        );
+        let (wait, next) = retry_wait(SyncState::Error, Duration::from_secs(40), retry);
+        assert_eq!(
+            (wait, next),
+            (Duration::from_secs(40), Duration::from_secs(60))
+        );
+        let (wait, _) = retry_wait(SyncState::BudgetExhausted, Duration::from_secs(1), retry);
+        assert_eq!(wait, Duration::from_secs(60));
+        let (wait, next) = retry_wait(SyncState::SchemaChanged, Duration::from_secs(4), retry);
+        assert_eq!((wait, next), (retry, Duration::from_secs(8)));
+    }
 }
