@@ -24,7 +24,7 @@
 
 use std::time::Duration;
 
-use chrono::{NaiveDateTime, Utc};
+use chrono::Utc;
 use tokio::sync::watch;
 
 use super::allocations;
@@ -188,7 +188,11 @@ async fn is_paused(ctx: &MappingCtx, db: &tokio_postgres::Client) -> Result<bool
 pub async fn load(ctx: &MappingCtx, reload: bool) -> Result<LoadReport, EngineError> {
     let report = load::load_rows(ctx, reload).await?;
     if reload {
-        poll::poll_once(ctx, Some(back(report.started_at, ctx.config.lookback))).await?;
+        poll::poll_once(
+            ctx,
+            Some(poll::looking_back(report.started_at, ctx.config.lookback)),
+        )
+        .await?;
         load::reread_unsent(ctx).await?;
     }
     Ok(report)
@@ -325,7 +329,11 @@ async fn stream_session(
             seconds = report.seconds,
             "initial load done"
         );
-        poll::poll_once(ctx, Some(back(report.started_at, ctx.config.lookback))).await?;
+        poll::poll_once(
+            ctx,
+            Some(poll::looking_back(report.started_at, ctx.config.lookback)),
+        )
+        .await?;
         events
     } else {
         let subscribed = match degraded::resume(status.cdc_replay_id, *polled_since) {
@@ -386,7 +394,7 @@ async fn stream_session(
                 if !batch.is_empty() {
                     let applied = cdc::apply_batch(ctx, &mut apply_db, &batch).await?;
                     if let Some(since) = applied.overflow_since {
-                        poll::poll_once(ctx, Some(back(since, ctx.config.lookback))).await?;
+                        poll::poll_once(ctx, Some(poll::looking_back(since, ctx.config.lookback))).await?;
                     }
                 }
                 if let Some(error) = failed {
@@ -540,10 +548,6 @@ fn budget(ctx: &MappingCtx) -> degraded::Budget {
         used_today: used_today(ctx),
         seconds_left_today: (midnight - now).num_seconds().max(1) as u64,
     }
-}
-
-fn back(at: NaiveDateTime, by: Duration) -> NaiveDateTime {
-    at - chrono::Duration::from_std(by).unwrap_or_else(|_| chrono::Duration::zero())
 }
 
 #[cfg(test)]

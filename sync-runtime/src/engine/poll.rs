@@ -32,8 +32,13 @@ pub fn window_start(
     fallback: NaiveDateTime,
 ) -> Cursor {
     let stamp = cursor.map_or(fallback, |(stamp, _)| *stamp);
-    let back = chrono::Duration::from_std(lookback).unwrap_or_else(|_| chrono::Duration::zero());
-    (stamp - back, String::new())
+    (looking_back(stamp, lookback), String::new())
+}
+
+/// `at` less a look-back (pure): where a poll that must not miss a change made from `at` on
+/// starts.
+pub fn looking_back(at: NaiveDateTime, lookback: Duration) -> NaiveDateTime {
+    at - chrono::Duration::from_std(lookback).unwrap_or_else(|_| chrono::Duration::zero())
 }
 
 /// The keyset position after a page: its last record's `(SystemModstamp, Id)`.
