@@ -42,7 +42,7 @@ pub async fn lock_rows<C: GenericClient>(
                 tx.batch_execute("ROLLBACK TO SAVEPOINT forcesync_row_lock")
                     .await?;
                 attempt += 1;
-                if attempt % 50 == 0 {
+                if attempt.is_multiple_of(50) {
                     tracing::info!(
                         table,
                         "waiting for the app's transactions on rows the engine writes"
