@@ -342,7 +342,7 @@ async fn many_records_sharing_one_systemmodstamp_across_a_page_boundary_all_arri
     config.bulk_threshold = u64::MAX;
     h.engine(config.clone()).migrate().await.unwrap();
     let ctx = h.ctx("Opportunity", config);
-    engine::load::load(&ctx, false).await.unwrap();
+    engine::driver::load(&ctx, false).await.unwrap();
     let ids: Vec<String> = h
         .query("SELECT Id FROM Opportunity ORDER BY Id LIMIT 23")
         .await
@@ -513,7 +513,7 @@ async fn deletes_without_change_events_are_found_through_deleted_and_a_full_id_r
     config.bulk_threshold = u64::MAX;
     h.engine(config.clone()).migrate().await.unwrap();
     let ctx = h.ctx("Account", config);
-    engine::load::load(&ctx, false).await.unwrap();
+    engine::driver::load(&ctx, false).await.unwrap();
     let pg = h.pg().await;
     let ids: Vec<String> = h
         .query("SELECT Id FROM Account WHERE Type != 'Competitor' ORDER BY Id LIMIT 2")
@@ -536,7 +536,7 @@ async fn deletes_without_change_events_are_found_through_deleted_and_a_full_id_r
     // `/deleted` covers whole minutes only: the delete shows once its minute is over.
     let into_minute = chrono::Utc::now().timestamp_millis().rem_euclid(60_000) as u64;
     tokio::time::sleep(Duration::from_millis(60_000 - into_minute + 500)).await;
-    engine::poll::reconcile_deleted(&ctx).await.unwrap();
+    engine::deletes::reconcile_deleted(&ctx).await.unwrap();
     assert!(
         text(
             &pg,
@@ -563,7 +563,7 @@ async fn deletes_without_change_events_are_found_through_deleted_and_a_full_id_r
     )
     .await
     .unwrap();
-    let removed = engine::poll::reconcile_deleted(&ctx).await.unwrap();
+    let removed = engine::deletes::reconcile_deleted(&ctx).await.unwrap();
     assert_eq!(removed, 1);
     assert!(text(
         &pg,
@@ -660,7 +660,7 @@ async fn changes_streamed_during_a_reload_are_never_undone_and_none_is_lost() {
     let mut config = accounts_only(&h);
     config.bulk_threshold = 0;
     let ctx = h.ctx("Account", config);
-    let reload = tokio::spawn(async move { engine::load::load(&ctx, true).await.unwrap() });
+    let reload = tokio::spawn(async move { engine::driver::load(&ctx, true).await.unwrap() });
 
     // The app reads all along: what it has seen of those changes never goes back.
     let (done, finished) = watch::channel(false);

@@ -43,7 +43,7 @@ async fn initial_loads_through_rest_and_bulk_give_the_same_rows() {
         config.bulk_threshold = u64::MAX;
         h.engine(config.clone()).migrate().await.unwrap();
         let ctx = h.ctx("Account", config);
-        let report = engine::load::load(&ctx, false).await.unwrap();
+        let report = engine::driver::load(&ctx, false).await.unwrap();
         assert!(!report.bulk);
         report.rows
     };
@@ -54,7 +54,7 @@ async fn initial_loads_through_rest_and_bulk_give_the_same_rows() {
     let mut config = h.engine_config();
     config.bulk_threshold = 0;
     let ctx = h.ctx("Account", config);
-    let report = engine::load::load(&ctx, true).await.unwrap();
+    let report = engine::driver::load(&ctx, true).await.unwrap();
     assert!(report.bulk, "a threshold of 0 loads through Bulk API 2.0");
     assert_eq!(report.rows, rest);
     let by_bulk: String = pg.query_one(sql, &[]).await.unwrap().get(0);
@@ -271,7 +271,7 @@ async fn opportunities_reach_postgres_by_polling_with_soft_deletes() {
     config.bulk_threshold = u64::MAX;
     h.engine(config.clone()).migrate().await.unwrap();
     let ctx = h.ctx("Opportunity", config);
-    engine::load::load(&ctx, false).await.unwrap();
+    engine::driver::load(&ctx, false).await.unwrap();
     let pg = h.pg().await;
     let account = h.query("SELECT Id FROM Account LIMIT 1").await[0]["Id"]
         .as_str()
@@ -341,7 +341,7 @@ async fn opportunities_reach_postgres_by_polling_with_soft_deletes() {
         .await;
     let oid = "SELECT 'salesforce.opportunity'::regclass::oid";
     let before: u32 = pg.query_one(oid, &[]).await.unwrap().get(0);
-    engine::load::load(&ctx, true).await.unwrap();
+    engine::driver::load(&ctx, true).await.unwrap();
     let after: u32 = pg.query_one(oid, &[]).await.unwrap().get(0);
     assert_ne!(before, after, "the reload swapped a new table in");
     for sfid in [&id, &purged] {
@@ -437,7 +437,7 @@ async fn a_salesforce_change_to_a_field_the_app_also_changed_is_recorded_as_a_co
     config.bulk_threshold = u64::MAX;
     h.engine(config.clone()).migrate().await.unwrap();
     let ctx = h.ctx("Account", config);
-    engine::load::load(&ctx, false).await.unwrap();
+    engine::driver::load(&ctx, false).await.unwrap();
     let id: String = pg
         .query_one(
             "SELECT sfid FROM salesforce.account ORDER BY sfid LIMIT 1",
@@ -505,7 +505,7 @@ async fn an_app_change_committing_while_a_salesforce_change_is_applied_is_not_ov
     config.bulk_threshold = u64::MAX;
     h.engine(config.clone()).migrate().await.unwrap();
     let ctx = h.ctx("Account", config);
-    engine::load::load(&ctx, false).await.unwrap();
+    engine::driver::load(&ctx, false).await.unwrap();
     let id: String = pg
         .query_one(
             "SELECT sfid FROM salesforce.account ORDER BY sfid LIMIT 1",
@@ -626,7 +626,7 @@ async fn a_record_that_does_not_fit_is_recorded_and_read_again_once_fixed() {
     config.bulk_threshold = u64::MAX;
     h.engine(config.clone()).migrate().await.unwrap();
     let ctx = h.ctx("Account", config);
-    let report = engine::load::load(&ctx, false).await.unwrap();
+    let report = engine::driver::load(&ctx, false).await.unwrap();
     assert_eq!(report.errors, 1, "only the record that does not fit fails");
     let pg = h.pg().await;
     assert!(
@@ -647,7 +647,7 @@ async fn a_record_that_does_not_fit_is_recorded_and_read_again_once_fixed() {
     // The cause is fixed (here in Salesforce); the record is read again and the error resolved.
     h.update("Account", &id, json!({"Phone": "+1 415 555 0100"}))
         .await;
-    let resolved = engine::poll::retry_read_errors(&ctx).await.unwrap();
+    let resolved = engine::reread::retry_read_errors(&ctx).await.unwrap();
     assert_eq!(resolved, 1);
     assert_eq!(
         text(
@@ -676,7 +676,7 @@ async fn formula_fields_are_refreshed_without_a_systemmodstamp_change() {
     config.bulk_threshold = u64::MAX;
     h.engine(config.clone()).migrate().await.unwrap();
     let ctx = h.ctx("Invoice__c", config);
-    engine::load::load(&ctx, false).await.unwrap();
+    engine::driver::load(&ctx, false).await.unwrap();
     let pg = h.pg().await;
     let invoice = h
         .query("SELECT Id, Amount__c FROM Invoice__c WHERE Status__c != 'Void' AND Amount__c != null LIMIT 1")
@@ -695,7 +695,7 @@ async fn formula_fields_are_refreshed_without_a_systemmodstamp_change() {
     )
     .await
     .unwrap();
-    engine::stream::refresh_formulas(&ctx).await.unwrap();
+    engine::formulas::refresh_formulas(&ctx).await.unwrap();
     assert_eq!(invoice_total(&pg, &id).await, Some(1500.0));
 
     // At or above the bulk threshold the refresh reads one Bulk API 2.0 query job instead.
@@ -710,7 +710,7 @@ async fn formula_fields_are_refreshed_without_a_systemmodstamp_change() {
     let mut config = h.engine_config();
     config.bulk_threshold = 0;
     let ctx = h.ctx("Invoice__c", config);
-    let refreshed = engine::stream::refresh_formulas(&ctx).await.unwrap();
+    let refreshed = engine::formulas::refresh_formulas(&ctx).await.unwrap();
     assert!(refreshed > 0);
     let calls = ctx.client.call_counts();
     assert!(calls.get(sync_runtime::salesforce::CallKind::Bulk) > 0);
@@ -828,7 +828,7 @@ async fn overlap(
     config.bulk_threshold = u64::MAX;
     h.engine(config.clone()).migrate().await.unwrap();
     let ctx = h.ctx(object, config);
-    engine::load::load(&ctx, false).await.unwrap();
+    engine::driver::load(&ctx, false).await.unwrap();
     let pg = h.pg().await;
     let sfid: String = pg
         .query_one(
@@ -997,7 +997,7 @@ async fn a_reload_swaps_in_a_shadow_table_the_app_never_sees_partial_and_every_i
     config.bulk_threshold = u64::MAX;
     h.engine(config.clone()).migrate().await.unwrap();
     let ctx = h.ctx("Account", config);
-    engine::load::load(&ctx, false).await.unwrap();
+    engine::driver::load(&ctx, false).await.unwrap();
     let before = account_ids(&pg).await;
     let oid = table_oid(&pg).await;
     let indexes = "SELECT string_agg(indexname, ',' ORDER BY indexname) FROM pg_indexes \
@@ -1079,7 +1079,7 @@ async fn a_reload_swaps_in_a_shadow_table_the_app_never_sees_partial_and_every_i
         .await;
 
     let (stop, reads) = reader(h.db.url.clone());
-    let report = engine::load::load(&ctx, true).await.unwrap();
+    let report = engine::driver::load(&ctx, true).await.unwrap();
     stop.send(true).unwrap();
     let (fewest, reads) = reads.await.unwrap();
     let stable = before.len() as i64 - 1;
@@ -1222,7 +1222,7 @@ async fn a_reload_of_a_table_a_view_depends_on_merges_in_place() {
     config.bulk_threshold = u64::MAX;
     h.engine(config.clone()).migrate().await.unwrap();
     let ctx = h.ctx("Account", config);
-    engine::load::load(&ctx, false).await.unwrap();
+    engine::driver::load(&ctx, false).await.unwrap();
     pg.batch_execute(
         "CREATE VIEW salesforce.named_accounts AS SELECT id, sfid, name FROM salesforce.account",
     )
@@ -1232,7 +1232,7 @@ async fn a_reload_of_a_table_a_view_depends_on_merges_in_place() {
     let oid = table_oid(&pg).await;
 
     let (stop, reads) = reader(h.db.url.clone());
-    let report = engine::load::load(&ctx, true).await.unwrap();
+    let report = engine::driver::load(&ctx, true).await.unwrap();
     stop.send(true).unwrap();
     let (fewest, _) = reads.await.unwrap();
     assert_eq!(fewest, before.len() as i64, "never a partial table");
@@ -1259,7 +1259,7 @@ async fn postgres_wins_keeps_the_apps_pending_value_sends_it_and_records_the_con
     account.sync.conflict = sync_runtime::adapter::ConflictPolicy::PostgresWins;
     let account: &'static sync_runtime::adapter::MappingDescriptor = Box::leak(Box::new(account));
     let ctx = engine.context(account).unwrap();
-    engine::load::load(&ctx, false).await.unwrap();
+    engine::driver::load(&ctx, false).await.unwrap();
     let id = account_ids(&pg).await[0].0.clone();
 
     // The app changes the phone (captured, not yet sent), then a Salesforce user changes phone
@@ -1335,7 +1335,7 @@ async fn reading_a_record_again_keeps_the_apps_unsent_change_to_a_field_salesfor
     config.bulk_threshold = u64::MAX;
     h.engine(config.clone()).migrate().await.unwrap();
     let ctx = h.ctx("Account", config);
-    engine::load::load(&ctx, false).await.unwrap();
+    engine::driver::load(&ctx, false).await.unwrap();
     let id = account_ids(&pg).await[0].0.clone();
     pg.execute(
         "UPDATE salesforce.account SET phone = 'app' WHERE sfid = $1",
@@ -1391,8 +1391,8 @@ async fn a_polled_parent_whose_external_id_changed_renames_it_in_its_childrens_r
         .await;
     let invoices = h.ctx("Invoice__c", config.clone());
     let lines = h.ctx("Invoice_Line__c", config);
-    engine::load::load(&invoices, false).await.unwrap();
-    engine::load::load(&lines, false).await.unwrap();
+    engine::driver::load(&invoices, false).await.unwrap();
+    engine::driver::load(&lines, false).await.unwrap();
     let named = "SELECT invoice__r__external_id__c FROM salesforce.invoice_line__c WHERE sfid = $1";
     assert_eq!(text(&pg, named, &line).await.as_deref(), Some("INV-POLL-1"));
 
@@ -1450,7 +1450,7 @@ async fn a_batch_of_events_delivered_together_ends_as_applying_them_one_by_one_i
     config.bulk_threshold = u64::MAX;
     h.engine(config.clone()).migrate().await.unwrap();
     let ctx = h.ctx("Account", config);
-    engine::load::load(&ctx, false).await.unwrap();
+    engine::driver::load(&ctx, false).await.unwrap();
     let mut pg = h.pg().await;
     let ids = account_ids(&pg).await;
     let (updated, deleted) = (ids[0].0.clone(), ids[1].0.clone());

@@ -11,7 +11,7 @@ use tokio::sync::watch;
 
 use crate::engine::state::StateStore;
 use crate::engine::writer::{Target, Writer, WriterConfig};
-use crate::engine::{load, poll, Engine, EngineConfig, MappingCtx};
+use crate::engine::{driver, poll, Engine, EngineConfig, MappingCtx};
 use crate::salesforce::{CallKind, ErrorClass};
 
 use super::progress::Progress;
@@ -259,7 +259,7 @@ pub async fn reload(ctx: &Context, name: &str) -> Result<(), CliError> {
     let mapping = ctx.mapping(name)?;
     let engine = engine(ctx, vec![mapping.object.to_owned()]).await?;
     let mctx = engine.context(mapping)?;
-    let report = with_progress(&mctx, "reload", load::load(&mctx, true)).await?;
+    let report = with_progress(&mctx, "reload", driver::load(&mctx, true)).await?;
     println!(
         "{}: reloaded {} rows in {:.1} s ({}{} records not applied, see `forcesync errors`)",
         mapping.object,

@@ -104,10 +104,10 @@ pub async fn stored<C: GenericClient>(
     Ok(rows
         .iter()
         .map(|r| StoredLimit {
-            name: r.get(0),
-            max: r.get(1),
-            remaining: r.get(2),
-            read_at: r.get(3),
+            name: r.get("name"),
+            max: r.get("max"),
+            remaining: r.get("remaining"),
+            read_at: r.get("read_at"),
         })
         .collect())
 }

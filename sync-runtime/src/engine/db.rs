@@ -135,9 +135,8 @@ pub(crate) async fn listen(
         }
     });
     // The task holds the connection that `client` sends through; it runs from here on.
-    let channel = channel.replace('"', "\"\"");
     client
-        .batch_execute(&format!("LISTEN \"{channel}\""))
+        .batch_execute(&format!("LISTEN {}", super::system::quote_ident(channel)))
         .await?;
     Ok(Listener {
         _client: client,

@@ -47,11 +47,11 @@ impl Lease {
         let client = super::db::connect(database_url).await?;
         let held: bool = client
             .query_one(
-                "SELECT pg_try_advisory_lock($1)",
+                "SELECT pg_try_advisory_lock($1) AS held",
                 &[&lock_key(schema, mapping)],
             )
             .await?
-            .get(0);
+            .get("held");
         if held {
             Ok(Some(Lease {
                 mapping: mapping.to_owned(),

@@ -23,9 +23,11 @@
 //!   rows are merged in place in the same transaction (the newer state wins, synced rows
 //!   Salesforce no longer has leave), with a log line saying why.
 //!
-//! A reload then reads again, by polling, every change from its start (minus the look-back), so
-//! no change Salesforce made while it ran is lost, whether or not it reached the old table, and
-//! re-reads the records the app has unsent changes for (their rows were carried over whole).
+//! A reload must then read again, by polling, every change from its start (minus the look-back),
+//! so no change Salesforce made while it ran is lost, whether or not it reached the old table, and
+//! re-read the records the app has unsent changes for (their rows were carried over whole:
+//! [`reread_unsent`]); the driver ([`super::driver::load`]) does both after [`load_rows`]. An
+//! operation: it imports no other.
 //!
 //! A record that cannot be stored is recorded in `_forcesync_read_errors` and skipped.
 
@@ -41,7 +43,7 @@ use super::convert::{copy_line, pg_text_from_csv};
 use super::state::SyncState;
 use super::swap::{self, Method};
 use super::system::quote_ident;
-use super::{ingest, poll, soql};
+use super::{ingest, read_errors, soql};
 use super::{EngineError, MappingCtx};
 use crate::adapter::FieldDescriptor;
 use crate::salesforce::bulk::{BulkQuery, CsvPage, PollPolicy, QueryOperation};
@@ -65,17 +67,10 @@ const BULK_PAGE: u64 = 50_000;
 /// Bytes of COPY data sent per chunk.
 const COPY_CHUNK: usize = 256 * 1024;
 
-/// Loads the mapping: the initial load when `reload` is false, a reload otherwise (which also
-/// catches up on the changes made while it ran).
-pub async fn load(ctx: &MappingCtx, reload: bool) -> Result<LoadReport, EngineError> {
-    let report = load_rows(ctx, reload).await?;
-    if reload {
-        catch_up(ctx, report.started_at).await?;
-    }
-    Ok(report)
-}
-
-async fn load_rows(ctx: &MappingCtx, reload: bool) -> Result<LoadReport, EngineError> {
+/// Loads every record into the table: the initial load when `reload` is false, a reload
+/// otherwise. A reload must then catch up ([`super::driver::load`] does both): read again the
+/// changes made while it ran, and [`reread_unsent`].
+pub async fn load_rows(ctx: &MappingCtx, reload: bool) -> Result<LoadReport, EngineError> {
     let mapping = ctx.mapping;
     let started = Instant::now();
     let started_at = Utc::now().naive_utc();
@@ -102,11 +97,11 @@ async fn load_rows(ctx: &MappingCtx, reload: bool) -> Result<LoadReport, EngineE
     let tx = apply::begin_engine_tx(&mut db).await?;
     let has_synced: bool = tx
         .query_one(
-            &format!("SELECT EXISTS (SELECT 1 FROM {table} WHERE sfid IS NOT NULL)"),
+            &format!("SELECT EXISTS (SELECT 1 FROM {table} WHERE sfid IS NOT NULL) AS has_synced"),
             &[],
         )
         .await?
-        .get(0);
+        .get("has_synced");
     let plan = Some(swap::plan(&tx, mapping).await?);
     let blockers = match &plan {
         Some(Err(blockers)) => blockers.clone(),
@@ -294,7 +289,7 @@ async fn load_rows(ctx: &MappingCtx, reload: bool) -> Result<LoadReport, EngineE
         _ => {}
     }
     for (error, payload) in &errors {
-        apply::record_read_error(&tx, mapping, error, payload.as_ref()).await?;
+        read_errors::record(&tx, mapping, error, payload.as_ref()).await?;
     }
     ctx.states
         .set_watermark(&tx, mapping.object, Some(&(started_at, String::new())))
@@ -324,15 +319,11 @@ async fn load_rows(ctx: &MappingCtx, reload: bool) -> Result<LoadReport, EngineE
     })
 }
 
-/// After a reload: reads again every change since the reload began (minus the look-back): what
-/// change events applied to the old table meanwhile, deletes included, is applied again. Rows
-/// with unsent app changes were carried over as the app left them: their records are read again
-/// so the fields the app did not change catch up with Salesforce (through the conflict policy).
-async fn catch_up(ctx: &MappingCtx, started_at: NaiveDateTime) -> Result<(), EngineError> {
+/// After a reload: rows with unsent app changes were carried over as the app left them; their
+/// records are read again so the fields the app did not change catch up with Salesforce (through
+/// the conflict policy). Read-only mappings have none.
+pub async fn reread_unsent(ctx: &MappingCtx) -> Result<(), EngineError> {
     let mapping = ctx.mapping;
-    let back = chrono::Duration::from_std(ctx.config.lookback)
-        .unwrap_or_else(|_| chrono::Duration::zero());
-    poll::poll_once(ctx, Some(started_at - back)).await?;
     if !mapping.is_read_write() {
         return Ok(());
     }
@@ -351,7 +342,7 @@ async fn catch_up(ctx: &MappingCtx, started_at: NaiveDateTime) -> Result<(), Eng
         )
         .await?
         .iter()
-        .map(|r| r.get(0))
+        .map(|r| r.get("sfid"))
         .collect();
     if !pending.is_empty() {
         let tx = apply::begin_engine_tx(&mut db).await?;
@@ -472,7 +463,7 @@ async fn merge_staged(
         )
         .await?
         .iter()
-        .map(|r| r.get(0))
+        .map(|r| r.get("sfid"))
         .collect();
     if !gone.is_empty() {
         apply::remove_unmatched(tx, mapping, &gone).await?;

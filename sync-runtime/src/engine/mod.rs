@@ -2,30 +2,39 @@
 //! initial load, Change Data Capture, polling, repair) and Salesforce in step with the app's
 //! writes ([`writer`]).
 //!
-//! [`Engine::run`] takes each mapping it can lease ([`lease`]), and runs its loop: load when the
-//! table was never loaded, then stream change events (or poll), repair drift on the mapping's
-//! `poll_seconds`, and move the mapping's state ([`state`]) as things happen: budget exhausted,
-//! a field gone from Salesforce, the org refusing events. Every decision is made by a pure
-//! function in the module named after it; the loops here only move data. See `ENGINE.md`.
+//! [`Engine::run`] runs every mapping's driver ([`driver`]): it takes the mapping's lease
+//! ([`lease`]), loads the table when it was never loaded, then streams change events (or polls),
+//! repairs drift on the mapping's `poll_seconds`, and moves the mapping's state ([`state`]) as
+//! things happen: budget exhausted, a field gone from Salesforce, the org refusing events. The
+//! operations it runs ([`load`], [`poll`], [`cdc`], the repairs [`reread`], [`deletes`],
+//! [`formulas`]) import neither one another nor the driver. Every decision is made by a pure
+//! function in the module named after it; the loops only move data. See `ENGINE.md`.
 
 pub mod activity;
 pub mod adopt;
 pub mod allocations;
 pub mod apply;
+pub mod cdc;
 pub mod conflict;
 pub mod convert;
 pub mod db;
 pub mod degraded;
+pub mod deletes;
+pub mod driver;
 pub mod filter;
+pub mod formulas;
 pub mod hub;
 pub mod ingest;
+#[cfg(test)]
+mod layering;
 pub mod lease;
 pub mod load;
 pub mod poll;
+pub mod read_errors;
+pub mod reread;
 pub mod row_lock;
 pub mod soql;
 pub mod state;
-pub mod stream;
 pub mod swap;
 pub mod system;
 #[cfg(test)]
@@ -40,6 +49,7 @@ use tokio::sync::watch;
 
 use crate::adapter::{MappingDescriptor, Registry};
 use crate::salesforce::{self, Client, SfError};
+pub use driver::run_mapping;
 use filter::Filter;
 use state::{StateStore, SyncState};
 
@@ -297,138 +307,4 @@ impl Engine {
         }
         Ok(())
     }
-}
-
-/// One mapping, for as long as the engine runs: wait for its lease, then sync it (in `held`
-/// while the lease lasts).
-pub async fn run_mapping(ctx: MappingCtx, held: lease::Held, mut shutdown: watch::Receiver<bool>) {
-    let mapping = ctx.mapping;
-    loop {
-        if *shutdown.borrow() {
-            return;
-        }
-        match lease::Lease::try_acquire(&ctx.config.database_url, mapping.schema, mapping.object)
-            .await
-        {
-            Ok(Some(lease)) => {
-                tracing::info!(mapping = mapping.object, "leased");
-                held.insert(mapping.object);
-                sync_while_leased(&ctx, &lease, &mut shutdown).await;
-                held.remove(mapping.object);
-                drop(lease);
-            }
-            Ok(None) => {}
-            Err(e) => tracing::warn!(mapping = mapping.object, "lease: {e}"),
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(ctx.config.lease_retry) => {}
-            _ = shutdown.changed() => {}
-        }
-    }
-}
-
-/// Syncs a leased mapping until shutdown or until the lease is lost.
-async fn sync_while_leased(
-    ctx: &MappingCtx,
-    lease: &lease::Lease,
-    shutdown: &mut watch::Receiver<bool>,
-) {
-    let mapping = ctx.mapping;
-    let mut backoff = Duration::from_secs(1);
-    loop {
-        if *shutdown.borrow() || !lease.is_alive().await {
-            return;
-        }
-        let result = run_once(ctx, shutdown).await;
-        let wait = match result {
-            Ok(()) => return,
-            Err(error) => {
-                let (state, message) = error.state(mapping);
-                tracing::warn!(mapping = mapping.object, state = %state, "{message}");
-                if let Ok(db) = ctx.connect().await {
-                    let _ = ctx.states.record_error(&db, mapping.object, &message).await;
-                    let _ = ctx
-                        .states
-                        .set_state(&db, mapping.object, state, Some(&message))
-                        .await;
-                }
-                let wait = match state {
-                    SyncState::BudgetExhausted => Duration::from_secs(60),
-                    SyncState::SchemaChanged => ctx.config.schema_retry,
-                    _ => backoff,
-                };
-                backoff = (backoff * 2).min(Duration::from_secs(60));
-                wait
-            }
-        };
-        tokio::select! {
-            _ = tokio::time::sleep(wait) => {}
-            _ = shutdown.changed() => {}
-        }
-    }
-}
-
-/// Loads the mapping when needed, then streams or polls until shutdown.
-async fn run_once(
-    ctx: &MappingCtx,
-    shutdown: &mut watch::Receiver<bool>,
-) -> Result<(), EngineError> {
-    let mapping = ctx.mapping;
-    let db = ctx.connect().await?;
-    ctx.states
-        .ensure(&db, mapping.object, mapping.table)
-        .await?;
-    let status = ctx
-        .states
-        .get(&db, mapping.object)
-        .await?
-        .ok_or_else(|| EngineError::Config(format!("no state row for {}", mapping.object)))?;
-    if status.paused {
-        ctx.states
-            .set_state(
-                &db,
-                mapping.object,
-                SyncState::Paused,
-                Some("paused by an operator"),
-            )
-            .await?;
-        wait_unpaused(ctx, &db, shutdown).await?;
-        return Ok(());
-    }
-    drop(db);
-    if mapping.sync.streaming {
-        stream::run(ctx, shutdown).await
-    } else {
-        poll::run(ctx, shutdown).await
-    }
-}
-
-async fn wait_unpaused(
-    ctx: &MappingCtx,
-    db: &tokio_postgres::Client,
-    shutdown: &mut watch::Receiver<bool>,
-) -> Result<(), EngineError> {
-    loop {
-        tokio::select! {
-            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-            _ = shutdown.changed() => return Ok(()),
-        }
-        let paused = ctx
-            .states
-            .get(db, ctx.mapping.object)
-            .await?
-            .is_some_and(|s| s.paused);
-        if !paused {
-            return Ok(());
-        }
-    }
-}
-
-/// Whether an operator paused the mapping since it started.
-pub async fn is_paused(ctx: &MappingCtx, db: &tokio_postgres::Client) -> Result<bool, EngineError> {
-    Ok(ctx
-        .states
-        .get(db, ctx.mapping.object)
-        .await?
-        .is_some_and(|s| s.paused))
 }

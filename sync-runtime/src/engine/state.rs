@@ -2,9 +2,10 @@
 //! counters the CLI and metrics read (rows, last change applied, lag, API calls by kind).
 //!
 //! One row per mapping in `<schema>._forcesync_mapping_state` (created by [`super::system`]).
-//! Positions that must move together with data (the CDC replay id, the polling cursor) are
-//! written by the apply path in the same transaction as the change they belong to; this module
-//! only holds the statements.
+//! The read side writes that table only through [`StateStore`]. Positions that must move together
+//! with data (the CDC replay id, the polling cursor, how far deletes were reconciled) are written
+//! by the operations in the same transaction as the change they belong to; this module only holds
+//! the statements.
 
 use std::fmt;
 use std::str::FromStr;
@@ -401,6 +402,79 @@ impl StateStore {
         .map(drop)
     }
 
+    /// Up to when purged deletes were last read from `/deleted` (`None`: never). The mapping's
+    /// row must exist.
+    pub async fn deleted_checked_until<C: GenericClient>(
+        &self,
+        db: &C,
+        mapping: &str,
+    ) -> Result<Option<NaiveDateTime>, tokio_postgres::Error> {
+        Ok(db
+            .query_one(
+                &format!(
+                    "SELECT deleted_checked_until FROM {} WHERE mapping = $1",
+                    self.table
+                ),
+                &[&mapping],
+            )
+            .await?
+            .get("deleted_checked_until"))
+    }
+
+    /// Records up to when `/deleted` was read; call it in the transaction that applied them.
+    pub async fn set_deleted_checked_until<C: GenericClient>(
+        &self,
+        db: &C,
+        mapping: &str,
+        until: NaiveDateTime,
+    ) -> Result<(), tokio_postgres::Error> {
+        db.execute(
+            &format!(
+                "UPDATE {} SET deleted_checked_until = $2 WHERE mapping = $1",
+                self.table
+            ),
+            &[&mapping, &until],
+        )
+        .await
+        .map(drop)
+    }
+
+    /// Records a full Id reconciliation that started at `started` (deletes are then known up
+    /// to there); call it in the transaction that applied it.
+    pub async fn record_full_reconcile<C: GenericClient>(
+        &self,
+        db: &C,
+        mapping: &str,
+        started: NaiveDateTime,
+    ) -> Result<(), tokio_postgres::Error> {
+        db.execute(
+            &format!(
+                "UPDATE {} SET full_reconcile_at = now(), deleted_checked_until = $2 WHERE mapping = $1",
+                self.table
+            ),
+            &[&mapping, &started],
+        )
+        .await
+        .map(drop)
+    }
+
+    /// Marks the end of a formula refresh.
+    pub async fn record_formula_refresh<C: GenericClient>(
+        &self,
+        db: &C,
+        mapping: &str,
+    ) -> Result<(), tokio_postgres::Error> {
+        db.execute(
+            &format!(
+                "UPDATE {} SET formulas_refreshed_at = now() WHERE mapping = $1",
+                self.table
+            ),
+            &[&mapping],
+        )
+        .await
+        .map(drop)
+    }
+
     /// Pauses or resumes a mapping (an operator's decision, kept across restarts).
     pub async fn set_paused<C: GenericClient>(
         &self,
@@ -426,14 +500,14 @@ impl StateStore {
     ) -> Result<(), tokio_postgres::Error> {
         db.execute(
             &format!(
-                "UPDATE {} SET state = 'INITIAL', message = NULL, watermark_systemmodstamp = NULL,
+                "UPDATE {} SET state = $2, message = NULL, watermark_systemmodstamp = NULL,
                         watermark_sfid = NULL, cdc_replay_id = NULL, cdc_replay_bytes = NULL, loaded_at = NULL, load_done = 0,
                         load_total = NULL,
                         updated_at = now()
                  WHERE mapping = $1",
                 self.table
             ),
-            &[&mapping],
+            &[&mapping, &SyncState::Initial.as_str()],
         )
         .await
         .map(drop)

@@ -135,22 +135,22 @@ pub async fn plan(
     let schema = quote_ident(mapping.schema);
     let row = tx
         .query_one(
-            "SELECT c.oid, c.relkind::text, c.relrowsecurity, \
-                    pg_has_role(c.relowner, 'MEMBER'), \
+            "SELECT c.oid, c.relkind::text AS kind, c.relrowsecurity, \
+                    pg_has_role(c.relowner, 'MEMBER') AS may_drop, \
                     CASE WHEN c.relowner = (SELECT oid FROM pg_roles WHERE rolname = current_user) \
-                         THEN NULL ELSE quote_ident(pg_get_userbyid(c.relowner)) END, \
-                    format('%I.%I', n.nspname, c.relname) \
+                         THEN NULL ELSE quote_ident(pg_get_userbyid(c.relowner)) END AS owner, \
+                    format('%I.%I', n.nspname, c.relname) AS pg_table \
              FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
              WHERE n.nspname = $1 AND c.relname = $2",
             &[&mapping.schema, &mapping.table],
         )
         .await?;
-    let oid: u32 = row.get(0);
-    let kind: String = row.get(1);
-    let row_security: bool = row.get(2);
-    let may_drop: bool = row.get(3);
-    let owner: Option<String> = row.get(4);
-    let pg_table: String = row.get(5);
+    let oid: u32 = row.get("oid");
+    let kind: String = row.get("kind");
+    let row_security: bool = row.get("relrowsecurity");
+    let may_drop: bool = row.get("may_drop");
+    let owner: Option<String> = row.get("owner");
+    let pg_table: String = row.get("pg_table");
     let shadow_name = shadow_name(mapping.table, oid);
     let shadow = format!("{schema}.{}", quote_ident(&shadow_name));
 
@@ -167,7 +167,7 @@ pub async fn plan(
     // Objects the DROP of the old table would take with it or refuse over.
     let dependents = tx
         .query(
-            "SELECT DISTINCT 'view ' || v.oid::regclass::text || ' depends on it' \
+            "SELECT DISTINCT 'view ' || v.oid::regclass::text || ' depends on it' AS blocker \
              FROM pg_depend d JOIN pg_rewrite r ON r.oid = d.objid JOIN pg_class v ON v.oid = r.ev_class \
              WHERE d.classid = 'pg_rewrite'::regclass AND d.refclassid = 'pg_class'::regclass \
                AND d.refobjid = $1 AND v.oid <> $1 \
@@ -195,43 +195,47 @@ pub async fn plan(
             &[&oid],
         )
         .await?;
-    blockers.extend(dependents.iter().map(|r| r.get::<_, String>(0)));
+    blockers.extend(dependents.iter().map(|r| r.get::<_, String>("blocker")));
     let sequence: Option<String> = tx
-        .query_one("SELECT pg_get_serial_sequence($1, 'id')", &[&pg_table])
+        .query_one(
+            "SELECT pg_get_serial_sequence($1, 'id') AS sequence",
+            &[&pg_table],
+        )
         .await?
-        .get(0);
+        .get("sequence");
     if sequence.is_none() {
         blockers.push("its id column has no sequence of its own".to_owned());
     }
     let exists: bool = tx
         .query_one(
             "SELECT EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
-             WHERE n.nspname = $1 AND c.relname = $2)",
+             WHERE n.nspname = $1 AND c.relname = $2) AS taken",
             &[&mapping.schema, &shadow_name],
         )
         .await?
-        .get(0);
+        .get("taken");
     if exists {
         blockers.push(format!("a relation named {shadow} already exists"));
     }
 
     let columns: Vec<String> = tx
         .query(
-            "SELECT attname::text FROM pg_attribute \
+            "SELECT attname::text AS name FROM pg_attribute \
              WHERE attrelid = $1 AND attnum > 0 AND NOT attisdropped AND attgenerated = '' \
              ORDER BY attnum",
             &[&oid],
         )
         .await?
         .iter()
-        .map(|r| quote_ident(r.get(0)))
+        .map(|r| quote_ident(r.get("name")))
         .collect();
 
     let mut indexes = Vec::new();
     for r in tx
         .query(
-            "SELECT i.indexrelid, quote_ident(c.relname), pg_get_indexdef(i.indexrelid), \
-                    quote_ident(con.conname), con.contype::text \
+            "SELECT i.indexrelid, quote_ident(c.relname) AS name, \
+                    pg_get_indexdef(i.indexrelid) AS definition, \
+                    quote_ident(con.conname) AS constraint_name, con.contype::text AS constraint_type \
              FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid \
              LEFT JOIN pg_constraint con ON con.conindid = i.indexrelid AND con.conrelid = i.indrelid \
              WHERE i.indrelid = $1 ORDER BY c.relname",
@@ -239,10 +243,13 @@ pub async fn plan(
         )
         .await?
     {
-        let index_oid: u32 = r.get(0);
-        let name: String = r.get(1);
-        let definition: String = r.get(2);
-        let constraint = match (r.get::<_, Option<String>>(3), r.get::<_, Option<String>>(4)) {
+        let index_oid: u32 = r.get("indexrelid");
+        let name: String = r.get("name");
+        let definition: String = r.get("definition");
+        let constraint = match (
+            r.get::<_, Option<String>>("constraint_name"),
+            r.get::<_, Option<String>>("constraint_type"),
+        ) {
             (Some(con), Some(kind)) if kind == "p" => Some((con, "PRIMARY KEY")),
             (Some(con), Some(kind)) if kind == "u" => Some((con, "UNIQUE")),
             (Some(con), Some(_)) => {
@@ -285,7 +292,7 @@ pub async fn plan(
         .query(
             "SELECT 'GRANT ' || a.privilege_type || ' ON ' || $2 || ' TO ' || \
                     CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(a.grantee)) END || \
-                    CASE WHEN a.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END \
+                    CASE WHEN a.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END AS statement \
              FROM pg_class c, aclexplode(c.relacl) a WHERE c.oid = $1 AND a.grantee <> c.relowner \
              UNION ALL \
              SELECT 'GRANT ' || a.privilege_type || ' (' || quote_ident(t.attname) || ') ON ' || $2 || ' TO ' || \
@@ -297,18 +304,18 @@ pub async fn plan(
         )
         .await?
         .iter()
-        .map(|r| r.get(0))
+        .map(|r| r.get("statement"))
         .collect();
 
     // Named after the rename: `{table}` is the swapped-in table by then, its indexes renamed.
     let properties = tx
         .query(
-            "SELECT 'COMMENT ON TABLE ' || $2 || ' IS ' || quote_literal(d.description)              FROM pg_description d              WHERE d.objoid = $1 AND d.classoid = 'pg_class'::regclass AND d.objsubid = 0              UNION ALL              SELECT 'COMMENT ON COLUMN ' || $2 || '.' || quote_ident(a.attname) || ' IS ' || quote_literal(d.description)              FROM pg_description d JOIN pg_attribute a ON a.attrelid = d.objoid AND a.attnum = d.objsubid              WHERE d.objoid = $1 AND d.classoid = 'pg_class'::regclass AND d.objsubid > 0 AND NOT a.attisdropped              UNION ALL              SELECT 'ALTER TABLE ' || $2 || ' SET (' || array_to_string(c.reloptions, ', ') || ')'              FROM pg_class c WHERE c.oid = $1 AND c.reloptions IS NOT NULL              UNION ALL              SELECT 'ALTER TABLE ' || $2 || ' ALTER COLUMN ' || quote_ident(a.attname) ||                     ' SET STATISTICS ' || a.attstattarget::int              FROM pg_attribute a              WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped                AND coalesce(a.attstattarget::int, -1) >= 0              UNION ALL              SELECT 'ALTER TABLE ' || $2 || ' REPLICA IDENTITY ' ||                     CASE c.relreplident WHEN 'f' THEN 'FULL' WHEN 'n' THEN 'NOTHING'                          ELSE 'USING INDEX ' || quote_ident(i.relname) END              FROM pg_class c LEFT JOIN pg_index x ON x.indrelid = c.oid AND x.indisreplident                   LEFT JOIN pg_class i ON i.oid = x.indexrelid              WHERE c.oid = $1 AND c.relreplident IN ('f', 'n', 'i')              UNION ALL              SELECT 'ALTER TABLE ' || $2 || ' CLUSTER ON ' || quote_ident(i.relname)              FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid              WHERE x.indrelid = $1 AND x.indisclustered",
+            "SELECT 'COMMENT ON TABLE ' || $2 || ' IS ' || quote_literal(d.description) AS statement              FROM pg_description d              WHERE d.objoid = $1 AND d.classoid = 'pg_class'::regclass AND d.objsubid = 0              UNION ALL              SELECT 'COMMENT ON COLUMN ' || $2 || '.' || quote_ident(a.attname) || ' IS ' || quote_literal(d.description)              FROM pg_description d JOIN pg_attribute a ON a.attrelid = d.objoid AND a.attnum = d.objsubid              WHERE d.objoid = $1 AND d.classoid = 'pg_class'::regclass AND d.objsubid > 0 AND NOT a.attisdropped              UNION ALL              SELECT 'ALTER TABLE ' || $2 || ' SET (' || array_to_string(c.reloptions, ', ') || ')'              FROM pg_class c WHERE c.oid = $1 AND c.reloptions IS NOT NULL              UNION ALL              SELECT 'ALTER TABLE ' || $2 || ' ALTER COLUMN ' || quote_ident(a.attname) ||                     ' SET STATISTICS ' || a.attstattarget::int              FROM pg_attribute a              WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped                AND coalesce(a.attstattarget::int, -1) >= 0              UNION ALL              SELECT 'ALTER TABLE ' || $2 || ' REPLICA IDENTITY ' ||                     CASE c.relreplident WHEN 'f' THEN 'FULL' WHEN 'n' THEN 'NOTHING'                          ELSE 'USING INDEX ' || quote_ident(i.relname) END              FROM pg_class c LEFT JOIN pg_index x ON x.indrelid = c.oid AND x.indisreplident                   LEFT JOIN pg_class i ON i.oid = x.indexrelid              WHERE c.oid = $1 AND c.relreplident IN ('f', 'n', 'i')              UNION ALL              SELECT 'ALTER TABLE ' || $2 || ' CLUSTER ON ' || quote_ident(i.relname)              FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid              WHERE x.indrelid = $1 AND x.indisclustered",
             &[&oid, &table],
         )
         .await?
         .iter()
-        .map(|r| r.get(0))
+        .map(|r| r.get("statement"))
         .collect();
 
     if !blockers.is_empty() {

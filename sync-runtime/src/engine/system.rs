@@ -21,6 +21,14 @@ pub struct SystemMigration {
     pub sql: &'static str,
 }
 
+impl SystemMigration {
+    /// The script for a mapping schema, its name quoted by the engine's one rule
+    /// ([`quote_ident`]: upper case, reserved words).
+    pub fn sql_for(&self, schema: &str) -> String {
+        self.sql.replace("{schema}", &quote_ident(schema))
+    }
+}
+
 /// Every system migration, in the order they are applied.
 pub const MIGRATIONS: &[SystemMigration] = &[
     SystemMigration {
@@ -201,12 +209,11 @@ pub async fn migrate_in(
         )
         .await?
         .iter()
-        .map(|row| row.get(0))
+        .map(|row| row.get("name"))
         .collect();
     let mut applied = Vec::new();
     for migration in pending(&done) {
-        tx.batch_execute(&migration.sql.replace("{schema}", &schema_ident))
-            .await?;
+        tx.batch_execute(&migration.sql_for(schema)).await?;
         tx.execute(
             &format!("INSERT INTO {schema_ident}._forcesync_system_migrations (name) VALUES ($1)"),
             &[&migration.name],
@@ -238,7 +245,7 @@ pub async fn revert<C: GenericClient>(
         .await?;
     let schema_ident = quote_ident(schema);
     for row in rows {
-        let table: String = row.get(0);
+        let table: String = row.get("tablename");
         client
             .batch_execute(&format!(
                 "DROP TABLE IF EXISTS {schema_ident}.{} CASCADE",
@@ -280,5 +287,21 @@ mod tests {
         assert_eq!(quote_ident("Sales Force"), "\"Sales Force\"");
         assert_eq!(quote_ident("a\"b"), "\"a\"\"b\"");
         assert_eq!(quote_ident("1abc"), "\"1abc\"");
+        assert_eq!(quote_ident("order"), "\"order\"", "a reserved word");
+        assert_eq!(quote_ident("User"), "\"User\"");
+    }
+
+    #[test]
+    fn a_schema_named_by_a_reserved_word_is_quoted_in_every_script() {
+        for migration in MIGRATIONS {
+            let sql = migration.sql_for("order");
+            assert!(!sql.contains("{schema}"), "{}", migration.name);
+            assert!(
+                sql.contains("\"order\"._forcesync_"),
+                "{}: {sql}",
+                migration.name
+            );
+            assert!(!sql.contains(" order._forcesync_"), "{}", migration.name);
+        }
     }
 }

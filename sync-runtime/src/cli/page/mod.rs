@@ -400,7 +400,7 @@ fn start_reload(page: &Page, mapping: &'static MappingDescriptor) -> Result<(), 
     let reloading = page.0.reloading.clone();
     tracing::info!(mapping = mapping.object, "status page: reload started");
     tokio::spawn(async move {
-        match crate::engine::load::load(&mctx, true).await {
+        match crate::engine::driver::load(&mctx, true).await {
             Ok(report) => tracing::info!(
                 mapping = mapping.object,
                 rows = report.rows,

@@ -13,6 +13,7 @@ use tokio_postgres::Transaction;
 
 use super::apply::{self, EventChange, Row};
 use super::filter::Verdict;
+use super::read_errors;
 use super::system::quote_ident;
 use super::{EngineError, MappingCtx};
 use crate::adapter::{ChangeEventHeader, ChangeType};
@@ -81,7 +82,7 @@ pub async fn apply_records(
             Ok(row) => leaving.push(row.sfid),
             Err(error) => {
                 applied.errors += 1;
-                apply::record_read_error(tx, mapping, &error, Some(record)).await?;
+                read_errors::record(tx, mapping, &error, Some(record)).await?;
             }
         }
     }
@@ -252,7 +253,7 @@ pub async fn apply_delivered(
                         is_diff: false,
                     }],
                 };
-                apply::record_read_error(tx, mapping, &error, Some(payload)).await?;
+                read_errors::record(tx, mapping, &error, Some(payload)).await?;
                 continue;
             }
         };
@@ -296,7 +297,7 @@ pub async fn apply_delivered(
                 Ok(EventChange::Refetch { sfid }) => gap_fetch.push(sfid),
                 Err(error) => {
                     applied.errors += 1;
-                    apply::record_read_error(tx, mapping, &error, Some(payload)).await?;
+                    read_errors::record(tx, mapping, &error, Some(payload)).await?;
                 }
             }
         }

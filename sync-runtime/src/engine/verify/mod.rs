@@ -246,7 +246,7 @@ pub async fn compare(ctx: &MappingCtx, options: &Options) -> Result<Report, Veri
     let pg_portal = scan
         .bind(
             &format!(
-                "SELECT sfid::text, systemmodstamp FROM {} \
+                "SELECT sfid::text AS sfid, systemmodstamp AS stamp FROM {} \
                  WHERE sfid IS NOT NULL AND isdeleted IS NOT TRUE ORDER BY sfid COLLATE \"C\"",
                 apply::qualified(mapping)
             ),
@@ -276,7 +276,7 @@ pub async fn compare(ctx: &MappingCtx, options: &Options) -> Result<Report, Veri
                     merge.finish(Side::Postgres);
                 }
                 report.postgres_rows += rows.len() as u64;
-                merge.push_postgres(rows.iter().map(|r| (r.get(0), r.get(1))))?;
+                merge.push_postgres(rows.iter().map(|r| (r.get("sfid"), r.get("stamp"))))?;
             }
             Some(Side::Salesforce) => {
                 let page = match &mut sf_source {
@@ -295,7 +295,7 @@ pub async fn compare(ctx: &MappingCtx, options: &Options) -> Result<Report, Veri
                         .query_portal(portal, PAGE as i32)
                         .await?
                         .iter()
-                        .map(|r| (r.get(0), r.get(1)))
+                        .map(|r| (r.get("id"), r.get("stamp")))
                         .collect(),
                 };
                 if page.is_empty() {
@@ -333,7 +333,7 @@ async fn repair(
     let held: Vec<String> = if mapping.is_read_write() && !extras.is_empty() {
         db.query(
             &format!(
-                "SELECT t.sfid::text FROM {table} t WHERE t.sfid = ANY($1) AND EXISTS \
+                "SELECT t.sfid::text AS sfid FROM {table} t WHERE t.sfid = ANY($1) AND EXISTS \
                  (SELECT 1 FROM {schema}._trigger_log l WHERE l.table_name = $2 \
                   AND l.record_id = t.id AND l.state IN ('NEW', 'PENDING'))",
                 table = apply::qualified(mapping),
@@ -343,7 +343,7 @@ async fn repair(
         )
         .await?
         .iter()
-        .map(|r| r.get(0))
+        .map(|r| r.get("sfid"))
         .collect()
     } else {
         Vec::new()
