@@ -66,6 +66,27 @@ pub async fn open<C: GenericClient>(
         .collect())
 }
 
+/// Which of `sfids` have an open error (records the read side failed to store earlier).
+pub async fn open_among<C: GenericClient>(
+    db: &C,
+    mapping: &MappingDescriptor,
+    sfids: &[String],
+) -> Result<Vec<String>, tokio_postgres::Error> {
+    Ok(db
+        .query(
+            &format!(
+                "SELECT DISTINCT sfid FROM {} \
+                 WHERE mapping = $1 AND resolved_at IS NULL AND sfid = ANY($2)",
+                table(mapping)
+            ),
+            &[&mapping.object, &sfids],
+        )
+        .await?
+        .iter()
+        .map(|r| r.get("sfid"))
+        .collect())
+}
+
 /// The newest error's id, of any mapping (0 when there is none): errors recorded after it are
 /// new.
 pub async fn last_id<C: GenericClient>(

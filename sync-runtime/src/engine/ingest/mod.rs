@@ -14,7 +14,6 @@ use tokio_postgres::Transaction;
 use super::apply::{self, EventChange, Row};
 use super::filter::Verdict;
 use super::read_errors;
-use super::system::quote_ident;
 use super::{EngineError, MappingCtx};
 use crate::adapter::{ChangeEventHeader, ChangeType};
 
@@ -374,19 +373,7 @@ pub async fn apply_delivered(
         if ctx.filter.is_empty() {
             to_fetch.extend(missing);
         } else if !missing.is_empty() {
-            let failed: Vec<String> = tx
-                .query(
-                    &format!(
-                        "SELECT DISTINCT sfid FROM {}._forcesync_read_errors \
-                         WHERE mapping = $1 AND resolved_at IS NULL AND sfid = ANY($2)",
-                        quote_ident(mapping.schema)
-                    ),
-                    &[&mapping.object, &missing],
-                )
-                .await?
-                .iter()
-                .map(|r| r.get(0))
-                .collect();
+            let failed = read_errors::open_among(tx, mapping, &missing).await?;
             to_fetch.extend(failed);
         }
     }
