@@ -101,7 +101,7 @@ pub(super) async fn claim_own_creates(
         )
         .await?
         .iter()
-        .map(|r| r.get(0))
+        .map(|r| r.get("sfid"))
         .collect();
     let key = mapping.upsert_key.and_then(|k| mapping.field(k));
     let in_flight: bool = tx

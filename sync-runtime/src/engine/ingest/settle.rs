@@ -66,7 +66,7 @@ pub(super) async fn with_pending_changes(
         )
         .await?
         .iter()
-        .map(|r| r.get(0))
+        .map(|r| r.get("sfid"))
         .collect())
 }
 
@@ -116,14 +116,14 @@ pub(super) async fn settle_conflicts(
     }
     let mut pending: HashMap<String, Vec<Pending>> = HashMap::new();
     for r in &pending_rows {
-        let values: Option<String> = r.get(2);
-        let old: Option<String> = r.get(3);
-        let sfid: String = r.get(0);
+        let values: Option<String> = r.get("values");
+        let old: Option<String> = r.get("old");
+        let sfid: String = r.get("sfid");
         pending.entry(sfid).or_default().push(Pending {
-            log_id: r.get(1),
+            log_id: r.get("id"),
             values: payload(mapping, values.as_deref()),
             old: payload(mapping, old.as_deref()),
-            created_at: r.get(4),
+            created_at: r.get("created_at"),
         });
     }
     let mut recorded = 0;

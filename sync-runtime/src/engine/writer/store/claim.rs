@@ -110,12 +110,12 @@ impl Store {
             .await?;
         let mut claimed = Claimed::default();
         for r in &rows {
-            let id: i32 = r.get(0);
-            let table: String = r.get(1);
-            let action: Option<String> = r.get(3);
-            let record_id: Option<i32> = r.get(2);
+            let id: i32 = r.get("id");
+            let table: String = r.get("table_name");
+            let action: Option<String> = r.get("action");
+            let record_id: Option<i32> = r.get("record_id");
             let parsed = action.as_deref().and_then(Action::parse);
-            let values: Option<String> = r.get(5);
+            let values: Option<String> = r.get("values");
             match (record_id, parsed) {
                 (Some(record_id), Some(action)) => {
                     match entry_values(mappings, &table, action, values.as_deref()) {
@@ -124,7 +124,7 @@ impl Store {
                             table,
                             record_id,
                             action,
-                            sfid: r.get(4),
+                            sfid: r.get("sfid"),
                             values,
                         }),
                         Err(message) => claimed.unusable.push(Unusable { id, table, message }),
@@ -156,7 +156,7 @@ impl Store {
                 &format!(
                     "SELECT t.id, t.sfid,
                             CASE WHEN t.id = ANY($2)
-                                 THEN jsonb_strip_nulls(to_jsonb(t) - '_hc_lastop' - '_hc_err') END
+                                 THEN jsonb_strip_nulls(to_jsonb(t) - '_hc_lastop' - '_hc_err') END AS row_values
                      FROM unnest($1::int[]) AS u(i) JOIN {} t ON t.id = u.i",
                     self.table(mapping)
                 ),
@@ -166,11 +166,11 @@ impl Store {
         Ok(rows
             .iter()
             .map(|r| {
-                let values: Option<Value> = r.get(2);
+                let values: Option<Value> = r.get("row_values");
                 (
-                    r.get(0),
+                    r.get("id"),
                     RowNow {
-                        sfid: r.get(1),
+                        sfid: r.get("sfid"),
                         values: match values {
                             Some(Value::Object(m)) => m,
                             _ => Map::new(),

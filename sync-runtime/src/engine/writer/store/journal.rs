@@ -25,25 +25,25 @@ const JOURNAL_COLUMNS: &str =
     "id, table_name, record_id, kind, entry_ids, sfid, external_id, body, state, attempts, sent_at";
 
 fn journal_row(r: &tokio_postgres::Row) -> Option<JournalRow> {
-    let kind: String = r.get(3);
-    let body: Value = r.get(7);
+    let kind: String = r.get("kind");
+    let body: Value = r.get("body");
     Some(JournalRow {
-        id: r.get(0),
+        id: r.get("id"),
         write: Write {
-            table: r.get(1),
-            record_id: r.get(2),
-            entry_ids: r.get(4),
+            table: r.get("table_name"),
+            record_id: r.get("record_id"),
+            entry_ids: r.get("entry_ids"),
             kind: CallKind::parse(&kind)?,
-            sfid: r.get(5),
-            external_id: r.get(6),
+            sfid: r.get("sfid"),
+            external_id: r.get("external_id"),
             body: match body {
                 Value::Object(m) => m,
                 _ => Map::new(),
             },
         },
-        state: r.get(8),
-        attempts: r.get(9),
-        sent_at: r.get(10),
+        state: r.get("state"),
+        attempts: r.get("attempts"),
+        sent_at: r.get("sent_at"),
     })
 }
 
