@@ -217,6 +217,11 @@ impl Harness {
         .expect("engine")
     }
 
+    /// The engine (over `config`) running in the background until [`Running::stop`].
+    pub fn run(&self, config: EngineConfig) -> Running {
+        Running::start(self.engine(config))
+    }
+
     /// One mapping's context.
     pub fn ctx(&self, object: &str, config: EngineConfig) -> MappingCtx {
         let engine = self.engine(config);
@@ -450,5 +455,37 @@ impl Harness {
             .json()
             .await
             .unwrap_or(Value::Null)
+    }
+}
+
+/// An engine running in the background. Every test stops it with [`Running::stop`], which fails
+/// the test when the engine ended with an error (an engine that ends badly is a failure
+/// whatever the test checked before).
+pub struct Running {
+    stop: tokio::sync::watch::Sender<bool>,
+    task: tokio::task::JoinHandle<Result<(), sync_runtime::engine::EngineError>>,
+}
+
+impl Running {
+    /// Runs `engine` until [`Running::stop`].
+    pub fn start(engine: sync_runtime::engine::Engine) -> Running {
+        let (stop, shutdown) = tokio::sync::watch::channel(false);
+        let task = tokio::spawn(async move { engine.run(shutdown).await });
+        Running { stop, task }
+    }
+
+    /// Asks the engine to stop, waits for it, and fails the test if it ended with an error.
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        match self.task.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => panic!("the engine ended with an error: {e}"),
+            Err(e) => panic!("the engine's task failed: {e}"),
+        }
+    }
+
+    /// Ends the engine as a crash would (`kill -9`): nothing is stopped cleanly or checked.
+    pub fn kill(self) {
+        self.task.abort();
     }
 }

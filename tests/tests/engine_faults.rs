@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use forcesync_tests::engine::{eventually, Harness};
+use forcesync_tests::engine::{eventually, Harness, Running};
 use forcesync_tests::over_both_transports;
 use serde_json::json;
 use sync_runtime::engine::hub::Transport;
@@ -30,17 +30,10 @@ async fn phone(pg: &tokio_postgres::Client, sfid: &str) -> Option<String> {
     .await
 }
 
-fn run(
-    config: EngineConfig,
-    salesforce: sync_runtime::salesforce::Config,
-) -> (watch::Sender<bool>, tokio::task::JoinHandle<()>) {
-    let engine =
-        engine::Engine::new(&generated::salesforce::REGISTRY, config, salesforce).expect("engine");
-    let (stop, shutdown) = watch::channel(false);
-    let task = tokio::spawn(async move {
-        let _ = engine.run(shutdown).await;
-    });
-    (stop, task)
+fn run(config: EngineConfig, salesforce: sync_runtime::salesforce::Config) -> Running {
+    Running::start(
+        engine::Engine::new(&generated::salesforce::REGISTRY, config, salesforce).expect("engine"),
+    )
 }
 
 fn accounts_only(h: &Harness) -> EngineConfig {
@@ -117,7 +110,7 @@ async fn pubsub_unavailable_mid_stream_loses_nothing_and_applies_nothing_twice()
     const PER_ROUND: usize = 100;
     let h = Harness::start().await;
     let pg = h.pg().await;
-    let (stop, task) = run(accounts_over(&h, Transport::PubSub), h.salesforce());
+    let running = run(accounts_over(&h, Transport::PubSub), h.salesforce());
     // Subscribed after the load and its catch-up poll: the counters move only with streaming.
     eventually(WAIT, "Account is subscribed", || async {
         engine::state::StateStore::new("salesforce")
@@ -159,14 +152,13 @@ async fn pubsub_unavailable_mid_stream_loses_nothing_and_applies_nothing_twice()
         expected,
         "each change applied once"
     );
-    stop.send(true).unwrap();
-    task.await.unwrap();
+    running.stop().await;
 }
 
 async fn gap_events_and_overflow_are_repaired_by_reading_salesforce(transport: Transport) {
     let h = Harness::start().await;
     let pg = h.pg().await;
-    let (stop, task) = run(accounts_over(&h, transport), h.salesforce());
+    let running = run(accounts_over(&h, transport), h.salesforce());
     wait_streaming(&pg).await;
 
     // A gap event stands for a change whose fields we never see: the engine re-reads the record.
@@ -202,14 +194,13 @@ async fn gap_events_and_overflow_are_repaired_by_reading_salesforce(transport: T
         n == ids.len() as i64
     })
     .await;
-    stop.send(true).unwrap();
-    task.await.unwrap();
+    running.stop().await;
 }
 
 async fn a_replay_id_past_retention_recovers_by_catching_up(transport: Transport) {
     let h = Harness::start().await;
     let pg = h.pg().await;
-    let (stop, task) = run(accounts_over(&h, transport), h.salesforce());
+    let running = run(accounts_over(&h, transport), h.salesforce());
     wait_streaming(&pg).await;
     let id = some_account(&h).await;
     h.update("Account", &id, json!({"Phone": "before"})).await;
@@ -217,8 +208,7 @@ async fn a_replay_id_past_retention_recovers_by_catching_up(transport: Transport
         phone(&pg, &id).await.as_deref() == Some("before")
     })
     .await;
-    stop.send(true).unwrap();
-    task.await.unwrap();
+    running.stop().await;
 
     // While the engine is down, changes happen and the org forgets the events.
     h.update("Account", &id, json!({"Phone": "while-down"}))
@@ -226,7 +216,7 @@ async fn a_replay_id_past_retention_recovers_by_catching_up(transport: Transport
     h.faults(json!({"cdc_shrink_retention": 0})).await;
     h.clear_faults().await;
 
-    let (stop, task) = run(accounts_over(&h, transport), h.salesforce());
+    let running = run(accounts_over(&h, transport), h.salesforce());
     eventually(WAIT, "the change is caught up by polling", || async {
         phone(&pg, &id).await.as_deref() == Some("while-down")
     })
@@ -238,14 +228,13 @@ async fn a_replay_id_past_retention_recovers_by_catching_up(transport: Transport
         phone(&pg, &id).await.as_deref() == Some("streaming-again")
     })
     .await;
-    stop.send(true).unwrap();
-    task.await.unwrap();
+    running.stop().await;
 }
 
 async fn expired_sessions_503_storms_and_dropped_clients_lose_nothing(transport: Transport) {
     let h = Harness::start().await;
     let pg = h.pg().await;
-    let (stop, task) = run(accounts_over(&h, transport), h.salesforce());
+    let running = run(accounts_over(&h, transport), h.salesforce());
     wait_streaming(&pg).await;
     let id = some_account(&h).await;
 
@@ -282,14 +271,13 @@ async fn expired_sessions_503_storms_and_dropped_clients_lose_nothing(transport:
             .is_some()
     })
     .await;
-    stop.send(true).unwrap();
-    task.await.unwrap();
+    running.stop().await;
 }
 
 async fn duplicated_and_reordered_events_end_with_the_latest_state(transport: Transport) {
     let h = Harness::start().await;
     let pg = h.pg().await;
-    let (stop, task) = run(accounts_over(&h, transport), h.salesforce());
+    let running = run(accounts_over(&h, transport), h.salesforce());
     wait_streaming(&pg).await;
     let id = some_account(&h).await;
     let rows: i64 = pg
@@ -330,8 +318,7 @@ async fn duplicated_and_reordered_events_end_with_the_latest_state(transport: Tr
         .unwrap()
         .get(0);
     assert_eq!(after, rows + 1, "a duplicated event creates nothing twice");
-    stop.send(true).unwrap();
-    task.await.unwrap();
+    running.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -373,7 +360,7 @@ async fn a_change_made_during_the_initial_load_is_not_lost() {
     config.bulk_threshold = 0;
     // The Bulk job takes a while: changes land while the engine is loading.
     h.faults(json!({"bulk_slow_ms": 1500})).await;
-    let (stop, task) = run(config, h.salesforce());
+    let running = run(config, h.salesforce());
     eventually(WAIT, "the load starts", || async {
         state_of(&pg, "Account")
             .await
@@ -399,8 +386,7 @@ async fn a_change_made_during_the_initial_load_is_not_lost() {
             .is_some()
     })
     .await;
-    stop.send(true).unwrap();
-    task.await.unwrap();
+    running.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -409,15 +395,14 @@ async fn an_exhausted_budget_stops_the_mapping_visibly_and_it_resumes_when_budge
     let pg = h.pg().await;
     let mut starved = h.salesforce();
     starved.org_reserve = u64::MAX;
-    let (stop, task) = run(accounts_only(&h), starved);
+    let running = run(accounts_only(&h), starved);
     eventually(WAIT, "the mapping says its budget is exhausted", || async {
         state_of(&pg, "Account")
             .await
             .is_some_and(|(s, m)| s == SyncState::BudgetExhausted && m.is_some())
     })
     .await;
-    stop.send(true).unwrap();
-    task.await.unwrap();
+    running.stop().await;
     let rows: i64 = pg
         .query_one("SELECT count(*) FROM salesforce.account", &[])
         .await
@@ -425,7 +410,7 @@ async fn an_exhausted_budget_stops_the_mapping_visibly_and_it_resumes_when_budge
         .get(0);
     assert_eq!(rows, 0);
 
-    let (stop, task) = run(accounts_only(&h), h.salesforce());
+    let running = run(accounts_only(&h), h.salesforce());
     wait_streaming(&pg).await;
     let rows: i64 = pg
         .query_one("SELECT count(*) FROM salesforce.account", &[])
@@ -433,15 +418,14 @@ async fn an_exhausted_budget_stops_the_mapping_visibly_and_it_resumes_when_budge
         .unwrap()
         .get(0);
     assert!(rows > 0, "the load ran once the budget returned");
-    stop.send(true).unwrap();
-    task.await.unwrap();
+    running.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_undeleted_account_comes_back() {
     let h = Harness::start().await;
     let pg = h.pg().await;
-    let (stop, task) = run(accounts_only(&h), h.salesforce());
+    let running = run(accounts_only(&h), h.salesforce());
     wait_streaming(&pg).await;
     let id = h
         .create("Account", json!({"Name": "Lazarus", "Phone": "42"}))
@@ -466,8 +450,7 @@ async fn an_undeleted_account_comes_back() {
         phone(&pg, &id).await.as_deref() == Some("42")
     })
     .await;
-    stop.send(true).unwrap();
-    task.await.unwrap();
+    running.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -483,7 +466,7 @@ async fn a_mapped_field_gone_from_salesforce_stops_only_its_mapping_and_names_th
     let pg = h.pg().await;
     let mut config = h.engine_config();
     config.only = vec!["Account".into(), "Contact".into()];
-    let (stop, task) = run(config, h.salesforce());
+    let running = run(config, h.salesforce());
     eventually(WAIT, "Account reports SCHEMA_CHANGED", || async {
         state_of(&pg, "Account").await.is_some_and(|(s, m)| {
             s == SyncState::SchemaChanged
@@ -502,8 +485,7 @@ async fn a_mapped_field_gone_from_salesforce_stops_only_its_mapping_and_names_th
         message.unwrap().contains("Rating"),
         "the message names the field"
     );
-    stop.send(true).unwrap();
-    task.await.unwrap();
+    running.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -595,7 +577,7 @@ async fn a_mapping_stopped_by_a_missing_field_resumes_by_itself_when_the_field_i
     let pg = h.pg().await;
     let mut config = accounts_only(&h);
     config.schema_retry = Duration::from_millis(300);
-    let (stop, task) = run(config, h.salesforce());
+    let running = run(config, h.salesforce());
     eventually(WAIT, "Account reports SCHEMA_CHANGED", || async {
         state_of(&pg, "Account")
             .await
@@ -634,15 +616,14 @@ async fn a_mapping_stopped_by_a_missing_field_resumes_by_itself_when_the_field_i
             == Some("Hot")
     })
     .await;
-    stop.send(true).unwrap();
-    task.await.unwrap();
+    running.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn changes_streamed_during_a_reload_are_never_undone_and_none_is_lost() {
     let h = Harness::start().await;
     let pg = h.pg().await;
-    let (stop, task) = run(accounts_only(&h), h.salesforce());
+    let running = run(accounts_only(&h), h.salesforce());
     wait_streaming(&pg).await;
     let ids: Vec<String> = h
         .query("SELECT Id FROM Account WHERE Type != 'Competitor' ORDER BY Id LIMIT 12")
@@ -757,8 +738,7 @@ async fn changes_streamed_during_a_reload_are_never_undone_and_none_is_lost() {
     done.send(true).unwrap();
     let undone = watcher.await.unwrap();
     assert!(undone.is_empty(), "the app saw changes undone: {undone:?}");
-    stop.send(true).unwrap();
-    task.await.unwrap();
+    running.stop().await;
 }
 
 async fn account_oid(pg: &tokio_postgres::Client) -> u32 {
@@ -811,7 +791,7 @@ async fn an_initial_load_killed_midway_leaves_nothing_partial_and_the_restarted_
 
     // The first run is killed while it loads (a slow Bulk job).
     h.faults(json!({"bulk_slow_ms": 1500})).await;
-    let (_stop, task) = run(config.clone(), h.salesforce());
+    let running = run(config.clone(), h.salesforce());
     eventually(WAIT, "the load starts", || async {
         state_of(&pg, "Account")
             .await
@@ -819,8 +799,7 @@ async fn an_initial_load_killed_midway_leaves_nothing_partial_and_the_restarted_
     })
     .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    task.abort();
-    let _ = task.await;
+    running.kill();
     let count = |sql: &'static str| {
         let pg = &pg;
         async move {
@@ -837,7 +816,7 @@ async fn an_initial_load_killed_midway_leaves_nothing_partial_and_the_restarted_
     assert_eq!(count(synced).await, 0, "no partial load is visible");
     h.clear_faults().await;
 
-    let (stop, task) = run(config, h.salesforce());
+    let running = run(config, h.salesforce());
     wait_streaming(&pg).await;
     let expected = h
         .query(
@@ -905,6 +884,5 @@ async fn an_initial_load_killed_midway_leaves_nothing_partial_and_the_restarted_
         captured, 2,
         "application writes are captured before and after"
     );
-    stop.send(true).unwrap();
-    task.await.unwrap();
+    running.stop().await;
 }

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use forcesync_tests::engine::{eventually, Harness};
+use forcesync_tests::engine::{eventually, Harness, Running};
 use forcesync_tests::over_both_transports;
 use serde_json::json;
 use sync_runtime::engine::hub::Transport;
@@ -83,20 +83,11 @@ async fn initial_loads_through_rest_and_bulk_give_the_same_rows() {
 }
 
 /// The engine streaming over `transport`.
-fn run_engine_over(
-    h: &Harness,
-    objects: &[&str],
-    transport: Transport,
-) -> (watch::Sender<bool>, tokio::task::JoinHandle<()>) {
+fn run_engine_over(h: &Harness, objects: &[&str], transport: Transport) -> Running {
     let mut config = h.engine_config();
     config.streaming_transport = Some(transport);
     config.only = objects.iter().map(|o| o.to_string()).collect();
-    let engine = h.engine(config);
-    let (stop, shutdown) = watch::channel(false);
-    let task = tokio::spawn(async move {
-        engine.run(shutdown).await.unwrap();
-    });
-    (stop, task)
+    h.run(config)
 }
 
 async fn wait_state(pg: &tokio_postgres::Client, object: &str, state: SyncState) {
@@ -124,7 +115,7 @@ async fn accounts_created_updated_and_deleted_reach_postgres_over_the_pubsub_api
 
 async fn accounts_reach_postgres_by_streaming(transport: Transport) {
     let h = Harness::start().await;
-    let (stop, task) = run_engine_over(&h, &["Account"], transport);
+    let running = run_engine_over(&h, &["Account"], transport);
     let pg = h.pg().await;
     wait_state(&pg, "Account", SyncState::Streaming).await;
 
@@ -221,8 +212,7 @@ async fn accounts_reach_postgres_by_streaming(transport: Transport) {
     })
     .await;
 
-    stop.send(true).unwrap();
-    task.await.unwrap();
+    running.stop().await;
 }
 
 over_both_transports!(
@@ -233,7 +223,7 @@ over_both_transports!(
 
 async fn one_update_of_many_records_in_one_call_updates_every_row(transport: Transport) {
     let h = Harness::start().await;
-    let (stop, task) = run_engine_over(&h, &["Account"], transport);
+    let running = run_engine_over(&h, &["Account"], transport);
     let pg = h.pg().await;
     wait_state(&pg, "Account", SyncState::Streaming).await;
     let ids: Vec<String> = h
@@ -260,8 +250,7 @@ async fn one_update_of_many_records_in_one_call_updates_every_row(transport: Tra
         n == ids.len() as i64
     })
     .await;
-    stop.send(true).unwrap();
-    task.await.unwrap();
+    running.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -371,7 +360,7 @@ async fn over_the_pubsub_api_a_restart_resumes_exactly_after_the_last_applied_ch
 async fn applied_once_after_restart(transport: Transport) {
     let h = Harness::start().await;
     let pg = h.pg().await;
-    let (stop, task) = run_engine_over(&h, &["Account"], transport);
+    let running = run_engine_over(&h, &["Account"], transport);
     wait_state(&pg, "Account", SyncState::Streaming).await;
     let id = h.create("Account", json!({"Name": "Before stop"})).await;
     eventually(WAIT, "the first change arrives", || async {
@@ -386,8 +375,7 @@ async fn applied_once_after_restart(transport: Transport) {
     .await;
     let loaded_before = loaded_at(&pg).await;
     assert!(loaded_before.is_some(), "the load is recorded as complete");
-    stop.send(true).unwrap();
-    task.await.unwrap();
+    running.stop().await;
     let rows_before = count(&pg, "SELECT count(*) FROM salesforce.account").await;
 
     h.update("Account", &id, json!({"Name": "While stopped"}))
@@ -396,7 +384,7 @@ async fn applied_once_after_restart(transport: Transport) {
         .create("Account", json!({"Name": "Created while stopped"}))
         .await;
 
-    let (stop, task) = run_engine_over(&h, &["Account"], transport);
+    let running = run_engine_over(&h, &["Account"], transport);
     eventually(WAIT, "the changes made while stopped arrive", || async {
         text(
             &pg,
@@ -425,8 +413,7 @@ async fn applied_once_after_restart(transport: Transport) {
         loaded_before,
         "a restart resumes; it does not load again"
     );
-    stop.send(true).unwrap();
-    task.await.unwrap();
+    running.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -567,9 +554,9 @@ async fn an_app_change_committing_while_a_salesforce_change_is_applied_is_not_ov
 async fn two_engines_on_one_database_run_each_mapping_once(transport: Transport) {
     let h = Harness::start().await;
     let pg = h.pg().await;
-    let (stop_a, task_a) = run_engine_over(&h, &["Account"], transport);
+    let running_a = run_engine_over(&h, &["Account"], transport);
     wait_state(&pg, "Account", SyncState::Streaming).await;
-    let (stop_b, task_b) = run_engine_over(&h, &["Account"], transport);
+    let running_b = run_engine_over(&h, &["Account"], transport);
     let id = h.create("Account", json!({"Name": "Once"})).await;
     eventually(WAIT, "the Account arrives", || async {
         text(
@@ -589,8 +576,7 @@ async fn two_engines_on_one_database_run_each_mapping_once(transport: Transport)
     .await;
     assert_eq!(held, 1, "one engine holds the mapping");
     // The holder stops; the other takes over and keeps syncing.
-    stop_a.send(true).unwrap();
-    task_a.await.unwrap();
+    running_a.stop().await;
     let later = h.create("Account", json!({"Name": "After takeover"})).await;
     eventually(WAIT, "the second engine took over", || async {
         text(
@@ -602,8 +588,7 @@ async fn two_engines_on_one_database_run_each_mapping_once(transport: Transport)
         .is_some()
     })
     .await;
-    stop_b.send(true).unwrap();
-    task_b.await.unwrap();
+    running_b.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1606,7 +1591,7 @@ async fn a_burst_of_10_000_changes_over_the_pubsub_api_arrives_without_a_stall()
     )
     .await;
     let pg = h.pg().await;
-    let (stop, task) = run_engine_over(&h, &["Account"], Transport::PubSub);
+    let running = run_engine_over(&h, &["Account"], Transport::PubSub);
     wait_subscribed(&pg).await;
     let read_before = records_read(&pg).await;
     // 10,000 Accounts created in calls of 200, back to back: far more than the 100 events a
@@ -1640,15 +1625,14 @@ async fn a_burst_of_10_000_changes_over_the_pubsub_api_arrives_without_a_stall()
     let (state, transport, message) = transport_in_use(&pg).await;
     assert_eq!(state, SyncState::Streaming, "{message:?}");
     assert_eq!(transport.as_deref(), Some("pubsub"));
-    stop.send(true).unwrap();
-    task.await.unwrap();
+    running.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_corrupt_pubsub_replay_id_falls_back_to_catching_up_by_polling() {
     let h = Harness::start().await;
     let pg = h.pg().await;
-    let (stop, task) = run_engine_over(&h, &["Account"], Transport::PubSub);
+    let running = run_engine_over(&h, &["Account"], Transport::PubSub);
     wait_state(&pg, "Account", SyncState::Streaming).await;
     let id = h.create("Account", json!({"Name": "Streamed first"})).await;
     // The create may reach Postgres first by a repair poll; the stream's own delivery is what
@@ -1672,8 +1656,7 @@ async fn a_corrupt_pubsub_replay_id_falls_back_to_catching_up_by_polling() {
             .is_some()
     })
     .await;
-    stop.send(true).unwrap();
-    task.await.unwrap();
+    running.stop().await;
 
     // The stored position is damaged (or past retention: the org answers the same way), and a
     // change is made while the engine is down.
@@ -1687,7 +1670,7 @@ async fn a_corrupt_pubsub_replay_id_falls_back_to_catching_up_by_polling() {
         .await;
     let rows = count(&pg, "SELECT count(*) FROM salesforce.account").await;
 
-    let (stop, task) = run_engine_over(&h, &["Account"], Transport::PubSub);
+    let running = run_engine_over(&h, &["Account"], Transport::PubSub);
     eventually(WAIT, "the change is caught up by polling", || async {
         text(
             &pg,
@@ -1732,8 +1715,7 @@ async fn a_corrupt_pubsub_replay_id_falls_back_to_catching_up_by_polling() {
     );
     let (_, transport, _) = transport_in_use(&pg).await;
     assert_eq!(transport.as_deref(), Some("pubsub"));
-    stop.send(true).unwrap();
-    task.await.unwrap();
+    running.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1741,7 +1723,7 @@ async fn keepalive_only_periods_keep_a_pubsub_stream_alive_and_lose_nothing() {
     // The org sends an empty keepalive every 100 ms while events are owed and none exist.
     let h = Harness::start_with(|config| config.pubsub_keepalive_ms = 100).await;
     let pg = h.pg().await;
-    let (stop, task) = run_engine_over(&h, &["Account"], Transport::PubSub);
+    let running = run_engine_over(&h, &["Account"], Transport::PubSub);
     wait_subscribed(&pg).await;
     let read_before = records_read(&pg).await;
     let id = h.query("SELECT Id FROM Account ORDER BY Id LIMIT 1").await[0]["Id"]
@@ -1770,8 +1752,7 @@ async fn keepalive_only_periods_keep_a_pubsub_stream_alive_and_lose_nothing() {
     let (state, transport, _) = transport_in_use(&pg).await;
     assert_eq!(state, SyncState::Streaming);
     assert_eq!(transport.as_deref(), Some("pubsub"));
-    stop.send(true).unwrap();
-    task.await.unwrap();
+    running.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1796,7 +1777,7 @@ async fn falls_back_to_cometd(endpoint: impl FnOnce(&Harness) -> String) {
     let h = Harness::start().await;
     let pg = h.pg().await;
     // A first run over the Pub/Sub API stores a Pub/Sub replay position.
-    let (stop, task) = run_engine_over(&h, &["Account"], Transport::PubSub);
+    let running = run_engine_over(&h, &["Account"], Transport::PubSub);
     wait_state(&pg, "Account", SyncState::Streaming).await;
     let id = h.create("Account", json!({"Name": "Over Pub/Sub"})).await;
     eventually(WAIT, "the first change arrives", || async {
@@ -1809,8 +1790,7 @@ async fn falls_back_to_cometd(endpoint: impl FnOnce(&Harness) -> String) {
         .is_some()
     })
     .await;
-    stop.send(true).unwrap();
-    task.await.unwrap();
+    running.stop().await;
     h.update("Account", &id, json!({"Name": "While down"}))
         .await;
 
@@ -1822,10 +1802,9 @@ async fn falls_back_to_cometd(endpoint: impl FnOnce(&Harness) -> String) {
     let mut config = h.engine_config();
     config.only = vec!["Account".into()];
     config.streaming_transport = Some(Transport::PubSub);
-    let engine =
-        engine::Engine::new(&generated::salesforce::REGISTRY, config, salesforce).expect("engine");
-    let (stop, shutdown) = watch::channel(false);
-    let task = tokio::spawn(async move { engine.run(shutdown).await.unwrap() });
+    let running = Running::start(
+        engine::Engine::new(&generated::salesforce::REGISTRY, config, salesforce).expect("engine"),
+    );
     eventually(WAIT, "the change made while down is caught up", || async {
         text(
             &pg,
@@ -1862,6 +1841,5 @@ async fn falls_back_to_cometd(endpoint: impl FnOnce(&Harness) -> String) {
             == Some("Over CometD")
     })
     .await;
-    stop.send(true).unwrap();
-    task.await.unwrap();
+    running.stop().await;
 }
