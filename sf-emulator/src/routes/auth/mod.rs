@@ -31,6 +31,12 @@ pub fn routes() -> Router<Org> {
         )
         .route("/id/{org_id}/{user_id}", get(identity::identity))
         .route("/services/Soap/u/{version}", post(soap_endpoint::partner))
+        // Salesforce's Pub/Sub API quick start (Python) logs in with a trailing slash.
+        .route("/services/Soap/u/{version}/", post(soap_endpoint::partner))
+        .route(
+            "/services/Soap/c/{version}/",
+            post(soap_endpoint::enterprise),
+        )
         .route(
             "/services/Soap/u/{version}/{org_id}",
             post(soap_endpoint::partner_with_org),
