@@ -768,6 +768,42 @@ async fn a_custom_field_added_at_runtime_is_described_written_queried_and_in_cha
         .unwrap()
         .contains(&json!("Tier__c")));
 
+    // A custom lookup: its relationship (`__r`) works in SOQL, its integrity is enforced.
+    let (s, lookup) = ctl(
+        &e,
+        Method::POST,
+        "/schema/Account/fields",
+        Some(
+            json!({"name": "Partner_Account__c", "type": "reference", "referenceTo": ["Account"]}),
+        ),
+    )
+    .await;
+    assert_eq!(s, 201, "{lookup}");
+    assert_eq!(lookup["field"]["relationshipName"], "Partner_Account__r");
+    let (s, child) = create_account(
+        &e,
+        json!({"Name": "Partnered", "Partner_Account__c": gold.clone()}),
+    )
+    .await;
+    assert_eq!(s, 201, "{child}");
+    let (_, q) = e
+        .get(
+            &e.data(
+                "/query?q=SELECT+Partner_Account__r.Name+FROM+Account+WHERE+Name+=+'Partnered'",
+            ),
+        )
+        .await;
+    assert_eq!(
+        q["records"][0]["Partner_Account__r"]["Name"], "Gold Co",
+        "{q}"
+    );
+    let (s, dangling) = create_account(
+        &e,
+        json!({"Name": "Dangling", "Partner_Account__c": "001000000000000AAA"}),
+    )
+    .await;
+    assert_eq!(s, 400, "{dangling}");
+
     // Bad input: clear errors, nothing changed.
     for (body, code, status) in [
         (
@@ -800,5 +836,5 @@ async fn a_custom_field_added_at_runtime_is_described_written_queried_and_in_cha
     .await;
     assert_eq!(s, 404, "{err}");
     let (_, describe) = e.get(&e.data("/sobjects/Account/describe")).await;
-    assert_eq!(describe["fields"].as_array().unwrap().len(), old_count + 1);
+    assert_eq!(describe["fields"].as_array().unwrap().len(), old_count + 2);
 }

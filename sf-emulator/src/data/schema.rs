@@ -591,6 +591,13 @@ impl ObjectSchema {
             ));
         }
         let mut entry = new_field_entry(name, &parsed);
+        if parsed == FieldType::Reference {
+            // A custom lookup's relationship: `Parent__c` → `Parent__r`.
+            entry.insert(
+                "relationshipName".into(),
+                Json::String(format!("{base}__r")),
+            );
+        }
         for (k, v) in given {
             entry.insert(k.clone(), v.clone());
         }
