@@ -643,3 +643,198 @@ async fn dropping_streaming_connections_forgets_cometd_clients() {
     assert_eq!(v[0]["error"], "403::Unknown client");
     assert_eq!(v[0]["advice"]["reconnect"], "handshake");
 }
+
+#[tokio::test]
+async fn a_custom_field_added_at_runtime_is_described_written_queried_and_in_change_events() {
+    let e = common::start().await;
+    let (s, before) = create_account(&e, json!({"Name": "Before the field"})).await;
+    assert_eq!(s, 201, "{before}");
+    let before = before["id"].as_str().unwrap().to_string();
+    let (_, old_describe) = e.get(&e.data("/sobjects/Account/describe")).await;
+    let old_count = old_describe["fields"].as_array().unwrap().len();
+
+    // Before the field exists Salesforce refuses it.
+    let (s, refused) = create_account(&e, json!({"Name": "Too early", "Tier__c": "Gold"})).await;
+    assert_eq!(s, 400, "{refused}");
+    assert_eq!(refused[0]["errorCode"], "INVALID_FIELD");
+
+    let (s, added) = ctl(
+        &e,
+        Method::POST,
+        "/schema/Account/fields",
+        Some(json!({"name": "Tier__c", "type": "string", "length": 40, "label": "Tier"})),
+    )
+    .await;
+    assert_eq!(s, 201, "{added}");
+    assert_eq!(added["object"], "Account");
+    assert_eq!(added["fields"], old_count + 1);
+    assert_eq!(added["field"]["custom"], true);
+    assert_eq!(added["field"]["soapType"], "xsd:string");
+    assert_eq!(added["field"]["length"], 40);
+    assert_eq!(added["schemaId"].as_str().unwrap().len(), 22);
+
+    // The describe lists it last, with a describe entry's keys; the global describe still
+    // lists the object.
+    let (_, describe) = e.get(&e.data("/sobjects/Account/describe")).await;
+    let fields = describe["fields"].as_array().unwrap();
+    assert_eq!(fields.len(), old_count + 1);
+    let tier = fields.last().unwrap();
+    assert_eq!(tier["name"], "Tier__c");
+    assert_eq!(tier["label"], "Tier");
+    assert_eq!(
+        tier.as_object().unwrap().len(),
+        fields[0].as_object().unwrap().len(),
+        "the new entry has every key a describe field has"
+    );
+
+    // Writes accept it and enforce its metadata; SOQL selects and filters on it; records
+    // stored before read it as null.
+    let (s, long) = create_account(&e, json!({"Name": "Long", "Tier__c": "x".repeat(41)})).await;
+    assert_eq!(s, 400, "{long}");
+    assert_eq!(long[0]["errorCode"], "STRING_TOO_LONG");
+    let (s, gold) = create_account(&e, json!({"Name": "Gold Co", "Tier__c": "Gold"})).await;
+    assert_eq!(s, 201, "{gold}");
+    let gold = gold["id"].as_str().unwrap().to_string();
+    let (s, body) = e
+        .patch(
+            &e.data(&format!("/sobjects/Account/{before}")),
+            json!({"Tier__c": "Silver"}),
+        )
+        .await;
+    assert_eq!(s, 204, "{body}");
+    let (_, read) = e
+        .get(&e.data(&format!("/sobjects/Account/{gold}?fields=Tier__c")))
+        .await;
+    assert_eq!(read["Tier__c"], "Gold");
+    let (s, q) = e
+        .get(
+            &e.data(
+                "/query?q=SELECT+Name,Tier__c+FROM+Account+WHERE+Tier__c+!=+null+ORDER+BY+Name",
+            ),
+        )
+        .await;
+    assert_eq!(s, 200, "{q}");
+    let rows: Vec<(String, String)> = q["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["Name"].as_str().unwrap().to_string(),
+                r["Tier__c"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        vec![
+            ("Before the field".to_string(), "Silver".to_string()),
+            ("Gold Co".to_string(), "Gold".to_string())
+        ]
+    );
+    let (s, others) = create_account(&e, json!({"Name": "No tier"})).await;
+    assert_eq!(s, 201, "{others}");
+    let (_, q) = e
+        .get(&e.data("/query?q=SELECT+Tier__c+FROM+Account+WHERE+Name+=+'No+tier'"))
+        .await;
+    assert_eq!(q["records"][0]["Tier__c"], Value::Null);
+
+    // CometD events carry it (and name it in changedFields); their schema id is the
+    // Pub/Sub one, new after the change.
+    let now = e.running.org.now_ms();
+    let events = e
+        .running
+        .org
+        .cdc()
+        .read_after(-2, &ChannelFilter::All, now)
+        .unwrap();
+    let messages: Vec<Value> = events
+        .iter()
+        .map(|ev| ev.message("/data/ChangeEvents"))
+        .collect();
+    let first = &messages[0]["data"];
+    assert_ne!(
+        first["schema"], added["schemaId"],
+        "published before the field"
+    );
+    assert!(first["payload"].get("Tier__c").is_none());
+    let create = &messages[1]["data"];
+    assert_eq!(create["schema"], added["schemaId"]);
+    assert_eq!(create["payload"]["Tier__c"], "Gold");
+    let update = &messages[2]["data"];
+    assert_eq!(update["payload"]["Tier__c"], "Silver");
+    assert!(update["payload"]["ChangeEventHeader"]["changedFields"]
+        .as_array()
+        .unwrap()
+        .contains(&json!("Tier__c")));
+
+    // A custom lookup: its relationship (`__r`) works in SOQL, its integrity is enforced.
+    let (s, lookup) = ctl(
+        &e,
+        Method::POST,
+        "/schema/Account/fields",
+        Some(
+            json!({"name": "Partner_Account__c", "type": "reference", "referenceTo": ["Account"]}),
+        ),
+    )
+    .await;
+    assert_eq!(s, 201, "{lookup}");
+    assert_eq!(lookup["field"]["relationshipName"], "Partner_Account__r");
+    let (s, child) = create_account(
+        &e,
+        json!({"Name": "Partnered", "Partner_Account__c": gold.clone()}),
+    )
+    .await;
+    assert_eq!(s, 201, "{child}");
+    let (_, q) = e
+        .get(
+            &e.data(
+                "/query?q=SELECT+Partner_Account__r.Name+FROM+Account+WHERE+Name+=+'Partnered'",
+            ),
+        )
+        .await;
+    assert_eq!(
+        q["records"][0]["Partner_Account__r"]["Name"], "Gold Co",
+        "{q}"
+    );
+    let (s, dangling) = create_account(
+        &e,
+        json!({"Name": "Dangling", "Partner_Account__c": "001000000000000AAA"}),
+    )
+    .await;
+    assert_eq!(s, 400, "{dangling}");
+
+    // Bad input: clear errors, nothing changed.
+    for (body, code, status) in [
+        (
+            json!({"name": "Tier__c", "type": "string"}),
+            "INVALID_FIELD",
+            400,
+        ),
+        (
+            json!({"name": "Tier", "type": "string"}),
+            "INVALID_FIELD",
+            400,
+        ),
+        (
+            json!({"name": "Geo__c", "type": "location"}),
+            "INVALID_FIELD",
+            400,
+        ),
+        (json!({"type": "string"}), "INVALID_FIELD", 400),
+    ] {
+        let (s, err) = ctl(&e, Method::POST, "/schema/Account/fields", Some(body)).await;
+        assert_eq!(s, status, "{err}");
+        assert_eq!(err[0]["errorCode"], code, "{err}");
+    }
+    let (s, err) = ctl(
+        &e,
+        Method::POST,
+        "/schema/Nope/fields",
+        Some(json!({"name": "A__c", "type": "string"})),
+    )
+    .await;
+    assert_eq!(s, 404, "{err}");
+    let (_, describe) = e.get(&e.data("/sobjects/Account/describe")).await;
+    assert_eq!(describe["fields"].as_array().unwrap().len(), old_count + 2);
+}

@@ -671,3 +671,115 @@ async fn served_over_tls_with_the_emulators_ca() {
         .into_inner();
     assert!(topic.can_subscribe);
 }
+
+#[tokio::test]
+async fn a_field_added_to_the_object_gets_a_new_schema_id_and_older_events_keep_theirs() {
+    let emu = common::start().await;
+    let mut c = client(&emu).await;
+    async fn topic(c: &mut Client) -> String {
+        c.get_topic(TopicRequest {
+            topic_name: "/data/AccountChangeEvent".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .schema_id
+    }
+    let old_id = topic(&mut c).await;
+    let ids = create_accounts(&emu, &["Before"]).await;
+
+    let (status, added) = emu
+        .post(
+            &emu.url("/__emulator/schema/Account/fields"),
+            json!({"name": "Tier__c", "type": "string", "length": 40}),
+        )
+        .await;
+    assert_eq!(status, 201, "{added}");
+    let new_id = topic(&mut c).await;
+    assert_ne!(new_id, old_id, "the schema id changes with the fields");
+    assert_eq!(added["schemaId"], new_id.as_str());
+
+    let (status, body) = emu
+        .patch(
+            &emu.data(&format!("/sobjects/Account/{}", ids[0])),
+            json!({"Tier__c": "Gold", "Phone": "555-0100"}),
+        )
+        .await;
+    assert_eq!(status, 204, "{body}");
+    let (status, body) = emu
+        .patch(
+            &emu.data(&format!("/sobjects/Account/{}", ids[0])),
+            json!({"Tier__c": null}),
+        )
+        .await;
+    assert_eq!(status, 204, "{body}");
+
+    // A subscriber replaying from before the change gets each event with the schema it was
+    // published with; both resolve by GetSchema.
+    let mut sub = Sub::open(
+        &mut c,
+        "/data/AccountChangeEvent",
+        ReplayPreset::Earliest,
+        vec![],
+        10,
+    )
+    .await
+    .unwrap();
+    let events: Vec<_> = sub
+        .events(3)
+        .await
+        .into_iter()
+        .flat_map(|r| r.events)
+        .map(|e| e.event.unwrap())
+        .collect();
+    assert_eq!(
+        events
+            .iter()
+            .map(|e| e.schema_id.clone())
+            .collect::<Vec<_>>(),
+        vec![old_id.clone(), new_id.clone(), new_id.clone()]
+    );
+    let (old_schema, old_json) = schema_of(&mut c, &old_id).await;
+    let (new_schema, new_json) = schema_of(&mut c, &new_id).await;
+    let names = |j: &serde_json::Value| -> Vec<String> {
+        j["fields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let (old_names, new_names) = (names(&old_json), names(&new_json));
+    assert!(!old_names.contains(&"Tier__c".to_string()));
+    assert_eq!(
+        new_names[..old_names.len()],
+        old_names[..],
+        "existing fields keep their positions"
+    );
+    assert_eq!(new_names[old_names.len()..], ["Tier__c".to_string()]);
+
+    let create = decode(&old_schema, &events[0].payload);
+    assert_eq!(*create.get("Name"), some_string("Before"));
+    let update = decode(&new_schema, &events[1].payload);
+    assert_eq!(*update.get("Tier__c"), some_string("Gold"));
+    assert_eq!(
+        update.bitmap_names("changedFields", &new_json),
+        ["Tier__c", "Phone", "LastModifiedDate"]
+            .map(String::from)
+            .into()
+    );
+    let tier_bit = old_names.len();
+    let first = &update.strings("changedFields")[0];
+    let digits = first.trim_start_matches("0x");
+    let top = u128::from_str_radix(digits, 16).unwrap();
+    assert!(
+        top & (1 << tier_bit) != 0,
+        "{first} names position {tier_bit}"
+    );
+    let nulling = decode(&new_schema, &events[2].payload);
+    assert_eq!(*nulling.get("Tier__c"), null());
+    assert_eq!(
+        nulling.bitmap_names("nulledFields", &new_json),
+        ["Tier__c".to_string()].into()
+    );
+}

@@ -114,6 +114,8 @@ async fn simple_salesforce_drives_the_emulator() {
         Command::new(&python)
             .args(["-m", "pytest", "-q", "-p", "no:cacheprovider"])
             .arg(&suite)
+            // The Pub/Sub API suite has its own test and environment (`tests/pubsub_python.rs`).
+            .arg(format!("--ignore={}", suite.join("pubsub").display()))
             .env("SF_EMULATOR_URL", &base_url)
             .env("SF_EMULATOR_CA", &ca_path)
             .env("SF_EMULATOR_JWT_KEY", &key_path)

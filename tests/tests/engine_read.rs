@@ -1,7 +1,8 @@
 //! The read half end to end: Salesforce (the emulator) → the engine → real Postgres. The
 //! streaming scenarios run over both transports (`name::cometd`, `name::pubsub`, or a pair of
 //! named tests); the Pub/Sub API's own cases (a 10,000-change burst, a corrupt replay id,
-//! keepalive-only periods, the fallback to CometD) follow them.
+//! keepalive-only periods, the fallback to CometD) follow them; last, a field added to the object in
+//! Salesforce mid-stream (over both, and over Pub/Sub a replay across the schema change).
 
 use std::time::Duration;
 
@@ -1842,4 +1843,174 @@ async fn falls_back_to_cometd(endpoint: impl FnOnce(&Harness) -> String) {
     })
     .await;
     running.stop().await;
+}
+
+// ---- A field added to the object in Salesforce while streaming ------------------------------
+
+over_both_transports!(a_field_added_to_the_object_in_salesforce_mid_stream_does_not_stop_streaming);
+
+async fn unresolved_read_errors(pg: &tokio_postgres::Client) -> i64 {
+    count(
+        pg,
+        "SELECT count(*) FROM salesforce._forcesync_read_errors WHERE resolved_at IS NULL",
+    )
+    .await
+}
+
+async fn stored_pubsub_position(pg: &tokio_postgres::Client) -> Option<Vec<u8>> {
+    pg.query_one(
+        "SELECT cdc_replay_bytes FROM salesforce._forcesync_mapping_state WHERE mapping = 'Account'",
+        &[],
+    )
+    .await
+    .unwrap()
+    .get(0)
+}
+
+/// Waits until the engine has applied `total` records since it started.
+async fn applied(pg: &tokio_postgres::Client, total: i64, what: &str) {
+    eventually(WAIT, &format!("{what} is applied"), || async {
+        records_read(pg).await >= total
+    })
+    .await;
+}
+
+async fn phone_of(pg: &tokio_postgres::Client, sfid: &str) -> Option<String> {
+    text(
+        pg,
+        "SELECT phone FROM salesforce.account WHERE sfid = $1",
+        sfid,
+    )
+    .await
+}
+
+/// An administrator adds a custom field to Account while the engine streams it (the mapping
+/// does not have the field): changes before and after it arrive, each applied once, changes
+/// that set only the new field included; the mapping stays STREAMING with no read error. Over
+/// the Pub/Sub API the events after the change come with a new schema id, and a restart
+/// replaying from a position before the change decodes old- and new-schema events alike.
+async fn a_field_added_to_the_object_in_salesforce_mid_stream_does_not_stop_streaming(
+    transport: Transport,
+) {
+    let h = Harness::start().await;
+    let pg = h.pg().await;
+    let (stop, task) = run_engine_over(&h, &["Account"], transport);
+    wait_subscribed(&pg).await;
+    let read_before = records_read(&pg).await;
+    let rows_before = count(&pg, "SELECT count(*) FROM salesforce.account").await;
+
+    // Each change is waited for before the next (the engine counts a record once per batch of
+    // events, so two changes of one record delivered together would count once).
+    let mut changes = 0;
+    let a = h
+        .create("Account", json!({"Name": "Before the field", "Phone": "0"}))
+        .await;
+    changes += 1;
+    applied(&pg, read_before + changes, "the create before the change").await;
+    let before_change = stored_pubsub_position(&pg).await;
+    h.update("Account", &a, json!({"Phone": "1"})).await;
+    changes += 1;
+    applied(&pg, read_before + changes, "the update before the change").await;
+
+    let added = h
+        .control(
+            reqwest::Method::POST,
+            "schema/Account/fields",
+            json!({"name": "Tier__c", "type": "string", "length": 40}),
+        )
+        .await;
+    assert_eq!(added["field"]["name"], "Tier__c", "{added}");
+
+    h.update("Account", &a, json!({"Tier__c": "Gold"})).await;
+    changes += 1;
+    applied(&pg, read_before + changes, "a change of only the new field").await;
+    h.update("Account", &a, json!({"Tier__c": "Silver", "Phone": "2"}))
+        .await;
+    changes += 1;
+    applied(
+        &pg,
+        read_before + changes,
+        "a change of the new and a mapped field",
+    )
+    .await;
+    let b = h
+        .create(
+            "Account",
+            json!({"Name": "After the field", "Tier__c": "Gold", "Phone": "10"}),
+        )
+        .await;
+    changes += 1;
+    applied(&pg, read_before + changes, "a create setting the new field").await;
+    h.update("Account", &b, json!({"Phone": "11"})).await;
+    changes += 1;
+    applied(&pg, read_before + changes, "a change of a mapped field").await;
+    assert_eq!(phone_of(&pg, &a).await.as_deref(), Some("2"));
+    assert_eq!(phone_of(&pg, &b).await.as_deref(), Some("11"));
+    // Time for anything delivered twice to be (wrongly) applied.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        count(&pg, "SELECT count(*) FROM salesforce.account").await,
+        rows_before + 2,
+        "no record twice"
+    );
+    assert_eq!(
+        records_read(&pg).await - read_before,
+        changes,
+        "each change applied once"
+    );
+    assert_eq!(unresolved_read_errors(&pg).await, 0, "no read error");
+    let (state, used, message) = transport_in_use(&pg).await;
+    assert_eq!(state, SyncState::Streaming, "{message:?}");
+    let expected = match transport {
+        Transport::PubSub => "pubsub",
+        Transport::Cometd => "cometd",
+    };
+    assert_eq!(used.as_deref(), Some(expected));
+    stop.send(true).unwrap();
+    task.await.unwrap();
+    let after_all = stored_pubsub_position(&pg).await;
+
+    if transport != Transport::PubSub {
+        return;
+    }
+    // A restart replaying from before the change: the update before it (old schema id) and
+    // the four changes after it (new schema id) are delivered again and decoded.
+    let before_change = before_change.expect("a Pub/Sub position is stored");
+    pg.execute(
+        "UPDATE salesforce._forcesync_mapping_state SET cdc_replay_bytes = $1 WHERE mapping = 'Account'",
+        &[&before_change],
+    )
+    .await
+    .unwrap();
+    let end = h.emulator.org.cdc().latest_replay_id();
+    let read_before = records_read(&pg).await;
+    let (stop, task) = run_engine_over(&h, &["Account"], transport);
+    eventually(
+        WAIT,
+        "the replay from before the change is read to its end",
+        || async { stored_pubsub_position(&pg).await == after_all },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(unresolved_read_errors(&pg).await, 0, "both schemas decode");
+    assert!(
+        records_read(&pg).await > read_before,
+        "the replayed events were read"
+    );
+    assert_eq!(phone_of(&pg, &a).await.as_deref(), Some("2"));
+    assert_eq!(phone_of(&pg, &b).await.as_deref(), Some("11"));
+    assert_eq!(
+        count(&pg, "SELECT count(*) FROM salesforce.account").await,
+        rows_before + 2,
+        "no record twice"
+    );
+    let (state, _, message) = transport_in_use(&pg).await;
+    assert_eq!(state, SyncState::Streaming, "{message:?}");
+    assert_eq!(
+        h.emulator.org.cdc().latest_replay_id(),
+        end,
+        "nothing was written to Salesforce meanwhile"
+    );
+    stop.send(true).unwrap();
+    task.await.unwrap();
 }

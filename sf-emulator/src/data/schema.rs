@@ -548,6 +548,70 @@ impl ObjectSchema {
         Ok(o)
     }
 
+    /// This object with one more custom field, described by `field` (a describe `fields`
+    /// entry: at least `name`, ending in `__c`, and `type`), as after an administrator adds it
+    /// in Setup: it comes last, so every existing field keeps its position (stored records
+    /// read it as null). Keys the entry leaves out get the values a describe shows for a new
+    /// custom field. Refused: a name that is no custom field's API name or already exists,
+    /// and types a custom field cannot have here (Id, compound address/geolocation).
+    pub fn with_custom_field(&self, field: &Json) -> Result<ObjectSchema, String> {
+        let given = field
+            .as_object()
+            .ok_or("the field must be a JSON object (a describe \"fields\" entry)")?;
+        let name = given
+            .get("name")
+            .and_then(Json::as_str)
+            .ok_or("the field has no \"name\"")?;
+        let ftype = given
+            .get("type")
+            .and_then(Json::as_str)
+            .ok_or("the field has no \"type\"")?;
+        let base = name.strip_suffix("__c").unwrap_or("");
+        let valid_base = base.starts_with(|c: char| c.is_ascii_alphabetic())
+            && base.len() <= 40
+            && !base.ends_with('_')
+            && !base.contains("__")
+            && base.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !valid_base {
+            return Err(format!(
+                "{name:?} is not a custom field's API name: a letter, then letters, digits or \
+                 single underscores (at most 40), then __c"
+            ));
+        }
+        if self.field_index(name).is_some() {
+            return Err(format!("{} already has a field named {name}", self.name));
+        }
+        let parsed = FieldType::parse(ftype);
+        if matches!(
+            parsed,
+            FieldType::Id | FieldType::Address | FieldType::Location | FieldType::Other(_)
+        ) {
+            return Err(format!(
+                "type {ftype:?} is not a type a custom field can be added with here"
+            ));
+        }
+        let mut entry = new_field_entry(name, &parsed);
+        if parsed == FieldType::Reference {
+            // A custom lookup's relationship: `Parent__c` → `Parent__r`.
+            entry.insert(
+                "relationshipName".into(),
+                Json::String(format!("{base}__r")),
+            );
+        }
+        for (k, v) in given {
+            entry.insert(k.clone(), v.clone());
+        }
+        entry.insert("custom".into(), Json::Bool(true));
+        let mut raw = self.raw.clone();
+        raw.get_mut("fields")
+            .and_then(Json::as_array_mut)
+            .ok_or("the object's describe has no fields")?
+            .push(Json::Object(entry));
+        let mut o = ObjectSchema::from_describe(raw, &self.name).map_err(|e| e.to_string())?;
+        o.key_prefix = self.key_prefix.clone();
+        Ok(o)
+    }
+
     /// Case-insensitive field lookup → position.
     pub fn field_index(&self, name: &str) -> Option<usize> {
         if let Some(i) = self.index.get(name) {
@@ -610,6 +674,125 @@ impl ObjectSchema {
         m.insert("urls".into(), Json::Object(urls));
         Json::Object(m)
     }
+}
+
+/// A describe `fields` entry as Salesforce shows it for a new, optional custom field of this
+/// type (the keys the write path and clients read; `with_custom_field` overlays the given ones).
+fn new_field_entry(name: &str, t: &FieldType) -> Map<String, Json> {
+    let text = t.is_text();
+    let (soap, length, precision, scale) = match t {
+        FieldType::Boolean => ("xsd:boolean", 0, 0, 0),
+        FieldType::Int => ("xsd:int", 0, 0, 0),
+        FieldType::Long => ("xsd:long", 0, 0, 0),
+        FieldType::Double | FieldType::Currency | FieldType::Percent => ("xsd:double", 0, 18, 0),
+        FieldType::Date => ("xsd:date", 0, 0, 0),
+        FieldType::DateTime => ("xsd:dateTime", 0, 0, 0),
+        FieldType::Time => ("xsd:time", 0, 0, 0),
+        FieldType::Reference => ("tns:ID", 18, 0, 0),
+        FieldType::TextArea => ("xsd:string", 255, 0, 0),
+        _ => ("xsd:string", 255, 0, 0),
+    };
+    let label = name.trim_end_matches("__c").replace('_', " ");
+    let entries: [(&str, Json); 57] = [
+        (
+            "aggregatable",
+            serde_json::json!(!matches!(t, FieldType::TextArea | FieldType::MultiPicklist)),
+        ),
+        ("aiPredictionField", serde_json::json!(false)),
+        ("autoNumber", serde_json::json!(false)),
+        (
+            "byteLength",
+            serde_json::json!(if text || *t == FieldType::Reference {
+                length * 3
+            } else {
+                0
+            }),
+        ),
+        ("calculated", serde_json::json!(false)),
+        ("calculatedFormula", serde_json::json!(null)),
+        ("cascadeDelete", serde_json::json!(false)),
+        ("caseSensitive", serde_json::json!(false)),
+        ("compoundFieldName", serde_json::json!(null)),
+        ("controllerName", serde_json::json!(null)),
+        ("createable", serde_json::json!(true)),
+        ("custom", serde_json::json!(true)),
+        (
+            "defaultValue",
+            serde_json::json!(if *t == FieldType::Boolean {
+                Json::Bool(false)
+            } else {
+                Json::Null
+            }),
+        ),
+        ("defaultValueFormula", serde_json::json!(null)),
+        (
+            "defaultedOnCreate",
+            serde_json::json!(*t == FieldType::Boolean),
+        ),
+        ("dependentPicklist", serde_json::json!(false)),
+        ("deprecatedAndHidden", serde_json::json!(false)),
+        ("digits", serde_json::json!(0)),
+        ("displayLocationInDecimal", serde_json::json!(false)),
+        ("encrypted", serde_json::json!(false)),
+        ("externalId", serde_json::json!(false)),
+        ("extraTypeInfo", serde_json::json!(null)),
+        (
+            "filterable",
+            serde_json::json!(!matches!(t, FieldType::TextArea)),
+        ),
+        ("filteredLookupInfo", serde_json::json!(null)),
+        ("formulaTreatNullNumberAsZero", serde_json::json!(false)),
+        (
+            "groupable",
+            serde_json::json!(!matches!(
+                t,
+                FieldType::TextArea
+                    | FieldType::Double
+                    | FieldType::Currency
+                    | FieldType::Percent
+                    | FieldType::DateTime
+                    | FieldType::MultiPicklist
+            )),
+        ),
+        ("highScaleNumber", serde_json::json!(false)),
+        ("htmlFormatted", serde_json::json!(false)),
+        ("idLookup", serde_json::json!(false)),
+        ("inlineHelpText", serde_json::json!(null)),
+        ("label", serde_json::json!(label)),
+        ("length", serde_json::json!(length)),
+        ("mask", serde_json::json!(null)),
+        ("maskType", serde_json::json!(null)),
+        ("name", serde_json::json!(name)),
+        ("nameField", serde_json::json!(false)),
+        ("namePointing", serde_json::json!(false)),
+        ("nillable", serde_json::json!(*t != FieldType::Boolean)),
+        ("permissionable", serde_json::json!(true)),
+        ("picklistValues", serde_json::json!([])),
+        ("polymorphicForeignKey", serde_json::json!(false)),
+        ("precision", serde_json::json!(precision)),
+        ("queryByDistance", serde_json::json!(false)),
+        ("referenceTargetField", serde_json::json!(null)),
+        ("referenceTo", serde_json::json!([])),
+        ("relationshipName", serde_json::json!(null)),
+        ("relationshipOrder", serde_json::json!(null)),
+        ("restrictedDelete", serde_json::json!(false)),
+        ("restrictedPicklist", serde_json::json!(false)),
+        ("scale", serde_json::json!(scale)),
+        ("searchPrefilterable", serde_json::json!(false)),
+        ("soapType", serde_json::json!(soap)),
+        (
+            "sortable",
+            serde_json::json!(!matches!(t, FieldType::TextArea | FieldType::MultiPicklist)),
+        ),
+        ("type", serde_json::json!(t.as_str())),
+        ("unique", serde_json::json!(false)),
+        ("updateable", serde_json::json!(true)),
+        ("writeRequiresMasterRead", serde_json::json!(false)),
+    ];
+    entries
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect()
 }
 
 fn rewrite_urls(v: &mut Json, version: &str, base_url: &str) {
@@ -702,36 +885,56 @@ impl OrgSchema {
             s.by_prefix.entry(o.key_prefix.clone()).or_insert(i);
             s.objects.push(Arc::new(o));
         }
-        // Delete rules: declared on the child field or on the parent's child relationship.
-        let mut rules = vec![Vec::new(); s.objects.len()];
-        for (ci, child) in s.objects.iter().enumerate() {
-            for (fi, f) in child.fields.iter().enumerate() {
-                if f.ftype != FieldType::Reference {
-                    continue;
-                }
-                for target in &f.reference_to {
-                    let Some(pi) = s.object_index(target) else {
-                        continue;
-                    };
-                    let declared = s.objects[pi].child_relationships.iter().find(|c| {
-                        c.child_s_object.eq_ignore_ascii_case(&child.name)
-                            && c.field.eq_ignore_ascii_case(&f.name)
-                    });
-                    let cascade = f.cascade_delete || declared.is_some_and(|c| c.cascade_delete);
-                    let restrict =
-                        f.restricted_delete || declared.is_some_and(|c| c.restricted_delete);
-                    if cascade {
-                        rules[pi].push((ci, fi, DeleteRule::Cascade));
-                    } else if restrict {
-                        rules[pi].push((ci, fi, DeleteRule::Restrict));
-                    }
-                }
-            }
-        }
-        s.delete_rules = rules;
+        s.delete_rules = delete_rules(&s);
         s
     }
 
+    /// The org with object `i` replaced by `object` (an admin's metadata change: a field
+    /// added). Other objects are shared; delete rules are worked out again.
+    pub fn with_object(&self, i: usize, object: ObjectSchema) -> OrgSchema {
+        let mut objects = self.objects.clone();
+        objects[i] = Arc::new(object);
+        let mut s = OrgSchema {
+            objects,
+            delete_rules: Vec::new(),
+            by_name: self.by_name.clone(),
+            by_prefix: self.by_prefix.clone(),
+        };
+        s.delete_rules = delete_rules(&s);
+        s
+    }
+}
+
+/// Delete rules: declared on the child field or on the parent's child relationship.
+fn delete_rules(s: &OrgSchema) -> Vec<Vec<(usize, usize, DeleteRule)>> {
+    let mut rules = vec![Vec::new(); s.objects.len()];
+    for (ci, child) in s.objects.iter().enumerate() {
+        for (fi, f) in child.fields.iter().enumerate() {
+            if f.ftype != FieldType::Reference {
+                continue;
+            }
+            for target in &f.reference_to {
+                let Some(pi) = s.object_index(target) else {
+                    continue;
+                };
+                let declared = s.objects[pi].child_relationships.iter().find(|c| {
+                    c.child_s_object.eq_ignore_ascii_case(&child.name)
+                        && c.field.eq_ignore_ascii_case(&f.name)
+                });
+                let cascade = f.cascade_delete || declared.is_some_and(|c| c.cascade_delete);
+                let restrict = f.restricted_delete || declared.is_some_and(|c| c.restricted_delete);
+                if cascade {
+                    rules[pi].push((ci, fi, DeleteRule::Cascade));
+                } else if restrict {
+                    rules[pi].push((ci, fi, DeleteRule::Restrict));
+                }
+            }
+        }
+    }
+    rules
+}
+
+impl OrgSchema {
     /// Reference fields of `obj` that carry a delete rule (indexed by the store).
     pub fn rule_fields(&self, obj: usize) -> Vec<usize> {
         let mut v: Vec<usize> = self

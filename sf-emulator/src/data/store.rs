@@ -204,6 +204,25 @@ impl Table {
         }
     }
 
+    /// Takes the object's new metadata after a field was added at its end (positions of the
+    /// existing fields unchanged, so stored records read the new one as null). A new external
+    /// ID or unique field, or a reference field with a delete rule, gets its (empty: no record
+    /// has a value yet) index; `ref_fields` as for `new`.
+    pub fn set_object(&mut self, object: Arc<ObjectSchema>, ref_fields: &[usize]) {
+        for (i, f) in object
+            .fields
+            .iter()
+            .enumerate()
+            .skip(self.object.fields.len())
+        {
+            if (f.is_indexed() && f.ftype != FieldType::Id) || ref_fields.contains(&i) {
+                self.indexed.push((i, f.case_sensitive));
+                self.ext.insert(i, HashMap::default());
+            }
+        }
+        self.object = object;
+    }
+
     /// A fresh Id with this object's key prefix.
     pub fn next_id(&mut self) -> SfId {
         let id = SfId::generate(&self.object.key_prefix, self.next_counter);

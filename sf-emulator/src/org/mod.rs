@@ -83,7 +83,9 @@ const LIMIT_DEFAULTS: &[(&str, u64)] = &[
 ];
 
 pub(crate) struct OrgInner {
-    pub(crate) schema: Arc<OrgSchema>,
+    /// The metadata as of now: replaced whole when an administrator adds a field
+    /// (`add_custom_field`); holders of an older `Arc` keep a consistent older view.
+    schema: RwLock<Arc<OrgSchema>>,
     pub(crate) store: crate::data::tracked::Tracked<Store>,
     pub(crate) config: Config,
     faults: crate::org::faults::Faults,
@@ -127,6 +129,10 @@ impl Org {
     pub fn new(schema: OrgSchema, config: Config) -> Org {
         let schema = Arc::new(schema);
         let store = Store::new(&schema);
+        let cdc = CdcLog::default();
+        for o in &schema.objects {
+            cdc.set_object(o.clone());
+        }
         let limits = LIMIT_DEFAULTS
             .iter()
             .map(|(k, m)| (k.to_string(), LimitEntry { max: *m, used: 0 }))
@@ -134,7 +140,7 @@ impl Org {
         Org {
             inner: Arc::new(OrgInner {
                 store: crate::data::tracked::Tracked::new(store),
-                cdc: CdcLog::default(),
+                cdc,
                 faults: crate::org::faults::Faults::default(),
                 chaos: crate::org::chaos::Chaos::default(),
                 auth: crate::org::credentials::AuthState::default(),
@@ -159,15 +165,49 @@ impl Org {
                 base_url: RwLock::new(String::new()),
                 org_id: SfId::generate("00D", 1),
                 user_id: SfId::generate("005", 1),
-                schema,
+                schema: RwLock::new(schema),
                 config,
             }),
         }
     }
 
-    /// The object metadata (fixed for the org's life).
-    pub fn schema(&self) -> &Arc<OrgSchema> {
-        &self.inner.schema
+    /// The object metadata as of now (it changes only by `add_custom_field`; field
+    /// positions never move, so an older copy still reads records right).
+    pub fn schema(&self) -> Arc<OrgSchema> {
+        self.inner.schema.read().clone()
+    }
+
+    /// Adds a custom field to `object`, as an administrator does in Setup (see
+    /// `ObjectSchema::with_custom_field` for what is accepted): from now on describe shows it,
+    /// writes and SOQL accept it, stored records read it as null, and change events carry it
+    /// (Pub/Sub events with a new schema and `schema_id`; events published before keep
+    /// theirs). Returns the object's new metadata.
+    pub fn add_custom_field(
+        &self,
+        object: &str,
+        field: &Json,
+    ) -> Result<Arc<crate::data::schema::ObjectSchema>, ApiError> {
+        // Under the store's write lock: no transaction runs across the change (a transaction
+        // reads the schema once it holds that lock).
+        let mut st = self.inner.store.write();
+        let current = self.schema();
+        let oi = current.object_index(object).ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "NOT_FOUND",
+                format!("The requested resource does not exist: no object {object:?}"),
+            )
+        })?;
+        let changed = current.objects[oi]
+            .with_custom_field(field)
+            .map_err(|m| ApiError::bad_request("INVALID_FIELD", m))?;
+        let next = Arc::new(current.with_object(oi, changed));
+        let o = next.objects[oi].clone();
+        st.table_mut(oi)
+            .set_object(o.clone(), &next.rule_fields(oi));
+        self.inner.cdc.set_object(o.clone());
+        *self.inner.schema.write() = next;
+        Ok(o)
     }
 
     pub fn config(&self) -> &Config {

@@ -256,7 +256,7 @@ impl Org {
         ops: Vec<WriteOp>,
         all_or_none: bool,
     ) -> Vec<WriteResult> {
-        let dups = duplicate_upserts(&self.inner.schema, &ops);
+        let dups = duplicate_upserts(&self.schema(), &ops);
         self.transaction(ctx, |tx| {
             let results: Vec<WriteResult> = ops
                 .into_iter()
@@ -292,10 +292,12 @@ impl Org {
     ) -> R {
         let rules = self.inner.rules.read().clone();
         let after = self.inner.after_save.read().clone();
-        let schema = self.inner.schema.clone();
         // A slow transaction (`chaos::slow`) carries the stamp of its start.
         let stamp = crate::org::chaos::slow::forced_stamp().unwrap_or_else(|| self.stamp_ms());
         let mut st = self.inner.store.write();
+        // Read under the store's lock: a field added meanwhile (`add_custom_field`) is either
+        // wholly before this transaction or wholly after it.
+        let schema = self.schema();
         let mut txn = Txn {
             org: self,
             schema: &schema,

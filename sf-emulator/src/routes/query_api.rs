@@ -45,7 +45,7 @@ pub fn prepare(org: &Org, soql: &str) -> Result<Prepared, SoqlError> {
     let q = crate::data::soql::parse(soql)?;
     let today = bind::today_of_ms(org.now_ms());
     let user = VirtualUser::new(org.user_id(), &org.config().username).map(Arc::new);
-    let bound = bind::bind(org.schema(), soql, &q, today, user.as_ref())?;
+    let bound = bind::bind(&org.schema(), soql, &q, today, user.as_ref())?;
     let nodes = match &bound.output {
         Output::Fields(cols) => render::tree(cols),
         _ => Vec::new(),

@@ -564,46 +564,67 @@ pub struct Bitmaps {
     pub diff: Vec<String>,
 }
 
-/// Schemas of one org's change events, built once per object and found by id.
+/// Schemas of one org's change events: built once per revision of an object's metadata
+/// (an administrator adding a field makes a new revision, hence a new schema and `schema_id`)
+/// and kept, so an event published before the change still resolves its own schema by id.
 #[derive(Debug, Default)]
 pub struct SchemaRegistry {
     inner: Mutex<Registry>,
 }
 
+/// One revision of an object's metadata and its change-event schema.
+type Revision = (Arc<ObjectSchema>, Arc<EventSchema>);
+
 #[derive(Debug, Default)]
 struct Registry {
-    by_entity: HashMap<String, Arc<EventSchema>>,
+    /// Per entity: every revision seen, with its schema (newest last).
+    by_entity: HashMap<String, Vec<Revision>>,
     by_id: HashMap<String, Arc<EventSchema>>,
 }
 
 impl SchemaRegistry {
-    /// The change-event schema of `entity` in `schema` (built on first use).
+    /// The change-event schema of this revision of an object (built on first use).
+    pub fn for_object(&self, o: &Arc<ObjectSchema>) -> Result<Arc<EventSchema>, String> {
+        let known = |g: &Registry| {
+            g.by_entity
+                .get(&o.name)
+                .and_then(|v| v.iter().find(|(rev, _)| Arc::ptr_eq(rev, o)))
+                .map(|(_, s)| s.clone())
+        };
+        if let Some(s) = known(&self.inner.lock()) {
+            return Ok(s);
+        }
+        let built = Arc::new(EventSchema::build(o).map_err(|e| e.to_string())?);
+        let mut g = self.inner.lock();
+        if let Some(s) = known(&g) {
+            return Ok(s);
+        }
+        // The same fields give the same schema (and id): keep one.
+        let built = g.by_id.entry(built.id.clone()).or_insert(built).clone();
+        g.by_entity
+            .entry(o.name.clone())
+            .or_default()
+            .push((o.clone(), built.clone()));
+        Ok(built)
+    }
+
+    /// The current change-event schema of `entity` in `schema` (None: no such object).
     pub fn for_entity(
         &self,
         schema: &OrgSchema,
         entity: &str,
     ) -> Option<Result<Arc<EventSchema>, String>> {
-        if let Some(s) = self.inner.lock().by_entity.get(entity) {
-            return Some(Ok(s.clone()));
-        }
-        let o = schema.object(entity)?;
-        let built = match EventSchema::build(o) {
-            Ok(b) => Arc::new(b),
-            Err(e) => return Some(Err(e.to_string())),
-        };
-        let mut g = self.inner.lock();
-        g.by_id.insert(built.id.clone(), built.clone());
-        g.by_entity.insert(entity.to_string(), built.clone());
-        Some(Ok(built))
+        schema.object(entity).map(|o| self.for_object(o))
     }
 
-    /// A schema by id; every object's schema is built first so an id from any event resolves.
+    /// A schema by id: one an event was published with (kept after the object's fields
+    /// changed) or a current one (every object's is built so an id from any event resolves).
     pub fn by_id(&self, schema: &OrgSchema, id: &str) -> Option<Arc<EventSchema>> {
         if let Some(s) = self.inner.lock().by_id.get(id) {
             return Some(s.clone());
         }
         for o in &schema.objects {
-            let _ = self.for_entity(schema, &o.name);
+            let _ = self.for_object(o);
         }
         self.inner.lock().by_id.get(id).cloned()
     }
@@ -652,6 +673,7 @@ mod tests {
                 commit_user: "005EM000000001AAA".into(),
             },
             payload,
+            schema: None,
         }
     }
 

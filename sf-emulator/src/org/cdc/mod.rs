@@ -12,12 +12,15 @@ pub mod diff;
 pub mod faults;
 pub mod origin;
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
 use serde_json::{json, Map, Value as Json};
 use tokio::sync::watch;
+
+use crate::data::schema::ObjectSchema;
+use avro::{EventSchema, SchemaRegistry};
 /// The `ChangeEventHeader` of one event.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Header {
@@ -71,6 +74,11 @@ pub struct ChangeEvent {
     pub header: Header,
     /// The full `payload` object (fields + `ChangeEventHeader`).
     pub payload: Json,
+    /// The change-event schema of the object's metadata when the event was published (None
+    /// for an object the log was not told about): an event keeps it after the object's
+    /// fields change (Pub/Sub API Developer Guide, "GetSchema RPC Method": decode a received
+    /// event with the schema named by its own `schema_id`).
+    pub schema: Option<Arc<EventSchema>>,
 }
 
 impl ChangeEvent {
@@ -79,7 +87,7 @@ impl ChangeEvent {
     pub fn message(&self, channel: &str) -> Json {
         json!({
             "data": {
-                "schema": schema_id(&self.entity),
+                "schema": self.schema.as_ref().map_or_else(|| schema_id(&self.entity), |s| s.id.clone()),
                 "payload": self.payload,
                 "event": {"replayId": self.replay_id},
             },
@@ -174,10 +182,14 @@ struct Inner {
     /// Objects selected for Change Data Capture; `None` = every object.
     selection: Option<BTreeSet<String>>,
     faults: faults::DeliveryFaults,
+    /// Each object's metadata as of now, by API name: what an event published now is
+    /// encoded with.
+    objects: HashMap<String, Arc<ObjectSchema>>,
 }
 
 struct Shared {
     inner: Mutex<Inner>,
+    schemas: SchemaRegistry,
     tx: watch::Sender<i64>,
 }
 
@@ -239,14 +251,24 @@ impl Inner {
     /// Stores events with new replay ids: increasing, with gaps of 1 to 7, so a missing
     /// number never means a lost event (Pub/Sub API Developer Guide, "Event Message
     /// Durability": replay ids are opaque and not contiguous).
-    fn append(&mut self, events: Vec<PendingEvent>) -> Vec<i64> {
+    fn append(&mut self, events: Vec<PendingEvent>, schemas: &SchemaRegistry) -> Vec<i64> {
         let mut ids = Vec::with_capacity(events.len());
         for ev in events {
             self.last_replay += next_gap(&mut self.gap_state);
             let replay_id = self.last_replay;
             let mut payload = ev.fields;
             payload.insert("ChangeEventHeader".into(), ev.header.to_json());
+            let schema = self.objects.get(&ev.header.entity_name).and_then(|o| {
+                match schemas.for_object(o) {
+                    Ok(s) => Some(s),
+                    Err(e) => {
+                        tracing::error!("{e}");
+                        None
+                    }
+                }
+            });
             self.events.push_back(Arc::new(ChangeEvent {
+                schema,
                 replay_id,
                 channel: channel_of(&ev.header.entity_name),
                 entity: ev.header.entity_name.clone(),
@@ -274,7 +296,7 @@ impl Shared {
         let (ids, latest, delayed) = {
             let mut g = self.inner.lock();
             let routed = g.faults.route(events);
-            let ids = g.append(routed.now);
+            let ids = g.append(routed.now, &self.schemas);
             g.trim(now_ms);
             (ids, g.last_replay, routed.delayed)
         };
@@ -297,7 +319,7 @@ impl Shared {
     fn append_now(&self, events: Vec<PendingEvent>) {
         let latest = {
             let mut g = self.inner.lock();
-            g.append(events);
+            g.append(events, &self.schemas);
             g.last_replay
         };
         self.tx.send_replace(latest);
@@ -319,10 +341,27 @@ impl CdcLog {
                     gap_state: 0x9e37_79b9_7f4a_7c15,
                     selection: None,
                     faults: faults::DeliveryFaults::default(),
+                    objects: HashMap::new(),
                 }),
+                schemas: SchemaRegistry::default(),
                 tx,
             }),
         }
+    }
+
+    /// Takes an object's metadata as of now (at start, and after an administrator added a
+    /// field): events published from now on carry its change-event schema.
+    pub fn set_object(&self, object: Arc<ObjectSchema>) {
+        self.shared
+            .inner
+            .lock()
+            .objects
+            .insert(object.name.clone(), object);
+    }
+
+    /// The change-event schemas of this org's events, every revision kept.
+    pub fn schemas(&self) -> &SchemaRegistry {
+        &self.shared.schemas
     }
 
     /// Changes retention; applied at the next publish or read.

@@ -1,5 +1,6 @@
 //! HTTP handlers of the SOAP endpoints `/services/Soap/u/<ver>` (partner) and
-//! `/services/Soap/c/<ver>` (enterprise), with or without the trailing org id of a `serverUrl`.
+//! `/services/Soap/c/<ver>` (enterprise), with or without the trailing org id of a `serverUrl`
+//! (or a trailing slash, as Salesforce's Python Pub/Sub API quick start sends).
 //! `login` mints a session; `logout` ends the session named in the `SessionHeader`; `undelete`
 //! restores records from the recycle bin (SOAP API Developer Guide, "undelete()": at most 200
 //! ids per call, one result per id; the REST API has no undelete); other operations are

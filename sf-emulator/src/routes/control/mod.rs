@@ -2,10 +2,11 @@
 //! no authentication: it is the emulator's admin plane). Reset and seeding; validation rules
 //! and after-save updates (`rules`); request faults (`faults`), `UNABLE_TO_LOCK_ROW` for the
 //! next N writes, session expiry and dropped CometD clients (CDC gap/overflow injection is
-//! `streaming::faults`); changes outside the API (`data_fix`); API counters and limits; the emulated clock; saving the
+//! `streaming::faults`); changes outside the API (`data_fix`); a custom field added at runtime (`schema_change`); API counters and limits; the emulated clock; saving the
 //! data file on demand (`persist`). Every endpoint is documented in the crate's README.
 
 pub mod data_fix;
+pub mod schema_change;
 
 use std::sync::atomic::Ordering;
 
@@ -54,6 +55,7 @@ pub fn routes() -> Router<Org> {
         .route("/__emulator/sessions/expire", post(expire_sessions))
         .route("/__emulator/save", post(save_now))
         .merge(data_fix::routes())
+        .merge(schema_change::routes())
 }
 
 /// How far the emulated clock may run ahead of the wall clock (100 years).
@@ -196,7 +198,7 @@ async fn add_rule(State(org): State<Org>, bytes: Bytes) -> Result<Response, ApiE
         message: req.message,
         error_field: req.error_display_field,
     };
-    rule.check(org.schema()).map_err(invalid)?;
+    rule.check(&org.schema()).map_err(invalid)?;
     if rule.name.is_empty() {
         rule.name = format!("Rule{}", org.validation_rules().len() + 1);
     }
@@ -257,7 +259,7 @@ async fn add_after_save(State(org): State<Org>, bytes: Bytes) -> Result<Response
         when,
         set: req.set,
     };
-    a.check(org.schema()).map_err(invalid)?;
+    a.check(&org.schema()).map_err(invalid)?;
     if a.name.is_empty() {
         a.name = format!("FieldUpdate{}", org.after_saves().len() + 1);
     }

@@ -9,12 +9,9 @@
 pub mod proto;
 mod subscribe;
 
-use std::sync::Arc;
-
 use tonic::metadata::{MetadataMap, MetadataValue};
 use tonic::{Code, Request, Response, Status, Streaming};
 
-use crate::org::cdc::avro::SchemaRegistry;
 use crate::org::cdc::ChannelFilter;
 use crate::org::{Org, Session};
 use proto::pub_sub_server::{PubSub, PubSubServer};
@@ -60,15 +57,11 @@ pub(crate) fn failure(code: Code, message: &str, error_code: &str, rpc_id: &str)
 #[derive(Clone)]
 pub struct PubSubService {
     org: Org,
-    schemas: Arc<SchemaRegistry>,
 }
 
 /// The Pub/Sub API as an axum router (served on its own listener by `server`).
 pub fn grpc_router(org: Org) -> axum::Router {
-    let service = PubSubService {
-        org,
-        schemas: Arc::new(SchemaRegistry::default()),
-    };
+    let service = PubSubService { org };
     tonic::service::Routes::new(PubSubServer::new(service)).into_axum_router()
 }
 
@@ -146,14 +139,19 @@ impl PubSub for PubSubService {
         let rpc_id = rpc_id();
         self.authenticate(request.metadata(), &rpc_id)?;
         let id = request.into_inner().schema_id;
-        let schema = self.schemas.by_id(self.org.schema(), &id).ok_or_else(|| {
-            failure(
-                Code::NotFound,
-                &format!("Schema {id:?} not found"),
-                codes::SCHEMA,
-                &rpc_id,
-            )
-        })?;
+        let schema = self
+            .org
+            .cdc()
+            .schemas()
+            .by_id(&self.org.schema(), &id)
+            .ok_or_else(|| {
+                failure(
+                    Code::NotFound,
+                    &format!("Schema {id:?} not found"),
+                    codes::SCHEMA,
+                    &rpc_id,
+                )
+            })?;
         Ok(Response::new(SchemaInfo {
             schema_json: schema.json.clone(),
             schema_id: schema.id.clone(),
@@ -173,7 +171,12 @@ impl PubSub for PubSubService {
         let schema_id = match &filter {
             ChannelFilter::All => String::new(),
             ChannelFilter::Entity(entity) => {
-                match self.schemas.for_entity(self.org.schema(), entity) {
+                match self
+                    .org
+                    .cdc()
+                    .schemas()
+                    .for_entity(&self.org.schema(), entity)
+                {
                     Some(Ok(s)) => s.id.clone(),
                     Some(Err(e)) => {
                         return Err(failure(Code::Internal, &e, codes::INTERNAL, &rpc_id))

@@ -127,7 +127,6 @@ pub(super) async fn start(
     };
     let (tx, rx) = mpsc::channel(4);
     let mut stream = Subscription {
-        schemas: service.schemas.clone(),
         org,
         filter,
         topic: first.topic_name.clone(),
@@ -146,7 +145,6 @@ pub(super) async fn start(
 
 struct Subscription {
     org: Org,
-    schemas: std::sync::Arc<crate::org::cdc::avro::SchemaRegistry>,
     filter: ChannelFilter,
     topic: String,
     /// Replay id the next read starts after (`-2`: the oldest retained event).
@@ -199,10 +197,20 @@ impl Subscription {
 
     fn consumer_event(&self, event: &ChangeEvent) -> Result<ConsumerEvent, Status> {
         let internal = |m: String| failure(Code::Internal, &m, codes::INTERNAL, &self.rpc_id);
-        let schema = match self.schemas.for_entity(self.org.schema(), &event.entity) {
-            Some(Ok(s)) => s,
-            Some(Err(e)) => return Err(internal(e)),
-            None => return Err(internal(format!("no schema for {}", event.entity))),
+        // The schema the event was published with (it keeps it after the object's fields
+        // change); the current one only for an event of an object the log was not told about.
+        let schema = match &event.schema {
+            Some(s) => s.clone(),
+            None => match self
+                .org
+                .cdc()
+                .schemas()
+                .for_entity(&self.org.schema(), &event.entity)
+            {
+                Some(Ok(s)) => s,
+                Some(Err(e)) => return Err(internal(e)),
+                None => return Err(internal(format!("no schema for {}", event.entity))),
+            },
         };
         let payload = schema.encode(event).map_err(|e| internal(e.to_string()))?;
         Ok(ConsumerEvent {
