@@ -1894,7 +1894,7 @@ async fn a_field_added_to_the_object_in_salesforce_mid_stream_does_not_stop_stre
 ) {
     let h = Harness::start().await;
     let pg = h.pg().await;
-    let (stop, task) = run_engine_over(&h, &["Account"], transport);
+    let running = run_engine_over(&h, &["Account"], transport);
     wait_subscribed(&pg).await;
     let read_before = records_read(&pg).await;
     let rows_before = count(&pg, "SELECT count(*) FROM salesforce.account").await;
@@ -1966,8 +1966,7 @@ async fn a_field_added_to_the_object_in_salesforce_mid_stream_does_not_stop_stre
         Transport::Cometd => "cometd",
     };
     assert_eq!(used.as_deref(), Some(expected));
-    stop.send(true).unwrap();
-    task.await.unwrap();
+    running.stop().await;
     let after_all = stored_pubsub_position(&pg).await;
 
     if transport != Transport::PubSub {
@@ -1984,7 +1983,7 @@ async fn a_field_added_to_the_object_in_salesforce_mid_stream_does_not_stop_stre
     .unwrap();
     let end = h.emulator.org.cdc().latest_replay_id();
     let read_before = records_read(&pg).await;
-    let (stop, task) = run_engine_over(&h, &["Account"], transport);
+    let running = run_engine_over(&h, &["Account"], transport);
     eventually(
         WAIT,
         "the replay from before the change is read to its end",
@@ -2011,6 +2010,5 @@ async fn a_field_added_to_the_object_in_salesforce_mid_stream_does_not_stop_stre
         end,
         "nothing was written to Salesforce meanwhile"
     );
-    stop.send(true).unwrap();
-    task.await.unwrap();
+    running.stop().await;
 }
