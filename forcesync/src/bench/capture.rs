@@ -126,6 +126,12 @@ async fn timed(db: &tokio_postgres::Client, sql: &str) -> Result<f64, CliError> 
     Ok(started.elapsed().as_secs_f64())
 }
 
+/// `VACUUM ANALYZE` (a statement of its own: it cannot run in a transaction block).
+async fn vacuum(db: &tokio_postgres::Client, table: &str) -> Result<(), CliError> {
+    db.batch_execute(&format!("VACUUM ANALYZE {table}")).await?;
+    Ok(())
+}
+
 async fn bench(ctx: &Context, url: &str, rows: u64) -> Result<(), CliError> {
     let mapping = ctx.mapping("Account")?;
     let url = fresh_database(url, "forcesync_bench_capture").await?;
@@ -137,7 +143,10 @@ async fn bench(ctx: &Context, url: &str, rows: u64) -> Result<(), CliError> {
     let db = sync_runtime::engine::connect(&url).await?;
     let schema = quote_ident(mapping.schema);
     let captured = format!("{schema}.{}", quote_ident(mapping.table));
-    let plain = format!("{schema}.{}", quote_ident(&format!("{}_nocapture", mapping.table)));
+    let plain = format!(
+        "{schema}.{}",
+        quote_ident(&format!("{}_nocapture", mapping.table))
+    );
     let log = format!("{schema}._trigger_log");
     db.batch_execute(&format!(
         "CREATE TABLE {plain} (LIKE {captured} INCLUDING ALL);
@@ -156,14 +165,17 @@ async fn bench(ctx: &Context, url: &str, rows: u64) -> Result<(), CliError> {
         columns.split(", ").count()
     );
 
-    let log_columns = "txid, created_at, updated_at, state, action, table_name, record_id, sfid, old, \"values\"";
+    let log_columns =
+        "txid, created_at, updated_at, state, action, table_name, record_id, sfid, old, \"values\"";
     let mut figures = Vec::new();
     for (statement, target) in [("INSERT", 2.0), ("UPDATE", 3.0), ("DELETE", 5.0)] {
         let sql = |table: &str| match statement {
             "INSERT" => format!(
                 "INSERT INTO {table} ({columns}) SELECT {values} FROM generate_series(1, {rows}) g"
             ),
-            "UPDATE" => format!("UPDATE {table} SET {update_column} = {update_column} || ' (updated)'"),
+            "UPDATE" => {
+                format!("UPDATE {table} SET {update_column} = {update_column} || ' (updated)'")
+            }
             _ => format!("DELETE FROM {table}"),
         };
         if statement != "INSERT" {
@@ -172,13 +184,14 @@ async fn bench(ctx: &Context, url: &str, rows: u64) -> Result<(), CliError> {
                 "BEGIN; SET LOCAL forcesync.engine = 'on';
                  UPDATE {captured} SET _hc_lastop = 'SYNCED', _hc_err = NULL;
                  UPDATE {plain} SET _hc_lastop = 'SYNCED', _hc_err = NULL;
-                 COMMIT;
-                 VACUUM ANALYZE {captured}; VACUUM ANALYZE {plain};"
+                 COMMIT;"
             ))
             .await?;
+            vacuum(&db, &captured).await?;
+            vacuum(&db, &plain).await?;
         }
-        db.batch_execute(&format!("TRUNCATE {log}; VACUUM ANALYZE {log}"))
-            .await?;
+        db.batch_execute(&format!("TRUNCATE {log}")).await?;
+        vacuum(&db, &log).await?;
         let plain_s = timed(&db, &sql(&plain)).await?;
         let captured_s = timed(&db, &sql(&captured)).await?;
         let logged: i64 = db
@@ -193,9 +206,10 @@ async fn bench(ctx: &Context, url: &str, rows: u64) -> Result<(), CliError> {
         // The floor: the same log rows inserted on their own into an empty log.
         db.batch_execute(&format!(
             "TRUNCATE captured_log; INSERT INTO captured_log SELECT * FROM {log};
-             TRUNCATE {log}; VACUUM ANALYZE {log}"
+             TRUNCATE {log};"
         ))
         .await?;
+        vacuum(&db, &log).await?;
         let log_insert = timed(
             &db,
             &format!(
