@@ -424,10 +424,10 @@ pub fn upgrade_up(schema: &str, from: u32, captured: &[String]) -> String {
         sql.push_str(&upgrade_from_1(schema));
     }
     if from < 3 {
-        sql.push_str(&format!(
+        sql.push_str(
             "\n-- Capture by statement: each table's row-level hc_<t>_logtrigger becomes three statement-level\n\
-             -- triggers (INSERT, UPDATE, DELETE) logging a statement's rows with one insert.\n"
-        ));
+             -- triggers (INSERT, UPDATE, DELETE) logging a statement's rows with one insert.\n",
+        );
         for table in captured {
             sql.push_str(&format!(
                 "DROP TRIGGER {} ON {};\n",
