@@ -24,9 +24,9 @@ BEGIN
     END IF;
     IF TG_OP = 'INSERT' THEN
         INSERT INTO salesforce._trigger_log (txid, created_at, updated_at, state, action, table_name, record_id, sfid, "values")
-        SELECT tx, captured_at, captured_at, 'NEW', 'INSERT', TG_TABLE_NAME, n.id, n.sfid,
-               (public.hstore(n) OPERATOR(public.-) excluded_cols)::text
-        FROM forcesync_new n;
+        SELECT tx, captured_at, captured_at, 'NEW', 'INSERT', TG_TABLE_NAME, forcesync_new.id,
+               forcesync_new.sfid, (public.hstore(forcesync_new.*) OPERATOR(public.-) excluded_cols)::text
+        FROM forcesync_new;
         RETURN NULL;
     END IF;
     -- hc_<t>_logtrigger (the INSERT trigger) disabled: capture is off for the table.
@@ -37,7 +37,8 @@ BEGIN
     END IF;
     IF TG_OP = 'UPDATE' THEN
         -- Each row's documents built once (OFFSET 0 keeps the planner from repeating them), the
-        -- rows paired by position, already in order: no sort of the documents.
+        -- rows paired by position, already in order: no sort of the documents. Whole rows are
+        -- named by their transition table (an app column may be called n, o or r).
         INSERT INTO salesforce._trigger_log (txid, created_at, updated_at, state, action, table_name, record_id, sfid, old, "values")
         SELECT tx, captured_at, captured_at, 'NEW', 'UPDATE', TG_TABLE_NAME, c.id, c.sfid,
                c.old_row::text, c.changed::text
@@ -45,17 +46,18 @@ BEGIN
               FROM (SELECT n.ord, (n.r).id, (n.r).sfid,
                            public.hstore(n.r) OPERATOR(public.-) excluded_cols AS new_row,
                            public.hstore(o.r) OPERATOR(public.-) excluded_cols AS old_row
-                    FROM (SELECT row_number() OVER () AS ord, n AS r FROM forcesync_new n) n
-                    JOIN (SELECT row_number() OVER () AS ord, o AS r FROM forcesync_old o) o USING (ord)
+                    FROM (SELECT row_number() OVER () AS ord, forcesync_new AS r FROM forcesync_new) n
+                    JOIN (SELECT row_number() OVER () AS ord, forcesync_old AS r FROM forcesync_old) o USING (ord)
                     ORDER BY n.ord OFFSET 0) h
               ORDER BY h.ord OFFSET 0) c
         WHERE c.changed OPERATOR(public.<>) ''::public.hstore -- a no-op update is not recorded
         ORDER BY c.ord;
     ELSE
         INSERT INTO salesforce._trigger_log (txid, created_at, updated_at, state, action, table_name, record_id, sfid, old)
-        SELECT tx, captured_at, captured_at, CASE WHEN o.sfid IS NULL THEN 'IGNORE' ELSE 'NEW' END, 'DELETE',
-               TG_TABLE_NAME, o.id, o.sfid, (public.hstore(o) OPERATOR(public.-) excluded_cols)::text
-        FROM forcesync_old o;
+        SELECT tx, captured_at, captured_at, CASE WHEN forcesync_old.sfid IS NULL THEN 'IGNORE' ELSE 'NEW' END,
+               'DELETE', TG_TABLE_NAME, forcesync_old.id, forcesync_old.sfid,
+               (public.hstore(forcesync_old.*) OPERATOR(public.-) excluded_cols)::text
+        FROM forcesync_old;
     END IF;
     RETURN NULL;
 END;

@@ -231,9 +231,9 @@ BEGIN
     END IF;
     IF TG_OP = 'INSERT' THEN
         INSERT INTO {log} (txid, created_at, updated_at, state, action, table_name, record_id, sfid, "values")
-        SELECT tx, captured_at, captured_at, 'NEW', 'INSERT', TG_TABLE_NAME, n.id, n.sfid,
-               (public.hstore(n) OPERATOR(public.-) excluded_cols)::text
-        FROM {NEW_ROWS} n;
+        SELECT tx, captured_at, captured_at, 'NEW', 'INSERT', TG_TABLE_NAME, {NEW_ROWS}.id,
+               {NEW_ROWS}.sfid, (public.hstore({NEW_ROWS}.*) OPERATOR(public.-) excluded_cols)::text
+        FROM {NEW_ROWS};
         RETURN NULL;
     END IF;
     -- hc_<t>_logtrigger (the INSERT trigger) disabled: capture is off for the table.
@@ -244,7 +244,8 @@ BEGIN
     END IF;
     IF TG_OP = 'UPDATE' THEN
         -- Each row's documents built once (OFFSET 0 keeps the planner from repeating them), the
-        -- rows paired by position, already in order: no sort of the documents.
+        -- rows paired by position, already in order: no sort of the documents. Whole rows are
+        -- named by their transition table (an app column may be called n, o or r).
         INSERT INTO {log} (txid, created_at, updated_at, state, action, table_name, record_id, sfid, old, "values")
         SELECT tx, captured_at, captured_at, 'NEW', 'UPDATE', TG_TABLE_NAME, c.id, c.sfid,
                c.old_row::text, c.changed::text
@@ -252,17 +253,18 @@ BEGIN
               FROM (SELECT n.ord, (n.r).id, (n.r).sfid,
                            public.hstore(n.r) OPERATOR(public.-) excluded_cols AS new_row,
                            public.hstore(o.r) OPERATOR(public.-) excluded_cols AS old_row
-                    FROM (SELECT row_number() OVER () AS ord, n AS r FROM {NEW_ROWS} n) n
-                    JOIN (SELECT row_number() OVER () AS ord, o AS r FROM {OLD_ROWS} o) o USING (ord)
+                    FROM (SELECT row_number() OVER () AS ord, {NEW_ROWS} AS r FROM {NEW_ROWS}) n
+                    JOIN (SELECT row_number() OVER () AS ord, {OLD_ROWS} AS r FROM {OLD_ROWS}) o USING (ord)
                     ORDER BY n.ord OFFSET 0) h
               ORDER BY h.ord OFFSET 0) c
         WHERE c.changed OPERATOR(public.<>) ''::public.hstore -- a no-op update is not recorded
         ORDER BY c.ord;
     ELSE
         INSERT INTO {log} (txid, created_at, updated_at, state, action, table_name, record_id, sfid, old)
-        SELECT tx, captured_at, captured_at, CASE WHEN o.sfid IS NULL THEN 'IGNORE' ELSE 'NEW' END, 'DELETE',
-               TG_TABLE_NAME, o.id, o.sfid, (public.hstore(o) OPERATOR(public.-) excluded_cols)::text
-        FROM {OLD_ROWS} o;
+        SELECT tx, captured_at, captured_at, CASE WHEN {OLD_ROWS}.sfid IS NULL THEN 'IGNORE' ELSE 'NEW' END,
+               'DELETE', TG_TABLE_NAME, {OLD_ROWS}.id, {OLD_ROWS}.sfid,
+               (public.hstore({OLD_ROWS}.*) OPERATOR(public.-) excluded_cols)::text
+        FROM {OLD_ROWS};
     END IF;
     RETURN NULL;
 END;

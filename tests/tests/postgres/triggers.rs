@@ -206,14 +206,15 @@ fn a_column_the_app_added_of_any_type_is_captured_and_no_op_updates_stay_unlogge
     // json and point have no equality operator: the no-op check must not need one.
     exec(
         &mut conn,
-        "ALTER TABLE salesforce.account ADD COLUMN app_notes json, ADD COLUMN app_spot point",
+        "ALTER TABLE salesforce.account ADD COLUMN app_notes json, ADD COLUMN app_spot point, \
+         ADD COLUMN n integer, ADD COLUMN o integer, ADD COLUMN r integer",
     );
     conn.transaction::<_, diesel::result::Error, _>(|conn| {
         exec(conn, "SET LOCAL forcesync.engine = 'on'");
         exec(
             conn,
-            "INSERT INTO salesforce.account (sfid, name, app_notes, app_spot) \
-             VALUES ('001000000000005AAA', 'Own Columns', '{\"a\": 1}', '(1,2)')",
+            "INSERT INTO salesforce.account (sfid, name, app_notes, app_spot, n, o, r) \
+             VALUES ('001000000000005AAA', 'Own Columns', '{\"a\": 1}', '(1,2)', 1, 2, 3)",
         );
         Ok(())
     })
@@ -238,10 +239,24 @@ fn a_column_the_app_added_of_any_type_is_captured_and_no_op_updates_stay_unlogge
     assert_eq!(log.len(), 1);
     assert_eq!(keys(&log[0].values), ["app_notes"]);
     assert_eq!(log[0].values.as_ref().unwrap()["app_notes"], "{\"a\": 2}");
+    assert_eq!(log[0].old.as_ref().unwrap()["n"], "1");
+    assert_eq!(log[0].old.as_ref().unwrap()["r"], "3");
     assert_eq!(
         lastop(&mut conn, "account", "Own Columns").as_deref(),
         Some("PENDING")
     );
+    // Columns named like the trigger's own aliases are captured as any other.
+    exec(
+        &mut conn,
+        "INSERT INTO salesforce.account (name, n, o) VALUES ('Letters', 5, 6)",
+    );
+    exec(
+        &mut conn,
+        "DELETE FROM salesforce.account WHERE name = 'Letters'",
+    );
+    let log = trigger_log(&mut conn);
+    assert_eq!(log[1].values.as_ref().unwrap()["o"], "6");
+    assert_eq!(log[2].old.as_ref().unwrap()["n"], "5");
 }
 
 fn engine_insert(conn: &mut diesel::PgConnection, sql: &str) {
