@@ -3,6 +3,7 @@
 //! them.
 
 mod adopt;
+mod capture;
 mod load;
 mod org;
 mod page;
@@ -22,6 +23,7 @@ pub fn command() -> clap::Command {
         .subcommand(stream::command())
         .subcommand(adopt::command())
         .subcommand(page::command())
+        .subcommand(capture::command())
 }
 
 /// Runs the chosen benchmark.
@@ -32,6 +34,7 @@ pub fn run(ctx: &Context, matches: &clap::ArgMatches) -> Result<(), CliError> {
         Some(("stream", sub)) => stream::run(ctx, sub),
         Some(("adopt", sub)) => adopt::run(ctx, sub),
         Some(("page", sub)) => page::run(ctx, sub),
+        Some(("capture", sub)) => capture::run(ctx, sub),
         Some((other, _)) => Err(CliError::settings(format!(
             "`forcesync bench {other}` is not a benchmark of this binary"
         ))),

@@ -2,7 +2,7 @@
 //! drop columns, create and drop indexes, switch write capture on and off.
 
 use super::snapshot::{ColumnSnapshot, IndexSnapshot, TableSnapshot};
-use super::system::application_write_condition;
+use super::system::{application_write_condition, NEW_ROWS, OLD_ROWS};
 use super::{qualified, quote_ident};
 
 /// `CREATE TABLE` with the Heroku Connect system columns, its indexes and its triggers. (The
@@ -45,24 +45,54 @@ fn status_trigger(schema: &str, table: &str) -> String {
     )
 }
 
-/// Records application writes on `table` in `_trigger_log` (read-write mappings).
+/// The names of `table`'s capture triggers: Heroku Connect's `hc_<t>_logtrigger` (INSERT), then
+/// the UPDATE and DELETE ones (a trigger with transition tables serves a single event).
+pub fn capture_triggers(table: &str) -> [String; 3] {
+    [
+        format!("hc_{table}_logtrigger"),
+        format!("hc_{table}_logtrigger_update"),
+        format!("hc_{table}_logtrigger_delete"),
+    ]
+}
+
+/// Records application writes on `table` in `_trigger_log` (read-write mappings): one
+/// statement-level trigger per event, reading the statement's rows from its transition tables.
 pub fn enable_capture(schema: &str, table: &str) -> String {
-    format!(
-        "CREATE TRIGGER {trigger} AFTER INSERT OR UPDATE OR DELETE ON {name}\n    FOR EACH ROW WHEN ({condition})\n    EXECUTE FUNCTION {function}();\n",
-        trigger = quote_ident(&format!("hc_{table}_logtrigger")),
-        name = qualified(schema, table),
-        condition = application_write_condition(),
-        function = qualified(schema, "forcesync_logger"),
-    )
+    let [insert, update, delete] = capture_triggers(table);
+    let events = [
+        (insert, "INSERT", format!("NEW TABLE AS {NEW_ROWS}")),
+        (
+            update,
+            "UPDATE",
+            format!("OLD TABLE AS {OLD_ROWS} NEW TABLE AS {NEW_ROWS}"),
+        ),
+        (delete, "DELETE", format!("OLD TABLE AS {OLD_ROWS}")),
+    ];
+    let mut sql = String::new();
+    for (trigger, event, referencing) in events {
+        sql.push_str(&format!(
+            "CREATE TRIGGER {trigger} AFTER {event} ON {name}\n    REFERENCING {referencing}\n    FOR EACH STATEMENT WHEN ({condition})\n    EXECUTE FUNCTION {function}();\n",
+            trigger = quote_ident(&trigger),
+            name = qualified(schema, table),
+            condition = application_write_condition(),
+            function = qualified(schema, "forcesync_logger"),
+        ));
+    }
+    sql
 }
 
 /// Stops recording application writes on `table`.
 pub fn disable_capture(schema: &str, table: &str) -> String {
-    format!(
-        "DROP TRIGGER {} ON {};\n",
-        quote_ident(&format!("hc_{table}_logtrigger")),
-        qualified(schema, table),
-    )
+    capture_triggers(table)
+        .iter()
+        .map(|trigger| {
+            format!(
+                "DROP TRIGGER {} ON {};\n",
+                quote_ident(trigger),
+                qualified(schema, table),
+            )
+        })
+        .collect()
 }
 
 pub fn create_index(schema: &str, table: &str, index: &IndexSnapshot) -> String {

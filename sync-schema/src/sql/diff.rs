@@ -25,6 +25,8 @@ pub enum Step {
     /// (`system::upgrade_up`).
     UpgradeSystem {
         from: u32,
+        /// The tables whose writes were captured before (their capture triggers are replaced).
+        captured: Vec<String>,
     },
     CreateTable(TableSnapshot),
     AddColumn {
@@ -61,7 +63,7 @@ impl Step {
     pub fn up(&self, schema: &str) -> String {
         match self {
             Step::CreateSystem => system::up(schema),
-            Step::UpgradeSystem { from } => system::upgrade_up(schema, *from),
+            Step::UpgradeSystem { from, captured } => system::upgrade_up(schema, *from, captured),
             Step::CreateTable(table) => ddl::create_table(schema, table),
             Step::AddColumn { table, column } => ddl::add_column(schema, table, column),
             Step::WidenColumn {
@@ -78,7 +80,7 @@ impl Step {
     pub fn down(&self, schema: &str) -> String {
         match self {
             Step::CreateSystem => system::down(schema),
-            Step::UpgradeSystem { from } => system::upgrade_down(schema, *from),
+            Step::UpgradeSystem { from, captured } => system::upgrade_down(schema, *from, captured),
             Step::CreateTable(table) => ddl::drop_table(schema, table),
             Step::AddColumn { table, column } => ddl::drop_column(schema, table, &column.name),
             Step::WidenColumn {
@@ -299,6 +301,12 @@ pub fn plan(previous: Option<&SchemaSnapshot>, catalog: &Catalog) -> Result<Plan
     if previous.system < target.system {
         steps.push(Step::UpgradeSystem {
             from: previous.system,
+            captured: previous
+                .tables
+                .iter()
+                .filter(|t| t.capture)
+                .map(|t| t.name.clone())
+                .collect(),
         });
     }
     let mut warnings = Vec::new();

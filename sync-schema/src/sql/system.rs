@@ -12,12 +12,19 @@
 //!   `_hc_lastop = 'PENDING'` and `_hc_err = NULL`. Writes by the sync engine (a transaction that
 //!   ran `SET LOCAL forcesync.engine = 'on'`) get `_hc_lastop = 'SYNCED'` unless the engine set
 //!   `_hc_lastop` itself. An application update that changes nothing leaves both columns alone.
-//! * `forcesync_logger()`: the AFTER trigger function, attached only to read-write tables and
-//!   only for application writes. INSERT records the new row in `values`; UPDATE records the old
-//!   row in `old` and only the changed columns in `values` (`hstore(NEW) - hstore(OLD)`), and a
-//!   no-op update records nothing at all (rather than an `IGNORE` row as Heroku Connect does);
-//!   DELETE records the old row in `old` and its `sfid`, as `IGNORE` when the row never reached
-//!   Salesforce (`sfid` is null).
+//! * `forcesync_logger()`: the AFTER statement-level trigger function, attached only to
+//!   read-write tables and only for application writes, reading the statement's rows from its
+//!   transition tables (`forcesync_old` / `forcesync_new`) and logging them with one
+//!   `INSERT … SELECT` per statement, in the statement's row order. INSERT records the new row in
+//!   `values`; UPDATE records the old row in `old` and only the changed columns in `values`
+//!   (`hstore(NEW) - hstore(OLD)`), and a no-op update records nothing at all (rather than an
+//!   `IGNORE` row as Heroku Connect does); DELETE records the old row in `old` and its `sfid`, as
+//!   `IGNORE` when the row never reached Salesforce (`sfid` is null). A statement touching no
+//!   row logs nothing. Postgres allows transition tables only on single-event triggers, so a
+//!   table has three: `hc_<t>_logtrigger` (INSERT, Heroku Connect's name), and
+//!   `hc_<t>_logtrigger_update` / `hc_<t>_logtrigger_delete`, which log nothing while
+//!   `hc_<t>_logtrigger` is disabled (`ALTER TABLE … DISABLE TRIGGER hc_<t>_logtrigger` stops
+//!   capture on that table, as it does under Heroku Connect).
 //! * `hc_capture_insert_from_row(hstore, varchar, text[])` and
 //!   `hc_capture_update_from_row(hstore, varchar, text[])`: Heroku Connect's functions that
 //!   enqueue a row again (its signatures, defaults and results: the new entry's id, NULL for a
@@ -25,7 +32,8 @@
 //!
 //! [`SYSTEM_VERSION`] numbers these objects' layout; it is stored in each migration's snapshot,
 //! and a project whose last migration has an older one gets an [`upgrade_up`] step (version 1:
-//! `jsonb` payloads, converted entry by entry).
+//! `jsonb` payloads, converted entry by entry; version 2: one row-level capture trigger per
+//! table, replaced by the statement-level ones).
 //!
 //! The engine's own tables (`_forcesync_*`: sync state, conflicts, ...) are not here: the engine
 //! creates and versions them at run time, so they can evolve independently of the mappings.
@@ -33,8 +41,13 @@
 use super::{qualified, quote_literal};
 
 /// The layout of the schema-wide objects: 1 stored `jsonb` payloads, 2 Heroku Connect's
-/// `hstore` text and its capture functions.
-pub const SYSTEM_VERSION: u32 = 2;
+/// `hstore` text and its capture functions, 3 statement-level capture triggers.
+pub const SYSTEM_VERSION: u32 = 3;
+
+/// The transition table holding a statement's new rows (INSERT, UPDATE).
+pub const NEW_ROWS: &str = "forcesync_new";
+/// The transition table holding a statement's old rows (UPDATE, DELETE).
+pub const OLD_ROWS: &str = "forcesync_old";
 
 /// The setting that marks the sync engine's own writes.
 pub const ENGINE_SETTING: &str = "forcesync.engine";
@@ -193,8 +206,76 @@ $$;
     )
 }
 
-/// `CREATE OR REPLACE` of the AFTER trigger function writing Heroku Connect's hstore text.
+/// `CREATE OR REPLACE` of the AFTER statement-level trigger function writing Heroku Connect's
+/// hstore text: one `INSERT … SELECT` into `_trigger_log` per statement, reading the transition
+/// tables. UPDATE pairs each old row with its new one by position (Postgres appends both
+/// transition rows of an updated row together, so the n-th old row is the n-th new row's
+/// before-image, whatever the statement did to `id`).
 fn logger_function(schema: &str) -> String {
+    let log = qualified(schema, "_trigger_log");
+    let logger = qualified(schema, "forcesync_logger");
+    format!(
+        r#"-- AFTER INSERT / UPDATE / DELETE FOR EACH STATEMENT on read-write tables, for application writes
+-- only: the statement's rows (its transition tables) as Heroku Connect's hstore text, without
+-- _hc_lastop and _hc_err, one log insert per statement, in the statement's row order. (No JIT:
+-- Postgres cannot estimate the pairing of an update's rows and would compile for seconds.)
+CREATE OR REPLACE FUNCTION {logger}() RETURNS trigger LANGUAGE plpgsql SET jit = off AS $$
+DECLARE
+    excluded_cols text[] := ARRAY['_hc_lastop', '_hc_err'];
+    tx bigint := txid_current();
+    captured_at timestamptz := clock_timestamp();
+BEGIN
+    IF TG_LEVEL <> 'STATEMENT' THEN
+        RAISE EXCEPTION 'forcesync_logger() is a statement-level trigger function (trigger % on %)', TG_NAME, TG_TABLE_NAME
+            USING HINT = 'run forcesync''s migrations: they replace the row-level capture triggers';
+    END IF;
+    IF TG_OP = 'INSERT' THEN
+        INSERT INTO {log} (txid, created_at, updated_at, state, action, table_name, record_id, sfid, "values")
+        SELECT tx, captured_at, captured_at, 'NEW', 'INSERT', TG_TABLE_NAME, {NEW_ROWS}.id,
+               {NEW_ROWS}.sfid, (public.hstore({NEW_ROWS}.*) OPERATOR(public.-) excluded_cols)::text
+        FROM {NEW_ROWS};
+        RETURN NULL;
+    END IF;
+    -- hc_<t>_logtrigger (the INSERT trigger) disabled: capture is off for the table.
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_trigger
+                   WHERE tgrelid = TG_RELID AND tgname = 'hc_' || TG_TABLE_NAME || '_logtrigger'
+                     AND tgenabled <> 'D') THEN
+        RETURN NULL;
+    END IF;
+    IF TG_OP = 'UPDATE' THEN
+        -- Each row's documents built once (OFFSET 0 keeps the planner from repeating them), the
+        -- rows paired by position, already in order: no sort of the documents. Whole rows are
+        -- named by their transition table (an app column may be called n, o or r).
+        INSERT INTO {log} (txid, created_at, updated_at, state, action, table_name, record_id, sfid, old, "values")
+        SELECT tx, captured_at, captured_at, 'NEW', 'UPDATE', TG_TABLE_NAME, c.id, c.sfid,
+               c.old_row::text, c.changed::text
+        FROM (SELECT h.ord, h.id, h.sfid, h.old_row, h.new_row OPERATOR(public.-) h.old_row AS changed
+              FROM (SELECT n.ord, (n.r).id, (n.r).sfid,
+                           public.hstore(n.r) OPERATOR(public.-) excluded_cols AS new_row,
+                           public.hstore(o.r) OPERATOR(public.-) excluded_cols AS old_row
+                    FROM (SELECT row_number() OVER () AS ord, {NEW_ROWS} AS r FROM {NEW_ROWS}) n
+                    JOIN (SELECT row_number() OVER () AS ord, {OLD_ROWS} AS r FROM {OLD_ROWS}) o USING (ord)
+                    ORDER BY n.ord OFFSET 0) h
+              ORDER BY h.ord OFFSET 0) c
+        WHERE c.changed OPERATOR(public.<>) ''::public.hstore -- a no-op update is not recorded
+        ORDER BY c.ord;
+    ELSE
+        INSERT INTO {log} (txid, created_at, updated_at, state, action, table_name, record_id, sfid, old)
+        SELECT tx, captured_at, captured_at, CASE WHEN {OLD_ROWS}.sfid IS NULL THEN 'IGNORE' ELSE 'NEW' END,
+               'DELETE', TG_TABLE_NAME, {OLD_ROWS}.id, {OLD_ROWS}.sfid,
+               (public.hstore({OLD_ROWS}.*) OPERATOR(public.-) excluded_cols)::text
+        FROM {OLD_ROWS};
+    END IF;
+    RETURN NULL;
+END;
+$$;
+"#
+    )
+}
+
+/// Version 2's AFTER row-level trigger function (one log insert per row), restored when the
+/// statement-level capture is rolled back.
+fn logger_function_v2(schema: &str) -> String {
     let log = qualified(schema, "_trigger_log");
     let logger = qualified(schema, "forcesync_logger");
     format!(
@@ -336,16 +417,68 @@ DROP TABLE {log};
 
 /// Brings the schema-wide objects of layout `from` to [`SYSTEM_VERSION`] in an existing
 /// database, keeping every entry: version 1's `jsonb` payloads become hstore text, each value
-/// spelled as Postgres prints the column (`t`/`f` for booleans, a space in timestamps).
-pub fn upgrade_up(schema: &str, from: u32) -> String {
-    if from >= SYSTEM_VERSION {
-        return String::new();
+/// spelled as Postgres prints the column (`t`/`f` for booleans, a space in timestamps); the
+/// row-level capture trigger of each table in `captured` (version ≤ 2) becomes the
+/// statement-level ones.
+pub fn upgrade_up(schema: &str, from: u32, captured: &[String]) -> String {
+    let mut sql = String::new();
+    if from < 2 {
+        sql.push_str(&upgrade_from_1(schema));
     }
+    if from < 3 {
+        sql.push_str(
+            "\n-- Capture by statement: each table's row-level hc_<t>_logtrigger becomes three statement-level\n\
+             -- triggers (INSERT, UPDATE, DELETE) logging a statement's rows with one insert.\n",
+        );
+        for table in captured {
+            sql.push_str(&format!(
+                "DROP TRIGGER {} ON {};\n",
+                super::quote_ident(&format!("hc_{table}_logtrigger")),
+                qualified(schema, table)
+            ));
+        }
+        sql.push('\n');
+        sql.push_str(&logger_function(schema));
+        sql.push('\n');
+        for table in captured {
+            sql.push_str(&super::ddl::enable_capture(schema, table));
+        }
+    }
+    sql
+}
+
+/// Reverses [`upgrade_up`].
+pub fn upgrade_down(schema: &str, from: u32, captured: &[String]) -> String {
+    let mut sql = String::new();
+    if from < 3 {
+        for table in captured {
+            sql.push_str(&super::ddl::disable_capture(schema, table));
+        }
+        sql.push_str(&logger_function_v2(schema));
+        for table in captured {
+            sql.push_str(&format!(
+                "CREATE TRIGGER {trigger} AFTER INSERT OR UPDATE OR DELETE ON {name}\n    FOR EACH ROW WHEN ({condition})\n    EXECUTE FUNCTION {function}();\n",
+                trigger = super::quote_ident(&format!("hc_{table}_logtrigger")),
+                name = qualified(schema, table),
+                condition = application_write_condition(),
+                function = qualified(schema, "forcesync_logger"),
+            ));
+        }
+    }
+    if from < 2 {
+        sql.push('\n');
+        sql.push_str(&downgrade_to_1(schema));
+    }
+    sql
+}
+
+/// Version 1 to 2: `jsonb` payloads become hstore text; the status and capture functions. (The
+/// logger is replaced by version 3's right after.)
+fn upgrade_from_1(schema: &str) -> String {
     let log = qualified(schema, "_trigger_log");
     let archive = qualified(schema, "_trigger_log_archive");
     let schema_literal = quote_literal(schema);
     let status_function = status_function(schema);
-    let logger = logger_function(schema);
     let capture = capture_functions(schema);
     format!(
         r#"-- The trigger log in Heroku Connect's format: old and values become hstore text.
@@ -381,17 +514,13 @@ ALTER TABLE {archive}
 DROP FUNCTION pg_temp.forcesync_payload_to_hstore(jsonb, text);
 
 {status_function}
-{logger}
 {capture}"#
     )
 }
 
-/// Reverses [`upgrade_up`]: payloads back to `jsonb` (typed by the columns' types), version 1's
-/// trigger function, no capture functions.
-pub fn upgrade_down(schema: &str, from: u32) -> String {
-    if from >= SYSTEM_VERSION {
-        return String::new();
-    }
+/// Version 2 back to 1: payloads back to `jsonb` (typed by the columns' types), version 1's
+/// trigger functions, no capture functions.
+fn downgrade_to_1(schema: &str) -> String {
     let log = qualified(schema, "_trigger_log");
     let archive = qualified(schema, "_trigger_log_archive");
     let logger = qualified(schema, "forcesync_logger");

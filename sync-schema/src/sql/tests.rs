@@ -141,11 +141,37 @@ fn a_project_whose_last_migration_predates_the_hstore_log_gets_a_converting_migr
     assert_eq!(old.system, 1);
 
     let next = plan(Some(&old), &catalog).unwrap();
-    assert_eq!(next.steps, [Step::UpgradeSystem { from: 1 }]);
+    assert_eq!(
+        next.steps,
+        [Step::UpgradeSystem {
+            from: 1,
+            captured: vec!["widget__c".to_owned()]
+        }]
+    );
     assert_eq!(next.slug(), "upgrade_system");
     assert_eq!(next.snapshot.system, system::SYSTEM_VERSION);
     assert_snapshot!("upgrade_system_up", next.up_sql());
     assert_snapshot!("upgrade_system_down", next.down_sql());
     // Once applied, nothing more to do.
+    assert!(plan(Some(&next.snapshot), &catalog).unwrap().is_empty());
+}
+
+#[test]
+fn a_project_with_row_level_capture_triggers_gets_a_migration_to_statement_level_ones() {
+    let catalog = sample_catalog();
+    let first = plan(None, &catalog).unwrap();
+    let mut old = first.snapshot.clone();
+    old.system = 2;
+    let next = plan(Some(&old), &catalog).unwrap();
+    assert_eq!(
+        next.steps,
+        [Step::UpgradeSystem {
+            from: 2,
+            captured: vec!["widget__c".to_owned()]
+        }]
+    );
+    assert_eq!(next.snapshot.system, system::SYSTEM_VERSION);
+    assert_snapshot!("upgrade_system_2_up", next.up_sql());
+    assert_snapshot!("upgrade_system_2_down", next.down_sql());
     assert!(plan(Some(&next.snapshot), &catalog).unwrap().is_empty());
 }

@@ -448,10 +448,22 @@ fn the_migration_of_an_existing_database_converts_its_entries_losing_none() {
         "SELECT \"values\" AS value FROM salesforce._trigger_log ORDER BY id DESC LIMIT 1",
     );
     assert_eq!(last.as_deref(), Some("\"phone\"=>\"556\""));
+    // The migrations revert: statement-level capture back to the row-level trigger (which
+    // captures the same), then hstore text back to jsonb.
+    conn.revert_last_migration(generated::MIGRATIONS).unwrap();
+    exec(
+        &mut conn,
+        "UPDATE salesforce.account SET phone = '557' WHERE sfid = '001000000000000AAA'",
+    );
+    let last = text(
+        &mut conn,
+        "SELECT \"values\" AS value FROM salesforce._trigger_log ORDER BY id DESC LIMIT 1",
+    );
+    assert_eq!(last.as_deref(), Some("\"phone\"=>\"557\""));
     conn.revert_last_migration(generated::MIGRATIONS).unwrap();
     let reverted = text(
         &mut conn,
         "SELECT \"values\"::text AS value FROM salesforce._trigger_log ORDER BY id DESC LIMIT 1",
     );
-    assert_eq!(reverted.as_deref(), Some("{\"phone\": \"556\"}"));
+    assert_eq!(reverted.as_deref(), Some("{\"phone\": \"557\"}"));
 }

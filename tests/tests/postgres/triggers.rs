@@ -1,5 +1,7 @@
 //! Write capture: application writes land in `_trigger_log` and mark rows PENDING; the sync
 //! engine's own writes (under `SET LOCAL forcesync.engine = 'on'`) do not, and mark rows SYNCED.
+//! Capture is per statement: multi-row statements, `INSERT … ON CONFLICT`, `COPY` and statements
+//! touching no row log exactly what one entry per row would.
 
 use diesel::connection::Connection;
 use diesel::RunQueryDsl;
@@ -204,14 +206,15 @@ fn a_column_the_app_added_of_any_type_is_captured_and_no_op_updates_stay_unlogge
     // json and point have no equality operator: the no-op check must not need one.
     exec(
         &mut conn,
-        "ALTER TABLE salesforce.account ADD COLUMN app_notes json, ADD COLUMN app_spot point",
+        "ALTER TABLE salesforce.account ADD COLUMN app_notes json, ADD COLUMN app_spot point, \
+         ADD COLUMN n integer, ADD COLUMN o integer, ADD COLUMN r integer",
     );
     conn.transaction::<_, diesel::result::Error, _>(|conn| {
         exec(conn, "SET LOCAL forcesync.engine = 'on'");
         exec(
             conn,
-            "INSERT INTO salesforce.account (sfid, name, app_notes, app_spot) \
-             VALUES ('001000000000005AAA', 'Own Columns', '{\"a\": 1}', '(1,2)')",
+            "INSERT INTO salesforce.account (sfid, name, app_notes, app_spot, n, o, r) \
+             VALUES ('001000000000005AAA', 'Own Columns', '{\"a\": 1}', '(1,2)', 1, 2, 3)",
         );
         Ok(())
     })
@@ -236,8 +239,229 @@ fn a_column_the_app_added_of_any_type_is_captured_and_no_op_updates_stay_unlogge
     assert_eq!(log.len(), 1);
     assert_eq!(keys(&log[0].values), ["app_notes"]);
     assert_eq!(log[0].values.as_ref().unwrap()["app_notes"], "{\"a\": 2}");
+    assert_eq!(log[0].old.as_ref().unwrap()["n"], "1");
+    assert_eq!(log[0].old.as_ref().unwrap()["r"], "3");
     assert_eq!(
         lastop(&mut conn, "account", "Own Columns").as_deref(),
         Some("PENDING")
     );
+    // Columns named like the trigger's own aliases are captured as any other.
+    exec(
+        &mut conn,
+        "INSERT INTO salesforce.account (name, n, o) VALUES ('Letters', 5, 6)",
+    );
+    exec(
+        &mut conn,
+        "DELETE FROM salesforce.account WHERE name = 'Letters'",
+    );
+    let log = trigger_log(&mut conn);
+    assert_eq!(log[1].values.as_ref().unwrap()["o"], "6");
+    assert_eq!(log[2].old.as_ref().unwrap()["n"], "5");
+}
+
+fn engine_insert(conn: &mut diesel::PgConnection, sql: &str) {
+    conn.transaction::<_, diesel::result::Error, _>(|conn| {
+        exec(conn, "SET LOCAL forcesync.engine = 'on'");
+        exec(conn, sql);
+        Ok(())
+    })
+    .unwrap();
+}
+
+fn record_ids(conn: &mut diesel::PgConnection, names: &[&str]) -> Vec<Option<i32>> {
+    names
+        .iter()
+        .map(|name| {
+            text(
+                conn,
+                &format!("SELECT id::text AS value FROM salesforce.account WHERE name = '{name}'"),
+            )
+            .map(|id| id.parse().unwrap())
+        })
+        .collect()
+}
+
+#[test]
+fn a_multi_row_statement_logs_every_row_it_changed_in_row_order() {
+    let (_db, mut conn) = migrated();
+    exec(
+        &mut conn,
+        "INSERT INTO salesforce.account (sfid, name, industry) VALUES \
+         ('001000000000011AAA', 'One', 'Banking'), (NULL, 'Two', 'Energy'), \
+         ('001000000000013AAA', 'Three', 'Banking')",
+    );
+    let ids = record_ids(&mut conn, &["One", "Two", "Three"]);
+    let log = trigger_log(&mut conn);
+    assert_eq!(log.len(), 3);
+    assert!(log
+        .iter()
+        .all(|r| (r.action.as_str(), r.state.as_str()) == ("INSERT", "NEW")));
+    assert_eq!(log.iter().map(|r| r.record_id).collect::<Vec<_>>(), ids);
+    assert_eq!(log[1].values.as_ref().unwrap()["name"], "Two");
+    assert_eq!(log[2].sfid.as_deref(), Some("001000000000013AAA"));
+
+    // Two rows change, one already had the value: it is not logged and keeps its status.
+    exec(
+        &mut conn,
+        "UPDATE salesforce._trigger_log SET state = 'SUCCESS'",
+    );
+    engine_insert(
+        &mut conn,
+        "UPDATE salesforce.account SET _hc_lastop = 'SYNCED'",
+    );
+    exec(
+        &mut conn,
+        "UPDATE salesforce.account SET industry = 'Energy' WHERE name IN ('One', 'Two', 'Three')",
+    );
+    let updates: Vec<_> = trigger_log(&mut conn)
+        .into_iter()
+        .filter(|r| r.state == "NEW")
+        .collect();
+    assert_eq!(
+        updates.iter().map(|r| r.record_id).collect::<Vec<_>>(),
+        [ids[0], ids[2]]
+    );
+    for update in &updates {
+        assert_eq!(update.action, "UPDATE");
+        assert_eq!(keys(&update.values), ["industry"]);
+        assert_eq!(update.old.as_ref().unwrap()["industry"], "Banking");
+    }
+    assert_eq!(updates[1].sfid.as_deref(), Some("001000000000013AAA"));
+    assert_eq!(
+        lastop(&mut conn, "account", "One").as_deref(),
+        Some("PENDING")
+    );
+    assert_eq!(
+        lastop(&mut conn, "account", "Two").as_deref(),
+        Some("SYNCED")
+    );
+
+    exec(
+        &mut conn,
+        "UPDATE salesforce._trigger_log SET state = 'SUCCESS'",
+    );
+    exec(&mut conn, "DELETE FROM salesforce.account");
+    let deletes: Vec<_> = trigger_log(&mut conn)
+        .into_iter()
+        .filter(|r| r.action == "DELETE")
+        .collect();
+    assert_eq!(deletes.len(), 3);
+    let by_name = |name: &str| {
+        deletes
+            .iter()
+            .find(|r| r.old.as_ref().unwrap()["name"] == name)
+            .unwrap()
+    };
+    assert_eq!(by_name("One").state, "NEW");
+    assert_eq!(by_name("One").sfid.as_deref(), Some("001000000000011AAA"));
+    assert_eq!(by_name("Two").state, "IGNORE");
+    assert_eq!(by_name("Three").record_id, ids[2]);
+}
+
+#[test]
+fn insert_on_conflict_logs_its_insert_and_update_arms_and_nothing_for_rows_left_alone() {
+    let (_db, mut conn) = migrated();
+    engine_insert(
+        &mut conn,
+        "INSERT INTO salesforce.account (sfid, name, industry) VALUES \
+         ('001000000000021AAA', 'Existing', 'Banking'), ('001000000000022AAA', 'Kept', 'Banking')",
+    );
+    exec(
+        &mut conn,
+        "INSERT INTO salesforce.account (sfid, name, industry) VALUES \
+         ('001000000000021AAA', 'Existing', 'Energy'), ('001000000000023AAA', 'Arrived', 'Energy') \
+         ON CONFLICT (sfid) DO UPDATE SET industry = EXCLUDED.industry",
+    );
+    let log = trigger_log(&mut conn);
+    assert_eq!(log.len(), 2, "{log:?}");
+    let insert = log.iter().find(|r| r.action == "INSERT").unwrap();
+    assert_eq!(insert.values.as_ref().unwrap()["name"], "Arrived");
+    assert_eq!(insert.record_id, record_ids(&mut conn, &["Arrived"])[0]);
+    let update = log.iter().find(|r| r.action == "UPDATE").unwrap();
+    assert_eq!(keys(&update.values), ["industry"]);
+    assert_eq!(update.sfid.as_deref(), Some("001000000000021AAA"));
+    assert_eq!(
+        lastop(&mut conn, "account", "Existing").as_deref(),
+        Some("PENDING")
+    );
+    assert_eq!(
+        lastop(&mut conn, "account", "Arrived").as_deref(),
+        Some("PENDING")
+    );
+
+    // DO NOTHING, and DO UPDATE to the same values: nothing to sync.
+    exec(
+        &mut conn,
+        "INSERT INTO salesforce.account (sfid, name) VALUES ('001000000000022AAA', 'Kept') \
+         ON CONFLICT (sfid) DO NOTHING",
+    );
+    exec(
+        &mut conn,
+        "INSERT INTO salesforce.account (sfid, name) VALUES ('001000000000022AAA', 'Kept') \
+         ON CONFLICT (sfid) DO UPDATE SET name = EXCLUDED.name",
+    );
+    assert_eq!(trigger_log(&mut conn).len(), 2);
+    assert_eq!(
+        lastop(&mut conn, "account", "Kept").as_deref(),
+        Some("SYNCED")
+    );
+}
+
+#[test]
+fn copy_into_the_table_is_captured_row_by_row() {
+    use diesel::prelude::ExecuteCopyFromDsl;
+    use generated::salesforce::account::account;
+    let (_db, mut conn) = migrated();
+    let copied = diesel::copy_from(account::table)
+        .from_raw_data((account::sfid, account::name), |out| {
+            out.write_all(b"001000000000031AAA\tCopied One\n\\N\tCopied Two\n")
+                .map_err(|e| diesel::result::Error::SerializationError(Box::new(e)))
+        })
+        .execute(&mut conn)
+        .expect("COPY into salesforce.account");
+    assert_eq!(copied, 2);
+    let log = trigger_log(&mut conn);
+    assert_eq!(log.len(), 2);
+    assert_eq!(
+        log.iter().map(|r| r.record_id).collect::<Vec<_>>(),
+        record_ids(&mut conn, &["Copied One", "Copied Two"])
+    );
+    assert_eq!(log[0].sfid.as_deref(), Some("001000000000031AAA"));
+    assert_eq!(log[1].values.as_ref().unwrap()["name"], "Copied Two");
+    assert!(log[1].values.as_ref().unwrap()["sfid"].is_null());
+    assert_eq!(
+        lastop(&mut conn, "account", "Copied Two").as_deref(),
+        Some("PENDING")
+    );
+}
+
+#[test]
+fn statements_touching_no_row_log_nothing_and_a_disabled_logtrigger_stops_capture() {
+    let (_db, mut conn) = migrated();
+    exec(
+        &mut conn,
+        "INSERT INTO salesforce.account (name) SELECT 'never' WHERE false",
+    );
+    exec(
+        &mut conn,
+        "UPDATE salesforce.account SET industry = 'Energy' WHERE false",
+    );
+    exec(&mut conn, "DELETE FROM salesforce.account WHERE false");
+    assert!(trigger_log(&mut conn).is_empty());
+
+    // As under Heroku Connect: with hc_<t>_logtrigger disabled, nothing is captured.
+    exec(
+        &mut conn,
+        "ALTER TABLE salesforce.account DISABLE TRIGGER hc_account_logtrigger",
+    );
+    exec(
+        &mut conn,
+        "INSERT INTO salesforce.account (name) VALUES ('Quiet')",
+    );
+    exec(
+        &mut conn,
+        "UPDATE salesforce.account SET industry = 'Energy'",
+    );
+    exec(&mut conn, "DELETE FROM salesforce.account");
+    assert!(trigger_log(&mut conn).is_empty());
 }
