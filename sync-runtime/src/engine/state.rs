@@ -11,6 +11,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use chrono::{DateTime, NaiveDateTime, Utc};
+use tokio_postgres::types::ToSql;
 use tokio_postgres::GenericClient;
 
 use super::hub::ReplayId;
@@ -135,6 +136,25 @@ pub struct StateStore {
 }
 
 impl StateStore {
+    /// `UPDATE <table> SET {assignments} WHERE mapping = $1`, with `values` as `$2`, `$3`, ….
+    async fn update<C: GenericClient>(
+        &self,
+        db: &C,
+        mapping: &str,
+        assignments: &str,
+        values: &[&(dyn ToSql + Sync)],
+    ) -> Result<(), tokio_postgres::Error> {
+        let mut params: Vec<&(dyn ToSql + Sync)> = Vec::with_capacity(values.len() + 1);
+        params.push(&mapping);
+        params.extend_from_slice(values);
+        db.execute(
+            &format!("UPDATE {} SET {assignments} WHERE mapping = $1", self.table),
+            &params,
+        )
+        .await
+        .map(drop)
+    }
+
     pub fn new(schema: &str) -> StateStore {
         StateStore {
             table: format!("{}._forcesync_mapping_state", quote_ident(schema)),
@@ -204,15 +224,13 @@ impl StateStore {
         state: SyncState,
         message: Option<&str>,
     ) -> Result<(), tokio_postgres::Error> {
-        db.execute(
-            &format!(
-                "UPDATE {} SET state = $2, message = $3, updated_at = now() WHERE mapping = $1",
-                self.table
-            ),
-            &[&mapping, &state.as_str(), &message],
+        self.update(
+            db,
+            mapping,
+            "state = $2, message = $3, updated_at = now()",
+            &[&state.as_str(), &message],
         )
         .await
-        .map(drop)
     }
 
     /// Moves the mapping to STREAMING over `transport` (`pubsub`, `cometd`), with a message
@@ -248,15 +266,13 @@ impl StateStore {
         mapping: &str,
         error: &str,
     ) -> Result<(), tokio_postgres::Error> {
-        db.execute(
-            &format!(
-                "UPDATE {} SET last_error = $2, last_error_at = now(), updated_at = now() WHERE mapping = $1",
-                self.table
-            ),
-            &[&mapping, &error],
+        self.update(
+            db,
+            mapping,
+            "last_error = $2, last_error_at = now(), updated_at = now()",
+            &[&error],
         )
         .await
-        .map(drop)
     }
 
     /// Stores the replay id of the last change event applied; call it in the transaction that
@@ -272,16 +288,13 @@ impl StateStore {
             Some(ReplayId::PubSub(bytes)) => (None, Some(bytes.as_slice())),
             None => (None, None),
         };
-        db.execute(
-            &format!(
-                "UPDATE {} SET cdc_replay_id = $2, cdc_replay_bytes = $3, updated_at = now() \
-                 WHERE mapping = $1",
-                self.table
-            ),
-            &[&mapping, &number, &bytes],
+        self.update(
+            db,
+            mapping,
+            "cdc_replay_id = $2, cdc_replay_bytes = $3, updated_at = now()",
+            &[&number, &bytes],
         )
         .await
-        .map(drop)
     }
 
     /// Stores the polling cursor; call it in the transaction that applied the page.
@@ -295,16 +308,13 @@ impl StateStore {
             Some((stamp, sfid)) => (Some(*stamp), Some(sfid.as_str())),
             None => (None, None),
         };
-        db.execute(
-            &format!(
-                "UPDATE {} SET watermark_systemmodstamp = $2, watermark_sfid = $3, updated_at = now()
-                 WHERE mapping = $1",
-                self.table
-            ),
-            &[&mapping, &stamp, &sfid],
+        self.update(
+            db,
+            mapping,
+            "watermark_systemmodstamp = $2, watermark_sfid = $3, updated_at = now()",
+            &[&stamp, &sfid],
         )
         .await
-        .map(drop)
     }
 
     /// Counts `records` read and applied, the Salesforce commit time of the newest, for lag.
@@ -315,18 +325,15 @@ impl StateStore {
         records: i64,
         committed_at: Option<DateTime<Utc>>,
     ) -> Result<(), tokio_postgres::Error> {
-        db.execute(
-            &format!(
-                "UPDATE {} SET records_read = records_read + $2, last_change_at = now(),
+        self.update(
+            db,
+            mapping,
+            "records_read = records_read + $2, last_change_at = now(),
                         last_change_committed_at = coalesce($3, last_change_committed_at),
-                        updated_at = now()
-                 WHERE mapping = $1",
-                self.table
-            ),
-            &[&mapping, &records, &committed_at],
+                        updated_at = now()",
+            &[&records, &committed_at],
         )
         .await
-        .map(drop)
     }
 
     /// Marks the load complete; call it in the transaction that committed the load.
@@ -335,15 +342,8 @@ impl StateStore {
         db: &C,
         mapping: &str,
     ) -> Result<(), tokio_postgres::Error> {
-        db.execute(
-            &format!(
-                "UPDATE {} SET loaded_at = now(), updated_at = now() WHERE mapping = $1",
-                self.table
-            ),
-            &[&mapping],
-        )
-        .await
-        .map(drop)
+        self.update(db, mapping, "loaded_at = now(), updated_at = now()", &[])
+            .await
     }
 
     /// Progress of a load or reload.
@@ -354,16 +354,13 @@ impl StateStore {
         done: i64,
         total: Option<i64>,
     ) -> Result<(), tokio_postgres::Error> {
-        db.execute(
-            &format!(
-                "UPDATE {} SET load_done = $2, load_total = coalesce($3, load_total), updated_at = now()
-                 WHERE mapping = $1",
-                self.table
-            ),
-            &[&mapping, &done, &total],
+        self.update(
+            db,
+            mapping,
+            "load_done = $2, load_total = coalesce($3, load_total), updated_at = now()",
+            &[&done, &total],
         )
         .await
-        .map(drop)
     }
 
     /// Marks the end of a poll.
@@ -372,15 +369,8 @@ impl StateStore {
         db: &C,
         mapping: &str,
     ) -> Result<(), tokio_postgres::Error> {
-        db.execute(
-            &format!(
-                "UPDATE {} SET last_poll_at = now(), updated_at = now() WHERE mapping = $1",
-                self.table
-            ),
-            &[&mapping],
-        )
-        .await
-        .map(drop)
+        self.update(db, mapping, "last_poll_at = now(), updated_at = now()", &[])
+            .await
     }
 
     /// Stores today's API calls by kind (a JSON object `{"Query": 12, …}`).
@@ -391,15 +381,13 @@ impl StateStore {
         day: chrono::NaiveDate,
         calls: &serde_json::Value,
     ) -> Result<(), tokio_postgres::Error> {
-        db.execute(
-            &format!(
-                "UPDATE {} SET api_calls_day = $2, api_calls = $3, updated_at = now() WHERE mapping = $1",
-                self.table
-            ),
-            &[&mapping, &day, calls],
+        self.update(
+            db,
+            mapping,
+            "api_calls_day = $2, api_calls = $3, updated_at = now()",
+            &[&day, calls],
         )
         .await
-        .map(drop)
     }
 
     /// Up to when purged deletes were last read from `/deleted` (`None`: never). The mapping's
@@ -428,15 +416,8 @@ impl StateStore {
         mapping: &str,
         until: NaiveDateTime,
     ) -> Result<(), tokio_postgres::Error> {
-        db.execute(
-            &format!(
-                "UPDATE {} SET deleted_checked_until = $2 WHERE mapping = $1",
-                self.table
-            ),
-            &[&mapping, &until],
-        )
-        .await
-        .map(drop)
+        self.update(db, mapping, "deleted_checked_until = $2", &[&until])
+            .await
     }
 
     /// Records a full Id reconciliation that started at `started` (deletes are then known up
@@ -447,15 +428,13 @@ impl StateStore {
         mapping: &str,
         started: NaiveDateTime,
     ) -> Result<(), tokio_postgres::Error> {
-        db.execute(
-            &format!(
-                "UPDATE {} SET full_reconcile_at = now(), deleted_checked_until = $2 WHERE mapping = $1",
-                self.table
-            ),
-            &[&mapping, &started],
+        self.update(
+            db,
+            mapping,
+            "full_reconcile_at = now(), deleted_checked_until = $2",
+            &[&started],
         )
         .await
-        .map(drop)
     }
 
     /// Marks the end of a formula refresh.
@@ -464,15 +443,8 @@ impl StateStore {
         db: &C,
         mapping: &str,
     ) -> Result<(), tokio_postgres::Error> {
-        db.execute(
-            &format!(
-                "UPDATE {} SET formulas_refreshed_at = now() WHERE mapping = $1",
-                self.table
-            ),
-            &[&mapping],
-        )
-        .await
-        .map(drop)
+        self.update(db, mapping, "formulas_refreshed_at = now()", &[])
+            .await
     }
 
     /// Pauses or resumes a mapping (an operator's decision, kept across restarts).
@@ -498,19 +470,15 @@ impl StateStore {
         db: &C,
         mapping: &str,
     ) -> Result<(), tokio_postgres::Error> {
-        db.execute(
-            &format!(
-                "UPDATE {} SET state = $2, message = NULL, watermark_systemmodstamp = NULL,
-                        watermark_sfid = NULL, cdc_replay_id = NULL, cdc_replay_bytes = NULL, loaded_at = NULL, load_done = 0,
-                        load_total = NULL,
-                        updated_at = now()
-                 WHERE mapping = $1",
-                self.table
-            ),
-            &[&mapping, &SyncState::Initial.as_str()],
+        self.update(
+            db,
+            mapping,
+            "state = $2, message = NULL, watermark_systemmodstamp = NULL, watermark_sfid = NULL, \
+             cdc_replay_id = NULL, cdc_replay_bytes = NULL, loaded_at = NULL, load_done = 0, \
+             load_total = NULL, updated_at = now()",
+            &[&SyncState::Initial.as_str()],
         )
         .await
-        .map(drop)
     }
 }
 
