@@ -240,12 +240,13 @@ async fn write(ctx: &Context, url: &str, plan: Plan) -> Result<(), CliError> {
         // The same run on the same table: the first run's rows leave it (as an engine write, so
         // nothing is sent to Salesforce) before the second.
         let db = sync_runtime::engine::connect(url).await?;
+        let table = mapping.qualified_table();
         db.batch_execute(&format!(
-            "BEGIN; SET LOCAL forcesync.engine = 'on'; DELETE FROM {t} WHERE name LIKE 'Bench %'; COMMIT; \
-             VACUUM ANALYZE {t}",
-            t = mapping.qualified_table()
+            "BEGIN; SET LOCAL forcesync.engine = 'on'; DELETE FROM {table} WHERE name LIKE 'Bench %'; COMMIT"
         ))
         .await?;
+        // Its own statement: VACUUM cannot run inside the implicit transaction of a batch.
+        db.batch_execute(&format!("VACUUM ANALYZE {table}")).await?;
         let page = PageOpen::start(url, registry, mapping.object).await?;
         let open = writer_throughput(url, registry.schema, target(), config.clone(), &insert)
             .await
