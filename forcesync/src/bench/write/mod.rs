@@ -173,6 +173,25 @@ pub fn latency_line(l: &Latency, rate: u32, seconds: u32) -> String {
     )
 }
 
+/// Two runs as one: their records and calls added, their times added (pure).
+pub fn mean_throughput(a: &Throughput, b: &Throughput) -> Throughput {
+    Throughput {
+        records: a.records + b.records,
+        seconds: a.seconds + b.seconds,
+        calls: a.calls + b.calls,
+    }
+}
+
+/// The mean of two runs' percentiles (pure).
+pub fn mean_latency(a: &Latency, b: &Latency) -> Latency {
+    Latency {
+        writes: a.writes + b.writes,
+        p50_ms: (a.p50_ms + b.p50_ms) / 2.0,
+        p99_ms: (a.p99_ms + b.p99_ms) / 2.0,
+        max_ms: (a.max_ms + b.max_ms) / 2.0,
+    }
+}
+
 /// The writer's throughput with the status page open against the run without it (pure):
 /// unchanged within 10%.
 pub fn page_open_throughput_line(without: &Throughput, with: &Throughput, served: u64) -> String {
@@ -237,23 +256,43 @@ async fn write(ctx: &Context, url: &str, plan: Plan) -> Result<(), CliError> {
     }
     println!("{}", floor_line(&floor, &baseline));
     if plan.page_open {
-        // The same run on the same table: the first run's rows leave it (as an engine write, so
-        // nothing is sent to Salesforce) before the second.
+        // With the page open against without it, each on the same table in the same state (the
+        // rows of the run before leave it as an engine write, so nothing is sent to Salesforce,
+        // and it is vacuumed), without it both before and after, so drift between runs (a
+        // growing archive, a busier disk) counts against neither.
         let db = sync_runtime::engine::connect(url).await?;
         let table = mapping.qualified_table();
-        db.batch_execute(&format!(
-            "BEGIN; SET LOCAL forcesync.engine = 'on'; DELETE FROM {table} WHERE name LIKE 'Bench %'; COMMIT"
-        ))
-        .await?;
-        // Its own statement: VACUUM cannot run inside the implicit transaction of a batch.
-        db.batch_execute(&format!("VACUUM ANALYZE {table}")).await?;
-        let page = PageOpen::start(url, registry, mapping.object).await?;
-        let open = writer_throughput(url, registry.schema, target(), config.clone(), &insert)
-            .await
-            .map_err(|e| CliError::failure(format!("writer: {e}")))?;
-        let served = page.stop().await?;
-        println!("{}", line("forcesync writer, status page open", &open));
-        println!("{}", page_open_throughput_line(&writer, &open, served));
+        let mut runs = Vec::new();
+        for open in [false, true, false] {
+            db.batch_execute(&format!(
+                "BEGIN; SET LOCAL forcesync.engine = 'on'; DELETE FROM {table} WHERE name LIKE 'Bench %'; COMMIT"
+            ))
+            .await?;
+            // Its own statement: VACUUM cannot run inside the implicit transaction of a batch.
+            db.batch_execute(&format!("VACUUM ANALYZE {table}")).await?;
+            let page = match open {
+                true => Some(PageOpen::start(url, registry, mapping.object).await?),
+                false => None,
+            };
+            let run = writer_throughput(url, registry.schema, target(), config.clone(), &insert)
+                .await
+                .map_err(|e| CliError::failure(format!("writer: {e}")))?;
+            let served = match page {
+                Some(page) => page.stop().await?,
+                None => 0,
+            };
+            let name = match open {
+                true => "forcesync writer, status page open",
+                false => "forcesync writer, page closed",
+            };
+            println!("{}", line(name, &run));
+            runs.push((run, served));
+        }
+        let without = mean_throughput(&runs[0].0, &runs[2].0);
+        println!(
+            "{}",
+            page_open_throughput_line(&without, &runs[1].0, runs[1].1)
+        );
     }
     if plan.seconds > 0 {
         let single = format!(
@@ -274,20 +313,39 @@ async fn write(ctx: &Context, url: &str, plan: Plan) -> Result<(), CliError> {
         .map_err(|e| CliError::failure(format!("writer: {e}")))?;
         println!("{}", latency_line(&latency, plan.rate, plan.seconds));
         if plan.page_open {
-            let page = PageOpen::start(url, registry, mapping.object).await?;
-            let open = writer_latency(
-                url,
-                registry.schema,
-                target(),
-                config,
-                &single,
-                plan.rate,
-                duration,
-            )
-            .await
-            .map_err(|e| CliError::failure(format!("writer: {e}")))?;
-            let served = page.stop().await?;
-            println!("{}", page_open_latency_line(&latency, &open, served));
+            // Open, then closed again: the page-open run against both runs without it.
+            let mut runs = Vec::new();
+            for open in [true, false] {
+                let page = match open {
+                    true => Some(PageOpen::start(url, registry, mapping.object).await?),
+                    false => None,
+                };
+                let run = writer_latency(
+                    url,
+                    registry.schema,
+                    target(),
+                    config.clone(),
+                    &single,
+                    plan.rate,
+                    duration,
+                )
+                .await
+                .map_err(|e| CliError::failure(format!("writer: {e}")))?;
+                let served = match page {
+                    Some(page) => page.stop().await?,
+                    None => 0,
+                };
+                runs.push((run, served));
+            }
+            println!(
+                "latency again with the page closed: p50 {:.1} ms  p99 {:.1} ms  max {:.1} ms",
+                runs[1].0.p50_ms, runs[1].0.p99_ms, runs[1].0.max_ms
+            );
+            let without = mean_latency(&latency, &runs[1].0);
+            println!(
+                "{}",
+                page_open_latency_line(&without, &runs[0].0, runs[0].1)
+            );
         }
     }
     tokio::time::timeout(Duration::from_secs(10), emulator.stop())
@@ -299,6 +357,30 @@ async fn write(ctx: &Context, url: &str, plan: Plan) -> Result<(), CliError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn runs_without_the_page_average_into_one_baseline() {
+        let a = Throughput {
+            records: 100_000,
+            seconds: 4.0,
+            calls: 90,
+        };
+        let b = Throughput {
+            seconds: 6.0,
+            calls: 110,
+            ..a
+        };
+        let both = mean_throughput(&a, &b);
+        assert_eq!(both.records_per_second(), 20_000.0);
+        assert_eq!(both.calls, 200);
+        let l = |p99_ms| Latency {
+            writes: 10,
+            p50_ms: 5.0,
+            p99_ms,
+            max_ms: 100.0,
+        };
+        assert_eq!(mean_latency(&l(60.0), &l(100.0)).p99_ms, 80.0);
+    }
 
     #[test]
     fn the_page_open_lines_compare_with_the_runs_without_the_page() {
