@@ -3,8 +3,10 @@
 //! the latencies of the last five minutes (for p50/p99).
 //!
 //! Bounded (a fixed number of entries per mapping), process-wide ([`global`]), and pure apart
-//! from the lock: every method takes `now`. The write side needs nothing here: its history is
-//! the trigger-log archive the writer already keeps.
+//! from the lock: every method takes `now`. The write side keeps its counts and latencies here
+//! too ([`sent`]: entries written per minute, capture → archived latency), so that the status
+//! page never scans the trigger-log archive of a busy writer; its history of records is the
+//! archive itself.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{LazyLock, Mutex};
@@ -107,6 +109,35 @@ impl Activity {
         }
     }
 
+    /// Records latencies (ms) of `mapping`'s entries written at `now`, one a change, without
+    /// keeping the changes themselves (the write side's records are in the trigger-log archive).
+    pub fn record_latencies(&mut self, mapping: &str, latencies: &[i64], now: DateTime<Utc>) {
+        if latencies.is_empty() {
+            return;
+        }
+        let entry = self.mappings.entry(mapping.to_owned()).or_default();
+        let minute = now.timestamp().div_euclid(60);
+        match entry.minutes.back_mut() {
+            Some((m, n)) if *m == minute => *n += latencies.len() as u64,
+            _ => entry.minutes.push_back((minute, latencies.len() as u64)),
+        }
+        while entry
+            .minutes
+            .front()
+            .is_some_and(|(m, _)| *m <= minute - 60)
+        {
+            entry.minutes.pop_front();
+        }
+        // The newest samples count: a batch larger than the window keeps its last ones.
+        let skip = latencies.len().saturating_sub(LAG_SAMPLES);
+        entry
+            .lags
+            .extend(latencies[skip..].iter().map(|ms| (now, *ms)));
+        while entry.lags.len() > LAG_SAMPLES {
+            entry.lags.pop_front();
+        }
+    }
+
     /// The last changes of `mapping`, newest first.
     pub fn recent(&self, mapping: &str) -> Vec<Change> {
         self.mappings
@@ -142,6 +173,20 @@ impl Activity {
 }
 
 static ACTIVITY: LazyLock<Mutex<Activity>> = LazyLock::new(Mutex::default);
+static SENT: LazyLock<Mutex<Activity>> = LazyLock::new(Mutex::default);
+
+/// This process's write side: entries written to Salesforce per minute and their latency from
+/// capture to archive.
+pub fn sent() -> &'static Mutex<Activity> {
+    &SENT
+}
+
+/// Records the latencies (ms) of `mapping`'s entries just written to Salesforce.
+pub fn record_sent(mapping: &str, latencies: &[i64]) {
+    if let Ok(mut sent) = SENT.lock() {
+        sent.record_latencies(mapping, latencies, Utc::now());
+    }
+}
 
 /// This process's activity.
 pub fn global() -> &'static Mutex<Activity> {
@@ -182,6 +227,26 @@ mod tests {
         let lag = lag_of(vec![30, 10, 20]).unwrap();
         assert_eq!((lag.p50_ms, lag.p99_ms, lag.samples), (20, 30, 3));
         assert_eq!(lag_of(Vec::new()), None);
+    }
+
+    #[test]
+    fn the_write_side_counts_entries_and_keeps_their_latencies_without_records() {
+        let mut a = Activity::default();
+        a.record_latencies("Account", &[5, 7, 9], at(0));
+        a.record_latencies("Account", &[], at(1));
+        let many: Vec<i64> = (0..(LAG_SAMPLES as i64 + 100)).collect();
+        a.record_latencies("Contact", &many, at(2));
+        assert_eq!(a.last_hour("Account", at(10)), 3);
+        let lag = a.lag("Account", at(10)).unwrap();
+        assert_eq!((lag.p50_ms, lag.p99_ms, lag.samples), (7, 9, 3));
+        assert!(a.recent("Account").is_empty());
+        assert_eq!(a.last_hour("Contact", at(10)), LAG_SAMPLES as u64 + 100);
+        let lag = a.lag("Contact", at(10)).unwrap();
+        assert_eq!(lag.samples, LAG_SAMPLES);
+        assert_eq!(lag.p50_ms, 100 + LAG_SAMPLES as i64 / 2 - 1);
+        // Five minutes later the latencies are out of the window; the hour still counts.
+        assert_eq!(a.lag("Account", at(400)), None);
+        assert_eq!(a.last_hour("Account", at(400)), 3);
     }
 
     #[test]

@@ -11,7 +11,7 @@ use tokio_postgres::Client;
 use crate::adapter::{hstore, MappingDescriptor, Registry};
 use crate::cli::admin::{Conflict, ReadError};
 use crate::cli::report::{self, MappingReport, ReportError};
-use crate::engine::activity::{self, Lag};
+use crate::engine::activity;
 use crate::engine::lease::{lock_key, Held};
 use crate::engine::state::{MappingStatus, StateStore, SyncState};
 use crate::engine::system::quote_ident;
@@ -46,95 +46,6 @@ pub fn instance() -> String {
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "localhost".to_owned());
     format!("{host} pid {}", std::process::id())
-}
-
-/// The write side's last hour and last five minutes of each table (one statement).
-#[derive(Debug, Default, Clone, Copy)]
-struct Outgoing {
-    last_hour: u64,
-    lag: Option<Lag>,
-}
-
-/// How long the write side's last hour and lag are reused: reading them scans every entry the
-/// writer archived in the last hours (about 0.2 s for 200,000), and every open page refreshes
-/// every 2 s; the figures cover an hour and five minutes, so a few seconds' staleness is nothing,
-/// while a scan per refresh would slow the writer it reports on.
-const OUTGOING_TTL: std::time::Duration = std::time::Duration::from_secs(15);
-
-/// The last [`outgoing`] read, per schema.
-type OutgoingCache =
-    std::sync::Mutex<Option<(std::time::Instant, String, HashMap<String, Outgoing>)>>;
-static OUTGOING: OutgoingCache = std::sync::Mutex::new(None);
-
-/// [`read_outgoing`], reused for [`OUTGOING_TTL`] by every page of this process.
-async fn outgoing(db: &Client, schema: &str) -> Result<HashMap<String, Outgoing>, ReportError> {
-    if let Ok(cached) = OUTGOING.lock() {
-        if let Some((at, cached_schema, figures)) = cached.as_ref() {
-            if cached_schema == schema && at.elapsed() < OUTGOING_TTL {
-                return Ok(figures.clone());
-            }
-        }
-    }
-    let figures = read_outgoing(db, schema).await?;
-    if let Ok(mut cached) = OUTGOING.lock() {
-        *cached = Some((
-            std::time::Instant::now(),
-            schema.to_owned(),
-            figures.clone(),
-        ));
-    }
-    Ok(figures)
-}
-
-async fn read_outgoing(
-    db: &Client,
-    schema: &str,
-) -> Result<HashMap<String, Outgoing>, ReportError> {
-    // The percentiles are computed by Postgres (nearest rank, as `activity::percentile`): a busy
-    // writer archives tens of thousands of entries in five minutes.
-    let rows = db
-        .query(
-            &format!(
-                "SELECT table_name,
-                        count(*) FILTER (WHERE processed_at > now() - interval '1 hour') AS last_hour,
-                        count(*) FILTER (WHERE recent) AS samples,
-                        percentile_disc(0.5) WITHIN GROUP (ORDER BY lag_ms) FILTER (WHERE recent) AS p50,
-                        percentile_disc(0.99) WITHIN GROUP (ORDER BY lag_ms) FILTER (WHERE recent) AS p99
-                 FROM (SELECT table_name, processed_at,
-                              processed_at > now() - interval '5 minutes' AS recent,
-                              (extract(epoch FROM processed_at - created_at) * 1000)::bigint AS lag_ms
-                       FROM {}._trigger_log_archive
-                       WHERE state = 'SUCCESS' AND created_at > now() - interval '2 hours') a
-                 GROUP BY table_name",
-                quote_ident(schema)
-            ),
-            &[],
-        )
-        .await?;
-    Ok(rows
-        .iter()
-        .map(|r| {
-            let table: Option<String> = r.get("table_name");
-            let n: i64 = r.get("last_hour");
-            let samples: i64 = r.get("samples");
-            let p50: Option<i64> = r.get("p50");
-            let p99: Option<i64> = r.get("p99");
-            (
-                table.unwrap_or_default(),
-                Outgoing {
-                    last_hour: n.max(0) as u64,
-                    lag: match (p50, p99) {
-                        (Some(p50_ms), Some(p99_ms)) if samples > 0 => Some(Lag {
-                            p50_ms,
-                            p99_ms,
-                            samples: samples as usize,
-                        }),
-                        _ => None,
-                    },
-                },
-            )
-        })
-        .collect())
 }
 
 /// Which backend holds each advisory lock: lock key → `pid N at ADDR (APP)`.
@@ -203,14 +114,14 @@ async fn rows(
         .collect();
     // One round trip's wait for all of them: the statements are pipelined on the connection.
     let store = StateStore::new(registry.schema);
-    let (states, out, holders, counts) = tokio::try_join!(
+    let (states, holders, counts) = tokio::try_join!(
         async { store.all(db).await.map_err(ReportError::from) },
-        outgoing(db, registry.schema),
         lock_holders(db),
         report::counts_all(db, registry.schema, &wanted),
     )?;
     let now = Utc::now();
     let activity = activity::global().lock().ok();
+    let sent = activity::sent().lock().ok();
     Ok(wanted
         .into_iter()
         .zip(counts)
@@ -229,7 +140,6 @@ async fn rows(
                     .cloned()
                     .unwrap_or_else(|| "no instance".to_owned())
             };
-            let o = out.get(mapping.table).copied().unwrap_or_default();
             MappingRow {
                 holder,
                 transport: transport(mapping, status.map(|s| s.state)),
@@ -237,9 +147,11 @@ async fn rows(
                 changes_in: activity
                     .as_ref()
                     .map_or(0, |a| a.last_hour(mapping.object, now)),
-                changes_out: o.last_hour,
+                changes_out: sent
+                    .as_ref()
+                    .map_or(0, |a| a.last_hour(mapping.object, now)),
                 lag_in: activity.as_ref().and_then(|a| a.lag(mapping.object, now)),
-                lag_out: o.lag,
+                lag_out: sent.as_ref().and_then(|a| a.lag(mapping.object, now)),
                 progress: load_progress(status),
                 report,
             }

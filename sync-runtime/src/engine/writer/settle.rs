@@ -92,7 +92,7 @@ pub(super) async fn settle_answers(
     let tx = db.transaction().await?;
     tx.batch_execute("SET LOCAL synchronous_commit = off")
         .await?;
-    store
+    let latencies = store
         .settle(&tx, mapping, &plan.settles, &plan.done)
         .await?;
     store.schedule_retry(&tx, &plan.retries).await?;
@@ -102,6 +102,7 @@ pub(super) async fn settle_answers(
             .await?;
     }
     tx.commit().await?;
+    crate::engine::activity::record_sent(mapping.object, &latencies);
     Ok(plan.report)
 }
 

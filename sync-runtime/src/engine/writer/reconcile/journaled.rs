@@ -161,9 +161,10 @@ impl Writer {
             ..RoundReport::default()
         };
         let tx = self.db.transaction().await?;
-        self.store.settle(&tx, mapping, &settles, &adopted).await?;
+        let latencies = self.store.settle(&tx, mapping, &settles, &adopted).await?;
         self.store.set_journal_state(&tx, &resend, RETRY).await?;
         tx.commit().await?;
+        crate::engine::activity::record_sent(mapping.object, &latencies);
         Ok(report)
     }
 

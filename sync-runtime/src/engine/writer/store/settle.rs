@@ -13,14 +13,15 @@ use super::{has_column, Settle, Store};
 impl Store {
     /// Writes outcomes back: the rows (sfid, `_hc_lastop`, `_hc_err`, as an engine write), the
     /// entries (archived with their final state), the journal rows (removed) and the mapping's
-    /// counters. Run it in a transaction.
+    /// counters. Run it in a transaction. Returns the latencies (capture → archived, ms) of the
+    /// entries written successfully, for the status page ([`crate::engine::activity::sent`]).
     pub async fn settle<C: GenericClient>(
         &self,
         db: &C,
         mapping: &MappingDescriptor,
         settles: &[Settle],
         journal_ids: &[i64],
-    ) -> Result<(), tokio_postgres::Error> {
+    ) -> Result<Vec<i64>, tokio_postgres::Error> {
         db.batch_execute("SET LOCAL forcesync.engine = 'on'")
             .await?;
         let marked: Vec<&Settle> = settles.iter().filter(|s| s.lastop.is_some()).collect();
@@ -82,8 +83,10 @@ impl Store {
                 messages.push(s.message.as_deref());
             }
         }
+        let mut latencies = Vec::new();
         if !ids.is_empty() {
-            db.execute(
+            let archived = db
+                .query(
                 &format!(
                     "WITH moved AS (
                          DELETE FROM {log} l USING unnest($1::int[], $2::text[], $3::text[], $4::text[]) AS u(i, st, s, m)
@@ -95,13 +98,19 @@ impl Store {
                             action, table_name, record_id, coalesce(new_sfid, sfid), old, \"values\", NULL, new_message
                      FROM moved
                      ON CONFLICT (id) DO UPDATE SET state = EXCLUDED.state, processed_at = EXCLUDED.processed_at,
-                            sfid = EXCLUDED.sfid, sf_message = EXCLUDED.sf_message",
+                            sfid = EXCLUDED.sfid, sf_message = EXCLUDED.sf_message
+                     RETURNING CASE WHEN state = 'SUCCESS'
+                                    THEN (extract(epoch FROM processed_at - created_at) * 1000)::bigint END AS lag_ms",
                     log = self.log,
                     archive = self.archive
                 ),
                 &[&ids, &states, &sfids, &messages],
             )
             .await?;
+            latencies = archived
+                .iter()
+                .filter_map(|r| r.get::<_, Option<i64>>("lag_ms"))
+                .collect();
         }
         // A record written successfully supersedes its earlier failures: a later `retry` must
         // not send their stale values again.
@@ -142,7 +151,7 @@ impl Store {
             )
             .await?;
         }
-        Ok(())
+        Ok(latencies)
     }
 
     /// The write-back of [`Store::settle`]: `params` are the rows' ids, sfids, `_hc_lastop`s and
