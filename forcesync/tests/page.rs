@@ -513,12 +513,11 @@ async fn the_status_page_shows_mappings_failures_and_acts_in_a_real_browser() {
         .click()
         .await
         .unwrap();
-    let heading = browser
-        .wait()
-        .for_element(Locator::Css("h1"))
-        .await
-        .unwrap();
-    assert_eq!(heading.text().await.unwrap(), "Reload Account?");
+    // The mapping's page has an `h1` too: wait for the confirmation's (the old one goes stale).
+    wait_text(&browser, "h1", "the reload confirmation", |s| {
+        s == "Reload Account?"
+    })
+    .await;
     shot(&browser, "reload-confirm").await;
     browser
         .find(Locator::LinkText("Cancel"))
