@@ -6,11 +6,10 @@
 //! The mappings are copies of the app's Account mapping on their own tables (`bench_page_N`),
 //! so the page reads as many state rows, tables and counts as a 50-mapping app would.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use sync_runtime::adapter::{MappingDescriptor, Registry};
-use sync_runtime::cli::page::{auth::Guard, Page};
-use sync_runtime::cli::{migrate, runtime, server, CliError, Context};
+use sync_runtime::cli::{migrate, runtime, CliError, Context};
 use sync_runtime::engine::activity::percentile;
 use sync_runtime::engine::state::StateStore;
 
@@ -197,21 +196,7 @@ async fn bench(
     println!("Preparing {mappings} mappings (1,000 rows each) and {failed} failed writes…");
     prepare(&db, registry, model, failed).await?;
     let (stop, shutdown) = tokio::sync::watch::channel(false);
-    let page = Page::new(url.to_owned(), registry, Guard::new(None), None);
-    let addr = server::serve(
-        "127.0.0.1:0".parse().expect("an address"),
-        url.to_owned(),
-        registry,
-        Some(page),
-        shutdown,
-    )
-    .await
-    .map_err(|e| CliError::failure(format!("cannot listen: {e}")))?;
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .build()
-        .map_err(|e| CliError::failure(e.to_string()))?;
-    let base = format!("http://{addr}");
+    let (base, http) = super::page_open::serve(url, registry, shutdown).await?;
     let first = registry.mappings[0].object;
     println!("{requests} requests each, one at a time, over HTTP on loopback:");
     for (name, path) in [

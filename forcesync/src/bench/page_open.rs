@@ -13,6 +13,30 @@ use tokio::sync::watch;
 /// How often the page's script fetches the live part (`assets/page.js`).
 pub const REFRESH: Duration = Duration::from_secs(2);
 
+/// Serves the status page as `forcesync run --listen` does, on an ephemeral loopback port, until
+/// `shutdown`: its base URL and an HTTP client to read it with.
+pub async fn serve(
+    url: &str,
+    registry: &'static Registry,
+    shutdown: watch::Receiver<bool>,
+) -> Result<(String, reqwest::Client), CliError> {
+    let page = Page::new(url.to_owned(), registry, Guard::new(None), None);
+    let addr = server::serve(
+        "127.0.0.1:0".parse().expect("an address"),
+        url.to_owned(),
+        registry,
+        Some(page),
+        shutdown,
+    )
+    .await
+    .map_err(|e| CliError::failure(format!("cannot listen: {e}")))?;
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .map_err(|e| CliError::failure(e.to_string()))?;
+    Ok((format!("http://{addr}"), http))
+}
+
 /// The page being served and refreshed.
 pub struct PageOpen {
     /// Closes the tabs (first, so that no request is cut off), then stops serving.
@@ -30,21 +54,7 @@ impl PageOpen {
     ) -> Result<Self, CliError> {
         let (stop, shutdown) = watch::channel(false);
         let (close, mut closed) = watch::channel(false);
-        let page = Page::new(url.to_owned(), registry, Guard::new(None), None);
-        let addr = server::serve(
-            "127.0.0.1:0".parse().expect("an address"),
-            url.to_owned(),
-            registry,
-            Some(page),
-            shutdown,
-        )
-        .await
-        .map_err(|e| CliError::failure(format!("cannot listen: {e}")))?;
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .build()
-            .map_err(|e| CliError::failure(e.to_string()))?;
-        let base = format!("http://{addr}");
+        let (base, http) = serve(url, registry, shutdown).await?;
         let tabs = [
             ("/".to_owned(), "/?part=live".to_owned()),
             (
