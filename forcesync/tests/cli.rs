@@ -609,3 +609,98 @@ fn bench_stream_prints_latency_percentiles_and_the_calls_of_an_idle_hour() {
         "only the drift repairs call Salesforce: {out}"
     );
 }
+
+/// The status page refreshes every few seconds, so a large table's rows are Postgres' estimate
+/// there (marked as one), never a count of every row on each refresh; `status` still counts.
+#[tokio::test]
+async fn the_page_shows_a_large_tables_estimate_and_status_its_count() {
+    let db = TestDb::new();
+    let env = [("DATABASE_URL", db.url.as_str())];
+    let (code, _, err) = output(&["migrate"], &env);
+    assert_eq!(code, 0, "{err}");
+    let pg = sync_runtime::engine::connect(&db.url).await.unwrap();
+    pg.batch_execute(
+        "INSERT INTO salesforce.account (name) SELECT 'Row ' || g FROM generate_series(1, 300) g;
+         DELETE FROM salesforce.account WHERE name = 'Row 1';
+         ANALYZE salesforce.account",
+    )
+    .await
+    .unwrap();
+    let account = generated::salesforce::REGISTRY.mapping("Account").unwrap();
+    let count = |estimate_from| {
+        let pg = &pg;
+        async move {
+            sync_runtime::cli::report::counts_all(pg, "salesforce", &[account], estimate_from)
+                .await
+                .unwrap()[0]
+        }
+    };
+    let counted = count(None).await;
+    assert_eq!((counted.rows, counted.rows_estimated), (299, false));
+    // Below the bound the table is counted; at or above it, Postgres' estimate is read instead.
+    let small = count(Some(1_000)).await;
+    assert_eq!((small.rows, small.rows_estimated), (299, false));
+    let large = count(Some(200)).await;
+    assert!(large.rows_estimated);
+    let reltuples: f32 = pg
+        .query_one(
+            "SELECT reltuples FROM pg_class WHERE oid = 'salesforce.account'::regclass",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(large.rows, reltuples as i64);
+
+    let status = status_json(&env);
+    let row = mapping(&status, "Account");
+    assert_eq!(row["rows"], 299);
+    assert!(row.get("rows_estimated").is_none(), "{row}");
+}
+
+/// A mapping's page lists what was sent to Salesforce newest first, page by page, also when the
+/// archive's newest entries are all another table's (the page reads the archive's end first, and
+/// further back only when that is not enough).
+#[tokio::test]
+async fn the_sent_list_pages_back_past_other_tables_entries() {
+    use sync_runtime::cli::page::{data, model::DetailQuery};
+    let db = TestDb::new();
+    let env = [("DATABASE_URL", db.url.as_str())];
+    let (code, _, err) = output(&["migrate"], &env);
+    assert_eq!(code, 0, "{err}");
+    let pg = sync_runtime::engine::connect(&db.url).await.unwrap();
+    // 120 Accounts sent, then 30,000 Contacts after them.
+    pg.batch_execute(
+        "INSERT INTO salesforce._trigger_log_archive
+             (id, created_at, processed_at, state, action, table_name, record_id, sfid, \"values\")
+         SELECT g, now(), now(), 'SUCCESS', 'INSERT',
+                CASE WHEN g <= 120 THEN 'account' ELSE 'contact' END, g,
+                CASE WHEN g <= 120 THEN '001' ELSE '003' END || lpad(g::text, 15, '0'), '\"name\"=>\"x\"'
+         FROM generate_series(1, 30120) g",
+    )
+    .await
+    .unwrap();
+    let registry = &generated::salesforce::REGISTRY;
+    let account = registry.mapping("Account").unwrap();
+    let page = |n| {
+        let pg = &pg;
+        async move {
+            let query = DetailQuery {
+                sent_page: Some(n),
+                ..DetailQuery::default()
+            };
+            data::detail(pg, registry, &data::Live::default(), account, query)
+                .await
+                .unwrap()
+                .sent
+        }
+    };
+    let first = page(1).await;
+    let ids: Vec<i32> = first.rows.iter().filter_map(|s| s.record_id).collect();
+    assert_eq!(ids, (71..=120).rev().collect::<Vec<_>>());
+    assert!(first.more);
+    let third = page(3).await;
+    let ids: Vec<i32> = third.rows.iter().filter_map(|s| s.record_id).collect();
+    assert_eq!(ids, (1..=20).rev().collect::<Vec<_>>());
+    assert!(!third.more);
+}

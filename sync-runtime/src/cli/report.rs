@@ -30,6 +30,10 @@ pub struct MappingReport {
     pub loaded: bool,
     /// Rows in the Postgres table.
     pub rows: i64,
+    /// Whether `rows` is Postgres' estimate (`pg_class.reltuples`), not a count: the status page
+    /// counts a large table only when asked for exact figures.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub rows_estimated: bool,
     /// Application writes not yet in Salesforce (trigger-log entries `NEW` or `PENDING`).
     pub pending_writes: i64,
     /// Application writes Salesforce refused, not yet retried or ignored.
@@ -93,6 +97,7 @@ impl MappingReport {
             paused: status.is_some_and(|s| s.paused),
             loaded: status.is_some_and(has_loaded),
             rows: counts.rows,
+            rows_estimated: counts.rows_estimated,
             pending_writes: counts.pending_writes,
             failed_writes: counts.failed_writes,
             read_errors: counts.read_errors,
@@ -141,6 +146,7 @@ pub fn has_loaded(status: &MappingStatus) -> bool {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Counts {
     pub rows: i64,
+    pub rows_estimated: bool,
     pub pending_writes: i64,
     pub failed_writes: i64,
     pub read_errors: i64,
@@ -188,7 +194,7 @@ pub async fn gather(
         .copied()
         .filter(|mapping| only.is_empty() || only.iter().any(|m| m.object == mapping.object))
         .collect();
-    let counts = counts_all(db, registry.schema, &wanted).await?;
+    let counts = counts_all(db, registry.schema, &wanted, None).await?;
     Ok(wanted
         .into_iter()
         .zip(counts)
@@ -252,10 +258,15 @@ pub fn render_limits(limits: &[StoredLimit], now: DateTime<Utc>) -> String {
 
 /// Every mapping's counts, in the order given, in one statement: one plan and one round trip
 /// however many mappings (the status page's overview asks for all of them every refresh).
+///
+/// `estimate_from`: a table Postgres estimates (`pg_class.reltuples`, kept by `ANALYZE`) at this
+/// many rows or more is not counted, its estimate is reported instead (`Counts::rows_estimated`);
+/// `None` counts every table.
 pub async fn counts_all(
     db: &tokio_postgres::Client,
     schema: &str,
     mappings: &[&MappingDescriptor],
+    estimate_from: Option<i64>,
 ) -> Result<Vec<Counts>, ReportError> {
     if mappings.is_empty() {
         return Ok(Vec::new());
@@ -265,10 +276,18 @@ pub async fn counts_all(
         .iter()
         .enumerate()
         .map(|(i, m)| {
-            format!(
-                "SELECT {i} AS i, (SELECT count(*) FROM {table}) AS n",
-                table = m.qualified_table()
-            )
+            let table = m.qualified_table();
+            match estimate_from {
+                None => format!("SELECT {i} AS i, (SELECT count(*) FROM {table}) AS n, false AS e"),
+                // `CASE` runs the count only for a table estimated below the bound.
+                Some(bound) => format!(
+                    "SELECT {i} AS i, CASE WHEN c.reltuples >= {bound} THEN c.reltuples::bigint
+                                          ELSE (SELECT count(*) FROM {table}) END AS n,
+                            c.reltuples >= {bound} AS e
+                     FROM pg_class c WHERE c.oid = '{oid}'::regclass",
+                    oid = table.replace('\'', "''")
+                ),
+            }
         })
         .collect();
     let tables: Vec<&str> = mappings.iter().map(|m| m.table).collect();
@@ -285,7 +304,7 @@ pub async fn counts_all(
                          WHERE mapping = ANY($2) AND resolved_at IS NULL GROUP BY 1),
               conflicts AS (SELECT mapping, count(*) AS n FROM {s}._forcesync_conflicts
                             WHERE mapping = ANY($2) GROUP BY 1)
-         SELECT r.n AS rows, coalesce(pending.n, 0) AS pending_writes,
+         SELECT r.n AS rows, r.e AS rows_estimated, coalesce(pending.n, 0) AS pending_writes,
                 coalesce(failed.n, 0) AS failed_writes, coalesce(errors.n, 0) AS read_errors,
                 coalesce(conflicts.n, 0) AS conflicts
          FROM m JOIN r ON r.i = m.i
@@ -301,6 +320,7 @@ pub async fn counts_all(
         .iter()
         .map(|row| Counts {
             rows: row.get("rows"),
+            rows_estimated: row.get("rows_estimated"),
             pending_writes: row.get("pending_writes"),
             failed_writes: row.get("failed_writes"),
             read_errors: row.get("read_errors"),
@@ -406,6 +426,7 @@ pub(crate) mod tests {
             paused: false,
             loaded: true,
             rows: 1200,
+            rows_estimated: false,
             pending_writes: 3,
             failed_writes: 1,
             read_errors: 1,

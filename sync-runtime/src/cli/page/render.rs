@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use maud::{html, Markup, DOCTYPE};
 use serde_json::Value;
 
-use crate::cli::report::ago;
+use crate::cli::report::{ago, MappingReport};
 use crate::engine::activity::Lag;
 
 use super::model::{duration, hc_err_parts, Detail, MappingRow, Overview, Paged, PAGE_SIZE};
@@ -56,6 +56,18 @@ fn lag(l: Option<Lag>) -> Markup {
             span title={ (l.samples) " changes" } { (duration(l.p50_ms)) " / " (duration(l.p99_ms)) }
         },
         None => html! { span class="dim" { "–" } },
+    }
+}
+
+/// The rows in the table: counted, or Postgres' estimate of a large one, marked as such.
+fn rows(r: &MappingReport) -> Markup {
+    match r.rows_estimated {
+        true => html! {
+            span title="Postgres' estimate (pg_class.reltuples): a table this large is not counted on every refresh; `forcesync status` counts it" {
+                "≈ " (r.rows)
+            }
+        },
+        false => html! { (r.rows) },
     }
 }
 
@@ -149,7 +161,7 @@ fn overview_row(m: &MappingRow) -> Markup {
             td data-label="Held by" { (m.holder) }
             td data-label="Access" { (r.access.replace('_', "-")) }
             td data-label="Transport" { (m.transport) }
-            td class="num" data-label="Rows" { (r.rows) }
+            td class="num" data-label="Rows" { (rows(r)) }
             td class="num" data-label="SF→PG, 1 h" data-field="changes-in" { (m.changes_in) }
             td class="num" data-label="PG→SF, 1 h" data-field="changes-out" { (m.changes_out) }
             td data-label="Lag SF→PG" { (lag(m.lag_in)) }
@@ -236,7 +248,7 @@ pub fn detail_live(d: &Detail) -> Markup {
             dt { "Held by" } dd { (d.row.holder) }
             dt { "Access" } dd { (r.access.replace('_', "-")) }
             dt { "Transport" } dd { (d.row.transport) }
-            dt { "Rows" } dd { (r.rows) }
+            dt { "Rows" } dd { (rows(r)) }
             dt { "Changes, last hour" } dd { (d.row.changes_in) " SF→PG · " (d.row.changes_out) " PG→SF" }
             dt { "Lag p50 / p99, last 5 min" } dd { "SF→PG " (lag(d.row.lag_in)) " · PG→SF " (lag(d.row.lag_out)) }
             dt { "Pending writes" } dd { (r.pending_writes) }
@@ -577,6 +589,17 @@ mod tests {
         assert!(html.contains("7 of 1000 budget"));
         assert!(html.contains("data-refresh=\"/?part=live\""));
         assert!(html.contains("2026-01-01 00:01:00 UTC (0 s ago)"));
+    }
+
+    #[test]
+    fn a_large_table_shows_its_estimate_marked_as_one() {
+        let mut r = row("Account");
+        r.report.rows = 1_250_000;
+        assert!(overview_row(&r).into_string().contains(">1250000</td>"));
+        r.report.rows_estimated = true;
+        let html = overview_row(&r).into_string();
+        assert!(html.contains("≈ 1250000"), "{html}");
+        assert!(html.contains("not counted on every refresh"));
     }
 
     #[test]
