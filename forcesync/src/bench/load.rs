@@ -2,7 +2,8 @@
 //! from the emulator into Postgres, against two baselines on the same rows measured in the same
 //! run: a raw `COPY` into an indexed copy of the table without triggers, and the limit (a raw
 //! `COPY` into an unindexed copy, then the same indexes built); the engine's peak memory; the
-//! API calls the load used.
+//! API calls the load used; and the Salesforce side alone: the same Bulk query job run by a bare
+//! client in this process, its result pages downloaded and nothing else done with them.
 //!
 //! The engine runs as it does in production, out of this process: this binary re-executes
 //! itself as `forcesync run --only Account` (the emulator and Postgres stay here), so the peak
@@ -93,6 +94,8 @@ pub struct Figures {
     pub limit_seconds: f64,
     pub peak_rss_kb: u64,
     pub calls: Calls,
+    /// The same Bulk query job by a bare client: created, waited for, every page downloaded.
+    pub download_seconds: Option<f64>,
 }
 
 fn rate(rows: u64, seconds: f64) -> f64 {
@@ -139,8 +142,58 @@ pub fn report(f: &Figures) -> Vec<String> {
             f.calls.total
         ),
     ];
+    if let Some(download) = f.download_seconds {
+        // Neither side can be faster than itself; on this machine's cores they also share the CPU.
+        let floor = download.max(f.limit_seconds);
+        lines.push(format!(
+            "Salesforce side alone: {download:.2} s (the same Bulk query job by a bare client: created, waited for, its {} rows' pages downloaded, not parsed or copied)",
+            f.raw_rows
+        ));
+        lines.push(format!(
+            "load / floor: {:.2} (the floor: the longer of the Salesforce side alone and the limit, {floor:.2} s)",
+            floor / f.engine.seconds.max(1e-9)
+        ));
+    }
     lines.extend(f.calls.lines());
     lines
+}
+
+/// The Salesforce side of a load alone: the engine's Bulk query job for `mapping` (same query,
+/// same page size) run by a bare client, every result page downloaded and dropped; its seconds.
+async fn download(
+    org: &BenchOrg,
+    api_version: &str,
+    mapping: &'static sync_runtime::adapter::MappingDescriptor,
+) -> Result<f64, CliError> {
+    use sync_runtime::salesforce::bulk::{PollPolicy, QueryOperation};
+    let client = sync_runtime::salesforce::Client::new(org.salesforce(api_version))
+        .map_err(|e| CliError::failure(format!("Salesforce client: {e}")))?;
+    let filter = sync_runtime::engine::filter::Filter::of(mapping).map_err(CliError::failure)?;
+    let soql = sync_runtime::engine::soql::load_query(mapping, &filter);
+    let started = Instant::now();
+    let mut job = client
+        .bulk_query(
+            &soql,
+            QueryOperation::Query,
+            Some(sync_runtime::engine::load::BULK_PAGE),
+            &PollPolicy::default(),
+        )
+        .await
+        .map_err(|e| CliError::failure(format!("Bulk query: {e}")))?;
+    let mut bytes = 0usize;
+    while let Some(page) = job
+        .next_page()
+        .await
+        .map_err(|e| CliError::failure(format!("Bulk result page: {e}")))?
+    {
+        bytes += page.csv.len();
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let _ = job.delete().await;
+    if bytes == 0 {
+        return Err(CliError::failure("the Bulk query job returned nothing"));
+    }
+    Ok(seconds)
 }
 
 async fn load(ctx: &Context, url: &str, records: u64) -> Result<(), CliError> {
@@ -167,6 +220,14 @@ async fn load(ctx: &Context, url: &str, records: u64) -> Result<(), CliError> {
             return Err(e);
         }
     };
+    // After the engine, so that neither run warms the other's cache of the org's records.
+    let download_seconds = match download(&org, registry.api_version, mapping).await {
+        Ok(s) => Some(s),
+        Err(e) => {
+            org.stop().await;
+            return Err(e);
+        }
+    };
     org.stop().await;
 
     let (raw_rows, raw_seconds, limit_seconds) =
@@ -178,6 +239,7 @@ async fn load(ctx: &Context, url: &str, records: u64) -> Result<(), CliError> {
         limit_seconds,
         peak_rss_kb,
         calls,
+        download_seconds,
     }) {
         println!("{line}");
     }
@@ -428,6 +490,7 @@ mod tests {
             limit_seconds: 0.5,
             peak_rss_kb: 51200,
             calls,
+            download_seconds: Some(1.25),
         });
         assert_eq!(
             lines[0],
@@ -439,7 +502,9 @@ mod tests {
         assert!(lines[4].starts_with("load / limit: 0.25 (stretch"));
         assert!(lines[5].starts_with("engine peak RSS: 50.0 MB"));
         assert!(lines[6].starts_with("API calls for the load: 5 (DailyApiRequests"));
-        assert_eq!(lines.len(), 8);
+        assert!(lines[7].starts_with("Salesforce side alone: 1.25 s (the same Bulk query job"));
+        assert!(lines[8].starts_with("load / floor: 0.62 (the floor: the longer"));
+        assert_eq!(lines.len(), 10);
     }
 
     #[test]

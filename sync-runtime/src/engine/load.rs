@@ -62,7 +62,7 @@ pub struct LoadReport {
 
 /// Rows per Bulk result page: two pages are held at once (one converted and copied while the
 /// next downloads), which keeps a million-row load within 150 MB.
-const BULK_PAGE: u64 = 50_000;
+pub const BULK_PAGE: u64 = 50_000;
 
 /// Bytes of COPY data sent per chunk.
 const COPY_CHUNK: usize = 256 * 1024;
