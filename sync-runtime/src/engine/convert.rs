@@ -115,7 +115,11 @@ pub fn pg_text_from_csv(field: &FieldDescriptor, cell: &str) -> Result<Option<St
 fn text_value(field: &FieldDescriptor, s: &str) -> Result<String, FieldError> {
     match field.pg_type {
         PgType::Varchar(width) => {
-            let chars = s.chars().count();
+            // A string has at most as many characters as bytes: only a long one is counted.
+            let chars = match s.len() > width as usize {
+                true => s.chars().count(),
+                false => s.len().min(width as usize),
+            };
             if chars > width as usize {
                 Err(FieldError::new(
                     field,
@@ -182,7 +186,24 @@ fn text_value(field: &FieldDescriptor, s: &str) -> Result<String, FieldError> {
 }
 
 fn format_timestamp(dt: &chrono::NaiveDateTime) -> String {
-    dt.format("%Y-%m-%d %H:%M:%S%.3f").to_string()
+    use chrono::{Datelike, Timelike};
+    let (year, nanos) = (dt.year(), dt.nanosecond());
+    // Written out directly (a load formats one a cell): `format`'s pattern is parsed each call.
+    if !(0..=9999).contains(&year) || nanos >= 1_000_000_000 {
+        return dt.format("%Y-%m-%d %H:%M:%S%.3f").to_string();
+    }
+    let mut out = String::with_capacity(23);
+    let _ = write!(
+        out,
+        "{year:04}-{:02}-{:02} {:02}:{:02}:{:02}.{:03}",
+        dt.month(),
+        dt.day(),
+        dt.hour(),
+        dt.minute(),
+        dt.second(),
+        nanos / 1_000_000
+    );
+    out
 }
 
 fn integral(value: &Value) -> Option<i64> {
@@ -217,15 +238,22 @@ pub fn push_copy_cell(line: &mut String, value: Option<&str>) {
     match value {
         None => line.push_str("\\N"),
         Some(s) => {
-            for c in s.chars() {
-                match c {
-                    '\\' => line.push_str("\\\\"),
-                    '\t' => line.push_str("\\t"),
-                    '\n' => line.push_str("\\n"),
-                    '\r' => line.push_str("\\r"),
-                    c => line.push(c),
-                }
+            // The runs between escaped characters whole (they are ASCII, so every split falls
+            // on a character boundary): most cells have none and are one `push_str`.
+            let mut run = 0;
+            for (i, b) in s.bytes().enumerate() {
+                let escaped = match b {
+                    b'\\' => "\\\\",
+                    b'\t' => "\\t",
+                    b'\n' => "\\n",
+                    b'\r' => "\\r",
+                    _ => continue,
+                };
+                line.push_str(&s[run..i]);
+                line.push_str(escaped);
+                run = i + 1;
             }
+            line.push_str(&s[run..]);
         }
     }
 }
@@ -360,6 +388,57 @@ mod tests {
         let mut line = String::new();
         copy_line([Some("a\tb"), None, Some("c\\d\ne")], &mut line);
         assert_eq!(line, "a\\tb\t\\N\tc\\\\d\\ne\n");
+    }
+
+    #[test]
+    fn copy_cells_keep_other_characters_whole_around_escapes() {
+        let mut line = String::new();
+        copy_line(
+            [Some("é\r€\\ñ"), Some("plain"), Some(""), Some("\t\t")],
+            &mut line,
+        );
+        assert_eq!(line, "é\\r€\\\\ñ\tplain\t\t\\t\\t\n");
+    }
+
+    #[test]
+    fn timestamps_are_written_as_the_strftime_pattern_writes_them() {
+        use chrono::NaiveDateTime;
+        for (y, mo, d, h, mi, s, ms) in [
+            (2024, 1, 2, 3, 4, 5, 0),
+            (1700, 1, 1, 0, 0, 0, 999),
+            (4000, 12, 31, 23, 59, 59, 1),
+            (1, 6, 15, 12, 30, 45, 500),
+            (10000, 1, 1, 0, 0, 0, 0),
+            (-5, 3, 1, 0, 0, 0, 0),
+        ] {
+            let dt = NaiveDate::from_ymd_opt(y, mo, d)
+                .and_then(|date| date.and_hms_milli_opt(h, mi, s, ms))
+                .unwrap();
+            assert_eq!(
+                format_timestamp(&dt),
+                dt.format("%Y-%m-%d %H:%M:%S%.3f").to_string(),
+                "{dt:?}"
+            );
+        }
+        assert_eq!(
+            format_timestamp(&parse_datetime("2024-01-02T03:04:05.678Z").unwrap()),
+            "2024-01-02 03:04:05.678"
+        );
+        let leap =
+            NaiveDateTime::parse_from_str("2016-12-31 23:59:60.5", "%Y-%m-%d %H:%M:%S%.f").unwrap();
+        assert_eq!(
+            format_timestamp(&leap),
+            leap.format("%Y-%m-%d %H:%M:%S%.3f").to_string()
+        );
+    }
+
+    #[test]
+    fn a_varchar_is_measured_in_characters_whatever_its_bytes() {
+        let f = field(SfType::String, PgType::Varchar(3));
+        assert!(pg_text_from_csv(&f, "ééé").is_ok());
+        assert!(pg_text_from_csv(&f, "abc").is_ok());
+        assert!(pg_text_from_csv(&f, "éééé").is_err());
+        assert!(pg_text_from_csv(&f, "abcd").is_err());
     }
 
     #[test]
