@@ -1,0 +1,116 @@
+//! Reading a schema's layout from the Postgres catalogs (tables, columns, indexes, triggers,
+//! functions), schema-qualified so that the adopted schema and the reference compare.
+
+use std::collections::BTreeMap;
+
+use tokio_postgres::GenericClient;
+
+use super::plan::{FunctionLayout, IndexLayout, Layout, TableLayout, TriggerLayout};
+use super::AdoptError;
+
+/// Reads a schema's tables, columns, indexes, triggers and functions. Definitions come
+/// schema-qualified whatever the connection's `search_path` (Heroku Connect sets the role's to
+/// its schema), so that two schemas compare.
+pub(crate) async fn read_layout<C: GenericClient>(
+    db: &C,
+    schema: &str,
+) -> Result<Layout, AdoptError> {
+    let saved: String = db
+        .query_one(
+            "SELECT current_setting('search_path'), set_config('search_path', 'pg_catalog', true)",
+            &[],
+        )
+        .await?
+        .get(0);
+    let layout = read_layout_qualified(db, schema).await;
+    db.execute("SELECT set_config('search_path', $1, true)", &[&saved])
+        .await?;
+    layout
+}
+
+async fn read_layout_qualified<C: GenericClient>(
+    db: &C,
+    schema: &str,
+) -> Result<Layout, AdoptError> {
+    let mut tables: BTreeMap<String, TableLayout> = BTreeMap::new();
+    for row in db
+        .query(
+            "SELECT c.relname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+             WHERE n.nspname = $1 AND c.relkind IN ('r', 'p')",
+            &[&schema],
+        )
+        .await?
+    {
+        tables.insert(row.get(0), TableLayout::default());
+    }
+    for row in db
+        .query(
+            "SELECT c.relname::text, a.attname::text, format_type(a.atttypid, a.atttypmod)
+             FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+             JOIN pg_namespace n ON n.oid = c.relnamespace
+             WHERE n.nspname = $1 AND c.relkind IN ('r', 'p') AND a.attnum > 0 AND NOT a.attisdropped
+             ORDER BY c.relname, a.attnum",
+            &[&schema],
+        )
+        .await?
+    {
+        if let Some(t) = tables.get_mut(row.get::<_, &str>(0)) {
+            t.columns.push((row.get(1), row.get(2)));
+        }
+    }
+    for row in db
+        .query(
+            "SELECT t.relname::text, i.relname::text, pg_get_indexdef(x.indexrelid)
+             FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid
+             JOIN pg_class t ON t.oid = x.indrelid JOIN pg_namespace n ON n.oid = t.relnamespace
+             WHERE n.nspname = $1 AND NOT x.indisprimary ORDER BY i.relname",
+            &[&schema],
+        )
+        .await?
+    {
+        if let Some(t) = tables.get_mut(row.get::<_, &str>(0)) {
+            t.indexes.push(IndexLayout {
+                name: row.get(1),
+                definition: row.get(2),
+            });
+        }
+    }
+    for row in db
+        .query(
+            "SELECT c.relname::text, g.tgname::text, pg_get_triggerdef(g.oid), p.proname::text
+             FROM pg_trigger g JOIN pg_class c ON c.oid = g.tgrelid
+             JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_proc p ON p.oid = g.tgfoid
+             WHERE n.nspname = $1 AND NOT g.tgisinternal ORDER BY g.tgname",
+            &[&schema],
+        )
+        .await?
+    {
+        if let Some(t) = tables.get_mut(row.get::<_, &str>(0)) {
+            t.triggers.push(TriggerLayout {
+                name: row.get(1),
+                definition: row.get(2),
+                function: row.get(3),
+            });
+        }
+    }
+    let functions = db
+        .query(
+            "SELECT p.proname::text, pg_get_function_identity_arguments(p.oid), pg_get_functiondef(p.oid)
+             FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+             WHERE n.nspname = $1 AND p.prokind = 'f' ORDER BY p.proname, p.oid",
+            &[&schema],
+        )
+        .await?
+        .iter()
+        .map(|row| FunctionLayout {
+            name: row.get(0),
+            arguments: row.get(1),
+            definition: row.get(2),
+        })
+        .collect();
+    Ok(Layout {
+        schema: schema.to_owned(),
+        tables,
+        functions,
+    })
+}
