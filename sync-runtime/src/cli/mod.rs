@@ -23,6 +23,7 @@ pub mod describe;
 pub mod hc_import;
 pub mod init;
 pub mod logging;
+pub mod mapping_file;
 pub mod metrics;
 pub mod migrate;
 pub mod page;
@@ -31,6 +32,8 @@ pub mod report;
 pub mod run;
 pub mod server;
 pub mod settings;
+#[cfg(test)]
+mod testing;
 pub mod verify;
 
 use std::net::SocketAddr;

@@ -273,17 +273,18 @@ pub async fn plan(
     let mut triggers = Vec::new();
     for r in tx
         .query(
-            "SELECT pg_get_triggerdef(oid), tgenabled::text, quote_ident(tgname) \
+            "SELECT pg_get_triggerdef(oid) AS definition, tgenabled::text AS enabled, \
+                    quote_ident(tgname) AS name \
              FROM pg_trigger WHERE tgrelid = $1 AND NOT tgisinternal ORDER BY tgname",
             &[&oid],
         )
         .await?
     {
-        triggers.push(r.get::<_, String>(0));
-        if r.get::<_, String>(1) == "D" {
+        triggers.push(r.get::<_, String>("definition"));
+        if r.get::<_, String>("enabled") == "D" {
             triggers.push(format!(
                 "ALTER TABLE {table} DISABLE TRIGGER {}",
-                r.get::<_, String>(2)
+                r.get::<_, String>("name")
             ));
         }
     }

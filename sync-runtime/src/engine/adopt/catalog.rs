@@ -17,11 +17,12 @@ pub(crate) async fn read_layout<C: GenericClient>(
 ) -> Result<Layout, AdoptError> {
     let saved: String = db
         .query_one(
-            "SELECT current_setting('search_path'), set_config('search_path', 'pg_catalog', true)",
+            "SELECT current_setting('search_path') AS saved,
+                    set_config('search_path', 'pg_catalog', true)",
             &[],
         )
         .await?
-        .get(0);
+        .get("saved");
     let layout = read_layout_qualified(db, schema).await;
     db.execute("SELECT set_config('search_path', $1, true)", &[&saved])
         .await?;
@@ -35,17 +36,18 @@ async fn read_layout_qualified<C: GenericClient>(
     let mut tables: BTreeMap<String, TableLayout> = BTreeMap::new();
     for row in db
         .query(
-            "SELECT c.relname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+            "SELECT c.relname::text AS table_name FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
              WHERE n.nspname = $1 AND c.relkind IN ('r', 'p')",
             &[&schema],
         )
         .await?
     {
-        tables.insert(row.get(0), TableLayout::default());
+        tables.insert(row.get("table_name"), TableLayout::default());
     }
     for row in db
         .query(
-            "SELECT c.relname::text, a.attname::text, format_type(a.atttypid, a.atttypmod)
+            "SELECT c.relname::text AS table_name, a.attname::text AS column_name,
+                    format_type(a.atttypid, a.atttypmod) AS column_type
              FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
              JOIN pg_namespace n ON n.oid = c.relnamespace
              WHERE n.nspname = $1 AND c.relkind IN ('r', 'p') AND a.attnum > 0 AND NOT a.attisdropped
@@ -54,13 +56,14 @@ async fn read_layout_qualified<C: GenericClient>(
         )
         .await?
     {
-        if let Some(t) = tables.get_mut(row.get::<_, &str>(0)) {
-            t.columns.push((row.get(1), row.get(2)));
+        if let Some(t) = tables.get_mut(row.get::<_, &str>("table_name")) {
+            t.columns.push((row.get("column_name"), row.get("column_type")));
         }
     }
     for row in db
         .query(
-            "SELECT t.relname::text, i.relname::text, pg_get_indexdef(x.indexrelid)
+            "SELECT t.relname::text AS table_name, i.relname::text AS index_name,
+                    pg_get_indexdef(x.indexrelid) AS definition
              FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid
              JOIN pg_class t ON t.oid = x.indrelid JOIN pg_namespace n ON n.oid = t.relnamespace
              WHERE n.nspname = $1 AND NOT x.indisprimary ORDER BY i.relname",
@@ -68,16 +71,17 @@ async fn read_layout_qualified<C: GenericClient>(
         )
         .await?
     {
-        if let Some(t) = tables.get_mut(row.get::<_, &str>(0)) {
+        if let Some(t) = tables.get_mut(row.get::<_, &str>("table_name")) {
             t.indexes.push(IndexLayout {
-                name: row.get(1),
-                definition: row.get(2),
+                name: row.get("index_name"),
+                definition: row.get("definition"),
             });
         }
     }
     for row in db
         .query(
-            "SELECT c.relname::text, g.tgname::text, pg_get_triggerdef(g.oid), p.proname::text
+            "SELECT c.relname::text AS table_name, g.tgname::text AS trigger_name,
+                    pg_get_triggerdef(g.oid) AS definition, p.proname::text AS function_name
              FROM pg_trigger g JOIN pg_class c ON c.oid = g.tgrelid
              JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_proc p ON p.oid = g.tgfoid
              WHERE n.nspname = $1 AND NOT g.tgisinternal ORDER BY g.tgname",
@@ -85,17 +89,19 @@ async fn read_layout_qualified<C: GenericClient>(
         )
         .await?
     {
-        if let Some(t) = tables.get_mut(row.get::<_, &str>(0)) {
+        if let Some(t) = tables.get_mut(row.get::<_, &str>("table_name")) {
             t.triggers.push(TriggerLayout {
-                name: row.get(1),
-                definition: row.get(2),
-                function: row.get(3),
+                name: row.get("trigger_name"),
+                definition: row.get("definition"),
+                function: row.get("function_name"),
             });
         }
     }
     let functions = db
         .query(
-            "SELECT p.proname::text, pg_get_function_identity_arguments(p.oid), pg_get_functiondef(p.oid)
+            "SELECT p.proname::text AS function_name,
+                    pg_get_function_identity_arguments(p.oid) AS arguments,
+                    pg_get_functiondef(p.oid) AS definition
              FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
              WHERE n.nspname = $1 AND p.prokind = 'f' ORDER BY p.proname, p.oid",
             &[&schema],
@@ -103,9 +109,9 @@ async fn read_layout_qualified<C: GenericClient>(
         .await?
         .iter()
         .map(|row| FunctionLayout {
-            name: row.get(0),
-            arguments: row.get(1),
-            definition: row.get(2),
+            name: row.get("function_name"),
+            arguments: row.get("arguments"),
+            definition: row.get("definition"),
         })
         .collect();
     Ok(Layout {

@@ -151,11 +151,11 @@ pub async fn adopt(
     let tx = db.transaction().await?;
     let found: bool = tx
         .query_one(
-            "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)",
+            "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1) AS found",
             &[&schema],
         )
         .await?
-        .get(0);
+        .get("found");
     if !found {
         return Err(AdoptError::Refused(format!(
             "the database has no schema `{schema}` (forcesync.toml's schema): nothing to adopt; \
@@ -269,11 +269,11 @@ pub async fn adopt(
     }
     let hcmeta_org: Option<String> = if have.tables.contains_key("_hcmeta") {
         tx.query_opt(
-            &format!("SELECT org_id::text FROM {s}._hcmeta ORDER BY id DESC LIMIT 1"),
+            &format!("SELECT org_id::text AS org_id FROM {s}._hcmeta ORDER BY id DESC LIMIT 1"),
             &[],
         )
         .await?
-        .and_then(|row| row.get::<_, Option<String>>(0))
+        .and_then(|row| row.get::<_, Option<String>>("org_id"))
     } else {
         None
     };

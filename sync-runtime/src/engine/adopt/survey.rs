@@ -12,9 +12,9 @@ use crate::engine::system::{self, quote_ident};
 /// Whether `relation` exists (resolved through the connection's `search_path`).
 async fn exists<C: GenericClient>(db: &C, relation: &str) -> Result<bool, AdoptError> {
     Ok(db
-        .query_one("SELECT to_regclass($1) IS NOT NULL", &[&relation])
+        .query_one("SELECT to_regclass($1) IS NOT NULL AS found", &[&relation])
         .await?
-        .get(0))
+        .get("found"))
 }
 
 /// When Heroku Connect (or anything) last processed a trigger-log entry.
@@ -32,11 +32,11 @@ pub(super) async fn last_processed<C: GenericClient>(
         }
         let at: Option<DateTime<Utc>> = db
             .query_one(
-                &format!("SELECT max(processed_at)::timestamptz FROM {s}.{table}"),
+                &format!("SELECT max(processed_at)::timestamptz AS latest FROM {s}.{table}"),
                 &[],
             )
             .await?
-            .get(0);
+            .get("latest");
         latest = latest.max(at);
     }
     Ok(latest)
@@ -57,37 +57,38 @@ pub(super) async fn count<C: GenericClient>(
             .get(&t.table)
             .is_some_and(|l| l.columns.iter().any(|(c, _)| c == "systemmodstamp"));
         let stamp = if has_stamp {
-            "max(systemmodstamp)::timestamp"
+            "max(systemmodstamp)::timestamp AS newest"
         } else {
-            "NULL::timestamp"
+            "NULL::timestamp AS newest"
         };
         let row = db
             .query_one(
                 &format!(
-                    "SELECT count(*), {stamp} FROM {s}.{}",
+                    "SELECT count(*) AS n, {stamp} FROM {s}.{}",
                     quote_ident(&t.table)
                 ),
                 &[],
             )
             .await?;
-        t.rows = row.get(0);
-        let newest: Option<NaiveDateTime> = row.get(1);
+        t.rows = row.get("n");
+        let newest: Option<NaiveDateTime> = row.get("newest");
         t.newest_systemmodstamp = newest.map(|n| n.and_utc().to_rfc3339());
     }
     if have.tables.contains_key("_trigger_log") {
         for row in db
             .query(
                 &format!(
-                    "SELECT table_name::text, coalesce(state, 'NULL')::text, count(*)
+                    "SELECT table_name::text AS table_name, coalesce(state, 'NULL')::text AS state,
+                            count(*) AS n
                      FROM {s}._trigger_log GROUP BY 1, 2"
                 ),
                 &[],
             )
             .await?
         {
-            let table: Option<String> = row.get(0);
+            let table: Option<String> = row.get("table_name");
             if let Some(t) = tables.iter_mut().find(|t| Some(&t.table) == table.as_ref()) {
-                t.log_by_state.insert(row.get(1), row.get(2));
+                t.log_by_state.insert(row.get("state"), row.get("n"));
             }
         }
     }
@@ -95,16 +96,16 @@ pub(super) async fn count<C: GenericClient>(
         for row in db
             .query(
                 &format!(
-                    "SELECT table_name::text, count(*) FROM {s}._trigger_log_archive
+                    "SELECT table_name::text AS table_name, count(*) AS n FROM {s}._trigger_log_archive
                      WHERE state = 'FAILED' GROUP BY 1"
                 ),
                 &[],
             )
             .await?
         {
-            let table: Option<String> = row.get(0);
+            let table: Option<String> = row.get("table_name");
             if let Some(t) = tables.iter_mut().find(|t| Some(&t.table) == table.as_ref()) {
-                t.archived_failed = row.get(1);
+                t.archived_failed = row.get("n");
             }
         }
     }
@@ -118,11 +119,14 @@ pub(super) async fn unrecorded<C: GenericClient>(
     migrations: &[AppMigration],
 ) -> Result<Vec<String>, AdoptError> {
     let recorded: Vec<String> = if exists(db, "__diesel_schema_migrations").await? {
-        db.query("SELECT version::text FROM __diesel_schema_migrations", &[])
-            .await?
-            .iter()
-            .map(|r| r.get(0))
-            .collect()
+        db.query(
+            "SELECT version::text AS version FROM __diesel_schema_migrations",
+            &[],
+        )
+        .await?
+        .iter()
+        .map(|r| r.get("version"))
+        .collect()
     } else {
         Vec::new()
     };
@@ -140,10 +144,10 @@ pub(super) async fn engine_pending<C: GenericClient>(
 ) -> Result<Vec<String>, AdoptError> {
     let table = format!("{}._forcesync_system_migrations", quote_ident(schema));
     let done: Vec<String> = if exists(db, &table).await? {
-        db.query(&format!("SELECT name::text FROM {table}"), &[])
+        db.query(&format!("SELECT name::text AS name FROM {table}"), &[])
             .await?
             .iter()
-            .map(|r| r.get(0))
+            .map(|r| r.get("name"))
             .collect()
     } else {
         Vec::new()
@@ -162,11 +166,11 @@ pub(super) async fn loaded_mappings<C: GenericClient>(
     }
     Ok(db
         .query(
-            &format!("SELECT mapping::text FROM {table} WHERE loaded_at IS NOT NULL"),
+            &format!("SELECT mapping::text AS mapping FROM {table} WHERE loaded_at IS NOT NULL"),
             &[],
         )
         .await?
         .iter()
-        .map(|r| r.get(0))
+        .map(|r| r.get("mapping"))
         .collect())
 }

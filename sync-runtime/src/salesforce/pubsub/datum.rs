@@ -16,20 +16,21 @@ use std::fmt;
 
 use serde_json::Value as Json;
 
-/// Why a schema or a datum could not be read.
+/// Why a schema, a datum, a field bitmap or an event's payload cannot be read (one event's
+/// error, never the subscription's).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct AvroError(pub String);
+pub struct PayloadError(pub String);
 
-impl fmt::Display for AvroError {
+impl fmt::Display for PayloadError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
     }
 }
 
-impl std::error::Error for AvroError {}
+impl std::error::Error for PayloadError {}
 
-fn err<T>(message: impl Into<String>) -> Result<T, AvroError> {
-    Err(AvroError(message.into()))
+fn err<T>(message: impl Into<String>) -> Result<T, PayloadError> {
+    Err(PayloadError(message.into()))
 }
 
 /// One type of a parsed schema. Named types (records, enums, fixed) live in
@@ -121,9 +122,9 @@ const MAX_DEPTH: usize = 64;
 
 impl Schema {
     /// Parses a schema from its JSON text.
-    pub fn parse(text: &str) -> Result<Schema, AvroError> {
+    pub fn parse(text: &str) -> Result<Schema, PayloadError> {
         let json: Json = serde_json::from_str(text)
-            .map_err(|e| AvroError(format!("the schema is not JSON: {e}")))?;
+            .map_err(|e| PayloadError(format!("the schema is not JSON: {e}")))?;
         let mut parser = Parser {
             named: Vec::new(),
             names: HashMap::new(),
@@ -148,7 +149,7 @@ impl Schema {
     }
 
     /// Decodes one raw binary datum, which must use every byte.
-    pub fn decode(&self, bytes: &[u8]) -> Result<Datum, AvroError> {
+    pub fn decode(&self, bytes: &[u8]) -> Result<Datum, PayloadError> {
         let mut reader = Reader { bytes, pos: 0 };
         let datum = reader.read(self, &self.root, 0)?;
         let left = bytes.len() - reader.pos;
@@ -175,7 +176,7 @@ fn full_name(name: &str, namespace: &str) -> String {
 }
 
 impl Parser {
-    fn parse(&mut self, json: &Json, namespace: &str, depth: usize) -> Result<Type, AvroError> {
+    fn parse(&mut self, json: &Json, namespace: &str, depth: usize) -> Result<Type, PayloadError> {
         if depth > MAX_DEPTH {
             return err("the schema nests too deeply");
         }
@@ -195,7 +196,7 @@ impl Parser {
                     None => return err(format!("a schema object without \"type\": {json}")),
                 };
                 let named_in =
-                    |o: &serde_json::Map<String, Json>| -> Result<(String, String), AvroError> {
+                    |o: &serde_json::Map<String, Json>| -> Result<(String, String), PayloadError> {
                         let Some(name) = o.get("name").and_then(Json::as_str) else {
                             return err(format!("a {kind} without a name"));
                         };
@@ -263,7 +264,7 @@ impl Parser {
                             return err(format!("fixed {full} has no size"));
                         };
                         let size = usize::try_from(size)
-                            .map_err(|_| AvroError(format!("fixed {full} is too large")))?;
+                            .map_err(|_| PayloadError(format!("fixed {full} is too large")))?;
                         let index = self.declare(
                             &full,
                             Named::Fixed {
@@ -301,7 +302,7 @@ impl Parser {
         }
     }
 
-    fn declare(&mut self, full: &str, placeholder: Named) -> Result<usize, AvroError> {
+    fn declare(&mut self, full: &str, placeholder: Named) -> Result<usize, PayloadError> {
         if self.names.contains_key(full) {
             return err(format!("the type {full} is declared twice"));
         }
@@ -311,7 +312,7 @@ impl Parser {
         Ok(index)
     }
 
-    fn by_name(&self, name: &str, namespace: &str) -> Result<Type, AvroError> {
+    fn by_name(&self, name: &str, namespace: &str) -> Result<Type, PayloadError> {
         Ok(match name {
             "null" => Type::Null,
             "boolean" => Type::Boolean,
@@ -326,7 +327,7 @@ impl Parser {
                     .names
                     .get(&full_name(name, namespace))
                     .or_else(|| self.names.get(name))
-                    .ok_or_else(|| AvroError(format!("unknown type {name:?}")))?;
+                    .ok_or_else(|| PayloadError(format!("unknown type {name:?}")))?;
                 Type::Named(*index)
             }
         })
@@ -343,7 +344,7 @@ impl Reader<'_> {
         self.bytes.len() - self.pos
     }
 
-    fn take(&mut self, n: usize) -> Result<&[u8], AvroError> {
+    fn take(&mut self, n: usize) -> Result<&[u8], PayloadError> {
         if n > self.left() {
             return err(format!(
                 "the datum ends early: {n} bytes wanted at byte {}, {} left",
@@ -357,7 +358,7 @@ impl Reader<'_> {
     }
 
     /// A zig-zag variable-length long.
-    fn long(&mut self) -> Result<i64, AvroError> {
+    fn long(&mut self) -> Result<i64, PayloadError> {
         let mut value: u64 = 0;
         for shift in (0..70).step_by(7) {
             let byte = self.take(1)?[0];
@@ -372,9 +373,9 @@ impl Reader<'_> {
         err("a long longer than 10 bytes")
     }
 
-    fn int(&mut self) -> Result<i32, AvroError> {
+    fn int(&mut self) -> Result<i32, PayloadError> {
         let v = self.long()?;
-        i32::try_from(v).map_err(|_| AvroError(format!("{v} does not fit an int")))
+        i32::try_from(v).map_err(|_| PayloadError(format!("{v} does not fit an int")))
     }
 
     /// Whether `n` elements of at least `min_size` bytes each can be in the bytes left (elements
@@ -389,9 +390,9 @@ impl Reader<'_> {
 
     /// A length or count, checked against the bytes left (each element takes at least
     /// `min_size` bytes).
-    fn count(&mut self, what: &str, min_size: usize) -> Result<usize, AvroError> {
+    fn count(&mut self, what: &str, min_size: usize) -> Result<usize, PayloadError> {
         let n = self.long()?;
-        let n = usize::try_from(n).map_err(|_| AvroError(format!("a negative {what} ({n})")))?;
+        let n = usize::try_from(n).map_err(|_| PayloadError(format!("a negative {what} ({n})")))?;
         if !self.fits(n, min_size) {
             return err(format!(
                 "a {what} of {n} with only {} bytes left",
@@ -401,14 +402,14 @@ impl Reader<'_> {
         Ok(n)
     }
 
-    fn bytes(&mut self) -> Result<Vec<u8>, AvroError> {
+    fn bytes(&mut self) -> Result<Vec<u8>, PayloadError> {
         let n = self.count("byte length", 1)?;
         Ok(self.take(n)?.to_vec())
     }
 
-    fn string(&mut self) -> Result<String, AvroError> {
+    fn string(&mut self) -> Result<String, PayloadError> {
         let bytes = self.bytes()?;
-        String::from_utf8(bytes).map_err(|_| AvroError("a string that is not UTF-8".into()))
+        String::from_utf8(bytes).map_err(|_| PayloadError("a string that is not UTF-8".into()))
     }
 
     /// Items of an array or map: blocks of `count` items, a negative count followed by the
@@ -416,8 +417,8 @@ impl Reader<'_> {
     fn blocks(
         &mut self,
         min_size: usize,
-        mut item: impl FnMut(&mut Self) -> Result<(), AvroError>,
-    ) -> Result<(), AvroError> {
+        mut item: impl FnMut(&mut Self) -> Result<(), PayloadError>,
+    ) -> Result<(), PayloadError> {
         loop {
             let mut n = self.long()?;
             if n == 0 {
@@ -426,10 +427,10 @@ impl Reader<'_> {
             if n < 0 {
                 n = n
                     .checked_neg()
-                    .ok_or_else(|| AvroError("a bad block count".into()))?;
+                    .ok_or_else(|| PayloadError("a bad block count".into()))?;
                 self.long()?; // the block's size in bytes
             }
-            let n = usize::try_from(n).map_err(|_| AvroError("a bad block count".into()))?;
+            let n = usize::try_from(n).map_err(|_| PayloadError("a bad block count".into()))?;
             if !self.fits(n, min_size) {
                 return err(format!(
                     "a block of {n} items with only {} bytes left",
@@ -442,7 +443,7 @@ impl Reader<'_> {
         }
     }
 
-    fn read(&mut self, schema: &Schema, ty: &Type, depth: usize) -> Result<Datum, AvroError> {
+    fn read(&mut self, schema: &Schema, ty: &Type, depth: usize) -> Result<Datum, PayloadError> {
         if depth > MAX_DEPTH {
             return err("the datum nests too deeply");
         }
@@ -492,7 +493,7 @@ impl Reader<'_> {
                     .ok()
                     .and_then(|i| variants.get(i))
                     .ok_or_else(|| {
-                        AvroError(format!(
+                        PayloadError(format!(
                             "union branch {index} of a union of {}",
                             variants.len()
                         ))
@@ -513,7 +514,7 @@ impl Reader<'_> {
                         .ok()
                         .and_then(|i| symbols.get(i))
                         .ok_or_else(|| {
-                            AvroError(format!(
+                            PayloadError(format!(
                                 "symbol {index} of enum {name}, which has {}",
                                 symbols.len()
                             ))
