@@ -18,6 +18,18 @@ struct Entry {
     order: usize,
 }
 
+impl Entry {
+    /// An entry left commented out, saying why.
+    fn commented(name: &str, why: String, order: usize) -> Entry {
+        Entry {
+            name: name.to_owned(),
+            on: false,
+            note: Some(why),
+            order,
+        }
+    }
+}
+
 fn unknown_field(describe: &SObjectDescribe, name: &str) -> String {
     let hint = sync_schema::diagnostics::did_you_mean(
         name,
@@ -130,12 +142,7 @@ pub fn render_mapping(
         let Some(field) = describe.field(name) else {
             let text = unknown_field(&describe, name);
             report(format!("{text}; left commented out, the rest is mapped"));
-            entries.push(Entry {
-                name: (*name).to_owned(),
-                on: false,
-                note: Some(text),
-                order: usize::MAX,
-            });
+            entries.push(Entry::commented(name, text, usize::MAX));
             continue;
         };
         let order = position(&field.name).unwrap_or(usize::MAX);
@@ -151,12 +158,7 @@ pub fn render_mapping(
                 field.name, field.field_type
             );
             report(format!("{text}; left commented out"));
-            entries.push(Entry {
-                name: field.name.clone(),
-                on: false,
-                note: Some(text),
-                order,
-            });
+            entries.push(Entry::commented(&field.name, text, order));
             continue;
         }
         if field.is_compound() {
@@ -170,12 +172,7 @@ pub fn render_mapping(
                     field.name
                 );
                 report(format!("{text}; the compound is left commented out"));
-                entries.push(Entry {
-                    name: field.name.clone(),
-                    on: false,
-                    note: Some(text),
-                    order,
-                });
+                entries.push(Entry::commented(&field.name, text, order));
                 continue;
             }
         }

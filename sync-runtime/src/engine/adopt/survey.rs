@@ -118,18 +118,12 @@ pub(super) async fn unrecorded<C: GenericClient>(
     db: &C,
     migrations: &[AppMigration],
 ) -> Result<Vec<String>, AdoptError> {
-    let recorded: Vec<String> = if exists(db, "__diesel_schema_migrations").await? {
-        db.query(
-            "SELECT version::text AS version FROM __diesel_schema_migrations",
-            &[],
-        )
-        .await?
-        .iter()
-        .map(|r| r.get("version"))
-        .collect()
-    } else {
-        Vec::new()
-    };
+    let recorded = names(
+        db,
+        "__diesel_schema_migrations",
+        "SELECT version::text AS name FROM __diesel_schema_migrations",
+    )
+    .await?;
     Ok(migrations
         .iter()
         .filter(|m| !recorded.contains(&m.version))
@@ -143,15 +137,12 @@ pub(super) async fn engine_pending<C: GenericClient>(
     schema: &str,
 ) -> Result<Vec<String>, AdoptError> {
     let table = format!("{}._forcesync_system_migrations", quote_ident(schema));
-    let done: Vec<String> = if exists(db, &table).await? {
-        db.query(&format!("SELECT name::text AS name FROM {table}"), &[])
-            .await?
-            .iter()
-            .map(|r| r.get("name"))
-            .collect()
-    } else {
-        Vec::new()
-    };
+    let done = names(
+        db,
+        &table,
+        &format!("SELECT name::text AS name FROM {table}"),
+    )
+    .await?;
     Ok(system::pending(&done).map(|m| m.name.to_owned()).collect())
 }
 
@@ -161,16 +152,24 @@ pub(super) async fn loaded_mappings<C: GenericClient>(
     schema: &str,
 ) -> Result<Vec<String>, AdoptError> {
     let table = format!("{}._forcesync_mapping_state", quote_ident(schema));
-    if !exists(db, &table).await? {
+    let select = format!("SELECT mapping::text AS name FROM {table} WHERE loaded_at IS NOT NULL");
+    names(db, &table, &select).await
+}
+
+/// The `name` column of the rows `select` returns from `table`; none when `table` does not
+/// exist.
+async fn names<C: GenericClient>(
+    db: &C,
+    table: &str,
+    select: &str,
+) -> Result<Vec<String>, AdoptError> {
+    if !exists(db, table).await? {
         return Ok(Vec::new());
     }
     Ok(db
-        .query(
-            &format!("SELECT mapping::text AS mapping FROM {table} WHERE loaded_at IS NOT NULL"),
-            &[],
-        )
+        .query(select, &[])
         .await?
         .iter()
-        .map(|r| r.get("mapping"))
+        .map(|r| r.get("name"))
         .collect())
 }
