@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use tokio_postgres::GenericClient;
+use tokio_postgres::{GenericClient, Row};
 
 use super::plan::{FunctionLayout, IndexLayout, Layout, TableLayout, TriggerLayout};
 use super::AdoptError;
@@ -44,59 +44,54 @@ async fn read_layout_qualified<C: GenericClient>(
     {
         tables.insert(row.get("table_name"), TableLayout::default());
     }
-    for row in db
-        .query(
-            "SELECT c.relname::text AS table_name, a.attname::text AS column_name,
+    per_table(
+        db,
+        "SELECT c.relname::text AS table_name, a.attname::text AS column_name,
                     format_type(a.atttypid, a.atttypmod) AS column_type
              FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
              JOIN pg_namespace n ON n.oid = c.relnamespace
              WHERE n.nspname = $1 AND c.relkind IN ('r', 'p') AND a.attnum > 0 AND NOT a.attisdropped
              ORDER BY c.relname, a.attnum",
-            &[&schema],
-        )
-        .await?
-    {
-        if let Some(t) = tables.get_mut(row.get::<_, &str>("table_name")) {
-            t.columns.push((row.get("column_name"), row.get("column_type")));
-        }
-    }
-    for row in db
-        .query(
-            "SELECT t.relname::text AS table_name, i.relname::text AS index_name,
+        schema,
+        &mut tables,
+        |t, row| t.columns.push((row.get("column_name"), row.get("column_type"))),
+    )
+    .await?;
+    per_table(
+        db,
+        "SELECT t.relname::text AS table_name, i.relname::text AS index_name,
                     pg_get_indexdef(x.indexrelid) AS definition
              FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid
              JOIN pg_class t ON t.oid = x.indrelid JOIN pg_namespace n ON n.oid = t.relnamespace
              WHERE n.nspname = $1 AND NOT x.indisprimary ORDER BY i.relname",
-            &[&schema],
-        )
-        .await?
-    {
-        if let Some(t) = tables.get_mut(row.get::<_, &str>("table_name")) {
+        schema,
+        &mut tables,
+        |t, row| {
             t.indexes.push(IndexLayout {
                 name: row.get("index_name"),
                 definition: row.get("definition"),
             });
-        }
-    }
-    for row in db
-        .query(
-            "SELECT c.relname::text AS table_name, g.tgname::text AS trigger_name,
+        },
+    )
+    .await?;
+    per_table(
+        db,
+        "SELECT c.relname::text AS table_name, g.tgname::text AS trigger_name,
                     pg_get_triggerdef(g.oid) AS definition, p.proname::text AS function_name
              FROM pg_trigger g JOIN pg_class c ON c.oid = g.tgrelid
              JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_proc p ON p.oid = g.tgfoid
              WHERE n.nspname = $1 AND NOT g.tgisinternal ORDER BY g.tgname",
-            &[&schema],
-        )
-        .await?
-    {
-        if let Some(t) = tables.get_mut(row.get::<_, &str>("table_name")) {
+        schema,
+        &mut tables,
+        |t, row| {
             t.triggers.push(TriggerLayout {
                 name: row.get("trigger_name"),
                 definition: row.get("definition"),
                 function: row.get("function_name"),
             });
-        }
-    }
+        },
+    )
+    .await?;
     let functions = db
         .query(
             "SELECT p.proname::text AS function_name,
@@ -119,4 +114,21 @@ async fn read_layout_qualified<C: GenericClient>(
         tables,
         functions,
     })
+}
+
+/// Runs `sql` (the schema its one parameter, each row naming its `table_name`) and hands each
+/// row to `add` with the layout of its table (rows of tables not listed are skipped).
+async fn per_table<C: GenericClient>(
+    db: &C,
+    sql: &str,
+    schema: &str,
+    tables: &mut BTreeMap<String, TableLayout>,
+    mut add: impl FnMut(&mut TableLayout, &Row),
+) -> Result<(), AdoptError> {
+    for row in db.query(sql, &[&schema]).await? {
+        if let Some(t) = tables.get_mut(row.get::<_, &str>("table_name")) {
+            add(t, &row);
+        }
+    }
+    Ok(())
 }
