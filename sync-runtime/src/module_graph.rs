@@ -9,6 +9,22 @@
 //! files are not read. `engine/layering.rs` adds the read path's own rule between its layers.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+/// Every `.rs` file under `dir`, as (path relative to `root`, text) (for the tests that read the
+/// crate's sources: this one and `engine/layering.rs`).
+pub(crate) fn sources(root: &Path, dir: &Path, out: &mut Vec<(String, String)>) {
+    for entry in std::fs::read_dir(dir).expect("read src dir") {
+        let path = entry.expect("dir entry").path();
+        if path.is_dir() {
+            sources(root, &path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            let rel = path.strip_prefix(root).expect("under the root");
+            let text = std::fs::read_to_string(&path).expect("read source");
+            out.push((rel.to_string_lossy().replace('\\', "/"), text));
+        }
+    }
+}
 
 /// The module path of a file under `src/` (`engine/apply/row.rs` → `["engine", "apply", "row"]`,
 /// `engine/mod.rs` → `["engine"]`, `lib.rs` → `[]`).
@@ -29,7 +45,13 @@ fn node(path: &[String]) -> Vec<String> {
     path.iter().take(2).cloned().collect()
 }
 
-fn ident_len(s: &str) -> usize {
+/// The code of one line, without its `//` comment.
+pub(crate) fn code_of(line: &str) -> &str {
+    line.split_once("//").map_or(line, |(code, _)| code)
+}
+
+/// The length of the identifier `s` starts with (0: none).
+pub(crate) fn ident_len(s: &str) -> usize {
     s.find(|c: char| !(c.is_alphanumeric() || c == '_'))
         .unwrap_or(s.len())
 }
@@ -140,8 +162,7 @@ fn graph<'a>(
             if line.trim_start().starts_with("#[cfg(test)]") {
                 break;
             }
-            let code = line.split_once("//").map_or(line, |(code, _)| code);
-            for named in named_paths(code, &module) {
+            for named in named_paths(code_of(line), &module) {
                 // The module named: the longest known prefix (an item's path names its module).
                 let to = (0..=named.len().min(2))
                     .rev()
@@ -207,21 +228,6 @@ fn cycles(edges: &BTreeMap<String, BTreeSet<String>>) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::Path;
-
-    /// Every `.rs` file under `dir`, as (path relative to `root`, text).
-    fn sources(root: &Path, dir: &Path, out: &mut Vec<(String, String)>) {
-        for entry in std::fs::read_dir(dir).expect("read src dir") {
-            let path = entry.expect("dir entry").path();
-            if path.is_dir() {
-                sources(root, &path, out);
-            } else if path.extension().is_some_and(|e| e == "rs") {
-                let rel = path.strip_prefix(root).expect("under src");
-                let text = std::fs::read_to_string(&path).expect("read source");
-                out.push((rel.to_string_lossy().replace('\\', "/"), text));
-            }
-        }
-    }
 
     #[test]
     fn no_module_imports_one_that_imports_it_back() {

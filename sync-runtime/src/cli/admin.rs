@@ -303,6 +303,25 @@ impl Conflict {
     }
 }
 
+#[cfg(test)]
+impl Conflict {
+    /// A recorded conflict on `Phone` (Postgres `"1"`, Salesforce `"2"`, Salesforce won).
+    pub(crate) fn fixture(mapping: &str, sfid: &str, at: DateTime<Utc>) -> Conflict {
+        Conflict {
+            id: 1,
+            mapping: mapping.into(),
+            sfid: Some(sfid.into()),
+            record_id: Some(1),
+            field: "Phone".into(),
+            postgres_value: Some(serde_json::json!("1")),
+            salesforce_value: Some(serde_json::json!("2")),
+            policy: "salesforce_wins".into(),
+            decision: "salesforce".into(),
+            at,
+        }
+    }
+}
+
 /// `forcesync conflicts [MAPPING]`.
 pub async fn conflicts(
     ctx: &Context,
@@ -414,18 +433,7 @@ mod tests {
 
     #[test]
     fn a_conflict_shows_both_values_and_the_decision() {
-        let text = render_conflicts(&[Conflict {
-            id: 1,
-            mapping: "Account".into(),
-            sfid: Some("001x".into()),
-            record_id: Some(1),
-            field: "Phone".into(),
-            postgres_value: Some(serde_json::json!("1")),
-            salesforce_value: Some(serde_json::json!("2")),
-            policy: "salesforce_wins".into(),
-            decision: "salesforce".into(),
-            at: Utc::now(),
-        }]);
+        let text = render_conflicts(&[Conflict::fixture("Account", "001x", Utc::now())]);
         assert!(text
             .contains("Phone: Postgres \"1\" / Salesforce \"2\" → salesforce (salesforce_wins)"));
     }

@@ -10,16 +10,13 @@
 //! the rule. Comments and a file's `#[cfg(test)]` part are not read; every operation must be a
 //! single file.
 
+use crate::module_graph::{code_of, ident_len};
+
 /// The operations: each one thing the driver runs.
 const OPERATIONS: &[&str] = &["load", "poll", "cdc", "reread", "deletes", "formulas"];
 
 /// The per-mapping driver.
 const DRIVER: &str = "driver";
-
-/// The code of one line, without its `//` comment.
-fn code_of(line: &str) -> &str {
-    line.split_once("//").map_or(line, |(code, _)| code)
-}
 
 /// The module path of a file under `src/engine/` (`apply/row.rs` → `["apply", "row"]`,
 /// `hub/mod.rs` → `["hub"]`, `mod.rs` → `[]`).
@@ -29,11 +26,6 @@ fn module_path(path: &str) -> Vec<&str> {
         segs.pop();
     }
     segs
-}
-
-fn ident_len(s: &str) -> usize {
-    s.find(|c: char| !(c.is_alphanumeric() || c == '_'))
-        .unwrap_or(s.len())
 }
 
 /// The first segment of each path in a `{…}` group (`{self, a, b::c}` → `a`, `b`), or of the
@@ -144,21 +136,8 @@ fn violations<'a>(files: impl IntoIterator<Item = (&'a str, &'a str)>) -> Vec<St
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::module_graph::sources;
     use std::path::Path;
-
-    /// Every `.rs` file under `dir`, as (path relative to `root`, text).
-    fn sources(root: &Path, dir: &Path, out: &mut Vec<(String, String)>) {
-        for entry in std::fs::read_dir(dir).expect("read src dir") {
-            let path = entry.expect("dir entry").path();
-            if path.is_dir() {
-                sources(root, &path, out);
-            } else if path.extension().is_some_and(|e| e == "rs") {
-                let rel = path.strip_prefix(root).expect("under src/engine");
-                let text = std::fs::read_to_string(&path).expect("read source");
-                out.push((rel.to_string_lossy().replace('\\', "/"), text));
-            }
-        }
-    }
 
     #[test]
     fn operations_import_neither_one_another_nor_the_driver() {
