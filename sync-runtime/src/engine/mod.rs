@@ -38,7 +38,7 @@ pub mod state;
 pub(crate) mod swap;
 pub mod system;
 #[cfg(test)]
-mod testing;
+pub(crate) mod testing;
 pub mod verify;
 pub mod writer;
 

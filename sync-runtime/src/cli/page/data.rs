@@ -363,25 +363,19 @@ pub async fn detail(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::adapter::{Access, ConflictPolicy, DeleteMode, SyncOptions};
+    use crate::adapter::{Access, SyncOptions};
+    use crate::engine::testing::ACCOUNT;
 
+    /// The test Account, read-only, streamed, polled every 60 s when streaming is unavailable.
     static STREAMED: MappingDescriptor = MappingDescriptor {
-        object: "Account",
-        label: "Account",
-        schema: "salesforce",
-        table: "account",
-        key_prefix: Some("001"),
         access: Access::ReadOnly,
-        upsert_key: None,
         filter: None,
         sync: SyncOptions {
-            streaming: true,
             poll_seconds: 60,
-            deletes: DeleteMode::Hard,
-            conflict: ConflictPolicy::Merge,
-            max_daily_api_calls: 0,
+            ..ACCOUNT.sync
         },
         fields: &[],
+        ..ACCOUNT
     };
 
     #[test]
