@@ -51,7 +51,7 @@ pub(crate) fn code_of(line: &str) -> &str {
 }
 
 /// The length of the identifier `s` starts with (0: none).
-pub(crate) fn ident_len(s: &str) -> usize {
+fn ident_len(s: &str) -> usize {
     s.find(|c: char| !(c.is_alphanumeric() || c == '_'))
         .unwrap_or(s.len())
 }
@@ -106,8 +106,9 @@ fn paths_below(base: &[String], text: &str, out: &mut Vec<Vec<String>>) {
     out.push(path);
 }
 
-/// The module paths a line's code names from module `module` through `crate::…` and `super::…`.
-fn named_paths(code: &str, module: &[String]) -> Vec<Vec<String>> {
+/// The paths a line's code names from module `module` through `crate::…` and `super::…`,
+/// from the crate's root (`super::a::{b, c::d}` in `engine::x` → `engine::a::b`, `engine::a::c::d`).
+pub(crate) fn named_paths(code: &str, module: &[String]) -> Vec<Vec<String>> {
     let mut out = Vec::new();
     let mut i = 0;
     while i < code.len() {
