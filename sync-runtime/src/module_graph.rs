@@ -11,19 +11,25 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-/// Every `.rs` file under `dir`, as (path relative to `root`, text) (for the tests that read the
-/// crate's sources: this one and `engine/layering.rs`).
-pub(crate) fn sources(root: &Path, dir: &Path, out: &mut Vec<(String, String)>) {
-    for entry in std::fs::read_dir(dir).expect("read src dir") {
-        let path = entry.expect("dir entry").path();
-        if path.is_dir() {
-            sources(root, &path, out);
-        } else if path.extension().is_some_and(|e| e == "rs") {
-            let rel = path.strip_prefix(root).expect("under the root");
-            let text = std::fs::read_to_string(&path).expect("read source");
-            out.push((rel.to_string_lossy().replace('\\', "/"), text));
+/// Every `.rs` file under `src/<dir>` of this crate, as (path relative to it, text) (for the
+/// tests that read the crate's sources: this one and `engine/layering.rs`).
+pub(crate) fn sources(dir: &str) -> Vec<(String, String)> {
+    fn walk(root: &Path, dir: &Path, out: &mut Vec<(String, String)>) {
+        for entry in std::fs::read_dir(dir).expect("read src dir") {
+            let path = entry.expect("dir entry").path();
+            if path.is_dir() {
+                walk(root, &path, out);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                let rel = path.strip_prefix(root).expect("under the root");
+                let text = std::fs::read_to_string(&path).expect("read source");
+                out.push((rel.to_string_lossy().replace('\\', "/"), text));
+            }
         }
     }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src").join(dir);
+    let mut out = Vec::new();
+    walk(&root, &root, &mut out);
+    out
 }
 
 /// The module path of a file under `src/` (`engine/apply/row.rs` → `["engine", "apply", "row"]`,
@@ -232,9 +238,7 @@ mod tests {
 
     #[test]
     fn no_module_imports_one_that_imports_it_back() {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
-        let mut files = Vec::new();
-        sources(&root, &root, &mut files);
+        let files = sources("");
         let edges = graph(files.iter().map(|(p, t)| (p.as_str(), t.as_str())));
         assert!(
             edges.contains_key("engine::driver") && edges.contains_key("cli::page"),

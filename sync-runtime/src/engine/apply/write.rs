@@ -276,11 +276,8 @@ pub async fn remove_unmatched(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::testing::ACCOUNT;
     use chrono::DateTime;
-
-    fn account() -> &'static MappingDescriptor {
-        &crate::engine::testing::ACCOUNT
-    }
 
     #[test]
     fn a_record_deleted_twice_in_a_batch_keeps_its_latest_stamp() {
@@ -302,12 +299,12 @@ mod tests {
 
     #[test]
     fn upserts_never_let_an_older_state_win() {
-        let fields: Vec<&FieldDescriptor> = account().fields.iter().take(3).collect();
-        let sql = upsert_sql(account(), &fields, true);
+        let fields: Vec<&FieldDescriptor> = ACCOUNT.fields.iter().take(3).collect();
+        let sql = upsert_sql(&ACCOUNT, &fields, true);
         assert!(sql.contains("ON CONFLICT (sfid) DO UPDATE"));
         assert!(sql.contains("t.systemmodstamp <= EXCLUDED.systemmodstamp"));
-        assert!(!upsert_sql(account(), &fields, false).contains("WHERE"));
-        let sql = update_sql(account(), &fields[1..], 3);
+        assert!(!upsert_sql(&ACCOUNT, &fields, false).contains("WHERE"));
+        let sql = update_sql(&ACCOUNT, &fields[1..], 3);
         assert!(sql.contains("t.systemmodstamp <= x._fs_stamp"));
         assert!(sql.contains("LIMIT 3) AS x"));
         assert!(sql.contains("RETURNING t.sfid"));
