@@ -8,5 +8,7 @@ pub mod adapter;
 pub mod cli;
 #[cfg(feature = "engine")]
 pub mod engine;
+#[cfg(test)]
+mod module_graph;
 #[cfg(feature = "engine")]
 pub mod salesforce;

@@ -6,8 +6,11 @@ use std::time::{Duration, Instant};
 
 use diesel_migrations::MigrationHarness;
 use serde_json::{json, Value};
+use sync_runtime::adapter::MappingDescriptor;
+use sync_runtime::engine::hub::Transport;
+use sync_runtime::engine::writer::{Target, Writer, WriterConfig};
 use sync_runtime::engine::{EngineConfig, MappingCtx};
-use sync_runtime::salesforce::{self, Credentials, Secret};
+use sync_runtime::salesforce::{self, Client, Credentials, RetryPolicy, Secret};
 
 use crate::pg::TestDb;
 
@@ -19,7 +22,12 @@ pub struct Harness {
     token: std::sync::Mutex<String>,
     /// The org's data across [`Harness::with_org_restarted`].
     org_data: Option<tempfile::TempDir>,
+    /// The engine's Salesforce client for writer tests, made on first use ([`Harness::client`]).
+    client: std::sync::OnceLock<Client>,
 }
+
+/// The engine's schema in the test database.
+pub const SCHEMA: &str = "salesforce";
 
 impl Harness {
     /// Starts the emulator on the app's own describe snapshots (`mappings/describe`, so the org
@@ -59,6 +67,21 @@ impl Harness {
     /// Like [`Harness::start`], with the org described by the describe files in `describe`.
     pub async fn start_on(describe: &std::path::Path) -> Harness {
         Harness::start_configured(describe, |_| {}).await
+    }
+
+    /// An org without data (the emulator's built-in objects, no seed) and a database with the
+    /// app's migrations and the engine's own tables (the writer's tests: every record in the org
+    /// is one the test made).
+    pub async fn start_empty() -> Harness {
+        let h = Harness::start_with(|config| {
+            config.seed = None;
+            config.describe = None;
+        })
+        .await;
+        sync_runtime::engine::system::migrate(&mut h.pg().await, SCHEMA)
+            .await
+            .expect("system migrations");
+        h
     }
 
     /// Like [`Harness::start`], with the emulator's settings changed by `edit` (a short Pub/Sub
@@ -104,6 +127,7 @@ impl Harness {
             http,
             token: std::sync::Mutex::new(token),
             org_data: None,
+            client: std::sync::OnceLock::new(),
         }
     }
 
@@ -117,6 +141,7 @@ impl Harness {
             http,
             token,
             org_data,
+            client,
         } = self;
         let org_data = org_data.unwrap_or_else(|| tempfile::tempdir().unwrap());
         let data_file = org_data.path().join("org.data");
@@ -147,6 +172,7 @@ impl Harness {
             http,
             token,
             org_data: Some(org_data),
+            client,
         }
     }
 
@@ -207,19 +233,102 @@ impl Harness {
         config
     }
 
+    /// Engine settings syncing only `objects`, streaming over `transport`.
+    pub fn engine_config_over(&self, objects: &[&str], transport: Transport) -> EngineConfig {
+        let mut config = self.engine_config();
+        config.streaming_transport = Some(transport);
+        config.only = objects.iter().map(|o| o.to_string()).collect();
+        config
+    }
+
     /// An engine over the generated registry.
     pub fn engine(&self, config: EngineConfig) -> sync_runtime::engine::Engine {
-        sync_runtime::engine::Engine::new(
-            &generated::salesforce::REGISTRY,
-            config,
-            self.salesforce(),
-        )
-        .expect("engine")
+        self.engine_with(config, self.salesforce())
+    }
+
+    /// An engine over the generated registry with Salesforce settings of the test's own (a
+    /// starved budget, say).
+    pub fn engine_with(
+        &self,
+        config: EngineConfig,
+        salesforce: salesforce::Config,
+    ) -> sync_runtime::engine::Engine {
+        sync_runtime::engine::Engine::new(&generated::salesforce::REGISTRY, config, salesforce)
+            .expect("engine")
     }
 
     /// The engine (over `config`) running in the background until [`Running::stop`].
     pub fn run(&self, config: EngineConfig) -> Running {
         Running::start(self.engine(config))
+    }
+
+    /// Like [`Harness::run`], with Salesforce settings of the test's own.
+    pub fn run_with(&self, config: EngineConfig, salesforce: salesforce::Config) -> Running {
+        Running::start(self.engine_with(config, salesforce))
+    }
+
+    /// The engine's Salesforce client as the writer's tests use it: no org reserve, quick
+    /// retries (3, 5–20 ms). One client, shared by every writer of the test.
+    pub fn client(&self) -> Client {
+        self.client
+            .get_or_init(|| {
+                let mut config = self.salesforce();
+                config.org_reserve = 0;
+                config.retry = RetryPolicy {
+                    max_retries: 3,
+                    min_delay: Duration::from_millis(5),
+                    max_delay: Duration::from_millis(20),
+                    jitter: true,
+                    limit_delay: Duration::from_millis(50),
+                    limit_retries: 1,
+                };
+                Client::new(config).expect("client")
+            })
+            .clone()
+    }
+
+    /// A writer of `mappings` over this database, sending through [`Harness::client`].
+    pub async fn writer(
+        &self,
+        mappings: &[&'static MappingDescriptor],
+        config: WriterConfig,
+    ) -> Writer {
+        let targets = mappings
+            .iter()
+            .map(|m| Target {
+                mapping: m,
+                client: self.client(),
+            })
+            .collect();
+        Writer::new(self.pg().await, SCHEMA, targets, config).with_claim_connection(self.pg().await)
+    }
+
+    /// A writer of `mappings` running as `forcesync run` runs it (notifications, reconnects)
+    /// until [`Running::stop`].
+    pub async fn run_writer(
+        &self,
+        mappings: &[&'static MappingDescriptor],
+        config: WriterConfig,
+    ) -> Running {
+        let writer = self.writer(mappings, config).await;
+        let url = self.db.url.clone();
+        let mut running = Running::new();
+        running.spawn("the writer", move |shutdown| async move {
+            writer.run(&url, shutdown).await
+        });
+        running
+    }
+
+    /// Salesforce records of `object` matching a SOQL condition, read through
+    /// [`Harness::client`].
+    pub async fn records(&self, object: &str, fields: &str, condition: &str) -> Vec<Value> {
+        self.client()
+            .query(&format!(
+                "SELECT Id, {fields} FROM {object} WHERE {condition}"
+            ))
+            .await
+            .expect("query")
+            .records
     }
 
     /// One mapping's context.
@@ -441,51 +550,115 @@ impl Harness {
             .unwrap();
     }
 
-    /// Calls the emulator's control plane.
+    /// Calls the emulator's control plane; answers its JSON (null when there is none).
     pub async fn control(&self, method: reqwest::Method, path: &str, body: Value) -> Value {
-        self.http
-            .request(
-                method,
-                format!("{}/__emulator/{path}", self.emulator.base_url),
-            )
-            .json(&body)
-            .send()
+        self.control_request(method, path, Some(body))
             .await
-            .unwrap()
             .json()
             .await
             .unwrap_or(Value::Null)
     }
+
+    /// Calls the emulator's control plane (with a JSON body when given) and fails the test
+    /// unless it succeeds.
+    pub async fn control_ok(&self, method: reqwest::Method, path: &str, body: Option<Value>) {
+        let response = self.control_request(method, path, body).await;
+        assert!(
+            response.status().is_success(),
+            "{path}: {}",
+            response.status()
+        );
+    }
+
+    async fn control_request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> reqwest::Response {
+        let mut request = self.http.request(
+            method,
+            format!("{}/__emulator/{path}", self.emulator.base_url),
+        );
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        request.send().await.unwrap()
+    }
 }
 
-/// An engine running in the background. Every test stops it with [`Running::stop`], which fails
-/// the test when the engine ended with an error (an engine that ends badly is a failure
-/// whatever the test checked before).
+/// A writer's settings for tests: quick backoff (10–100 ms) and reconciliation (after 200 ms,
+/// 5-s margin).
+pub fn writer_config() -> WriterConfig {
+    let mut config = WriterConfig::default();
+    config.backoff.base = Duration::from_millis(10);
+    config.backoff.max = Duration::from_millis(100);
+    config.reconcile_margin = Duration::from_secs(5);
+    config.reconcile_after = Duration::from_millis(200);
+    config
+}
+
+/// Engine tasks (the engine, a writer, …) running in the background until [`Running::stop`],
+/// which fails the test when any of them ended with an error (an engine that ends badly is a
+/// failure whatever the test checked before).
 pub struct Running {
     stop: tokio::sync::watch::Sender<bool>,
-    task: tokio::task::JoinHandle<Result<(), sync_runtime::engine::EngineError>>,
+    tasks: Vec<(&'static str, tokio::task::JoinHandle<Result<(), String>>)>,
+}
+
+impl Default for Running {
+    fn default() -> Self {
+        Running::new()
+    }
 }
 
 impl Running {
-    /// Runs `engine` until [`Running::stop`].
-    pub fn start(engine: sync_runtime::engine::Engine) -> Running {
-        let (stop, shutdown) = tokio::sync::watch::channel(false);
-        let task = tokio::spawn(async move { engine.run(shutdown).await });
-        Running { stop, task }
-    }
-
-    /// Asks the engine to stop, waits for it, and fails the test if it ended with an error.
-    pub async fn stop(self) {
-        let _ = self.stop.send(true);
-        match self.task.await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => panic!("the engine ended with an error: {e}"),
-            Err(e) => panic!("the engine's task failed: {e}"),
+    /// Nothing running yet: add tasks with [`Running::spawn`].
+    pub fn new() -> Running {
+        Running {
+            stop: tokio::sync::watch::channel(false).0,
+            tasks: Vec::new(),
         }
     }
 
-    /// Ends the engine as a crash would (`kill -9`): nothing is stopped cleanly or checked.
+    /// Runs `engine` until [`Running::stop`].
+    pub fn start(engine: sync_runtime::engine::Engine) -> Running {
+        let mut running = Running::new();
+        running.spawn("the engine", move |shutdown| async move {
+            engine.run(shutdown).await
+        });
+        running
+    }
+
+    /// Runs `task` (named `what` in a failure) until [`Running::stop`]; it is handed the
+    /// shutdown signal.
+    pub fn spawn<F, Fut, E>(&mut self, what: &'static str, task: F)
+    where
+        F: FnOnce(tokio::sync::watch::Receiver<bool>) -> Fut,
+        Fut: std::future::Future<Output = Result<(), E>> + Send + 'static,
+        E: std::fmt::Display,
+    {
+        let run = task(self.stop.subscribe());
+        let handle = tokio::spawn(async move { run.await.map_err(|e| e.to_string()) });
+        self.tasks.push((what, handle));
+    }
+
+    /// Asks every task to stop, waits for each, and fails the test if one ended with an error.
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        for (what, task) in self.tasks {
+            match task.await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => panic!("{what} ended with an error: {e}"),
+                Err(e) => panic!("{what}'s task failed: {e}"),
+            }
+        }
+    }
+
+    /// Ends every task as a crash would (`kill -9`): nothing is stopped cleanly or checked.
     pub fn kill(self) {
-        self.task.abort();
+        for (_, task) in self.tasks {
+            task.abort();
+        }
     }
 }

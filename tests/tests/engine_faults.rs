@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use forcesync_tests::engine::{eventually, Harness, Running};
+use forcesync_tests::engine::{eventually, Harness};
 use forcesync_tests::over_both_transports;
 use serde_json::json;
 use sync_runtime::engine::hub::Transport;
@@ -30,22 +30,13 @@ async fn phone(pg: &tokio_postgres::Client, sfid: &str) -> Option<String> {
     .await
 }
 
-fn run(config: EngineConfig, salesforce: sync_runtime::salesforce::Config) -> Running {
-    Running::start(
-        engine::Engine::new(&generated::salesforce::REGISTRY, config, salesforce).expect("engine"),
-    )
-}
-
 fn accounts_only(h: &Harness) -> EngineConfig {
     accounts_over(h, Transport::Cometd)
 }
 
 /// The Account mapping alone, streaming over `transport`.
 fn accounts_over(h: &Harness, transport: Transport) -> EngineConfig {
-    let mut config = h.engine_config();
-    config.only = vec!["Account".into()];
-    config.streaming_transport = Some(transport);
-    config
+    h.engine_config_over(&["Account"], transport)
 }
 
 async fn state_of(
@@ -110,7 +101,7 @@ async fn pubsub_unavailable_mid_stream_loses_nothing_and_applies_nothing_twice()
     const PER_ROUND: usize = 100;
     let h = Harness::start().await;
     let pg = h.pg().await;
-    let running = run(accounts_over(&h, Transport::PubSub), h.salesforce());
+    let running = h.run(accounts_over(&h, Transport::PubSub));
     // Subscribed after the load and its catch-up poll: the counters move only with streaming.
     eventually(WAIT, "Account is subscribed", || async {
         engine::state::StateStore::new("salesforce")
@@ -158,7 +149,7 @@ async fn pubsub_unavailable_mid_stream_loses_nothing_and_applies_nothing_twice()
 async fn gap_events_and_overflow_are_repaired_by_reading_salesforce(transport: Transport) {
     let h = Harness::start().await;
     let pg = h.pg().await;
-    let running = run(accounts_over(&h, transport), h.salesforce());
+    let running = h.run(accounts_over(&h, transport));
     wait_streaming(&pg).await;
 
     // A gap event stands for a change whose fields we never see: the engine re-reads the record.
@@ -200,7 +191,7 @@ async fn gap_events_and_overflow_are_repaired_by_reading_salesforce(transport: T
 async fn a_replay_id_past_retention_recovers_by_catching_up(transport: Transport) {
     let h = Harness::start().await;
     let pg = h.pg().await;
-    let running = run(accounts_over(&h, transport), h.salesforce());
+    let running = h.run(accounts_over(&h, transport));
     wait_streaming(&pg).await;
     let id = some_account(&h).await;
     h.update("Account", &id, json!({"Phone": "before"})).await;
@@ -216,7 +207,7 @@ async fn a_replay_id_past_retention_recovers_by_catching_up(transport: Transport
     h.faults(json!({"cdc_shrink_retention": 0})).await;
     h.clear_faults().await;
 
-    let running = run(accounts_over(&h, transport), h.salesforce());
+    let running = h.run(accounts_over(&h, transport));
     eventually(WAIT, "the change is caught up by polling", || async {
         phone(&pg, &id).await.as_deref() == Some("while-down")
     })
@@ -234,7 +225,7 @@ async fn a_replay_id_past_retention_recovers_by_catching_up(transport: Transport
 async fn expired_sessions_503_storms_and_dropped_clients_lose_nothing(transport: Transport) {
     let h = Harness::start().await;
     let pg = h.pg().await;
-    let running = run(accounts_over(&h, transport), h.salesforce());
+    let running = h.run(accounts_over(&h, transport));
     wait_streaming(&pg).await;
     let id = some_account(&h).await;
 
@@ -277,7 +268,7 @@ async fn expired_sessions_503_storms_and_dropped_clients_lose_nothing(transport:
 async fn duplicated_and_reordered_events_end_with_the_latest_state(transport: Transport) {
     let h = Harness::start().await;
     let pg = h.pg().await;
-    let running = run(accounts_over(&h, transport), h.salesforce());
+    let running = h.run(accounts_over(&h, transport));
     wait_streaming(&pg).await;
     let id = some_account(&h).await;
     let rows: i64 = pg
@@ -360,7 +351,7 @@ async fn a_change_made_during_the_initial_load_is_not_lost() {
     config.bulk_threshold = 0;
     // The Bulk job takes a while: changes land while the engine is loading.
     h.faults(json!({"bulk_slow_ms": 1500})).await;
-    let running = run(config, h.salesforce());
+    let running = h.run(config);
     eventually(WAIT, "the load starts", || async {
         state_of(&pg, "Account")
             .await
@@ -395,7 +386,7 @@ async fn an_exhausted_budget_stops_the_mapping_visibly_and_it_resumes_when_budge
     let pg = h.pg().await;
     let mut starved = h.salesforce();
     starved.org_reserve = u64::MAX;
-    let running = run(accounts_only(&h), starved);
+    let running = h.run_with(accounts_only(&h), starved);
     eventually(WAIT, "the mapping says its budget is exhausted", || async {
         state_of(&pg, "Account")
             .await
@@ -410,7 +401,7 @@ async fn an_exhausted_budget_stops_the_mapping_visibly_and_it_resumes_when_budge
         .get(0);
     assert_eq!(rows, 0);
 
-    let running = run(accounts_only(&h), h.salesforce());
+    let running = h.run(accounts_only(&h));
     wait_streaming(&pg).await;
     let rows: i64 = pg
         .query_one("SELECT count(*) FROM salesforce.account", &[])
@@ -425,7 +416,7 @@ async fn an_exhausted_budget_stops_the_mapping_visibly_and_it_resumes_when_budge
 async fn an_undeleted_account_comes_back() {
     let h = Harness::start().await;
     let pg = h.pg().await;
-    let running = run(accounts_only(&h), h.salesforce());
+    let running = h.run(accounts_only(&h));
     wait_streaming(&pg).await;
     let id = h
         .create("Account", json!({"Name": "Lazarus", "Phone": "42"}))
@@ -466,7 +457,7 @@ async fn a_mapped_field_gone_from_salesforce_stops_only_its_mapping_and_names_th
     let pg = h.pg().await;
     let mut config = h.engine_config();
     config.only = vec!["Account".into(), "Contact".into()];
-    let running = run(config, h.salesforce());
+    let running = h.run(config);
     eventually(WAIT, "Account reports SCHEMA_CHANGED", || async {
         state_of(&pg, "Account").await.is_some_and(|(s, m)| {
             s == SyncState::SchemaChanged
@@ -577,7 +568,7 @@ async fn a_mapping_stopped_by_a_missing_field_resumes_by_itself_when_the_field_i
     let pg = h.pg().await;
     let mut config = accounts_only(&h);
     config.schema_retry = Duration::from_millis(300);
-    let running = run(config, h.salesforce());
+    let running = h.run(config);
     eventually(WAIT, "Account reports SCHEMA_CHANGED", || async {
         state_of(&pg, "Account")
             .await
@@ -623,7 +614,7 @@ async fn a_mapping_stopped_by_a_missing_field_resumes_by_itself_when_the_field_i
 async fn changes_streamed_during_a_reload_are_never_undone_and_none_is_lost() {
     let h = Harness::start().await;
     let pg = h.pg().await;
-    let running = run(accounts_only(&h), h.salesforce());
+    let running = h.run(accounts_only(&h));
     wait_streaming(&pg).await;
     let ids: Vec<String> = h
         .query("SELECT Id FROM Account WHERE Type != 'Competitor' ORDER BY Id LIMIT 12")
@@ -791,7 +782,7 @@ async fn an_initial_load_killed_midway_leaves_nothing_partial_and_the_restarted_
 
     // The first run is killed while it loads (a slow Bulk job).
     h.faults(json!({"bulk_slow_ms": 1500})).await;
-    let running = run(config.clone(), h.salesforce());
+    let running = h.run(config.clone());
     eventually(WAIT, "the load starts", || async {
         state_of(&pg, "Account")
             .await
@@ -816,7 +807,7 @@ async fn an_initial_load_killed_midway_leaves_nothing_partial_and_the_restarted_
     assert_eq!(count(synced).await, 0, "no partial load is visible");
     h.clear_faults().await;
 
-    let running = run(config, h.salesforce());
+    let running = h.run(config);
     wait_streaming(&pg).await;
     let expected = h
         .query(

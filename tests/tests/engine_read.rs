@@ -85,10 +85,7 @@ async fn initial_loads_through_rest_and_bulk_give_the_same_rows() {
 
 /// The engine streaming over `transport`.
 fn run_engine_over(h: &Harness, objects: &[&str], transport: Transport) -> Running {
-    let mut config = h.engine_config();
-    config.streaming_transport = Some(transport);
-    config.only = objects.iter().map(|o| o.to_string()).collect();
-    h.run(config)
+    h.run(h.engine_config_over(objects, transport))
 }
 
 async fn wait_state(pg: &tokio_postgres::Client, object: &str, state: SyncState) {
@@ -719,33 +716,24 @@ async fn the_change_event_of_forcesyncs_own_insert_does_not_duplicate_the_row(
 ) {
     let h = Harness::start().await;
     let pg = h.pg().await;
-    let mut config = h.engine_config();
-    config.only = vec!["Account".into(), "Invoice__c".into()];
-    config.streaming_transport = Some(transport);
-    let engine = h.engine(config.clone());
-    let (stop, shutdown) = watch::channel(false);
-    let read = {
-        let shutdown = shutdown.clone();
-        tokio::spawn(async move { engine.run(shutdown).await.unwrap() })
-    };
+    let config = h.engine_config_over(&["Account", "Invoice__c"], transport);
+    let mut running = h.run(config.clone());
     for object in ["Account", "Invoice__c"] {
         wait_state(&pg, object, SyncState::Streaming).await;
     }
-    let writers: Vec<_> = ["Account", "Invoice__c"]
-        .into_iter()
-        .map(|object| {
-            let ctx = h.ctx(object, config.clone());
-            let shutdown = shutdown.clone();
-            tokio::spawn(async move {
-                let _ = engine::writer::run_mapping(
-                    &ctx,
-                    engine::writer::WriterConfig::default(),
-                    shutdown,
-                )
-                .await;
-            })
-        })
-        .collect();
+    for object in ["Account", "Invoice__c"] {
+        let ctx = h.ctx(object, config.clone());
+        // The writers' own ends are not checked (as before: the engine's is).
+        running.spawn("a writer", move |shutdown| async move {
+            let _ = engine::writer::run_mapping(
+                &ctx,
+                engine::writer::WriterConfig::default(),
+                shutdown,
+            )
+            .await;
+            Ok::<(), String>(())
+        });
+    }
 
     let account: String = pg
         .query_one(
@@ -793,11 +781,7 @@ async fn the_change_event_of_forcesyncs_own_insert_does_not_duplicate_the_row(
         0,
         "our own writes are not conflicts"
     );
-    stop.send(true).unwrap();
-    read.await.unwrap();
-    for w in writers {
-        w.await.unwrap();
-    }
+    running.stop().await;
 }
 
 /// Loads `object`, lets the app change `column` of one row (captured, not sent), then a Salesforce
@@ -1297,11 +1281,13 @@ async fn postgres_wins_keeps_the_apps_pending_value_sends_it_and_records_the_con
     );
 
     // The writer sends the app's value: Salesforce ends with it, the row keeps it.
-    let (stop, shutdown) = watch::channel(false);
-    let writer = tokio::spawn(async move {
+    let mut writer = Running::new();
+    // The writer's own end is not checked (as before).
+    writer.spawn("the writer", move |shutdown| async move {
         let _ =
             engine::writer::run_mapping(&ctx, engine::writer::WriterConfig::default(), shutdown)
                 .await;
+        Ok::<(), String>(())
     });
     let soql = format!("SELECT Phone FROM Account WHERE Id = '{id}'");
     eventually(WAIT, "Salesforce holds the app's phone", || async {
@@ -1309,8 +1295,7 @@ async fn postgres_wins_keeps_the_apps_pending_value_sends_it_and_records_the_con
     })
     .await;
     assert_eq!(text(&pg, phone, &id).await.as_deref(), Some("app"));
-    stop.send(true).unwrap();
-    writer.await.unwrap();
+    writer.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -3,151 +3,15 @@
 
 use std::time::Duration;
 
-use diesel_migrations::MigrationHarness;
-use forcesync_tests::pg::TestDb;
+use forcesync_tests::engine::{eventually, writer_config, Harness, Running, SCHEMA};
 use generated::salesforce::{account, invoice, invoice_line};
 use serde_json::{json, Value};
 use sync_runtime::adapter::MappingDescriptor;
 use sync_runtime::engine::writer::admin::{self, Selection};
 use sync_runtime::engine::writer::{through, Target, Writer, WriterConfig};
-use sync_runtime::salesforce::{Client, Config, Credentials, RetryPolicy};
+use sync_runtime::salesforce::Client;
 
-const SCHEMA: &str = "salesforce";
 const DRAIN: Duration = Duration::from_secs(60);
-
-struct Env {
-    emulator: sf_emulator::server::RunningEmulator,
-    db: TestDb,
-    sf: Client,
-    http: reqwest::Client,
-}
-
-async fn env() -> Env {
-    forcesync_tests::logs();
-    let emulator = sf_emulator::server::start(sf_emulator::server::Config::ephemeral())
-        .await
-        .expect("emulator");
-    let db = TestDb::new();
-    db.conn()
-        .run_pending_migrations(generated::MIGRATIONS)
-        .expect("generated migrations");
-    let mut pg = pg(&db).await;
-    sync_runtime::engine::system::migrate(&mut pg, SCHEMA)
-        .await
-        .expect("system migrations");
-    let sf = client(&emulator.base_url);
-    Env {
-        emulator,
-        db,
-        sf,
-        http: reqwest::Client::new(),
-    }
-}
-
-fn client(base_url: &str) -> Client {
-    let mut config = Config::new(
-        base_url,
-        Credentials::Password {
-            client_id: "forcesync".into(),
-            client_secret: "forcesync".into(),
-            username: "admin@example.com".into(),
-            password: "forcesync".into(),
-            security_token: "".into(),
-        },
-    );
-    config.org_reserve = 0;
-    config.retry = RetryPolicy {
-        max_retries: 3,
-        min_delay: Duration::from_millis(5),
-        max_delay: Duration::from_millis(20),
-        jitter: true,
-        limit_delay: Duration::from_millis(50),
-        limit_retries: 1,
-    };
-    Client::new(config).expect("client")
-}
-
-async fn pg(db: &TestDb) -> tokio_postgres::Client {
-    sync_runtime::engine::connect(&db.url)
-        .await
-        .expect("postgres")
-}
-
-fn fast() -> WriterConfig {
-    let mut config = WriterConfig::default();
-    config.backoff.base = Duration::from_millis(10);
-    config.backoff.max = Duration::from_millis(100);
-    config.reconcile_margin = Duration::from_secs(5);
-    config.reconcile_after = Duration::from_millis(200);
-    config
-}
-
-impl Env {
-    async fn writer(
-        &self,
-        mappings: &[&'static MappingDescriptor],
-        config: WriterConfig,
-    ) -> Writer {
-        let targets = mappings
-            .iter()
-            .map(|m| Target {
-                mapping: m,
-                client: self.sf.clone(),
-            })
-            .collect();
-        Writer::new(pg(&self.db).await, SCHEMA, targets, config)
-            .with_claim_connection(pg(&self.db).await)
-    }
-
-    /// A writer of Accounts running as `forcesync run` runs it (notifications, reconnects),
-    /// until `true` is sent on the returned sender.
-    async fn running_writer(
-        &self,
-    ) -> (
-        tokio::sync::watch::Sender<bool>,
-        tokio::task::JoinHandle<Result<(), sync_runtime::engine::writer::WriteError>>,
-    ) {
-        let writer = self.writer(&[&account::MAPPING], fast()).await;
-        let (stop, shutdown) = tokio::sync::watch::channel(false);
-        let url = self.db.url.clone();
-        let running = tokio::spawn(async move { writer.run(&url, shutdown).await });
-        (stop, running)
-    }
-
-    async fn faults(&self, body: Value) {
-        let r = self
-            .http
-            .post(format!("{}/__emulator/faults", self.emulator.base_url))
-            .json(&body)
-            .send()
-            .await
-            .expect("faults");
-        assert!(r.status().is_success(), "faults: {}", r.status());
-    }
-
-    async fn control(&self, method: reqwest::Method, path: &str, body: Option<Value>) {
-        let mut r = self.http.request(
-            method,
-            format!("{}/__emulator/{path}", self.emulator.base_url),
-        );
-        if let Some(body) = body {
-            r = r.json(&body);
-        }
-        let r = r.send().await.expect("control plane");
-        assert!(r.status().is_success(), "{path}: {}", r.status());
-    }
-
-    /// Salesforce records of `object` matching a SOQL condition.
-    async fn records(&self, object: &str, fields: &str, condition: &str) -> Vec<Value> {
-        self.sf
-            .query(&format!(
-                "SELECT Id, {fields} FROM {object} WHERE {condition}"
-            ))
-            .await
-            .expect("query")
-            .records
-    }
-}
 
 async fn insert_account(db: &tokio_postgres::Client, name: &str) -> i32 {
     db.query_one(
@@ -186,9 +50,9 @@ async fn archived(db: &tokio_postgres::Client, state: &str) -> i64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn inserts_updates_and_deletes_reach_salesforce_and_the_sfid_comes_back() {
-    let env = env().await;
-    let app = pg(&env.db).await;
-    let mut writer = env.writer(&[&account::MAPPING], fast()).await;
+    let env = Harness::start_empty().await;
+    let app = env.pg().await;
+    let mut writer = env.writer(&[&account::MAPPING], writer_config()).await;
 
     let id = insert_account(&app, "Writer Insert Co").await;
     writer.drain(DRAIN).await.expect("drain");
@@ -233,11 +97,11 @@ async fn inserts_updates_and_deletes_reach_salesforce_and_the_sfid_comes_back() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn many_batches_in_a_row_are_each_sent_once_with_their_sfids_written_back() {
-    let env = env().await;
-    let app = pg(&env.db).await;
+    let env = Harness::start_empty().await;
+    let app = env.pg().await;
     // Small batches: each is claimed while the one before is in flight, and sent while the one
     // before is settled.
-    let mut config = fast();
+    let mut config = writer_config();
     config.max_batch = 7;
     let mut writer = env.writer(&[&account::MAPPING], config).await;
     app.execute(
@@ -283,9 +147,9 @@ async fn many_batches_in_a_row_are_each_sent_once_with_their_sfids_written_back(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_writers_draining_one_database_without_leases_send_every_row_once() {
-    let env = env().await;
-    let app = pg(&env.db).await;
-    let mut config = fast();
+    let env = Harness::start_empty().await;
+    let app = env.pg().await;
+    let mut config = writer_config();
     config.max_batch = 5;
     let mut one = env.writer(&[&account::MAPPING], config.clone()).await;
     let mut two = env.writer(&[&account::MAPPING], config).await;
@@ -305,14 +169,14 @@ async fn two_writers_draining_one_database_without_leases_send_every_row_once() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_update_sends_only_changed_fields_so_a_salesforce_edit_survives() {
-    let env = env().await;
-    let app = pg(&env.db).await;
-    let mut writer = env.writer(&[&account::MAPPING], fast()).await;
+    let env = Harness::start_empty().await;
+    let app = env.pg().await;
+    let mut writer = env.writer(&[&account::MAPPING], writer_config()).await;
     let id = insert_account(&app, "Concurrent Edit Co").await;
     writer.drain(DRAIN).await.unwrap();
     let sfid = row(&app, "account", id).await.0.unwrap();
 
-    env.sf
+    env.client()
         .update(
             "Account",
             &sfid,
@@ -336,10 +200,10 @@ async fn an_update_sends_only_changed_fields_so_a_salesforce_edit_survives() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rejected_row_is_failed_with_hc_err_and_succeeds_after_a_fix_or_a_retry() {
-    let env = env().await;
-    let app = pg(&env.db).await;
-    let mut writer = env.writer(&[&account::MAPPING], fast()).await;
-    env.control(
+    let env = Harness::start_empty().await;
+    let app = env.pg().await;
+    let mut writer = env.writer(&[&account::MAPPING], writer_config()).await;
+    env.control_ok(
         reqwest::Method::POST,
         "validation-rules",
         Some(
@@ -399,9 +263,9 @@ async fn a_rejected_row_is_failed_with_hc_err_and_succeeds_after_a_fix_or_a_retr
     assert_eq!((lastop.as_deref(), err), (Some("INSERTED"), None));
 
     // The rule goes away in Salesforce; `retry` requeues the failed entry as it was.
-    env.control(reqwest::Method::DELETE, "validation-rules", None)
+    env.control_ok(reqwest::Method::DELETE, "validation-rules", None)
         .await;
-    let mut db = pg(&env.db).await;
+    let mut db = env.pg().await;
     let requeued = admin::retry(&mut db, SCHEMA, &[&account::MAPPING], &Selection::All)
         .await
         .unwrap();
@@ -418,10 +282,10 @@ async fn a_rejected_row_is_failed_with_hc_err_and_succeeds_after_a_fix_or_a_retr
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ignore_marks_failed_entries_handled() {
-    let env = env().await;
-    let app = pg(&env.db).await;
-    let mut writer = env.writer(&[&account::MAPPING], fast()).await;
-    env.control(
+    let env = Harness::start_empty().await;
+    let app = env.pg().await;
+    let mut writer = env.writer(&[&account::MAPPING], writer_config()).await;
+    env.control_ok(
         reqwest::Method::POST,
         "validation-rules",
         Some(
@@ -432,7 +296,7 @@ async fn ignore_marks_failed_entries_handled() {
     .await;
     let id = insert_account(&app, "test ignored").await;
     writer.drain(DRAIN).await.unwrap();
-    let mut db = pg(&env.db).await;
+    let mut db = env.pg().await;
     let n = admin::ignore(&mut db, SCHEMA, &[&account::MAPPING], &Selection::All)
         .await
         .unwrap();
@@ -444,9 +308,9 @@ async fn ignore_marks_failed_entries_handled() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lock_errors_and_503_storms_are_retried_without_duplicates() {
-    let env = env().await;
-    let app = pg(&env.db).await;
-    let mut config = fast();
+    let env = Harness::start_empty().await;
+    let app = env.pg().await;
+    let mut config = writer_config();
     config.plan.chunk_size = 5;
     let mut writer = env.writer(&[&account::MAPPING], config).await;
     env.faults(
@@ -459,7 +323,8 @@ async fn lock_errors_and_503_storms_are_retried_without_duplicates() {
         ids.push(insert_account(&app, &format!("Storm {i:02}")).await);
     }
     let report = writer.drain(DRAIN).await.unwrap();
-    env.control(reqwest::Method::DELETE, "faults", None).await;
+    env.control_ok(reqwest::Method::DELETE, "faults", None)
+        .await;
     writer.drain(DRAIN).await.unwrap();
     assert!(report.retried > 0, "some writes were retried: {report:?}");
     for id in &ids {
@@ -474,15 +339,15 @@ async fn lock_errors_and_503_storms_are_retried_without_duplicates() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_writer_whose_postgres_connections_are_closed_reconnects_and_goes_on() {
-    let env = env().await;
-    let app = pg(&env.db).await;
-    let (stop, running) = env.running_writer().await;
+    let env = Harness::start_empty().await;
+    let app = env.pg().await;
+    let running = env.run_writer(&[&account::MAPPING], writer_config()).await;
     let first = insert_account(&app, "Before The Cut").await;
     let synced = |id: i32| {
         let app = &app;
         move || async move { row(app, "account", id).await.0.is_some() }
     };
-    forcesync_tests::engine::eventually(DRAIN, "the first row is sent", synced(first)).await;
+    eventually(DRAIN, "the first row is sent", synced(first)).await;
 
     // Postgres closes every other session (as a restart or a dropped socket would).
     app.execute(
@@ -493,10 +358,8 @@ async fn a_writer_whose_postgres_connections_are_closed_reconnects_and_goes_on()
     .await
     .unwrap();
     let second = insert_account(&app, "After The Cut").await;
-    forcesync_tests::engine::eventually(DRAIN, "the row after the cut is sent", synced(second))
-        .await;
-    stop.send(true).unwrap();
-    running.await.unwrap().unwrap();
+    eventually(DRAIN, "the row after the cut is sent", synced(second)).await;
+    running.stop().await;
     let created = env
         .records("Account", "Name", "Name LIKE '% The Cut'")
         .await;
@@ -505,9 +368,9 @@ async fn a_writer_whose_postgres_connections_are_closed_reconnects_and_goes_on()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rapid_repeated_updates_end_with_salesforce_holding_the_last_value() {
-    let env = env().await;
-    let app = pg(&env.db).await;
-    let (stop, running) = env.running_writer().await;
+    let env = Harness::start_empty().await;
+    let app = env.pg().await;
+    let running = env.run_writer(&[&account::MAPPING], writer_config()).await;
 
     let id = insert_account(&app, "Flip Flop Co").await;
     for i in 0..60 {
@@ -521,7 +384,7 @@ async fn rapid_repeated_updates_end_with_salesforce_holding_the_last_value() {
             tokio::time::sleep(Duration::from_millis(3)).await;
         }
     }
-    let check = env.writer(&[&account::MAPPING], fast()).await;
+    let check = env.writer(&[&account::MAPPING], writer_config()).await;
     let deadline = std::time::Instant::now() + DRAIN;
     loop {
         let (new, journaled) = check.pending().await.unwrap();
@@ -531,8 +394,7 @@ async fn rapid_repeated_updates_end_with_salesforce_holding_the_last_value() {
         assert!(std::time::Instant::now() < deadline, "the writer keeps up");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    stop.send(true).unwrap();
-    running.await.unwrap().unwrap();
+    running.stop().await;
     let sfid = row(&app, "account", id).await.0.expect("synced");
     let found = env
         .records("Account", "Phone", &format!("Id = '{sfid}'"))
@@ -548,10 +410,10 @@ async fn rapid_repeated_updates_end_with_salesforce_holding_the_last_value() {
 /// open Postgres transaction rolls back) and restarts it, many times; then checks every row is
 /// in Salesforce exactly once.
 async fn crash_and_restart(with_upsert_key: bool) {
-    let env = env().await;
-    let app = pg(&env.db).await;
+    let env = Harness::start_empty().await;
+    let app = env.pg().await;
     let parent = env
-        .sf
+        .client()
         .create("Account", &json!({"Name": "Invoice Parent"}))
         .await
         .unwrap();
@@ -580,7 +442,7 @@ async fn crash_and_restart(with_upsert_key: bool) {
             };
             ids.push(id);
         }
-        let mut writer = env.writer(&[mapping], fast()).await;
+        let mut writer = env.writer(&[mapping], writer_config()).await;
         let task = tokio::spawn(async move {
             writer.recover().await?;
             writer.drain(DRAIN).await
@@ -596,7 +458,7 @@ async fn crash_and_restart(with_upsert_key: bool) {
         task.abort();
         let _ = task.await;
     }
-    let mut writer = env.writer(&[mapping], fast()).await;
+    let mut writer = env.writer(&[mapping], writer_config()).await;
     writer.recover().await.unwrap();
     writer.drain(DRAIN).await.unwrap();
     assert!(kills > 5, "the writer was killed mid-work {kills} times");
@@ -645,11 +507,11 @@ async fn killed_and_restarted_with_an_upsert_key_creates_no_duplicate() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn write_through_returns_the_sfid_or_salesforces_error() {
-    let env = env().await;
-    let mut db = pg(&env.db).await;
+    let env = Harness::start_empty().await;
+    let mut db = env.pg().await;
     let values = json!({"name": "Through Co", "phone": "42"});
     let stored = through::create(
-        &env.sf,
+        &env.client(),
         &mut db,
         &account::MAPPING,
         values.as_object().unwrap(),
@@ -666,7 +528,7 @@ async fn write_through_returns_the_sfid_or_salesforces_error() {
 
     let changes = json!({"phone": "43"});
     through::update(
-        &env.sf,
+        &env.client(),
         &mut db,
         &account::MAPPING,
         stored.id,
@@ -689,7 +551,7 @@ async fn write_through_returns_the_sfid_or_salesforces_error() {
 
     let missing = json!({"phone": "1"});
     let error = through::create(
-        &env.sf,
+        &env.client(),
         &mut db,
         &account::MAPPING,
         missing.as_object().unwrap(),
@@ -704,9 +566,9 @@ async fn write_through_returns_the_sfid_or_salesforces_error() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_large_insert_goes_through_the_bulk_api_and_one_bad_row_fails_alone() {
-    let env = env().await;
-    let app = pg(&env.db).await;
-    env.control(
+    let env = Harness::start_empty().await;
+    let app = env.pg().await;
+    env.control_ok(
         reqwest::Method::POST,
         "validation-rules",
         Some(
@@ -722,7 +584,7 @@ async fn a_large_insert_goes_through_the_bulk_api_and_one_bad_row_fails_alone() 
     )
     .await
     .unwrap();
-    let mut config = fast();
+    let mut config = writer_config();
     config.plan.bulk_threshold = 2_000;
     let mut writer = env.writer(&[&account::MAPPING], config).await;
     let report = writer.drain(Duration::from_secs(300)).await.unwrap();
@@ -749,7 +611,7 @@ async fn a_large_insert_goes_through_the_bulk_api_and_one_bad_row_fails_alone() 
         .unwrap()
         .contains("FIELD_CUSTOM_VALIDATION_EXCEPTION"));
     let n = env
-        .sf
+        .client()
         .count("SELECT COUNT() FROM Account WHERE Name LIKE 'Bulk %'")
         .await
         .unwrap();
@@ -780,7 +642,7 @@ fn engine(
                     mapping: &account::MAPPING,
                     client: sf.clone(),
                 };
-                let mut writer = Writer::new(db, SCHEMA, vec![target], fast());
+                let mut writer = Writer::new(db, SCHEMA, vec![target], writer_config());
                 writer.recover().await.expect("recover");
                 while !*stop.borrow() {
                     writer.round().await.expect("round");
@@ -795,8 +657,8 @@ fn engine(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_engines_on_one_database_send_every_change_once() {
-    let env = env().await;
-    let app = pg(&env.db).await;
+    let env = Harness::start_empty().await;
+    let app = env.pg().await;
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let holder = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let engines = [
@@ -804,14 +666,14 @@ async fn two_engines_on_one_database_send_every_change_once() {
             1,
             holder.clone(),
             env.db.url.clone(),
-            env.sf.clone(),
+            env.client(),
             stopped.clone(),
         ),
         engine(
             2,
             holder.clone(),
             env.db.url.clone(),
-            env.sf.clone(),
+            env.client(),
             stopped.clone(),
         ),
     ];
@@ -829,7 +691,7 @@ async fn two_engines_on_one_database_send_every_change_once() {
         }
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
-    let check = env.writer(&[&account::MAPPING], fast()).await;
+    let check = env.writer(&[&account::MAPPING], writer_config()).await;
     let deadline = std::time::Instant::now() + DRAIN;
     loop {
         let (new, journaled) = check.pending().await.unwrap();
@@ -857,19 +719,14 @@ async fn two_engines_on_one_database_send_every_change_once() {
     assert_eq!(created.len(), ids.len(), "every change sent once");
 }
 
-/// An engine syncing some mappings (read loops and writer) until `stop`.
+/// An engine syncing some mappings (read loops and writer) until stopped.
 struct Syncing {
     engine: std::sync::Arc<sync_runtime::engine::Engine>,
-    stop: tokio::sync::watch::Sender<bool>,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
+    running: Running,
 }
 
 /// An engine syncing only `objects`, with its writer sending what it holds.
-async fn syncing(
-    h: &forcesync_tests::engine::Harness,
-    objects: &[&str],
-    writer: WriterConfig,
-) -> Syncing {
+async fn syncing(h: &Harness, objects: &[&str], writer: WriterConfig) -> Syncing {
     // The writer needs the engine's tables before the read loops create them.
     sync_runtime::engine::system::migrate(&mut h.pg().await, SCHEMA)
         .await
@@ -877,7 +734,6 @@ async fn syncing(
     let mut config = h.engine_config();
     config.only = objects.iter().map(|o| (*o).to_owned()).collect();
     let engine = std::sync::Arc::new(h.engine(config));
-    let (stop, shutdown) = tokio::sync::watch::channel(false);
     let targets = engine
         .mappings()
         .into_iter()
@@ -888,32 +744,26 @@ async fn syncing(
         .collect();
     let db = sync_runtime::engine::connect(&h.db.url).await.unwrap();
     let writer = Writer::new(db, SCHEMA, targets, writer).only_held(&engine.held);
-    let read = {
-        let engine = engine.clone();
-        let shutdown = shutdown.clone();
-        tokio::spawn(async move {
-            engine.run(shutdown).await.expect("engine");
-        })
-    };
-    let url = h.db.url.clone();
-    let write = tokio::spawn(async move {
-        writer.run(&url, shutdown).await.expect("writer");
+    let mut running = Running::new();
+    let read = engine.clone();
+    running.spawn("the engine", move |shutdown| async move {
+        read.run(shutdown).await
     });
-    Syncing {
-        engine,
-        stop,
-        tasks: vec![read, write],
-    }
+    let url = h.db.url.clone();
+    running.spawn("the writer", move |shutdown| async move {
+        writer.run(&url, shutdown).await
+    });
+    Syncing { engine, running }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_parent_and_its_children_inserted_in_one_transaction_reach_salesforce_linked() {
-    parent_and_children_in_one_transaction(fast()).await;
+    parent_and_children_in_one_transaction(writer_config()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn children_sent_through_the_bulk_api_name_their_parent_by_external_id() {
-    let mut config = fast();
+    let mut config = writer_config();
     config.plan.bulk_threshold = 2;
     parent_and_children_in_one_transaction(config).await;
 }
@@ -922,15 +772,15 @@ async fn children_sent_through_the_bulk_api_name_their_parent_by_external_id() {
 /// line naming an invoice that is not in Salesforce yet waits for it instead of failing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_child_whose_parent_another_writer_sends_waits_for_it() {
-    let env = env().await;
-    let mut app = pg(&env.db).await;
+    let env = Harness::start_empty().await;
+    let mut app = env.pg().await;
     let account = env
-        .sf
+        .client()
         .create("Account", &json!({"Name": "Two Writers Co"}))
         .await
         .unwrap();
-    let mut lines = env.writer(&[&invoice_line::MAPPING], fast()).await;
-    let mut invoices = env.writer(&[&invoice::MAPPING], fast()).await;
+    let mut lines = env.writer(&[&invoice_line::MAPPING], writer_config()).await;
+    let mut invoices = env.writer(&[&invoice::MAPPING], writer_config()).await;
 
     let tx = app.transaction().await.unwrap();
     tx.execute(
@@ -1023,8 +873,6 @@ async fn a_child_whose_parent_another_writer_sends_waits_for_it() {
 /// external ID; all four reach Salesforce linked, the rows get their sfids and the lines' lookup
 /// the invoice's. With a low `bulk_threshold` the lines go through a Bulk API 2.0 ingest job.
 async fn parent_and_children_in_one_transaction(writer: WriterConfig) {
-    use forcesync_tests::engine::{eventually, Harness};
-
     let h = Harness::start().await;
     let account = h
         .create("Account", json!({"Name": "Relationship Co"}))
@@ -1178,10 +1026,7 @@ async fn parent_and_children_in_one_transaction(writer: WriterConfig) {
         "the followed key is not sent back to Salesforce"
     );
 
-    sync.stop.send(true).unwrap();
-    for task in sync.tasks {
-        task.await.unwrap();
-    }
+    sync.running.stop().await;
 }
 
 /// Salesforce publishes a create's change event when it commits, before the writer has its
@@ -1189,10 +1034,8 @@ async fn parent_and_children_in_one_transaction(writer: WriterConfig) {
 /// with what only Salesforce sets on create, and stays one row.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_row_the_app_inserted_gets_what_salesforce_set_even_when_the_create_event_comes_first() {
-    use forcesync_tests::engine::{eventually, Harness};
-
     let h = Harness::start().await;
-    let sync = syncing(&h, &["Account"], fast()).await;
+    let sync = syncing(&h, &["Account"], writer_config()).await;
     let app = h.pg().await;
     eventually(DRAIN, "the engine streams accounts", || async {
         app.query_one(
@@ -1247,25 +1090,13 @@ async fn a_row_the_app_inserted_gets_what_salesforce_set_even_when_the_create_ev
         .unwrap()
         .get(0);
     assert_eq!(rows, 1, "one row for the record");
-    sync.stop.send(true).unwrap();
-    for task in sync.tasks {
-        task.await.unwrap();
-    }
+    sync.running.stop().await;
 }
 
 /// A client whose calls give up after `timeout` (a request Salesforce is slow to answer ends
 /// ambiguous: it may have been applied).
-fn impatient_client(base_url: &str, timeout: Duration) -> Client {
-    let mut config = Config::new(
-        base_url,
-        Credentials::Password {
-            client_id: "forcesync".into(),
-            client_secret: "forcesync".into(),
-            username: "admin@example.com".into(),
-            password: "forcesync".into(),
-            security_token: "".into(),
-        },
-    );
+fn impatient_client(h: &Harness, timeout: Duration) -> Client {
+    let mut config = h.salesforce();
     config.org_reserve = 0;
     config.request_timeout = timeout;
     Client::new(config).expect("client")
@@ -1274,15 +1105,15 @@ fn impatient_client(base_url: &str, timeout: Duration) -> Client {
 /// Salesforce applies the writer's create, but its answer never comes: the request times out.
 /// The writer must find the records it created instead of sending them again.
 async fn timed_out_after_salesforce_applied_it(with_upsert_key: bool, read_path_copies: bool) {
-    let env = env().await;
-    let app = pg(&env.db).await;
+    let env = Harness::start_empty().await;
+    let app = env.pg().await;
     let mapping: &'static MappingDescriptor = if with_upsert_key {
         &invoice::MAPPING
     } else {
         &account::MAPPING
     };
     let parent = env
-        .sf
+        .client()
         .create("Account", &json!({"Name": "Parent of the timed-out"}))
         .await
         .unwrap();
@@ -1308,12 +1139,12 @@ async fn timed_out_after_salesforce_applied_it(with_upsert_key: bool, read_path_
                       "hang_ms": 3_000}),
     )
     .await;
-    let sf = impatient_client(&env.emulator.base_url, Duration::from_millis(700));
+    let sf = impatient_client(&env, Duration::from_millis(700));
     let target = Target {
         mapping,
         client: sf.clone(),
     };
-    let mut writer = Writer::new(pg(&env.db).await, SCHEMA, vec![target], fast());
+    let mut writer = Writer::new(env.pg().await, SCHEMA, vec![target], writer_config());
     let first = writer.round().await.expect("round");
     assert_eq!(first.sent, 3, "{first:?}");
     assert_eq!(
@@ -1405,13 +1236,16 @@ async fn write_through_on_a_generated_model_returns_the_sfid_or_salesforces_erro
     use diesel::prelude::*;
     use sync_runtime::engine::writer::through::{ThroughError, WriteThrough};
 
-    let env = env().await;
-    let mut db = pg(&env.db).await;
+    let env = Harness::start_empty().await;
+    let mut db = env.pg().await;
     // A model built by the app (here from JSON, as an API handler would), not yet stored.
     let new: account::Account =
         serde_json::from_value(json!({"id": 0, "name": "Model Through Co", "phone": "42"}))
             .unwrap();
-    let sfid = new.write_through(&env.sf, &mut db).await.expect("created");
+    let sfid = new
+        .write_through(&env.client(), &mut db)
+        .await
+        .expect("created");
     let found = env
         .records("Account", "Name, Phone", &format!("Id = '{sfid}'"))
         .await;
@@ -1451,7 +1285,7 @@ async fn write_through_on_a_generated_model_returns_the_sfid_or_salesforces_erro
     stored.phone = Some("43".to_owned());
     assert_eq!(
         stored
-            .write_through(&env.sf, &mut db)
+            .write_through(&env.client(), &mut db)
             .await
             .expect("updated"),
         sfid
@@ -1464,7 +1298,7 @@ async fn write_through_on_a_generated_model_returns_the_sfid_or_salesforces_erro
     assert_eq!(lastop.as_deref(), Some("UPDATED"));
 
     // Salesforce refuses: its error comes back, Postgres keeps what it had.
-    env.control(
+    env.control_ok(
         reqwest::Method::POST,
         "validation-rules",
         Some(json!({"object": "Account", "field": "Name", "op": "equals",
@@ -1473,7 +1307,7 @@ async fn write_through_on_a_generated_model_returns_the_sfid_or_salesforces_erro
     .await;
     let mut refused = stored.clone();
     refused.name = Some("Refused Co".to_owned());
-    match refused.write_through(&env.sf, &mut db).await {
+    match refused.write_through(&env.client(), &mut db).await {
         Err(ThroughError::Salesforce(e)) => {
             assert_eq!(e.code, "FIELD_CUSTOM_VALIDATION_EXCEPTION");
             assert!(e.message.contains("not that name"), "{e}");
@@ -1491,7 +1325,7 @@ async fn write_through_on_a_generated_model_returns_the_sfid_or_salesforces_erro
     assert_eq!(name.as_deref(), Some("Model Through Co"));
 
     // Nothing was captured: the writer has nothing to send again.
-    let mut writer = env.writer(&[&account::MAPPING], fast()).await;
+    let mut writer = env.writer(&[&account::MAPPING], writer_config()).await;
     let report = writer.drain(DRAIN).await.unwrap();
     assert_eq!((report.claimed, report.sent), (0, 0), "{report:?}");
     let created = env
@@ -1502,13 +1336,12 @@ async fn write_through_on_a_generated_model_returns_the_sfid_or_salesforces_erro
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_instances_on_one_database_send_a_mapping_only_from_the_one_holding_it() {
-    use forcesync_tests::engine::{eventually, Harness};
     use sync_runtime::salesforce::CallKind;
 
     let h = Harness::start().await;
     let app = h.pg().await;
-    let one = syncing(&h, &["Account"], fast()).await;
-    let two = syncing(&h, &["Account"], fast()).await;
+    let one = syncing(&h, &["Account"], writer_config()).await;
+    let two = syncing(&h, &["Account"], writer_config()).await;
     eventually(DRAIN, "one instance holds Account", || async {
         one.engine.held.contains("Account") || two.engine.held.contains("Account")
     })
@@ -1541,10 +1374,7 @@ async fn two_instances_on_one_database_send_a_mapping_only_from_the_one_holding_
     assert_eq!(collections(&other), 0, "the other instance sent nothing");
 
     // The holder stops; the other takes the mapping over and sends from then on.
-    holder.stop.send(true).unwrap();
-    for task in holder.tasks {
-        task.await.unwrap();
-    }
+    holder.running.stop().await;
     eventually(DRAIN, "the other instance takes Account over", || async {
         other.engine.held.contains("Account")
     })
@@ -1559,11 +1389,8 @@ async fn two_instances_on_one_database_send_a_mapping_only_from_the_one_holding_
     )
     .await;
     assert!(collections(&other) > 0);
-    other.stop.send(true).unwrap();
-    for task in other.tasks {
-        task.await.unwrap();
-    }
-    let sf = client(&h.emulator.base_url);
+    other.running.stop().await;
+    let sf = h.client();
     let created = sf
         .query("SELECT Id FROM Account WHERE Name LIKE 'Held %'")
         .await
@@ -1574,8 +1401,8 @@ async fn two_instances_on_one_database_send_a_mapping_only_from_the_one_holding_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_postgres_error_says_what_postgres_said() {
-    let env = env().await;
-    let app = pg(&env.db).await;
+    let env = Harness::start_empty().await;
+    let app = env.pg().await;
     app.execute(
         "INSERT INTO salesforce.account (name, sfid) VALUES ('One', '001000000000001AAA')",
         &[],
@@ -1603,8 +1430,8 @@ async fn a_postgres_error_says_what_postgres_said() {
 /// reason; they do not stay `NEW` for ever, and the writes around them go out.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hand_written_log_entries_that_cannot_be_sent_fail_visibly_and_block_nothing() {
-    let env = env().await;
-    let app = pg(&env.db).await;
+    let env = Harness::start_empty().await;
+    let app = env.pg().await;
     app.batch_execute(
         "INSERT INTO salesforce._trigger_log (txid, state, action, table_name, record_id, \"values\")
          VALUES (txid_current(), 'NEW', 'INSERT', 'account', NULL, NULL),
@@ -1614,7 +1441,7 @@ async fn hand_written_log_entries_that_cannot_be_sent_fail_visibly_and_block_not
     .await
     .unwrap();
     let id = insert_account(&app, "Beside Hand Written").await;
-    let mut writer = env.writer(&[&account::MAPPING], fast()).await;
+    let mut writer = env.writer(&[&account::MAPPING], writer_config()).await;
     writer.drain(DRAIN).await.unwrap();
 
     let (sfid, lastop, _) = row(&app, "account", id).await;
@@ -1658,8 +1485,8 @@ async fn hand_written_log_entries_that_cannot_be_sent_fail_visibly_and_block_not
 async fn a_created_record_the_read_path_stored_first_ends_on_the_apps_row() {
     use sync_runtime::engine::writer::store::{Settle, Store};
 
-    let env = env().await;
-    let mut app = pg(&env.db).await;
+    let env = Harness::start_empty().await;
+    let mut app = env.pg().await;
     let mine = insert_account(&app, "Raced Co").await;
     let other = insert_account(&app, "Other Co").await;
     let sfid = "001EM00000RACEDAAA";
@@ -1739,9 +1566,9 @@ async fn engine_write(db: &tokio_postgres::Client, sql: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn awkward_values_captured_as_hstore_text_reach_salesforce_unchanged() {
-    let env = env().await;
-    let app = pg(&env.db).await;
-    let mut writer = env.writer(&[&account::MAPPING], fast()).await;
+    let env = Harness::start_empty().await;
+    let app = env.pg().await;
+    let mut writer = env.writer(&[&account::MAPPING], writer_config()).await;
     let names = [
         "O\"Brien",
         "back\\slash\\",
@@ -1824,9 +1651,9 @@ async fn awkward_values_captured_as_hstore_text_reach_salesforce_unchanged() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn heroku_connects_capture_functions_enqueue_writes_that_reach_salesforce() {
-    let env = env().await;
-    let app = pg(&env.db).await;
-    let mut writer = env.writer(&[&account::MAPPING], fast()).await;
+    let env = Harness::start_empty().await;
+    let app = env.pg().await;
+    let mut writer = env.writer(&[&account::MAPPING], writer_config()).await;
     engine_write(
         &app,
         "INSERT INTO salesforce.account (name, phone, website)
@@ -1905,10 +1732,10 @@ async fn heroku_connects_capture_functions_enqueue_writes_that_reach_salesforce(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_archived_failed_entry_copied_back_as_new_is_sent_and_succeeds_once_fixed() {
-    let env = env().await;
-    let app = pg(&env.db).await;
-    let mut writer = env.writer(&[&account::MAPPING], fast()).await;
-    env.control(
+    let env = Harness::start_empty().await;
+    let app = env.pg().await;
+    let mut writer = env.writer(&[&account::MAPPING], writer_config()).await;
+    env.control_ok(
         reqwest::Method::POST,
         "validation-rules",
         Some(
@@ -1924,7 +1751,7 @@ async fn an_archived_failed_entry_copied_back_as_new_is_sent_and_succeeds_once_f
 
     // The cause is fixed in Salesforce; the app (as Heroku Connect's libraries do) copies the
     // archived entry back into the log as NEW, keeping its id.
-    env.control(reqwest::Method::DELETE, "validation-rules", None)
+    env.control_ok(reqwest::Method::DELETE, "validation-rules", None)
         .await;
     let copied = app
         .execute(
@@ -1955,9 +1782,9 @@ async fn an_archived_failed_entry_copied_back_as_new_is_sent_and_succeeds_once_f
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readonly_entries_are_never_sent_and_requeue_marks_in_the_archive_are_left_alone() {
-    let env = env().await;
-    let app = pg(&env.db).await;
-    let mut writer = env.writer(&[&account::MAPPING], fast()).await;
+    let env = Harness::start_empty().await;
+    let app = env.pg().await;
+    let mut writer = env.writer(&[&account::MAPPING], writer_config()).await;
     engine_write(
         &app,
         "INSERT INTO salesforce.account (name) VALUES ('Read Only Entry Co')",

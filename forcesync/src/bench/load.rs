@@ -168,14 +168,13 @@ async fn download(
     use sync_runtime::salesforce::bulk::{PollPolicy, QueryOperation};
     let client = sync_runtime::salesforce::Client::new(org.salesforce(api_version))
         .map_err(|e| CliError::failure(format!("Salesforce client: {e}")))?;
-    let filter = sync_runtime::engine::filter::Filter::of(mapping).map_err(CliError::failure)?;
-    let soql = sync_runtime::engine::soql::load_query(mapping, &filter);
+    let (soql, page) = sync_runtime::engine::bulk_load_query(mapping).map_err(CliError::failure)?;
     let started = Instant::now();
     let mut job = client
         .bulk_query(
             &soql,
             QueryOperation::Query,
-            Some(sync_runtime::engine::load::BULK_PAGE),
+            Some(page),
             &PollPolicy::default(),
         )
         .await

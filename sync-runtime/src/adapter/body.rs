@@ -195,23 +195,18 @@ mod tests {
             PgType::Varchar(40),
         )
     };
+    static FIXTURE: MappingDescriptor = MappingDescriptor::fixture(
+        "Invoice_Line__c",
+        "invoice_line__c",
+        &[LOOKUP, BY_EXTERNAL_ID],
+    );
     static LINE: MappingDescriptor = MappingDescriptor {
-        object: "Invoice_Line__c",
         label: "Invoice Line",
-        schema: "salesforce",
-        table: "invoice_line__c",
-        key_prefix: None,
-        access: crate::adapter::Access::ReadWrite,
-        upsert_key: None,
-        filter: None,
         sync: crate::adapter::SyncOptions {
-            streaming: true,
-            poll_seconds: 600,
-            deletes: crate::adapter::DeleteMode::Hard,
-            conflict: crate::adapter::ConflictPolicy::Merge,
             max_daily_api_calls: 30_000,
+            ..FIXTURE.sync
         },
-        fields: &[LOOKUP, BY_EXTERNAL_ID],
+        ..FIXTURE
     };
 
     fn body(values: Value, kind: WriteKind) -> Value {

@@ -160,9 +160,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::adapter::{
-        Access, ConflictPolicy, DeleteMode, PgType, SfRecord, SfType, SyncOptions,
-    };
+    use crate::adapter::{Access, PgType, SfRecord, SfType};
 
     const ID: FieldDescriptor =
         FieldDescriptor::new("Id", "sfid", "Account ID", SfType::Id, PgType::Varchar(18));
@@ -211,29 +209,20 @@ mod tests {
     );
 
     static ACCOUNT: MappingDescriptor = MappingDescriptor {
-        object: "Account",
-        label: "Account",
-        schema: "salesforce",
-        table: "account",
         key_prefix: Some("001"),
         access: Access::ReadOnly,
-        upsert_key: None,
-        filter: None,
-        sync: SyncOptions {
-            streaming: true,
-            poll_seconds: 600,
-            deletes: DeleteMode::Hard,
-            conflict: ConflictPolicy::Merge,
-            max_daily_api_calls: 0,
-        },
-        fields: &[
-            ID,
-            NAME,
-            INDUSTRY,
-            BILLING_STREET,
-            BILLING_CITY,
-            DESCRIPTION,
-        ],
+        ..MappingDescriptor::fixture(
+            "Account",
+            "account",
+            &[
+                ID,
+                NAME,
+                INDUSTRY,
+                BILLING_STREET,
+                BILLING_CITY,
+                DESCRIPTION,
+            ],
+        )
     };
 
     const FIRST_NAME: FieldDescriptor = FieldDescriptor {

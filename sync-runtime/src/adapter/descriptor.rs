@@ -139,6 +139,37 @@ pub struct MappingDescriptor {
     pub fields: &'static [FieldDescriptor],
 }
 
+#[cfg(test)]
+impl MappingDescriptor {
+    /// A read-write mapping of `object` to `salesforce.<table>` for tests: label = object, no Id
+    /// prefix, upsert key or filter; streamed, polled every 600 s, hard deletes, merged
+    /// conflicts, no API budget of its own. Tests override what they need.
+    pub(crate) const fn fixture(
+        object: &'static str,
+        table: &'static str,
+        fields: &'static [FieldDescriptor],
+    ) -> MappingDescriptor {
+        MappingDescriptor {
+            object,
+            label: object,
+            schema: "salesforce",
+            table,
+            key_prefix: None,
+            access: Access::ReadWrite,
+            upsert_key: None,
+            filter: None,
+            sync: SyncOptions {
+                streaming: true,
+                poll_seconds: 600,
+                deletes: DeleteMode::Hard,
+                conflict: ConflictPolicy::Merge,
+                max_daily_api_calls: 0,
+            },
+            fields,
+        }
+    }
+}
+
 impl MappingDescriptor {
     /// The field with this Salesforce API name (case-insensitive).
     pub fn field(&self, sf_name: &str) -> Option<&'static FieldDescriptor> {

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::adapter::hstore;
+use crate::adapter::{hstore, MappingDescriptor};
 use crate::engine::state::StateStore;
 use crate::engine::system::quote_ident;
 use crate::engine::writer::admin::{self as writer_admin, Selection};
@@ -70,6 +70,33 @@ pub struct ReadError {
     pub at: DateTime<Utc>,
 }
 
+impl ReadError {
+    /// The columns [`ReadError::from_row`] reads, for a `SELECT` of `_forcesync_read_errors`.
+    pub const COLUMNS: &'static str = "id, mapping, sfid, field, reason, created_at";
+
+    /// One read error from a row selecting [`ReadError::COLUMNS`], read by name.
+    pub fn from_row(r: &tokio_postgres::Row) -> Self {
+        ReadError {
+            id: r.get("id"),
+            mapping: r.get("mapping"),
+            sfid: r.get("sfid"),
+            field: r.get("field"),
+            reason: r.get("reason"),
+            at: r.get("created_at"),
+        }
+    }
+}
+
+/// A trigger-log payload (Heroku Connect's `hstore` text) as typed JSON, typed by `mapping`'s
+/// fields when known; text that does not parse is shown as it is.
+pub fn payload(mapping: Option<&MappingDescriptor>, text: Option<String>) -> Option<Value> {
+    let text = text?;
+    Some(match hstore::parse(&text) {
+        Ok(pairs) => Value::Object(hstore::typed(mapping, pairs, false)),
+        Err(_) => Value::String(text),
+    })
+}
+
 #[derive(Debug, Serialize)]
 struct Errors {
     failed_writes: Vec<FailedWrite>,
@@ -96,7 +123,7 @@ pub async fn errors(ctx: &Context, mapping: Option<&str>, json: bool) -> Result<
     let failed_writes: Vec<FailedWrite> = rows
         .iter()
         .map(|r| {
-            let table: Option<String> = r.get(1);
+            let table: Option<String> = r.get("table_name");
             let descriptor = mappings
                 .iter()
                 .find(|m| Some(m.table) == table.as_deref())
@@ -105,46 +132,29 @@ pub async fn errors(ctx: &Context, mapping: Option<&str>, json: bool) -> Result<
                 || table.clone().unwrap_or_default(),
                 |m| m.object.to_owned(),
             );
-            // Heroku Connect's hstore text, shown as a JSON object (as it was, when it is not
-            // hstore text).
-            let values: Option<String> = r.get(6);
-            let values = values.map(|text| match hstore::parse(&text) {
-                Ok(pairs) => Value::Object(hstore::typed(descriptor, pairs, false)),
-                Err(_) => Value::String(text),
-            });
             FailedWrite {
-                trigger_log_id: r.get(0),
+                trigger_log_id: r.get("id"),
                 mapping,
-                action: r.get(2),
-                record_id: r.get(3),
-                sfid: r.get(4),
-                message: r.get(5),
-                values,
-                at: r.get(7),
+                action: r.get("action"),
+                record_id: r.get("record_id"),
+                sfid: r.get("sfid"),
+                message: r.get("sf_message"),
+                values: payload(descriptor, r.get("values")),
+                at: r.get("processed_at"),
             }
         })
         .collect();
     let rows = db
         .query(
             &format!(
-                "SELECT id, mapping, sfid, field, reason, created_at
-                 FROM {schema}._forcesync_read_errors
-                 WHERE resolved_at IS NULL AND mapping = ANY($1) ORDER BY id"
+                "SELECT {} FROM {schema}._forcesync_read_errors
+                 WHERE resolved_at IS NULL AND mapping = ANY($1) ORDER BY id",
+                ReadError::COLUMNS
             ),
             &[&objects],
         )
         .await?;
-    let read_errors: Vec<ReadError> = rows
-        .iter()
-        .map(|r| ReadError {
-            id: r.get(0),
-            mapping: r.get(1),
-            sfid: r.get(2),
-            field: r.get(3),
-            reason: r.get(4),
-            at: r.get(5),
-        })
-        .collect();
+    let read_errors: Vec<ReadError> = rows.iter().map(ReadError::from_row).collect();
     let any = !failed_writes.is_empty() || !read_errors.is_empty();
     let errors = Errors {
         failed_writes,
@@ -293,6 +303,25 @@ impl Conflict {
     }
 }
 
+#[cfg(test)]
+impl Conflict {
+    /// A recorded conflict on `Phone` (Postgres `"1"`, Salesforce `"2"`, Salesforce won).
+    pub(crate) fn fixture(mapping: &str, sfid: &str, at: DateTime<Utc>) -> Conflict {
+        Conflict {
+            id: 1,
+            mapping: mapping.into(),
+            sfid: Some(sfid.into()),
+            record_id: Some(1),
+            field: "Phone".into(),
+            postgres_value: Some(serde_json::json!("1")),
+            salesforce_value: Some(serde_json::json!("2")),
+            policy: "salesforce_wins".into(),
+            decision: "salesforce".into(),
+            at,
+        }
+    }
+}
+
 /// `forcesync conflicts [MAPPING]`.
 pub async fn conflicts(
     ctx: &Context,
@@ -404,18 +433,7 @@ mod tests {
 
     #[test]
     fn a_conflict_shows_both_values_and_the_decision() {
-        let text = render_conflicts(&[Conflict {
-            id: 1,
-            mapping: "Account".into(),
-            sfid: Some("001x".into()),
-            record_id: Some(1),
-            field: "Phone".into(),
-            postgres_value: Some(serde_json::json!("1")),
-            salesforce_value: Some(serde_json::json!("2")),
-            policy: "salesforce_wins".into(),
-            decision: "salesforce".into(),
-            at: Utc::now(),
-        }]);
+        let text = render_conflicts(&[Conflict::fixture("Account", "001x", Utc::now())]);
         assert!(text
             .contains("Phone: Postgres \"1\" / Salesforce \"2\" → salesforce (salesforce_wins)"));
     }

@@ -20,12 +20,8 @@ use sync_schema::describe::{FieldDescribe, SObjectDescribe};
 use crate::adapter::SfType;
 use crate::salesforce::Client;
 
+use super::mapping_file::{access_and_fields, pad, ALWAYS_MAPPED};
 use super::{describe, hc_import, run, CliError, Context};
-
-/// Always synced (Heroku Connect): never listed.
-const SYSTEM_FIELDS: [&str; 4] = ["Id", "IsDeleted", "SystemModstamp", "CreatedDate"];
-/// Column where the trailing comments start.
-const COMMENT_COLUMN: usize = 36;
 
 /// One line of `fields`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,11 +29,6 @@ struct Entry {
     name: String,
     on: bool,
     note: String,
-}
-
-fn pad(code: &str, comment: &str) -> String {
-    let width = COMMENT_COLUMN.max(code.len() + 2);
-    format!("{code:<width$}# {comment}\n")
 }
 
 /// The compound field a component belongs to (`BillingStreet` → `BillingAddress`), if any.
@@ -104,7 +95,7 @@ pub fn render(
     let mut entries = Vec::new();
     let mut unsyncable = Vec::new();
     for field in &describe.fields {
-        let system = SYSTEM_FIELDS
+        let system = ALWAYS_MAPPED
             .iter()
             .any(|s| s.eq_ignore_ascii_case(&field.name));
         if system || compound_of(&describe, field).is_some() {
@@ -153,25 +144,13 @@ pub fn render(
         object = describe.name
     );
     out.push_str(&format!("object = \"{}\"\n", describe.name));
-    let access = if read_write {
-        "read_write"
-    } else {
-        "read_only"
-    };
-    out.push_str(&pad(
-        &format!("access = \"{access}\""),
-        "read_only | read_write (the app's changes are written back to Salesforce)",
-    ));
-    out.push_str("fields = [\n");
-    for entry in &entries {
-        let code = if entry.on {
-            format!("    \"{}\",", entry.name)
-        } else {
-            format!("    # \"{}\",", entry.name)
-        };
-        out.push_str(&pad(&code, &entry.note));
-    }
-    out.push_str("]\n");
+    access_and_fields(
+        &mut out,
+        read_write,
+        entries
+            .iter()
+            .map(|e| (e.name.as_str(), e.on, Some(e.note.as_str()))),
+    );
     if !unsyncable.is_empty() {
         out.push_str(&format!(
             "# Not syncable (their type): {}\n",
@@ -412,14 +391,7 @@ pub async fn init_from_heroku_connect(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn snapshot(object: &str) -> Value {
-        let path = format!(
-            "{}/../mappings/describe/{object}.json",
-            env!("CARGO_MANIFEST_DIR")
-        );
-        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-    }
+    use crate::cli::testing::snapshot;
 
     fn line<'a>(text: &'a str, entry: &str) -> &'a str {
         text.lines()
@@ -444,7 +416,7 @@ mod tests {
         // A compound field is one entry; its components are not listed again.
         assert!(line(&text, "Location__c").contains("Location__Latitude__s"));
         assert!(!text.contains("\"Location__Latitude__s\""), "{text}");
-        for system in SYSTEM_FIELDS {
+        for system in ALWAYS_MAPPED {
             assert!(
                 !text.contains(&format!("\"{system}\",")),
                 "{system}: {text}"

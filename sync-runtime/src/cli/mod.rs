@@ -17,13 +17,14 @@
 //! wrong setting or argument: fix the invocation), [`EXIT_ATTENTION`] (the command ran and
 //! found something an operator must look at).
 
-pub mod admin;
+pub(crate) mod admin;
 pub mod adopt;
-pub mod describe;
-pub mod hc_import;
-pub mod init;
-pub mod logging;
-pub mod metrics;
+pub(crate) mod describe;
+pub(crate) mod hc_import;
+pub(crate) mod init;
+pub(crate) mod logging;
+pub(crate) mod mapping_file;
+pub(crate) mod metrics;
 pub mod migrate;
 pub mod page;
 pub mod progress;
@@ -31,7 +32,9 @@ pub mod report;
 pub mod run;
 pub mod server;
 pub mod settings;
-pub mod verify;
+#[cfg(test)]
+mod testing;
+pub(crate) mod verify;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -168,14 +168,14 @@ pub enum ReportError {
 pub async fn is_migrated(db: &tokio_postgres::Client, schema: &str) -> Result<bool, ReportError> {
     let row = db
         .query_one(
-            "SELECT to_regclass($1) IS NOT NULL AND to_regclass($2) IS NOT NULL",
+            "SELECT to_regclass($1) IS NOT NULL AND to_regclass($2) IS NOT NULL AS migrated",
             &[
                 &format!("{}._forcesync_mapping_state", quote_ident(schema)),
                 &format!("{}._trigger_log", quote_ident(schema)),
             ],
         )
         .await?;
-    Ok(row.get(0))
+    Ok(row.get("migrated"))
 }
 
 /// Every mapping's figures (only the `only` mappings when not empty).
@@ -213,9 +213,9 @@ pub async fn gather_limits(
 ) -> Result<Vec<StoredLimit>, ReportError> {
     let table = format!("{}._forcesync_org_limits", quote_ident(registry.schema));
     let exists: bool = db
-        .query_one("SELECT to_regclass($1) IS NOT NULL", &[&table])
+        .query_one("SELECT to_regclass($1) IS NOT NULL AS found", &[&table])
         .await?
-        .get(0);
+        .get("found");
     if !exists {
         return Ok(Vec::new());
     }
@@ -466,26 +466,8 @@ pub(crate) mod tests {
     #[test]
     fn the_transport_in_use_is_the_recorded_one_while_streaming() {
         let status = |state: SyncState, transport: Option<&str>| MappingStatus {
-            mapping: "Account".into(),
-            table_name: "account".into(),
-            state,
-            message: None,
-            watermark: None,
-            cdc_replay_id: None,
             streaming_transport: transport.map(str::to_owned),
-            loaded_at: None,
-            load_total: None,
-            load_done: 0,
-            last_poll_at: None,
-            last_change_at: None,
-            last_change_committed_at: None,
-            last_write_at: None,
-            last_error: None,
-            records_read: 0,
-            records_written: 0,
-            write_errors: 0,
-            api_calls: serde_json::json!({}),
-            paused: false,
+            ..MappingStatus::fixture("Account", "account", state)
         };
         assert_eq!(
             transport_in_use(&status(SyncState::Streaming, Some("pubsub"))),

@@ -43,6 +43,20 @@ struct MappingActivity {
     lags: VecDeque<(DateTime<Utc>, i64)>,
 }
 
+impl MappingActivity {
+    /// Counts `n` changes in the minute of `now`, keeping the last 60 minutes.
+    fn count(&mut self, n: u64, now: DateTime<Utc>) {
+        let minute = now.timestamp().div_euclid(60);
+        match self.minutes.back_mut() {
+            Some((m, count)) if *m == minute => *count += n,
+            _ => self.minutes.push_back((minute, n)),
+        }
+        while self.minutes.front().is_some_and(|(m, _)| *m <= minute - 60) {
+            self.minutes.pop_front();
+        }
+    }
+}
+
 /// Every mapping's recent activity.
 #[derive(Debug, Default)]
 pub struct Activity {
@@ -83,18 +97,7 @@ impl Activity {
             return;
         }
         let entry = self.mappings.entry(mapping.to_owned()).or_default();
-        let minute = now.timestamp().div_euclid(60);
-        match entry.minutes.back_mut() {
-            Some((m, n)) if *m == minute => *n += changes.len() as u64,
-            _ => entry.minutes.push_back((minute, changes.len() as u64)),
-        }
-        while entry
-            .minutes
-            .front()
-            .is_some_and(|(m, _)| *m <= minute - 60)
-        {
-            entry.minutes.pop_front();
-        }
+        entry.count(changes.len() as u64, now);
         for change in changes {
             if let Some(ms) = change.latency_ms {
                 entry.lags.push_back((change.at, ms));
@@ -116,18 +119,7 @@ impl Activity {
             return;
         }
         let entry = self.mappings.entry(mapping.to_owned()).or_default();
-        let minute = now.timestamp().div_euclid(60);
-        match entry.minutes.back_mut() {
-            Some((m, n)) if *m == minute => *n += latencies.len() as u64,
-            _ => entry.minutes.push_back((minute, latencies.len() as u64)),
-        }
-        while entry
-            .minutes
-            .front()
-            .is_some_and(|(m, _)| *m <= minute - 60)
-        {
-            entry.minutes.pop_front();
-        }
+        entry.count(latencies.len() as u64, now);
         // The newest samples count: a batch larger than the window keeps its last ones.
         let skip = latencies.len().saturating_sub(LAG_SAMPLES);
         entry

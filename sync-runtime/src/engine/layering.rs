@@ -6,20 +6,17 @@
 //! a new one (a second streaming transport's apply, a new repair) is one module the driver calls.
 //!
 //! The tests read every file under `src/engine/` and fail on an engine module named through
-//! `super::…` (climbing to `engine`) or `crate::engine::…`, alone or in a `{…}` group, against
-//! the rule. Comments and a file's `#[cfg(test)]` part are not read; every operation must be a
+//! `super::…` or `crate::engine::…`, alone or in a `{…}` group (paths read as the module-graph
+//! test reads them, `module_graph::named_paths`), against the rule. Comments and a file's `#[cfg(test)]` part are not read; every operation must be a
 //! single file.
+
+use crate::module_graph::{code_of, named_paths};
 
 /// The operations: each one thing the driver runs.
 const OPERATIONS: &[&str] = &["load", "poll", "cdc", "reread", "deletes", "formulas"];
 
 /// The per-mapping driver.
 const DRIVER: &str = "driver";
-
-/// The code of one line, without its `//` comment.
-fn code_of(line: &str) -> &str {
-    line.split_once("//").map_or(line, |(code, _)| code)
-}
 
 /// The module path of a file under `src/engine/` (`apply/row.rs` → `["apply", "row"]`,
 /// `hub/mod.rs` → `["hub"]`, `mod.rs` → `[]`).
@@ -31,70 +28,18 @@ fn module_path(path: &str) -> Vec<&str> {
     segs
 }
 
-fn ident_len(s: &str) -> usize {
-    s.find(|c: char| !(c.is_alphanumeric() || c == '_'))
-        .unwrap_or(s.len())
-}
-
-/// The first segment of each path in a `{…}` group (`{self, a, b::c}` → `a`, `b`), or of the
-/// path itself.
-fn heads(after: &str) -> Vec<&str> {
-    match after.strip_prefix('{') {
-        Some(group) => {
-            let group = group.split_once('}').map_or(group, |(g, _)| g);
-            group
-                .split(',')
-                .map(str::trim)
-                .map(|item| &item[..ident_len(item)])
-                .filter(|name| !name.is_empty() && *name != "self")
-                .collect()
-        }
-        None => {
-            let name = &after[..ident_len(after)];
-            if name.is_empty() {
-                Vec::new()
-            } else {
-                vec![name]
-            }
-        }
-    }
-}
-
-/// The engine modules (`engine::x`) a line's code names, from module `module` of the engine:
-/// `crate::engine::x`, and `super::…::x` when the `super`s climb exactly to `engine`.
-fn engine_modules<'c>(code: &'c str, module: &[&str]) -> Vec<&'c str> {
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < code.len() {
-        let rest = &code[i..];
-        let len = ident_len(rest);
-        if len == 0 {
-            i += rest.chars().next().map_or(1, char::len_utf8);
-            continue;
-        }
-        let word = &rest[..len];
-        let preceded = code[..i].ends_with("::");
-        let after = &rest[len..];
-        if !preceded && word == "crate" {
-            if let Some(next) = after.strip_prefix("::engine::") {
-                out.extend(heads(next));
-            }
-        } else if !preceded && word == "super" {
-            let mut up = 1;
-            let mut after = after;
-            while let Some(next) = after.strip_prefix("::super") {
-                up += 1;
-                after = next;
-            }
-            if up == module.len() {
-                if let Some(next) = after.strip_prefix("::") {
-                    out.extend(heads(next));
-                }
-            }
-        }
-        i += len;
-    }
-    out
+/// The engine modules (`engine::x`) a line's code names from module `module` of the engine
+/// (`crate::engine::x`, `super::…::x`; see [`named_paths`]).
+fn engine_modules(code: &str, module: &[&str]) -> Vec<String> {
+    let full: Vec<String> = std::iter::once("engine")
+        .chain(module.iter().copied())
+        .map(str::to_owned)
+        .collect();
+    named_paths(code, &full)
+        .into_iter()
+        .filter(|path| path.len() > 1 && path[0] == "engine")
+        .map(|path| path[1].clone())
+        .collect()
 }
 
 /// Every import in `files` (`(path under src/engine/, text)`) that breaks the rule, as
@@ -118,6 +63,7 @@ fn violations<'a>(files: impl IntoIterator<Item = (&'a str, &'a str)>) -> Vec<St
                 break;
             }
             for name in engine_modules(code_of(line), &module) {
+                let name = name.as_str();
                 let upper = name == DRIVER || (OPERATIONS.contains(&name) && name != top);
                 if !upper {
                     continue;
@@ -144,27 +90,11 @@ fn violations<'a>(files: impl IntoIterator<Item = (&'a str, &'a str)>) -> Vec<St
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::Path;
-
-    /// Every `.rs` file under `dir`, as (path relative to `root`, text).
-    fn sources(root: &Path, dir: &Path, out: &mut Vec<(String, String)>) {
-        for entry in std::fs::read_dir(dir).expect("read src dir") {
-            let path = entry.expect("dir entry").path();
-            if path.is_dir() {
-                sources(root, &path, out);
-            } else if path.extension().is_some_and(|e| e == "rs") {
-                let rel = path.strip_prefix(root).expect("under src/engine");
-                let text = std::fs::read_to_string(&path).expect("read source");
-                out.push((rel.to_string_lossy().replace('\\', "/"), text));
-            }
-        }
-    }
+    use crate::module_graph::sources;
 
     #[test]
     fn operations_import_neither_one_another_nor_the_driver() {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/engine");
-        let mut files = Vec::new();
-        sources(&root, &root, &mut files);
+        let files = sources("engine");
         for name in OPERATIONS.iter().chain([&DRIVER]) {
             assert!(
                 files.iter().any(|(p, _)| *p == format!("{name}.rs")),

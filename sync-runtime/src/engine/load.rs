@@ -64,6 +64,15 @@ pub struct LoadReport {
 /// next downloads), which keeps a million-row load within 150 MB.
 pub const BULK_PAGE: u64 = 50_000;
 
+/// The Bulk API query an initial load of `mapping` runs (its filter applied) and the rows a result
+/// page it asks for: what `bench load` runs again with a bare client to time the Salesforce side.
+pub fn bulk_load_query(
+    mapping: &crate::adapter::MappingDescriptor,
+) -> Result<(String, u64), String> {
+    let filter = super::filter::Filter::of(mapping)?;
+    Ok((soql::load_query(mapping, &filter), BULK_PAGE))
+}
+
 /// Bytes of COPY data sent per chunk.
 const COPY_CHUNK: usize = 256 * 1024;
 

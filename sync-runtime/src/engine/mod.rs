@@ -14,31 +14,31 @@ pub mod activity;
 pub mod adopt;
 pub mod allocations;
 pub mod apply;
-pub mod cdc;
-pub mod conflict;
+pub(crate) mod cdc;
+pub(crate) mod conflict;
 pub mod convert;
 pub mod db;
-pub mod degraded;
+pub(crate) mod degraded;
 pub mod deletes;
 pub mod driver;
-pub mod filter;
+pub(crate) mod filter;
 pub mod formulas;
 pub mod hub;
 pub mod ingest;
 #[cfg(test)]
 mod layering;
 pub mod lease;
-pub mod load;
+pub(crate) mod load;
 pub mod poll;
-pub mod read_errors;
+pub(crate) mod read_errors;
 pub mod reread;
-pub mod row_lock;
-pub mod soql;
+pub(crate) mod row_lock;
+pub(crate) mod soql;
 pub mod state;
-pub mod swap;
+pub(crate) mod swap;
 pub mod system;
 #[cfg(test)]
-mod testing;
+pub(crate) mod testing;
 pub mod verify;
 pub mod writer;
 
@@ -51,6 +51,7 @@ use crate::adapter::{MappingDescriptor, Registry};
 use crate::salesforce::{self, Client, SfError};
 pub use driver::run_mapping;
 use filter::Filter;
+pub use load::bulk_load_query;
 use state::{StateStore, SyncState};
 
 /// How the engine runs; [`EngineConfig::new`] gives the defaults.

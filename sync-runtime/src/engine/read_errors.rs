@@ -72,19 +72,13 @@ pub async fn open_among<C: GenericClient>(
     mapping: &MappingDescriptor,
     sfids: &[String],
 ) -> Result<Vec<String>, tokio_postgres::Error> {
-    Ok(db
-        .query(
-            &format!(
-                "SELECT DISTINCT sfid FROM {} \
-                 WHERE mapping = $1 AND resolved_at IS NULL AND sfid = ANY($2)",
-                table(mapping)
-            ),
-            &[&mapping.object, &sfids],
-        )
-        .await?
-        .iter()
-        .map(|r| r.get("sfid"))
-        .collect())
+    sfids_where(
+        db,
+        mapping,
+        "resolved_at IS NULL AND sfid = ANY($2)",
+        &[&mapping.object, &sfids],
+    )
+    .await
 }
 
 /// The newest error's id, of any mapping (0 when there is none): errors recorded after it are
@@ -112,13 +106,29 @@ pub async fn failed_after<C: GenericClient>(
     after: i64,
     sfids: &[String],
 ) -> Result<Vec<String>, tokio_postgres::Error> {
+    sfids_where(
+        db,
+        mapping,
+        "id > $2 AND sfid = ANY($3)",
+        &[&mapping.object, &after, &sfids],
+    )
+    .await
+}
+
+/// The distinct record Ids of the mapping's error rows (`mapping = $1`) that match `condition`.
+async fn sfids_where<C: GenericClient>(
+    db: &C,
+    mapping: &MappingDescriptor,
+    condition: &str,
+    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+) -> Result<Vec<String>, tokio_postgres::Error> {
     Ok(db
         .query(
             &format!(
-                "SELECT DISTINCT sfid FROM {} WHERE mapping = $1 AND id > $2 AND sfid = ANY($3)",
+                "SELECT DISTINCT sfid FROM {} WHERE mapping = $1 AND {condition}",
                 table(mapping)
             ),
-            &[&mapping.object, &after, &sfids],
+            params,
         )
         .await?
         .iter()

@@ -115,6 +115,35 @@ pub struct MappingStatus {
     pub paused: bool,
 }
 
+#[cfg(test)]
+impl MappingStatus {
+    /// The state of a mapping that has done nothing yet (tests set what they need).
+    pub(crate) fn fixture(mapping: &str, table_name: &str, state: SyncState) -> MappingStatus {
+        MappingStatus {
+            mapping: mapping.into(),
+            table_name: table_name.into(),
+            state,
+            message: None,
+            watermark: None,
+            cdc_replay_id: None,
+            streaming_transport: None,
+            loaded_at: None,
+            load_total: None,
+            load_done: 0,
+            last_poll_at: None,
+            last_change_at: None,
+            last_change_committed_at: None,
+            last_write_at: None,
+            last_error: None,
+            records_read: 0,
+            records_written: 0,
+            write_errors: 0,
+            api_calls: serde_json::json!({}),
+            paused: false,
+        }
+    }
+}
+
 impl MappingStatus {
     /// Whether the mapping has a complete initial load behind it.
     pub fn is_loaded(&self) -> bool {
@@ -532,26 +561,9 @@ mod tests {
             .unwrap()
             .with_timezone(&Utc);
         let status = MappingStatus {
-            mapping: "Account".into(),
-            table_name: "account".into(),
-            state: SyncState::Streaming,
-            message: None,
-            watermark: None,
-            cdc_replay_id: None,
-            streaming_transport: None,
-            loaded_at: None,
-            load_total: None,
-            load_done: 0,
-            last_poll_at: None,
             last_change_at: Some(committed + chrono::Duration::milliseconds(38)),
             last_change_committed_at: Some(committed),
-            last_write_at: None,
-            last_error: None,
-            records_read: 0,
-            records_written: 0,
-            write_errors: 0,
-            api_calls: serde_json::json!({}),
-            paused: false,
+            ..MappingStatus::fixture("Account", "account", SyncState::Streaming)
         };
         assert_eq!(status.lag_seconds(), Some(0.038));
     }

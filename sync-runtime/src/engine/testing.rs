@@ -1,10 +1,7 @@
 //! Descriptors for the engine's unit tests: a small Account mapping shaped like the generated one,
 //! and an invoice line naming its invoice by external ID.
 
-use crate::adapter::{
-    Access, ConflictPolicy, DeleteMode, FieldDescriptor, MappingDescriptor, PgType, Relationship,
-    SfType, SyncOptions,
-};
+use crate::adapter::{FieldDescriptor, MappingDescriptor, PgType, Relationship, SfType};
 
 /// A field with neutral flags; tests override what they need.
 pub const fn field(sf_name: &'static str) -> FieldDescriptor {
@@ -83,22 +80,9 @@ static ACCOUNT_FIELDS: [FieldDescriptor; 8] = [
 ];
 
 pub static ACCOUNT: MappingDescriptor = MappingDescriptor {
-    object: "Account",
-    label: "Account",
-    schema: "salesforce",
-    table: "account",
     key_prefix: Some("001"),
-    access: Access::ReadWrite,
-    upsert_key: None,
     filter: Some("Type != 'Competitor'"),
-    sync: SyncOptions {
-        streaming: true,
-        poll_seconds: 600,
-        deletes: DeleteMode::Hard,
-        conflict: ConflictPolicy::Merge,
-        max_daily_api_calls: 0,
-    },
-    fields: &ACCOUNT_FIELDS,
+    ..MappingDescriptor::fixture("Account", "account", &ACCOUNT_FIELDS)
 };
 
 static INVOICE_LINE_FIELDS: [FieldDescriptor; 5] = [

@@ -291,14 +291,14 @@ impl Client {
             .send()
             .await
             .map_err(|e| {
-                let mut err = super::http::classify_transport(&e.without_url(), false);
+                let mut err = super::error::classify_transport(&e.without_url(), false);
                 err.kind = SfErrorKind::Auth;
                 err.message = format!("logging in at {}: {}", config.login_url, err.message);
                 err
             })?;
         let status = response.status().as_u16();
         let body = response.bytes().await.map_err(|e| {
-            let mut err = super::http::classify_transport(&e.without_url(), false);
+            let mut err = super::error::classify_transport(&e.without_url(), false);
             err.kind = SfErrorKind::Auth;
             err
         })?;

@@ -11,7 +11,8 @@
 //!   a connection reset while reading the answer, a 5xx on a write). Reads are retried; for writes
 //!   the caller decides (the writer reconciles it like a crash).
 //!
-//! The classification is pure ([`classify_response`], [`classify_code`]) and unit-tested.
+//! The classification is pure ([`classify_response`], [`classify_code`]) and unit-tested;
+//! [`classify_transport`] classifies a failure of the connection itself.
 
 use std::fmt;
 
@@ -237,6 +238,31 @@ fn shorten(text: &str) -> String {
         end -= 1;
     }
     format!("{}…", &text[..end])
+}
+
+/// A transport failure: [`ErrorClass::Indefinite`] when the connection was never made (nothing was
+/// sent), [`ErrorClass::Ambiguous`] otherwise (a timeout or reset after sending: it may have been
+/// applied). The message never holds the request's body or headers.
+pub(crate) fn classify_transport(error: &reqwest::Error, _write: bool) -> SfError {
+    let class = if error.is_connect() {
+        ErrorClass::Indefinite
+    } else {
+        ErrorClass::Ambiguous
+    };
+    let what = if error.is_timeout() {
+        "timed out"
+    } else if error.is_connect() {
+        "could not connect"
+    } else {
+        "connection failed"
+    };
+    let mut message = format!("{what}: {error}");
+    let mut source = std::error::Error::source(error);
+    while let Some(inner) = source {
+        message.push_str(&format!(": {inner}"));
+        source = inner.source();
+    }
+    SfError::new(SfErrorKind::Transport, class, "TRANSPORT", message)
 }
 
 #[cfg(test)]

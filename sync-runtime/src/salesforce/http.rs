@@ -15,7 +15,7 @@ use reqwest::Method;
 use serde::de::DeserializeOwned;
 
 use super::backoff;
-use super::error::{classify_response, ErrorClass, SfError, SfErrorKind};
+use super::error::{classify_response, classify_transport, ErrorClass, SfError, SfErrorKind};
 use super::{CallKind, Client, Config};
 
 /// The org's daily API usage, from `Sforce-Limit-Info: api-usage=used/max`.
@@ -110,31 +110,6 @@ pub fn retry_decision(error: &SfError, write: bool) -> RetryDecision {
         ErrorClass::Ambiguous if !write => RetryDecision::Backoff,
         _ => RetryDecision::GiveUp,
     }
-}
-
-/// A transport failure: [`ErrorClass::Indefinite`] when the connection was never made (nothing was
-/// sent), [`ErrorClass::Ambiguous`] otherwise (a timeout or reset after sending: it may have been
-/// applied). The message never holds the request's body or headers.
-pub(crate) fn classify_transport(error: &reqwest::Error, _write: bool) -> SfError {
-    let class = if error.is_connect() {
-        ErrorClass::Indefinite
-    } else {
-        ErrorClass::Ambiguous
-    };
-    let what = if error.is_timeout() {
-        "timed out"
-    } else if error.is_connect() {
-        "could not connect"
-    } else {
-        "connection failed"
-    };
-    let mut message = format!("{what}: {error}");
-    let mut source = std::error::Error::source(error);
-    while let Some(inner) = source {
-        message.push_str(&format!(": {inner}"));
-        source = inner.source();
-    }
-    SfError::new(SfErrorKind::Transport, class, "TRANSPORT", message)
 }
 
 /// Makes ring the process's TLS crypto provider, which reqwest needs before it builds a client

@@ -15,16 +15,16 @@
 //! Auth and streaming calls are counted but do not consume the daily budgets (Salesforce does not
 //! count them as API requests).
 
-pub mod auth;
+pub(crate) mod auth;
 pub(crate) mod backoff;
 pub mod bulk;
-pub mod collections;
+pub(crate) mod collections;
 pub mod cometd;
-pub mod error;
+pub(crate) mod error;
 pub mod http;
 pub mod limits;
 pub mod pubsub;
-pub mod rest;
+pub(crate) mod rest;
 pub mod streaming;
 
 use std::collections::HashMap;

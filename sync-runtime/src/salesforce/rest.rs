@@ -161,6 +161,23 @@ impl Client {
         Ok(records)
     }
 
+    /// `GET /sobjects/<object>/<resource>/?start=…&end=…` (the `updated` and `deleted`
+    /// resources).
+    fn window_request(
+        &self,
+        object: &str,
+        resource: &str,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+    ) -> Request {
+        Request::get(
+            CallKind::Query,
+            self.data_path(&format!("sobjects/{object}/{resource}/")),
+        )
+        .query("start", format_datetime(start))
+        .query("end", format_datetime(end))
+    }
+
     /// Ids of `object` records created or updated between `start` and `end`
     /// (`/sobjects/<Object>/updated`, up to 30 days back).
     pub async fn updated(
@@ -169,12 +186,7 @@ impl Client {
         start: DateTime<Utc>,
         end: DateTime<Utc>,
     ) -> Result<UpdatedRecords, SfError> {
-        let request = Request::get(
-            CallKind::Query,
-            self.data_path(&format!("sobjects/{object}/updated/")),
-        )
-        .query("start", format_datetime(start))
-        .query("end", format_datetime(end));
+        let request = self.window_request(object, "updated", start, end);
         let raw: RawUpdated = self.send(request).await?.json()?;
         Ok(UpdatedRecords {
             ids: raw.ids,
@@ -190,12 +202,7 @@ impl Client {
         start: DateTime<Utc>,
         end: DateTime<Utc>,
     ) -> Result<DeletedRecords, SfError> {
-        let request = Request::get(
-            CallKind::Query,
-            self.data_path(&format!("sobjects/{object}/deleted/")),
-        )
-        .query("start", format_datetime(start))
-        .query("end", format_datetime(end));
+        let request = self.window_request(object, "deleted", start, end);
         let raw: RawDeleted = self.send(request).await?.json()?;
         Ok(DeletedRecords {
             deleted: raw

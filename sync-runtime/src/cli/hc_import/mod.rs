@@ -17,8 +17,6 @@ use serde_json::{Map, Value};
 
 mod render;
 
-/// Always mapped by forcesync (and Heroku Connect): never repeated in `fields`.
-const ALWAYS_MAPPED: [&str; 4] = ["Id", "IsDeleted", "SystemModstamp", "CreatedDate"];
 /// Indexed by every forcesync mapping (`hcu_idx_<t>_sfid`, `hc_idx_<t>_systemmodstamp`).
 const ALWAYS_INDEXED: [&str; 2] = ["Id", "SystemModstamp"];
 /// Keys of a mapping's `config` the importer reads or knowingly skips (bookkeeping).
@@ -33,8 +31,6 @@ const KNOWN_CONFIG_KEYS: [&str; 9] = [
     "applied_at",
     "revision",
 ];
-/// Column where trailing comments start.
-const COMMENT_COLUMN: usize = 36;
 
 /// One mapping of the export.
 #[derive(Debug, Clone, PartialEq)]
@@ -198,14 +194,8 @@ pub use render::{render_mapping, render_settings};
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn snapshot(object: &str) -> Value {
-        let path = format!(
-            "{}/../mappings/describe/{object}.json",
-            env!("CARGO_MANIFEST_DIR")
-        );
-        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-    }
+    use crate::cli::mapping_file::ALWAYS_MAPPED;
+    use crate::cli::testing::snapshot;
 
     fn export() -> Export {
         parse_export(

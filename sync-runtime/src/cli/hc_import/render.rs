@@ -5,17 +5,9 @@
 use serde_json::Value;
 use sync_schema::describe::{FieldDescribe, SObjectDescribe};
 
-use super::{Export, HcMapping, ALWAYS_INDEXED, ALWAYS_MAPPED, COMMENT_COLUMN};
+use super::{Export, HcMapping, ALWAYS_INDEXED};
 use crate::adapter::SfType;
-
-fn pad(code: &str, comment: &str) -> String {
-    let width = COMMENT_COLUMN.max(code.len() + 2);
-    format!("{code:<width$}# {comment}\n")
-}
-
-fn quoted(s: &str) -> String {
-    toml::Value::String(s.to_owned()).to_string()
-}
+use crate::cli::mapping_file::{access_and_fields, pad, quoted, ALWAYS_MAPPED};
 
 /// One `fields` entry.
 struct Entry {
@@ -24,6 +16,18 @@ struct Entry {
     note: Option<String>,
     /// Position in the describe (entries are written in describe order, unknown ones last).
     order: usize,
+}
+
+impl Entry {
+    /// An entry left commented out, saying why.
+    fn commented(name: &str, why: String, order: usize) -> Entry {
+        Entry {
+            name: name.to_owned(),
+            on: false,
+            note: Some(why),
+            order,
+        }
+    }
 }
 
 fn unknown_field(describe: &SObjectDescribe, name: &str) -> String {
@@ -138,12 +142,7 @@ pub fn render_mapping(
         let Some(field) = describe.field(name) else {
             let text = unknown_field(&describe, name);
             report(format!("{text}; left commented out, the rest is mapped"));
-            entries.push(Entry {
-                name: (*name).to_owned(),
-                on: false,
-                note: Some(text),
-                order: usize::MAX,
-            });
+            entries.push(Entry::commented(name, text, usize::MAX));
             continue;
         };
         let order = position(&field.name).unwrap_or(usize::MAX);
@@ -159,12 +158,7 @@ pub fn render_mapping(
                 field.name, field.field_type
             );
             report(format!("{text}; left commented out"));
-            entries.push(Entry {
-                name: field.name.clone(),
-                on: false,
-                note: Some(text),
-                order,
-            });
+            entries.push(Entry::commented(&field.name, text, order));
             continue;
         }
         if field.is_compound() {
@@ -178,12 +172,7 @@ pub fn render_mapping(
                     field.name
                 );
                 report(format!("{text}; the compound is left commented out"));
-                entries.push(Entry {
-                    name: field.name.clone(),
-                    on: false,
-                    note: Some(text),
-                    order,
-                });
+                entries.push(Entry::commented(&field.name, text, order));
                 continue;
             }
         }
@@ -297,28 +286,13 @@ pub fn render_mapping(
         label = describe.label
     );
     out.push_str(&format!("object = {}\n", quoted(&object)));
-    let access = if mapping.read_write {
-        "read_write"
-    } else {
-        "read_only"
-    };
-    out.push_str(&pad(
-        &format!("access = \"{access}\""),
-        "read_only | read_write (the app's changes are written back to Salesforce)",
-    ));
-    out.push_str("fields = [\n");
-    for entry in &entries {
-        let code = if entry.on {
-            format!("    {},", quoted(&entry.name))
-        } else {
-            format!("    # {},", quoted(&entry.name))
-        };
-        match &entry.note {
-            Some(note) => out.push_str(&pad(&code, note)),
-            None => out.push_str(&format!("{code}\n")),
-        }
-    }
-    out.push_str("]\n");
+    access_and_fields(
+        &mut out,
+        mapping.read_write,
+        entries
+            .iter()
+            .map(|e| (e.name.as_str(), e.on, e.note.as_deref())),
+    );
     if let Some((key, on, note)) = &upsert_key {
         let code = if *on {
             format!("upsert_key = {}", quoted(key))

@@ -5,11 +5,10 @@
 use std::collections::HashMap;
 
 use chrono::Utc;
-use serde_json::Value;
 use tokio_postgres::Client;
 
-use crate::adapter::{hstore, MappingDescriptor, Registry};
-use crate::cli::admin::{Conflict, ReadError};
+use crate::adapter::{MappingDescriptor, Registry};
+use crate::cli::admin::{payload, Conflict, ReadError};
 use crate::cli::report::{self, MappingReport, ReportError};
 use crate::engine::activity;
 use crate::engine::lease::{lock_key, Held};
@@ -52,7 +51,8 @@ pub fn instance() -> String {
 async fn lock_holders(db: &Client) -> Result<HashMap<i64, String>, ReportError> {
     let rows = db
         .query(
-            "SELECT ((l.classid::bigint << 32) | l.objid::bigint), l.pid, a.client_addr::text, a.application_name
+            "SELECT ((l.classid::bigint << 32) | l.objid::bigint) AS key, l.pid,
+                    a.client_addr::text AS client_addr, a.application_name
              FROM pg_locks l LEFT JOIN pg_stat_activity a ON a.pid = l.pid
              WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1",
             &[],
@@ -61,9 +61,9 @@ async fn lock_holders(db: &Client) -> Result<HashMap<i64, String>, ReportError> 
     Ok(rows
         .iter()
         .map(|r| {
-            let pid: i32 = r.get(1);
-            let addr: Option<String> = r.get(2);
-            let app: Option<String> = r.get(3);
+            let pid: i32 = r.get("pid");
+            let addr: Option<String> = r.get("client_addr");
+            let app: Option<String> = r.get("application_name");
             let mut who = format!("another instance (Postgres session {pid}");
             if let Some(addr) = addr {
                 who.push_str(&format!(" from {addr}"));
@@ -72,7 +72,7 @@ async fn lock_holders(db: &Client) -> Result<HashMap<i64, String>, ReportError> 
                 who.push_str(&format!(", {app}"));
             }
             who.push(')');
-            (r.get::<_, i64>(0), who)
+            (r.get::<_, i64>("key"), who)
         })
         .collect())
 }
@@ -222,7 +222,7 @@ pub async fn detail(
     let count = |sql: String, key: &'static str| {
         let filter = &filter;
         async move {
-            let n: i64 = db.query_one(&sql, &[&key, filter]).await?.get(0);
+            let n: i64 = db.query_one(&sql, &[&key, filter]).await?.get("n");
             Ok::<_, ReportError>(n)
         }
     };
@@ -236,15 +236,18 @@ pub async fn detail(
             // whatever the planner's statistics say of a fast-growing archive).
             let newest: i32 = db
                 .query_one(
-                    &format!("SELECT coalesce(max(id), 0) FROM {schema}._trigger_log_archive"),
+                    &format!(
+                        "SELECT coalesce(max(id), 0) AS newest FROM {schema}._trigger_log_archive"
+                    ),
                     &[],
                 )
                 .await?
-                .get(0);
+                .get("newest");
             let statement = db
                 .prepare(&format!(
                     "SELECT a.processed_at, a.action, a.record_id, a.sfid, a.\"values\",
                             (extract(epoch FROM a.processed_at - a.created_at) * 1000)::bigint
+                                AS latency_ms
                      FROM {schema}._trigger_log_archive a
                      WHERE a.id > $5 AND a.table_name = $1 AND a.state = 'SUCCESS' AND {record_filter}
                      ORDER BY a.id DESC LIMIT $3 OFFSET $4"
@@ -268,15 +271,15 @@ pub async fn detail(
             let sent: Vec<Sent> = rows
                 .iter()
                 .map(|r| {
-                    let values = payload(mapping, r.get(4));
-                    let action: Option<String> = r.get(1);
+                    let values = payload(Some(mapping), r.get("values"));
+                    let action: Option<String> = r.get("action");
                     Sent {
-                        at: r.get(0),
+                        at: r.get("processed_at"),
                         fields: fields_of(values.as_ref(), action.as_deref()),
                         action,
-                        record_id: r.get(2),
-                        sfid: r.get(3),
-                        latency_ms: r.get(5),
+                        record_id: r.get("record_id"),
+                        sfid: r.get("sfid"),
+                        latency_ms: r.get("latency_ms"),
                     }
                 })
                 .collect();
@@ -284,7 +287,7 @@ pub async fn detail(
         },
         count(
             format!(
-                "SELECT count(*) FROM {schema}._trigger_log_archive a
+                "SELECT count(*) AS n FROM {schema}._trigger_log_archive a
                  WHERE a.table_name = $1 AND a.state = 'FAILED' AND {record_filter}"
             ),
             mapping.table
@@ -296,7 +299,7 @@ pub async fn detail(
                         // The page first, then its rows: `to_jsonb` for 50 rows, not for every
                         // failed entry the sort reads.
                         "SELECT a.id, a.action, a.record_id, a.sfid, a.sf_message, a.\"values\", a.processed_at,
-                                t._hc_err, to_jsonb(t)
+                                t._hc_err, to_jsonb(t) AS current_row
                          FROM (SELECT a.id, a.action, a.record_id, a.sfid, a.sf_message, a.\"values\",
                                       a.processed_at
                                FROM {schema}._trigger_log_archive a
@@ -312,22 +315,22 @@ pub async fn detail(
             let failed: Vec<Failed> = rows
                 .iter()
                 .map(|r| Failed {
-                    id: r.get(0),
-                    action: r.get(1),
-                    record_id: r.get(2),
-                    sfid: r.get(3),
-                    message: r.get(4),
-                    values: payload(mapping, r.get(5)),
-                    at: r.get(6),
-                    hc_err: r.get(7),
-                    row: r.get(8),
+                    id: r.get("id"),
+                    action: r.get("action"),
+                    record_id: r.get("record_id"),
+                    sfid: r.get("sfid"),
+                    message: r.get("sf_message"),
+                    values: payload(Some(mapping), r.get("values")),
+                    at: r.get("processed_at"),
+                    hc_err: r.get("_hc_err"),
+                    row: r.get("current_row"),
                 })
                 .collect();
             Ok::<_, ReportError>(failed)
         },
         count(
             format!(
-                "SELECT count(*) FROM {schema}._forcesync_read_errors
+                "SELECT count(*) AS n FROM {schema}._forcesync_read_errors
                  WHERE mapping = $1 AND resolved_at IS NULL AND {sfid_filter}"
             ),
             mapping.object
@@ -336,30 +339,20 @@ pub async fn detail(
             let rows = db
                 .query(
                     &format!(
-                        "SELECT id, mapping, sfid, field, reason, created_at
-                         FROM {schema}._forcesync_read_errors
+                        "SELECT {} FROM {schema}._forcesync_read_errors
                          WHERE mapping = $1 AND resolved_at IS NULL AND {sfid_filter}
-                         ORDER BY id DESC LIMIT $3 OFFSET $4"
+                         ORDER BY id DESC LIMIT $3 OFFSET $4",
+                        ReadError::COLUMNS
                     ),
                     &[&mapping.object, &filter, &limit, &offset(errors_page)],
                 )
                 .await?;
-            let errors: Vec<ReadError> = rows
-                .iter()
-                .map(|r| ReadError {
-                    id: r.get(0),
-                    mapping: r.get(1),
-                    sfid: r.get(2),
-                    field: r.get(3),
-                    reason: r.get(4),
-                    at: r.get(5),
-                })
-                .collect();
+            let errors: Vec<ReadError> = rows.iter().map(ReadError::from_row).collect();
             Ok::<_, ReportError>(errors)
         },
         count(
             format!(
-                "SELECT count(*) FROM {schema}._forcesync_conflicts WHERE mapping = $1 AND {conflict_filter}"
+                "SELECT count(*) AS n FROM {schema}._forcesync_conflicts WHERE mapping = $1 AND {conflict_filter}"
             ),
             mapping.object
         ),
@@ -399,38 +392,22 @@ pub async fn detail(
     })
 }
 
-/// A trigger-log payload (Heroku Connect's `hstore` text) as typed JSON for the page; text that
-/// does not parse is shown as it is.
-fn payload(mapping: &MappingDescriptor, text: Option<String>) -> Option<Value> {
-    let text = text?;
-    Some(match hstore::parse(&text) {
-        Ok(pairs) => Value::Object(hstore::typed(Some(mapping), pairs, false)),
-        Err(_) => Value::String(text),
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::adapter::{Access, ConflictPolicy, DeleteMode, SyncOptions};
+    use crate::adapter::{Access, SyncOptions};
+    use crate::engine::testing::ACCOUNT;
 
+    /// The test Account, read-only, streamed, polled every 60 s when streaming is unavailable.
     static STREAMED: MappingDescriptor = MappingDescriptor {
-        object: "Account",
-        label: "Account",
-        schema: "salesforce",
-        table: "account",
-        key_prefix: Some("001"),
         access: Access::ReadOnly,
-        upsert_key: None,
         filter: None,
         sync: SyncOptions {
-            streaming: true,
             poll_seconds: 60,
-            deletes: DeleteMode::Hard,
-            conflict: ConflictPolicy::Merge,
-            max_daily_api_calls: 0,
+            ..ACCOUNT.sync
         },
         fields: &[],
+        ..ACCOUNT
     };
 
     #[test]

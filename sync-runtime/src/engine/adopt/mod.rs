@@ -25,19 +25,19 @@
 //!    sequences, grants, views, foreign keys, app columns, `_hcmeta` and `_sf_event_log` are
 //!    not touched.
 
+mod catalog;
 pub mod pending;
 pub mod plan;
+mod survey;
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use chrono::{DateTime, NaiveDateTime, Utc};
-use tokio_postgres::GenericClient;
 
 use crate::adapter::Registry;
-use plan::{
-    FunctionLayout, IndexLayout, Layout, Plan, TableLayout, TablePlan, TriggerLayout, Wanted,
-};
+use catalog::read_layout;
+use plan::{Plan, Wanted};
+use survey::{count, engine_pending, last_processed, loaded_mappings, unrecorded};
 
 use super::state::StateStore;
 use super::system::{self, quote_ident};
@@ -121,274 +121,11 @@ pub fn rewrite_schema(sql: &str, from: &str, to: &str) -> String {
     .replace(&format!("{from_ident}."), &format!("{to_ident}."))
 }
 
-/// Reads a schema's tables, columns, indexes, triggers and functions. Definitions come
-/// schema-qualified whatever the connection's `search_path` (Heroku Connect sets the role's to
-/// its schema), so that two schemas compare.
-pub async fn read_layout<C: GenericClient>(db: &C, schema: &str) -> Result<Layout, AdoptError> {
-    let saved: String = db
-        .query_one(
-            "SELECT current_setting('search_path'), set_config('search_path', 'pg_catalog', true)",
-            &[],
-        )
-        .await?
-        .get(0);
-    let layout = read_layout_qualified(db, schema).await;
-    db.execute("SELECT set_config('search_path', $1, true)", &[&saved])
-        .await?;
-    layout
-}
-
-async fn read_layout_qualified<C: GenericClient>(
-    db: &C,
-    schema: &str,
-) -> Result<Layout, AdoptError> {
-    let mut tables: BTreeMap<String, TableLayout> = BTreeMap::new();
-    for row in db
-        .query(
-            "SELECT c.relname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-             WHERE n.nspname = $1 AND c.relkind IN ('r', 'p')",
-            &[&schema],
-        )
-        .await?
-    {
-        tables.insert(row.get(0), TableLayout::default());
-    }
-    for row in db
-        .query(
-            "SELECT c.relname::text, a.attname::text, format_type(a.atttypid, a.atttypmod)
-             FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
-             JOIN pg_namespace n ON n.oid = c.relnamespace
-             WHERE n.nspname = $1 AND c.relkind IN ('r', 'p') AND a.attnum > 0 AND NOT a.attisdropped
-             ORDER BY c.relname, a.attnum",
-            &[&schema],
-        )
-        .await?
-    {
-        if let Some(t) = tables.get_mut(row.get::<_, &str>(0)) {
-            t.columns.push((row.get(1), row.get(2)));
-        }
-    }
-    for row in db
-        .query(
-            "SELECT t.relname::text, i.relname::text, pg_get_indexdef(x.indexrelid)
-             FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid
-             JOIN pg_class t ON t.oid = x.indrelid JOIN pg_namespace n ON n.oid = t.relnamespace
-             WHERE n.nspname = $1 AND NOT x.indisprimary ORDER BY i.relname",
-            &[&schema],
-        )
-        .await?
-    {
-        if let Some(t) = tables.get_mut(row.get::<_, &str>(0)) {
-            t.indexes.push(IndexLayout {
-                name: row.get(1),
-                definition: row.get(2),
-            });
-        }
-    }
-    for row in db
-        .query(
-            "SELECT c.relname::text, g.tgname::text, pg_get_triggerdef(g.oid), p.proname::text
-             FROM pg_trigger g JOIN pg_class c ON c.oid = g.tgrelid
-             JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_proc p ON p.oid = g.tgfoid
-             WHERE n.nspname = $1 AND NOT g.tgisinternal ORDER BY g.tgname",
-            &[&schema],
-        )
-        .await?
-    {
-        if let Some(t) = tables.get_mut(row.get::<_, &str>(0)) {
-            t.triggers.push(TriggerLayout {
-                name: row.get(1),
-                definition: row.get(2),
-                function: row.get(3),
-            });
-        }
-    }
-    let functions = db
-        .query(
-            "SELECT p.proname::text, pg_get_function_identity_arguments(p.oid), pg_get_functiondef(p.oid)
-             FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
-             WHERE n.nspname = $1 AND p.prokind = 'f' ORDER BY p.proname, p.oid",
-            &[&schema],
-        )
-        .await?
-        .iter()
-        .map(|row| FunctionLayout {
-            name: row.get(0),
-            arguments: row.get(1),
-            definition: row.get(2),
-        })
-        .collect();
-    Ok(Layout {
-        schema: schema.to_owned(),
-        tables,
-        functions,
-    })
-}
-
-async fn exists<C: GenericClient>(db: &C, relation: &str) -> Result<bool, AdoptError> {
-    Ok(db
-        .query_one("SELECT to_regclass($1) IS NOT NULL", &[&relation])
-        .await?
-        .get(0))
-}
-
-/// When Heroku Connect (or anything) last processed a trigger-log entry.
-async fn last_processed<C: GenericClient>(
-    db: &C,
-    schema: &str,
-    have: &Layout,
-) -> Result<Option<DateTime<Utc>>, AdoptError> {
-    let s = quote_ident(schema);
-    let mut latest = None;
-    for table in LOG_TABLES {
-        let columns = have.tables.get(table).map(|t| &t.columns);
-        if !columns.is_some_and(|c| c.iter().any(|(n, _)| n == "processed_at")) {
-            continue;
-        }
-        let at: Option<DateTime<Utc>> = db
-            .query_one(
-                &format!("SELECT max(processed_at)::timestamptz FROM {s}.{table}"),
-                &[],
-            )
-            .await?
-            .get(0);
-        latest = latest.max(at);
-    }
-    Ok(latest)
-}
-
-/// Fills the plan's figures: rows and newest `systemmodstamp`, trigger-log entries by state,
-/// archived `FAILED` entries.
-async fn count<C: GenericClient>(
-    db: &C,
-    schema: &str,
-    have: &Layout,
-    tables: &mut [TablePlan],
-) -> Result<(), AdoptError> {
-    let s = quote_ident(schema);
-    for t in tables.iter_mut().filter(|t| t.found && t.object.is_some()) {
-        let has_stamp = have
-            .tables
-            .get(&t.table)
-            .is_some_and(|l| l.columns.iter().any(|(c, _)| c == "systemmodstamp"));
-        let stamp = if has_stamp {
-            "max(systemmodstamp)::timestamp"
-        } else {
-            "NULL::timestamp"
-        };
-        let row = db
-            .query_one(
-                &format!(
-                    "SELECT count(*), {stamp} FROM {s}.{}",
-                    quote_ident(&t.table)
-                ),
-                &[],
-            )
-            .await?;
-        t.rows = row.get(0);
-        let newest: Option<NaiveDateTime> = row.get(1);
-        t.newest_systemmodstamp = newest.map(|n| n.and_utc().to_rfc3339());
-    }
-    if have.tables.contains_key("_trigger_log") {
-        for row in db
-            .query(
-                &format!(
-                    "SELECT table_name::text, coalesce(state, 'NULL')::text, count(*)
-                     FROM {s}._trigger_log GROUP BY 1, 2"
-                ),
-                &[],
-            )
-            .await?
-        {
-            let table: Option<String> = row.get(0);
-            if let Some(t) = tables.iter_mut().find(|t| Some(&t.table) == table.as_ref()) {
-                t.log_by_state.insert(row.get(1), row.get(2));
-            }
-        }
-    }
-    if have.tables.contains_key("_trigger_log_archive") {
-        for row in db
-            .query(
-                &format!(
-                    "SELECT table_name::text, count(*) FROM {s}._trigger_log_archive
-                     WHERE state = 'FAILED' GROUP BY 1"
-                ),
-                &[],
-            )
-            .await?
-        {
-            let table: Option<String> = row.get(0);
-            if let Some(t) = tables.iter_mut().find(|t| Some(&t.table) == table.as_ref()) {
-                t.archived_failed = row.get(1);
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Versions of the app migrations not recorded in diesel's table (resolved through the
-/// connection's `search_path`, as diesel does).
-async fn unrecorded<C: GenericClient>(
-    db: &C,
-    migrations: &[AppMigration],
-) -> Result<Vec<String>, AdoptError> {
-    let recorded: Vec<String> = if exists(db, "__diesel_schema_migrations").await? {
-        db.query("SELECT version::text FROM __diesel_schema_migrations", &[])
-            .await?
-            .iter()
-            .map(|r| r.get(0))
-            .collect()
-    } else {
-        Vec::new()
-    };
-    Ok(migrations
-        .iter()
-        .filter(|m| !recorded.contains(&m.version))
-        .map(|m| m.version.clone())
-        .collect())
-}
-
-/// Engine migrations not applied yet.
-async fn engine_pending<C: GenericClient>(db: &C, schema: &str) -> Result<Vec<String>, AdoptError> {
-    let table = format!("{}._forcesync_system_migrations", quote_ident(schema));
-    let done: Vec<String> = if exists(db, &table).await? {
-        db.query(&format!("SELECT name::text FROM {table}"), &[])
-            .await?
-            .iter()
-            .map(|r| r.get(0))
-            .collect()
-    } else {
-        Vec::new()
-    };
-    Ok(system::pending(&done).map(|m| m.name.to_owned()).collect())
-}
-
-/// Mappings with a state row that says loaded.
-async fn loaded_mappings<C: GenericClient>(
-    db: &C,
-    schema: &str,
-) -> Result<Vec<String>, AdoptError> {
-    let table = format!("{}._forcesync_mapping_state", quote_ident(schema));
-    if !exists(db, &table).await? {
-        return Ok(Vec::new());
-    }
-    Ok(db
-        .query(
-            &format!("SELECT mapping::text FROM {table} WHERE loaded_at IS NOT NULL"),
-            &[],
-        )
-        .await?
-        .iter()
-        .map(|r| r.get(0))
-        .collect())
-}
-
 /// The polling cursor a table's newest `systemmodstamp` gives (pure).
 pub fn cursor_from(newest: NaiveDateTime, lookback: Duration) -> NaiveDateTime {
     newest - chrono::Duration::from_std(lookback).unwrap_or_else(|_| chrono::Duration::zero())
 }
 
-/// Adopts the database `db` is connected to (see the module header).
 /// The two org Ids when Heroku Connect's (`_hcmeta.org_id`) and the one the Salesforce settings
 /// log in to are both known and name different orgs (pure). Ids compare on their first 15
 /// characters: an 18-character Id is the 15-character one plus a case checksum.
@@ -401,6 +138,7 @@ pub fn other_org(hcmeta: Option<&str>, settings: Option<&str>) -> Option<(String
     (key(hc) != key(ours)).then(|| (hc.to_owned(), ours.to_owned()))
 }
 
+/// Adopts the database `db` is connected to (see the module header).
 pub async fn adopt(
     db: &mut tokio_postgres::Client,
     registry: &Registry,
@@ -413,11 +151,11 @@ pub async fn adopt(
     let tx = db.transaction().await?;
     let found: bool = tx
         .query_one(
-            "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)",
+            "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1) AS found",
             &[&schema],
         )
         .await?
-        .get(0);
+        .get("found");
     if !found {
         return Err(AdoptError::Refused(format!(
             "the database has no schema `{schema}` (forcesync.toml's schema): nothing to adopt; \
@@ -531,11 +269,11 @@ pub async fn adopt(
     }
     let hcmeta_org: Option<String> = if have.tables.contains_key("_hcmeta") {
         tx.query_opt(
-            &format!("SELECT org_id::text FROM {s}._hcmeta ORDER BY id DESC LIMIT 1"),
+            &format!("SELECT org_id::text AS org_id FROM {s}._hcmeta ORDER BY id DESC LIMIT 1"),
             &[],
         )
         .await?
-        .and_then(|row| row.get::<_, Option<String>>(0))
+        .and_then(|row| row.get::<_, Option<String>>("org_id"))
     } else {
         None
     };

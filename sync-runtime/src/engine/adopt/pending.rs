@@ -47,9 +47,11 @@ pub async fn hand_over(tx: &Transaction<'_>, registry: &Registry) -> Result<Hand
         let pending = tx
             .query(
                 &format!(
-                    "SELECT l.id, l.record_id, l.action::text, t.id IS NOT NULL AND t.sfid IS NULL,
+                    "SELECT l.id, l.record_id, l.action::text AS action,
+                            t.id IS NOT NULL AND t.sfid IS NULL AS unsent_row,
                             CASE WHEN t.id IS NOT NULL
-                                 THEN jsonb_strip_nulls(to_jsonb(t) - '_hc_lastop' - '_hc_err') END,
+                                 THEN jsonb_strip_nulls(to_jsonb(t) - '_hc_lastop' - '_hc_err')
+                            END AS row_values,
                             l.created_at
                      FROM {schema}._trigger_log l LEFT JOIN {table} t ON t.id = l.record_id
                      WHERE l.state = 'PENDING' AND l.table_name = $1 ORDER BY l.id"
@@ -63,10 +65,10 @@ pub async fn hand_over(tx: &Transaction<'_>, registry: &Registry) -> Result<Hand
         let mut creates = Vec::new();
         let mut earliest = None;
         for row in &pending {
-            let action: Option<String> = row.get(2);
-            let unsent_row: bool = row.get::<_, Option<bool>>(3).unwrap_or(false);
+            let action: Option<String> = row.get("action");
+            let unsent_row: bool = row.get::<_, Option<bool>>("unsent_row").unwrap_or(false);
             let (Some(record_id), Some(Action::Insert)) = (
-                row.get::<_, Option<i32>>(1),
+                row.get::<_, Option<i32>>("record_id"),
                 action.as_deref().and_then(Action::parse),
             ) else {
                 continue;
@@ -74,14 +76,14 @@ pub async fn hand_over(tx: &Transaction<'_>, registry: &Registry) -> Result<Hand
             if !unsent_row || mapping.upsert_key.is_some() {
                 continue;
             }
-            let values = match row.get::<_, Option<Value>>(4) {
+            let values = match row.get::<_, Option<Value>>("row_values") {
                 Some(Value::Object(m)) => m,
                 _ => Map::new(),
             };
-            let at: Option<chrono::DateTime<chrono::Utc>> = row.get(5);
+            let at: Option<chrono::DateTime<chrono::Utc>> = row.get("created_at");
             earliest = earliest.min(at).or(at);
             creates.push(LogEntry {
-                id: row.get(0),
+                id: row.get("id"),
                 table: mapping.table.to_owned(),
                 record_id,
                 action: Action::Insert,

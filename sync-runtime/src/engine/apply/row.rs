@@ -271,11 +271,8 @@ pub fn dedupe_newest(rows: Vec<Row>) -> Vec<Row> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::testing::ACCOUNT;
     use serde_json::json;
-
-    fn account() -> &'static MappingDescriptor {
-        &crate::engine::testing::ACCOUNT
-    }
 
     #[test]
     fn a_rest_record_becomes_a_row_with_every_mapped_column() {
@@ -287,7 +284,7 @@ mod tests {
             "Name": "Acme",
             "Phone": null
         });
-        let row = row_from_record(account(), &record).unwrap();
+        let row = row_from_record(&ACCOUNT, &record).unwrap();
         assert_eq!(row.sfid, "001000000000001AAA");
         assert_eq!(row.stamp, None, "a record read now always applies");
         let name = row.cells.iter().find(|(f, _)| f.column == "name").unwrap();
@@ -301,7 +298,7 @@ mod tests {
     fn a_bad_value_names_the_record_and_field() {
         let long = "x".repeat(300);
         let record = json!({"Id": "001000000000001AAA", "Name": long});
-        let err = row_from_record(account(), &record).unwrap_err();
+        let err = row_from_record(&ACCOUNT, &record).unwrap_err();
         assert_eq!(err.sfid.as_deref(), Some("001000000000001AAA"));
         assert_eq!(err.field(), Some("Name"));
     }
@@ -322,7 +319,7 @@ mod tests {
         });
         let header = ChangeEventHeader::from_payload(&payload).unwrap();
         assert_eq!(header.record_ids.len(), 2);
-        let change = row_from_event(account(), &header, &payload, "001000000000002AAA").unwrap();
+        let change = row_from_event(&ACCOUNT, &header, &payload, "001000000000002AAA").unwrap();
         let EventChange::Partial { row, refetch } = change else {
             panic!("expected a partial change, got {change:?}")
         };

@@ -22,6 +22,15 @@ fn recordset_type(field: &FieldDescriptor) -> String {
     }
 }
 
+/// The column list of `jsonb_to_recordset(…) AS x(…)` for `fields` (`"name" text, …`).
+fn recordset_columns(fields: &[&FieldDescriptor]) -> String {
+    fields
+        .iter()
+        .map(|f| format!("{} {}", quote_ident(f.column), recordset_type(f)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// `INSERT … SELECT … FROM jsonb_to_recordset($1) ON CONFLICT (sfid) DO UPDATE …` for rows setting
 /// `fields` (which include `Id` → `sfid`). `guarded`: rows from change events, which do not
 /// overwrite a stored row holding a later commit time.
@@ -32,10 +41,7 @@ pub fn upsert_sql(
 ) -> String {
     let table = qualified(mapping);
     let cols: Vec<String> = fields.iter().map(|f| quote_ident(f.column)).collect();
-    let defs: Vec<String> = fields
-        .iter()
-        .map(|f| format!("{} {}", quote_ident(f.column), recordset_type(f)))
-        .collect();
+    let defs = recordset_columns(fields);
     let sets: Vec<String> = fields
         .iter()
         .filter(|f| f.column != "sfid")
@@ -50,7 +56,6 @@ pub fn upsert_sql(
         "INSERT INTO {table} AS t ({cols}) SELECT {cols} FROM jsonb_to_recordset($1::jsonb) AS x({defs}, _fs_stamp timestamp) \
          ON CONFLICT (sfid) DO UPDATE SET {sets}{guard}",
         cols = cols.join(", "),
-        defs = defs.join(", "),
         sets = sets.join(", "),
     )
 }
@@ -62,10 +67,7 @@ pub fn upsert_sql(
 /// sequential scan (once per change event); with the bound it looks each row up by `sfid`.
 pub fn update_sql(mapping: &MappingDescriptor, fields: &[&FieldDescriptor], rows: usize) -> String {
     let table = qualified(mapping);
-    let defs: Vec<String> = fields
-        .iter()
-        .map(|f| format!("{} {}", quote_ident(f.column), recordset_type(f)))
-        .collect();
+    let defs = recordset_columns(fields);
     let sets: Vec<String> = fields
         .iter()
         .map(|f| format!("{0} = x.{0}", quote_ident(f.column)))
@@ -76,7 +78,6 @@ pub fn update_sql(mapping: &MappingDescriptor, fields: &[&FieldDescriptor], rows
          WHERE t.sfid = x.sfid AND (t.systemmodstamp IS NULL OR x._fs_stamp IS NULL OR t.systemmodstamp <= x._fs_stamp) \
          RETURNING t.sfid",
         sets = sets.join(", "),
-        defs = defs.join(", "),
     )
 }
 
@@ -275,11 +276,8 @@ pub async fn remove_unmatched(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::testing::ACCOUNT;
     use chrono::DateTime;
-
-    fn account() -> &'static MappingDescriptor {
-        &crate::engine::testing::ACCOUNT
-    }
 
     #[test]
     fn a_record_deleted_twice_in_a_batch_keeps_its_latest_stamp() {
@@ -301,12 +299,12 @@ mod tests {
 
     #[test]
     fn upserts_never_let_an_older_state_win() {
-        let fields: Vec<&FieldDescriptor> = account().fields.iter().take(3).collect();
-        let sql = upsert_sql(account(), &fields, true);
+        let fields: Vec<&FieldDescriptor> = ACCOUNT.fields.iter().take(3).collect();
+        let sql = upsert_sql(&ACCOUNT, &fields, true);
         assert!(sql.contains("ON CONFLICT (sfid) DO UPDATE"));
         assert!(sql.contains("t.systemmodstamp <= EXCLUDED.systemmodstamp"));
-        assert!(!upsert_sql(account(), &fields, false).contains("WHERE"));
-        let sql = update_sql(account(), &fields[1..], 3);
+        assert!(!upsert_sql(&ACCOUNT, &fields, false).contains("WHERE"));
+        let sql = update_sql(&ACCOUNT, &fields[1..], 3);
         assert!(sql.contains("t.systemmodstamp <= x._fs_stamp"));
         assert!(sql.contains("LIMIT 3) AS x"));
         assert!(sql.contains("RETURNING t.sfid"));

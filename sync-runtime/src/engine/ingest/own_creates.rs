@@ -50,7 +50,8 @@ pub(super) async fn await_own_creates(
         "SELECT EXISTS (SELECT 1 FROM unnest($1::text[]) AS c(sfid) \
                         WHERE NOT EXISTS (SELECT 1 FROM {table} t WHERE t.sfid = c.sfid)) \
                 AND EXISTS (SELECT 1 FROM {schema}._forcesync_write_journal \
-                            WHERE mapping = $2 AND kind IN ('create', 'upsert') AND state = '{sending}')",
+                            WHERE mapping = $2 AND kind IN ('create', 'upsert') AND state = '{sending}') \
+         AS waiting",
         table = apply::qualified(mapping),
         schema = quote_ident(mapping.schema),
         sending = crate::engine::writer::store::SENDING,
@@ -63,7 +64,7 @@ pub(super) async fn await_own_creates(
                 &[(&created, Type::TEXT_ARRAY), (&mapping.object, Type::TEXT)],
             )
             .await?[0]
-            .get(0);
+            .get("waiting");
         if !waiting {
             return Ok(());
         }
@@ -108,13 +109,13 @@ pub(super) async fn claim_own_creates(
         .query_one(
             &format!(
                 "SELECT EXISTS (SELECT 1 FROM {}._forcesync_write_journal \
-                 WHERE mapping = $1 AND kind IN ('create', 'upsert'))",
+                 WHERE mapping = $1 AND kind IN ('create', 'upsert')) AS in_flight",
                 quote_ident(mapping.schema)
             ),
             &[&mapping.object],
         )
         .await?
-        .get(0);
+        .get("in_flight");
     let mut kept = Vec::with_capacity(rows.len());
     for row in rows {
         if known.contains(&row.sfid) {

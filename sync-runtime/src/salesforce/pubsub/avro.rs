@@ -11,24 +11,10 @@
 //! schema cannot read, a header without its fields, a bitmap naming a position the schema lacks —
 //! is a [`PayloadError`] for that one event.
 
-use std::fmt;
-
 use serde_json::{Map, Value};
 
 use super::bitmap::Shape;
-use super::datum::{Datum, Schema};
-
-/// Why one event's payload cannot be read.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PayloadError(pub String);
-
-impl fmt::Display for PayloadError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for PayloadError {}
+use super::datum::{Datum, PayloadError, Schema};
 
 /// An event schema as `GetSchema` returned it, parsed.
 #[derive(Debug)]

@@ -6,7 +6,7 @@
 //! subfields of the compound field at that position. Decoded, they are the names CometD sends
 //! (`Industry`, `BillingAddress.City`). A bit naming a position the schema lacks is an error.
 
-use std::fmt;
+use super::datum::PayloadError;
 
 /// The field layout of an event schema: each top-level field's name and, for a compound field
 /// (a nested record), its subfields' names.
@@ -15,34 +15,22 @@ pub struct Shape {
     pub fields: Vec<(String, Option<Vec<String>>)>,
 }
 
-/// Why a bitmap could not be read.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct BitmapError(pub String);
-
-impl fmt::Display for BitmapError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for BitmapError {}
-
 /// Bit positions set in a hex bitmap (`0x…` or bare digits; an odd digit count is read as if a
 /// leading zero were there).
-pub fn bits(hex: &str) -> Result<Vec<usize>, BitmapError> {
+pub fn bits(hex: &str) -> Result<Vec<usize>, PayloadError> {
     let digits = hex
         .trim()
         .strip_prefix("0x")
         .or_else(|| hex.trim().strip_prefix("0X"))
         .unwrap_or(hex.trim());
     if digits.is_empty() {
-        return Err(BitmapError(format!("empty bitmap {hex:?}")));
+        return Err(PayloadError(format!("empty bitmap {hex:?}")));
     }
     let mut out = Vec::new();
     for (i, c) in digits.chars().rev().enumerate() {
         let nibble = c
             .to_digit(16)
-            .ok_or_else(|| BitmapError(format!("{hex:?} is not a hex bitmap")))?;
+            .ok_or_else(|| PayloadError(format!("{hex:?} is not a hex bitmap")))?;
         for b in 0..4 {
             if nibble & (1 << b) != 0 {
                 out.push(i * 4 + b);
@@ -54,23 +42,23 @@ pub fn bits(hex: &str) -> Result<Vec<usize>, BitmapError> {
 
 impl Shape {
     /// The field names a bitmap list sets, in list order then position order.
-    pub fn names(&self, entries: &[String]) -> Result<Vec<String>, BitmapError> {
+    pub fn names(&self, entries: &[String]) -> Result<Vec<String>, PayloadError> {
         let mut names = Vec::new();
         for entry in entries {
             match entry.split_once('-') {
                 Some((position, hex)) => {
                     let p: usize = position.trim().parse().map_err(|_| {
-                        BitmapError(format!("{entry:?}: {position:?} is not a field position"))
+                        PayloadError(format!("{entry:?}: {position:?} is not a field position"))
                     })?;
                     let (parent, subfields) = self.fields.get(p).ok_or_else(|| {
-                        BitmapError(format!("{entry:?}: the schema has no field {p}"))
+                        PayloadError(format!("{entry:?}: the schema has no field {p}"))
                     })?;
                     let subfields = subfields.as_ref().ok_or_else(|| {
-                        BitmapError(format!("{entry:?}: field {p} ({parent}) is not compound"))
+                        PayloadError(format!("{entry:?}: field {p} ({parent}) is not compound"))
                     })?;
                     for b in bits(hex)? {
                         let sub = subfields.get(b).ok_or_else(|| {
-                            BitmapError(format!("{entry:?}: {parent} has no subfield {b}"))
+                            PayloadError(format!("{entry:?}: {parent} has no subfield {b}"))
                         })?;
                         names.push(format!("{parent}.{sub}"));
                     }
@@ -78,7 +66,7 @@ impl Shape {
                 None => {
                     for b in bits(entry)? {
                         let (name, _) = self.fields.get(b).ok_or_else(|| {
-                            BitmapError(format!("{entry:?}: the schema has no field {b}"))
+                            PayloadError(format!("{entry:?}: the schema has no field {b}"))
                         })?;
                         names.push(name.clone());
                     }

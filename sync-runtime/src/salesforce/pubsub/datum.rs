@@ -16,20 +16,21 @@ use std::fmt;
 
 use serde_json::Value as Json;
 
-/// Why a schema or a datum could not be read.
+/// Why a schema, a datum, a field bitmap or an event's payload cannot be read (one event's
+/// error, never the subscription's).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct AvroError(pub String);
+pub struct PayloadError(pub String);
 
-impl fmt::Display for AvroError {
+impl fmt::Display for PayloadError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
     }
 }
 
-impl std::error::Error for AvroError {}
+impl std::error::Error for PayloadError {}
 
-fn err<T>(message: impl Into<String>) -> Result<T, AvroError> {
-    Err(AvroError(message.into()))
+fn err<T>(message: impl Into<String>) -> Result<T, PayloadError> {
+    Err(PayloadError(message.into()))
 }
 
 /// One type of a parsed schema. Named types (records, enums, fixed) live in
@@ -121,9 +122,9 @@ const MAX_DEPTH: usize = 64;
 
 impl Schema {
     /// Parses a schema from its JSON text.
-    pub fn parse(text: &str) -> Result<Schema, AvroError> {
+    pub fn parse(text: &str) -> Result<Schema, PayloadError> {
         let json: Json = serde_json::from_str(text)
-            .map_err(|e| AvroError(format!("the schema is not JSON: {e}")))?;
+            .map_err(|e| PayloadError(format!("the schema is not JSON: {e}")))?;
         let mut parser = Parser {
             named: Vec::new(),
             names: HashMap::new(),
@@ -148,7 +149,7 @@ impl Schema {
     }
 
     /// Decodes one raw binary datum, which must use every byte.
-    pub fn decode(&self, bytes: &[u8]) -> Result<Datum, AvroError> {
+    pub fn decode(&self, bytes: &[u8]) -> Result<Datum, PayloadError> {
         let mut reader = Reader { bytes, pos: 0 };
         let datum = reader.read(self, &self.root, 0)?;
         let left = bytes.len() - reader.pos;
@@ -175,7 +176,7 @@ fn full_name(name: &str, namespace: &str) -> String {
 }
 
 impl Parser {
-    fn parse(&mut self, json: &Json, namespace: &str, depth: usize) -> Result<Type, AvroError> {
+    fn parse(&mut self, json: &Json, namespace: &str, depth: usize) -> Result<Type, PayloadError> {
         if depth > MAX_DEPTH {
             return err("the schema nests too deeply");
         }
@@ -195,7 +196,7 @@ impl Parser {
                     None => return err(format!("a schema object without \"type\": {json}")),
                 };
                 let named_in =
-                    |o: &serde_json::Map<String, Json>| -> Result<(String, String), AvroError> {
+                    |o: &serde_json::Map<String, Json>| -> Result<(String, String), PayloadError> {
                         let Some(name) = o.get("name").and_then(Json::as_str) else {
                             return err(format!("a {kind} without a name"));
                         };
@@ -263,7 +264,7 @@ impl Parser {
                             return err(format!("fixed {full} has no size"));
                         };
                         let size = usize::try_from(size)
-                            .map_err(|_| AvroError(format!("fixed {full} is too large")))?;
+                            .map_err(|_| PayloadError(format!("fixed {full} is too large")))?;
                         let index = self.declare(
                             &full,
                             Named::Fixed {
@@ -301,7 +302,7 @@ impl Parser {
         }
     }
 
-    fn declare(&mut self, full: &str, placeholder: Named) -> Result<usize, AvroError> {
+    fn declare(&mut self, full: &str, placeholder: Named) -> Result<usize, PayloadError> {
         if self.names.contains_key(full) {
             return err(format!("the type {full} is declared twice"));
         }
@@ -311,7 +312,7 @@ impl Parser {
         Ok(index)
     }
 
-    fn by_name(&self, name: &str, namespace: &str) -> Result<Type, AvroError> {
+    fn by_name(&self, name: &str, namespace: &str) -> Result<Type, PayloadError> {
         Ok(match name {
             "null" => Type::Null,
             "boolean" => Type::Boolean,
@@ -326,7 +327,7 @@ impl Parser {
                     .names
                     .get(&full_name(name, namespace))
                     .or_else(|| self.names.get(name))
-                    .ok_or_else(|| AvroError(format!("unknown type {name:?}")))?;
+                    .ok_or_else(|| PayloadError(format!("unknown type {name:?}")))?;
                 Type::Named(*index)
             }
         })
@@ -343,7 +344,7 @@ impl Reader<'_> {
         self.bytes.len() - self.pos
     }
 
-    fn take(&mut self, n: usize) -> Result<&[u8], AvroError> {
+    fn take(&mut self, n: usize) -> Result<&[u8], PayloadError> {
         if n > self.left() {
             return err(format!(
                 "the datum ends early: {n} bytes wanted at byte {}, {} left",
@@ -357,7 +358,7 @@ impl Reader<'_> {
     }
 
     /// A zig-zag variable-length long.
-    fn long(&mut self) -> Result<i64, AvroError> {
+    fn long(&mut self) -> Result<i64, PayloadError> {
         let mut value: u64 = 0;
         for shift in (0..70).step_by(7) {
             let byte = self.take(1)?[0];
@@ -372,9 +373,9 @@ impl Reader<'_> {
         err("a long longer than 10 bytes")
     }
 
-    fn int(&mut self) -> Result<i32, AvroError> {
+    fn int(&mut self) -> Result<i32, PayloadError> {
         let v = self.long()?;
-        i32::try_from(v).map_err(|_| AvroError(format!("{v} does not fit an int")))
+        i32::try_from(v).map_err(|_| PayloadError(format!("{v} does not fit an int")))
     }
 
     /// Whether `n` elements of at least `min_size` bytes each can be in the bytes left (elements
@@ -389,9 +390,9 @@ impl Reader<'_> {
 
     /// A length or count, checked against the bytes left (each element takes at least
     /// `min_size` bytes).
-    fn count(&mut self, what: &str, min_size: usize) -> Result<usize, AvroError> {
+    fn count(&mut self, what: &str, min_size: usize) -> Result<usize, PayloadError> {
         let n = self.long()?;
-        let n = usize::try_from(n).map_err(|_| AvroError(format!("a negative {what} ({n})")))?;
+        let n = usize::try_from(n).map_err(|_| PayloadError(format!("a negative {what} ({n})")))?;
         if !self.fits(n, min_size) {
             return err(format!(
                 "a {what} of {n} with only {} bytes left",
@@ -401,14 +402,14 @@ impl Reader<'_> {
         Ok(n)
     }
 
-    fn bytes(&mut self) -> Result<Vec<u8>, AvroError> {
+    fn bytes(&mut self) -> Result<Vec<u8>, PayloadError> {
         let n = self.count("byte length", 1)?;
         Ok(self.take(n)?.to_vec())
     }
 
-    fn string(&mut self) -> Result<String, AvroError> {
+    fn string(&mut self) -> Result<String, PayloadError> {
         let bytes = self.bytes()?;
-        String::from_utf8(bytes).map_err(|_| AvroError("a string that is not UTF-8".into()))
+        String::from_utf8(bytes).map_err(|_| PayloadError("a string that is not UTF-8".into()))
     }
 
     /// Items of an array or map: blocks of `count` items, a negative count followed by the
@@ -416,8 +417,8 @@ impl Reader<'_> {
     fn blocks(
         &mut self,
         min_size: usize,
-        mut item: impl FnMut(&mut Self) -> Result<(), AvroError>,
-    ) -> Result<(), AvroError> {
+        mut item: impl FnMut(&mut Self) -> Result<(), PayloadError>,
+    ) -> Result<(), PayloadError> {
         loop {
             let mut n = self.long()?;
             if n == 0 {
@@ -426,10 +427,10 @@ impl Reader<'_> {
             if n < 0 {
                 n = n
                     .checked_neg()
-                    .ok_or_else(|| AvroError("a bad block count".into()))?;
+                    .ok_or_else(|| PayloadError("a bad block count".into()))?;
                 self.long()?; // the block's size in bytes
             }
-            let n = usize::try_from(n).map_err(|_| AvroError("a bad block count".into()))?;
+            let n = usize::try_from(n).map_err(|_| PayloadError("a bad block count".into()))?;
             if !self.fits(n, min_size) {
                 return err(format!(
                     "a block of {n} items with only {} bytes left",
@@ -442,7 +443,7 @@ impl Reader<'_> {
         }
     }
 
-    fn read(&mut self, schema: &Schema, ty: &Type, depth: usize) -> Result<Datum, AvroError> {
+    fn read(&mut self, schema: &Schema, ty: &Type, depth: usize) -> Result<Datum, PayloadError> {
         if depth > MAX_DEPTH {
             return err("the datum nests too deeply");
         }
@@ -492,7 +493,7 @@ impl Reader<'_> {
                     .ok()
                     .and_then(|i| variants.get(i))
                     .ok_or_else(|| {
-                        AvroError(format!(
+                        PayloadError(format!(
                             "union branch {index} of a union of {}",
                             variants.len()
                         ))
@@ -513,7 +514,7 @@ impl Reader<'_> {
                         .ok()
                         .and_then(|i| symbols.get(i))
                         .ok_or_else(|| {
-                            AvroError(format!(
+                            PayloadError(format!(
                                 "symbol {index} of enum {name}, which has {}",
                                 symbols.len()
                             ))
@@ -538,223 +539,4 @@ fn min_size(ty: &Type) -> usize {
 }
 
 #[cfg(test)]
-mod tests {
-    use apache_avro::types::Value as Reference;
-
-    use super::*;
-
-    /// A schema with every kind of type, named references and namespaces.
-    const SCHEMA: &str = r#"{
-        "type": "record", "name": "Event", "namespace": "com.example",
-        "fields": [
-            {"name": "n", "type": "null"},
-            {"name": "b", "type": "boolean"},
-            {"name": "i", "type": "int"},
-            {"name": "l", "type": {"type": "long", "logicalType": "timestamp-millis"}},
-            {"name": "f", "type": "float"},
-            {"name": "d", "type": "double"},
-            {"name": "by", "type": "bytes"},
-            {"name": "s", "type": "string"},
-            {"name": "e", "type": {"type": "enum", "name": "Kind", "symbols": ["A", "B", "C"]}},
-            {"name": "e2", "type": "Kind"},
-            {"name": "a", "type": {"type": "array", "items": "string"}},
-            {"name": "m", "type": {"type": "map", "values": "long"}},
-            {"name": "u", "type": ["null", "string"]},
-            {"name": "fx", "type": {"type": "fixed", "name": "Four", "namespace": "other", "size": 4}},
-            {"name": "fx2", "type": "other.Four"},
-            {"name": "r", "type": ["null", {"type": "record", "name": "Inner",
-                "fields": [{"name": "x", "type": ["null", "double"]}]}]},
-            {"name": "r2", "type": "com.example.Inner"}
-        ]}"#;
-
-    fn reference_value() -> Reference {
-        Reference::Record(vec![
-            ("n".into(), Reference::Null),
-            ("b".into(), Reference::Boolean(true)),
-            ("i".into(), Reference::Int(-123_456)),
-            (
-                "l".into(),
-                Reference::TimestampMillis(11_258_999_068_426_241),
-            ),
-            ("f".into(), Reference::Float(1.5)),
-            ("d".into(), Reference::Double(-2.25)),
-            ("by".into(), Reference::Bytes(vec![0, 255, 7])),
-            ("s".into(), Reference::String("héllo".into())),
-            ("e".into(), Reference::Enum(2, "C".into())),
-            ("e2".into(), Reference::Enum(0, "A".into())),
-            (
-                "a".into(),
-                Reference::Array(vec![
-                    Reference::String("x".into()),
-                    Reference::String("".into()),
-                ]),
-            ),
-            (
-                "m".into(),
-                Reference::Map([("k".to_string(), Reference::Long(i64::MIN))].into()),
-            ),
-            (
-                "u".into(),
-                Reference::Union(1, Box::new(Reference::String("set".into()))),
-            ),
-            ("fx".into(), Reference::Fixed(4, vec![1, 2, 3, 4])),
-            ("fx2".into(), Reference::Fixed(4, vec![5, 6, 7, 8])),
-            (
-                "r".into(),
-                Reference::Union(
-                    1,
-                    Box::new(Reference::Record(vec![(
-                        "x".into(),
-                        Reference::Union(1, Box::new(Reference::Double(0.5))),
-                    )])),
-                ),
-            ),
-            (
-                "r2".into(),
-                Reference::Record(vec![(
-                    "x".into(),
-                    Reference::Union(0, Box::new(Reference::Null)),
-                )]),
-            ),
-        ])
-    }
-
-    fn reference_bytes() -> Vec<u8> {
-        let schema = apache_avro::Schema::parse_str(SCHEMA).unwrap();
-        apache_avro::to_avro_datum(&schema, reference_value()).unwrap()
-    }
-
-    #[test]
-    fn a_datum_written_by_the_reference_implementation_reads_back_exactly() {
-        let schema = Schema::parse(SCHEMA).unwrap();
-        let datum = schema.decode(&reference_bytes()).unwrap();
-        assert_eq!(
-            datum,
-            Datum::Record(vec![
-                ("n".into(), Datum::Null),
-                ("b".into(), Datum::Boolean(true)),
-                ("i".into(), Datum::Int(-123_456)),
-                ("l".into(), Datum::Long(11_258_999_068_426_241)),
-                ("f".into(), Datum::Float(1.5)),
-                ("d".into(), Datum::Double(-2.25)),
-                ("by".into(), Datum::Bytes(vec![0, 255, 7])),
-                ("s".into(), Datum::String("héllo".into())),
-                ("e".into(), Datum::Enum("C".into())),
-                ("e2".into(), Datum::Enum("A".into())),
-                (
-                    "a".into(),
-                    Datum::Array(vec![Datum::String("x".into()), Datum::String("".into())])
-                ),
-                (
-                    "m".into(),
-                    Datum::Map(vec![("k".into(), Datum::Long(i64::MIN))])
-                ),
-                ("u".into(), Datum::String("set".into())),
-                ("fx".into(), Datum::Bytes(vec![1, 2, 3, 4])),
-                ("fx2".into(), Datum::Bytes(vec![5, 6, 7, 8])),
-                (
-                    "r".into(),
-                    Datum::Record(vec![("x".into(), Datum::Double(0.5))])
-                ),
-                ("r2".into(), Datum::Record(vec![("x".into(), Datum::Null)])),
-            ])
-        );
-    }
-
-    #[test]
-    fn longs_at_every_width_read_as_the_reference_writes_them() {
-        let schema = Schema::parse("\"long\"").unwrap();
-        let reference = apache_avro::Schema::parse_str("\"long\"").unwrap();
-        for v in [
-            0,
-            1,
-            -1,
-            63,
-            -64,
-            64,
-            1 << 31,
-            -(1 << 53) - 1,
-            i64::MAX,
-            i64::MIN,
-        ] {
-            let bytes = apache_avro::to_avro_datum(&reference, Reference::Long(v)).unwrap();
-            assert_eq!(schema.decode(&bytes).unwrap(), Datum::Long(v), "{v}");
-        }
-    }
-
-    #[test]
-    fn blocks_with_byte_sizes_read_as_plain_blocks() {
-        // Two blocks, the second with a negative count and its byte size, then the end.
-        let schema = Schema::parse(r#"{"type": "array", "items": "int"}"#).unwrap();
-        let bytes = [0x02, 0x02, 0x03, 0x04, 0x06, 0x08, 0x00];
-        assert_eq!(
-            schema.decode(&bytes).unwrap(),
-            Datum::Array(vec![Datum::Int(1), Datum::Int(3), Datum::Int(4)])
-        );
-    }
-
-    #[test]
-    fn corrupt_data_is_an_error_never_a_panic_or_a_huge_allocation() {
-        let schema = Schema::parse(SCHEMA).unwrap();
-        let good = reference_bytes();
-        // Every truncation, and every single-byte corruption, is either an error or a datum.
-        for cut in 0..good.len() {
-            assert!(schema.decode(&good[..cut]).is_err(), "cut at {cut}");
-        }
-        for at in 0..good.len() {
-            for byte in [0x00, 0x7f, 0x80, 0xff] {
-                let mut bad = good.clone();
-                bad[at] = byte;
-                let _ = schema.decode(&bad);
-            }
-        }
-        let mut longer = good.clone();
-        longer.push(0);
-        assert_eq!(
-            schema.decode(&longer).unwrap_err().0,
-            "1 bytes left after the datum"
-        );
-        // A string claiming a gigabyte.
-        let s = Schema::parse("\"string\"").unwrap();
-        assert!(s.decode(&[0xfe, 0xff, 0xff, 0xff, 0x0f]).is_err());
-        // A union branch out of range, an enum symbol out of range.
-        let u = Schema::parse(r#"["null", "int"]"#).unwrap();
-        assert!(u.decode(&[0x04]).unwrap_err().0.contains("union branch 2"));
-    }
-
-    #[test]
-    fn bad_schemas_are_errors_naming_the_problem() {
-        assert!(Schema::parse("{").unwrap_err().0.contains("not JSON"));
-        assert!(Schema::parse("\"Nope\"")
-            .unwrap_err()
-            .0
-            .contains("unknown type"));
-        assert!(Schema::parse(r#"{"type": "record", "name": "R"}"#)
-            .unwrap_err()
-            .0
-            .contains("no \"fields\""));
-        assert!(Schema::parse(
-            r#"{"type": "record", "name": "R", "fields": [
-                {"name": "a", "type": {"type": "enum", "name": "E", "symbols": ["X"]}},
-                {"name": "b", "type": {"type": "enum", "name": "E", "symbols": ["Y"]}}]}"#
-        )
-        .unwrap_err()
-        .0
-        .contains("declared twice"));
-    }
-
-    #[test]
-    fn a_record_may_refer_to_itself() {
-        let schema = Schema::parse(
-            r#"{"type": "record", "name": "Node", "fields": [
-                {"name": "v", "type": "int"},
-                {"name": "next", "type": ["null", "Node"]}]}"#,
-        )
-        .unwrap();
-        let bytes = [0x02, 0x02, 0x04, 0x00];
-        assert_eq!(
-            schema.decode(&bytes).unwrap().into_json(),
-            serde_json::json!({"v": 1, "next": {"v": 2, "next": null}})
-        );
-    }
-}
+mod tests;
