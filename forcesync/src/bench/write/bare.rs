@@ -129,7 +129,11 @@ pub fn run(sub: &clap::ArgMatches) -> Result<(), CliError> {
 }
 
 /// The loop itself: one call after the other, each awaited before the next is sent.
-async fn sequential_loop(org: &LoopOrg, records: u32, prefix: &str) -> Result<Throughput, CliError> {
+async fn sequential_loop(
+    org: &LoopOrg,
+    records: u32,
+    prefix: &str,
+) -> Result<Throughput, CliError> {
     let http = reqwest::Client::new();
     let fail = |what: &str, e: &dyn std::fmt::Display| CliError::failure(format!("{what}: {e}"));
     let login: Value = http
@@ -152,7 +156,10 @@ async fn sequential_loop(org: &LoopOrg, records: u32, prefix: &str) -> Result<Th
         .json()
         .await
         .map_err(|e| fail("login", &e))?;
-    let token = login["access_token"].as_str().unwrap_or_default().to_owned();
+    let token = login["access_token"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
     let instance = login["instance_url"]
         .as_str()
         .unwrap_or(&org.login_url)
@@ -303,8 +310,8 @@ pub async fn measure(
 
 /// The figures of a child's last JSON line (pure).
 pub fn parse_figures(stdout: &str) -> Option<Throughput> {
-    let line: Value = serde_json::from_str(stdout.lines().rev().find(|l| !l.trim().is_empty())?)
-        .ok()?;
+    let line: Value =
+        serde_json::from_str(stdout.lines().rev().find(|l| !l.trim().is_empty())?).ok()?;
     Some(Throughput {
         records: line["records"].as_u64()?,
         seconds: line["seconds"].as_f64()?,
