@@ -19,6 +19,7 @@ pub fn command() -> clap::Command {
         .about("Benchmarks against the embedded emulator, with a baseline measured in the same run")
         .subcommand_required(true)
         .subcommand(write::command())
+        .subcommand(write::bare::command())
         .subcommand(load::command())
         .subcommand(stream::command())
         .subcommand(adopt::command())
@@ -30,6 +31,7 @@ pub fn command() -> clap::Command {
 pub fn run(ctx: &Context, matches: &clap::ArgMatches) -> Result<(), CliError> {
     match matches.subcommand() {
         Some(("write", sub)) => write::run(ctx, sub),
+        Some(("bare-loop", sub)) => write::bare::run(sub),
         Some(("load", sub)) => load::run(ctx, sub),
         Some(("stream", sub)) => stream::run(ctx, sub),
         Some(("adopt", sub)) => adopt::run(ctx, sub),

@@ -1,16 +1,14 @@
 //! Measurements behind `forcesync bench write` (the CLI prints them): throughput of one large
-//! statement through the writer against a bare sObject Collections loop, and commit → Salesforce
-//! latency at a steady rate of single-row writes.
+//! statement through the writer, the Postgres floor of the rows it synced, and commit →
+//! Salesforce latency at a steady rate of single-row writes (the bare loop baselines are
+//! separate processes: [`super::bare`]).
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::watch;
 
 use sync_runtime::engine::system::quote_ident;
 use sync_runtime::engine::writer::{Target, WriteError, Writer, WriterConfig};
-use sync_runtime::salesforce::Client;
 
 /// Throughput of one run.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -57,37 +55,6 @@ pub async fn writer_throughput(
         seconds,
         calls,
     })
-}
-
-/// The baseline: the same records sent straight through sObject Collections (200 a call,
-/// `in_flight` calls at once), nothing else.
-pub async fn bare_collections(
-    client: &Client,
-    object: &str,
-    records: Vec<Value>,
-    in_flight: usize,
-) -> Throughput {
-    let calls_before = client.call_counts().budgeted();
-    let started = Instant::now();
-    let limit = Arc::new(Semaphore::new(in_flight.max(1)));
-    let mut tasks = tokio::task::JoinSet::new();
-    let total = records.len() as u64;
-    for chunk in records.chunks(200) {
-        let chunk = chunk.to_vec();
-        let client = client.clone();
-        let object = object.to_owned();
-        let limit = limit.clone();
-        tasks.spawn(async move {
-            let _permit = limit.acquire_owned().await;
-            let _ = client.create_records(&object, &chunk).await;
-        });
-    }
-    while tasks.join_next().await.is_some() {}
-    Throughput {
-        records: total,
-        seconds: started.elapsed().as_secs_f64(),
-        calls: client.call_counts().budgeted() - calls_before,
-    }
 }
 
 /// Commit → Salesforce latency percentiles, milliseconds.
@@ -216,6 +183,10 @@ pub async fn postgres_floor(
     let mut db = sync_runtime::engine::connect(database_url).await?;
     let qualified = format!("{}.{}", quote_ident(schema), quote_ident(table));
     let archive = format!("{}._trigger_log_archive", quote_ident(schema));
+    // Statistics as of now: right after a bulk insert they still describe the empty table, and
+    // the archive move's join then took 16 s for 20,000 rows (a floor that flattered the writer).
+    db.batch_execute(&format!("ANALYZE {qualified}; ANALYZE {archive}"))
+        .await?;
     let tx = db.transaction().await?;
     tx.batch_execute("SET LOCAL forcesync.engine = 'on'")
         .await?;

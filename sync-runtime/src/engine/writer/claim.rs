@@ -61,9 +61,11 @@ pub(super) async fn claim_batch(
         }
     }
 
+    let started = std::time::Instant::now();
     let tx = db.transaction().await?;
     let store::Claimed { entries, unusable } =
         store.claim(&tx, &mappings, config.max_batch, after).await?;
+    let took_claim = started.elapsed();
     let last = entries
         .iter()
         .map(|e| e.id)
@@ -101,6 +103,7 @@ pub(super) async fn claim_batch(
             rows.insert((mapping.table, id), row);
         }
     }
+    let took_rows = started.elapsed();
     let claimed_ids: Vec<i32> = entries.iter().map(|e| e.id).collect();
     let groups = group_by_record(entries, |table, id| {
         mappings
@@ -150,6 +153,7 @@ pub(super) async fn claim_batch(
         }
     }
 
+    let took_plan = started.elapsed();
     // Entries left for later (`planned.deferred`) are still `NEW`: the next claim takes them.
     let mut journal_ids = HashMap::new();
     let no_attempts = HashMap::new();
@@ -165,7 +169,17 @@ pub(super) async fn claim_batch(
             journal_ids.insert((w.table.clone(), w.record_id), id);
         }
     }
+    let took_journal = started.elapsed();
     tx.commit().await?;
+    tracing::debug!(
+        claimed,
+        claim_ms = took_claim.as_millis() as u64,
+        rows_ms = (took_rows - took_claim).as_millis() as u64,
+        plan_ms = (took_plan - took_rows).as_millis() as u64,
+        journal_ms = (took_journal - took_plan).as_millis() as u64,
+        ms = started.elapsed().as_millis() as u64,
+        "writer claimed and journaled"
+    );
     for step in planned.steps {
         steps.push(SendStep::new(step, &journal_ids, &no_attempts));
     }

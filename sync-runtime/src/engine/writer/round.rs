@@ -160,6 +160,7 @@ impl Writer {
         InFlight {
             mapping: target.mapping,
             tasks,
+            started: std::time::Instant::now(),
         }
     }
 
@@ -196,6 +197,11 @@ impl Writer {
                 report.absorb(self.settle(flight.mapping, &writes, decisions).await?);
             }
         }
+        tracing::debug!(
+            table = flight.mapping.table,
+            ms = flight.started.elapsed().as_millis() as u64,
+            "writer step answered"
+        );
         Ok(landed)
     }
 
@@ -279,6 +285,8 @@ impl Writer {
 struct InFlight {
     mapping: &'static MappingDescriptor,
     tasks: tokio::task::JoinSet<(Vec<Journaled>, Vec<Decision>)>,
+    /// When the step was launched (for the debug log of how long its calls took).
+    started: std::time::Instant,
 }
 
 /// Answers of a step not yet settled.

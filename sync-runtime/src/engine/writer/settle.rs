@@ -88,6 +88,7 @@ pub(super) async fn settle_answers(
     writes: &[Journaled],
     decisions: Vec<Decision>,
 ) -> Result<RoundReport, WriteError> {
+    let started = std::time::Instant::now();
     let plan = plan_settles(writes, decisions, backoff, backoff::random_share);
     let tx = db.transaction().await?;
     tx.batch_execute("SET LOCAL synchronous_commit = off")
@@ -102,6 +103,12 @@ pub(super) async fn settle_answers(
             .await?;
     }
     tx.commit().await?;
+    tracing::debug!(
+        table = mapping.table,
+        records = writes.len(),
+        ms = started.elapsed().as_millis() as u64,
+        "writer settled"
+    );
     crate::engine::activity::record_sent(mapping.object, &latencies);
     Ok(plan.report)
 }

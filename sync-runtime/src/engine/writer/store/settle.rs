@@ -22,6 +22,7 @@ impl Store {
         settles: &[Settle],
         journal_ids: &[i64],
     ) -> Result<Vec<i64>, tokio_postgres::Error> {
+        let started = std::time::Instant::now();
         db.batch_execute("SET LOCAL forcesync.engine = 'on'")
             .await?;
         let marked: Vec<&Settle> = settles.iter().filter(|s| s.lastop.is_some()).collect();
@@ -71,6 +72,7 @@ impl Store {
             }
         }
 
+        let took_write_back = started.elapsed();
         let mut ids = Vec::new();
         let mut states = Vec::new();
         let mut sfids = Vec::new();
@@ -112,6 +114,7 @@ impl Store {
                 .filter_map(|r| r.get::<_, Option<i64>>("lag_ms"))
                 .collect();
         }
+        let took_archive = started.elapsed();
         // A record written successfully supersedes its earlier failures: a later `retry` must
         // not send their stale values again.
         let superseded: Vec<i32> = settles
@@ -137,6 +140,7 @@ impl Store {
             )
             .await?;
         }
+        let took_journal = started.elapsed();
         let written = settles.iter().filter(|s| s.state == "SUCCESS").count() as i64;
         let failed = settles.iter().filter(|s| s.state == "FAILED").count() as i64;
         if written + failed > 0 {
@@ -151,6 +155,14 @@ impl Store {
             )
             .await?;
         }
+        tracing::debug!(
+            records = settles.len(),
+            write_back_ms = took_write_back.as_millis() as u64,
+            archive_ms = (took_archive - took_write_back).as_millis() as u64,
+            merged_and_journal_ms = (took_journal - took_archive).as_millis() as u64,
+            ms = started.elapsed().as_millis() as u64,
+            "writer settle statements"
+        );
         Ok(latencies)
     }
 
