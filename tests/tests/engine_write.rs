@@ -366,6 +366,73 @@ async fn a_writer_whose_postgres_connections_are_closed_reconnects_and_goes_on()
     assert_eq!(created.len(), 2, "each row sent once");
 }
 
+/// Housekeeping (pruning the archive) runs beside the writer's rounds, never in their way: here
+/// the prune waits on an archived entry another session holds locked, and rows are still sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_archive_prune_does_not_hold_up_sending() {
+    let env = Harness::start_empty().await;
+    let app = env.pg().await;
+    app.batch_execute(
+        "INSERT INTO salesforce._trigger_log_archive
+             (id, created_at, updated_at, processed_at, state, action, table_name, record_id)
+         VALUES (900000, now() - interval '90 days', now() - interval '90 days',
+                 now() - interval '90 days', 'SUCCESS', 'INSERT', 'account', 1)",
+    )
+    .await
+    .unwrap();
+    let mut holder = env.pg().await;
+    let lock = holder.transaction().await.unwrap();
+    lock.execute(
+        "SELECT 1 FROM salesforce._trigger_log_archive WHERE id = 900000 FOR UPDATE",
+        &[],
+    )
+    .await
+    .unwrap();
+
+    let running = env.run_writer(&[&account::MAPPING], writer_config()).await;
+    eventually(
+        Duration::from_secs(10),
+        "the prune waits on the lock",
+        || async {
+            let waiting: i64 = app
+                .query_one(
+                    "SELECT count(*) FROM pg_stat_activity
+                 WHERE wait_event_type = 'Lock' AND query LIKE 'DELETE FROM%_trigger_log_archive%'",
+                    &[],
+                )
+                .await
+                .unwrap()
+                .get(0);
+            waiting > 0
+        },
+    )
+    .await;
+    let id = insert_account(&app, "Sent While Pruning").await;
+    eventually(
+        Duration::from_secs(10),
+        "the row is sent while the prune waits",
+        || async { row(&app, "account", id).await.0.is_some() },
+    )
+    .await;
+
+    lock.commit().await.unwrap();
+    eventually(
+        Duration::from_secs(10),
+        "the old entry is pruned",
+        || async {
+            app.query(
+                "SELECT 1 FROM salesforce._trigger_log_archive WHERE id = 900000",
+                &[],
+            )
+            .await
+            .unwrap()
+            .is_empty()
+        },
+    )
+    .await;
+    running.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rapid_repeated_updates_end_with_salesforce_holding_the_last_value() {
     let env = Harness::start_empty().await;
