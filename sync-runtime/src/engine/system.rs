@@ -167,6 +167,17 @@ ALTER TABLE {schema}._forcesync_mapping_state ADD COLUMN IF NOT EXISTS cdc_repla
 ALTER TABLE {schema}._forcesync_mapping_state ADD COLUMN IF NOT EXISTS streaming_transport text;
 "#,
     },
+    SystemMigration {
+        name: "0008_journal_waiting",
+        sql: r#"
+-- The journal's rows waiting for a retry or a reconciliation, found without reading the rest: the
+-- writer looks for them every round, and after a burst of writes the journal's heap holds the
+-- dead rows of every write sent (a scan took 40-85 ms a round until vacuum). Rows being sent
+-- (`SENDING`, all but a few) are not in the index, so journaling a write costs nothing more.
+CREATE INDEX IF NOT EXISTS _forcesync_write_journal_waiting
+    ON {schema}._forcesync_write_journal (table_name, id) WHERE state <> 'SENDING';
+"#,
+    },
 ];
 
 /// Applies every system migration not yet applied; returns the names applied now.

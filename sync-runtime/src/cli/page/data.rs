@@ -174,8 +174,9 @@ pub async fn overview(
 }
 
 /// A table Postgres estimates at this many rows or more shows its estimate, not a count: the page
-/// refreshes every few seconds, and counting a million rows takes a tenth of a second of a core.
-pub const ESTIMATE_ROWS_FROM: i64 = 100_000;
+/// refreshes every few seconds, and counting rows costs a core 1-2 ms per thousand (more after a
+/// burst of writes, until vacuum: 130-160 ms for 100,000 rows, each refresh, in `bench write`).
+pub const ESTIMATE_ROWS_FROM: i64 = 10_000;
 
 /// The archive entries (by id, from its newest) the sent list reads first; eight times more each
 /// time that is not enough for the page asked for.
