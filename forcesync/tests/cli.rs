@@ -610,15 +610,21 @@ fn bench_stream_prints_latency_percentiles_and_the_calls_of_an_idle_hour() {
     );
 }
 
+/// A fresh database migrated by `forcesync migrate`, and a connection to it.
+async fn migrated() -> (TestDb, tokio_postgres::Client) {
+    let db = TestDb::new();
+    let (code, _, err) = output(&["migrate"], &[("DATABASE_URL", db.url.as_str())]);
+    assert_eq!(code, 0, "{err}");
+    let pg = sync_runtime::engine::connect(&db.url).await.unwrap();
+    (db, pg)
+}
+
 /// The status page refreshes every few seconds, so a large table's rows are Postgres' estimate
 /// there (marked as one), never a count of every row on each refresh; `status` still counts.
 #[tokio::test]
 async fn the_page_shows_a_large_tables_estimate_and_status_its_count() {
-    let db = TestDb::new();
+    let (db, pg) = migrated().await;
     let env = [("DATABASE_URL", db.url.as_str())];
-    let (code, _, err) = output(&["migrate"], &env);
-    assert_eq!(code, 0, "{err}");
-    let pg = sync_runtime::engine::connect(&db.url).await.unwrap();
     pg.batch_execute(
         "INSERT INTO salesforce.account (name) SELECT 'Row ' || g FROM generate_series(1, 300) g;
          DELETE FROM salesforce.account WHERE name = 'Row 1';
@@ -664,11 +670,7 @@ async fn the_page_shows_a_large_tables_estimate_and_status_its_count() {
 #[tokio::test]
 async fn the_sent_list_pages_back_past_other_tables_entries() {
     use sync_runtime::cli::page::{data, model::DetailQuery};
-    let db = TestDb::new();
-    let env = [("DATABASE_URL", db.url.as_str())];
-    let (code, _, err) = output(&["migrate"], &env);
-    assert_eq!(code, 0, "{err}");
-    let pg = sync_runtime::engine::connect(&db.url).await.unwrap();
+    let (_db, pg) = migrated().await;
     // 120 Accounts sent, then 30,000 Contacts after them.
     pg.batch_execute(
         "INSERT INTO salesforce._trigger_log_archive

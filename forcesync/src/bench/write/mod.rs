@@ -270,9 +270,12 @@ async fn write(ctx: &Context, url: &str, plan: Plan) -> Result<(), CliError> {
         "INSERT INTO {} (name) SELECT 'Bench ' || g FROM generate_series(1, {records}) g",
         mapping.qualified_table()
     );
-    let writer = writer_throughput(url, registry.schema, target(), config.clone(), &insert)
-        .await
-        .map_err(|e| CliError::failure(format!("writer: {e}")))?;
+    let throughput = || async {
+        writer_throughput(url, registry.schema, target(), config.clone(), &insert)
+            .await
+            .map_err(|e| CliError::failure(format!("writer: {e}")))
+    };
+    let writer = throughput().await?;
     let floor = postgres_floor(url, registry.schema, mapping.table, "Bench ")
         .await
         .map_err(|e| CliError::failure(format!("Postgres floor: {e}")))?;
@@ -301,17 +304,8 @@ async fn write(ctx: &Context, url: &str, plan: Plan) -> Result<(), CliError> {
             .await?;
             // Its own statement: VACUUM cannot run inside the implicit transaction of a batch.
             db.batch_execute(&format!("VACUUM ANALYZE {table}")).await?;
-            let page = match open {
-                true => Some(PageOpen::start(url, registry, mapping.object).await?),
-                false => None,
-            };
-            let run = writer_throughput(url, registry.schema, target(), config.clone(), &insert)
-                .await
-                .map_err(|e| CliError::failure(format!("writer: {e}")))?;
-            let served = match page {
-                Some(page) => page.stop().await?,
-                None => 0,
-            };
+            let (run, served) =
+                maybe_page_open(open, url, registry, mapping.object, throughput()).await?;
             let name = match open {
                 true => "forcesync writer, status page open",
                 false => "forcesync writer, page closed",
@@ -331,42 +325,28 @@ async fn write(ctx: &Context, url: &str, plan: Plan) -> Result<(), CliError> {
             mapping.qualified_table()
         );
         let duration = Duration::from_secs(u64::from(plan.seconds));
-        let latency = writer_latency(
-            url,
-            registry.schema,
-            target(),
-            config.clone(),
-            &single,
-            plan.rate,
-            duration,
-        )
-        .await
-        .map_err(|e| CliError::failure(format!("writer: {e}")))?;
+        let latency_run = || async {
+            writer_latency(
+                url,
+                registry.schema,
+                target(),
+                config.clone(),
+                &single,
+                plan.rate,
+                duration,
+            )
+            .await
+            .map_err(|e| CliError::failure(format!("writer: {e}")))
+        };
+        let latency = latency_run().await?;
         println!("{}", latency_line(&latency, plan.rate, plan.seconds));
         if plan.page_open {
             // Open, then closed again: the page-open run against both runs without it.
             let mut runs = Vec::new();
             for open in [true, false] {
-                let page = match open {
-                    true => Some(PageOpen::start(url, registry, mapping.object).await?),
-                    false => None,
-                };
-                let run = writer_latency(
-                    url,
-                    registry.schema,
-                    target(),
-                    config.clone(),
-                    &single,
-                    plan.rate,
-                    duration,
-                )
-                .await
-                .map_err(|e| CliError::failure(format!("writer: {e}")))?;
-                let served = match page {
-                    Some(page) => page.stop().await?,
-                    None => 0,
-                };
-                runs.push((run, served));
+                runs.push(
+                    maybe_page_open(open, url, registry, mapping.object, latency_run()).await?,
+                );
             }
             println!(
                 "latency again with the page closed: p50 {:.1} ms  p99 {:.1} ms  max {:.1} ms",
@@ -383,6 +363,23 @@ async fn write(ctx: &Context, url: &str, plan: Plan) -> Result<(), CliError> {
         .await
         .ok();
     Ok(())
+}
+
+/// Runs `run`, with the status page open on `mapping` when `open`: its result and the pages served
+/// meanwhile (0 with the page closed).
+async fn maybe_page_open<T>(
+    open: bool,
+    url: &str,
+    registry: &'static sync_runtime::adapter::Registry,
+    mapping: &str,
+    run: impl std::future::Future<Output = Result<T, CliError>>,
+) -> Result<(T, u64), CliError> {
+    if !open {
+        return Ok((run.await?, 0));
+    }
+    let page = PageOpen::start(url, registry, mapping).await?;
+    let result = run.await?;
+    Ok((result, page.stop().await?))
 }
 
 #[cfg(test)]
