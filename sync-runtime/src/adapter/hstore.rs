@@ -13,6 +13,8 @@
 //!
 //! Pure functions over plain data; no IO.
 
+use std::borrow::Cow;
+use std::collections::HashSet;
 use std::fmt;
 
 use serde_json::{Map, Number, Value};
@@ -47,7 +49,7 @@ struct Reader<'a> {
     pos: usize,
 }
 
-impl Reader<'_> {
+impl<'a> Reader<'a> {
     fn skip_space(&mut self) {
         // Postgres' scanner_isspace: space, tab, newline, carriage return, form feed, vertical tab.
         while self
@@ -74,24 +76,30 @@ impl Reader<'_> {
         }
     }
 
-    /// One key or value. Returns the text and whether it was quoted or held an escape (then
-    /// `NULL` is text, not null). A bare word ends at whitespace, at `=` (keys) or `,` (values),
-    /// or at the end.
-    fn word(&mut self, is_key: bool) -> Result<(String, bool), HstoreError> {
+    /// One key or value. Returns the text (borrowed unless it held an escape) and whether it
+    /// was quoted or held an escape (then `NULL` is text, not null). A bare word ends at
+    /// whitespace, at `=` (keys) or `,` (values), or at the end.
+    fn word(&mut self, is_key: bool) -> Result<(Cow<'a, str>, bool), HstoreError> {
         let what = if is_key { "a key" } else { "a value" };
         let mut out = String::new();
         match self.peek() {
             None => Err(self.error(what)),
             Some(b'"') => {
                 self.pos += 1;
+                let first = self.pos;
                 let mut start = self.pos;
                 loop {
                     match self.peek() {
                         None => return Err(self.error("a closing quote")),
                         Some(b'"') => {
-                            out.push_str(&self.text[start..self.pos]);
+                            let word = if start == first {
+                                Cow::Borrowed(&self.text[start..self.pos])
+                            } else {
+                                out.push_str(&self.text[start..self.pos]);
+                                Cow::Owned(out)
+                            };
                             self.pos += 1;
-                            return Ok((out, true));
+                            return Ok((word, true));
                         }
                         Some(b'\\') => {
                             out.push_str(&self.text[start..self.pos]);
@@ -104,6 +112,7 @@ impl Reader<'_> {
             }
             Some(b) if (is_key && b == b'=') || b == b',' => Err(self.error(what)),
             Some(_) => {
+                let first = self.pos;
                 let mut start = self.pos;
                 let mut escaped = false;
                 loop {
@@ -120,8 +129,11 @@ impl Reader<'_> {
                         Some(_) => self.pos += 1,
                     }
                 }
+                if !escaped {
+                    return Ok((Cow::Borrowed(&self.text[first..self.pos]), false));
+                }
                 out.push_str(&self.text[start..self.pos]);
-                Ok((out, escaped))
+                Ok((Cow::Owned(out), true))
             }
         }
     }
@@ -139,15 +151,23 @@ impl Reader<'_> {
     }
 }
 
-/// Parses hstore text (see the module header) into its pairs, in the order written.
-pub fn parse(text: &str) -> Result<Vec<Pair>, HstoreError> {
+/// Reads hstore text (see the module header), handing each pair to `pair` in the order written,
+/// borrowed from `text` where it holds no escape; a repeated key is skipped (its first value
+/// counts).
+fn read_pairs<'a>(
+    text: &'a str,
+    mut pair: impl FnMut(Cow<'a, str>, Option<Cow<'a, str>>),
+) -> Result<(), HstoreError> {
     let mut r = Reader {
         bytes: text.as_bytes(),
         text,
         pos: 0,
     };
-    let mut pairs: Vec<Pair> = Vec::new();
-    let mut seen = std::collections::HashSet::new();
+    // Postgres prints an hstore's keys sorted (shorter first, then bytewise) and unique, so a
+    // key past the one before cannot repeat an earlier one: the set of keys seen is built only
+    // once a key comes out of that order (text written by hand).
+    let mut in_order: Vec<Cow<'a, str>> = Vec::new();
+    let mut seen: Option<HashSet<Cow<'a, str>>> = None;
     r.skip_space();
     while !r.at_end() {
         let (key, _) = r.word(true)?;
@@ -167,8 +187,25 @@ pub fn parse(text: &str) -> Result<Vec<Pair>, HstoreError> {
         } else {
             Some(value)
         };
-        if seen.insert(key.clone()) {
-            pairs.push((key, value));
+        let first = match &mut seen {
+            None if in_order
+                .last()
+                .is_none_or(|p| (p.len(), p.as_bytes()) < (key.len(), key.as_bytes())) =>
+            {
+                in_order.push(key.clone());
+                true
+            }
+            None => {
+                let mut keys: HashSet<Cow<'a, str>> =
+                    std::mem::take(&mut in_order).into_iter().collect();
+                let first = keys.insert(key.clone());
+                seen = Some(keys);
+                first
+            }
+            Some(keys) => keys.insert(key.clone()),
+        };
+        if first {
+            pair(key, value);
         }
         r.skip_space();
         match r.peek() {
@@ -183,6 +220,15 @@ pub fn parse(text: &str) -> Result<Vec<Pair>, HstoreError> {
             Some(_) => return Err(r.error("`,` or the end")),
         }
     }
+    Ok(())
+}
+
+/// Parses hstore text (see the module header) into its pairs, in the order written.
+pub fn parse(text: &str) -> Result<Vec<Pair>, HstoreError> {
+    let mut pairs = Vec::new();
+    read_pairs(text, |key, value| {
+        pairs.push((key.into_owned(), value.map(Cow::into_owned)))
+    })?;
     Ok(pairs)
 }
 
@@ -256,15 +302,39 @@ pub fn typed(
 ) -> Map<String, Value> {
     let mut out = Map::new();
     for (column, text) in pairs {
-        if skip_nulls && text.is_none() {
-            continue;
+        if !(skip_nulls && text.is_none()) {
+            put_typed(&mut out, mapping, column, text.as_deref());
         }
-        let pg_type = mapping
-            .and_then(|m| m.field_by_column(&column))
-            .map(|f| f.pg_type);
-        out.insert(column, typed_value(pg_type, text.as_deref()));
     }
     out
+}
+
+/// [`parse`] and [`typed`] in one pass, without the pairs in between: what the writer reads
+/// every captured entry with (a null left out costs no copy of its text).
+pub fn typed_text(
+    mapping: Option<&MappingDescriptor>,
+    text: &str,
+    skip_nulls: bool,
+) -> Result<Map<String, Value>, HstoreError> {
+    let mut out = Map::new();
+    read_pairs(text, |column, text| {
+        if !(skip_nulls && text.is_none()) {
+            put_typed(&mut out, mapping, column.into_owned(), text.as_deref());
+        }
+    })?;
+    Ok(out)
+}
+
+fn put_typed(
+    out: &mut Map<String, Value>,
+    mapping: Option<&MappingDescriptor>,
+    column: String,
+    text: Option<&str>,
+) {
+    let pg_type = mapping
+        .and_then(|m| m.field_by_column(&column))
+        .map(|f| f.pg_type);
+    out.insert(column, typed_value(pg_type, text));
 }
 
 #[cfg(test)]
@@ -348,8 +418,40 @@ mod tests {
     }
 
     #[test]
+    fn typing_straight_from_text_gives_what_parse_then_typed_gives() {
+        let texts = [
+            r#""id"=>"7", "name"=>"O\"Brien", "phone"=>NULL, "isdeleted"=>"f""#,
+            r#"name => Acme, id => 7, name => Other, phone => NULL"#,
+            r#""b"=>"1", "a"=>"2", "b"=>"3", "a"=>"4", "c"=>NULL"#,
+            "",
+        ];
+        for text in texts {
+            for skip_nulls in [false, true] {
+                assert_eq!(
+                    typed_text(None, text, skip_nulls).unwrap(),
+                    typed(None, parse(text).unwrap(), skip_nulls),
+                    "{text:?}"
+                );
+            }
+        }
+        assert_eq!(
+            typed_text(None, r#""a"=>"1" "b"=>"2""#, false).unwrap_err(),
+            parse(r#""a"=>"1" "b"=>"2""#).unwrap_err()
+        );
+    }
+
+    #[test]
     fn a_repeated_key_keeps_its_first_value() {
         assert_eq!(pairs(r#""a"=>"1", "a"=>"2""#), [p("a", Some("1"))]);
+        // Keys out of Postgres' order (text written by hand), repeated before and after.
+        assert_eq!(
+            pairs(r#""a"=>"1", "bb"=>"2", "a"=>"3", "c"=>"4", "bb"=>"5", "c"=>"6""#),
+            [p("a", Some("1")), p("bb", Some("2")), p("c", Some("4"))]
+        );
+        assert_eq!(
+            pairs(r#""b"=>"1", "a"=>"2", "b"=>"3", "a\x"=>"4", "ax"=>"5""#),
+            [p("b", Some("1")), p("a", Some("2")), p("ax", Some("4"))]
+        );
     }
 
     #[test]

@@ -42,11 +42,10 @@ pub(crate) fn entry_values(
     if action == Action::Delete {
         return Ok(Map::new());
     }
-    let pairs = hstore::parse(values.unwrap_or_default()).map_err(|e| {
-        format!("not sent: the entry's values are {e} (Heroku Connect's format is \"column\"=>\"value\", ...)")
-    })?;
     let mapping = mappings.iter().find(|m| m.table == table).copied();
-    Ok(hstore::typed(mapping, pairs, action == Action::Insert))
+    hstore::typed_text(mapping, values.unwrap_or_default(), action == Action::Insert).map_err(|e| {
+        format!("not sent: the entry's values are {e} (Heroku Connect's format is \"column\"=>\"value\", ...)")
+    })
 }
 
 /// Why an entry cannot be sent (pure).
