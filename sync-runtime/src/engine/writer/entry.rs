@@ -98,24 +98,45 @@ pub fn group_by_record(
 }
 
 /// The record ids of `table` among `entries` whose rows the claim reads (each once), and those
-/// of them whose column values it needs: a record none of whose entries is an INSERT or knows
-/// its `sfid` (its insert failed or never went out, so a write is built from the row as it is
-/// now; see [`super::coalesce`]). The others only need the row's `sfid` (pure).
+/// of them whose column values it needs (pure).
+///
+/// - A record with an INSERT among its entries and no DELETE is not read: its write is a create
+///   of the entries' values, or an update when an entry knows the `sfid` (the app set it), and
+///   only an engine write could have given the row an `sfid` since, which for a pending insert
+///   happens only when the read path links the row to a record by its upsert key, whose create
+///   is an upsert by that key anyway. Reading 10,000 rows for nothing cost a tenth of a claim.
+/// - A record none of whose entries is an INSERT or knows its `sfid` needs the row's values (its
+///   insert failed or never went out, so a write is built from the row as it is now; see
+///   [`super::coalesce`]).
+/// - The others (updates and deletes of a known record, an insert deleted again) need the row's
+///   current `sfid`.
 pub fn rows_to_read(entries: &[LogEntry], table: &str) -> (Vec<i32>, Vec<i32>) {
-    let mut records: std::collections::BTreeMap<i32, bool> = std::collections::BTreeMap::new();
+    #[derive(Clone, Copy)]
+    struct Seen {
+        insert: bool,
+        delete: bool,
+        knows_row: bool,
+    }
+    let mut records: std::collections::BTreeMap<i32, Seen> = std::collections::BTreeMap::new();
     for e in entries.iter().filter(|e| e.table == table) {
-        let knows_row = e.action == Action::Insert
+        let seen = records.entry(e.record_id).or_insert(Seen {
+            insert: false,
+            delete: false,
+            knows_row: false,
+        });
+        seen.insert |= e.action == Action::Insert;
+        seen.delete |= e.action == Action::Delete;
+        seen.knows_row |= e.action == Action::Insert
             || e.sfid.as_deref().is_some_and(|s| !s.is_empty())
             || e.values
                 .get("sfid")
                 .and_then(Value::as_str)
                 .is_some_and(|s| !s.is_empty());
-        let needs = records.entry(e.record_id).or_insert(true);
-        *needs = *needs && !knows_row;
     }
+    records.retain(|_, seen| !seen.insert || seen.delete);
     let with_values = records
         .iter()
-        .filter(|(_, n)| **n)
+        .filter(|(_, seen)| !seen.knows_row)
         .map(|(id, _)| *id)
         .collect();
     (records.into_keys().collect(), with_values)
@@ -172,6 +193,10 @@ mod tests {
         synced_update.sfid = Some("001000000000001AAA".into());
         let mut other_table = entry(5, 13);
         other_table.table = "contact".into();
+        let mut deleted_insert = entry(6, 14);
+        deleted_insert.action = Action::Insert;
+        let mut delete = entry(7, 14);
+        delete.action = Action::Delete;
         let (ids, with_values) = rows_to_read(
             &[
                 insert,
@@ -179,10 +204,16 @@ mod tests {
                 unsynced_update,
                 synced_update,
                 other_table,
+                deleted_insert,
+                delete,
             ],
             "account",
         );
-        assert_eq!(ids, [10, 11, 12]);
+        assert_eq!(
+            ids,
+            [11, 12, 14],
+            "an insert is not read, unless it is deleted again"
+        );
         assert_eq!(with_values, [11]);
     }
 }

@@ -53,14 +53,14 @@ impl Writer {
             .db
             .query_one(
                 &format!(
-                    "SELECT (SELECT count(*) FROM {s}._trigger_log WHERE state = 'NEW' AND table_name = ANY($1)),
-                            (SELECT count(*) FROM {s}._forcesync_write_journal WHERE table_name = ANY($1))",
+                    "SELECT (SELECT count(*) FROM {s}._trigger_log WHERE state = 'NEW' AND table_name = ANY($1)) AS entries,
+                            (SELECT count(*) FROM {s}._forcesync_write_journal WHERE table_name = ANY($1)) AS journaled",
                     s = crate::engine::system::quote_ident(&self.schema)
                 ),
                 &[&tables],
             )
             .await?;
-        Ok((row.get(0), row.get(1)))
+        Ok((row.get("entries"), row.get("journaled")))
     }
 
     /// Time until the earliest scheduled retry, if any.
@@ -70,14 +70,14 @@ impl Writer {
             .db
             .query_one(
                 &format!(
-                    "SELECT extract(epoch FROM (min(not_before) - now()))::float8
+                    "SELECT extract(epoch FROM (min(not_before) - now()))::float8 AS seconds
                      FROM {}._forcesync_write_journal WHERE state = '{RETRY}' AND table_name = ANY($1)",
                     crate::engine::system::quote_ident(&self.schema)
                 ),
                 &[&tables],
             )
             .await?;
-        let seconds: Option<f64> = row.get(0);
+        let seconds: Option<f64> = row.get("seconds");
         Ok(seconds.map(|s| Duration::from_secs_f64(s.max(0.0))))
     }
 

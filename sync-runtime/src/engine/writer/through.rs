@@ -140,7 +140,7 @@ async fn store_created(
         sel = select.iter().map(|c| format!("{c}, ")).collect::<String>(),
     );
     let row = tx.query_one(&sql, &[&Value::Object(with_sfid)]).await?;
-    let id: i32 = row.get(0);
+    let id: i32 = row.get("id");
     // The write's history, as the writer leaves for a row it sent. It also tells the row apart
     // from one the read path stored (see `Store::held_sfids`), which a reconciliation may
     // replace.
@@ -166,7 +166,7 @@ pub async fn update(
             &[&id],
         )
         .await?
-        .and_then(|r| r.get(0));
+        .and_then(|r| r.get("sfid"));
     let Some(sfid) = sfid else {
         return Err(ThroughError::NoRecord(format!(
             "{} row {id} does not exist or is not in Salesforce yet",
@@ -360,7 +360,7 @@ async fn changed_columns(
     let row = db
         .query_opt(
             &format!(
-                "SELECT ARRAY[{}]::bool[] FROM {t} t, jsonb_populate_record(NULL::{t}, $1) r
+                "SELECT ARRAY[{}]::bool[] AS differs FROM {t} t, jsonb_populate_record(NULL::{t}, $1) r
                  WHERE t.id = $2",
                 if tests.is_empty() {
                     "NULL::bool".to_owned()
@@ -375,7 +375,7 @@ async fn changed_columns(
         .ok_or_else(|| {
             ThroughError::NoRecord(format!("{} row {id} does not exist", mapping.table))
         })?;
-    let differs: Vec<Option<bool>> = row.get(0);
+    let differs: Vec<Option<bool>> = row.get("differs");
     Ok(names
         .into_iter()
         .zip(differs)

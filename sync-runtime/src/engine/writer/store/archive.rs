@@ -101,12 +101,12 @@ impl Store {
         Ok(db
             .query_one(
                 &format!(
-                    "SELECT count(*) FROM {} WHERE _hc_lastop = 'PENDING'",
+                    "SELECT count(*) AS unsent FROM {} WHERE _hc_lastop = 'PENDING'",
                     self.table(mapping)
                 ),
                 &[],
             )
             .await?
-            .get(0))
+            .get("unsent"))
     }
 }

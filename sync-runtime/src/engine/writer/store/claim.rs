@@ -203,7 +203,7 @@ impl Store {
         let rows = db
             .query(
                 &format!(
-                    "SELECT DISTINCT p.{column}::text FROM {qualified} p
+                    "SELECT DISTINCT p.{column}::text AS parent_key FROM {qualified} p
                      WHERE p.{column}::text = ANY($1) AND p.sfid IS NULL
                        AND (EXISTS (SELECT 1 FROM {log} l
                                     WHERE l.table_name = $2 AND l.record_id = p.id
@@ -217,7 +217,7 @@ impl Store {
                 &[&values, &parent_table, &claimed, &another_writer],
             )
             .await?;
-        Ok(rows.iter().map(|r| r.get(0)).collect())
+        Ok(rows.iter().map(|r| r.get("parent_key")).collect())
     }
 }
 

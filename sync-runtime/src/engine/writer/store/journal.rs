@@ -5,6 +5,7 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
+use tokio_postgres::types::Json;
 use tokio_postgres::GenericClient;
 
 use crate::engine::writer::plan::{CallKind, Write};
@@ -73,10 +74,8 @@ impl Store {
             .collect();
         let sfids: Vec<Option<&str>> = writes.iter().map(|w| w.sfid.as_deref()).collect();
         let external: Vec<Option<&str>> = writes.iter().map(|w| w.external_id.as_deref()).collect();
-        let bodies: Vec<Value> = writes
-            .iter()
-            .map(|w| Value::Object(w.body.clone()))
-            .collect();
+        // Serialized from the writes' own maps (no copy of each body first).
+        let bodies: Vec<Json<&Map<String, Value>>> = writes.iter().map(|w| Json(&w.body)).collect();
         let rows = db
             .query(
                 &format!(
@@ -93,7 +92,7 @@ impl Store {
         // One journal row per record (unique index), so (table, record) finds each write's id.
         let ids: HashMap<(String, i32), i64> = rows
             .iter()
-            .map(|r| ((r.get(0), r.get(1)), r.get(2)))
+            .map(|r| ((r.get("table_name"), r.get("record_id")), r.get("id")))
             .collect();
         Ok(writes
             .iter()

@@ -188,7 +188,7 @@ impl Store {
              RETURNING t.id",
             t = self.table(mapping)
         );
-        let ids = |rows: Vec<tokio_postgres::Row>| rows.iter().map(|r| r.get(0)).collect();
+        let ids = |rows: Vec<tokio_postgres::Row>| rows.iter().map(|r| r.get("id")).collect();
         if created.is_empty() {
             return Ok(ids(db.query(&update, params).await?));
         }
@@ -345,6 +345,6 @@ impl Store {
                 &[&ids, &mapping.table, &copies_give_way],
             )
             .await?;
-        Ok(rows.iter().map(|r| r.get(0)).collect())
+        Ok(rows.iter().map(|r| r.get("sfid")).collect())
     }
 }
