@@ -1,81 +1,87 @@
-//! Descriptors for the engine's unit tests: a small Account mapping shaped like the generated one,
-//! and an invoice line naming its invoice by external ID.
+//! Descriptors for the crate's unit tests: the field builders (`field`, `typed`, `lookup`, the
+//! system fields `ID` and `MODSTAMP`), a small Account mapping shaped like the generated one, and
+//! an invoice line naming its invoice by external ID.
 
 use crate::adapter::{FieldDescriptor, MappingDescriptor, PgType, Relationship, SfType};
 
 /// A field with neutral flags; tests override what they need.
 pub const fn field(sf_name: &'static str) -> FieldDescriptor {
     FieldDescriptor {
-        sf_name,
-        column: "",
-        label: "",
-        sf_type: SfType::String,
-        pg_type: PgType::Text,
-        compound: None,
-        compound_key: None,
-        length: None,
-        system: false,
         nillable: true,
         createable: true,
         updateable: true,
-        calculated: false,
-        external_id: false,
-        unique: false,
-        required_on_create: false,
         writable: true,
-        reference_to: &[],
-        relationship: None,
+        ..FieldDescriptor::new(sf_name, "", "", SfType::String, PgType::Text)
     }
 }
 
-const fn typed(
+/// A mapped field of these names and types, with neutral flags.
+pub(crate) const fn typed(
     sf_name: &'static str,
     column: &'static str,
     sf_type: SfType,
     pg_type: PgType,
-    system: bool,
 ) -> FieldDescriptor {
     FieldDescriptor {
         column,
         sf_type,
         pg_type,
-        system,
         ..field(sf_name)
     }
 }
 
+/// `field` as a system field: always mapped, set by Salesforce and never written.
+const fn system(field: FieldDescriptor) -> FieldDescriptor {
+    FieldDescriptor {
+        system: true,
+        createable: false,
+        updateable: false,
+        writable: false,
+        ..field
+    }
+}
+
+/// A lookup to `parent` (`reference_to`), held as its 18-character Id.
+pub(crate) const fn lookup(
+    sf_name: &'static str,
+    column: &'static str,
+    parent: &'static [&'static str],
+) -> FieldDescriptor {
+    FieldDescriptor {
+        reference_to: parent,
+        ..typed(sf_name, column, SfType::Reference, PgType::Varchar(18))
+    }
+}
+
+/// `Id` as the generated descriptors have it: the system field landing in `sfid`.
+pub const ID: FieldDescriptor = system(typed("Id", "sfid", SfType::Id, PgType::Varchar(18)));
+
+/// `SystemModstamp`, the system field a record's version is read from.
+pub const MODSTAMP: FieldDescriptor = system(typed(
+    "SystemModstamp",
+    "systemmodstamp",
+    SfType::DateTime,
+    PgType::Timestamp,
+));
+
 static ACCOUNT_FIELDS: [FieldDescriptor; 8] = [
-    typed("Id", "sfid", SfType::Id, PgType::Varchar(18), true),
-    typed(
+    ID,
+    system(typed(
         "IsDeleted",
         "isdeleted",
         SfType::Boolean,
         PgType::Boolean,
-        true,
-    ),
-    typed(
-        "SystemModstamp",
-        "systemmodstamp",
-        SfType::DateTime,
-        PgType::Timestamp,
-        true,
-    ),
-    typed("Name", "name", SfType::String, PgType::Varchar(255), false),
-    typed("Phone", "phone", SfType::Phone, PgType::Varchar(40), false),
-    typed(
-        "Website",
-        "website",
-        SfType::Url,
-        PgType::Varchar(255),
-        false,
-    ),
-    typed("Type", "type", SfType::Picklist, PgType::Varchar(40), false),
+    )),
+    MODSTAMP,
+    typed("Name", "name", SfType::String, PgType::Varchar(255)),
+    typed("Phone", "phone", SfType::Phone, PgType::Varchar(40)),
+    typed("Website", "website", SfType::Url, PgType::Varchar(255)),
+    typed("Type", "type", SfType::Picklist, PgType::Varchar(40)),
     typed(
         "AnnualRevenue",
         "annualrevenue",
         SfType::Currency,
         PgType::DoublePrecision,
-        false,
     ),
 ];
 
@@ -86,24 +92,9 @@ pub static ACCOUNT: MappingDescriptor = MappingDescriptor {
 };
 
 static INVOICE_LINE_FIELDS: [FieldDescriptor; 5] = [
-    typed("Id", "sfid", SfType::Id, PgType::Varchar(18), true),
-    typed(
-        "SystemModstamp",
-        "systemmodstamp",
-        SfType::DateTime,
-        PgType::Timestamp,
-        true,
-    ),
-    FieldDescriptor {
-        reference_to: &["Invoice__c"],
-        ..typed(
-            "Invoice__c",
-            "invoice__c",
-            SfType::Reference,
-            PgType::Varchar(18),
-            false,
-        )
-    },
+    ID,
+    MODSTAMP,
+    lookup("Invoice__c", "invoice__c", &["Invoice__c"]),
     FieldDescriptor {
         reference_to: &["Invoice__c"],
         relationship: Some(Relationship {
@@ -116,7 +107,6 @@ static INVOICE_LINE_FIELDS: [FieldDescriptor; 5] = [
             "invoice__r__external_id__c",
             SfType::String,
             PgType::Varchar(40),
-            false,
         )
     },
     typed(
@@ -124,7 +114,6 @@ static INVOICE_LINE_FIELDS: [FieldDescriptor; 5] = [
         "description__c",
         SfType::String,
         PgType::Varchar(255),
-        false,
     ),
 ];
 
