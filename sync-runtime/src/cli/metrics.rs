@@ -210,12 +210,16 @@ mod tests {
     #[test]
     fn the_figures_of_a_mapping_are_exposed_with_its_label() {
         let text = render(&[sample()]);
-        assert!(text.contains("forcesync_mapping_state{mapping=\"Account\",state=\"STREAMING\"} 1"));
-        assert!(text.contains("forcesync_mapping_state{mapping=\"Account\",state=\"PAUSED\"} 0"));
-        assert!(text.contains("forcesync_pending_writes{mapping=\"Account\"} 3"));
-        assert!(text.contains("forcesync_change_lag_seconds{mapping=\"Account\"} 0.038"));
-        assert!(text.contains("forcesync_api_calls_total{mapping=\"Account\",kind=\"Query\"} 5"));
-        assert!(text.contains("forcesync_conflicts_total{mapping=\"Account\"} 2"));
+        for line in [
+            "forcesync_mapping_state{mapping=\"Account\",state=\"STREAMING\"} 1",
+            "forcesync_mapping_state{mapping=\"Account\",state=\"PAUSED\"} 0",
+            "forcesync_pending_writes{mapping=\"Account\"} 3",
+            "forcesync_change_lag_seconds{mapping=\"Account\"} 0.038",
+            "forcesync_api_calls_total{mapping=\"Account\",kind=\"Query\"} 5",
+            "forcesync_conflicts_total{mapping=\"Account\"} 2",
+        ] {
+            assert!(text.contains(line), "{line} in:\n{text}");
+        }
     }
 
     #[test]
