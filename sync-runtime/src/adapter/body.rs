@@ -6,7 +6,7 @@ use serde_json::{Map, Value};
 
 use super::descriptor::{FieldDescriptor, MappingDescriptor, SfType, WriteKind};
 use super::error::ConversionError;
-use super::value::{format_datetime, parse_time, SfValue};
+use super::value::{format_datetime, or_wrong_type, parse_time, SfValue};
 
 /// The JSON object sent to Salesforce, keyed by field API name.
 ///
@@ -116,17 +116,12 @@ pub fn pg_values_to_sf_body(
         }
         let converted = match (field.sf_type, value) {
             (SfType::DateTime, Value::String(s)) => {
-                let dt =
-                    NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f").map_err(|_| {
-                        ConversionError::wrong_type(field.sf_name, "a Postgres timestamp", value)
-                    })?;
+                let dt = NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f").ok();
+                let dt = or_wrong_type(dt, value, field, "a Postgres timestamp")?;
                 Value::String(format_datetime(&dt))
             }
             (SfType::Time, Value::String(s)) => {
-                let t = parse_time(s).ok_or_else(|| {
-                    ConversionError::wrong_type(field.sf_name, "a Postgres time", value)
-                })?;
-                t.to_sf()
+                or_wrong_type(parse_time(s), value, field, "a Postgres time")?.to_sf()
             }
             _ => value.clone(),
         };

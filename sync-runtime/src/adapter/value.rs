@@ -36,7 +36,7 @@ fn expect_str<'v>(
 }
 
 /// What `value` read as (`read`), or the error saying it is not `expected`.
-fn or_wrong_type<T>(
+pub(super) fn or_wrong_type<T>(
     read: Option<T>,
     value: &Value,
     field: &FieldDescriptor,
