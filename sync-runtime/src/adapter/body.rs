@@ -155,57 +155,10 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::adapter::{PgType, Relationship};
-
-    static LOOKUP: FieldDescriptor = FieldDescriptor {
-        nillable: true,
-        createable: true,
-        updateable: true,
-        writable: true,
-        reference_to: &["Invoice__c"],
-        ..FieldDescriptor::new(
-            "Invoice__c",
-            "invoice__c",
-            "Invoice",
-            SfType::Reference,
-            PgType::Varchar(18),
-        )
-    };
-    static BY_EXTERNAL_ID: FieldDescriptor = FieldDescriptor {
-        nillable: true,
-        createable: true,
-        updateable: true,
-        writable: true,
-        reference_to: &["Invoice__c"],
-        relationship: Some(Relationship {
-            lookup: "Invoice__c",
-            name: "Invoice__r",
-            field: "External_Id__c",
-        }),
-        ..FieldDescriptor::new(
-            "Invoice__r.External_Id__c",
-            "invoice__r__external_id__c",
-            "Invoice External ID",
-            SfType::String,
-            PgType::Varchar(40),
-        )
-    };
-    static FIXTURE: MappingDescriptor = MappingDescriptor::fixture(
-        "Invoice_Line__c",
-        "invoice_line__c",
-        &[LOOKUP, BY_EXTERNAL_ID],
-    );
-    static LINE: MappingDescriptor = MappingDescriptor {
-        label: "Invoice Line",
-        sync: crate::adapter::SyncOptions {
-            max_daily_api_calls: 30_000,
-            ..FIXTURE.sync
-        },
-        ..FIXTURE
-    };
+    use crate::adapter::testing::INVOICE_LINE;
 
     fn body(values: Value, kind: WriteKind) -> Value {
-        pg_values_to_sf_body(&LINE, values.as_object().unwrap(), kind)
+        pg_values_to_sf_body(&INVOICE_LINE, values.as_object().unwrap(), kind)
             .unwrap()
             .into_json()
     }
@@ -226,8 +179,10 @@ mod tests {
         let expected = json!({"Invoice__c": "a01000000000001AAA"});
         assert_eq!(body(both, WriteKind::Create), expected);
         let mut put = SfBody::new(WriteKind::Create);
-        put.put(&BY_EXTERNAL_ID, &Some("INV-1".to_owned()));
-        put.put(&LOOKUP, &Some("a01000000000001AAA".to_owned()));
+        let lookup = INVOICE_LINE.field("Invoice__c").unwrap();
+        let by_external_id = INVOICE_LINE.field("Invoice__r.External_Id__c").unwrap();
+        put.put(by_external_id, &Some("INV-1".to_owned()));
+        put.put(lookup, &Some("a01000000000001AAA".to_owned()));
         assert_eq!(put.into_json(), expected);
     }
 

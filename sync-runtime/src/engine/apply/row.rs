@@ -355,7 +355,7 @@ mod tests {
         }
         let header = ChangeEventHeader::from_payload(&payload).unwrap();
         row_from_event(
-            &crate::engine::testing::INVOICE_LINE,
+            &crate::adapter::testing::INVOICE_LINE,
             &header,
             &payload,
             "a02000000000001AAA",
@@ -365,7 +365,7 @@ mod tests {
 
     #[test]
     fn relationship_columns_are_read_from_the_nested_parent_of_a_query_result() {
-        let line = &crate::engine::testing::INVOICE_LINE;
+        let line = &crate::adapter::testing::INVOICE_LINE;
         let record = json!({
             "attributes": {"type": "Invoice_Line__c"},
             "Id": "a02000000000001AAA",
@@ -385,7 +385,7 @@ mod tests {
 
     #[test]
     fn a_created_child_keeps_its_relationship_column_and_is_read_again_for_it() {
-        let line = &crate::engine::testing::INVOICE_LINE;
+        let line = &crate::adapter::testing::INVOICE_LINE;
         let change = line_change(
             "CREATE",
             json!([]),

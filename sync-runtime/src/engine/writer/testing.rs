@@ -1,8 +1,9 @@
-//! The writer's own test mappings, next to `engine::testing`'s Account and Invoice_Line__c:
-//! Contact (a child of Account) and Invoice__c (with an upsert key), built from the same fields.
+//! The writer's own test mappings, next to `engine::testing`'s Account and `adapter::testing`'s
+//! Invoice_Line__c: Contact (a child of Account) and Invoice__c (with an upsert key), built from
+//! the same field builders.
 
+use crate::adapter::testing::{lookup, typed, ID, MODSTAMP};
 use crate::adapter::{FieldDescriptor, MappingDescriptor, PgType, SfType};
-use crate::engine::testing::{lookup, typed, ID, MODSTAMP};
 
 pub static CONTACT: MappingDescriptor = MappingDescriptor {
     key_prefix: Some("003"),

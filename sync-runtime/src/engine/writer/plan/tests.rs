@@ -3,7 +3,8 @@
 use serde_json::json;
 
 use super::*;
-use crate::engine::testing::{ACCOUNT, INVOICE_LINE};
+use crate::adapter::testing::INVOICE_LINE;
+use crate::engine::testing::ACCOUNT;
 use crate::engine::writer::testing::{CONTACT, INVOICE};
 
 fn values(v: Value) -> Map<String, Value> {
