@@ -35,19 +35,38 @@ impl Family<'_> {
             .collect();
         let _ = writeln!(self.out, "{name}{{{}}} {value}", labels.join(","));
     }
+
+    /// Each of `figures` as a family with a sample per item of `items` that has a value,
+    /// labelled `label` = `label_of(item)`.
+    fn figures<T>(
+        &mut self,
+        figures: &[Figure<T>],
+        items: &[T],
+        label: &str,
+        label_of: fn(&T) -> &str,
+    ) {
+        for (name, kind, help, value) in figures {
+            self.head(name, kind, help);
+            for item in items {
+                if let Some(v) = value(item) {
+                    self.sample(name, &[(label, label_of(item))], v);
+                }
+            }
+        }
+    }
 }
 
-/// A metric family of at most one number per mapping: name, type, help, value (`None`: no
-/// sample for that mapping).
-type Figure = (
+/// A metric family of at most one number per item (a mapping, an org limit): name, type, help,
+/// value (`None`: no sample for that item).
+type Figure<T> = (
     &'static str,
     &'static str,
     &'static str,
-    fn(&MappingReport) -> Option<f64>,
+    fn(&T) -> Option<f64>,
 );
 
 /// The per-mapping figures, in the order they are exposed.
-const FIGURES: [Figure; 10] = [
+const FIGURES: [Figure<MappingReport>; 10] = [
     (
         "forcesync_rows",
         "gauge",
@@ -130,14 +149,7 @@ pub fn render(reports: &[MappingReport]) -> String {
             );
         }
     }
-    for (name, kind, help, value) in FIGURES {
-        f.head(name, kind, help);
-        for r in reports {
-            if let Some(v) = value(r) {
-                f.sample(name, &[("mapping", &r.mapping)], v);
-            }
-        }
-    }
+    f.figures(&FIGURES, reports, "mapping", |r| &r.mapping);
     f.head(
         "forcesync_api_calls_total",
         "counter",
@@ -155,31 +167,30 @@ pub fn render(reports: &[MappingReport]) -> String {
     out
 }
 
+/// The figures of each org limit.
+const LIMIT_FIGURES: [Figure<StoredLimit>; 2] = [
+    (
+        "forcesync_org_limit_max",
+        "gauge",
+        "The org's allocation as last read from /limits (DurableStreamingApiConcurrentClients, DailyDeliveredPlatformEvents).",
+        |l| Some(l.max as f64),
+    ),
+    (
+        "forcesync_org_limit_remaining",
+        "gauge",
+        "What is left of the org's allocation as last read from /limits.",
+        |l| Some(l.remaining as f64),
+    ),
+];
+
 /// The exposition of the org's watched allocations (pure): max and remaining of each.
 pub fn render_limits(limits: &[StoredLimit]) -> String {
     let mut out = String::new();
     if limits.is_empty() {
         return out;
     }
-    let figures: [(&str, &str, fn(&StoredLimit) -> f64); 2] = [
-        (
-            "forcesync_org_limit_max",
-            "The org's allocation as last read from /limits (DurableStreamingApiConcurrentClients, DailyDeliveredPlatformEvents).",
-            |l| l.max as f64,
-        ),
-        (
-            "forcesync_org_limit_remaining",
-            "What is left of the org's allocation as last read from /limits.",
-            |l| l.remaining as f64,
-        ),
-    ];
     let mut f = Family { out: &mut out };
-    for (name, help, value) in figures {
-        f.head(name, "gauge", help);
-        for l in limits {
-            f.sample(name, &[("limit", &l.name)], value(l));
-        }
-    }
+    f.figures(&LIMIT_FIGURES, limits, "limit", |l| &l.name);
     out
 }
 
