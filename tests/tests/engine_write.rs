@@ -7,7 +7,7 @@ use forcesync_tests::engine::{eventually, writer_config, Harness, Running, SCHEM
 use generated::salesforce::{account, invoice, invoice_line};
 use serde_json::{json, Value};
 use sync_runtime::adapter::MappingDescriptor;
-use sync_runtime::engine::writer::admin::{self, Selection};
+use sync_runtime::engine::writer::admin::{self, Action, Selection};
 use sync_runtime::engine::writer::{through, Target, Writer, WriterConfig};
 use sync_runtime::salesforce::Client;
 
@@ -266,9 +266,15 @@ async fn a_rejected_row_is_failed_with_hc_err_and_succeeds_after_a_fix_or_a_retr
     env.control_ok(reqwest::Method::DELETE, "validation-rules", None)
         .await;
     let mut db = env.pg().await;
-    let requeued = admin::retry(&mut db, SCHEMA, &[&account::MAPPING], &Selection::All)
-        .await
-        .unwrap();
+    let requeued = admin::act(
+        &mut db,
+        SCHEMA,
+        &[&account::MAPPING],
+        &Selection::All,
+        Action::Retry,
+    )
+    .await
+    .unwrap();
     assert_eq!(requeued, 1);
     writer.drain(DRAIN).await.unwrap();
     let (sfid, lastop, err) = row(&app, "account", retried).await;
@@ -297,9 +303,15 @@ async fn ignore_marks_failed_entries_handled() {
     let id = insert_account(&app, "test ignored").await;
     writer.drain(DRAIN).await.unwrap();
     let mut db = env.pg().await;
-    let n = admin::ignore(&mut db, SCHEMA, &[&account::MAPPING], &Selection::All)
-        .await
-        .unwrap();
+    let n = admin::act(
+        &mut db,
+        SCHEMA,
+        &[&account::MAPPING],
+        &Selection::All,
+        Action::Ignore,
+    )
+    .await
+    .unwrap();
     assert_eq!(n, 1);
     assert_eq!(archived(&app, "IGNORED").await, 1);
     let (_, lastop, err) = row(&app, "account", id).await;

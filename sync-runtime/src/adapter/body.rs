@@ -6,7 +6,7 @@ use serde_json::{Map, Value};
 
 use super::descriptor::{FieldDescriptor, MappingDescriptor, SfType, WriteKind};
 use super::error::ConversionError;
-use super::value::{format_datetime, parse_time, SfValue};
+use super::value::{format_datetime, or_wrong_type, parse_time, SfValue};
 
 /// The JSON object sent to Salesforce, keyed by field API name.
 ///
@@ -116,17 +116,12 @@ pub fn pg_values_to_sf_body(
         }
         let converted = match (field.sf_type, value) {
             (SfType::DateTime, Value::String(s)) => {
-                let dt =
-                    NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f").map_err(|_| {
-                        ConversionError::wrong_type(field.sf_name, "a Postgres timestamp", value)
-                    })?;
+                let dt = NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f").ok();
+                let dt = or_wrong_type(dt, value, field, "a Postgres timestamp")?;
                 Value::String(format_datetime(&dt))
             }
             (SfType::Time, Value::String(s)) => {
-                let t = parse_time(s).ok_or_else(|| {
-                    ConversionError::wrong_type(field.sf_name, "a Postgres time", value)
-                })?;
-                t.to_sf()
+                or_wrong_type(parse_time(s), value, field, "a Postgres time")?.to_sf()
             }
             _ => value.clone(),
         };
@@ -160,57 +155,10 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::adapter::{PgType, Relationship};
-
-    static LOOKUP: FieldDescriptor = FieldDescriptor {
-        nillable: true,
-        createable: true,
-        updateable: true,
-        writable: true,
-        reference_to: &["Invoice__c"],
-        ..FieldDescriptor::new(
-            "Invoice__c",
-            "invoice__c",
-            "Invoice",
-            SfType::Reference,
-            PgType::Varchar(18),
-        )
-    };
-    static BY_EXTERNAL_ID: FieldDescriptor = FieldDescriptor {
-        nillable: true,
-        createable: true,
-        updateable: true,
-        writable: true,
-        reference_to: &["Invoice__c"],
-        relationship: Some(Relationship {
-            lookup: "Invoice__c",
-            name: "Invoice__r",
-            field: "External_Id__c",
-        }),
-        ..FieldDescriptor::new(
-            "Invoice__r.External_Id__c",
-            "invoice__r__external_id__c",
-            "Invoice External ID",
-            SfType::String,
-            PgType::Varchar(40),
-        )
-    };
-    static FIXTURE: MappingDescriptor = MappingDescriptor::fixture(
-        "Invoice_Line__c",
-        "invoice_line__c",
-        &[LOOKUP, BY_EXTERNAL_ID],
-    );
-    static LINE: MappingDescriptor = MappingDescriptor {
-        label: "Invoice Line",
-        sync: crate::adapter::SyncOptions {
-            max_daily_api_calls: 30_000,
-            ..FIXTURE.sync
-        },
-        ..FIXTURE
-    };
+    use crate::adapter::testing::INVOICE_LINE;
 
     fn body(values: Value, kind: WriteKind) -> Value {
-        pg_values_to_sf_body(&LINE, values.as_object().unwrap(), kind)
+        pg_values_to_sf_body(&INVOICE_LINE, values.as_object().unwrap(), kind)
             .unwrap()
             .into_json()
     }
@@ -231,8 +179,10 @@ mod tests {
         let expected = json!({"Invoice__c": "a01000000000001AAA"});
         assert_eq!(body(both, WriteKind::Create), expected);
         let mut put = SfBody::new(WriteKind::Create);
-        put.put(&BY_EXTERNAL_ID, &Some("INV-1".to_owned()));
-        put.put(&LOOKUP, &Some("a01000000000001AAA".to_owned()));
+        let lookup = INVOICE_LINE.field("Invoice__c").unwrap();
+        let by_external_id = INVOICE_LINE.field("Invoice__r.External_Id__c").unwrap();
+        put.put(by_external_id, &Some("INV-1".to_owned()));
+        put.put(lookup, &Some("a01000000000001AAA".to_owned()));
         assert_eq!(put.into_json(), expected);
     }
 

@@ -334,32 +334,26 @@ mod tests {
         assert!(err.to_string().contains("MERGE"), "{err}");
     }
 
+    /// The names of the fields of `mapping` the change `header` affects.
+    fn changed(mapping: &MappingDescriptor, header: &ChangeEventHeader) -> Vec<&'static str> {
+        let fields = mapping.fields_changed_by(header);
+        fields.iter().map(|f| f.sf_name).collect()
+    }
+
     #[test]
     fn changed_fields_map_to_the_mapped_fields_they_affect() {
         let header = ChangeEventHeader::from_payload(&update_payload()).unwrap();
-        let names: Vec<&str> = ACCOUNT
-            .fields_changed_by(&header)
-            .iter()
-            .map(|f| f.sf_name)
-            .collect();
+        let names = changed(&ACCOUNT, &header);
         assert_eq!(names, ["Industry", "BillingCity", "Description"]);
 
         let mut whole = header.clone();
         whole.changed_fields = vec!["billingaddress".into(), "NAME".into()];
-        let names: Vec<&str> = ACCOUNT
-            .fields_changed_by(&whole)
-            .iter()
-            .map(|f| f.sf_name)
-            .collect();
+        let names = changed(&ACCOUNT, &whole);
         assert_eq!(names, ["Name", "BillingStreet", "BillingCity"]);
 
         let mut contact = header;
         contact.changed_fields = vec!["Name.FirstName".into(), "LastModifiedDate".into()];
-        let names: Vec<&str> = CONTACT
-            .fields_changed_by(&contact)
-            .iter()
-            .map(|f| f.sf_name)
-            .collect();
+        let names = changed(&CONTACT, &contact);
         assert_eq!(names, ["FirstName"]);
     }
 

@@ -16,6 +16,8 @@ pub mod hstore;
 mod macros;
 mod picklist;
 mod record;
+#[cfg(test)]
+pub(crate) mod testing;
 mod value;
 
 pub use body::{flat_body, pg_values_to_sf_body, SfBody};

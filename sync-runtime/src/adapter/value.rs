@@ -35,6 +35,16 @@ fn expect_str<'v>(
     }
 }
 
+/// What `value` read as (`read`), or the error saying it is not `expected`.
+pub(super) fn or_wrong_type<T>(
+    read: Option<T>,
+    value: &Value,
+    field: &FieldDescriptor,
+    expected: &'static str,
+) -> Result<T, ConversionError> {
+    read.ok_or_else(|| ConversionError::wrong_type(field.sf_name, expected, value))
+}
+
 impl SfValue for String {
     fn from_sf(value: &Value, field: &FieldDescriptor) -> Result<Self, ConversionError> {
         expect_str(value, field, "a string").map(str::to_owned)
@@ -47,9 +57,7 @@ impl SfValue for String {
 
 impl SfValue for f64 {
     fn from_sf(value: &Value, field: &FieldDescriptor) -> Result<Self, ConversionError> {
-        value
-            .as_f64()
-            .ok_or_else(|| ConversionError::wrong_type(field.sf_name, "a number", value))
+        or_wrong_type(value.as_f64(), value, field, "a number")
     }
 
     fn to_sf(&self) -> Value {
@@ -66,8 +74,7 @@ fn integral(value: &Value) -> Option<i64> {
 
 impl SfValue for i64 {
     fn from_sf(value: &Value, field: &FieldDescriptor) -> Result<Self, ConversionError> {
-        integral(value)
-            .ok_or_else(|| ConversionError::wrong_type(field.sf_name, "an integer", value))
+        or_wrong_type(integral(value), value, field, "an integer")
     }
 
     fn to_sf(&self) -> Value {
@@ -77,9 +84,8 @@ impl SfValue for i64 {
 
 impl SfValue for i32 {
     fn from_sf(value: &Value, field: &FieldDescriptor) -> Result<Self, ConversionError> {
-        integral(value)
-            .and_then(|i| i32::try_from(i).ok())
-            .ok_or_else(|| ConversionError::wrong_type(field.sf_name, "a 32-bit integer", value))
+        let read = integral(value).and_then(|i| i32::try_from(i).ok());
+        or_wrong_type(read, value, field, "a 32-bit integer")
     }
 
     fn to_sf(&self) -> Value {
@@ -89,9 +95,7 @@ impl SfValue for i32 {
 
 impl SfValue for bool {
     fn from_sf(value: &Value, field: &FieldDescriptor) -> Result<Self, ConversionError> {
-        value
-            .as_bool()
-            .ok_or_else(|| ConversionError::wrong_type(field.sf_name, "true or false", value))
+        or_wrong_type(value.as_bool(), value, field, "true or false")
     }
 
     fn to_sf(&self) -> Value {
@@ -101,9 +105,14 @@ impl SfValue for bool {
 
 impl SfValue for NaiveDate {
     fn from_sf(value: &Value, field: &FieldDescriptor) -> Result<Self, ConversionError> {
-        let s = expect_str(value, field, "a date (YYYY-MM-DD)")?;
-        NaiveDate::parse_from_str(s, "%Y-%m-%d")
-            .map_err(|_| ConversionError::wrong_type(field.sf_name, "a date (YYYY-MM-DD)", value))
+        const EXPECTED: &str = "a date (YYYY-MM-DD)";
+        let s = expect_str(value, field, EXPECTED)?;
+        or_wrong_type(
+            NaiveDate::parse_from_str(s, "%Y-%m-%d").ok(),
+            value,
+            field,
+            EXPECTED,
+        )
     }
 
     fn to_sf(&self) -> Value {
@@ -128,12 +137,11 @@ impl SfValue for NaiveDateTime {
     fn from_sf(value: &Value, field: &FieldDescriptor) -> Result<Self, ConversionError> {
         const EXPECTED: &str = "a datetime (2024-01-02T03:04:05.000+0000)";
         if let Some(ms) = value.as_i64() {
-            return DateTime::<Utc>::from_timestamp_millis(ms)
-                .map(|dt| dt.naive_utc())
-                .ok_or_else(|| ConversionError::wrong_type(field.sf_name, EXPECTED, value));
+            let read = DateTime::<Utc>::from_timestamp_millis(ms).map(|dt| dt.naive_utc());
+            return or_wrong_type(read, value, field, EXPECTED);
         }
         let s = expect_str(value, field, EXPECTED)?;
-        parse_datetime(s).ok_or_else(|| ConversionError::wrong_type(field.sf_name, EXPECTED, value))
+        or_wrong_type(parse_datetime(s), value, field, EXPECTED)
     }
 
     fn to_sf(&self) -> Value {
@@ -156,13 +164,13 @@ impl SfValue for NaiveTime {
             // Pub/Sub sends times as milliseconds since midnight.
             let secs = u32::try_from(ms / 1000).ok();
             let nanos = u32::try_from((ms % 1000) * 1_000_000).ok();
-            return secs
+            let read = secs
                 .zip(nanos)
-                .and_then(|(s, n)| NaiveTime::from_num_seconds_from_midnight_opt(s, n))
-                .ok_or_else(|| ConversionError::wrong_type(field.sf_name, EXPECTED, value));
+                .and_then(|(s, n)| NaiveTime::from_num_seconds_from_midnight_opt(s, n));
+            return or_wrong_type(read, value, field, EXPECTED);
         }
         let s = expect_str(value, field, EXPECTED)?;
-        parse_time(s).ok_or_else(|| ConversionError::wrong_type(field.sf_name, EXPECTED, value))
+        or_wrong_type(parse_time(s), value, field, EXPECTED)
     }
 
     fn to_sf(&self) -> Value {

@@ -8,7 +8,7 @@ use serde_json::Value;
 use crate::adapter::{hstore, MappingDescriptor};
 use crate::engine::state::StateStore;
 use crate::engine::system::quote_ident;
-use crate::engine::writer::admin::{self as writer_admin, Selection};
+use crate::engine::writer::admin::{self as writer_admin, Action, Selection};
 
 use super::report::{self, render_table};
 use super::{CliError, Context, SelectArgs, EXIT_ATTENTION};
@@ -246,11 +246,8 @@ pub async fn retry_or_ignore(
     let mappings = ctx.mappings(select.mapping.as_deref())?;
     let mut db = migrated_db(ctx).await?;
     let schema = ctx.app.registry.schema;
-    let n = if retry {
-        writer_admin::retry(&mut db, schema, &mappings, &selection).await?
-    } else {
-        writer_admin::ignore(&mut db, schema, &mappings, &selection).await?
-    };
+    let action = if retry { Action::Retry } else { Action::Ignore };
+    let n = writer_admin::act(&mut db, schema, &mappings, &selection, action).await?;
     if retry {
         println!("{n} failed writes requeued; the writer sends them again");
     } else {

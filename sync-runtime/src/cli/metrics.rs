@@ -3,6 +3,7 @@
 
 use std::fmt::Write;
 
+use crate::engine::allocations::StoredLimit;
 use crate::engine::state::SyncState;
 
 use super::report::MappingReport;
@@ -34,10 +35,99 @@ impl Family<'_> {
             .collect();
         let _ = writeln!(self.out, "{name}{{{}}} {value}", labels.join(","));
     }
+
+    /// Each of `figures` as a family with a sample per item of `items` that has a value,
+    /// labelled `label` = `label_of(item)`.
+    fn figures<T>(
+        &mut self,
+        figures: &[Figure<T>],
+        items: &[T],
+        label: &str,
+        label_of: fn(&T) -> &str,
+    ) {
+        for (name, kind, help, value) in figures {
+            self.head(name, kind, help);
+            for item in items {
+                if let Some(v) = value(item) {
+                    self.sample(name, &[(label, label_of(item))], v);
+                }
+            }
+        }
+    }
 }
 
-/// A metric family of one number per mapping: name, help, value.
-type Figure = (&'static str, &'static str, fn(&MappingReport) -> f64);
+/// A metric family of at most one number per item (a mapping, an org limit): name, type, help,
+/// value (`None`: no sample for that item).
+type Figure<T> = (
+    &'static str,
+    &'static str,
+    &'static str,
+    fn(&T) -> Option<f64>,
+);
+
+/// The per-mapping figures, in the order they are exposed.
+const FIGURES: [Figure<MappingReport>; 10] = [
+    (
+        "forcesync_rows",
+        "gauge",
+        "Rows in the mapping's Postgres table.",
+        |r| Some(r.rows as f64),
+    ),
+    (
+        "forcesync_pending_writes",
+        "gauge",
+        "Application writes not yet sent to Salesforce.",
+        |r| Some(r.pending_writes as f64),
+    ),
+    (
+        "forcesync_failed_writes",
+        "gauge",
+        "Application writes Salesforce refused, not yet retried or ignored.",
+        |r| Some(r.failed_writes as f64),
+    ),
+    (
+        "forcesync_read_errors",
+        "gauge",
+        "Salesforce records the read side could not apply, still open.",
+        |r| Some(r.read_errors as f64),
+    ),
+    (
+        "forcesync_paused",
+        "gauge",
+        "1 when an operator paused the mapping.",
+        |r| Some(if r.paused { 1.0 } else { 0.0 }),
+    ),
+    (
+        "forcesync_change_lag_seconds",
+        "gauge",
+        "Seconds between the Salesforce commit of the last change applied and its arrival in Postgres.",
+        |r| r.lag_seconds,
+    ),
+    (
+        "forcesync_conflicts_total",
+        "counter",
+        "Conflicts recorded (a field changed on both sides).",
+        |r| Some(r.conflicts as f64),
+    ),
+    (
+        "forcesync_records_read_total",
+        "counter",
+        "Salesforce records read and applied.",
+        |r| Some(r.records_read as f64),
+    ),
+    (
+        "forcesync_records_written_total",
+        "counter",
+        "Records written to Salesforce.",
+        |r| Some(r.records_written as f64),
+    ),
+    (
+        "forcesync_write_errors_total",
+        "counter",
+        "Writes Salesforce refused.",
+        |r| Some(r.write_errors as f64),
+    ),
+];
 
 /// The exposition of `reports` (pure).
 pub fn render(reports: &[MappingReport]) -> String {
@@ -59,81 +149,7 @@ pub fn render(reports: &[MappingReport]) -> String {
             );
         }
     }
-    let gauges: [Figure; 5] = [
-        (
-            "forcesync_rows",
-            "Rows in the mapping's Postgres table.",
-            |r| r.rows as f64,
-        ),
-        (
-            "forcesync_pending_writes",
-            "Application writes not yet sent to Salesforce.",
-            |r| r.pending_writes as f64,
-        ),
-        (
-            "forcesync_failed_writes",
-            "Application writes Salesforce refused, not yet retried or ignored.",
-            |r| r.failed_writes as f64,
-        ),
-        (
-            "forcesync_read_errors",
-            "Salesforce records the read side could not apply, still open.",
-            |r| r.read_errors as f64,
-        ),
-        (
-            "forcesync_paused",
-            "1 when an operator paused the mapping.",
-            |r| if r.paused { 1.0 } else { 0.0 },
-        ),
-    ];
-    for (name, help, value) in gauges {
-        f.head(name, "gauge", help);
-        for r in reports {
-            f.sample(name, &[("mapping", &r.mapping)], value(r));
-        }
-    }
-    f.head(
-        "forcesync_change_lag_seconds",
-        "gauge",
-        "Seconds between the Salesforce commit of the last change applied and its arrival in Postgres.",
-    );
-    for r in reports {
-        if let Some(lag) = r.lag_seconds {
-            f.sample(
-                "forcesync_change_lag_seconds",
-                &[("mapping", &r.mapping)],
-                lag,
-            );
-        }
-    }
-    let counters: [Figure; 4] = [
-        (
-            "forcesync_conflicts_total",
-            "Conflicts recorded (a field changed on both sides).",
-            |r| r.conflicts as f64,
-        ),
-        (
-            "forcesync_records_read_total",
-            "Salesforce records read and applied.",
-            |r| r.records_read as f64,
-        ),
-        (
-            "forcesync_records_written_total",
-            "Records written to Salesforce.",
-            |r| r.records_written as f64,
-        ),
-        (
-            "forcesync_write_errors_total",
-            "Writes Salesforce refused.",
-            |r| r.write_errors as f64,
-        ),
-    ];
-    for (name, help, value) in counters {
-        f.head(name, "counter", help);
-        for r in reports {
-            f.sample(name, &[("mapping", &r.mapping)], value(r));
-        }
-    }
+    f.figures(&FIGURES, reports, "mapping", |r| &r.mapping);
     f.head(
         "forcesync_api_calls_total",
         "counter",
@@ -151,37 +167,30 @@ pub fn render(reports: &[MappingReport]) -> String {
     out
 }
 
+/// The figures of each org limit.
+const LIMIT_FIGURES: [Figure<StoredLimit>; 2] = [
+    (
+        "forcesync_org_limit_max",
+        "gauge",
+        "The org's allocation as last read from /limits (DurableStreamingApiConcurrentClients, DailyDeliveredPlatformEvents).",
+        |l| Some(l.max as f64),
+    ),
+    (
+        "forcesync_org_limit_remaining",
+        "gauge",
+        "What is left of the org's allocation as last read from /limits.",
+        |l| Some(l.remaining as f64),
+    ),
+];
+
 /// The exposition of the org's watched allocations (pure): max and remaining of each.
-pub fn render_limits(limits: &[crate::engine::allocations::StoredLimit]) -> String {
+pub fn render_limits(limits: &[StoredLimit]) -> String {
     let mut out = String::new();
     if limits.is_empty() {
         return out;
     }
     let mut f = Family { out: &mut out };
-    f.head(
-        "forcesync_org_limit_max",
-        "gauge",
-        "The org's allocation as last read from /limits (DurableStreamingApiConcurrentClients, DailyDeliveredPlatformEvents).",
-    );
-    for l in limits {
-        f.sample(
-            "forcesync_org_limit_max",
-            &[("limit", &l.name)],
-            l.max as f64,
-        );
-    }
-    f.head(
-        "forcesync_org_limit_remaining",
-        "gauge",
-        "What is left of the org's allocation as last read from /limits.",
-    );
-    for l in limits {
-        f.sample(
-            "forcesync_org_limit_remaining",
-            &[("limit", &l.name)],
-            l.remaining as f64,
-        );
-    }
+    f.figures(&LIMIT_FIGURES, limits, "limit", |l| &l.name);
     out
 }
 
@@ -212,12 +221,16 @@ mod tests {
     #[test]
     fn the_figures_of_a_mapping_are_exposed_with_its_label() {
         let text = render(&[sample()]);
-        assert!(text.contains("forcesync_mapping_state{mapping=\"Account\",state=\"STREAMING\"} 1"));
-        assert!(text.contains("forcesync_mapping_state{mapping=\"Account\",state=\"PAUSED\"} 0"));
-        assert!(text.contains("forcesync_pending_writes{mapping=\"Account\"} 3"));
-        assert!(text.contains("forcesync_change_lag_seconds{mapping=\"Account\"} 0.038"));
-        assert!(text.contains("forcesync_api_calls_total{mapping=\"Account\",kind=\"Query\"} 5"));
-        assert!(text.contains("forcesync_conflicts_total{mapping=\"Account\"} 2"));
+        for line in [
+            "forcesync_mapping_state{mapping=\"Account\",state=\"STREAMING\"} 1",
+            "forcesync_mapping_state{mapping=\"Account\",state=\"PAUSED\"} 0",
+            "forcesync_pending_writes{mapping=\"Account\"} 3",
+            "forcesync_change_lag_seconds{mapping=\"Account\"} 0.038",
+            "forcesync_api_calls_total{mapping=\"Account\",kind=\"Query\"} 5",
+            "forcesync_conflicts_total{mapping=\"Account\"} 2",
+        ] {
+            assert!(text.contains(line), "{line} in:\n{text}");
+        }
     }
 
     #[test]

@@ -390,33 +390,30 @@ mod tests {
 
     #[test]
     fn each_missing_piece_of_a_flow_is_named() {
-        let err = Sources::default().salesforce().unwrap_err();
-        assert_eq!(err.name, "SF_CLIENT_ID");
-        let err = Sources::from_pairs([("SF_CLIENT_ID", "id")])
-            .salesforce()
-            .unwrap_err();
-        assert_eq!(err.name, "SF_CLIENT_SECRET");
-        let err = Sources::from_pairs([
-            ("SF_CLIENT_ID", "id"),
-            ("SF_CLIENT_SECRET", "s"),
-            ("SF_USERNAME", "u"),
-        ])
-        .salesforce()
-        .unwrap_err();
-        assert_eq!(err.name, "SF_PASSWORD");
-        let err =
-            Sources::from_pairs([("SF_CLIENT_ID", "id"), ("SF_JWT_KEY_FILE", "/nonexistent")])
+        let id = ("SF_CLIENT_ID", "id");
+        let cases: [(&[(&str, &str)], &str); 5] = [
+            (&[], "SF_CLIENT_ID"),
+            (&[id], "SF_CLIENT_SECRET"),
+            (
+                &[id, ("SF_CLIENT_SECRET", "s"), ("SF_USERNAME", "u")],
+                "SF_PASSWORD",
+            ),
+            (&[id, ("SF_JWT_KEY_FILE", "/nonexistent")], "SF_USERNAME"),
+            (
+                &[
+                    id,
+                    ("SF_USERNAME", "u"),
+                    ("SF_JWT_KEY_FILE", "/nonexistent/key.pem"),
+                ],
+                "SF_JWT_KEY_FILE",
+            ),
+        ];
+        for (set, missing) in cases {
+            let err = Sources::from_pairs(set.iter().copied())
                 .salesforce()
                 .unwrap_err();
-        assert_eq!(err.name, "SF_USERNAME");
-        let err = Sources::from_pairs([
-            ("SF_CLIENT_ID", "id"),
-            ("SF_USERNAME", "u"),
-            ("SF_JWT_KEY_FILE", "/nonexistent/key.pem"),
-        ])
-        .salesforce()
-        .unwrap_err();
-        assert_eq!(err.name, "SF_JWT_KEY_FILE");
+            assert_eq!(err.name, missing, "{set:?}");
+        }
     }
 
     #[test]

@@ -134,6 +134,7 @@ pub fn resolve(
 mod tests {
     use super::*;
     use serde_json::json;
+    use ConflictPolicy::{LastWriterWins, Merge, PostgresWins, SalesforceWins};
 
     fn at(secs: i64) -> DateTime<Utc> {
         DateTime::from_timestamp(1_700_000_000 + secs, 0).unwrap()
@@ -158,7 +159,7 @@ mod tests {
     #[test]
     fn merge_keeps_the_apps_fields_and_takes_salesforces_others() {
         let decisions = resolve(
-            ConflictPolicy::Merge,
+            Merge,
             false,
             at(10),
             &[pending("phone", json!("111"), 5)],
@@ -173,63 +174,56 @@ mod tests {
         assert!(decisions[0].record);
     }
 
+    /// The decisions on `phone`, changed in Postgres to each of `postgres` and in Salesforce to
+    /// `salesforce` (value, at seconds).
+    fn phone(
+        policy: ConflictPolicy,
+        echo: bool,
+        postgres: &[(&str, i64)],
+        salesforce: (&str, i64),
+    ) -> Vec<Decision> {
+        let pending: Vec<_> = postgres
+            .iter()
+            .map(|&(value, secs)| pending("phone", json!(value), secs))
+            .collect();
+        let (value, secs) = salesforce;
+        let incoming = [incoming("phone", json!(value))];
+        resolve(policy, echo, at(secs), &pending, &incoming)
+    }
+
+    /// Who keeps `phone`, changed in Postgres at 5 s and in Salesforce at `salesforce_secs`.
+    fn phone_winner(policy: ConflictPolicy, salesforce_secs: i64) -> Winner {
+        phone(policy, false, &[("111", 5)], ("222", salesforce_secs))[0].winner
+    }
+
     #[test]
     fn salesforce_wins_and_postgres_wins_pick_their_side() {
-        let p = [pending("phone", json!("111"), 5)];
-        let i = [incoming("phone", json!("222"))];
-        let sf = resolve(ConflictPolicy::SalesforceWins, false, at(1), &p, &i);
-        assert_eq!(sf[0].winner, Winner::Salesforce);
-        let pg = resolve(ConflictPolicy::PostgresWins, false, at(99), &p, &i);
-        assert_eq!(pg[0].winner, Winner::Postgres);
+        assert_eq!(phone_winner(SalesforceWins, 1), Winner::Salesforce);
+        assert_eq!(phone_winner(PostgresWins, 99), Winner::Postgres);
     }
 
     #[test]
     fn last_writer_wins_compares_the_two_change_times() {
-        let p = [pending("phone", json!("111"), 5)];
-        let i = [incoming("phone", json!("222"))];
-        let later_sf = resolve(ConflictPolicy::LastWriterWins, false, at(6), &p, &i);
-        assert_eq!(later_sf[0].winner, Winner::Salesforce);
-        let later_pg = resolve(ConflictPolicy::LastWriterWins, false, at(4), &p, &i);
-        assert_eq!(later_pg[0].winner, Winner::Postgres);
+        assert_eq!(phone_winner(LastWriterWins, 6), Winner::Salesforce);
+        assert_eq!(phone_winner(LastWriterWins, 4), Winner::Postgres);
     }
 
     #[test]
     fn the_latest_pending_value_counts() {
-        let decisions = resolve(
-            ConflictPolicy::Merge,
-            false,
-            at(10),
-            &[
-                pending("phone", json!("1"), 1),
-                pending("phone", json!("2"), 2),
-            ],
-            &[incoming("phone", json!("3"))],
-        );
+        let decisions = phone(Merge, false, &[("1", 1), ("2", 2)], ("3", 10));
         assert_eq!(decisions[0].postgres_value, json!("2"));
     }
 
     #[test]
     fn the_echo_of_our_own_write_is_not_a_conflict() {
-        let decisions = resolve(
-            ConflictPolicy::SalesforceWins,
-            true,
-            at(10),
-            &[pending("phone", json!("newer"), 9)],
-            &[incoming("phone", json!("sent"))],
-        );
+        let decisions = phone(SalesforceWins, true, &[("newer", 9)], ("sent", 10));
         assert_eq!(decisions[0].winner, Winner::Postgres);
         assert!(!decisions[0].record);
     }
 
     #[test]
     fn equal_values_are_decided_but_not_recorded() {
-        let decisions = resolve(
-            ConflictPolicy::Merge,
-            false,
-            at(10),
-            &[pending("phone", json!("same"), 1)],
-            &[incoming("phone", json!("same"))],
-        );
+        let decisions = phone(Merge, false, &[("same", 1)], ("same", 10));
         assert!(!decisions[0].record);
     }
 }

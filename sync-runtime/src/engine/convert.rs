@@ -299,7 +299,7 @@ mod tests {
         FieldDescriptor {
             sf_type,
             pg_type,
-            ..super::super::testing::field("F")
+            ..crate::adapter::testing::field("F")
         }
     }
 

@@ -176,7 +176,7 @@ mod tests {
         sf_type: SfType::Currency,
         pg_type: PgType::DoublePrecision,
         calculated: true,
-        ..super::super::testing::field("Total__c")
+        ..crate::adapter::testing::field("Total__c")
     };
 
     #[test]

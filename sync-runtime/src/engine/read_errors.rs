@@ -136,34 +136,29 @@ async fn sfids_where<C: GenericClient>(
         .collect())
 }
 
-/// Marks errors resolved: their records now apply.
-pub async fn resolve<C: GenericClient>(
-    db: &C,
-    mapping: &MappingDescriptor,
-    ids: &[i64],
-) -> Result<u64, tokio_postgres::Error> {
-    db.execute(
-        &format!(
-            "UPDATE {} SET resolved_at = now() WHERE id = ANY($1)",
-            table(mapping)
-        ),
-        &[&ids],
-    )
-    .await
+/// Why error rows are closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Closed {
+    /// Their records now apply.
+    Resolved,
+    /// Their records were retried and failed again: a new row (recorded by the retry)
+    /// supersedes each.
+    Superseded,
 }
 
-/// Closes errors whose records were retried and failed again: a new row (recorded by the
-/// retry) supersedes each.
-pub async fn supersede<C: GenericClient>(
+/// Closes the error rows `ids`, for the reason `why`.
+pub async fn close<C: GenericClient>(
     db: &C,
     mapping: &MappingDescriptor,
     ids: &[i64],
+    why: Closed,
 ) -> Result<u64, tokio_postgres::Error> {
+    let set = match why {
+        Closed::Resolved => "resolved_at = now()",
+        Closed::Superseded => "retried_at = now(), resolved_at = now()",
+    };
     db.execute(
-        &format!(
-            "UPDATE {} SET retried_at = now(), resolved_at = now() WHERE id = ANY($1)",
-            table(mapping)
-        ),
+        &format!("UPDATE {} SET {set} WHERE id = ANY($1)", table(mapping)),
         &[&ids],
     )
     .await

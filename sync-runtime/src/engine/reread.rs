@@ -6,7 +6,7 @@
 
 use super::apply;
 use super::ingest;
-use super::read_errors;
+use super::read_errors::{self, Closed};
 use super::{EngineError, MappingCtx};
 
 /// Which of the `open` errors (`(id, sfid)`) are resolved and which superseded, given the records
@@ -44,8 +44,8 @@ pub async fn retry_read_errors(ctx: &MappingCtx) -> Result<u64, EngineError> {
     // Records that failed again have a new error row.
     let failed_again = read_errors::failed_after(&tx, mapping, before, &sfids).await?;
     let (resolved, superseded) = settle(&open, &failed_again);
-    read_errors::resolve(&tx, mapping, &resolved).await?;
-    read_errors::supersede(&tx, mapping, &superseded).await?;
+    read_errors::close(&tx, mapping, &resolved, Closed::Resolved).await?;
+    read_errors::close(&tx, mapping, &superseded, Closed::Superseded).await?;
     tx.commit().await?;
     Ok(resolved.len() as u64)
 }

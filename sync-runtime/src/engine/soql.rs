@@ -178,7 +178,7 @@ mod tests {
 
     #[test]
     fn records_with_relationship_columns_are_read_by_id_through_soql() {
-        let line = &super::super::testing::INVOICE_LINE;
+        let line = &crate::adapter::testing::INVOICE_LINE;
         assert!(selects_parent_fields(line));
         assert!(!selects_parent_fields(&super::super::testing::ACCOUNT));
         let filter = Filter::of(line).unwrap();

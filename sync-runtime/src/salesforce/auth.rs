@@ -134,6 +134,23 @@ fn auth_error(message: String) -> SfError {
     SfError::new(SfErrorKind::Auth, ErrorClass::Definite, "AUTH", message)
 }
 
+/// The start of a connected app's token request: the grant type, the app's client id and its
+/// secret (when it has one).
+fn app_grant(
+    grant_type: &str,
+    client_id: &str,
+    client_secret: Option<&Secret>,
+) -> Vec<(&'static str, String)> {
+    let mut form = vec![
+        ("grant_type", grant_type.to_owned()),
+        ("client_id", client_id.to_owned()),
+    ];
+    if let Some(secret) = client_secret {
+        form.push(("client_secret", secret.expose().to_owned()));
+    }
+    form
+}
+
 /// The form body of the token request for `credentials`.
 fn token_form(
     credentials: &Credentials,
@@ -146,37 +163,24 @@ fn token_form(
             username,
             password,
             security_token,
-        } => vec![
-            ("grant_type", "password".to_owned()),
-            ("client_id", client_id.clone()),
-            ("client_secret", client_secret.expose().to_owned()),
-            ("username", username.clone()),
-            (
-                "password",
-                format!("{}{}", password.expose(), security_token.expose()),
-            ),
-        ],
+        } => {
+            let mut form = app_grant("password", client_id, Some(client_secret));
+            form.push(("username", username.clone()));
+            let password = format!("{}{}", password.expose(), security_token.expose());
+            form.push(("password", password));
+            form
+        }
         Credentials::ClientCredentials {
             client_id,
             client_secret,
-        } => vec![
-            ("grant_type", "client_credentials".to_owned()),
-            ("client_id", client_id.clone()),
-            ("client_secret", client_secret.expose().to_owned()),
-        ],
+        } => app_grant("client_credentials", client_id, Some(client_secret)),
         Credentials::RefreshToken {
             client_id,
             client_secret,
             refresh_token,
         } => {
-            let mut form = vec![
-                ("grant_type", "refresh_token".to_owned()),
-                ("client_id", client_id.clone()),
-                ("refresh_token", refresh_token.expose().to_owned()),
-            ];
-            if let Some(secret) = client_secret {
-                form.push(("client_secret", secret.expose().to_owned()));
-            }
+            let mut form = app_grant("refresh_token", client_id, client_secret.as_ref());
+            form.push(("refresh_token", refresh_token.expose().to_owned()));
             form
         }
         Credentials::JwtBearer {

@@ -78,6 +78,17 @@ impl Default for RetryPolicy {
 }
 
 impl RetryPolicy {
+    /// `max_retries` delays doubling from `min_delay` up to `max_delay`; the rest (jitter, the
+    /// wait after a limit error) as the default.
+    pub fn doubling(max_retries: usize, min_delay: Duration, max_delay: Duration) -> Self {
+        RetryPolicy {
+            max_retries,
+            min_delay,
+            max_delay,
+            ..RetryPolicy::default()
+        }
+    }
+
     /// The delays before each retry, in order (at most `max_retries` of them).
     pub fn schedule(&self) -> impl Iterator<Item = Duration> {
         let (min, max, jitter) = (self.min_delay, self.max_delay, self.jitter);
@@ -414,11 +425,8 @@ mod tests {
     #[test]
     fn the_backoff_schedule_doubles_up_to_the_cap_and_stops() {
         let policy = RetryPolicy {
-            max_retries: 6,
-            min_delay: Duration::from_millis(100),
-            max_delay: Duration::from_millis(1000),
             jitter: false,
-            ..RetryPolicy::default()
+            ..RetryPolicy::doubling(6, Duration::from_millis(100), Duration::from_millis(1000))
         };
         let delays: Vec<u128> = policy.schedule().map(|d| d.as_millis()).collect();
         assert_eq!(delays, vec![100, 200, 400, 800, 1000, 1000]);
@@ -426,13 +434,7 @@ mod tests {
 
     #[test]
     fn jitter_keeps_each_delay_between_its_base_and_twice_it() {
-        let policy = RetryPolicy {
-            max_retries: 5,
-            min_delay: Duration::from_millis(100),
-            max_delay: Duration::from_secs(10),
-            jitter: true,
-            ..RetryPolicy::default()
-        };
+        let policy = RetryPolicy::doubling(5, Duration::from_millis(100), Duration::from_secs(10));
         for _ in 0..20 {
             let delays: Vec<Duration> = policy.schedule().collect();
             assert_eq!(delays.len(), 5);

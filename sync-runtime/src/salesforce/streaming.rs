@@ -115,12 +115,11 @@ impl Default for StreamingPolicy {
     /// failures; connects wait 30 s longer than the server holds them.
     fn default() -> Self {
         StreamingPolicy {
-            reconnect: RetryPolicy {
-                max_retries: 30,
-                min_delay: Duration::from_millis(500),
-                max_delay: Duration::from_secs(30),
-                ..RetryPolicy::default()
-            },
+            reconnect: RetryPolicy::doubling(
+                30,
+                Duration::from_millis(500),
+                Duration::from_secs(30),
+            ),
             connect_margin: Duration::from_secs(30),
         }
     }

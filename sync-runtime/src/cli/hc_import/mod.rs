@@ -228,6 +228,12 @@ mod tests {
         .unwrap()
     }
 
+    /// The mapping file (and the reports) the exported mapping `i` becomes against the describe
+    /// snapshot of `object`.
+    fn rendered(i: usize, object: &str) -> (String, Vec<String>) {
+        render_mapping(&export().mappings[i], &snapshot(object), &|_| true).unwrap()
+    }
+
     #[test]
     fn the_export_is_read_with_heroku_connects_defaults() {
         let export = export();
@@ -267,9 +273,7 @@ mod tests {
 
     #[test]
     fn fields_keys_and_indexes_carry_over_and_an_unknown_field_is_reported_not_dropped() {
-        let export = export();
-        let (text, reports) =
-            render_mapping(&export.mappings[0], &snapshot("Invoice__c"), &|_| true).unwrap();
+        let (text, reports) = rendered(0, "Invoice__c");
         assert!(text.contains("object = \"Invoice__c\"\n"), "{text}");
         assert!(text.contains("access = \"read_write\""), "{text}");
         for on in [
@@ -324,9 +328,7 @@ mod tests {
 
     #[test]
     fn a_read_only_mapping_keeps_heroku_connect_defaults_and_canonical_names() {
-        let export = export();
-        let (text, reports) =
-            render_mapping(&export.mappings[1], &snapshot("Account"), &|_| true).unwrap();
+        let (text, reports) = rendered(1, "Account");
         assert!(text.contains("object = \"Account\"\n"), "{text}");
         assert!(text.contains("access = \"read_only\""), "{text}");
         assert!(!text.contains("upsert_key"), "{text}");

@@ -24,7 +24,7 @@ use serde::Deserialize;
 
 use crate::adapter::{MappingDescriptor, Registry};
 use crate::engine::state::StateStore;
-use crate::engine::writer::admin::{self as writer_admin, Selection};
+use crate::engine::writer::admin::{self as writer_admin, Action, Selection};
 use crate::engine::Engine;
 
 use auth::{Access, Guard};
@@ -330,11 +330,12 @@ async fn act(
                 Err(e) => return unavailable(e),
             };
             let schema = page.0.registry.schema;
-            let result = if action == "retry" {
-                writer_admin::retry(&mut db, schema, &[mapping], &selection).await
+            let act = if action == "retry" {
+                Action::Retry
             } else {
-                writer_admin::ignore(&mut db, schema, &[mapping], &selection).await
+                Action::Ignore
             };
+            let result = writer_admin::act(&mut db, schema, &[mapping], &selection, act).await;
             match result {
                 Ok(n) => {
                     tracing::info!(mapping = mapping.object, action = %action, n, "status page: failed writes");

@@ -215,6 +215,28 @@ pub fn done_message(done: &str, n: u64) -> Option<String> {
     })
 }
 
+/// One page of `p` as a table (`head`: the column names; `cells`: a row's cells) above its
+/// `pager`, or `empty` when the page has no row.
+fn paged_table<T>(
+    p: &Paged<T>,
+    empty: &str,
+    table_id: Option<&str>,
+    head: &[&str],
+    cells: impl Fn(&T) -> Markup,
+    pager: Markup,
+) -> Markup {
+    html! {
+        @if p.rows.is_empty() { p class="dim" { (empty) } }
+        @else {
+            div class="scroll" { table id=[table_id] {
+                thead { tr { @for h in head { th scope="col" { (h) } } } }
+                tbody { @for row in &p.rows { tr { (cells(row)) } } }
+            } }
+            (pager)
+        }
+    }
+}
+
 fn pager<T>(what: &str, param: &str, p: &Paged<T>, base: &str) -> Markup {
     html! {
         nav class="pager" aria-label={ (what) " pages" } {
@@ -260,35 +282,23 @@ pub fn detail_live(d: &Detail) -> Markup {
         }
         section aria-labelledby="received-h" {
             h2 id="received-h" { "Recent changes, Salesforce → Postgres" }
-            @if d.received.rows.is_empty() { p class="dim" { "None since this instance started." } }
-            @else {
-                div class="scroll" { table id="received" {
-                    thead { tr { th scope="col" { "When" } th scope="col" { "Change" } th scope="col" { "Record Id" } th scope="col" { "Fields" } th scope="col" { "Latency" } } }
-                    tbody { @for c in &d.received.rows { tr {
-                        td { (time(Some(c.at), d.now)) } td { (c.kind) } td { code { (c.sfid) } }
-                        td { (c.fields.join(", ")) }
-                        td { @if let Some(ms) = c.latency_ms { (duration(ms)) } @else { "–" } }
-                    } } }
-                } }
-                (pager("Changes Salesforce to Postgres", "received_page", &d.received, &base))
-            }
+            (paged_table(&d.received, "None since this instance started.", Some("received"),
+                &["When", "Change", "Record Id", "Fields", "Latency"], |c| html! {
+                    td { (time(Some(c.at), d.now)) } td { (c.kind) } td { code { (c.sfid) } }
+                    td { (c.fields.join(", ")) }
+                    td { @if let Some(ms) = c.latency_ms { (duration(ms)) } @else { "–" } }
+                }, pager("Changes Salesforce to Postgres", "received_page", &d.received, &base)))
         }
         section aria-labelledby="sent-h" {
             h2 id="sent-h" { "Recent changes, Postgres → Salesforce" }
-            @if d.sent.rows.is_empty() { p class="dim" { "None." } }
-            @else {
-                div class="scroll" { table id="sent" {
-                    thead { tr { th scope="col" { "When" } th scope="col" { "Change" } th scope="col" { "Row" } th scope="col" { "Record Id" } th scope="col" { "Fields" } th scope="col" { "Latency" } } }
-                    tbody { @for s in &d.sent.rows { tr {
-                        td { (time(s.at, d.now)) } td { (s.action.as_deref().unwrap_or("?")) }
-                        td { (s.record_id.map_or_else(|| "?".to_owned(), |r| r.to_string())) }
-                        td { code { (s.sfid.as_deref().unwrap_or("")) } }
-                        td { (s.fields.join(", ")) }
-                        td { @if let Some(ms) = s.latency_ms { (duration(ms)) } @else { "–" } }
-                    } } }
-                } }
-                (pager("Changes Postgres to Salesforce", "sent_page", &d.sent, &base))
-            }
+            (paged_table(&d.sent, "None.", Some("sent"),
+                &["When", "Change", "Row", "Record Id", "Fields", "Latency"], |s| html! {
+                    td { (time(s.at, d.now)) } td { (s.action.as_deref().unwrap_or("?")) }
+                    td { (s.record_id.map_or_else(|| "?".to_owned(), |r| r.to_string())) }
+                    td { code { (s.sfid.as_deref().unwrap_or("")) } }
+                    td { (s.fields.join(", ")) }
+                    td { @if let Some(ms) = s.latency_ms { (duration(ms)) } @else { "–" } }
+                }, pager("Changes Postgres to Salesforce", "sent_page", &d.sent, &base)))
         }
     }
 }
@@ -340,33 +350,21 @@ pub fn detail(d: &Detail, csrf: &str) -> Markup {
         }
         section id="read-errors" aria-labelledby="errors-h" {
             h2 id="errors-h" { "Read errors" }
-            @if d.read_errors.rows.is_empty() { p class="dim" { "No read errors." } }
-            @else {
-                div class="scroll" { table {
-                    thead { tr { th scope="col" { "When" } th scope="col" { "Record Id" } th scope="col" { "Field" } th scope="col" { "Reason" } } }
-                    tbody { @for e in &d.read_errors.rows { tr {
-                        td { (time(Some(e.at), d.now)) } td { code { (e.sfid.as_deref().unwrap_or("?")) } }
-                        td { (e.field.as_deref().unwrap_or("")) } td { (e.reason) }
-                    } } }
-                } }
-                (pager("Read errors", "errors_page", &d.read_errors, &base))
-            }
+            (paged_table(&d.read_errors, "No read errors.", None,
+                &["When", "Record Id", "Field", "Reason"], |e| html! {
+                    td { (time(Some(e.at), d.now)) } td { code { (e.sfid.as_deref().unwrap_or("?")) } }
+                    td { (e.field.as_deref().unwrap_or("")) } td { (e.reason) }
+                }, pager("Read errors", "errors_page", &d.read_errors, &base)))
         }
         section id="conflicts" aria-labelledby="conflicts-h" {
             h2 id="conflicts-h" { "Conflicts" }
-            @if d.conflicts.rows.is_empty() { p class="dim" { "No conflicts recorded." } }
-            @else {
-                div class="scroll" { table {
-                    thead { tr { th scope="col" { "When" } th scope="col" { "Record Id" } th scope="col" { "Field" } th scope="col" { "Postgres" } th scope="col" { "Salesforce" } th scope="col" { "Decision" } } }
-                    tbody { @for c in &d.conflicts.rows { tr {
-                        td { (time(Some(c.at), d.now)) } td { code { (c.sfid.as_deref().unwrap_or("?")) } }
-                        td { (c.field) } td { code { (json(c.postgres_value.as_ref())) } }
-                        td { code { (json(c.salesforce_value.as_ref())) } }
-                        td { (c.decision) " (" (c.policy) ")" }
-                    } } }
-                } }
-                (pager("Conflicts", "conflicts_page", &d.conflicts, &base))
-            }
+            (paged_table(&d.conflicts, "No conflicts recorded.", None,
+                &["When", "Record Id", "Field", "Postgres", "Salesforce", "Decision"], |c| html! {
+                    td { (time(Some(c.at), d.now)) } td { code { (c.sfid.as_deref().unwrap_or("?")) } }
+                    td { (c.field) } td { code { (json(c.postgres_value.as_ref())) } }
+                    td { code { (json(c.salesforce_value.as_ref())) } }
+                    td { (c.decision) " (" (c.policy) ")" }
+                }, pager("Conflicts", "conflicts_page", &d.conflicts, &base)))
         }
     }
 }

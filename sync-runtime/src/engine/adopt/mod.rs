@@ -333,22 +333,12 @@ pub async fn adopt(
             .await?;
         }
         let target = &want.tables[&t.table];
-        for name in &t.add_indexes {
-            let index = target
-                .indexes
-                .iter()
-                .find(|i| &i.name == name)
-                .expect("planned from the reference");
-            tx.batch_execute(&rewrite_schema(&index.definition, REFERENCE_SCHEMA, schema))
-                .await?;
-        }
-        for name in &t.replace_triggers {
-            tx.batch_execute(&format!(
-                "DROP TRIGGER IF EXISTS {} ON {s}.{table}",
-                quote_ident(name)
-            ))
-            .await?;
-        }
+        let indexes = target.indexes.iter().map(|i| (&i.name, &i.definition));
+        create_named(&tx, schema, &t.add_indexes, indexes).await?;
+        each_quoted(&tx, &t.replace_triggers, |name| {
+            format!("DROP TRIGGER IF EXISTS {name} ON {s}.{table}")
+        })
+        .await?;
     }
     // Functions before the triggers that call them.
     for f in &want.functions {
@@ -377,34 +367,18 @@ pub async fn adopt(
         let target = &want.tables[&t.table];
         if !t.found {
             // Moved with the reference's triggers, which call the reference's functions.
-            for trigger in &target.triggers {
-                tx.batch_execute(&format!(
-                    "DROP TRIGGER {} ON {s}.{table}",
-                    quote_ident(&trigger.name)
-                ))
-                .await?;
-            }
-        }
-        for name in &t.create_triggers {
-            let trigger = target
-                .triggers
-                .iter()
-                .find(|g| &g.name == name)
-                .expect("planned from the reference");
-            tx.batch_execute(&rewrite_schema(
-                &trigger.definition,
-                REFERENCE_SCHEMA,
-                schema,
-            ))
+            let triggers = target.triggers.iter().map(|g| &g.name);
+            each_quoted(&tx, triggers, |name| {
+                format!("DROP TRIGGER {name} ON {s}.{table}")
+            })
             .await?;
         }
-        for function in &t.drop_functions {
-            tx.batch_execute(&format!(
-                "DROP FUNCTION IF EXISTS {s}.{}()",
-                quote_ident(function)
-            ))
-            .await?;
-        }
+        let triggers = target.triggers.iter().map(|g| (&g.name, &g.definition));
+        create_named(&tx, schema, &t.create_triggers, triggers).await?;
+        each_quoted(&tx, &t.drop_functions, |name| {
+            format!("DROP FUNCTION IF EXISTS {s}.{name}()")
+        })
+        .await?;
     }
     tx.batch_execute(&format!("DROP SCHEMA {reference} CASCADE"))
         .await?;
@@ -448,6 +422,35 @@ pub async fn adopt(
     tx.commit().await?;
     outcome.applied = true;
     Ok(outcome)
+}
+
+/// Creates in `schema` the reference's objects (indexes, triggers) named in `names`, from the
+/// reference's `definitions` (name, definition).
+async fn create_named<'d>(
+    tx: &tokio_postgres::Transaction<'_>,
+    schema: &str,
+    names: &[String],
+    definitions: impl IntoIterator<Item = (&'d String, &'d String)>,
+) -> Result<(), tokio_postgres::Error> {
+    let definitions: std::collections::HashMap<_, _> = definitions.into_iter().collect();
+    for name in names {
+        let definition = definitions.get(name).expect("planned from the reference");
+        tx.batch_execute(&rewrite_schema(definition, REFERENCE_SCHEMA, schema))
+            .await?;
+    }
+    Ok(())
+}
+
+/// Executes, for each of `names`, the statement `statement` makes of the name quoted.
+async fn each_quoted<'n>(
+    tx: &tokio_postgres::Transaction<'_>,
+    names: impl IntoIterator<Item = &'n String>,
+    statement: impl Fn(String) -> String,
+) -> Result<(), tokio_postgres::Error> {
+    for name in names {
+        tx.batch_execute(&statement(quote_ident(name))).await?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

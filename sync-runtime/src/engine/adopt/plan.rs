@@ -318,6 +318,11 @@ pub fn plan_functions(have: &Layout, want: &Layout) -> Vec<String> {
         .collect()
 }
 
+/// `items` as `each` writes them, comma-separated.
+fn joined<I: IntoIterator>(items: I, each: impl FnMut(I::Item) -> String) -> String {
+    items.into_iter().map(each).collect::<Vec<_>>().join(", ")
+}
+
 /// The plan as text for a person (pure).
 pub fn render(plan: &Plan) -> String {
     let mut out = format!("Adoption plan for schema {}:\n", plan.schema);
@@ -353,27 +358,17 @@ pub fn render(plan: &Plan) -> String {
         };
         line(
             "columns to add",
-            t.add_columns
-                .iter()
-                .map(|(c, ty)| format!("{c} {ty}"))
-                .collect::<Vec<_>>()
-                .join(", "),
+            joined(&t.add_columns, |(c, ty)| format!("{c} {ty}")),
         );
         line(
             "columns to widen",
-            t.widen_columns
-                .iter()
-                .map(|(c, h, w)| format!("{c} {h} -> {w}"))
-                .collect::<Vec<_>>()
-                .join(", "),
+            joined(&t.widen_columns, |(c, h, w)| format!("{c} {h} -> {w}")),
         );
         line(
             "INCOMPATIBLE column types",
-            t.incompatible
-                .iter()
-                .map(|(c, h, w)| format!("{c} is {h}, forcesync needs {w}"))
-                .collect::<Vec<_>>()
-                .join(", "),
+            joined(&t.incompatible, |(c, h, w)| {
+                format!("{c} is {h}, forcesync needs {w}")
+            }),
         );
         line("columns kept (not in the mapping)", list(&t.kept_columns));
         line("indexes to add", list(&t.add_indexes));
@@ -383,11 +378,7 @@ pub fn render(plan: &Plan) -> String {
         if !t.log_by_state.is_empty() {
             line(
                 "trigger-log entries",
-                t.log_by_state
-                    .iter()
-                    .map(|(s, n)| format!("{n} {s}"))
-                    .collect::<Vec<_>>()
-                    .join(", "),
+                joined(&t.log_by_state, |(s, n)| format!("{n} {s}")),
             );
         }
         if t.archived_failed > 0 {

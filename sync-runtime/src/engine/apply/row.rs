@@ -339,7 +339,8 @@ mod tests {
         );
     }
 
-    fn line_event(change_type: &str, changed: Value, fields: Value) -> Value {
+    /// What a change event of the invoice line `a02000000000001AAA` comes to.
+    fn line_change(change_type: &str, changed: Value, fields: Value) -> EventChange {
         let mut payload = json!({
             "ChangeEventHeader": {
                 "entityName": "Invoice_Line__c", "changeType": change_type,
@@ -352,12 +353,19 @@ mod tests {
         for (k, v) in fields.as_object().unwrap() {
             payload[k] = v.clone();
         }
-        payload
+        let header = ChangeEventHeader::from_payload(&payload).unwrap();
+        row_from_event(
+            &crate::adapter::testing::INVOICE_LINE,
+            &header,
+            &payload,
+            "a02000000000001AAA",
+        )
+        .unwrap()
     }
 
     #[test]
     fn relationship_columns_are_read_from_the_nested_parent_of_a_query_result() {
-        let line = &crate::engine::testing::INVOICE_LINE;
+        let line = &crate::adapter::testing::INVOICE_LINE;
         let record = json!({
             "attributes": {"type": "Invoice_Line__c"},
             "Id": "a02000000000001AAA",
@@ -377,14 +385,12 @@ mod tests {
 
     #[test]
     fn a_created_child_keeps_its_relationship_column_and_is_read_again_for_it() {
-        let line = &crate::engine::testing::INVOICE_LINE;
-        let payload = line_event(
+        let line = &crate::adapter::testing::INVOICE_LINE;
+        let change = line_change(
             "CREATE",
             json!([]),
             json!({"Invoice__c": "a01000000000001AAA", "Description__c": "L1"}),
         );
-        let header = ChangeEventHeader::from_payload(&payload).unwrap();
-        let change = row_from_event(line, &header, &payload, "a02000000000001AAA").unwrap();
         let EventChange::Full(row) = change else {
             panic!("expected a full row, got {change:?}")
         };
@@ -398,25 +404,20 @@ mod tests {
 
     #[test]
     fn a_child_moved_to_another_parent_is_read_again() {
-        let line = &crate::engine::testing::INVOICE_LINE;
-        let payload = line_event(
+        let change = line_change(
             "UPDATE",
             json!(["Invoice__c"]),
             json!({"Invoice__c": "a01000000000002AAA"}),
         );
-        let header = ChangeEventHeader::from_payload(&payload).unwrap();
-        let change = row_from_event(line, &header, &payload, "a02000000000001AAA").unwrap();
         let EventChange::Partial { refetch, .. } = change else {
             panic!("expected a partial change, got {change:?}")
         };
         assert_eq!(refetch, ["Invoice__r.External_Id__c"]);
-        let other = line_event(
+        let change = line_change(
             "UPDATE",
             json!(["Description__c"]),
             json!({"Description__c": "x"}),
         );
-        let header = ChangeEventHeader::from_payload(&other).unwrap();
-        let change = row_from_event(line, &header, &other, "a02000000000001AAA").unwrap();
         assert!(matches!(change, EventChange::Partial { refetch, .. } if refetch.is_empty()));
     }
 

@@ -283,7 +283,7 @@ mod tests {
         let ts = FieldDescriptor {
             sf_type: SfType::DateTime,
             pg_type: PgType::Timestamp,
-            ..crate::engine::testing::field("SystemModstamp")
+            ..crate::adapter::testing::field("SystemModstamp")
         };
         assert!(same_value(
             &ts,
@@ -293,7 +293,7 @@ mod tests {
         let num = FieldDescriptor {
             sf_type: SfType::Double,
             pg_type: PgType::DoublePrecision,
-            ..crate::engine::testing::field("AnnualRevenue")
+            ..crate::adapter::testing::field("AnnualRevenue")
         };
         assert!(same_value(&num, &json!(10.0), Some("10")));
         assert!(!same_value(&num, &json!(10.5), Some("10")));

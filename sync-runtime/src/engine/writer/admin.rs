@@ -25,36 +25,40 @@ impl Selection {
     }
 }
 
-/// Requeues failed entries of `mappings` as they are (moved from the archive back to the
-/// trigger log as `NEW`); the writer sends them again. Returns how many.
-pub async fn retry(
-    db: &mut Client,
-    schema: &str,
-    mappings: &[&MappingDescriptor],
-    selection: &Selection,
-) -> Result<u64, tokio_postgres::Error> {
-    let store = Store::new(schema);
-    let tables: Vec<&str> = mappings.iter().map(|m| m.table).collect();
-    let tx = db.transaction().await?;
-    let n = store.requeue_failed(&tx, &tables, selection.ids()).await?;
-    tx.commit().await?;
-    Ok(n)
+/// What an operator does with failed entries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Requeue them as they are (moved from the archive back to the trigger log as `NEW`); the
+    /// writer sends them again.
+    Retry,
+    /// Mark them handled (`IGNORED`) and clear `_hc_err` on their rows.
+    Ignore,
 }
 
-/// Marks failed entries of `mappings` handled (`IGNORED`) and clears `_hc_err` on their rows.
-/// Returns how many entries.
-pub async fn ignore(
+/// Does `action` to the failed entries of `mappings` that `selection` names, in one
+/// transaction. Returns how many entries.
+pub async fn act(
     db: &mut Client,
     schema: &str,
     mappings: &[&MappingDescriptor],
     selection: &Selection,
+    action: Action,
 ) -> Result<u64, tokio_postgres::Error> {
     let store = Store::new(schema);
     let tx = db.transaction().await?;
-    let mut n = 0;
-    for mapping in mappings {
-        n += store.ignore_failed(&tx, mapping, selection.ids()).await?;
-    }
+    let n = match action {
+        Action::Retry => {
+            let tables: Vec<&str> = mappings.iter().map(|m| m.table).collect();
+            store.requeue_failed(&tx, &tables, selection.ids()).await?
+        }
+        Action::Ignore => {
+            let mut n = 0;
+            for mapping in mappings {
+                n += store.ignore_failed(&tx, mapping, selection.ids()).await?;
+            }
+            n
+        }
+    };
     tx.commit().await?;
     Ok(n)
 }

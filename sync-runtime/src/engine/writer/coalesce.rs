@@ -146,6 +146,22 @@ mod tests {
         })
     }
 
+    fn create(v: Value) -> NetOp {
+        NetOp::Create { values: values(v) }
+    }
+
+    fn update(sfid: &str, v: Value) -> NetOp {
+        let sfid = sfid.into();
+        NetOp::Update {
+            sfid,
+            values: values(v),
+        }
+    }
+
+    fn delete(sfid: &str) -> NetOp {
+        NetOp::Delete { sfid: sfid.into() }
+    }
+
     #[test]
     fn an_insert_then_updates_become_one_create_with_the_latest_values() {
         let c = coalesce(&changes(
@@ -161,12 +177,7 @@ mod tests {
             ],
             row(None, json!({"id": 7, "name": "c", "phone": "1"})),
         ));
-        assert_eq!(
-            c.op,
-            NetOp::Create {
-                values: values(json!({"id": 7, "name": "c", "phone": "1"}))
-            }
-        );
+        assert_eq!(c.op, create(json!({"id": 7, "name": "c", "phone": "1"})));
         assert_eq!(c.entry_ids, [1, 2, 3]);
         assert!(c.deferred.is_empty());
     }
@@ -197,13 +208,7 @@ mod tests {
                 json!({"name": "c", "phone": "2", "website": "w"}),
             ),
         ));
-        assert_eq!(
-            c.op,
-            NetOp::Update {
-                sfid: "001A".into(),
-                values: values(json!({"name": "c", "phone": "2"}))
-            }
-        );
+        assert_eq!(c.op, update("001A", json!({"name": "c", "phone": "2"})));
     }
 
     #[test]
@@ -215,12 +220,7 @@ mod tests {
             ],
             None,
         ));
-        assert_eq!(
-            c.op,
-            NetOp::Delete {
-                sfid: "001A".into()
-            }
-        );
+        assert_eq!(c.op, delete("001A"));
     }
 
     #[test]
@@ -229,13 +229,7 @@ mod tests {
             vec![entry(5, Action::Update, None, json!({"name": "b"}))],
             row(Some("001B"), json!({"name": "b"})),
         ));
-        assert_eq!(
-            c.op,
-            NetOp::Update {
-                sfid: "001B".into(),
-                values: values(json!({"name": "b"}))
-            }
-        );
+        assert_eq!(c.op, update("001B", json!({"name": "b"})));
     }
 
     #[test]
@@ -246,9 +240,7 @@ mod tests {
         ));
         assert_eq!(
             c.op,
-            NetOp::Create {
-                values: values(json!({"id": 7, "name": "fixed", "phone": "1"}))
-            }
+            create(json!({"id": 7, "name": "fixed", "phone": "1"}))
         );
     }
 
@@ -261,12 +253,7 @@ mod tests {
             ],
             row(None, json!({"name": "again"})),
         ));
-        assert_eq!(
-            c.op,
-            NetOp::Delete {
-                sfid: "001A".into()
-            }
-        );
+        assert_eq!(c.op, delete("001A"));
         assert_eq!(c.entry_ids, [1]);
         assert_eq!(c.deferred, [2]);
     }
@@ -282,12 +269,6 @@ mod tests {
             )],
             row(Some("001C"), json!({"name": "n"})),
         ));
-        assert_eq!(
-            c.op,
-            NetOp::Update {
-                sfid: "001C".into(),
-                values: values(json!({"name": "n"}))
-            }
-        );
+        assert_eq!(c.op, update("001C", json!({"name": "n"})));
     }
 }

@@ -59,6 +59,17 @@ pub enum Named {
     Fixed { name: String, size: usize },
 }
 
+impl Named {
+    /// The type's full name.
+    fn name(&self) -> &str {
+        match self {
+            Named::Record { name, .. } | Named::Enum { name, .. } | Named::Fixed { name, .. } => {
+                name
+            }
+        }
+    }
+}
+
 /// One field of a record.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Field {
@@ -211,13 +222,10 @@ impl Parser {
                 match kind {
                     "record" | "error" => {
                         let (full, own_ns) = named_in(o)?;
-                        let index = self.declare(
-                            &full,
-                            Named::Fixed {
-                                name: full.clone(),
-                                size: 0,
-                            },
-                        )?;
+                        let index = self.declare(Named::Fixed {
+                            name: full.clone(),
+                            size: 0,
+                        })?;
                         let Some(Json::Array(list)) = o.get("fields") else {
                             return err(format!("record {full} has no \"fields\" list"));
                         };
@@ -249,14 +257,11 @@ impl Parser {
                         let Some(symbols) = symbols else {
                             return err(format!("enum {full} has no list of symbols"));
                         };
-                        let index = self.declare(
-                            &full,
-                            Named::Enum {
-                                name: full.clone(),
-                                symbols,
-                            },
-                        )?;
-                        Ok(Type::Named(index))
+                        self.declare(Named::Enum {
+                            name: full,
+                            symbols,
+                        })
+                        .map(Type::Named)
                     }
                     "fixed" => {
                         let (full, _) = named_in(o)?;
@@ -265,35 +270,15 @@ impl Parser {
                         };
                         let size = usize::try_from(size)
                             .map_err(|_| PayloadError(format!("fixed {full} is too large")))?;
-                        let index = self.declare(
-                            &full,
-                            Named::Fixed {
-                                name: full.clone(),
-                                size,
-                            },
-                        )?;
-                        Ok(Type::Named(index))
+                        self.declare(Named::Fixed { name: full, size })
+                            .map(Type::Named)
                     }
-                    "array" => {
-                        let Some(items) = o.get("items") else {
-                            return err("an array without \"items\"");
-                        };
-                        Ok(Type::Array(Box::new(self.parse(
-                            items,
-                            namespace,
-                            depth + 1,
-                        )?)))
-                    }
-                    "map" => {
-                        let Some(values) = o.get("values") else {
-                            return err("a map without \"values\"");
-                        };
-                        Ok(Type::Map(Box::new(self.parse(
-                            values,
-                            namespace,
-                            depth + 1,
-                        )?)))
-                    }
+                    "array" => Ok(Type::Array(
+                        self.inner(o, "items", "an array", namespace, depth)?,
+                    )),
+                    "map" => Ok(Type::Map(
+                        self.inner(o, "values", "a map", namespace, depth)?,
+                    )),
                     // A primitive, perhaps with a logical type: read as the primitive.
                     primitive => self.by_name(primitive, namespace),
                 }
@@ -302,14 +287,31 @@ impl Parser {
         }
     }
 
-    fn declare(&mut self, full: &str, placeholder: Named) -> Result<usize, PayloadError> {
-        if self.names.contains_key(full) {
+    /// Declares the named type `named` (a placeholder for a record while its fields are read).
+    fn declare(&mut self, named: Named) -> Result<usize, PayloadError> {
+        let full = named.name().to_string();
+        if self.names.contains_key(&full) {
             return err(format!("the type {full} is declared twice"));
         }
-        self.named.push(placeholder);
+        self.named.push(named);
         let index = self.named.len() - 1;
-        self.names.insert(full.to_string(), index);
+        self.names.insert(full, index);
         Ok(index)
+    }
+
+    /// The schema a container holds under `key` (`items` of an array, `values` of a map).
+    fn inner(
+        &mut self,
+        o: &serde_json::Map<String, Json>,
+        key: &str,
+        container: &str,
+        namespace: &str,
+        depth: usize,
+    ) -> Result<Box<Type>, PayloadError> {
+        let Some(inner) = o.get(key) else {
+            return err(format!("{container} without \"{key}\""));
+        };
+        Ok(Box::new(self.parse(inner, namespace, depth + 1)?))
     }
 
     fn by_name(&self, name: &str, namespace: &str) -> Result<Type, PayloadError> {
@@ -355,6 +357,20 @@ impl Reader<'_> {
         let out = &self.bytes[self.pos..self.pos + n];
         self.pos += n;
         Ok(out)
+    }
+
+    /// An index (a long) into `list`: a union's branch, an enum's symbol; `out_of_range` names
+    /// an index the list does not have.
+    fn index_into<'l, T>(
+        &mut self,
+        list: &'l [T],
+        out_of_range: impl FnOnce(i64) -> String,
+    ) -> Result<&'l T, PayloadError> {
+        let index = self.long()?;
+        usize::try_from(index)
+            .ok()
+            .and_then(|i| list.get(i))
+            .ok_or_else(|| PayloadError(out_of_range(index)))
     }
 
     /// A zig-zag variable-length long.
@@ -488,16 +504,9 @@ impl Reader<'_> {
                 Datum::Map(out)
             }
             Type::Union(variants) => {
-                let index = self.long()?;
-                let variant = usize::try_from(index)
-                    .ok()
-                    .and_then(|i| variants.get(i))
-                    .ok_or_else(|| {
-                        PayloadError(format!(
-                            "union branch {index} of a union of {}",
-                            variants.len()
-                        ))
-                    })?;
+                let variant = self.index_into(variants, |index| {
+                    format!("union branch {index} of a union of {}", variants.len())
+                })?;
                 self.read(schema, variant, depth + 1)?
             }
             Type::Named(i) => match &schema.named[*i] {
@@ -509,16 +518,9 @@ impl Reader<'_> {
                     Datum::Record(out)
                 }
                 Named::Enum { name, symbols } => {
-                    let index = self.long()?;
-                    let symbol = usize::try_from(index)
-                        .ok()
-                        .and_then(|i| symbols.get(i))
-                        .ok_or_else(|| {
-                            PayloadError(format!(
-                                "symbol {index} of enum {name}, which has {}",
-                                symbols.len()
-                            ))
-                        })?;
+                    let symbol = self.index_into(symbols, |index| {
+                        format!("symbol {index} of enum {name}, which has {}", symbols.len())
+                    })?;
                     Datum::Enum(symbol.clone())
                 }
                 Named::Fixed { size, .. } => Datum::Bytes(self.take(*size)?.to_vec()),

@@ -129,12 +129,11 @@ impl Default for PubSubPolicy {
         PubSubPolicy {
             endpoint: DEFAULT_ENDPOINT.into(),
             batch: flow::MAX_OWED,
-            reconnect: RetryPolicy {
-                max_retries: 30,
-                min_delay: Duration::from_millis(500),
-                max_delay: Duration::from_secs(30),
-                ..RetryPolicy::default()
-            },
+            reconnect: RetryPolicy::doubling(
+                30,
+                Duration::from_millis(500),
+                Duration::from_secs(30),
+            ),
             silence: Duration::from_secs(300),
             first_attempts: 3,
         }

@@ -3,7 +3,9 @@
 use serde_json::json;
 
 use super::*;
-use crate::engine::writer::testing::{account, contact, invoice, invoice_line};
+use crate::adapter::testing::INVOICE_LINE;
+use crate::engine::testing::ACCOUNT;
+use crate::engine::writer::testing::{CONTACT, INVOICE};
 
 fn values(v: Value) -> Map<String, Value> {
     v.as_object().cloned().unwrap()
@@ -23,35 +25,53 @@ fn create(table: &str, record_id: i32, v: Value) -> Coalesced {
     op(table, record_id, NetOp::Create { values: values(v) })
 }
 
+fn update(table: &str, record_id: i32, sfid: &str, v: Value) -> Coalesced {
+    let sfid = sfid.into();
+    op(
+        table,
+        record_id,
+        NetOp::Update {
+            sfid,
+            values: values(v),
+        },
+    )
+}
+
+fn delete(table: &str, record_id: i32, sfid: &str) -> Coalesced {
+    op(table, record_id, NetOp::Delete { sfid: sfid.into() })
+}
+
+/// The plan of `ops` with the default chunk size and Bulk threshold.
+fn planned(mappings: &[&'static MappingDescriptor], ops: Vec<Coalesced>) -> Plan {
+    plan(mappings, ops, PlanConfig::default())
+}
+
+/// The plan of `ops` over a child mapping and its parent, which goes first.
+fn planned_with_parent(
+    child: &'static MappingDescriptor,
+    parent: &'static MappingDescriptor,
+    ops: Vec<Coalesced>,
+) -> Plan {
+    let mappings = [child, parent];
+    assert_eq!(mapping_order(&mappings), [1, 0]);
+    planned(&mappings, ops)
+}
+
 fn kinds(plan: &Plan) -> Vec<(usize, CallKind)> {
     plan.steps.iter().map(|s| (s.mapping, s.kind)).collect()
 }
 
 #[test]
 fn parents_are_written_before_children_and_deleted_after_them() {
-    let mappings = [contact(), account()];
-    assert_eq!(mapping_order(&mappings), [1, 0]);
-    let p = plan(
-        &mappings,
+    let p = planned_with_parent(
+        &CONTACT,
+        &ACCOUNT,
         vec![
             create("contact", 1, json!({"lastname": "L"})),
-            op(
-                "contact",
-                2,
-                NetOp::Delete {
-                    sfid: "003A".into(),
-                },
-            ),
+            delete("contact", 2, "003A"),
             create("account", 3, json!({"name": "A"})),
-            op(
-                "account",
-                4,
-                NetOp::Delete {
-                    sfid: "001A".into(),
-                },
-            ),
+            delete("account", 4, "001A"),
         ],
-        PlanConfig::default(),
     );
     assert_eq!(
         kinds(&p),
@@ -66,10 +86,9 @@ fn parents_are_written_before_children_and_deleted_after_them() {
 
 #[test]
 fn a_parent_named_by_external_id_is_upserted_before_its_children_are_created() {
-    let mappings = [invoice_line(), invoice()];
-    assert_eq!(mapping_order(&mappings), [1, 0]);
-    let p = plan(
-        &mappings,
+    let p = planned_with_parent(
+        &INVOICE_LINE,
+        &INVOICE,
         vec![
             create(
                 "invoice_line__c",
@@ -83,7 +102,6 @@ fn a_parent_named_by_external_id_is_upserted_before_its_children_are_created() {
                 json!({"invoice__r__external_id__c": "INV-1", "description__c": "L2"}),
             ),
         ],
-        PlanConfig::default(),
     );
     assert_eq!(kinds(&p), [(1, CallKind::Upsert), (0, CallKind::Create)]);
     let lines: Vec<_> = p.steps[1].writes().collect();
@@ -96,17 +114,14 @@ fn a_parent_named_by_external_id_is_upserted_before_its_children_are_created() {
 
 #[test]
 fn an_update_sends_only_the_changed_writable_fields() {
-    let p = plan(
-        &[account()],
-        vec![op(
+    let p = planned(
+        &[&ACCOUNT],
+        vec![update(
             "account",
             1,
-            NetOp::Update {
-                sfid: "001A".into(),
-                values: values(json!({"phone": "555", "systemmodstamp": "2024-01-01T00:00:00"})),
-            },
+            "001A",
+            json!({"phone": "555", "systemmodstamp": "2024-01-01T00:00:00"}),
         )],
-        PlanConfig::default(),
     );
     let w: Vec<_> = p.steps[0].writes().collect();
     assert_eq!(w[0].kind, CallKind::Update);
@@ -116,17 +131,14 @@ fn an_update_sends_only_the_changed_writable_fields() {
 
 #[test]
 fn an_update_of_columns_salesforce_does_not_take_sends_nothing() {
-    let p = plan(
-        &[account()],
-        vec![op(
+    let p = planned(
+        &[&ACCOUNT],
+        vec![update(
             "account",
             1,
-            NetOp::Update {
-                sfid: "001A".into(),
-                values: values(json!({"systemmodstamp": "2024-01-01T00:00:00"})),
-            },
+            "001A",
+            json!({"systemmodstamp": "2024-01-01T00:00:00"}),
         )],
-        PlanConfig::default(),
     );
     assert!(p.steps.is_empty());
     assert_eq!(p.settled.len(), 1);
@@ -135,8 +147,8 @@ fn an_update_of_columns_salesforce_does_not_take_sends_nothing() {
 
 #[test]
 fn a_create_with_an_upsert_key_value_is_an_upsert_by_external_id() {
-    let p = plan(
-        &[invoice()],
+    let p = planned(
+        &[&INVOICE],
         vec![
             create(
                 "invoice__c",
@@ -145,7 +157,6 @@ fn a_create_with_an_upsert_key_value_is_an_upsert_by_external_id() {
             ),
             create("invoice__c", 2, json!({"name": "I-2"})),
         ],
-        PlanConfig::default(),
     );
     assert_eq!(kinds(&p), [(0, CallKind::Upsert), (0, CallKind::Create)]);
     let w: Vec<_> = p.steps[0].writes().collect();
@@ -155,14 +166,13 @@ fn a_create_with_an_upsert_key_value_is_an_upsert_by_external_id() {
 
 #[test]
 fn one_step_never_names_the_same_external_id_twice() {
-    let p = plan(
-        &[invoice()],
+    let p = planned(
+        &[&INVOICE],
         vec![
             create("invoice__c", 1, json!({"external_id__c": "X1"})),
             create("invoice__c", 2, json!({"external_id__c": "x1"})),
             create("invoice__c", 3, json!({"external_id__c": "X2"})),
         ],
-        PlanConfig::default(),
     );
     let ids: Vec<i32> = p.steps[0].writes().map(|w| w.record_id).collect();
     assert_eq!(ids, [1, 3]);
@@ -176,7 +186,7 @@ fn writes_are_chunked_by_200_and_large_steps_use_bulk() {
             .map(|i| create("account", i, json!({"name": format!("A{i}")})))
             .collect::<Vec<_>>()
     };
-    let p = plan(&[account()], ops(401), PlanConfig::default());
+    let p = planned(&[&ACCOUNT], ops(401));
     let Transport::Collections(chunks) = &p.steps[0].transport else {
         panic!("expected collections");
     };
@@ -185,7 +195,7 @@ fn writes_are_chunked_by_200_and_large_steps_use_bulk() {
         [200, 200, 1]
     );
     let p = plan(
-        &[account()],
+        &[&ACCOUNT],
         ops(401),
         PlanConfig {
             chunk_size: 200,
@@ -197,14 +207,13 @@ fn writes_are_chunked_by_200_and_large_steps_use_bulk() {
 
 #[test]
 fn a_value_that_cannot_be_converted_is_rejected_before_sending() {
-    let p = plan(
-        &[invoice()],
+    let p = planned(
+        &[&INVOICE],
         vec![create(
             "invoice__c",
             1,
             json!({"due_time__c": "not a time"}),
         )],
-        PlanConfig::default(),
     );
     assert!(p.steps.is_empty());
     assert_eq!(p.rejected.len(), 1);
@@ -213,18 +222,14 @@ fn a_value_that_cannot_be_converted_is_rejected_before_sending() {
 
 #[test]
 fn entries_of_tables_outside_the_plan_are_deferred() {
-    let p = plan(
-        &[account()],
-        vec![create("lead", 1, json!({"name": "x"}))],
-        PlanConfig::default(),
-    );
+    let p = planned(&[&ACCOUNT], vec![create("lead", 1, json!({"name": "x"}))]);
     assert!(p.steps.is_empty());
     assert_eq!(p.deferred, [10]);
 }
 
 #[test]
 fn children_naming_an_unsent_parent_are_held_back_and_the_rest_go() {
-    let mappings = [invoice_line()];
+    let mappings = [&INVOICE_LINE];
     let p = plan(
         &mappings,
         vec![
