@@ -6,6 +6,12 @@
 //!
 //! Engine writes to mapped tables run with `SET LOCAL forcesync.engine = 'on'`: the capture
 //! triggers do not log them and the explicit `_hc_lastop` is kept.
+//!
+//! A statement that matches a batch against a table finds the table's rows by `= ANY` of the
+//! batch's keys and joins the batch with nested loops off ([`query_batch`]). The trigger log and
+//! the journal empty out as they are worked off, so their statistics often say "empty" right when
+//! an app's bulk write has filled them again; a join planned on that estimate read the batch once
+//! for every row of the table (a settle of 10,000 entries against 100,000 took 156 s).
 
 mod archive;
 mod claim;
@@ -20,6 +26,20 @@ use crate::engine::system::quote_ident;
 
 pub(crate) use claim::{Claimed, Unusable};
 pub(crate) use journal::JournalRow;
+
+/// Runs `sql` with nested loops off for this one statement (see the module documentation), then
+/// puts the setting back; a failed statement leaves it to the caller's rollback.
+pub(crate) async fn query_batch<C: GenericClient>(
+    db: &C,
+    sql: &str,
+    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+) -> Result<Vec<tokio_postgres::Row>, tokio_postgres::Error> {
+    db.batch_execute("SET LOCAL enable_nestloop = off").await?;
+    let rows = db.query(sql, params).await?;
+    db.batch_execute("SET LOCAL enable_nestloop TO DEFAULT")
+        .await?;
+    Ok(rows)
+}
 
 /// Journal states.
 pub(crate) const SENDING: &str = "SENDING";

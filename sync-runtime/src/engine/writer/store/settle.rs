@@ -8,7 +8,7 @@ use tokio_postgres::GenericClient;
 use crate::adapter::MappingDescriptor;
 use crate::engine::system::quote_ident;
 
-use super::{has_column, Settle, Store};
+use super::{has_column, query_batch, Settle, Store};
 
 impl Store {
     /// Writes outcomes back: the rows (sfid, `_hc_lastop`, `_hc_err`, as an engine write), the
@@ -87,18 +87,15 @@ impl Store {
         }
         let mut latencies = Vec::new();
         if !ids.is_empty() {
-            let archived = db
-                .query(
+            let archived = query_batch(
+                db,
                 &format!(
-                    "WITH moved AS (
-                         DELETE FROM {log} l USING unnest($1::int[], $2::text[], $3::text[], $4::text[]) AS u(i, st, s, m)
-                         WHERE l.id = u.i
-                         RETURNING l.*, u.st AS new_state, u.s AS new_sfid, u.m AS new_message)
+                    "WITH moved AS (DELETE FROM {log} l WHERE l.id = ANY($1) RETURNING l.*)
                      INSERT INTO {archive} (id, txid, created_at, updated_at, processed_at, processed_tx, state,
                                             action, table_name, record_id, sfid, old, \"values\", sf_result, sf_message)
-                     SELECT id, txid, created_at, now(), now(), txid_current(), new_state,
-                            action, table_name, record_id, coalesce(new_sfid, sfid), old, \"values\", NULL, new_message
-                     FROM moved
+                     SELECT m.id, m.txid, m.created_at, now(), now(), txid_current(), u.st,
+                            m.action, m.table_name, m.record_id, coalesce(u.s, m.sfid), m.old, m.\"values\", NULL, u.m
+                     FROM moved m JOIN unnest($1::int[], $2::text[], $3::text[], $4::text[]) AS u(i, st, s, m) ON u.i = m.id
                      ON CONFLICT (id) DO UPDATE SET state = EXCLUDED.state, processed_at = EXCLUDED.processed_at,
                             sfid = EXCLUDED.sfid, sf_message = EXCLUDED.sf_message
                      RETURNING CASE WHEN state = 'SUCCESS'
@@ -184,38 +181,40 @@ impl Store {
         let update = format!(
             "UPDATE {t} t SET sfid = coalesce(u.s, t.sfid), _hc_lastop = u.l, _hc_err = u.e
              FROM unnest($1::int[], $2::text[], $3::text[], $4::text[]) AS u(i, s, l, e)
-             WHERE t.id = u.i
+             WHERE t.id = ANY($1) AND t.id = u.i
              RETURNING t.id",
             t = self.table(mapping)
         );
         let ids = |rows: Vec<tokio_postgres::Row>| rows.iter().map(|r| r.get("id")).collect();
         if created.is_empty() {
-            return Ok(ids(db.query(&update, params).await?));
+            return Ok(ids(query_batch(db, &update, params).await?));
         }
         db.batch_execute("SAVEPOINT forcesync_write_back").await?;
-        let rows = match db.query(&update, params).await {
+        let rows = match query_batch(db, &update, params).await {
             Ok(rows) => rows,
             Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) => {
                 db.batch_execute("ROLLBACK TO SAVEPOINT forcesync_write_back")
                     .await?;
                 let (rows, copies): (Vec<i32>, Vec<&str>) = created.iter().copied().unzip();
-                let removed = db
-                    .execute(
-                        &format!(
-                            "DELETE FROM {t} t USING unnest($1::int[], $2::text[]) AS u(i, s)
-                             WHERE t.sfid = u.s AND t.id <> u.i",
-                            t = self.table(mapping)
-                        ),
-                        &[&rows, &copies],
-                    )
-                    .await?;
+                let removed = query_batch(
+                    db,
+                    &format!(
+                        "DELETE FROM {t} t USING unnest($1::int[], $2::text[]) AS u(i, s)
+                         WHERE t.sfid = ANY($2) AND t.sfid = u.s AND t.id <> u.i
+                         RETURNING t.id",
+                        t = self.table(mapping)
+                    ),
+                    &[&rows, &copies],
+                )
+                .await?
+                .len();
                 tracing::info!(
                     table = mapping.table,
                     removed,
                     "records the read path stored before the writer's answer was written back: \
                      the copies gave way to the app's rows"
                 );
-                db.query(&update, params).await?
+                query_batch(db, &update, params).await?
             }
             Err(e) => return Err(e),
         };
