@@ -12,7 +12,8 @@
 //! 2. **Retry** journaled writes whose backoff is over (`RETRY`: an indefinite failure such as
 //!    `UNABLE_TO_LOCK_ROW` or a 503 storm that outlasted the client's own retries).
 //! 3. **Claim** `NEW` entries (oldest first, one claim of a schema at a time, skipping records
-//!    with a journaled write), read their rows, coalesce each record's entries into one operation
+//!    with a journaled write), read the rows a write needs ([`entry::rows_to_read`]: not those
+//!    of records whose insert is pending), coalesce each record's entries into one operation
 //!    ([`coalesce`]) and plan the calls ([`plan`]); in the same transaction, **journal** every
 //!    write about to be sent (`SENDING`, with its body). The journal row is what marks a
 //!    record's entries taken: they stay `NEW` in `_trigger_log` until they are archived. A child
