@@ -163,11 +163,7 @@ fn read_pairs<'a>(
         text,
         pos: 0,
     };
-    // Postgres prints an hstore's keys sorted (shorter first, then bytewise) and unique, so a
-    // key past the one before cannot repeat an earlier one: the set of keys seen is built only
-    // once a key comes out of that order (text written by hand).
-    let mut in_order: Vec<Cow<'a, str>> = Vec::new();
-    let mut seen: Option<HashSet<Cow<'a, str>>> = None;
+    let mut seen: HashSet<Cow<'a, str>> = HashSet::new();
     r.skip_space();
     while !r.at_end() {
         let (key, _) = r.word(true)?;
@@ -187,24 +183,7 @@ fn read_pairs<'a>(
         } else {
             Some(value)
         };
-        let first = match &mut seen {
-            None if in_order
-                .last()
-                .is_none_or(|p| (p.len(), p.as_bytes()) < (key.len(), key.as_bytes())) =>
-            {
-                in_order.push(key.clone());
-                true
-            }
-            None => {
-                let mut keys: HashSet<Cow<'a, str>> =
-                    std::mem::take(&mut in_order).into_iter().collect();
-                let first = keys.insert(key.clone());
-                seen = Some(keys);
-                first
-            }
-            Some(keys) => keys.insert(key.clone()),
-        };
-        if first {
+        if seen.insert(key.clone()) {
             pair(key, value);
         }
         r.skip_space();
@@ -443,7 +422,7 @@ mod tests {
     #[test]
     fn a_repeated_key_keeps_its_first_value() {
         assert_eq!(pairs(r#""a"=>"1", "a"=>"2""#), [p("a", Some("1"))]);
-        // Keys out of Postgres' order (text written by hand), repeated before and after.
+        // Keys out of Postgres' order (text written by hand), repeated, one written escaped.
         assert_eq!(
             pairs(r#""a"=>"1", "bb"=>"2", "a"=>"3", "c"=>"4", "bb"=>"5", "c"=>"6""#),
             [p("a", Some("1")), p("bb", Some("2")), p("c", Some("4"))]

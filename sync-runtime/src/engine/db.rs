@@ -140,26 +140,30 @@ pub(crate) async fn listen(
         .await?;
     Ok(Listener {
         _client: client,
-        task,
+        task: AbortOnDrop(task),
     })
 }
 
-/// A running listener (see [`listen`]).
+/// A running listener (see [`listen`]); dropping it ends its task.
 pub(crate) struct Listener {
     _client: tokio_postgres::Client,
-    task: tokio::task::JoinHandle<()>,
+    task: AbortOnDrop,
 }
 
 impl Listener {
     /// Whether its connection has ended (no more notifications come).
     pub fn ended(&self) -> bool {
-        self.task.is_finished()
+        self.task.0.is_finished()
     }
 }
 
-impl Drop for Listener {
+/// A task that ends with its owner: dropped, it aborts the task (the listener's connection task,
+/// the writer's housekeeping).
+pub(crate) struct AbortOnDrop(pub(crate) tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
     fn drop(&mut self) {
-        self.task.abort();
+        self.0.abort();
     }
 }
 

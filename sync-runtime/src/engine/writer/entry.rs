@@ -111,7 +111,7 @@ pub fn group_by_record(
 /// - The others (updates and deletes of a known record, an insert deleted again) need the row's
 ///   current `sfid`.
 pub fn rows_to_read(entries: &[LogEntry], table: &str) -> (Vec<i32>, Vec<i32>) {
-    #[derive(Clone, Copy)]
+    #[derive(Default)]
     struct Seen {
         insert: bool,
         delete: bool,
@@ -119,11 +119,7 @@ pub fn rows_to_read(entries: &[LogEntry], table: &str) -> (Vec<i32>, Vec<i32>) {
     }
     let mut records: std::collections::BTreeMap<i32, Seen> = std::collections::BTreeMap::new();
     for e in entries.iter().filter(|e| e.table == table) {
-        let seen = records.entry(e.record_id).or_insert(Seen {
-            insert: false,
-            delete: false,
-            knows_row: false,
-        });
+        let seen = records.entry(e.record_id).or_default();
         seen.insert |= e.action == Action::Insert;
         seen.delete |= e.action == Action::Delete;
         seen.knows_row |= e.action == Action::Insert

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{watch, Notify};
 
-use crate::engine::db::{self, Listener};
+use crate::engine::db::{self, AbortOnDrop, Listener};
 
 use crate::adapter::MappingDescriptor;
 
@@ -205,18 +205,10 @@ struct Housekeeper {
     archive_days: u32,
 }
 
-/// Aborts the housekeeping task when the writer's loop ends, however it ends.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
 impl Housekeeper {
     /// Runs [`Housekeeper::run_once`] now and every `every` on a connection of its own (opened
-    /// again when it closes) until `shutdown`; a failure is logged and tried again next time.
+    /// again when it closes) until `shutdown`, or until the handle is dropped (the writer's loop
+    /// ended, however it ended); a failure is logged and tried again next time.
     fn spawn(
         self,
         database_url: String,
