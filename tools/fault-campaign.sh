@@ -2,8 +2,8 @@
 # Fault campaign against the release binary: `forcesync run` (CometD) against a standalone
 # emulator and a private Postgres; the app inserts 3,000 Accounts and updates some while the
 # engine is killed -9 every 2 s (KILLS, default 10), then a 503/500 storm with expired sessions
-# and dropped streaming (STORM=1); counts lost, unsent and duplicated records and values that
-# differ between Postgres and Salesforce. Run as root from the repository root after
+# and dropped streaming (STORM=1), and gap events for 20 records (GAP=1); counts lost, unsent and
+# duplicated records and values that differ between Postgres and Salesforce. Run as root from the repository root after
 # `cargo build --release -p forcesync -p sf-emulator` (FORCESYNC_BIN_DIR, default target/release).
 # Work files under /tmp/campaign.
 set -u
@@ -38,6 +38,12 @@ wait $WRITER
 # A storm: 10% 503, 5% 500, sessions expired, streaming dropped, for 15 s while the app writes 500 more.
 [ "${STORM:-1}" = 1 ] && curl -s -X POST $E/__emulator/faults -H 'Content-Type: application/json' -d '{"share_503":0.1,"share_500":0.05,"seed":7,"expire_sessions":true,"drop_streaming":true}' >/dev/null
 psql "INSERT INTO salesforce.account (name) SELECT 'fault-' || (3000 + g) FROM generate_series(0,499) g" >/dev/null
+# Gap events (GAP=1, the default) during the storm: Salesforce's header-only events for records
+# changed outside a transaction, for 20 of the synced records; the engine must read them again.
+if [ "${GAP:-1}" = 1 ]; then
+  ids=$(psql "SELECT string_agg('\"' || sfid || '\"', ',') FROM (SELECT sfid FROM salesforce.account WHERE name LIKE 'fault-%' AND sfid IS NOT NULL ORDER BY id LIMIT 20) s")
+  [ -n "$ids" ] && curl -s -X POST $E/__emulator/faults/cdc/gap -H 'Content-Type: application/json' -d "{\"object\":\"Account\",\"changeType\":\"GAP_UPDATE\",\"recordIds\":[$ids]}" | sed "s/^/gap event published: /"; echo
+fi
 sleep 15
 curl -s -X DELETE $E/__emulator/faults >/dev/null
 # Drain: until no NEW/PENDING entry is left (at most 120 s).
