@@ -300,7 +300,9 @@ impl Harness {
                 client: self.client(),
             })
             .collect();
-        Writer::new(self.pg().await, SCHEMA, targets, config).with_claim_connection(self.pg().await)
+        Writer::new(self.pg().await, SCHEMA, targets, config)
+            .with_claim_connection(self.pg().await)
+            .with_settle_connection(self.pg().await)
     }
 
     /// A writer of `mappings` running as `forcesync run` runs it (notifications, reconnects)

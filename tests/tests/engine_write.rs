@@ -663,6 +663,11 @@ async fn a_large_insert_goes_through_the_bulk_api_and_one_bad_row_fails_alone() 
     )
     .await
     .unwrap();
+    // The mapping's state row, as the engine creates it when it starts (the counters live there).
+    sync_runtime::engine::state::StateStore::new(SCHEMA)
+        .ensure(&app, "Account", "account")
+        .await
+        .unwrap();
     let mut config = writer_config();
     config.plan.bulk_threshold = 2_000;
     let mut writer = env.writer(&[&account::MAPPING], config).await;
@@ -695,6 +700,27 @@ async fn a_large_insert_goes_through_the_bulk_api_and_one_bad_row_fails_alone() 
         .await
         .unwrap();
     assert_eq!(n, 9_999);
+    // The step of 10,000 answers was settled in two transactions at once (the writer's settle
+    // connection): together they archived every entry, emptied the log and the journal, and
+    // both added to the mapping's counters.
+    let settled = app
+        .query_one(
+            "SELECT (SELECT count(*) FROM salesforce._trigger_log) AS log,
+                    (SELECT count(*) FROM salesforce._forcesync_write_journal) AS journal,
+                    (SELECT count(*) FILTER (WHERE state = 'SUCCESS') FROM salesforce._trigger_log_archive) AS ok,
+                    (SELECT count(*) FILTER (WHERE state = 'FAILED') FROM salesforce._trigger_log_archive) AS bad,
+                    (SELECT records_written FROM salesforce._forcesync_mapping_state WHERE mapping = 'Account') AS written,
+                    (SELECT write_errors FROM salesforce._forcesync_mapping_state WHERE mapping = 'Account') AS errors",
+            &[],
+        )
+        .await
+        .unwrap();
+    let count = |c: &str| settled.get::<_, i64>(c);
+    assert_eq!(
+        [count("log"), count("journal"), count("ok"), count("bad")],
+        [0, 0, 9_999, 1]
+    );
+    assert_eq!([count("written"), count("errors")], [9_999, 1]);
 }
 
 /// One engine: takes the Account mapping's lease when it can, then runs writer rounds until

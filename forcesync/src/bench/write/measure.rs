@@ -44,7 +44,11 @@ pub async fn writer_throughput(
     let client = target.client.clone();
     let db = sync_runtime::engine::connect(database_url).await?;
     let claims = sync_runtime::engine::connect(database_url).await?;
-    let mut writer = Writer::new(db, schema, vec![target], config).with_claim_connection(claims);
+    let settles = sync_runtime::engine::connect(database_url).await?;
+    // The connections `forcesync run`'s writer opens for itself.
+    let mut writer = Writer::new(db, schema, vec![target], config)
+        .with_claim_connection(claims)
+        .with_settle_connection(settles);
     let calls_before = client.call_counts().budgeted();
     let started = Instant::now();
     writer.drain(Duration::from_secs(3_600)).await?;

@@ -221,6 +221,9 @@ pub struct Writer {
     /// A second connection for claims, so that a batch is claimed while the one before is
     /// settled ([`Writer::with_claim_connection`]); without it claims share `db`.
     claim_db: Option<tokio_postgres::Client>,
+    /// A third connection, so that a large step is settled in two transactions at once
+    /// ([`settle::settle_split`]); without it a step is settled in one.
+    settle_db: Option<tokio_postgres::Client>,
 }
 
 /// A write in flight with the journal row that covers it.
@@ -250,6 +253,7 @@ impl Writer {
             read_only: read_only.into_iter().map(|t| t.mapping).collect(),
             db,
             claim_db: None,
+            settle_db: None,
         }
     }
 
@@ -257,6 +261,13 @@ impl Writer {
     /// before is settled on the first one. [`Writer::run`] opens it itself.
     pub fn with_claim_connection(mut self, db: tokio_postgres::Client) -> Writer {
         self.claim_db = Some(db);
+        self
+    }
+
+    /// Settles a large step's second half on this third connection (to the same database), at
+    /// the same time as its first half. [`Writer::run`] opens it itself.
+    pub fn with_settle_connection(mut self, db: tokio_postgres::Client) -> Writer {
+        self.settle_db = Some(db);
         self
     }
 

@@ -11,7 +11,7 @@ use crate::adapter::MappingDescriptor;
 use super::claim::{claim_batch, SendStep, SendTransport};
 use super::outcome::Decision;
 use super::plan::Write;
-use super::settle::settle_answers;
+use super::settle::settle_split;
 use super::{send, Journaled, RoundReport, WriteError, Writer};
 
 /// Claims chained in one round (see [`Writer::round`]).
@@ -232,8 +232,9 @@ impl Writer {
             if landed.writes.is_empty() {
                 return Ok(RoundReport::default());
             }
-            settle_answers(
+            settle_split(
                 &mut self.db,
+                self.settle_db.as_mut(),
                 &self.store,
                 self.config.backoff,
                 landed.mapping,
@@ -269,8 +270,9 @@ impl Writer {
         decisions: Vec<Decision>,
     ) -> Result<RoundReport, WriteError> {
         let backoff = self.config.backoff;
-        settle_answers(
+        settle_split(
             &mut self.db,
+            self.settle_db.as_mut(),
             &self.store,
             backoff,
             mapping,

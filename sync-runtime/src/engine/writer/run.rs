@@ -94,6 +94,9 @@ impl Writer {
         if self.claim_db.is_none() {
             self.claim_db = Some(crate::engine::connect(database_url).await?);
         }
+        if self.settle_db.is_none() {
+            self.settle_db = Some(crate::engine::connect(database_url).await?);
+        }
         self.recover().await?;
         // Housekeeping on its own connection and task: a prune of a large archive or a count of
         // a large read-only table takes as long as it takes without holding up a round (in the
@@ -161,7 +164,10 @@ impl Writer {
     /// `SENDING` and is recovered (reconciled or sent again) before anything new is sent.
     async fn reconnect(&mut self, database_url: &str) {
         let mut replaced = false;
-        for db in std::iter::once(&mut self.db).chain(self.claim_db.as_mut()) {
+        for db in std::iter::once(&mut self.db)
+            .chain(self.claim_db.as_mut())
+            .chain(self.settle_db.as_mut())
+        {
             if !db.is_closed() {
                 continue;
             }

@@ -113,6 +113,45 @@ pub(super) async fn settle_answers(
     Ok(plan.report)
 }
 
+/// From this many answers on, a step is settled in two halves at once when the writer has a
+/// second settle connection: the settle is the writer's longest Postgres work (the `sfid`
+/// write-back and the archive move), and one backend does it on one core.
+pub(super) const SPLIT_FROM: usize = 2_000;
+
+/// Where a step's answers are settled (pure): `None`, all in one transaction; `Some(n)`, the
+/// first `n` in one and the rest in another, at the same time.
+pub(super) fn split_point(answers: usize, second_connection: bool) -> Option<usize> {
+    (second_connection && answers >= SPLIT_FROM).then_some(answers / 2)
+}
+
+/// Step 5 for a step's answers: [`settle_answers`] on `db`, or, for a large step with a `second`
+/// connection, its two halves at once, each in its own transaction. The halves share no record
+/// (a record has one journal row, so one write in a step) and each is a whole settle: were
+/// one to fail, its journal rows would still say `SENDING`, as after any failed settle.
+pub(super) async fn settle_split(
+    db: &mut tokio_postgres::Client,
+    second: Option<&mut tokio_postgres::Client>,
+    store: &Store,
+    backoff: Backoff,
+    mapping: &'static MappingDescriptor,
+    writes: &[Journaled],
+    mut decisions: Vec<Decision>,
+) -> Result<RoundReport, WriteError> {
+    match (split_point(writes.len(), second.is_some()), second) {
+        (Some(half), Some(second)) => {
+            let rest = decisions.split_off(half);
+            let (first, last) = tokio::join!(
+                settle_answers(db, store, backoff, mapping, &writes[..half], decisions),
+                settle_answers(second, store, backoff, mapping, &writes[half..], rest),
+            );
+            let mut report = first?;
+            report.absorb(last?);
+            Ok(report)
+        }
+        _ => settle_answers(db, store, backoff, mapping, writes, decisions).await,
+    }
+}
+
 /// A write Salesforce applied: the row takes `sfid` and `_hc_lastop` (a delete leaves the row
 /// alone), the entries are archived `SUCCESS`.
 pub(super) fn success(
@@ -187,6 +226,18 @@ mod tests {
         base: Duration::from_millis(100),
         max: Duration::from_secs(10),
     };
+
+    #[test]
+    fn a_large_step_is_settled_in_two_halves_only_with_a_second_connection() {
+        assert_eq!(split_point(10_000, true), Some(5_000));
+        assert_eq!(split_point(SPLIT_FROM + 1, true), Some(SPLIT_FROM / 2));
+        assert_eq!(
+            split_point(SPLIT_FROM - 1, true),
+            None,
+            "a small step: one transaction"
+        );
+        assert_eq!(split_point(10_000, false), None, "no second connection");
+    }
 
     #[test]
     fn a_created_record_takes_its_sfid_and_ends_its_journal_row() {
