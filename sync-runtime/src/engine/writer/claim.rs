@@ -12,7 +12,17 @@ use super::settle::failure;
 use super::store::{self, Settle, Store};
 use super::{coalesce, outcome, Journaled, RoundReport, Target, WriteError, WriterConfig};
 
-/// Step 3 on `db` (see [`Writer::claim`]).
+/// The most entries the first claim of a round takes: a round's first batch is sent alone, with
+/// nothing to settle meanwhile, so a small one gets Salesforce and Postgres working together
+/// sooner; the claims chained after it take up to `max_batch` (pure).
+pub(super) fn first_claim_limit(max_batch: i64) -> i64 {
+    max_batch.min(FIRST_CLAIM)
+}
+
+/// See [`first_claim_limit`].
+const FIRST_CLAIM: i64 = 2_000;
+
+/// Step 3 on `db` (see [`Writer::claim`]): up to `limit` entries.
 pub(super) async fn claim_batch(
     db: &mut tokio_postgres::Client,
     store: &Store,
@@ -21,6 +31,7 @@ pub(super) async fn claim_batch(
     report: &mut RoundReport,
     retries: Vec<Journaled>,
     after: i32,
+    limit: i64,
 ) -> Result<(Vec<SendStep>, usize, i32), WriteError> {
     let mappings: Vec<&'static MappingDescriptor> = targets.iter().map(|t| t.mapping).collect();
     let target_of = |table: &str| targets.iter().position(|t| t.mapping.table == table);
@@ -63,8 +74,7 @@ pub(super) async fn claim_batch(
 
     let started = std::time::Instant::now();
     let tx = db.transaction().await?;
-    let store::Claimed { entries, unusable } =
-        store.claim(&tx, &mappings, config.max_batch, after).await?;
+    let store::Claimed { entries, unusable } = store.claim(&tx, &mappings, limit, after).await?;
     let took_claim = started.elapsed();
     let last = entries
         .iter()
@@ -320,5 +330,16 @@ fn unusable_failure(u: &store::Unusable) -> Settle {
         hc_err: None,
         message: Some(u.message.clone()),
         created: false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::first_claim_limit;
+
+    #[test]
+    fn a_rounds_first_claim_is_small_and_the_claims_chained_after_it_take_a_whole_batch() {
+        assert_eq!(first_claim_limit(10_000), 2_000);
+        assert_eq!(first_claim_limit(500), 500, "never more than a batch");
     }
 }

@@ -8,7 +8,7 @@ use tokio::sync::Semaphore;
 
 use crate::adapter::MappingDescriptor;
 
-use super::claim::{claim_batch, SendStep, SendTransport};
+use super::claim::{claim_batch, first_claim_limit, SendStep, SendTransport};
 use super::outcome::Decision;
 use super::plan::Write;
 use super::settle::settle_split;
@@ -23,7 +23,8 @@ impl Writer {
         self.follow_held().await?;
         let mut report = self.reconcile().await?;
         let retries = self.due_retries().await?;
-        let (steps, claimed, mut last_claimed) = self.claim(&mut report, retries, 0).await?;
+        let first = first_claim_limit(self.config.max_batch);
+        let (steps, claimed, mut last_claimed) = self.claim(&mut report, retries, 0, first).await?;
         report.claimed += claimed;
         // While the last step of a batch is in flight, the next batch is claimed (what the app
         // wrote meanwhile). The steps of one claim go out in order, each once the one before is
@@ -68,7 +69,12 @@ impl Writer {
                     None => {
                         let mut claim_report = RoundReport::default();
                         let (next, claimed, last) = self
-                            .claim(&mut claim_report, Vec::new(), last_claimed)
+                            .claim(
+                                &mut claim_report,
+                                Vec::new(),
+                                last_claimed,
+                                self.config.max_batch,
+                            )
                             .await?;
                         (next, claimed, last, claim_report)
                     }
@@ -102,7 +108,7 @@ impl Writer {
             .collect())
     }
 
-    /// Step 3: claims, plans and journals new entries with ids above `after`; returns every
+    /// Step 3: claims, plans and journals up to `limit` new entries with ids above `after`; returns every
     /// step to send (retries first, through sObject Collections), how many entries were claimed
     /// and the highest id among them.
     async fn claim(
@@ -110,6 +116,7 @@ impl Writer {
         report: &mut RoundReport,
         retries: Vec<Journaled>,
         after: i32,
+        limit: i64,
     ) -> Result<(Vec<SendStep>, usize, i32), WriteError> {
         let db = match &mut self.claim_db {
             Some(db) => db,
@@ -123,6 +130,7 @@ impl Writer {
             report,
             retries,
             after,
+            limit,
         )
         .await
     }
@@ -253,6 +261,7 @@ impl Writer {
                 &mut report,
                 Vec::new(),
                 after,
+                self.config.max_batch,
             )
             .await?;
             Ok((steps, claimed, last, report))

@@ -8,10 +8,13 @@
 //! triggers do not log them and the explicit `_hc_lastop` is kept.
 //!
 //! A statement that matches a batch against a table finds the table's rows by `= ANY` of the
-//! batch's keys and joins the batch with nested loops off ([`query_batch`]). The trigger log and
-//! the journal empty out as they are worked off, so their statistics often say "empty" right when
-//! an app's bulk write has filled them again; a join planned on that estimate read the batch once
-//! for every row of the table (a settle of 10,000 entries against 100,000 took 156 s).
+//! batch's keys, through an index, and joins the batch with nested loops off ([`query_batch`]).
+//! The trigger log and the journal empty out as they are worked off, so their statistics often say
+//! "empty" right when an app's bulk write has filled them again (and a table's say it is small
+//! right after its first bulk insert). A join planned on that estimate read the batch once for
+//! every row of the table (a settle of 10,000 entries against 100,000 took 156 s); with nested
+//! loops off, the planner read the whole table for each batch instead (the log and the mapped
+//! table, twice per settle: half the settle's time in `bench write`).
 
 mod archive;
 mod claim;
@@ -27,16 +30,18 @@ use crate::engine::system::quote_ident;
 pub(crate) use claim::{Claimed, Unusable};
 pub(crate) use journal::JournalRow;
 
-/// Runs `sql` with nested loops off for this one statement (see the module documentation), then
-/// puts the setting back; a failed statement leaves it to the caller's rollback.
+/// Runs `sql` with nested loops and sequential scans off for this one statement (see the module
+/// documentation), then puts the settings back; a failed statement leaves them to the caller's
+/// rollback.
 pub(crate) async fn query_batch<C: GenericClient>(
     db: &C,
     sql: &str,
     params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
 ) -> Result<Vec<tokio_postgres::Row>, tokio_postgres::Error> {
-    db.batch_execute("SET LOCAL enable_nestloop = off").await?;
+    db.batch_execute("SET LOCAL enable_nestloop = off; SET LOCAL enable_seqscan = off")
+        .await?;
     let rows = db.query(sql, params).await?;
-    db.batch_execute("SET LOCAL enable_nestloop TO DEFAULT")
+    db.batch_execute("SET LOCAL enable_nestloop TO DEFAULT; SET LOCAL enable_seqscan TO DEFAULT")
         .await?;
     Ok(rows)
 }
