@@ -22,7 +22,14 @@ pub(super) fn first_claim_limit(max_batch: i64) -> i64 {
 /// See [`first_claim_limit`].
 const FIRST_CLAIM: i64 = 2_000;
 
-/// Step 3 on `db` (see [`Writer::claim`]): up to `limit` entries.
+/// Which `NEW` entries a claim looks at: those with ids above `after`, at most `limit` of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Window {
+    pub after: i32,
+    pub limit: i64,
+}
+
+/// Step 3 on `db` (see [`Writer::claim`]): the entries in `window`.
 pub(super) async fn claim_batch(
     db: &mut tokio_postgres::Client,
     store: &Store,
@@ -30,9 +37,9 @@ pub(super) async fn claim_batch(
     config: &WriterConfig,
     report: &mut RoundReport,
     retries: Vec<Journaled>,
-    after: i32,
-    limit: i64,
+    window: Window,
 ) -> Result<(Vec<SendStep>, usize, i32), WriteError> {
+    let Window { after, limit } = window;
     let mappings: Vec<&'static MappingDescriptor> = targets.iter().map(|t| t.mapping).collect();
     let target_of = |table: &str| targets.iter().position(|t| t.mapping.table == table);
 

@@ -8,7 +8,7 @@ use tokio::sync::Semaphore;
 
 use crate::adapter::MappingDescriptor;
 
-use super::claim::{claim_batch, first_claim_limit, SendStep, SendTransport};
+use super::claim::{claim_batch, first_claim_limit, SendStep, SendTransport, Window};
 use super::outcome::Decision;
 use super::plan::Write;
 use super::settle::settle_split;
@@ -129,8 +129,7 @@ impl Writer {
             &self.config,
             report,
             retries,
-            after,
-            limit,
+            Window { after, limit },
         )
         .await
     }
@@ -260,8 +259,10 @@ impl Writer {
                 &self.config,
                 &mut report,
                 Vec::new(),
-                after,
-                self.config.max_batch,
+                Window {
+                    after,
+                    limit: self.config.max_batch,
+                },
             )
             .await?;
             Ok((steps, claimed, last, report))
