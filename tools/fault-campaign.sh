@@ -3,7 +3,10 @@
 # emulator and a private Postgres; the app inserts 3,000 Accounts and updates some while the
 # engine is killed -9 every 2 s (KILLS, default 10), then a 503/500 storm with expired sessions
 # and dropped streaming (STORM=1), and gap events for 20 records (GAP=1); counts lost, unsent and
-# duplicated records and values that differ between Postgres and Salesforce. Run as root from the repository root after
+# duplicated records and values that differ between Postgres and Salesforce. With BULK=1 (the
+# default) the app also inserts 5,000 Accounts at once twice (steps sent by Bulk API jobs and
+# settled in two halves at once), the second time with two kills 0.7 s and 1.2 s after it.
+# Run as root from the repository root after
 # `cargo build --release -p forcesync -p sf-emulator` (FORCESYNC_BIN_DIR, default target/release).
 # Work files under /tmp/campaign.
 set -u
@@ -30,11 +33,17 @@ psql() { command psql -qAt "$DATABASE_URL" -c "$1"; }
 ( for b in $(seq 0 29); do
     psql "INSERT INTO salesforce.account (name, phone) SELECT 'fault-' || ($b*100 + g), 'p' FROM generate_series(1,100) g" >/dev/null
     psql "UPDATE salesforce.account SET phone = 'u$b' WHERE name LIKE 'fault-%' AND sfid IS NOT NULL AND random() < 0.05" >/dev/null
+    [ "${BULK:-1}" = 1 ] && [ $b = 10 ] && psql "INSERT INTO salesforce.account (name) SELECT 'fault-' || (10000 + g) FROM generate_series(0,4999) g" >/dev/null
     sleep 0.4
   done ) &
 WRITER=$!
 for k in $(seq 1 ${KILLS:-10}); do sleep 2; kill -9 $RUN 2>/dev/null; wait $RUN 2>/dev/null; start_run; done
 wait $WRITER
+# 5,000 Accounts at once, and forcesync killed while it claims, sends or settles them.
+if [ "${BULK:-1}" = 1 ]; then
+  psql "INSERT INTO salesforce.account (name) SELECT 'fault-' || (20000 + g) FROM generate_series(0,4999) g" >/dev/null
+  for pause in 0.7 0.5; do sleep $pause; kill -9 $RUN 2>/dev/null; wait $RUN 2>/dev/null; start_run; done
+fi
 # A storm: 10% 503, 5% 500, sessions expired, streaming dropped, for 15 s while the app writes 500 more.
 [ "${STORM:-1}" = 1 ] && curl -s -X POST $E/__emulator/faults -H 'Content-Type: application/json' -d '{"share_503":0.1,"share_500":0.05,"seed":7,"expire_sessions":true,"drop_streaming":true}' >/dev/null
 psql "INSERT INTO salesforce.account (name) SELECT 'fault-' || (3000 + g) FROM generate_series(0,499) g" >/dev/null
@@ -82,7 +91,7 @@ pg=dict(l.split("|",1) for l in out.splitlines() if l)
 diff=[(k,v,sf.get(k)) for k,v in pg.items() if (sf.get(k) or "")!=v]
 open("/tmp/campaign/diff.txt","w").write("\n".join(f"{k} pg={v!r} sf={s!r}" for k,v,s in diff))
 print(len(diff), "of", len(pg))')"
-echo "restarts: 10 kill -9; run.log panics: $(grep -c panicked $D/run.log)"
+echo "restarts: $(( ${KILLS:-10} + ( ${BULK:-1} == 1 ? 2 : 0 ) )) kill -9; run.log panics: $(grep -c panicked $D/run.log)"
 echo "conflicts recorded: $(psql "SELECT count(*) FROM salesforce._forcesync_conflicts")"
 sleep 20
 echo "phones differing 20 s later (after a poll/verify window): $(q "SELECT Id, Phone FROM Account WHERE Name LIKE 'fault-%'" | python3 -c '
