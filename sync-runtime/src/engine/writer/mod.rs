@@ -11,7 +11,8 @@
 //!    ([`reconcile`]). Nothing new is sent for a record before its reconciliation.
 //! 2. **Retry** journaled writes whose backoff is over (`RETRY`: an indefinite failure such as
 //!    `UNABLE_TO_LOCK_ROW` or a 503 storm that outlasted the client's own retries).
-//! 3. **Claim** `NEW` entries (oldest first, one claim of a schema at a time, skipping records
+//! 3. **Claim** `NEW` entries (oldest first, at most 2,000 in a round's first claim and
+//!    `max_batch` in the claims chained after it, one claim of a schema at a time, skipping records
 //!    with a journaled write), read the rows a write needs ([`entry::rows_to_read`]: not those
 //!    of records whose insert is pending), coalesce each record's entries into one operation
 //!    ([`coalesce`]) and plan the calls ([`plan`]); in the same transaction, **journal** every
@@ -25,7 +26,8 @@
 //!    last step of a batch is in flight the next batch is claimed; its first step goes out as
 //!    soon as that step is answered, and is in flight while that step is settled, so Postgres
 //!    and Salesforce work at the same time.
-//! 5. **Settle** answers that arrive together in one transaction ([`outcome`]), before the next
+//! 5. **Settle** answers that arrive together in one transaction ([`outcome`]; a step of 2,000
+//!    answers or more in two at once, on two connections), before the next
 //!    step of the same batch starts: on success the `sfid`
 //!    is written back, `_hc_lastop` becomes `INSERTED` / `UPDATED`, the entries are archived as
 //!    `SUCCESS` and the journal row goes; a definite failure archives the entries as `FAILED`,
