@@ -425,6 +425,24 @@ async fn the_daily_delivery_allocation_used_up_mid_run_changes_keep_arriving_by_
     )
     .await;
     assert_eq!(limit(&h, DELIVERIES).await.1, 0);
+    // The Accounts created to spend the allocation arrive first (the deliveries that were left,
+    // and the rest by polling), so that the bound below measures one change, not that backlog.
+    wait_until(
+        Duration::from_secs(90),
+        "the Accounts created to spend the allocation in Postgres",
+        || async {
+            let arrived: i64 = pg
+                .query_one(
+                    "SELECT count(*) FROM salesforce.account WHERE name LIKE 'Bulk %'",
+                    &[],
+                )
+                .await
+                .unwrap()
+                .get(0);
+            arrived as u64 == created
+        },
+    )
+    .await;
     // Changes keep arriving by polling: within a degraded interval (10 s) and the poll itself,
     // with room for a CI machine running this suite's other daemons beside it.
     account_arrives(&h, &pg, "Polled Co", Duration::from_secs(30)).await;
