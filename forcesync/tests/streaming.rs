@@ -210,6 +210,19 @@ async fn account_arrives(
     started.elapsed()
 }
 
+/// How many of the Accounts created to spend the delivery allocation are in Postgres.
+async fn bulk_accounts(pg: &tokio_postgres::Client) -> u64 {
+    let n: i64 = pg
+        .query_one(
+            "SELECT count(*) FROM salesforce.account WHERE name LIKE 'Bulk %'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    n as u64
+}
+
 /// No Account is in Postgres twice.
 async fn accounts_once(pg: &tokio_postgres::Client) {
     let row = pg
@@ -430,17 +443,7 @@ async fn the_daily_delivery_allocation_used_up_mid_run_changes_keep_arriving_by_
     wait_until(
         Duration::from_secs(90),
         "the Accounts created to spend the allocation in Postgres",
-        || async {
-            let arrived: i64 = pg
-                .query_one(
-                    "SELECT count(*) FROM salesforce.account WHERE name LIKE 'Bulk %'",
-                    &[],
-                )
-                .await
-                .unwrap()
-                .get(0);
-            arrived as u64 == created
-        },
+        || async { bulk_accounts(&pg).await == created },
     )
     .await;
     // Changes keep arriving by polling: within a degraded interval (10 s) and the poll itself,
@@ -458,16 +461,9 @@ async fn the_daily_delivery_allocation_used_up_mid_run_changes_keep_arriving_by_
     account_arrives(&h, &pg, "Streamed again Co", Duration::from_secs(5)).await;
 
     // Nothing lost, nothing twice.
-    let total: i64 = pg
-        .query_one(
-            "SELECT count(*) FROM salesforce.account WHERE name LIKE 'Bulk %'",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
     assert_eq!(
-        total as u64, created,
+        bulk_accounts(&pg).await,
+        created,
         "every Account created reached Postgres"
     );
     accounts_once(&pg).await;

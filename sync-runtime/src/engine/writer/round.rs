@@ -23,8 +23,11 @@ impl Writer {
         self.follow_held().await?;
         let mut report = self.reconcile().await?;
         let retries = self.due_retries().await?;
-        let first = first_claim_limit(self.config.max_batch);
-        let (steps, claimed, mut last_claimed) = self.claim(&mut report, retries, 0, first).await?;
+        let first = Window {
+            after: 0,
+            limit: first_claim_limit(self.config.max_batch),
+        };
+        let (steps, claimed, mut last_claimed) = self.claim(&mut report, retries, first).await?;
         report.claimed += claimed;
         // While the last step of a batch is in flight, the next batch is claimed (what the app
         // wrote meanwhile). The steps of one claim go out in order, each once the one before is
@@ -72,8 +75,10 @@ impl Writer {
                             .claim(
                                 &mut claim_report,
                                 Vec::new(),
-                                last_claimed,
-                                self.config.max_batch,
+                                Window {
+                                    after: last_claimed,
+                                    limit: self.config.max_batch,
+                                },
                             )
                             .await?;
                         (next, claimed, last, claim_report)
@@ -108,15 +113,14 @@ impl Writer {
             .collect())
     }
 
-    /// Step 3: claims, plans and journals up to `limit` new entries with ids above `after`; returns every
-    /// step to send (retries first, through sObject Collections), how many entries were claimed
-    /// and the highest id among them.
+    /// Step 3: claims, plans and journals the new entries in `window`; returns every step to send
+    /// (retries first, through sObject Collections), how many entries were claimed and the
+    /// highest id among them.
     async fn claim(
         &mut self,
         report: &mut RoundReport,
         retries: Vec<Journaled>,
-        after: i32,
-        limit: i64,
+        window: Window,
     ) -> Result<(Vec<SendStep>, usize, i32), WriteError> {
         let db = match &mut self.claim_db {
             Some(db) => db,
@@ -129,7 +133,7 @@ impl Writer {
             &self.config,
             report,
             retries,
-            Window { after, limit },
+            window,
         )
         .await
     }
