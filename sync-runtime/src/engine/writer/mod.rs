@@ -53,7 +53,7 @@
 //! them silently. Archived entries are pruned after `archive_days` (31 by default).
 //!
 //! Files, one a step: `run.rs` (the loop, reconnects, housekeeping), `round.rs` (one round:
-//! the send/settle pipeline), `reconcile/` (step 1: the pure matcher, and its IO in
+//! the claims, sends and settles run at once, as the pure `pipeline.rs` decides), `reconcile/` (step 1: the pure matcher, and its IO in
 //! `journaled.rs`), `claim.rs` (steps 2–3, children held for unsent parents), `send.rs` (step 4),
 //! `settle.rs` (step 5: a pure plan and its one transaction); the pure decisions `entry.rs`,
 //! `coalesce.rs`, `plan.rs`, `outcome.rs`; the Postgres statements in `store/`; `through.rs`
@@ -64,6 +64,7 @@ mod claim;
 pub mod coalesce;
 pub mod entry;
 pub mod outcome;
+mod pipeline;
 pub mod plan;
 pub mod reconcile;
 mod round;
