@@ -252,6 +252,69 @@ async fn one_update_of_many_records_in_one_call_updates_every_row(transport: Tra
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_poll_leaves_a_record_the_writer_created_to_the_apps_row_and_fills_it_once_written_back()
+{
+    let h = Harness::start().await;
+    let config = h.engine_config();
+    h.engine(config.clone()).migrate().await.unwrap();
+    let ctx = h.ctx("Account", config);
+    engine::driver::load(&ctx, false).await.unwrap();
+    let pg = h.pg().await;
+    // The app inserts a row; the writer's create reaches Salesforce, and its answer is lost
+    // (the journal row waits for reconciliation).
+    let row: i32 = pg
+        .query_one(
+            "INSERT INTO salesforce.account (name) VALUES ('Created by the writer') RETURNING id",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    let sfid = h
+        .create("Account", json!({"Name": "Created by the writer"}))
+        .await;
+    pg.execute(
+        "INSERT INTO salesforce._forcesync_write_journal
+             (mapping, table_name, record_id, kind, entry_ids, body, state)
+         VALUES ('Account', 'account', $1, 'create', '{}', '{\"Name\": \"Created by the writer\"}',
+                 'RECONCILE')",
+        &[&row],
+    )
+    .await
+    .unwrap();
+    let named = "SELECT count(*) FROM salesforce.account WHERE name = 'Created by the writer'";
+    engine::poll::poll_once(&ctx, None).await.unwrap();
+    assert_eq!(
+        count(&pg, named).await,
+        1,
+        "no second row the app could take for its own"
+    );
+
+    // The writer adopts the record: the next poll gives the app's row what Salesforce set.
+    pg.batch_execute(&format!(
+        "BEGIN; SET LOCAL forcesync.engine = 'on';
+         UPDATE salesforce.account SET sfid = '{sfid}', _hc_lastop = 'INSERTED' WHERE id = {row};
+         DELETE FROM salesforce._forcesync_write_journal WHERE record_id = {row};
+         DELETE FROM salesforce._trigger_log WHERE record_id = {row};
+         COMMIT"
+    ))
+    .await
+    .unwrap();
+    engine::poll::poll_once(&ctx, None).await.unwrap();
+    assert_eq!(count(&pg, named).await, 1);
+    assert!(
+        text(
+            &pg,
+            "SELECT systemmodstamp::text FROM salesforce.account WHERE sfid = $1",
+            &sfid
+        )
+        .await
+        .is_some(),
+        "the app's row holds the record as Salesforce has it"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn opportunities_reach_postgres_by_polling_with_soft_deletes() {
     let h = Harness::start().await;
     let mut config = h.engine_config();

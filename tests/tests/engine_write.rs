@@ -1270,18 +1270,47 @@ async fn timed_out_after_salesforce_applied_it(with_upsert_key: bool, read_path_
 
     if read_path_copies {
         // Before the writer finds out, the read path stores the new records as rows of their
-        // own (a poll or a load read them): copies of what the app's rows are about to hold.
-        for record in env.records(mapping.object, "Id, Name", condition).await {
+        // own (a poll or a load read them): copies of what the app's rows are about to hold,
+        // with what Salesforce set (its stamp).
+        for record in env
+            .records(mapping.object, "Id, Name, Phone, SystemModstamp", condition)
+            .await
+        {
             app.batch_execute(&format!(
                 "BEGIN; SET LOCAL forcesync.engine = 'on';
-                 INSERT INTO salesforce.account (name, sfid) VALUES ('{}', '{}');
+                 INSERT INTO salesforce.account (name, sfid, phone, systemmodstamp)
+                 VALUES ('{}', '{}', '{}', '{}');
                  COMMIT",
                 record["Name"].as_str().unwrap(),
-                record["Id"].as_str().unwrap()
+                record["Id"].as_str().unwrap(),
+                record["Phone"].as_str().unwrap(),
+                record["SystemModstamp"].as_str().unwrap()
             ))
             .await
             .unwrap();
         }
+        // The app, seeing a row with an sfid, changes it, and the change goes out (a writer
+        // whose reconciliation is not due yet sends it) before the lost creates are reconciled.
+        app.execute(
+            "UPDATE salesforce.account SET phone = 'changed on the copy'
+             WHERE name = 'Timeout 0' AND sfid IS NOT NULL",
+            &[],
+        )
+        .await
+        .unwrap();
+        let mut patient = writer_config();
+        patient.reconcile_after = Duration::from_secs(3_600);
+        let target = Target {
+            mapping,
+            client: env.client(),
+        };
+        let mut other = Writer::new(env.pg().await, SCHEMA, vec![target], patient);
+        let sent = other.round().await.expect("round");
+        assert_eq!(
+            (sent.succeeded, sent.adopted),
+            (1, 0),
+            "the copy's change is in Salesforce: {sent:?}"
+        );
     }
 
     let rest = writer.drain(DRAIN).await.expect("drain");
@@ -1314,6 +1343,33 @@ async fn timed_out_after_salesforce_applied_it(with_upsert_key: bool, read_path_
         rows, 3,
         "one row per record: the read path's copies gave way"
     );
+    if read_path_copies {
+        let changed = env
+            .records(mapping.object, "Id, Phone", "Name = 'Timeout 0'")
+            .await;
+        assert_eq!(changed[0]["Phone"], "changed on the copy");
+        let app_rows = app
+            .query(
+                "SELECT name, phone, systemmodstamp IS NOT NULL AS stamped
+                 FROM salesforce.account WHERE id = ANY($1) ORDER BY name",
+                &[&ids],
+            )
+            .await
+            .unwrap();
+        let seen: Vec<(String, String, bool)> = app_rows
+            .iter()
+            .map(|r| (r.get("name"), r.get("phone"), r.get("stamped")))
+            .collect();
+        assert_eq!(
+            seen,
+            vec![
+                ("Timeout 0".into(), "changed on the copy".into(), true),
+                ("Timeout 1".into(), "1".into(), true),
+                ("Timeout 2".into(), "1".into(), true),
+            ],
+            "the app's rows hold what the copies held: what Salesforce set, and the app's change"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -82,6 +82,55 @@ pub fn advance(cursor: Option<&Cursor>, seen: &Cursor) -> Cursor {
     }
 }
 
+/// The records of a page that may be the engine's own creates not written back yet (pure): not
+/// deleted, created by `user` (the engine's), changed less than `max_age` before `now`. Those of
+/// them Postgres does not know yet while the writer has creates in flight are deferred
+/// ([`poll_once`]): stored now, they would be second rows beside the app's rows, which the app
+/// could change before the writer's answer makes them give way.
+pub fn own_creates_to_defer<'a>(
+    records: &'a [Value],
+    user: &str,
+    now: NaiveDateTime,
+    max_age: Duration,
+) -> Vec<&'a str> {
+    let since = looking_back(now, max_age);
+    records
+        .iter()
+        .filter(|r| r.get("IsDeleted").and_then(Value::as_bool) != Some(true))
+        .filter(|r| r.get("CreatedById").and_then(Value::as_str) == Some(user))
+        .filter(|r| {
+            r.get("SystemModstamp")
+                .and_then(Value::as_str)
+                .and_then(crate::adapter::parse_datetime)
+                .is_some_and(|stamp| stamp >= since)
+        })
+        .filter_map(|r| r.get("Id").and_then(Value::as_str))
+        .collect()
+}
+
+/// The cursor after a page some of whose records were deferred (pure): no further than the
+/// first deferred record, so that the next poll's window reads it again; never back.
+pub fn hold(stored: Option<&Cursor>, moved: Cursor, deferred: &[&Value]) -> Cursor {
+    let first = deferred
+        .iter()
+        .filter_map(|r| {
+            r.get("SystemModstamp")
+                .and_then(Value::as_str)
+                .and_then(crate::adapter::parse_datetime)
+        })
+        .min();
+    match first {
+        Some(stamp) if (stamp, String::new()) < moved => advance(stored, &(stamp, String::new())),
+        _ => moved,
+    }
+}
+
+/// How long a poll defers a record the engine created and has not written back yet: at most
+/// half the look-back, so that the window of a later poll still reads it.
+fn own_create_defer(lookback: Duration) -> Duration {
+    (lookback / 2).min(Duration::from_secs(60))
+}
+
 /// Reads and applies every change from `since` (or the stored cursor minus the look-back) up to
 /// now. Returns what was applied.
 pub async fn poll_once(
@@ -98,6 +147,11 @@ pub async fn poll_once(
     };
     let mut after = start;
     let mut cursor = stored;
+    let user = if mapping.is_read_write() {
+        ctx.client.user_id().await?
+    } else {
+        None
+    };
     let mut total = Applied::default();
     loop {
         let query = soql::poll_query(mapping, &ctx.filter, &after, ctx.config.poll_page);
@@ -113,13 +167,38 @@ pub async fn poll_once(
         let full_page = records.len() as u32 >= ctx.config.poll_page;
         let end = page_end(&records);
         let tx = apply::begin_engine_tx(&mut db).await?;
+        let deferred = match &user {
+            Some(user) => {
+                let candidates = own_creates_to_defer(
+                    &records,
+                    user,
+                    Utc::now().naive_utc(),
+                    own_create_defer(ctx.config.lookback),
+                );
+                ingest::unwritten_own_creates(ctx, &tx, &candidates).await?
+            }
+            None => Vec::new(),
+        };
+        let (held, records): (Vec<Value>, Vec<Value>) = records.into_iter().partition(|r| {
+            r.get("Id")
+                .and_then(Value::as_str)
+                .is_some_and(|id| deferred.iter().any(|d| d == id))
+        });
         let applied = ingest::apply_records(ctx, &tx, &records).await?;
         if let Some(end) = &end {
-            let moved = advance(cursor.as_ref(), end);
+            let held: Vec<&Value> = held.iter().collect();
+            let moved = hold(cursor.as_ref(), advance(cursor.as_ref(), end), &held);
             ctx.states
                 .set_watermark(&tx, mapping.object, Some(&moved))
                 .await?;
             cursor = Some(moved);
+        }
+        if !held.is_empty() {
+            tracing::debug!(
+                mapping = mapping.object,
+                records = held.len(),
+                "records this engine created and has not written back yet: read again next poll"
+            );
         }
         if applied.total() > 0 {
             ctx.states
@@ -165,6 +244,58 @@ mod tests {
         chrono::DateTime::from_timestamp(1_700_000_000 + secs, 0)
             .unwrap()
             .naive_utc()
+    }
+
+    /// A polled record: its Id, who created it and its stamp (seconds after `at(0)`).
+    fn polled(id: &str, creator: &str, secs: i64) -> Value {
+        let stamp = at(secs).format("%Y-%m-%dT%H:%M:%S%.3f+0000").to_string();
+        json!({"Id": id, "CreatedById": creator, "SystemModstamp": stamp, "IsDeleted": false})
+    }
+
+    #[test]
+    fn only_recent_records_the_engines_own_user_created_may_be_deferred() {
+        let mut deleted = polled("001D", "005ME", 95);
+        deleted["IsDeleted"] = json!(true);
+        let records = [
+            polled("001A", "005ME", 90),
+            polled("001B", "005SOMEONE", 95),
+            polled("001C", "005ME", 10),
+            deleted,
+            json!({"Id": "001E", "SystemModstamp": "2023-11-14T22:14:55.000+0000"}),
+        ];
+        let deferrable = own_creates_to_defer(&records, "005ME", at(100), Duration::from_secs(60));
+        assert_eq!(
+            deferrable,
+            vec!["001A"],
+            "another user's record, an old one, a deleted one and one whose creator is not known \
+             are stored at once"
+        );
+    }
+
+    #[test]
+    fn a_deferred_record_holds_the_cursor_so_that_the_next_poll_reads_it_again() {
+        let stored = (at(50), "001S".to_owned());
+        let moved = (at(100), "001Z".to_owned());
+        let first = polled("001A", "005ME", 80);
+        let later = polled("001B", "005ME", 95);
+        assert_eq!(
+            hold(Some(&stored), moved.clone(), &[&later, &first]),
+            (at(80), String::new()),
+            "no further than the first deferred record"
+        );
+        assert_eq!(hold(Some(&stored), moved.clone(), &[]), moved);
+        let behind = polled("001C", "005ME", 40);
+        assert_eq!(
+            hold(Some(&stored), moved, &[&behind]),
+            stored,
+            "never back: a record behind the cursor is in the next window already"
+        );
+        assert!(own_create_defer(Duration::from_secs(120)) <= Duration::from_secs(60));
+        assert_eq!(
+            own_create_defer(Duration::from_secs(30)),
+            Duration::from_secs(15),
+            "within the look-back"
+        );
     }
 
     #[test]

@@ -68,9 +68,16 @@ pub fn poll_query(
             string_literal(id)
         )
     };
+    // A mapping the writer creates records in also reads who created each record, so that a
+    // poll can tell the records this engine created and has not written back yet (see
+    // `poll::own_creates_to_defer`).
+    let mut fields = select_list(mapping, filter);
+    if mapping.is_read_write() && !fields.iter().any(|f| f.eq_ignore_ascii_case("CreatedById")) {
+        fields.push("CreatedById".to_owned());
+    }
     format!(
         "SELECT {} FROM {} WHERE {condition} ORDER BY SystemModstamp, Id LIMIT {limit}",
-        select_list(mapping, filter).join(", "),
+        fields.join(", "),
         mapping.object
     )
 }

@@ -52,11 +52,17 @@ pub fn upsert_sql(
     } else {
         ""
     };
+    // Rows left with nothing but their sfid (every field held back for the app's unsent
+    // changes) only insert a record Postgres does not have yet.
+    let on_conflict = if sets.is_empty() {
+        "DO NOTHING".to_owned()
+    } else {
+        format!("DO UPDATE SET {}{guard}", sets.join(", "))
+    };
     format!(
         "INSERT INTO {table} AS t ({cols}) SELECT {cols} FROM jsonb_to_recordset($1::jsonb) AS x({defs}, _fs_stamp timestamp) \
-         ON CONFLICT (sfid) DO UPDATE SET {sets}{guard}",
+         ON CONFLICT (sfid) {on_conflict}",
         cols = cols.join(", "),
-        sets = sets.join(", "),
     )
 }
 
@@ -308,5 +314,16 @@ mod tests {
         assert!(sql.contains("t.systemmodstamp <= x._fs_stamp"));
         assert!(sql.contains("LIMIT 3) AS x"));
         assert!(sql.contains("RETURNING t.sfid"));
+    }
+
+    #[test]
+    fn a_row_left_with_nothing_but_its_sfid_only_inserts_what_postgres_lacks() {
+        let id: Vec<&FieldDescriptor> = ACCOUNT
+            .fields
+            .iter()
+            .filter(|f| f.column == "sfid")
+            .collect();
+        let sql = upsert_sql(&ACCOUNT, &id, true);
+        assert!(sql.ends_with("ON CONFLICT (sfid) DO NOTHING"), "{sql}");
     }
 }

@@ -443,6 +443,7 @@ fn distinct(ids: Vec<String>) -> Vec<String> {
 mod own_creates;
 mod settle;
 
+pub use own_creates::unwritten_own_creates;
 use own_creates::{await_own_creates, claim_own_creates};
 use settle::{lock_app_rows, settle_conflicts, with_pending_changes};
 

@@ -150,3 +150,36 @@ pub(super) async fn claim_own_creates(
     }
     Ok(kept)
 }
+
+/// The records among `sfids` (a poll's records the engine's user created lately, see
+/// [`crate::engine::poll::own_creates_to_defer`]) that Postgres does not know yet while the
+/// writer has creates of the mapping whose answer is not stored (`SENDING`, or `RECONCILE` after
+/// a lost answer): most likely its own, about to be written back or adopted. The poll reads them
+/// again later instead of storing them as rows of their own.
+pub async fn unwritten_own_creates(
+    ctx: &MappingCtx,
+    tx: &Transaction<'_>,
+    sfids: &[&str],
+) -> Result<Vec<String>, EngineError> {
+    let mapping = ctx.mapping;
+    if sfids.is_empty() || !mapping.is_read_write() {
+        return Ok(Vec::new());
+    }
+    let rows = tx
+        .query_typed(
+            &format!(
+                "SELECT c.sfid FROM unnest($1::text[]) AS c(sfid)
+                 WHERE NOT EXISTS (SELECT 1 FROM {table} t WHERE t.sfid = c.sfid)
+                   AND EXISTS (SELECT 1 FROM {schema}._forcesync_write_journal
+                               WHERE mapping = $2 AND kind IN ('create', 'upsert')
+                                 AND state IN ('{sending}', '{reconcile}'))",
+                table = apply::qualified(mapping),
+                schema = quote_ident(mapping.schema),
+                sending = crate::engine::writer::store::SENDING,
+                reconcile = crate::engine::writer::store::RECONCILE,
+            ),
+            &[(&sfids, Type::TEXT_ARRAY), (&mapping.object, Type::TEXT)],
+        )
+        .await?;
+    Ok(rows.iter().map(|r| r.get("sfid")).collect())
+}

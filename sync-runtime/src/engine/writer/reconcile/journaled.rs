@@ -61,7 +61,7 @@ impl Writer {
                 })
                 .collect();
             let earliest = creates.iter().map(|r| r.sent_at).min();
-            let (candidates, by_user) = self.candidates(t, &in_flight, earliest).await?;
+            let (mut candidates, by_user) = self.candidates(t, &in_flight, earliest).await?;
             let candidate_ids: Vec<String> = candidates.iter().map(|c| c.id.clone()).collect();
             let taken: HashSet<String> = self
                 .store
@@ -69,6 +69,23 @@ impl Writer {
                 .await?
                 .into_iter()
                 .collect();
+            if by_user {
+                let changes = self
+                    .store
+                    .copy_changes(&self.db, mapping, &candidate_ids)
+                    .await?;
+                for (sfid, column) in changes {
+                    let (Some(candidate), Some(field)) = (
+                        candidates.iter_mut().find(|c| c.id == sfid),
+                        mapping.fields.iter().find(|f| f.column == column),
+                    ) else {
+                        continue;
+                    };
+                    candidate
+                        .changed_since
+                        .insert(field.sf_name.to_ascii_lowercase());
+                }
+            }
             let by_id: HashMap<i64, &JournalRow> = creates.iter().map(|r| (r.id, r)).collect();
             let resolved = match_creates(&in_flight, &candidates, &taken)
                 .into_iter()
@@ -201,6 +218,7 @@ impl Writer {
                 candidates.push(Candidate {
                     id: id.to_owned(),
                     fields: fields.clone(),
+                    changed_since: HashSet::new(),
                 });
             }
             match (&page.next_records_url, page.done) {

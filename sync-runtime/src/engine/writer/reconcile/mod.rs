@@ -9,13 +9,15 @@
 //!    for clock skew), by the integration user when its Id is known (the token response's
 //!    identity URL), selecting the journaled fields, ordered by `CreatedDate, Id`;
 //! 2. drop candidates whose Id a Postgres row already holds (adopted earlier, or synced in by
-//!    the read path), except, when the query was by the integration user, a row only the read
-//!    path ever wrote (`SYNCED`, nothing in the trigger log or archive): that is the copy of a
-//!    record this writer created, stored by a poll or a load before the writer found out, and
-//!    it gives way to the app's row when the record is adopted;
+//!    the read path), except, when the query was by the integration user, a row the app never
+//!    inserted (no `INSERT` entry in the trigger log or archive): that is the copy of a record
+//!    this writer created, stored by a poll or a load before the writer found out, and it gives
+//!    way to the app's row when the record is adopted, with the changes the app made on it;
 //! 3. match each in-flight create, oldest first, to the first remaining candidate whose every
-//!    sent field has the sent value ([`same_value`]); each candidate is matched at most once, so
-//!    two identical rows sent together adopt two distinct records;
+//!    sent field has the sent value ([`same_value`]), but for the fields the app changed on the
+//!    candidate's copy (`changed_since`: those changes went to Salesforce as updates of the
+//!    record); each candidate is matched at most once, so two identical rows sent together
+//!    adopt two distinct records;
 //! 4. a match is adopted (its Id written back, the entries `SUCCESS`); an in-flight create with
 //!    no match was not applied and is sent again.
 //!
@@ -43,6 +45,9 @@ pub struct InFlightCreate {
 pub struct Candidate {
     pub id: String,
     pub fields: Map<String, Value>,
+    /// Fields (Salesforce names, lower case) the app changed on the read path's copy of the
+    /// record since it was created: their values tell nothing of what was sent.
+    pub changed_since: HashSet<String>,
 }
 
 /// What happens to an in-flight create.
@@ -82,9 +87,9 @@ pub fn match_creates(
     creates
         .iter()
         .map(|create| {
-            let found = candidates
-                .iter()
-                .find(|c| !used.contains(c.id.as_str()) && matches(&create.body, &c.fields));
+            let found = candidates.iter().find(|c| {
+                !used.contains(c.id.as_str()) && matches(&create.body, &c.fields, &c.changed_since)
+            });
             match found {
                 Some(c) => {
                     used.insert(c.id.as_str());
@@ -96,8 +101,15 @@ pub fn match_creates(
         .collect()
 }
 
-fn matches(sent: &Map<String, Value>, stored: &Map<String, Value>) -> bool {
+fn matches(
+    sent: &Map<String, Value>,
+    stored: &Map<String, Value>,
+    changed_since: &HashSet<String>,
+) -> bool {
     sent.iter().all(|(field, value)| {
+        if changed_since.contains(&field.to_ascii_lowercase()) {
+            return true;
+        }
         let stored_value = stored
             .iter()
             .find(|(k, _)| k.eq_ignore_ascii_case(field))
@@ -106,7 +118,7 @@ fn matches(sent: &Map<String, Value>, stored: &Map<String, Value>) -> bool {
         match (value, stored_value) {
             // A parent named by external ID: the query answers the parent nested the same way.
             (Value::Object(sent_parent), Value::Object(stored_parent)) => {
-                matches(sent_parent, stored_parent)
+                matches(sent_parent, stored_parent, &HashSet::new())
             }
             (Value::Object(_), _) => false,
             _ => same_value(value, stored_value),
@@ -169,7 +181,39 @@ mod tests {
         Candidate {
             id: id.into(),
             fields: map(fields),
+            changed_since: HashSet::new(),
         }
+    }
+
+    #[test]
+    fn a_record_the_app_changed_through_the_read_paths_copy_is_still_recognised() {
+        let edited = Candidate {
+            changed_since: HashSet::from(["phone".to_owned()]),
+            ..candidate(
+                "001A",
+                json!({"Name": "Acme", "Phone": "edited on the copy"}),
+            )
+        };
+        let r = match_creates(
+            &[create(1, json!({"Name": "Acme", "Phone": "1"}))],
+            &[edited],
+            &HashSet::new(),
+        );
+        assert_eq!(r, vec![(1, Resolution::Adopt("001A".into()))]);
+        let renamed = Candidate {
+            changed_since: HashSet::from(["phone".to_owned()]),
+            ..candidate("001B", json!({"Name": "Other", "Phone": "1"}))
+        };
+        let r = match_creates(
+            &[create(2, json!({"Name": "Acme", "Phone": "1"}))],
+            &[renamed],
+            &HashSet::new(),
+        );
+        assert_eq!(
+            r,
+            vec![(2, Resolution::Resend)],
+            "the fields the app did not change must still match"
+        );
     }
 
     #[test]

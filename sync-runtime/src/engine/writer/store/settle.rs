@@ -169,7 +169,8 @@ impl Store {
     /// The read path can store a record the writer just created before the writer's answer is
     /// written back (an initial load or a poll that read it in that window): the `sfid` is then
     /// on a second row, and writing it back breaks the unique index. The app's row is the
-    /// record's own: the copy is removed and the write-back done again. Only a new sfid (one of
+    /// record's own: the copy hands over to it ([`Store::hand_over_copies`]), is removed, and the
+    /// write-back is done again. Only a new sfid (one of
     /// `created`) can collide; other rows keep theirs, and without one no savepoint is taken.
     async fn write_back<C: GenericClient>(
         &self,
@@ -195,19 +196,7 @@ impl Store {
             Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) => {
                 db.batch_execute("ROLLBACK TO SAVEPOINT forcesync_write_back")
                     .await?;
-                let (rows, copies): (Vec<i32>, Vec<&str>) = created.iter().copied().unzip();
-                let removed = query_batch(
-                    db,
-                    &format!(
-                        "DELETE FROM {t} t USING unnest($1::int[], $2::text[]) AS u(i, s)
-                         WHERE t.sfid = ANY($2) AND t.sfid = u.s AND t.id <> u.i
-                         RETURNING t.id",
-                        t = self.table(mapping)
-                    ),
-                    &[&rows, &copies],
-                )
-                .await?
-                .len();
+                let removed = self.hand_over_copies(db, mapping, created).await?;
                 tracing::info!(
                     table = mapping.table,
                     removed,
@@ -221,6 +210,68 @@ impl Store {
         db.batch_execute("RELEASE SAVEPOINT forcesync_write_back")
             .await?;
         Ok(ids(rows))
+    }
+
+    /// Copies the read path stored of records just created for `created` (app row id, sfid) hand
+    /// over to the app's rows and are removed; returns how many. What the copy holds is the
+    /// record as Salesforce had it when the read path read it (what it set itself: stamps,
+    /// defaults, formulas), with what the app changed on the copy since: the app's row takes
+    /// those values, but for the columns of its own changes not sent yet (only its empty
+    /// columns are filled then). The copy's changes not sent yet move to the app's row and go
+    /// out as its updates.
+    async fn hand_over_copies<C: GenericClient>(
+        &self,
+        db: &C,
+        mapping: &MappingDescriptor,
+        created: &[(i32, &str)],
+    ) -> Result<usize, tokio_postgres::Error> {
+        let (rows, sfids): (Vec<i32>, Vec<&str>) = created.iter().copied().unzip();
+        let columns: Vec<String> = mapping
+            .fields
+            .iter()
+            .map(|f| f.column)
+            .filter(|c| *c != "sfid")
+            .map(quote_ident)
+            .collect();
+        let copied: Vec<String> = columns.iter().map(|c| format!("c.{c}")).collect();
+        let taken: Vec<String> = columns
+            .iter()
+            .map(|c| {
+                format!("{c} = CASE WHEN g.app_pending THEN coalesce(a.{c}, g.{c}) ELSE g.{c} END")
+            })
+            .collect();
+        let sql = format!(
+            "WITH gone AS (
+                 DELETE FROM {t} c USING unnest($1::int[], $2::text[]) AS u(i, s)
+                 WHERE c.sfid = ANY($2) AND c.sfid = u.s AND c.id <> u.i
+                 RETURNING u.i AS app_id, c.id AS copy_id,
+                           EXISTS (SELECT 1 FROM {log} l
+                                   WHERE l.table_name = $3 AND l.record_id = u.i
+                                     AND l.action = 'UPDATE' AND l.state = 'NEW') AS app_pending,
+                           {copied}),
+             moved AS (
+                 UPDATE {log} l SET record_id = g.app_id, updated_at = now()
+                 FROM gone g
+                 WHERE l.table_name = $3 AND l.record_id = g.copy_id AND l.state = 'NEW'
+                 RETURNING l.id)
+             UPDATE {t} a SET {taken}
+             FROM gone g WHERE a.id = g.app_id
+             RETURNING g.copy_id, (SELECT count(*) FROM moved) AS moved",
+            t = self.table(mapping),
+            log = self.log,
+            copied = copied.join(", "),
+            taken = taken.join(", "),
+        );
+        let handed = query_batch(db, &sql, &[&rows, &sfids, &mapping.table]).await?;
+        let moved: i64 = handed.first().map_or(0, |r| r.get("moved"));
+        if moved > 0 {
+            tracing::info!(
+                table = mapping.table,
+                entries = moved,
+                "changes the app made on the read path's copies go out as changes of the app's rows"
+            );
+        }
+        Ok(handed.len())
     }
 
     /// Children just created that named their parent by external ID (a relationship column such
@@ -313,13 +364,49 @@ impl Store {
         Ok(())
     }
 
+    /// The columns the app changed on the read path's copies (rows it never inserted) holding
+    /// these `sfid`s, by `sfid`: its updates of them, sent or waiting in the log.
+    pub(crate) async fn copy_changes<C: GenericClient>(
+        &self,
+        db: &C,
+        mapping: &MappingDescriptor,
+        ids: &[String],
+    ) -> Result<Vec<(String, String)>, tokio_postgres::Error> {
+        let rows = db
+            .query(
+                &format!(
+                    "SELECT DISTINCT t.sfid, k.col
+                     FROM {t} t
+                     JOIN (SELECT record_id, \"values\" FROM {log}
+                           WHERE table_name = $2 AND action = 'UPDATE'
+                           UNION ALL
+                           SELECT record_id, \"values\" FROM {archive}
+                           WHERE table_name = $2 AND action = 'UPDATE') e ON e.record_id = t.id
+                     CROSS JOIN LATERAL unnest(public.akeys(e.\"values\"::public.hstore)) AS k(col)
+                     WHERE t.sfid = ANY($1)
+                       AND NOT EXISTS (SELECT 1 FROM {log} l WHERE l.table_name = $2
+                                         AND l.record_id = t.id AND l.action = 'INSERT')
+                       AND NOT EXISTS (SELECT 1 FROM {archive} a WHERE a.table_name = $2
+                                         AND a.record_id = t.id AND a.action = 'INSERT')",
+                    t = self.table(mapping),
+                    log = self.log,
+                    archive = self.archive
+                ),
+                &[&ids, &mapping.table],
+            )
+            .await?;
+        Ok(rows.iter().map(|r| (r.get("sfid"), r.get("col"))).collect())
+    }
+
     /// The `sfid`s among `ids` that a row of the mapping already holds.
     ///
     /// With `copies_give_way` (the candidates are records the writer's own user created since
-    /// the send), a row the read path stored (`SYNCED`, and never captured by the trigger: no
-    /// entry in the log or the archive) does not count: it is the copy of a record this writer
-    /// created and had not written back yet (a poll or a load read it in that window), and it
-    /// gives way when the create adopts the record (see [`Store::settle`]).
+    /// the send), a row the read path stored (one the app never inserted: no `INSERT` entry in
+    /// the log or the archive) does not count: it is the copy of a record this writer created
+    /// and had not written back yet (a poll or a load read it in that window), and it gives way
+    /// when the create adopts the record (see [`Store::settle`]). That holds even if the app
+    /// changed the copy meanwhile (it is a row like any other to the app): the changes go with
+    /// it to the app's row, instead of the record being created a second time.
     pub(crate) async fn held_sfids<C: GenericClient>(
         &self,
         db: &C,
@@ -332,11 +419,12 @@ impl Store {
                 &format!(
                     "SELECT t.sfid FROM {t} t
                      WHERE t.sfid = ANY($1)
-                       AND NOT ($3 AND t._hc_lastop IS NOT DISTINCT FROM 'SYNCED'
-                                AND NOT EXISTS (SELECT 1 FROM {log} l
-                                                WHERE l.table_name = $2 AND l.record_id = t.id)
+                       AND NOT ($3 AND NOT EXISTS (SELECT 1 FROM {log} l
+                                                   WHERE l.table_name = $2 AND l.record_id = t.id
+                                                     AND l.action = 'INSERT')
                                 AND NOT EXISTS (SELECT 1 FROM {archive} a
-                                                WHERE a.table_name = $2 AND a.record_id = t.id))",
+                                                WHERE a.table_name = $2 AND a.record_id = t.id
+                                                  AND a.action = 'INSERT'))",
                     t = self.table(mapping),
                     log = self.log,
                     archive = self.archive
