@@ -22,7 +22,7 @@ $B/sf-emulator --listen 127.0.0.1:58484 --describe "$(dirname "$0")/../mappings/
 EMU=$!
 sleep 2
 export SF_LOGIN_URL=$E SF_CLIENT_ID=forcesync SF_CLIENT_SECRET=forcesync SF_USERNAME=admin@example.com SF_PASSWORD=forcesync
-export FORCESYNC_STREAMING_TRANSPORT=cometd RUST_LOG=warn
+export FORCESYNC_STREAMING_TRANSPORT=cometd RUST_LOG=${RUST_LOG:-warn}
 cd "$(dirname "$0")/.."
 $B/forcesync migrate > $D/migrate.log 2>&1 || { echo migrate failed; cat $D/migrate.log; }
 start_run() { $B/forcesync run --listen 127.0.0.1:59187 >> $D/run.log 2>&1 & RUN=$!; }

@@ -108,21 +108,31 @@ pub fn own_creates_to_defer<'a>(
         .collect()
 }
 
-/// The cursor after a page some of whose records were deferred (pure): no further than the
-/// first deferred record, so that the next poll's window reads it again; never back.
-pub fn hold(stored: Option<&Cursor>, moved: Cursor, deferred: &[&Value]) -> Cursor {
-    let first = deferred
+/// The cursor after a page of a poll that deferred records (pure): `moved` (where the page
+/// ended), but no further than the first record the poll deferred (`first_deferred`, on any of
+/// its pages), so that the next poll's window reads it again; never back from `stored` (the
+/// cursor the poll started from).
+pub fn hold(
+    stored: Option<&Cursor>,
+    moved: Cursor,
+    first_deferred: Option<NaiveDateTime>,
+) -> Cursor {
+    match first_deferred {
+        Some(stamp) if (stamp, String::new()) < moved => advance(stored, &(stamp, String::new())),
+        _ => moved,
+    }
+}
+
+/// The earliest `SystemModstamp` among `records` (pure).
+fn earliest_stamp(records: &[Value]) -> Option<NaiveDateTime> {
+    records
         .iter()
         .filter_map(|r| {
             r.get("SystemModstamp")
                 .and_then(Value::as_str)
                 .and_then(crate::adapter::parse_datetime)
         })
-        .min();
-    match first {
-        Some(stamp) if (stamp, String::new()) < moved => advance(stored, &(stamp, String::new())),
-        _ => moved,
-    }
+        .min()
 }
 
 /// How long a poll defers a record the engine created and has not written back yet: at most
@@ -146,7 +156,9 @@ pub async fn poll_once(
         None => window_start(stored.as_ref(), ctx.config.lookback, Utc::now().naive_utc()),
     };
     let mut after = start;
+    let stored_at_start = stored.clone();
     let mut cursor = stored;
+    let mut first_deferred: Option<NaiveDateTime> = None;
     let user = if mapping.is_read_write() {
         ctx.client.user_id().await?
     } else {
@@ -179,15 +191,23 @@ pub async fn poll_once(
             }
             None => Vec::new(),
         };
+        let deferred: std::collections::HashSet<String> = deferred.into_iter().collect();
         let (held, records): (Vec<Value>, Vec<Value>) = records.into_iter().partition(|r| {
             r.get("Id")
                 .and_then(Value::as_str)
-                .is_some_and(|id| deferred.iter().any(|d| d == id))
+                .is_some_and(|id| deferred.contains(id))
         });
         let applied = ingest::apply_records(ctx, &tx, &records).await?;
+        first_deferred = first_deferred
+            .into_iter()
+            .chain(earliest_stamp(&held))
+            .min();
         if let Some(end) = &end {
-            let held: Vec<&Value> = held.iter().collect();
-            let moved = hold(cursor.as_ref(), advance(cursor.as_ref(), end), &held);
+            let moved = hold(
+                stored_at_start.as_ref(),
+                advance(cursor.as_ref(), end),
+                first_deferred,
+            );
             ctx.states
                 .set_watermark(&tx, mapping.object, Some(&moved))
                 .await?;
@@ -278,15 +298,16 @@ mod tests {
         let moved = (at(100), "001Z".to_owned());
         let first = polled("001A", "005ME", 80);
         let later = polled("001B", "005ME", 95);
+        let first_deferred = earliest_stamp(&[later, first]);
+        assert_eq!(first_deferred, Some(at(80)));
         assert_eq!(
-            hold(Some(&stored), moved.clone(), &[&later, &first]),
+            hold(Some(&stored), moved.clone(), first_deferred),
             (at(80), String::new()),
-            "no further than the first deferred record"
+            "no further than the first deferred record, on whichever page of the poll"
         );
-        assert_eq!(hold(Some(&stored), moved.clone(), &[]), moved);
-        let behind = polled("001C", "005ME", 40);
+        assert_eq!(hold(Some(&stored), moved.clone(), None), moved);
         assert_eq!(
-            hold(Some(&stored), moved, &[&behind]),
+            hold(Some(&stored), moved, Some(at(40))),
             stored,
             "never back: a record behind the cursor is in the next window already"
         );

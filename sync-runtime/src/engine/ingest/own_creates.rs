@@ -144,7 +144,13 @@ pub(super) async fn claim_own_creates(
                 }
             }
         }
-        if !in_flight {
+        if in_flight {
+            tracing::debug!(
+                mapping = mapping.object,
+                sfid = row.sfid,
+                "the change event of a record this engine created is left to the writer"
+            );
+        } else {
             kept.push(row);
         }
     }
