@@ -506,6 +506,51 @@ async fn paging_follows_next_records_url_under_query_and_query_all() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paging_by_system_modstamp_and_id_reads_every_record_once() {
+    // Records written in one transaction share their SystemModstamp; a client paging by
+    // `ORDER BY SystemModstamp, Id` continues after the last (stamp, Id) it read, so the order
+    // and the `Id >` filter must agree (both without case, as SOQL compares the Id field).
+    let e = env().await;
+    let rows: Vec<Json> = (0..1_000)
+        .map(|i| json!({"Name": format!("Page {i}")}))
+        .collect();
+    let created: std::collections::BTreeSet<String> =
+        e.create("Account", rows).into_iter().collect();
+    let mut seen = std::collections::BTreeSet::new();
+    let mut after: Option<(String, String)> = None;
+    for _ in 0..100 {
+        let condition = match &after {
+            None => "Name LIKE 'Page %'".to_owned(),
+            Some((stamp, id)) => format!(
+                "Name LIKE 'Page %' AND (SystemModstamp > {stamp} OR (SystemModstamp = {stamp} AND Id > '{id}'))"
+            ),
+        };
+        let page = e
+            .query(&format!(
+                "SELECT Id, SystemModstamp FROM Account WHERE {condition} ORDER BY SystemModstamp, Id LIMIT 150"
+            ))
+            .await;
+        let records = page["records"].as_array().unwrap();
+        for r in records {
+            assert!(
+                seen.insert(r["Id"].as_str().unwrap().to_owned()),
+                "read twice: {r}"
+            );
+        }
+        let Some(last) = records.last() else { break };
+        let stamp = last["SystemModstamp"].as_str().unwrap();
+        after = Some((
+            format!("{}Z", &stamp[..23]),
+            last["Id"].as_str().unwrap().to_owned(),
+        ));
+        if records.len() < 150 {
+            break;
+        }
+    }
+    assert_eq!(seen, created, "every record, each once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn batch_size_header_sets_the_page_size() {
     let e = env().await;
     let rows: Vec<Json> = (0..450)

@@ -213,13 +213,15 @@ pub async fn poll_once(
                 .await?;
             cursor = Some(moved);
         }
-        if !held.is_empty() {
-            tracing::debug!(
-                mapping = mapping.object,
-                records = held.len(),
-                "records this engine created and has not written back yet: read again next poll"
-            );
-        }
+        tracing::debug!(
+            mapping = mapping.object,
+            after = %after.0,
+            read = records.len() + held.len(),
+            applied = applied.total(),
+            deferred = held.len(),
+            "polled a page (deferred: records this engine created and has not written back yet, \
+             read again by the next poll)"
+        );
         if applied.total() > 0 {
             ctx.states
                 .record_applied(&tx, mapping.object, applied.total() as i64, None)
