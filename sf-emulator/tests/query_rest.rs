@@ -509,7 +509,7 @@ async fn paging_follows_next_records_url_under_query_and_query_all() {
 async fn paging_by_system_modstamp_and_id_reads_every_record_once() {
     // Records written in one transaction share their SystemModstamp; a client paging by
     // `ORDER BY SystemModstamp, Id` continues after the last (stamp, Id) it read, so the order
-    // and the `Id >` filter must agree (both without case, as SOQL compares the Id field).
+    // and the `Id >` filter must agree (both in the Ids' base-62 order, case-sensitive).
     let e = env().await;
     let rows: Vec<Json> = (0..1_000)
         .map(|i| json!({"Name": format!("Page {i}")}))

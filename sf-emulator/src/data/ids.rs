@@ -15,30 +15,8 @@ const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnop
 pub const INSTANCE: &str = "EM0";
 
 /// An 18-character Salesforce Id (ASCII, always with a valid checksum suffix).
-///
-/// Ids order as SOQL orders and compares them: case-insensitively (the Id field is not
-/// case-sensitive in describe, and "comparisons on strings are case-sensitive for unique
-/// case-sensitive fields" only), so that every index walked in Id order agrees with a filter
-/// such as `Id > '…'` (a client paging by `ORDER BY SystemModstamp, Id` relies on it). Two
-/// 18-character Ids never differ by case alone (the suffix encodes it); the raw bytes break the tie
-/// all the same.
-#[derive(Copy, Clone, PartialEq, Eq, Hash)]
+#[derive(Copy, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SfId([u8; 18]);
-
-impl Ord for SfId {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        let upper = |id: &SfId| id.0.map(|b| b.to_ascii_uppercase());
-        upper(self)
-            .cmp(&upper(other))
-            .then_with(|| self.0.cmp(&other.0))
-    }
-}
-
-impl PartialOrd for SfId {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
 
 /// The 3-character case-safe suffix of a 15-character Id: for each 5-char chunk, a 5-bit
 /// number whose bit i is set when char i of the chunk is an uppercase letter.
@@ -167,19 +145,6 @@ impl std::str::FromStr for SfId {
 
 #[cfg(test)]
 mod tests {
-
-    #[test]
-    fn ids_order_as_soql_compares_them_case_insensitively() {
-        // `…0Wa…` and `…0WB…`: by bytes `B` (66) comes before `a` (97); SOQL, which compares the
-        // (not case-sensitive) Id field without case, puts `a` first.
-        let lower: SfId = "001EM00000000WaYAI".parse().unwrap();
-        let upper: SfId = "001EM00000000WBYAY".parse().unwrap();
-        assert!(lower < upper);
-        let mut ids = vec![upper, lower];
-        ids.sort();
-        assert_eq!(ids, vec![lower, upper]);
-    }
-
     use super::*;
 
     #[test]

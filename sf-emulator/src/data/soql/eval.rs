@@ -24,7 +24,13 @@ pub fn matches(p: &Pred, r: &impl Fields) -> bool {
             if x.is_null() {
                 return *op == CmpOp::Ne;
             }
-            let Some(o) = x.compare(v) else {
+            let ordering = !matches!(op, CmpOp::Eq | CmpOp::Ne);
+            let compared = if ordering {
+                id_compare(f, &x, v).or_else(|| x.compare(v))
+            } else {
+                x.compare(v)
+            };
+            let Some(o) = compared else {
                 return *op == CmpOp::Ne;
             };
             match op {
@@ -115,6 +121,27 @@ pub fn order_cmp(keys: &[OrderKey], a: &impl Fields, b: &impl Fields) -> Orderin
     Ordering::Equal
 }
 
+/// How Ids (of an Id or a reference field) order, in `<`, `>` and `ORDER BY`: as the base-62
+/// numbers they are (digits, then upper case, then lower case: their bytes), by their
+/// case-sensitive 15-character form, so that a 15- and an 18-character Id of one record are
+/// equal. PK chunking's boundaries (`Id >= 001300000000000 AND Id < 00130000000132G`) count in
+/// that order, and the (SystemModstamp, Id) index walks it; comparing Ids without case, as other
+/// strings, would make a client paging by `ORDER BY SystemModstamp, Id` skip records. Equality
+/// stays without case (an 18-character Id names its record whatever its case).
+fn id_compare(f: &FieldRef, x: &Value, y: &Value) -> Option<Ordering> {
+    use crate::data::schema::FieldType;
+    if !matches!(f.ftype, FieldType::Id | FieldType::Reference) {
+        return None;
+    }
+    match (x, y) {
+        (Value::String(a), Value::String(b)) => {
+            let id15 = |s: &str| s.get(..15).unwrap_or(s).as_bytes().to_vec();
+            Some(id15(a).cmp(&id15(b)))
+        }
+        _ => None,
+    }
+}
+
 /// Compares two values of one `ORDER BY` key, with its direction and null placement.
 pub fn cmp_key(k: &OrderKey, x: &Value, y: &Value) -> Ordering {
     match (x.is_null(), y.is_null()) {
@@ -134,7 +161,9 @@ pub fn cmp_key(k: &OrderKey, x: &Value, y: &Value) -> Ordering {
             }
         }
         (false, false) => {
-            let o = x.compare(y).unwrap_or(Ordering::Equal);
+            let o = id_compare(&k.f, x, y)
+                .or_else(|| x.compare(y))
+                .unwrap_or(Ordering::Equal);
             if k.descending {
                 o.reverse()
             } else {
