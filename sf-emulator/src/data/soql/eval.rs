@@ -26,7 +26,7 @@ pub fn matches(p: &Pred, r: &impl Fields) -> bool {
             }
             let ordering = !matches!(op, CmpOp::Eq | CmpOp::Ne);
             let compared = if ordering {
-                id_compare(f, &x, v).or_else(|| x.compare(v))
+                id_compare(f, x, v).or_else(|| x.compare(v))
             } else {
                 x.compare(v)
             };
