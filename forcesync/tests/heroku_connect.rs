@@ -479,6 +479,33 @@ async fn a_heroku_connect_database_is_adopted_in_place_and_syncs_without_a_reloa
         r[0]["Rating"] == "Hot"
     })
     .await;
+    // The change events of those updates bring Salesforce's new stamp back before the engine
+    // stops (verify below tells a row that lags from one that is wrong).
+    for sfid in [&edited_sfid, &changed_sfid] {
+        eventually(
+            "the writer's updates come back with Salesforce's stamp",
+            || async {
+                let sf = harness
+                    .query(&format!(
+                        "SELECT SystemModstamp FROM Account WHERE Id = '{sfid}'"
+                    ))
+                    .await;
+                let pg_stamp: Option<String> = one(
+                    &pg,
+                    &format!(
+                        "SELECT to_char(systemmodstamp, 'YYYY-MM-DD\"T\"HH24:MI:SS.MS') \
+                     FROM salesforce.account WHERE sfid = '{sfid}'"
+                    ),
+                )
+                .await;
+                // Not older than Salesforce's (a change event's commit time can be later), as
+                // verify compares them: to the millisecond, here in one text format.
+                let sf_stamp = sf[0]["SystemModstamp"].as_str().unwrap_or_default();
+                pg_stamp.is_some_and(|p| p.as_str() >= sf_stamp.get(..23).unwrap_or(sf_stamp))
+            },
+        )
+        .await;
+    }
 
     // Nothing differs but the records the writer created without an upsert key, whose own
     // change event the read side skips while the create is in flight: their `systemmodstamp`
