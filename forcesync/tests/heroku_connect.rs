@@ -470,13 +470,20 @@ async fn a_heroku_connect_database_is_adopted_in_place_and_syncs_without_a_reloa
     // The archived failure can be sent again.
     let (code, out, err) = output(&["retry", "Account", "--all"], &env);
     assert_eq!(code, 0, "{out}{err}");
+    // Sent at once (the requeue wakes the writer) and settled: Salesforce's Rating alone does
+    // not tell the retried write from an earlier one.
     eventually("the retried write reaches Salesforce", || async {
         let r = harness
             .query(&format!(
                 "SELECT Rating FROM Account WHERE Id = '{changed_sfid}'"
             ))
             .await;
-        r[0]["Rating"] == "Hot"
+        let unsettled: i64 = one(
+            &pg,
+            &format!("SELECT count(*) FROM salesforce._trigger_log WHERE record_id = {changed_id}"),
+        )
+        .await;
+        r[0]["Rating"] == "Hot" && unsettled == 0
     })
     .await;
     // The change events of those updates bring Salesforce's new stamp back before the engine

@@ -9,14 +9,15 @@ use super::Store;
 
 impl Store {
     /// Requeues failed entries (from the archive, as they were) of these tables, optionally
-    /// only these ids; returns how many.
+    /// only these ids, and wakes the writer as an app write does (they go out at once, not at
+    /// its next fallback poll); returns how many.
     pub(crate) async fn requeue_failed<C: GenericClient>(
         &self,
         db: &C,
         tables: &[&str],
         ids: Option<&[i32]>,
     ) -> Result<u64, tokio_postgres::Error> {
-        db.execute(
+        let requeued = db.execute(
             &format!(
                 "WITH moved AS (
                      DELETE FROM {archive} WHERE state = 'FAILED' AND table_name = ANY($1)
@@ -29,7 +30,12 @@ impl Store {
             ),
             &[&tables, &ids],
         )
-        .await
+        .await?;
+        if requeued > 0 {
+            db.execute("SELECT pg_notify($1, 'requeued')", &[&self.channel])
+                .await?;
+        }
+        Ok(requeued)
     }
 
     /// Marks failed entries handled (`IGNORED`) and clears `_hc_err` on their rows; returns

@@ -80,6 +80,8 @@ pub struct Store {
     archive: String,
     journal: String,
     states: String,
+    /// Where the capture triggers notify the writer (`<schema>.hc_trigger_log`).
+    channel: String,
 }
 
 impl Store {
@@ -90,6 +92,7 @@ impl Store {
             archive: format!("{s}._trigger_log_archive"),
             journal: format!("{s}._forcesync_write_journal"),
             states: format!("{s}._forcesync_mapping_state"),
+            channel: format!("{schema}.hc_trigger_log"),
             schema: s,
         }
     }
