@@ -41,13 +41,18 @@ pub fn looking_back(at: NaiveDateTime, lookback: Duration) -> NaiveDateTime {
     at - chrono::Duration::from_std(lookback).unwrap_or_else(|_| chrono::Duration::zero())
 }
 
+/// A polled record's `SystemModstamp`.
+fn stamp_of(record: &Value) -> Option<NaiveDateTime> {
+    record
+        .get("SystemModstamp")
+        .and_then(Value::as_str)
+        .and_then(crate::adapter::parse_datetime)
+}
+
 /// The keyset position after a page: its last record's `(SystemModstamp, Id)`.
 pub fn page_end(records: &[Value]) -> Option<Cursor> {
     let last = records.last()?;
-    let stamp = last
-        .get("SystemModstamp")
-        .and_then(Value::as_str)
-        .and_then(crate::adapter::parse_datetime)?;
+    let stamp = stamp_of(last)?;
     let id = last.get("Id").and_then(Value::as_str)?.to_owned();
     Some((stamp, id))
 }
@@ -59,10 +64,7 @@ pub fn polled_changes(records: &[Value], now: DateTime<Utc>) -> Vec<activity::Ch
         .iter()
         .filter_map(|r| {
             let sfid = r.get("Id").and_then(Value::as_str)?.to_owned();
-            let stamp = r
-                .get("SystemModstamp")
-                .and_then(Value::as_str)
-                .and_then(crate::adapter::parse_datetime);
+            let stamp = stamp_of(r);
             Some(activity::Change {
                 at: now,
                 kind: "POLL".to_owned(),
@@ -98,12 +100,7 @@ pub fn own_creates_to_defer<'a>(
         .iter()
         .filter(|r| r.get("IsDeleted").and_then(Value::as_bool) != Some(true))
         .filter(|r| r.get("CreatedById").and_then(Value::as_str) == Some(user))
-        .filter(|r| {
-            r.get("SystemModstamp")
-                .and_then(Value::as_str)
-                .and_then(crate::adapter::parse_datetime)
-                .is_some_and(|stamp| stamp >= since)
-        })
+        .filter(|r| stamp_of(r).is_some_and(|stamp| stamp >= since))
         .filter_map(|r| r.get("Id").and_then(Value::as_str))
         .collect()
 }
@@ -125,14 +122,7 @@ pub fn hold(
 
 /// The earliest `SystemModstamp` among `records` (pure).
 fn earliest_stamp(records: &[Value]) -> Option<NaiveDateTime> {
-    records
-        .iter()
-        .filter_map(|r| {
-            r.get("SystemModstamp")
-                .and_then(Value::as_str)
-                .and_then(crate::adapter::parse_datetime)
-        })
-        .min()
+    records.iter().filter_map(stamp_of).min()
 }
 
 /// How long a poll defers a record the engine created and has not written back yet: at most

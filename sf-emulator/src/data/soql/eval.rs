@@ -24,11 +24,9 @@ pub fn matches(p: &Pred, r: &impl Fields) -> bool {
             if x.is_null() {
                 return *op == CmpOp::Ne;
             }
-            let ordering = !matches!(op, CmpOp::Eq | CmpOp::Ne);
-            let compared = if ordering {
-                id_compare(f, x, v).or_else(|| x.compare(v))
-            } else {
-                x.compare(v)
+            let compared = match op {
+                CmpOp::Eq | CmpOp::Ne => x.compare(v),
+                _ => id_compare(f, x, v).or_else(|| x.compare(v)),
             };
             let Some(o) = compared else {
                 return *op == CmpOp::Ne;
@@ -134,12 +132,14 @@ fn id_compare(f: &FieldRef, x: &Value, y: &Value) -> Option<Ordering> {
         return None;
     }
     match (x, y) {
-        (Value::String(a), Value::String(b)) => {
-            let id15 = |s: &str| s.get(..15).unwrap_or(s).as_bytes().to_vec();
-            Some(id15(a).cmp(&id15(b)))
-        }
+        (Value::String(a), Value::String(b)) => Some(id15(a).cmp(id15(b))),
         _ => None,
     }
+}
+
+/// An Id's case-sensitive 15-character form (the whole value if shorter).
+fn id15(id: &str) -> &[u8] {
+    id.get(..15).unwrap_or(id).as_bytes()
 }
 
 /// Compares two values of one `ORDER BY` key, with its direction and null placement.

@@ -73,32 +73,32 @@ impl Writer {
             if let Some(step) = pipeline.launch() {
                 flight = Some(launch(targets, config, step));
             }
-            if settling.is_none() {
-                if let Some(answers) = pipeline.settle() {
-                    let Some((first, second)) = settle_conns.take() else {
-                        unreachable!("the pipeline starts one settle at a time");
-                    };
-                    let landed = Landed::merge(answers);
-                    settling = Some(Box::pin(async move {
-                        let mut second = second;
-                        if landed.writes.is_empty() {
-                            return (first, second, Ok(RoundReport::default()));
-                        }
-                        let settled = settle_split(
-                            first,
-                            second.as_deref_mut(),
-                            store,
-                            config.backoff,
-                            landed.mapping,
-                            &landed.writes,
-                            landed.decisions,
-                        )
-                        .await;
-                        (first, second, settled)
-                    }));
-                }
+            // The pipeline starts one settle and one claim at a time: neither future is in use
+            // when it starts one.
+            if let Some(answers) = pipeline.settle() {
+                let Some((first, second)) = settle_conns.take() else {
+                    unreachable!("the pipeline starts one settle at a time");
+                };
+                let landed = Landed::merge(answers);
+                settling = Some(Box::pin(async move {
+                    let mut second = second;
+                    if landed.writes.is_empty() {
+                        return (first, second, Ok(RoundReport::default()));
+                    }
+                    let settled = settle_split(
+                        first,
+                        second.as_deref_mut(),
+                        store,
+                        config.backoff,
+                        landed.mapping,
+                        &landed.writes,
+                        landed.decisions,
+                    )
+                    .await;
+                    (first, second, settled)
+                }));
             }
-            if claiming.is_none() && pipeline.claim() {
+            if pipeline.claim() {
                 let db = match claim_conn.take() {
                     Some(db) => ClaimConn::Own(db),
                     None => match settle_conns.take() {

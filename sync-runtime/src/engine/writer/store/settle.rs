@@ -364,6 +364,20 @@ impl Store {
         Ok(())
     }
 
+    /// SQL that holds for a row (`row`, of the table named by the parameter `table`) the app never
+    /// inserted: no `INSERT` entry in the trigger log or the archive. Such a row is the read
+    /// path's copy of a record (see [`Store::held_sfids`]).
+    fn never_inserted(&self, row: &str, table: &str) -> String {
+        format!(
+            "NOT EXISTS (SELECT 1 FROM {log} l WHERE l.table_name = {table}
+                           AND l.record_id = {row}.id AND l.action = 'INSERT')
+             AND NOT EXISTS (SELECT 1 FROM {archive} a WHERE a.table_name = {table}
+                               AND a.record_id = {row}.id AND a.action = 'INSERT')",
+            log = self.log,
+            archive = self.archive
+        )
+    }
+
     /// The columns the app changed on the read path's copies (rows it never inserted) holding
     /// these `sfid`s, by `sfid`: its updates of them, sent or waiting in the log.
     pub(crate) async fn copy_changes<C: GenericClient>(
@@ -375,22 +389,22 @@ impl Store {
         let rows = db
             .query(
                 &format!(
+                    // The copies' own entries, by record id (the archive's index), not every
+                    // update of the table.
                     "SELECT DISTINCT t.sfid, k.col
                      FROM {t} t
-                     JOIN (SELECT record_id, \"values\" FROM {log}
-                           WHERE table_name = $2 AND action = 'UPDATE'
-                           UNION ALL
-                           SELECT record_id, \"values\" FROM {archive}
-                           WHERE table_name = $2 AND action = 'UPDATE') e ON e.record_id = t.id
+                     CROSS JOIN LATERAL (
+                         SELECT \"values\" FROM {log}
+                         WHERE table_name = $2 AND record_id = t.id AND action = 'UPDATE'
+                         UNION ALL
+                         SELECT \"values\" FROM {archive}
+                         WHERE table_name = $2 AND record_id = t.id AND action = 'UPDATE') e
                      CROSS JOIN LATERAL unnest(public.akeys(e.\"values\"::public.hstore)) AS k(col)
-                     WHERE t.sfid = ANY($1)
-                       AND NOT EXISTS (SELECT 1 FROM {log} l WHERE l.table_name = $2
-                                         AND l.record_id = t.id AND l.action = 'INSERT')
-                       AND NOT EXISTS (SELECT 1 FROM {archive} a WHERE a.table_name = $2
-                                         AND a.record_id = t.id AND a.action = 'INSERT')",
+                     WHERE t.sfid = ANY($1) AND {copy}",
                     t = self.table(mapping),
                     log = self.log,
-                    archive = self.archive
+                    archive = self.archive,
+                    copy = self.never_inserted("t", "$2"),
                 ),
                 &[&ids, &mapping.table],
             )
@@ -419,15 +433,9 @@ impl Store {
                 &format!(
                     "SELECT t.sfid FROM {t} t
                      WHERE t.sfid = ANY($1)
-                       AND NOT ($3 AND NOT EXISTS (SELECT 1 FROM {log} l
-                                                   WHERE l.table_name = $2 AND l.record_id = t.id
-                                                     AND l.action = 'INSERT')
-                                AND NOT EXISTS (SELECT 1 FROM {archive} a
-                                                WHERE a.table_name = $2 AND a.record_id = t.id
-                                                  AND a.action = 'INSERT'))",
+                       AND NOT ($3 AND {copy})",
                     t = self.table(mapping),
-                    log = self.log,
-                    archive = self.archive
+                    copy = self.never_inserted("t", "$2"),
                 ),
                 &[&ids, &mapping.table, &copies_give_way],
             )
