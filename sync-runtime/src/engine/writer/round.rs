@@ -75,7 +75,10 @@ impl Writer {
             }
             // The pipeline starts one settle and one claim at a time: neither future is in use
             // when it starts one.
-            if let Some(answers) = pipeline.settle() {
+            // One settle writes one mapping's table.
+            if let Some(answers) =
+                pipeline.settle(|a: &Landed, b: &Landed| a.mapping.object == b.mapping.object)
+            {
                 let Some((first, second)) = settle_conns.take() else {
                     unreachable!("the pipeline starts one settle at a time");
                 };
@@ -268,7 +271,7 @@ struct Landed {
 }
 
 impl Landed {
-    /// Answers of one step that arrived apart, settled together.
+    /// Answers that arrived apart (of one step, or of steps of one mapping), settled together.
     fn merge(answers: Vec<Landed>) -> Landed {
         let mut answers = answers.into_iter();
         let Some(mut all) = answers.next() else {
