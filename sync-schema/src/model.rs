@@ -240,6 +240,12 @@ pub enum WriteKind {
     Update,
 }
 
+/// The NOTIFY channel the capture triggers wake the writer on: `<schema>.hc_trigger_log`
+/// (Heroku Connect's name).
+pub fn notify_channel(schema: &str) -> String {
+    format!("{schema}.hc_trigger_log")
+}
+
 /// Whether a field is written back to Salesforce at all: the mapping is read-write, the field is
 /// not a system field nor a formula, and Salesforce lets it be created or updated.
 pub fn is_writable(

@@ -52,10 +52,7 @@ pub const OLD_ROWS: &str = "forcesync_old";
 /// The setting that marks the sync engine's own writes.
 pub const ENGINE_SETTING: &str = "forcesync.engine";
 
-/// The NOTIFY channel the writer listens on: `<schema>.hc_trigger_log`.
-pub fn notify_channel(schema: &str) -> String {
-    format!("{schema}.hc_trigger_log")
-}
+pub use crate::model::notify_channel;
 
 /// The `WHEN` condition true for application (non-engine) writes.
 pub fn application_write_condition() -> String {

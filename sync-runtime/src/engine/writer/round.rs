@@ -74,8 +74,7 @@ impl Writer {
                 flight = Some(launch(targets, config, step));
             }
             // The pipeline starts one settle and one claim at a time: neither future is in use
-            // when it starts one.
-            // One settle writes one mapping's table.
+            // when it starts one. One settle writes one mapping's table.
             if let Some(answers) =
                 pipeline.settle(|a: &Landed, b: &Landed| a.mapping.object == b.mapping.object)
             {

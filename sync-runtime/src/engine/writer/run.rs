@@ -290,6 +290,6 @@ async fn listen(
     schema: &str,
     notify: Arc<Notify>,
 ) -> Result<Listener, WriteError> {
-    let channel = format!("{schema}.hc_trigger_log");
+    let channel = sync_schema::model::notify_channel(schema);
     Ok(db::listen(database_url, &channel, notify).await?)
 }

@@ -92,7 +92,7 @@ impl Store {
             archive: format!("{s}._trigger_log_archive"),
             journal: format!("{s}._forcesync_write_journal"),
             states: format!("{s}._forcesync_mapping_state"),
-            channel: format!("{schema}.hc_trigger_log"),
+            channel: sync_schema::model::notify_channel(schema),
             schema: s,
         }
     }
