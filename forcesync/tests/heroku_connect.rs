@@ -263,6 +263,7 @@ async fn a_heroku_connect_database_is_adopted_in_place_and_syncs_without_a_reloa
         "Adoption plan for schema salesforce:",
         "Account (salesforce.account): found",
         "columns kept (not in the mapping): app_score",
+        "defaults to set: _hc_lastop 'PENDING'::character varying",
         "triggers to replace: hc_account_logtrigger, hc_account_status_trigger",
         "functions to drop: hc_account_logger, hc_account_status",
         "trigger-log entries: 2 NEW, 1 PENDING",
@@ -325,6 +326,15 @@ async fn a_heroku_connect_database_is_adopted_in_place_and_syncs_without_a_reloa
     assert_eq!(capture, 2, "the requeue functions keep working");
     let hcmeta: i64 = one(&pg, "SELECT count(*) FROM salesforce._hcmeta").await;
     assert_eq!(hcmeta, 1);
+    // A plain app insert is PENDING by the column's default, without a status-trigger call.
+    let lastop_default: String = one(
+        &pg,
+        "SELECT pg_get_expr(d.adbin, d.adrelid) FROM pg_attrdef d JOIN pg_attribute a \
+         ON a.attrelid = d.adrelid AND a.attnum = d.adnum \
+         WHERE d.adrelid = 'salesforce.account'::regclass AND a.attname = '_hc_lastop'",
+    )
+    .await;
+    assert_eq!(lastop_default, "'PENDING'::character varying");
 
     // A second run is a no-op that says so.
     let after_adopt = fingerprint(&pg).await;

@@ -2,7 +2,9 @@
 //! drop columns, create and drop indexes, switch write capture on and off.
 
 use super::snapshot::{ColumnSnapshot, IndexSnapshot, TableSnapshot};
-use super::system::{application_write_condition, NEW_ROWS, OLD_ROWS};
+use super::system::{
+    application_write_condition, status_condition, LASTOP_DEFAULT, NEW_ROWS, OLD_ROWS,
+};
 use super::{qualified, quote_ident};
 
 /// `CREATE TABLE` with the Heroku Connect system columns, its indexes and its triggers. (The
@@ -20,7 +22,9 @@ pub fn create_table(schema: &str, table: &TableSnapshot) -> String {
             column.sql_type
         ));
     }
-    sql.push_str("    _hc_lastop varchar(32),\n    _hc_err text\n);\n");
+    sql.push_str(&format!(
+        "    _hc_lastop varchar(32) DEFAULT {LASTOP_DEFAULT},\n    _hc_err text\n);\n"
+    ));
     for index in &table.indexes {
         sql.push_str(&create_index(schema, &table.name, index));
     }
@@ -36,11 +40,19 @@ pub fn drop_table(schema: &str, table: &TableSnapshot) -> String {
     format!("DROP TABLE {};\n", qualified(schema, &table.name))
 }
 
-fn status_trigger(schema: &str, table: &str) -> String {
+/// The name of `table`'s BEFORE trigger maintaining `_hc_lastop` / `_hc_err` (Heroku
+/// Connect's).
+pub fn status_trigger_name(table: &str) -> String {
+    format!("hc_{table}_status_trigger")
+}
+
+/// `table`'s status trigger, called only where it changes the row ([`status_condition`]).
+pub fn status_trigger(schema: &str, table: &str) -> String {
     format!(
-        "CREATE TRIGGER {trigger} BEFORE INSERT OR UPDATE ON {name}\n    FOR EACH ROW EXECUTE FUNCTION {function}();\n",
-        trigger = quote_ident(&format!("hc_{table}_status_trigger")),
+        "CREATE TRIGGER {trigger} BEFORE INSERT OR UPDATE ON {name}\n    FOR EACH ROW WHEN ({condition})\n    EXECUTE FUNCTION {function}();\n",
+        trigger = quote_ident(&status_trigger_name(table)),
         name = qualified(schema, table),
+        condition = status_condition(),
         function = qualified(schema, "forcesync_status"),
     )
 }

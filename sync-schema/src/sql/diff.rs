@@ -25,6 +25,8 @@ pub enum Step {
     /// (`system::upgrade_up`).
     UpgradeSystem {
         from: u32,
+        /// Every table of the previous migration (their status triggers are replaced).
+        tables: Vec<String>,
         /// The tables whose writes were captured before (their capture triggers are replaced).
         captured: Vec<String>,
     },
@@ -63,7 +65,11 @@ impl Step {
     pub fn up(&self, schema: &str) -> String {
         match self {
             Step::CreateSystem => system::up(schema),
-            Step::UpgradeSystem { from, captured } => system::upgrade_up(schema, *from, captured),
+            Step::UpgradeSystem {
+                from,
+                tables,
+                captured,
+            } => system::upgrade_up(schema, *from, tables, captured),
             Step::CreateTable(table) => ddl::create_table(schema, table),
             Step::AddColumn { table, column } => ddl::add_column(schema, table, column),
             Step::WidenColumn {
@@ -80,7 +86,11 @@ impl Step {
     pub fn down(&self, schema: &str) -> String {
         match self {
             Step::CreateSystem => system::down(schema),
-            Step::UpgradeSystem { from, captured } => system::upgrade_down(schema, *from, captured),
+            Step::UpgradeSystem {
+                from,
+                tables,
+                captured,
+            } => system::upgrade_down(schema, *from, tables, captured),
             Step::CreateTable(table) => ddl::drop_table(schema, table),
             Step::AddColumn { table, column } => ddl::drop_column(schema, table, &column.name),
             Step::WidenColumn {
@@ -301,6 +311,7 @@ pub fn plan(previous: Option<&SchemaSnapshot>, catalog: &Catalog) -> Result<Plan
     if previous.system < target.system {
         steps.push(Step::UpgradeSystem {
             from: previous.system,
+            tables: previous.tables.iter().map(|t| t.name.clone()).collect(),
             captured: previous
                 .tables
                 .iter()

@@ -12,6 +12,9 @@
 //!   `_hc_lastop = 'PENDING'` and `_hc_err = NULL`. Writes by the sync engine (a transaction that
 //!   ran `SET LOCAL forcesync.engine = 'on'`) get `_hc_lastop = 'SYNCED'` unless the engine set
 //!   `_hc_lastop` itself. An application update that changes nothing leaves both columns alone.
+//!   Each table's `hc_<t>_status_trigger` calls it only where it could change the row
+//!   ([`status_condition`]): an application write of a row already `PENDING` without an error
+//!   (with `_hc_lastop DEFAULT 'PENDING'`, every plain application `INSERT`) skips the call.
 //! * `forcesync_logger()`: the AFTER statement-level trigger function, attached only to
 //!   read-write tables and only for application writes, reading the statement's rows from its
 //!   transition tables (`forcesync_old` / `forcesync_new`) and logging them with one
@@ -33,7 +36,8 @@
 //! [`SYSTEM_VERSION`] numbers these objects' layout; it is stored in each migration's snapshot,
 //! and a project whose last migration has an older one gets an [`upgrade_up`] step (version 1:
 //! `jsonb` payloads, converted entry by entry; version 2: one row-level capture trigger per
-//! table, replaced by the statement-level ones).
+//! table, replaced by the statement-level ones; version 3: status triggers called on every row,
+//! given their `WHEN` and `_hc_lastop` its default).
 //!
 //! The engine's own tables (`_forcesync_*`: sync state, conflicts, ...) are not here: the engine
 //! creates and versions them at run time, so they can evolve independently of the mappings.
@@ -41,8 +45,9 @@
 use super::{qualified, quote_literal};
 
 /// The layout of the schema-wide objects: 1 stored `jsonb` payloads, 2 Heroku Connect's
-/// `hstore` text and its capture functions, 3 statement-level capture triggers.
-pub const SYSTEM_VERSION: u32 = 3;
+/// `hstore` text and its capture functions, 3 statement-level capture triggers, 4 status
+/// triggers called only where they change the row (`_hc_lastop DEFAULT 'PENDING'`).
+pub const SYSTEM_VERSION: u32 = 4;
 
 /// The transition table holding a statement's new rows (INSERT, UPDATE).
 pub const NEW_ROWS: &str = "forcesync_new";
@@ -57,6 +62,20 @@ pub use crate::model::notify_channel;
 /// The `WHEN` condition true for application (non-engine) writes.
 pub fn application_write_condition() -> String {
     format!("coalesce(current_setting('{ENGINE_SETTING}', true), '') <> 'on'")
+}
+
+/// `_hc_lastop`'s default: what the status trigger gives an application's new row, so that a
+/// plain application `INSERT` needs no call of it.
+pub const LASTOP_DEFAULT: &str = "'PENDING'";
+
+/// The status trigger's `WHEN` condition: false exactly where `forcesync_status()` would leave
+/// the row as it is, an application write of a row `PENDING` without an error (an engine write
+/// always calls it). A plpgsql call per row was a third of a plain `INSERT`'s capture cost.
+pub fn status_condition() -> String {
+    format!(
+        "NEW._hc_lastop IS DISTINCT FROM {LASTOP_DEFAULT} OR NEW._hc_err IS NOT NULL \
+         OR current_setting('{ENGINE_SETTING}', true) = 'on'"
+    )
 }
 
 const LOG_COLUMNS: &str = "    id {id} PRIMARY KEY,
@@ -162,8 +181,26 @@ CREATE TRIGGER tlog_insert_trigger AFTER INSERT ON {log}
     )
 }
 
-/// `CREATE OR REPLACE` of the BEFORE trigger function maintaining `_hc_lastop` / `_hc_err`.
+/// `CREATE OR REPLACE` of the BEFORE trigger function maintaining `_hc_lastop` / `_hc_err`. An
+/// engine insert that leaves `_hc_lastop` to its default (`PENDING`) gets `SYNCED`.
 fn status_function(schema: &str) -> String {
+    status_function_of(schema, true)
+}
+
+/// Version 3's status function (an engine insert keeps an explicit `PENDING`), restored when
+/// version 4 is rolled back.
+fn status_function_v3(schema: &str) -> String {
+    status_function_of(schema, false)
+}
+
+fn status_function_of(schema: &str, pending_is_default: bool) -> String {
+    let engine_insert = if pending_is_default {
+        format!(
+            "CASE WHEN NEW._hc_lastop IS NULL OR NEW._hc_lastop = {LASTOP_DEFAULT} THEN 'SYNCED' ELSE NEW._hc_lastop END"
+        )
+    } else {
+        "coalesce(NEW._hc_lastop, 'SYNCED')".to_owned()
+    };
     let status = qualified(schema, "forcesync_status");
     format!(
         r#"-- BEFORE INSERT OR UPDATE on every mapped table: maintains _hc_lastop and _hc_err.
@@ -174,7 +211,7 @@ DECLARE
 BEGIN
     IF coalesce(current_setting('{ENGINE_SETTING}', true), '') = 'on' THEN
         IF TG_OP = 'INSERT' THEN
-            NEW._hc_lastop := coalesce(NEW._hc_lastop, 'SYNCED');
+            NEW._hc_lastop := {engine_insert};
         ELSIF NEW._hc_lastop IS NOT DISTINCT FROM OLD._hc_lastop THEN
             NEW._hc_lastop := 'SYNCED';
         END IF;
@@ -416,8 +453,9 @@ DROP TABLE {log};
 /// database, keeping every entry: version 1's `jsonb` payloads become hstore text, each value
 /// spelled as Postgres prints the column (`t`/`f` for booleans, a space in timestamps); the
 /// row-level capture trigger of each table in `captured` (version ≤ 2) becomes the
-/// statement-level ones.
-pub fn upgrade_up(schema: &str, from: u32, captured: &[String]) -> String {
+/// statement-level ones; the status trigger of each of `tables` (version ≤ 3) gets its `WHEN`
+/// and `_hc_lastop` its default.
+pub fn upgrade_up(schema: &str, from: u32, tables: &[String], captured: &[String]) -> String {
     let mut sql = String::new();
     if from < 2 {
         sql.push_str(&upgrade_from_1(schema));
@@ -441,12 +479,44 @@ pub fn upgrade_up(schema: &str, from: u32, captured: &[String]) -> String {
             sql.push_str(&super::ddl::enable_capture(schema, table));
         }
     }
+    if from < 4 {
+        sql.push_str(
+            "\n-- Status triggers called only where they change the row: a plain application INSERT\n\
+             -- (_hc_lastop defaults to PENDING) needs no call.\n",
+        );
+        if from >= 2 {
+            // (Version 1's upgrade above created it.)
+            sql.push_str(&status_function(schema));
+        }
+        for table in tables {
+            sql.push_str(&format!(
+                "ALTER TABLE {name} ALTER COLUMN _hc_lastop SET DEFAULT {LASTOP_DEFAULT};\n\
+                 DROP TRIGGER {trigger} ON {name};\n{create}",
+                name = qualified(schema, table),
+                trigger = super::quote_ident(&super::ddl::status_trigger_name(table)),
+                create = super::ddl::status_trigger(schema, table),
+            ));
+        }
+    }
     sql
 }
 
 /// Reverses [`upgrade_up`].
-pub fn upgrade_down(schema: &str, from: u32, captured: &[String]) -> String {
+pub fn upgrade_down(schema: &str, from: u32, tables: &[String], captured: &[String]) -> String {
     let mut sql = String::new();
+    if from < 4 {
+        for table in tables {
+            sql.push_str(&format!(
+                "DROP TRIGGER {trigger} ON {name};\n\
+                 CREATE TRIGGER {trigger} BEFORE INSERT OR UPDATE ON {name}\n    FOR EACH ROW EXECUTE FUNCTION {function}();\n\
+                 ALTER TABLE {name} ALTER COLUMN _hc_lastop DROP DEFAULT;\n",
+                name = qualified(schema, table),
+                trigger = super::quote_ident(&super::ddl::status_trigger_name(table)),
+                function = qualified(schema, "forcesync_status"),
+            ));
+        }
+        sql.push_str(&status_function_v3(schema));
+    }
     if from < 3 {
         for table in captured {
             sql.push_str(&super::ddl::disable_capture(schema, table));

@@ -145,6 +145,7 @@ fn a_project_whose_last_migration_predates_the_hstore_log_gets_a_converting_migr
         next.steps,
         [Step::UpgradeSystem {
             from: 1,
+            tables: vec!["gadget__c".to_owned(), "widget__c".to_owned()],
             captured: vec!["widget__c".to_owned()]
         }]
     );
@@ -167,11 +168,43 @@ fn a_project_with_row_level_capture_triggers_gets_a_migration_to_statement_level
         next.steps,
         [Step::UpgradeSystem {
             from: 2,
+            tables: vec!["gadget__c".to_owned(), "widget__c".to_owned()],
             captured: vec!["widget__c".to_owned()]
         }]
     );
     assert_eq!(next.snapshot.system, system::SYSTEM_VERSION);
     assert_snapshot!("upgrade_system_2_up", next.up_sql());
     assert_snapshot!("upgrade_system_2_down", next.down_sql());
+    assert!(plan(Some(&next.snapshot), &catalog).unwrap().is_empty());
+}
+
+#[test]
+fn a_project_whose_status_triggers_run_on_every_row_gets_a_migration_giving_them_their_when() {
+    let catalog = sample_catalog();
+    let first = plan(None, &catalog).unwrap();
+    let mut old = first.snapshot.clone();
+    old.system = 3;
+    let next = plan(Some(&old), &catalog).unwrap();
+    assert_eq!(
+        next.steps,
+        [Step::UpgradeSystem {
+            from: 3,
+            tables: vec!["gadget__c".to_owned(), "widget__c".to_owned()],
+            captured: vec!["widget__c".to_owned()]
+        }]
+    );
+    let up = next.up_sql();
+    // Every table's, captured or not; nothing else of version 3 is touched.
+    for table in ["gadget__c", "widget__c"] {
+        assert!(up.contains(&format!(
+            "ALTER TABLE salesforce.{table} ALTER COLUMN _hc_lastop SET DEFAULT 'PENDING';"
+        )));
+        assert!(up.contains(&format!(
+            "DROP TRIGGER hc_{table}_status_trigger ON salesforce.{table};"
+        )));
+    }
+    assert!(!up.contains("forcesync_logger"));
+    assert_snapshot!("upgrade_system_3_up", up);
+    assert_snapshot!("upgrade_system_3_down", next.down_sql());
     assert!(plan(Some(&next.snapshot), &catalog).unwrap().is_empty());
 }

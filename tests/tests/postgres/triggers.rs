@@ -465,3 +465,183 @@ fn statements_touching_no_row_log_nothing_and_a_disabled_logtrigger_stops_captur
     exec(&mut conn, "DELETE FROM salesforce.account");
     assert!(trigger_log(&mut conn).is_empty());
 }
+
+/// Calls of the status trigger's function in the current transaction (needs
+/// `track_functions`, set by the caller).
+fn status_calls(conn: &mut diesel::PgConnection) -> String {
+    text(
+        conn,
+        "SELECT coalesce(sum(calls), 0)::text AS value FROM pg_stat_xact_user_functions \
+         WHERE schemaname = 'salesforce' AND funcname = 'forcesync_status'",
+    )
+    .unwrap()
+}
+
+#[test]
+fn a_plain_application_insert_is_pending_without_a_status_trigger_call_and_every_other_write_still_gets_one(
+) {
+    let (_db, mut conn) = migrated();
+    conn.transaction::<_, diesel::result::Error, _>(|conn| {
+        exec(conn, "SET LOCAL track_functions = 'all'");
+        // The column's default makes the row PENDING: no plpgsql call per row.
+        exec(
+            conn,
+            "INSERT INTO salesforce.account (name) SELECT 'Bulk ' || g FROM generate_series(1, 50) g",
+        );
+        assert_eq!(status_calls(conn), "0");
+        // An application write the trigger changes is still corrected: an explicit status and
+        // error are overwritten, as Heroku Connect's trigger does.
+        exec(
+            conn,
+            "INSERT INTO salesforce.account (name, _hc_lastop, _hc_err) VALUES ('Explicit', 'SYNCED', 'x'), ('Null', NULL, NULL)",
+        );
+        assert_eq!(status_calls(conn), "2");
+        // Updating a row already PENDING without an error changes nothing the trigger owns.
+        exec(
+            conn,
+            "UPDATE salesforce.account SET industry = 'Energy' WHERE name = 'Bulk 1'",
+        );
+        assert_eq!(status_calls(conn), "2");
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(
+        text(
+            &mut conn,
+            "SELECT string_agg(DISTINCT _hc_lastop || '/' || coalesce(_hc_err, 'null'), ',') AS value \
+             FROM salesforce.account"
+        )
+        .as_deref(),
+        Some("PENDING/null")
+    );
+    assert_eq!(trigger_log(&mut conn).len(), 53);
+
+    // A row the engine synced, or that failed, becomes PENDING (its error cleared) when the
+    // application changes it.
+    engine_insert(
+        &mut conn,
+        "INSERT INTO salesforce.account (sfid, name) VALUES ('001000000000031AAA', 'Synced')",
+    );
+    engine_insert(
+        &mut conn,
+        "INSERT INTO salesforce.account (sfid, name, _hc_lastop, _hc_err) \
+         VALUES ('001000000000032AAA', 'Failed', 'FAILED', '{\"message\":\"no\"}')",
+    );
+    assert_eq!(
+        lastop(&mut conn, "account", "Synced").as_deref(),
+        Some("SYNCED"),
+        "an engine insert leaving _hc_lastop to its default is SYNCED"
+    );
+    assert_eq!(
+        lastop(&mut conn, "account", "Failed").as_deref(),
+        Some("FAILED")
+    );
+    exec(
+        &mut conn,
+        "UPDATE salesforce.account SET rating = 'Hot' WHERE name IN ('Synced', 'Failed')",
+    );
+    assert_eq!(
+        text(
+            &mut conn,
+            "SELECT string_agg(name || ':' || _hc_lastop || '/' || coalesce(_hc_err, 'null'), ',' ORDER BY name) AS value \
+             FROM salesforce.account WHERE name IN ('Synced', 'Failed')"
+        )
+        .as_deref(),
+        Some("Failed:PENDING/null,Synced:PENDING/null")
+    );
+    // Through `INSERT … ON CONFLICT`, the update arm of a synced row is PENDING too.
+    engine_insert(
+        &mut conn,
+        "INSERT INTO salesforce.account (sfid, name) VALUES ('001000000000033AAA', 'Upserted')",
+    );
+    exec(
+        &mut conn,
+        "INSERT INTO salesforce.account (sfid, name) VALUES ('001000000000033AAA', 'Upserted') \
+         ON CONFLICT (sfid) DO UPDATE SET rating = 'Warm'",
+    );
+    assert_eq!(
+        lastop(&mut conn, "account", "Upserted").as_deref(),
+        Some("PENDING")
+    );
+}
+
+#[test]
+fn a_database_of_status_triggers_called_on_every_row_is_migrated_and_reverts() {
+    use diesel_migrations::MigrationHarness;
+    let db = forcesync_tests::pg::TestDb::new();
+    let mut conn = db.conn();
+    // The database as the previous layout left it: every migration but the last.
+    let all = conn
+        .pending_migrations(generated::MIGRATIONS)
+        .unwrap()
+        .len();
+    for _ in 1..all {
+        conn.run_next_migration(generated::MIGRATIONS).unwrap();
+    }
+    let layout = |conn: &mut diesel::PgConnection| {
+        text(
+            conn,
+            "SELECT coalesce(pg_get_expr(d.adbin, d.adrelid), 'none') || ' | ' || \
+                    (SELECT pg_get_triggerdef(g.oid) FROM pg_trigger g \
+                     WHERE g.tgrelid = 'salesforce.account'::regclass AND g.tgname = 'hc_account_status_trigger') AS value \
+             FROM pg_attribute a LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum \
+             WHERE a.attrelid = 'salesforce.account'::regclass AND a.attname = '_hc_lastop'",
+        )
+        .unwrap()
+    };
+    let before = layout(&mut conn);
+    assert!(
+        before.starts_with("none | ") && !before.contains(" WHEN "),
+        "{before}"
+    );
+    exec(
+        &mut conn,
+        "INSERT INTO salesforce.account (name) VALUES ('Before')",
+    );
+
+    conn.run_pending_migrations(generated::MIGRATIONS).unwrap();
+    let after = layout(&mut conn);
+    assert!(
+        after.starts_with("'PENDING'::character varying | ") && after.contains(" WHEN "),
+        "{after}"
+    );
+    exec(
+        &mut conn,
+        "INSERT INTO salesforce.account (name) VALUES ('After')",
+    );
+    engine_insert(
+        &mut conn,
+        "INSERT INTO salesforce.account (sfid, name) VALUES ('001000000000034AAA', 'Engine')",
+    );
+    for (name, status) in [
+        ("Before", "PENDING"),
+        ("After", "PENDING"),
+        ("Engine", "SYNCED"),
+    ] {
+        assert_eq!(
+            lastop(&mut conn, "account", name).as_deref(),
+            Some(status),
+            "{name}"
+        );
+    }
+
+    conn.revert_last_migration(generated::MIGRATIONS).unwrap();
+    assert_eq!(layout(&mut conn), before);
+    exec(
+        &mut conn,
+        "INSERT INTO salesforce.account (name) VALUES ('Reverted')",
+    );
+    engine_insert(
+        &mut conn,
+        "INSERT INTO salesforce.account (sfid, name) VALUES ('001000000000035AAA', 'Engine again')",
+    );
+    assert_eq!(
+        lastop(&mut conn, "account", "Reverted").as_deref(),
+        Some("PENDING")
+    );
+    assert_eq!(
+        lastop(&mut conn, "account", "Engine again").as_deref(),
+        Some("SYNCED")
+    );
+    assert_eq!(trigger_log(&mut conn).len(), 3);
+}

@@ -59,6 +59,22 @@ async fn read_layout_qualified<C: GenericClient>(
     .await?;
     per_table(
         db,
+        "SELECT c.relname::text AS table_name, a.attname::text AS column_name,
+                    pg_get_expr(d.adbin, d.adrelid) AS column_default
+             FROM pg_attrdef d JOIN pg_attribute a ON a.attrelid = d.adrelid AND a.attnum = d.adnum
+             JOIN pg_class c ON c.oid = d.adrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+             WHERE n.nspname = $1 AND c.relkind IN ('r', 'p') AND NOT a.attisdropped
+               AND a.attgenerated = ''",
+        schema,
+        &mut tables,
+        |t, row| {
+            t.defaults
+                .insert(row.get("column_name"), row.get("column_default"));
+        },
+    )
+    .await?;
+    per_table(
+        db,
         "SELECT t.relname::text AS table_name, i.relname::text AS index_name,
                     pg_get_indexdef(x.indexrelid) AS definition
              FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid

@@ -14,7 +14,8 @@
 //! 3. **Safety.** Refused while Heroku Connect looks active (an entry processed in the last
 //!    [`Options::active_window`]) unless forced; nothing to do when already adopted.
 //! 4. **Apply.** Missing tables move over from the reference (with their sequence and indexes);
-//!    columns and indexes are added; Heroku Connect's `hc_<t>_logtrigger` /
+//!    columns, indexes and missing column defaults (`_hc_lastop`'s) are added; Heroku Connect's
+//!    `hc_<t>_logtrigger` /
 //!    `hc_<t>_status_trigger` and their `hc_<t>_logger()` / `hc_<t>_status()` are replaced by
 //!    forcesync's; shared functions are created or replaced (`CREATE OR REPLACE` keeps their
 //!    signatures, grants and dependants); the engine's system tables are created; the app
@@ -328,6 +329,13 @@ pub async fn adopt(
         for (column, _, ty) in &t.widen_columns {
             tx.batch_execute(&format!(
                 "ALTER TABLE {s}.{table} ALTER COLUMN {} TYPE {ty}",
+                quote_ident(column)
+            ))
+            .await?;
+        }
+        for (column, default) in &t.set_defaults {
+            tx.batch_execute(&format!(
+                "ALTER TABLE {s}.{table} ALTER COLUMN {} SET DEFAULT {default}",
                 quote_ident(column)
             ))
             .await?;

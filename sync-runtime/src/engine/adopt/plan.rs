@@ -7,10 +7,13 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
-/// One table's columns (in order, with `format_type` types), indexes and triggers.
+/// One table's columns (in order, with `format_type` types), their defaults, indexes and
+/// triggers.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct TableLayout {
     pub columns: Vec<(String, String)>,
+    /// Column defaults (`pg_get_expr`) by column.
+    pub defaults: BTreeMap<String, String>,
     pub indexes: Vec<IndexLayout>,
     pub triggers: Vec<TriggerLayout>,
 }
@@ -125,6 +128,9 @@ pub struct TablePlan {
     pub add_columns: Vec<(String, String)>,
     /// Columns widened: name, type now, type after.
     pub widen_columns: Vec<(String, String, String)>,
+    /// Defaults set on columns that have none (`_hc_lastop`'s `'PENDING'`, which spares a plain
+    /// application insert its status-trigger call): column and expression.
+    pub set_defaults: Vec<(String, String)>,
     /// Columns the database has and the mapping does not: kept as they are.
     pub kept_columns: Vec<String>,
     /// Columns whose type cannot hold forcesync's values: name, type now, type needed.
@@ -151,6 +157,7 @@ impl TablePlan {
         !self.found
             || !self.add_columns.is_empty()
             || !self.widen_columns.is_empty()
+            || !self.set_defaults.is_empty()
             || !self.add_indexes.is_empty()
             || !self.replace_triggers.is_empty()
             || !self.create_triggers.is_empty()
@@ -257,6 +264,17 @@ pub fn plan_tables(have: &Layout, want: &Layout, wanted: &[Wanted]) -> Vec<Table
                 },
             }
         }
+        // A default the column lacks (never a sequence's: `id` keeps its own).
+        plan.set_defaults = target
+            .defaults
+            .iter()
+            .filter(|(column, default)| {
+                !default.contains("nextval(")
+                    && existing.columns.iter().any(|(c, _)| c == *column)
+                    && !existing.defaults.contains_key(*column)
+            })
+            .map(|(column, default)| (column.clone(), default.clone()))
+            .collect();
         plan.kept_columns = existing
             .columns
             .iter()
@@ -369,6 +387,10 @@ pub fn render(plan: &Plan) -> String {
             joined(&t.incompatible, |(c, h, w)| {
                 format!("{c} is {h}, forcesync needs {w}")
             }),
+        );
+        line(
+            "defaults to set",
+            joined(&t.set_defaults, |(c, d)| format!("{c} {d}")),
         );
         line("columns kept (not in the mapping)", list(&t.kept_columns));
         line("indexes to add", list(&t.add_indexes));

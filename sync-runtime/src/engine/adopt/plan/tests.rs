@@ -69,7 +69,9 @@ fn a_heroku_connect_table_gets_missing_columns_indexes_and_forcesyncs_triggers()
                         ("sfid", "character varying(18)"),
                         ("app_note", "text"),
                         ("numberofemployees", "double precision"),
+                        ("_hc_lastop", "character varying(32)"),
                     ]),
+                    defaults: [("id".to_owned(), "nextval('salesforce.account_id_seq'::regclass)".to_owned())].into(),
                     indexes: vec![IndexLayout {
                         name: "hcu_idx_account_sfid".into(),
                         definition: "CREATE UNIQUE INDEX hcu_idx_account_sfid ON salesforce.account USING btree (sfid)".into(),
@@ -94,7 +96,13 @@ fn a_heroku_connect_table_gets_missing_columns_indexes_and_forcesyncs_triggers()
                         ("name", "character varying(255)"),
                         ("industry", "character varying(40)"),
                         ("numberofemployees", "integer"),
+                        ("_hc_lastop", "character varying(32)"),
                     ]),
+                    defaults: [
+                        ("id".to_owned(), "nextval('ref.account_id_seq'::regclass)".to_owned()),
+                        ("_hc_lastop".to_owned(), "'PENDING'::character varying".to_owned()),
+                    ]
+                    .into(),
                     indexes: vec![
                         IndexLayout {
                             name: "hcu_idx_account_sfid".into(),
@@ -146,6 +154,23 @@ fn a_heroku_connect_table_gets_missing_columns_indexes_and_forcesyncs_triggers()
             "double precision".to_owned(),
             "integer".to_owned()
         )]
+    );
+    assert_eq!(
+        account.set_defaults,
+        [(
+            "_hc_lastop".to_owned(),
+            "'PENDING'::character varying".to_owned()
+        )],
+        "the sequence's default is the table's own"
+    );
+    let text = render(&Plan {
+        schema: "salesforce".into(),
+        tables: plans.clone(),
+        ..Plan::default()
+    });
+    assert!(
+        text.contains("    defaults to set: _hc_lastop 'PENDING'::character varying\n"),
+        "{text}"
     );
     assert_eq!(account.kept_columns, ["app_note"]);
     assert_eq!(account.add_indexes, ["hc_idx_account_industry"]);
