@@ -59,6 +59,8 @@ pub struct LoadDone {
     pub rows: u64,
     pub seconds: f64,
     pub bulk: bool,
+    /// Seconds to the first rows in hand, copying, then indexes and swap (when logged).
+    pub phases: Option<[f64; 3]>,
 }
 
 /// The engine's `initial load done` event from one `--log-format json` line (pure).
@@ -72,6 +74,13 @@ pub fn load_done(line: &str) -> Option<LoadDone> {
         rows: fields["rows"].as_u64()?,
         seconds: fields["seconds"].as_f64()?,
         bulk: fields["bulk"].as_bool()?,
+        phases: (|| {
+            Some([
+                fields["first_rows_after"].as_f64()?,
+                fields["copy_seconds"].as_f64()?,
+                fields["indexes_and_swap_seconds"].as_f64()?,
+            ])
+        })(),
     })
 }
 
@@ -142,6 +151,14 @@ pub fn report(f: &Figures) -> Vec<String> {
             f.calls.total
         ),
     ];
+    if let Some([first, copy, after]) = f.engine.phases {
+        lines.insert(
+            1,
+            format!(
+                "  of which: first rows in hand after {first:.2} s (the count, the Bulk job's wait, its first page), copying {copy:.2} s, indexes and swap {after:.2} s"
+            ),
+        );
+    }
     if let Some(download) = f.download_seconds {
         // Neither side can be faster than itself; on this machine's cores they also share the CPU.
         let floor = download.max(f.limit_seconds);
@@ -453,9 +470,12 @@ mod tests {
             Some(LoadDone {
                 rows: 1883,
                 seconds: 0.42,
-                bulk: false
+                bulk: false,
+                phases: None,
             })
         );
+        let line = r#"{"fields":{"message":"initial load done","rows":10,"bulk":true,"seconds":3.0,"first_rows_after":0.5,"copy_seconds":2.0,"indexes_and_swap_seconds":0.5}}"#;
+        assert_eq!(load_done(line).unwrap().phases, Some([0.5, 2.0, 0.5]));
         assert_eq!(load_done(r#"{"fields":{"message":"leased"}}"#), None);
         assert_eq!(load_done("not json"), None);
     }
@@ -483,6 +503,7 @@ mod tests {
                 rows: 1000,
                 seconds: 2.0,
                 bulk: true,
+                phases: None,
             },
             raw_rows: 1000,
             raw_seconds: 1.0,

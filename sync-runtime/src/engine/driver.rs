@@ -327,6 +327,9 @@ async fn stream_session(
             rows = report.rows,
             bulk = report.bulk,
             seconds = report.seconds,
+            first_rows_after = report.phases[0],
+            copy_seconds = report.phases[1],
+            indexes_and_swap_seconds = report.phases[2],
             "initial load done"
         );
         poll::poll_once(

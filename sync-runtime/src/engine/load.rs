@@ -56,6 +56,9 @@ pub struct LoadReport {
     pub errors: u64,
     pub bulk: bool,
     pub seconds: f64,
+    /// Seconds until the first rows were in hand (the count, the Bulk job's wait, its first
+    /// page), then copying every row, then what follows the copy (indexes, swap, commit).
+    pub phases: [f64; 3],
     /// When the load started reading (polling resumes from here, minus the look-back).
     pub started_at: NaiveDateTime,
 }
@@ -103,84 +106,111 @@ pub async fn load_rows(ctx: &MappingCtx, reload: bool) -> Result<LoadReport, Eng
         .set_load_progress(&progress_db, mapping.object, 0, Some(total as i64))
         .await?;
 
-    let tx = apply::begin_engine_tx(&mut db).await?;
-    let has_synced: bool = tx
-        .query_one(
-            &format!("SELECT EXISTS (SELECT 1 FROM {table} WHERE sfid IS NOT NULL) AS has_synced"),
-            &[],
-        )
-        .await?
-        .get("has_synced");
-    let plan = Some(swap::plan(&tx, mapping).await?);
-    let blockers = match &plan {
-        Some(Err(blockers)) => blockers.clone(),
-        _ => Vec::new(),
-    };
-    let method = swap::method(reload, has_synced, blockers);
-    if let Method::Merge(reasons) = &method {
-        tracing::warn!(
-            mapping = mapping.object,
-            "the load merges into {table} in place instead of swapping in a shadow table: {}",
-            reasons.join("; ")
-        );
-    }
-    let columns: Vec<String> = mapping
-        .fields
-        .iter()
-        .map(|f| quote_ident(f.column))
-        .collect();
-    // An initial load into a shadow table writes `_hc_lastop` itself (the column's default is
-    // the app's, `NEW`... or absent).
-    let mut lastop: Option<&str> = None;
-    let target = if method == Method::Direct {
-        table.clone()
-    } else if let (Method::Shadow, Some(Ok(plan))) = (&method, &plan) {
-        swap::remember_synced_rows(&tx, &table).await?;
-        swap::create_shadow(&tx, plan).await?;
-        if plan.has_column("_hc_lastop") {
-            lastop = Some("SYNCED");
-        }
-        plan.shadow().to_owned()
-    } else {
-        // The mapped columns only: no defaults, so staging consumes no `id`.
-        tx.batch_execute(&format!(
-            "CREATE TEMP TABLE _forcesync_load ON COMMIT DROP AS \
-             SELECT {} FROM {table} WITH NO DATA",
-            columns.join(", ")
-        ))
-        .await?;
-        swap::remember_synced_rows(&tx, &table).await?;
-        "_forcesync_load".to_owned()
-    };
-    let copied = if lastop.is_some() {
-        format!("{}, _hc_lastop", columns.join(", "))
-    } else {
-        columns.join(", ")
-    };
-    let sink = tx
-        .copy_in::<_, Bytes>(&format!("COPY {target} ({copied}) FROM STDIN"))
-        .await?;
-    futures_util::pin_mut!(sink);
-
     let soql = soql::load_query(mapping, &ctx.filter);
     let bulk = total >= ctx.config.bulk_threshold;
+    // The Bulk job is created (and runs in Salesforce) while the transaction and the table to
+    // copy into are prepared.
+    let job = async {
+        if bulk {
+            let job = ctx
+                .client
+                .bulk_query(
+                    &soql,
+                    QueryOperation::Query,
+                    Some(BULK_PAGE),
+                    &PollPolicy::default(),
+                )
+                .await?;
+            Ok::<_, EngineError>(Some(job))
+        } else {
+            Ok(None)
+        }
+    };
+    let prepare = async {
+        let tx = apply::begin_engine_tx(&mut db).await?;
+        let has_synced: bool = tx
+            .query_one(
+                &format!(
+                    "SELECT EXISTS (SELECT 1 FROM {table} WHERE sfid IS NOT NULL) AS has_synced"
+                ),
+                &[],
+            )
+            .await?
+            .get("has_synced");
+        let plan = Some(swap::plan(&tx, mapping).await?);
+        let blockers = match &plan {
+            Some(Err(blockers)) => blockers.clone(),
+            _ => Vec::new(),
+        };
+        let method = swap::method(reload, has_synced, blockers);
+        if let Method::Merge(reasons) = &method {
+            tracing::warn!(
+                mapping = mapping.object,
+                "the load merges into {table} in place instead of swapping in a shadow table: {}",
+                reasons.join("; ")
+            );
+        }
+        let columns: Vec<String> = mapping
+            .fields
+            .iter()
+            .map(|f| quote_ident(f.column))
+            .collect();
+        // An initial load into a shadow table writes `_hc_lastop` itself (the column's default is
+        // the app's, `NEW`... or absent).
+        let mut lastop: Option<&str> = None;
+        let target = if method == Method::Direct {
+            table.clone()
+        } else if let (Method::Shadow, Some(Ok(plan))) = (&method, &plan) {
+            swap::remember_synced_rows(&tx, &table).await?;
+            swap::create_shadow(&tx, plan).await?;
+            if plan.has_column("_hc_lastop") {
+                lastop = Some("SYNCED");
+            }
+            plan.shadow().to_owned()
+        } else {
+            // The mapped columns only: no defaults, so staging consumes no `id`.
+            tx.batch_execute(&format!(
+                "CREATE TEMP TABLE _forcesync_load ON COMMIT DROP AS \
+                 SELECT {} FROM {table} WITH NO DATA",
+                columns.join(", ")
+            ))
+            .await?;
+            swap::remember_synced_rows(&tx, &table).await?;
+            "_forcesync_load".to_owned()
+        };
+        let copied = if lastop.is_some() {
+            format!("{}, _hc_lastop", columns.join(", "))
+        } else {
+            columns.join(", ")
+        };
+        // A shadow or staging table was created in this transaction: its rows are written frozen, so
+        // the index builds and the reads after check no row's visibility (nor dirty pages setting
+        // hint bits).
+        let freeze = if method == Method::Direct {
+            ""
+        } else {
+            " WITH (FREEZE)"
+        };
+        let sink = tx
+            .copy_in::<_, Bytes>(&format!("COPY {target} ({copied}) FROM STDIN{freeze}"))
+            .await?;
+        Ok::<_, EngineError>((tx, method, plan, lastop, target, sink))
+    };
+    let (job, prepared) = tokio::join!(job, prepare);
+    let (tx, method, plan, lastop, _target, sink) = prepared?;
+    let job = job?;
+    futures_util::pin_mut!(sink);
+
     let mut errors: Vec<(RecordError, Option<Value>)> = Vec::new();
     let mut rows: u64 = 0;
     let mut buffer = String::with_capacity(COPY_CHUNK + 4096);
     let mut cells: Vec<Option<String>> = Vec::with_capacity(mapping.fields.len());
     let mut last_progress = Instant::now();
-    if bulk {
-        let job = ctx
-            .client
-            .bulk_query(
-                &soql,
-                QueryOperation::Query,
-                Some(BULK_PAGE),
-                &PollPolicy::default(),
-            )
-            .await?;
+    let mut first_rows: Option<Instant> = None;
+    if let Some(job) = job {
         let mut pages = prefetched(job);
         while let Some(page) = pages.next().await? {
+            first_rows.get_or_insert_with(Instant::now);
             let mut reader = csv::ReaderBuilder::new()
                 .has_headers(true)
                 .from_reader(page.csv.as_ref());
@@ -236,6 +266,7 @@ pub async fn load_rows(ctx: &MappingCtx, reload: bool) -> Result<LoadReport, Eng
         }
     } else {
         let mut page = ctx.client.query(&soql).await?;
+        first_rows = Some(Instant::now());
         loop {
             // The next page downloads while this one is converted and copied: two pages held.
             let next = page.next_records_url.take().filter(|_| !page.done);
@@ -284,6 +315,7 @@ pub async fn load_rows(ctx: &MappingCtx, reload: bool) -> Result<LoadReport, Eng
         sink.send(Bytes::from(std::mem::take(&mut buffer))).await?;
     }
     sink.as_mut().finish().await?;
+    let copied_at = Instant::now();
 
     match (&method, &plan) {
         (Method::Swap, Some(Ok(plan))) => {
@@ -319,11 +351,17 @@ pub async fn load_rows(ctx: &MappingCtx, reload: bool) -> Result<LoadReport, Eng
         .await?;
     ctx.states.set_loaded(&tx, mapping.object).await?;
     tx.commit().await?;
+    let first_rows = first_rows.unwrap_or(copied_at);
     Ok(LoadReport {
         rows,
         errors: errors.len() as u64,
         bulk,
         seconds: started.elapsed().as_secs_f64(),
+        phases: [
+            (first_rows - started).as_secs_f64(),
+            (copied_at - first_rows).as_secs_f64(),
+            copied_at.elapsed().as_secs_f64(),
+        ],
         started_at,
     })
 }
