@@ -194,10 +194,10 @@ pub async fn load_rows(ctx: &MappingCtx, reload: bool) -> Result<LoadReport, Eng
         let sink = tx
             .copy_in::<_, Bytes>(&format!("COPY {target} ({copied}) FROM STDIN{freeze}"))
             .await?;
-        Ok::<_, EngineError>((tx, method, plan, lastop, target, sink))
+        Ok::<_, EngineError>((tx, method, plan, lastop, sink))
     };
     let (job, prepared) = tokio::join!(job, prepare);
-    let (tx, method, plan, lastop, _target, sink) = prepared?;
+    let (tx, method, plan, lastop, sink) = prepared?;
     let job = job?;
     futures_util::pin_mut!(sink);
 

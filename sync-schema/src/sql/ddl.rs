@@ -48,11 +48,20 @@ pub fn status_trigger_name(table: &str) -> String {
 
 /// `table`'s status trigger, called only where it changes the row ([`status_condition`]).
 pub fn status_trigger(schema: &str, table: &str) -> String {
+    status_trigger_when(schema, table, Some(&status_condition()))
+}
+
+/// Layout 3's status trigger, called on every row (restored when layout 4 is rolled back).
+pub fn status_trigger_v3(schema: &str, table: &str) -> String {
+    status_trigger_when(schema, table, None)
+}
+
+fn status_trigger_when(schema: &str, table: &str, condition: Option<&str>) -> String {
+    let when = condition.map_or(" ".to_owned(), |c| format!(" WHEN ({c})\n    "));
     format!(
-        "CREATE TRIGGER {trigger} BEFORE INSERT OR UPDATE ON {name}\n    FOR EACH ROW WHEN ({condition})\n    EXECUTE FUNCTION {function}();\n",
+        "CREATE TRIGGER {trigger} BEFORE INSERT OR UPDATE ON {name}\n    FOR EACH ROW{when}EXECUTE FUNCTION {function}();\n",
         trigger = quote_ident(&status_trigger_name(table)),
         name = qualified(schema, table),
-        condition = status_condition(),
         function = qualified(schema, "forcesync_status"),
     )
 }

@@ -507,12 +507,11 @@ pub fn upgrade_down(schema: &str, from: u32, tables: &[String], captured: &[Stri
     if from < 4 {
         for table in tables {
             sql.push_str(&format!(
-                "DROP TRIGGER {trigger} ON {name};\n\
-                 CREATE TRIGGER {trigger} BEFORE INSERT OR UPDATE ON {name}\n    FOR EACH ROW EXECUTE FUNCTION {function}();\n\
+                "DROP TRIGGER {trigger} ON {name};\n{create}\
                  ALTER TABLE {name} ALTER COLUMN _hc_lastop DROP DEFAULT;\n",
                 name = qualified(schema, table),
                 trigger = super::quote_ident(&super::ddl::status_trigger_name(table)),
-                function = qualified(schema, "forcesync_status"),
+                create = super::ddl::status_trigger_v3(schema, table),
             ));
         }
         sql.push_str(&status_function_v3(schema));

@@ -15,9 +15,8 @@
 //!    [`Options::active_window`]) unless forced; nothing to do when already adopted.
 //! 4. **Apply.** Missing tables move over from the reference (with their sequence and indexes);
 //!    columns, indexes and missing column defaults (`_hc_lastop`'s) are added; Heroku Connect's
-//!    `hc_<t>_logtrigger` /
-//!    `hc_<t>_status_trigger` and their `hc_<t>_logger()` / `hc_<t>_status()` are replaced by
-//!    forcesync's; shared functions are created or replaced (`CREATE OR REPLACE` keeps their
+//!    `hc_<t>_logtrigger` / `hc_<t>_status_trigger` and their `hc_<t>_logger()` /
+//!    `hc_<t>_status()` are replaced by forcesync's; shared functions are created or replaced (`CREATE OR REPLACE` keeps their
 //!    signatures, grants and dependants); the engine's system tables are created; the app
 //!    migrations are recorded as applied; each mapping is recorded as loaded, its polling cursor
 //!    at the newest `systemmodstamp` less the look-back, so `forcesync run` catches up by
