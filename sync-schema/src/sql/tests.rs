@@ -203,8 +203,39 @@ fn a_project_whose_status_triggers_run_on_every_row_gets_a_migration_giving_them
             "DROP TRIGGER hc_{table}_status_trigger ON salesforce.{table};"
         )));
     }
-    assert!(!up.contains("forcesync_logger"));
+    assert_eq!(
+        up.matches("CREATE OR REPLACE FUNCTION salesforce.forcesync_logger()")
+            .count(),
+        1
+    );
     assert_snapshot!("upgrade_system_3_up", up);
     assert_snapshot!("upgrade_system_3_down", next.down_sql());
+    assert!(plan(Some(&next.snapshot), &catalog).unwrap().is_empty());
+}
+
+#[test]
+fn a_project_whose_logger_sorts_every_rows_keys_gets_a_migration_replacing_it_alone() {
+    let catalog = sample_catalog();
+    let first = plan(None, &catalog).unwrap();
+    let mut old = first.snapshot.clone();
+    old.system = 4;
+    let next = plan(Some(&old), &catalog).unwrap();
+    assert_eq!(
+        next.steps,
+        [Step::UpgradeSystem {
+            from: 4,
+            tables: vec!["gadget__c".to_owned(), "widget__c".to_owned()],
+            captured: vec!["widget__c".to_owned()]
+        }]
+    );
+    let (up, down) = (next.up_sql(), next.down_sql());
+    // The logger alone: no trigger, table or other function of version 4 is touched.
+    assert!(!up.contains("CREATE TRIGGER") && !up.contains("DROP TRIGGER"));
+    assert!(!up.contains("ALTER TABLE") && !up.contains("forcesync_status"));
+    assert!(up.contains("OFFSET 499"));
+    assert!(!down.contains("ALTER TABLE") && !down.contains("forcesync_status"));
+    assert!(!down.contains("OFFSET 499") && down.contains("forcesync_logger"));
+    assert_snapshot!("upgrade_system_4_up", up);
+    assert_snapshot!("upgrade_system_4_down", down);
     assert!(plan(Some(&next.snapshot), &catalog).unwrap().is_empty());
 }

@@ -570,12 +570,13 @@ fn a_database_of_status_triggers_called_on_every_row_is_migrated_and_reverts() {
     use diesel_migrations::MigrationHarness;
     let db = forcesync_tests::pg::TestDb::new();
     let mut conn = db.conn();
-    // The database as the previous layout left it: every migration but the last.
+    // The database as layout 3 left it: every migration but the last two (layout 4's, then 5's
+    // logger).
     let all = conn
         .pending_migrations(generated::MIGRATIONS)
         .unwrap()
         .len();
-    for _ in 1..all {
+    for _ in 2..all {
         conn.run_next_migration(generated::MIGRATIONS).unwrap();
     }
     let layout = |conn: &mut diesel::PgConnection| {
@@ -626,6 +627,7 @@ fn a_database_of_status_triggers_called_on_every_row_is_migrated_and_reverts() {
     }
 
     conn.revert_last_migration(generated::MIGRATIONS).unwrap();
+    conn.revert_last_migration(generated::MIGRATIONS).unwrap();
     assert_eq!(layout(&mut conn), before);
     exec(
         &mut conn,
@@ -644,4 +646,181 @@ fn a_database_of_status_triggers_called_on_every_row_is_migrated_and_reverts() {
         Some("SYNCED")
     );
     assert_eq!(trigger_log(&mut conn).len(), 3);
+}
+
+/// Rows of a statement large enough to be logged with its columns listed in hstore's key order.
+const LARGE: u32 = sync_schema::sql::system::SORTED_KEYS_MIN_ROWS + 100;
+
+fn batch(conn: &mut diesel::PgConnection, sql: &str) {
+    diesel::connection::SimpleConnection::batch_execute(conn, sql).expect(sql);
+}
+
+fn count(conn: &mut diesel::PgConnection, sql: &str) -> i64 {
+    text(conn, sql).expect(sql).parse().expect(sql)
+}
+
+#[test]
+fn a_large_statement_logs_the_same_hstore_text_as_a_single_row_for_columns_of_every_kind() {
+    let (_db, mut conn) = migrated();
+    // Columns an app added, of types whose text a plain cast would get wrong (boolean `t`,
+    // padded char, inet without /32, a domain, an enum, arrays), odd names (quoted, non-ASCII,
+    // of equal lengths), a generated column and a dropped one.
+    batch(
+        &mut conn,
+        "CREATE TYPE public.app_mood AS ENUM ('calm', 'busy');
+         CREATE DOMAIN public.app_code AS varchar(12);
+         ALTER TABLE salesforce.account
+             ADD COLUMN app_flag boolean, ADD COLUMN app_pad char(5), ADD COLUMN app_addr inet,
+             ADD COLUMN app_tags text[], ADD COLUMN app_doc jsonb, ADD COLUMN app_at timestamptz,
+             ADD COLUMN app_day date, ADD COLUMN app_amount numeric(12, 2),
+             ADD COLUMN app_span interval, ADD COLUMN app_bytes bytea,
+             ADD COLUMN app_mood public.app_mood, ADD COLUMN app_code public.app_code,
+             ADD COLUMN \"App Mixed\" text, ADD COLUMN \"Ω\" text, ADD COLUMN app_gone integer,
+             ADD COLUMN n integer, ADD COLUMN o integer, ADD COLUMN r integer,
+             ADD COLUMN app_twice integer GENERATED ALWAYS AS (n * 2) STORED;
+         ALTER TABLE salesforce.account DROP COLUMN app_gone;",
+    );
+    let insert = |rows: u32, from: u32| {
+        format!(
+            "INSERT INTO salesforce.account (sfid, name, annualrevenue, isdeleted, createddate,
+                 app_flag, app_pad, app_addr, app_tags, app_doc, app_at, app_day, app_amount,
+                 app_span, app_bytes, app_mood, app_code, \"App Mixed\", \"Ω\", n, o, r)
+             SELECT CASE WHEN g % 3 = 0 THEN NULL ELSE '001' || lpad(g::text, 15, '0') END,
+                    'Row \"' || g || E'\" back\\\\slash, =>', g * 1.5, g % 2 = 0,
+                    '2026-01-01'::timestamp + g * interval '1 minute', g % 4 = 0,
+                    left('p' || g, 3), ('10.0.' || g % 256 || '.1')::inet,
+                    ARRAY['a' || g, NULL, 'b\"c'], jsonb_build_object('k', g, 'q', 'x\"y'),
+                    '2026-01-01 12:00:00+02'::timestamptz + g * interval '1 second',
+                    '2026-01-01'::date + g, g / 7.0, g * interval '1 hour', '\\x00ff'::bytea,
+                    (ARRAY['calm', 'busy'])[g % 2 + 1]::public.app_mood, 'code' || g,
+                    CASE WHEN g % 5 = 0 THEN NULL ELSE 'mixed ' || g END, 'omega ' || g,
+                    g, g + 1, NULL
+             FROM generate_series({from}, {}) g",
+            from + rows - 1
+        )
+    };
+    let hstore =
+        |alias: &str| format!("(public.hstore({alias}.*) - ARRAY['_hc_lastop', '_hc_err'])::text");
+    let differing_inserts = format!(
+        "SELECT count(*)::text AS value FROM salesforce._trigger_log l
+         JOIN salesforce.account a ON a.id = l.record_id
+         WHERE l.action = 'INSERT' AND l.\"values\" IS DISTINCT FROM {}",
+        hstore("a")
+    );
+
+    // One row (the plain query) and a large statement: the same text as hstore(row).
+    exec(&mut conn, &insert(1, 1));
+    exec(&mut conn, &insert(LARGE, 2));
+    assert_eq!(
+        count(
+            &mut conn,
+            "SELECT count(*)::text AS value FROM salesforce._trigger_log"
+        ),
+        i64::from(LARGE) + 1
+    );
+    assert_eq!(count(&mut conn, &differing_inserts), 0);
+    // The values as Postgres prints each column, whatever its type.
+    let first = &trigger_log(&mut conn)[1];
+    let values = first.values.as_ref().unwrap();
+    assert_eq!(values["app_flag"], "f");
+    assert_eq!(values["app_pad"], "p2   ");
+    assert_eq!(values["app_addr"], "10.0.2.1");
+    assert_eq!(values["Ω"], "omega 2");
+    assert_eq!(values["app_twice"], "4");
+    assert!(values.get("app_gone").is_none() && values.get("_hc_lastop").is_none());
+
+    // An update of every row (a tenth of them to the same values: not logged), then a delete:
+    // old rows and changed columns as hstore(OLD) and hstore(NEW) - hstore(OLD) give them.
+    exec(
+        &mut conn,
+        "UPDATE salesforce._trigger_log SET state = 'SUCCESS'",
+    );
+    engine_insert(
+        &mut conn,
+        "UPDATE salesforce.account SET _hc_lastop = 'SYNCED'",
+    );
+    exec(
+        &mut conn,
+        &format!(
+            "CREATE TEMP TABLE before AS
+             SELECT id, public.hstore(a.*) - ARRAY['_hc_lastop', '_hc_err'] AS row
+             FROM salesforce.account a"
+        ),
+    );
+    exec(
+        &mut conn,
+        "UPDATE salesforce.account SET
+             app_flag = CASE WHEN id % 10 = 0 THEN app_flag ELSE NOT app_flag END,
+             app_tags = CASE WHEN id % 10 = 0 THEN app_tags WHEN id % 3 = 0 THEN NULL ELSE app_tags || 'more'::text END,
+             \"Ω\" = CASE WHEN id % 10 = 0 THEN \"Ω\" ELSE 'Ω ' || id END",
+    );
+    let updated = count(
+        &mut conn,
+        "SELECT count(*)::text AS value FROM salesforce._trigger_log WHERE state = 'NEW'",
+    );
+    let no_ops = count(
+        &mut conn,
+        "SELECT count(*)::text AS value FROM salesforce.account WHERE id % 10 = 0",
+    );
+    assert_eq!(updated, i64::from(LARGE) + 1 - no_ops);
+    assert_eq!(
+        count(
+            &mut conn,
+            &format!(
+                "SELECT count(*)::text AS value FROM salesforce._trigger_log l
+                 JOIN salesforce.account a ON a.id = l.record_id JOIN before b ON b.id = a.id
+                 WHERE l.state = 'NEW' AND (l.action <> 'UPDATE'
+                    OR l.old IS DISTINCT FROM b.row::text
+                    OR l.\"values\" IS DISTINCT FROM ((public.hstore(a.*) - ARRAY['_hc_lastop', '_hc_err']) - b.row)::text)"
+            )
+        ),
+        0
+    );
+    let changed = trigger_log(&mut conn)
+        .into_iter()
+        .find(|r| r.state == "NEW")
+        .unwrap();
+    assert_eq!(keys(&changed.values), ["app_flag", "app_tags", "Ω"]);
+
+    exec(
+        &mut conn,
+        "UPDATE salesforce._trigger_log SET state = 'SUCCESS'",
+    );
+    batch(&mut conn, "TRUNCATE before; INSERT INTO before SELECT id, public.hstore(a.*) - ARRAY['_hc_lastop', '_hc_err'] FROM salesforce.account a");
+    exec(&mut conn, "DELETE FROM salesforce.account");
+    assert_eq!(
+        count(
+            &mut conn,
+            "SELECT count(*)::text AS value FROM salesforce._trigger_log l JOIN before b ON b.id = l.record_id
+             WHERE l.action = 'DELETE' AND l.old = b.row::text
+               AND l.state = CASE WHEN b.row -> 'sfid' IS NULL THEN 'IGNORE' ELSE 'NEW' END"
+        ),
+        i64::from(LARGE) + 1
+    );
+
+    // A column named like the update's pairing column: large updates fall back to the plain
+    // query, with the same result.
+    exec(
+        &mut conn,
+        "UPDATE salesforce._trigger_log SET state = 'SUCCESS'",
+    );
+    exec(
+        &mut conn,
+        "ALTER TABLE salesforce.account ADD COLUMN forcesync_ord integer",
+    );
+    exec(&mut conn, &insert(LARGE, 1));
+    exec(
+        &mut conn,
+        "UPDATE salesforce.account SET forcesync_ord = 7, name = name || '!'",
+    );
+    assert_eq!(
+        count(
+            &mut conn,
+            "SELECT count(*)::text AS value FROM salesforce._trigger_log l
+             JOIN salesforce.account a ON a.id = l.record_id
+             WHERE l.state = 'NEW' AND l.action = 'UPDATE'
+               AND l.\"values\" = public.hstore(ARRAY['name', 'forcesync_ord'], ARRAY[a.name, '7'])::text"
+        ),
+        i64::from(LARGE)
+    );
 }
