@@ -741,11 +741,9 @@ fn a_large_statement_logs_the_same_hstore_text_as_a_single_row_for_columns_of_ev
     );
     exec(
         &mut conn,
-        &format!(
-            "CREATE TEMP TABLE before AS
-             SELECT id, public.hstore(a.*) - ARRAY['_hc_lastop', '_hc_err'] AS row
-             FROM salesforce.account a"
-        ),
+        "CREATE TEMP TABLE before AS
+         SELECT id, public.hstore(a.*) - ARRAY['_hc_lastop', '_hc_err'] AS row
+         FROM salesforce.account a",
     );
     exec(
         &mut conn,
@@ -766,13 +764,11 @@ fn a_large_statement_logs_the_same_hstore_text_as_a_single_row_for_columns_of_ev
     assert_eq!(
         count(
             &mut conn,
-            &format!(
-                "SELECT count(*)::text AS value FROM salesforce._trigger_log l
-                 JOIN salesforce.account a ON a.id = l.record_id JOIN before b ON b.id = a.id
-                 WHERE l.state = 'NEW' AND (l.action <> 'UPDATE'
-                    OR l.old IS DISTINCT FROM b.row::text
-                    OR l.\"values\" IS DISTINCT FROM ((public.hstore(a.*) - ARRAY['_hc_lastop', '_hc_err']) - b.row)::text)"
-            )
+            "SELECT count(*)::text AS value FROM salesforce._trigger_log l
+             JOIN salesforce.account a ON a.id = l.record_id JOIN before b ON b.id = a.id
+             WHERE l.state = 'NEW' AND (l.action <> 'UPDATE'
+                OR l.old IS DISTINCT FROM b.row::text
+                OR l.\"values\" IS DISTINCT FROM ((public.hstore(a.*) - ARRAY['_hc_lastop', '_hc_err']) - b.row)::text)"
         ),
         0
     );
