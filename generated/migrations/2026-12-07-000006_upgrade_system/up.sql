@@ -60,12 +60,17 @@ BEGIN
     END IF;
     IF TG_OP = 'INSERT' THEN
         IF keys IS NOT NULL THEN
-            EXECUTE format($q$INSERT INTO salesforce._trigger_log (txid, created_at, updated_at, state, action, table_name, record_id, sfid, "values")
-                SELECT $1, $2, $2, 'NEW', 'INSERT', $3, forcesync_new.id, forcesync_new.sfid,
-                       public.hstore($4, ARRAY[%s])::text
-                FROM forcesync_new$q$, new_values)
-                USING tx, captured_at, TG_TABLE_NAME, keys;
-            RETURN NULL;
+            BEGIN
+                EXECUTE format($q$INSERT INTO salesforce._trigger_log (txid, created_at, updated_at, state, action, table_name, record_id, sfid, "values")
+                    SELECT $1, $2, $2, 'NEW', 'INSERT', $3, forcesync_new.id, forcesync_new.sfid,
+                           public.hstore($4, ARRAY[%s])::text
+                    FROM forcesync_new$q$, new_values)
+                    USING tx, captured_at, TG_TABLE_NAME, keys;
+                RETURN NULL;
+            EXCEPTION WHEN OTHERS THEN
+                -- (e.g. a column type whose output function this role may not call)
+                RAISE WARNING 'forcesync_logger on %: % (logged through hstore(row) instead)', TG_TABLE_NAME, SQLERRM;
+            END;
         END IF;
         INSERT INTO salesforce._trigger_log (txid, created_at, updated_at, state, action, table_name, record_id, sfid, "values")
         SELECT tx, captured_at, captured_at, 'NEW', 'INSERT', TG_TABLE_NAME, forcesync_new.id,
@@ -76,21 +81,26 @@ BEGIN
         -- rows paired by position, already in order: no sort of the documents. Whole rows are
         -- named by their transition table (an app column may be called n, o or r).
         IF keys IS NOT NULL THEN
-            EXECUTE format($q$INSERT INTO salesforce._trigger_log (txid, created_at, updated_at, state, action, table_name, record_id, sfid, old, "values")
-                SELECT $1, $2, $2, 'NEW', 'UPDATE', $3, c.id, c.sfid, c.old_row::text, c.changed::text
-                FROM (SELECT h.ord, h.id, h.sfid, h.old_row, h.new_row OPERATOR(public.-) h.old_row AS changed
-                      FROM (SELECT n.forcesync_ord AS ord, n.id, n.sfid,
-                                   public.hstore($4, ARRAY[%s]) AS new_row,
-                                   public.hstore($4, ARRAY[%s]) AS old_row
-                            FROM (SELECT row_number() OVER () AS forcesync_ord, * FROM forcesync_new) n
-                            JOIN (SELECT row_number() OVER () AS forcesync_ord, * FROM forcesync_old) o
-                              ON o.forcesync_ord = n.forcesync_ord
-                            ORDER BY n.forcesync_ord OFFSET 0) h
-                      ORDER BY h.ord OFFSET 0) c
-                WHERE c.changed OPERATOR(public.<>) ''::public.hstore
-                ORDER BY c.ord$q$, new_values, old_values)
-                USING tx, captured_at, TG_TABLE_NAME, keys;
-            RETURN NULL;
+            BEGIN
+                EXECUTE format($q$INSERT INTO salesforce._trigger_log (txid, created_at, updated_at, state, action, table_name, record_id, sfid, old, "values")
+                    SELECT $1, $2, $2, 'NEW', 'UPDATE', $3, c.id, c.sfid, c.old_row::text, c.changed::text
+                    FROM (SELECT h.ord, h.id, h.sfid, h.old_row, h.new_row OPERATOR(public.-) h.old_row AS changed
+                          FROM (SELECT n.forcesync_ord AS ord, n.id, n.sfid,
+                                       public.hstore($4, ARRAY[%s]) AS new_row,
+                                       public.hstore($4, ARRAY[%s]) AS old_row
+                                FROM (SELECT row_number() OVER () AS forcesync_ord, * FROM forcesync_new) n
+                                JOIN (SELECT row_number() OVER () AS forcesync_ord, * FROM forcesync_old) o
+                                  ON o.forcesync_ord = n.forcesync_ord
+                                ORDER BY n.forcesync_ord OFFSET 0) h
+                          ORDER BY h.ord OFFSET 0) c
+                    WHERE c.changed OPERATOR(public.<>) ''::public.hstore
+                    ORDER BY c.ord$q$, new_values, old_values)
+                    USING tx, captured_at, TG_TABLE_NAME, keys;
+                RETURN NULL;
+            EXCEPTION WHEN OTHERS THEN
+                -- (e.g. a column type whose output function this role may not call)
+                RAISE WARNING 'forcesync_logger on %: % (logged through hstore(row) instead)', TG_TABLE_NAME, SQLERRM;
+            END;
         END IF;
         INSERT INTO salesforce._trigger_log (txid, created_at, updated_at, state, action, table_name, record_id, sfid, old, "values")
         SELECT tx, captured_at, captured_at, 'NEW', 'UPDATE', TG_TABLE_NAME, c.id, c.sfid,
@@ -107,12 +117,17 @@ BEGIN
         ORDER BY c.ord;
     ELSE
         IF keys IS NOT NULL THEN
-            EXECUTE format($q$INSERT INTO salesforce._trigger_log (txid, created_at, updated_at, state, action, table_name, record_id, sfid, old)
-                SELECT $1, $2, $2, CASE WHEN forcesync_old.sfid IS NULL THEN 'IGNORE' ELSE 'NEW' END,
-                       'DELETE', $3, forcesync_old.id, forcesync_old.sfid, public.hstore($4, ARRAY[%s])::text
-                FROM forcesync_old$q$, old_values)
-                USING tx, captured_at, TG_TABLE_NAME, keys;
-            RETURN NULL;
+            BEGIN
+                EXECUTE format($q$INSERT INTO salesforce._trigger_log (txid, created_at, updated_at, state, action, table_name, record_id, sfid, old)
+                    SELECT $1, $2, $2, CASE WHEN forcesync_old.sfid IS NULL THEN 'IGNORE' ELSE 'NEW' END,
+                           'DELETE', $3, forcesync_old.id, forcesync_old.sfid, public.hstore($4, ARRAY[%s])::text
+                    FROM forcesync_old$q$, old_values)
+                    USING tx, captured_at, TG_TABLE_NAME, keys;
+                RETURN NULL;
+            EXCEPTION WHEN OTHERS THEN
+                -- (e.g. a column type whose output function this role may not call)
+                RAISE WARNING 'forcesync_logger on %: % (logged through hstore(row) instead)', TG_TABLE_NAME, SQLERRM;
+            END;
         END IF;
         INSERT INTO salesforce._trigger_log (txid, created_at, updated_at, state, action, table_name, record_id, sfid, old)
         SELECT tx, captured_at, captured_at, CASE WHEN forcesync_old.sfid IS NULL THEN 'IGNORE' ELSE 'NEW' END,

@@ -258,7 +258,9 @@ pub const SORTED_KEYS_MIN_ROWS: u32 = 500;
 /// each row's hstore from its columns listed once, from the catalog, in that order
 /// (`hstore(keys, ARRAY[…])`, which then finds them sorted), with each value as the column's
 /// type prints it (its output function, as `hstore(row)` does). The text is byte for byte the
-/// same; smaller statements keep the plain, cached query.
+/// same; smaller statements keep the plain, cached query, and so does a large one whose query
+/// fails (say, a column type whose output function the app's role may not call: `hstore(row)`
+/// needs no such grant), with a warning saying why.
 fn logger_function(schema: &str) -> String {
     let log = qualified(schema, "_trigger_log");
     let logger = qualified(schema, "forcesync_logger");
@@ -322,12 +324,17 @@ BEGIN
     END IF;
     IF TG_OP = 'INSERT' THEN
         IF keys IS NOT NULL THEN
-            EXECUTE format($q$INSERT INTO {log} (txid, created_at, updated_at, state, action, table_name, record_id, sfid, "values")
-                SELECT $1, $2, $2, 'NEW', 'INSERT', $3, {NEW_ROWS}.id, {NEW_ROWS}.sfid,
-                       public.hstore($4, ARRAY[%s])::text
-                FROM {NEW_ROWS}$q$, new_values)
-                USING tx, captured_at, TG_TABLE_NAME, keys;
-            RETURN NULL;
+            BEGIN
+                EXECUTE format($q$INSERT INTO {log} (txid, created_at, updated_at, state, action, table_name, record_id, sfid, "values")
+                    SELECT $1, $2, $2, 'NEW', 'INSERT', $3, {NEW_ROWS}.id, {NEW_ROWS}.sfid,
+                           public.hstore($4, ARRAY[%s])::text
+                    FROM {NEW_ROWS}$q$, new_values)
+                    USING tx, captured_at, TG_TABLE_NAME, keys;
+                RETURN NULL;
+            EXCEPTION WHEN OTHERS THEN
+                -- (e.g. a column type whose output function this role may not call)
+                RAISE WARNING 'forcesync_logger on %: % (logged through hstore(row) instead)', TG_TABLE_NAME, SQLERRM;
+            END;
         END IF;
         INSERT INTO {log} (txid, created_at, updated_at, state, action, table_name, record_id, sfid, "values")
         SELECT tx, captured_at, captured_at, 'NEW', 'INSERT', TG_TABLE_NAME, {NEW_ROWS}.id,
@@ -338,21 +345,26 @@ BEGIN
         -- rows paired by position, already in order: no sort of the documents. Whole rows are
         -- named by their transition table (an app column may be called n, o or r).
         IF keys IS NOT NULL THEN
-            EXECUTE format($q$INSERT INTO {log} (txid, created_at, updated_at, state, action, table_name, record_id, sfid, old, "values")
-                SELECT $1, $2, $2, 'NEW', 'UPDATE', $3, c.id, c.sfid, c.old_row::text, c.changed::text
-                FROM (SELECT h.ord, h.id, h.sfid, h.old_row, h.new_row OPERATOR(public.-) h.old_row AS changed
-                      FROM (SELECT n.forcesync_ord AS ord, n.id, n.sfid,
-                                   public.hstore($4, ARRAY[%s]) AS new_row,
-                                   public.hstore($4, ARRAY[%s]) AS old_row
-                            FROM (SELECT row_number() OVER () AS forcesync_ord, * FROM {NEW_ROWS}) n
-                            JOIN (SELECT row_number() OVER () AS forcesync_ord, * FROM {OLD_ROWS}) o
-                              ON o.forcesync_ord = n.forcesync_ord
-                            ORDER BY n.forcesync_ord OFFSET 0) h
-                      ORDER BY h.ord OFFSET 0) c
-                WHERE c.changed OPERATOR(public.<>) ''::public.hstore
-                ORDER BY c.ord$q$, new_values, old_values)
-                USING tx, captured_at, TG_TABLE_NAME, keys;
-            RETURN NULL;
+            BEGIN
+                EXECUTE format($q$INSERT INTO {log} (txid, created_at, updated_at, state, action, table_name, record_id, sfid, old, "values")
+                    SELECT $1, $2, $2, 'NEW', 'UPDATE', $3, c.id, c.sfid, c.old_row::text, c.changed::text
+                    FROM (SELECT h.ord, h.id, h.sfid, h.old_row, h.new_row OPERATOR(public.-) h.old_row AS changed
+                          FROM (SELECT n.forcesync_ord AS ord, n.id, n.sfid,
+                                       public.hstore($4, ARRAY[%s]) AS new_row,
+                                       public.hstore($4, ARRAY[%s]) AS old_row
+                                FROM (SELECT row_number() OVER () AS forcesync_ord, * FROM {NEW_ROWS}) n
+                                JOIN (SELECT row_number() OVER () AS forcesync_ord, * FROM {OLD_ROWS}) o
+                                  ON o.forcesync_ord = n.forcesync_ord
+                                ORDER BY n.forcesync_ord OFFSET 0) h
+                          ORDER BY h.ord OFFSET 0) c
+                    WHERE c.changed OPERATOR(public.<>) ''::public.hstore
+                    ORDER BY c.ord$q$, new_values, old_values)
+                    USING tx, captured_at, TG_TABLE_NAME, keys;
+                RETURN NULL;
+            EXCEPTION WHEN OTHERS THEN
+                -- (e.g. a column type whose output function this role may not call)
+                RAISE WARNING 'forcesync_logger on %: % (logged through hstore(row) instead)', TG_TABLE_NAME, SQLERRM;
+            END;
         END IF;
         INSERT INTO {log} (txid, created_at, updated_at, state, action, table_name, record_id, sfid, old, "values")
         SELECT tx, captured_at, captured_at, 'NEW', 'UPDATE', TG_TABLE_NAME, c.id, c.sfid,
@@ -369,12 +381,17 @@ BEGIN
         ORDER BY c.ord;
     ELSE
         IF keys IS NOT NULL THEN
-            EXECUTE format($q$INSERT INTO {log} (txid, created_at, updated_at, state, action, table_name, record_id, sfid, old)
-                SELECT $1, $2, $2, CASE WHEN {OLD_ROWS}.sfid IS NULL THEN 'IGNORE' ELSE 'NEW' END,
-                       'DELETE', $3, {OLD_ROWS}.id, {OLD_ROWS}.sfid, public.hstore($4, ARRAY[%s])::text
-                FROM {OLD_ROWS}$q$, old_values)
-                USING tx, captured_at, TG_TABLE_NAME, keys;
-            RETURN NULL;
+            BEGIN
+                EXECUTE format($q$INSERT INTO {log} (txid, created_at, updated_at, state, action, table_name, record_id, sfid, old)
+                    SELECT $1, $2, $2, CASE WHEN {OLD_ROWS}.sfid IS NULL THEN 'IGNORE' ELSE 'NEW' END,
+                           'DELETE', $3, {OLD_ROWS}.id, {OLD_ROWS}.sfid, public.hstore($4, ARRAY[%s])::text
+                    FROM {OLD_ROWS}$q$, old_values)
+                    USING tx, captured_at, TG_TABLE_NAME, keys;
+                RETURN NULL;
+            EXCEPTION WHEN OTHERS THEN
+                -- (e.g. a column type whose output function this role may not call)
+                RAISE WARNING 'forcesync_logger on %: % (logged through hstore(row) instead)', TG_TABLE_NAME, SQLERRM;
+            END;
         END IF;
         INSERT INTO {log} (txid, created_at, updated_at, state, action, table_name, record_id, sfid, old)
         SELECT tx, captured_at, captured_at, CASE WHEN {OLD_ROWS}.sfid IS NULL THEN 'IGNORE' ELSE 'NEW' END,

@@ -820,3 +820,46 @@ fn a_large_statement_logs_the_same_hstore_text_as_a_single_row_for_columns_of_ev
         i64::from(LARGE)
     );
 }
+
+#[test]
+fn a_large_statement_by_a_role_that_may_not_call_a_columns_output_function_is_still_logged() {
+    let (_db, mut conn) = migrated();
+    // hstore(row) prints every column without a grant; a query naming hstore_out needs one.
+    batch(
+        &mut conn,
+        "ALTER TABLE salesforce.account ADD COLUMN app_attrs public.hstore;
+         REVOKE EXECUTE ON FUNCTION public.hstore_out(public.hstore) FROM PUBLIC;
+         DO $$ BEGIN
+             EXECUTE format('CREATE ROLE %I', current_database() || '_app');
+             EXECUTE format('GRANT USAGE ON SCHEMA salesforce TO %I', current_database() || '_app');
+             EXECUTE format('GRANT ALL ON ALL TABLES IN SCHEMA salesforce TO %I', current_database() || '_app');
+             EXECUTE format('GRANT ALL ON ALL SEQUENCES IN SCHEMA salesforce TO %I', current_database() || '_app');
+             EXECUTE format('SET ROLE %I', current_database() || '_app');
+         END $$;",
+    );
+    exec(
+        &mut conn,
+        &format!(
+            "INSERT INTO salesforce.account (name, app_attrs)
+             SELECT 'Attrs ' || g, public.hstore('k', g::text) FROM generate_series(1, {LARGE}) g"
+        ),
+    );
+    batch(
+        &mut conn,
+        "RESET ROLE;
+         DO $$ BEGIN
+             EXECUTE format('DROP OWNED BY %I', current_database() || '_app');
+             EXECUTE format('DROP ROLE %I', current_database() || '_app');
+         END $$;",
+    );
+    assert_eq!(
+        count(
+            &mut conn,
+            "SELECT count(*)::text AS value FROM salesforce._trigger_log l
+             JOIN salesforce.account a ON a.id = l.record_id
+             WHERE l.\"values\" = (public.hstore(a.*) - ARRAY['_hc_lastop', '_hc_err'])::text
+               AND l.\"values\" LIKE '%\"app_attrs\"=>\"\\\\\"k\\\\\"=>%'"
+        ),
+        i64::from(LARGE)
+    );
+}
