@@ -23,7 +23,8 @@
 //!   (`hstore(NEW) - hstore(OLD)`), and a no-op update records nothing at all (rather than an
 //!   `IGNORE` row as Heroku Connect does); DELETE records the old row in `old` and its `sfid`, as
 //!   `IGNORE` when the row never reached Salesforce (`sfid` is null). A statement touching no
-//!   row logs nothing. Postgres allows transition tables only on single-event triggers, so a
+//!   row logs nothing. A statement of [`SORTED_KEYS_MIN_ROWS`] rows or more builds the same text
+//!   from the table's columns listed in hstore's key order, sparing a sort of every row's keys. Postgres allows transition tables only on single-event triggers, so a
 //!   table has three: `hc_<t>_logtrigger` (INSERT, Heroku Connect's name), and
 //!   `hc_<t>_logtrigger_update` / `hc_<t>_logtrigger_delete`, which log nothing while
 //!   `hc_<t>_logtrigger` is disabled (`ALTER TABLE … DISABLE TRIGGER hc_<t>_logtrigger` stops
