@@ -243,6 +243,75 @@ $$;
     )
 }
 
+/// The comment heading every version of the statement-level logger.
+const LOGGER_HEADER: &str = "-- AFTER INSERT / UPDATE / DELETE FOR EACH STATEMENT on read-write tables, for application writes
+-- only: the statement's rows (its transition tables) as Heroku Connect's hstore text, without
+-- _hc_lastop and _hc_err, one log insert per statement, in the statement's row order. (No JIT:
+-- Postgres cannot estimate the pairing of an update's rows and would compile for seconds.)
+";
+
+/// The statement-level logger refuses to run as a row trigger (a database migrated halfway).
+const LEVEL_GUARD: &str = "    IF TG_LEVEL <> 'STATEMENT' THEN
+        RAISE EXCEPTION 'forcesync_logger() is a statement-level trigger function (trigger % on %)', TG_NAME, TG_TABLE_NAME
+            USING HINT = 'run forcesync''s migrations: they replace the row-level capture triggers';
+    END IF;
+";
+
+/// The handler of a large statement's listed-columns query: the plain query runs after it.
+const FALLBACK: &str = "            EXCEPTION WHEN OTHERS THEN
+                -- (e.g. a column type whose output function this role may not call)
+                RAISE WARNING 'forcesync_logger on %: % (logged through hstore(row) instead)', TG_TABLE_NAME, SQLERRM;
+";
+
+/// The plain log statements (INSERT, UPDATE, DELETE) over the transition tables, each row's
+/// hstore built by `hstore(row)`: all of versions 3 and 4, and version 5's for small statements.
+fn plain_log_statements(log: &str) -> (String, String, String) {
+    let insert = format!(
+        r#"        INSERT INTO {log} (txid, created_at, updated_at, state, action, table_name, record_id, sfid, "values")
+        SELECT tx, captured_at, captured_at, 'NEW', 'INSERT', TG_TABLE_NAME, {NEW_ROWS}.id,
+               {NEW_ROWS}.sfid, (public.hstore({NEW_ROWS}.*) OPERATOR(public.-) excluded_cols)::text
+        FROM {NEW_ROWS};
+"#
+    );
+    let update = format!(
+        r#"        INSERT INTO {log} (txid, created_at, updated_at, state, action, table_name, record_id, sfid, old, "values")
+        SELECT tx, captured_at, captured_at, 'NEW', 'UPDATE', TG_TABLE_NAME, c.id, c.sfid,
+               c.old_row::text, c.changed::text
+        FROM (SELECT h.ord, h.id, h.sfid, h.old_row, h.new_row OPERATOR(public.-) h.old_row AS changed
+              FROM (SELECT n.ord, (n.r).id, (n.r).sfid,
+                           public.hstore(n.r) OPERATOR(public.-) excluded_cols AS new_row,
+                           public.hstore(o.r) OPERATOR(public.-) excluded_cols AS old_row
+                    FROM (SELECT row_number() OVER () AS ord, {NEW_ROWS} AS r FROM {NEW_ROWS}) n
+                    JOIN (SELECT row_number() OVER () AS ord, {OLD_ROWS} AS r FROM {OLD_ROWS}) o USING (ord)
+                    ORDER BY n.ord OFFSET 0) h
+              ORDER BY h.ord OFFSET 0) c
+        WHERE c.changed OPERATOR(public.<>) ''::public.hstore -- a no-op update is not recorded
+        ORDER BY c.ord;
+"#
+    );
+    let delete = format!(
+        r#"        INSERT INTO {log} (txid, created_at, updated_at, state, action, table_name, record_id, sfid, old)
+        SELECT tx, captured_at, captured_at, CASE WHEN {OLD_ROWS}.sfid IS NULL THEN 'IGNORE' ELSE 'NEW' END,
+               'DELETE', TG_TABLE_NAME, {OLD_ROWS}.id, {OLD_ROWS}.sfid,
+               (public.hstore({OLD_ROWS}.*) OPERATOR(public.-) excluded_cols)::text
+        FROM {OLD_ROWS};
+"#
+    );
+    (insert, update, delete)
+}
+
+/// The aggregate (over the catalog query's `a`, `p`, `pn`) listing a row's values in hstore's key
+/// order, each column named through `rows` (an SQL expression giving the row's alias): a text
+/// column as it is, any other through its type's output function.
+fn value_list(rows: &str) -> String {
+    format!(
+        r#"               string_agg(CASE WHEN p.oid IN ('pg_catalog.textout'::regproc, 'pg_catalog.varcharout'::regproc)
+                               THEN format('%s.%I::text', {rows}, a.attname)
+                               ELSE format('pg_catalog.textin(%I.%I(%s.%I))', pn.nspname, p.proname, {rows}, a.attname) END,
+                          ', ' ORDER BY octet_length(a.attname), a.attname COLLATE "C")"#
+    )
+}
+
 /// Statements of at least this many rows are logged with the rows' keys in hstore's own order.
 /// Below it, building the query (a catalog read and a plan, about a millisecond) would cost more
 /// than the sorts it saves (a few microseconds a row).
@@ -266,12 +335,10 @@ fn logger_function(schema: &str) -> String {
     let log = qualified(schema, "_trigger_log");
     let logger = qualified(schema, "forcesync_logger");
     let skip = SORTED_KEYS_MIN_ROWS - 1;
+    let (plain_insert, plain_update, plain_delete) = plain_log_statements(&log);
+    let (new_values, old_values) = (value_list("s.new_rows"), value_list("s.old_rows"));
     format!(
-        r#"-- AFTER INSERT / UPDATE / DELETE FOR EACH STATEMENT on read-write tables, for application writes
--- only: the statement's rows (its transition tables) as Heroku Connect's hstore text, without
--- _hc_lastop and _hc_err, one log insert per statement, in the statement's row order. (No JIT:
--- Postgres cannot estimate the pairing of an update's rows and would compile for seconds.)
--- A statement of {SORTED_KEYS_MIN_ROWS} rows or more lists the row's columns in hstore's key order (length,
+        r#"{LOGGER_HEADER}-- A statement of {SORTED_KEYS_MIN_ROWS} rows or more lists the row's columns in hstore's key order (length,
 -- then bytes) instead of having each row's keys sorted: the same text, at a fraction of the cost.
 CREATE OR REPLACE FUNCTION {logger}() RETURNS trigger LANGUAGE plpgsql SET jit = off AS $$
 DECLARE
@@ -283,11 +350,7 @@ DECLARE
     new_values text;
     old_values text;
 BEGIN
-    IF TG_LEVEL <> 'STATEMENT' THEN
-        RAISE EXCEPTION 'forcesync_logger() is a statement-level trigger function (trigger % on %)', TG_NAME, TG_TABLE_NAME
-            USING HINT = 'run forcesync''s migrations: they replace the row-level capture triggers';
-    END IF;
-    -- hc_<t>_logtrigger (the INSERT trigger) disabled: capture is off for the table.
+{LEVEL_GUARD}    -- hc_<t>_logtrigger (the INSERT trigger) disabled: capture is off for the table.
     IF TG_OP <> 'INSERT' AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_trigger
                    WHERE tgrelid = TG_RELID AND tgname = 'hc_' || TG_TABLE_NAME || '_logtrigger'
                      AND tgenabled <> 'D') THEN
@@ -302,14 +365,8 @@ BEGIN
         -- The keys in hstore's order, and each row's values in the same order: a text column as
         -- it is, any other through its type's output function (a boolean is t or f).
         SELECT array_agg(a.attname::text ORDER BY octet_length(a.attname), a.attname COLLATE "C"),
-               string_agg(CASE WHEN p.oid IN ('pg_catalog.textout'::regproc, 'pg_catalog.varcharout'::regproc)
-                               THEN format('%s.%I::text', s.new_rows, a.attname)
-                               ELSE format('pg_catalog.textin(%I.%I(%s.%I))', pn.nspname, p.proname, s.new_rows, a.attname) END,
-                          ', ' ORDER BY octet_length(a.attname), a.attname COLLATE "C"),
-               string_agg(CASE WHEN p.oid IN ('pg_catalog.textout'::regproc, 'pg_catalog.varcharout'::regproc)
-                               THEN format('%s.%I::text', s.old_rows, a.attname)
-                               ELSE format('pg_catalog.textin(%I.%I(%s.%I))', pn.nspname, p.proname, s.old_rows, a.attname) END,
-                          ', ' ORDER BY octet_length(a.attname), a.attname COLLATE "C")
+{new_values},
+{old_values}
           INTO keys, new_values, old_values
           FROM (SELECT CASE WHEN TG_OP = 'UPDATE' THEN 'n' ELSE '{NEW_ROWS}' END AS new_rows,
                        CASE WHEN TG_OP = 'UPDATE' THEN 'o' ELSE '{OLD_ROWS}' END AS old_rows) s,
@@ -332,16 +389,9 @@ BEGIN
                     FROM {NEW_ROWS}$q$, new_values)
                     USING tx, captured_at, TG_TABLE_NAME, keys;
                 RETURN NULL;
-            EXCEPTION WHEN OTHERS THEN
-                -- (e.g. a column type whose output function this role may not call)
-                RAISE WARNING 'forcesync_logger on %: % (logged through hstore(row) instead)', TG_TABLE_NAME, SQLERRM;
-            END;
+{FALLBACK}            END;
         END IF;
-        INSERT INTO {log} (txid, created_at, updated_at, state, action, table_name, record_id, sfid, "values")
-        SELECT tx, captured_at, captured_at, 'NEW', 'INSERT', TG_TABLE_NAME, {NEW_ROWS}.id,
-               {NEW_ROWS}.sfid, (public.hstore({NEW_ROWS}.*) OPERATOR(public.-) excluded_cols)::text
-        FROM {NEW_ROWS};
-    ELSIF TG_OP = 'UPDATE' THEN
+{plain_insert}    ELSIF TG_OP = 'UPDATE' THEN
         -- Each row's documents built once (OFFSET 0 keeps the planner from repeating them), the
         -- rows paired by position, already in order: no sort of the documents. Whole rows are
         -- named by their transition table (an app column may be called n, o or r).
@@ -362,25 +412,9 @@ BEGIN
                     ORDER BY c.ord$q$, new_values, old_values)
                     USING tx, captured_at, TG_TABLE_NAME, keys;
                 RETURN NULL;
-            EXCEPTION WHEN OTHERS THEN
-                -- (e.g. a column type whose output function this role may not call)
-                RAISE WARNING 'forcesync_logger on %: % (logged through hstore(row) instead)', TG_TABLE_NAME, SQLERRM;
-            END;
+{FALLBACK}            END;
         END IF;
-        INSERT INTO {log} (txid, created_at, updated_at, state, action, table_name, record_id, sfid, old, "values")
-        SELECT tx, captured_at, captured_at, 'NEW', 'UPDATE', TG_TABLE_NAME, c.id, c.sfid,
-               c.old_row::text, c.changed::text
-        FROM (SELECT h.ord, h.id, h.sfid, h.old_row, h.new_row OPERATOR(public.-) h.old_row AS changed
-              FROM (SELECT n.ord, (n.r).id, (n.r).sfid,
-                           public.hstore(n.r) OPERATOR(public.-) excluded_cols AS new_row,
-                           public.hstore(o.r) OPERATOR(public.-) excluded_cols AS old_row
-                    FROM (SELECT row_number() OVER () AS ord, {NEW_ROWS} AS r FROM {NEW_ROWS}) n
-                    JOIN (SELECT row_number() OVER () AS ord, {OLD_ROWS} AS r FROM {OLD_ROWS}) o USING (ord)
-                    ORDER BY n.ord OFFSET 0) h
-              ORDER BY h.ord OFFSET 0) c
-        WHERE c.changed OPERATOR(public.<>) ''::public.hstore -- a no-op update is not recorded
-        ORDER BY c.ord;
-    ELSE
+{plain_update}    ELSE
         IF keys IS NOT NULL THEN
             BEGIN
                 EXECUTE format($q$INSERT INTO {log} (txid, created_at, updated_at, state, action, table_name, record_id, sfid, old)
@@ -389,17 +423,9 @@ BEGIN
                     FROM {OLD_ROWS}$q$, old_values)
                     USING tx, captured_at, TG_TABLE_NAME, keys;
                 RETURN NULL;
-            EXCEPTION WHEN OTHERS THEN
-                -- (e.g. a column type whose output function this role may not call)
-                RAISE WARNING 'forcesync_logger on %: % (logged through hstore(row) instead)', TG_TABLE_NAME, SQLERRM;
-            END;
+{FALLBACK}            END;
         END IF;
-        INSERT INTO {log} (txid, created_at, updated_at, state, action, table_name, record_id, sfid, old)
-        SELECT tx, captured_at, captured_at, CASE WHEN {OLD_ROWS}.sfid IS NULL THEN 'IGNORE' ELSE 'NEW' END,
-               'DELETE', TG_TABLE_NAME, {OLD_ROWS}.id, {OLD_ROWS}.sfid,
-               (public.hstore({OLD_ROWS}.*) OPERATOR(public.-) excluded_cols)::text
-        FROM {OLD_ROWS};
-    END IF;
+{plain_delete}    END IF;
     RETURN NULL;
 END;
 $$;
@@ -412,27 +438,16 @@ $$;
 fn logger_function_v3(schema: &str) -> String {
     let log = qualified(schema, "_trigger_log");
     let logger = qualified(schema, "forcesync_logger");
+    let (plain_insert, plain_update, plain_delete) = plain_log_statements(&log);
     format!(
-        r#"-- AFTER INSERT / UPDATE / DELETE FOR EACH STATEMENT on read-write tables, for application writes
--- only: the statement's rows (its transition tables) as Heroku Connect's hstore text, without
--- _hc_lastop and _hc_err, one log insert per statement, in the statement's row order. (No JIT:
--- Postgres cannot estimate the pairing of an update's rows and would compile for seconds.)
-CREATE OR REPLACE FUNCTION {logger}() RETURNS trigger LANGUAGE plpgsql SET jit = off AS $$
+        r#"{LOGGER_HEADER}CREATE OR REPLACE FUNCTION {logger}() RETURNS trigger LANGUAGE plpgsql SET jit = off AS $$
 DECLARE
     excluded_cols text[] := ARRAY['_hc_lastop', '_hc_err'];
     tx bigint := txid_current();
     captured_at timestamptz := clock_timestamp();
 BEGIN
-    IF TG_LEVEL <> 'STATEMENT' THEN
-        RAISE EXCEPTION 'forcesync_logger() is a statement-level trigger function (trigger % on %)', TG_NAME, TG_TABLE_NAME
-            USING HINT = 'run forcesync''s migrations: they replace the row-level capture triggers';
-    END IF;
-    IF TG_OP = 'INSERT' THEN
-        INSERT INTO {log} (txid, created_at, updated_at, state, action, table_name, record_id, sfid, "values")
-        SELECT tx, captured_at, captured_at, 'NEW', 'INSERT', TG_TABLE_NAME, {NEW_ROWS}.id,
-               {NEW_ROWS}.sfid, (public.hstore({NEW_ROWS}.*) OPERATOR(public.-) excluded_cols)::text
-        FROM {NEW_ROWS};
-        RETURN NULL;
+{LEVEL_GUARD}    IF TG_OP = 'INSERT' THEN
+{plain_insert}        RETURN NULL;
     END IF;
     -- hc_<t>_logtrigger (the INSERT trigger) disabled: capture is off for the table.
     IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_trigger
@@ -444,26 +459,8 @@ BEGIN
         -- Each row's documents built once (OFFSET 0 keeps the planner from repeating them), the
         -- rows paired by position, already in order: no sort of the documents. Whole rows are
         -- named by their transition table (an app column may be called n, o or r).
-        INSERT INTO {log} (txid, created_at, updated_at, state, action, table_name, record_id, sfid, old, "values")
-        SELECT tx, captured_at, captured_at, 'NEW', 'UPDATE', TG_TABLE_NAME, c.id, c.sfid,
-               c.old_row::text, c.changed::text
-        FROM (SELECT h.ord, h.id, h.sfid, h.old_row, h.new_row OPERATOR(public.-) h.old_row AS changed
-              FROM (SELECT n.ord, (n.r).id, (n.r).sfid,
-                           public.hstore(n.r) OPERATOR(public.-) excluded_cols AS new_row,
-                           public.hstore(o.r) OPERATOR(public.-) excluded_cols AS old_row
-                    FROM (SELECT row_number() OVER () AS ord, {NEW_ROWS} AS r FROM {NEW_ROWS}) n
-                    JOIN (SELECT row_number() OVER () AS ord, {OLD_ROWS} AS r FROM {OLD_ROWS}) o USING (ord)
-                    ORDER BY n.ord OFFSET 0) h
-              ORDER BY h.ord OFFSET 0) c
-        WHERE c.changed OPERATOR(public.<>) ''::public.hstore -- a no-op update is not recorded
-        ORDER BY c.ord;
-    ELSE
-        INSERT INTO {log} (txid, created_at, updated_at, state, action, table_name, record_id, sfid, old)
-        SELECT tx, captured_at, captured_at, CASE WHEN {OLD_ROWS}.sfid IS NULL THEN 'IGNORE' ELSE 'NEW' END,
-               'DELETE', TG_TABLE_NAME, {OLD_ROWS}.id, {OLD_ROWS}.sfid,
-               (public.hstore({OLD_ROWS}.*) OPERATOR(public.-) excluded_cols)::text
-        FROM {OLD_ROWS};
-    END IF;
+{plain_update}    ELSE
+{plain_delete}    END IF;
     RETURN NULL;
 END;
 $$;
