@@ -81,7 +81,7 @@ impl Store {
                 &format!(
                     "INSERT INTO {journal} (mapping, table_name, record_id, kind, entry_ids, sfid, external_id, body, state)
                      SELECT $1, u.t, u.r, u.k, u.e::int[], u.s, u.x, u.b, '{SENDING}'
-                     FROM unnest($2::text[], $3::int[], $4::text[], $5::text[], $6::text[], $7::text[], $8::jsonb[])
+                     FROM unnest($2::text[], $3::int[], $4::text[], $5::text[], $6::text[], $7::text[], $8::json[])
                           AS u(t, r, k, e, s, x, b)
                      RETURNING table_name, record_id, id",
                     journal = self.journal
