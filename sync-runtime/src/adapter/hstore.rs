@@ -89,6 +89,11 @@ impl<'a> Reader<'a> {
                 let first = self.pos;
                 let mut start = self.pos;
                 loop {
+                    // Straight to the next quote or backslash.
+                    self.pos += self.bytes[self.pos..]
+                        .iter()
+                        .position(|&b| b == b'"' || b == b'\\')
+                        .unwrap_or(self.bytes.len() - self.pos);
                     match self.peek() {
                         None => return Err(self.error("a closing quote")),
                         Some(b'"') => {
@@ -101,12 +106,11 @@ impl<'a> Reader<'a> {
                             self.pos += 1;
                             return Ok((word, true));
                         }
-                        Some(b'\\') => {
+                        Some(_) => {
                             out.push_str(&self.text[start..self.pos]);
                             self.pos += 1;
                             start = self.escaped(&mut out)?;
                         }
-                        Some(_) => self.pos += 1,
                     }
                 }
             }
@@ -151,6 +155,33 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// The keys read so far, to skip a repeated one. Postgres prints a row's keys sorted (by length,
+/// then bytes) and each once, so while every key sorts after the one before it is new, and no set
+/// is built; text written otherwise (by hand) is checked against a set of every key read.
+struct SeenKeys<'a> {
+    keys: Vec<Cow<'a, str>>,
+    unordered: Option<HashSet<Cow<'a, str>>>,
+}
+
+impl<'a> SeenKeys<'a> {
+    /// Whether `key` was not read before (and from now on it was).
+    fn first(&mut self, key: &Cow<'a, str>) -> bool {
+        if let Some(set) = &mut self.unordered {
+            return set.insert(key.clone());
+        }
+        let sorted_after =
+            |last: &Cow<'a, str>| (key.len(), key.as_bytes()) > (last.len(), last.as_bytes());
+        if self.keys.last().is_none_or(sorted_after) {
+            self.keys.push(key.clone());
+            return true;
+        }
+        let mut set: HashSet<Cow<'a, str>> = std::mem::take(&mut self.keys).into_iter().collect();
+        let first = set.insert(key.clone());
+        self.unordered = Some(set);
+        first
+    }
+}
+
 /// Reads hstore text (see the module header), handing each pair to `pair` in the order written,
 /// borrowed from `text` where it holds no escape; a repeated key is skipped (its first value
 /// counts).
@@ -163,7 +194,10 @@ fn read_pairs<'a>(
         text,
         pos: 0,
     };
-    let mut seen: HashSet<Cow<'a, str>> = HashSet::new();
+    let mut seen = SeenKeys {
+        keys: Vec::with_capacity(32),
+        unordered: None,
+    };
     r.skip_space();
     while !r.at_end() {
         let (key, _) = r.word(true)?;
@@ -183,7 +217,7 @@ fn read_pairs<'a>(
         } else {
             Some(value)
         };
-        if seen.insert(key.clone()) {
+        if seen.first(&key) {
             pair(key, value);
         }
         r.skip_space();
@@ -430,6 +464,16 @@ mod tests {
         assert_eq!(
             pairs(r#""b"=>"1", "a"=>"2", "b"=>"3", "a\x"=>"4", "ax"=>"5""#),
             [p("b", Some("1")), p("a", Some("2")), p("ax", Some("4"))]
+        );
+        // In Postgres' order (length, then bytes) up to a key of the same length sorting before.
+        assert_eq!(
+            pairs(r#""z"=>"1", "ab"=>"2", "ac"=>"3", "aa"=>"4", "ab"=>"5", "z"=>"6""#),
+            [
+                p("z", Some("1")),
+                p("ab", Some("2")),
+                p("ac", Some("3")),
+                p("aa", Some("4"))
+            ]
         );
     }
 
