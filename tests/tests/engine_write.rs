@@ -584,6 +584,71 @@ async fn killed_and_restarted_with_an_upsert_key_creates_no_duplicate() {
     crash_and_restart(true).await;
 }
 
+/// A create journaled by a build whose journal kept bodies as `jsonb` (before the system
+/// migration `0009_journal_body_json`) and left in flight by a crash is reconciled after the
+/// upgrade: the record Salesforce created for it is adopted, not created a second time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_create_journaled_before_the_journal_kept_json_is_reconciled_after_the_upgrade() {
+    let env = Harness::start_empty().await;
+    let mut app = env.pg().await;
+    app.batch_execute(
+        "ALTER TABLE salesforce._forcesync_write_journal ALTER COLUMN body TYPE jsonb USING body::jsonb;
+         DELETE FROM salesforce._forcesync_system_migrations WHERE name = '0009_journal_body_json'",
+    )
+    .await
+    .unwrap();
+    let name = "Journaled Before The Upgrade";
+    let id = insert_account(&app, name).await;
+    let entry: i32 = app
+        .query_one(
+            "SELECT id FROM salesforce._trigger_log WHERE record_id = $1",
+            &[&id],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    app.execute(
+        "INSERT INTO salesforce._forcesync_write_journal
+             (mapping, table_name, record_id, kind, entry_ids, body, state)
+         VALUES ('Account', 'account', $1, 'create', ARRAY[$2::int],
+                 jsonb_build_object('Name', $3::text, 'Phone', '1'), 'SENDING')",
+        &[&id, &entry, &name],
+    )
+    .await
+    .unwrap();
+    // The create reached Salesforce; the process died before its answer was stored.
+    let sfid = env
+        .client()
+        .create("Account", &json!({"Name": name, "Phone": "1"}))
+        .await
+        .unwrap();
+
+    let applied = sync_runtime::engine::system::migrate(&mut app, SCHEMA)
+        .await
+        .unwrap();
+    assert_eq!(applied, ["0009_journal_body_json"]);
+    let body_type: String = app
+        .query_one(
+            "SELECT format_type(atttypid, atttypmod) FROM pg_attribute
+             WHERE attrelid = 'salesforce._forcesync_write_journal'::regclass AND attname = 'body'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(body_type, "json");
+
+    let mut writer = env.writer(&[&account::MAPPING], writer_config()).await;
+    writer.recover().await.unwrap();
+    writer.drain(DRAIN).await.unwrap();
+    let (row_sfid, _, err) = row(&app, "account", id).await;
+    assert_eq!(row_sfid, Some(sfid), "the record adopted ({err:?})");
+    let records = env
+        .records("Account", "Name", &format!("Name = '{name}'"))
+        .await;
+    assert_eq!(records.len(), 1, "not created a second time");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn write_through_returns_the_sfid_or_salesforces_error() {
     let env = Harness::start_empty().await;
