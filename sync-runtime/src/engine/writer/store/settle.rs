@@ -87,25 +87,9 @@ impl Store {
         }
         let mut latencies = Vec::new();
         if !ids.is_empty() {
-            let archived = query_batch(
-                db,
-                &format!(
-                    "WITH moved AS (DELETE FROM {log} l WHERE l.id = ANY($1) RETURNING l.*)
-                     INSERT INTO {archive} (id, txid, created_at, updated_at, processed_at, processed_tx, state,
-                                            action, table_name, record_id, sfid, old, \"values\", sf_result, sf_message)
-                     SELECT m.id, m.txid, m.created_at, now(), now(), txid_current(), u.st,
-                            m.action, m.table_name, m.record_id, coalesce(u.s, m.sfid), m.old, m.\"values\", NULL, u.m
-                     FROM moved m JOIN unnest($1::int[], $2::text[], $3::text[], $4::text[]) AS u(i, st, s, m) ON u.i = m.id
-                     ON CONFLICT (id) DO UPDATE SET state = EXCLUDED.state, processed_at = EXCLUDED.processed_at,
-                            sfid = EXCLUDED.sfid, sf_message = EXCLUDED.sf_message
-                     RETURNING CASE WHEN state = 'SUCCESS'
-                                    THEN (extract(epoch FROM processed_at - created_at) * 1000)::bigint END AS lag_ms",
-                    log = self.log,
-                    archive = self.archive
-                ),
-                &[&ids, &states, &sfids, &messages],
-            )
-            .await?;
+            let archived = self
+                .archive_entries(db, &[&ids, &states, &sfids, &messages])
+                .await?;
             latencies = archived
                 .iter()
                 .filter_map(|r| r.get::<_, Option<i64>>("lag_ms"))
@@ -161,6 +145,60 @@ impl Store {
             "writer settle statements"
         );
         Ok(latencies)
+    }
+
+    /// The archive move of [`Store::settle`]: the entries `params` name (ids, states, sfids,
+    /// messages) leave the log for the archive with their outcome; returns each one's
+    /// `lag_ms` (capture → archived, for a success).
+    ///
+    /// An entry copied back from the archive to be sent again (Heroku Connect's way of retrying
+    /// a failure) keeps its id, so its archived row is still there: that row takes the new
+    /// outcome. `ON CONFLICT` would check every entry for that case, and its speculative
+    /// insertion made the move 40 % slower (100,000 entries: 1.05-1.18 s against 0.73-0.76 s);
+    /// so the plain insert is tried first, under a savepoint, and only a batch that holds such
+    /// an entry is moved again with `ON CONFLICT`.
+    async fn archive_entries<C: GenericClient>(
+        &self,
+        db: &C,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync); 4],
+    ) -> Result<Vec<tokio_postgres::Row>, tokio_postgres::Error> {
+        let sql = |on_conflict: &str| {
+            format!(
+                "WITH moved AS (DELETE FROM {log} l WHERE l.id = ANY($1) RETURNING l.*)
+                 INSERT INTO {archive} (id, txid, created_at, updated_at, processed_at, processed_tx, state,
+                                        action, table_name, record_id, sfid, old, \"values\", sf_result, sf_message)
+                 SELECT m.id, m.txid, m.created_at, now(), now(), txid_current(), u.st,
+                        m.action, m.table_name, m.record_id, coalesce(u.s, m.sfid), m.old, m.\"values\", NULL, u.m
+                 FROM moved m JOIN unnest($1::int[], $2::text[], $3::text[], $4::text[]) AS u(i, st, s, m) ON u.i = m.id
+                 {on_conflict}
+                 RETURNING CASE WHEN state = 'SUCCESS'
+                                THEN (extract(epoch FROM processed_at - created_at) * 1000)::bigint END AS lag_ms",
+                log = self.log,
+                archive = self.archive
+            )
+        };
+        db.batch_execute("SAVEPOINT forcesync_archive").await?;
+        match query_batch(db, &sql(""), params).await {
+            Ok(rows) => {
+                db.batch_execute("RELEASE SAVEPOINT forcesync_archive")
+                    .await?;
+                Ok(rows)
+            }
+            Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) => {
+                db.batch_execute(
+                    "ROLLBACK TO SAVEPOINT forcesync_archive; RELEASE SAVEPOINT forcesync_archive",
+                )
+                .await?;
+                query_batch(
+                    db,
+                    &sql("ON CONFLICT (id) DO UPDATE SET state = EXCLUDED.state, processed_at = EXCLUDED.processed_at,
+                                 sfid = EXCLUDED.sfid, sf_message = EXCLUDED.sf_message"),
+                    params,
+                )
+                .await
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// The write-back of [`Store::settle`]: `params` are the rows' ids, sfids, `_hc_lastop`s and
