@@ -165,18 +165,18 @@ struct SeenKeys<'a> {
 
 impl<'a> SeenKeys<'a> {
     /// Whether `key` was not read before (and from now on it was).
-    fn first(&mut self, key: &Cow<'a, str>) -> bool {
+    fn first(&mut self, key: Cow<'a, str>) -> bool {
         if let Some(set) = &mut self.unordered {
-            return set.insert(key.clone());
+            return set.insert(key);
         }
         let sorted_after =
             |last: &Cow<'a, str>| (key.len(), key.as_bytes()) > (last.len(), last.as_bytes());
         if self.keys.last().is_none_or(sorted_after) {
-            self.keys.push(key.clone());
+            self.keys.push(key);
             return true;
         }
         let mut set: HashSet<Cow<'a, str>> = std::mem::take(&mut self.keys).into_iter().collect();
-        let first = set.insert(key.clone());
+        let first = set.insert(key);
         self.unordered = Some(set);
         first
     }
@@ -217,7 +217,7 @@ fn read_pairs<'a>(
         } else {
             Some(value)
         };
-        if seen.first(&key) {
+        if seen.first(key.clone()) {
             pair(key, value);
         }
         r.skip_space();
