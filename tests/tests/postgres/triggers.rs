@@ -268,6 +268,18 @@ fn engine_insert(conn: &mut diesel::PgConnection, sql: &str) {
     .unwrap();
 }
 
+/// Every logged entry as the writer leaves it once sent (`SUCCESS`), so that the next statement's
+/// entries are the only `NEW` ones.
+fn entries_sent(conn: &mut diesel::PgConnection) {
+    exec(conn, "UPDATE salesforce._trigger_log SET state = 'SUCCESS'");
+}
+
+/// [`entries_sent`], and every Account row marked `SYNCED` by an engine write, as after a sync.
+fn entries_sent_rows_synced(conn: &mut diesel::PgConnection) {
+    entries_sent(conn);
+    engine_insert(conn, "UPDATE salesforce.account SET _hc_lastop = 'SYNCED'");
+}
+
 fn record_ids(conn: &mut diesel::PgConnection, names: &[&str]) -> Vec<Option<i32>> {
     names
         .iter()
@@ -301,14 +313,7 @@ fn a_multi_row_statement_logs_every_row_it_changed_in_row_order() {
     assert_eq!(log[2].sfid.as_deref(), Some("001000000000013AAA"));
 
     // Two rows change, one already had the value: it is not logged and keeps its status.
-    exec(
-        &mut conn,
-        "UPDATE salesforce._trigger_log SET state = 'SUCCESS'",
-    );
-    engine_insert(
-        &mut conn,
-        "UPDATE salesforce.account SET _hc_lastop = 'SYNCED'",
-    );
+    entries_sent_rows_synced(&mut conn);
     exec(
         &mut conn,
         "UPDATE salesforce.account SET industry = 'Energy' WHERE name IN ('One', 'Two', 'Three')",
@@ -336,10 +341,7 @@ fn a_multi_row_statement_logs_every_row_it_changed_in_row_order() {
         Some("SYNCED")
     );
 
-    exec(
-        &mut conn,
-        "UPDATE salesforce._trigger_log SET state = 'SUCCESS'",
-    );
+    entries_sent(&mut conn);
     exec(&mut conn, "DELETE FROM salesforce.account");
     let deletes: Vec<_> = trigger_log(&mut conn)
         .into_iter()
@@ -731,14 +733,7 @@ fn a_large_statement_logs_the_same_hstore_text_as_a_single_row_for_columns_of_ev
 
     // An update of every row (a tenth of them to the same values: not logged), then a delete:
     // old rows and changed columns as hstore(OLD) and hstore(NEW) - hstore(OLD) give them.
-    exec(
-        &mut conn,
-        "UPDATE salesforce._trigger_log SET state = 'SUCCESS'",
-    );
-    engine_insert(
-        &mut conn,
-        "UPDATE salesforce.account SET _hc_lastop = 'SYNCED'",
-    );
+    entries_sent_rows_synced(&mut conn);
     exec(
         &mut conn,
         "CREATE TEMP TABLE before AS
@@ -778,10 +773,7 @@ fn a_large_statement_logs_the_same_hstore_text_as_a_single_row_for_columns_of_ev
         .unwrap();
     assert_eq!(keys(&changed.values), ["app_flag", "app_tags", "Ω"]);
 
-    exec(
-        &mut conn,
-        "UPDATE salesforce._trigger_log SET state = 'SUCCESS'",
-    );
+    entries_sent(&mut conn);
     batch(&mut conn, "TRUNCATE before; INSERT INTO before SELECT id, public.hstore(a.*) - ARRAY['_hc_lastop', '_hc_err'] FROM salesforce.account a");
     exec(&mut conn, "DELETE FROM salesforce.account");
     assert_eq!(
@@ -796,10 +788,7 @@ fn a_large_statement_logs_the_same_hstore_text_as_a_single_row_for_columns_of_ev
 
     // A column named like the update's pairing column: large updates fall back to the plain
     // query, with the same result.
-    exec(
-        &mut conn,
-        "UPDATE salesforce._trigger_log SET state = 'SUCCESS'",
-    );
+    entries_sent(&mut conn);
     exec(
         &mut conn,
         "ALTER TABLE salesforce.account ADD COLUMN forcesync_ord integer",

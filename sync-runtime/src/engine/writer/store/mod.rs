@@ -46,6 +46,29 @@ pub(crate) async fn query_batch<C: GenericClient>(
     Ok(rows)
 }
 
+/// [`query_batch`] under a savepoint: a unique violation rolls the statement back and returns
+/// `None`, for the caller to make way and run what it must instead; any other error is the
+/// caller's to roll back. Run it in a transaction.
+pub(crate) async fn query_batch_unless_duplicate<C: GenericClient>(
+    db: &C,
+    sql: &str,
+    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+) -> Result<Option<Vec<tokio_postgres::Row>>, tokio_postgres::Error> {
+    db.batch_execute("SAVEPOINT forcesync_batch").await?;
+    let rows = match query_batch(db, sql, params).await {
+        Ok(rows) => Some(rows),
+        Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) => {
+            db.batch_execute("ROLLBACK TO SAVEPOINT forcesync_batch")
+                .await?;
+            None
+        }
+        Err(e) => return Err(e),
+    };
+    db.batch_execute("RELEASE SAVEPOINT forcesync_batch")
+        .await?;
+    Ok(rows)
+}
+
 /// Journal states.
 pub(crate) const SENDING: &str = "SENDING";
 pub(crate) const RETRY: &str = "RETRY";

@@ -8,7 +8,7 @@ use tokio_postgres::GenericClient;
 use crate::adapter::MappingDescriptor;
 use crate::engine::system::quote_ident;
 
-use super::{has_column, query_batch, Settle, Store};
+use super::{has_column, query_batch, query_batch_unless_duplicate, Settle, Store};
 
 impl Store {
     /// Writes outcomes back: the rows (sfid, `_hc_lastop`, `_hc_err`, as an engine write), the
@@ -177,18 +177,9 @@ impl Store {
                 archive = self.archive
             )
         };
-        db.batch_execute("SAVEPOINT forcesync_archive").await?;
-        match query_batch(db, &sql(""), params).await {
-            Ok(rows) => {
-                db.batch_execute("RELEASE SAVEPOINT forcesync_archive")
-                    .await?;
-                Ok(rows)
-            }
-            Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) => {
-                db.batch_execute(
-                    "ROLLBACK TO SAVEPOINT forcesync_archive; RELEASE SAVEPOINT forcesync_archive",
-                )
-                .await?;
+        match query_batch_unless_duplicate(db, &sql(""), params).await? {
+            Some(rows) => Ok(rows),
+            None => {
                 query_batch(
                     db,
                     &sql("ON CONFLICT (id) DO UPDATE SET state = EXCLUDED.state, processed_at = EXCLUDED.processed_at,
@@ -197,7 +188,6 @@ impl Store {
                 )
                 .await
             }
-            Err(e) => Err(e),
         }
     }
 
@@ -228,12 +218,9 @@ impl Store {
         if created.is_empty() {
             return Ok(ids(query_batch(db, &update, params).await?));
         }
-        db.batch_execute("SAVEPOINT forcesync_write_back").await?;
-        let rows = match query_batch(db, &update, params).await {
-            Ok(rows) => rows,
-            Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) => {
-                db.batch_execute("ROLLBACK TO SAVEPOINT forcesync_write_back")
-                    .await?;
+        let rows = match query_batch_unless_duplicate(db, &update, params).await? {
+            Some(rows) => rows,
+            None => {
                 let removed = self.hand_over_copies(db, mapping, created).await?;
                 tracing::info!(
                     table = mapping.table,
@@ -243,10 +230,7 @@ impl Store {
                 );
                 query_batch(db, &update, params).await?
             }
-            Err(e) => return Err(e),
         };
-        db.batch_execute("RELEASE SAVEPOINT forcesync_write_back")
-            .await?;
         Ok(ids(rows))
     }
 
