@@ -649,6 +649,94 @@ async fn a_create_journaled_before_the_journal_kept_json_is_reconciled_after_the
     assert_eq!(records.len(), 1, "not created a second time");
 }
 
+/// New writes are journaled a call's worth a row (`_forcesync_write_batch`). A crash after the
+/// call leaves that row: its records stay taken until the restart, which journals each of its
+/// writes on its own: the create that reached Salesforce is adopted, not made twice; the update
+/// that did not is sent again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_a_crash_left_in_a_batch_row_are_reconciled_or_sent_again_once_each() {
+    let env = Harness::start_empty().await;
+    let app = env.pg().await;
+    // An Account already in Salesforce, then changed by the app.
+    let updated = insert_account(&app, "Batch Updated").await;
+    let mut writer = env.writer(&[&account::MAPPING], writer_config()).await;
+    writer.drain(DRAIN).await.unwrap();
+    let (updated_sfid, _, _) = row(&app, "account", updated).await;
+    let updated_sfid = updated_sfid.expect("synced");
+    app.execute(
+        "UPDATE salesforce.account SET phone = '2' WHERE id = $1",
+        &[&updated],
+    )
+    .await
+    .unwrap();
+    let created = insert_account(&app, "Batch Created").await;
+    let entry = |record: i32| {
+        let app = &app;
+        async move {
+            let id: i32 = app
+                .query_one(
+                    "SELECT id FROM salesforce._trigger_log WHERE record_id = $1 AND state = 'NEW'",
+                    &[&record],
+                )
+                .await
+                .unwrap()
+                .get(0);
+            id
+        }
+    };
+    let (created_entry, updated_entry) = (entry(created).await, entry(updated).await);
+    // The batch row of a call with both writes, as the process that sent it left it.
+    app.execute(
+        "INSERT INTO salesforce._forcesync_write_batch (mapping, table_name, record_ids, creates, writes)
+         VALUES ('Account', 'account', ARRAY[$1::int, $2::int], true,
+                 json_build_array(
+                     json_build_object('record_id', $1::int, 'kind', 'create', 'entry_ids', ARRAY[$3::int],
+                                       'sfid', NULL, 'external_id', NULL,
+                                       'body', json_build_object('Name', 'Batch Created', 'Phone', '1')),
+                     json_build_object('record_id', $2::int, 'kind', 'update', 'entry_ids', ARRAY[$4::int],
+                                       'sfid', $5::text, 'external_id', NULL,
+                                       'body', json_build_object('Phone', '2'))))",
+        &[&created, &updated, &created_entry, &updated_entry, &updated_sfid],
+    )
+    .await
+    .unwrap();
+    // The create reached Salesforce; the update did not.
+    let sfid = env
+        .client()
+        .create("Account", &json!({"Name": "Batch Created", "Phone": "1"}))
+        .await
+        .unwrap();
+
+    // Until the restart, the batch row keeps both records taken.
+    let report = writer.round().await.unwrap();
+    assert_eq!(report.claimed, 0, "records in a batch row are not claimed");
+
+    let mut writer = env.writer(&[&account::MAPPING], writer_config()).await;
+    assert_eq!(writer.recover().await.unwrap(), 2, "both writes recovered");
+    writer.drain(DRAIN).await.unwrap();
+    let (row_sfid, _, err) = row(&app, "account", created).await;
+    assert_eq!(row_sfid, Some(sfid), "the record adopted ({err:?})");
+    let records = env
+        .records("Account", "Name", "Name = 'Batch Created'")
+        .await;
+    assert_eq!(records.len(), 1, "not created a second time");
+    let phone = env
+        .records("Account", "Phone", &format!("Id = '{updated_sfid}'"))
+        .await;
+    assert_eq!(phone[0]["Phone"], "2", "the update sent again");
+    let left: i64 = app
+        .query_one(
+            "SELECT (SELECT count(*) FROM salesforce._forcesync_write_batch)
+                  + (SELECT count(*) FROM salesforce._forcesync_write_journal)
+                  + (SELECT count(*) FROM salesforce._trigger_log WHERE state = 'NEW')",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(left, 0, "nothing left in flight");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn write_through_returns_the_sfid_or_salesforces_error() {
     let env = Harness::start_empty().await;

@@ -187,6 +187,30 @@ CREATE INDEX IF NOT EXISTS _forcesync_write_journal_waiting
 ALTER TABLE {schema}._forcesync_write_journal ALTER COLUMN body TYPE json USING body::json;
 "#,
     },
+    SystemMigration {
+        name: "0010_write_batches",
+        sql: r#"
+-- The writer's writes in flight, one row per call's worth (a Bulk API job's share, an sObject
+-- Collections chunk) instead of one journal row per record: journaling 10,000 writes as 10,000
+-- rows (with two index entries each, and their deletion after the answer) was a quarter of the
+-- writer's Postgres work beyond its floor (`bench write`). A row holds its writes as the journal
+-- would (`writes`: a JSON array of {record_id, kind, entry_ids, sfid, external_id, body});
+-- `record_ids` marks those records taken. A write that needs a retry or a reconciliation, or
+-- every write of a row a previous process left behind, becomes a journal row of its own.
+CREATE TABLE IF NOT EXISTS {schema}._forcesync_write_batch (
+    id bigserial PRIMARY KEY,
+    mapping varchar(128) NOT NULL,
+    table_name varchar(128) NOT NULL,
+    record_ids integer[] NOT NULL,
+    creates boolean NOT NULL,
+    writes json NOT NULL,
+    sent_at timestamptz NOT NULL DEFAULT now()
+);
+-- Stored without compression, as a journal row's body is (rows under 2 kB are not compressed):
+-- a row is written once and read back only after a crash.
+ALTER TABLE {schema}._forcesync_write_batch ALTER COLUMN writes SET STORAGE EXTERNAL;
+"#,
+    },
 ];
 
 /// Applies every system migration not yet applied; returns the names applied now.

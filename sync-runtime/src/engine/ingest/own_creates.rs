@@ -49,8 +49,10 @@ pub(super) async fn await_own_creates(
     let check = format!(
         "SELECT EXISTS (SELECT 1 FROM unnest($1::text[]) AS c(sfid) \
                         WHERE NOT EXISTS (SELECT 1 FROM {table} t WHERE t.sfid = c.sfid)) \
-                AND EXISTS (SELECT 1 FROM {schema}._forcesync_write_journal \
-                            WHERE mapping = $2 AND kind IN ('create', 'upsert') AND state = '{sending}') \
+                AND (EXISTS (SELECT 1 FROM {schema}._forcesync_write_journal \
+                             WHERE mapping = $2 AND kind IN ('create', 'upsert') AND state = '{sending}') \
+                     OR EXISTS (SELECT 1 FROM {schema}._forcesync_write_batch \
+                                WHERE mapping = $2 AND creates)) \
          AS waiting",
         table = apply::qualified(mapping),
         schema = quote_ident(mapping.schema),
@@ -108,9 +110,11 @@ pub(super) async fn claim_own_creates(
     let in_flight: bool = tx
         .query_one(
             &format!(
-                "SELECT EXISTS (SELECT 1 FROM {}._forcesync_write_journal \
-                 WHERE mapping = $1 AND kind IN ('create', 'upsert')) AS in_flight",
-                quote_ident(mapping.schema)
+                "SELECT EXISTS (SELECT 1 FROM {s}._forcesync_write_journal \
+                                WHERE mapping = $1 AND kind IN ('create', 'upsert')) \
+                        OR EXISTS (SELECT 1 FROM {s}._forcesync_write_batch \
+                                   WHERE mapping = $1 AND creates) AS in_flight",
+                s = quote_ident(mapping.schema)
             ),
             &[&mapping.object],
         )
@@ -176,9 +180,11 @@ pub async fn unwritten_own_creates(
             &format!(
                 "SELECT c.sfid FROM unnest($1::text[]) AS c(sfid)
                  WHERE NOT EXISTS (SELECT 1 FROM {table} t WHERE t.sfid = c.sfid)
-                   AND EXISTS (SELECT 1 FROM {schema}._forcesync_write_journal
-                               WHERE mapping = $2 AND kind IN ('create', 'upsert')
-                                 AND state IN ('{sending}', '{reconcile}'))",
+                   AND (EXISTS (SELECT 1 FROM {schema}._forcesync_write_journal
+                                WHERE mapping = $2 AND kind IN ('create', 'upsert')
+                                  AND state IN ('{sending}', '{reconcile}'))
+                        OR EXISTS (SELECT 1 FROM {schema}._forcesync_write_batch
+                                   WHERE mapping = $2 AND creates))",
                 table = apply::qualified(mapping),
                 schema = quote_ident(mapping.schema),
                 sending = crate::engine::writer::store::SENDING,

@@ -8,9 +8,11 @@ use crate::adapter::MappingDescriptor;
 
 use super::entry::{self, group_by_record};
 use super::plan::{self, arrange, CallKind, PlanConfig, Step, Transport, Write};
-use super::settle::failure;
+use super::settle::{failure, SPLIT_FROM};
 use super::store::{self, Settle, Store};
-use super::{coalesce, outcome, Journaled, RoundReport, Target, WriteError, WriterConfig};
+use super::{
+    coalesce, outcome, JournalRef, Journaled, RoundReport, Target, WriteError, WriterConfig,
+};
 
 /// The most entries the first claim of a round takes: a round's first batch is sent alone, with
 /// nothing to settle meanwhile, so a small one gets Salesforce and Postgres working together
@@ -55,7 +57,7 @@ pub(super) async fn claim_batch(
             };
             let key = (r.write.table.clone(), r.write.record_id);
             attempts.insert(key.clone(), r.attempts);
-            ids.insert(key, r.journal_id);
+            ids.insert(key, r.journal);
             writes.push((m, r.write));
         }
         let config = PlanConfig {
@@ -63,15 +65,14 @@ pub(super) async fn claim_batch(
             ..config.plan
         };
         let (retry_steps, later) = arrange(&mappings, writes, config);
+        // Retries are journal rows of their own (`Store::take_due_retries`).
         let later_ids: Vec<(i64, u64, String)> = later
             .iter()
-            .map(|w| {
-                (
-                    ids[&(w.table.clone(), w.record_id)],
-                    0,
-                    "waits for another write of the same key".to_owned(),
-                )
+            .filter_map(|w| match ids[&(w.table.clone(), w.record_id)] {
+                JournalRef::Row(id) => Some(id),
+                JournalRef::Batch(_) => None,
             })
+            .map(|id| (id, 0, "waits for another write of the same key".to_owned()))
             .collect();
         store.schedule_retry(&*db, &later_ids).await?;
         for step in retry_steps {
@@ -175,15 +176,17 @@ pub(super) async fn claim_batch(
     let mut journal_ids = HashMap::new();
     let no_attempts = HashMap::new();
     for (m, mapping) in mappings.iter().enumerate() {
-        let writes: Vec<&Write> = planned
+        let groups: Vec<Vec<&Write>> = planned
             .steps
             .iter()
             .filter(|s| s.mapping == m)
-            .flat_map(Step::writes)
+            .flat_map(batch_groups)
             .collect();
-        let ids = store.journal(&tx, mapping.object, &writes).await?;
-        for (w, id) in writes.iter().zip(ids) {
-            journal_ids.insert((w.table.clone(), w.record_id), id);
+        let ids = store.journal_batches(&tx, mapping.object, &groups).await?;
+        for (group, id) in groups.iter().zip(ids) {
+            for w in group {
+                journal_ids.insert((w.table.clone(), w.record_id), JournalRef::Batch(id));
+            }
         }
     }
     let took_journal = started.elapsed();
@@ -282,6 +285,21 @@ async fn hold_for_unsent_parents(
     Ok((kept, held.iter().map(|w| w.entry_ids.len()).sum()))
 }
 
+/// The writes of a step journaled together, a batch row each (pure): each sObject Collections
+/// chunk (its answer may be settled before the step's other chunks answer); a Bulk API job's
+/// writes, in two halves when its settle is split in two ([`super::settle::SPLIT_FROM`]), each
+/// half settled in its own transaction.
+pub(super) fn batch_groups(step: &Step) -> Vec<Vec<&Write>> {
+    match &step.transport {
+        Transport::Collections(chunks) => chunks.iter().map(|c| c.iter().collect()).collect(),
+        Transport::Bulk(writes) if writes.len() >= SPLIT_FROM => {
+            let (first, second) = writes.split_at(writes.len() / 2);
+            vec![first.iter().collect(), second.iter().collect()]
+        }
+        Transport::Bulk(writes) => vec![writes.iter().collect()],
+    }
+}
+
 /// A planned step whose writes carry their journal rows.
 pub(super) struct SendStep {
     pub(super) mapping: usize,
@@ -297,13 +315,13 @@ pub(super) enum SendTransport {
 impl SendStep {
     pub(super) fn new(
         step: Step,
-        journal_ids: &HashMap<(String, i32), i64>,
+        journal_ids: &HashMap<(String, i32), JournalRef>,
         attempts: &HashMap<(String, i32), i32>,
     ) -> SendStep {
         let wrap = |w: Write| {
             let key = (w.table.clone(), w.record_id);
             Journaled {
-                journal_id: journal_ids[&key],
+                journal: journal_ids[&key],
                 attempts: attempts.get(&key).copied().unwrap_or(0),
                 write: w,
             }
@@ -342,7 +360,59 @@ fn unusable_failure(u: &store::Unusable) -> Settle {
 
 #[cfg(test)]
 mod tests {
-    use super::first_claim_limit;
+    use super::{batch_groups, first_claim_limit, SPLIT_FROM};
+    use crate::engine::writer::plan::{CallKind, Step, Transport, Write};
+
+    fn create(record_id: i32) -> Write {
+        Write {
+            table: "account".to_owned(),
+            record_id,
+            entry_ids: vec![record_id],
+            kind: CallKind::Create,
+            sfid: None,
+            external_id: None,
+            body: Default::default(),
+        }
+    }
+
+    fn step(transport: Transport) -> Step {
+        Step {
+            mapping: 0,
+            kind: CallKind::Create,
+            transport,
+        }
+    }
+
+    fn sizes(step: &Step) -> Vec<usize> {
+        batch_groups(step).iter().map(Vec::len).collect()
+    }
+
+    #[test]
+    fn each_call_is_journaled_as_one_batch_row_and_a_large_bulk_job_as_two_halves() {
+        let chunks = (0..3)
+            .map(|c| (0..200).map(|i| create(c * 200 + i)).collect())
+            .collect();
+        assert_eq!(
+            sizes(&step(Transport::Collections(chunks))),
+            [200, 200, 200],
+            "a chunk's answer may be settled before the others"
+        );
+        let bulk = |n: i32| step(Transport::Bulk((0..n).map(create).collect()));
+        assert_eq!(
+            sizes(&bulk(10_000)),
+            [5_000, 5_000],
+            "settled in two halves"
+        );
+        assert_eq!(sizes(&bulk(SPLIT_FROM as i32 + 1)), [1_000, 1_001]);
+        assert_eq!(sizes(&bulk(SPLIT_FROM as i32 - 1)), [SPLIT_FROM - 1]);
+        let ten = bulk(10);
+        let groups = batch_groups(&ten);
+        assert_eq!(
+            groups[0].iter().map(|w| w.record_id).collect::<Vec<_>>(),
+            (0..10).collect::<Vec<_>>(),
+            "in the step's order"
+        );
+    }
 
     #[test]
     fn a_rounds_first_claim_is_small_and_the_claims_chained_after_it_take_a_whole_batch() {

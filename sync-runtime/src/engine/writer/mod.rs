@@ -16,8 +16,10 @@
 //!    with a journaled write), read the rows a write needs ([`entry::rows_to_read`]: not those
 //!    of records whose insert is pending), coalesce each record's entries into one operation
 //!    ([`coalesce`]) and plan the calls ([`plan`]); in the same transaction, **journal** every
-//!    write about to be sent (`SENDING`, with its body). The journal row is what marks a
-//!    record's entries taken: they stay `NEW` in `_trigger_log` until they are archived. A child
+//!    write about to be sent, with its body: a row of `_forcesync_write_batch` for each call's
+//!    worth (an sObject Collections chunk, a Bulk API job or each half of a large one). That
+//!    row is what marks its records' entries taken: they stay `NEW` in `_trigger_log` until
+//!    they are archived. A child
 //!    naming by external ID a parent whose own write is not sent yet (another instance sends
 //!    the parent's mapping, or nobody has taken it) stays `NEW` until the parent is in
 //!    Salesforce ([`Store::unsent_parents`]).
@@ -30,15 +32,17 @@
 //!    answers or more in two at once, on two connections), before the next
 //!    step of the same batch starts: on success the `sfid`
 //!    is written back, `_hc_lastop` becomes `INSERTED` / `UPDATED`, the entries are archived as
-//!    `SUCCESS` and the journal row goes; a definite failure archives the entries as `FAILED`,
-//!    writes `_hc_err` and keeps the row as the app wrote it; an indefinite failure schedules a
-//!    retry with backoff (the record waits, others go on); an ambiguous one schedules a
-//!    reconciliation.
+//!    `SUCCESS` and the batch row (or journal row) goes; a definite failure archives the entries
+//!    as `FAILED`, writes `_hc_err` and keeps the row as the app wrote it; an indefinite failure
+//!    schedules a retry with backoff (the record waits, others go on); an ambiguous one schedules
+//!    a reconciliation. A write sent again gets a row of its own in `_forcesync_write_journal`
+//!    (`RETRY`, `RECONCILE`), where retries and reconciliations are scheduled.
 //!
 //! Exactly once: a write is journaled before it is sent and settled after, each in its own
-//! transaction. A crash in between leaves the journal row `SENDING`; on start ([`Writer::recover`])
-//! creates and upserts become `RECONCILE`, and updates and deletes (idempotent: the same values
-//! again) are sent again. Mappings with an `upsert_key` upsert by external ID, so their creates
+//! transaction. A crash in between leaves its batch row (or its journal row `SENDING`); on start
+//! ([`Writer::recover`]) each write of a batch row becomes a journal row, creates and upserts
+//! become `RECONCILE`, and updates and deletes (idempotent: the same values again) are sent
+//! again. Mappings with an `upsert_key` upsert by external ID, so their creates
 //! reconcile exactly, by a query on that ID; creates without one are matched on the values sent
 //! ([`reconcile`]). Reconciliation waits `reconcile_after` past the send, so that a request still
 //! travelling when its sender died has landed first.
@@ -229,11 +233,23 @@ pub struct Writer {
     settle_db: Option<tokio_postgres::Client>,
 }
 
-/// A write in flight with the journal row that covers it.
+/// A write in flight with the journal row or batch row that covers it.
+#[derive(Debug, Clone, PartialEq)]
 struct Journaled {
-    journal_id: i64,
+    journal: JournalRef,
     attempts: i32,
     write: Write,
+}
+
+/// Where a write in flight is journaled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum JournalRef {
+    /// A journal row of its own: a retry, a reconciliation's resend, a write a previous process
+    /// left in flight.
+    Row(i64),
+    /// A batch row, with the other writes of its call (a new write); they are all settled in
+    /// one transaction.
+    Batch(i64),
 }
 
 impl Writer {

@@ -6,7 +6,7 @@
 //! The rules (each tested below):
 //! - One step is in flight at a time. The steps of one claim go out in order, each once the
 //!   step before is answered **and settled** (a child step only once its parents' outcomes are
-//!   stored). A step of a later claim shares no record with the steps before it (their journal
+//!   stored). A step of a later claim shares no record with the steps before it (their batch
 //!   rows kept those records out of its claim), so it goes out as soon as the step before it is
 //!   answered, while that step is settled.
 //! - Answers are settled in the order they came, one settle at a time; the answers that arrived

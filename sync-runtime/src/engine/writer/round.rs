@@ -14,7 +14,7 @@ use super::outcome::Decision;
 use super::pipeline::Pipeline;
 use super::plan::Write;
 use super::settle::settle_split;
-use super::{send, Journaled, RoundReport, Target, WriteError, Writer, WriterConfig};
+use super::{send, JournalRef, Journaled, RoundReport, Target, WriteError, Writer, WriterConfig};
 
 /// Claims chained in one round (see [`Writer::round`]).
 const MAX_CHAINED_CLAIMS: usize = 64;
@@ -195,7 +195,7 @@ impl Writer {
         Ok(rows
             .into_iter()
             .map(|r| Journaled {
-                journal_id: r.id,
+                journal: JournalRef::Row(r.id),
                 attempts: r.attempts,
                 write: r.write,
             })

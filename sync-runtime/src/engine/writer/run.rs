@@ -46,7 +46,8 @@ impl Writer {
         }
     }
 
-    /// `NEW` entries and journaled writes of this writer's mappings.
+    /// `NEW` entries and journaled writes (in journal rows and batch rows) of this writer's
+    /// mappings.
     pub async fn pending(&self) -> Result<(i64, i64), WriteError> {
         let tables = self.tables();
         let row = self
@@ -54,7 +55,9 @@ impl Writer {
             .query_one(
                 &format!(
                     "SELECT (SELECT count(*) FROM {s}._trigger_log WHERE state = 'NEW' AND table_name = ANY($1)) AS entries,
-                            (SELECT count(*) FROM {s}._forcesync_write_journal WHERE table_name = ANY($1)) AS journaled",
+                            (SELECT count(*) FROM {s}._forcesync_write_journal WHERE table_name = ANY($1))
+                            + (SELECT coalesce(sum(cardinality(record_ids)), 0) FROM {s}._forcesync_write_batch
+                               WHERE table_name = ANY($1))::bigint AS journaled",
                     s = crate::engine::system::quote_ident(&self.schema)
                 ),
                 &[&tables],

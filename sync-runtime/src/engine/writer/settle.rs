@@ -1,6 +1,6 @@
 //! Settling (step 5): what the answers of a step do to Postgres, decided by a pure plan
-//! ([`plan_settles`]: journaled writes, their decisions and the backoff → settles, journal rows
-//! done, retries with their delays, reconciliations), then written in one transaction
+//! ([`plan_settles`]: journaled writes, their decisions and the backoff → settles, journal and
+//! batch rows done, retries with their delays, reconciliations), then written in one transaction
 //! ([`settle_answers`]).
 
 use crate::adapter::MappingDescriptor;
@@ -9,7 +9,7 @@ use crate::salesforce::backoff;
 use super::outcome::{self, Backoff, Decision, LastOp};
 use super::plan::{CallKind, Write};
 use super::store::{Settle, Store};
-use super::{Journaled, RoundReport, WriteError};
+use super::{JournalRef, Journaled, RoundReport, WriteError};
 
 /// What the answers of a step do (pure output of [`plan_settles`]).
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -18,19 +18,25 @@ pub(super) struct SettlePlan {
     pub settles: Vec<Settle>,
     /// Journal rows whose write is over.
     pub done: Vec<i64>,
-    /// Journal rows sent again later: id, delay in milliseconds, reason.
-    pub retries: Vec<(i64, u64, String)>,
-    /// Journal rows to reconcile (their writes may have been applied) ...
-    pub reconciles: Vec<i64>,
+    /// Batch rows that end: each of their writes is among these answers.
+    pub batches: Vec<i64>,
+    /// Writes sent again later (by their place in the answers): delay in milliseconds, reason.
+    pub retries: Vec<(usize, u64, String)>,
+    /// Writes to reconcile (their writes may have been applied) ...
+    pub reconciles: Vec<usize>,
     /// ... with the reason the last of them gave.
     pub reconcile_reason: String,
+    /// Writes of a batch row among the retries and reconciliations: each gets a journal row of
+    /// its own, since their batch row ends.
+    pub own_rows: Vec<usize>,
     pub report: RoundReport,
 }
 
 /// Decides what the answers of a step do (pure): a success settles the record (with the sfid
 /// Salesforce gave, or the one it had) and ends its journal row; a definite failure settles it
 /// `FAILED` and ends the row; an indefinite failure schedules the row again after
-/// `backoff.delay(attempts + 1, jitter())`; an ambiguous one schedules a reconciliation.
+/// `backoff.delay(attempts + 1, jitter())`; an ambiguous one schedules a reconciliation. Every
+/// batch row among the writes ends; its writes still to be sent get rows of their own.
 pub(super) fn plan_settles(
     writes: &[Journaled],
     decisions: Vec<Decision>,
@@ -38,14 +44,30 @@ pub(super) fn plan_settles(
     mut jitter: impl FnMut() -> f64,
 ) -> SettlePlan {
     let mut plan = SettlePlan::default();
-    for (j, decision) in writes.iter().zip(decisions) {
+    for (i, (j, decision)) in writes.iter().zip(decisions).enumerate() {
+        match j.journal {
+            JournalRef::Batch(id) => {
+                if plan.batches.last() != Some(&id) && !plan.batches.contains(&id) {
+                    plan.batches.push(id);
+                }
+            }
+            JournalRef::Row(id) => {
+                if matches!(decision, Decision::Success { .. } | Decision::Failed(_)) {
+                    plan.done.push(id);
+                }
+            }
+        }
+        let mut later = || {
+            if matches!(j.journal, JournalRef::Batch(_)) {
+                plan.own_rows.push(i);
+            }
+        };
         match decision {
             Decision::Success { sfid, lastop } => {
                 let created = j.write.kind == CallKind::Create
                     || (j.write.kind == CallKind::Upsert && lastop == LastOp::Inserted);
                 let sfid = sfid.or_else(|| j.write.sfid.clone());
                 plan.settles.push(success(&j.write, sfid, lastop, created));
-                plan.done.push(j.journal_id);
                 plan.report.succeeded += 1;
             }
             Decision::Failed(error) => {
@@ -55,21 +77,22 @@ pub(super) fn plan_settles(
                     &j.write.entry_ids,
                     &error,
                 ));
-                plan.done.push(j.journal_id);
                 plan.report.failed += 1;
             }
             Decision::Retry { reason } => {
+                later();
                 let attempt = u32::try_from(j.attempts + 1).unwrap_or(u32::MAX);
                 let delay = backoff.delay(attempt, jitter());
                 plan.retries.push((
-                    j.journal_id,
+                    i,
                     u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
                     reason,
                 ));
                 plan.report.retried += 1;
             }
             Decision::Reconcile { reason } => {
-                plan.reconciles.push(j.journal_id);
+                later();
+                plan.reconciles.push(i);
                 plan.reconcile_reason = reason;
             }
         }
@@ -77,9 +100,24 @@ pub(super) fn plan_settles(
     plan
 }
 
+/// The journal row of each write still to be sent (pure): its own, or for a write of a batch
+/// row, the one journaled for it now (`new_rows`, in the order of `plan.own_rows`).
+fn journal_rows(writes: &[Journaled], own_rows: &[usize], new_rows: &[i64], i: usize) -> i64 {
+    match writes[i].journal {
+        JournalRef::Row(id) => id,
+        JournalRef::Batch(_) => {
+            // `own_rows` holds every such write, in order (see [`plan_settles`]).
+            let at = own_rows
+                .binary_search(&i)
+                .expect("a batch row's write still to be sent is journaled on its own");
+            new_rows[at]
+        }
+    }
+}
+
 /// Step 5 on `db`: the answers of a step in one transaction. Its commit need not wait for the
-/// disk: were it lost in a Postgres crash, its journal rows would still say `SENDING`, which the
-/// next start reconciles like any interrupted send.
+/// disk: were it lost in a Postgres crash, its batch rows (and journal rows `SENDING`) would still
+/// be there, which the next start reconciles like any interrupted send.
 pub(super) async fn settle_answers(
     db: &mut tokio_postgres::Client,
     store: &Store,
@@ -93,13 +131,23 @@ pub(super) async fn settle_answers(
     let tx = db.transaction().await?;
     tx.batch_execute("SET LOCAL synchronous_commit = off")
         .await?;
+    let own: Vec<&Write> = plan.own_rows.iter().map(|&i| &writes[i].write).collect();
+    let new_rows = store.journal(&tx, mapping.object, &own).await?;
+    let row = |i: usize| journal_rows(writes, &plan.own_rows, &new_rows, i);
     let latencies = store
         .settle(&tx, mapping, &plan.settles, &plan.done)
         .await?;
-    store.schedule_retry(&tx, &plan.retries).await?;
+    store.end_batches(&tx, &plan.batches).await?;
+    let retries: Vec<(i64, u64, String)> = plan
+        .retries
+        .iter()
+        .map(|(i, delay, reason)| (row(*i), *delay, reason.clone()))
+        .collect();
+    store.schedule_retry(&tx, &retries).await?;
     if !plan.reconciles.is_empty() {
+        let reconciles: Vec<i64> = plan.reconciles.iter().map(|&i| row(i)).collect();
         store
-            .schedule_reconcile(&tx, &plan.reconciles, &plan.reconcile_reason)
+            .schedule_reconcile(&tx, &reconciles, &plan.reconcile_reason)
             .await?;
     }
     tx.commit().await?;
@@ -118,16 +166,30 @@ pub(super) async fn settle_answers(
 /// write-back and the archive move), and one backend does it on one core.
 pub(super) const SPLIT_FROM: usize = 2_000;
 
-/// Where a step's answers are settled (pure): `None`, all in one transaction; `Some(n)`, the
-/// first `n` in one and the rest in another, at the same time.
-pub(super) fn split_point(answers: usize, second_connection: bool) -> Option<usize> {
-    (second_connection && answers >= SPLIT_FROM).then_some(answers / 2)
+/// Where a step's answers are settled (pure), given where each write is journaled: `None`, all
+/// in one transaction; `Some(n)`, the first `n` in one and the rest in another, at the same
+/// time. The cut is the one nearest the middle that leaves each batch row whole (a batch row ends
+/// in the transaction that settles its writes); a step whose writes are all in one batch row is
+/// settled in one transaction.
+pub(super) fn split_point(journal: &[JournalRef], second_connection: bool) -> Option<usize> {
+    let n = journal.len();
+    if !second_connection || n < SPLIT_FROM {
+        return None;
+    }
+    let whole = |at: usize| match (journal[at - 1], journal[at]) {
+        (JournalRef::Batch(a), JournalRef::Batch(b)) => a != b,
+        _ => true,
+    };
+    let half = n / 2;
+    (0..half)
+        .flat_map(|d| [half - d, half + d])
+        .find(|&at| at > 0 && at < n && whole(at))
 }
 
 /// Step 5 for a step's answers: [`settle_answers`] on `db`, or, for a large step with a `second`
 /// connection, its two halves at once, each in its own transaction. The halves share no record
-/// (a record has one journal row, so one write in a step) and each is a whole settle: were
-/// one to fail, its journal rows would still say `SENDING`, as after any failed settle.
+/// (a record has one write in flight) nor batch row, and each is a whole settle: were one to
+/// fail, its journal and batch rows would still be there, as after any failed settle.
 pub(super) async fn settle_split(
     db: &mut tokio_postgres::Client,
     second: Option<&mut tokio_postgres::Client>,
@@ -137,7 +199,8 @@ pub(super) async fn settle_split(
     writes: &[Journaled],
     mut decisions: Vec<Decision>,
 ) -> Result<RoundReport, WriteError> {
-    match (split_point(writes.len(), second.is_some()), second) {
+    let journal: Vec<JournalRef> = writes.iter().map(|j| j.journal).collect();
+    match (split_point(&journal, second.is_some()), second) {
         (Some(half), Some(second)) => {
             let rest = decisions.split_off(half);
             let (first, last) = tokio::join!(
@@ -207,8 +270,16 @@ mod tests {
     use crate::engine::writer::outcome::HcError;
 
     fn journaled(journal_id: i64, record_id: i32, kind: CallKind, attempts: i32) -> Journaled {
+        in_journal(JournalRef::Row(journal_id), record_id, kind, attempts)
+    }
+
+    fn batched(batch: i64, record_id: i32, kind: CallKind) -> Journaled {
+        in_journal(JournalRef::Batch(batch), record_id, kind, 0)
+    }
+
+    fn in_journal(journal: JournalRef, record_id: i32, kind: CallKind, attempts: i32) -> Journaled {
         Journaled {
-            journal_id,
+            journal,
             attempts,
             write: Write {
                 table: "account".to_owned(),
@@ -229,14 +300,114 @@ mod tests {
 
     #[test]
     fn a_large_step_is_settled_in_two_halves_only_with_a_second_connection() {
-        assert_eq!(split_point(10_000, true), Some(5_000));
-        assert_eq!(split_point(SPLIT_FROM + 1, true), Some(SPLIT_FROM / 2));
+        let rows = |n: usize| -> Vec<JournalRef> { (0..n as i64).map(JournalRef::Row).collect() };
+        assert_eq!(split_point(&rows(10_000), true), Some(5_000));
         assert_eq!(
-            split_point(SPLIT_FROM - 1, true),
+            split_point(&rows(SPLIT_FROM + 1), true),
+            Some(SPLIT_FROM / 2)
+        );
+        assert_eq!(
+            split_point(&rows(SPLIT_FROM - 1), true),
             None,
             "a small step: one transaction"
         );
-        assert_eq!(split_point(10_000, false), None, "no second connection");
+        assert_eq!(
+            split_point(&rows(10_000), false),
+            None,
+            "no second connection"
+        );
+    }
+
+    #[test]
+    fn a_split_leaves_each_batch_row_whole() {
+        let batches = |sizes: &[usize]| -> Vec<JournalRef> {
+            sizes
+                .iter()
+                .enumerate()
+                .flat_map(|(b, &n)| std::iter::repeat_n(JournalRef::Batch(b as i64), n))
+                .collect()
+        };
+        // A Bulk job journaled in two halves (`claim::batch_groups`): cut between them.
+        assert_eq!(split_point(&batches(&[5_000, 5_000]), true), Some(5_000));
+        // Two steps settled together: the boundary nearest the middle.
+        assert_eq!(
+            split_point(&batches(&[5_000, 5_000, 4_000, 4_000]), true),
+            Some(10_000)
+        );
+        assert_eq!(
+            split_point(&batches(&[200; 12]), true),
+            Some(1_200),
+            "sObject Collections chunks"
+        );
+        assert_eq!(
+            split_point(&batches(&[3_000]), true),
+            None,
+            "one batch row: one transaction"
+        );
+        let mut mixed = batches(&[2_500]);
+        mixed.extend((0..10).map(JournalRef::Row));
+        assert_eq!(
+            split_point(&mixed, true),
+            Some(2_500),
+            "journal rows of their own may go either way"
+        );
+    }
+
+    #[test]
+    fn a_batch_row_ends_with_its_writes_and_those_sent_again_get_journal_rows_of_their_own() {
+        let writes = [
+            batched(40, 1, CallKind::Create),
+            batched(40, 2, CallKind::Create),
+            batched(41, 3, CallKind::Update),
+            journaled(9, 4, CallKind::Update, 1),
+            batched(41, 5, CallKind::Create),
+        ];
+        let plan = plan_settles(
+            &writes,
+            vec![
+                Decision::Success {
+                    sfid: Some("001A".to_owned()),
+                    lastop: LastOp::Inserted,
+                },
+                Decision::Retry {
+                    reason: "UNABLE_TO_LOCK_ROW".to_owned(),
+                },
+                Decision::Success {
+                    sfid: None,
+                    lastop: LastOp::Updated,
+                },
+                Decision::Retry {
+                    reason: "SERVER_UNAVAILABLE".to_owned(),
+                },
+                Decision::Reconcile {
+                    reason: "timeout".to_owned(),
+                },
+            ],
+            BACKOFF,
+            || 0.0,
+        );
+        assert_eq!(plan.batches, [40, 41], "both batch rows end");
+        assert_eq!(
+            plan.done,
+            Vec::<i64>::new(),
+            "the retried journal row stays"
+        );
+        assert_eq!(plan.own_rows, [1, 4]);
+        assert_eq!(
+            plan.retries
+                .iter()
+                .map(|(i, delay, _)| (*i, *delay))
+                .collect::<Vec<_>>(),
+            [(1, 50), (3, 100)]
+        );
+        assert_eq!(plan.reconciles, [4]);
+        // Journal rows of their own (ids 70 and 71) for the writes 1 and 4.
+        let rows: Vec<i64> = [1, 3, 4]
+            .iter()
+            .map(|&i| journal_rows(&writes, &plan.own_rows, &[70, 71], i))
+            .collect();
+        assert_eq!(rows, [70, 9, 71]);
+        assert_eq!(plan.settles.len(), 2);
     }
 
     #[test]
@@ -341,9 +512,13 @@ mod tests {
         assert_eq!(
             plan.retries,
             [
-                (8, 100, "UNABLE_TO_LOCK_ROW".to_owned()),
-                (9, 200, "UNABLE_TO_LOCK_ROW".to_owned())
+                (0, 100, "UNABLE_TO_LOCK_ROW".to_owned()),
+                (1, 200, "UNABLE_TO_LOCK_ROW".to_owned())
             ]
+        );
+        assert!(
+            plan.own_rows.is_empty(),
+            "journal rows of their own already"
         );
         assert_eq!(plan.report.retried, 2);
         assert!(
@@ -367,7 +542,7 @@ mod tests {
             BACKOFF,
             || 0.0,
         );
-        assert_eq!(plan.reconciles, [1, 2]);
+        assert_eq!(plan.reconciles, [0, 1]);
         assert_eq!(plan.reconcile_reason, "connection reset");
         assert!(plan.settles.is_empty() && plan.done.is_empty() && plan.retries.is_empty());
         assert_eq!(plan.report, RoundReport::default());

@@ -61,12 +61,13 @@ pub(crate) fn unusable_message(action: Option<&str>, record_id: Option<i32>) -> 
 
 impl Store {
     /// Takes up to `limit` `NEW` entries of `tables` with ids above `after`, oldest first, leaving out records that
-    /// have a write in the journal (their next change waits for its outcome), and returns them.
+    /// have a write in the journal or in a batch row (their next change waits for its outcome),
+    /// and returns them.
     ///
-    /// The entries stay `NEW`: the journal rows the caller writes in the same transaction are
+    /// The entries stay `NEW`: the batch rows the caller writes in the same transaction are
     /// what marks them taken (rewriting every entry as `PENDING` cost more than the rest of the
     /// claim together). Claims of one schema are serialized by a transaction-level advisory lock,
-    /// so a second writer's claim starts after the first one's journal rows are committed and
+    /// so a second writer's claim starts after the first one's batch rows are committed and
     /// sees them.
     pub(crate) async fn claim<C: GenericClient>(
         &self,
@@ -98,11 +99,15 @@ impl Store {
                          WHERE l.state = 'NEW' AND l.table_name = ANY($1) AND l.id > $3
                            AND NOT EXISTS (SELECT 1 FROM {journal} j
                                            WHERE j.table_name = l.table_name AND j.record_id = l.record_id)
+                           AND (l.table_name, l.record_id) NOT IN
+                               (SELECT b.table_name, unnest(b.record_ids) FROM {batch} b
+                                WHERE b.table_name = ANY($1))
                          ORDER BY l.id LIMIT $2)
                      SELECT l.id, l.table_name, l.record_id, l.action, l.sfid, l.\"values\"
                      FROM {log} l WHERE l.id = ANY(ARRAY(SELECT id FROM picked))",
                     log = self.log,
-                    journal = self.journal
+                    journal = self.journal,
+                    batch = self.batch
                 ),
                 &[&tables, &limit, &after],
             )
@@ -208,11 +213,14 @@ impl Store {
                        AND (EXISTS (SELECT 1 FROM {log} l
                                     WHERE l.table_name = $2 AND l.record_id = p.id
                                       AND l.state = 'NEW' AND NOT l.id = ANY($3))
-                            OR ($4 AND EXISTS (SELECT 1 FROM {journal} j
-                                               WHERE j.table_name = $2 AND j.record_id = p.id)))",
+                            OR ($4 AND (EXISTS (SELECT 1 FROM {journal} j
+                                                WHERE j.table_name = $2 AND j.record_id = p.id)
+                                        OR EXISTS (SELECT 1 FROM {batch} b
+                                                   WHERE b.table_name = $2 AND p.id = ANY(b.record_ids)))))",
                     column = quote_ident(parent_column),
                     log = self.log,
                     journal = self.journal,
+                    batch = self.batch,
                 ),
                 &[&values, &parent_table, &claimed, &another_writer],
             )

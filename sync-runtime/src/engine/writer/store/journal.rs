@@ -1,9 +1,16 @@
 //! The write journal: a write is journaled (`SENDING`) before it is sent; retries and
 //! reconciliations are scheduled on it; after a restart what was left `SENDING` is recovered.
+//!
+//! New writes are journaled a call's worth a row (`_forcesync_write_batch`, [`Store::journal_batches`]):
+//! all the writes of such a row are answered together and settled in one transaction, which ends
+//! the row. A write of a batch row that needs a retry or a reconciliation gets a journal row of
+//! its own in that transaction; so do the writes of the rows a previous process left
+//! ([`Store::recover`]).
 
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
+use serde::Serialize;
 use serde_json::{Map, Value};
 use tokio_postgres::types::Json;
 use tokio_postgres::GenericClient;
@@ -48,7 +55,106 @@ fn journal_row(r: &tokio_postgres::Row) -> Option<JournalRow> {
     })
 }
 
+/// One write as a batch row keeps it: an element of its `writes` array, with a journal row's
+/// columns (see [`Store::recover`]).
+#[derive(Debug, Serialize)]
+struct BatchWrite<'a> {
+    record_id: i32,
+    kind: &'static str,
+    entry_ids: &'a [i32],
+    sfid: Option<&'a str>,
+    external_id: Option<&'a str>,
+    body: &'a Map<String, Value>,
+}
+
 impl Store {
+    /// Journals groups of writes about to be sent, a row each (`_forcesync_write_batch`): from its
+    /// commit on, their records are taken (see [`Store::claim`]). A group is one call's worth, of
+    /// one table: its writes are answered together and settled in one transaction, which ends
+    /// the row ([`Store::end_batches`]). Returns each group's row id, in order.
+    pub(crate) async fn journal_batches<C: GenericClient>(
+        &self,
+        db: &C,
+        mapping: &str,
+        groups: &[Vec<&Write>],
+    ) -> Result<Vec<i64>, tokio_postgres::Error> {
+        let groups: Vec<&Vec<&Write>> = groups.iter().filter(|g| !g.is_empty()).collect();
+        if groups.is_empty() {
+            return Ok(Vec::new());
+        }
+        let tables: Vec<&str> = groups.iter().map(|g| g[0].table.as_str()).collect();
+        // Array literals (`{1,2}`), cast in SQL, as the journal's entry ids are.
+        let records: Vec<String> = groups
+            .iter()
+            .map(|g| {
+                let ids: Vec<String> = g.iter().map(|w| w.record_id.to_string()).collect();
+                format!("{{{}}}", ids.join(","))
+            })
+            .collect();
+        let creates: Vec<bool> = groups
+            .iter()
+            .map(|g| {
+                g.iter()
+                    .any(|w| matches!(w.kind, CallKind::Create | CallKind::Upsert))
+            })
+            .collect();
+        let writes: Vec<Json<Vec<BatchWrite<'_>>>> = groups
+            .iter()
+            .map(|g| {
+                Json(
+                    g.iter()
+                        .map(|w| BatchWrite {
+                            record_id: w.record_id,
+                            kind: w.kind.as_str(),
+                            entry_ids: &w.entry_ids,
+                            sfid: w.sfid.as_deref(),
+                            external_id: w.external_id.as_deref(),
+                            body: &w.body,
+                        })
+                        .collect(),
+                )
+            })
+            .collect();
+        let rows = db
+            .query(
+                &format!(
+                    "INSERT INTO {batch} (mapping, table_name, record_ids, creates, writes)
+                     SELECT $1, u.t, u.r::int[], u.c, u.w
+                     FROM unnest($2::text[], $3::text[], $4::bool[], $5::json[]) AS u(t, r, c, w)
+                     RETURNING id, table_name, record_ids[1] AS first",
+                    batch = self.batch
+                ),
+                &[&mapping, &tables, &records, &creates, &writes],
+            )
+            .await?;
+        // A record is in one group only, so (table, first record) finds each group's row.
+        let ids: HashMap<(String, i32), i64> = rows
+            .iter()
+            .map(|r| ((r.get("table_name"), r.get("first")), r.get("id")))
+            .collect();
+        Ok(groups
+            .iter()
+            .map(|g| ids[&(g[0].table.clone(), g[0].record_id)])
+            .collect())
+    }
+
+    /// Ends batch rows whose writes are all settled (in the settle's transaction).
+    pub(crate) async fn end_batches<C: GenericClient>(
+        &self,
+        db: &C,
+        ids: &[i64],
+    ) -> Result<(), tokio_postgres::Error> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        db.execute(
+            &format!("DELETE FROM {} WHERE id = ANY($1)", self.batch),
+            &[&ids],
+        )
+        .await
+        .map(drop)
+    }
+
     /// Journals writes about to be sent (state `SENDING`): from its commit on, the record's
     /// entries are taken (see [`Store::claim`]).
     /// Returns the journal id of each write, in order.
@@ -211,14 +317,32 @@ impl Store {
         .map(drop)
     }
 
-    /// After a restart: every write left `SENDING` by a previous process may or may not have
-    /// reached Salesforce. Creates and upserts are reconciled; updates and deletes (idempotent)
+    /// After a restart: every write left `SENDING` by a previous process (in a journal row or a
+    /// batch row) may or may not have reached Salesforce. Creates and upserts are reconciled; updates and deletes (idempotent)
     /// are sent again.
     pub(crate) async fn recover<C: GenericClient>(
         &self,
         db: &C,
         tables: &[&str],
     ) -> Result<u64, tokio_postgres::Error> {
+        // A batch row left behind: each of its writes becomes a journal row, `SENDING` as it was.
+        db.execute(
+            &format!(
+                "WITH left_behind AS (
+                     DELETE FROM {batch} WHERE table_name = ANY($1)
+                     RETURNING mapping, table_name, writes, sent_at)
+                 INSERT INTO {journal} (mapping, table_name, record_id, kind, entry_ids, sfid, external_id, body, state, sent_at)
+                 SELECT b.mapping, b.table_name, w.record_id, w.kind, w.entry_ids, w.sfid, w.external_id, w.body,
+                        '{SENDING}', b.sent_at
+                 FROM left_behind b,
+                      json_to_recordset(b.writes) AS w(record_id int, kind text, entry_ids int[], sfid text,
+                                                       external_id text, body json)",
+                batch = self.batch,
+                journal = self.journal
+            ),
+            &[&tables],
+        )
+        .await?;
         db.execute(
             &format!(
                 "UPDATE {} SET state = CASE WHEN kind IN ('create', 'upsert') THEN '{RECONCILE}' ELSE '{RETRY}' END,

@@ -102,6 +102,8 @@ pub struct Store {
     log: String,
     archive: String,
     journal: String,
+    /// The writes in flight journaled a call's worth a row ([`journal`]).
+    batch: String,
     states: String,
     /// Where the capture triggers notify the writer (`<schema>.hc_trigger_log`).
     channel: String,
@@ -114,6 +116,7 @@ impl Store {
             log: format!("{s}._trigger_log"),
             archive: format!("{s}._trigger_log_archive"),
             journal: format!("{s}._forcesync_write_journal"),
+            batch: format!("{s}._forcesync_write_batch"),
             states: format!("{s}._forcesync_mapping_state"),
             channel: sync_schema::model::notify_channel(schema),
             schema: s,
