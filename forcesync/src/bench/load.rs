@@ -61,6 +61,8 @@ pub struct LoadDone {
     pub bulk: bool,
     /// Seconds to the first rows in hand, copying, then indexes and swap (when logged).
     pub phases: Option<[f64; 3]>,
+    /// Of the first phase: the count, then the Bulk job until complete (when logged).
+    pub waits: Option<[f64; 2]>,
 }
 
 /// The engine's `initial load done` event from one `--log-format json` line (pure).
@@ -79,6 +81,12 @@ pub fn load_done(line: &str) -> Option<LoadDone> {
                 fields["first_rows_after"].as_f64()?,
                 fields["copy_seconds"].as_f64()?,
                 fields["indexes_and_swap_seconds"].as_f64()?,
+            ])
+        })(),
+        waits: (|| {
+            Some([
+                fields["count_seconds"].as_f64()?,
+                fields["bulk_job_seconds"].as_f64()?,
             ])
         })(),
     })
@@ -152,10 +160,17 @@ pub fn report(f: &Figures) -> Vec<String> {
         ),
     ];
     if let Some([first, copy, after]) = f.engine.phases {
+        let first_rows = match f.engine.waits {
+            Some([count, job]) => format!(
+                "the count {count:.2} s, the Bulk job complete {job:.2} s after it, its first page {:.2} s",
+                (first - count - job).max(0.0)
+            ),
+            None => "the count, the Bulk job's wait, its first page".to_owned(),
+        };
         lines.insert(
             1,
             format!(
-                "  of which: first rows in hand after {first:.2} s (the count, the Bulk job's wait, its first page), copying {copy:.2} s, indexes and swap {after:.2} s"
+                "  of which: first rows in hand after {first:.2} s ({first_rows}), copying {copy:.2} s, indexes and swap {after:.2} s"
             ),
         );
     }
@@ -472,10 +487,12 @@ mod tests {
                 seconds: 0.42,
                 bulk: false,
                 phases: None,
+                waits: None,
             })
         );
-        let line = r#"{"fields":{"message":"initial load done","rows":10,"bulk":true,"seconds":3.0,"first_rows_after":0.5,"copy_seconds":2.0,"indexes_and_swap_seconds":0.5}}"#;
+        let line = r#"{"fields":{"message":"initial load done","rows":10,"bulk":true,"seconds":3.0,"first_rows_after":0.5,"copy_seconds":2.0,"indexes_and_swap_seconds":0.5,"count_seconds":0.1,"bulk_job_seconds":0.3}}"#;
         assert_eq!(load_done(line).unwrap().phases, Some([0.5, 2.0, 0.5]));
+        assert_eq!(load_done(line).unwrap().waits, Some([0.1, 0.3]));
         assert_eq!(load_done(r#"{"fields":{"message":"leased"}}"#), None);
         assert_eq!(load_done("not json"), None);
     }
@@ -504,6 +521,7 @@ mod tests {
                 seconds: 2.0,
                 bulk: true,
                 phases: None,
+                waits: None,
             },
             raw_rows: 1000,
             raw_seconds: 1.0,

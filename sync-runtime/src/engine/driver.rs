@@ -328,6 +328,8 @@ async fn stream_session(
             bulk = report.bulk,
             seconds = report.seconds,
             first_rows_after = report.phases[0],
+            count_seconds = report.waits[0],
+            bulk_job_seconds = report.waits[1],
             copy_seconds = report.phases[1],
             indexes_and_swap_seconds = report.phases[2],
             "initial load done"

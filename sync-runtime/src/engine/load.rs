@@ -59,6 +59,9 @@ pub struct LoadReport {
     /// Seconds until the first rows were in hand (the count, the Bulk job's wait, its first
     /// page), then copying every row, then what follows the copy (indexes, swap, commit).
     pub phases: [f64; 3],
+    /// Of the first phase: seconds the count took, then seconds from the count until the Bulk
+    /// job was complete (0 without a Bulk job).
+    pub waits: [f64; 2],
     /// When the load started reading (polling resumes from here, minus the look-back).
     pub started_at: NaiveDateTime,
 }
@@ -102,6 +105,7 @@ pub async fn load_rows(ctx: &MappingCtx, reload: bool) -> Result<LoadReport, Eng
         )
         .await?;
     let total = ctx.client.count(&soql::count_query(mapping)).await?;
+    let counted = Instant::now();
     ctx.states
         .set_load_progress(&progress_db, mapping.object, 0, Some(total as i64))
         .await?;
@@ -121,7 +125,7 @@ pub async fn load_rows(ctx: &MappingCtx, reload: bool) -> Result<LoadReport, Eng
                     &PollPolicy::default(),
                 )
                 .await?;
-            Ok::<_, EngineError>(Some(job))
+            Ok::<_, EngineError>(Some((job, counted.elapsed())))
         } else {
             Ok(None)
         }
@@ -198,7 +202,10 @@ pub async fn load_rows(ctx: &MappingCtx, reload: bool) -> Result<LoadReport, Eng
     };
     let (job, prepared) = tokio::join!(job, prepare);
     let (tx, method, plan, lastop, sink) = prepared?;
-    let job = job?;
+    let (job, job_wait) = match job? {
+        Some((job, waited)) => (Some(job), waited.as_secs_f64()),
+        None => (None, 0.0),
+    };
     futures_util::pin_mut!(sink);
 
     let mut errors: Vec<(RecordError, Option<Value>)> = Vec::new();
@@ -362,6 +369,7 @@ pub async fn load_rows(ctx: &MappingCtx, reload: bool) -> Result<LoadReport, Eng
             (copied_at - first_rows).as_secs_f64(),
             copied_at.elapsed().as_secs_f64(),
         ],
+        waits: [(counted - started).as_secs_f64(), job_wait],
         started_at,
     })
 }
