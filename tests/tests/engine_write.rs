@@ -854,12 +854,14 @@ async fn a_large_insert_goes_through_the_bulk_api_and_one_bad_row_fails_alone() 
         .unwrap();
     assert_eq!(n, 9_999);
     // The step of 10,000 answers was settled in two transactions at once (the writer's settle
-    // connection): together they archived every entry, emptied the log and the journal, and
-    // both added to the mapping's counters.
+    // connection): together they archived every entry, emptied the log, the journal and the
+    // batch rows (the job's two halves, one a transaction), and both added to the mapping's
+    // counters.
     let settled = app
         .query_one(
             "SELECT (SELECT count(*) FROM salesforce._trigger_log) AS log,
-                    (SELECT count(*) FROM salesforce._forcesync_write_journal) AS journal,
+                    (SELECT count(*) FROM salesforce._forcesync_write_journal)
+                    + (SELECT count(*) FROM salesforce._forcesync_write_batch) AS journal,
                     (SELECT count(*) FILTER (WHERE state = 'SUCCESS') FROM salesforce._trigger_log_archive) AS ok,
                     (SELECT count(*) FILTER (WHERE state = 'FAILED') FROM salesforce._trigger_log_archive) AS bad,
                     (SELECT records_written FROM salesforce._forcesync_mapping_state WHERE mapping = 'Account') AS written,
@@ -1409,6 +1411,24 @@ async fn timed_out_after_salesforce_applied_it(with_upsert_key: bool, read_path_
         (first.succeeded, first.failed, first.retried),
         (0, 0, 0),
         "the outcome is unknown: {first:?}"
+    );
+    // Their batch row ended with the settle, and each write has a journal row of its own, to be
+    // reconciled.
+    let journaled = app
+        .query_one(
+            "SELECT (SELECT count(*) FROM salesforce._forcesync_write_batch) AS batches,
+                    (SELECT count(*) FROM salesforce._forcesync_write_journal
+                     WHERE state = 'RECONCILE') AS reconciles",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            journaled.get::<_, i64>("batches"),
+            journaled.get::<_, i64>("reconciles")
+        ),
+        (0, 3)
     );
     let condition = if with_upsert_key {
         "External_Id__c LIKE 'TIMEOUT-%'"
