@@ -67,6 +67,21 @@ struct BatchWrite<'a> {
     body: &'a Map<String, Value>,
 }
 
+/// The `id` of each (table, record) key among the rows an insert returned (`id`, `table_name` and
+/// the record id as `record`), in the order of `keys`.
+fn ids_in_order<'a>(
+    rows: &[tokio_postgres::Row],
+    record: &str,
+    keys: impl Iterator<Item = (&'a str, i32)>,
+) -> Vec<i64> {
+    let ids: HashMap<(String, i32), i64> = rows
+        .iter()
+        .map(|r| ((r.get("table_name"), r.get(record)), r.get("id")))
+        .collect();
+    keys.map(|(table, record)| ids[&(table.to_owned(), record)])
+        .collect()
+}
+
 impl Store {
     /// Journals groups of writes about to be sent, a row each (`_forcesync_write_batch`): from its
     /// commit on, their records are taken (see [`Store::claim`]). A group is one call's worth, of
@@ -128,14 +143,11 @@ impl Store {
             )
             .await?;
         // A record is in one group only, so (table, first record) finds each group's row.
-        let ids: HashMap<(String, i32), i64> = rows
-            .iter()
-            .map(|r| ((r.get("table_name"), r.get("first")), r.get("id")))
-            .collect();
-        Ok(groups
-            .iter()
-            .map(|g| ids[&(g[0].table.clone(), g[0].record_id)])
-            .collect())
+        Ok(ids_in_order(
+            &rows,
+            "first",
+            groups.iter().map(|g| (g[0].table.as_str(), g[0].record_id)),
+        ))
     }
 
     /// Ends batch rows whose writes are all settled (in the settle's transaction).
@@ -196,14 +208,11 @@ impl Store {
             )
             .await?;
         // One journal row per record (unique index), so (table, record) finds each write's id.
-        let ids: HashMap<(String, i32), i64> = rows
-            .iter()
-            .map(|r| ((r.get("table_name"), r.get("record_id")), r.get("id")))
-            .collect();
-        Ok(writes
-            .iter()
-            .map(|w| ids[&(w.table.clone(), w.record_id)])
-            .collect())
+        Ok(ids_in_order(
+            &rows,
+            "record_id",
+            writes.iter().map(|w| (w.table.as_str(), w.record_id)),
+        ))
     }
 
     /// Journal rows of these tables in `states`, oldest first.
