@@ -90,21 +90,21 @@ impl Store {
         let rows = db
             .query(
                 &format!(
-                    // The oldest ids first (narrow rows, in order from the `(state, id)`
-                    // index), then their entries by primary key: ordering the entries
-                    // themselves with their values spilled to disk, and a join let the planner
-                    // scan the whole log for a few of its entries.
-                    "WITH picked AS (
-                         SELECT l.id FROM {log} l
-                         WHERE l.state = 'NEW' AND l.table_name = ANY($1) AND l.id > $3
-                           AND NOT EXISTS (SELECT 1 FROM {journal} j
-                                           WHERE j.table_name = l.table_name AND j.record_id = l.record_id)
-                           AND (l.table_name, l.record_id) NOT IN
-                               (SELECT b.table_name, unnest(b.record_ids) FROM {batch} b
-                                WHERE b.table_name = ANY($1))
-                         ORDER BY l.id LIMIT $2)
-                     SELECT l.id, l.table_name, l.record_id, l.action, l.sfid, l.\"values\"
-                     FROM {log} l WHERE l.id = ANY(ARRAY(SELECT id FROM picked))",
+                    // One pass in id order (an index gives it, sorts are off), stopping at
+                    // `limit`. Picking the ids first and reading their entries by id after read
+                    // each entry twice (23 against 36 ms for 10,000 entries in `psql`), and
+                    // when the log's statistics said it was empty the planner looked the ids up
+                    // through `(state, id)` instead of the primary key: 31 s for 10,000 of
+                    // 30,000 entries.
+                    "SELECT l.id, l.table_name, l.record_id, l.action, l.sfid, l.\"values\"
+                     FROM {log} l
+                     WHERE l.state = 'NEW' AND l.table_name = ANY($1) AND l.id > $3
+                       AND NOT EXISTS (SELECT 1 FROM {journal} j
+                                       WHERE j.table_name = l.table_name AND j.record_id = l.record_id)
+                       AND (l.table_name, l.record_id) NOT IN
+                           (SELECT b.table_name, unnest(b.record_ids) FROM {batch} b
+                            WHERE b.table_name = ANY($1))
+                     ORDER BY l.id LIMIT $2",
                     log = self.log,
                     journal = self.journal,
                     batch = self.batch
