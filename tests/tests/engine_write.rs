@@ -38,6 +38,17 @@ async fn row(
     (r.get(0), r.get(1), r.get(2))
 }
 
+/// The id of the row's `NEW` trigger-log entry (the row has one).
+async fn new_entry(db: &tokio_postgres::Client, record_id: i32) -> i32 {
+    db.query_one(
+        "SELECT id FROM salesforce._trigger_log WHERE record_id = $1 AND state = 'NEW'",
+        &[&record_id],
+    )
+    .await
+    .expect("entry")
+    .get(0)
+}
+
 async fn archived(db: &tokio_postgres::Client, state: &str) -> i64 {
     db.query_one(
         "SELECT count(*) FROM salesforce._trigger_log_archive WHERE state = $1",
@@ -599,14 +610,7 @@ async fn a_create_journaled_before_the_journal_kept_json_is_reconciled_after_the
     .unwrap();
     let name = "Journaled Before The Upgrade";
     let id = insert_account(&app, name).await;
-    let entry: i32 = app
-        .query_one(
-            "SELECT id FROM salesforce._trigger_log WHERE record_id = $1",
-            &[&id],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    let entry = new_entry(&app, id).await;
     app.execute(
         "INSERT INTO salesforce._forcesync_write_journal
              (mapping, table_name, record_id, kind, entry_ids, body, state)
@@ -670,21 +674,10 @@ async fn writes_a_crash_left_in_a_batch_row_are_reconciled_or_sent_again_once_ea
     .await
     .unwrap();
     let created = insert_account(&app, "Batch Created").await;
-    let entry = |record: i32| {
-        let app = &app;
-        async move {
-            let id: i32 = app
-                .query_one(
-                    "SELECT id FROM salesforce._trigger_log WHERE record_id = $1 AND state = 'NEW'",
-                    &[&record],
-                )
-                .await
-                .unwrap()
-                .get(0);
-            id
-        }
-    };
-    let (created_entry, updated_entry) = (entry(created).await, entry(updated).await);
+    let (created_entry, updated_entry) = (
+        new_entry(&app, created).await,
+        new_entry(&app, updated).await,
+    );
     // The batch row of a call with both writes, as the process that sent it left it.
     app.execute(
         "INSERT INTO salesforce._forcesync_write_batch (mapping, table_name, record_ids, creates, writes)

@@ -47,7 +47,7 @@ pub(super) fn plan_settles(
     for (i, (j, decision)) in writes.iter().zip(decisions).enumerate() {
         match j.journal {
             JournalRef::Batch(id) => {
-                if plan.batches.last() != Some(&id) && !plan.batches.contains(&id) {
+                if !plan.batches.contains(&id) {
                     plan.batches.push(id);
                 }
             }

@@ -327,8 +327,8 @@ impl Store {
     }
 
     /// After a restart: every write left `SENDING` by a previous process (in a journal row or a
-    /// batch row) may or may not have reached Salesforce. Creates and upserts are reconciled; updates and deletes (idempotent)
-    /// are sent again.
+    /// batch row) may or may not have reached Salesforce. Creates and upserts are reconciled;
+    /// updates and deletes (idempotent) are sent again.
     pub(crate) async fn recover<C: GenericClient>(
         &self,
         db: &C,
