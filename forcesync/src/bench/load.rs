@@ -63,6 +63,8 @@ pub struct LoadDone {
     pub phases: Option<[f64; 3]>,
     /// Of the first phase: the count, then the Bulk job until complete (when logged).
     pub waits: Option<[f64; 2]>,
+    /// Seconds of the `ANALYZE` after the commit, outside the load's time (when logged).
+    pub analyze_after: Option<f64>,
 }
 
 /// The engine's `initial load done` event from one `--log-format json` line (pure).
@@ -89,6 +91,7 @@ pub fn load_done(line: &str) -> Option<LoadDone> {
                 fields["bulk_job_seconds"].as_f64()?,
             ])
         })(),
+        analyze_after: fields["analyze_after_seconds"].as_f64(),
     })
 }
 
@@ -167,10 +170,16 @@ pub fn report(f: &Figures) -> Vec<String> {
             ),
             None => "the count, the Bulk job's wait, its first page".to_owned(),
         };
+        let analyze = match f.engine.analyze_after {
+            Some(analyze) if analyze > 0.0 => {
+                format!("; then, after the commit, its ANALYZE {analyze:.2} s")
+            }
+            _ => String::new(),
+        };
         lines.insert(
             1,
             format!(
-                "  of which: first rows in hand after {first:.2} s ({first_rows}), copying {copy:.2} s, indexes and swap {after:.2} s"
+                "  of which: first rows in hand after {first:.2} s ({first_rows}), copying {copy:.2} s, indexes and swap {after:.2} s{analyze}"
             ),
         );
     }
@@ -488,11 +497,13 @@ mod tests {
                 bulk: false,
                 phases: None,
                 waits: None,
+                analyze_after: None,
             })
         );
-        let line = r#"{"fields":{"message":"initial load done","rows":10,"bulk":true,"seconds":3.0,"first_rows_after":0.5,"copy_seconds":2.0,"indexes_and_swap_seconds":0.5,"count_seconds":0.1,"bulk_job_seconds":0.3}}"#;
+        let line = r#"{"fields":{"message":"initial load done","rows":10,"bulk":true,"seconds":3.0,"first_rows_after":0.5,"copy_seconds":2.0,"indexes_and_swap_seconds":0.5,"count_seconds":0.1,"bulk_job_seconds":0.3,"analyze_after_seconds":0.4}}"#;
         assert_eq!(load_done(line).unwrap().phases, Some([0.5, 2.0, 0.5]));
         assert_eq!(load_done(line).unwrap().waits, Some([0.1, 0.3]));
+        assert_eq!(load_done(line).unwrap().analyze_after, Some(0.4));
         assert_eq!(load_done(r#"{"fields":{"message":"leased"}}"#), None);
         assert_eq!(load_done("not json"), None);
     }
@@ -522,6 +533,7 @@ mod tests {
                 bulk: true,
                 phases: None,
                 waits: None,
+                analyze_after: None,
             },
             raw_rows: 1000,
             raw_seconds: 1.0,

@@ -12,8 +12,10 @@
 
 use std::fmt::Write as _;
 
-use chrono::{DateTime, NaiveDate, Utc};
+use bytes::{BufMut, BytesMut};
+use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, NaiveTime, Timelike, Utc};
 use serde_json::Value;
+use tokio_postgres::types::{ToSql, Type};
 
 use crate::adapter::{parse_datetime, parse_time, FieldDescriptor, PgType};
 
@@ -113,6 +115,47 @@ pub fn pg_text_from_csv(field: &FieldDescriptor, cell: &str) -> Result<Option<St
 
 /// A value that arrived as text (JSON string or CSV cell), checked against the column.
 fn text_value(field: &FieldDescriptor, s: &str) -> Result<String, FieldError> {
+    Ok(match checked(field, s)? {
+        // Strings and numbers as Salesforce sent them.
+        Checked::Str(_) | Checked::Float(_) => s.to_owned(),
+        Checked::Int(i) => i.to_string(),
+        Checked::BigInt(i) => i.to_string(),
+        Checked::Bool(b) => b.to_string(),
+        Checked::Date(d) => d.format("%Y-%m-%d").to_string(),
+        Checked::Timestamp(dt) => format_timestamp(&dt),
+        Checked::Time(t) => t.format("%H:%M:%S%.3f").to_string(),
+    })
+}
+
+/// A text value checked against its column, in the column's own type: what [`text_value`]
+/// writes as text and [`push_binary_cell`] in COPY's binary format.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Checked<'a> {
+    Str(&'a str),
+    Float(f64),
+    Int(i32),
+    BigInt(i64),
+    Bool(bool),
+    Date(NaiveDate),
+    /// UTC, to the millisecond.
+    Timestamp(NaiveDateTime),
+    /// To the millisecond.
+    Time(NaiveTime),
+}
+
+/// A Bulk API CSV cell checked against `field`'s column (empty = NULL): the same checks and
+/// values as [`pg_text_from_csv`], not written out as text.
+pub fn checked_from_csv<'a>(
+    field: &FieldDescriptor,
+    cell: &'a str,
+) -> Result<Option<Checked<'a>>, FieldError> {
+    if cell.is_empty() {
+        return Ok(None);
+    }
+    checked(field, cell).map(Some)
+}
+
+fn checked<'a>(field: &FieldDescriptor, s: &'a str) -> Result<Checked<'a>, FieldError> {
     match field.pg_type {
         PgType::Varchar(width) => {
             // A string has at most as many characters as bytes: only a long one is counted.
@@ -132,61 +175,143 @@ fn text_value(field: &FieldDescriptor, s: &str) -> Result<String, FieldError> {
             } else if s.contains('\0') {
                 Err(FieldError::new(field, "value contains a NUL character"))
             } else {
-                Ok(s.to_owned())
+                Ok(Checked::Str(s))
             }
         }
         PgType::Text => {
             if s.contains('\0') {
                 Err(FieldError::new(field, "value contains a NUL character"))
             } else {
-                Ok(s.to_owned())
+                Ok(Checked::Str(s))
             }
         }
         PgType::DoublePrecision => s
             .parse::<f64>()
             .ok()
             .filter(|f| f.is_finite())
-            .map(|_| s.to_owned())
+            .map(Checked::Float)
             .ok_or_else(|| FieldError::new(field, format!("`{s}` is not a number"))),
         PgType::Integer => s
             .parse::<f64>()
             .ok()
             .filter(|f| f.fract() == 0.0 && *f >= i32::MIN as f64 && *f <= i32::MAX as f64)
-            .map(|f| (f as i64).to_string())
+            .map(|f| Checked::Int(f as i32))
             .ok_or_else(|| FieldError::new(field, format!("`{s}` is not a 32-bit integer"))),
         PgType::BigInt => s
             .parse::<i64>()
-            .map(|i| i.to_string())
             .or_else(|_| {
                 s.parse::<f64>()
                     .ok()
                     .filter(|f| f.fract() == 0.0 && f.abs() < 9.2e18)
-                    .map(|f| (f as i64).to_string())
+                    .map(|f| f as i64)
                     .ok_or(())
             })
+            .map(Checked::BigInt)
             .map_err(|()| FieldError::new(field, format!("`{s}` is not an integer"))),
         PgType::Boolean => match s {
-            "true" | "TRUE" | "True" => Ok("true".into()),
-            "false" | "FALSE" | "False" => Ok("false".into()),
+            "true" | "TRUE" | "True" => Ok(Checked::Bool(true)),
+            "false" | "FALSE" | "False" => Ok(Checked::Bool(false)),
             _ => Err(FieldError::new(
                 field,
                 format!("`{s}` is not true or false"),
             )),
         },
         PgType::Date => NaiveDate::parse_from_str(s, "%Y-%m-%d")
-            .map(|d| d.format("%Y-%m-%d").to_string())
-            .map_err(|_| FieldError::new(field, format!("`{s}` is not a date (YYYY-MM-DD)"))),
+            .ok()
+            .filter(|d| POSTGRES_YEARS.contains(&d.year()))
+            .map(Checked::Date)
+            .ok_or_else(|| FieldError::new(field, format!("`{s}` is not a date (YYYY-MM-DD)"))),
         PgType::Timestamp => parse_datetime(s)
-            .map(|dt| format_timestamp(&dt))
+            .filter(|dt| POSTGRES_YEARS.contains(&dt.year()))
+            .map(|dt| Checked::Timestamp(to_millis(dt)))
             .ok_or_else(|| FieldError::new(field, format!("`{s}` is not a datetime"))),
         PgType::Time => parse_time(s)
-            .map(|t| t.format("%H:%M:%S%.3f").to_string())
+            .map(|t| Checked::Time(t.with_nanosecond(t.nanosecond() / 1_000_000 * 1_000_000).unwrap_or(t)))
             .ok_or_else(|| FieldError::new(field, format!("`{s}` is not a time of day"))),
     }
 }
 
+/// The years Postgres' `date` and `timestamp` hold (4713 BC is year -4712).
+const POSTGRES_YEARS: std::ops::RangeInclusive<i32> = -4712..=294_275;
+
+/// `dt` to the millisecond (Salesforce's precision, and what the text form shows).
+fn to_millis(dt: NaiveDateTime) -> NaiveDateTime {
+    let nanos = dt.nanosecond();
+    if nanos >= 1_000_000_000 {
+        // A leap second: kept as it is, as its text is.
+        return dt;
+    }
+    dt.with_nanosecond(nanos / 1_000_000 * 1_000_000).unwrap_or(dt)
+}
+
+/// The Postgres type a [`Checked`] value of `field`'s column is written as in COPY's binary
+/// format: its column must have exactly this type (`varchar` and `text` take each other's).
+pub fn binary_type(pg_type: PgType) -> Type {
+    match pg_type {
+        PgType::Varchar(_) => Type::VARCHAR,
+        PgType::Text => Type::TEXT,
+        PgType::DoublePrecision => Type::FLOAT8,
+        PgType::Integer => Type::INT4,
+        PgType::BigInt => Type::INT8,
+        PgType::Boolean => Type::BOOL,
+        PgType::Date => Type::DATE,
+        PgType::Timestamp => Type::TIMESTAMP,
+        PgType::Time => Type::TIME,
+    }
+}
+
+/// Whether a column of type `column` takes values written as `expected` ([`binary_type`]).
+pub fn binary_compatible(expected: &Type, column: &Type) -> bool {
+    let string = |t: &Type| *t == Type::VARCHAR || *t == Type::TEXT;
+    expected == column || (string(expected) && string(column))
+}
+
+/// COPY's binary format: the header before the first row.
+pub const BINARY_COPY_HEADER: &[u8] = b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0";
+
+/// COPY's binary format: the trailer after the last row.
+pub const BINARY_COPY_TRAILER: &[u8] = &[0xff, 0xff];
+
+/// Starts a row of `fields` fields in COPY's binary format.
+pub fn push_binary_row(buf: &mut BytesMut, fields: usize) {
+    buf.put_i16(fields as i16);
+}
+
+/// Appends one field of a row in COPY's binary format: its length (-1 for NULL), then the value
+/// as its type's `send` function writes it (dates and times through `postgres-types`). Fails
+/// only for a date beyond what `postgres-types` can encode, which [`Checked`] never holds.
+pub fn push_binary_cell(
+    buf: &mut BytesMut,
+    value: Option<Checked<'_>>,
+) -> Result<(), Box<dyn std::error::Error + Sync + Send>> {
+    let Some(value) = value else {
+        buf.put_i32(-1);
+        return Ok(());
+    };
+    let at = buf.len();
+    buf.put_i32(0);
+    match value {
+        Checked::Str(s) => buf.put_slice(s.as_bytes()),
+        Checked::Float(f) => buf.put_f64(f),
+        Checked::Int(i) => buf.put_i32(i),
+        Checked::BigInt(i) => buf.put_i64(i),
+        Checked::Bool(b) => buf.put_u8(u8::from(b)),
+        Checked::Date(d) => {
+            d.to_sql(&Type::DATE, buf)?;
+        }
+        Checked::Timestamp(dt) => {
+            dt.to_sql(&Type::TIMESTAMP, buf)?;
+        }
+        Checked::Time(t) => {
+            t.to_sql(&Type::TIME, buf)?;
+        }
+    }
+    let len = (buf.len() - at - 4) as i32;
+    buf[at..at + 4].copy_from_slice(&len.to_be_bytes());
+    Ok(())
+}
+
 fn format_timestamp(dt: &chrono::NaiveDateTime) -> String {
-    use chrono::{Datelike, Timelike};
     let (year, nanos) = (dt.year(), dt.nanosecond());
     // Written out directly (a load formats one a cell): `format`'s pattern is parsed each call.
     if !(0..=9999).contains(&year) || nanos >= 1_000_000_000 {

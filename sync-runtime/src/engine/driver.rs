@@ -332,6 +332,7 @@ async fn stream_session(
             bulk_job_seconds = report.waits[1],
             copy_seconds = report.phases[1],
             indexes_and_swap_seconds = report.phases[2],
+            analyze_after_seconds = report.analyze_seconds,
             "initial load done"
         );
         poll::poll_once(

@@ -414,7 +414,10 @@ pub async fn build(
         table_cols = from_table.concat(),
     ))
     .await?;
-    index_shadow(tx, plan).await
+    index_shadow(tx, plan).await?;
+    // The swap's statements join the old table with the shadow: they are planned on its
+    // statistics.
+    tx.batch_execute(&format!("ANALYZE {shadow}")).await
 }
 
 /// Creates the empty shadow table: the table's columns, defaults (the `id` sequence's among
@@ -429,12 +432,13 @@ pub async fn create_shadow(tx: &Transaction<'_>, plan: &Plan) -> Result<(), toki
     .await
 }
 
-/// Builds every index of the table on the filled shadow table, then analyzes it.
+/// Builds every index of the table on the filled shadow table. (Building an index records the
+/// table's size, `reltuples`; its column statistics wait for an `ANALYZE`.)
 pub async fn index_shadow(tx: &Transaction<'_>, plan: &Plan) -> Result<(), tokio_postgres::Error> {
     for index in &plan.indexes {
         tx.batch_execute(&index.create).await?;
     }
-    tx.batch_execute(&format!("ANALYZE {}", plan.shadow)).await
+    Ok(())
 }
 
 impl Plan {
