@@ -83,6 +83,131 @@ async fn initial_loads_through_rest_and_bulk_give_the_same_rows() {
     assert_eq!(status.load_done as u64, rest);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_column_type_loads_the_same_through_rest_and_through_bulk() {
+    // A Bulk load copies in COPY's binary format, a REST load in text: every column of every
+    // row must come out the same, by an initial load (into a shadow table) and by a reload
+    // (through a staging table). Account has integers, doubles and booleans; Invoice__c dates,
+    // times, long text and geolocation doubles.
+    let h = Harness::start().await;
+    let mut pg = h.pg().await;
+    // Values at the edges of their columns, and text COPY must escape.
+    let account = h
+        .create(
+            "Account",
+            json!({"Name": "Edge\tcase \\ back\nslash é€ 😀", "NumberOfEmployees": 99999999,
+                   "AnnualRevenue": -0.000000123, "Description": "line one\r\nline\ttwo \\N"}),
+        )
+        .await;
+    for (issued, due, paid, amount) in [
+        ("1970-01-01", "00:00:00.000Z", true, 0.1),
+        ("2099-12-31", "23:59:59.999Z", false, 9999999.99),
+        ("2000-02-29", "12:30:00.500Z", true, -42.25),
+    ] {
+        h.create(
+            "Invoice__c",
+            json!({"Account__c": account, "Amount__c": amount,
+                   "Paid__c": paid, "Issued_On__c": issued, "Due_Time__c": due,
+                   "Notes__c": "tab\there\nnew line \\ backslash", "Location__Latitude__s": 47.6062,
+                   "Location__Longitude__s": -122.3321}),
+        )
+        .await;
+    }
+    for (object, table, typed) in [
+        ("Account", "account", "numberofemployees"),
+        ("Invoice__c", "invoice__c", "due_time__c"),
+    ] {
+        let rest = {
+            let mut config = h.engine_config();
+            config.bulk_threshold = u64::MAX;
+            config
+        };
+        let bulk = {
+            let mut config = h.engine_config();
+            config.bulk_threshold = 0;
+            config
+        };
+        h.engine(rest.clone()).migrate().await.unwrap();
+        // Every row, without its `id` (a second initial load numbers them anew), then with it.
+        let without_id = format!(
+            "SELECT string_agg(regexp_replace(t::text, '^\\(\\d+,', '('), E'\\n' ORDER BY t.sfid) \
+             FROM salesforce.{table} t"
+        );
+        let whole =
+            format!("SELECT string_agg(t::text, E'\\n' ORDER BY t.sfid) FROM salesforce.{table} t");
+
+        let report = engine::driver::load(&h.ctx(object, rest), false)
+            .await
+            .unwrap();
+        assert!(!report.bulk);
+        let by_rest: String = pg.query_one(&without_id, &[]).await.unwrap().get(0);
+        let with_values = count(
+            &pg,
+            &format!("SELECT count(*) FROM salesforce.{table} WHERE {typed} IS NOT NULL"),
+        )
+        .await;
+        assert!(with_values > 0, "the seed gives {object} rows with {typed}");
+
+        // The table emptied as the engine empties it (nothing captured), loaded again by Bulk.
+        let tx = pg.transaction().await.unwrap();
+        tx.batch_execute(&format!(
+            "SET LOCAL forcesync.engine = 'on'; DELETE FROM salesforce.{table}"
+        ))
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+        let report = engine::driver::load(&h.ctx(object, bulk.clone()), false)
+            .await
+            .unwrap();
+        assert!(report.bulk && report.binary);
+        let by_bulk: String = pg.query_one(&without_id, &[]).await.unwrap().get(0);
+        assert_same_rows(&by_rest, &by_bulk, &format!("{object}: REST, then Bulk"));
+
+        let before: String = pg.query_one(&whole, &[]).await.unwrap().get(0);
+        let report = engine::driver::load(&h.ctx(object, bulk.clone()), true)
+            .await
+            .unwrap();
+        assert!(report.bulk && report.binary);
+        let reloaded: String = pg.query_one(&whole, &[]).await.unwrap().get(0);
+        assert_same_rows(&before, &reloaded, &format!("{object}: a Bulk reload"));
+    }
+
+    // A column whose type is not the mapping's (a database adopted from Heroku Connect may have
+    // one): the load copies text instead, and the values are the same.
+    let revenue = "SELECT sum(annualrevenue)::float8 FROM salesforce.account";
+    let before: f64 = pg.query_one(revenue, &[]).await.unwrap().get(0);
+    pg.batch_execute("ALTER TABLE salesforce.account ALTER COLUMN annualrevenue TYPE numeric")
+        .await
+        .unwrap();
+    let mut bulk = h.engine_config();
+    bulk.bulk_threshold = 0;
+    let report = engine::driver::load(&h.ctx("Account", bulk), true)
+        .await
+        .unwrap();
+    assert!(report.bulk && !report.binary);
+    let after: f64 = pg.query_one(revenue, &[]).await.unwrap().get(0);
+    assert!((before - after).abs() < 0.01, "{before} against {after}");
+}
+
+/// Rows (one a line) equal, or the first few that differ shown side by side.
+fn assert_same_rows(left: &str, right: &str, what: &str) {
+    let (l, r): (Vec<&str>, Vec<&str>) = (left.lines().collect(), right.lines().collect());
+    let differing: Vec<String> = l
+        .iter()
+        .zip(&r)
+        .filter(|(a, b)| a != b)
+        .take(3)
+        .map(|(a, b)| format!("\n  {a}\n  {b}"))
+        .collect();
+    assert!(
+        l.len() == r.len() && differing.is_empty(),
+        "{what}: {} rows against {}; differing:{}",
+        l.len(),
+        r.len(),
+        differing.concat()
+    );
+}
+
 /// The engine streaming over `transport`.
 fn run_engine_over(h: &Harness, objects: &[&str], transport: Transport) -> Running {
     h.run(h.engine_config_over(objects, transport))

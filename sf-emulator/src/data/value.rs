@@ -305,7 +305,9 @@ fn check_double(field: &FieldSchema, f: f64) -> Result<Value, FieldError> {
             return Err(out_of_range(field, format_double(f)));
         }
     }
-    Ok(Value::Double(v))
+    // Salesforce stores numbers as decimals, which have no negative zero: -0.001 rounded to two
+    // places is 0, in JSON and CSV alike.
+    Ok(Value::Double(if v == 0.0 { 0.0 } else { v }))
 }
 
 fn cmp_ci(a: &str, b: &str) -> Ordering {

@@ -226,7 +226,12 @@ fn checked<'a>(field: &FieldDescriptor, s: &'a str) -> Result<Checked<'a>, Field
             .map(|dt| Checked::Timestamp(to_millis(dt)))
             .ok_or_else(|| FieldError::new(field, format!("`{s}` is not a datetime"))),
         PgType::Time => parse_time(s)
-            .map(|t| Checked::Time(t.with_nanosecond(t.nanosecond() / 1_000_000 * 1_000_000).unwrap_or(t)))
+            .map(|t| {
+                Checked::Time(
+                    t.with_nanosecond(t.nanosecond() / 1_000_000 * 1_000_000)
+                        .unwrap_or(t),
+                )
+            })
             .ok_or_else(|| FieldError::new(field, format!("`{s}` is not a time of day"))),
     }
 }
@@ -241,7 +246,8 @@ fn to_millis(dt: NaiveDateTime) -> NaiveDateTime {
         // A leap second: kept as it is, as its text is.
         return dt;
     }
-    dt.with_nanosecond(nanos / 1_000_000 * 1_000_000).unwrap_or(dt)
+    dt.with_nanosecond(nanos / 1_000_000 * 1_000_000)
+        .unwrap_or(dt)
 }
 
 /// The Postgres type a [`Checked`] value of `field`'s column is written as in COPY's binary
@@ -506,6 +512,48 @@ mod tests {
             pg_text_from_csv(&t, "13:45:00.000Z").unwrap().as_deref(),
             Some("13:45:00.000")
         );
+    }
+
+    #[test]
+    fn csv_cells_are_written_in_copys_binary_format_as_postgres_sends_them() {
+        let cell = |pg_type: PgType, text: &str| {
+            let f = field(SfType::String, pg_type);
+            let mut buf = BytesMut::new();
+            push_binary_cell(&mut buf, checked_from_csv(&f, text).unwrap()).unwrap();
+            buf.to_vec()
+        };
+        // A length, then the value; -1 and nothing for NULL.
+        assert_eq!(cell(PgType::Text, ""), (-1i32).to_be_bytes());
+        assert_eq!(
+            cell(PgType::Varchar(5), "a\tb"),
+            [0, 0, 0, 3, b'a', b'\t', b'b']
+        );
+        assert_eq!(cell(PgType::Integer, "42.0"), [0, 0, 0, 4, 0, 0, 0, 42]);
+        assert_eq!(
+            cell(PgType::BigInt, "-1"),
+            [0, 0, 0, 8, 255, 255, 255, 255, 255, 255, 255, 255]
+        );
+        assert_eq!(cell(PgType::Boolean, "TRUE"), [0, 0, 0, 1, 1]);
+        let mut double = vec![0, 0, 0, 8];
+        double.extend(12.5f64.to_be_bytes());
+        assert_eq!(cell(PgType::DoublePrecision, "12.5"), double);
+        // Dates in days, times and timestamps in microseconds since 2000-01-01 (UTC), to the
+        // millisecond as their text.
+        assert_eq!(cell(PgType::Date, "2000-01-02"), [0, 0, 0, 4, 0, 0, 0, 1]);
+        let micros = |n: i64| {
+            let mut v = vec![0, 0, 0, 8];
+            v.extend(n.to_be_bytes());
+            v
+        };
+        assert_eq!(cell(PgType::Time, "00:00:01.5009Z"), micros(1_500_000));
+        assert_eq!(
+            cell(PgType::Timestamp, "2000-01-01T01:00:00.0019+01:00"),
+            micros(1_000)
+        );
+        // The same checks as the text form.
+        let f = field(SfType::String, PgType::Varchar(2));
+        assert!(checked_from_csv(&f, "abc").is_err());
+        assert!(checked_from_csv(&field(SfType::Date, PgType::Date), "2024-02-30").is_err());
     }
 
     #[test]

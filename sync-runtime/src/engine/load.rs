@@ -58,6 +58,9 @@ pub struct LoadReport {
     pub rows: u64,
     pub errors: u64,
     pub bulk: bool,
+    /// Whether the rows went in COPY's binary format (a Bulk load into columns of the mapping's
+    /// types), not its text format.
+    pub binary: bool,
     pub seconds: f64,
     /// Seconds until the first rows were in hand (the count, the Bulk job's wait, its first
     /// page), then copying every row, then what follows the copy (indexes, swap, commit).
@@ -271,8 +274,11 @@ pub async fn load_rows(ctx: &MappingCtx, reload: bool) -> Result<LoadReport, Eng
                     for (field, position) in mapping.fields.iter().zip(&positions) {
                         let cell = position.and_then(|p| record.get(p)).unwrap_or("");
                         match checked_from_csv(field, cell) {
-                            Ok(value) => push_binary_cell(&mut binary_rows, value)
-                                .map_err(|e| EngineError::Config(format!("{}: {e}", field.sf_name)))?,
+                            Ok(value) => {
+                                push_binary_cell(&mut binary_rows, value).map_err(|e| {
+                                    EngineError::Config(format!("{}: {e}", field.sf_name))
+                                })?
+                            }
                             Err(e) => bad.push(e),
                         }
                     }
@@ -284,7 +290,13 @@ pub async fn load_rows(ctx: &MappingCtx, reload: bool) -> Result<LoadReport, Eng
                         rows += 1;
                     } else {
                         binary_rows.truncate(row_start);
-                        errors.push((RecordError { sfid: sfid_of(&record), errors: bad }, None));
+                        errors.push((
+                            RecordError {
+                                sfid: sfid_of(&record),
+                                errors: bad,
+                            },
+                            None,
+                        ));
                     }
                     if binary_rows.len() >= COPY_CHUNK {
                         sink.send(binary_rows.split().freeze()).await?;
@@ -307,7 +319,13 @@ pub async fn load_rows(ctx: &MappingCtx, reload: bool) -> Result<LoadReport, Eng
                     );
                     rows += 1;
                 } else {
-                    errors.push((RecordError { sfid: sfid_of(&record), errors: bad }, None));
+                    errors.push((
+                        RecordError {
+                            sfid: sfid_of(&record),
+                            errors: bad,
+                        },
+                        None,
+                    ));
                 }
                 if buffer.len() >= COPY_CHUNK {
                     sink.send(Bytes::from(std::mem::take(&mut buffer))).await?;
@@ -439,6 +457,7 @@ pub async fn load_rows(ctx: &MappingCtx, reload: bool) -> Result<LoadReport, Eng
         rows,
         errors: errors.len() as u64,
         bulk,
+        binary,
         seconds,
         phases,
         waits: [(counted - started).as_secs_f64(), job_wait],
@@ -466,11 +485,13 @@ async fn takes_binary(
         .iter()
         .map(|f| binary_type(f.pg_type))
         .chain(with_lastop.then_some(tokio_postgres::types::Type::VARCHAR));
-    Ok(columns.len() == mapping.fields.len() + usize::from(with_lastop)
-        && columns
-            .iter()
-            .zip(expected)
-            .all(|(column, expected)| binary_compatible(&expected, column.type_())))
+    Ok(
+        columns.len() == mapping.fields.len() + usize::from(with_lastop)
+            && columns
+                .iter()
+                .zip(expected)
+                .all(|(column, expected)| binary_compatible(&expected, column.type_())),
+    )
 }
 
 /// After a reload: rows with unsent app changes were carried over as the app left them; their
