@@ -12,10 +12,10 @@
 
 use std::fmt::Write as _;
 
-use bytes::{BufMut, BytesMut};
+use bytes::BufMut;
 use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, NaiveTime, Timelike, Utc};
 use serde_json::Value;
-use tokio_postgres::types::{ToSql, Type};
+use tokio_postgres::types::Type;
 
 use crate::adapter::{parse_datetime, parse_time, FieldDescriptor, PgType};
 
@@ -279,20 +279,17 @@ pub const BINARY_COPY_HEADER: &[u8] = b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0";
 pub const BINARY_COPY_TRAILER: &[u8] = &[0xff, 0xff];
 
 /// Starts a row of `fields` fields in COPY's binary format.
-pub fn push_binary_row(buf: &mut BytesMut, fields: usize) {
+pub fn push_binary_row(buf: &mut Vec<u8>, fields: usize) {
     buf.put_i16(fields as i16);
 }
 
 /// Appends one field of a row in COPY's binary format: its length (-1 for NULL), then the value
-/// as its type's `send` function writes it (dates and times through `postgres-types`). Fails
-/// only for a date beyond what `postgres-types` can encode, which [`Checked`] never holds.
-pub fn push_binary_cell(
-    buf: &mut BytesMut,
-    value: Option<Checked<'_>>,
-) -> Result<(), Box<dyn std::error::Error + Sync + Send>> {
+/// as its type's `send` function writes it (big-endian; dates in days, times and timestamps in
+/// microseconds, since 2000-01-01 for both).
+pub fn push_binary_cell(buf: &mut Vec<u8>, value: Option<Checked<'_>>) {
     let Some(value) = value else {
         buf.put_i32(-1);
-        return Ok(());
+        return;
     };
     let at = buf.len();
     buf.put_i32(0);
@@ -302,20 +299,25 @@ pub fn push_binary_cell(
         Checked::Int(i) => buf.put_i32(i),
         Checked::BigInt(i) => buf.put_i64(i),
         Checked::Bool(b) => buf.put_u8(u8::from(b)),
-        Checked::Date(d) => {
-            d.to_sql(&Type::DATE, buf)?;
-        }
+        // In range: [`Checked`] holds only years Postgres has.
+        Checked::Date(d) => buf.put_i32((d - POSTGRES_EPOCH.date()).num_days() as i32),
         Checked::Timestamp(dt) => {
-            dt.to_sql(&Type::TIMESTAMP, buf)?;
+            buf.put_i64((dt - POSTGRES_EPOCH).num_microseconds().unwrap_or(i64::MAX))
         }
-        Checked::Time(t) => {
-            t.to_sql(&Type::TIME, buf)?;
-        }
+        Checked::Time(t) => buf.put_i64(
+            i64::from(t.num_seconds_from_midnight()) * 1_000_000
+                + i64::from(t.nanosecond() / 1_000),
+        ),
     }
     let len = (buf.len() - at - 4) as i32;
     buf[at..at + 4].copy_from_slice(&len.to_be_bytes());
-    Ok(())
 }
+
+/// Where Postgres counts dates and timestamps from.
+const POSTGRES_EPOCH: NaiveDateTime = match NaiveDate::from_ymd_opt(2000, 1, 1) {
+    Some(date) => date.and_time(NaiveTime::MIN),
+    None => panic!("2000-01-01 is a date"),
+};
 
 fn format_timestamp(dt: &chrono::NaiveDateTime) -> String {
     let (year, nanos) = (dt.year(), dt.nanosecond());
@@ -518,9 +520,9 @@ mod tests {
     fn csv_cells_are_written_in_copys_binary_format_as_postgres_sends_them() {
         let cell = |pg_type: PgType, text: &str| {
             let f = field(SfType::String, pg_type);
-            let mut buf = BytesMut::new();
-            push_binary_cell(&mut buf, checked_from_csv(&f, text).unwrap()).unwrap();
-            buf.to_vec()
+            let mut buf = Vec::new();
+            push_binary_cell(&mut buf, checked_from_csv(&f, text).unwrap());
+            buf
         };
         // A length, then the value; -1 and nothing for NULL.
         assert_eq!(cell(PgType::Text, ""), (-1i32).to_be_bytes());

@@ -33,7 +33,7 @@
 
 use std::time::Instant;
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{BufMut, Bytes};
 use chrono::{NaiveDateTime, Utc};
 use futures_util::SinkExt;
 use serde_json::Value;
@@ -230,7 +230,7 @@ pub async fn load_rows(ctx: &MappingCtx, reload: bool) -> Result<LoadReport, Eng
     let mut errors: Vec<(RecordError, Option<Value>)> = Vec::new();
     let mut rows: u64 = 0;
     let mut buffer = String::with_capacity(COPY_CHUNK + 4096);
-    let mut binary_rows = BytesMut::with_capacity(if binary { COPY_CHUNK + 4096 } else { 0 });
+    let mut binary_rows: Vec<u8> = Vec::new();
     if binary {
         binary_rows.put_slice(BINARY_COPY_HEADER);
     }
@@ -274,18 +274,13 @@ pub async fn load_rows(ctx: &MappingCtx, reload: bool) -> Result<LoadReport, Eng
                     for (field, position) in mapping.fields.iter().zip(&positions) {
                         let cell = position.and_then(|p| record.get(p)).unwrap_or("");
                         match checked_from_csv(field, cell) {
-                            Ok(value) => {
-                                push_binary_cell(&mut binary_rows, value).map_err(|e| {
-                                    EngineError::Config(format!("{}: {e}", field.sf_name))
-                                })?
-                            }
+                            Ok(value) => push_binary_cell(&mut binary_rows, value),
                             Err(e) => bad.push(e),
                         }
                     }
                     if bad.is_empty() {
                         if let Some(lastop) = lastop {
-                            push_binary_cell(&mut binary_rows, Some(Checked::Str(lastop)))
-                                .map_err(|e| EngineError::Config(e.to_string()))?;
+                            push_binary_cell(&mut binary_rows, Some(Checked::Str(lastop)));
                         }
                         rows += 1;
                     } else {
@@ -299,7 +294,8 @@ pub async fn load_rows(ctx: &MappingCtx, reload: bool) -> Result<LoadReport, Eng
                         ));
                     }
                     if binary_rows.len() >= COPY_CHUNK {
-                        sink.send(binary_rows.split().freeze()).await?;
+                        sink.send(Bytes::from(std::mem::take(&mut binary_rows)))
+                            .await?;
                     }
                     continue;
                 }
@@ -393,7 +389,7 @@ pub async fn load_rows(ctx: &MappingCtx, reload: bool) -> Result<LoadReport, Eng
     }
     if binary {
         binary_rows.put_slice(BINARY_COPY_TRAILER);
-        sink.send(binary_rows.split().freeze()).await?;
+        sink.send(Bytes::from(binary_rows)).await?;
     }
     sink.as_mut().finish().await?;
     let copied_at = Instant::now();
