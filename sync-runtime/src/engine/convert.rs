@@ -8,7 +8,9 @@
 //!
 //! Input forms accepted: REST/CDC JSON (`"2024-01-02T03:04:05.000+0000"`, `…Z`, epoch
 //! milliseconds from Pub/Sub) and Bulk API CSV text (empty = null). Output: `timestamp` as UTC
-//! `2024-01-02 03:04:05.000`, `time` as `03:04:05.000`, numbers as Salesforce sent them.
+//! `2024-01-02 03:04:05.000`, `time` as `03:04:05.000`, numbers as Salesforce sent them. A Bulk
+//! load's cells are checked once ([`checked_from_csv`]) and written either as that text or in
+//! COPY's binary format ([`push_binary_cell`]): the same values either way.
 
 use std::fmt::Write as _;
 
