@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use reqwest::header::HeaderMap;
 use reqwest::Method;
 use serde::de::DeserializeOwned;
@@ -17,6 +17,10 @@ use serde::de::DeserializeOwned;
 use super::backoff;
 use super::error::{classify_response, classify_transport, ErrorClass, SfError, SfErrorKind};
 use super::{CallKind, Client, Config};
+
+/// The most a response's announced length reserves before its body arrives (a Bulk result page
+/// is at most a few tens of MB).
+const MAX_PREALLOCATED: u64 = 64 * 1024 * 1024;
 
 /// The org's daily API usage, from `Sforce-Limit-Info: api-usage=used/max`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -358,10 +362,22 @@ impl Client {
         {
             self.record_usage(usage);
         }
-        let body = response
-            .bytes()
+        // Read into one buffer of the announced length: collecting the chunks first and copying
+        // them after (`bytes()`) held a large Bulk result page twice at once.
+        let mut response = response;
+        let mut body = BytesMut::with_capacity(
+            response
+                .content_length()
+                .map_or(0, |n| n.min(MAX_PREALLOCATED) as usize),
+        );
+        while let Some(chunk) = response
+            .chunk()
             .await
-            .map_err(|e| (classify_transport(&e, request.write), generation))?;
+            .map_err(|e| (classify_transport(&e, request.write), generation))?
+        {
+            body.extend_from_slice(&chunk);
+        }
+        let body = body.freeze();
         if (200..300).contains(&status) {
             Ok(Response {
                 status,
