@@ -779,6 +779,16 @@ async fn two_engines_on_one_database_run_each_mapping_once(transport: Transport)
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_record_that_does_not_fit_is_recorded_and_read_again_once_fixed() {
+    a_record_that_does_not_fit(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_that_does_not_fit_a_bulk_load_is_recorded_and_the_rows_around_it_load() {
+    // The Bulk load writes COPY's binary format row by row: the row is taken back whole.
+    a_record_that_does_not_fit(true).await;
+}
+
+async fn a_record_that_does_not_fit(bulk: bool) {
     // In this org Account.Phone grew to 80 characters; the mapping's column is still varchar(40).
     let (h, _describe) = Harness::start_edited("Account", |describe| {
         for field in describe["fields"].as_array_mut().unwrap() {
@@ -794,15 +804,24 @@ async fn a_record_that_does_not_fit_is_recorded_and_read_again_once_fixed() {
         .await;
 
     let mut config = h.engine_config();
-    config.bulk_threshold = u64::MAX;
+    config.bulk_threshold = if bulk { 0 } else { u64::MAX };
     h.engine(config.clone()).migrate().await.unwrap();
     let ctx = h.ctx("Account", config);
     let report = engine::driver::load(&ctx, false).await.unwrap();
+    assert_eq!((report.bulk, report.binary), (bulk, bulk));
     assert_eq!(report.errors, 1, "only the record that does not fit fails");
     let pg = h.pg().await;
     assert!(
         count(&pg, "SELECT count(*) FROM salesforce.account").await > 100,
         "the rest loaded"
+    );
+    assert_eq!(
+        report.rows as i64,
+        count(
+            &pg,
+            "SELECT count(*) FROM salesforce.account WHERE sfid IS NOT NULL"
+        )
+        .await
     );
     let row = pg
         .query_one(

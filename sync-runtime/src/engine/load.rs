@@ -271,55 +271,27 @@ pub async fn load_rows(ctx: &MappingCtx, reload: bool) -> Result<LoadReport, Eng
                     Ok(false) => break,
                     Err(e) => return Err(EngineError::Config(format!("Bulk API result row: {e}"))),
                 }
+                // A binary row is written as its cells are checked, and taken back if one fails.
+                let row_start = binary_rows.len();
                 if binary {
-                    // The row written as its cells are checked, taken back if one fails.
-                    let row_start = binary_rows.len();
                     push_binary_row(&mut binary_rows, row_fields);
-                    let mut bad = Vec::new();
-                    for (field, position) in mapping.fields.iter().zip(&positions) {
-                        let cell = position.and_then(|p| record.get(p)).unwrap_or("");
-                        match checked_from_csv(field, cell) {
-                            Ok(value) => push_binary_cell(&mut binary_rows, value),
-                            Err(e) => bad.push(e),
-                        }
-                    }
-                    if bad.is_empty() {
-                        if let Some(lastop) = lastop {
-                            push_binary_cell(&mut binary_rows, Some(Checked::Str(lastop)));
-                        }
-                        rows += 1;
-                    } else {
-                        binary_rows.truncate(row_start);
-                        errors.push((
-                            RecordError {
-                                sfid: sfid_of(&record),
-                                errors: bad,
-                            },
-                            None,
-                        ));
-                    }
-                    if binary_rows.len() >= COPY_CHUNK {
-                        sink.send(Bytes::from(std::mem::take(&mut binary_rows)))
-                            .await?;
-                    }
-                    continue;
                 }
                 cells.clear();
                 let mut bad = Vec::new();
                 for (field, position) in mapping.fields.iter().zip(&positions) {
                     let cell = position.and_then(|p| record.get(p)).unwrap_or("");
-                    match pg_text_from_csv(field, cell) {
-                        Ok(text) => cells.push(text),
-                        Err(e) => bad.push(e),
+                    let written = if binary {
+                        checked_from_csv(field, cell)
+                            .map(|value| push_binary_cell(&mut binary_rows, value))
+                    } else {
+                        pg_text_from_csv(field, cell).map(|text| cells.push(text))
+                    };
+                    if let Err(e) = written {
+                        bad.push(e);
                     }
                 }
-                if bad.is_empty() {
-                    copy_line(
-                        cells.iter().map(Option::as_deref).chain(lastop.map(Some)),
-                        &mut buffer,
-                    );
-                    rows += 1;
-                } else {
+                if !bad.is_empty() {
+                    binary_rows.truncate(row_start);
                     errors.push((
                         RecordError {
                             sfid: sfid_of(&record),
@@ -327,9 +299,24 @@ pub async fn load_rows(ctx: &MappingCtx, reload: bool) -> Result<LoadReport, Eng
                         },
                         None,
                     ));
+                } else if binary {
+                    if let Some(lastop) = lastop {
+                        push_binary_cell(&mut binary_rows, Some(Checked::Str(lastop)));
+                    }
+                    rows += 1;
+                } else {
+                    copy_line(
+                        cells.iter().map(Option::as_deref).chain(lastop.map(Some)),
+                        &mut buffer,
+                    );
+                    rows += 1;
                 }
                 if buffer.len() >= COPY_CHUNK {
                     sink.send(Bytes::from(std::mem::take(&mut buffer))).await?;
+                }
+                if binary_rows.len() >= COPY_CHUNK {
+                    sink.send(Bytes::from(std::mem::take(&mut binary_rows)))
+                        .await?;
                 }
             }
             if last_progress.elapsed().as_millis() > 250 {
