@@ -201,9 +201,6 @@ pub async fn load_rows(ctx: &MappingCtx, reload: bool) -> Result<LoadReport, Eng
         } else {
             columns.join(", ")
         };
-        // A shadow or staging table was created in this transaction: its rows are written frozen, so
-        // the index builds and the reads after check no row's visibility (nor dirty pages setting
-        // hint bits).
         let mut options = Vec::new();
         // Bulk CSV rows go in COPY's binary format: Postgres then parses no text (a quarter of a
         // million-row `COPY`'s time), where the columns have the types the mapping gives them.
@@ -211,6 +208,9 @@ pub async fn load_rows(ctx: &MappingCtx, reload: bool) -> Result<LoadReport, Eng
         if binary {
             options.push("FORMAT binary");
         }
+        // A shadow or staging table was created in this transaction: its rows are written frozen, so
+        // the index builds and the reads after check no row's visibility (nor dirty pages setting
+        // hint bits).
         if method != Method::Direct {
             options.push("FREEZE");
         }
