@@ -228,12 +228,7 @@ fn checked<'a>(field: &FieldDescriptor, s: &'a str) -> Result<Checked<'a>, Field
             .map(|dt| Checked::Timestamp(to_millis(dt)))
             .ok_or_else(|| FieldError::new(field, format!("`{s}` is not a datetime"))),
         PgType::Time => parse_time(s)
-            .map(|t| {
-                Checked::Time(
-                    t.with_nanosecond(t.nanosecond() / 1_000_000 * 1_000_000)
-                        .unwrap_or(t),
-                )
-            })
+            .map(|t| Checked::Time(to_millis(t)))
             .ok_or_else(|| FieldError::new(field, format!("`{s}` is not a time of day"))),
     }
 }
@@ -241,15 +236,10 @@ fn checked<'a>(field: &FieldDescriptor, s: &'a str) -> Result<Checked<'a>, Field
 /// The years Postgres' `date` and `timestamp` hold (4713 BC is year -4712).
 const POSTGRES_YEARS: std::ops::RangeInclusive<i32> = -4712..=294_275;
 
-/// `dt` to the millisecond (Salesforce's precision, and what the text form shows).
-fn to_millis(dt: NaiveDateTime) -> NaiveDateTime {
-    let nanos = dt.nanosecond();
-    if nanos >= 1_000_000_000 {
-        // A leap second: kept as it is, as its text is.
-        return dt;
-    }
-    dt.with_nanosecond(nanos / 1_000_000 * 1_000_000)
-        .unwrap_or(dt)
+/// A time or timestamp to the millisecond (Salesforce's precision, and what the text form shows).
+fn to_millis<T: Timelike>(t: T) -> T {
+    let millis = t.nanosecond() / 1_000_000 * 1_000_000;
+    t.with_nanosecond(millis).unwrap_or(t)
 }
 
 /// The Postgres type a [`Checked`] value of `field`'s column is written as in COPY's binary

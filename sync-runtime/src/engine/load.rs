@@ -255,15 +255,6 @@ pub async fn load_rows(ctx: &MappingCtx, reload: bool) -> Result<LoadReport, Eng
                 .map_err(|e| EngineError::Config(format!("Bulk API result header: {e}")))?
                 .clone();
             let positions = csv_positions(mapping.fields, &header);
-            // The record's Id (the first field), for its error.
-            let sfid_of = |record: &csv::StringRecord| {
-                positions
-                    .first()
-                    .copied()
-                    .flatten()
-                    .and_then(|p| record.get(p))
-                    .map(str::to_owned)
-            };
             let mut record = csv::StringRecord::new();
             loop {
                 match reader.read_record(&mut record) {
@@ -292,13 +283,13 @@ pub async fn load_rows(ctx: &MappingCtx, reload: bool) -> Result<LoadReport, Eng
                 }
                 if !bad.is_empty() {
                     binary_rows.truncate(row_start);
-                    errors.push((
-                        RecordError {
-                            sfid: sfid_of(&record),
-                            errors: bad,
-                        },
-                        None,
-                    ));
+                    let sfid = positions
+                        .first()
+                        .copied()
+                        .flatten()
+                        .and_then(|p| record.get(p))
+                        .map(str::to_owned);
+                    errors.push((RecordError { sfid, errors: bad }, None));
                 } else if binary {
                     if let Some(lastop) = lastop {
                         push_binary_cell(&mut binary_rows, Some(Checked::Str(lastop)));

@@ -349,7 +349,7 @@ impl Client {
                 .body(bytes.clone()),
         };
         self.count_call(request.kind);
-        let response = builder
+        let mut response = builder
             .send()
             .await
             .map_err(|e| (classify_transport(&e, request.write), generation))?;
@@ -364,7 +364,6 @@ impl Client {
         }
         // Read into one buffer of the announced length: collecting the chunks first and copying
         // them after (`bytes()`) held a large Bulk result page twice at once.
-        let mut response = response;
         let mut body = BytesMut::with_capacity(
             response
                 .content_length()
