@@ -3,7 +3,8 @@
 
 use super::snapshot::{ColumnSnapshot, IndexSnapshot, TableSnapshot};
 use super::system::{
-    application_write_condition, status_condition, LASTOP_DEFAULT, NEW_ROWS, OLD_ROWS,
+    application_write_condition, pending_condition, status_condition, LASTOP_DEFAULT, NEW_ROWS,
+    OLD_ROWS,
 };
 use super::{qualified, quote_ident};
 
@@ -29,6 +30,7 @@ pub fn create_table(schema: &str, table: &TableSnapshot) -> String {
         sql.push_str(&create_index(schema, &table.name, index));
     }
     sql.push_str(&status_trigger(schema, &table.name));
+    sql.push_str(&pending_trigger(schema, &table.name));
     if table.capture {
         sql.push_str(&enable_capture(schema, &table.name));
     }
@@ -63,6 +65,23 @@ fn status_trigger_when(schema: &str, table: &str, condition: Option<&str>) -> St
         trigger = quote_ident(&status_trigger_name(table)),
         name = qualified(schema, table),
         function = qualified(schema, "forcesync_status"),
+    )
+}
+
+/// The name of `table`'s BEFORE UPDATE trigger marking an application's change `PENDING`. It
+/// sorts before [`status_trigger_name`]: Postgres fires a table's triggers in name order.
+pub fn pending_trigger_name(table: &str) -> String {
+    format!("hc_{table}_pending_trigger")
+}
+
+/// `table`'s pending trigger, called only where [`pending_condition`] holds.
+pub fn pending_trigger(schema: &str, table: &str) -> String {
+    format!(
+        "CREATE TRIGGER {trigger} BEFORE UPDATE ON {name}\n    FOR EACH ROW WHEN ({condition})\n    EXECUTE FUNCTION {function}();\n",
+        trigger = quote_ident(&pending_trigger_name(table)),
+        name = qualified(schema, table),
+        condition = pending_condition(),
+        function = qualified(schema, "forcesync_pending"),
     )
 }
 

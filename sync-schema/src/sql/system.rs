@@ -15,6 +15,14 @@
 //!   Each table's `hc_<t>_status_trigger` calls it only where it could change the row
 //!   ([`status_condition`]): an application write of a row already `PENDING` without an error
 //!   (with `_hc_lastop DEFAULT 'PENDING'`, every plain application `INSERT`) skips the call.
+//! * `forcesync_pending()`: the BEFORE UPDATE trigger function of each table's
+//!   `hc_<t>_pending_trigger`, which gives an application's update of a row not yet `PENDING`
+//!   (synced, failed) `_hc_lastop = 'PENDING'` and `_hc_err = NULL`, and nothing else. Its `WHEN`
+//!   ([`pending_condition`]) holds exactly where `forcesync_status()` would do that: an
+//!   application update that changes a column but leaves `_hc_lastop` / `_hc_err` as they were.
+//!   It fires before `hc_<t>_status_trigger` (triggers fire in name order), whose `WHEN` is then
+//!   false: the common update costs a three-line call instead of the status function's no-op
+//!   check, which the `WHEN` does in C. Every other update still goes to `forcesync_status()`.
 //! * `forcesync_logger()`: the AFTER statement-level trigger function, attached only to
 //!   read-write tables and only for application writes, reading the statement's rows from its
 //!   transition tables (`forcesync_old` / `forcesync_new`) and logging them with one
@@ -39,7 +47,9 @@
 //! `jsonb` payloads, converted entry by entry; version 2: one row-level capture trigger per
 //! table, replaced by the statement-level ones; version 3: status triggers called on every row,
 //! given their `WHEN` and `_hc_lastop` its default; version 4: each row's hstore keys sorted
-//! row by row, replaced by the logger listing a large statement's columns in their order).
+//! row by row, replaced by the logger listing a large statement's columns in their order;
+//! version 5: every application update through the status function, now joined by the pending
+//! trigger).
 //!
 //! The engine's own tables (`_forcesync_*`: sync state, conflicts, ...) are not here: the engine
 //! creates and versions them at run time, so they can evolve independently of the mappings.
@@ -49,8 +59,9 @@ use super::{qualified, quote_literal};
 /// The layout of the schema-wide objects: 1 stored `jsonb` payloads, 2 Heroku Connect's
 /// `hstore` text and its capture functions, 3 statement-level capture triggers, 4 status
 /// triggers called only where they change the row (`_hc_lastop DEFAULT 'PENDING'`), 5 large
-/// statements logged without a sort of each row's keys.
-pub const SYSTEM_VERSION: u32 = 5;
+/// statements logged without a sort of each row's keys, 6 an application's update of a synced row
+/// marked `PENDING` by the pending trigger.
+pub const SYSTEM_VERSION: u32 = 6;
 
 /// The transition table holding a statement's new rows (INSERT, UPDATE).
 pub const NEW_ROWS: &str = "forcesync_new";
@@ -78,6 +89,19 @@ pub fn status_condition() -> String {
     format!(
         "NEW._hc_lastop IS DISTINCT FROM {LASTOP_DEFAULT} OR NEW._hc_err IS NOT NULL \
          OR current_setting('{ENGINE_SETTING}', true) = 'on'"
+    )
+}
+
+/// The pending trigger's `WHEN` condition: an application update that changes a column of a row
+/// not `PENDING` (or with an error) and leaves `_hc_lastop` and `_hc_err` as they were, the one
+/// case where `forcesync_status()` sets both and nothing else. The rows are compared by their
+/// stored bytes (`*=`, as the status function does), last, where the cheaper tests passed.
+pub fn pending_condition() -> String {
+    format!(
+        "NEW._hc_lastop IS NOT DISTINCT FROM OLD._hc_lastop AND NEW._hc_err IS NOT DISTINCT FROM OLD._hc_err \
+         AND (NEW._hc_lastop IS DISTINCT FROM {LASTOP_DEFAULT} OR NEW._hc_err IS NOT NULL) \
+         AND {application} AND NOT (NEW OPERATOR(pg_catalog.*=) OLD)",
+        application = application_write_condition()
     )
 }
 
@@ -143,6 +167,7 @@ pub fn up(schema: &str) -> String {
     let channel = quote_literal(&notify_channel(schema));
     let (log_columns, archive_columns) = log_columns();
     let status_function = status_function(schema);
+    let pending_function = pending_function(schema);
     let schema_ident = super::quote_ident(schema);
     let logger = logger_function(schema);
     let capture = capture_functions(schema);
@@ -179,6 +204,7 @@ CREATE TRIGGER tlog_insert_trigger AFTER INSERT ON {log}
     FOR EACH STATEMENT EXECUTE FUNCTION {notify}();
 
 {status_function}
+{pending_function}
 {logger}
 {capture}"#
     )
@@ -234,6 +260,25 @@ BEGIN
             RETURN NEW;
         END IF;
     END IF;
+    NEW._hc_lastop := 'PENDING';
+    NEW._hc_err := NULL;
+    RETURN NEW;
+END;
+$$;
+"#
+    )
+}
+
+/// `CREATE OR REPLACE` of the BEFORE UPDATE trigger function of the pending triggers: what
+/// `forcesync_status()` does to an application's update, for the rows [`pending_condition`]
+/// passes, without its checks.
+fn pending_function(schema: &str) -> String {
+    let pending = qualified(schema, "forcesync_pending");
+    format!(
+        r#"-- BEFORE UPDATE on every mapped table, where its WHEN found an application's change to a row not
+-- yet PENDING: marks it PENDING, its error cleared (forcesync_status() handles every other write).
+CREATE OR REPLACE FUNCTION {pending}() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
     NEW._hc_lastop := 'PENDING';
     NEW._hc_err := NULL;
     RETURN NEW;
@@ -594,6 +639,7 @@ pub fn down(schema: &str) -> String {
         "DROP FUNCTION {update}(public.hstore, varchar, text[]);
 DROP FUNCTION {insert}(public.hstore, varchar, text[]);
 DROP FUNCTION {logger}();
+DROP FUNCTION {pending}();
 DROP FUNCTION {status}();
 DROP TRIGGER tlog_insert_trigger ON {log};
 DROP FUNCTION {notify}();
@@ -603,6 +649,7 @@ DROP TABLE {log};
         update = q("hc_capture_update_from_row"),
         insert = q("hc_capture_insert_from_row"),
         logger = q("forcesync_logger"),
+        pending = q("forcesync_pending"),
         status = q("forcesync_status"),
         log = q("_trigger_log"),
         notify = q("tlog_notify_trigger"),
@@ -616,7 +663,8 @@ DROP TABLE {log};
 /// row-level capture trigger of each table in `captured` (version ≤ 2) becomes the
 /// statement-level ones; the status trigger of each of `tables` (version ≤ 3) gets its `WHEN`
 /// and `_hc_lastop` its default; the logger of version 3 or 4 is replaced by version 5's (the
-/// upgrade from 2 or earlier installs that one directly).
+/// upgrade from 2 or earlier installs that one directly); each of `tables` (version ≤ 5) gets its
+/// pending trigger.
 pub fn upgrade_up(schema: &str, from: u32, tables: &[String], captured: &[String]) -> String {
     let mut sql = String::new();
     if from < 2 {
@@ -666,12 +714,35 @@ pub fn upgrade_up(schema: &str, from: u32, tables: &[String], captured: &[String
         );
         sql.push_str(&logger_function(schema));
     }
+    if from < 6 {
+        sql.push_str(
+            "\n-- An application's update of a synced row marked PENDING without the status function's\n\
+             -- no-op check (done by the pending trigger's WHEN).\n",
+        );
+        sql.push_str(&pending_function(schema));
+        for table in tables {
+            sql.push_str(&super::ddl::pending_trigger(schema, table));
+        }
+    }
     sql
 }
 
 /// Reverses [`upgrade_up`].
 pub fn upgrade_down(schema: &str, from: u32, tables: &[String], captured: &[String]) -> String {
     let mut sql = String::new();
+    if from < 6 {
+        for table in tables {
+            sql.push_str(&format!(
+                "DROP TRIGGER {} ON {};\n",
+                super::quote_ident(&super::ddl::pending_trigger_name(table)),
+                qualified(schema, table)
+            ));
+        }
+        sql.push_str(&format!(
+            "DROP FUNCTION {}();\n",
+            qualified(schema, "forcesync_pending")
+        ));
+    }
     if (3..5).contains(&from) {
         sql.push_str(&logger_function_v3(schema));
     }

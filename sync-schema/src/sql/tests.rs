@@ -229,13 +229,50 @@ fn a_project_whose_logger_sorts_every_rows_keys_gets_a_migration_replacing_it_al
         }]
     );
     let (up, down) = (next.up_sql(), next.down_sql());
-    // The logger alone: no trigger, table or other function of version 4 is touched.
-    assert!(!up.contains("CREATE TRIGGER") && !up.contains("DROP TRIGGER"));
-    assert!(!up.contains("ALTER TABLE") && !up.contains("forcesync_status"));
+    // The logger, then version 6's pending triggers: no other trigger, table or function of
+    // version 4 is touched.
+    assert_eq!(up.matches("CREATE TRIGGER").count(), 2);
+    assert_eq!(up.matches("_pending_trigger BEFORE UPDATE").count(), 2);
+    assert!(!up.contains("DROP TRIGGER"));
+    assert!(!up.contains("ALTER TABLE") && !up.contains("FUNCTION salesforce.forcesync_status"));
     assert!(up.contains("OFFSET 499"));
     assert!(!down.contains("ALTER TABLE") && !down.contains("forcesync_status"));
     assert!(!down.contains("OFFSET 499") && down.contains("forcesync_logger"));
     assert_snapshot!("upgrade_system_4_up", up);
     assert_snapshot!("upgrade_system_4_down", down);
+    assert!(plan(Some(&next.snapshot), &catalog).unwrap().is_empty());
+}
+
+#[test]
+fn a_project_whose_updates_all_call_the_status_function_gets_a_migration_adding_the_pending_triggers(
+) {
+    let catalog = sample_catalog();
+    let first = plan(None, &catalog).unwrap();
+    // A new project's tables have the pending trigger from the start.
+    let created = first.up_sql();
+    for table in ["gadget__c", "widget__c"] {
+        assert!(created.contains(&format!(
+            "CREATE TRIGGER hc_{table}_pending_trigger BEFORE UPDATE ON salesforce.{table}"
+        )));
+    }
+    let mut old = first.snapshot.clone();
+    old.system = 5;
+    let next = plan(Some(&old), &catalog).unwrap();
+    assert_eq!(
+        next.steps,
+        [Step::UpgradeSystem {
+            from: 5,
+            tables: vec!["gadget__c".to_owned(), "widget__c".to_owned()],
+            captured: vec!["widget__c".to_owned()]
+        }]
+    );
+    let (up, down) = (next.up_sql(), next.down_sql());
+    // Every table's (read-only ones too: their status triggers are the same), and nothing else.
+    assert_eq!(up.matches("CREATE TRIGGER").count(), 2);
+    assert!(!up.contains("DROP TRIGGER") && !up.contains("ALTER TABLE"));
+    assert!(!up.contains("forcesync_logger") && !up.contains("FUNCTION salesforce.forcesync_status"));
+    assert!(!down.contains("forcesync_logger") && !down.contains("CREATE"));
+    assert_snapshot!("upgrade_system_5_up", up);
+    assert_snapshot!("upgrade_system_5_down", down);
     assert!(plan(Some(&next.snapshot), &catalog).unwrap().is_empty());
 }
