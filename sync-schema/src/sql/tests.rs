@@ -270,7 +270,9 @@ fn a_project_whose_updates_all_call_the_status_function_gets_a_migration_adding_
     // Every table's (read-only ones too: their status triggers are the same), and nothing else.
     assert_eq!(up.matches("CREATE TRIGGER").count(), 2);
     assert!(!up.contains("DROP TRIGGER") && !up.contains("ALTER TABLE"));
-    assert!(!up.contains("forcesync_logger") && !up.contains("FUNCTION salesforce.forcesync_status"));
+    assert!(
+        !up.contains("forcesync_logger") && !up.contains("FUNCTION salesforce.forcesync_status")
+    );
     assert!(!down.contains("forcesync_logger") && !down.contains("CREATE"));
     assert_snapshot!("upgrade_system_5_up", up);
     assert_snapshot!("upgrade_system_5_down", down);

@@ -448,9 +448,10 @@ fn the_migration_of_an_existing_database_converts_its_entries_losing_none() {
         "SELECT \"values\" AS value FROM salesforce._trigger_log ORDER BY id DESC LIMIT 1",
     );
     assert_eq!(last.as_deref(), Some("\"phone\"=>\"556\""));
-    // The migrations revert: the logger back to sorting each row's keys, the status triggers
-    // back to a call on every row, statement-level capture back to the row-level trigger (each
-    // captures the same), then hstore text back to jsonb.
+    // The migrations revert: the pending triggers dropped, the logger back to sorting each row's
+    // keys, the status triggers back to a call on every row, statement-level capture back to the
+    // row-level trigger (each captures the same), then hstore text back to jsonb.
+    conn.revert_last_migration(generated::MIGRATIONS).unwrap();
     conn.revert_last_migration(generated::MIGRATIONS).unwrap();
     conn.revert_last_migration(generated::MIGRATIONS).unwrap();
     conn.revert_last_migration(generated::MIGRATIONS).unwrap();

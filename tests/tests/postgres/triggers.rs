@@ -572,13 +572,13 @@ fn a_database_of_status_triggers_called_on_every_row_is_migrated_and_reverts() {
     use diesel_migrations::MigrationHarness;
     let db = forcesync_tests::pg::TestDb::new();
     let mut conn = db.conn();
-    // The database as layout 3 left it: every migration but the last two (layout 4's, then 5's
-    // logger).
+    // The database as layout 3 left it: every migration but the last three (layout 4's, 5's
+    // logger, then 6's pending triggers).
     let all = conn
         .pending_migrations(generated::MIGRATIONS)
         .unwrap()
         .len();
-    for _ in 2..all {
+    for _ in 3..all {
         conn.run_next_migration(generated::MIGRATIONS).unwrap();
     }
     let layout = |conn: &mut diesel::PgConnection| {
@@ -630,6 +630,7 @@ fn a_database_of_status_triggers_called_on_every_row_is_migrated_and_reverts() {
 
     conn.revert_last_migration(generated::MIGRATIONS).unwrap();
     conn.revert_last_migration(generated::MIGRATIONS).unwrap();
+    conn.revert_last_migration(generated::MIGRATIONS).unwrap();
     assert_eq!(layout(&mut conn), before);
     exec(
         &mut conn,
@@ -648,6 +649,177 @@ fn a_database_of_status_triggers_called_on_every_row_is_migrated_and_reverts() {
         Some("SYNCED")
     );
     assert_eq!(trigger_log(&mut conn).len(), 3);
+}
+
+/// Calls of `function` (`forcesync_status`, `forcesync_pending`) since the count was last reset.
+fn calls(conn: &mut diesel::PgConnection, function: &str) -> String {
+    text(
+        conn,
+        &format!(
+            "SELECT coalesce(sum(calls), 0)::text AS value FROM pg_stat_xact_user_functions \
+             WHERE schemaname = 'salesforce' AND funcname = '{function}'"
+        ),
+    )
+    .unwrap()
+}
+
+/// Each update of the scenario below and the rows' status after it.
+fn updates_of_synced_and_failed_rows(conn: &mut diesel::PgConnection) -> Vec<String> {
+    engine_insert(conn, "DELETE FROM salesforce.account");
+    exec(conn, "DELETE FROM salesforce._trigger_log");
+    engine_insert(
+        conn,
+        "INSERT INTO salesforce.account (sfid, name, rating) VALUES \
+         ('001000000000041AAA', 'Synced', 'Cold'), ('001000000000042AAA', 'Other', 'Cold')",
+    );
+    engine_insert(
+        conn,
+        "INSERT INTO salesforce.account (sfid, name, rating, _hc_lastop, _hc_err) VALUES \
+         ('001000000000043AAA', 'Failed', 'Cold', 'FAILED', 'rejected')",
+    );
+    let mut seen = Vec::new();
+    for (what, update) in [
+        (
+            "a change of a synced row",
+            "SET rating = 'Hot' WHERE name = 'Synced'",
+        ),
+        (
+            "a change of a failed row",
+            "SET rating = 'Hot' WHERE name = 'Failed'",
+        ),
+        ("a no-op", "SET rating = rating WHERE name = 'Other'"),
+        (
+            "a change with an explicit status",
+            "SET rating = 'Warm', _hc_lastop = 'SYNCED', _hc_err = 'x' WHERE name = 'Other'",
+        ),
+        (
+            "a change of a pending row",
+            "SET rating = 'Cold' WHERE name = 'Synced'",
+        ),
+    ] {
+        exec(conn, &format!("UPDATE salesforce.account {update}"));
+        let rows = text(
+            conn,
+            "SELECT string_agg(name || ':' || rating || ':' || _hc_lastop || '/' || coalesce(_hc_err, 'null'), ' ' ORDER BY name) AS value \
+             FROM salesforce.account",
+        )
+        .unwrap();
+        seen.push(format!("{what}: {rows}"));
+    }
+    // Only a status of its own set by the application: the status function keeps it (nothing
+    // else changed); and the engine's update makes a row SYNCED.
+    engine_insert(
+        conn,
+        "UPDATE salesforce.account SET _hc_lastop = 'SYNCED' WHERE name = 'Other'",
+    );
+    exec(
+        conn,
+        "UPDATE salesforce.account SET _hc_err = 'noted' WHERE name = 'Other'",
+    );
+    engine_insert(
+        conn,
+        "UPDATE salesforce.account SET rating = 'Engine' WHERE name = 'Failed'",
+    );
+    seen.push(
+        text(
+            conn,
+            "SELECT string_agg(name || ':' || rating || ':' || _hc_lastop || '/' || coalesce(_hc_err, 'null'), ' ' ORDER BY name) AS value \
+             FROM salesforce.account",
+        )
+        .unwrap(),
+    );
+    seen.push(format!("{} logged", trigger_log(conn).len()));
+    seen
+}
+
+#[test]
+fn an_application_update_of_a_synced_row_is_marked_pending_without_the_status_function_and_the_migration_to_it_changes_nothing_else(
+) {
+    use diesel_migrations::MigrationHarness;
+    let db = forcesync_tests::pg::TestDb::new();
+    let mut conn = db.conn();
+    // The database as layout 5 left it: every migration but the last (layout 6's).
+    let all = conn
+        .pending_migrations(generated::MIGRATIONS)
+        .unwrap()
+        .len();
+    for _ in 1..all {
+        conn.run_next_migration(generated::MIGRATIONS).unwrap();
+    }
+    let pending_triggers = |conn: &mut diesel::PgConnection| {
+        text(
+            conn,
+            "SELECT count(*)::text AS value FROM pg_trigger WHERE tgname LIKE 'hc\\_%\\_pending\\_trigger'",
+        )
+        .unwrap()
+    };
+    assert_eq!(pending_triggers(&mut conn), "0");
+    let before = updates_of_synced_and_failed_rows(&mut conn);
+    assert_eq!(
+        before,
+        [
+            "a change of a synced row: Failed:Cold:FAILED/rejected Other:Cold:SYNCED/null Synced:Hot:PENDING/null",
+            "a change of a failed row: Failed:Hot:PENDING/null Other:Cold:SYNCED/null Synced:Hot:PENDING/null",
+            "a no-op: Failed:Hot:PENDING/null Other:Cold:SYNCED/null Synced:Hot:PENDING/null",
+            "a change with an explicit status: Failed:Hot:PENDING/null Other:Warm:PENDING/null Synced:Hot:PENDING/null",
+            "a change of a pending row: Failed:Hot:PENDING/null Other:Warm:PENDING/null Synced:Cold:PENDING/null",
+            "Failed:Engine:SYNCED/null Other:Warm:SYNCED/noted Synced:Cold:PENDING/null",
+            "4 logged",
+        ]
+    );
+
+    conn.run_pending_migrations(generated::MIGRATIONS).unwrap();
+    // Every mapped table has one, read-only ones too.
+    let tables = text(
+        &mut conn,
+        "SELECT count(*)::text AS value FROM pg_trigger WHERE tgname LIKE 'hc\\_%\\_status\\_trigger'",
+    )
+    .unwrap();
+    assert_eq!(pending_triggers(&mut conn), tables);
+    // The same statuses, the same entries.
+    assert_eq!(updates_of_synced_and_failed_rows(&mut conn), before);
+    // The common update (a synced or failed row changed) calls the three-line function alone;
+    // a no-op and a status set by the application still go to the status function.
+    // (An engine write first, outside: its SET LOCAL would last to the end of the transaction.)
+    engine_insert(
+        &mut conn,
+        "UPDATE salesforce.account SET _hc_lastop = 'SYNCED'",
+    );
+    conn.transaction::<_, diesel::result::Error, _>(|conn| {
+        exec(conn, "SET LOCAL track_functions = 'all'");
+        exec(conn, "UPDATE salesforce.account SET rating = 'Changed'");
+        assert_eq!(calls(conn, "forcesync_status"), "0");
+        assert_eq!(calls(conn, "forcesync_pending"), "3");
+        exec(
+            conn,
+            "UPDATE salesforce.account SET rating = 'Again', _hc_lastop = 'SYNCED'",
+        );
+        assert_eq!(calls(conn, "forcesync_status"), "3");
+        assert_eq!(calls(conn, "forcesync_pending"), "3");
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(
+        text(
+            &mut conn,
+            "SELECT string_agg(DISTINCT rating || ':' || _hc_lastop, ' ') AS value FROM salesforce.account"
+        )
+        .as_deref(),
+        Some("Again:PENDING")
+    );
+
+    // It reverts: no pending trigger or function left, the same statuses again.
+    conn.revert_last_migration(generated::MIGRATIONS).unwrap();
+    assert_eq!(pending_triggers(&mut conn), "0");
+    assert_eq!(
+        text(
+            &mut conn,
+            "SELECT count(*)::text AS value FROM pg_proc WHERE proname = 'forcesync_pending'"
+        )
+        .as_deref(),
+        Some("0")
+    );
+    assert_eq!(updates_of_synced_and_failed_rows(&mut conn), before);
 }
 
 /// Rows of a statement large enough to be logged with its columns listed in hstore's key order.
