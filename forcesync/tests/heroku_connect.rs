@@ -274,6 +274,12 @@ async fn a_heroku_connect_database_is_adopted_in_place_and_syncs_without_a_reloa
     ] {
         assert!(out.contains(expected), "{expected}:\n{out}");
     }
+    // forcesync's own triggers, the pending trigger among them (Heroku Connect has none).
+    let created = out
+        .lines()
+        .find(|line| line.contains("triggers to create"))
+        .unwrap_or_default();
+    assert!(created.contains("hc_account_pending_trigger"), "{out}");
     assert_eq!(fingerprint(&pg).await, before, "--dry-run changes nothing");
     let (code, out, err) = output(&["adopt", "--dry-run", "--json"], &env);
     assert_eq!(code, 0, "{err}");
