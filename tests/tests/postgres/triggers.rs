@@ -567,20 +567,27 @@ fn a_plain_application_insert_is_pending_without_a_status_trigger_call_and_every
     );
 }
 
-#[test]
-fn a_database_of_status_triggers_called_on_every_row_is_migrated_and_reverts() {
+/// A database as an earlier layout left it: every generated migration but the last `n`.
+fn migrated_but_the_last(n: usize) -> (forcesync_tests::pg::TestDb, diesel::PgConnection) {
     use diesel_migrations::MigrationHarness;
     let db = forcesync_tests::pg::TestDb::new();
     let mut conn = db.conn();
-    // The database as layout 3 left it: every migration but the last three (layout 4's, 5's
-    // logger, then 6's pending triggers).
     let all = conn
         .pending_migrations(generated::MIGRATIONS)
         .unwrap()
         .len();
-    for _ in 3..all {
+    for _ in n..all {
         conn.run_next_migration(generated::MIGRATIONS).unwrap();
     }
+    (db, conn)
+}
+
+#[test]
+fn a_database_of_status_triggers_called_on_every_row_is_migrated_and_reverts() {
+    use diesel_migrations::MigrationHarness;
+    // The database as layout 3 left it: every migration but the last three (layout 4's, 5's
+    // logger, then 6's pending triggers).
+    let (_db, mut conn) = migrated_but_the_last(3);
     let layout = |conn: &mut diesel::PgConnection| {
         text(
             conn,
@@ -736,16 +743,8 @@ fn updates_of_synced_and_failed_rows(conn: &mut diesel::PgConnection) -> Vec<Str
 fn an_application_update_of_a_synced_row_is_marked_pending_without_the_status_function_and_the_migration_to_it_changes_nothing_else(
 ) {
     use diesel_migrations::MigrationHarness;
-    let db = forcesync_tests::pg::TestDb::new();
-    let mut conn = db.conn();
     // The database as layout 5 left it: every migration but the last (layout 6's).
-    let all = conn
-        .pending_migrations(generated::MIGRATIONS)
-        .unwrap()
-        .len();
-    for _ in 1..all {
-        conn.run_next_migration(generated::MIGRATIONS).unwrap();
-    }
+    let (_db, mut conn) = migrated_but_the_last(1);
     let pending_triggers = |conn: &mut diesel::PgConnection| {
         text(
             conn,
