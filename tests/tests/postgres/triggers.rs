@@ -468,13 +468,15 @@ fn statements_touching_no_row_log_nothing_and_a_disabled_logtrigger_stops_captur
     assert!(trigger_log(&mut conn).is_empty());
 }
 
-/// Calls of the status trigger's function in the current transaction (needs
-/// `track_functions`, set by the caller).
-fn status_calls(conn: &mut diesel::PgConnection) -> String {
+/// Calls of the trigger function `function` (`forcesync_status`, `forcesync_pending`) in the
+/// current transaction (needs `track_functions`, set by the caller).
+fn calls(conn: &mut diesel::PgConnection, function: &str) -> String {
     text(
         conn,
-        "SELECT coalesce(sum(calls), 0)::text AS value FROM pg_stat_xact_user_functions \
-         WHERE schemaname = 'salesforce' AND funcname = 'forcesync_status'",
+        &format!(
+            "SELECT coalesce(sum(calls), 0)::text AS value FROM pg_stat_xact_user_functions \
+             WHERE schemaname = 'salesforce' AND funcname = '{function}'"
+        ),
     )
     .unwrap()
 }
@@ -490,20 +492,20 @@ fn a_plain_application_insert_is_pending_without_a_status_trigger_call_and_every
             conn,
             "INSERT INTO salesforce.account (name) SELECT 'Bulk ' || g FROM generate_series(1, 50) g",
         );
-        assert_eq!(status_calls(conn), "0");
+        assert_eq!(calls(conn, "forcesync_status"), "0");
         // An application write the trigger changes is still corrected: an explicit status and
         // error are overwritten, as Heroku Connect's trigger does.
         exec(
             conn,
             "INSERT INTO salesforce.account (name, _hc_lastop, _hc_err) VALUES ('Explicit', 'SYNCED', 'x'), ('Null', NULL, NULL)",
         );
-        assert_eq!(status_calls(conn), "2");
+        assert_eq!(calls(conn, "forcesync_status"), "2");
         // Updating a row already PENDING without an error changes nothing the trigger owns.
         exec(
             conn,
             "UPDATE salesforce.account SET industry = 'Energy' WHERE name = 'Bulk 1'",
         );
-        assert_eq!(status_calls(conn), "2");
+        assert_eq!(calls(conn, "forcesync_status"), "2");
         Ok(())
     })
     .unwrap();
@@ -658,18 +660,6 @@ fn a_database_of_status_triggers_called_on_every_row_is_migrated_and_reverts() {
     assert_eq!(trigger_log(&mut conn).len(), 3);
 }
 
-/// Calls of `function` (`forcesync_status`, `forcesync_pending`) since the count was last reset.
-fn calls(conn: &mut diesel::PgConnection, function: &str) -> String {
-    text(
-        conn,
-        &format!(
-            "SELECT coalesce(sum(calls), 0)::text AS value FROM pg_stat_xact_user_functions \
-             WHERE schemaname = 'salesforce' AND funcname = '{function}'"
-        ),
-    )
-    .unwrap()
-}
-
 /// Each update of the scenario below and the rows' status after it.
 fn updates_of_synced_and_failed_rows(conn: &mut diesel::PgConnection) -> Vec<String> {
     engine_insert(conn, "DELETE FROM salesforce.account");
@@ -713,8 +703,8 @@ fn updates_of_synced_and_failed_rows(conn: &mut diesel::PgConnection) -> Vec<Str
         .unwrap();
         seen.push(format!("{what}: {rows}"));
     }
-    // Only a status of its own set by the application: the status function keeps it (nothing
-    // else changed); and the engine's update makes a row SYNCED.
+    // An error set alone by the application: the status function keeps it (nothing else
+    // changed); an engine update makes a row SYNCED.
     engine_insert(
         conn,
         "UPDATE salesforce.account SET _hc_lastop = 'SYNCED' WHERE name = 'Other'",
@@ -778,7 +768,7 @@ fn an_application_update_of_a_synced_row_is_marked_pending_without_the_status_fu
     // The same statuses, the same entries.
     assert_eq!(updates_of_synced_and_failed_rows(&mut conn), before);
     // The common update (a synced or failed row changed) calls the three-line function alone;
-    // a no-op and a status set by the application still go to the status function.
+    // an update setting the status itself still goes to the status function.
     // (An engine write first, outside: its SET LOCAL would last to the end of the transaction.)
     engine_insert(
         &mut conn,
