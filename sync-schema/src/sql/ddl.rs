@@ -85,6 +85,15 @@ pub fn pending_trigger(schema: &str, table: &str) -> String {
     )
 }
 
+/// Reverses [`pending_trigger`].
+pub fn drop_pending_trigger(schema: &str, table: &str) -> String {
+    format!(
+        "DROP TRIGGER {} ON {};\n",
+        quote_ident(&pending_trigger_name(table)),
+        qualified(schema, table)
+    )
+}
+
 /// The names of `table`'s capture triggers: Heroku Connect's `hc_<t>_logtrigger` (INSERT), then
 /// the UPDATE and DELETE ones (a trigger with transition tables serves a single event).
 pub fn capture_triggers(table: &str) -> [String; 3] {

@@ -87,9 +87,15 @@ pub const LASTOP_DEFAULT: &str = "'PENDING'";
 /// always calls it). A plpgsql call per row was a third of a plain `INSERT`'s capture cost.
 pub fn status_condition() -> String {
     format!(
-        "NEW._hc_lastop IS DISTINCT FROM {LASTOP_DEFAULT} OR NEW._hc_err IS NOT NULL \
-         OR current_setting('{ENGINE_SETTING}', true) = 'on'"
+        "{} OR current_setting('{ENGINE_SETTING}', true) = 'on'",
+        not_pending()
     )
+}
+
+/// True for a row that is not `PENDING` without an error: one the status function (or the
+/// pending trigger) would change on an application write.
+fn not_pending() -> String {
+    format!("NEW._hc_lastop IS DISTINCT FROM {LASTOP_DEFAULT} OR NEW._hc_err IS NOT NULL")
 }
 
 /// The pending trigger's `WHEN` condition: an application update that changes a column of a row
@@ -99,8 +105,8 @@ pub fn status_condition() -> String {
 pub fn pending_condition() -> String {
     format!(
         "NEW._hc_lastop IS NOT DISTINCT FROM OLD._hc_lastop AND NEW._hc_err IS NOT DISTINCT FROM OLD._hc_err \
-         AND (NEW._hc_lastop IS DISTINCT FROM {LASTOP_DEFAULT} OR NEW._hc_err IS NOT NULL) \
-         AND {application} AND NOT (NEW OPERATOR(pg_catalog.*=) OLD)",
+         AND ({not_pending}) AND {application} AND NOT (NEW OPERATOR(pg_catalog.*=) OLD)",
+        not_pending = not_pending(),
         application = application_write_condition()
     )
 }
@@ -732,11 +738,7 @@ pub fn upgrade_down(schema: &str, from: u32, tables: &[String], captured: &[Stri
     let mut sql = String::new();
     if from < 6 {
         for table in tables {
-            sql.push_str(&format!(
-                "DROP TRIGGER {} ON {};\n",
-                super::quote_ident(&super::ddl::pending_trigger_name(table)),
-                qualified(schema, table)
-            ));
+            sql.push_str(&super::ddl::drop_pending_trigger(schema, table));
         }
         sql.push_str(&format!(
             "DROP FUNCTION {}();\n",
