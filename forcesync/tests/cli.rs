@@ -498,6 +498,18 @@ fn bench_write_prints_the_writer_against_its_baseline() {
     assert!(out.contains("bare Collections loop"), "{out}");
     assert!(out.contains("forcesync writer"), "{out}");
     assert!(out.contains("writer / bare loop: "), "{out}");
+    // Three throughput runs by default, a line each, then the figures of the fastest.
+    for run in 1..=3 {
+        assert!(
+            out.lines()
+                .any(|l| l.starts_with(&format!("run {run}: ")) && l.contains(" writer ")),
+            "{out}"
+        );
+    }
+    assert!(
+        out.contains("best of 3 runs (each figure below its fastest run's):"),
+        "{out}"
+    );
     // 500 records need ⌈500/200⌉ = 3 Collections calls, for the writer and the bare loop alike.
     assert!(
         out.contains("API calls: 3 against a minimum of 3 (⌈N/200⌉)"),

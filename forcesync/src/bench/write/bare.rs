@@ -82,6 +82,14 @@ impl Client {
         }
     }
 
+    /// Its name in a run's line.
+    pub fn short_name(self) -> &'static str {
+        match self {
+            Client::Forcesync => "reqwest loop",
+            Client::Python => "Python loop",
+        }
+    }
+
     /// What it is, for the ratio's line.
     pub fn description(self) -> &'static str {
         match self {
