@@ -320,9 +320,9 @@ async fn write(ctx: &Context, url: &str, plan: Plan) -> Result<(), CliError> {
         mapping,
         client: client.scoped("Account", u64::MAX),
     };
+    let table = mapping.qualified_table();
     let insert = format!(
-        "INSERT INTO {} (name) SELECT 'Bench ' || g FROM generate_series(1, {records}) g",
-        mapping.qualified_table()
+        "INSERT INTO {table} (name) SELECT 'Bench ' || g FROM generate_series(1, {records}) g"
     );
     let throughput = || async {
         writer_throughput(url, registry.schema, target(), config.clone(), &insert)
@@ -333,7 +333,7 @@ async fn write(ctx: &Context, url: &str, plan: Plan) -> Result<(), CliError> {
     let mut best: Option<ThroughputRun> = None;
     for run in 1..=plan.runs {
         if run > 1 {
-            clear_bench_rows(&db, &mapping.qualified_table()).await?;
+            clear_bench_rows(&db, &table).await?;
         }
         // The baselines first, each a process of its own, on the same emulator.
         let mut baselines = Vec::new();
@@ -388,7 +388,7 @@ async fn write(ctx: &Context, url: &str, plan: Plan) -> Result<(), CliError> {
         // growing archive, a busier disk) counts against neither.
         let mut runs = Vec::new();
         for open in [false, true, false] {
-            clear_bench_rows(&db, &mapping.qualified_table()).await?;
+            clear_bench_rows(&db, &table).await?;
             let (run, served) =
                 maybe_page_open(open, url, registry, mapping.object, throughput()).await?;
             let name = match open {
@@ -405,10 +405,7 @@ async fn write(ctx: &Context, url: &str, plan: Plan) -> Result<(), CliError> {
         );
     }
     if plan.seconds > 0 {
-        let single = format!(
-            "INSERT INTO {} (name) VALUES ('Latency')",
-            mapping.qualified_table()
-        );
+        let single = format!("INSERT INTO {table} (name) VALUES ('Latency')");
         let duration = Duration::from_secs(u64::from(plan.seconds));
         let latency_run = || async {
             writer_latency(
