@@ -576,6 +576,54 @@ fn bench_load_prints_the_load_against_a_raw_copy_with_memory_and_calls() {
 }
 
 #[test]
+fn bench_capture_prints_each_statement_with_and_without_capture_and_the_floor_where_missed() {
+    let db = TestDb::new();
+    let (code, out, err) = output(
+        &["bench", "capture", "--rows", "2000", "--runs", "2"],
+        &[("DATABASE_URL", &db.url)],
+    );
+    assert_eq!(code, 0, "{out}\n{err}");
+    // run 1: INSERT 1.95x, UPDATE 2.98x, DELETE 16.20x with capture vs without
+    for run in ["run 1: ", "run 2: "] {
+        let line = out
+            .lines()
+            .find(|l| l.starts_with(run))
+            .unwrap_or_else(|| panic!("no line `{run}…` in:\n{out}"));
+        assert!(line.ends_with(" with capture vs without"), "{line}");
+        for statement in ["INSERT ", "UPDATE ", "DELETE "] {
+            let ratio: f64 = line
+                .split(statement)
+                .nth(1)
+                .and_then(|rest| rest.split('x').next())
+                .and_then(|ratio| ratio.parse().ok())
+                .unwrap_or_else(|| panic!("no {statement}ratio in {line}"));
+            assert!(ratio > 0.0, "{line}");
+        }
+    }
+    assert!(
+        out.contains("2000 rows of salesforce.account, best of 2 runs; baseline: the same statement on an identical table without capture triggers, same run"),
+        "{out}"
+    );
+    let lines: Vec<&str> = out.lines().collect();
+    for (statement, target) in [("INSERT", "2x"), ("UPDATE", "3x"), ("DELETE", "5x")] {
+        // UPDATE: 0.031 s with capture vs 0.012 s without: 2.58x (target <= 3x: met)
+        let at = lines
+            .iter()
+            .position(|l| l.starts_with(&format!("{statement:<6}: ")))
+            .unwrap_or_else(|| panic!("no {statement} line in:\n{out}"));
+        let line = lines[at];
+        let seconds = figures(&out, &format!("{statement:<6}: "));
+        assert!(seconds[0] > 0.0 && seconds[1] > 0.0, "{line}");
+        assert!(line.contains(&format!("(target <= {target}: ")), "{line}");
+        // A missed target has its floor on the next line; a met one has none.
+        let floor = lines
+            .get(at + 1)
+            .is_some_and(|l| l.starts_with("        floor: the 2000 log rows' own insert takes "));
+        assert_eq!(line.ends_with("missed)"), floor, "{out}");
+    }
+}
+
+#[test]
 fn bench_stream_prints_latency_percentiles_and_the_calls_of_an_idle_hour() {
     let db = TestDb::new();
     let (code, out, err) = output(

@@ -8,8 +8,8 @@
 //! own insert, which any capture writing them must pay), and the ratio the statement would have
 //! if capture cost nothing else.
 //!
-//! The three statements run `--runs` times (default 3: the machine may be busy); each time printed
-//! is the shortest of its runs.
+//! The three statements run `--runs` times (default 3: the machine may be busy). Each run prints a
+//! line of its three ratios as it ends; each time in the report is the shortest of its runs.
 //!
 //! Runs on a fresh database (`forcesync_bench_capture`) of the server `DATABASE_URL` names, or of
 //! a throwaway cluster. Before the `UPDATE` and `DELETE` the rows are marked `SYNCED` (as rows
@@ -81,6 +81,16 @@ impl Figures {
             ..*self
         }
     }
+}
+
+/// The line printed as each run ends (pure): its three ratios, the machine's spread between runs
+/// in plain sight before the best of them is reported.
+pub fn run_line(run: u64, figures: &[Figures]) -> String {
+    let ratios: Vec<String> = figures
+        .iter()
+        .map(|f| format!("{} {:.2}x", f.statement, f.captured / f.plain.max(1e-9)))
+        .collect();
+    format!("run {run}: {} with capture vs without", ratios.join(", "))
 }
 
 /// The report (pure).
@@ -193,6 +203,7 @@ async fn bench(ctx: &Context, url: &str, rows: u64, runs: u64) -> Result<(), Cli
         "txid, created_at, updated_at, state, action, table_name, record_id, sfid, old, \"values\"";
     let mut figures: Vec<Figures> = Vec::new();
     for run in 0..runs {
+        let mut this_run: Vec<Figures> = Vec::new();
         db.batch_execute(&format!("TRUNCATE {captured}, {plain}"))
             .await?;
         for (i, (statement, target)) in [("INSERT", 2.0), ("UPDATE", 3.0), ("DELETE", 5.0)]
@@ -254,12 +265,14 @@ async fn bench(ctx: &Context, url: &str, rows: u64, runs: u64) -> Result<(), Cli
                 captured: captured_s,
                 log_insert,
             };
+            this_run.push(measured);
             if run == 0 {
                 figures.push(measured);
             } else {
                 figures[i] = figures[i].best(&measured);
             }
         }
+        println!("{}", run_line(run + 1, &this_run));
     }
     for line in report(rows, runs, &figures) {
         println!("{line}");
@@ -304,6 +317,28 @@ mod tests {
         assert_eq!(
             lines[3],
             "        floor: the 1000 log rows' own insert takes 0.600 s; statement + log insert: 7.00x"
+        );
+    }
+
+    #[test]
+    fn each_run_prints_its_own_ratios() {
+        let figures = |plain: f64, captured: f64, statement| Figures {
+            statement,
+            target: 2.0,
+            plain,
+            captured,
+            log_insert: 0.3,
+        };
+        assert_eq!(
+            run_line(
+                2,
+                &[
+                    figures(0.5, 0.98, "INSERT"),
+                    figures(0.4, 1.2, "UPDATE"),
+                    figures(0.1, 1.6, "DELETE")
+                ]
+            ),
+            "run 2: INSERT 1.96x, UPDATE 3.00x, DELETE 16.00x with capture vs without"
         );
     }
 }
