@@ -72,6 +72,11 @@ pub struct Figures {
 }
 
 impl Figures {
+    /// The captured statement's time over the plain one's.
+    pub fn ratio(&self) -> f64 {
+        self.captured / self.plain.max(1e-9)
+    }
+
     /// Each time the shorter of two runs'.
     pub fn best(&self, other: &Figures) -> Figures {
         Figures {
@@ -88,7 +93,7 @@ impl Figures {
 pub fn run_line(run: u64, figures: &[Figures]) -> String {
     let ratios: Vec<String> = figures
         .iter()
-        .map(|f| format!("{} {:.2}x", f.statement, f.captured / f.plain.max(1e-9)))
+        .map(|f| format!("{} {:.2}x", f.statement, f.ratio()))
         .collect();
     format!("run {run}: {} with capture vs without", ratios.join(", "))
 }
@@ -99,7 +104,7 @@ pub fn report(rows: u64, runs: u64, figures: &[Figures]) -> Vec<String> {
         "{rows} rows of salesforce.account, best of {runs} runs; baseline: the same statement on an identical table without capture triggers, same run"
     )];
     for f in figures {
-        let ratio = f.captured / f.plain.max(1e-9);
+        let ratio = f.ratio();
         let verdict = if ratio <= f.target { "met" } else { "missed" };
         lines.push(format!(
             "{:<6}: {:.3} s with capture vs {:.3} s without: {ratio:.2}x (target <= {}x: {verdict})",
@@ -206,10 +211,7 @@ async fn bench(ctx: &Context, url: &str, rows: u64, runs: u64) -> Result<(), Cli
         let mut this_run: Vec<Figures> = Vec::new();
         db.batch_execute(&format!("TRUNCATE {captured}, {plain}"))
             .await?;
-        for (i, (statement, target)) in [("INSERT", 2.0), ("UPDATE", 3.0), ("DELETE", 5.0)]
-            .into_iter()
-            .enumerate()
-        {
+        for (statement, target) in [("INSERT", 2.0), ("UPDATE", 3.0), ("DELETE", 5.0)] {
             let sql = |table: &str| match statement {
                 "INSERT" => format!(
                 "INSERT INTO {table} ({columns}) SELECT {values} FROM generate_series(1, {rows}) g"
@@ -266,13 +268,17 @@ async fn bench(ctx: &Context, url: &str, rows: u64, runs: u64) -> Result<(), Cli
                 log_insert,
             };
             this_run.push(measured);
-            if run == 0 {
-                figures.push(measured);
-            } else {
-                figures[i] = figures[i].best(&measured);
-            }
         }
         println!("{}", run_line(run + 1, &this_run));
+        figures = if run == 0 {
+            this_run
+        } else {
+            figures
+                .iter()
+                .zip(&this_run)
+                .map(|(a, b)| a.best(b))
+                .collect()
+        };
     }
     for line in report(rows, runs, &figures) {
         println!("{line}");
