@@ -1505,6 +1505,102 @@ async fn postgres_wins_keeps_the_apps_pending_value_sends_it_and_records_the_con
     writer.stop().await;
 }
 
+/// The writer sent the app's phone and the process died before the answer was settled (its batch
+/// row is left); the app has changed the phone again since. A poll after the restart reads the
+/// sent value back from Salesforce, with a change time later than the app's newer value: that is
+/// forcesync's own write, not a Salesforce user's, so under `last_writer_wins` it must neither
+/// replace the app's newer value nor be recorded as a conflict.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn our_own_unsettled_write_read_back_by_a_poll_keeps_the_apps_newer_value_and_is_no_conflict()
+{
+    let h = Harness::start().await;
+    let pg = h.pg().await;
+    let mut config = h.engine_config();
+    config.bulk_threshold = u64::MAX;
+    let engine = h.engine(config);
+    engine.migrate().await.unwrap();
+    let mut account = *generated::salesforce::REGISTRY.mapping("Account").unwrap();
+    account.sync.conflict = sync_runtime::adapter::ConflictPolicy::LastWriterWins;
+    let account: &'static sync_runtime::adapter::MappingDescriptor = Box::leak(Box::new(account));
+    let ctx = engine.context(account).unwrap();
+    engine::driver::load(&ctx, false).await.unwrap();
+    let id = account_ids(&pg).await[0].0.clone();
+    let phone = "SELECT phone FROM salesforce.account WHERE sfid = $1";
+
+    // The app's first change, as the writer sent it: the batch row of its call is left behind.
+    pg.execute(
+        "UPDATE salesforce.account SET phone = 'sent' WHERE sfid = $1",
+        &[&id],
+    )
+    .await
+    .unwrap();
+    let sent = pg
+        .query_one(
+            "SELECT l.id, l.record_id FROM salesforce._trigger_log l \
+             JOIN salesforce.account a ON a.id = l.record_id WHERE a.sfid = $1",
+            &[&id],
+        )
+        .await
+        .unwrap();
+    let (entry, record): (i32, i32) = (sent.get(0), sent.get(1));
+    pg.execute(
+        "INSERT INTO salesforce._forcesync_write_batch (mapping, table_name, record_ids, creates, writes)
+         VALUES ('Account', 'account', ARRAY[$1::int], false,
+                 json_build_array(json_build_object(
+                     'record_id', $1::int, 'kind', 'update', 'entry_ids', ARRAY[$2::int],
+                     'sfid', $3::text, 'external_id', NULL,
+                     'body', json_build_object('Phone', 'sent'))))",
+        &[&record, &entry, &id],
+    )
+    .await
+    .unwrap();
+    // The app changes the phone again; then the sent write lands in Salesforce.
+    pg.execute(
+        "UPDATE salesforce.account SET phone = 'newer' WHERE sfid = $1",
+        &[&id],
+    )
+    .await
+    .unwrap();
+    // Salesforce's change times are whole seconds: the write lands in a later one.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    h.update("Account", &id, json!({"Phone": "sent"})).await;
+
+    engine::poll::poll_once(&ctx, None).await.unwrap();
+    assert_eq!(
+        text(&pg, phone, &id).await.as_deref(),
+        Some("newer"),
+        "the app's newer value stays, to be sent"
+    );
+    assert_eq!(
+        count(&pg, "SELECT count(*) FROM salesforce._forcesync_conflicts").await,
+        0,
+        "forcesync's own write is no conflict"
+    );
+    assert_eq!(
+        count(
+            &pg,
+            "SELECT count(*) FROM salesforce._trigger_log \
+             WHERE state = 'NEW' AND \"values\" LIKE '%\"phone\"=>\"newer\"%'",
+        )
+        .await,
+        1,
+        "the app's newer change is still to be sent"
+    );
+
+    // The same read while the write is not in flight (nobody sent `sent`): a Salesforce user's
+    // change, recorded and decided by the policy.
+    pg.execute("DELETE FROM salesforce._forcesync_write_batch", &[])
+        .await
+        .unwrap();
+    h.update("Account", &id, json!({"Phone": "sent"})).await;
+    engine::poll::poll_once(&ctx, None).await.unwrap();
+    assert_eq!(
+        count(&pg, "SELECT count(*) FROM salesforce._forcesync_conflicts").await,
+        1,
+        "someone else's change to the same field is a conflict"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reading_a_record_again_keeps_the_apps_unsent_change_to_a_field_salesforce_did_not_touch() {
     let h = Harness::start().await;

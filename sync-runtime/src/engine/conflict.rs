@@ -12,7 +12,10 @@
 //!   change against Salesforce's change time).
 //!
 //! The change event caused by forcesync's own write (`changeOrigin` `…client=forcesync`) is not a
-//! conflict: fields the app changed again since are kept, nothing is recorded.
+//! conflict: fields the app changed again since are kept, nothing is recorded. Neither is that
+//! write read back by a path that carries no origin (a poll, a catch-up after a restart) while
+//! its answer is not settled: a Salesforce value equal to the value of a pending change the writer
+//! has sent (its entry is in a write batch or the write journal) is forcesync's own echo too.
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
@@ -34,6 +37,8 @@ pub struct PendingChange {
     /// When the app committed the change (the trigger-log entry's `created_at`).
     pub changed_at: DateTime<Utc>,
     pub trigger_log_id: i32,
+    /// The writer has sent it and its answer is not settled: it may be in Salesforce already.
+    pub sent: bool,
 }
 
 /// A column a Salesforce change sets.
@@ -77,13 +82,15 @@ pub fn policy_name(policy: ConflictPolicy) -> &'static str {
 
 /// Decides every column both sides changed. Columns only one side changed need no decision:
 /// Salesforce's are applied, the app's stay pending. When the app changed a column several
-/// times, the latest pending value counts.
+/// times, the latest pending value counts. `same(column, pending, incoming)` says whether a
+/// pending value (typed) and an incoming one (Salesforce's, as text) are the same value.
 pub fn resolve(
     policy: ConflictPolicy,
     own_write: bool,
     salesforce_changed_at: DateTime<Utc>,
     pending: &[PendingChange],
     incoming: &[IncomingChange],
+    same: impl Fn(&str, &Value, &Value) -> bool,
 ) -> Vec<Decision> {
     let mut decisions = Vec::new();
     for change in incoming {
@@ -94,7 +101,12 @@ pub fn resolve(
         else {
             continue;
         };
-        if own_write {
+        // Salesforce holds a value the writer sent for this column: forcesync's own write,
+        // arriving by a path that does not say so.
+        let echo = pending.iter().any(|p| {
+            p.sent && p.column == change.column && same(&p.column, &p.value, &change.value)
+        });
+        if own_write || echo {
             decisions.push(Decision {
                 column: change.column.clone(),
                 winner: Winner::Postgres,
@@ -117,7 +129,7 @@ pub fn resolve(
             }
         };
         // Both sides wrote the same value: no conflict to speak of.
-        let same = local.value == change.value;
+        let same = same(&change.column, &local.value, &change.value);
         decisions.push(Decision {
             column: change.column.clone(),
             winner,
@@ -146,7 +158,12 @@ mod tests {
             value,
             changed_at: at(secs),
             trigger_log_id: secs as i32,
+            sent: false,
         }
+    }
+
+    fn equal(_: &str, a: &Value, b: &Value) -> bool {
+        a == b
     }
 
     fn incoming(column: &str, value: Value) -> IncomingChange {
@@ -167,6 +184,7 @@ mod tests {
                 incoming("phone", json!("222")),
                 incoming("name", json!("Acme")),
             ],
+            equal,
         );
         assert_eq!(decisions.len(), 1, "only the overlapping column is decided");
         assert_eq!(decisions[0].column, "phone");
@@ -188,7 +206,7 @@ mod tests {
             .collect();
         let (value, secs) = salesforce;
         let incoming = [incoming("phone", json!(value))];
-        resolve(policy, echo, at(secs), &pending, &incoming)
+        resolve(policy, echo, at(secs), &pending, &incoming, equal)
     }
 
     /// Who keeps `phone`, changed in Postgres at 5 s and in Salesforce at `salesforce_secs`.
@@ -225,5 +243,68 @@ mod tests {
     fn equal_values_are_decided_but_not_recorded() {
         let decisions = phone(Merge, false, &[("same", 1)], ("same", 10));
         assert!(!decisions[0].record);
+    }
+
+    /// The app set the phone to `sent` (the writer sent it; the process died before the answer
+    /// was settled), then to `newer`; a poll after the restart reads `sent` back from Salesforce,
+    /// later than `newer` was committed.
+    fn echo_read_back(policy: ConflictPolicy) -> Vec<Decision> {
+        let mut sent = pending("phone", json!("sent"), 5);
+        sent.sent = true;
+        resolve(
+            policy,
+            false,
+            at(10),
+            &[sent, pending("phone", json!("newer"), 7)],
+            &[incoming("phone", json!("sent"))],
+            equal,
+        )
+    }
+
+    #[test]
+    fn our_own_unsettled_write_read_back_without_an_origin_is_not_a_conflict() {
+        for policy in [Merge, SalesforceWins, PostgresWins, LastWriterWins] {
+            let decisions = echo_read_back(policy);
+            assert_eq!(decisions.len(), 1);
+            assert_eq!(
+                decisions[0].winner,
+                Winner::Postgres,
+                "{policy:?}: the app's newer value stays and is sent"
+            );
+            assert!(!decisions[0].record, "{policy:?}: nothing to record");
+            assert_eq!(decisions[0].postgres_value, json!("newer"));
+        }
+    }
+
+    #[test]
+    fn a_value_the_writer_has_not_sent_is_still_a_conflict() {
+        // The same read, but the earlier value was never sent: a Salesforce user set it.
+        let decisions = resolve(
+            SalesforceWins,
+            false,
+            at(10),
+            &[
+                pending("phone", json!("sent"), 5),
+                pending("phone", json!("newer"), 7),
+            ],
+            &[incoming("phone", json!("sent"))],
+            equal,
+        );
+        assert_eq!(decisions[0].winner, Winner::Salesforce);
+        assert!(decisions[0].record);
+    }
+
+    #[test]
+    fn values_are_compared_by_the_given_equality() {
+        // A number the app wrote and Salesforce's text of it.
+        let decisions = resolve(
+            Merge,
+            false,
+            at(10),
+            &[pending("annualrevenue", json!(10.0), 5)],
+            &[incoming("annualrevenue", json!("10"))],
+            |_, a, b| a.as_f64() == b.as_str().and_then(|t| t.parse().ok()),
+        );
+        assert!(!decisions[0].record, "the same value in two forms");
     }
 }

@@ -16,6 +16,7 @@ use crate::adapter::{hstore, FieldDescriptor, MappingDescriptor, PgType};
 use crate::engine::apply::{self, Row};
 use crate::engine::conflict::{self, IncomingChange, PendingChange, Winner};
 use crate::engine::system::quote_ident;
+use crate::engine::writer::store::Store;
 use crate::engine::{EngineError, MappingCtx};
 
 /// Which of these records have unsent application changes (`_trigger_log` entries not yet
@@ -76,6 +77,8 @@ struct Pending {
     values: serde_json::Map<String, Value>,
     old: serde_json::Map<String, Value>,
     created_at: DateTime<Utc>,
+    /// Sent by the writer, its answer not settled.
+    sent: bool,
 }
 
 /// Resolves overlaps between incoming rows and unsent application changes: drops the columns the
@@ -98,12 +101,13 @@ pub(super) async fn settle_conflicts(
     let pending_rows = tx
         .query_typed(
             &format!(
-                "SELECT t.sfid, l.id, l.\"values\", l.old, l.created_at \
+                "SELECT t.sfid, l.id, l.\"values\", l.old, l.created_at, {sent} AS sent \
                  FROM {schema}._trigger_log l JOIN {table} t ON t.id = l.record_id \
                  WHERE l.table_name = $1 AND l.state IN ('NEW', 'PENDING') \
                    AND l.action IN ('INSERT', 'UPDATE') AND t.sfid = ANY($2) \
                  ORDER BY l.id",
-                table = apply::qualified(mapping)
+                table = apply::qualified(mapping),
+                sent = Store::new(mapping.schema).entry_in_flight_sql("l"),
             ),
             &[
                 (&mapping.table, Type::VARCHAR),
@@ -124,6 +128,7 @@ pub(super) async fn settle_conflicts(
             values: payload(mapping, values.as_deref()),
             old: payload(mapping, old.as_deref()),
             created_at: r.get("created_at"),
+            sent: r.get("sent"),
         });
     }
     let mut recorded = 0;
@@ -139,6 +144,7 @@ pub(super) async fn settle_conflicts(
                     value: value.clone(),
                     changed_at: p.created_at,
                     trigger_log_id: p.log_id,
+                    sent: p.sent,
                 })
             })
             .collect();
@@ -177,6 +183,13 @@ pub(super) async fn settle_conflicts(
             changed_at,
             &changes,
             &incoming,
+            |column, stored, incoming| {
+                mapping
+                    .field_by_column(column)
+                    .map_or(stored == incoming, |field| {
+                        same_value(field, stored, incoming.as_str())
+                    })
+            },
         );
         // A column the app changed and Salesforce did not (a full record carries every field):
         // the app's unsent value stays in the row.

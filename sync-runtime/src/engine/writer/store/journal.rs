@@ -55,6 +55,26 @@ fn journal_row(r: &tokio_postgres::Row) -> Option<JournalRow> {
     })
 }
 
+impl Store {
+    /// A condition on a `_trigger_log` entry aliased `log`: the writer has sent it (it is part of
+    /// a write in a batch row or the journal) and its answer is not settled, so Salesforce may
+    /// hold its values already. For the read path, which must tell forcesync's own write read
+    /// back from someone else's change.
+    pub(crate) fn entry_in_flight_sql(&self, log: &str) -> String {
+        format!(
+            "(EXISTS (SELECT 1 FROM {journal} j \
+                      WHERE j.table_name = {log}.table_name AND j.record_id = {log}.record_id \
+                        AND {log}.id = ANY(j.entry_ids)) \
+              OR EXISTS (SELECT 1 FROM {batch} b, \
+                                json_to_recordset(b.writes) AS w(record_id int, entry_ids int[]) \
+                         WHERE b.table_name = {log}.table_name AND {log}.record_id = ANY(b.record_ids) \
+                           AND w.record_id = {log}.record_id AND {log}.id = ANY(w.entry_ids)))",
+            journal = self.journal,
+            batch = self.batch,
+        )
+    }
+}
+
 /// One write as a batch row keeps it: an element of its `writes` array, with a journal row's
 /// columns (see [`Store::recover`]).
 #[derive(Debug, Serialize)]
