@@ -9,6 +9,7 @@ use std::time::Duration;
 use forcesync_tests::engine::{eventually, Harness, Running};
 use forcesync_tests::over_both_transports;
 use serde_json::json;
+use sync_runtime::adapter::ConflictPolicy;
 use sync_runtime::engine::hub::Transport;
 use sync_runtime::engine::{self, state::SyncState};
 use tokio::sync::watch;
@@ -1112,6 +1113,27 @@ async fn last_writer_wins_keeps_the_later_change_and_records_it() {
 }
 
 /// `(sfid, id)` of every synced Account row.
+/// Account's mapping with `policy` as its conflict policy (no mapping of this repository uses
+/// `postgres_wins` or `last_writer_wins`), its initial load done: its context and the id of the
+/// first Account.
+async fn loaded_with_policy(
+    h: &Harness,
+    pg: &tokio_postgres::Client,
+    policy: ConflictPolicy,
+) -> (engine::MappingCtx, String) {
+    let mut config = h.engine_config();
+    config.bulk_threshold = u64::MAX;
+    let engine = h.engine(config);
+    engine.migrate().await.unwrap();
+    let mut account = *generated::salesforce::REGISTRY.mapping("Account").unwrap();
+    account.sync.conflict = policy;
+    let account: &'static sync_runtime::adapter::MappingDescriptor = Box::leak(Box::new(account));
+    let ctx = engine.context(account).unwrap();
+    engine::driver::load(&ctx, false).await.unwrap();
+    let id = account_ids(pg).await[0].0.clone();
+    (ctx, id)
+}
+
 async fn account_ids(pg: &tokio_postgres::Client) -> Vec<(String, i32)> {
     pg.query(
         "SELECT sfid, id FROM salesforce.account WHERE sfid IS NOT NULL ORDER BY sfid",
@@ -1427,17 +1449,7 @@ async fn a_reload_of_a_table_a_view_depends_on_merges_in_place() {
 async fn postgres_wins_keeps_the_apps_pending_value_sends_it_and_records_the_conflict() {
     let h = Harness::start().await;
     let pg = h.pg().await;
-    let mut config = h.engine_config();
-    config.bulk_threshold = u64::MAX;
-    let engine = h.engine(config);
-    engine.migrate().await.unwrap();
-    // No mapping of this repository uses postgres_wins: Account's, with that policy.
-    let mut account = *generated::salesforce::REGISTRY.mapping("Account").unwrap();
-    account.sync.conflict = sync_runtime::adapter::ConflictPolicy::PostgresWins;
-    let account: &'static sync_runtime::adapter::MappingDescriptor = Box::leak(Box::new(account));
-    let ctx = engine.context(account).unwrap();
-    engine::driver::load(&ctx, false).await.unwrap();
-    let id = account_ids(&pg).await[0].0.clone();
+    let (ctx, id) = loaded_with_policy(&h, &pg, ConflictPolicy::PostgresWins).await;
 
     // The app changes the phone (captured, not yet sent), then a Salesforce user changes phone
     // and website.
@@ -1515,16 +1527,7 @@ async fn our_own_unsettled_write_read_back_by_a_poll_keeps_the_apps_newer_value_
 {
     let h = Harness::start().await;
     let pg = h.pg().await;
-    let mut config = h.engine_config();
-    config.bulk_threshold = u64::MAX;
-    let engine = h.engine(config);
-    engine.migrate().await.unwrap();
-    let mut account = *generated::salesforce::REGISTRY.mapping("Account").unwrap();
-    account.sync.conflict = sync_runtime::adapter::ConflictPolicy::LastWriterWins;
-    let account: &'static sync_runtime::adapter::MappingDescriptor = Box::leak(Box::new(account));
-    let ctx = engine.context(account).unwrap();
-    engine::driver::load(&ctx, false).await.unwrap();
-    let id = account_ids(&pg).await[0].0.clone();
+    let (ctx, id) = loaded_with_policy(&h, &pg, ConflictPolicy::LastWriterWins).await;
     let phone = "SELECT phone FROM salesforce.account WHERE sfid = $1";
 
     // The app's first change, as the writer sent it: the batch row of its call is left behind.
