@@ -97,17 +97,23 @@ pub(super) async fn settle_conflicts(
     }
     let schema = quote_ident(mapping.schema);
     let sfids: Vec<&str> = rows.iter().map(|r| r.sfid.as_str()).collect();
-    // Typed parameters: one round trip per event instead of a prepare and an execute.
+    // Typed parameters: one round trip per event instead of a prepare and an execute. Whether
+    // an entry is in flight is read once for all of them (a batch row's writes are JSON: read
+    // once per row, not once per entry).
     let pending_rows = tx
         .query_typed(
             &format!(
-                "SELECT t.sfid, l.id, l.\"values\", l.old, l.created_at, {sent} AS sent \
-                 FROM {schema}._trigger_log l JOIN {table} t ON t.id = l.record_id \
-                 WHERE l.table_name = $1 AND l.state IN ('NEW', 'PENDING') \
-                   AND l.action IN ('INSERT', 'UPDATE') AND t.sfid = ANY($2) \
-                 ORDER BY l.id",
+                "WITH p AS MATERIALIZED ( \
+                     SELECT t.sfid, l.id, l.record_id, l.\"values\", l.old, l.created_at \
+                     FROM {schema}._trigger_log l JOIN {table} t ON t.id = l.record_id \
+                     WHERE l.table_name = $1 AND l.state IN ('NEW', 'PENDING') \
+                       AND l.action IN ('INSERT', 'UPDATE') AND t.sfid = ANY($2)) \
+                 SELECT p.sfid, p.id, p.\"values\", p.old, p.created_at, \
+                        p.id IN ({sent}) AS sent \
+                 FROM p ORDER BY p.id",
                 table = apply::qualified(mapping),
-                sent = Store::new(mapping.schema).entry_in_flight_sql("l"),
+                sent = Store::new(mapping.schema)
+                    .entries_in_flight_sql("$1", "SELECT record_id FROM p"),
             ),
             &[
                 (&mapping.table, Type::VARCHAR),

@@ -56,19 +56,20 @@ fn journal_row(r: &tokio_postgres::Row) -> Option<JournalRow> {
 }
 
 impl Store {
-    /// A condition on a `_trigger_log` entry aliased `log`: the writer has sent it (it is part of
-    /// a write in a batch row or the journal) and its answer is not settled, so Salesforce may
-    /// hold its values already. For the read path, which must tell forcesync's own write read
-    /// back from someone else's change.
-    pub(crate) fn entry_in_flight_sql(&self, log: &str) -> String {
+    /// A query of the ids of the `_trigger_log` entries the writer has sent and not settled (they
+    /// are part of a write in a batch row or the journal), among those of table `table` (an SQL
+    /// expression) and the records `records` (a query of record ids): Salesforce may hold their
+    /// values already. For the read path, which must tell forcesync's own write read back from
+    /// someone else's change. Only the batch rows holding one of the records are read, each once.
+    pub(crate) fn entries_in_flight_sql(&self, table: &str, records: &str) -> String {
         format!(
-            "(EXISTS (SELECT 1 FROM {journal} j \
-                      WHERE j.table_name = {log}.table_name AND j.record_id = {log}.record_id \
-                        AND {log}.id = ANY(j.entry_ids)) \
-              OR EXISTS (SELECT 1 FROM {batch} b, \
-                                json_to_recordset(b.writes) AS w(record_id int, entry_ids int[]) \
-                         WHERE b.table_name = {log}.table_name AND {log}.record_id = ANY(b.record_ids) \
-                           AND w.record_id = {log}.record_id AND {log}.id = ANY(w.entry_ids)))",
+            "SELECT unnest(j.entry_ids) FROM {journal} j \
+             WHERE j.table_name = {table} AND j.record_id IN ({records}) \
+             UNION ALL \
+             SELECT unnest(w.entry_ids) \
+             FROM {batch} b, json_to_recordset(b.writes) AS w(record_id int, entry_ids int[]) \
+             WHERE b.table_name = {table} AND b.record_ids && ARRAY({records}) \
+               AND w.record_id IN ({records})",
             journal = self.journal,
             batch = self.batch,
         )
