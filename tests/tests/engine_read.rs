@@ -1112,7 +1112,64 @@ async fn last_writer_wins_keeps_the_later_change_and_records_it() {
     );
 }
 
-/// `(sfid, id)` of every synced Account row.
+/// The mapping's writer, running until stopped (its own end is not checked).
+fn writer_of(ctx: engine::MappingCtx) -> Running {
+    let mut writer = Running::new();
+    writer.spawn("the writer", move |shutdown| async move {
+        let _ =
+            engine::writer::run_mapping(&ctx, engine::writer::WriterConfig::default(), shutdown)
+                .await;
+        Ok::<(), String>(())
+    });
+    writer
+}
+
+/// The phones of the `NEW` trigger-log entries that set one, oldest first.
+async fn unsent_phones(pg: &tokio_postgres::Client) -> Vec<String> {
+    pg.query(
+        "SELECT \"values\"::public.hstore -> 'phone' FROM salesforce._trigger_log \
+         WHERE state = 'NEW' AND \"values\"::public.hstore ? 'phone' ORDER BY id",
+        &[],
+    )
+    .await
+    .unwrap()
+    .iter()
+    .map(|r| r.get(0))
+    .collect()
+}
+
+/// The app sets the Account's phone, and the writer sends it: the process dies before the answer
+/// is settled, leaving the batch row of its call (the write in flight).
+async fn app_change_in_flight(pg: &tokio_postgres::Client, sfid: &str, phone: &str) {
+    pg.execute(
+        "UPDATE salesforce.account SET phone = $2 WHERE sfid = $1",
+        &[&sfid, &phone],
+    )
+    .await
+    .unwrap();
+    let sent = pg
+        .query_one(
+            "SELECT l.id, l.record_id FROM salesforce._trigger_log l \
+             JOIN salesforce.account a ON a.id = l.record_id \
+             WHERE a.sfid = $1 ORDER BY l.id DESC LIMIT 1",
+            &[&sfid],
+        )
+        .await
+        .unwrap();
+    let (entry, record): (i32, i32) = (sent.get(0), sent.get(1));
+    pg.execute(
+        "INSERT INTO salesforce._forcesync_write_batch (mapping, table_name, record_ids, creates, writes)
+         VALUES ('Account', 'account', ARRAY[$1::int], false,
+                 json_build_array(json_build_object(
+                     'record_id', $1::int, 'kind', 'update', 'entry_ids', ARRAY[$2::int],
+                     'sfid', $3::text, 'external_id', NULL,
+                     'body', json_build_object('Phone', $4::text))))",
+        &[&record, &entry, &sfid, &phone],
+    )
+    .await
+    .unwrap();
+}
+
 /// Account's mapping with `policy` as its conflict policy (no mapping of this repository uses
 /// `postgres_wins` or `last_writer_wins`), its initial load done: its context and the id of the
 /// first Account.
@@ -1134,6 +1191,7 @@ async fn loaded_with_policy(
     (ctx, id)
 }
 
+/// `(sfid, id)` of every synced Account row.
 async fn account_ids(pg: &tokio_postgres::Client) -> Vec<(String, i32)> {
     pg.query(
         "SELECT sfid, id FROM salesforce.account WHERE sfid IS NOT NULL ORDER BY sfid",
@@ -1500,14 +1558,7 @@ async fn postgres_wins_keeps_the_apps_pending_value_sends_it_and_records_the_con
     );
 
     // The writer sends the app's value: Salesforce ends with it, the row keeps it.
-    let mut writer = Running::new();
-    // The writer's own end is not checked (as before).
-    writer.spawn("the writer", move |shutdown| async move {
-        let _ =
-            engine::writer::run_mapping(&ctx, engine::writer::WriterConfig::default(), shutdown)
-                .await;
-        Ok::<(), String>(())
-    });
+    let writer = writer_of(ctx);
     let soql = format!("SELECT Phone FROM Account WHERE Id = '{id}'");
     eventually(WAIT, "Salesforce holds the app's phone", || async {
         h.query(&soql).await[0]["Phone"] == json!("app")
@@ -1531,32 +1582,7 @@ async fn our_own_unsettled_write_read_back_by_a_poll_keeps_the_apps_newer_value_
     let phone = "SELECT phone FROM salesforce.account WHERE sfid = $1";
 
     // The app's first change, as the writer sent it: the batch row of its call is left behind.
-    pg.execute(
-        "UPDATE salesforce.account SET phone = 'sent' WHERE sfid = $1",
-        &[&id],
-    )
-    .await
-    .unwrap();
-    let sent = pg
-        .query_one(
-            "SELECT l.id, l.record_id FROM salesforce._trigger_log l \
-             JOIN salesforce.account a ON a.id = l.record_id WHERE a.sfid = $1",
-            &[&id],
-        )
-        .await
-        .unwrap();
-    let (entry, record): (i32, i32) = (sent.get(0), sent.get(1));
-    pg.execute(
-        "INSERT INTO salesforce._forcesync_write_batch (mapping, table_name, record_ids, creates, writes)
-         VALUES ('Account', 'account', ARRAY[$1::int], false,
-                 json_build_array(json_build_object(
-                     'record_id', $1::int, 'kind', 'update', 'entry_ids', ARRAY[$2::int],
-                     'sfid', $3::text, 'external_id', NULL,
-                     'body', json_build_object('Phone', 'sent'))))",
-        &[&record, &entry, &id],
-    )
-    .await
-    .unwrap();
+    app_change_in_flight(&pg, &id, "sent").await;
     // The app changes the phone again; then the sent write lands in Salesforce.
     pg.execute(
         "UPDATE salesforce.account SET phone = 'newer' WHERE sfid = $1",
@@ -1580,14 +1606,9 @@ async fn our_own_unsettled_write_read_back_by_a_poll_keeps_the_apps_newer_value_
         "forcesync's own write is no conflict"
     );
     assert_eq!(
-        count(
-            &pg,
-            "SELECT count(*) FROM salesforce._trigger_log \
-             WHERE state = 'NEW' AND \"values\" LIKE '%\"phone\"=>\"newer\"%'",
-        )
-        .await,
-        1,
-        "the app's newer change is still to be sent"
+        unsent_phones(&pg).await,
+        ["sent", "newer"],
+        "the write in flight, and the app's newer change still to be sent"
     );
 
     // The same read while the write is not in flight (nobody sent `sent`): a Salesforce user's
@@ -1602,6 +1623,67 @@ async fn our_own_unsettled_write_read_back_by_a_poll_keeps_the_apps_newer_value_
         1,
         "someone else's change to the same field is a conflict"
     );
+}
+
+/// Under `salesforce_wins`, a Salesforce user changes the phone while the app's change to it is
+/// already on its way to Salesforce (its batch row says so; the process died before the answer).
+/// That write cannot be recalled, and it lands after the user's change: the user's value is sent
+/// again after it, so both sides end with the value the policy chose.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn salesforce_winning_over_an_app_write_already_sent_ends_with_salesforces_value_on_both_sides(
+) {
+    let h = Harness::start().await;
+    let pg = h.pg().await;
+    let (ctx, id) = loaded_with_policy(&h, &pg, ConflictPolicy::SalesforceWins).await;
+    let phone = "SELECT phone FROM salesforce.account WHERE sfid = $1";
+
+    app_change_in_flight(&pg, &id, "app").await;
+    h.update("Account", &id, json!({"Phone": "user"})).await;
+    engine::poll::poll_once(&ctx, None).await.unwrap();
+    assert_eq!(text(&pg, phone, &id).await.as_deref(), Some("user"));
+    assert_eq!(
+        text(
+            &pg,
+            "SELECT decision FROM salesforce._forcesync_conflicts WHERE sfid = $1",
+            &id
+        )
+        .await
+        .as_deref(),
+        Some("salesforce")
+    );
+    assert_eq!(
+        unsent_phones(&pg).await,
+        ["app", "user"],
+        "the change in flight keeps what it sent; Salesforce's value follows it"
+    );
+
+    // The writer starts: the write left in flight is sent again (it lands after the user's
+    // change), then the user's value after it.
+    let soql = format!("SELECT Phone FROM Account WHERE Id = '{id}'");
+    let writer = writer_of(ctx);
+    eventually(WAIT, "the writer has sent everything", || async {
+        count(
+            &pg,
+            "SELECT count(*) FROM salesforce._trigger_log WHERE state IN ('NEW', 'PENDING')",
+        )
+        .await
+            == 0
+            && count(
+                &pg,
+                "SELECT (SELECT count(*) FROM salesforce._forcesync_write_batch) \
+                      + (SELECT count(*) FROM salesforce._forcesync_write_journal)",
+            )
+            .await
+                == 0
+    })
+    .await;
+    writer.stop().await;
+    assert_eq!(
+        h.query(&soql).await[0]["Phone"],
+        json!("user"),
+        "Salesforce ends with the user's value"
+    );
+    assert_eq!(text(&pg, phone, &id).await.as_deref(), Some("user"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -16,6 +16,11 @@
 //! write read back by a path that carries no origin (a poll, a catch-up after a restart) while
 //! its answer is not settled: a Salesforce value equal to the value of a pending change the writer
 //! has sent (its entry is in a write batch or the write journal) is forcesync's own echo too.
+//!
+//! When Salesforce wins a field whose app change the writer has already sent, that write cannot
+//! be recalled: landing after Salesforce's change, it would undo it in Salesforce (and its echo
+//! in Postgres). So Salesforce's value is sent back after it ([`Decision::resend`]), and both
+//! sides end with the value the policy chose, whichever landed first.
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
@@ -58,6 +63,9 @@ pub struct Decision {
     pub postgres_value: Value,
     pub salesforce_value: Value,
     pub trigger_log_id: i32,
+    /// Salesforce won, but the writer has sent an app change to this column that may land after
+    /// Salesforce's: Salesforce's value is written to Salesforce again, after it.
+    pub resend: bool,
 }
 
 impl Decision {
@@ -114,6 +122,7 @@ pub fn resolve(
                 postgres_value: local.value.clone(),
                 salesforce_value: change.value.clone(),
                 trigger_log_id: local.trigger_log_id,
+                resend: false,
             });
             continue;
         }
@@ -130,6 +139,7 @@ pub fn resolve(
         };
         // Both sides wrote the same value: no conflict to speak of.
         let same = same(&change.column, &local.value, &change.value);
+        let in_flight = pending.iter().any(|p| p.sent && p.column == change.column);
         decisions.push(Decision {
             column: change.column.clone(),
             winner,
@@ -137,6 +147,7 @@ pub fn resolve(
             postgres_value: local.value.clone(),
             salesforce_value: change.value.clone(),
             trigger_log_id: local.trigger_log_id,
+            resend: winner == Winner::Salesforce && in_flight,
         });
     }
     decisions
@@ -306,5 +317,35 @@ mod tests {
             |_, a, b| a.as_f64() == b.as_str().and_then(|t| t.parse().ok()),
         );
         assert!(!decisions[0].record, "the same value in two forms");
+    }
+
+    #[test]
+    fn salesforce_winning_over_an_app_write_in_flight_sends_its_value_again() {
+        // The app's phone is on its way to Salesforce when a user's change to it arrives.
+        let mut in_flight = pending("phone", json!("app"), 5);
+        in_flight.sent = true;
+        let decide = |policy, pending: &[PendingChange]| {
+            resolve(
+                policy,
+                false,
+                at(10),
+                pending,
+                &[incoming("phone", json!("user"))],
+                equal,
+            )
+            .remove(0)
+        };
+        let sf = decide(SalesforceWins, std::slice::from_ref(&in_flight));
+        assert_eq!(sf.winner, Winner::Salesforce);
+        assert!(
+            sf.record && sf.resend,
+            "recorded, and the user's value sent after"
+        );
+        let lww = decide(LastWriterWins, std::slice::from_ref(&in_flight));
+        assert!(lww.resend, "the user's change is the later one");
+        // Nothing to undo: the app's change was not sent, or the app won.
+        assert!(!decide(SalesforceWins, &[pending("phone", json!("app"), 5)]).resend);
+        assert!(!decide(Merge, std::slice::from_ref(&in_flight)).resend);
+        assert!(!decide(PostgresWins, std::slice::from_ref(&in_flight)).resend);
     }
 }

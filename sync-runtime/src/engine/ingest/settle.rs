@@ -207,7 +207,13 @@ pub(super) async fn settle_conflicts(
             match decision.winner {
                 Winner::Postgres => row.cells.retain(|(f, _)| f.column != decision.column),
                 Winner::Salesforce => {
-                    let ids: Vec<i32> = entries.iter().map(|p| p.log_id).collect();
+                    // The app's changes not sent yet lose the column; one sent keeps what it
+                    // sent (it is archived as sent), and Salesforce's value follows it.
+                    let ids: Vec<i32> = entries
+                        .iter()
+                        .filter(|p| !p.sent)
+                        .map(|p| p.log_id)
+                        .collect();
                     tx.execute(
                         &format!(
                             "UPDATE {schema}._trigger_log \
@@ -220,6 +226,9 @@ pub(super) async fn settle_conflicts(
                         &[&decision.column, &ids],
                     )
                     .await?;
+                    if decision.resend {
+                        resend(ctx, tx, &row.sfid, &decision).await?;
+                    }
                 }
             }
             if decision.record {
@@ -252,6 +261,34 @@ pub(super) async fn settle_conflicts(
         }
     }
     Ok((rows, recorded))
+}
+
+/// Salesforce's value of a field it won, written to Salesforce again after the app's change to
+/// it the writer has in flight ([`conflict::Decision::resend`]): an entry in `_trigger_log` as
+/// the capture trigger would have made of an app's update of that one column, which the writer
+/// sends once the record's write in flight is settled.
+async fn resend(
+    ctx: &MappingCtx,
+    tx: &Transaction<'_>,
+    sfid: &str,
+    decision: &conflict::Decision,
+) -> Result<(), EngineError> {
+    let mapping = ctx.mapping;
+    let value = decision.salesforce_value.as_str();
+    tx.execute(
+        &format!(
+            "INSERT INTO {schema}._trigger_log \
+                 (txid, created_at, updated_at, state, action, table_name, record_id, sfid, \"values\") \
+             SELECT txid_current(), clock_timestamp(), clock_timestamp(), 'NEW', 'UPDATE', $1, t.id, t.sfid, \
+                    public.hstore($2::text, $3::text)::text \
+             FROM {table} t WHERE t.sfid = $4",
+            schema = quote_ident(mapping.schema),
+            table = apply::qualified(mapping),
+        ),
+        &[&mapping.table, &decision.column, &value, &sfid],
+    )
+    .await?;
+    Ok(())
 }
 
 /// A trigger-log payload (Heroku Connect's hstore text) as typed column values. Text that is
