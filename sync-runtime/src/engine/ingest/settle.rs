@@ -12,7 +12,7 @@ use tokio_postgres::types::Type;
 use tokio_postgres::Transaction;
 
 use super::Origin;
-use crate::adapter::{hstore, FieldDescriptor, MappingDescriptor, PgType};
+use crate::adapter::{hstore, FieldDescriptor, MappingDescriptor, PgType, WriteKind};
 use crate::engine::apply::{self, Row};
 use crate::engine::conflict::{self, IncomingChange, PendingChange, Winner};
 use crate::engine::system::quote_ident;
@@ -226,7 +226,11 @@ pub(super) async fn settle_conflicts(
                         &[&decision.column, &ids],
                     )
                     .await?;
-                    if decision.resend {
+                    // (A field no update sends, such as a formula, has nothing to undo.)
+                    let sendable = mapping
+                        .field_by_column(&decision.column)
+                        .is_some_and(|f| f.sent_on(WriteKind::Update));
+                    if decision.resend && sendable {
                         resend(ctx, tx, &row.sfid, &decision).await?;
                     }
                 }
