@@ -150,7 +150,11 @@ pub(super) async fn settle_conflicts(
                     value: value.clone(),
                     changed_at: p.created_at,
                     trigger_log_id: p.log_id,
-                    sent: p.sent,
+                    // Sent means in the body: a field no write sends (a formula) never was.
+                    sent: p.sent
+                        && mapping.field_by_column(column).is_some_and(|f| {
+                            f.sent_on(WriteKind::Update) || f.sent_on(WriteKind::Create)
+                        }),
                 })
             })
             .collect();
@@ -226,11 +230,7 @@ pub(super) async fn settle_conflicts(
                         &[&decision.column, &ids],
                     )
                     .await?;
-                    // (A field no update sends, such as a formula, has nothing to undo.)
-                    let sendable = mapping
-                        .field_by_column(&decision.column)
-                        .is_some_and(|f| f.sent_on(WriteKind::Update));
-                    if decision.resend && sendable {
+                    if decision.resend {
                         resend(ctx, tx, &row.sfid, &decision).await?;
                     }
                 }
